@@ -1,0 +1,36 @@
+# Two commands from a fresh clone: `make demo` and `make test` (what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test setup lint unit bench docs clean
+
+demo: $(VENV)/.runtime
+	$(BIN)/kubectl-gpuscale top --demo
+
+$(VENV)/.runtime: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	@touch $@
+
+setup:
+	./scripts/setup-test-env.sh
+
+lint: setup
+	$(BIN)/ruff check kubectl_gpuscale tests benchmarks
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -m pytest -q
+
+test: setup
+	$(BIN)/ruff check kubectl_gpuscale tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,0 +1,156 @@
+"""The kubectl flags, given to every leaf command by one decorator.
+
+click options on a group must precede the subcommand, which is not how kubectl
+users type (`kubectl gpuscale status -n ml`), so each leaf command carries them.
+The flags arrive bundled in one `KubeOptions` argument named ``kube``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.kube import Cluster
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUT_FORMATS = ("table", "wide", "json", "yaml", "name")
+DRY_RUN_MODES = ("none", "client", "server")
+DEFAULT_FIELD_MANAGER = "kubectl-gpuscale"
+
+
+@dataclass(frozen=True)
+class KubeOptions:
+    """The kubectl flags of one invocation."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    all_namespaces: bool = False
+    selector: str | None = None
+    output: str = "table"
+    dry_run: str = "none"
+    field_manager: str = DEFAULT_FIELD_MANAGER
+    force_conflicts: bool = False
+    request_timeout: float | None = None
+    insecure_skip_tls_verify: bool = False
+
+    @property
+    def writes(self) -> bool:
+        """True when the command may change the cluster (not a client dry run)."""
+        return self.dry_run != "client"
+
+    def cluster(self) -> Cluster:
+        """Connect to the cluster these flags name (imports the kubernetes client)."""
+        from kubectl_gpuscale.kube import Cluster
+
+        return Cluster.connect(
+            kubeconfig=self.kubeconfig,
+            context=self.context,
+            request_timeout=self.request_timeout,
+            insecure_skip_tls_verify=self.insecure_skip_tls_verify,
+            field_manager=self.field_manager,
+        )
+
+    def target_namespace(self, cluster: Cluster) -> str | None:
+        """The namespace to act in: None for -A, else -n, else the context's namespace."""
+        if self.all_namespaces:
+            return None
+        return self.namespace or cluster.default_namespace
+
+
+def _parse_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value in (None, "", "0"):
+        return None
+    assert value is not None
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if value.endswith(suffix):
+            number, scale = value[: -len(suffix)], units[suffix]
+            break
+    else:
+        number, scale = value, 1.0
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 30s, 2m or 500ms") from None
+    if seconds < 0:
+        raise click.BadParameter("must not be negative")
+    return seconds
+
+
+def kube_options(
+    *,
+    outputs: Sequence[str] = OUTPUT_FORMATS,
+    default_output: str = "table",
+    writes: bool = False,
+    selector: bool = True,
+    all_namespaces: bool = True,
+) -> Callable[[F], F]:
+    """Give a leaf command the kubectl flags it can use, bundled as ``kube: KubeOptions``.
+
+    Args:
+        outputs: the ``-o`` formats the command can render.
+        default_output: the ``-o`` default.
+        writes: add ``--dry-run``, ``--field-manager`` and ``--force-conflicts``.
+        selector: add ``-l/--selector``.
+        all_namespaces: add ``-A/--all-namespaces``.
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kube = KubeOptions(
+                kubeconfig=kwargs.pop("kubeconfig"),
+                context=kwargs.pop("kube_context"),
+                namespace=kwargs.pop("namespace"),
+                all_namespaces=kwargs.pop("all_namespaces", False),
+                selector=kwargs.pop("selector", None),
+                output=kwargs.pop("output"),
+                dry_run=kwargs.pop("dry_run", "none"),
+                field_manager=kwargs.pop("field_manager", DEFAULT_FIELD_MANAGER),
+                force_conflicts=kwargs.pop("force_conflicts", False),
+                request_timeout=kwargs.pop("request_timeout"),
+                insecure_skip_tls_verify=kwargs.pop("insecure_skip_tls_verify"),
+            )
+            return func(*args, kube=kube, **kwargs)
+
+        options: list[Callable[[Any], Any]] = [
+            click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+                         help="Path to the kubeconfig file (default: $KUBECONFIG, a ':'-list, or ~/.kube/config)."),
+            click.option("--context", "kube_context", default=None, help="The kubeconfig context to use."),
+            click.option("-n", "--namespace", default=None, help="Namespace (default: the context's namespace)."),
+        ]
+        if all_namespaces:
+            options.append(click.option("-A", "--all-namespaces", is_flag=True,
+                                        help="Act across all namespaces; -n is ignored."))
+        if selector:
+            options.append(click.option("-l", "--selector", default=None,
+                                        help="Label selector, e.g. -l app=vllm,tier!=dev."))
+        options.append(click.option("-o", "--output", type=click.Choice(list(outputs)), default=default_output,
+                                    show_default=True, help="Output format."))
+        if writes:
+            options += [
+                click.option("--dry-run", type=click.Choice(list(DRY_RUN_MODES)), default="none", show_default=True,
+                             help="client: print what would be sent; server: send with dryRun=All, persist nothing."),
+                click.option("--field-manager", default=DEFAULT_FIELD_MANAGER, show_default=True,
+                             help="Field manager name for server-side apply."),
+                click.option("--force-conflicts", is_flag=True,
+                             help="Take ownership of fields another field manager owns (server-side apply force)."),
+            ]
+        options += [
+            click.option("--request-timeout", default=None, callback=_parse_timeout, metavar="DURATION",
+                         help="Per-request timeout, e.g. 30s or 2m (default: none)."),
+            click.option("--insecure-skip-tls-verify", is_flag=True,
+                         help="Do not verify the API server's certificate (insecure; for test clusters only)."),
+        ]
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
