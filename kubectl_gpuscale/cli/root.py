@@ -32,7 +32,7 @@ class LazyGroup(click.Group):
     """A group whose subcommands live in modules imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._available(name))
+        return sorted({*self.commands, *(name for name in COMMANDS if self._available(name))})
 
     @staticmethod
     def _available(name: str) -> bool:
@@ -40,6 +40,8 @@ class LazyGroup(click.Group):
         return importlib.util.find_spec(f"kubectl_gpuscale.cli.{module}") is not None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
         entry = COMMANDS.get(cmd_name)
         if entry is None or not self._available(cmd_name):
             return None
@@ -48,7 +50,7 @@ class LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][2] if name in COMMANDS else "") for name in self.list_commands(ctx)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

@@ -27,6 +27,9 @@ from kubectl_gpuscale.kube.resources import Resource, known
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 DEFAULT_FIELD_MANAGER = "kubectl-gpuscale"
 
+Objects = list[dict[str, Any]]
+"""A list of Kubernetes objects as plain dicts."""
+
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -56,7 +59,7 @@ class Cluster:
         self.context = context
         self.request_timeout = request_timeout
         self.field_manager = field_manager
-        self._discovered: dict[str, list[dict[str, Any]] | None] = {}
+        self._discovered: dict[str, Objects | None] = {}
 
     @property
     def host(self) -> str:
@@ -234,6 +237,7 @@ class Cluster:
         found = known(api_version, kind)
         if found:
             return found
+        entry: dict[str, Any]
         for entry in self.api_resources(api_version) or []:
             if entry.get("kind") == kind and "/" not in entry.get("name", ""):
                 return Resource(api_version, kind, entry["name"], bool(entry.get("namespaced")))
@@ -260,21 +264,21 @@ class Cluster:
             return None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None, *,
-             label_selector: str | None = None, field_selector: str | None = None) -> list[dict[str, Any]]:
+             label_selector: str | None = None, field_selector: str | None = None) -> Objects:
         """All objects of a kind, in one namespace or (namespace=None) all; items get kind/apiVersion."""
         res = self.resource(api_version, kind)
         query = [("labelSelector", label_selector), ("fieldSelector", field_selector)]
         where = f"in namespace {namespace}" if namespace else "in all namespaces"
         data = self.request("GET", res.path(namespace if res.namespaced else None), query=query,
                             what=f"list {res.plural} {where}").json()
-        items: list[dict[str, Any]] = data.get("items") or []
+        items: Objects = data.get("items") or []
         for item in items:
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
         return items
 
     def list_optional(self, api_version: str, kind: str, namespace: str | None = None, **kw: Any
-                      ) -> list[dict[str, Any]] | None:
+                      ) -> Objects | None:
         """Like `list`, but None when the cluster does not serve the kind (a CRD not installed)."""
         if known(api_version, kind) is None or "/" in api_version and "." in api_version.split("/")[0]:
             if not self.serves(api_version, kind):
@@ -374,7 +378,7 @@ class Cluster:
         return response.body.decode("utf-8", "replace")
 
     def events_for(self, kind: str, name: str, namespace: str | None = None, uid: str | None = None
-                   ) -> list[dict[str, Any]]:
+                   ) -> Objects:
         """Core events about one object, oldest first."""
         ns = namespace or self.default_namespace
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
@@ -426,7 +430,7 @@ class Cluster:
             groups[group["name"]] = [v["version"] for v in group.get("versions") or []]
         return groups
 
-    def api_resources(self, api_version: str) -> list[dict[str, Any]] | None:
+    def api_resources(self, api_version: str) -> Objects | None:
         """The resources one group/version serves, or None when it is not served (cached)."""
         if api_version not in self._discovered:
             path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
