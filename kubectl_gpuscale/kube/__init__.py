@@ -28,6 +28,7 @@ IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 DEFAULT_FIELD_MANAGER = "kubectl-gpuscale"
 
 Objects = list[dict[str, Any]]
+Versions = list[str]
 """A list of Kubernetes objects as plain dicts."""
 
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -422,9 +423,9 @@ class Cluster:
 
     # ---- discovery --------------------------------------------------------------------------------
 
-    def api_groups(self) -> dict[str, list[str]]:
+    def api_groups(self) -> dict[str, Versions]:
         """Every group the server serves, with its versions (core is '')."""
-        groups: dict[str, list[str]] = {"": ["v1"]}
+        groups: dict[str, Versions] = {"": ["v1"]}
         data = self.request("GET", "/apis", what="discover the API groups").json()
         for group in data.get("groups") or []:
             groups[group["name"]] = [v["version"] for v in group.get("versions") or []]
