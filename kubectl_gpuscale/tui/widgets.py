@@ -1,0 +1,178 @@
+"""Small renderables and modal screens of the dashboard."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from kubectl_gpuscale.tui.model import (
+    COLD_STARTING,
+    FLAPPING,
+    METRIC_MISSING,
+    PAUSED,
+    SCALING_DOWN,
+    SCALING_UP,
+    Pod,
+    Workload,
+)
+
+STATE_STYLE = {
+    COLD_STARTING: "bold yellow", SCALING_UP: "bold cyan", SCALING_DOWN: "cyan", FLAPPING: "bold magenta",
+    METRIC_MISSING: "bold red", PAUSED: "dim",
+}
+
+
+def state_text(state: str) -> Text:
+    """A workload state, coloured."""
+    return Text(state, style=STATE_STYLE.get(state, "green"))
+
+
+def pct(value: float | None) -> str:
+    """`57%`, or `-` when unknown."""
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def num(value: float | None, digits: int = 0) -> str:
+    """A number, or `-` when unknown."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def seconds(value: float | None) -> str:
+    """`850ms`, `2.4s`, `3m05s`, or `-`."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f}ms"
+    if value < 90:
+        return f"{value:.1f}s"
+    return f"{int(value // 60)}m{int(value % 60):02d}s"
+
+
+def start_bar(pod: Pod, width: int = 12) -> Text:
+    """A pod's cold-start progress: `[█████░░░░░░░] weights 42%`, or `ready`."""
+    if pod.start_progress is None or pod.starting_phase is None:
+        return Text("ready" if pod.ready else pod.phase.lower(), style="green" if pod.ready else "yellow")
+    done = max(0, min(width, round(pod.start_progress * width)))
+    text = Text("█" * done, style="yellow")
+    text.append("░" * (width - done), style="grey37")
+    text.append(f" {pod.starting_phase} {pod.start_progress * 100:.0f}%")
+    return text
+
+
+def waterfall(pod: Pod, width: int = 40) -> Table:
+    """The cold-start waterfall of one pod: each phase's start, duration, share and bar."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header, justify in (("PHASE", "left"), ("START", "right"), ("DURATION", "right"), ("SHARE", "right"),
+                            ("", "left")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    total = sum(p.seconds for p in pod.phases) or 1.0
+    offset = 0.0
+    for phase in pod.phases:
+        lead = round(offset / total * width)
+        size = max(1, round(phase.seconds / total * width)) if phase.seconds > 0 else 0
+        bar = Text(" " * lead) + Text("█" * size, style="cyan")
+        table.add_row(phase.name, seconds(offset), seconds(phase.seconds), f"{phase.seconds / total:.0%}", bar)
+        offset += phase.seconds
+    table.add_row(Text("total", style="bold"), "", Text(seconds(offset), style="bold"), "", "")
+    return table
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask yes/no before an action that changes the cluster."""
+
+    BINDINGS = [Binding("escape", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Yes")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, id="question")
+            with Horizontal(classes="buttons"):
+                yield Button("Yes", variant="warning", id="yes")
+                yield Button("No", variant="primary", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class PromptScreen(ModalScreen["str | None"]):
+    """Ask for one value (replicas, a namespace); Enter accepts, Escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question)
+            yield Input(value=self.value, placeholder=self.placeholder, id="answer")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+HELP = """\
+[b]kubectl gpuscale top[/b]
+
+  [b]↑ ↓[/b]     select a workload        [b]enter[/b]  cold-start waterfall of its newest pod
+  [b]/[/b]       filter (name, engine, scaler, state)   [b]esc[/b] clear the filter
+  [b]n[/b]       switch namespace (empty: all)
+  [b]s[/b]       scale the workload (asks to confirm)
+  [b]p[/b]       pause / resume its ScaledObject (autoscaling.keda.sh/paused-replicas)
+  [b]r[/b]       refresh now          [b]?[/b] this help          [b]q[/b] quit
+
+STATE: steady · scaling up · scaling down · cold starting · flapping · metric missing · at zero · paused
+WHY: each trigger's value against its threshold (queue 12/5 means 12 waiting, threshold 5).
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """The key bindings and what the columns mean."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Static(HELP)
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)
+
+
+class PodScreen(ModalScreen[None]):
+    """The cold-start waterfall of one pod."""
+
+    BINDINGS = [Binding("escape,q,enter", "close", "Close")]
+
+    def __init__(self, workload: Workload, pod: Pod) -> None:
+        super().__init__()
+        self.workload = workload
+        self.pod = pod
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(f"[b]{self.workload.key}[/b]  pod {self.pod.name}  on {self.pod.node or '-'}")
+            if self.pod.phases:
+                yield Static(waterfall(self.pod))
+            else:
+                yield Static("No cold-start phases known for this pod yet.")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
