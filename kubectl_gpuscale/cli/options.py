@@ -91,6 +91,7 @@ def kube_options(
     writes: bool = False,
     selector: bool = True,
     all_namespaces: bool = True,
+    output: bool = True,
 ) -> Callable[[F], F]:
     """Give a leaf command the kubectl flags it can use, bundled as ``kube: KubeOptions``.
 
@@ -100,6 +101,7 @@ def kube_options(
         writes: add ``--dry-run``, ``--field-manager`` and ``--force-conflicts``.
         selector: add ``-l/--selector``.
         all_namespaces: add ``-A/--all-namespaces``.
+        output: add ``-o/--output`` (False for a command whose ``-o`` names a file).
     """
 
     def decorate(func: F) -> F:
@@ -111,7 +113,7 @@ def kube_options(
                 namespace=kwargs.pop("namespace"),
                 all_namespaces=kwargs.pop("all_namespaces", False),
                 selector=kwargs.pop("selector", None),
-                output=kwargs.pop("output"),
+                output=kwargs.pop("output", default_output),
                 dry_run=kwargs.pop("dry_run", "none"),
                 field_manager=kwargs.pop("field_manager", DEFAULT_FIELD_MANAGER),
                 force_conflicts=kwargs.pop("force_conflicts", False),
@@ -132,8 +134,9 @@ def kube_options(
         if selector:
             options.append(click.option("-l", "--selector", default=None,
                                         help="Label selector, e.g. -l app=vllm,tier!=dev."))
-        options.append(click.option("-o", "--output", type=click.Choice(list(outputs)), default=default_output,
-                                    show_default=True, help="Output format."))
+        if output:
+            options.append(click.option("-o", "--output", type=click.Choice(list(outputs)), default=default_output,
+                                        show_default=True, help="Output format."))
         if writes:
             options += [
                 click.option("--dry-run", type=click.Choice(list(DRY_RUN_MODES)), default="none", show_default=True,

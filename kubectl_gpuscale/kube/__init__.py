@@ -394,6 +394,68 @@ class Cluster:
         return self.request(method, f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query=query,
                             timeout=timeout, accept="*/*", what=f"{method} {path} on node {node} (kubelet proxy)")
 
+    def exec_stream(self, name: str, namespace: str | None, command: Sequence[str], *,
+                    container: str | None = None, timeout: float | None = None) -> Iterator[bytes]:
+        """Run `command` (an argv list, no shell) in a pod and yield its stdout as raw bytes chunks.
+
+        Binary-safe (websocket channel frames, like ``kubectl cp``); nothing is buffered beyond a chunk.
+        A non-zero exit or an error on the error channel raises `GpuscaleError` with its stderr.
+        """
+        from kubernetes.stream import ws_client
+
+        ns = namespace or self.default_namespace
+        what = f"exec {command[0] if command else ''} in pod {ns}/{name}"
+        query: list[tuple[str, Any]] = [("command", part) for part in command]
+        query += [("stdout", "true"), ("stderr", "true"), ("stdin", "false"), ("tty", "false")]
+        if container:
+            query.append(("container", container))
+        _, url, headers, _, _ = self._api.param_serialize(
+            "GET", f"/api/v1/namespaces/{ns}/pods/{name}/exec", query_params=query,
+            header_params={"Accept": "*/*"}, auth_settings=["BearerToken"])
+        try:
+            ws = ws_client.WSClient(self._api.configuration, ws_client.get_websocket_url(url), headers,
+                                    capture_all=False, binary=True)
+        except Exception as exc:  # websocket handshake: 403/404/400 arrive as handshake failures
+            text = str(exc)
+            status = getattr(exc, "status_code", None)
+            if status == 403 or "403" in text:
+                raise ForbiddenError(f"cannot {what}", f"forbidden: {text[:200]}",
+                                     f"ask for 'create' on 'pods/exec'; check with: kubectl auth can-i create "
+                                     f"pods --subresource=exec -n {ns}") from None
+            if status == 404 or "404" in text:
+                raise NotFoundError(f"cannot {what}", f"not found: {text[:200]}",
+                                    "check the pod exists and is running") from None
+            raise UnreachableError(f"cannot {what}", text[:200],
+                                   "check the API server allows exec (websocket upgrade) and the pod is running"
+                                   ) from None
+        import time as _time
+
+        deadline = _time.monotonic() + timeout if timeout else None
+        stderr = b""
+        try:
+            while ws.is_open() or ws.peek_stdout():
+                ws.update(timeout=1)
+                if ws.peek_stdout():
+                    yield ws.read_stdout()
+                if ws.peek_stderr():
+                    stderr += ws.read_stderr()[:4096]
+                if deadline and _time.monotonic() > deadline:
+                    raise UnreachableError(f"{what} timed out", f"no end within {timeout}s",
+                                           "raise the timeout or check the node")
+            error = ws.read_channel(3)
+        finally:
+            ws.close()
+        if error:
+            try:
+                status = json.loads(error)
+            except ValueError:
+                status = {"status": "Failure", "message": error.decode("utf-8", "replace")}
+            if status.get("status") != "Success":
+                why = str(status.get("message") or "the command failed")
+                detail = stderr.decode("utf-8", "replace").strip()
+                raise GpuscaleError(f"cannot {what}", f"{why}{': ' + detail[:300] if detail else ''}",
+                                    "check the pod's container and the path")
+
     def can_i(self, verb: str, resource: str, *, group: str = "", namespace: str | None = None,
               subresource: str | None = None, name: str | None = None) -> bool:
         """Ask the API server whether the current user may do `verb` on `resource` (SelfSubjectAccessReview)."""

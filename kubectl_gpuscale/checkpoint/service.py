@@ -1,0 +1,356 @@
+"""Checkpoint/restore against a cluster: the only checkpoint module that calls `Cluster`.
+
+Helper pods and build jobs are always removed (or left to their TTL) in ``finally`` blocks,
+so a failed fetch leaves nothing running on the node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubectl_gpuscale.checkpoint import diagnose, facts, helper, preflight
+from kubectl_gpuscale.checkpoint.archive import parse_archive_name, validate_archive_basename
+from kubectl_gpuscale.checkpoint.restore import RestorePlan, plan_restore
+from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError, UnreachableError
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.kube import Cluster
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class CheckpointResult:
+    """A finished checkpoint: where the archive is."""
+
+    node: str
+    namespace: str
+    pod: str
+    container: str
+    archive: str
+    seconds: float
+    timeout: int
+    findings: list[preflight.Finding] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """For -o json/yaml."""
+        return {"node": self.node, "namespace": self.namespace, "pod": self.pod, "container": self.container,
+                "archive": self.archive, "seconds": round(self.seconds, 3), "timeout": self.timeout,
+                "preflight": [{"level": f.level, "check": f.check, "message": f.message} for f in self.findings]}
+
+
+def run_preflight(cluster: Cluster, name: str, namespace: str, container: str | None
+                  ) -> tuple[dict[str, Any], str, str, list[preflight.Finding]]:
+    """(pod, node name, container, findings) for `checkpoint pod`."""
+    pod = cluster.get("v1", "Pod", name, namespace)
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    phase = (pod.get("status") or {}).get("phase")
+    if not node_name:
+        raise InputError(f"cannot checkpoint pod {namespace}/{name}", "it is not scheduled on a node yet",
+                         "wait until it runs (kubectl get pod -w)")
+    if phase != "Running":
+        raise InputError(f"cannot checkpoint pod {namespace}/{name}", f"it is {phase or 'not running'}",
+                         "only a running container can be checkpointed")
+    ctr = preflight.pick_container(pod, container)
+    findings: list[preflight.Finding] = []
+    try:
+        node = cluster.get("v1", "Node", node_name)
+    except (ForbiddenError, NotFoundError) as exc:
+        node = {}
+        findings.append(preflight.Finding("warn", "node", f"cannot read node {node_name} ({exc.why}); "
+                                                          "kubelet and runtime not checked"))
+    try:
+        can = cluster.can_i("create", "nodes", subresource="proxy", name=node_name)
+    except GpuscaleError:
+        can = None
+    if node:
+        findings += preflight.checkpoint_checks(pod, node, ctr, can)
+    elif can is False:
+        findings.append(preflight.Finding("error", "rbac", "you may not 'create nodes/proxy'"))
+    return pod, node_name, ctr, findings
+
+
+def default_timeout(pod: dict[str, Any], container: str) -> int:
+    """The kubelet timeout for this container: large for GPU containers."""
+    return facts.DEFAULT_TIMEOUT_GPU if preflight.gpu_count(pod, container) else facts.DEFAULT_TIMEOUT
+
+
+def checkpoint_pod(cluster: Cluster, name: str, namespace: str, *, container: str | None = None,
+                   timeout: int | None = None, force: bool = False) -> CheckpointResult:
+    """Preflight, then POST the kubelet checkpoint through the API server's node proxy."""
+    pod, node, ctr, findings = run_preflight(cluster, name, namespace, container)
+    errors = [f for f in findings if f.level == "error"]
+    if errors and not force:
+        raise GpuscaleError(f"cannot checkpoint {namespace}/{name}/{ctr}",
+                            "; ".join(f"{f.check}: {f.message}" for f in errors),
+                            "fix the above, or pass --force to try anyway")
+    seconds = int(timeout) if timeout else default_timeout(pod, ctr)
+    path = facts.PROXY_PATH.format(namespace=namespace, pod=name, container=ctr)
+    started = time.monotonic()
+    target = f"{namespace}/{name}/{ctr} on node {node}"
+    try:
+        response = cluster.node_proxy("POST", node, path, query=[("timeout", seconds)],
+                                      timeout=seconds + facts.CLIENT_TIMEOUT_MARGIN)
+    except ForbiddenError as exc:
+        user = diagnose.kubelet_forbidden_user(exc.why)
+        if user:
+            raise ForbiddenError(
+                f"cannot checkpoint {target}",
+                f"the kubelet refused the API server's own identity {user!r}: it lacks 'create nodes/checkpoint' "
+                "(the default system:kubelet-api-admin role does not grant it)",
+                f"a cluster admin can grant it: kubectl gpuscale checkpoint pod {name} -n {namespace} --print-rbac "
+                "| kubectl apply -f -") from None
+        raise ForbiddenError(f"cannot checkpoint {target}", exc.why,
+                             f"you need 'create nodes/proxy'; check with: kubectl auth can-i create nodes "
+                             f"--subresource=proxy (node {node})") from None
+    except NotFoundError as exc:
+        why, fix = diagnose.explain_404(exc.why, ctr)
+        raise NotFoundError(f"cannot checkpoint {target}", why, fix) from None
+    except UnreachableError:
+        raise
+    except GpuscaleError as exc:
+        hints = diagnose.criu_hints(exc.why)
+        raise GpuscaleError(f"checkpoint of {target} failed", exc.why.replace("\n", " ")[:400],
+                            " | ".join(hints)) from None
+    try:
+        data = response.json()
+        archive = str(data["items"][0])
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise GpuscaleError(f"checkpoint of {target} answered without an archive path",
+                            f"unexpected body: {response.body[:120]!r}", "check the kubelet version") from None
+    return CheckpointResult(node, namespace, name, ctr, archive, time.monotonic() - started, seconds, findings)
+
+
+# ---- helper pods --------------------------------------------------------------------------------------
+
+
+def _create_helper(cluster: Cluster, pod: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return cluster.create(pod)
+    except ForbiddenError as exc:
+        if "PodSecurity" in exc.why or "hostPath" in exc.why:
+            raise ForbiddenError(f"cannot start the helper pod in namespace {pod['metadata']['namespace']}",
+                                 exc.why, "its hostPath mount needs a namespace with the 'privileged' Pod Security "
+                                 "level; pass -n with such a namespace (e.g. kube-system)") from None
+        raise
+
+
+def _wait_phase(cluster: Cluster, name: str, namespace: str, phases: tuple[str, ...], wait: float,
+                poll: float = 0.5) -> dict[str, Any]:
+    deadline = time.monotonic() + wait
+    last: dict[str, Any] = {}
+    while True:
+        last = cluster.get("v1", "Pod", name, namespace)
+        phase = (last.get("status") or {}).get("phase")
+        if phase in phases:
+            return last
+        if phase == "Failed" and "Failed" not in phases:
+            raise GpuscaleError(f"helper pod {namespace}/{name} failed", _pod_reason(last),
+                                "see kubectl describe pod")
+        if time.monotonic() >= deadline:
+            raise UnreachableError(f"helper pod {namespace}/{name} did not start",
+                                   f"still {phase or 'Pending'} after {wait:.0f}s ({_pod_reason(last)})",
+                                   "check the node can pull " + facts.HELPER_IMAGE + " and --wait")
+        time.sleep(poll)
+
+
+def _pod_reason(pod: dict[str, Any]) -> str:
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        for key in ("waiting", "terminated"):
+            if state.get(key, {}).get("reason"):
+                return str(state[key]["reason"])
+    return str(status.get("reason") or status.get("message") or "no reason given")
+
+
+def _delete_helper(cluster: Cluster, name: str, namespace: str) -> None:
+    try:
+        cluster.delete("v1", "Pod", name, namespace)
+    except GpuscaleError:
+        pass
+
+
+@dataclass(frozen=True)
+class NodeListing:
+    """The archives on one node."""
+
+    node: str
+    archives: list[helper.ListedArchive]
+
+
+def gpu_nodes(cluster: Cluster) -> list[str]:
+    """Nodes with GPU capacity."""
+    out = []
+    for node in cluster.list("v1", "Node"):
+        capacity = (node.get("status") or {}).get("capacity") or {}
+        if any(str(capacity.get(k, "0")) not in ("0", "") for k in facts.GPU_RESOURCES):
+            out.append(node["metadata"]["name"])
+    return sorted(out)
+
+
+def list_archives(cluster: Cluster, nodes: list[str], namespace: str, *, wait: float = facts.HELPER_WAIT_SECONDS
+                  ) -> list[NodeListing]:
+    """Archives on each node, read by a helper pod that prints a listing (names and sizes only) and exits."""
+    try:
+        known_ns = {n["metadata"]["name"] for n in cluster.list("v1", "Namespace")}
+    except GpuscaleError:
+        known_ns = set()
+    out: list[NodeListing] = []
+    for node in nodes:
+        created = _create_helper(cluster, helper.list_pod(node, namespace))
+        name = created["metadata"]["name"]
+        try:
+            _wait_phase(cluster, name, namespace, ("Succeeded",), wait)
+            text = cluster.pod_logs(name, namespace)
+            try:
+                archives = helper.parse_listing(text, node, known_ns)
+            except ValueError as exc:
+                raise GpuscaleError(f"cannot list checkpoints on node {node}", str(exc),
+                                    "run again; check the helper pod's log") from None
+        finally:
+            _delete_helper(cluster, name, namespace)
+        out.append(NodeListing(node, archives))
+    return out
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A fetched archive."""
+
+    path: str
+    size: int
+    sha256: str
+    node: str
+    archive: str
+
+
+def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, dest: str, *,
+                  overwrite: bool = False, wait: float = facts.HELPER_WAIT_SECONDS,
+                  progress: Progress | None = None) -> FetchResult:
+    """Copy an archive from the node to `dest` (mode 0600) through a read-only helper pod's exec stream.
+
+    The node's sha256 is compared with the bytes received; the partial file is removed on any failure,
+    and the helper pod is deleted in every case.
+    """
+    base = validate_archive_basename(archive)
+    target = Path(dest)
+    if target.is_dir():
+        target = target / base
+    if target.exists() and not overwrite:
+        raise InputError(f"cannot write {target}", "the file exists", "pass --overwrite or another -o FILE")
+    if not target.parent.is_dir():
+        raise InputError(f"cannot write {target}", f"directory {target.parent} does not exist", "create it first")
+    remote = f"{facts.HELPER_MOUNT}/{base}"
+    pod = helper.helper_pod(node, namespace, purpose="fetch")
+    created = _create_helper(cluster, pod)
+    name = created["metadata"]["name"]
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        _wait_phase(cluster, name, namespace, ("Running",), wait)
+        size_text = b"".join(cluster.exec_stream(name, namespace, ["stat", "-c", "%s", remote])).decode().strip()
+        if not size_text.isdigit():
+            raise NotFoundError(f"cannot fetch {base} from node {node}", "the archive is not there",
+                                f"list archives with: kubectl gpuscale checkpoint list --node {node}")
+        expected_size = int(size_text)
+        sum_text = b"".join(cluster.exec_stream(name, namespace, ["sha256sum", remote])).decode().split()
+        expected_sum = sum_text[0] if sum_text else ""
+        digest = hashlib.sha256()
+        received = 0
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            for chunk in cluster.exec_stream(name, namespace, ["cat", remote]):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                if progress:
+                    progress(received, expected_size)
+        actual = digest.hexdigest()
+        if received != expected_size or (expected_sum and actual != expected_sum):
+            raise GpuscaleError(f"fetch of {base} from node {node} is corrupt",
+                                f"got {received} bytes sha256 {actual[:16]}…, the node has {expected_size} bytes "
+                                f"sha256 {expected_sum[:16]}…", "run fetch again")
+        os.replace(partial, target)
+        return FetchResult(str(target), received, actual, node, base)
+    finally:
+        if partial.exists():
+            partial.unlink()
+        _delete_helper(cluster, name, namespace)
+
+
+# ---- restore -------------------------------------------------------------------------------------------
+
+
+def plan_from_cluster(cluster: Cluster, archive: str, node: str, namespace: str, *, registry: str,
+                      target_node: str | None = None, template: dict[str, Any] | None = None,
+                      pod_name: str | None = None, container: str | None = None, image: str | None = None,
+                      name: str | None = None, registry_secret: str | None = None,
+                      keep_labels: bool = False) -> RestorePlan:
+    """Read what the plan needs (nodes, the original pod) and build it."""
+    base = validate_archive_basename(archive)
+    parsed = parse_archive_name(base)
+    if template is None:
+        wanted = pod_name or (parsed.pod if parsed else None)
+        if not wanted:
+            raise InputError(f"cannot plan a restore of {base}", "the archive name does not say which pod",
+                             "pass --pod NAME or -f pod.yaml")
+        template = cluster.get_or_none("v1", "Pod", wanted, namespace)
+        if template is None:
+            raise NotFoundError(f"cannot plan a restore of {base}", f"the original pod {namespace}/{wanted} is gone",
+                                "pass its manifest with -f pod.yaml (the restore Pod must redeclare its mounts)")
+    ctr = container or (parsed.container if parsed else None) or preflight.pick_container(template, None)
+    names = [c.get("name") for c in (template.get("spec") or {}).get("containers") or []]
+    if ctr not in names and parsed:
+        # The <ns>-<container> split is ambiguous: the template's container names settle it.
+        for candidate in names:
+            if f"{parsed.namespace}-{parsed.container}".endswith(f"-{candidate}"):
+                ctr = str(candidate)
+    to_node = target_node or node
+    target = cluster.get("v1", "Node", to_node)
+    runtime = preflight.parse_runtime(str(((target.get("status") or {}).get("nodeInfo") or {})
+                                          .get("containerRuntimeVersion", "")))
+    return plan_restore(archive=base, source_node=node, target_node=to_node, target_runtime=runtime,
+                        template=template, container=str(ctr), namespace=namespace, registry=registry,
+                        time=parsed.time if parsed else time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                        image=image, name=name, registry_secret=registry_secret, keep_labels=keep_labels)
+
+
+def perform_restore(cluster: Cluster, plan: RestorePlan, *, dry_run_server: bool = False,
+                    wait: float = facts.BUILD_DEADLINE_SECONDS, poll: float = 2.0,
+                    on_step: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Create the build Job, wait for it, then create the restore Pod. Returns what was created."""
+    if plan.refusal:
+        raise GpuscaleError("cannot restore", plan.refusal, "restore on a node with CRI-O >= 1.26 or containerd "
+                            "2.1-2.3 (--target-node)")
+    say = on_step or (lambda _text: None)
+    job = cluster.create(plan.job, dry_run=dry_run_server)
+    say(f"job/{job['metadata']['name']} created" + (" (server dry run)" if dry_run_server else ""))
+    if dry_run_server:
+        pod = cluster.create(plan.pod, dry_run=True)
+        say(f"pod/{pod['metadata']['name']} created (server dry run)")
+        return [job, pod]
+    ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+    deadline = time.monotonic() + wait
+    while True:
+        current = cluster.get("batch/v1", "Job", name, ns)
+        status = current.get("status") or {}
+        if status.get("succeeded"):
+            break
+        if status.get("failed"):
+            raise GpuscaleError(f"the image build job {ns}/{name} failed", "buildah could not build or push "
+                                f"{plan.image}", f"read its log: kubectl logs -n {ns} job/{name}")
+        if time.monotonic() >= deadline:
+            raise UnreachableError(f"the image build job {ns}/{name} did not finish",
+                                   f"not done after {wait:.0f}s", f"kubectl logs -n {ns} job/{name}")
+        time.sleep(poll)
+    say(f"{plan.image} built and pushed")
+    pod = cluster.create(plan.pod)
+    say(f"pod/{pod['metadata']['name']} created")
+    return [current, pod]
