@@ -1,0 +1,320 @@
+"""Turn one round of raw lists (and per-pod metrics) into the dashboard's `Snapshot`.
+
+Pure and fast: one pass over each list, dict lookups to join them, so a cluster
+of 500 workloads and 5,000 pods rebuilds well inside the 100 ms budget.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from kubectl_gpuscale import engines
+from kubectl_gpuscale.tui.model import Pod, ScalingEvent, Snapshot, Trigger, Workload
+
+Obj = Mapping[str, Any]
+PodKey = tuple[str, str]
+
+KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
+KEDA_PAUSED = "autoscaling.keda.sh/paused"
+KNATIVE_SERVICE_LABEL = "serving.knative.dev/service"
+SCALING_REASONS = ("SuccessfulRescale", "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated",
+                   "KEDAScalerFailed", "ScaledObjectReady", "FailedGetExternalMetric", "FailedComputeMetricsReplicas",
+                   "ScalingReplicaSet", "FailedScheduling", "TriggeredScaleUp", "NotTriggerScaleUp", "BackOff",
+                   "Unhealthy", "Pulling", "Pulled", "Killing", "Preempted", "FailedGetResourceMetric")
+
+
+@dataclass
+class ClusterLists:
+    """The raw lists of one refresh (None: the kind is not served by this cluster)."""
+
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+    statefulsets: list[dict[str, Any]] = field(default_factory=list)
+    hpas: list[dict[str, Any]] = field(default_factory=list)
+    scaledobjects: list[dict[str, Any]] | None = None
+    httpscaledobjects: list[dict[str, Any]] | None = None
+    knative_services: list[dict[str, Any]] | None = None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class PodMetrics:
+    """Per-pod metric values keyed by (namespace, pod); a missing key means no series."""
+
+    queue: dict[PodKey, float] = field(default_factory=dict)
+    running: dict[PodKey, float] = field(default_factory=dict)
+    kv_cache: dict[PodKey, float] = field(default_factory=dict)
+    gpu_util: dict[PodKey, float] = field(default_factory=dict)
+    ttft_p95: dict[PodKey, float] = field(default_factory=dict)
+    available: bool = False
+
+
+def assemble(lists: ClusterLists, metrics: PodMetrics, *, source: str, now: datetime | None = None,
+             problems: Sequence[str] = (), only_inference: bool = True) -> Snapshot:
+    """Join workloads, their scalers, pods, events and metrics into a `Snapshot`."""
+    now = now or datetime.now(timezone.utc)
+    pods_by_owner = _pods_by_workload(lists.pods)
+    hpas_by_target = {(_ns(h), (h.get("spec") or {}).get("scaleTargetRef", {}).get("name")): h for h in lists.hpas}
+    hpas_by_name = {(_ns(h), _name(h)): h for h in lists.hpas}
+    sos_by_target = {(_ns(s), (s.get("spec") or {}).get("scaleTargetRef", {}).get("name")): s
+                     for s in lists.scaledobjects or ()}
+    http_by_target = {(_ns(s), _http_target(s)): s for s in lists.httpscaledobjects or ()}
+    ksvc_by_name = {(_ns(k), _name(k)): k for k in lists.knative_services or ()}
+
+    workloads: list[Workload] = []
+    for kind, items in (("Deployment", lists.deployments), ("StatefulSet", lists.statefulsets)):
+        for obj in items:
+            ns, name = _ns(obj), _name(obj)
+            detection = engines.detect(obj)
+            if only_inference and detection.engine is None and not detection.accelerators:
+                continue
+            pods = pods_by_owner.get((kind, ns, name), [])
+            ksvc_name = (obj.get("metadata", {}).get("labels") or {}).get(KNATIVE_SERVICE_LABEL)
+            workloads.append(_workload(kind, obj, detection, pods, metrics, now,
+                                       so=sos_by_target.get((ns, name)), http=http_by_target.get((ns, name)),
+                                       hpa=hpas_by_target.get((ns, name)), hpas_by_name=hpas_by_name,
+                                       ksvc=ksvc_by_name.get((ns, ksvc_name)) if ksvc_name else None))
+    workloads.sort(key=lambda w: (w.namespace, w.name))
+    events = tuple(_event(e) for e in sorted(lists.events, key=_event_time)
+                   if e.get("reason") in SCALING_REASONS)[-200:]
+    namespaces = tuple(sorted({w.namespace for w in workloads}))
+    return Snapshot(now.strftime("%H:%M:%S"), source, tuple(workloads), events, (), tuple(problems), namespaces)
+
+
+def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[Obj], metrics: PodMetrics,
+              now: datetime, *, so: Obj | None, http: Obj | None, hpa: Obj | None,
+              hpas_by_name: Mapping[tuple[str, str], Obj], ksvc: Obj | None) -> Workload:
+    ns, name = _ns(obj), _name(obj)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    ready = int(status.get("readyReplicas") or 0)
+    scaler, scaler_name, paused = "none", "", False
+    triggers: tuple[Trigger, ...] = ()
+    low: int | None = None
+    high: int | None = None
+    if so is not None:
+        so_spec = so.get("spec") or {}
+        keda_hpa = hpas_by_name.get((ns, _keda_hpa_name(so)))
+        scaler, scaler_name = "KEDA", _name(so)
+        low, high = int(so_spec.get("minReplicaCount", 0)), int(so_spec.get("maxReplicaCount", 100))
+        triggers = _keda_triggers(so, keda_hpa)
+        annotations = so.get("metadata", {}).get("annotations") or {}
+        paused = KEDA_PAUSED_REPLICAS in annotations or annotations.get(KEDA_PAUSED) == "true"
+    elif http is not None:
+        scaler, scaler_name = "KEDA-HTTP", _name(http)
+        replicas = (http.get("spec") or {}).get("replicas") or {}
+        low, high = replicas.get("min"), replicas.get("max")
+    elif ksvc is not None:
+        annotations = ((ksvc.get("spec") or {}).get("template", {}).get("metadata", {}).get("annotations") or {})
+        scaler, scaler_name = "Knative", _name(ksvc)
+        low = int(annotations.get("autoscaling.knative.dev/min-scale", 0))
+        high_text = annotations.get("autoscaling.knative.dev/max-scale")
+        high = int(high_text) if high_text else None
+    elif hpa is not None:
+        hpa_spec = hpa.get("spec") or {}
+        scaler, scaler_name = "HPA", _name(hpa)
+        low, high = int(hpa_spec.get("minReplicas", 1)), int(hpa_spec.get("maxReplicas", 0))
+        triggers = _hpa_triggers(hpa)
+        desired = int((hpa.get("status") or {}).get("desiredReplicas", desired))
+    pod_rows = tuple(_pod(p, detection, metrics, now) for p in pods)
+    keys = [(ns, _name(p)) for p in pods]
+    engine = detection.engine
+    return Workload(
+        namespace=ns, name=name, kind=kind, engine=engine.display if engine else "",
+        model=detection.model or "", scaler=scaler, scaler_name=scaler_name, ready=ready, desired=desired,
+        min_replicas=low, max_replicas=high, triggers=triggers,
+        queue_waiting=_total(metrics.queue, keys), queue_running=_total(metrics.running, keys),
+        kv_cache_pct=_pct(_mean(metrics.kv_cache, keys)), gpu_util_pct=_mean(metrics.gpu_util, keys),
+        ttft_p95_s=_max(metrics.ttft_p95, keys), paused=paused, pods=pod_rows)
+
+
+def _pod(pod: Obj, detection: engines.Detection, metrics: PodMetrics, now: datetime) -> Pod:
+    status = pod.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    ready = (conditions.get("Ready") or {}).get("status") == "True"
+    started = _time(status.get("startTime") or pod.get("metadata", {}).get("creationTimestamp"))
+    age = (now - started).total_seconds() if started else 0.0
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    phase_name, progress = None, None
+    if not ready and status.get("phase") in ("Pending", "Running"):
+        phase_name = _starting_phase(status, conditions)
+        expected = float(detection.engine.cold_start_seconds if detection.engine else 300)
+        progress = max(0.0, min(0.99, age / expected))
+    key = (_ns(pod), _name(pod))
+    return Pod(name=_name(pod), phase=str(status.get("phase") or "Unknown"), ready=ready,
+               node=str((pod.get("spec") or {}).get("nodeName") or ""), age_seconds=age, restarts=restarts,
+               gpu_util=metrics.gpu_util.get(key), starting_phase=phase_name, start_progress=progress)
+
+
+def _starting_phase(status: Obj, conditions: Mapping[str, Obj]) -> str:
+    if (conditions.get("PodScheduled") or {}).get("status") != "True":
+        return "waiting for a node"
+    for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (c.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in ("ContainerCreating", "PodInitializing", "ErrImagePull", "ImagePullBackOff"):
+            return "image pull" if "Image" in waiting.get("reason", "") or not c.get("imageID") else "container start"
+        if waiting.get("reason") == "CrashLoopBackOff":
+            return "crash loop"
+    return "engine start"
+
+
+def _keda_hpa_name(so: Obj) -> str:
+    advanced = ((so.get("spec") or {}).get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}
+    return str(advanced.get("name") or f"keda-hpa-{_name(so)}")
+
+
+def _keda_triggers(so: Obj, hpa: Obj | None) -> tuple[Trigger, ...]:
+    """Each KEDA trigger with its threshold, and its current value as the KEDA-managed HPA reports it."""
+    current = {}
+    for m in ((hpa or {}).get("status") or {}).get("currentMetrics") or []:
+        ext = m.get("external") or {}
+        metric_name = (ext.get("metric") or {}).get("name", "")
+        match = re.match(r"s(\d+)-", metric_name)
+        value = (ext.get("current") or {}).get("averageValue") or (ext.get("current") or {}).get("value")
+        if match and value is not None:
+            current[int(match.group(1))] = quantity(value)
+    out = []
+    for i, t in enumerate((so.get("spec") or {}).get("triggers") or []):
+        meta = t.get("metadata") or {}
+        threshold = meta.get("threshold") or meta.get("targetValue") or meta.get("value") or meta.get("desiredReplicas")
+        out.append(Trigger(_trigger_label(t), current.get(i), quantity(threshold) if threshold else None))
+    return tuple(out)
+
+
+def _trigger_label(trigger: Obj) -> str:
+    kind = str(trigger.get("type", "?"))
+    name = trigger.get("name")
+    if name:
+        return str(name)
+    query = str((trigger.get("metadata") or {}).get("query", ""))
+    for word, label in (("waiting", "queue"), ("queue", "queue"), ("cache_usage", "kv"), ("token_usage", "kv"),
+                        ("GPU_UTIL", "gpu"), ("running", "running")):
+        if word in query:
+            return label
+    return kind
+
+
+def _hpa_triggers(hpa: Obj) -> tuple[Trigger, ...]:
+    currents = (hpa.get("status") or {}).get("currentMetrics") or []
+    out = []
+    for i, m in enumerate((hpa.get("spec") or {}).get("metrics") or []):
+        mtype = m.get("type", "")
+        body = m.get(mtype[:1].lower() + mtype[1:]) or {}
+        now_body = (currents[i].get(mtype[:1].lower() + mtype[1:]) or {}) if i < len(currents) else {}
+        target, current = body.get("target") or {}, now_body.get("current") or {}
+        if mtype in ("Resource", "ContainerResource"):
+            name = str(body.get("name", "?"))
+            if "averageUtilization" in target:
+                out.append(Trigger(name, _float(current.get("averageUtilization")),
+                                   float(target["averageUtilization"]), "%"))
+            else:
+                out.append(Trigger(name, _qty(current.get("averageValue")), _qty(target.get("averageValue"))))
+            continue
+        name = str((body.get("metric") or {}).get("name", mtype.lower()))
+        value = current.get("averageValue") or current.get("value")
+        threshold = target.get("averageValue") or target.get("value")
+        out.append(Trigger(name, _qty(value), _qty(threshold)))
+    return tuple(out)
+
+
+_SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024.0, "Mi": 1024.0 ** 2, "Gi": 1024.0 ** 3}
+
+
+def quantity(value: Any) -> float:
+    """A Kubernetes quantity (`12`, `500m`, `1.5k`, `2Gi`) as a float."""
+    text = str(value).strip()
+    for suffix in ("Ki", "Mi", "Gi", "m", "k", "M", "G", "T"):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _SUFFIX[suffix]
+    return float(text)
+
+
+def _qty(value: Any) -> float | None:
+    try:
+        return None if value is None else quantity(value)
+    except ValueError:
+        return None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _pods_by_workload(pods: Sequence[Obj]) -> dict[tuple[str, str, str], list[Obj]]:
+    """Pods grouped by their controlling Deployment or StatefulSet, found through ownerReferences."""
+    out: dict[tuple[str, str, str], list[Obj]] = defaultdict(list)
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        for ref in meta.get("ownerReferences") or []:
+            if not ref.get("controller", True):
+                continue
+            kind, owner = ref.get("kind"), str(ref.get("name", ""))
+            if kind == "ReplicaSet":
+                template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+                if template_hash and owner.endswith("-" + template_hash):
+                    out[("Deployment", _ns(pod), owner[: -len(template_hash) - 1])].append(pod)
+                else:
+                    out[("Deployment", _ns(pod), owner.rsplit("-", 1)[0])].append(pod)
+            elif kind == "StatefulSet":
+                out[("StatefulSet", _ns(pod), owner)].append(pod)
+    return out
+
+
+def _http_target(obj: Obj) -> str | None:
+    ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+    return ref.get("name") or ref.get("deployment")
+
+
+def _event(e: Obj) -> ScalingEvent:
+    involved = e.get("involvedObject") or e.get("regarding") or {}
+    when = _time(_event_time(e))
+    return ScalingEvent(when.strftime("%H:%M:%S") if when else "--:--:--",
+                        str(involved.get("namespace") or _ns(e)), str(involved.get("name", "")),
+                        str(e.get("reason", "")), str(e.get("message") or e.get("note") or "").strip(),
+                        warning=e.get("type") == "Warning")
+
+
+def _event_time(e: Obj) -> str:
+    return str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp")
+               or (e.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def _time(text: Any) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _ns(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "default")
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _total(values: Mapping[PodKey, float], keys: Sequence[PodKey]) -> float | None:
+    found = [values[k] for k in keys if k in values]
+    return sum(found) if found else None
+
+
+def _mean(values: Mapping[PodKey, float], keys: Sequence[PodKey]) -> float | None:
+    found = [values[k] for k in keys if k in values]
+    return sum(found) / len(found) if found else None
+
+
+def _max(values: Mapping[PodKey, float], keys: Sequence[PodKey]) -> float | None:
+    found = [values[k] for k in keys if k in values]
+    return max(found) if found else None
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100.0
