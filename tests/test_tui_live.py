@@ -1,0 +1,144 @@
+"""The live source through the real kubernetes client (test API server) and the real Prometheus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubectl_gpuscale.errors import UnreachableError
+from kubectl_gpuscale.tui.model import Snapshot
+from kubectl_gpuscale.tui.sources.live import MAX_QUERIES, LiveSource, metric_queries
+
+
+def _vllm_deployment(ns: str, name: str, replicas: int, ready: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{
+                     "name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
+                     "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--max-num-seqs", "64"],
+                     "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}},
+        "status": {"replicas": replicas, "readyReplicas": ready},
+    }
+
+
+def _pod(ns: str, deploy: str, suffix: str, ready: bool, template_hash: str = "7d9f") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"{deploy}-{template_hash}-{suffix}", "namespace": ns,
+                     "labels": {"app": deploy, "pod-template-hash": template_hash},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "controller": True,
+                                          "name": f"{deploy}-{template_hash}", "uid": "rs-uid"}]},
+        "spec": {"nodeName": "gpu-node-1", "containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]},
+        "status": {"phase": "Running", "startTime": "2026-11-27T10:00:00Z",
+                   "conditions": [{"type": "PodScheduled", "status": "True"},
+                                  {"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def _scaled_object(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name, "namespace": ns},
+        "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": 1, "maxReplicaCount": 6,
+                 "triggers": [{"type": "prometheus", "metadata": {
+                     "serverAddress": "http://prometheus:9090", "threshold": "5",
+                     "query": 'sum({__name__=~"vllm[:_]num_requests_waiting", namespace="ml"})'}}]},
+    }
+
+
+def _keda_hpa(ns: str, so: str, value: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": f"keda-hpa-{so}", "namespace": ns},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": so},
+                 "minReplicas": 1, "maxReplicas": 6,
+                 "metrics": [{"type": "External", "external": {"metric": {"name": "s0-prometheus"},
+                                                               "target": {"type": "AverageValue",
+                                                                          "averageValue": "5"}}}]},
+        "status": {"desiredReplicas": 2, "currentMetrics": [
+            {"type": "External", "external": {"metric": {"name": "s0-prometheus"},
+                                              "current": {"averageValue": value}}}]},
+    }
+
+
+def _seed_llama(apiserver: Any) -> None:
+    apiserver.seed(_vllm_deployment("ml", "llama", 2, 2), _pod("ml", "llama", "a", True),
+                   _pod("ml", "llama", "b", True), _scaled_object("ml", "llama"), _keda_hpa("ml", "llama", "8"),
+                   {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ml"},
+                    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}}})
+
+
+def test_query_count_does_not_depend_on_size() -> None:
+    assert len(metric_queries(None)) == len(metric_queries([f"ns{i}" for i in range(500)]))
+    assert len(metric_queries(None)) <= MAX_QUERIES
+
+
+def test_live_snapshot_joins_cluster_and_prometheus(apiserver: Any, prometheus_server: Any) -> None:
+    from kubectl_gpuscale.kube import Cluster
+    from kubectl_gpuscale.prom.gateway import Prometheus
+
+    _seed_llama(apiserver)
+    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig),
+                        lambda: Prometheus.connect(prometheus_server.url), namespace="ml")
+    apiserver.reset_requests()
+    snapshot = source.refresh()
+    assert snapshot.problems == ()
+    (llama,) = snapshot.workloads  # nginx has no engine and no GPU: not an inference workload
+    assert (llama.engine, llama.scaler, llama.ready, llama.desired) == ("vLLM", "KEDA", 2, 2)
+    assert (llama.min_replicas, llama.max_replicas) == (1, 6)
+    assert llama.triggers[0].value == 8 and llama.triggers[0].threshold == 5
+    fleet = {p.pod: p.values for p in prometheus_server.fleet if p.engine == "vllm-v1"}
+    assert llama.queue_waiting == pytest.approx(fleet["llama-7d9f-a"]["waiting"] + fleet["llama-7d9f-b"]["waiting"])
+    kv = (fleet["llama-7d9f-a"]["kv_cache"] + fleet["llama-7d9f-b"]["kv_cache"]) / 2 * 100
+    assert llama.kv_cache_pct == pytest.approx(kv)
+    gpu = {p.pod: p.values["util"] for p in prometheus_server.fleet if p.engine == "dcgm" and p.namespace == "ml"}
+    assert llama.gpu_util_pct == pytest.approx(sum(gpu.values()) / len(gpu))  # read from exported_pod labels
+    assert {p.name for p in llama.pods} == {"llama-7d9f-a", "llama-7d9f-b"}
+    lists = [r for r in apiserver.requests if r.method == "GET" and "watch" not in r.query]
+    per_path: dict[str, int] = {}
+    for r in lists:
+        per_path[r.path] = per_path.get(r.path, 0) + 1
+    assert all(count == 1 for path, count in per_path.items() if "/namespaces/ml/" in path), per_path
+
+
+def test_prometheus_down_degrades_and_keeps_cluster_data(apiserver: Any) -> None:
+    from kubectl_gpuscale.kube import Cluster
+    from kubectl_gpuscale.prom.gateway import Prometheus
+
+    _seed_llama(apiserver)
+    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig),
+                        lambda: Prometheus.connect("http://127.0.0.1:1", timeout=2), namespace="ml")
+    snapshot = source.refresh()
+    assert len(snapshot.workloads) == 1 and snapshot.workloads[0].queue_waiting is None
+    assert any(p.startswith("Prometheus:") and "127.0.0.1:1" in p for p in snapshot.problems)
+
+
+def test_api_server_down_gives_a_problem_not_a_crash() -> None:
+    from kubectl_gpuscale.kube import Cluster
+
+    def connect() -> Cluster:
+        raise UnreachableError("cannot reach the API server at https://127.0.0.1:1", "connection refused")
+
+    snapshot = LiveSource(connect, None, namespace=None).refresh()
+    assert isinstance(snapshot, Snapshot) and snapshot.workloads == ()
+    assert snapshot.problems and "connection refused" in snapshot.problems[0]
+
+
+def test_scale_and_pause_write_through_the_client(apiserver: Any) -> None:
+    from kubectl_gpuscale.kube import Cluster
+
+    _seed_llama(apiserver)
+    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml")
+    source.refresh()
+    source.scale("ml", "llama", 4)
+    assert apiserver.get_object("apps/v1", "Deployment", "llama", "ml")["spec"]["replicas"] == 4
+    source.pause("ml", "llama", 4)
+    so = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "llama", "ml")
+    assert so["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"] == "4"
+    assert source.refresh().workloads[0].paused
+    source.pause("ml", "llama", None)
+    so = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "llama", "ml")
+    assert "autoscaling.keda.sh/paused-replicas" not in (so["metadata"].get("annotations") or {})
