@@ -1,0 +1,269 @@
+"""`install`, `status`, `uninstall`: KEDA (+ HTTP add-on), Knative Serving + Kourier, the DCGM exporter
+and the image pre-pull DaemonSet, configured for GPU cold starts."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kubectl_gpuscale.cli.options import KubeOptions, _parse_timeout, kube_options
+from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.errors import InputError
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.install.installer import Reporter
+
+COMPONENT_NAMES = ("keda", "keda-http", "knative", "dcgm", "prepull", "all")
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        for item in value.split(",") if flag == "--node-selector" else [value]:
+            if "=" not in item:
+                raise InputError(f"invalid {flag} {item!r}", "expected KEY=VALUE", f"e.g. {flag} key=value")
+            key, val = item.split("=", 1)
+            out[key.strip()] = val.strip()
+    return out
+
+
+def _versions(value: str | None, components: tuple[str, ...]) -> dict[str, str]:
+    if not value:
+        return {}
+    if "=" in value:
+        return _pairs(tuple(value.split(",")), "--version")
+    real = [c for c in components if c != "all"]
+    if len(real) != 1 or "all" in components:
+        raise InputError("ambiguous --version", "several components are being installed",
+                         "use --version COMPONENT=VERSION[,COMPONENT=VERSION]")
+    return {real[0]: value.lstrip("v")}
+
+
+def _make_reporter(quiet: bool) -> Reporter:
+    from rich.console import Console
+
+    from kubectl_gpuscale.install.installer import Reporter
+
+    console = Console(stderr=True, highlight=False)
+
+    class RichReporter(Reporter):
+        def __init__(self) -> None:
+            self._last: dict[str, str] = {}
+            self._status: Any = None
+
+        def note(self, text: str) -> None:
+            console.print(text, markup=False)
+
+        def warn(self, text: str) -> None:
+            console.print(f"warning: {text}", markup=False, style="yellow")
+
+        def waiting(self, component: str, verdicts: list[Any]) -> None:
+            ready = sum(1 for v in verdicts if v.ready)
+            pending = [v for v in verdicts if not v.ready]
+            line = f"{component}: {ready}/{len(verdicts)} ready" + (
+                f", waiting for {pending[0].target} ({pending[0].reason})" if pending else "")
+            if console.is_terminal:
+                if self._status is None:
+                    self._status = console.status(line)
+                    self._status.start()
+                else:
+                    self._status.update(line)
+            elif self._last.get(component) != line and not quiet:
+                console.print(line, markup=False)
+            self._last[component] = line
+
+        def done(self, component: str) -> None:
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+            console.print(f"{component}: done", markup=False, style="green")
+
+    return RichReporter()
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("components", nargs=-1, required=True, type=click.Choice(COMPONENT_NAMES))
+@click.option("--method", type=click.Choice(["auto", "helm", "manifests"]), default="auto", show_default=True,
+              help="auto: Helm when `helm` is on PATH, else server-side apply of the release manifests.")
+@click.option("--version", "version", default=None, metavar="VERSION|C=V,...",
+              help="Override the pinned version (one component), or COMPONENT=VERSION pairs.")
+@click.option("--manifests", "manifests_dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Air-gapped: a directory holding the release files (named as in the plan); nothing downloads.")
+@click.option("--no-download", is_flag=True, help="Never download: use --manifests or the cache only.")
+@click.option("--cold-start", default="10m", callback=_parse_timeout, metavar="DURATION", show_default=True,
+              help="The longest cold start expected; the GPU timeouts derive from it.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override one GPU default by its key (as shown in the plan). Repeatable.")
+@click.option("--timeout", default="5m", callback=_parse_timeout, metavar="DURATION", show_default=True,
+              help="How long to wait for each component to be ready.")
+@click.option("--image", "images", multiple=True, metavar="IMAGE",
+              help="prepull: an image to pre-pull (repeatable; default: the images of GPU workloads).")
+@click.option("--node-selector", "node_selectors", multiple=True, metavar="K=V[,K=V]",
+              help="prepull: the GPU node selector (default nvidia.com/gpu.present=true; '' for none).")
+@click.option("--prometheus", default=None, metavar="URL",
+              help="The Prometheus to record for the other commands (default: found in the cluster).")
+@kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
+def install(components: tuple[str, ...], method: str, version: str | None, manifests_dir: str | None,
+            no_download: bool, cold_start: float | None, sets: tuple[str, ...], timeout: float | None,
+            images: tuple[str, ...], node_selectors: tuple[str, ...], prometheus: str | None,
+            kube: KubeOptions) -> None:
+    """Install autoscaling components, configured for GPU cold starts.
+
+    COMPONENTS: keda, keda-http (the HTTP add-on), knative (Serving + Kourier), dcgm (the
+    NVIDIA DCGM exporter), prepull (an image pre-pull DaemonSet on GPU nodes), or all
+    (keda, keda-http, knative, dcgm). Preflight checks run first and stop before anything
+    is touched; the plan (with every GPU default and why) is printed before any write.
+    Re-running is safe: nothing changes when nothing differs; a newer pin upgrades.
+
+    \b
+    Examples:
+      kubectl gpuscale install keda --dry-run=client          # the plan and the objects, offline
+      kubectl gpuscale install all                             # helm if on PATH, else manifests
+      kubectl gpuscale install keda --method manifests --version 2.19.0
+      kubectl gpuscale install knative --manifests ./release-files   # air-gapped
+      kubectl gpuscale install knative --cold-start 15m --set config-autoscaler.scale-to-zero-grace-period=90s
+      kubectl gpuscale install prepull --image vllm/vllm-openai:v0.8.5
+      kubectl gpuscale install keda --dry-run=server -o json
+    """
+    from kubectl_gpuscale.cli.output import dump, emit_objects, note
+    from kubectl_gpuscale.install.helm import KubeTarget
+    from kubectl_gpuscale.install.installer import Options
+    from kubectl_gpuscale.install.installer import install as run_install
+
+    node_selector: dict[str, str] | None = None
+    if node_selectors:
+        node_selector = {} if node_selectors == ("",) else _pairs(node_selectors, "--node-selector")
+    opts = Options(
+        method=method, versions=_versions(version, components), manifests_dir=manifests_dir,
+        cold_start_s=int(cold_start or 600), overrides=_pairs(sets, "--set"), dry_run=kube.dry_run,
+        timeout_s=timeout or 300.0, force_conflicts=kube.force_conflicts, images=images,
+        node_selector=node_selector, prometheus=prometheus, download=not no_download,
+        target=KubeTarget(kube.kubeconfig, kube.context, kube.insecure_skip_tls_verify))
+    cluster = kube.cluster() if kube.dry_run != "client" else None
+    structured = kube.output in ("json", "yaml")
+
+    def show_plan(plan: Any) -> None:
+        if not structured or kube.dry_run == "client":
+            for line in plan.lines():
+                note(line)
+
+    reporter = _make_reporter(quiet=structured)
+    result = run_install(cluster, list(components), opts, reporter, on_plan=show_plan)
+    objects = [o for objs in result.objects.values() for o in objs]
+    if kube.dry_run == "client":
+        if structured:
+            emit_objects(objects, kube.output)
+        else:
+            click.echo(dump({"apiVersion": "v1", "kind": "List", "items": objects}, "yaml"), nl=False)
+        if any(cp.method == "helm" for cp in result.plan.components):
+            note("(helm components: their objects are rendered by helm, not shown)")
+        return
+    if structured:
+        click.echo(dump(result.to_dict(), kube.output), nl=False)
+        return
+    suffix = " (server dry run)" if kube.dry_run == "server" else ""
+    for c in result.components:
+        state = "ready" if c.ready else ("not waited (dry run)" if kube.dry_run == "server" else "not ready")
+        if c.method == "helm":
+            click.echo(f"{c.component} {c.version}: helm upgrade --install done{suffix}; {state}")
+        else:
+            click.echo(f"{c.component} {c.version}: {len(c.created)} created, {len(c.configured)} configured, "
+                       f"{len(c.unchanged)} unchanged{suffix}; {state}")
+        for skipped in c.skipped:
+            note(f"  skipped {skipped}")
+    if result.prometheus:
+        click.echo(f"prometheus: {result.prometheus.url} ({result.prometheus.source})")
+    sys.stdout.flush()
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--prometheus", default=None, metavar="URL", help="Show this Prometheus instead of the recorded one.")
+@kube_options(outputs=("table", "wide", "json", "yaml"), writes=False, selector=False, all_namespaces=False)
+def status(prometheus: str | None, kube: KubeOptions) -> None:
+    """Show which autoscaling components the cluster serves, their version and health.
+
+    Read-only. For each of KEDA, the HTTP add-on, Knative Serving + Kourier, the DCGM
+    exporter (and the pre-pull DaemonSet when present): installed or not, the version,
+    ready or why not; then the Prometheus the other commands use and who serves the
+    external metrics API. Exit code 1 when an installed component is not ready.
+
+    \b
+    Examples:
+      kubectl gpuscale status
+      kubectl gpuscale status -o wide
+      kubectl gpuscale status -o json | jq '.components[] | select(.state != "Ready")'
+    """
+    from kubectl_gpuscale.cli.output import Column, dump, render_table
+    from kubectl_gpuscale.install.status import collect
+
+    cluster = kube.cluster()
+    report = collect(cluster, prometheus=prometheus)
+    if kube.output in ("json", "yaml"):
+        click.echo(dump(report.to_dict(), kube.output), nl=False)
+    else:
+        columns = [
+            Column("component", lambda r: r.component),
+            Column("state", lambda r: r.state),
+            Column("version", lambda r: r.version),
+            Column("method", lambda r: r.method),
+            Column("namespace", lambda r: r.namespace, wide=True),
+            Column("pinned", lambda r: r.pinned, wide=True),
+            Column("recorded", lambda r: "yes" if r.recorded else "no", wide=True),
+            Column("reason", lambda r: r.reason),
+        ]
+        render_table(report.components, columns, wide=kube.output == "wide")
+        prom = report.prometheus
+        click.echo(f"\nPrometheus: {prom.url} ({prom.source})" if prom else
+                   "\nPrometheus: none found (record one: kubectl gpuscale install ... --prometheus URL)")
+        click.echo(f"External metrics API: {report.external_metrics or 'not registered'}")
+    if any(c.installed and not c.ready for c in report.components):
+        sys.exit(1)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("component", type=click.Choice(["keda", "keda-http", "knative", "dcgm", "prepull"]))
+@click.option("--include-crds", is_flag=True,
+              help="Also delete the CRDs (and so every object of their kinds, e.g. all ScaledObjects).")
+@kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
+def uninstall(component: str, include_crds: bool, kube: KubeOptions) -> None:
+    """Remove a component that `install` installed, and nothing else.
+
+    Reads the install record (ConfigMap gpuscale-system/gpuscale-config), prints the plan,
+    warns about the ScaledObjects, HTTPScaledObjects or Knative Services that depend on
+    the component, then deletes (or `helm uninstall`s). CRDs are kept unless --include-crds,
+    and a namespace another installed component uses is kept.
+
+    \b
+    Examples:
+      kubectl gpuscale uninstall knative --dry-run=client
+      kubectl gpuscale uninstall keda-http
+      kubectl gpuscale uninstall keda --include-crds
+    """
+    from kubectl_gpuscale.cli.output import dump, note, warn
+    from kubectl_gpuscale.install.helm import KubeTarget
+    from kubectl_gpuscale.install.installer import plan_uninstall
+    from kubectl_gpuscale.install.installer import uninstall as run_uninstall
+
+    cluster = kube.cluster()
+    up = plan_uninstall(cluster, component, include_crds=include_crds,
+                        target=KubeTarget(kube.kubeconfig, kube.context, kube.insecure_skip_tls_verify))
+    for line in up.lines():
+        note(line)
+    if up.dependents:
+        shown = ", ".join(up.dependents[:10]) + (f" (+{len(up.dependents) - 10} more)" if len(up.dependents) > 10
+                                                 else "")
+        warn(f"{len(up.dependents)} object(s) depend on {component} and stop scaling without it: {shown}")
+    deleted = run_uninstall(cluster, up, dry_run=kube.dry_run)
+    if kube.output in ("json", "yaml"):
+        data = up.to_dict()
+        data["deleted"] = deleted
+        data["dryRun"] = kube.dry_run
+        click.echo(dump(data, kube.output), nl=False)
+        return
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(kube.dry_run, "")
+    for text in deleted:
+        click.echo(f"{text} deleted{suffix}")
+    if up.helm_argv:
+        click.echo(f"helm release {up.component.helm.release if up.component.helm else ''} uninstalled{suffix}")

@@ -1,0 +1,232 @@
+"""Settings every command reads: the Prometheus in use, and what `install` put in the cluster.
+
+Where they live (decided here, documented in docs/install.md):
+
+1. The cluster: ConfigMap ``gpuscale-config`` in namespace ``gpuscale-system``. `install`
+   writes it (the Prometheus it found or was given, one record per installed component),
+   so everyone who works on the cluster sees the same answer.
+2. A local file: ``$XDG_CONFIG_HOME/kubectl-gpuscale/config.yaml`` (default ``~/.config``),
+   with one section per kubeconfig context, for a user who cannot write the ConfigMap or
+   wants their own Prometheus (e.g. a port-forward).
+
+`prometheus_url` resolves, first found wins: an explicit ``--prometheus`` flag, the
+``GPUSCALE_PROMETHEUS_URL`` environment variable, the local file (this context), the
+cluster ConfigMap, then discovery in the cluster (`discover_prometheus`).
+
+No kubernetes import: the cluster is reached through the `Cluster` gateway passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.prom.settings import ENV_URL as ENV_PROMETHEUS
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.kube import Cluster
+
+CONFIG_NAMESPACE = "gpuscale-system"
+CONFIG_NAME = "gpuscale-config"
+CONFIG_FIELD_MANAGER = "kubectl-gpuscale-config"
+KEY_PROMETHEUS = "prometheus-url"
+KEY_PROMETHEUS_SOURCE = "prometheus-source"
+COMPONENT_PREFIX = "component."
+MANAGED_LABELS = {"app.kubernetes.io/managed-by": "kubectl-gpuscale"}
+DEFAULT_CONTEXT = "_default"
+
+
+def local_path() -> Path:
+    """The local settings file."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "kubectl-gpuscale" / "config.yaml"
+
+
+def load_local(context: str | None) -> dict[str, str]:
+    """This context's section of the local file ({} when absent)."""
+    path = local_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read {path}", str(exc).splitlines()[0], "fix or delete the file") from None
+    section = (data.get("contexts") or {}).get(context or DEFAULT_CONTEXT) or {}
+    return {str(k): str(v) for k, v in section.items()}
+
+
+def save_local(context: str | None, updates: Mapping[str, str | None]) -> Path:
+    """Set (or with None, remove) keys in this context's section of the local file."""
+    path = local_path()
+    data: dict[str, Any] = {}
+    if path.is_file():
+        data = yaml.safe_load(path.read_text()) or {}
+    section = data.setdefault("contexts", {}).setdefault(context or DEFAULT_CONTEXT, {})
+    for key, value in updates.items():
+        if value is None:
+            section.pop(key, None)
+        else:
+            section[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=True))
+    return path
+
+
+def read_cluster(cluster: Cluster) -> dict[str, str] | None:
+    """The ConfigMap's data; {} when it does not exist; None when it may not be read (403)."""
+    try:
+        cm = cluster.get_or_none("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
+    except ForbiddenError:
+        return None
+    return dict((cm or {}).get("data") or {})
+
+
+def config_map(data: Mapping[str, str]) -> dict[str, Any]:
+    """The settings ConfigMap object holding `data`."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": CONFIG_NAME, "namespace": CONFIG_NAMESPACE, "labels": dict(MANAGED_LABELS)},
+            "data": dict(sorted(data.items()))}
+
+
+def namespace_object() -> dict[str, Any]:
+    """The namespace the settings (and the pre-pull DaemonSet) live in."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": CONFIG_NAMESPACE, "labels": dict(MANAGED_LABELS)}}
+
+
+def write_cluster(cluster: Cluster, updates: Mapping[str, str | None], *, dry_run: bool = False) -> dict[str, Any]:
+    """Merge `updates` (None removes a key) into the ConfigMap by server-side apply; returns the object sent."""
+    current = read_cluster(cluster) or {}
+    merged = {k: v for k, v in {**current, **updates}.items() if v is not None}
+    obj = config_map(merged)
+    cluster.apply(namespace_object(), dry_run=dry_run, field_manager=CONFIG_FIELD_MANAGER)
+    cluster.apply(obj, dry_run=dry_run, field_manager=CONFIG_FIELD_MANAGER, force=True)
+    return obj
+
+
+# ---- install records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallRecord:
+    """What `install` put in the cluster for one component."""
+
+    component: str
+    version: str
+    method: str  # helm | manifests | generated
+    objects: tuple[dict[str, str], ...] = ()
+    release: str | None = None  # the Helm release name
+    namespace: str | None = None
+
+    def to_json(self) -> str:
+        """The record as a ConfigMap value."""
+        return json.dumps({"version": self.version, "method": self.method, "objects": list(self.objects),
+                           "release": self.release, "namespace": self.namespace}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, component: str, text: str) -> InstallRecord:
+        """Parse a ConfigMap value."""
+        data = json.loads(text)
+        return cls(component, str(data.get("version", "")), str(data.get("method", "")),
+                   tuple(data.get("objects") or ()), data.get("release"), data.get("namespace"))
+
+
+def records(data: Mapping[str, str]) -> dict[str, InstallRecord]:
+    """The install records in the ConfigMap data (unparseable ones are skipped)."""
+    out = {}
+    for key, value in data.items():
+        if key.startswith(COMPONENT_PREFIX):
+            name = key[len(COMPONENT_PREFIX):]
+            try:
+                out[name] = InstallRecord.from_json(name, value)
+            except (ValueError, TypeError):
+                continue
+    return out
+
+
+# ---- Prometheus ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrometheusRef:
+    """A Prometheus URL and where it came from (flag, env, local file, cluster config, discovered ...)."""
+
+    url: str
+    source: str
+
+
+def _service_url(svc: Mapping[str, Any]) -> str:
+    meta = svc.get("metadata") or {}
+    ports = (svc.get("spec") or {}).get("ports") or []
+    port = next((p.get("port") for p in ports if p.get("name") in ("web", "http-web", "http")), None)
+    port = port or (ports[0].get("port") if ports else 9090)
+    return f"http://{meta.get('name')}.{meta.get('namespace')}.svc:{port}"
+
+
+# (label selector, name) searches, most specific first
+_PROMETHEUS_SEARCHES: tuple[tuple[str | None, str | None], ...] = (
+    ("app=kube-prometheus-stack-prometheus", None),
+    (None, "prometheus-operated"),
+    ("app.kubernetes.io/name=prometheus,app.kubernetes.io/component=server", None),
+    (None, "prometheus-server"),
+    (None, "prometheus"),
+)
+
+
+def discover_prometheus(cluster: Cluster) -> PrometheusRef | None:
+    """Find a Prometheus Service in the cluster (kube-prometheus-stack, the operator's
+    `prometheus-operated`, the community chart's `prometheus-server`), or None."""
+    for selector, name in _PROMETHEUS_SEARCHES:
+        try:
+            found = cluster.list("v1", "Service", None, label_selector=selector,
+                                 field_selector=f"metadata.name={name}" if name else None)
+        except (ForbiddenError, NotFoundError):
+            continue
+        if name:
+            found = [s for s in found if (s.get("metadata") or {}).get("name") == name]
+        found.sort(key=lambda s: (s.get("metadata", {}).get("namespace") != "monitoring",
+                                  s.get("metadata", {}).get("namespace", ""), s.get("metadata", {}).get("name", "")))
+        if found:
+            how = f"label {selector}" if selector else f"name {name}"
+            return PrometheusRef(_service_url(found[0]), f"discovered (Service by {how})")
+    return None
+
+
+def prometheus_url(cluster: Cluster | None = None, *, explicit: str | None = None, context: str | None = None,
+                   discover: bool = True) -> PrometheusRef | None:
+    """The Prometheus to use; see the module docstring for the order. None when none is known."""
+    if explicit:
+        return PrometheusRef(explicit.rstrip("/"), "--prometheus flag")
+    env = os.environ.get(ENV_PROMETHEUS)
+    if env:
+        return PrometheusRef(env.rstrip("/"), f"${ENV_PROMETHEUS}")
+    found = configured_prometheus(cluster, context=context)
+    if found:
+        return found
+    return discover_prometheus(cluster) if discover and cluster is not None else None
+
+
+def configured_prometheus(cluster: Cluster | None = None, *, context: str | None = None) -> PrometheusRef | None:
+    """The recorded Prometheus: the local file (this context), then the cluster ConfigMap.
+
+    This is the ``configured`` value `kubectl_gpuscale.prom.settings.resolve_url` takes.
+    """
+    local = load_local(context or (cluster.context if cluster else None)).get(KEY_PROMETHEUS)
+    if local:
+        return PrometheusRef(local, f"local file {local_path()}")
+    if cluster is None:
+        return None
+    try:
+        data = read_cluster(cluster) or {}
+    except GpuscaleError:
+        data = {}
+    if data.get(KEY_PROMETHEUS):
+        return PrometheusRef(data[KEY_PROMETHEUS], f"ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME}")
+    return None

@@ -1,0 +1,149 @@
+"""GPU defaults: the settings `install` changes from upstream, each with its reason, each overridable.
+
+Every value derives from one input, the longest cold start expected
+(`--cold-start`, default 10 minutes: a 15 GB image pull plus weight loading),
+and can be overridden by key with `--set KEY=VALUE`. Pure: no cluster access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from kubectl_gpuscale.install.catalog import KOURIER_INGRESS_CLASS
+
+DEFAULT_COLD_START_S = 600
+DCGM_INTERVAL_MS = 5000
+KNATIVE_FEATURES = (
+    "kubernetes.podspec-nodeselector",
+    "kubernetes.podspec-tolerations",
+    "kubernetes.podspec-affinity",
+    "kubernetes.podspec-persistent-volume-claim",
+    "kubernetes.podspec-runtimeclassname",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One value `install` sets, where it goes, the upstream default and why we change it.
+
+    `configmap` is (namespace, name) of a ConfigMap whose data key `key` (after the first dot)
+    receives the value; `helm` is a dotted chart value path; `env` is (Deployment|DaemonSet name,
+    variable) set on the main container in the manifest path.
+    """
+
+    component: str
+    key: str
+    value: str
+    upstream: str
+    why: str
+    configmap: tuple[str, str] | None = None
+    helm: str | None = None
+    env: tuple[str, str] | None = None
+
+    @property
+    def data_key(self) -> str:
+        """The ConfigMap data key (the part of `key` after the ConfigMap name)."""
+        return self.key.split(".", 1)[1] if self.configmap else self.key
+
+
+def _dur(seconds: int) -> str:
+    return f"{seconds}s"
+
+
+def gpu_settings(component: str, *, cold_start_s: int = DEFAULT_COLD_START_S,
+                 service_monitor: bool = False) -> list[Setting]:
+    """The GPU defaults of one component for a given longest cold start (seconds)."""
+    cold = max(1, int(cold_start_s))
+    if component == "knative":
+        deadline = max(600, 2 * cold)
+        revision_timeout = max(300, cold + 120)
+        max_timeout = max(600, revision_timeout)
+        ns = "knative-serving"
+        out = [
+            Setting("knative", "config-deployment.progress-deadline", _dur(deadline), "600s",
+                    f"a revision that is not Ready within it fails; twice the {cold}s cold start "
+                    "(image pull + weights + compile) leaves room for a slow node", ("knative-serving",
+                                                                                      "config-deployment")),
+            Setting("knative", "config-defaults.revision-timeout-seconds", str(revision_timeout), "300",
+                    f"requests that arrive at zero wait behind the activator for the {cold}s cold start, "
+                    "then need time to generate", (ns, "config-defaults")),
+            Setting("knative", "config-defaults.max-revision-timeout-seconds", str(max_timeout), "600",
+                    "the upper bound must allow the default above (the activator's termination grace "
+                    "period is raised to match)", (ns, "config-defaults")),
+            Setting("knative", "config-network.ingress-class", KOURIER_INGRESS_CLASS,
+                    "istio.ingress.networking.knative.dev", "Kourier is the ingress this install brings",
+                    (ns, "config-network")),
+            Setting("knative", "config-autoscaler.scale-to-zero-grace-period", "60s", "30s",
+                    "keeps the last GPU replica until the activator is surely in the path, so a short "
+                    "lull does not cost a cold start", (ns, "config-autoscaler")),
+            Setting("knative", "config-autoscaler.scale-to-zero-pod-retention-period", _dur(cold), "0s",
+                    "an idle GPU pod stays as long as it would take to start again (the ski-rental rule)",
+                    (ns, "config-autoscaler")),
+        ]
+        for feature in KNATIVE_FEATURES:
+            out.append(Setting("knative", f"config-features.{feature}", "enabled", "disabled",
+                               "GPU pods need it (GPU node selectors, taint tolerations, affinity, "
+                               "model-cache PVCs, the nvidia runtime class)", (ns, "config-features")))
+        return out
+    if component == "keda-http":
+        return [
+            Setting("keda-http", "interceptor.readinessTimeout", _dur(cold + 60), "0s (unbounded; 20s before 0.14)",
+                    f"a request at zero replicas waits for the {cold}s cold start, then gets a 504 "
+                    "rather than hanging forever", helm="interceptor.readinessTimeout",
+                    env=("keda-add-ons-http-interceptor", "KEDA_HTTP_READINESS_TIMEOUT")),
+            Setting("keda-http", "interceptor.responseHeaderTimeout", _dur(max(300, cold)),
+                    "300s (500ms before 0.14)", "a non-streaming LLM answer sends its headers only "
+                    "when generation ends", helm="interceptor.responseHeaderTimeout",
+                    env=("keda-add-ons-http-interceptor", "KEDA_HTTP_RESPONSE_HEADER_TIMEOUT")),
+        ]
+    if component == "dcgm":
+        return [
+            Setting("dcgm", "collection-interval-ms", str(DCGM_INTERVAL_MS), "30000",
+                    "KEDA polls every 15-30s and the HPA every 15s; a 30s collection makes the GPU "
+                    "signal up to 30s stale", env=("dcgm-exporter", "DCGM_EXPORTER_INTERVAL")),
+            Setting("dcgm", "kubernetes-mapping", "true", "true in the chart, false in the binary",
+                    "adds pod/namespace/container labels, so GPU metrics can be tied to a workload",
+                    env=("dcgm-exporter", "DCGM_EXPORTER_KUBERNETES")),
+            Setting("dcgm", "serviceMonitor.enabled", "true" if service_monitor else "false", "true",
+                    "the Prometheus Operator CRDs exist" if service_monitor else
+                    "the Prometheus Operator CRDs are absent: a ServiceMonitor would fail the install",
+                    helm="serviceMonitor.enabled"),
+            Setting("dcgm", "serviceMonitor.honorLabels", "true", "false",
+                    "keeps the exporter's pod/namespace labels instead of exported_pod/exported_namespace",
+                    helm="serviceMonitor.honorLabels"),
+        ]
+    return []
+
+
+def apply_overrides(settings: list[Setting], overrides: Mapping[str, str]) -> list[Setting]:
+    """Replace values by key (`--set KEY=VALUE`); an unknown key raises KeyError naming the valid ones."""
+    by_key = {s.key: s for s in settings}
+    for key in overrides:
+        if key not in by_key:
+            raise KeyError(f"unknown setting {key!r}; valid: {', '.join(sorted(by_key)) or 'none'}")
+    return [replace(s, value=overrides[s.key]) if s.key in overrides else s for s in settings]
+
+
+def helm_values(settings: list[Setting]) -> dict[str, object]:
+    """The Helm values tree of the settings that have a chart value (env-only ones go to extraEnv)."""
+    values: dict[str, object] = {}
+    extra_env: list[dict[str, str]] = []
+    for s in settings:
+        if s.helm:
+            node = values
+            parts = s.helm.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})  # type: ignore[assignment]
+            node[parts[-1]] = _typed(s.value)
+        elif s.env and s.component == "dcgm" and s.env[1] != "DCGM_EXPORTER_KUBERNETES":
+            extra_env.append({"name": s.env[1], "value": s.value})
+    if extra_env:
+        values["extraEnv"] = extra_env
+    return values
+
+
+def _typed(value: str) -> object:
+    if value in ("true", "false"):
+        return value == "true"
+    return value
