@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kubectl_gpuscale import engines
+from kubectl_gpuscale.autoscale.hpa import quantity
 from kubectl_gpuscale.tui.model import Pod, ScalingEvent, Snapshot, Trigger, Workload
 
 Obj = Mapping[str, Any]
@@ -220,18 +221,6 @@ def _hpa_triggers(hpa: Obj) -> tuple[Trigger, ...]:
         threshold = target.get("averageValue") or target.get("value")
         out.append(Trigger(name, _qty(value), _qty(threshold)))
     return tuple(out)
-
-
-_SUFFIX = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1024.0, "Mi": 1024.0 ** 2, "Gi": 1024.0 ** 3}
-
-
-def quantity(value: Any) -> float:
-    """A Kubernetes quantity (`12`, `500m`, `1.5k`, `2Gi`) as a float."""
-    text = str(value).strip()
-    for suffix in ("Ki", "Mi", "Gi", "m", "k", "M", "G", "T"):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * _SUFFIX[suffix]
-    return float(text)
 
 
 def _qty(value: Any) -> float | None:
