@@ -201,7 +201,10 @@ class ApiServer:
     """An in-memory Kubernetes API server on 127.0.0.1 (random free port), run in a background thread.
 
     Args:
-        token: the bearer token clients must send (None: no check).
+        token: the bearer token of the kubeconfig; a request with another token gets 401 (None: no check).
+        anonymous: whether a request without any Authorization header is served. kubectl (client-go)
+            does not send bearer tokens over plain http, so this is on by default; the Python client
+            does send it, which tests can check with ``anonymous=False``.
         user: the user name Forbidden messages and access reviews mention.
         version: the ``gitVersion`` served at ``/version`` (without the ``v``).
         optional_groups: add-on groups served (default all of keda.sh, http.keda.sh,
@@ -209,10 +212,11 @@ class ApiServer:
         tls: serve HTTPS with a self-signed certificate (made with the openssl binary); `ca_file` is its CA.
     """
 
-    def __init__(self, *, token: str | None = DEFAULT_TOKEN, user: str = DEFAULT_USER,
+    def __init__(self, *, token: str | None = DEFAULT_TOKEN, anonymous: bool = True, user: str = DEFAULT_USER,
                  version: str = DEFAULT_VERSION, optional_groups: Iterable[str] | None = None,
                  tls: bool = False) -> None:
         self.token = token
+        self.anonymous = anonymous
         self.user = user
         self.version = version
         self.tls = tls
@@ -574,7 +578,8 @@ class ApiServer:
             meta.pop("namespace", None)
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now_rfc3339())
-        meta.setdefault("generation", 1)
+        if rt.status or rt.custom:
+            meta.setdefault("generation", 1)
         obj["apiVersion"] = rt.api_version(version)
         existed = self._find(rt, meta.get("namespace"), meta["name"]) is not None
         if rt.kind == "CustomResourceDefinition":
@@ -636,7 +641,9 @@ class ApiServer:
         with self._lock:
             self._requests.append(record)
         try:
-            if self.token is not None and h.headers.get("Authorization") != f"Bearer {self.token}":
+            authorization = h.headers.get("Authorization")
+            if self.token is not None and authorization != f"Bearer {self.token}" and not (
+                    authorization is None and self.anonymous):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             code, answer = self._route(record)
             if isinstance(answer, Iterator):
@@ -992,7 +999,10 @@ class ApiServer:
         meta = obj["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        if rt.status or rt.custom:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         meta.pop("resourceVersion", None)
         meta.pop("managedFields", None)
         meta.pop("deletionTimestamp", None)
@@ -1062,7 +1072,10 @@ class ApiServer:
         spec_old = {k: v for k, v in old.items() if k not in ("metadata", "status")}
         spec_new = {k: v for k, v in new.items() if k not in ("metadata", "status")}
         meta = new["metadata"]
-        meta["generation"] = int(old_meta.get("generation", 1)) + (1 if spec_old != spec_new else 0)
+        if "generation" in old_meta:
+            meta["generation"] = int(old_meta["generation"]) + (1 if spec_old != spec_new else 0)
+        else:
+            meta.pop("generation", None)
         if rt.kind == "CustomResourceDefinition" and route.sub != "status":
             self._validate_crd(route, new)
         if dry:
@@ -1465,7 +1478,8 @@ class ApiServer:
     # ---- OpenAPI ------------------------------------------------------------------------------------
 
     def _openapi(self, path: str) -> dict[str, Any]:
-        """A minimal OpenAPI v3 (index and per group/version documents) with a permissive schema per kind."""
+        """A minimal OpenAPI v3: the index, and per group/version a permissive schema per kind and a PATCH
+        path declaring ``fieldValidation`` (so kubectl validates server-side instead of downloading v2)."""
         with self._lock:
             gvs = ["v1"] + [f"{g}/{v}" for g, vs in self._group_versions().items() for v in vs]
             if path.rstrip("/") in ("/openapi/v3",):
@@ -1478,8 +1492,17 @@ class ApiServer:
             if not types:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
             schemas: dict[str, Any] = {}
+            paths: dict[str, Any] = {}
             version = gv.split("/")[-1]
+            field_validation = {"name": "fieldValidation", "in": "query", "schema": {"type": "string"},
+                                "uniqueItems": True}
             for rt in types:
+                gvk = {"group": rt.group, "version": version, "kind": rt.kind}
+                scope = "/namespaces/{namespace}" if rt.namespaced else ""
+                paths[f"/{suffix}{scope}/{rt.plural}/{{name}}"] = {"patch": {
+                    "operationId": f"patch{rt.kind}", "x-kubernetes-group-version-kind": gvk,
+                    "x-kubernetes-action": "patch", "parameters": [field_validation],
+                    "responses": {"200": {"description": "OK"}}}}
                 schemas[f"io.gpuscale.test.{rt.group or 'core'}.{version}.{rt.kind}"] = {
                     "type": "object", "x-kubernetes-preserve-unknown-fields": True,
                     "x-kubernetes-group-version-kind": [{"group": rt.group, "kind": rt.kind, "version": version}],
@@ -1487,7 +1510,7 @@ class ApiServer:
                                    "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
                 }
             return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{self.version}"},
-                    "paths": {}, "components": {"schemas": schemas}}
+                    "paths": paths, "components": {"schemas": schemas}}
 
 
 def _expand(sources: Iterable[Any]) -> Iterator[dict[str, Any]]:

@@ -165,7 +165,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     """Apply a JSON merge patch; returns a new value (``null`` deletes a key, lists are replaced)."""
     if not isinstance(patch, Mapping):
         return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
+    result = copy.deepcopy(dict(target)) if isinstance(target, Mapping) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -368,7 +368,7 @@ def path_string(path: FieldPath) -> str:
 def deep_merge(base: Any, overlay: Any) -> Any:
     """Merge ``overlay`` into ``base``: maps recursively, everything else (lists included) replaced."""
     if isinstance(base, Mapping) and isinstance(overlay, Mapping):
-        out = dict(base)
+        out = copy.deepcopy(dict(base))
         for key, value in overlay.items():
             out[key] = deep_merge(out.get(key), value)
         return out
