@@ -1,0 +1,190 @@
+"""A HorizontalPodAutoscaler read into one shape, whatever its apiVersion (v1, v2beta1, v2beta2, v2)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_gpuscale.errors import InputError
+
+HPA_KIND = "HorizontalPodAutoscaler"
+HPA_DEFAULT_CPU = 80
+HPA_DEFAULT_SCALE_DOWN_WINDOW = 300
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIX = {"": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
+           "Ki": 1024.0, "Mi": 1024.0 ** 2, "Gi": 1024.0 ** 3, "Ti": 1024.0 ** 4}
+_DNS = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def quantity(value: Any) -> float:
+    """A Kubernetes quantity (``504m``, ``4``, ``"30000"``, ``1Gi``) as a float. Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a quantity: {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _QUANTITY.match(str(value).strip())
+    if not match or match.group(2) not in _SUFFIX:
+        raise ValueError(f"not a quantity: {value!r}")
+    return float(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+def number_text(value: float) -> str:
+    """A threshold as KEDA wants it: a string, without a trailing ``.0``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One HPA metric. `type` is Resource, ContainerResource, Pods, Object or External."""
+
+    type: str
+    name: str
+    target_type: str
+    target: float | None
+    selector: Mapping[str, str] = field(default_factory=dict)
+    described: Mapping[str, str] = field(default_factory=dict)
+    container: str | None = None
+
+    def describe(self) -> str:
+        """Short text, e.g. ``cpu 80%`` or ``Pods vllm:num_requests_waiting avg 10``."""
+        if self.type in ("Resource", "ContainerResource"):
+            unit = "%" if self.target_type == "Utilization" else ""
+            value = number_text(self.target) if self.target is not None else "?"
+            return f"{self.name} {value}{unit}"
+        kind = {"AverageValue": "avg", "Value": "value", "Utilization": "util"}.get(self.target_type, "")
+        value = number_text(self.target) if self.target is not None else "?"
+        return f"{self.type} {self.name} {kind} {value}".strip()
+
+
+@dataclass(frozen=True)
+class HPA:
+    """An HPA in the autoscaling/v2 shape."""
+
+    name: str
+    namespace: str | None
+    target_api_version: str
+    target_kind: str
+    target_name: str
+    min_replicas: int | None
+    max_replicas: int
+    metrics: tuple[MetricSpec, ...]
+    behavior: Mapping[str, Any] | None
+    raw: Mapping[str, Any]
+    current_replicas: int | None = None
+
+    @property
+    def ref(self) -> str:
+        """``ns/name`` or ``name``."""
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+def _target(metric_block: Mapping[str, Any], legacy: bool) -> tuple[str, float | None]:
+    if legacy:
+        for key, kind in (("targetAverageUtilization", "Utilization"), ("targetAverageValue", "AverageValue"),
+                          ("targetValue", "Value")):
+            if key in metric_block:
+                return kind, quantity(metric_block[key])
+        return "AverageValue", None
+    target = metric_block.get("target") or {}
+    kind = str(target.get("type") or "")
+    for key, implied in (("averageUtilization", "Utilization"), ("averageValue", "AverageValue"),
+                         ("value", "Value")):
+        if key in target and (kind == implied or (kind == "Utilization" and key == "averageValue")):
+            return kind or implied, quantity(target[key])
+    for key, implied in (("averageUtilization", "Utilization"), ("averageValue", "AverageValue"),
+                         ("value", "Value")):
+        if key in target:
+            return kind or implied, quantity(target[key])
+    return kind or "AverageValue", None
+
+
+def _metric(entry: Mapping[str, Any], legacy: bool, where: str) -> MetricSpec:
+    mtype = str(entry.get("type") or "")
+    key = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods", "Object": "object",
+           "External": "external"}.get(mtype)
+    if key is None or not isinstance(entry.get(key), Mapping):
+        raise InputError(f"cannot read {where}", f"metric type {mtype or '<none>'} is not one the HPA API knows",
+                         "use Resource, ContainerResource, Pods, Object or External")
+    block: Mapping[str, Any] = entry[key]
+    try:
+        target_type, target = _target(block, legacy)
+    except ValueError as exc:
+        raise InputError(f"cannot read {where}", str(exc), "fix the metric target") from None
+    if mtype in ("Resource", "ContainerResource"):
+        return MetricSpec(mtype, str(block.get("name") or ""), target_type, target,
+                          container=block.get("container"))
+    if legacy:
+        name = str(block.get("metricName") or "")
+        selector = (block.get("metricSelector") or block.get("selector") or {}).get("matchLabels") or {}
+    else:
+        metric = block.get("metric") or {}
+        name = str(metric.get("name") or "")
+        selector = (metric.get("selector") or {}).get("matchLabels") or {}
+    described = block.get("describedObject") or block.get("target") if mtype == "Object" else {}
+    described = {k: str(v) for k, v in (described or {}).items() if k in ("apiVersion", "kind", "name")}
+    if not name:
+        raise InputError(f"cannot read {where}", f"the {mtype} metric has no name", "fix the metric")
+    return MetricSpec(mtype, name, target_type, target, {str(k): str(v) for k, v in selector.items()}, described)
+
+
+def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
+    """Read an HPA of any served apiVersion. Raises `InputError` naming it when it cannot be converted."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    label = f"HPA {meta.get('namespace') + '/' if meta.get('namespace') else ''}{name}" + (
+        f" ({where})" if where else "")
+    if not name:
+        raise InputError(f"cannot read {label}", "it has no metadata.name", "fix the manifest")
+    if not _DNS.match(name) or len(name) > 253:
+        raise InputError(f"cannot read {label}", f"{name!r} is not a valid Kubernetes name",
+                         "substitute the placeholders (kustomize/sed) before migrating")
+    api_version = str(obj.get("apiVersion") or "")
+    spec = obj.get("spec") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    if not ref.get("name") or not ref.get("kind"):
+        raise InputError(f"cannot read {label}", "it has no scaleTargetRef (a kustomize patch, not a whole HPA?)",
+                         "pass the rendered HPA (kustomize build) instead")
+    if "maxReplicas" not in spec:
+        raise InputError(f"cannot read {label}", "it has no maxReplicas", "fix the manifest")
+    try:
+        max_replicas = int(spec["maxReplicas"])
+        min_replicas = int(spec["minReplicas"]) if spec.get("minReplicas") is not None else None
+    except (TypeError, ValueError):
+        raise InputError(f"cannot read {label}", "minReplicas/maxReplicas are not integers",
+                         "render the template first") from None
+    legacy = api_version.endswith("v2beta1")
+    metrics: list[MetricSpec] = []
+    if api_version.endswith("/v1"):
+        cpu = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_CPU)
+        metrics.append(MetricSpec("Resource", "cpu", "Utilization", quantity(cpu)))
+    else:
+        raw_metrics = spec.get("metrics")
+        if not raw_metrics:
+            raise InputError(f"cannot read {label}", "it has no metrics",
+                             "add the metric it scales on, or pass --query for the new trigger")
+        for i, entry in enumerate(raw_metrics):
+            if not isinstance(entry, Mapping):
+                raise InputError(f"cannot read {label}", f"metric {i} is not a mapping", "fix the manifest")
+            metrics.append(_metric(entry, legacy, f"{label} metric {i}"))
+    status = obj.get("status") or {}
+    return HPA(name, meta.get("namespace"), str(ref.get("apiVersion") or "apps/v1"), str(ref["kind"]),
+               str(ref["name"]), min_replicas, max_replicas, tuple(metrics), spec.get("behavior"), obj,
+               status.get("currentReplicas"))
+
+
+def original_record(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of an HPA a rollback restores: apiVersion, kind, name, namespace, labels, annotations, spec."""
+    meta = obj.get("metadata") or {}
+    keep_meta: dict[str, Any] = {"name": meta.get("name")}
+    if meta.get("namespace"):
+        keep_meta["namespace"] = meta["namespace"]
+    for key in ("labels", "annotations"):
+        values = {k: v for k, v in (meta.get(key) or {}).items()
+                  if k != "kubectl.kubernetes.io/last-applied-configuration"}
+        if values:
+            keep_meta[key] = values
+    return {"apiVersion": obj.get("apiVersion", "autoscaling/v2"), "kind": HPA_KIND, "metadata": keep_meta,
+            "spec": obj.get("spec") or {}}

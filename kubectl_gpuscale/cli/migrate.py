@@ -1,0 +1,290 @@
+"""`kubectl gpuscale migrate-hpa`: CPU/memory HPAs on GPU inference -> queue-depth KEDA ScaledObjects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kubectl_gpuscale.cli.options import KubeOptions, kube_options
+from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.errors import InputError
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.autoscale.builders import Schedule
+    from kubectl_gpuscale.autoscale.convert import Conversion
+
+
+def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> Schedule | None:
+    if not value:
+        return None
+    from kubectl_gpuscale.autoscale.builders import Schedule
+
+    fields = {}
+    for part in value.split(";"):
+        key, sep, val = part.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{part!r} is not key=value; e.g. "
+                                     "'timezone=Europe/Berlin;start=0 8 * * 1-5;end=0 18 * * 1-5;replicas=2'")
+        fields[key.strip()] = val.strip()
+    missing = {"timezone", "start", "end", "replicas"} - set(fields)
+    if missing:
+        raise click.BadParameter(f"missing {', '.join(sorted(missing))}")
+    if fields["start"] == fields["end"]:
+        raise click.BadParameter("start and end must differ")
+    try:
+        replicas = int(fields["replicas"])
+    except ValueError:
+        raise click.BadParameter("replicas must be an integer") from None
+    if replicas < 1:
+        raise click.BadParameter("replicas must be >= 1 (KEDA rejects desiredReplicas 0)")
+    return Schedule(fields["timezone"], fields["start"], fields["end"], replicas)
+
+
+@click.command("migrate-hpa", context_settings=CONTEXT_SETTINGS)
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_hpas", is_flag=True, help="Every HPA in the namespace (-A: in all namespaces).")
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE|DIR|-",
+              help="Read HPAs and their workloads from files, a directory or stdin (offline, no cluster).")
+@click.option("--apply", "do_apply", is_flag=True, help="Write the objects (server-side apply) after preflight.")
+@click.option("--diff", is_flag=True, help="Show what would change against what the cluster has.")
+@click.option("--rollback", metavar="NAME", default=None,
+              help="Undo a migration: delete ScaledObject NAME with Orphan propagation, restore the original HPA.")
+@click.option("--prometheus", metavar="URL", default=None,
+              help="Prometheus URL for the triggers (default: found in the cluster, else "
+                   "http://prometheus-operated.monitoring.svc:9090).")
+@click.option("--target-queue", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Waiting requests per replica that trigger a scale-up (default: the HPA's own queue target, "
+                   "else ceil(engine max concurrency / 20), e.g. 13 for vLLM's 256).")
+@click.option("--activation", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="activationThreshold: the queue must exceed it to wake a workload scaled to zero.")
+@click.option("--kv-cache", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="FRACTION",
+              help="Add a KV-cache usage trigger (e.g. 0.8); handles vLLM's gpu_ -> kv_cache_usage_perc rename.")
+@click.option("--gpu-util", type=click.FloatRange(0, 100, min_open=True), default=None, metavar="PERCENT",
+              help="Add a DCGM GPU-utilisation trigger (pod or exported_pod labels).")
+@click.option("--query", default=None, help="The PromQL to scale on, for an unknown engine (wrap it in sum()).")
+@click.option("--force", is_flag=True, help="Migrate workloads with no accelerator request too.")
+@click.option("--scale-to-zero", is_flag=True,
+              help="minReplicaCount 0 with an HTTPScaledObject (KEDA HTTP add-on) buffering requests.")
+@click.option("--host", "hosts", multiple=True, help="Host header(s) the HTTP add-on routes (with --scale-to-zero).")
+@click.option("--cold-start", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="Cold-start estimate (default: from the probes' initialDelaySeconds, else the engine's typical).")
+@click.option("--to", "to", type=click.Choice(["keda", "knative"]), default="keda", show_default=True,
+              help="knative: a Knative Service instead of a ScaledObject (dev/staging scale-to-zero).")
+@click.option("--pdb", is_flag=True, help="Also a PodDisruptionBudget keeping one warm replica (minAvailable 1).")
+@click.option("--schedule", callback=_schedule, default=None, metavar="SPEC",
+              help="Business-hours floor (KEDA cron): 'timezone=TZ;start=CRON;end=CRON;replicas=N'.")
+@click.option("--polling-interval", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Seconds between KEDA polls; the HPA reads metrics every 15 s anyway.")
+@click.option("--cooldown-period", type=click.IntRange(min=0), default=600, show_default=True,
+              help="Seconds after the last activity before scaling to zero (only with --scale-to-zero).")
+@click.option("--continue-on-error", is_flag=True, help="Migrate what converts and report each failure.")
+@kube_options(writes=True)
+def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], do_apply: bool, diff: bool,
+                rollback: str | None, prometheus: str | None, target_queue: float | None, activation: float,
+                kv_cache: float | None, gpu_util: float | None, query: str | None, force: bool,
+                scale_to_zero: bool, hosts: tuple[str, ...], cold_start: int | None, to: str, pdb: bool,
+                schedule: Schedule | None, polling_interval: int, cooldown_period: int,
+                continue_on_error: bool, kube: KubeOptions) -> None:
+    """Turn CPU/memory HPAs on GPU inference into queue-depth KEDA ScaledObjects.
+
+    Each HPA is read with its workload; the engine (vLLM, SGLang, TGI, Triton,
+    TensorRT-LLM, NIM, Ollama) is detected from image, command, env and ports.
+    The ScaledObject scales on the engine's queue (e.g. vllm:num_requests_waiting,
+    matched in its ':' and '_' spellings), summed over this workload's pods,
+    adopts the existing HPA with no gap (transfer-hpa-ownership), keeps the HPA's
+    min/max and behavior with scale-down stabilization >= the cold start, and
+    sets ignoreNullValues "false" plus a fallback so a missing metric never
+    scales the workload down. The original HPA is saved on the ScaledObject
+    for --rollback.
+
+    GPU defaults: pollingInterval 15 s (KEDA's 30 s doubles reaction time),
+    cooldownPeriod 600 s (a GPU replica costs minutes to bring back),
+    fallback after 3 failed polls to the current replica count.
+
+    Without --apply nothing is written: the table and plan (or -o yaml|json,
+    a List that pipes into 'kubectl apply -f -').
+
+    \b
+    Examples:
+      kubectl gpuscale migrate-hpa -f hpa.yaml -f deploy.yaml           # offline plan
+      kubectl gpuscale migrate-hpa -f manifests/ -o yaml | kubectl apply --server-side -f -
+      kubectl gpuscale migrate-hpa vllm -n ml                           # plan from the cluster
+      kubectl gpuscale migrate-hpa --all -n ml --apply --dry-run=server
+      kubectl gpuscale migrate-hpa vllm -n ml --kv-cache 0.8 --apply
+      kubectl gpuscale migrate-hpa vllm -n ml --scale-to-zero --host llm.example.com -o yaml
+      kubectl gpuscale migrate-hpa vllm -n ml --to knative -o yaml
+      kubectl gpuscale migrate-hpa --rollback vllm -n ml                # undo
+    """
+    from kubectl_gpuscale.autoscale import convert as conv
+    from kubectl_gpuscale.cli.output import emit_objects, note, warn
+
+    if rollback:
+        _rollback(rollback, kube)
+        return
+    if not files and not names and not all_hpas and not kube.selector:
+        raise InputError("nothing to migrate", "no HPA named", "pass NAME..., --all, -l SELECTOR or -f FILE")
+    if files and (names or all_hpas) and kube.selector:
+        raise InputError("cannot combine -f with -l", "selectors apply to cluster reads", "drop one of them")
+    cluster = None
+    originals: dict[tuple[str, str], Any] = {}
+    wheres: list[str] = []
+    if files:
+        from kubectl_gpuscale.manifests import load
+
+        loaded = load(files)
+        objects = [item.obj for item in loaded]
+        wheres = [item.where for item in loaded]
+        namespace = kube.namespace
+    else:
+        cluster = kube.cluster()
+        from kubectl_gpuscale.autoscale.apply import read_inputs
+
+        namespace = kube.target_namespace(cluster)
+        inputs = read_inputs(cluster, namespace, names, selector=kube.selector, services=scale_to_zero)
+        for hpa, why in inputs.skipped:
+            note(f"skipping HPA {hpa}: {why}")
+        objects, originals = inputs.objects, inputs.originals
+        if prometheus is None:
+            prometheus = _find_prometheus(cluster)
+    options = conv.Options(
+        prometheus=prometheus or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
+        kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
+        cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
+        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files)
+    results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
+    if files and names:
+        missing = set(names) - {r.name for r in results}
+        if missing:
+            raise InputError(f"cannot find HPA {', '.join(sorted(missing))}", "not in the input",
+                             "check the names and the -f files")
+    if not results:
+        raise InputError("nothing to migrate", "no HorizontalPodAutoscaler in the input",
+                         "pass the HPA manifests (-f) or name HPAs in the cluster")
+    failed = [r for r in results if r.action == "error"]
+    if failed and not continue_on_error:
+        first = failed[0]
+        assert first.error is not None
+        if len(failed) > 1:
+            first.error.why += f" (and {len(failed) - 1} more HPA(s) failed; --continue-on-error to see all)"
+        raise first.error
+    to_write = [obj for r in results if r.ok for obj in r.objects]
+    if diff:
+        if cluster is None:
+            cluster = kube.cluster()
+        _diff(cluster, to_write)
+    if do_apply and kube.dry_run != "client" and to_write:
+        from kubectl_gpuscale.autoscale.apply import apply_all, preflight
+
+        if cluster is None:
+            cluster = kube.cluster()
+        for line in preflight(cluster, to_write):
+            warn(line)
+        apply_all(cluster, to_write, dry_run=kube.dry_run == "server", force=kube.force_conflicts)
+        suffix = " (server dry run)" if kube.dry_run == "server" else ""
+        for r in results:
+            if r.ok:
+                note(f"migrated HPA {r.hpa} -> " + ", ".join(f"{o['kind']}/{o['metadata']['name']}"
+                                                             for o in r.objects) + suffix)
+    if kube.output in ("json", "yaml", "name"):
+        emit_objects(to_write, kube.output)
+    elif not diff:
+        _report(results, wide=kube.output == "wide")
+    if failed:
+        raise SystemExit(1)
+
+
+def _find_prometheus(cluster: Any) -> str | None:
+    """The Prometheus Service in the cluster: kube-prometheus-stack's, else the operator's governing one."""
+    from kubectl_gpuscale.errors import GpuscaleError
+
+    try:
+        for svc in cluster.list("v1", "Service", None, label_selector="app=kube-prometheus-stack-prometheus"):
+            meta = svc["metadata"]
+            port = ((svc.get("spec") or {}).get("ports") or [{}])[0].get("port", 9090)
+            return f"http://{meta['name']}.{meta['namespace']}.svc:{port}"
+        for svc in cluster.list("v1", "Service", None, field_selector="metadata.name=prometheus-operated"):
+            return f"http://prometheus-operated.{svc['metadata']['namespace']}.svc:9090"
+    except GpuscaleError:
+        return None
+    return None
+
+
+def _report(results: list[Conversion], *, wide: bool) -> None:
+    from kubectl_gpuscale.cli.output import Column, render_table
+
+    columns = [
+        Column("hpa", lambda r: r.hpa), Column("target", lambda r: r.target, wide=True),
+        Column("engine", lambda r: r.engine), Column("gpu", lambda r: r.gpu), Column("metric", lambda r: r.metric),
+        Column("threshold", lambda r: r.threshold), Column("min/max", lambda r: r.replicas),
+        Column("action", lambda r: r.action if r.ok else f"{r.action}: {r.why}"),
+    ]
+    render_table(results, columns, wide=wide)
+    for r in results:
+        if not r.ok:
+            continue
+        click.echo(f"\nplan for HPA {r.hpa}:")
+        for obj in r.objects:
+            adopt = obj.get("spec", {}).get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("name")
+            extra = f" adopting HPA {adopt} (no gap: KEDA takes it over in place)" if adopt else ""
+            click.echo(f"  apply {obj['kind']} {obj['metadata'].get('namespace')}/{obj['metadata']['name']}{extra}")
+            for trigger in obj.get("spec", {}).get("triggers", []):
+                meta = trigger.get("metadata", {})
+                if "query" in meta:
+                    click.echo(f"    trigger {trigger.get('name')}: {meta['query']} > {meta['threshold']} per replica"
+                               if trigger.get("metricType") is None else
+                               f"    trigger {trigger.get('name')}: {meta['query']} ({trigger['metricType']} "
+                               f"{meta['threshold']})")
+                else:
+                    click.echo(f"    trigger {trigger.get('name')}: {trigger.get('type')}")
+        for line in r.notes:
+            click.echo(f"  note: {line}")
+
+
+def _diff(cluster: Any, objects: list[dict[str, Any]]) -> None:
+    import difflib
+
+    from kubectl_gpuscale.cli.output import dump
+
+    for obj in objects:
+        meta = obj["metadata"]
+        current = cluster.get_or_none(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        before = ""
+        if current:
+            current = {"apiVersion": current.get("apiVersion"), "kind": current.get("kind"),
+                       "metadata": {k: current["metadata"][k] for k in ("name", "namespace", "labels", "annotations")
+                                    if k in current["metadata"]},
+                       "spec": current.get("spec")}
+            before = dump(current, "yaml")
+        after = dump(obj, "yaml")
+        label = f"{obj['kind']}/{meta.get('namespace')}/{meta['name']}"
+        lines = list(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                          f"live/{label}", f"merged/{label}"))
+        click.echo("".join(lines) if lines else f"# {label}: no change\n", nl=False)
+
+
+def _rollback(name: str, kube: KubeOptions) -> None:
+    from kubectl_gpuscale.autoscale.apply import rollback
+    from kubectl_gpuscale.cli.output import emit_objects, note
+
+    cluster = kube.cluster()
+    namespace = kube.target_namespace(cluster) or cluster.default_namespace
+    if kube.dry_run == "client":
+        so = cluster.get("keda.sh/v1alpha1", "ScaledObject", name, namespace)
+        note(f"would delete ScaledObject {namespace}/{name} (propagationPolicy=Orphan) and restore the HPA "
+             f"saved on it")
+        if kube.output in ("json", "yaml"):
+            import json
+
+            from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
+
+            emit_objects([json.loads(so["metadata"].get("annotations", {}).get(ORIGINAL_HPA, "{}"))], kube.output)
+        return
+    restored = rollback(cluster, name, namespace, dry_run=kube.dry_run == "server")
+    suffix = " (server dry run)" if kube.dry_run == "server" else ""
+    if kube.output in ("json", "yaml", "name"):
+        emit_objects([restored], kube.output)
+    else:
+        click.echo(f"scaledobject.keda.sh/{name} deleted (orphan){suffix}")
+        click.echo(f"horizontalpodautoscaler.autoscaling/{restored['metadata']['name']} restored{suffix}")
+    note("the HPA scales on its original metrics again")

@@ -1,0 +1,394 @@
+"""The engine catalog: the one place for inference-engine facts.
+
+What each engine (vLLM, SGLang, TGI, Triton, TensorRT-LLM, NIM, Ollama) looks like
+in a pod spec (images, commands, env, ports), which Prometheus metrics it
+exports (with the renames between versions), its default ports and its
+concurrency knob. `detect` reads a pod template and says which engine runs in
+it and how sure it is. Log-line patterns live in `coldstart`, not here.
+
+Pure module: plain data in, frozen dataclasses out. Sources: reference/engines.md.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One Prometheus metric as the engine exposes it.
+
+    `names` lists every exposed spelling over the engine's history, newest first
+    (e.g. vLLM's KV cache gauge renamed in 0.9.2). `labels` are fixed label
+    matchers that select the right series (TRT-LLM's ``request_type="waiting"``).
+    """
+
+    names: tuple[str, ...]
+    kind: str = "gauge"
+    labels: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        """The current (newest) name."""
+        return self.names[0]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Facts about one inference engine."""
+
+    key: str
+    display: str
+    image_patterns: tuple[str, ...]
+    command_patterns: tuple[str, ...]
+    env_hints: tuple[str, ...]
+    port: int
+    metrics_port: int | None
+    port_flags: tuple[str, ...]
+    port_env: tuple[str, ...]
+    model_flags: tuple[str, ...]
+    model_env: tuple[str, ...]
+    concurrency_flags: tuple[str, ...]
+    concurrency_env: tuple[str, ...]
+    default_concurrency: int
+    queue: Metric | None
+    running: Metric | None
+    kv_cache: Metric | None
+    model_label: str | None
+    metrics_needs_flag: str | None = None
+    cold_start_seconds: int = 300
+    notes: tuple[str, ...] = ()
+
+
+VLLM = Engine(
+    key="vllm", display="vLLM",
+    image_patterns=(r"(^|/)vllm[-/:]", r"vllm-openai", r"(^|/)vllm$", r"/vllm@"),
+    command_patterns=(r"\bvllm\s+serve\b", r"vllm\.entrypoints\.(openai\.)?api_server"),
+    env_hints=("VLLM_",),
+    port=8000, metrics_port=None, port_flags=("--port",), port_env=(),
+    model_flags=("--served-model-name", "--model"), model_env=(),
+    concurrency_flags=("--max-num-seqs",), concurrency_env=(),
+    default_concurrency=256,
+    queue=Metric(("vllm:num_requests_waiting",), note="requests waiting for a batch slot"),
+    running=Metric(("vllm:num_requests_running",)),
+    kv_cache=Metric(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+                    note="fraction 0-1; gpu_cache_usage_perc until 0.11, kv_cache_usage_perc since 0.9.2"),
+    model_label="model_name", cold_start_seconds=300,
+)
+
+SGLANG = Engine(
+    key="sglang", display="SGLang",
+    image_patterns=(r"sglang",),
+    command_patterns=(r"sglang\.launch_server", r"\bsglang\s+serve\b"),
+    env_hints=("SGLANG_",),
+    port=30000, metrics_port=None, port_flags=("--port",), port_env=(),
+    model_flags=("--served-model-name", "--model-path", "--model"), model_env=(),
+    concurrency_flags=("--max-running-requests",), concurrency_env=(),
+    default_concurrency=256,
+    queue=Metric(("sglang:num_queue_reqs",)),
+    running=Metric(("sglang:num_running_reqs",)),
+    kv_cache=Metric(("sglang:token_usage",), note="fraction 0-1"),
+    model_label="model_name", metrics_needs_flag="--enable-metrics", cold_start_seconds=300,
+)
+
+TGI = Engine(
+    key="tgi", display="TGI",
+    image_patterns=(r"text-generation-inference", r"(^|/)tgi[:@-]"),
+    command_patterns=(r"text-generation-launcher",),
+    env_hints=("MAX_CONCURRENT_REQUESTS", "MAX_BATCH_TOTAL_TOKENS", "NUM_SHARD", "SHARDED"),
+    port=80, metrics_port=9000, port_flags=("--port",), port_env=("PORT",),
+    model_flags=("--model-id",), model_env=("MODEL_ID",),
+    concurrency_flags=("--max-concurrent-requests",), concurrency_env=("MAX_CONCURRENT_REQUESTS",),
+    default_concurrency=128,
+    queue=Metric(("tgi_queue_size",)),
+    running=Metric(("tgi_batch_current_size",)),
+    kv_cache=None, model_label=None, cold_start_seconds=300,
+    notes=("the Docker image sets PORT=80; the launcher's own default is 3000",),
+)
+
+TRTLLM = Engine(
+    key="trtllm", display="TensorRT-LLM",
+    image_patterns=(r"tensorrt[-_]?llm", r"trtllm", r"tritonserver:.*trtllm"),
+    command_patterns=(r"\btrtllm-serve\b", r"launch_triton_server\.py"),
+    env_hints=("TRTLLM_",),
+    port=8000, metrics_port=8002, port_flags=("--port", "--http-port"), port_env=(),
+    model_flags=("--model_repo", "--model"), model_env=(),
+    concurrency_flags=("--max_batch_size", "--max-batch-size"), concurrency_env=(),
+    default_concurrency=64,
+    queue=Metric(("nv_trt_llm_request_metrics",), labels=(("request_type", "waiting"),)),
+    running=Metric(("nv_trt_llm_request_metrics",), labels=(("request_type", "active"),)),
+    kv_cache=Metric(("nv_trt_llm_kv_cache_block_metrics",), labels=(("kv_cache_block_type", "fraction"),)),
+    model_label="model", cold_start_seconds=420,
+)
+
+TRITON = Engine(
+    key="triton", display="Triton",
+    image_patterns=(r"tritonserver",),
+    command_patterns=(r"\btritonserver\b",),
+    env_hints=(),
+    port=8000, metrics_port=8002, port_flags=("--http-port",), port_env=(),
+    model_flags=("--model-repository", "--model-store"), model_env=(),
+    concurrency_flags=(), concurrency_env=(),
+    default_concurrency=64,
+    queue=Metric(("nv_inference_pending_request_count",), note="requests received but not yet executing"),
+    running=None, kv_cache=None, model_label="model", cold_start_seconds=300,
+)
+
+NIM = Engine(
+    key="nim", display="NIM",
+    image_patterns=(r"nvcr\.io/nim/", r"(^|/)nim-llm"),
+    command_patterns=(r"\bnim_llm\b", r"start_server\.sh"),
+    env_hints=("NIM_",),
+    port=8000, metrics_port=None, port_flags=(), port_env=("NIM_SERVER_PORT",),
+    model_flags=(), model_env=("NIM_MODEL_NAME", "NIM_SERVED_MODEL_NAME"),
+    concurrency_flags=(), concurrency_env=("NIM_MAX_NUM_SEQS",),
+    default_concurrency=256,
+    queue=Metric(("vllm:num_requests_waiting", "num_requests_waiting"),
+                 note="NIM LLM wraps vLLM or TRT-LLM; unverified, check the series exist"),
+    running=Metric(("vllm:num_requests_running", "num_requests_running")),
+    kv_cache=Metric(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "gpu_cache_usage_perc")),
+    model_label="model_name", cold_start_seconds=600,
+)
+
+OLLAMA = Engine(
+    key="ollama", display="Ollama",
+    image_patterns=(r"ollama",),
+    command_patterns=(r"\bollama\s+serve\b",),
+    env_hints=("OLLAMA_",),
+    port=11434, metrics_port=None, port_flags=(), port_env=("OLLAMA_HOST",),
+    model_flags=(), model_env=("OLLAMA_MODEL",),
+    concurrency_flags=(), concurrency_env=("OLLAMA_NUM_PARALLEL",),
+    default_concurrency=4,
+    queue=None, running=None, kv_cache=None, model_label=None, cold_start_seconds=120,
+    notes=("Ollama exports no Prometheus metrics: pass --query with a metric from a proxy or gateway",),
+)
+
+ENGINES: tuple[Engine, ...] = (VLLM, SGLANG, TGI, TRTLLM, TRITON, NIM, OLLAMA)
+BY_KEY: dict[str, Engine] = {e.key: e for e in ENGINES}
+
+# Extended resources that mean "this pod runs on an accelerator".
+ACCELERATOR_PATTERNS: tuple[str, ...] = (
+    r"^nvidia\.com/(gpu|mig-.+)$", r"^amd\.com/gpu$", r"^gpu\.intel\.com/.+$", r"^google\.com/tpu$",
+    r"^habana\.ai/gaudi$", r"^aws\.amazon\.com/neuron(core|device)?$", r"^cloud-tpus\.google\.com/.+$",
+)
+_ACCEL_RE = re.compile("|".join(ACCELERATOR_PATTERNS))
+
+# DCGM exporter (GPU utilisation): label names depend on how it was scraped.
+DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
+DCGM_POD_LABELS: tuple[tuple[str, str], ...] = (("namespace", "pod"), ("exported_namespace", "exported_pod"))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What runs in a pod template: the engine (or None), how sure, and the facts read from the spec."""
+
+    engine: Engine | None
+    confidence: str
+    container: str | None
+    reasons: tuple[str, ...] = ()
+    port: int | None = None
+    metrics_port: int | None = None
+    model: str | None = None
+    max_concurrency: int | None = None
+    accelerators: Mapping[str, str] = field(default_factory=dict)
+    metrics_disabled: bool = False
+
+    @property
+    def concurrency(self) -> int | None:
+        """The set concurrency, else the engine's default (None when no engine)."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        return self.engine.default_concurrency if self.engine else None
+
+    @property
+    def gpus(self) -> int:
+        """Accelerators per pod (sum over accelerator resources; 0 when none)."""
+        total = 0
+        for value in self.accelerators.values():
+            try:
+                total += int(float(str(value)))
+            except ValueError:
+                total += 1
+        return total
+
+    @property
+    def accelerator_text(self) -> str:
+        """E.g. ``2x nvidia.com/gpu``, or ``none``."""
+        if not self.accelerators:
+            return "none"
+        return ", ".join(f"{v}x {k}" for k, v in self.accelerators.items())
+
+
+def pod_template(workload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod template of a Deployment/StatefulSet/ReplicaSet/LeaderWorkerSet/Knative Service, or None."""
+    spec = workload.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        return None
+    template = spec.get("template")
+    if isinstance(template, Mapping):
+        return template
+    lws = spec.get("leaderWorkerTemplate")
+    if isinstance(lws, Mapping):
+        for key in ("leaderTemplate", "workerTemplate"):
+            if isinstance(lws.get(key), Mapping):
+                return lws[key]  # type: ignore[no-any-return]
+    return None
+
+
+def _argv(container: Mapping[str, Any]) -> list[str]:
+    words: list[str] = []
+    for key in ("command", "args"):
+        value = container.get(key) or []
+        if isinstance(value, str):
+            value = [value]
+        for item in value:
+            text = str(item)
+            if " " in text.strip() or "\n" in text:
+                try:
+                    words.extend(shlex.split(text, comments=False))
+                except ValueError:
+                    words.extend(text.split())
+            else:
+                words.append(text)
+    return words
+
+
+def _env(container: Mapping[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in container.get("env") or []:
+        if isinstance(item, Mapping) and item.get("name"):
+            out[str(item["name"])] = str(item.get("value", "")) if "value" in item else ""
+    return out
+
+
+def flag_value(argv: Sequence[str], flags: Sequence[str]) -> str | None:
+    """The value of the first of `flags` (in `flags` order) found in argv, as ``--f v`` or ``--f=v``."""
+    for flag in flags:
+        for i, word in enumerate(argv):
+            head, sep, value = word.partition("=")
+            if head == flag:
+                if sep:
+                    return value
+                if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                    return argv[i + 1]
+    return None
+
+
+def _to_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def accelerators(container: Mapping[str, Any]) -> dict[str, str]:
+    """Accelerator resources a container asks for (requests or limits), e.g. {'nvidia.com/gpu': '2'}."""
+    res = container.get("resources") or {}
+    found: dict[str, str] = {}
+    if not isinstance(res, Mapping):
+        return found
+    for section in ("limits", "requests"):
+        for name, value in (res.get(section) or {}).items():
+            if _ACCEL_RE.match(str(name)) and str(value) not in ("0", ""):
+                found.setdefault(str(name), str(value))
+    return found
+
+
+def _score(engine: Engine, container: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str]
+           ) -> tuple[int, list[str]]:
+    score, reasons = 0, []
+    image = str(container.get("image") or "").lower()
+    if any(re.search(p, image) for p in engine.image_patterns):
+        score += 3
+        reasons.append(f"image {container.get('image')}")
+    line = " ".join(argv)
+    if any(re.search(p, line) for p in engine.command_patterns):
+        score += 3
+        reasons.append("command line")
+    if any(f in argv or any(w.startswith(f + "=") for w in argv) for f in engine.concurrency_flags):
+        score += 1
+        reasons.append(f"flag {engine.concurrency_flags[0]}")
+    if engine.env_hints and any(name.startswith(h) or name == h for name in env for h in engine.env_hints):
+        score += 1
+        reasons.append("env")
+    ports = {p.get("containerPort") for p in container.get("ports") or [] if isinstance(p, Mapping)}
+    if score and engine.port in ports:
+        score += 1
+        reasons.append(f"port {engine.port}")
+    return score, reasons
+
+
+def _confidence(score: int) -> str:
+    if score >= 5:
+        return "high"
+    if score >= 3:
+        return "medium"
+    return "low"
+
+
+def detect(workload_or_template: Mapping[str, Any]) -> Detection:
+    """Which engine runs in a workload (or pod template), with the facts read from its spec.
+
+    Each container is scored per engine: image (3), command line (3), concurrency
+    flag (1), engine env vars (1), the engine's default port (1). The best score
+    wins; confidence is high (>= 5), medium (>= 3) or low. A workload with no
+    match gets ``engine=None`` and confidence ``none``.
+    """
+    template = pod_template(workload_or_template) if "template" in (workload_or_template.get("spec") or {}) \
+        or "leaderWorkerTemplate" in (workload_or_template.get("spec") or {}) else workload_or_template
+    pod_spec = (template or {}).get("spec") or {}
+    containers = [c for c in pod_spec.get("containers") or [] if isinstance(c, Mapping)]
+    accel: dict[str, str] = {}
+    for c in containers:
+        accel.update(accelerators(c))
+    best: tuple[int, Engine | None, Mapping[str, Any] | None, list[str], list[str], dict[str, str]] = (
+        0, None, None, [], [], {})
+    for c in containers:
+        argv, env = _argv(c), _env(c)
+        for engine in ENGINES:
+            score, reasons = _score(engine, c, argv, env)
+            if score > best[0]:
+                best = (score, engine, c, reasons, argv, env)
+    score, engine, container, reasons, argv, env = best
+    if engine is None or container is None:
+        return Detection(None, "none", containers[0].get("name") if containers else None, accelerators=accel)
+    port = _to_int(flag_value(argv, engine.port_flags)) if engine.port_flags else None
+    for name in engine.port_env:
+        if port is None and env.get(name, "").isdigit():
+            port = int(env[name])
+    if port is None:
+        declared = [p.get("containerPort") for p in container.get("ports") or [] if isinstance(p, Mapping)]
+        port = next((p for p in declared if isinstance(p, int)), engine.port)
+    model = flag_value(argv, engine.model_flags) if engine.model_flags else None
+    if model is None and engine.key == "vllm" and "serve" in argv:
+        i = argv.index("serve")
+        if i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            model = argv[i + 1]
+    for name in engine.model_env:
+        if model is None and env.get(name):
+            model = env[name]
+    concurrency = _to_int(flag_value(argv, engine.concurrency_flags)) if engine.concurrency_flags else None
+    for name in engine.concurrency_env:
+        if concurrency is None and env.get(name, "").isdigit():
+            concurrency = int(env[name])
+    disabled = bool(engine.metrics_needs_flag and engine.metrics_needs_flag not in argv)
+    return Detection(engine, _confidence(score), str(container.get("name") or ""), tuple(reasons), port,
+                     engine.metrics_port, model, concurrency, accel, disabled)
+
+
+def engine_for_metric(name: str) -> tuple[Engine, str] | None:
+    """The engine and role ('queue', 'running', 'kv_cache') of a metric name in any spelling (':' or '_')."""
+    plain = name.replace(":", "_")
+    for engine in ENGINES:
+        for role in ("queue", "running", "kv_cache"):
+            metric: Metric | None = getattr(engine, role)
+            if metric and any(n.replace(":", "_") == plain or n.split(":")[-1] == name for n in metric.names):
+                return engine, role
+    return None
