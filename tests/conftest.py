@@ -48,3 +48,5 @@ def prometheus_bin() -> str:
         require_real_part("prometheus", "apt-get install prometheus")
     assert path
     return path
+from tests.support.prometheus import prometheus, prometheus_server  # noqa: E402,F401  (real Prometheus fixtures)
+from tests.support.kube_fixtures import apiserver, cluster, kubectl  # noqa: E402,F401  (test API server fixtures)

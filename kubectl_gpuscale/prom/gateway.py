@@ -208,6 +208,16 @@ class Prometheus:
         return {key: next((v for name in names for v in name_variants(name) if v in held), None)
                 for key, names in groups.items()}
 
+    def name_forms(self, name: str, within: Mapping[str, LabelValue] | None = None, *,
+                   lookback: float | None = DEFAULT_LOOKBACK) -> list[str]:
+        """Every form of ``name`` the server holds (colon and/or underscore), in `name_variants` order.
+
+        Both forms at once mean some targets expose the colon name and others the underscore one:
+        a query on either alone misses pods; use ``promql.name_matcher``.
+        """
+        held = set(self.series_names(names_matcher([name], within), lookback=lookback))
+        return [v for v in name_variants(name) if v in held]
+
     def label_names(self, match: str | Sequence[str], *, lookback: float | None = DEFAULT_LOOKBACK) -> set[str]:
         """Label names present on the series matching the selector(s) (``/api/v1/labels``)."""
         params = _range_params(lookback)
@@ -241,11 +251,18 @@ class Prometheus:
         except requests.exceptions.SSLError as exc:
             raise UnreachableError(f"cannot reach Prometheus at {self.url}", f"TLS failed: {_reason(exc)}",
                                    "give the server's CA bundle, or turn TLS verification off for a test server") from None
-        except requests.exceptions.Timeout:
-            raise UnreachableError(f"cannot {what} at {self.url}",
-                                   f"Prometheus did not answer within {self.timeout:g}s",
-                                   "simplify the query or raise the timeout; check the server's load") from None
+        except requests.exceptions.JSONDecodeError:
+            raise UnreachableError(f"cannot {what} at {self.url}", "the answer is not the Prometheus HTTP API (not JSON)",
+                                   "point the URL at the Prometheus server itself, e.g. http://HOST:9090") from None
         except requests.exceptions.RequestException as exc:
+            if isinstance(exc, requests.exceptions.ConnectTimeout) or "ConnectTimeoutError" in str(exc):
+                raise UnreachableError(f"cannot reach Prometheus at {self.url}",
+                                       f"no connection within {self.timeout:g}s",
+                                       "check the URL and that nothing (a firewall, a NetworkPolicy) blocks it") from None
+            if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
+                raise UnreachableError(f"cannot {what} at {self.url}",
+                                       f"Prometheus did not answer within {self.timeout:g}s",
+                                       "simplify the query or raise the timeout; check the server's load") from None
             raise UnreachableError(f"cannot reach Prometheus at {self.url}", _reason(exc),
                                    "check the URL (--prometheus or $GPUSCALE_PROMETHEUS_URL) and that Prometheus "
                                    "is running, e.g. kubectl -n monitoring port-forward "

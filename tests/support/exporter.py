@@ -243,7 +243,7 @@ class ReplayServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, fmt: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, fmt: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

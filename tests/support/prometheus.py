@@ -150,10 +150,12 @@ def start_prometheus(binary: str, jobs: Sequence[ScrapeJob], workdir: Path,
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
     log.close()
     server = PrometheusServer(f"http://127.0.0.1:{port}", process, workdir, jobs)
-    expected = {job.name for job in jobs}
+    expected = {job.name: len(job.targets) for job in jobs}
     try:
-        server.wait_for('count by (job) ({job!="", __name__!~"up|scrape_.*"})',
-                        lambda result: {r["metric"].get("job") for r in result} >= expected, timeout=timeout)
+        # `up` is written in the same commit as the samples of a successful scrape.
+        server.wait_for("count by (job) (up == 1)",
+                        lambda result: {r["metric"]["job"]: int(r["value"][1]) for r in result} == expected,
+                        timeout=timeout)
     except BaseException:
         server.stop()
         raise
