@@ -157,3 +157,36 @@ def timeline_to_dict(t: Timeline) -> dict[str, Any]:
                     "why": a.why} for a in t.advice],
         "notes": list(t.notes),
     }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation between closest ranks."""
+    if not values:
+        raise ValueError("percentile of nothing")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarize(timelines: list[Timeline], workload: str | None = None) -> dict[str, Any]:
+    """The `coldstart deploy/NAME -o json` document: p50/p95 per phase over several pods' starts."""
+    phases: list[dict[str, Any]] = []
+    for name in PHASES:
+        values = [p.seconds for t in timelines for p in t.phases if p.name == name]
+        if values:
+            phases.append({"name": name, "samples": len(values), "p50Seconds": _round(percentile(values, 50)),
+                           "p95Seconds": _round(percentile(values, 95)), "maxSeconds": _round(max(values))})
+    totals = [t.total_seconds for t in timelines if t.total_seconds > 0]
+    return {
+        "kind": "ColdStartSummary",
+        "schemaVersion": SCHEMA_VERSION,
+        "workload": workload,
+        "pods": len(timelines),
+        "failed": sum(1 for t in timelines if t.status == "failed"),
+        "totalSeconds": {"p50": _round(percentile(totals, 50)), "p95": _round(percentile(totals, 95))}
+        if totals else None,
+        "phases": phases,
+        "items": [timeline_to_dict(t) for t in timelines],
+    }
