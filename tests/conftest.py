@@ -50,4 +50,3 @@ def prometheus_bin() -> str:
     return path
 from tests.support.prometheus import prometheus, prometheus_server  # noqa: E402,F401  (real Prometheus fixtures)
 from tests.support.kube_fixtures import apiserver, cluster, kubectl  # noqa: E402,F401  (test API server fixtures)
-from tests.support.kube_fixtures import apiserver, cluster, kubectl  # noqa: E402,F401  (test API server fixtures)
