@@ -522,9 +522,12 @@ def build_from_scan(s: LogScan, *, pod: Mapping[str, Any] | None = None,
             if started <= end:
                 p.start = started
                 p.seconds = (end - started).total_seconds()
-    if started is not None and not any(p.name == "engine_init" for p in engine_ph):
+    if started is not None and anchored and not any(p.name == "engine_init" for p in engine_ph):
+        # the log is this container's own: its process started with the container
         nexts = [p.start for p in engine_ph if p.start is not None]
-        if nexts and min(nexts) >= started and s.has("weights_start", "tgi_dl_start"):
+        if engine.earliest is not None:
+            nexts.append(engine.earliest + offset)
+        if nexts and min(nexts) >= started:
             engine_ph.insert(0, _P("engine_init", (min(nexts) - started).total_seconds(), started))
     phases = pod_ph + engine_ph
     listening = engine.listening + offset if engine.listening else None
