@@ -45,7 +45,7 @@ class Exporter:
         self._lock = threading.Lock()
         self._families: dict[str, _Family] = {}
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)  # type: ignore[arg-type]
+        self.registry.register(self)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port = 0

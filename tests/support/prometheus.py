@@ -177,8 +177,10 @@ def _standard_server(binary: str, workdir: Path) -> PrometheusServer:
     try:
         server = start_prometheus(binary, jobs, workdir)
     except BaseException:
-        for closable in (engines, gpus, *replays):
-            closable.stop()
+        engines.stop()
+        gpus.stop()
+        for replay in replays:
+            replay.stop()
         raise
     server.engines, server.gpus, server.fleet, server.replays = engines, gpus, fleet, replays
     return server
@@ -193,9 +195,11 @@ def prometheus_server(prometheus_bin: str) -> Iterator[PrometheusServer]:
             yield server
         finally:
             server.stop()
-            for closable in (server.engines, server.gpus, *server.replays):
-                if closable is not None:
-                    closable.stop()
+            for exporter in (server.engines, server.gpus):
+                if exporter is not None:
+                    exporter.stop()
+            for replay in server.replays:
+                replay.stop()
             if os.environ.get("GPUSCALE_KEEP_PROM_LOG"):
                 print(server.log_tail(200))
 
