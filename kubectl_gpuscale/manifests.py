@@ -43,7 +43,8 @@ class Loaded:
 
 
 def _loader() -> type[yaml.SafeLoader]:
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[no-any-return]
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return loader
 
 
 def template_kind(text: str) -> tuple[str, int] | None:
@@ -72,14 +73,14 @@ def parse_text(text: str, source: str) -> list[Loaded]:
         documents = list(yaml.load_all(text, Loader=_loader()))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
+        at = f":{mark.line + 1}" if mark is not None else ""
         reason = " ".join(str(p) for p in (exc.problem, exc.context) if p) or "invalid YAML"
         if mark is not None:
             lines = text.splitlines()
             bad = lines[mark.line] if mark.line < len(lines) else ""
             if "\t" in bad[: len(bad) - len(bad.lstrip())]:
                 reason += " (a tab in the indentation: YAML indents with spaces)"
-        raise InputError(f"cannot parse {source}{line}", reason, "fix the YAML syntax") from None
+        raise InputError(f"cannot parse {source}{at}", reason, "fix the YAML syntax") from None
     except yaml.YAMLError as exc:
         raise InputError(f"cannot parse {source}", str(exc).splitlines()[0], "fix the YAML syntax") from None
     out: list[Loaded] = []

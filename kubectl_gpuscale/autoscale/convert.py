@@ -330,10 +330,10 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         annotations[builders.ENGINE_ANNOTATION] = f"{detection.engine.key} ({detection.confidence})"
     if options.to == "knative":
         template = engines.pod_template(workload) or {}
-        service, features = builders.knative_service(
+        ksvc, features = builders.knative_service(
             name=hpa.target_name, namespace=ns, template=template, min_scale=min_count,
             max_scale=hpa.max_replicas, concurrency=concurrency, cold_start=cold_start)
-        result.objects.append(service)
+        result.objects.append(ksvc)
         result.metric, result.threshold = "concurrency (Knative KPA)", str(concurrency)
         if features:
             result.notes.append("enable in knative-serving/config-features: " + ", ".join(features))
@@ -349,11 +349,12 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         trigger_dicts.append(builders.cron_trigger(options.schedule))
     http_obj = None
     if options.scale_to_zero:
-        service = _service_for(workload, given_ns, index)
-        if service is None:
+        found = _service_for(workload, given_ns, index)
+        if found is None:
             raise InputError(f"cannot migrate HPA {ns}/{hpa.name} with --scale-to-zero",
                              f"no Service selects the pods of {hpa.target_kind}/{hpa.target_name}",
                              "pass the Service too; the HTTP add-on routes requests through it")
+        service = found
         svc_ports = (service.get("spec") or {}).get("ports") or [{}]
         http_obj = builders.http_scaled_object(
             name=hpa.target_name, namespace=ns, target=target, service=service["metadata"]["name"],
@@ -396,6 +397,7 @@ def convert_all(objects: Sequence[Mapping[str, Any]], options: Options, *, where
         if only and (obj.get("metadata") or {}).get("name") not in only:
             continue
         meta = obj.get("metadata") or {}
-        saved = (originals or {}).get((meta.get("namespace") or options.namespace or "default", meta.get("name")))
+        key = (str(meta.get("namespace") or options.namespace or "default"), str(meta.get("name")))
+        saved = (originals or {}).get(key)
         out.append(convert_one(obj, index, options, where=wheres[i] if i < len(wheres) else "", original=saved))
     return out

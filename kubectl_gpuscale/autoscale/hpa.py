@@ -134,7 +134,8 @@ def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
     """Read an HPA of any served apiVersion. Raises `InputError` naming it when it cannot be converted."""
     meta = obj.get("metadata") or {}
     name = str(meta.get("name") or "")
-    label = f"HPA {meta.get('namespace') + '/' if meta.get('namespace') else ''}{name}" + (
+    prefix = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    label = f"HPA {prefix}{name}" + (
         f" ({where})" if where else "")
     if not name:
         raise InputError(f"cannot read {label}", "it has no metadata.name", "fix the manifest")

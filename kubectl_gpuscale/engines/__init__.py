@@ -236,7 +236,7 @@ def pod_template(workload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if isinstance(lws, Mapping):
         for key in ("leaderTemplate", "workerTemplate"):
             if isinstance(lws.get(key), Mapping):
-                return lws[key]  # type: ignore[no-any-return]
+                return lws[key]
     return None
 
 
@@ -352,13 +352,14 @@ def detect(workload_or_template: Mapping[str, Any]) -> Detection:
         0, None, None, [], [], {})
     for c in containers:
         argv, env = _argv(c), _env(c)
-        for engine in ENGINES:
-            score, reasons = _score(engine, c, argv, env)
+        for candidate in ENGINES:
+            score, reasons = _score(candidate, c, argv, env)
             if score > best[0]:
-                best = (score, engine, c, reasons, argv, env)
-    score, engine, container, reasons, argv, env = best
-    if engine is None or container is None:
+                best = (score, candidate, c, reasons, argv, env)
+    score, found, container, reasons, argv, env = best
+    if found is None or container is None:
         return Detection(None, "none", containers[0].get("name") if containers else None, accelerators=accel)
+    engine: Engine = found
     port = _to_int(flag_value(argv, engine.port_flags)) if engine.port_flags else None
     for name in engine.port_env:
         if port is None and env.get(name, "").isdigit():
