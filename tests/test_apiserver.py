@@ -59,6 +59,12 @@ def http(apiserver: ApiServer) -> Http:
     return Http(apiserver)
 
 
+def replicas(server: ApiServer, name: str = "vllm") -> int:
+    obj = server.get_object("apps/v1", "Deployment", name, "ml")
+    assert obj is not None
+    return int(obj["spec"]["replicas"])
+
+
 def deployment(name: str = "vllm", replicas: int = 2, **labels: str) -> dict[str, Any]:
     labels = labels or {"app": name}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -75,6 +81,7 @@ def test_discovery_documents(http: Http) -> None:
     assert code == 200 and versions["kind"] == "APIVersions" and versions["versions"] == ["v1"]
     _, groups = http("GET", "/apis")
     by_name = {g["name"]: g for g in groups["groups"]}
+    group: str
     for group in ("apps", "autoscaling", "apiextensions.k8s.io", "apiregistration.k8s.io", "authorization.k8s.io",
                   "rbac.authorization.k8s.io", "events.k8s.io", "keda.sh", "http.keda.sh", "serving.knative.dev",
                   "external.metrics.k8s.io"):
@@ -165,7 +172,7 @@ def test_deny_list_gives_forbidden_status_and_access_review(apiserver: ApiServer
                                  '"deployments" in API group "apps" in the namespace "ml"')
     assert status["details"] == {"name": "vllm", "group": "apps", "kind": "deployments"}
     assert http("GET", f"{DEPLOY_PATH}/vllm")[0] == 200
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+    review: dict[str, Any] = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
               "spec": {"resourceAttributes": {"verb": "patch", "group": "apps", "resource": "deployments",
                                               "namespace": "ml"}}}
     path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -368,7 +375,7 @@ def test_json_patch_operations(apiserver: ApiServer, http: Http) -> None:
     code, status = http("PATCH", f"{DEPLOY_PATH}/vllm", [{"op": "test", "path": "/spec/replicas", "value": 1}],
                         ctype="application/json-patch+json")
     assert code == 422 and status["reason"] == "Invalid" and "test failed" in status["message"]
-    assert apiserver.get_object("apps/v1", "Deployment", "vllm", "ml")["spec"]["replicas"] == 6
+    assert replicas(apiserver) == 6
     code, _ = http("PATCH", f"{DEPLOY_PATH}/vllm", [{"op": "remove", "path": "/spec/nope"}],
                    ctype="application/json-patch+json")
     assert code == 422
@@ -421,7 +428,7 @@ def test_apply_conflict_with_another_manager_and_force(apiserver: ApiServer, htt
     (cause,) = status["details"]["causes"]
     assert cause == {"reason": "FieldManagerConflict", "message": 'conflict with "helm"', "field": ".spec.replicas"}
     assert status["message"] == 'Apply failed with 1 conflict: conflict with "helm": .spec.replicas'
-    assert apiserver.get_object("apps/v1", "Deployment", "vllm", "ml")["spec"]["replicas"] == 2
+    assert replicas(apiserver) == 2
     code, out = apply(http, deployment(replicas=2), "gpuscale")
     assert code == 200  # same value: shared ownership, no conflict
     code, out = apply(http, deployment(replicas=5), "gpuscale", force="true")
@@ -452,7 +459,7 @@ def test_scale_subresource(apiserver: ApiServer, http: Http) -> None:
     code, out = http("PATCH", f"{DEPLOY_PATH}/vllm/scale", [{"op": "replace", "path": "/spec/replicas", "value": 0}],
                      ctype="application/json-patch+json")
     assert code == 200 and out["spec"]["replicas"] == 0
-    assert apiserver.get_object("apps/v1", "Deployment", "vllm", "ml")["spec"]["replicas"] == 0
+    assert replicas(apiserver) == 0
     code, status = http("PATCH", f"{DEPLOY_PATH}/vllm/scale", {"spec": {"replicas": -1}},
                         ctype="application/merge-patch+json")
     assert code == 422

@@ -183,10 +183,16 @@ class Cluster:
             raise UnreachableError(f"cannot reach the API server at {self.host}", f"TLS failure ({exc})",
                                    "fix the cluster CA in the kubeconfig, or pass --insecure-skip-tls-verify "
                                    "for a test cluster") from None
-        except (urllib3.exceptions.TimeoutError, TimeoutError):
-            raise UnreachableError(f"{what or method + ' ' + path} timed out",
-                                   f"no answer from {self.host} within {timeout or self.request_timeout}s",
-                                   "raise --request-timeout or check the API server's health") from None
+        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            # urllib3's NewConnectionError (connection refused, no route) subclasses its ConnectTimeoutError
+            if not isinstance(exc, urllib3.exceptions.NewConnectionError):
+                limit = timeout or self.request_timeout
+                raise UnreachableError(f"{what or method + ' ' + path} timed out",
+                                       f"no answer from {self.host}" + (f" within {limit}s" if limit else ""),
+                                       "raise --request-timeout or check the API server's health") from None
+            raise UnreachableError(f"cannot reach the API server at {self.host}", _connect_failure(exc),
+                                   "check the cluster is up and the kubeconfig context "
+                                   "(kubectl cluster-info)") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             cause = getattr(exc, "reason", None) or exc
             text = str(cause)
@@ -525,6 +531,12 @@ class Cluster:
         """The API server's `/version` document."""
         out: dict[str, Any] = self.request("GET", "/version", what="read the server version").json()
         return out
+
+
+def _connect_failure(exc: BaseException) -> str:
+    """A short cause for a failed TCP connect ("connection refused", or the OS message)."""
+    text = str(getattr(exc, "reason", None) or exc)
+    return "connection refused" if "refused" in text.lower() else text[:200]
 
 
 def _qual(namespace: str | None, name: str) -> str:
