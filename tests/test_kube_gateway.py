@@ -378,10 +378,10 @@ def test_forbidden_names_verb_resource_and_can_i_line(apiserver: ApiServer, clus
     assert "cannot patch resource \"deployments\"" in str(err.value)
     with pytest.raises(ForbiddenError) as err:
         cluster.scale("apps/v1", "Deployment", "vllm", "ml", 1)
-    assert "kubectl auth can-i patch deployments.apps/scale -n ml" in str(err.value)
+    assert "kubectl auth can-i patch deployments.apps --subresource=scale -n ml" in str(err.value)
     with pytest.raises(ForbiddenError) as err:
         cluster.node_proxy("POST", "gpu-1", "checkpoint/ml/p/vllm")
-    assert "kubectl auth can-i create nodes/proxy" in str(err.value)
+    assert "kubectl auth can-i create nodes --subresource=proxy" in str(err.value)
     apiserver.deny("list", "pods")
     with pytest.raises(ForbiddenError) as err:
         cluster.list("v1", "Pod", "ml")

@@ -217,7 +217,7 @@ class Cluster:
             ns_flag = f" -n {namespace}" if namespace else ""
             return ForbiddenError(f"cannot {action}", f"forbidden: {message}",
                                   f"ask for '{verb}' on '{resource}'; check with: "
-                                  f"kubectl auth can-i {verb} {resource}{ns_flag}")
+                                  f"kubectl auth can-i {_can_i_args(verb, resource)}{ns_flag}")
         if code == 401:
             return ForbiddenError(f"cannot {action}", "unauthorized: the credentials were rejected",
                                   "refresh the kubeconfig credentials")
@@ -531,6 +531,12 @@ class Cluster:
         """The API server's `/version` document."""
         out: dict[str, Any] = self.request("GET", "/version", what="read the server version").json()
         return out
+
+
+def _can_i_args(verb: str, resource: str) -> str:
+    """``create nodes/proxy`` as kubectl wants it: ``create nodes --subresource=proxy`` (TYPE/NAME means a name)."""
+    base, _, sub = resource.partition("/")
+    return f"{verb} {base}" + (f" --subresource={sub}" if sub else "")
 
 
 def _connect_failure(exc: BaseException) -> str:

@@ -964,6 +964,11 @@ class ApiServer:
 
     def _create(self, req: RecordedRequest, route: _Route) -> tuple[int, Any]:
         rt = route.rt
+        if rt.key == ("authorization.k8s.io", "selfsubjectaccessreviews") and req.body.startswith(
+                sem.PROTOBUF_MAGIC):
+            return 201, self._access_review(sem.decode_access_review(req.body), route)
+        if req.content_type.startswith("application/vnd.kubernetes.protobuf"):
+            raise ApiError(415, "UnsupportedMediaType", "the test API server reads JSON and YAML bodies only")
         obj = self._body_object(req, route)
         dry = self._dry_run(req)
         if rt.key == ("authorization.k8s.io", "selfsubjectaccessreviews"):
@@ -1471,8 +1476,8 @@ class ApiServer:
                                      attrs.get("namespace"))
         review["apiVersion"], review["kind"] = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
         review.setdefault("metadata", {})["creationTimestamp"] = None
-        review["status"] = ({"allowed": False, "denied": True, "reason": "denied by the test API server's deny list"}
-                            if denied else {"allowed": True, "reason": "allowed by the test API server"})
+        review["status"] = ({"allowed": False} if denied  # like an RBAC "no": no explicit deny, no reason
+                            else {"allowed": True, "reason": "allowed by the test API server"})
         return review
 
     # ---- OpenAPI ------------------------------------------------------------------------------------

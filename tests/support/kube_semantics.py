@@ -373,3 +373,77 @@ def deep_merge(base: Any, overlay: Any) -> Any:
             out[key] = deep_merge(out.get(key), value)
         return out
     return copy.deepcopy(overlay)
+
+
+# ---- protobuf (kubectl sends some bodies, e.g. SelfSubjectAccessReview, as Kubernetes protobuf) ----------------
+
+PROTOBUF_MAGIC = b"k8s\x00"
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def proto_fields(data: bytes) -> dict[int, list[bytes | int]]:
+    """The top-level fields of a protobuf message (length-delimited values as bytes, varints as int)."""
+    out: dict[int, list[bytes | int]] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        value: bytes | int
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = data[pos:pos + length], pos + length
+        elif wire == 1:
+            value, pos = int.from_bytes(data[pos:pos + 8], "little"), pos + 8
+        elif wire == 5:
+            value, pos = int.from_bytes(data[pos:pos + 4], "little"), pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        out.setdefault(number, []).append(value)
+    return out
+
+
+def _text(fields: dict[int, list[bytes | int]], number: int) -> str:
+    value = (fields.get(number) or [b""])[0]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _message(fields: dict[int, list[bytes | int]], number: int) -> dict[int, list[bytes | int]]:
+    value = (fields.get(number) or [b""])[0]
+    return proto_fields(value) if isinstance(value, bytes) else {}
+
+
+def decode_access_review(data: bytes) -> dict[str, Any]:
+    """A protobuf-encoded SelfSubjectAccessReview (``k8s\\0`` envelope) as its JSON form.
+
+    Raises:
+        ValueError: not a Kubernetes protobuf envelope.
+    """
+    if not data.startswith(PROTOBUF_MAGIC):
+        raise ValueError("not a Kubernetes protobuf body")
+    envelope = proto_fields(data[len(PROTOBUF_MAGIC):])
+    type_meta = _message(envelope, 1)
+    review = proto_fields(envelope.get(2, [b""])[0])  # type: ignore[arg-type]
+    spec = _message(review, 2)
+    attrs = _message(spec, 1)
+    names = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
+    resource = {name: _text(attrs, number) for number, name in names.items() if attrs.get(number)}
+    body: dict[str, Any] = {"apiVersion": _text(type_meta, 1), "kind": _text(type_meta, 2), "metadata": {},
+                            "spec": {}}
+    if resource:
+        body["spec"]["resourceAttributes"] = resource
+    non_resource = _message(spec, 2)
+    if non_resource:
+        body["spec"]["nonResourceAttributes"] = {"path": _text(non_resource, 1), "verb": _text(non_resource, 2)}
+    return body
