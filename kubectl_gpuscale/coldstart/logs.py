@@ -26,22 +26,8 @@ _VLLM = re.compile(
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
+_MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
 _TGI_RANK = re.compile(r"\brank=(\d+)")
-
-# A cheap pre-filter: only lines containing one of these go through the full matcher.
-_INTERESTING = re.compile(
-    r"API server version|Starting to load model|Time spent downloading|eights took|Model loading took|"
-    r"torch\.compile|Dynamo bytecode|Directly load|Compiling a graph|AOT compiled|Memory profiling|"
-    r"KV cache|GPU blocks|Maximum concurrency|apturing|Graph capturing finished|init engine|"
-    r"Cudagraph is disabled|Starting vLLM|Uvicorn running|Application startup complete|Initial profiling|"
-    r"CUDA graph memory|Initializing a V|LLM engine \(v|detected platform|non-default args|warmup completed|"
-    r"Error|ERROR|Traceback|out of memory|No available memory|failed to start|"
-    r"Init torch distributed|Load weight|KV Cache is allocated|Memory pool end|graph begin|graph end|fired up|"
-    r"max_total_num_tokens|skipping download|server_args|"
-    r"Args \{|Sharding model|download|Download|Shard ready|Starting shard|Starting Webserver|Connected|"
-    r"Setting max batch total tokens|Warming up model|Server started at|"
-    r"[0-9]\]?[\s|]*[0-9.]+[kMG]?B?/[0-9.]+[kMG]?B? \[\d|\d+/\d+ \[\d")
-
 
 @dataclass
 class Mark:
@@ -109,135 +95,150 @@ class _Line:
     engine: str | None
     yearless: bool
     utc: bool
+    level: str = ""
 
 
 def split_line(raw: str) -> _Line:
     """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
-    line = raw.rstrip("\r\n")
+    line = raw
     if "\r" in line:
+        line = line.rstrip("\r\n")
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
-    if "[" in line and ("\x1b" in line or "#033" in line or "m(" in line or "[0m" in line or ";0m" in line):
+    if "m(" in line or "\x1b" in line or "#033[" in line or "[0m" in line:
         line = _ANSI.sub("", line)
     line = line.strip()
-    if line.startswith("\u2502"):
+    if not line:
+        return _Line(None, "", "", None, False, False)
+    c = line[0]
+    if c == "\u2502":
         line = line.strip("\u2502 \t")
+        c = line[:1]
     outer: datetime | None = None
-    m = _OUTER.match(line)
-    if m:
-        outer = _outer_time(m)
-        line = line[m.end():]
-    else:
+    if c.isdigit() or c == "[":
+        m = _OUTER.match(line)
+        if m:
+            outer = _outer_time(m)
+            line = line[m.end():]
+            c = line[:1]
+    elif not c.isascii() or line[:3] in _MONTHS:
         j = _JOURNALD.match(line)
         if j:
             line = line[j.end():]
+            c = line[:1]
     rank = ""
-    p = _PROC.match(line)
-    if p:
-        rank = p.group(1) + (f"_rank{p.group(2)}" if p.group(2) else "")
-        line = line[p.end():]
-    v = _VLLM.match(line)
-    if v:
-        year, month, day, hms, frac = v.group(2), v.group(3), v.group(4), v.group(5), v.group(6)
-        inner = datetime(int(year) if year else YEARLESS, int(month), int(day), int(hms[0:2]), int(hms[3:5]),
-                         int(hms[6:8]), _fraction(frac))
-        ts, utc = (outer, True) if outer else (inner, False)
-        return _Line(ts, rank, line[v.end():], "vllm", year is None and outer is None, utc)
-    s = _SGLANG.match(line)
-    if s:
-        inner = _clock(s.group(1), s.group(2), s.group(3))
-        prefix = s.group(4).strip()
-        return _Line(outer or inner, rank or prefix.replace(" ", "_"), line[s.end():], "sglang", False,
-                     outer is not None)
-    if outer is not None:
-        t = _TGI.match(line)
-        if t:
-            msg = line[t.end():]
-            r = _TGI_RANK.search(msg) if "rank=" in msg else None
-            return _Line(outer, rank or (f"rank{r.group(1)}" if r else ""), msg, "tgi", False, True)
-        return _Line(outer, rank, line, None, False, True)
-    f = _FOREIGN.match(line)
-    if f:
-        return _Line(_clock(f.group(1), f.group(2), f.group(3)), rank, line[f.end():], None, False, False)
-    return _Line(None, rank, line, None, False, False)
+    if c == "(":
+        p = _PROC.match(line)
+        if p:
+            rank = p.group(1) + (f"_rank{p.group(2)}" if p.group(2) else "")
+            line = line[p.end():]
+            c = line[:1]
+    if c in "DIWEC":
+        v = _VLLM.match(line)
+        if v:
+            year, month, day, hms, frac = v.group(2), v.group(3), v.group(4), v.group(5), v.group(6)
+            inner = datetime(int(year) if year else YEARLESS, int(month), int(day), int(hms[0:2]),
+                             int(hms[3:5]), int(hms[6:8]), _fraction(frac))
+            ts, utc = (outer, True) if outer else (inner, False)
+            return _Line(ts, rank, line[v.end():], "vllm", year is None and outer is None, utc, v.group(1))
+        if outer is not None:
+            t = _TGI.match(line)
+            if t:
+                msg = line[t.end():]
+                r = _TGI_RANK.search(msg) if "rank=" in msg else None
+                return _Line(outer, rank or (f"rank{r.group(1)}" if r else ""), msg, "tgi", False, True,
+                             line[:t.end()].split(None, 1)[0])
+        if line.startswith("INFO:"):
+            return _Line(outer, rank, line[5:].lstrip(), None, False, outer is not None, "INFO")
+    elif c == "[":
+        sg = _SGLANG.match(line)
+        if sg:
+            inner = _clock(sg.group(1), sg.group(2), sg.group(3))
+            prefix = sg.group(4).strip()
+            msg = line[sg.end():]
+            if msg.startswith("INFO:"):
+                msg = msg[5:].lstrip()
+            return _Line(outer or inner, rank or prefix.replace(" ", "_"), msg, "sglang", False, outer is not None)
+    elif c.isdigit() and outer is None:
+        f = _FOREIGN.match(line)
+        if f:
+            return _Line(_clock(f.group(1), f.group(2), f.group(3)), rank, line[f.end():], None, False, False)
+    return _Line(outer, rank, line, None, False, outer is not None)
 
 
-# ---------------------------------------------------------------------------------------------- patterns
-# (substring that must be present, regex on the message, mark name, engine)
+# (first word of the message, regex matched at the message start, mark name, engine)
 _F = r"([-\d.,]+)"
 _PATTERNS: list[tuple[str, re.Pattern[str], str, str | None]] = [
-    ("API server version", re.compile(r"vLLM API server version (\S+)"), "version", "vllm"),
-    ("LLM engine (v", re.compile(r"LLM engine \(v([^)]+)\)"), "version", "vllm"),
-    ("detected platform", re.compile(r"Automatically detected platform"), "head", "vllm"),
-    ("non-default args", re.compile(r"non-default args"), "head", "vllm"),
-    ("Starting to load model", re.compile(r"Starting to load model (\S+?)(?:\.\.\.)?$"), "weights_start", "vllm"),
-    ("Time spent downloading", re.compile(r"Time spent downloading weights for \S+: " + _F + " seconds"),
-     "download_logged", "vllm"),
-    ("Loading weights took", re.compile(r"^Loading weights took " + _F + " seconds"), "load_logged", "vllm"),
-    ("Model loading took", re.compile(r"Model loading took " + _F + r" (GiB|GB)(?: memory)? and " + _F + " seconds"),
+    ("vLLM", re.compile(r"vLLM API server version (\S+)"), "version", "vllm"),
+    ("Initializing", re.compile(r"Initializing an? (?:V[01] )?LLM engine \(v([^)]+)\)"), "version", "vllm"),
+    ("Automatically", re.compile(r"Automatically detected platform"), "head", "vllm"),
+    ("non-default", re.compile(r"non-default args"), "head", "vllm"),
+    ("Starting", re.compile(r"Starting to load model (\S+?)(?:\.\.\.)?$"), "weights_start", "vllm"),
+    ("Starting", re.compile(r"Starting vLLM (?:API )?server (?:\d+ )?on (\S+)"), "listening", "vllm"),
+    ("Starting", re.compile(r"Starting (?:check and )?download process"), "tgi_dl_start", "tgi"),
+    ("Starting", re.compile(r"Starting shard"), "weights_start_tgi", "tgi"),
+    ("Starting", re.compile(r"Starting Webserver"), "listening", "tgi"),
+    ("Time", re.compile(r"Time spent downloading weights for \S+: " + _F + " seconds"), "download_logged", "vllm"),
+    ("Loading", re.compile(r"Loading weights took " + _F + " seconds"), "load_logged", "vllm"),
+    ("Loading", re.compile(r"Loading model weights took " + _F + r" (GiB|GB)"), "weights_gb", "vllm"),
+    ("Model", re.compile(r"Model loading took " + _F + r" (GiB|GB)(?: memory)? and " + _F + " seconds"),
      "model_loading", "vllm"),
-    ("Loading model weights took", re.compile(r"Loading model weights took " + _F + r" (GiB|GB)"),
-     "weights_gb", "vllm"),
-    ("Using cache directory", re.compile(r"Using cache directory: (\S+) for vLLM's torch\.compile"),
-     "compile_dir", "vllm"),
-    ("torch.compile cache is disabled", re.compile(r"torch\.compile cache is disabled"), "compile_nocache", "vllm"),
-    ("Dynamo bytecode", re.compile(r"Dynamo bytecode transform time: " + _F + " s"), "dynamo", "vllm"),
-    ("Compiling a graph", re.compile(r"Compiling a graph for .* takes " + _F + " s"), "compile_miss", "vllm"),
-    ("Directly load", re.compile(r"Directly load (?:the compiled graph|AOT)(?:.*took " + _F + " s)?"),
-     "compile_hit", "vllm"),
-    ("AOT compiled", re.compile(r"saved AOT compiled function"), "aot_saved", "vllm"),
-    ("torch.compile t", re.compile(r"torch\.compile t(?:akes|ook) " + _F + " s in total"), "compile_total", "vllm"),
-    ("Memory profiling takes", re.compile(r"Memory profiling takes " + _F + " seconds"), "profiling_logged", "vllm"),
-    ("Memory profiling results", re.compile(r"Memory profiling results: duration=" + _F + " seconds"),
-     "profiling_logged", "vllm"),
-    ("Initial profiling", re.compile(r"Initial profiling/warmup run took " + _F + " s"), "profiling_logged", "vllm"),
-    ("CUDA graph memory", re.compile(r"Estimated CUDA graph memory: " + _F + " GiB"), "graph_mem", "vllm"),
-    ("Available KV cache memory", re.compile(r"Available KV cache memory: " + _F + " GiB"), "kv_mem", "vllm"),
-    ("GPU KV cache size", re.compile(r"GPU KV cache size: " + _F + " tokens"), "kv_tokens", "vllm"),
-    ("GPU blocks", re.compile(r"# GPU blocks: (\d+)"), "gpu_blocks", "vllm"),
-    ("Maximum concurrency", re.compile(r"Maximum concurrency for " + _F + r" tokens per request: " + _F + "x"),
+    ("Using", re.compile(r"Using cache directory: (\S+) for vLLM's torch\.compile"), "compile_dir", "vllm"),
+    ("vLLM's", re.compile(r"vLLM's torch\.compile cache is disabled"), "compile_nocache", "vllm"),
+    ("Dynamo", re.compile(r"Dynamo bytecode transform time: " + _F + " s"), "dynamo", "vllm"),
+    ("Compiling", re.compile(r"Compiling a graph for .* takes " + _F + " s"), "compile_miss", "vllm"),
+    ("Directly", re.compile(r"Directly load (?:the compiled graph|AOT)(?:.*took " + _F + " s)?"), "compile_hit",
+     "vllm"),
+    ("saved", re.compile(r"saved AOT compiled function"), "aot_saved", "vllm"),
+    ("torch.compile", re.compile(r"torch\.compile t(?:akes|ook) " + _F + " s in total"), "compile_total", "vllm"),
+    ("Memory", re.compile(r"Memory profiling takes " + _F + " seconds"), "profiling_logged", "vllm"),
+    ("Memory", re.compile(r"Memory profiling results: duration=" + _F + " seconds"), "profiling_logged", "vllm"),
+    ("Memory", re.compile(r"Memory pool end"), "sg_pool_end", "sglang"),
+    ("Initial", re.compile(r"Initial profiling/warmup run took " + _F + " s"), "profiling_logged", "vllm"),
+    ("Estimated", re.compile(r"Estimated CUDA graph memory: " + _F + " GiB"), "graph_mem", "vllm"),
+    ("Available", re.compile(r"Available KV cache memory: " + _F + " GiB"), "kv_mem", "vllm"),
+    ("GPU", re.compile(r"GPU KV cache size: " + _F + " tokens"), "kv_tokens", "vllm"),
+    ("#", re.compile(r"# GPU blocks: (\d+)"), "gpu_blocks", "vllm"),
+    ("Maximum", re.compile(r"Maximum concurrency for " + _F + r" tokens per request: " + _F + "x"),
      "max_concurrency", "vllm"),
-    ("Capturing", re.compile(r"^Capturing (?:the model for CUDA graphs|cudagraphs for decoding)"),
-     "graph_begin", "vllm"),
-    ("Graph capturing finished", re.compile(r"Graph capturing finished in " + _F + r" secs(?:, took " + _F + " GiB)?"),
-     "graph_end", "vllm"),
-    ("Cudagraph is disabled", re.compile(r"Cudagraph is disabled"), "eager", "vllm"),
-    ("init engine", re.compile(r"init engine \(profile, create kv cache, warmup model\) took " + _F + r" s"),
+    ("Capturing", re.compile(r"Capturing (?:the model for CUDA graphs|cudagraphs for decoding)"), "graph_begin",
+     "vllm"),
+    ("Graph", re.compile(r"Graph capturing finished in " + _F + r" secs(?:, took " + _F + " GiB)?"), "graph_end",
+     "vllm"),
+    ("Cudagraph", re.compile(r"Cudagraph is disabled"), "eager", "vllm"),
+    ("init", re.compile(r"init engine \(profile, create kv cache, warmup model\) took " + _F + r" s"),
      "init_engine", "vllm"),
-    ("warmup completed", re.compile(r"[Ww]armup completed in " + _F + r"\s*s"), "api_warmup", "vllm"),
-    ("Starting vLLM", re.compile(r"Starting vLLM (?:API )?server (?:\d+ )?on (\S+)"), "listening", "vllm"),
-    ("Uvicorn running", re.compile(r"Uvicorn running on (\S+)"), "listening", None),
-    ("Application startup complete", re.compile(r"Application startup complete"), "app_started", None),
+    ("Multi-modal", re.compile(r"Multi-modal warmup completed in " + _F + r"\s*s"), "api_warmup", "vllm"),
+    ("Readonly", re.compile(r"Readonly multi-modal warmup completed in " + _F + r"\s*s"), "api_warmup", "vllm"),
+    ("Uvicorn", re.compile(r"Uvicorn running on (\S+)"), "listening", None),
+    ("Application", re.compile(r"Application startup complete"), "app_started", None),
     # SGLang
-    ("server_args", re.compile(r"server_args="), "head", "sglang"),
-    ("Init torch distributed", re.compile(r"Init torch distributed (begin|ends)"), "dist", "sglang"),
-    ("Load weight begin", re.compile(r"Load weight begin"), "weights_start", "sglang"),
-    ("Load weight end", re.compile(r"Load weight end\.(?:.*elapsed=" + _F + r" s)?.*?mem usage=" + _F + " GB"),
-     "sg_load_end", "sglang"),
-    ("skipping download", re.compile(r"skipping download"), "download_skipped", "sglang"),
-    ("KV Cache is allocated", re.compile(r"KV Cache is allocated\..*#tokens: (\d+)(?:, K size: " + _F
-                                         + r" GB, V size: " + _F + r" GB|, KV size: " + _F + " GB)?"),
-     "sg_kv", "sglang"),
-    ("Memory pool end", re.compile(r"Memory pool end"), "sg_pool_end", "sglang"),
-    ("graph begin", re.compile(r"Capture (?:[\w ]+ )?(\w+) graph begin", re.I), "graph_begin", "sglang"),
-    ("graph end", re.compile(r"Capture (?:[\w ]+ )?\w+ graph end\. (?:Time elapsed: |elapsed=)" + _F
-                             + r" s.*?mem usage=" + _F + " GB", re.I), "graph_end_precise", "sglang"),
+    ("Init", re.compile(r"Init torch distributed (begin|ends)"), "dist", "sglang"),
+    ("Load", re.compile(r"Load weight begin"), "weights_start", "sglang"),
+    ("Load", re.compile(r"Load weight end\.(?:.*elapsed=" + _F + r" s)?.*?mem usage=" + _F + " GB"), "sg_load_end",
+     "sglang"),
+    ("Found", re.compile(r"Found local HF snapshot .*skipping download"), "download_skipped", "sglang"),
+    ("KV", re.compile(r"KV Cache is allocated\..*#tokens: (\d+)(?:, K size: " + _F + r" GB, V size: " + _F
+                      + r" GB|, KV size: " + _F + " GB)?"), "sg_kv", "sglang"),
+    ("Capture", re.compile(r"Capture (?:[\w ]+ )?(\w+) graph begin", re.I), "graph_begin", "sglang"),
+    ("Capture", re.compile(r"Capture (?:[\w ]+ )?\w+ graph end\. (?:Time elapsed: |elapsed=)" + _F
+                           + r" s.*?mem usage=" + _F + " GB", re.I), "graph_end_precise", "sglang"),
     ("max_total_num_tokens", re.compile(r"max_total_num_tokens=(\d+).*?max_running_requests=(\d+)"),
      "sg_capacity", "sglang"),
-    ("fired up", re.compile(r"The server is fired up and ready to roll"), "ready", "sglang"),
+    ("The", re.compile(r"The server is fired up and ready to roll"), "ready", "sglang"),
     # TGI
-    ("Args {", re.compile(r"^Args \{"), "head", "tgi"),
-    ("Sharding model", re.compile(r"Sharding model on (\d+) processes"), "tgi_shards", "tgi"),
-    ("download", re.compile(r"Starting (?:check and )?download process"), "tgi_dl_start", "tgi"),
-    ("Skipping download", re.compile(r"Files are already present on the host"), "download_skipped", "tgi"),
+    ("Args", re.compile(r"Args \{"), "head", "tgi"),
+    ("Sharding", re.compile(r"Sharding model on (\d+) processes"), "tgi_shards", "tgi"),
+    ("Files", re.compile(r"Files are already present on the host"), "download_skipped", "tgi"),
     ("Downloaded", re.compile(r"Downloaded \S+ in (\d+):(\d\d):(\d\d(?:\.\d+)?)"), "tgi_dl_file", "tgi"),
-    ("Successfully downloaded", re.compile(r"Successfully downloaded weights"), "tgi_dl_done", "tgi"),
-    ("Starting shard", re.compile(r"Starting shard"), "weights_start_tgi", "tgi"),
-    ("Shard ready", re.compile(r"Shard ready in " + _F + "s"), "tgi_shard_ready", "tgi"),
-    ("Warming up model", re.compile(r"Warming up model"), "tgi_warmup", "tgi"),
-    ("Setting max batch total tokens", re.compile(r"Setting max batch total tokens to (\d+)"), "tgi_tokens", "tgi"),
-    ("Starting Webserver", re.compile(r"Starting Webserver"), "listening", "tgi"),
-    ("Connected", re.compile(r"^Connected"), "ready", "tgi"),
+    ("Successfully", re.compile(r"Successfully downloaded weights"), "tgi_dl_done", "tgi"),
+    ("Shard", re.compile(r"Shard ready in " + _F + "s"), "tgi_shard_ready", "tgi"),
+    ("Warming", re.compile(r"Warming up model"), "tgi_warmup", "tgi"),
+    ("Setting", re.compile(r"Setting max batch total tokens to (\d+)"), "tgi_tokens", "tgi"),
+    ("Connected", re.compile(r"Connected"), "ready", "tgi"),
 ]
+_BY_WORD: dict[str, list[tuple[re.Pattern[str], str, str | None]]] = {}
+for _word, _regex, _name, _engine in _PATTERNS:
+    _BY_WORD.setdefault(_word, []).append((_regex, _name, _engine))
 
 _TQDM = re.compile(
     r"^(?P<label>[^|\r]*?):\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>[\d.]+)(?P<nu>[kMGT]?)B?/(?P<tot>[\d.]+)(?P<tu>[kMGT]?)B?"
@@ -279,26 +280,28 @@ def scan(lines: Iterable[str]) -> LogScan:
     votes: dict[str, int] = {}
     first: datetime | None = None
     utc = yearless = False
-    last_index = -1
     last_raw = ""
-    count = 0
-    interesting = _INTERESTING.search
     raw_lines = lines if isinstance(lines, list) else list(lines)
+    by_word = _BY_WORD
+    failures = _FAILURES
     for index, raw in enumerate(raw_lines):
-        if first is None and raw.strip():
-            head = split_line(raw)
-            if head.ts is not None:
-                first, utc, yearless = head.ts, head.utc, head.yearless
-        if not interesting(raw):
-            continue
         parsed = split_line(raw)
         msg = parsed.msg
+        if not msg:
+            continue
+        if first is None and parsed.ts is not None:
+            first, utc, yearless = parsed.ts, parsed.utc, parsed.yearless
         if parsed.engine:
             votes[parsed.engine] = votes.get(parsed.engine, 0) + 1
+        space = msg.find(" ")
+        word = msg if space < 0 else msg[:space]
+        if "=" in word:
+            word = word.split("=", 1)[0]
+        candidates = by_word.get(word)
         matched = False
-        for key, regex, name, engine in _PATTERNS:
-            if key in msg:
-                m = regex.search(msg)
+        if candidates:
+            for regex, name, engine in candidates:
+                m = regex.match(msg)
                 if m:
                     marks.setdefault(name, []).append(
                         Mark(name, parsed.ts, parsed.rank, index, {"groups": m.groups()}, msg))
@@ -306,7 +309,7 @@ def scan(lines: Iterable[str]) -> LogScan:
                         votes[engine] = votes.get(engine, 0) + 2
                     matched = True
                     break
-        if not matched and "[" in msg and "%|" in msg:
+        if not matched and "%|" in msg:
             t = _TQDM.search(msg)
             if t:
                 total = float(t.group("tot")) * _UNITS[t.group("tu")]
@@ -314,9 +317,9 @@ def scan(lines: Iterable[str]) -> LogScan:
                           "done": t.group("n") == t.group("tot") and t.group("nu") == t.group("tu"),
                           "bytes": total if t.group("tu") else None}
                 marks.setdefault("bar", []).append(Mark("bar", parsed.ts, parsed.rank, index, values, msg))
-        if "ERROR" in raw or "Error" in msg or "error" in msg or "No available memory" in msg \
-                or "failed" in msg or "capture_model" in msg:
-            for key, headline, phase in _FAILURES:
+        if parsed.level == "ERROR" or "rror" in msg or "failed" in msg or "No available memory" in msg \
+                or "capture_model" in msg:
+            for key, headline, phase in failures:
                 if key in msg:
                     marks.setdefault("failure", []).append(
                         Mark("failure", parsed.ts, parsed.rank, index, {"headline": headline, "phase": phase}, msg))
@@ -329,7 +332,6 @@ def scan(lines: Iterable[str]) -> LogScan:
                 break
     last = split_line(last_raw).ts if last_raw else None
     count = len(raw_lines)
-    del last_index
     engine = max(votes, key=lambda k: votes[k]) if votes else None
     version = None
     for mk in marks.get("version", []):
