@@ -206,11 +206,21 @@ def apply_objects(cluster: Cluster, objects: Sequence[dict[str, Any]], result: C
         after = cluster.apply(obj, dry_run=dry, force=opts.force_conflicts)
         if before is None:
             result.created.append(text)
-        elif (before.get("metadata") or {}).get("resourceVersion") == (after.get("metadata") or {}).get(
-                "resourceVersion"):
+        elif _same(before, after):
             result.unchanged.append(text)
         else:
             result.configured.append(text)
+
+
+def _same(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether an apply changed nothing: same resourceVersion, or the same object apart from bookkeeping
+    and status (which controllers write, not the apply)."""
+    def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+        return {**{k: v for k, v in obj.items() if k not in ("metadata", "status")}, "metadata": meta}
+
+    rv = (before.get("metadata") or {}).get("resourceVersion")
+    return rv == (after.get("metadata") or {}).get("resourceVersion") or strip(before) == strip(after)
 
 
 def readiness_targets(cp: plan_mod.ComponentPlan, objects: Sequence[Mapping[str, Any]]) -> list[readiness.Target]:
