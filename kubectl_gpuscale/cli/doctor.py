@@ -1,0 +1,223 @@
+"""`kubectl gpuscale doctor`: lint a namespace, a cluster or manifests for what makes GPU autoscaling go wrong."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kubectl_gpuscale.cli.options import KubeOptions, kube_options
+from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.errors import InputError
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.doctor.model import Finding, Patch
+
+OUTPUTS = ("table", "wide", "json", "yaml", "sarif")
+SHORT_KINDS = {"HorizontalPodAutoscaler": "hpa", "Deployment": "deployment", "StatefulSet": "statefulset",
+               "ScaledObject": "scaledobject", "HTTPScaledObject": "httpscaledobject", "Service": "ksvc",
+               "LeaderWorkerSet": "lws", "PodDisruptionBudget": "pdb"}
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from kubectl_gpuscale.doctor.snapshot import duration_seconds
+
+    seconds = duration_seconds(value)
+    if seconds is None or seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 300, 300s, 5m or 1h")
+    return max(1, round(seconds))
+
+
+@click.command("doctor", context_settings=CONTEXT_SETTINGS)
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE|DIR|-",
+              help="Lint manifests (files, directories, or - for stdin) instead of the cluster.")
+@click.option("--prometheus", metavar="URL", default=None,
+              help="Prometheus to check ScaledObject queries against (default: $GPUSCALE_PROMETHEUS_URL, "
+                   "else what `install` recorded; none: static checks only).")
+@click.option("--cold-start", callback=_duration, default=None, metavar="DURATION",
+              help="Cold start to check against, e.g. 8m (default: per workload, from its probes or the "
+                   "engine's typical cold start).")
+@click.option("--fix", is_flag=True, help="Print the safe patches (kubectl patch lines and objects to apply).")
+@click.option("--apply", "do_apply", is_flag=True,
+              help="Apply the safe patches to the cluster (implies --fix; honours --dry-run).")
+@kube_options(outputs=OUTPUTS, writes=True)
+def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | None, fix: bool, do_apply: bool,
+           kube: KubeOptions) -> None:
+    """Lint GPU inference autoscaling: scalers, queries, timeouts, probes, drain, capacity.
+
+    Each finding has a stable rule ID (GS001...), a severity (error, warning,
+    info), the evidence (object, field, value) and the fix; docs/doctor.md
+    explains every rule. With a Prometheus (--prometheus, $GPUSCALE_PROMETHEUS_URL
+    or the install config) each ScaledObject query is run now: no series,
+    several series, the value against the threshold, which metric name form
+    (colon or underscore) is held, and DCGM pod vs exported_pod labels.
+
+    Exit status: 1 when any finding is an error (so it can gate CI), else 0.
+
+    --fix prints only the safe patches: merge patches on scalar fields
+    (windows, timeouts, grace periods, minReplicaCount, fallback) as kubectl
+    patch lines, and new PodDisruptionBudgets to apply. --apply sends them
+    (merge patch; server-side apply for new objects) with --dry-run support.
+
+    \b
+    Examples:
+      kubectl gpuscale doctor -n ml                         # lint one namespace
+      kubectl gpuscale doctor -A -o wide                    # every namespace, with the fixes
+      kubectl gpuscale doctor -f k8s/ -o sarif > doctor.sarif   # CI on a GitOps repo
+      kubectl gpuscale doctor -n ml --prometheus http://localhost:9090
+      kubectl gpuscale doctor -n ml --cold-start 8m
+      kubectl gpuscale doctor -n ml --fix                   # print the safe patches
+      kubectl gpuscale doctor -n ml --apply --dry-run=server
+    """
+    from kubectl_gpuscale.cli.output import note, warn
+    from kubectl_gpuscale.doctor import service
+
+    if do_apply:
+        fix = True
+        if files:
+            raise InputError("cannot --apply to files", "-f lints manifests, which have no cluster to patch",
+                             "edit the manifests (see --fix), or run doctor against the cluster")
+    cluster = None
+    if files:
+        if kube.selector:
+            raise InputError("cannot combine -f with -l", "selectors apply to cluster reads", "drop one of them")
+        gathered = service.gather_files(files)
+    else:
+        cluster = kube.cluster()
+        gathered = service.gather_cluster(cluster, kube.target_namespace(cluster), selector=kube.selector)
+    for line in gathered.skipped:
+        note(f"skipped {line}")
+    prom = _prometheus(prometheus, cluster, kube, files_only=bool(files))
+    try:
+        findings = service.diagnose(gathered, prom, cold_start)
+    finally:
+        if prom is not None:
+            prom.close()
+    if fix:
+        patches = service.patches(findings)
+        if do_apply and kube.dry_run != "client":
+            assert cluster is not None
+            results = service.apply_patches(cluster, patches, dry_run=kube.dry_run == "server",
+                                            force=kube.force_conflicts)
+            suffix = " (server dry run)" if kube.dry_run == "server" else ""
+            failed = False
+            for r in results:
+                what = f"{r.patch.kind}/{r.patch.name}" + (f" -n {r.patch.namespace}" if r.patch.namespace else "")
+                if r.ok:
+                    note(f"{r.message} {what}{suffix}")
+                else:
+                    failed = True
+                    warn(f"could not patch {what}: {r.message}")
+            if not results:
+                note("no safe patch to apply")
+            _summary(findings)
+            if failed:
+                raise SystemExit(1)
+        else:
+            _print_fixes(patches, kube.output)
+            _summary(findings)
+    else:
+        _render(findings, gathered.skipped, kube.output)
+    if any(f.severity == "error" for f in findings):
+        raise SystemExit(1)
+
+
+def _prometheus(flag: str | None, cluster: Any, kube: KubeOptions, *, files_only: bool) -> Any:
+    """The Prometheus gateway to check queries live, or None (static checks only)."""
+    from kubectl_gpuscale.cli.output import note, warn
+    from kubectl_gpuscale.errors import GpuscaleError
+    from kubectl_gpuscale.prom.settings import resolve_token, resolve_url
+
+    configured = None
+    if not files_only and flag is None:
+        from kubectl_gpuscale import config
+
+        ref = config.configured_prometheus(cluster, context=kube.context)
+        configured = ref.url if ref else None
+    try:
+        url = resolve_url(flag, configured=configured)
+    except InputError:
+        note("no Prometheus configured: ScaledObject queries checked statically only (pass --prometheus URL)")
+        return None
+    from kubectl_gpuscale.prom import Prometheus
+
+    prom = Prometheus.connect(url.url, bearer_token=resolve_token(), timeout=kube.request_timeout or 10.0)
+    try:
+        prom.build_info()
+    except GpuscaleError as exc:
+        prom.close()
+        if flag:
+            raise
+        warn(f"Prometheus at {url.url} ({url.source}) did not answer ({exc.why}): static checks only")
+        return None
+    return prom
+
+
+def _one_line(text: str, width: int | None = 60) -> str:
+    from rich.markup import escape
+
+    flat = " ".join(str(text).split())
+    return escape(flat if width is None or len(flat) <= width else flat[: width - 1] + "…")
+
+
+def _render(findings: list[Finding], skipped: list[str], output: str) -> None:
+    from kubectl_gpuscale.cli.output import Column, emit_data, render_table
+    from kubectl_gpuscale.doctor import report
+
+    if output == "sarif":
+        import json
+
+        click.echo(json.dumps(report.sarif(findings), indent=2))
+        return
+    if output in ("json", "yaml"):
+        emit_data(report.report(findings, skipped), output)
+        return
+    wide = output == "wide"
+    several = len({f.namespace for f in findings}) > 1
+    columns = [
+        Column("severity", lambda f: f.severity),
+        Column("rule", lambda f: f.rule),
+        *([Column("namespace", lambda f: f.namespace or "")] if several or wide else []),
+        Column("object", lambda f: _one_line(f"{SHORT_KINDS.get(f.kind, f.kind.lower())}/{f.name}",
+                                             None if wide else 40)),
+        Column("field", lambda f: _one_line(f.field, None if wide else 40)),
+        Column("value", lambda f: _one_line(f.value, None if wide else 24)),
+        Column("message", lambda f: _one_line(f.message, None if wide else 64 if several else 76)),
+        Column("fix", lambda f: _one_line(f.fix, None), wide=True),
+        Column("source", lambda f: _one_line(f.source or "", None), wide=True),
+    ]
+    render_table(findings, columns, wide=output == "wide", empty="No problems found.")
+    _summary(findings)
+
+
+def _summary(findings: list[Finding]) -> None:
+    from kubectl_gpuscale.cli.output import note
+    from kubectl_gpuscale.doctor.report import summary
+
+    counts = summary(findings)
+    patchable = sum(1 for f in findings if f.patch is not None)
+    note(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info; "
+         f"{patchable} with a safe patch (--fix)")
+
+
+def _print_fixes(patches: list[Patch], output: str) -> None:
+    from kubectl_gpuscale.cli.output import dump, emit_data, note
+    from kubectl_gpuscale.doctor.report import fix_lines
+
+    if output in ("json", "yaml"):
+        emit_data({"kind": "DoctorFixes", "patches": [p.to_dict() for p in patches]}, output)
+        return
+    if not patches:
+        note("no safe patch for these findings; see the FIX column (-o wide)")
+        return
+    lines, objects = fix_lines(patches)
+    for line in lines:
+        click.echo(line)
+    if objects:
+        click.echo("kubectl apply --server-side --field-manager=kubectl-gpuscale -f - <<'EOF'")
+        for obj in objects:
+            click.echo("---")
+            click.echo(dump(obj, "yaml"), nl=False)
+        click.echo("EOF")
