@@ -152,3 +152,15 @@ def test_output_helpers() -> None:
     assert listed["kind"] == "List" and listed["items"] == [deploy, pod]
     assert json.loads(dump(listed, "json")) == listed
     assert "query: |-\n" in dump({"query": "sum(\n x)"}, "yaml")
+
+
+def test_ctx_exit_code_reaches_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    @click.command()
+    @click.pass_context
+    def finding(ctx: click.Context) -> None:
+        ctx.exit(1)
+
+    monkeypatch.setitem(cli.commands, "finding", finding)  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit) as stop:
+        main(["finding"])
+    assert stop.value.code == 1

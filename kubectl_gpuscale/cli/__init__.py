@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     try:
-        cli.main(args=args, prog_name=prog_name(sys.argv[0]), standalone_mode=False)
+        code = cli.main(args=args, prog_name=prog_name(sys.argv[0]), standalone_mode=False,
+                        complete_var="_KUBECTL_GPUSCALE_COMPLETE")
     except click.exceptions.Exit as stop:
         sys.exit(stop.exit_code)
     except click.exceptions.Abort:
@@ -67,4 +68,4 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
