@@ -157,8 +157,8 @@ def build(names: Sequence[str], *, method: str = "auto", helm_available: bool = 
             steps.append("wait: Deployments Available, CRDs Established, APIService "
                          "v1beta1.external.metrics.k8s.io Available")
         elif name == "knative":
-            steps.append("wait: Deployments Available (knative-serving, kourier-system), CRDs Established, "
-                         "Kourier gateway Service present")
+            steps.append("wait: Deployments Available (knative-serving, kourier-system: the Kourier gateway), "
+                         "CRDs Established")
         else:
             steps.append("wait: workloads ready, CRDs Established")
         plans.append(ComponentPlan(c, version, how, artifacts, argv, values, tuple(settings), tuple(steps),
