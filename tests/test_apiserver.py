@@ -576,3 +576,15 @@ def test_seed_yaml_multi_doc_and_list(apiserver: ApiServer) -> None:
     assert stored[0]["status"] == {"replicas": 2, "readyReplicas": 2}
     with pytest.raises(ValueError, match="does not serve"):
         apiserver.seed({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "x"}})
+
+
+def test_no_op_writes_keep_the_resource_version(apiserver: ApiServer, http: Http) -> None:
+    _, first = apply(http, deployment(), "gpuscale")
+    _, again = apply(http, deployment(), "gpuscale")
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    _, same = http("PATCH", f"{DEPLOY_PATH}/vllm", {"spec": {"replicas": 2}}, ctype="application/merge-patch+json",
+                   fieldManager="gpuscale")
+    assert same["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    _, changed = apply(http, deployment(replicas=3), "gpuscale")
+    assert int(changed["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+    assert changed["metadata"]["generation"] == first["metadata"]["generation"] + 1

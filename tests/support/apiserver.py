@@ -1083,8 +1083,10 @@ class ApiServer:
             meta.pop("generation", None)
         if rt.kind == "CustomResourceDefinition" and route.sub != "status":
             self._validate_crd(route, new)
+        meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if _same_ignoring_times(old, new):
+            return self._present(rt, route.version, old)  # a no-op write keeps the resourceVersion
         if dry:
-            meta["resourceVersion"] = old_meta.get("resourceVersion")
             return self._present(rt, route.version, new)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._remove(rt, new)
@@ -1516,6 +1518,17 @@ class ApiServer:
                 }
             return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{self.version}"},
                     "paths": paths, "components": {"schemas": schemas}}
+
+
+def _same_ignoring_times(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two versions of an object differ only in managedFields timestamps (a no-op write)."""
+    def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(dict(obj))
+        for entry in (out.get("metadata") or {}).get("managedFields") or []:
+            entry.pop("time", None)
+        return out
+
+    return strip(old) == strip(new)
 
 
 def _expand(sources: Iterable[Any]) -> Iterator[dict[str, Any]]:
