@@ -122,7 +122,10 @@ class Cluster:
             namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
             context = (chosen or {}).get("name", context)
         if insecure_skip_tls_verify:
+            import urllib3
+
             configuration.verify_ssl = False
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # asked for: no per-request noise
         return cls(client.ApiClient(configuration), default_namespace=namespace, context=context,
                    request_timeout=request_timeout, field_manager=field_manager)
 
