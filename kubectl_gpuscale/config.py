@@ -201,16 +201,22 @@ def discover_prometheus(cluster: Cluster) -> PrometheusRef | None:
 
 def prometheus_url(cluster: Cluster | None = None, *, explicit: str | None = None, context: str | None = None,
                    discover: bool = True) -> PrometheusRef | None:
-    """The Prometheus to use; see the module docstring for the order. None when none is known."""
-    if explicit:
-        return PrometheusRef(explicit.rstrip("/"), "--prometheus flag")
-    env = os.environ.get(ENV_PROMETHEUS)
-    if env:
-        return PrometheusRef(env.rstrip("/"), f"${ENV_PROMETHEUS}")
-    found = configured_prometheus(cluster, context=context)
-    if found:
-        return found
-    return discover_prometheus(cluster) if discover and cluster is not None else None
+    """The Prometheus to use; see the module docstring for the order. None when none is known.
+
+    The order itself lives in `kubectl_gpuscale.prom.settings.resolve_url`; this adds the
+    recorded config as its ``configured`` value and discovery in the cluster after it.
+    """
+    from kubectl_gpuscale.prom.settings import resolve_url
+
+    found = None if explicit or os.environ.get(ENV_PROMETHEUS) else configured_prometheus(cluster, context=context)
+    try:
+        chosen = resolve_url(explicit, configured=found.url if found else None)
+    except GpuscaleError:
+        return discover_prometheus(cluster) if discover and cluster is not None else None
+    if found is not None and chosen.url == found.url.rstrip("/"):
+        return PrometheusRef(chosen.url, found.source)
+    source = "--prometheus flag" if chosen.source == "--prometheus" else chosen.source
+    return PrometheusRef(chosen.url, source)
 
 
 def configured_prometheus(cluster: Cluster | None = None, *, context: str | None = None) -> PrometheusRef | None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubectl_gpuscale.cli.options import KubeOptions, _parse_timeout, kube_options
+from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
@@ -92,11 +92,11 @@ def _make_reporter(quiet: bool) -> Reporter:
 @click.option("--manifests", "manifests_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Air-gapped: a directory holding the release files (named as in the plan); nothing downloads.")
 @click.option("--no-download", is_flag=True, help="Never download: use --manifests or the cache only.")
-@click.option("--cold-start", default="10m", callback=_parse_timeout, metavar="DURATION", show_default=True,
+@click.option("--cold-start", default="10m", callback=parse_duration, metavar="DURATION", show_default=True,
               help="The longest cold start expected; the GPU timeouts derive from it.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override one GPU default by its key (as shown in the plan). Repeatable.")
-@click.option("--timeout", default="5m", callback=_parse_timeout, metavar="DURATION", show_default=True,
+@click.option("--timeout", default="5m", callback=parse_duration, metavar="DURATION", show_default=True,
               help="How long to wait for each component to be ready.")
 @click.option("--image", "images", multiple=True, metavar="IMAGE",
               help="prepull: an image to pre-pull (repeatable; default: the images of GPU workloads).")

@@ -64,7 +64,8 @@ class KubeOptions:
         return self.namespace or cluster.default_namespace
 
 
-def _parse_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+def parse_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A click callback: `30s`, `2m`, `500ms`, `1h` or plain seconds as float seconds (None when unset)."""
     if value in (None, "", "0"):
         return None
     assert value is not None
@@ -147,7 +148,7 @@ def kube_options(
                              help="Take ownership of fields another field manager owns (server-side apply force)."),
             ]
         options += [
-            click.option("--request-timeout", default=None, callback=_parse_timeout, metavar="DURATION",
+            click.option("--request-timeout", default=None, callback=parse_duration, metavar="DURATION",
                          help="Per-request timeout, e.g. 30s or 2m (default: none)."),
             click.option("--insecure-skip-tls-verify", is_flag=True,
                          help="Do not verify the API server's certificate (insecure; for test clusters only)."),
