@@ -49,9 +49,10 @@ def _loader() -> type[yaml.SafeLoader]:
 
 def template_kind(text: str) -> tuple[str, int] | None:
     """('Helm', line) or ('Terraform', line) when the text is an unrendered template, else None."""
+    if "{{" not in text and "${" not in text and "%{" not in text:
+        return None
     for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.lstrip()
-        if stripped.startswith("#"):
+        if ("{{" not in line and "${" not in line and "%{" not in line) or line.lstrip().startswith("#"):
             continue
         if _HELM.search(line):
             return "Helm", number
