@@ -32,5 +32,8 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/run.py
 
+docs: setup
+	$(BIN)/mkdocs build --strict --clean --site-dir site
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
