@@ -204,7 +204,7 @@ def _emit_yaml(objects: list[dict[str, Any]]) -> None:
 
     base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-    class Dumper(base):  # type: ignore[misc,valid-type]
+    class Dumper(base):
         pass
 
     def block(dumper: Any, data: str) -> Any:
