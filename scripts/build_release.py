@@ -118,16 +118,22 @@ def freeze(python: Path, mode: str, workdir: Path) -> Path:
     return workdir / "dist" / NAME
 
 
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
 def make_archive(frozen: Path, target: Path) -> None:
     """tar.gz with the executable (and its _internal/ for onedir) plus LICENSE, at the archive's root."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(target, "w:gz") as tar:
         if frozen.is_dir():
             for child in sorted(frozen.iterdir()):
-                tar.add(child, arcname=child.name)
+                tar.add(child, arcname=child.name, filter=_anonymous)
         else:
-            tar.add(frozen, arcname=NAME)
-        tar.add(ROOT / "LICENSE", arcname="LICENSE")
+            tar.add(frozen, arcname=NAME, filter=_anonymous)
+        tar.add(ROOT / "LICENSE", arcname="LICENSE", filter=_anonymous)
 
 
 def build(mode: str, venv_dir: Path) -> Path:

@@ -6,6 +6,7 @@
 #   scripts/smoke_release.sh [ARCHIVE] [KUBECTL]
 #
 # ARCHIVE defaults to this machine's archive in dist/; KUBECTL to .venv/bin/kubectl, else PATH.
+# Portable to macOS's bash 3.2 (the release workflow runs it on every platform).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,9 +33,10 @@ cp "$kubectl" "$work/bin/kubectl"
 run() { env -i PATH="$work/bin:/usr/bin:/bin" HOME="$work/home" LANG=C.UTF-8 "$@"; }
 fail() { echo "smoke: FAIL: $*" >&2; exit 1; }
 
-start=$(date +%s%N)
+now_ms() { python3 -c 'import time; print(int(time.time() * 1000))' 2>/dev/null || echo 0; }  # macOS date has no %N
+start=$(now_ms)
 help="$(run kubectl gpuscale --help)" || fail "kubectl gpuscale --help exited $?"
-elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+elapsed_ms=$(( $(now_ms) - start ))
 grep -q "^Usage: kubectl gpuscale" <<<"$help" || fail "--help does not read 'Usage: kubectl gpuscale': $help"
 grep -q "version" <<<"$help" || fail "--help lists no commands"
 

@@ -1,0 +1,48 @@
+"""The krew archive built by scripts/build_release.py, run the way krew installs it (scripts/smoke_release.sh):
+unpacked into an empty directory, linked onto a bare PATH, through the real kubectl, no virtualenv.
+
+Building the archive takes minutes (PyInstaller), so the suite tests an archive already in dist/; the
+release workflow builds and smoke-tests one on every platform."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import kubectl_gpuscale
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+ARCHIVE = ROOT / "dist" / f"kubectl-gpuscale_v{kubectl_gpuscale.__version__}_{platform.system().lower()}_{ARCH}.tar.gz"
+
+
+@pytest.mark.skipif(not ARCHIVE.exists(), reason=f"{ARCHIVE.name} not built (scripts/build_release.py build)")
+def test_archive_runs_through_kubectl_without_python(kubectl_bin: str) -> None:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "smoke_release.sh"), str(ARCHIVE), kubectl_bin],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("smoke: OK")
+
+
+def test_smoke_script_fails_on_a_broken_archive(tmp_path: Path, kubectl_bin: str) -> None:
+    """The smoke test can fail: an archive whose executable is not a working plugin is rejected."""
+    import tarfile
+
+    fake = tmp_path / "kubectl-gpuscale"
+    fake.write_text("#!/bin/sh\necho 'Usage: something else'\n")
+    fake.chmod(0o755)
+    (tmp_path / "LICENSE").write_text("license\n")
+    archive = tmp_path / "broken.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(fake, arcname="kubectl-gpuscale")
+        tar.add(tmp_path / "LICENSE", arcname="LICENSE")
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "smoke_release.sh"), str(archive), kubectl_bin], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "FAIL" in result.stderr and "Usage: kubectl gpuscale" in result.stderr
