@@ -69,17 +69,12 @@ def parse_duration(ctx: click.Context, param: click.Parameter, value: str | None
     if value in (None, "", "0"):
         return None
     assert value is not None
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if value.endswith(suffix):
-            number, scale = value[: -len(suffix)], units[suffix]
-            break
-    else:
-        number, scale = value, 1.0
+    from kubectl_gpuscale.units import duration_seconds
+
     try:
-        seconds = float(number) * scale
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 30s, 2m or 500ms") from None
+        seconds = duration_seconds(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     if seconds < 0:
         raise click.BadParameter("must not be negative")
     return seconds
