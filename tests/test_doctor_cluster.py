@@ -48,7 +48,7 @@ def _plugin(*args: str) -> subprocess.CompletedProcess[str]:
 def _findings(result: Any) -> list[dict[str, Any]]:
     data = json.loads(result.stdout)
     assert data["kind"] == "DoctorReport"
-    return data["findings"]  # type: ignore[no-any-return]
+    return data["findings"]
 
 
 def _rules(findings: list[dict[str, Any]]) -> set[str]:

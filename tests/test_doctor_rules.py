@@ -296,7 +296,7 @@ def test_gs012_http_add_on_condition_wait() -> None:
 # ---- GS013 - GS016 (probes) ----------------------------------------------------------------------
 
 def _container(objs: list[dict[str, Any]]) -> dict[str, Any]:
-    return objs[0]["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+    return objs[0]["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_gs013_startup_probe_budget(gemma: list[dict[str, Any]]) -> None:

@@ -363,13 +363,21 @@ def metric_names(query: str) -> list[str]:
             continue
         if token not in names:
             names.append(token)
-    inner = re.findall(r'__name__\s*=~?\s*"([^"]+)"', query)
-    for pattern in inner:
+    for plain in regex_names(query):
+        if plain not in names:
+            names.append(plain)
+    return names
+
+
+def regex_names(query: str) -> list[str]:
+    """Metric names matched through ``{__name__=~"..."}`` (``[:_]`` read as ':': both forms covered)."""
+    out = []
+    for pattern in re.findall(r'__name__\s*=~?\s*"([^"]+)"', query):
         for part in pattern.split("|"):
             plain = part.replace("[:_]", ":")
-            if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", plain) and plain not in names:
-                names.append(plain)
-    return names
+            if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", plain) and plain not in out:
+                out.append(plain)
+    return out
 
 
 def aggregated(query: str) -> bool:
@@ -482,9 +490,10 @@ def live_queries(snap: Snapshot, prom: PromSource) -> Iterator[Finding]:
             yield _finding("GS024", so, field, query, f"{exc.what}: {exc.why}", extra={"query": query})
             continue
         names = metric_names(query)
+        both_forms = set(regex_names(query))
         held = {n: forms(n) for n in names}
         for name, found in held.items():
-            if found and name not in reported and engines.engine_for_metric(name):
+            if found and name not in reported and (":" in name or engines.engine_for_metric(name)):
                 reported.add(name)
                 form = "underscore" if ":" not in found[0] and ":" in name else \
                     "colon" if ":" in found[0] else "plain"
@@ -493,23 +502,7 @@ def live_queries(snap: Snapshot, prom: PromSource) -> Iterator[Finding]:
                                f"Prometheus holds {', '.join(found)} ({form} form){both}",
                                extra={"metric": name, "held": found})
         if not samples:
-            reasons = []
-            for name, found in held.items():
-                if name not in found and found:
-                    reasons.append(f"Prometheus holds {found[0]}, not {name}")
-                elif not found:
-                    renamed = _renamed(name)
-                    other = engines.engine_for_metric(name)
-                    alternatives = []
-                    if other:
-                        alternatives = [n for n in getattr(other[0], other[1]).names
-                                        if n.replace(":", "_") != name.replace(":", "_")]
-                    present = [f for alt in alternatives for f in forms(alt)]
-                    if present:
-                        reasons.append(f"no series named {name}; Prometheus holds {present[0]} "
-                                       f"({'the current name' if renamed else 'the other name'})")
-                    else:
-                        reasons.append(f"no series named {name} in either form")
+            reasons = [_why_empty(name, found, name in both_forms, forms) for name, found in held.items()]
             why = "; ".join(reasons) or "the selectors match no series"
             yield _finding("GS004", so, field, query,
                            f"the query returns no series now ({why}); threshold {md.get('threshold')}",
@@ -527,6 +520,23 @@ def live_queries(snap: Snapshot, prom: PromSource) -> Iterator[Finding]:
                                f"(about {max(0, math.ceil(value / threshold))} replica(s) wanted)",
                                extra={"query": query, "value": value, "threshold": threshold})
         yield from _dcgm_labels(so, field, query, names, prom)
+
+
+def _why_empty(name: str, found: Sequence[str], both_forms: bool, forms: Callable[[str], list[str]]) -> str:
+    """Why a metric of an empty query matched nothing: colon/underscore form, rename, or labels."""
+    if found and not both_forms and name not in found:
+        return f"Prometheus holds {found[0]}, not {name}"
+    other = engines.engine_for_metric(name)
+    if other:
+        alternatives = [n for n in getattr(other[0], other[1]).names if n.replace(":", "_") != name.replace(":", "_")]
+        present = [f for alt in alternatives for f in forms(alt)]
+        if present:
+            which = "the current name" if _renamed(name) else "the engine's other name"
+            return f"Prometheus holds {present[0]} ({which})" + (
+                f"; {', '.join(found)} exists but not with these labels" if found else f", not {name}")
+    if found:
+        return f"{', '.join(found)} exists but no series match the query's labels"
+    return f"no series named {name} in either form"
 
 
 def _dcgm_labels(so: Mapping[str, Any], field: str, query: str, names: Sequence[str],
