@@ -79,7 +79,7 @@ class TopApp(App[None]):
             yield DataTable(id="pods", cursor_type="row")
         with Horizontal(id="bottom"):
             yield RichLog(id="events", max_lines=500, markup=False, wrap=False)
-            yield RichLog(id="findings", max_lines=200, markup=False, wrap=True)
+            yield RichLog(id="findings", max_lines=200, markup=False, wrap=True, auto_scroll=False)
         yield Input(placeholder="filter: name, engine, scaler or state; Enter applies, Esc clears",
                     id="filter")
         yield Footer()
@@ -158,7 +158,7 @@ class TopApp(App[None]):
         else:
             for w in rows:
                 for column, value in zip(WORKLOAD_COLUMNS, _workload_cells(w), strict=True):
-                    table.update_cell(w.key, column, value)
+                    table.update_cell(w.key, column, value, update_width=True)
         if self.selected_key in keys:
             table.move_cursor(row=keys.index(self.selected_key))
         elif keys:
@@ -219,7 +219,8 @@ class TopApp(App[None]):
             log.write(Text("no findings", style="green"))
         for f in snapshot.findings:
             style = {"error": "bold red", "warning": "yellow"}.get(f.severity, "cyan")
-            log.write(Text.assemble((f"{f.severity:<7}", style), f" {f.rule} ", (f.target, "bold"), f" {f.message}"))
+            log.write(Text.assemble((f"{f.severity:<7}", style), f" {f.rule} ", (f.target, "bold")))
+            log.write(Text(f"        {f.message}", style="dim"))
 
     # ---- actions -----------------------------------------------------------------------------------
 

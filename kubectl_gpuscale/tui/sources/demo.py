@@ -165,7 +165,7 @@ class DemoSource:
                   model_profile: str) -> Workload:
         phases = tuple(ColdStartPhase(name.replace("_", " "), seconds) for name, seconds in profile.phases)
         pods = tuple(
-            Pod(name=f"{spec.name}-{p.name}", phase="Running" if p.ready or p.phase != "image_pull" else "Pending",
+            Pod(name=f"{spec.name}-{p.name.rsplit('-', 1)[-1]}", phase="Running" if p.ready or p.phase != "image_pull" else "Pending",
                 ready=p.ready, node=f"gpu-node-{i % 4 + 1}", age_seconds=float(p.age),
                 gpu_util=state.gpu_util_pct if p.ready else None,
                 starting_phase=None if p.ready else p.phase.replace("_", " "),
@@ -210,7 +210,7 @@ def demo_manifests() -> list[dict[str, object]]:
             objects.append({
                 "apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": w.name, "namespace": w.namespace},
-                "spec": {"replicas": w.low or None, "selector": {"matchLabels": {"app": w.name}},
+                "spec": {"selector": {"matchLabels": {"app": w.name}},
                          "template": {"metadata": {"labels": {"app": w.name}}, "spec": {"containers": [{
                              "name": "vllm", "image": DEMO_IMAGE["vLLM"],
                              "args": ["--model", w.model, "--max-num-seqs", "256"],
@@ -224,7 +224,7 @@ def demo_manifests() -> list[dict[str, object]]:
                              "minReplicas": w.low, "maxReplicas": w.high,
                              "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                                  "type": "Utilization", "averageUtilization": int(w.threshold)}}}]}})
-            elif w.scaler == "KEDA":
+            elif w.scaler == "KEDA" and not w.policy.startswith("keda-zero"):
                 objects.append({
                     "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
                     "metadata": {"name": w.name, "namespace": w.namespace},
@@ -233,10 +233,20 @@ def demo_manifests() -> list[dict[str, object]]:
                                  "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
                                  "query": f'sum(vllm:num_requests_waiting{{namespace="{w.namespace}"}})',
                                  "threshold": str(int(w.threshold))}}]}})
+            if w.policy.startswith("keda-zero"):
+                objects.append({
+                    "apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject",
+                    "metadata": {"name": w.name, "namespace": w.namespace},
+                    "spec": {"hosts": [f"{w.name}.{w.namespace}.example.com"],
+                             "scaleTargetRef": {"name": w.name, "kind": "Deployment", "apiVersion": "apps/v1",
+                                                "service": w.name, "port": 8000},
+                             "replicas": {"min": w.low, "max": w.high}}})
+            if w.scaler == "none":
+                objects[-1]["spec"]["replicas"] = w.low  # type: ignore[index]
     return objects
 
 
 def _doctor_findings() -> list[Finding]:
     from kubectl_gpuscale import doctor
 
-    return [Finding(f.rule, f.severity, f.object, f.message) for f in doctor.run(demo_manifests(), from_files=True)]
+    return [Finding(f.rule, f.severity, f.object, f.title) for f in doctor.run(demo_manifests(), from_files=True)]
