@@ -188,7 +188,7 @@ def _render(findings: list[Finding], skipped: list[str], output: str) -> None:
         Column("fix", lambda f: _one_line(f.fix, None), wide=True),
         Column("source", lambda f: _one_line(f.source or "", None), wide=True),
     ]
-    render_table(findings, columns, wide=output == "wide", empty="No problems found.")
+    render_table(findings, columns, wide=wide, empty="No problems found.", width=100_000)
     _summary(findings)
 
 

@@ -81,8 +81,12 @@ class Column:
 
 
 def render_table(rows: Iterable[Any], columns: Sequence[Column], *, wide: bool = False,
-                 empty: str = "No resources found.", file: Any = None) -> None:
-    """Print rows as a kubectl-style table: upper-case headers, no borders, `<none>` for empty cells."""
+                 empty: str = "No resources found.", file: Any = None, width: int | None = None) -> None:
+    """Print rows as a kubectl-style table: upper-case headers, no borders, `<none>` for empty cells.
+
+    `width` overrides the console width (default: the terminal's, at least 200); cells wider than
+    their share are cut with an ellipsis.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -101,7 +105,7 @@ def render_table(rows: Iterable[Any], columns: Sequence[Column], *, wide: bool =
             value = column.cell(row)
             cells.append("<none>" if value in (None, "") else value if hasattr(value, "__rich__") else str(value))
         table.add_row(*cells)
-    console = Console(file=out, width=max(200, _terminal_width()), soft_wrap=True,
+    console = Console(file=out, width=width or max(200, _terminal_width()), soft_wrap=True,
                       force_terminal=None if out.isatty() else False)
     console.print(table)
 

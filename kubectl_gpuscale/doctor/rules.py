@@ -205,6 +205,10 @@ def _what(w: Workload) -> str:
     return engine + (f", {w.detection.accelerator_text}" if w.detection.accelerators else "")
 
 
+def _scalers(w: Workload) -> str:
+    return ", ".join(f"{s.kind}/{s.name}" for s in w.scalers) or "an autoscaler"
+
+
 def _gpu_scaled(snap: Snapshot) -> Iterator[Workload]:
     for w in snap.workloads:
         if w.gpu_inference and w.autoscaled:
@@ -252,7 +256,7 @@ def competing(snap: Snapshot) -> Iterator[Finding]:
             continue
         described = ", ".join(controllers)
         yield _finding("GS002", w.obj, "spec.replicas", described,
-                       f"{w.ref()} is scaled by {len(controllers)} controllers: {described}",
+                       f"{len(controllers)} controllers set the replicas: {described}",
                        extra={"controllers": controllers})
 
 
@@ -276,8 +280,8 @@ def gitops_replicas(snap: Snapshot) -> Iterator[Finding]:
         if snap.from_files:
             if "replicas" in spec_of(w.obj):
                 yield _finding("GS003", w.obj, "spec.replicas", spec_of(w.obj).get("replicas"),
-                               f"the manifest of autoscaled {w.ref()} sets spec.replicas: each apply/sync resets "
-                               "what the autoscaler chose")
+                               f"the manifest sets spec.replicas while {_scalers(w)} scales it: each apply/sync "
+                               "resets what the autoscaler chose")
             continue
         for manager, operation in _replicas_managers(w.obj):
             low = manager.lower()
@@ -286,8 +290,8 @@ def gitops_replicas(snap: Snapshot) -> Iterator[Finding]:
             if gitops or (operation == "Apply" and not legit):
                 who = "a GitOps tool" if gitops else "an operator"
                 yield _finding("GS003", w.obj, "metadata.managedFields[spec.replicas]", manager,
-                               f"spec.replicas of autoscaled {w.ref()} is owned by {manager} ({who}, "
-                               f"{operation}): it resets the count the autoscaler sets",
+                               f"spec.replicas is owned by {manager} ({who}, {operation}) while {_scalers(w)} "
+                               "scales it: each sync resets the count the autoscaler set",
                                extra={"manager": manager, "operation": operation})
 
 
@@ -705,7 +709,7 @@ def drain(snap: Snapshot) -> Iterator[Finding]:
         prestop = _prestop_seconds(c)
         if prestop is None:
             yield _finding("GS018", w.obj, f"spec.template.spec.containers[{c.get('name')}].lifecycle.preStop",
-                           "<none>", f"{w.ref()} scales down with no preStop on {c.get('name')}")
+                           "<none>", f"scaled down by {_scalers(w)} with no preStop on container {c.get('name')}")
         argv = [str(x) for k in ("command", "args") for x in (c.get(k) or [])]
         shutdown = to_int(engines.flag_value(argv, SHUTDOWN_FLAGS), 0) or 0
         needed = max(DRAIN_FLOOR_SECONDS, (prestop if prestop is not None else PRESTOP_SLEEP_SECONDS) + shutdown)
@@ -737,8 +741,7 @@ def rwo_volumes(snap: Snapshot) -> Iterator[Finding]:
             if modes and all(m in ("ReadWriteOnce", "ReadWriteOncePod") for m in modes):
                 yield _finding("GS019", w.obj, f"spec.template.spec.volumes[{v.get('name')}]",
                                f"{claim} ({', '.join(modes)})",
-                               f"{w.ref()} scales to {w.max_replicas} replicas but mounts {', '.join(modes)} claim "
-                               f"{claim}", extra={"claim": claim, "accessModes": modes})
+                               f"scales to {w.max_replicas} replicas but mounts {', '.join(modes)} claim {claim}", extra={"claim": claim, "accessModes": modes})
 
 
 def prepull(snap: Snapshot) -> Iterator[Finding]:
@@ -754,7 +757,7 @@ def prepull(snap: Snapshot) -> Iterator[Finding]:
         image = str(c.get("image") or "") if c else ""
         if image and image not in carried:
             yield _finding("GS020", w.obj, f"spec.template.spec.containers[{c.get('name') if c else ''}].image",
-                           image, f"{w.ref()} scales out but no DaemonSet pre-pulls {image} on GPU nodes",
+                           image, f"scales out (max {w.max_replicas}) but no DaemonSet pre-pulls the image on GPU nodes",
                            fix=BY_ID["GS020"].fix + f" (or --image {image})")
 
 
@@ -781,7 +784,7 @@ def capacity(snap: Snapshot) -> Iterator[Finding]:
             have = totals.get(res, 0)
             if need > have:
                 yield _finding("GS021", w.obj, f"resources.limits[{res}]", f"{w.max_replicas} x {per_pod}",
-                               f"{w.ref()} may scale to {w.max_replicas} replicas x {per_pod} {res} = {need:g}; "
+                               f"may scale to {w.max_replicas} replicas x {per_pod} {res} = {need:g}; "
                                f"the {len(snap.nodes)} node(s) have {have:g} allocatable",
                                extra={"needed": need, "allocatable": have, "resource": res})
 
@@ -814,8 +817,8 @@ def pdb(snap: Snapshot) -> Iterator[Finding]:
             body = builders.pod_disruption_budget(name=w.name, namespace=w.namespace, match_labels=match)
             patch = Patch("apply", body["apiVersion"], body["kind"], body["metadata"]["name"], w.namespace, body)
         yield _finding("GS022", w.obj, "PodDisruptionBudget", "<none>",
-                       f"{w.ref()} keeps {w.min_replicas} warm replica(s) and no PodDisruptionBudget selects "
-                       "its pods", patch=patch)
+                       f"keeps {w.min_replicas} warm replica(s) and no PodDisruptionBudget selects its pods "
+                       f"({', '.join(f'{k}={v}' for k, v in w.pod_labels.items())})", patch=patch)
 
 
 STATIC_CHECKS: tuple[Callable[[Snapshot], Iterator[Finding]], ...] = (

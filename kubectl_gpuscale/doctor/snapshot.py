@@ -197,8 +197,8 @@ class Workload:
         return to_int(spec_of(self.obj).get("replicas"), 1) or 0
 
     def ref(self) -> str:
-        """``Kind/namespace/name``."""
-        return f"{self.kind}/{self.namespace}/{self.name}"
+        """``Kind/name`` (the namespace is the finding's)."""
+        return f"{self.kind}/{self.name}"
 
 
 def owned_by(obj: Mapping[str, Any], kind: str) -> bool:
