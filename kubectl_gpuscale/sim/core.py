@@ -1,0 +1,467 @@
+"""The simulation: one workload (traffic x engine x cold start) under each policy.
+
+Physics, per second: Poisson arrivals; a fluid FIFO queue in front of the ready replicas,
+``q[t] = min(B[t], max(0, q[t-1] + a[t] - c[t]))`` where ``c = ready * mu`` is the
+replicas' throughput and ``B = c * patience`` the longest queue a client still waits for
+(arrivals beyond it time out: with FIFO and one client timeout that is exact in the fluid
+model). With 0 ready replicas the activator / interceptor (if the policy has one) holds
+requests until a replica is ready or the client times out; without one they are dropped.
+Controllers act only at their ticks; between actions the queue is solved in closed form
+over whole chunks with numpy (Lindley's recursion as a cumulative minimum), so a month
+at 1 s resolution takes well under a second per policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kubectl_gpuscale.sim.engine import ColdStartProfile, EngineProfile
+from kubectl_gpuscale.sim.policies import Controller
+from kubectl_gpuscale.sim.traffic import Arrivals
+
+# TTFT histogram: log-spaced bins from 1 ms to ~3 h
+_EDGES = np.concatenate(([0.0], np.logspace(-3, 4, 701)))
+HIST_BINS = _EDGES.shape[0] + 1
+HISTORY = 3600           # seconds of concurrency kept for the KPA windows (max Knative window is 1 h)
+
+
+@dataclass
+class Pod:
+    """A replica: created at `created`, Ready at `ready_at` (seconds since start)."""
+
+    name: str
+    created: int
+    ready_at: int
+
+
+@dataclass(frozen=True)
+class ScaleEvent:
+    """A change of the spec replicas."""
+
+    time: int
+    old: int
+    new: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PodState:
+    """A pod as the dashboard shows it."""
+
+    name: str
+    ready: bool
+    phase: str
+    progress: float        # 0..1 through the current cold-start phase (1 when ready)
+    age: int
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """One policy's live state (the `top --demo` row)."""
+
+    policy: str
+    time: int
+    desired: int
+    ready: int
+    pods: tuple[PodState, ...]
+    waiting: float
+    running: float
+    rps: float
+    kv_cache_pct: float
+    gpu_util_pct: float
+    cpu_util_pct: float
+    ttft_p95: float | None
+    events: tuple[ScaleEvent, ...]
+
+
+class ChunkView:
+    """Per-second observations over a chunk [t0, t0+n) with the pod set held fixed."""
+
+    def __init__(self, t0: int, n: int, pods: int) -> None:
+        self.t0 = t0
+        self.n = n
+        self.pods = pods
+        self.arrivals = np.zeros(n)
+        self.ready = np.zeros(n, dtype=np.int64)
+        self.waiting = np.zeros(n)
+        self.running = np.zeros(n)
+        self.conc = np.zeros(n)
+        self.gpu = np.zeros(n)
+        self.cpu = np.zeros(n)
+        self.kv = np.zeros(n)
+        self.served = np.zeros(n)
+        self.timed_out = np.zeros(n)
+        self.dropped = np.zeros(n)
+        self.ttft = np.zeros(n)
+        self.ttft_w = np.zeros(n)
+        self.rho = np.zeros(n)
+        self.extra_ttft = np.zeros(0)     # TTFTs of requests released from the activator
+        self.extra_w = np.zeros(0)
+        self.extra_at = 0                 # index at which they were released
+        self.extra_timed_out = 0.0
+        self.pending_t = np.zeros(0)      # held requests (arrival second, count) at the chunk's end
+        self.pending_n = np.zeros(0)
+        self._hist = np.zeros(0)
+        self._cum: np.ndarray | None = None
+
+    def set_history(self, hist: np.ndarray) -> None:
+        """Attach the concurrency of the seconds before the chunk (for windowed means)."""
+        self._hist = hist
+        self._cum = None
+
+    def window_mean_at(self, i: int, window: int) -> float:
+        """`window_mean` for one index, as a float."""
+        if self._cum is None:
+            self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
+        end = i + 1 + self._hist.shape[0]
+        return float(self._cum[end] - self._cum[max(0, end - window)]) / window
+
+    def window_mean(self, idx: np.ndarray, window: int) -> np.ndarray:
+        """Mean concurrency over the `window` seconds ending at each index in `idx`."""
+        if self._cum is None:
+            self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
+        end = idx + 1 + self._hist.shape[0]
+        start = np.maximum(0, end - window)
+        return (self._cum[end] - self._cum[start]) / window
+
+
+@dataclass
+class Totals:
+    """Accumulated results of one policy."""
+
+    requests: float = 0.0
+    served: float = 0.0
+    timed_out: float = 0.0
+    dropped: float = 0.0
+    pod_seconds: float = 0.0
+    busy_seconds: float = 0.0
+    zero_seconds: float = 0.0
+    scale_events: int = 0
+    max_pods: int = 0
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
+
+
+class PolicyRun:
+    """One policy's simulation state. Use `Simulation`, which drives one per policy."""
+
+    def __init__(self, controller: Controller, arrivals: Arrivals, engine: EngineProfile,
+                 coldstart: ColdStartProfile, timeout: float, series_step: int, duration: int) -> None:
+        self.ctl = controller
+        self.arrivals = arrivals
+        self.engine = engine
+        self.coldstart = coldstart
+        self.timeout = timeout
+        self.prompt = arrivals.prompt_tokens
+        self.output = arrivals.output_tokens
+        self.mu = engine.throughput(self.prompt, self.output)
+        self.prefill = engine.prefill_seconds(self.prompt)
+        self.patience = max(0.0, timeout - self.prefill)
+        self.cold = int(math.ceil(coldstart.total))
+        self.t = 0
+        self.q = 0.0
+        self.spec = controller.initial
+        self.pods: list[Pod] = []
+        self._serial = 0
+        self.pending_t = np.zeros(0)
+        self.pending_n = np.zeros(0)
+        self.hist_conc = np.zeros(0)
+        self.totals = Totals()
+        self.events: deque[ScaleEvent] = deque(maxlen=200)
+        self.recent = np.zeros(HIST_BINS)
+        self.last_view: ChunkView | None = None
+        self.last_i = -1
+        self.series_step = series_step
+        nb = duration // series_step + 2
+        self.s_arr = np.zeros(nb)
+        self.s_pods = np.zeros(nb)
+        self.s_ready = np.zeros(nb)
+        self.s_wait = np.zeros(nb)
+        self.s_ttft = np.zeros(nb)
+        self.s_ttft_w = np.zeros(nb)
+        self.s_n = np.zeros(nb)
+        for _ in range(self.spec):
+            self._add_pod(ready_now=True)
+        self._chunk = 64
+
+    # pods ---------------------------------------------------------------------------------
+    def _add_pod(self, ready_now: bool = False) -> None:
+        self._serial += 1
+        ready_at = self.t if ready_now else self.t + self.cold
+        self.pods.append(Pod(f"{self.ctl.kind}-{self._serial:05d}", self.t, ready_at))
+
+    def _set_spec(self, new: int) -> None:
+        if new == self.spec:
+            return
+        self.totals.scale_events += 1
+        self.events.append(ScaleEvent(self.t, self.spec, new, self.ctl.reason))
+        while len(self.pods) < new:
+            self._add_pod()
+        if len(self.pods) > new:
+            # the ReplicaSet deletes not-ready pods first, then the newest
+            self.pods.sort(key=lambda p: (p.ready_at <= self.t, -p.created))
+            del self.pods[: len(self.pods) - new]
+        self.spec = new
+        if new == 0 or not any(p.ready_at <= self.t for p in self.pods):
+            if not self.ctl.buffering:
+                self.totals.dropped += self.q
+                self.q = 0.0
+
+    # physics ------------------------------------------------------------------------------
+    def _physics(self, t0: int, n: int) -> ChunkView:
+        v = ChunkView(t0, n, len(self.pods))
+        a = self.arrivals.window(t0, t0 + n)
+        v.arrivals = a
+        ready = np.zeros(n, dtype=np.int64)
+        for p in self.pods:
+            k = p.ready_at - t0
+            if k <= 0:
+                ready += 1
+            elif k < n:
+                ready[k:] += 1
+        v.ready = ready
+        cap = ready * self.mu
+        z = int(np.searchsorted(ready, 1))          # ready is non-decreasing in a chunk
+        q = np.zeros(n)
+        q0 = self.q
+        pend_t, pend_n = self.pending_t, self.pending_n
+        if z > 0:
+            if self.ctl.buffering:
+                secs = np.arange(t0, t0 + z)
+                nz = a[:z] > 0
+                pend_t = np.concatenate((pend_t, secs[nz].astype(np.float64)))
+                pend_n = np.concatenate((pend_n, a[:z][nz]))
+                cum = np.cumsum(pend_n)
+                # held at second s: arrivals in (s - timeout, s]
+                hi = np.searchsorted(pend_t, secs, side="right")
+                lo = np.searchsorted(pend_t, secs - self.timeout, side="right")
+                cum0 = np.concatenate(([0.0], cum))
+                q[:z] = cum0[hi] - cum0[lo]
+                # timing out at second s: arrivals in (s - 1 - timeout, s - timeout]
+                gone = cum0[lo]
+                before = cum0[np.searchsorted(pend_t, t0 - 1 - self.timeout, side="right")]
+                v.timed_out[:z] = np.diff(np.concatenate(([before], gone)))
+            else:
+                v.dropped[:z] = a[:z]
+            q0 = float(q[z - 1]) if self.ctl.buffering else 0.0
+        v.pending_t, v.pending_n = pend_t, pend_n      # held requests up to z (for a commit before z)
+        if z < n:
+            if pend_t.size:
+                # release the held requests to the first ready replica(s), FIFO
+                start = t0 + z
+                alive = pend_t > start - self.timeout
+                # those timing out at `start` itself (earlier ones are in v.timed_out[:z])
+                v.extra_timed_out = max(0.0, float(pend_n[~alive].sum()) - float(v.timed_out[:z].sum()))
+                t_al, n_al = pend_t[alive], pend_n[alive]
+                ahead = np.cumsum(n_al) - n_al / 2.0
+                wait = (start - t_al) + ahead / cap[z] + self.prefill
+                ok = wait <= self.timeout
+                v.extra_ttft, v.extra_w = wait[ok], n_al[ok]
+                v.extra_timed_out += float(n_al[~ok].sum())
+                v.extra_at = z
+                q0 = float(n_al[ok].sum())
+                pend_t, pend_n = np.zeros(0), np.zeros(0)
+            self._queue(a[z:], cap[z:], q0, q[z:], v, z)
+        # engine observables
+        rho = v.served / np.maximum(cap, 1e-12)
+        e = self.engine
+        itl = e.itl_min_s + (e.itl_sat_s - e.itl_min_s) * rho
+        latency = self.prefill + self.output * itl
+        running = np.minimum(v.served * latency, e.max_num_seqs * ready)
+        v.rho = rho
+        v.running = running
+        v.waiting = np.where(ready > 0, q, 0.0)
+        v.conc = running + q
+        v.gpu = np.where(ready > 0, 100.0 * np.minimum(1.0, 1.25 * rho), 0.0)
+        v.cpu = np.where(ready > 0, e.cpu_idle_pct + (e.cpu_busy_pct - e.cpu_idle_pct) * rho, 0.0)
+        v.kv = 100.0 * np.minimum(1.0, running * (self.prompt + self.output / 2.0)
+                                  / (e.kv_cache_tokens * np.maximum(ready, 1)))
+        v.set_history(self.hist_conc)
+        return v
+
+    def _queue(self, a: np.ndarray, cap: np.ndarray, q0: float, q: np.ndarray, v: ChunkView, off: int) -> None:
+        """Doubly reflected Lindley recursion (0 and the patience barrier), solved piecewise in closed form."""
+        n = a.shape[0]
+        x = a - cap
+        barrier = cap * self.patience
+        dropped = np.zeros(n)
+        i = 0
+        cur = q0
+        while i < n:
+            # lower regime: q = S - min(-q0, cummin S)
+            s = np.cumsum(x[i:])
+            lower = s - np.minimum(-cur, np.minimum.accumulate(s))
+            over = np.flatnonzero(lower > barrier[i:] + 1e-9)
+            if not over.size:
+                q[i:] = lower
+                break
+            j = i + int(over[0])
+            q[i:j] = lower[: j - i]
+            dropped[j] = lower[j - i] - barrier[j]
+            q[j] = barrier[j]
+            # upper regime: p = B - q reflected at 0, until q would go below 0
+            k = j + 1
+            if k >= n:
+                break
+            bprev = np.concatenate(([barrier[j]], barrier[k:-1])) if k < n else np.zeros(0)
+            inc = (barrier[k:] - bprev) - x[k:]
+            ps = np.cumsum(inc)
+            p = ps - np.minimum(0.0, np.minimum.accumulate(ps))
+            refl = -np.minimum(0.0, np.minimum.accumulate(ps))
+            under = np.flatnonzero(p > barrier[k:] + 1e-9)
+            m = int(under[0]) if under.size else n - k
+            q[k:k + m] = barrier[k:k + m] - p[:m]
+            dropped[k:k + m] += np.diff(np.concatenate(([0.0], refl[:m])))
+            if not under.size:
+                break
+            e = k + m
+            q[e] = 0.0
+            cur = 0.0          # the queue emptied at e: back to the lower regime
+            i = e + 1
+        prev = np.concatenate(([q0], q[:-1])) if n else q
+        served = prev + a - dropped - q
+        served = np.maximum(0.0, served)
+        v.served[off:] = served
+        v.timed_out[off:] += dropped
+        wait = np.maximum(0.0, q - a / 2.0) / np.maximum(cap, 1e-12)
+        rho_p = np.minimum(0.9, served * self.prompt / (self.engine.prefill_tps * np.maximum(cap / self.mu, 1)))
+        v.ttft[off:] = wait + self.prefill / (1.0 - rho_p)
+        v.ttft_w[off:] = np.maximum(0.0, a - dropped)
+
+    # commit -------------------------------------------------------------------------------
+    def _commit(self, v: ChunkView, k: int) -> None:
+        """Accept the first k seconds of a chunk as what happened."""
+        tot = self.totals
+        a = v.arrivals[:k]
+        tot.requests += float(a.sum())
+        tot.served += float(v.served[:k].sum())
+        tot.timed_out += float(v.timed_out[:k].sum())
+        tot.dropped += float(v.dropped[:k].sum())
+        pods = len(self.pods)
+        tot.pod_seconds += pods * k
+        tot.busy_seconds += float((v.rho[:k] * v.ready[:k]).sum())
+        if pods == 0:
+            tot.zero_seconds += k
+        tot.max_pods = max(tot.max_pods, pods)
+        bins = _bin(v.ttft[:k])
+        h = np.bincount(bins, weights=v.ttft_w[:k], minlength=HIST_BINS)
+        if v.extra_at < k and v.extra_ttft.size:
+            h = h + np.bincount(_bin(v.extra_ttft), weights=v.extra_w,
+                                minlength=HIST_BINS)
+            tot.timed_out += v.extra_timed_out
+        tot.hist += h
+        self.recent += h
+        # state at the end of the prefix
+        end = k - 1
+        if v.ready[end] > 0 or not self.ctl.buffering:
+            self.q = float(v.waiting[end]) if v.ready[end] > 0 else 0.0
+            self.pending_t, self.pending_n = np.zeros(0), np.zeros(0)
+        else:
+            self.q = float(v.conc[end])
+            keep = v.pending_t <= v.t0 + end
+            pt, pn = v.pending_t[keep], v.pending_n[keep]
+            alive = pt > v.t0 + end - self.timeout
+            self.pending_t, self.pending_n = pt[alive], pn[alive]
+        if self.ctl.kind == "knative":
+            self.hist_conc = np.concatenate((self.hist_conc[-HISTORY:], v.conc[:k]))[-HISTORY:]
+        # series
+        step = self.series_step
+        secs = np.arange(v.t0, v.t0 + k) // step
+        b0 = int(secs[0])
+        rel = secs - b0
+        m = int(rel[-1]) + 1
+        sl = slice(b0, b0 + m)
+        self.s_arr[sl] += np.bincount(rel, weights=a, minlength=m)
+        self.s_pods[sl] += np.bincount(rel, minlength=m) * pods
+        self.s_ready[sl] += np.bincount(rel, weights=v.ready[:k].astype(np.float64), minlength=m)
+        self.s_wait[sl] += np.bincount(rel, weights=v.conc[:k] - v.running[:k], minlength=m)
+        self.s_ttft[sl] += np.bincount(rel, weights=v.ttft[:k] * v.ttft_w[:k], minlength=m)
+        self.s_ttft_w[sl] += np.bincount(rel, weights=v.ttft_w[:k], minlength=m)
+        self.s_n[sl] += np.bincount(rel, minlength=m)
+        self.last_view, self.last_i = v, end
+        self.t = v.t0 + k
+
+    def advance_to(self, end: int, fast: bool = True) -> None:
+        """Run until second `end`.
+
+        The physics of a chunk holds while the pod set is unchanged, so ticks whose decision
+        keeps the spec reuse it; only a change of the spec commits and starts a new chunk.
+        """
+        period = self.ctl.period
+        while self.t < end:
+            n = min(self._chunk, end - self.t)
+            v = self._physics(self.t, n)
+            first = (self.t // period + 1) * period
+            ticks = np.arange(first, self.t + n + 1, period, dtype=np.int64)
+            ticks = ticks[ticks < end]
+            pos = 0
+            direct = 0
+            changed = False
+            while pos < len(ticks):
+                if direct > 0 or not fast:
+                    k = pos
+                    direct -= 1
+                else:
+                    k = pos + self.ctl.scan(v, ticks[pos:], self.spec)
+                    if k >= len(ticks):
+                        break
+                    self.ctl.skip(v, ticks[pos:k], self.spec)
+                tick = int(ticks[k])
+                new = self.ctl.decide(v, tick - 1 - v.t0, tick, self.spec)
+                if new != self.spec:
+                    self._commit(v, tick - self.t)
+                    self._set_spec(new)
+                    changed = True
+                    break
+                pos = k + 1
+                direct = 3 if direct <= 0 else direct
+            if changed:
+                self._chunk = 64
+                continue
+            if pos < len(ticks):
+                self.ctl.skip(v, ticks[pos:], self.spec)
+            self._commit(v, n)
+            self._chunk = min(self._chunk * 4, 1 << 16)
+
+    def state(self, t: int) -> WorkloadState:
+        """The live view of this policy."""
+        v, i = self.last_view, self.last_i
+        pods = tuple(
+            PodState(p.name, p.ready_at <= self.t, *(self.coldstart.phase_at(self.t - p.created)
+                                                     if p.ready_at > self.t else ("ready", 1.0)), self.t - p.created)
+            for p in sorted(self.pods, key=lambda p: p.created))
+        w = self.recent
+        p95 = percentile(w, 95.0)
+        if v is None:
+            return WorkloadState(self.ctl.name, t, self.spec, 0, pods, 0, 0, 0, 0, 0, 0, p95, tuple(self.events))
+        ready = int(v.ready[i])
+        lo = max(0, i - 9)
+        return WorkloadState(
+            self.ctl.name, t, self.spec, ready, pods, float(v.waiting[i]), float(v.running[i]),
+            float(v.arrivals[lo:i + 1].mean()), float(v.kv[i]), float(v.gpu[i]), float(v.cpu[i]), p95,
+            tuple(list(self.events)[-20:]))
+
+
+def _bin(ttft: np.ndarray) -> np.ndarray:
+    """Histogram bin of each TTFT: bin i >= 1 holds (_EDGES[i-1], _EDGES[i]] (100 bins per decade)."""
+    x = np.ceil((np.log10(np.maximum(ttft, 1e-4)) + 3.0) * 100.0 - 1e-9).astype(np.int64) + 1
+    return np.clip(x, 1, HIST_BINS - 1)
+
+
+def percentile(hist: np.ndarray, pct: float) -> float | None:
+    """The pct-th percentile of a TTFT histogram (upper bin edge), or None when empty."""
+    total = float(hist.sum())
+    if total <= 0:
+        return None
+    idx = int(np.searchsorted(np.cumsum(hist), total * pct / 100.0))
+    idx = min(max(idx, 1), _EDGES.shape[0] - 1)
+    return float(_EDGES[idx])
+
+
+def share_below(hist: np.ndarray, limit: float) -> float:
+    """Weight of TTFTs at or under `limit` (by bin upper edge)."""
+    k = int(np.searchsorted(_EDGES, limit, side="right"))
+    return float(hist[:k].sum())

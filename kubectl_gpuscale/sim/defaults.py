@@ -1,0 +1,43 @@
+"""Controller defaults the simulator models, each stated once with its upstream source.
+
+If kubectl_gpuscale.autoscale grows its own constants for these, it should import them
+from here (or this module from there): one place per fact.
+"""
+
+from __future__ import annotations
+
+# Kubernetes HPA (kube-controller-manager flags and autoscaling/v2 defaulting, pkg/apis/autoscaling/v2/defaults.go)
+HPA_SYNC_PERIOD_S = 15                 # --horizontal-pod-autoscaler-sync-period
+HPA_TOLERANCE = 0.1                    # --horizontal-pod-autoscaler-tolerance
+HPA_CPU_INITIALIZATION_PERIOD_S = 300  # --horizontal-pod-autoscaler-cpu-initialization-period
+HPA_SCALE_UP_STABILIZATION_S = 0
+HPA_SCALE_DOWN_STABILIZATION_S = 300   # --horizontal-pod-autoscaler-downscale-stabilization
+HPA_SCALE_UP_POLICIES = (("Percent", 100, 15), ("Pods", 4, 15))
+HPA_SCALE_DOWN_POLICIES = (("Percent", 100, 15),)
+HPA_SELECT_POLICY = "Max"
+
+# KEDA ScaledObject (kedacore/keda withtriggers_types.go, scale_executor.go, scaledobject_types.go)
+KEDA_POLLING_INTERVAL_S = 30
+KEDA_COOLDOWN_PERIOD_S = 300
+KEDA_MIN_REPLICAS = 0
+KEDA_MAX_REPLICAS = 100
+KEDA_ACTIVATION_THRESHOLD = 0.0        # active when value > activationThreshold (strictly)
+KEDA_HTTP_INTERCEPTOR_WAIT_S_BEFORE_0_14 = 20  # http-add-on < 0.14: KEDA_CONDITION_WAIT_TIMEOUT
+
+# Knative Serving config-autoscaler (knative/serving pkg/autoscaler/config/config.go defaultConfig())
+KNATIVE_TICK_S = 2                     # the KPA's decider tick
+KNATIVE_CONTAINER_CONCURRENCY_TARGET = 100.0
+KNATIVE_TARGET_UTILIZATION = 0.70
+KNATIVE_STABLE_WINDOW_S = 60
+KNATIVE_PANIC_WINDOW_PERCENTAGE = 10.0
+KNATIVE_PANIC_THRESHOLD_PERCENTAGE = 200.0
+KNATIVE_MAX_SCALE_UP_RATE = 1000.0
+KNATIVE_MAX_SCALE_DOWN_RATE = 2.0
+KNATIVE_SCALE_TO_ZERO_GRACE_S = 30
+KNATIVE_SCALE_DOWN_DELAY_S = 0
+# Knative config-defaults: revision-timeout-seconds (per-request timeout behind the activator)
+KNATIVE_REVISION_TIMEOUT_S = 300
+
+# Money: the guide's H100 SXM5 on-demand price ($/GPU-hour, Spheron, 07 May 2026)
+DEFAULT_PRICE_PER_GPU_HOUR = 4.41
+HOURS_PER_MONTH = 730.5                # 365.25 * 24 / 12: the guide's $3,222/mo = 4.41 * 730.5

@@ -1,0 +1,503 @@
+"""Scaling policies: always-on N, CPU HPA, KEDA (on top of the HPA), Knative KPA.
+
+Each policy is a controller with a tick `period` (s). At each tick the simulation calls
+`decide(view, i, now, spec)` with the chunk's per-second observations (`view`, index `i` is
+the last second before the tick) and gets the new spec replicas. For speed the simulation
+first calls `scan(view, ticks, spec)`, a vectorised test that returns the index of the
+first tick at which `decide` could change anything (or len(ticks)); ticks before it are
+steady and are summarised by `skip(view, ticks, spec)`. `scan` may be conservative (return
+early) but must never skip a tick that would act: tests run every policy both ways.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.sim import defaults as d
+from kubectl_gpuscale.sim.hpa import Behavior, HpaState, ScalingPolicy, ScalingRules, external_replicas, resource_replicas
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.sim.core import ChunkView
+
+
+class Controller:
+    """Base class: a policy's controller."""
+
+    kind = "base"
+    period = 15
+    buffering = False          # requests are held (activator/interceptor) while there are 0 replicas
+    initial = 1
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reason = ""
+
+    def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
+        """Index of the first tick that needs `decide` (conservative: 0 always works)."""
+        return 0
+
+    def skip(self, view: ChunkView, ticks: np.ndarray, spec: int) -> None:
+        """Account for steady ticks that were not decided one by one."""
+
+    def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
+        """New spec replicas at tick `now`; `i` indexes the view's last observed second."""
+        return spec
+
+
+class AlwaysOn(Controller):
+    """N replicas, never scaled."""
+
+    kind = "always-on"
+    period = 3600
+
+    def __init__(self, name: str, replicas: int = 1) -> None:
+        super().__init__(name)
+        self.initial = replicas
+
+    def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
+        return len(ticks)
+
+
+class HpaController(Controller):
+    """A plain autoscaling/v2 HPA on a per-pod resource metric (CPU or GPU utilisation)."""
+
+    kind = "hpa"
+    period = d.HPA_SYNC_PERIOD_S
+
+    def __init__(self, name: str, metric: str = "cpu", target: float = 70.0, min_replicas: int = 1,
+                 max_replicas: int = 5, behavior: Behavior | None = None, tolerance: float = d.HPA_TOLERANCE) -> None:
+        super().__init__(name)
+        self.metric = metric
+        self.target = target
+        self.tolerance = tolerance
+        self.hpa = HpaState(min_replicas, max_replicas, behavior)
+        self.initial = max(1, min_replicas)
+
+    def _usage(self, view: ChunkView) -> np.ndarray:
+        return view.cpu if self.metric == "cpu" else view.gpu
+
+    def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
+        if spec == 0 or spec < self.hpa.min or spec > self.hpa.max:
+            return 0
+        idx = ticks - 1 - view.t0
+        usage = self._usage(view)[idx]
+        ready = view.ready[idx]
+        unready = view.pods - ready
+        ratio = usage / self.target
+        rec = np.where(np.abs(1.0 - ratio) <= self.tolerance, spec, np.ceil(ratio * ready - 1e-9))
+        rec = np.clip(rec, self.hpa.min, self.hpa.max)
+        act = (rec != spec) | ((unready > 0) & (ratio > 1.0)) | (ready <= 0)
+        hits = np.flatnonzero(act)
+        return int(hits[0]) if hits.size else len(ticks)
+
+    def skip(self, view: ChunkView, ticks: np.ndarray, spec: int) -> None:
+        if len(ticks):
+            self.hpa.note_steady(float(ticks[-1]), spec)
+
+    def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
+        ready = int(view.ready[i])
+        rec = resource_replicas(spec, ready, view.pods - ready, float(self._usage(view)[i]), self.target,
+                                self.tolerance)
+        new = self.hpa.reconcile(float(now), spec, rec)
+        self.reason = f"{self.metric} {self._usage(view)[i]:.0f}% / target {self.target:.0f}%"
+        return new
+
+
+@dataclass(frozen=True)
+class CronFloor:
+    """A KEDA cron trigger: `replicas` from `start` to `end` (hours, local sim time) on `days` (0=Mon)."""
+
+    start: float
+    end: float
+    replicas: int
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+    def active(self, t: np.ndarray) -> np.ndarray:
+        hour = (t % 86400) / 3600.0
+        day = (t // 86400) % 7
+        return (hour >= self.start) & (hour < self.end) & np.isin(day, self.days)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The metric source fails (e.g. Prometheus down) from `start` to `end` seconds."""
+
+    start: int
+    end: int
+
+
+class KedaController(Controller):
+    """A KEDA ScaledObject: the operator (activation, cooldown to zero, fallback) plus the HPA it owns.
+
+    The HPA syncs every 15 s on the trigger's AverageValue target (desired = ceil(value/threshold)),
+    the operator polls every `polling` s for 0 <-> 1. `metric` is what the Prometheus query sums:
+    `waiting` (vllm:num_requests_waiting), `running`, or `concurrency` (running+waiting; with `http`,
+    the HTTP add-on's interceptor count, which also holds requests at zero).
+    """
+
+    kind = "keda"
+    period = d.HPA_SYNC_PERIOD_S
+
+    def __init__(self, name: str, metric: str = "waiting", threshold: float = 5.0,
+                 activation: float = d.KEDA_ACTIVATION_THRESHOLD, min_replicas: int = d.KEDA_MIN_REPLICAS,
+                 max_replicas: int = d.KEDA_MAX_REPLICAS, polling: int = d.KEDA_POLLING_INTERVAL_S,
+                 cooldown: int = d.KEDA_COOLDOWN_PERIOD_S, behavior: Behavior | None = None,
+                 http: bool = False, cron: tuple[CronFloor, ...] = (), outages: tuple[Outage, ...] = (),
+                 fallback_replicas: int | None = None, failure_threshold: int = 3) -> None:
+        super().__init__(name)
+        self.metric = metric
+        self.threshold = threshold
+        self.activation = activation
+        self.min = min_replicas
+        self.max = max_replicas
+        self.polling = polling
+        self.cooldown = cooldown
+        self.http = http
+        self.buffering = http
+        self.cron = cron
+        self.outages = outages
+        self.fallback_replicas = fallback_replicas
+        self.failure_threshold = failure_threshold
+        self.failures = 0
+        self.hpa = HpaState(max(1, min_replicas), max_replicas, behavior)
+        self.last_active = -1e18
+        self.initial = max(1, min_replicas) if min_replicas > 0 else 0
+        self.period = math.gcd(d.HPA_SYNC_PERIOD_S, polling)
+
+    def _value(self, view: ChunkView) -> np.ndarray:
+        if self.metric == "waiting":
+            return view.waiting
+        if self.metric == "running":
+            return view.running
+        return view.conc
+
+    def _floor(self, ticks: np.ndarray) -> np.ndarray:
+        floor = np.zeros(ticks.shape)
+        for c in self.cron:
+            floor = np.maximum(floor, np.where(c.active(ticks.astype(np.float64)), c.replicas, 0))
+        return floor
+
+    def _in_outage(self, ticks: np.ndarray) -> np.ndarray:
+        out = np.zeros(ticks.shape, dtype=bool)
+        for o in self.outages:
+            out |= (ticks >= o.start) & (ticks < o.end)
+        return out
+
+    def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
+        if self.failures:
+            return 0
+        n = len(ticks)
+        idx = ticks - 1 - view.t0
+        value = self._value(view)[idx]
+        floor = self._floor(ticks)
+        active = (value > self.activation) | (floor > 0)
+        poll = (ticks % self.polling) == 0
+        sync = (ticks % d.HPA_SYNC_PERIOD_S) == 0
+        act = self._in_outage(ticks)
+        if spec == 0:
+            act |= poll & active
+        else:
+            if spec < self.hpa.min or spec > self.hpa.max:
+                return 0
+            ratio = value / (self.threshold * spec)
+            rec = np.where(np.abs(1.0 - ratio) > d.HPA_TOLERANCE, np.ceil(value / self.threshold - 1e-9), spec)
+            rec = np.clip(np.maximum(rec, floor), self.hpa.min, self.hpa.max)
+            act |= sync & (rec != spec)
+            if self.min == 0:
+                last = np.where(poll & active, ticks.astype(np.float64), -1e18)
+                last = np.maximum(np.maximum.accumulate(last), self.last_active)
+                act |= poll & ~active & (ticks - last >= self.cooldown)
+        hits = np.flatnonzero(act)
+        return int(hits[0]) if hits.size else n
+
+    def skip(self, view: ChunkView, ticks: np.ndarray, spec: int) -> None:
+        if not len(ticks):
+            return
+        idx = ticks - 1 - view.t0
+        active = (self._value(view)[idx] > self.activation) | (self._floor(ticks) > 0)
+        poll_active = ticks[((ticks % self.polling) == 0) & active]
+        if poll_active.size:
+            self.last_active = max(self.last_active, float(poll_active[-1]))
+        syncs = ticks[(ticks % d.HPA_SYNC_PERIOD_S) == 0]
+        if spec > 0 and syncs.size:
+            self.hpa.note_steady(float(syncs[-1]), spec)
+
+    def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
+        tick = np.array([now])
+        value = float(self._value(view)[i])
+        floor = int(self._floor(tick)[0])
+        failed = bool(self._in_outage(tick)[0])
+        is_poll = now % self.polling == 0
+        is_sync = now % d.HPA_SYNC_PERIOD_S == 0
+        if failed:
+            self.failures += 1
+        else:
+            self.failures = 0
+        fallback = (failed and self.fallback_replicas is not None and self.failures >= self.failure_threshold)
+        active = (value > self.activation or floor > 0) and not failed
+        if is_poll and active:
+            self.last_active = float(now)
+        new = spec
+        if is_poll:
+            if spec == 0 and (active or fallback):
+                self.reason = "activated" if active else "fallback"
+                return max(1, self.min, self.fallback_replicas or 0) if fallback else max(1, self.min)
+            if (spec > 0 and self.min == 0 and not active and not fallback
+                    and now - self.last_active >= self.cooldown):
+                self.reason = f"cooldown {self.cooldown}s elapsed"
+                return 0
+        if is_sync and spec > 0:
+            if fallback:
+                assert self.fallback_replicas is not None
+                rec = self.fallback_replicas
+                self.reason = f"fallback to {rec}"
+            elif failed:
+                return spec          # the HPA cannot read the metric: it keeps the current scale
+            else:
+                rec = max(external_replicas(spec, value, self.threshold), floor)
+                self.reason = f"{self.metric}={value:.1f} / threshold {self.threshold:g}" + (
+                    f", cron floor {floor}" if floor else "")
+            new = self.hpa.reconcile(float(now), spec, rec)
+        return new
+
+
+class KpaController(Controller):
+    """Knative's KPA: stable/panic windows on concurrency, activator buffering, scale to zero."""
+
+    kind = "knative"
+    period = d.KNATIVE_TICK_S
+    buffering = True
+
+    def __init__(self, name: str, target: float = d.KNATIVE_CONTAINER_CONCURRENCY_TARGET,
+                 utilization: float = d.KNATIVE_TARGET_UTILIZATION, min_scale: int = 0, max_scale: int = 0,
+                 window: int = d.KNATIVE_STABLE_WINDOW_S, panic_pct: float = d.KNATIVE_PANIC_WINDOW_PERCENTAGE,
+                 panic_threshold_pct: float = d.KNATIVE_PANIC_THRESHOLD_PERCENTAGE,
+                 max_up_rate: float = d.KNATIVE_MAX_SCALE_UP_RATE,
+                 max_down_rate: float = d.KNATIVE_MAX_SCALE_DOWN_RATE,
+                 grace: int = d.KNATIVE_SCALE_TO_ZERO_GRACE_S, scale_down_delay: int = d.KNATIVE_SCALE_DOWN_DELAY_S,
+                 initial: int = 1) -> None:
+        super().__init__(name)
+        self.target_value = target * utilization
+        self.min = min_scale
+        self.max = max_scale
+        self.window = window
+        self.panic_window = max(d.KNATIVE_TICK_S, int(round(window * panic_pct / 100.0)))
+        self.panic_threshold = panic_threshold_pct / 100.0
+        self.max_up = max_up_rate
+        self.max_down = max_down_rate
+        self.grace = grace
+        self.delay = scale_down_delay
+        self.initial = max(initial, min_scale)
+        self.panic_time: float | None = None
+        self.max_panic_pods = 0
+        self.zero_since: float | None = None
+        self.delay_hist: list[tuple[float, int]] = []
+
+    def _clamp(self, n: np.ndarray | int) -> np.ndarray:
+        hi = self.max if self.max > 0 else 1 << 30
+        return np.clip(n, self.min, hi)
+
+    def _desired(self, view: ChunkView, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        stable = view.window_mean(idx, self.window)
+        panic = view.window_mean(idx, self.panic_window)
+        ready = np.maximum(1.0, view.ready[idx].astype(np.float64))
+        max_up = np.ceil(self.max_up * ready)
+        max_down = np.floor(ready / self.max_down)
+        dspc = np.ceil(stable / self.target_value - 1e-9)
+        dppc = np.ceil(panic / self.target_value - 1e-9)
+        ds = np.minimum(np.maximum(dspc, max_down), max_up)
+        dp = np.minimum(np.maximum(dppc, max_down), max_up)
+        over = dppc / ready >= self.panic_threshold
+        return ds, dp, over
+
+    def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
+        if self.delay > 0:
+            return 0
+        idx = ticks - 1 - view.t0
+        ds, dp, over = self._desired(view, idx)
+        tf = ticks.astype(np.float64)
+        if self.panic_time is not None:
+            # in panic: never scale down; leave panic when the stable window has passed without a surge
+            ptime = np.maximum.accumulate(np.where(over, tf, self.panic_time))
+            mpp = np.maximum.accumulate(np.maximum(np.maximum(ds, dp), self.max_panic_pods))
+            want = self._clamp(mpp)
+            act = (want != spec) | (~over & (ptime + self.window < tf))
+        else:
+            want = self._clamp(ds)
+            act = over.copy()
+            if self.zero_since is not None:
+                act |= (want != 0) | (tf >= self.zero_since + self.grace)
+            else:
+                act |= want != spec
+        # the activator pokes the autoscaler as soon as a request arrives at zero
+        if spec == 0:
+            act |= view.conc[idx] > 0
+        hits = np.flatnonzero(act)
+        return int(hits[0]) if hits.size else len(ticks)
+
+    def skip(self, view: ChunkView, ticks: np.ndarray, spec: int) -> None:
+        if self.panic_time is None or not len(ticks):
+            return
+        ds, dp, over = self._desired(view, ticks - 1 - view.t0)
+        if over.any():
+            self.panic_time = float(ticks[np.flatnonzero(over)[-1]])
+        self.max_panic_pods = max(self.max_panic_pods, int(np.maximum(ds, dp).max()))
+
+    def _desired_one(self, view: ChunkView, i: int) -> tuple[int, int, bool, float]:
+        stable = view.window_mean_at(i, self.window)
+        panic = view.window_mean_at(i, self.panic_window)
+        ready = max(1.0, float(view.ready[i]))
+        max_up = math.ceil(self.max_up * ready)
+        max_down = math.floor(ready / self.max_down)
+        dspc = math.ceil(stable / self.target_value - 1e-9)
+        dppc = math.ceil(panic / self.target_value - 1e-9)
+        ds = int(min(max(dspc, max_down), max_up))
+        dp = int(min(max(dppc, max_down), max_up))
+        return ds, dp, dppc / ready >= self.panic_threshold, stable
+
+    def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
+        ds, dp, over, stable = self._desired_one(view, i)
+        if over:
+            self.panic_time = float(now)
+        elif self.panic_time is not None and self.panic_time + self.window < now:
+            self.panic_time = None
+            self.max_panic_pods = 0
+        desired = ds
+        if self.panic_time is not None:
+            desired = max(desired, dp)
+            if desired > self.max_panic_pods:
+                self.max_panic_pods = desired
+            elif desired < self.max_panic_pods:
+                desired = self.max_panic_pods
+        if self.delay > 0:
+            self.delay_hist = [(t, n) for t, n in self.delay_hist if t > now - self.delay] + [(float(now), desired)]
+            desired = max(n for _, n in self.delay_hist)
+        if spec == 0 and view.conc[i] > 0:
+            desired = max(desired, 1)
+        desired = max(self.min, min(desired, self.max if self.max > 0 else desired))
+        mode = "panic" if self.panic_time is not None else "stable"
+        self.reason = f"{mode}: concurrency {stable:.1f} / target {self.target_value:g}"
+        if desired == 0 and spec > 0:
+            if self.zero_since is None:
+                self.zero_since = float(now)
+            if now < self.zero_since + self.grace:
+                return spec
+            self.zero_since = None
+            self.reason = f"no traffic for {self.window}s + grace {self.grace}s"
+            return 0
+        self.zero_since = None
+        return desired
+
+
+@dataclass
+class PolicySpec:
+    """A parsed `--policy` item: name and key=value options."""
+
+    name: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def _seconds(text: str) -> int:
+    text = text.strip()
+    mult = 1
+    for suffix, m in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if text.endswith(suffix):
+            text, mult = text[: -len(suffix)], m  # type: ignore[assignment]
+            break
+    return int(round(float(text) * mult))
+
+
+POLICY_HELP = {
+    "always-on": "N replicas all the time (always-on:n=2)",
+    "cpu-hpa": "an autoscaling/v2 HPA on CPU 70 % (the broken default on GPU pods)",
+    "gpu-hpa": "an HPA on DCGM GPU utilisation 80 % via an adapter",
+    "keda": "KEDA on vllm:num_requests_waiting, threshold 5, min 1 (the guide's ScaledObject)",
+    "keda-zero": "KEDA + HTTP add-on: min 0, interceptor buffering, cooldown 300 s",
+    "knative": "Knative KPA, concurrency target 10, min-scale 0 (the guide's ksvc)",
+}
+
+
+def parse_policies(text: str) -> list[PolicySpec]:
+    """Parse `name[:k=v[:k=v]...][,name...]`."""
+    specs = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            continue
+        name, *opts = item.split(":")
+        options = {}
+        for o in opts:
+            if "=" not in o:
+                if name == "always-on" and o.isdigit():
+                    options["n"] = o
+                    continue
+                raise InputError(f"bad policy option {o!r} in {item!r}", "options are key=value",
+                                 "e.g. keda:min=0:max=8:threshold=5")
+            k, v = o.split("=", 1)
+            options[k.strip()] = v.strip()
+        specs.append(PolicySpec(name.strip(), options))
+    if not specs:
+        raise InputError("no policy given", fix=f"use one or more of {', '.join(POLICY_HELP)}")
+    return specs
+
+
+def build_controller(spec: PolicySpec) -> Controller:
+    """A fresh controller for a parsed policy."""
+    o = dict(spec.options)
+    label = spec.name + "".join(f":{k}={v}" for k, v in spec.options.items())
+
+    def take(key: str, default: str) -> str:
+        return o.pop(key, default)
+
+    try:
+        ctl: Controller
+        if spec.name == "always-on":
+            ctl = AlwaysOn(label, int(take("n", "1")))
+        elif spec.name in ("cpu-hpa", "gpu-hpa"):
+            metric = "cpu" if spec.name == "cpu-hpa" else "gpu"
+            ctl = HpaController(label, metric, float(take("target", "70" if metric == "cpu" else "80")),
+                                int(take("min", "1")), int(take("max", "5")))
+        elif spec.name in ("keda", "keda-zero"):
+            zero = spec.name == "keda-zero"
+            behavior = None
+            if "down-window" in o or "down-pods" in o:
+                behavior = Behavior(scale_down=ScalingRules(
+                    _seconds(take("down-window", "300")),
+                    (ScalingPolicy("Pods", int(take("down-pods", "1")), _seconds(take("down-period", "60"))),)))
+            cron: tuple[CronFloor, ...] = ()
+            if "cron" in o:   # cron=9-17x2 : 9:00-17:00 weekdays, 2 replicas
+                hours, _, reps = take("cron", "").partition("x")
+                start, _, end = hours.partition("-")
+                cron = (CronFloor(float(start), float(end), int(reps or "1")),)
+            outages: tuple[Outage, ...] = ()
+            if "outage" in o:  # outage=3600-7200
+                a, _, b = take("outage", "").partition("-")
+                outages = (Outage(_seconds(a), _seconds(b)),)
+            fb = take("fallback", "")
+            ctl = KedaController(
+                label, metric=take("metric", "concurrency" if zero else "waiting"),
+                threshold=float(take("threshold", "10" if zero else "5")),
+                activation=float(take("activation", "0")),
+                min_replicas=int(take("min", "0" if zero else "1")), max_replicas=int(take("max", "8")),
+                polling=_seconds(take("polling", "15")), cooldown=_seconds(take("cooldown", "300" if zero else "120")),
+                behavior=behavior, http=take("http", "true" if zero else "false") == "true", cron=cron,
+                outages=outages, fallback_replicas=int(fb) if fb else None)
+        elif spec.name == "knative":
+            ctl = KpaController(
+                label, target=float(take("target", "10")), utilization=float(take("utilization", "70")) / 100.0,
+                min_scale=int(take("min", "0")), max_scale=int(take("max", "5")), window=_seconds(take("window", "60")),
+                panic_pct=float(take("panic-window", "10")), panic_threshold_pct=float(take("panic-threshold", "200")),
+                max_up_rate=float(take("max-up-rate", "1000")), grace=_seconds(take("grace", "30")),
+                scale_down_delay=_seconds(take("delay", "0")), initial=int(take("initial", "0")))
+        else:
+            raise InputError(f"unknown policy {spec.name!r}", fix=f"use one of {', '.join(POLICY_HELP)}")
+    except ValueError as exc:
+        raise InputError(f"bad value in policy {label!r}", str(exc), "numbers or durations like 30s, 5m") from None
+    if o:
+        raise InputError(f"unknown option(s) {', '.join(sorted(o))} for policy {spec.name!r}",
+                         fix="see docs/simulate.md#policies")
+    return ctl
