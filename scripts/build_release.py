@@ -38,7 +38,7 @@ PLATFORMS = [("linux", "amd64"), ("linux", "arm64"), ("darwin", "amd64"), ("darw
 PLACEHOLDER_SHA = "0" * 64
 
 # Modules the executable never needs: the asyncio twin of the kubernetes client (68 MB),
-# test frameworks, GUI toolkits and plotting (the `plot` extra stays a pip-only feature).
+# test frameworks, GUI toolkits, plotting and dataframes (the `plot` extra stays a pip-only feature).
 EXCLUDES = [
     "kubernetes.aio",
     "kubernetes.test",
@@ -47,7 +47,6 @@ EXCLUDES = [
     "_pytest",
     "tkinter",
     "matplotlib",
-    "numpy",
     "pandas",
     "IPython",
 ]

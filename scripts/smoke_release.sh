@@ -56,4 +56,22 @@ grep -q "^version" <<<"$comp" || fail "kubectl __complete gpuscale vers gave: $c
 err="$(run kubectl gpuscale no-such-command 2>&1 >/dev/null)" && fail "an unknown command exited 0"
 grep -q "Traceback" <<<"$err" && fail "traceback on an unknown command: $err"
 
+# Commands that work offline import the heavy parts (textual, kubernetes, yaml, engine parsers): a module
+# PyInstaller missed shows up here, not in --help.
+offline() {  # $1: label, rest: command; exit 0 or 1 (findings) with JSON on stdout and no traceback
+  local out rc=0
+  out="$(run kubectl gpuscale "${@:2}" 2>"$work/stderr")" || rc=$?
+  { [[ $rc -le 1 ]] && ! grep -q Traceback "$work/stderr" && [[ "${out:0:1}" == "{" || "${out:0:1}" == "[" ]]; } \
+    || fail "$1 exited $rc: $(head -c 600 "$work/stderr")"
+}
+offline "top --demo --once" top --demo --once --at 20m -o json
+samples="${GPUSCALE_SAMPLES:-$root/../shared/samples}"
+if [[ -d "$samples/logs" && -d "$samples/manifests" ]]; then
+  log="$(ls "$samples"/logs/vllm_*.log | head -n 1)"
+  offline "coldstart -f" coldstart -f "$log" -o json
+  offline "doctor -f" doctor -f "$samples/manifests" -o json
+else
+  echo "smoke: note: no samples at $samples; coldstart -f and doctor -f not run" >&2
+fi
+
 echo "smoke: OK $(basename "$archive") ($(du -sh "$work/install" | cut -f1) unpacked, --help via kubectl ${elapsed_ms} ms)"
