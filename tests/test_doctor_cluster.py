@@ -241,3 +241,16 @@ def test_cold_start_flag_validates() -> None:
     assert {"GS011", "GS014"} <= _rules(_findings(ok))
     bad = CliRunner().invoke(cli, ["doctor", "-f", str(MANIFESTS / "ksvc_gke-kueue-dws_1.yaml"), "--cold-start", "soon"])
     assert bad.exit_code == 2 and "not a duration" in bad.output
+
+
+def test_cluster_all_namespaces(apiserver: Any) -> None:
+    dep, hpa = _gemma()
+    other_dep, other_hpa = copy.deepcopy(dep), copy.deepcopy(hpa)
+    for obj in (other_dep, other_hpa):
+        obj["metadata"]["namespace"] = "staging"
+    apiserver.seed(dep, hpa, other_dep, other_hpa)
+    result = CliRunner().invoke(cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-A", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert {f["object"]["namespace"] for f in _findings(result) if f["rule"] == "GS009"} == {NS, "staging"}
+    table = CliRunner().invoke(cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-A"])
+    assert table.stdout.splitlines()[0].split()[:3] == ["SEVERITY", "RULE", "NAMESPACE"]

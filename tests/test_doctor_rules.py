@@ -436,3 +436,23 @@ def test_every_patch_on_the_sample_corpus_fixes_its_finding() -> None:
                                            ("300", 300), ("ten", None), ("", None), ("5x", None)])
 def test_duration_seconds(text: str, seconds: float | None) -> None:
     assert duration_seconds(text) == seconds
+
+
+def test_gs012_interceptor_wide_readiness_timeout() -> None:
+    from kubectl_gpuscale.install.defaults import gpu_settings
+
+    env_name = next(s.env for s in gpu_settings("keda-http") if s.key == "interceptor.readinessTimeout")
+    assert env_name is not None
+    dep = one("deploy_llmd-wva_1", "Deployment")
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllme-deployment"}
+    hso = builders.http_scaled_object(name="vllme", namespace="llm-d-sim", target=target, service="s", port=80,
+                                      min_replicas=0, max_replicas=4, concurrency=8, hosts=("x",), cold_start=300)
+    del hso["spec"]["timeouts"]
+    interceptor = {"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": env_name[0], "namespace": "keda"},
+                   "spec": {"template": {"spec": {"containers": [{"name": "interceptor", "image": "x",
+                                                                 "env": [{"name": env_name[1], "value": "20s"}]}]}}}}
+    assert not fired(lint(dep, hso), "GS012")  # nothing says how long it waits: not guessed
+    (f,) = fired(lint(dep, hso, interceptor), "GS012")
+    assert f.field == f"interceptor env {env_name[1]}" and f.value == "20s"
+    assert not fired(lint(*apply_fixes([dep, hso, interceptor], [f])), "GS012")
