@@ -229,13 +229,13 @@ class Snapshot:
     config_maps: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     deployments: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     from_files: bool = False
+    _by_ref: dict[tuple[str, str, str], Workload] = field(default_factory=dict, repr=False)
 
     def workload(self, kind: str, namespace: str, name: str) -> Workload | None:
         """The workload a scaleTargetRef names (kind, namespace, name)."""
-        for w in self.workloads:
-            if w.name == name and w.namespace == namespace and (w.kind == kind or (kind == "Service" and w.knative)):
-                return w
-        return None
+        if len(self._by_ref) != len(self.workloads):
+            self._by_ref = {(w.kind, w.namespace, w.name): w for w in self.workloads}
+        return self._by_ref.get((kind, namespace, name))
 
 
 def _scaler_range(kind: str, obj: Mapping[str, Any]) -> tuple[int, int | None]:
