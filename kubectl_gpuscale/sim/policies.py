@@ -19,7 +19,14 @@ import numpy as np
 
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.sim import defaults as d
-from kubectl_gpuscale.sim.hpa import Behavior, HpaState, ScalingPolicy, ScalingRules, external_replicas, resource_replicas
+from kubectl_gpuscale.sim.hpa import (
+    Behavior,
+    HpaState,
+    ScalingPolicy,
+    ScalingRules,
+    external_replicas,
+    resource_replicas,
+)
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.sim.core import ChunkView
