@@ -209,6 +209,10 @@ def _scalers(w: Workload) -> str:
     return ", ".join(f"{s.kind}/{s.name}" for s in w.scalers) or "an autoscaler"
 
 
+def _max_text(w: Workload) -> str:
+    return str(w.max_replicas) if any(s.max_replicas is not None for s in w.scalers) else "unbounded"
+
+
 def _gpu_scaled(snap: Snapshot) -> Iterator[Workload]:
     for w in snap.workloads:
         if w.gpu_inference and w.autoscaled:
@@ -757,7 +761,7 @@ def prepull(snap: Snapshot) -> Iterator[Finding]:
         image = str(c.get("image") or "") if c else ""
         if image and image not in carried:
             yield _finding("GS020", w.obj, f"spec.template.spec.containers[{c.get('name') if c else ''}].image",
-                           image, f"scales out (max {w.max_replicas}) but no DaemonSet pre-pulls the image on GPU nodes",
+                           image, f"scales out (max {_max_text(w)}) but no DaemonSet pre-pulls the image on GPU nodes",
                            fix=BY_ID["GS020"].fix + f" (or --image {image})")
 
 
