@@ -1,0 +1,68 @@
+"""`kubectl gpuscale simulate` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from kubectl_gpuscale.cli import main
+from kubectl_gpuscale.cli.root import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["simulate", *args])
+
+
+def fail(capsys, *args: str) -> tuple[int, str]:
+    """Run through `main` (the console script's error handling): exit code and stderr."""
+    with pytest.raises(SystemExit) as stop:
+        main(["simulate", *args])
+    err = capsys.readouterr().err
+    return int(stop.value.code or 0), err
+
+
+def test_json_output_has_every_policy():
+    r = run("--pattern", "constant", "--rps", "5", "--duration", "1h", "-o", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [x["policy"] for x in doc["results"]] == ["always-on", "cpu-hpa", "keda", "knative"]
+    assert doc["results"][0]["gpu_hours"] == 1.0 and doc["coldStart"]["seconds"] == 25
+
+
+def test_table_and_plot(tmp_path):
+    png = tmp_path / "sim.png"
+    r = run("--pattern", "spiky", "--duration", "6h", "--policy", "keda,knative:target=50", "--plot", str(png))
+    assert r.exit_code == 0, r.output
+    assert "TTFT P50" in r.stdout and "knative:target=50" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_trace_replay_and_malformed_trace(tmp_path, capsys):
+    good = tmp_path / "t.csv"
+    good.write_text("timestamp,prompt_tokens,output_tokens\n" + "".join(f"{i * 0.5},400,200\n" for i in range(600)))
+    r = run("--trace", str(good), "--policy", "always-on", "-o", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"][0]["requests"] == 600
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0,1,1\n1,two,1\n")
+    code, err = fail(capsys, "--trace", str(bad))
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: cannot read") and "line 2" in err
+
+
+def test_bad_policy_and_cold_start_file(tmp_path, capsys):
+    code, err = fail(capsys, "--policy", "hpa-magic", "--duration", "1h")
+    assert code == 2 and "unknown policy 'hpa-magic'" in err and err.count("\n") == 1
+    cs = tmp_path / "cs.json"
+    cs.write_text('{"phases": [{"name": "restore", "seconds": 4}]}')
+    r = run("--pattern", "dev", "--policy", "knative", "--cold-start", str(cs), "--duration", "1d", "-o", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["coldStart"]["seconds"] == 4
+
+
+def test_same_seed_same_output():
+    a = run("--pattern", "spiky", "--duration", "3h", "--seed", "5", "-o", "json").stdout
+    b = run("--pattern", "spiky", "--duration", "3h", "--seed", "5", "-o", "json").stdout
+    assert a == b
