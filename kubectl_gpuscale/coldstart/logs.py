@@ -29,7 +29,7 @@ _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # 
 _MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
 _TGI_RANK = re.compile(r"\brank=(\d+)")
 
-@dataclass
+@dataclass(slots=True)
 class Mark:
     """One recognised line: what it means, when, on which rank, with its numbers."""
 
@@ -73,8 +73,9 @@ def _fraction(digits: str | None) -> int:
 
 
 def _clock(date: str, hms: str, frac: str | None) -> datetime:
-    return datetime(int(date[0:4]), int(date[5:7]), int(date[8:10]), int(hms[0:2]), int(hms[3:5]),
-                    int(hms[6:8]), _fraction(frac))
+    """A naive datetime from 'YYYY-MM-DD', 'HH:MM:SS' and a fractional-seconds field (C-speed ISO parsing)."""
+    ts = datetime.fromisoformat(f"{date}T{hms}")
+    return ts.replace(microsecond=_fraction(frac)) if frac else ts
 
 
 def _outer_time(m: re.Match[str]) -> datetime:
@@ -98,8 +99,14 @@ class _Line:
     level: str = ""
 
 
-def split_line(raw: str) -> _Line:
-    """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
+# A line with its wrappers peeled off, timestamps not yet converted (most lines never need them):
+# (message, rank, engine hint, level, outer collector stamp match, engine stamp match).
+_Peeled = tuple[str, str, str | None, str, re.Match[str] | None, re.Match[str] | None]
+_BLANK: _Peeled = ("", "", None, "", None, None)
+
+
+def _peel(raw: str) -> _Peeled:
+    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`)."""
     line = raw
     if "\r" in line:
         line = line.rstrip("\r\n")
@@ -108,17 +115,16 @@ def split_line(raw: str) -> _Line:
         line = _ANSI.sub("", line)
     line = line.strip()
     if not line:
-        return _Line(None, "", "", None, False, False)
+        return _BLANK
     c = line[0]
     if c == "\u2502":
         line = line.strip("\u2502 \t")
         c = line[:1]
-    outer: datetime | None = None
+    outer: re.Match[str] | None = None
     if c.isdigit() or c == "[":
-        m = _OUTER.match(line)
-        if m:
-            outer = _outer_time(m)
-            line = line[m.end():]
+        outer = _OUTER.match(line)
+        if outer:
+            line = line[outer.end():]
             c = line[:1]
     elif not c.isascii() or line[:3] in _MONTHS:
         j = _JOURNALD.match(line)
@@ -129,40 +135,54 @@ def split_line(raw: str) -> _Line:
     if c == "(":
         p = _PROC.match(line)
         if p:
-            rank = p.group(1) + (f"_rank{p.group(2)}" if p.group(2) else "")
+            process, process_rank = p.group(1, 2)
+            rank = f"{process}_rank{process_rank}" if process_rank else process
             line = line[p.end():]
             c = line[:1]
     if c in "DIWEC":
         v = _VLLM.match(line)
         if v:
-            year, month, day, hms, frac = v.group(2), v.group(3), v.group(4), v.group(5), v.group(6)
-            inner = datetime(int(year) if year else YEARLESS, int(month), int(day), int(hms[0:2]),
-                             int(hms[3:5]), int(hms[6:8]), _fraction(frac))
-            ts, utc = (outer, True) if outer else (inner, False)
-            return _Line(ts, rank, line[v.end():], "vllm", year is None and outer is None, utc, v.group(1))
+            return line[v.end():], rank, "vllm", v.group(1), outer, v
         if outer is not None:
             t = _TGI.match(line)
             if t:
                 msg = line[t.end():]
                 r = _TGI_RANK.search(msg) if "rank=" in msg else None
-                return _Line(outer, rank or (f"rank{r.group(1)}" if r else ""), msg, "tgi", False, True,
-                             line[:t.end()].split(None, 1)[0])
+                return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
+                    outer, None
         if line.startswith("INFO:"):
-            return _Line(outer, rank, line[5:].lstrip(), None, False, outer is not None, "INFO")
+            return line[5:].lstrip(), rank, None, "INFO", outer, None
     elif c == "[":
         sg = _SGLANG.match(line)
         if sg:
-            inner = _clock(sg.group(1), sg.group(2), sg.group(3))
-            prefix = sg.group(4).strip()
             msg = line[sg.end():]
             if msg.startswith("INFO:"):
                 msg = msg[5:].lstrip()
-            return _Line(outer or inner, rank or prefix.replace(" ", "_"), msg, "sglang", False, outer is not None)
+            return msg, rank or sg.group(4).strip().replace(" ", "_"), "sglang", "", outer, sg
     elif c.isdigit() and outer is None:
         f = _FOREIGN.match(line)
         if f:
-            return _Line(_clock(f.group(1), f.group(2), f.group(3)), rank, line[f.end():], None, False, False)
-    return _Line(outer, rank, line, None, False, outer is not None)
+            return line[f.end():], rank, None, "", None, f
+    return line, rank, None, "", outer, None
+
+
+def _stamp(outer: re.Match[str] | None, engine: str | None, inner: re.Match[str] | None) -> datetime | None:
+    """The line's time from its peeled stamps: the outer collector's (UTC) wins over the engine's own."""
+    if outer is not None:
+        return _outer_time(outer)
+    if inner is None:
+        return None
+    if engine == "vllm":
+        year, month, day, hms, frac = inner.group(2, 3, 4, 5, 6)
+        return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
+    return _clock(inner.group(1), inner.group(2), inner.group(3))  # SGLang and foreign stamps: date, time, fraction
+
+
+def split_line(raw: str) -> _Line:
+    """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
+    msg, rank, engine, level, outer, inner = _peel(raw)
+    yearless = engine == "vllm" and outer is None and inner is not None and inner.group(2) is None
+    return _Line(_stamp(outer, engine, inner), rank, msg, engine, yearless, outer is not None, level)
 
 
 # (first word of the message, regex matched at the message start, mark name, engine)
@@ -274,65 +294,83 @@ def _elapsed(text: str) -> float:
     return float(seconds)
 
 
+def _pattern_mark(msg: str) -> tuple[str, str | None, re.Match[str]] | None:
+    """(mark name, engine, match) of the startup pattern the message opens with, if any."""
+    space = msg.find(" ")
+    word = msg if space < 0 else msg[:space]
+    if "=" in word:
+        word = word.split("=", 1)[0]
+    for regex, name, engine in _BY_WORD.get(word, ()):
+        m = regex.match(msg)
+        if m:
+            return name, engine, m
+    return None
+
+
+def _bar(msg: str) -> dict[str, Any] | None:
+    """The values of a tqdm progress bar (download / load progress), if the message is one."""
+    t = _TQDM.search(msg) if "%|" in msg else None
+    if t is None:
+        return None
+    total = float(t.group("tot")) * _UNITS[t.group("tu")]
+    return {"label": t.group("label").strip(), "elapsed": _elapsed(t.group("el")),
+            "done": t.group("n") == t.group("tot") and t.group("nu") == t.group("tu"),
+            "bytes": total if t.group("tu") else None}
+
+
+def _failure(level: str, msg: str) -> dict[str, Any] | None:
+    """{headline, phase} of a recognised start failure, if the message reports one."""
+    if level == "ERROR" or "rror" in msg or "failed" in msg or "No available memory" in msg \
+            or "capture_model" in msg:
+        for key, headline, phase in _FAILURES:
+            if key in msg:
+                return {"headline": headline, "phase": phase}
+    return None
+
+
 def scan(lines: Iterable[str]) -> LogScan:
-    """Scan log lines into marks. Unknown lines are skipped; nothing here does I/O."""
+    """Scan log lines into marks. Unknown lines are skipped; nothing here does I/O.
+
+    Every line is peeled (wrappers off, engine format noted); only the lines that say something
+    (a startup pattern, a progress bar, a failure) get their timestamp converted and become marks.
+    """
     marks: dict[str, list[Mark]] = {}
     votes: dict[str, int] = {}
     first: datetime | None = None
     utc = yearless = False
-    last_raw = ""
     raw_lines = lines if isinstance(lines, list) else list(lines)
-    by_word = _BY_WORD
-    failures = _FAILURES
     for index, raw in enumerate(raw_lines):
-        parsed = split_line(raw)
-        msg = parsed.msg
+        msg, rank, engine, level, outer, inner = _peel(raw)
         if not msg:
             continue
-        if first is None and parsed.ts is not None:
-            first, utc, yearless = parsed.ts, parsed.utc, parsed.yearless
-        if parsed.engine:
-            votes[parsed.engine] = votes.get(parsed.engine, 0) + 1
-        space = msg.find(" ")
-        word = msg if space < 0 else msg[:space]
-        if "=" in word:
-            word = word.split("=", 1)[0]
-        candidates = by_word.get(word)
-        matched = False
-        if candidates:
-            for regex, name, engine in candidates:
-                m = regex.match(msg)
-                if m:
-                    marks.setdefault(name, []).append(
-                        Mark(name, parsed.ts, parsed.rank, index, {"groups": m.groups()}, msg))
-                    if engine:
-                        votes[engine] = votes.get(engine, 0) + 2
-                    matched = True
-                    break
-        if not matched and "%|" in msg:
-            t = _TQDM.search(msg)
-            if t:
-                total = float(t.group("tot")) * _UNITS[t.group("tu")]
-                values = {"label": t.group("label").strip(), "elapsed": _elapsed(t.group("el")),
-                          "done": t.group("n") == t.group("tot") and t.group("nu") == t.group("tu"),
-                          "bytes": total if t.group("tu") else None}
-                marks.setdefault("bar", []).append(Mark("bar", parsed.ts, parsed.rank, index, values, msg))
-        if parsed.level == "ERROR" or "rror" in msg or "failed" in msg or "No available memory" in msg \
-                or "capture_model" in msg:
-            for key, headline, phase in failures:
-                if key in msg:
-                    marks.setdefault("failure", []).append(
-                        Mark("failure", parsed.ts, parsed.rank, index, {"headline": headline, "phase": phase}, msg))
-                    break
+        if engine:
+            votes[engine] = votes.get(engine, 0) + 1
+        if first is None and (outer is not None or inner is not None):
+            head = split_line(raw)
+            first, utc, yearless = head.ts, head.utc, head.yearless
+        hit = _pattern_mark(msg)
+        bar = None if hit else _bar(msg)
+        failure = _failure(level, msg)
+        if hit is None and bar is None and failure is None:
+            continue
+        ts = _stamp(outer, engine, inner)
+        if hit is not None:
+            name, hinted, m = hit
+            marks.setdefault(name, []).append(Mark(name, ts, rank, index, {"groups": m.groups()}, msg))
+            if hinted:
+                votes[hinted] = votes.get(hinted, 0) + 2
+        if bar is not None:
+            marks.setdefault("bar", []).append(Mark("bar", ts, rank, index, bar, msg))
+        if failure is not None:
+            marks.setdefault("failure", []).append(Mark("failure", ts, rank, index, failure, msg))
+    last: datetime | None = None
     for raw in reversed(raw_lines):
         if raw.strip():
-            parsed = split_line(raw)
-            if parsed.ts is not None and parsed.utc == utc and parsed.yearless == yearless:
-                last_raw = raw
+            tail = split_line(raw)
+            if tail.ts is not None and tail.utc == utc and tail.yearless == yearless:
+                last = tail.ts
                 break
-    last = split_line(last_raw).ts if last_raw else None
-    count = len(raw_lines)
-    engine = max(votes, key=lambda k: votes[k]) if votes else None
+    engine_name = max(votes, key=lambda k: votes[k]) if votes else None
     version = None
     for mk in marks.get("version", []):
         version = str(mk.values["groups"][0]).rstrip(".")
@@ -345,7 +383,7 @@ def scan(lines: Iterable[str]) -> LogScan:
                     mk.ts = mk.ts.replace(year=mk.ts.year + 1)
         if last is not None and (first - last).days > 180:
             last = last.replace(year=last.year + 1)
-    return LogScan(marks, engine, version, first, last, count, utc, yearless)
+    return LogScan(marks, engine_name, version, first, last, len(raw_lines), utc, yearless)
 
 
 def to_utc(ts: datetime) -> datetime:
