@@ -396,7 +396,7 @@ class PolicyRun:
             v = self._physics(self.t, n)
             first = (self.t // period + 1) * period
             ticks = np.arange(first, self.t + n + 1, period, dtype=np.int64)
-            ticks = ticks[ticks < end]
+            ticks = ticks[ticks <= end]
             pos = 0
             direct = 0
             changed = False

@@ -7,7 +7,7 @@ one finished, so polls never overlap and the UI never waits on I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from rich.text import Text
 from textual import on, work
@@ -191,13 +191,13 @@ class TopApp(App[None]):
             queue.data, replicas.data = [], []
             self.query_one("#why", Static).update("")
             return
-        queue.data = list(self.history.queue.get(w.key, ()))
-        replicas.data = list(self.history.replicas.get(w.key, ()))
+        queue.data = _trend(self.history.queue.get(w.key, ()))
+        replicas.data = _trend(self.history.replicas.get(w.key, ()))
         self.query_one("#queue-label", Label).update(f"queue waiting · {w.key} · now {num(w.queue_waiting)}")
         self.query_one("#replicas-label", Label).update(
             f"replicas ready {w.ready} / desired {w.desired} (min {num(w.min_replicas)}, max {num(w.max_replicas)})")
         self.query_one("#why", Static).update(
-            Text.assemble(("why: ", "bold"), w.why(), ("   scaler: ", "bold"), f"{w.scaler} {w.scaler_name}"))
+            Text.assemble(("why: ", "bold"), w.why(), "\n", ("scaler: ", "bold"), f"{w.scaler} {w.scaler_name}"))
         for pod in w.pods:
             pods.add_row(pod.name, pod.phase + ("" if pod.ready else " (not ready)"), pod.node or "-",
                          seconds(pod.age_seconds), pct(pod.gpu_util), start_bar(pod), key=pod.name)
@@ -219,8 +219,8 @@ class TopApp(App[None]):
             log.write(Text("no findings", style="green"))
         for f in snapshot.findings:
             style = {"error": "bold red", "warning": "yellow"}.get(f.severity, "cyan")
-            log.write(Text.assemble((f"{f.severity:<7}", style), f" {f.rule} ", (f.target, "bold")))
-            log.write(Text(f"        {f.message}", style="dim"))
+            log.write(Text.assemble((f"{f.severity:<8}", style), f" {f.rule} ", (f.target, "bold")))
+            log.write(Text(f"         {f.message}", style="dim"))
 
     # ---- actions -----------------------------------------------------------------------------------
 
@@ -316,6 +316,12 @@ class TopApp(App[None]):
             return
         self.call_from_thread(self.notify, message)
         self.call_from_thread(self.action_refresh)
+
+
+def _trend(points: Iterable[float]) -> list[float]:
+    """Sparkline data: nothing until there are two points (one point would fill the whole box)."""
+    data = list(points)
+    return data if len(data) > 1 else []
 
 
 def _with_state(w: Workload, history: History) -> Workload:
