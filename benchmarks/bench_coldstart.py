@@ -1,7 +1,13 @@
 """Cold-start log parse budget: >= 200k lines/s, measured on the real sample logs replicated.
 
-All sample logs (../shared/samples/logs/*.log) are concatenated and replicated to ~N lines, then
-`coldstart.build` (scan + timeline) runs over them; the best of several runs is reported.
+Every sample log (../shared/samples/logs/*.log) is concatenated into one text, replicated to ~N
+lines, then timed exactly as `kubectl gpuscale coldstart -f` handles a log: `splitlines()` and
+`coldstart.build` (wrapper peeling, pattern marks, timestamps, timeline). Nothing is cached between
+runs. The sample logs are startup excerpts, so about half their lines are startup marks: a denser,
+harder input than a whole production log, where most lines say nothing about the start.
+
+Both wall-clock and CPU time are reported (best of R runs): on a shared machine the wall figure
+also measures the neighbours; the verdict uses the wall figure.
 Run: .venv/bin/python benchmarks/bench_coldstart.py [--lines N] [--runs R]
 """
 
@@ -16,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubectl_gpuscale.coldstart import build  # noqa: E402
+from kubectl_gpuscale.coldstart.logs import scan  # noqa: E402
 
 BUDGET_LINES_PER_SECOND = 200_000
 SHARED = Path(os.environ.get("GPUSCALE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -29,30 +36,39 @@ def sample_lines() -> list[str]:
     return lines
 
 
-def measure(target: int = 200_000, runs: int = 5) -> tuple[int, float]:
-    """(lines parsed, best lines/s)."""
+def mark_share(lines: list[str]) -> float:
+    """The share of lines that become a mark (a startup pattern, a progress bar, a failure)."""
+    marked = {mark.index for marks in scan(lines).marks.values() for mark in marks}
+    return len(marked) / len(lines)
+
+
+def measure(target: int = 200_000, runs: int = 5) -> tuple[int, float, float, float]:
+    """(lines parsed, best wall lines/s, best CPU lines/s, share of lines that are marks)."""
     base = sample_lines()
     if not base:
         raise SystemExit(f"no sample logs under {SHARED}/samples/logs")
-    lines = base * max(1, target // len(base))
-    best = float("inf")
+    text = "\n".join(base * max(1, target // len(base))) + "\n"
+    count = text.count("\n")
+    best_wall = best_cpu = float("inf")
     for _ in range(runs):
-        start = time.perf_counter()
-        build(lines)
-        best = min(best, time.perf_counter() - start)
-    return len(lines), len(lines) / best
+        wall, cpu = time.perf_counter(), time.process_time()
+        timeline = build(text.splitlines())
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        assert timeline.phases, "the replicated logs produced no phases"
+    return count, count / best_wall, count / best_cpu, mark_share(base)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    count, rate = measure(args.lines, args.runs)
-    verdict = "ok" if rate >= BUDGET_LINES_PER_SECOND else "OVER BUDGET"
-    print(f"coldstart log parse: {rate:,.0f} lines/s on {count:,} real sample lines "
-          f"(budget >= {BUDGET_LINES_PER_SECOND:,} lines/s) {verdict}")
-    if rate < BUDGET_LINES_PER_SECOND:
+    count, wall, cpu, marks = measure(args.lines, args.runs)
+    verdict = "ok" if wall >= BUDGET_LINES_PER_SECOND else "OVER BUDGET"
+    print(f"coldstart log parse: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on {count:,} real sample lines, "
+          f"{marks:.0%} of them marks (budget >= {BUDGET_LINES_PER_SECOND:,} lines/s) {verdict}")
+    if wall < BUDGET_LINES_PER_SECOND:
         sys.exit(1)
 
 

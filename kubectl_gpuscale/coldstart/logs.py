@@ -26,6 +26,7 @@ _VLLM = re.compile(
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
+_COLOUR_HINTS = ("m(", "\x1b", "#033[", "[0m")
 _MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
 _TGI_RANK = re.compile(r"\brank=(\d+)")
 
@@ -105,13 +106,21 @@ _Peeled = tuple[str, str, str | None, str, re.Match[str] | None, re.Match[str] |
 _BLANK: _Peeled = ("", "", None, "", None, None)
 
 
-def _peel(raw: str) -> _Peeled:
-    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`)."""
+def _may_be_coloured(text: str) -> bool:
+    """True when `text` holds a hint of colour codes (ESC, syslog's #033, a bare reset, `m(` of a stripped ESC)."""
+    return any(hint in text for hint in _COLOUR_HINTS)
+
+
+def _peel(raw: str, colours: bool = True) -> _Peeled:
+    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`).
+
+    `colours=False` skips the colour-code check: the caller knows the whole log has no colour hint.
+    """
     line = raw
     if "\r" in line:
         line = line.rstrip("\r\n")
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
-    if "m(" in line or "\x1b" in line or "#033[" in line or "[0m" in line:
+    if colours and _may_be_coloured(line):
         line = _ANSI.sub("", line)
     line = line.strip()
     if not line:
@@ -339,8 +348,9 @@ def scan(lines: Iterable[str]) -> LogScan:
     first: datetime | None = None
     utc = yearless = False
     raw_lines = lines if isinstance(lines, list) else list(lines)
+    colours = _may_be_coloured("\n".join(raw_lines))  # one look at the whole text instead of one per line
     for index, raw in enumerate(raw_lines):
-        msg, rank, engine, level, outer, inner = _peel(raw)
+        msg, rank, engine, level, outer, inner = _peel(raw, colours)
         if not msg:
             continue
         if engine:
