@@ -26,6 +26,7 @@ from kubectl_gpuscale.sim.traffic import Arrivals
 # TTFT histogram: log-spaced bins from 1 ms to ~3 h
 _EDGES = np.concatenate(([0.0], np.logspace(-3, 4, 701)))
 HIST_BINS = _EDGES.shape[0] + 1
+_EMPTY = np.zeros(0)
 HISTORY = 3600           # seconds of concurrency kept for the KPA windows (max Knative window is 1 h)
 
 
@@ -173,6 +174,8 @@ class PolicyRun:
         self.events: deque[ScaleEvent] = deque(maxlen=200)
         self.recent = np.zeros(HIST_BINS)
         self.last_view: ChunkView | None = None
+        self._buf: list[tuple[ChunkView, int, int]] = []
+        self._buf_len = 0
         self.last_i = -1
         self.series_step = series_step
         nb = duration // series_step + 2
@@ -333,32 +336,20 @@ class PolicyRun:
 
     # commit -------------------------------------------------------------------------------
     def _commit(self, v: ChunkView, k: int) -> None:
-        """Accept the first k seconds of a chunk as what happened."""
-        tot = self.totals
-        a = v.arrivals[:k]
-        tot.requests += float(a.sum())
-        tot.served += float(v.served[:k].sum())
-        tot.timed_out += float(v.timed_out[:k].sum())
-        tot.dropped += float(v.dropped[:k].sum())
+        """Accept the first k seconds of a chunk as what happened (aggregated later, in `flush`)."""
         pods = len(self.pods)
+        tot = self.totals
         tot.pod_seconds += pods * k
-        tot.busy_seconds += float((v.rho[:k] * v.ready[:k]).sum())
         if pods == 0:
             tot.zero_seconds += k
         tot.max_pods = max(tot.max_pods, pods)
-        bins = _bin(v.ttft[:k])
-        h = np.bincount(bins, weights=v.ttft_w[:k], minlength=HIST_BINS)
-        if v.extra_at < k and v.extra_ttft.size:
-            h = h + np.bincount(_bin(v.extra_ttft), weights=v.extra_w,
-                                minlength=HIST_BINS)
-            tot.timed_out += v.extra_timed_out
-        tot.hist += h
-        self.recent += h
+        self._buf.append((v, k, pods))
+        self._buf_len += k
         # state at the end of the prefix
         end = k - 1
         if v.ready[end] > 0 or not self.ctl.buffering:
             self.q = float(v.waiting[end]) if v.ready[end] > 0 else 0.0
-            self.pending_t, self.pending_n = np.zeros(0), np.zeros(0)
+            self.pending_t, self.pending_n = _EMPTY, _EMPTY
         else:
             self.q = float(v.conc[end])
             keep = v.pending_t <= v.t0 + end
@@ -367,22 +358,53 @@ class PolicyRun:
             self.pending_t, self.pending_n = pt[alive], pn[alive]
         if self.ctl.kind == "knative":
             self.hist_conc = np.concatenate((self.hist_conc[-HISTORY:], v.conc[:k]))[-HISTORY:]
+        self.last_view, self.last_i = v, end
+        self.t = v.t0 + k
+        if self._buf_len >= 86400:
+            self.flush()
+
+    def flush(self) -> None:
+        """Aggregate the committed chunks into the totals, histograms and series."""
+        if not self._buf:
+            return
+        buf, self._buf, self._buf_len = self._buf, [], 0
+        tot = self.totals
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(v, name)[:k] for v, k, _ in buf]) if len(buf) > 1 else \
+                getattr(buf[0][0], name)[:buf[0][1]]
+
+        a = cat("arrivals")
+        ttft, ttft_w, ready = cat("ttft"), cat("ttft_w"), cat("ready").astype(np.float64)
+        tot.requests += float(a.sum())
+        tot.served += float(cat("served").sum())
+        tot.timed_out += float(cat("timed_out").sum())
+        tot.dropped += float(cat("dropped").sum())
+        tot.busy_seconds += float((cat("rho") * ready).sum())
+        h = np.bincount(_bin(ttft), weights=ttft_w, minlength=HIST_BINS)
+        for v, k, _ in buf:
+            if v.extra_at < k and v.extra_ttft.size:
+                h += np.bincount(_bin(v.extra_ttft), weights=v.extra_w, minlength=HIST_BINS)
+                tot.timed_out += v.extra_timed_out
+        tot.hist += h
+        self.recent += h
         # series
+        t0 = buf[0][0].t0
+        n = a.shape[0]
         step = self.series_step
-        secs = np.arange(v.t0, v.t0 + k) // step
+        secs = np.arange(t0, t0 + n) // step
         b0 = int(secs[0])
         rel = secs - b0
         m = int(rel[-1]) + 1
         sl = slice(b0, b0 + m)
+        pods = np.repeat(np.array([p for _, _, p in buf], dtype=np.float64), [k for _, k, _ in buf])
         self.s_arr[sl] += np.bincount(rel, weights=a, minlength=m)
-        self.s_pods[sl] += np.bincount(rel, minlength=m) * pods
-        self.s_ready[sl] += np.bincount(rel, weights=v.ready[:k].astype(np.float64), minlength=m)
-        self.s_wait[sl] += np.bincount(rel, weights=v.conc[:k] - v.running[:k], minlength=m)
-        self.s_ttft[sl] += np.bincount(rel, weights=v.ttft[:k] * v.ttft_w[:k], minlength=m)
-        self.s_ttft_w[sl] += np.bincount(rel, weights=v.ttft_w[:k], minlength=m)
+        self.s_pods[sl] += np.bincount(rel, weights=pods, minlength=m)
+        self.s_ready[sl] += np.bincount(rel, weights=ready, minlength=m)
+        self.s_wait[sl] += np.bincount(rel, weights=cat("conc") - cat("running"), minlength=m)
+        self.s_ttft[sl] += np.bincount(rel, weights=ttft * ttft_w, minlength=m)
+        self.s_ttft_w[sl] += np.bincount(rel, weights=ttft_w, minlength=m)
         self.s_n[sl] += np.bincount(rel, minlength=m)
-        self.last_view, self.last_i = v, end
-        self.t = v.t0 + k
 
     def advance_to(self, end: int, fast: bool = True) -> None:
         """Run until second `end`.
@@ -419,12 +441,13 @@ class PolicyRun:
                 pos = k + 1
                 direct = 3 if direct <= 0 else direct
             if changed:
-                self._chunk = 64
+                self._chunk = 512
                 continue
             if pos < len(ticks):
                 self.ctl.skip(v, ticks[pos:], self.spec)
             self._commit(v, n)
             self._chunk = min(self._chunk * 4, 1 << 16)
+        self.flush()
 
     def state(self, t: int) -> WorkloadState:
         """The live view of this policy."""
