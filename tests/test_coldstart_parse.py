@@ -9,7 +9,7 @@ import pytest
 
 from kubectl_gpuscale.coldstart import build, timeline_to_dict
 from kubectl_gpuscale.coldstart.events import Event, events_of, go_duration, parse_pull, parse_time
-from kubectl_gpuscale.coldstart.logs import scan, split_line
+from kubectl_gpuscale.coldstart.logs import YEARLESS, scan, split_line
 from kubectl_gpuscale.coldstart.model import percentile, summarize
 from tests.support.paths import LOGS
 
@@ -205,3 +205,46 @@ def test_summary_percentiles() -> None:
     compile_row = next(p for p in doc["phases"] if p["name"] == "torch_compile")
     assert compile_row["samples"] == 2 and compile_row["p50Seconds"] == pytest.approx(19.69)
     assert doc["pods"] == 2 and len(doc["items"]) == 2
+
+
+# --- only lines that become marks get their timestamps converted: nothing else may change ------------------
+def _sample_logs() -> list[tuple[str, list[str]]]:
+    return [(p.stem, p.read_text(encoding="utf-8").splitlines()) for p in sorted(LOGS.glob("*.log"))]
+
+
+def test_outer_stamps_reach_every_mark_and_the_clock_ends() -> None:
+    seen = 0
+    for name, plain in _sample_logs():
+        stamps = [datetime(2025, 11, 24, 19, i // 60 % 60, i % 60, i) for i in range(len(plain))]
+        lines = [f"{ts.isoformat()}Z {line}" for ts, line in zip(stamps, plain, strict=True)]
+        s = scan(lines)
+        said = [i for i, line in enumerate(plain) if line.strip()]
+        assert s.utc and not s.yearless, name
+        assert (s.first_ts, s.last_ts) == (stamps[said[0]], stamps[said[-1]]), name
+        for marks in s.marks.values():
+            for mark in marks:
+                assert mark.ts == stamps[mark.index], (name, mark.name)
+                assert mark.text == split_line(lines[mark.index]).msg, (name, mark.name)
+                seen += 1
+    assert seen > 100
+
+
+NOISE = ['INFO:     10.0.0.1:51234 - "GET /metrics HTTP/1.1" 200 OK', "", "   ",
+         '  File "/usr/lib/python3.12/site-packages/vllm/engine.py", line 12, in run',
+         "Starting nothing in particular", "The end of a sentence", "# a comment", "Loading something else",
+         "KV is short for key/value", "max_total_num_tokens is printed later", "50 percent | done", "(not a prefix"]
+
+
+def test_unstamped_noise_between_lines_changes_no_phase() -> None:
+    for n, (name, plain) in enumerate(_sample_logs()):
+        noisy: list[str] = []
+        for i, line in enumerate(plain):
+            noisy += [NOISE[(n + i) % len(NOISE)], line, NOISE[(n + 2 * i + 5) % len(NOISE)]]
+        assert timeline_to_dict(build(noisy)) == timeline_to_dict(build(plain)), name
+
+
+def test_impossible_timestamp_is_read_as_no_time() -> None:
+    s = scan(["INFO 13-45 10:00:00 [kv_cache_utils.py:1] GPU KV cache size: 1,024 tokens",
+              "INFO 02-29 10:00:01 [kv_cache_utils.py:2] Maximum concurrency for 2,048 tokens per request: 3.5x"])
+    assert s.engine == "vllm" and s.get("kv_tokens")[0].ts is None
+    assert s.first_ts == datetime(YEARLESS, 2, 29, 10, 0, 1) and s.yearless

@@ -26,7 +26,6 @@ _VLLM = re.compile(
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
-_COLOUR_HINTS = ("m(", "\x1b", "#033[", "[0m")
 _MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
 _TGI_RANK = re.compile(r"\brank=(\d+)")
 
@@ -106,21 +105,13 @@ _Peeled = tuple[str, str, str | None, str, re.Match[str] | None, re.Match[str] |
 _BLANK: _Peeled = ("", "", None, "", None, None)
 
 
-def _may_be_coloured(text: str) -> bool:
-    """True when `text` holds a hint of colour codes (ESC, syslog's #033, a bare reset, `m(` of a stripped ESC)."""
-    return any(hint in text for hint in _COLOUR_HINTS)
-
-
-def _peel(raw: str, colours: bool = True) -> _Peeled:
-    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`).
-
-    `colours=False` skips the colour-code check: the caller knows the whole log has no colour hint.
-    """
+def _peel(raw: str) -> _Peeled:
+    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`)."""
     line = raw
     if "\r" in line:
         line = line.rstrip("\r\n")
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
-    if colours and _may_be_coloured(line):
+    if "m(" in line or "\x1b" in line or "#033[" in line or "[0m" in line:
         line = _ANSI.sub("", line)
     line = line.strip()
     if not line:
@@ -176,15 +167,21 @@ def _peel(raw: str, colours: bool = True) -> _Peeled:
 
 
 def _stamp(outer: re.Match[str] | None, engine: str | None, inner: re.Match[str] | None) -> datetime | None:
-    """The line's time from its peeled stamps: the outer collector's (UTC) wins over the engine's own."""
-    if outer is not None:
-        return _outer_time(outer)
-    if inner is None:
+    """The line's time from its peeled stamps: the outer collector's (UTC) wins over the engine's own.
+
+    An impossible date or time (month 13, hour 25) is no time at all: the line is still read.
+    """
+    try:
+        if outer is not None:
+            return _outer_time(outer)
+        if inner is None:
+            return None
+        if engine == "vllm":
+            year, month, day, hms, frac = inner.group(2, 3, 4, 5, 6)
+            return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
+        return _clock(inner.group(1), inner.group(2), inner.group(3))  # SGLang and foreign stamps
+    except ValueError:
         return None
-    if engine == "vllm":
-        year, month, day, hms, frac = inner.group(2, 3, 4, 5, 6)
-        return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
-    return _clock(inner.group(1), inner.group(2), inner.group(3))  # SGLang and foreign stamps: date, time, fraction
 
 
 def split_line(raw: str) -> _Line:
@@ -348,9 +345,8 @@ def scan(lines: Iterable[str]) -> LogScan:
     first: datetime | None = None
     utc = yearless = False
     raw_lines = lines if isinstance(lines, list) else list(lines)
-    colours = _may_be_coloured("\n".join(raw_lines))  # one look at the whole text instead of one per line
     for index, raw in enumerate(raw_lines):
-        msg, rank, engine, level, outer, inner = _peel(raw, colours)
+        msg, rank, engine, level, outer, inner = _peel(raw)
         if not msg:
             continue
         if engine:
