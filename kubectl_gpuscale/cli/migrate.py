@@ -197,22 +197,11 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
 
 
 def _emit_yaml(objects: list[dict[str, Any]]) -> None:
-    """The objects as a YAML `List`, through libyaml's emitter when present (10x faster on 1,000 objects)."""
-    import yaml
-
+    """The objects as a YAML `List` (libyaml's emitter when present: 10x faster on 1,000 objects)."""
     from kubectl_gpuscale.cli.output import as_list
+    from kubectl_gpuscale.manifests import dump_yaml
 
-    base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-    class Dumper(base):
-        pass
-
-    def block(dumper: Any, data: str) -> Any:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
-
-    Dumper.add_representer(str, block)
-    click.echo(yaml.dump(as_list(objects), Dumper=Dumper, sort_keys=False, default_flow_style=False,
-                         allow_unicode=True), nl=False)
+    click.echo(dump_yaml(as_list(objects)), nl=False)
 
 
 def _find_prometheus(cluster: Any) -> str | None:
