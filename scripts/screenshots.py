@@ -19,7 +19,8 @@ async def shoot(name: str, minutes: float, keys: tuple[str, ...] = (), history: 
     """Run the demo `minutes` in (the last `history` refreshes 15 s apart, for the sparklines), press
     `keys`, and save the screen as docs/img/<name>.svg."""
     source = DemoSource(realtime=False)
-    source.advance_by(max(0.0, minutes * 60 - history * 15))
+    history = min(history, int(minutes * 60 // 15))
+    source.advance_by(minutes * 60 - history * 15)
     app = TopApp(source, interval=None, clock=lambda: "")
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
@@ -38,9 +39,9 @@ async def shoot(name: str, minutes: float, keys: tuple[str, ...] = (), history: 
 
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, minutes, keys in (("top-burst", 2.0, ()), ("top-steady", 12.0, ()),
-                                ("top-cpu-hpa", 12.0, ("down",)), ("top-coldstart", 1.5, ("enter",)),
-                                ("top-help", 1.0, ("question_mark",))):
+    for name, minutes, keys in (("top", 12.0, ()), ("top-cpu-hpa", 12.0, ("down",)),
+                                ("top-coldstart", 7.0, ()), ("top-waterfall", 7.0, ("enter",)),
+                                ("top-help", 12.0, ("question_mark",))):
         print(await shoot(name, minutes, keys))
 
 

@@ -190,9 +190,20 @@ class DemoSource:
 
 
 def _events(spec: DemoWorkload, state: WorkloadState) -> list[ScalingEvent]:
-    reason = {"KEDA": "KEDAScaleTargetActivated", "HPA": "SuccessfulRescale", "Knative": "ScaleRevision"}
-    return [ScalingEvent(_clock_text(e.time), spec.namespace, spec.name, reason.get(spec.scaler, "Scaled"),
-                         f"New size: {e.new} (was {e.old}); {e.reason}") for e in state.events]
+    """Scale changes named as the cluster names them (KEDA's activation events, the HPA's rescales)."""
+    out = []
+    for e in state.events:
+        if spec.scaler == "KEDA" and e.old == 0:
+            reason = "KEDAScaleTargetActivated"
+        elif spec.scaler == "KEDA" and e.new == 0:
+            reason = "KEDAScaleTargetDeactivated"
+        elif spec.scaler == "Knative":
+            reason = "KPAScale"
+        else:
+            reason = "SuccessfulRescale"
+        out.append(ScalingEvent(_clock_text(e.time), spec.namespace, spec.name, reason,
+                                f"New size: {e.new} (was {e.old}); {e.reason}"))
+    return out
 
 
 def _clock_text(seconds: int) -> str:
