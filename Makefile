@@ -18,14 +18,14 @@ setup:
 	./scripts/setup-test-env.sh
 
 lint: setup
-	$(BIN)/ruff check kubectl_gpuscale tests benchmarks
+	$(BIN)/ruff check kubectl_gpuscale tests benchmarks scripts
 	$(BIN)/mypy
 
 unit: setup
 	$(BIN)/python -m pytest -q
 
 test: setup
-	$(BIN)/ruff check kubectl_gpuscale tests benchmarks
+	$(BIN)/ruff check kubectl_gpuscale tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
