@@ -97,6 +97,9 @@ def test_live_snapshot_joins_cluster_and_prometheus(apiserver: Any, prometheus_s
     gpu = {p.pod: p.values["util"] for p in prometheus_server.fleet if p.engine == "dcgm" and p.namespace == "ml"}
     assert llama.gpu_util_pct == pytest.approx(sum(gpu.values()) / len(gpu))  # read from exported_pod labels
     assert {p.name for p in llama.pods} == {"llama-7d9f-a", "llama-7d9f-b"}
+    assert any(f.rule == "GS008" for f in snapshot.findings)  # the doctor ran on the first refresh
+    apiserver.reset_requests()
+    source.refresh()
     lists = [r for r in apiserver.requests if r.method == "GET" and "watch" not in r.query]
     per_path: dict[str, int] = {}
     for r in lists:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.prom import promql
-from kubectl_gpuscale.tui.model import Snapshot
+from kubectl_gpuscale.tui.model import Finding, Snapshot
 from kubectl_gpuscale.tui.sources.assemble import (
     KEDA_PAUSED_REPLICAS,
     ClusterLists,
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 MAX_QUERIES = 10
 ROLES = ("queue", "running", "kv_cache")
+DOCTOR_EVERY = 30
+"""The doctor's rules run on the first refresh and every 30th after it (about once a minute): they
+read more kinds (PVCs, PDBs, DaemonSets, Nodes), which is too much for every refresh."""
 
 
 def metric_queries(namespaces: list[str] | None) -> list[tuple[str, str, promql.PodLabels]]:
@@ -73,6 +76,8 @@ class LiveSource:
         self._served: dict[str, bool] = {}
         self._last: Snapshot | None = None
         self._last_metrics = PodMetrics()
+        self._refreshes = 0
+        self._findings: tuple[Finding, ...] = ()
 
     @classmethod
     def from_options(cls, kube: KubeOptions, *, prometheus_url: str | None) -> LiveSource:
@@ -108,7 +113,10 @@ class LiveSource:
             problems.append(f"cluster: {exc.line()}")
             return self._degraded(problems)
         metrics = self._metrics(problems)
-        snapshot = assemble(lists, metrics, source=self.name, problems=problems)
+        if self._refreshes % DOCTOR_EVERY == 0:
+            self._findings = self._doctor(cluster, problems)
+        self._refreshes += 1
+        snapshot = replace(assemble(lists, metrics, source=self.name, problems=problems), findings=self._findings)
         self._last = snapshot
         return snapshot
 
@@ -196,6 +204,16 @@ class LiveSource:
         except GpuscaleError as exc:
             problems.append(f"Prometheus: {exc.line()} (showing the last values)")
             return self._last_metrics
+
+    def _doctor(self, cluster: Cluster, problems: list[str]) -> tuple[Finding, ...]:
+        from kubectl_gpuscale.doctor.service import diagnose, gather_cluster
+
+        try:
+            found = diagnose(gather_cluster(cluster, self.namespace, selector=self.selector))
+        except GpuscaleError as exc:
+            problems.append(f"doctor: {exc.line()}")
+            return self._findings
+        return tuple(Finding(f.rule, f.severity, f.object, f.title) for f in found)
 
     def _degraded(self, problems: list[str]) -> Snapshot:
         if self._last is None:
