@@ -82,24 +82,27 @@ class WorkloadState:
 class ChunkView:
     """Per-second observations over a chunk [t0, t0+n) with the pod set held fixed."""
 
-    def __init__(self, t0: int, n: int, pods: int) -> None:
+    def __init__(self, t0: int, n: int, pods: int, engine: EngineProfile | None = None,
+                 kv_tokens_per_request: float = 0.0) -> None:
         self.t0 = t0
         self.n = n
         self.pods = pods
-        self.arrivals = np.zeros(n)
-        self.ready = np.zeros(n, dtype=np.int64)
-        self.waiting = np.zeros(n)
-        self.running = np.zeros(n)
-        self.conc = np.zeros(n)
-        self.gpu = np.zeros(n)
-        self.cpu = np.zeros(n)
-        self.kv = np.zeros(n)
+        self.engine = engine
+        self.kv_per_request = kv_tokens_per_request
+        self.arrivals = _EMPTY
+        self.ready = np.zeros(0, dtype=np.int64)
+        self.waiting = _EMPTY
+        self.running = _EMPTY
+        self.conc = _EMPTY
+        self.rho = _EMPTY
+        self._gpu: np.ndarray | None = None
+        self._cpu: np.ndarray | None = None
+        self._kv: np.ndarray | None = None
         self.served = np.zeros(n)
         self.timed_out = np.zeros(n)
         self.dropped = np.zeros(n)
         self.ttft = np.zeros(n)
         self.ttft_w = np.zeros(n)
-        self.rho = np.zeros(n)
         self.extra_ttft = np.zeros(0)     # TTFTs of requests released from the activator
         self.extra_w = np.zeros(0)
         self.extra_at = 0                 # index at which they were released
@@ -108,6 +111,31 @@ class ChunkView:
         self.pending_n = np.zeros(0)
         self._hist = np.zeros(0)
         self._cum: np.ndarray | None = None
+
+    @property
+    def gpu(self) -> np.ndarray:
+        """DCGM GPU utilisation (%) of the ready pods: continuous batching keeps kernels busy early."""
+        if self._gpu is None:
+            self._gpu = np.where(self.ready > 0, 100.0 * np.minimum(1.0, 1.25 * self.rho), 0.0)
+        return self._gpu
+
+    @property
+    def cpu(self) -> np.ndarray:
+        """CPU use (% of the request) of the ready pods: the engine's loop barely moves it."""
+        if self._cpu is None:
+            e = self.engine
+            idle, busy = (e.cpu_idle_pct, e.cpu_busy_pct) if e else (0.0, 0.0)
+            self._cpu = np.where(self.ready > 0, idle + (busy - idle) * self.rho, 0.0)
+        return self._cpu
+
+    @property
+    def kv(self) -> np.ndarray:
+        """KV cache use (%) of the ready pods."""
+        if self._kv is None:
+            tokens = self.engine.kv_cache_tokens if self.engine else 1.0
+            self._kv = 100.0 * np.minimum(1.0, self.running * self.kv_per_request
+                                          / (tokens * np.maximum(self.ready, 1)))
+        return self._kv
 
     def set_history(self, hist: np.ndarray) -> None:
         """Attach the concurrency of the seconds before the chunk (for windowed means)."""
@@ -215,7 +243,7 @@ class PolicyRun:
 
     # physics ------------------------------------------------------------------------------
     def _physics(self, t0: int, n: int) -> ChunkView:
-        v = ChunkView(t0, n, len(self.pods))
+        v = ChunkView(t0, n, len(self.pods), self.engine, self.prompt + self.output / 2.0)
         a = self.arrivals.window(t0, t0 + n)
         v.arrivals = a
         ready = np.zeros(n, dtype=np.int64)
@@ -278,10 +306,6 @@ class PolicyRun:
         v.running = running
         v.waiting = np.where(ready > 0, q, 0.0)
         v.conc = running + q
-        v.gpu = np.where(ready > 0, 100.0 * np.minimum(1.0, 1.25 * rho), 0.0)
-        v.cpu = np.where(ready > 0, e.cpu_idle_pct + (e.cpu_busy_pct - e.cpu_idle_pct) * rho, 0.0)
-        v.kv = 100.0 * np.minimum(1.0, running * (self.prompt + self.output / 2.0)
-                                  / (e.kv_cache_tokens * np.maximum(ready, 1)))
         v.set_history(self.hist_conc)
         return v
 
@@ -330,7 +354,7 @@ class PolicyRun:
         v.served[off:] = served
         v.timed_out[off:] += dropped
         wait = np.maximum(0.0, q - a / 2.0) / np.maximum(cap, 1e-12)
-        rho_p = np.minimum(0.9, served * self.prompt / (self.engine.prefill_tps * np.maximum(cap / self.mu, 1)))
+        rho_p = np.minimum(0.9, served * (self.prefill * self.mu) / np.maximum(cap, self.mu))
         v.ttft[off:] = wait + self.prefill / (1.0 - rho_p)
         v.ttft_w[off:] = np.maximum(0.0, a - dropped)
 
@@ -392,19 +416,22 @@ class PolicyRun:
         t0 = buf[0][0].t0
         n = a.shape[0]
         step = self.series_step
+        pods = np.repeat(np.array([p for _, _, p in buf], dtype=np.float64), [k for _, k, _ in buf])
+        columns = (a, pods, ready, cat("conc") - cat("running"), ttft * ttft_w, ttft_w)
+        targets = (self.s_arr, self.s_pods, self.s_ready, self.s_wait, self.s_ttft, self.s_ttft_w)
+        if t0 % step == 0 and n % step == 0:
+            b0, m = t0 // step, n // step
+            for col, target in zip(columns, targets, strict=True):
+                target[b0:b0 + m] += col.reshape(m, step).sum(axis=1)
+            self.s_n[b0:b0 + m] += step
+            return
         secs = np.arange(t0, t0 + n) // step
         b0 = int(secs[0])
         rel = secs - b0
         m = int(rel[-1]) + 1
-        sl = slice(b0, b0 + m)
-        pods = np.repeat(np.array([p for _, _, p in buf], dtype=np.float64), [k for _, k, _ in buf])
-        self.s_arr[sl] += np.bincount(rel, weights=a, minlength=m)
-        self.s_pods[sl] += np.bincount(rel, weights=pods, minlength=m)
-        self.s_ready[sl] += np.bincount(rel, weights=ready, minlength=m)
-        self.s_wait[sl] += np.bincount(rel, weights=cat("conc") - cat("running"), minlength=m)
-        self.s_ttft[sl] += np.bincount(rel, weights=ttft * ttft_w, minlength=m)
-        self.s_ttft_w[sl] += np.bincount(rel, weights=ttft_w, minlength=m)
-        self.s_n[sl] += np.bincount(rel, minlength=m)
+        for col, target in zip(columns, targets, strict=True):
+            target[b0:b0 + m] += np.bincount(rel, weights=col, minlength=m)
+        self.s_n[b0:b0 + m] += np.bincount(rel, minlength=m)
 
     def advance_to(self, end: int, fast: bool = True) -> None:
         """Run until second `end`.

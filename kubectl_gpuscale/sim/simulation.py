@@ -83,6 +83,9 @@ class Simulation:
         self.fast = fast
         self.time = 0
         step = max(60, -(-self.duration // 3000))
+        step = next(s for s in (60, 120, 180, 240, 300, 360, 480, 540, 600, 720, 864, 900, 960, 1080, 1200, 1440,
+                                1728, 1800, 2160, 2400, 2880, 3600, 4320, 4800, 5400, 7200, 8640, 10800, 14400,
+                                17280, 21600, 28800, 43200, 86400) if s >= step) if step <= 86400 else step
         arrivals = Arrivals(traffic, seed)      # shared: policies advance in lockstep, a day at a time
         self.runs = [PolicyRun(c, arrivals, engine, coldstart, timeout, step, self.duration) for c in controllers]
 
