@@ -23,7 +23,6 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import venv
 from pathlib import Path
@@ -106,7 +105,7 @@ def freeze(python: Path, mode: str, workdir: Path) -> Path:
     entry.write_text("from kubectl_gpuscale.cli import main\n\nmain()\n")
     cmd = [
         str(python), "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-        f"--{mode}", "--name", NAME, "--strip" if sys.platform.startswith("linux") else "--noupx",
+        f"--{mode}", "--name", NAME, "--noupx",  # no --strip: see strip_elf
         "--distpath", str(workdir / "dist"), "--workpath", str(workdir / "work"), "--specpath", str(workdir),
         "--collect-submodules", "kubectl_gpuscale", "--collect-data", "kubectl_gpuscale",
         "--collect-submodules", "textual.widgets", "--collect-data", "textual",
@@ -114,7 +113,30 @@ def freeze(python: Path, mode: str, workdir: Path) -> Path:
     for module in EXCLUDES:
         cmd += ["--exclude-module", module]
     subprocess.run([*cmd, str(entry)], check=True)
-    return workdir / "dist" / NAME
+    frozen = workdir / "dist" / NAME
+    if frozen.is_dir():
+        strip_elf(frozen)
+    return frozen
+
+
+def strip_elf(tree: Path) -> None:
+    """Strip debug symbols from the ELF files of a onedir build, except wheel-vendored libraries.
+
+    Libraries under ``*.libs/`` were rewritten by auditwheel/patchelf; stripping those breaks them
+    (numpy's OpenBLAS: "ELF load command address/offset not page-aligned"), so PyInstaller's own
+    --strip is not used. No-op where there is no GNU strip (macOS builds stay as they are).
+    """
+    strip = shutil.which("strip")
+    if not strip or platform.system() != "Linux":
+        return
+    # Only under _internal/: the executable itself carries the PyInstaller archive appended to it.
+    for path in sorted((tree / "_internal").rglob("*")):
+        if not path.is_file() or path.is_symlink() or any(p.endswith(".libs") for p in path.parts):
+            continue
+        with path.open("rb") as fh:
+            if fh.read(4) != b"\x7fELF":
+                continue
+        subprocess.run([strip, "--strip-unneeded", str(path)], check=False, capture_output=True)
 
 
 def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -160,14 +182,15 @@ def existing_shas(manifest: Path) -> dict[str, str]:
 def render(template: str, tag: str, shas: dict[str, str]) -> str:
     """Render the krew-release-bot template (the two functions it uses) with known sha256 values.
 
-    ``shas`` maps an archive file name (or full uri) to its sha256; unknown archives get the
+    ``shas`` maps an archive file name (a fresh digest) or a full uri (one kept from the previous
+    plugin.yaml; the file name wins) to its sha256; unknown archives get the
     placeholder of 64 zeros, which the release workflow replaces. The digest is quoted (the
     bot does not quote): YAML reads an all-digit digest such as the placeholder as a number.
     """
 
     def uri_and_sha(match: re.Match[str]) -> str:
         uri = TAG.sub(tag, match.group("url"))
-        sha = shas.get(uri) or shas.get(uri.rsplit("/", 1)[-1]) or PLACEHOLDER_SHA
+        sha = shas.get(uri.rsplit("/", 1)[-1]) or shas.get(uri) or PLACEHOLDER_SHA
         return f'uri: {uri}\n    sha256: "{sha}"'
 
     return TAG.sub(tag, ADDURI.sub(uri_and_sha, template))

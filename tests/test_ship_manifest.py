@@ -98,6 +98,9 @@ def test_render_uses_krew_release_bot_layout() -> None:
     out = build.render(text, "v9.9.9", {"a_v9.9.9.tar.gz": "ab" * 32})
     assert out == f'  - selector: {{}}\n    uri: https://x/v9.9.9/a_v9.9.9.tar.gz\n    sha256: "{"ab" * 32}"\n'
     assert build.PLACEHOLDER_SHA in build.render(text, "v1.0.0", {})
+    # a freshly built archive (keyed by file name) wins over the digest kept from the old manifest (by uri)
+    both = {"https://x/v9.9.9/a_v9.9.9.tar.gz": "00" * 32, "a_v9.9.9.tar.gz": "cd" * 32}
+    assert f'sha256: "{"cd" * 32}"' in build.render(text, "v9.9.9", both)
 
 
 def test_manifest_sha256_matches_built_archive(manifest: dict[str, Any]) -> None:
