@@ -14,25 +14,26 @@ BUDGET_S = 2.0
 POLICIES = "always-on,cpu-hpa,keda,knative"
 
 
-def bench(pattern: str, rps: float | None) -> tuple[float, float, int]:
+def bench(pattern: str, rps: float | None) -> tuple[float, float, float, int]:
     controllers = [sim.build_controller(p) for p in sim.parse_policies(POLICIES)]
     s = sim.Simulation(sim.pattern(pattern, rps), sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
                        controllers, 30 * 86400, seed=1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     results = s.run()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # process peak RSS so far (MiB)
-    return elapsed, peak, sum(r.scale_events for r in results)
+    return elapsed, cpu, peak, sum(r.scale_events for r in results)
 
 
 def main() -> None:
     sim.Simulation(sim.pattern("constant", 1.0), sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
                    [sim.build_controller(p) for p in sim.parse_policies(POLICIES)], 3600).run()   # warm-up
-    print(f"{'scenario (30 d x 1 s, ' + POLICIES + ')':<70} {'seconds':>8} {'budget':>7} {'max RSS MiB':>9} {'events':>7}")
+    print(f"{'scenario (30 d x 1 s, ' + POLICIES + ')':<56} {'wall s':>7} {'cpu s':>6} {'budget':>7} "
+          f"{'max RSS MiB':>11} {'events':>7}")
     for pattern, rps in (("business-hours", None), ("diurnal", None), ("constant", 50.0), ("dev", None)):
-        elapsed, peak, events = bench(pattern, rps)
-        flag = "ok" if elapsed <= BUDGET_S else "OVER"
-        print(f"{pattern:<70} {elapsed:8.2f} {BUDGET_S:7.1f} {peak:11.1f} {events:7d}  {flag}")
+        elapsed, cpu, peak, events = bench(pattern, rps)
+        flag = "ok" if elapsed <= BUDGET_S else "OVER" + (" (cpu within: a loaded machine)" if cpu <= BUDGET_S else "")
+        print(f"{pattern:<56} {elapsed:7.2f} {cpu:6.2f} {BUDGET_S:7.1f} {peak:11.1f} {events:7d}  {flag}")
 
 
 if __name__ == "__main__":
