@@ -33,22 +33,26 @@ class Pattern:
     output_tokens: float = 256.0
 
     def rate(self, t: np.ndarray) -> np.ndarray:
-        """Requests per second at each second in `t` (float64 array)."""
-        hour = (t % DAY) / 3600.0
-        weekday = (t // DAY) % 7 < 5
+        """Requests per second at each second in `t` (an integer or float array of seconds)."""
+        sod = t % DAY
+
+        def weekday() -> np.ndarray:
+            return (t // DAY) % 7 < 5
+
         if self.name == "constant":
             return np.full(t.shape, self.rps)
         if self.name == "business-hours":
             # 9:00-17:00 on weekdays at `rps`, a 2 % trickle otherwise
-            on = (hour >= 9) & (hour < 17) & weekday
+            on = (sod >= 9 * 3600) & (sod < 17 * 3600) & weekday()
             return np.where(on, self.rps, self.rps * 0.02)
         if self.name == "business-hours-daily":
-            on = (hour >= 9) & (hour < 17)
+            on = (sod >= 9 * 3600) & (sod < 17 * 3600)
             return np.where(on, self.rps, 0.0)
         if self.name == "dev":
             # `rps` here is requests per day, spread over 9:00-18:00 on weekdays
-            on = (hour >= 9) & (hour < 18) & weekday
+            on = (sod >= 9 * 3600) & (sod < 18 * 3600) & weekday()
             return np.where(on, self.rps / (9 * 3600.0) * 7 / 5, 0.0)
+        hour = sod / 3600.0
         if self.name == "diurnal":
             # a sine between 10 % and 100 % of `rps`, peaking at 14:00
             return self.rps * (0.55 + 0.45 * np.cos(2 * math.pi * (hour - 14.0) / 24.0))
@@ -190,7 +194,7 @@ class Arrivals:
                 got = out
             else:
                 rng = np.random.default_rng([self.seed, day])
-                t = np.arange(day * DAY, (day + 1) * DAY, dtype=np.float64)
+                t = np.arange(day * DAY, (day + 1) * DAY, dtype=np.int64)
                 got = rng.poisson(self.source.rate(t)).astype(np.float64)
             if len(self._cache) >= 3:
                 del self._cache[min(self._cache)]
