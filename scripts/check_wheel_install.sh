@@ -25,6 +25,7 @@ fail() { echo "wheel-install: FAIL: $*" >&2; exit 1; }
 rm -f "$wheel"
 "$python" -m pip wheel -q --disable-pip-version-check --no-deps -w dist/ .
 [[ -f "$wheel" ]] || fail "no $wheel after pip wheel"
+rm -f build/wheelhouse/kubectl_gpuscale-*.whl  # a stale copy would stand in for the new wheel's dependencies
 "$python" -m pip download -q --disable-pip-version-check -d build/wheelhouse "$wheel"
 
 tools="$root/build/venv/bin"
@@ -43,6 +44,9 @@ check() {  # $1: label, $2: bin dir the tool installed into, $3: home
   "${env[@]}" "$kubectl" plugin list 2>/dev/null | grep -q "$2/kubectl-gpuscale" || fail "$1: not in kubectl plugin list"
   comp="$("${env[@]}" "$kubectl" __complete gpuscale vers 2>/dev/null)"
   grep -q "^version" <<<"$comp" || fail "$1: kubectl __complete gpuscale vers gave '$comp'"
+  # an offline command that imports the heavy dependencies: catches one the wheel does not declare
+  "${env[@]}" "$kubectl" gpuscale top --demo --once --at 20m -o json >/dev/null \
+    || fail "$1: top --demo --once failed (an undeclared dependency?)"
   echo "wheel-install: OK $1 ($out)"
 }
 
