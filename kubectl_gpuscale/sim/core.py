@@ -359,18 +359,19 @@ class PolicyRun:
         v.ttft_w[off:] = np.maximum(0.0, a - dropped)
 
     # commit -------------------------------------------------------------------------------
-    def _commit(self, v: ChunkView, k: int) -> None:
-        """Accept the first k seconds of a chunk as what happened (aggregated later, in `flush`)."""
+    def _commit(self, v: ChunkView, lo: int, hi: int) -> None:
+        """Accept seconds [lo, hi) of a chunk as what happened (aggregated later, in `flush`)."""
+        k = hi - lo
         pods = len(self.pods)
         tot = self.totals
         tot.pod_seconds += pods * k
         if pods == 0:
             tot.zero_seconds += k
         tot.max_pods = max(tot.max_pods, pods)
-        self._buf.append((v, k, pods))
+        self._buf.append((v, lo, hi, pods))
         self._buf_len += k
-        # state at the end of the prefix
-        end = k - 1
+        # state at the end of the segment
+        end = hi - 1
         if v.ready[end] > 0 or not self.ctl.buffering:
             self.q = float(v.waiting[end]) if v.ready[end] > 0 else 0.0
             self.pending_t, self.pending_n = _EMPTY, _EMPTY
@@ -381,22 +382,24 @@ class PolicyRun:
             alive = pt > v.t0 + end - self.timeout
             self.pending_t, self.pending_n = pt[alive], pn[alive]
         if self.ctl.kind == "knative":
-            self.hist_conc = np.concatenate((self.hist_conc[-HISTORY:], v.conc[:k]))[-HISTORY:]
+            self.hist_conc = np.concatenate((self.hist_conc[-HISTORY:], v.conc[lo:hi]))[-HISTORY:]
         self.last_view, self.last_i = v, end
-        self.t = v.t0 + k
+        self.t = v.t0 + hi
         if self._buf_len >= 86400:
             self.flush()
 
     def flush(self) -> None:
-        """Aggregate the committed chunks into the totals, histograms and series."""
+        """Aggregate the committed segments into the totals, histograms and series."""
         if not self._buf:
             return
         buf, self._buf, self._buf_len = self._buf, [], 0
         tot = self.totals
 
         def cat(name: str) -> np.ndarray:
-            return np.concatenate([getattr(v, name)[:k] for v, k, _ in buf]) if len(buf) > 1 else \
-                getattr(buf[0][0], name)[:buf[0][1]]
+            if len(buf) == 1:
+                v, lo, hi, _ = buf[0]
+                return getattr(v, name)[lo:hi]
+            return np.concatenate([getattr(v, name)[lo:hi] for v, lo, hi, _ in buf])
 
         a = cat("arrivals")
         ttft, ttft_w, ready = cat("ttft"), cat("ttft_w"), cat("ready").astype(np.float64)
@@ -406,17 +409,17 @@ class PolicyRun:
         tot.dropped += float(cat("dropped").sum())
         tot.busy_seconds += float((cat("rho") * ready).sum())
         h = np.bincount(_bin(ttft), weights=ttft_w, minlength=HIST_BINS)
-        for v, k, _ in buf:
-            if v.extra_at < k and v.extra_ttft.size:
+        for v, lo, hi, _ in buf:
+            if lo <= v.extra_at < hi and v.extra_ttft.size:
                 h += np.bincount(_bin(v.extra_ttft), weights=v.extra_w, minlength=HIST_BINS)
                 tot.timed_out += v.extra_timed_out
         tot.hist += h
         self.recent += h
         # series
-        t0 = buf[0][0].t0
+        t0 = buf[0][0].t0 + buf[0][1]
         n = a.shape[0]
         step = self.series_step
-        pods = np.repeat(np.array([p for _, _, p in buf], dtype=np.float64), [k for _, k, _ in buf])
+        pods = np.repeat(np.array([p for *_, p in buf], dtype=np.float64), [hi - lo for _, lo, hi, _ in buf])
         columns = (a, pods, ready, cat("conc") - cat("running"), ttft * ttft_w, ttft_w)
         targets = (self.s_arr, self.s_pods, self.s_ready, self.s_wait, self.s_ttft, self.s_ttft_w)
         if t0 % step == 0 and n % step == 0:
@@ -433,11 +436,17 @@ class PolicyRun:
             target[b0:b0 + m] += np.bincount(rel, weights=col, minlength=m)
         self.s_n[b0:b0 + m] += np.bincount(rel, minlength=m)
 
+    def _capacity_signature(self, until: int) -> list[int]:
+        """Ready times of the pods that are or become ready before `until` (what the physics depends on)."""
+        return sorted(p.ready_at for p in self.pods if p.ready_at < until)
+
     def advance_to(self, end: int, fast: bool = True) -> None:
         """Run until second `end`.
 
-        The physics of a chunk holds while the pod set is unchanged, so ticks whose decision
-        keeps the spec reuse it; only a change of the spec commits and starts a new chunk.
+        The physics of a chunk depends only on when pods are ready, so ticks whose decision keeps
+        the spec reuse it, and so do changes that do not alter the ready pods within the chunk
+        (a scale-up whose pod is ready after it, or removing a pod still starting). Only a change
+        of capacity inside the chunk commits and starts a new one.
         """
         period = self.ctl.period
         while self.t < end:
@@ -448,6 +457,7 @@ class PolicyRun:
             ticks = ticks[ticks <= end]
             pos = 0
             direct = 0
+            lo = 0
             changed = False
             while pos < len(ticks):
                 if direct > 0 or not fast:
@@ -460,19 +470,27 @@ class PolicyRun:
                     self.ctl.skip(v, ticks[pos:k], self.spec)
                 tick = int(ticks[k])
                 new = self.ctl.decide(v, tick - 1 - v.t0, tick, self.spec)
+                pos = k + 1
                 if new != self.spec:
-                    self._commit(v, tick - self.t)
+                    hi = tick - v.t0
+                    self._commit(v, lo, hi)
+                    before = self._capacity_signature(v.t0 + n)
+                    q_before = self.q
                     self._set_spec(new)
+                    if hi < n and self._capacity_signature(v.t0 + n) == before and self.q == q_before:
+                        v.pods = len(self.pods)
+                        lo = hi
+                        direct = 0
+                        continue
                     changed = True
                     break
-                pos = k + 1
                 direct = 3 if direct <= 0 else direct
             if changed:
                 self._chunk = 512
                 continue
             if pos < len(ticks):
                 self.ctl.skip(v, ticks[pos:], self.spec)
-            self._commit(v, n)
+            self._commit(v, lo, n)
             self._chunk = min(self._chunk * 4, 1 << 16)
         self.flush()
 
