@@ -202,7 +202,7 @@ class PolicyRun:
         self.events: deque[ScaleEvent] = deque(maxlen=200)
         self.recent = np.zeros(HIST_BINS)
         self.last_view: ChunkView | None = None
-        self._buf: list[tuple[ChunkView, int, int]] = []
+        self._buf: list[tuple[ChunkView, int, int, int]] = []
         self._buf_len = 0
         self.last_i = -1
         self.series_step = series_step
