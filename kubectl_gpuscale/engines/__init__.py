@@ -171,6 +171,15 @@ OLLAMA = Engine(
 ENGINES: tuple[Engine, ...] = (VLLM, SGLANG, TGI, TRTLLM, TRITON, NIM, OLLAMA)
 BY_KEY: dict[str, Engine] = {e.key: e for e in ENGINES}
 
+
+def _any_of(patterns: Sequence[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+# Each engine's patterns compiled once, as one alternation (detect runs per container per engine).
+_IMAGE_RE = {e.key: _any_of(e.image_patterns) for e in ENGINES}
+_COMMAND_RE = {e.key: _any_of(e.command_patterns) for e in ENGINES}
+
 # Extended resources that mean "this pod runs on an accelerator".
 ACCELERATOR_PATTERNS: tuple[str, ...] = (
     r"^nvidia\.com/(gpu|mig-.+)$", r"^amd\.com/gpu$", r"^gpu\.intel\.com/.+$", r"^google\.com/tpu$",
@@ -301,25 +310,23 @@ def accelerators(container: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def _score(engine: Engine, container: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str]
-           ) -> tuple[int, list[str]]:
+def _score(engine: Engine, container: Mapping[str, Any], image: str, line: str, argv: Sequence[str],
+           env: Mapping[str, str]) -> tuple[int, list[str]]:
     score, reasons = 0, []
-    image = str(container.get("image") or "").lower()
-    if any(re.search(p, image) for p in engine.image_patterns):
+    if _IMAGE_RE[engine.key].search(image):
         score += 3
         reasons.append(f"image {container.get('image')}")
-    line = " ".join(argv)
-    if any(re.search(p, line) for p in engine.command_patterns):
+    if _COMMAND_RE[engine.key].search(line):
         score += 3
         reasons.append("command line")
     if any(f in argv or any(w.startswith(f + "=") for w in argv) for f in engine.concurrency_flags):
         score += 1
         reasons.append(f"flag {engine.concurrency_flags[0]}")
-    if engine.env_hints and any(name.startswith(h) or name == h for name in env for h in engine.env_hints):
+    if engine.env_hints and any(name.startswith(engine.env_hints) for name in env):
         score += 1
         reasons.append("env")
-    ports = {p.get("containerPort") for p in container.get("ports") or [] if isinstance(p, Mapping)}
-    if score and engine.port in ports:
+    if score and engine.port in {p.get("containerPort") for p in container.get("ports") or []
+                                 if isinstance(p, Mapping)}:
         score += 1
         reasons.append(f"port {engine.port}")
     return score, reasons
@@ -352,8 +359,9 @@ def detect(workload_or_template: Mapping[str, Any]) -> Detection:
         0, None, None, [], [], {})
     for c in containers:
         argv, env = _argv(c), _env(c)
+        image, line = str(c.get("image") or "").lower(), " ".join(argv)
         for candidate in ENGINES:
-            score, reasons = _score(candidate, c, argv, env)
+            score, reasons = _score(candidate, c, image, line, argv, env)
             if score > best[0]:
                 best = (score, candidate, c, reasons, argv, env)
     score, found, container, reasons, argv, env = best
