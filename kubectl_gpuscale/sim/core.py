@@ -484,7 +484,7 @@ class PolicyRun:
                         continue
                     changed = True
                     break
-                direct = 3 if direct <= 0 else direct
+                direct = 8 if direct <= 0 else direct
             if changed:
                 self._chunk = 512
                 continue
