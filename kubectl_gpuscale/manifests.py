@@ -6,17 +6,15 @@ Unrendered Helm (``{{ }}``) and Terraform (``${...}``, ``%{ }``) templates are
 refused with a message saying to render them first; a YAML syntax error names
 the file, the line and the parser's reason. `dump_yaml` writes objects back.
 
-Both go through libyaml when present, with two shortcuts that keep the result
-identical to `yaml.safe_load_all` / `yaml.safe_dump`: the tag resolver (a regex
-scan per scalar, called from C for every node) is memoised per document stream,
-and plain strings, mappings and sequences are built directly instead of through
-PyYAML's generic constructor and representer (other tags, merge keys and
-anchors still take PyYAML's path). The cyclic garbage collector is paused
-meanwhile: the objects are trees (freed by reference counting), and its
-full passes would rescan everything loaded so far each time. On 1,000 HPAs
-with their workloads this halves the parse and the write
-(benchmarks/bench_migrate.py). `dump_yaml` writes plain objects without
-PyYAML at all (kubectl_gpuscale/yaml_emit.py).
+Both are fast on large inputs and give exactly what `yaml.safe_load_all` /
+libyaml's `yaml.dump` give. Reading builds objects straight from libyaml's
+events (PyYAML's composer and constructor cost a Python call or three per
+node); a stream with anchors, aliases, explicit tags or merge keys is read by
+PyYAML instead. Writing goes through `yaml_emit` for plain objects, else
+through libyaml with direct node building and a memoised tag resolver. The
+cyclic garbage collector is paused meanwhile: the objects are trees (freed by
+reference counting), and its full passes would rescan everything built so far
+each time. See benchmarks/bench_migrate.py.
 """
 
 from __future__ import annotations
@@ -59,7 +57,6 @@ class Loaded:
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
-_SPECIAL_KEYS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")  # `<<` and `=`: PyYAML's flatten_mapping
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -83,30 +80,6 @@ class _MemoResolve:
         if tag is None:
             tag = self._tags[key] = super().resolve(kind, value, implicit)  # type: ignore[misc]
         return tag
-
-
-class _Loader(_MemoResolve, _BaseLoader):
-    """A safe loader that memoises tag resolution and builds str/map/seq nodes without PyYAML's generic machinery."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        kind, tag = type(node), node.tag
-        if kind is yaml.ScalarNode and tag == _STR:
-            return node.value
-        if node in self.constructed_objects:  # an alias: the same object, as PyYAML shares it
-            return self.constructed_objects[node]
-        if kind is yaml.SequenceNode and tag == _SEQ:
-            items: list[Any] = []
-            self.constructed_objects[node] = items
-            items.extend(self.construct_object(child) for child in node.value)
-            return items
-        if kind is yaml.MappingNode and tag == _MAP and all(
-                type(key) is yaml.ScalarNode and key.tag not in _SPECIAL_KEYS for key, _ in node.value):
-            mapping: dict[Any, Any] = {}
-            self.constructed_objects[node] = mapping
-            for key, value in node.value:
-                mapping[self.construct_object(key)] = self.construct_object(value)
-            return mapping
-        return super().construct_object(node, deep=True)
 
 
 class _Dumper(_MemoResolve, _BaseDumper):
@@ -139,9 +112,92 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _loader() -> type[yaml.SafeLoader]:
-    loader: type[yaml.SafeLoader] = _Loader
-    return loader
+class _Unusual(Exception):
+    """The stream uses something `_plain_documents` leaves to PyYAML."""
+
+
+_NO_KEY = object()
+
+
+def _plain_documents(text: str) -> list[Any]:
+    """The documents, built from libyaml's parser events: mappings, sequences and implicitly typed scalars.
+
+    Raises `_Unusual` on an anchor, alias, explicit tag, merge key or non-scalar key; a YAML syntax
+    error is the parser's own, as from `yaml.load_all`.
+    """
+    parser = _BaseLoader(text)  # also a SafeConstructor: its scalar constructors are reused below
+    typed: dict[str, Any] = {}  # plain scalar text -> its (immutable) value
+    documents: list[Any] = []
+    open_: list[Any] = []  # the containers being filled, innermost last
+    keys: list[Any] = []  # for each: the mapping's pending key, or _NO_KEY
+    root: Any = None
+
+    def place(value: Any) -> None:
+        nonlocal root
+        if not open_:
+            root = value
+        elif type(open_[-1]) is list:
+            open_[-1].append(value)
+        elif keys[-1] is _NO_KEY:
+            if type(value) in (dict, list):
+                raise _Unusual("a mapping or sequence as a key")
+            keys[-1] = value
+        else:
+            open_[-1][keys[-1]] = value
+            keys[-1] = _NO_KEY
+
+    try:
+        while True:
+            event = parser.get_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                if event.anchor is not None or event.tag is not None:
+                    raise _Unusual("an anchor or tag")
+                value = event.value
+                if event.implicit[0]:  # plain: typed by the resolver (quoted and block scalars are strings)
+                    value = typed[value] if value in typed else typed.setdefault(value, _typed(parser, value))
+                place(value)
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                if event.anchor is not None or event.tag is not None:
+                    raise _Unusual("an anchor or tag")
+                container: Any = {} if kind is yaml.MappingStartEvent else []
+                place(container)
+                open_.append(container)
+                keys.append(_NO_KEY)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                open_.pop()
+                keys.pop()
+            elif kind is yaml.DocumentEndEvent:
+                documents.append(root)
+                root = None
+            elif kind is yaml.StreamEndEvent:
+                return documents
+            elif kind is yaml.AliasEvent:
+                raise _Unusual("an alias")
+    finally:
+        parser.dispose()
+
+
+def _typed(constructor: Any, text: str) -> Any:
+    tag = constructor.resolve(yaml.ScalarNode, text, (True, False))
+    if tag == _STR:
+        return text
+    build = constructor.yaml_constructors.get(tag)
+    if build is None:  # `<<` or `=` (merge and value keys)
+        raise _Unusual(f"a {tag} scalar")
+    try:
+        return build(constructor, yaml.ScalarNode(tag, text))
+    except Exception:  # e.g. a timestamp with a day out of range: let PyYAML raise its own error
+        raise _Unusual(f"an invalid {tag}") from None
+
+
+def _documents(text: str) -> list[Any]:
+    """Every document in the YAML/JSON text, as `list(yaml.load_all(text, Loader=CSafeLoader))` gives them."""
+    with _gc_paused():
+        try:
+            return _plain_documents(text)
+        except _Unusual:
+            return list(yaml.load_all(text, Loader=_BaseLoader))
 
 
 def dump_yaml(data: Any) -> str:
@@ -184,8 +240,7 @@ def parse_text(text: str, source: str) -> list[Loaded]:
                          f"it is an unrendered {kind} template",
                          f"render it first ({how}) and pass the output")
     try:
-        with _gc_paused():
-            documents = list(yaml.load_all(text, Loader=_loader()))
+        documents = _documents(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f":{mark.line + 1}" if mark is not None else ""
@@ -198,6 +253,8 @@ def parse_text(text: str, source: str) -> list[Loaded]:
         raise InputError(f"cannot parse {source}{at}", reason, "fix the YAML syntax") from None
     except yaml.YAMLError as exc:
         raise InputError(f"cannot parse {source}", str(exc).splitlines()[0], "fix the YAML syntax") from None
+    except ValueError as exc:  # PyYAML's constructor lets e.g. a date out of range through (2024-02-30)
+        raise InputError(f"cannot parse {source}", str(exc), "fix the value") from None
     out: list[Loaded] = []
     for number, doc in enumerate(documents, 1):
         if doc is None:

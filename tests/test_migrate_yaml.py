@@ -1,4 +1,4 @@
-"""The fast YAML paths migrate-hpa uses (manifests._Loader, yaml_emit, manifests.dump_yaml) against PyYAML itself.
+"""The fast YAML paths migrate-hpa uses (manifests._documents, yaml_emit, manifests.dump_yaml) against PyYAML itself.
 
 The reference is what the command used before: yaml.load_all with CSafeLoader, and yaml.dump with
 CSafeDumper plus a `|` representer for multi-line strings. Inputs: every real sample, and seeded
@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from kubectl_gpuscale import manifests, yaml_emit
 from kubectl_gpuscale.cli.root import cli
+from kubectl_gpuscale.errors import InputError
 from tests.support.paths import MANIFESTS, SAMPLES
 
 assert yaml.__with_libyaml__, "the reference is libyaml's emitter"
@@ -124,19 +125,21 @@ def test_folding_continues_two_spaces_deeper() -> None:
 def test_loader_matches_pyyaml_on_real_samples_and_edge_cases() -> None:
     texts = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.rglob("*.y*ml"))]
     texts += ["a: &x {k: [1, 2.5, true, null, 2001-12-14, !!binary aGVsbG8=]}\nb: *x\nc:\n  <<: *x\n  z: 1\n",
-              "a: &r [*r]\n", "= : 1\nb: 2\n", "a: 1\na: 2\n", "? [1, 2]\n: 3\n", "x: !foo 1\n",
-              "- 0o17\n- 0x1F\n- 1_000\n- .inf\n- yes\n- ~\n- 012\n- '1'\n", "a: [b\n", "\tbad: tab\n"]
+              "a: &r [*r]\n", "= : 1\nb: 2\n", "a: 1\na: 2\n", "? [1, 2]\n: 3\n", "? {a: 1}\n: 3\n", "x: !foo 1\n",
+              "- 0o17\n- 0x1F\n- 1_000\n- .inf\n- yes\n- ~\n- 012\n- '1'\n- 2001-12-14 21:59:43.10 -5\n",
+              "a: [b\n", "\tbad: tab\n", "", "# only a comment\n", "---\n---\na: 1\n", "plain scalar\n",
+              "d: 2001-02-30\n", "x: <<\n", "? 1\n: int key\nnull: none key\n1.5: f\n", "a: *undefined\n",
+              "x: ! 1\n", "{a: [1, {b: c}], 'q': \"d\"}\n", "m: |\n  two\n  lines\n", "[1, 2]\n", "---\n...\n"]
     for text in texts:
         try:
             want: Any = reference_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # PyYAML lets a bad date's ValueError through
             with pytest.raises(type(exc)) as got:
-                list(yaml.load_all(text, Loader=manifests._Loader))
+                manifests._documents(text)
             assert str(got.value) == str(exc)
             continue
-        got_docs = list(yaml.load_all(text, Loader=manifests._Loader))
-        assert repr(got_docs) == repr(want)  # repr: also the types (int vs str, date) and recursion
-    shared = list(yaml.load_all("a: &x [1]\nb: *x\n", Loader=manifests._Loader))[0]
+        assert repr(manifests._documents(text)) == repr(want)  # repr: also the types (int vs str, date) and recursion
+    shared = manifests._documents("a: &x [1]\nb: *x\n")[0]
     assert shared["a"] is shared["b"]  # aliases share one object, as PyYAML's constructor does
 
 
@@ -153,3 +156,9 @@ def test_migrate_yaml_output_is_the_json_output_without_anchors() -> None:
         assert yaml.safe_load(as_yaml.stdout) == json.loads(as_json.stdout)
         assert "&id0" not in as_yaml.stdout and "*id0" not in as_yaml.stdout
         assert len(json.loads(as_json.stdout)["items"]) == 2
+
+
+def test_a_date_out_of_range_is_a_clear_input_error() -> None:
+    result = CliRunner().invoke(cli, ["migrate-hpa", "-f", "-"], input="kind: ConfigMap\napiVersion: v1\nd: 2024-02-30\n")
+    assert isinstance(result.exception, InputError)  # the CLI prints its one line and exits 2
+    assert result.exception.line() == "cannot parse <stdin>: day is out of range for month; fix the value"
