@@ -1,24 +1,27 @@
 """Controller defaults the simulator models, each stated once with its upstream source.
 
-If kubectl_gpuscale.autoscale grows its own constants for these, it should import them
-from here (or this module from there): one place per fact.
+One place per fact: the KEDA and HPA defaults that kubectl_gpuscale.autoscale already states
+are imported from there; the rest (the HPA's policies, Knative's config-autoscaler) live here.
 """
 
 from __future__ import annotations
+
+from kubectl_gpuscale.autoscale.builders import KEDA_DEFAULT_COOLDOWN, KEDA_DEFAULT_POLLING
+from kubectl_gpuscale.autoscale.hpa import HPA_DEFAULT_SCALE_DOWN_WINDOW
 
 # Kubernetes HPA (kube-controller-manager flags and autoscaling/v2 defaulting, pkg/apis/autoscaling/v2/defaults.go)
 HPA_SYNC_PERIOD_S = 15                 # --horizontal-pod-autoscaler-sync-period
 HPA_TOLERANCE = 0.1                    # --horizontal-pod-autoscaler-tolerance
 HPA_CPU_INITIALIZATION_PERIOD_S = 300  # --horizontal-pod-autoscaler-cpu-initialization-period
 HPA_SCALE_UP_STABILIZATION_S = 0
-HPA_SCALE_DOWN_STABILIZATION_S = 300   # --horizontal-pod-autoscaler-downscale-stabilization
+HPA_SCALE_DOWN_STABILIZATION_S = HPA_DEFAULT_SCALE_DOWN_WINDOW  # --horizontal-pod-autoscaler-downscale-stabilization
 HPA_SCALE_UP_POLICIES = (("Percent", 100, 15), ("Pods", 4, 15))
 HPA_SCALE_DOWN_POLICIES = (("Percent", 100, 15),)
 HPA_SELECT_POLICY = "Max"
 
 # KEDA ScaledObject (kedacore/keda withtriggers_types.go, scale_executor.go, scaledobject_types.go)
-KEDA_POLLING_INTERVAL_S = 30
-KEDA_COOLDOWN_PERIOD_S = 300
+KEDA_POLLING_INTERVAL_S = KEDA_DEFAULT_POLLING
+KEDA_COOLDOWN_PERIOD_S = KEDA_DEFAULT_COOLDOWN
 KEDA_MIN_REPLICAS = 0
 KEDA_MAX_REPLICAS = 100
 KEDA_ACTIVATION_THRESHOLD = 0.0        # active when value > activationThreshold (strictly)
