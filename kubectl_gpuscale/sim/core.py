@@ -14,7 +14,7 @@ at 1 s resolution takes well under a second per policy.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -436,36 +436,43 @@ class PolicyRun:
             target[b0:b0 + m] += np.bincount(rel, weights=col, minlength=m)
         self.s_n[b0:b0 + m] += np.bincount(rel, minlength=m)
 
-    def _capacity_signature(self, until: int) -> list[int]:
-        """Ready times of the pods that are or become ready before `until` (what the physics depends on)."""
-        return sorted(p.ready_at for p in self.pods if p.ready_at < until)
+    @staticmethod
+    def _first_difference(old: list[int], new: list[int]) -> int | None:
+        """First second at which two pod sets' ready counts differ (None when they never do)."""
+        diff = Counter(old)
+        diff.subtract(Counter(new))
+        times = [t for t, c in diff.items() if c != 0]
+        return min(times) if times else None
 
     def advance_to(self, end: int, fast: bool = True) -> None:
         """Run until second `end`.
 
         The physics of a chunk depends only on when pods are ready, so ticks whose decision keeps
-        the spec reuse it, and so do changes that do not alter the ready pods within the chunk
-        (a scale-up whose pod is ready after it, or removing a pod still starting). Only a change
-        of capacity inside the chunk commits and starts a new one.
+        the spec reuse it, and a change of the spec keeps it up to the first second at which the
+        ready pods differ (a new pod is ready only after its cold start; removing a pod that is
+        still starting changes nothing). Only then is a new chunk computed.
         """
         period = self.ctl.period
         while self.t < end:
             n = min(self._chunk, end - self.t)
             v = self._physics(self.t, n)
+            base = [p.ready_at for p in self.pods]
             first = (self.t // period + 1) * period
             ticks = np.arange(first, self.t + n + 1, period, dtype=np.int64)
             ticks = ticks[ticks <= end]
             pos = 0
             direct = 0
             lo = 0
-            changed = False
-            while pos < len(ticks):
+            valid = n
+            limit = len(ticks)
+            broken = False
+            while pos < limit:
                 if direct > 0 or not fast:
                     k = pos
                     direct -= 1
                 else:
-                    k = pos + self.ctl.scan(v, ticks[pos:], self.spec)
-                    if k >= len(ticks):
+                    k = pos + self.ctl.scan(v, ticks[pos:limit], self.spec)
+                    if k >= limit:
                         break
                     self.ctl.skip(v, ticks[pos:k], self.spec)
                 tick = int(ticks[k])
@@ -474,24 +481,29 @@ class PolicyRun:
                 if new != self.spec:
                     hi = tick - v.t0
                     self._commit(v, lo, hi)
-                    before = self._capacity_signature(v.t0 + n)
                     q_before = self.q
                     self._set_spec(new)
-                    if hi < n and self._capacity_signature(v.t0 + n) == before and self.q == q_before:
-                        v.pods = len(self.pods)
-                        lo = hi
-                        direct = 0
-                        continue
-                    changed = True
-                    break
+                    d = self._first_difference(base, [p.ready_at for p in self.pods])
+                    valid = n if d is None else min(n, d - v.t0)
+                    if valid <= hi or self.q != q_before:
+                        broken = True
+                        break
+                    v.pods = len(self.pods)
+                    lo = hi
+                    limit = int(np.searchsorted(ticks, v.t0 + valid, side="right"))
+                    direct = 0
+                    continue
                 direct = 8 if direct <= 0 else direct
-            if changed:
+            if broken:
                 self._chunk = 512
                 continue
-            if pos < len(ticks):
-                self.ctl.skip(v, ticks[pos:], self.spec)
-            self._commit(v, lo, n)
-            self._chunk = min(self._chunk * 4, 1 << 16)
+            if pos < limit:
+                self.ctl.skip(v, ticks[pos:limit], self.spec)
+            self._commit(v, lo, valid)
+            if valid < n:
+                self._chunk = 512
+            else:
+                self._chunk = min(self._chunk * 4, 1 << 16)
         self.flush()
 
     def state(self, t: int) -> WorkloadState:
