@@ -144,10 +144,12 @@ class ChunkView:
 
     def window_mean_at(self, i: int, window: int) -> float:
         """`window_mean` for one index, as a float."""
-        if self._cum is None:
-            self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
+        cum = self._cum
+        if cum is None:
+            cum = self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
         end = i + 1 + self._hist.shape[0]
-        return float(self._cum[end] - self._cum[max(0, end - window)]) / window
+        start = end - window
+        return (float(cum[end]) - float(cum[start if start > 0 else 0])) / window
 
     def window_mean(self, idx: np.ndarray, window: int) -> np.ndarray:
         """Mean concurrency over the `window` seconds ending at each index in `idx`."""

@@ -358,13 +358,16 @@ class KpaController(Controller):
     def _desired_one(self, view: ChunkView, i: int) -> tuple[int, int, bool, float]:
         stable = view.window_mean_at(i, self.window)
         panic = view.window_mean_at(i, self.panic_window)
-        ready = max(1.0, float(view.ready[i]))
+        r = int(view.ready[i])
+        ready = float(r) if r > 1 else 1.0
         max_up = math.ceil(self.max_up * ready)
         max_down = math.floor(ready / self.max_down)
         dspc = math.ceil(stable / self.target_value - 1e-9)
         dppc = math.ceil(panic / self.target_value - 1e-9)
-        ds = int(min(max(dspc, max_down), max_up))
-        dp = int(min(max(dppc, max_down), max_up))
+        ds = dspc if dspc > max_down else max_down
+        ds = ds if ds < max_up else max_up
+        dp = dppc if dppc > max_down else max_down
+        dp = dp if dp < max_up else max_up
         return ds, dp, dppc / ready >= self.panic_threshold, stable
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
@@ -387,8 +390,9 @@ class KpaController(Controller):
         if spec == 0 and view.conc[i] > 0:
             desired = max(desired, 1)
         desired = max(self.min, min(desired, self.max if self.max > 0 else desired))
-        mode = "panic" if self.panic_time is not None else "stable"
-        self.reason = f"{mode}: concurrency {stable:.1f} / target {self.target_value:g}"
+        if desired != spec:
+            mode = "panic" if self.panic_time is not None else "stable"
+            self.reason = f"{mode}: concurrency {stable:.1f} / target {self.target_value:g}"
         if desired == 0 and spec > 0:
             if self.zero_since is None:
                 self.zero_since = float(now)
