@@ -132,11 +132,14 @@ class HpaState:
         self.recommendations: list[tuple[float, int]] = []
         self.up_events: list[tuple[float, int]] = []
         self.down_events: list[tuple[float, int]] = []
+        self._horizon_s: int | None = None
 
     def _horizon(self) -> int:
-        b = self.behavior
-        periods = [p.period for p in b.scale_up.policies + b.scale_down.policies]
-        return max([b.scale_up.stabilization, b.scale_down.stabilization, *periods, 0])
+        if self._horizon_s is None:
+            b = self.behavior
+            periods = [p.period for p in b.scale_up.policies + b.scale_down.policies]
+            self._horizon_s = max([b.scale_up.stabilization, b.scale_down.stabilization, *periods, 0])
+        return self._horizon_s
 
     def stabilize(self, now: float, current: int, desired: int) -> int:
         """stabilizeRecommendationWithBehaviors: clamp to the windows' min-up/max-down, record."""

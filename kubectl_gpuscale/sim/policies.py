@@ -235,10 +235,13 @@ class KedaController(Controller):
             self.hpa.note_steady(float(syncs[-1]), spec)
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
-        tick = np.array([now])
         value = float(self._value(view)[i])
-        floor = int(self._floor(tick)[0])
-        failed = bool(self._in_outage(tick)[0])
+        floor = 0
+        for c in self.cron:
+            hour, day = (now % 86400) / 3600.0, (now // 86400) % 7
+            if c.start <= hour < c.end and day in c.days:
+                floor = max(floor, c.replicas)
+        failed = any(o.start <= now < o.end for o in self.outages)
         is_poll = now % self.polling == 0
         is_sync = now % d.HPA_SYNC_PERIOD_S == 0
         if failed:
