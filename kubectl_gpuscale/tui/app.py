@@ -9,15 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sparkline, Static
+from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, WorkerState
 
-from kubectl_gpuscale.tui.model import History, Snapshot, Source, Workload, classify, filter_workloads
+from kubectl_gpuscale.tui.model import (
+    Finding,
+    History,
+    Snapshot,
+    Source,
+    Workload,
+    classify,
+    filter_workloads,
+)
 from kubectl_gpuscale.tui.widgets import (
     ConfirmScreen,
     HelpScreen,
@@ -33,6 +43,7 @@ from kubectl_gpuscale.tui.widgets import (
 WORKLOAD_COLUMNS = ("NAMESPACE", "NAME", "ENGINE", "SCALER", "READY", "MIN-MAX", "WHY", "QUEUE", "RUN",
                     "KV", "GPU", "TTFT p95", "STATE")
 POD_COLUMNS = ("POD", "STATUS", "NODE", "AGE", "GPU", "COLD START")
+MAX_FINDINGS_SHOWN = 100
 
 
 class TopApp(App[None]):
@@ -63,6 +74,8 @@ class TopApp(App[None]):
         self.selected_key: str | None = None
         self._seen_events: set[tuple[str, str, str, str]] = set()
         self._clock = clock
+        self._cells: dict[str, tuple[object, ...]] = {}
+        self._shown_findings: tuple[Finding, ...] | None = None
         self.refreshes = 0
 
     def compose(self) -> ComposeResult:
@@ -153,12 +166,18 @@ class TopApp(App[None]):
         current = [str(k.value) for k in table.rows]
         if current != keys:
             table.clear()
+            self._cells = {w.key: _workload_cells(w) for w in rows}
             for w in rows:
-                table.add_row(*_workload_cells(w), key=w.key)
+                table.add_row(*self._cells[w.key], key=w.key)
         else:
             for w in rows:
-                for column, value in zip(WORKLOAD_COLUMNS, _workload_cells(w), strict=True):
-                    table.update_cell(w.key, column, value, update_width=True)
+                cells, before = _workload_cells(w), self._cells.get(w.key, ())
+                for i, (column, value) in enumerate(zip(WORKLOAD_COLUMNS, cells, strict=True)):
+                    if i >= len(before) or before[i] != value:
+                        wider = cell_len(value.plain if isinstance(value, Text) else str(value)) > \
+                            table.columns[ColumnKey(column)].content_width
+                        table.update_cell(w.key, column, value, update_width=wider)
+                self._cells[w.key] = cells
         if self.selected_key in keys:
             table.move_cursor(row=keys.index(self.selected_key))
         elif keys:
@@ -213,14 +232,20 @@ class TopApp(App[None]):
                                     (e.reason, "red" if e.warning else "cyan"), " ", e.message))
 
     def _render_findings(self, snapshot: Snapshot) -> None:
+        if snapshot.findings == self._shown_findings:
+            return
+        self._shown_findings = snapshot.findings
         log = self.query_one("#findings", RichLog)
         log.clear()
         if not snapshot.findings:
             log.write(Text("no findings", style="green"))
-        for f in snapshot.findings:
+        for f in snapshot.findings[:MAX_FINDINGS_SHOWN]:
             style = {"error": "bold red", "warning": "yellow"}.get(f.severity, "cyan")
             log.write(Text.assemble((f"{f.severity:<8}", style), f" {f.rule} ", (f.target, "bold")))
             log.write(Text(f"         {f.message}", style="dim"))
+        hidden = len(snapshot.findings) - MAX_FINDINGS_SHOWN
+        if hidden > 0:
+            log.write(Text(f"... and {hidden} more: kubectl gpuscale doctor", style="dim"))
 
     # ---- actions -----------------------------------------------------------------------------------
 

@@ -55,39 +55,87 @@ class PodMetrics:
     available: bool = False
 
 
+@dataclass(frozen=True)
+class _PodFacts:
+    """What a pod's object says, parsed once per resourceVersion."""
+
+    name: str
+    owner: tuple[str, str, str] | None
+    phase: str
+    ready: bool
+    node: str
+    restarts: int
+    started: float | None
+    starting_phase: str | None
+
+
+class Assembler:
+    """Builds snapshots refresh after refresh, parsing each object again only when it changed.
+
+    Engine detection and pod parsing are cached by (namespace, name, resourceVersion): between two
+    refreshes of a large cluster most objects are unchanged, so a refresh costs dict lookups.
+    """
+
+    def __init__(self) -> None:
+        self._detections: dict[tuple[str, str, str], engines.Detection] = {}
+        self._pods: dict[tuple[str, str, str], _PodFacts] = {}
+
+    def assemble(self, lists: ClusterLists, metrics: PodMetrics, *, source: str, now: datetime | None = None,
+                 problems: Sequence[str] = (), only_inference: bool = True) -> Snapshot:
+        """Join workloads, their scalers, pods, events and metrics into a `Snapshot`."""
+        now = now or datetime.now(timezone.utc)
+        cached, self._pods = self._pods, {}
+        pods_by_owner: dict[tuple[str, str, str], list[_PodFacts]] = defaultdict(list)
+        for pod in lists.pods:
+            key = _version_key(pod)
+            facts = self._pods[key] = cached.get(key) or _pod_facts(pod)
+            if facts.owner:
+                pods_by_owner[facts.owner].append(facts)
+        hpas_by_target = {(_ns(h), (h.get("spec") or {}).get("scaleTargetRef", {}).get("name")): h
+                          for h in lists.hpas}
+        hpas_by_name = {(_ns(h), _name(h)): h for h in lists.hpas}
+        sos_by_target = {(_ns(s), (s.get("spec") or {}).get("scaleTargetRef", {}).get("name")): s
+                         for s in lists.scaledobjects or ()}
+        http_by_target = {(_ns(s), _http_target(s)): s for s in lists.httpscaledobjects or ()}
+        ksvc_by_name = {(_ns(k), _name(k)): k for k in lists.knative_services or ()}
+        detections: dict[tuple[str, str, str], engines.Detection] = {}
+
+        workloads: list[Workload] = []
+        for kind, items in (("Deployment", lists.deployments), ("StatefulSet", lists.statefulsets)):
+            for obj in items:
+                ns, name = _ns(obj), _name(obj)
+                key = _version_key(obj)
+                detection = detections[key] = self._detections.get(key) or engines.detect(obj)
+                if only_inference and detection.engine is None and not detection.accelerators:
+                    continue
+                pods = pods_by_owner.get((kind, ns, name), [])
+                ksvc_name = (obj.get("metadata", {}).get("labels") or {}).get(KNATIVE_SERVICE_LABEL)
+                workloads.append(_workload(kind, obj, detection, pods, metrics, now,
+                                           so=sos_by_target.get((ns, name)), http=http_by_target.get((ns, name)),
+                                           hpa=hpas_by_target.get((ns, name)), hpas_by_name=hpas_by_name,
+                                           ksvc=ksvc_by_name.get((ns, ksvc_name)) if ksvc_name else None))
+        self._detections = detections
+        workloads.sort(key=lambda w: (w.namespace, w.name))
+        events = tuple(_event(e) for e in sorted(lists.events, key=_event_time)
+                       if e.get("reason") in SCALING_REASONS)[-200:]
+        namespaces = tuple(sorted({w.namespace for w in workloads}))
+        return Snapshot(now.strftime("%H:%M:%S"), source, tuple(workloads), events, (), tuple(problems), namespaces)
+
+
 def assemble(lists: ClusterLists, metrics: PodMetrics, *, source: str, now: datetime | None = None,
              problems: Sequence[str] = (), only_inference: bool = True) -> Snapshot:
-    """Join workloads, their scalers, pods, events and metrics into a `Snapshot`."""
-    now = now or datetime.now(timezone.utc)
-    pods_by_owner = _pods_by_workload(lists.pods)
-    hpas_by_target = {(_ns(h), (h.get("spec") or {}).get("scaleTargetRef", {}).get("name")): h for h in lists.hpas}
-    hpas_by_name = {(_ns(h), _name(h)): h for h in lists.hpas}
-    sos_by_target = {(_ns(s), (s.get("spec") or {}).get("scaleTargetRef", {}).get("name")): s
-                     for s in lists.scaledobjects or ()}
-    http_by_target = {(_ns(s), _http_target(s)): s for s in lists.httpscaledobjects or ()}
-    ksvc_by_name = {(_ns(k), _name(k)): k for k in lists.knative_services or ()}
-
-    workloads: list[Workload] = []
-    for kind, items in (("Deployment", lists.deployments), ("StatefulSet", lists.statefulsets)):
-        for obj in items:
-            ns, name = _ns(obj), _name(obj)
-            detection = engines.detect(obj)
-            if only_inference and detection.engine is None and not detection.accelerators:
-                continue
-            pods = pods_by_owner.get((kind, ns, name), [])
-            ksvc_name = (obj.get("metadata", {}).get("labels") or {}).get(KNATIVE_SERVICE_LABEL)
-            workloads.append(_workload(kind, obj, detection, pods, metrics, now,
-                                       so=sos_by_target.get((ns, name)), http=http_by_target.get((ns, name)),
-                                       hpa=hpas_by_target.get((ns, name)), hpas_by_name=hpas_by_name,
-                                       ksvc=ksvc_by_name.get((ns, ksvc_name)) if ksvc_name else None))
-    workloads.sort(key=lambda w: (w.namespace, w.name))
-    events = tuple(_event(e) for e in sorted(lists.events, key=_event_time)
-                   if e.get("reason") in SCALING_REASONS)[-200:]
-    namespaces = tuple(sorted({w.namespace for w in workloads}))
-    return Snapshot(now.strftime("%H:%M:%S"), source, tuple(workloads), events, (), tuple(problems), namespaces)
+    """One snapshot, without caches (see `Assembler` for refresh after refresh)."""
+    return Assembler().assemble(lists, metrics, source=source, now=now, problems=problems,
+                                only_inference=only_inference)
 
 
-def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[Obj], metrics: PodMetrics,
+def _version_key(obj: Obj) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""),
+            str(meta.get("resourceVersion") or id(obj)))
+
+
+def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[_PodFacts], metrics: PodMetrics,
               now: datetime, *, so: Obj | None, http: Obj | None, hpa: Obj | None,
               hpas_by_name: Mapping[tuple[str, str], Obj], ksvc: Obj | None) -> Workload:
     ns, name = _ns(obj), _name(obj)
@@ -122,8 +170,10 @@ def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[Obj]
         low, high = int(hpa_spec.get("minReplicas", 1)), int(hpa_spec.get("maxReplicas", 0))
         triggers = _hpa_triggers(hpa)
         desired = int((hpa.get("status") or {}).get("desiredReplicas", desired))
-    pod_rows = tuple(_pod(p, detection, metrics, now) for p in pods)
-    keys = [(ns, _name(p)) for p in pods]
+    expected = float(detection.engine.cold_start_seconds if detection.engine else 300)
+    now_ts = now.timestamp()
+    pod_rows = tuple(_pod(p, ns, expected, metrics, now_ts) for p in pods)
+    keys = [(ns, p.name) for p in pods]
     engine = detection.engine
     return Workload(
         namespace=ns, name=name, kind=kind, engine=engine.display if engine else "",
@@ -134,22 +184,27 @@ def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[Obj]
         ttft_p95_s=_max(metrics.ttft_p95, keys), paused=paused, pods=pod_rows)
 
 
-def _pod(pod: Obj, detection: engines.Detection, metrics: PodMetrics, now: datetime) -> Pod:
+def _pod_facts(pod: Obj) -> _PodFacts:
     status = pod.get("status") or {}
+    started = _time(status.get("startTime") or pod.get("metadata", {}).get("creationTimestamp"))
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     ready = (conditions.get("Ready") or {}).get("status") == "True"
-    started = _time(status.get("startTime") or pod.get("metadata", {}).get("creationTimestamp"))
-    age = (now - started).total_seconds() if started else 0.0
-    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
-    phase_name, progress = None, None
+    starting = None
     if not ready and status.get("phase") in ("Pending", "Running"):
-        phase_name = _starting_phase(status, conditions)
-        expected = float(detection.engine.cold_start_seconds if detection.engine else 300)
-        progress = max(0.0, min(0.99, age / expected))
-    key = (_ns(pod), _name(pod))
-    return Pod(name=_name(pod), phase=str(status.get("phase") or "Unknown"), ready=ready,
-               node=str((pod.get("spec") or {}).get("nodeName") or ""), age_seconds=age, restarts=restarts,
-               gpu_util=metrics.gpu_util.get(key), starting_phase=phase_name, start_progress=progress)
+        starting = _starting_phase(status, conditions)
+    return _PodFacts(
+        name=_name(pod), owner=_owner(pod), phase=str(status.get("phase") or "Unknown"), ready=ready,
+        node=str((pod.get("spec") or {}).get("nodeName") or ""),
+        restarts=sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or []),
+        started=started.timestamp() if started else None, starting_phase=starting)
+
+
+def _pod(facts: _PodFacts, namespace: str, expected_start: float, metrics: PodMetrics, now: float) -> Pod:
+    age = now - facts.started if facts.started else 0.0
+    progress = max(0.0, min(0.99, age / expected_start)) if facts.starting_phase else None
+    return Pod(name=facts.name, phase=facts.phase, ready=facts.ready, node=facts.node, age_seconds=age,
+               restarts=facts.restarts, gpu_util=metrics.gpu_util.get((namespace, facts.name)),
+               starting_phase=facts.starting_phase, start_progress=progress)
 
 
 def _starting_phase(status: Obj, conditions: Mapping[str, Obj]) -> str:
@@ -234,24 +289,21 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _pods_by_workload(pods: Sequence[Obj]) -> dict[tuple[str, str, str], list[Obj]]:
-    """Pods grouped by their controlling Deployment or StatefulSet, found through ownerReferences."""
-    out: dict[tuple[str, str, str], list[Obj]] = defaultdict(list)
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        for ref in meta.get("ownerReferences") or []:
-            if not ref.get("controller", True):
-                continue
-            kind, owner = ref.get("kind"), str(ref.get("name", ""))
-            if kind == "ReplicaSet":
-                template_hash = (meta.get("labels") or {}).get("pod-template-hash")
-                if template_hash and owner.endswith("-" + template_hash):
-                    out[("Deployment", _ns(pod), owner[: -len(template_hash) - 1])].append(pod)
-                else:
-                    out[("Deployment", _ns(pod), owner.rsplit("-", 1)[0])].append(pod)
-            elif kind == "StatefulSet":
-                out[("StatefulSet", _ns(pod), owner)].append(pod)
-    return out
+def _owner(pod: Obj) -> tuple[str, str, str] | None:
+    """The controlling Deployment or StatefulSet of a pod, found through its ownerReferences."""
+    meta = pod.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if not ref.get("controller", True):
+            continue
+        kind, owner = ref.get("kind"), str(ref.get("name", ""))
+        if kind == "ReplicaSet":
+            template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+            if template_hash and owner.endswith("-" + template_hash):
+                return ("Deployment", _ns(pod), owner[: -len(template_hash) - 1])
+            return ("Deployment", _ns(pod), owner.rsplit("-", 1)[0])
+        if kind == "StatefulSet":
+            return ("StatefulSet", _ns(pod), owner)
+    return None
 
 
 def _http_target(obj: Obj) -> str | None:

@@ -19,9 +19,9 @@ from kubectl_gpuscale.prom import promql
 from kubectl_gpuscale.tui.model import Finding, Snapshot
 from kubectl_gpuscale.tui.sources.assemble import (
     KEDA_PAUSED_REPLICAS,
+    Assembler,
     ClusterLists,
     PodMetrics,
-    assemble,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class LiveSource:
         self._last: Snapshot | None = None
         self._last_metrics = PodMetrics()
         self._refreshes = 0
+        self._assembler = Assembler()
         self._findings: tuple[Finding, ...] = ()
 
     @classmethod
@@ -116,7 +117,8 @@ class LiveSource:
         if self._refreshes % DOCTOR_EVERY == 0:
             self._findings = self._doctor(cluster, problems)
         self._refreshes += 1
-        snapshot = replace(assemble(lists, metrics, source=self.name, problems=problems), findings=self._findings)
+        snapshot = replace(self._assembler.assemble(lists, metrics, source=self.name, problems=problems),
+                           findings=self._findings)
         self._last = snapshot
         return snapshot
 
