@@ -38,6 +38,8 @@ def test_capacity_preset_matches_its_source_figures():
 @pytest.mark.parametrize("policies,pattern,rps,seconds", [
     ("always-on:n=2,cpu-hpa", "step", 40.0, 3600),
     ("keda", "spiky", 60.0, 4 * 3600),
+    ("keda", "constant", 50.0, 3 * 3600),
+    ("keda:down-window=60:down-pods=1:down-period=60:cron=1-2x2", "diurnal", 60.0, 6 * 3600),
     ("keda-zero", "dev", 3000.0, 86400),
     ("knative:target=50", "step", 60.0, 3600),
     ("knative", "dev", 2000.0, 86400),

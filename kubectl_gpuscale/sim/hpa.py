@@ -199,6 +199,18 @@ class HpaState:
         elif desired < current:
             self.down_events.append((now, current - desired))
 
+    def horizon(self) -> int:
+        """Seconds of history the windows and rate limits look at."""
+        return self._horizon()
+
+    def record(self, times: list[float], recommendations: list[int]) -> None:
+        """Record the recommendations of syncs that changed nothing (what reconcile would record)."""
+        if not times:
+            return
+        cut = times[-1] - self._horizon()
+        self.recommendations = [(t, r) for t, r in self.recommendations if t > cut]
+        self.recommendations.extend((float(t), int(r)) for t, r in zip(times, recommendations, strict=True))
+
     def note_steady(self, now: float, current: int) -> None:
         """Record that syncs up to `now` recommended `current` (what skipped steady syncs would record)."""
         horizon = now - self._horizon()

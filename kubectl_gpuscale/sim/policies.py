@@ -195,6 +195,12 @@ class KedaController(Controller):
             out |= (ticks >= o.start) & (ticks < o.end)
         return out
 
+    def _raw(self, value: np.ndarray, floor: np.ndarray, spec: int) -> np.ndarray:
+        """What the HPA's metric asks for at each tick (before stabilization and limits)."""
+        ratio = value / (self.threshold * spec)
+        rec = np.where(np.abs(1.0 - ratio) > d.HPA_TOLERANCE, np.ceil(value / self.threshold - 1e-9), spec)
+        return np.maximum(rec, floor)
+
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if self.failures:
             return 0
@@ -211,12 +217,16 @@ class KedaController(Controller):
         else:
             if spec < self.hpa.min or spec > self.hpa.max:
                 return 0
-            ratio = value / (self.threshold * spec)
-            rec = np.where(np.abs(1.0 - ratio) > d.HPA_TOLERANCE, np.ceil(value / self.threshold - 1e-9), spec)
-            rec = np.clip(np.maximum(rec, floor), self.hpa.min, self.hpa.max)
-            act |= sync & (rec != spec)
+            raw = self._raw(value, floor, spec)
+            rec = np.minimum(np.maximum(raw, self.hpa.min), self.hpa.max)
+            # a scale-down waits while the window holds a recommendation >= spec (recorded, or earlier here)
+            window = self.hpa.behavior.scale_down.stabilization
+            held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
+            tf = ticks.astype(np.float64)
+            last_ge = np.maximum(np.maximum.accumulate(np.where(sync & (raw >= spec), tf, -1e18)), held)
+            act |= sync & ((rec > spec) | ((rec < spec) & ~(last_ge > tf - window)))
             if self.min == 0:
-                last = np.where(poll & active, ticks.astype(np.float64), -1e18)
+                last = np.where(poll & active, tf, -1e18)
                 last = np.maximum(np.maximum.accumulate(last), self.last_active)
                 act |= poll & ~active & (ticks - last >= self.cooldown)
         hits = np.flatnonzero(act)
@@ -226,13 +236,19 @@ class KedaController(Controller):
         if not len(ticks):
             return
         idx = ticks - 1 - view.t0
-        active = (self._value(view)[idx] > self.activation) | (self._floor(ticks) > 0)
+        value = self._value(view)[idx]
+        floor = self._floor(ticks)
+        active = (value > self.activation) | (floor > 0)
         poll_active = ticks[((ticks % self.polling) == 0) & active]
         if poll_active.size:
             self.last_active = max(self.last_active, float(poll_active[-1]))
-        syncs = ticks[(ticks % d.HPA_SYNC_PERIOD_S) == 0]
-        if spec > 0 and syncs.size:
-            self.hpa.note_steady(float(syncs[-1]), spec)
+        sync = (ticks % d.HPA_SYNC_PERIOD_S) == 0
+        if spec > 0 and sync.any():
+            # record what each skipped sync recommended, as reconcile would (only the horizon matters)
+            st = ticks[sync]
+            raw = self._raw(value[sync], floor[sync], spec)
+            keep = st > st[-1] - self.hpa.horizon()
+            self.hpa.record(st[keep].tolist(), raw[keep].astype(np.int64).tolist())
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
         value = float(self._value(view)[i])
