@@ -164,3 +164,22 @@ def test_ctx_exit_code_reaches_the_shell(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(SystemExit) as stop:
         main(["finding"])
     assert stop.value.code == 1
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("30s", 30.0), ("2m", 120.0), ("1h30m", 5400.0),
+                                               ("500ms", 0.5), ("1m2.5s", 62.5), ("30d", 2592000.0),
+                                               ("845µs", 0.000845)])
+def test_one_duration_parser(text: str, seconds: float) -> None:
+    from kubectl_gpuscale.units import duration_seconds, optional_duration
+
+    assert duration_seconds(text) == pytest.approx(seconds)
+    assert optional_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["soon", "1 minute", "5x", "m5", ""])
+def test_durations_rejected(text: str) -> None:
+    from kubectl_gpuscale.units import duration_seconds, optional_duration
+
+    with pytest.raises(ValueError):
+        duration_seconds(text)
+    assert optional_duration(text) is None

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubectl_gpuscale.cli.options import KubeOptions, kube_options
+from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
@@ -20,14 +20,10 @@ SHORT_KINDS = {"HorizontalPodAutoscaler": "hpa", "Deployment": "deployment", "St
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from kubectl_gpuscale.doctor.snapshot import duration_seconds
-
-    seconds = duration_seconds(value)
-    if seconds is None or seconds <= 0:
-        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 300, 300s, 5m or 1h")
-    return max(1, round(seconds))
+    seconds = parse_duration(ctx, param, value)
+    if seconds is not None and seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration; use e.g. 300, 300s, 5m or 1h")
+    return None if seconds is None else max(1, round(seconds))
 
 
 @click.command("doctor", context_settings=CONTEXT_SETTINGS)

@@ -13,16 +13,14 @@ from kubectl_gpuscale.errors import GpuscaleError, InputError
 if TYPE_CHECKING:
     from kubectl_gpuscale.sim import PolicyResult, Series
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SPARK = "▁▂▃▄▅▆▇█"
 
 
 def _duration(ctx: click.Context | None, param: click.Parameter | None, value: str) -> float:
-    text = str(value).strip().lower()
-    unit = _UNITS.get(text[-1:], None)
-    number = text[:-1] if unit else text
+    from kubectl_gpuscale.units import duration_seconds
+
     try:
-        seconds = float(number) * (unit or 1)
+        seconds = duration_seconds(str(value).strip().lower())
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a duration; use e.g. 30d, 12h, 90m or 2s") from None
     if seconds <= 0 or math.isnan(seconds):

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|μs|ns|m|s)")
-_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
+from kubectl_gpuscale.units import duration_seconds
+
 _PULLED = re.compile(
     r'Successfully pulled image "(?P<image>[^"]+)" in (?P<pull>[\d.hmsuµμn]+)'
     r'(?: \((?P<wait>[\d.hmsuµμn]+) including waiting\))?(?:\.? ?Image size: (?P<size>\d+) bytes)?')
@@ -24,12 +24,9 @@ def go_duration(text: str) -> float:
     """Seconds in a Go duration string: ``1m2.5s`` -> 62.5, ``500ms`` -> 0.5.
 
     Raises:
-        ValueError: when the text is not a Go duration.
+        ValueError: when the text is not a duration.
     """
-    parts = _GO_DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a Go duration: {text!r}")
-    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
+    return duration_seconds(text)
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -3,7 +3,6 @@ the rules share (cold start, replicas range, pod template). Pure."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,37 +17,19 @@ from kubectl_gpuscale.autoscale.builders import (
 )
 from kubectl_gpuscale.autoscale.convert import cold_start_estimate
 from kubectl_gpuscale.autoscale.hpa import HPA_KIND
+from kubectl_gpuscale.units import optional_duration
 
 DEFAULT_NAMESPACE = "default"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet")
 KEDA_DEFAULT_MIN = 0
 KEDA_DEFAULT_MAX = 100
 HPA_DEFAULT_MIN = 1
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
 def duration_seconds(value: Any) -> float | None:
     """A Go/Kubernetes duration (``600s``, ``10m``, ``1h30m``, ``500ms``) or a bare number of seconds; None
     when it cannot be read."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    total, pos = 0.0, 0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            return None
-        number, unit = float(match.group(1)), match.group(2)
-        total += number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
-        pos = match.end()
-    return total if pos == len(text) and pos else None
+    return optional_duration(value)
 
 
 def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
