@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kube_fixtures import apiserver, cluster, kubectl  # noqa: F401  (test API server fixtures)
+from tests.support.prometheus import prometheus, prometheus_server  # noqa: F401  (real Prometheus fixtures)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 VENV_BIN = Path(sys.executable).parent
 
@@ -48,5 +51,3 @@ def prometheus_bin() -> str:
         require_real_part("prometheus", "apt-get install prometheus")
     assert path
     return path
-from tests.support.prometheus import prometheus, prometheus_server  # noqa: E402,F401  (real Prometheus fixtures)
-from tests.support.kube_fixtures import apiserver, cluster, kubectl  # noqa: E402,F401  (test API server fixtures)
