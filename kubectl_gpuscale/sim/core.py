@@ -468,14 +468,23 @@ class PolicyRun:
             valid = n
             limit = len(ticks)
             broken = False
+            look = 32
             while pos < limit:
                 if direct > 0 or not fast:
                     k = pos
                     direct -= 1
                 else:
-                    k = pos + self.ctl.scan(v, ticks[pos:limit], self.spec)
-                    if k >= limit:
-                        break
+                    # scan a growing window of ticks: short after activity, long when steady
+                    stop = min(limit, pos + look)
+                    k = pos + self.ctl.scan(v, ticks[pos:stop], self.spec)
+                    if k >= stop:
+                        if stop >= limit:
+                            break
+                        self.ctl.skip(v, ticks[pos:stop], self.spec)
+                        pos = stop
+                        look *= 4
+                        continue
+                    look = 32
                     self.ctl.skip(v, ticks[pos:k], self.spec)
                 tick = int(ticks[k])
                 new = self.ctl.decide(v, tick - 1 - v.t0, tick, self.spec)
