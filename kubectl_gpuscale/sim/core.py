@@ -470,10 +470,12 @@ class PolicyRun:
             broken = False
             look = 32
             while pos < limit:
+                scanned = False
                 if direct > 0 or not fast:
                     k = pos
                     direct -= 1
                 else:
+                    scanned = True
                     # scan a growing window of ticks: short after activity, long when steady
                     stop = min(limit, pos + look)
                     k = pos + self.ctl.scan(v, ticks[pos:stop], self.spec)
@@ -504,7 +506,8 @@ class PolicyRun:
                     limit = int(np.searchsorted(ticks, v.t0 + valid, side="right"))
                     direct = 0
                     continue
-                direct = 8 if direct <= 0 else direct
+                if scanned:
+                    direct = 8          # a flagged tick that changed nothing: decide the next few directly
             if broken:
                 self._chunk = 512
                 continue
