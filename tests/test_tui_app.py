@@ -67,6 +67,10 @@ class FakeSource:
     def set_namespace(self, namespace: str | None) -> None:
         self.namespace = namespace
 
+    def cold_start(self, namespace: str, pod: str) -> tuple[tuple[ColdStartPhase, ...], str]:
+        self.actions.append(("coldstart", namespace, pod))
+        return (ColdStartPhase("image pull", 4.0), ColdStartPhase("weights", 30.0)), "ready; longest: weights"
+
 
 async def _settle(app: TopApp, pilot) -> None:  # type: ignore[no-untyped-def]
     await app.workers.wait_for_complete()
@@ -143,8 +147,12 @@ async def test_waterfall_screen_opens_for_the_starting_pod() -> None:
         await _settle(app, pilot)
         await pilot.press("enter")
         await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert type(app.screen).__name__ == "PodScreen"
         assert app.screen.pod.name == "vllm-8b-7f9-xk2"  # type: ignore[attr-defined]
+        assert app.screen.pod.phases[-1] == ColdStartPhase("weights", 30.0)  # type: ignore[attr-defined]
+        assert ("coldstart", "ml", "vllm-8b-7f9-xk2") in app.source.actions  # type: ignore[attr-defined]
 
 
 def test_history_detects_flapping() -> None:

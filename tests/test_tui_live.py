@@ -145,3 +145,17 @@ def test_scale_and_pause_write_through_the_client(apiserver: Any) -> None:
     source.pause("ml", "llama", None)
     so = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "llama", "ml")
     assert "autoscaling.keda.sh/paused-replicas" not in (so["metadata"].get("annotations") or {})
+
+
+def test_live_waterfall_reads_the_pod_like_coldstart_does(apiserver: Any) -> None:
+    from kubectl_gpuscale.kube import Cluster
+    from tests.support.paths import LOGS
+
+    _seed_llama(apiserver)
+    log = (LOGS / "vllm_v1-0.11.x_enginecoreDP0-compile-miss_5.log").read_text()
+    apiserver.set_log("ml", "llama-7d9f-a", log)
+    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml")
+    phases, headline = source.cold_start("ml", "llama-7d9f-a")
+    names = [p.name for p in phases]
+    assert "torch.compile" in names and "CUDA graph capture" in names, names
+    assert "longest" in headline or headline.startswith("failed")

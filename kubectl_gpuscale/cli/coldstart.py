@@ -15,7 +15,6 @@ from kubectl_gpuscale.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.coldstart.model import Timeline
-    from kubectl_gpuscale.kube import Cluster
 
 BAR_WIDTH = 40
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet")
@@ -66,8 +65,8 @@ def coldstart(target: str | None, log_file: str | None, events_file: str | None,
     if not target:
         raise InputError("nothing to diagnose", "give a pod, TYPE/NAME or -f LOGFILE",
                          "e.g. `kubectl gpuscale coldstart deploy/vllm -n ml` or `coldstart -f vllm.log`")
+    from kubectl_gpuscale.coldstart.service import pods_of, timeline_for_pod
     from kubectl_gpuscale.kube.resources import split_ref
-
     try:
         api_version, kind, name = split_ref(target)
     except ValueError as exc:
@@ -76,7 +75,7 @@ def coldstart(target: str | None, log_file: str | None, events_file: str | None,
     namespace = kube.target_namespace(cluster) or cluster.default_namespace
     if kind == "Pod":
         pod = cluster.get("v1", "Pod", name, namespace)
-        timeline = _from_cluster(cluster, pod, container)
+        timeline = timeline_for_pod(cluster, pod, container)
         _emit_one(timeline, kube.output)
         _exit_for([timeline])
         return
@@ -84,12 +83,12 @@ def coldstart(target: str | None, log_file: str | None, events_file: str | None,
         raise InputError(f"cannot diagnose {target}", f"{kind} has no pods of its own",
                          "give a pod, a Deployment, StatefulSet or LeaderWorkerSet")
     workload = cluster.get(api_version, kind, name, namespace)
-    pods = _pods_of(cluster, workload, namespace, kube.selector)
+    pods = pods_of(cluster, workload, namespace, kube.selector)
     if not pods:
         raise NotFoundError(f"no pods found for {kind.lower()} {namespace}/{name}",
                             "its selector matches no pod", "scale it up, or give a pod name")
     pods.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
-    timelines = [_from_cluster(cluster, pod, container) for pod in pods[:last]]
+    timelines = [timeline_for_pod(cluster, pod, container) for pod in pods[:last]]
     _emit_many(timelines, f"{kind.lower()}/{name}", kube.output)
     _exit_for(timelines)
 
@@ -151,62 +150,6 @@ def _offline(log_file: str | None, pod_file: str | None, events_file: str | None
         events = [e for e in items if isinstance(e, dict)]
     previous = _read_text(previous_file, "previous log").splitlines() if previous_file else []
     return build(lines, pod=pod, events=events, previous=previous, container=container)
-
-
-def _default_container(pod: dict[str, Any], container: str | None) -> str | None:
-    names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-    if container:
-        if names and container not in names:
-            raise InputError(f"pod {pod['metadata'].get('name')} has no container {container!r}",
-                             f"its containers are {', '.join(str(n) for n in names)}", "pick one with -c")
-        return container
-    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
-    return annotated or (names[0] if names else None)
-
-
-def _from_cluster(cluster: Cluster, pod: dict[str, Any], container: str | None) -> Timeline:
-    from kubectl_gpuscale.coldstart import build
-    from kubectl_gpuscale.errors import GpuscaleError
-
-    meta = pod.get("metadata") or {}
-    name, namespace = meta.get("name", ""), meta.get("namespace")
-    chosen = _default_container(pod, container)
-    events = cluster.events_for("Pod", name, namespace, meta.get("uid"))
-    try:
-        log = cluster.pod_logs(name, namespace, container=chosen, timestamps=True)
-    except GpuscaleError:
-        log = ""  # not started yet, or logs rotated away: the timeline still has the pod's phases
-    previous = ""
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    if any(cs.get("name") == chosen and cs.get("restartCount") for cs in statuses):
-        try:
-            previous = cluster.pod_logs(name, namespace, container=chosen, previous=True, timestamps=True)
-        except GpuscaleError:
-            previous = ""
-    return build(log.splitlines(), pod=pod, events=events, previous=previous.splitlines(), container=chosen)
-
-
-def _pods_of(cluster: Cluster, workload: dict[str, Any], namespace: str, extra: str | None) -> list[dict[str, Any]]:
-    spec = workload.get("spec") or {}
-    selector = spec.get("selector") or {}
-    labels = selector.get("matchLabels") or {}
-    if not labels:  # LeaderWorkerSet has no spec.selector: its pods carry the set's name
-        labels = {"leaderworkerset.sigs.k8s.io/name": workload["metadata"]["name"]}
-    parts = [f"{k}={v}" for k, v in sorted(labels.items())]
-    for expr in selector.get("matchExpressions") or []:
-        values = ",".join(expr.get("values") or [])
-        op = expr.get("operator")
-        if op == "In":
-            parts.append(f"{expr['key']} in ({values})")
-        elif op == "NotIn":
-            parts.append(f"{expr['key']} notin ({values})")
-        elif op == "Exists":
-            parts.append(expr["key"])
-        elif op == "DoesNotExist":
-            parts.append(f"!{expr['key']}")
-    if extra:
-        parts.append(extra)
-    return cluster.list("v1", "Pod", namespace, label_selector=",".join(parts))
 
 
 # ------------------------------------------------------------------------------------------------ output

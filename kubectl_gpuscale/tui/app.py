@@ -278,8 +278,19 @@ class TopApp(App[None]):
         if w is None or not w.pods:
             self.notify("no pods to show", severity="warning")
             return
-        pod = next((p for p in w.pods if p.starting_phase), None) or max(w.pods, key=lambda p: -p.age_seconds)
-        self.push_screen(PodScreen(w, pod))
+        pod = next((p for p in w.pods if p.starting_phase), None) or min(w.pods, key=lambda p: p.age_seconds)
+        screen = PodScreen(w, pod)
+        self.push_screen(screen)
+        self._read_cold_start(screen, w.namespace, pod.name)
+
+    @work(thread=True, group="coldstart", exclusive=True, exit_on_error=False)
+    def _read_cold_start(self, screen: PodScreen, namespace: str, pod: str) -> None:
+        try:
+            phases, headline = self.source.cold_start(namespace, pod)
+        except Exception as exc:  # shown on the screen, never fatal
+            self.call_from_thread(screen.show_phases, (), f"cannot read the cold start: {exc}")
+            return
+        self.call_from_thread(screen.show_phases, phases, headline)
 
     def action_namespace(self) -> None:
         def chosen(answer: str | None) -> None:

@@ -165,6 +165,10 @@ class Source(Protocol):
         """Restrict to one namespace (None: all)."""
         ...
 
+    def cold_start(self, namespace: str, pod: str) -> tuple[tuple[ColdStartPhase, ...], str]:
+        """A pod's cold-start phases and a headline (the failure, or the longest phase); blocking."""
+        ...
+
 
 @dataclass
 class History:

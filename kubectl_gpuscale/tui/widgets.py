@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,6 +19,7 @@ from kubectl_gpuscale.tui.model import (
     PAUSED,
     SCALING_DOWN,
     SCALING_UP,
+    ColdStartPhase,
     Pod,
     Workload,
 )
@@ -157,22 +160,30 @@ class HelpScreen(ModalScreen[None]):
 
 
 class PodScreen(ModalScreen[None]):
-    """The cold-start waterfall of one pod."""
+    """The cold-start waterfall of one pod (`phases` may come later, read in a worker)."""
 
     BINDINGS = [Binding("escape,q,enter", "close", "Close")]
 
-    def __init__(self, workload: Workload, pod: Pod) -> None:
+    def __init__(self, workload: Workload, pod: Pod, headline: str = "") -> None:
         super().__init__()
         self.workload = workload
         self.pod = pod
+        self.headline = headline
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(f"[b]{self.workload.key}[/b]  pod {self.pod.name}  on {self.pod.node or '-'}")
-            if self.pod.phases:
-                yield Static(waterfall(self.pod))
-            else:
-                yield Static("No cold-start phases known for this pod yet.")
+            yield Static(self.headline, id="headline")
+            yield Static(self._body(), id="waterfall")
+
+    def _body(self) -> Table | str:
+        return waterfall(self.pod) if self.pod.phases else "reading the pod's events and logs..."
+
+    def show_phases(self, phases: tuple[ColdStartPhase, ...], headline: str) -> None:
+        """Fill in the waterfall once the pod's cold start has been read."""
+        self.pod = replace(self.pod, phases=phases)
+        self.query_one("#headline", Static).update(headline)
+        self.query_one("#waterfall", Static).update(self._body() if phases else "no cold-start phases found")
 
     def action_close(self) -> None:
         self.dismiss(None)

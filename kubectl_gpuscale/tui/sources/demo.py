@@ -161,6 +161,14 @@ class DemoSource:
         """Show one namespace only (None: all)."""
         self.namespace = namespace
 
+    def cold_start(self, namespace: str, pod: str) -> tuple[tuple[ColdStartPhase, ...], str]:
+        """The simulated cold-start profile of the pod's model (the guide's table)."""
+        for group, sim in self._sims:
+            if any(w.namespace == namespace and pod.startswith(w.name + "-") for w in group.workloads):
+                phases = tuple(ColdStartPhase(n.replace("_", " "), s) for n, s in sim.coldstart.phases)
+                return phases, f"profile {sim.coldstart.name} ({sim.coldstart.source})"
+        return (), "unknown pod"
+
     def _workload(self, spec: DemoWorkload, state: WorkloadState, profile: sim_engine.ColdStartProfile,
                   model_profile: str) -> Workload:
         phases = tuple(ColdStartPhase(name.replace("_", " "), seconds) for name, seconds in profile.phases)

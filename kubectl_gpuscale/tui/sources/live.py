@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.prom import promql
-from kubectl_gpuscale.tui.model import Finding, Snapshot
+from kubectl_gpuscale.tui.model import ColdStartPhase, Finding, Snapshot
 from kubectl_gpuscale.tui.sources.assemble import (
     KEDA_PAUSED_REPLICAS,
     Assembler,
@@ -145,6 +145,20 @@ class LiveSource:
     def set_namespace(self, namespace: str | None) -> None:
         """Restrict the lists and queries to one namespace (None: all)."""
         self.namespace = namespace
+
+    def cold_start(self, namespace: str, pod: str) -> tuple[tuple[ColdStartPhase, ...], str]:
+        """The pod's cold start read like `kubectl gpuscale coldstart POD` does (events, logs, conditions)."""
+        from kubectl_gpuscale.coldstart.model import TITLES
+        from kubectl_gpuscale.coldstart.service import timeline_for_pod
+
+        cluster = self._cluster_or_connect()
+        timeline = timeline_for_pod(cluster, cluster.get("v1", "Pod", pod, namespace))
+        phases = tuple(ColdStartPhase(TITLES.get(p.name, p.name), p.seconds) for p in timeline.phases)
+        if timeline.failure is not None:
+            return phases, f"failed: {timeline.failure.headline}"
+        longest = timeline.longest()
+        headline = f"{timeline.status}; longest: {TITLES.get(longest.name, longest.name)}" if longest else timeline.status
+        return phases, headline
 
     # ---- internals --------------------------------------------------------------------------------
 
