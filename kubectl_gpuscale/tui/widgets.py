@@ -172,7 +172,7 @@ class PodScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(f"[b]{self.workload.key}[/b]  pod {self.pod.name}  on {self.pod.node or '-'}")
+            yield Label(Text.assemble((self.workload.key, "bold"), f" · pod {self.pod.name} · on {self.pod.node or '-'}"))
             yield Static(self.headline, id="headline")
             yield Static(self._body(), id="waterfall")
 
