@@ -67,6 +67,14 @@ class FakeSource:
     def set_namespace(self, namespace: str | None) -> None:
         self.namespace = namespace
 
+    def checkpoint(self, namespace: str, pod: str) -> str:
+        self.actions.append(("checkpoint", namespace, pod))
+        return "checkpointed"
+
+    def set_context(self, context: str) -> str:
+        self.actions.append(("context", context))
+        return f"switched to context {context}"
+
     def cold_start(self, namespace: str, pod: str) -> tuple[tuple[ColdStartPhase, ...], str]:
         self.actions.append(("coldstart", namespace, pod))
         return (ColdStartPhase("image pull", 4.0), ColdStartPhase("weights", 30.0)), "ready; longest: weights"
@@ -113,6 +121,29 @@ async def test_scale_asks_then_acts() -> None:
         await pilot.press("y")
         await _settle(app, pilot)
         assert source.actions == [("scale", "ml", "vllm-8b", "4")]
+
+
+async def test_checkpoint_asks_then_checkpoints_the_oldest_ready_pod() -> None:
+    source = FakeSource()
+    app = TopApp(source, interval=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("c")
+        await pilot.pause()
+        assert source.actions == []
+        await pilot.press("y")
+        await _settle(app, pilot)
+        assert source.actions == [("checkpoint", "ml", "vllm-8b-7f9-ab1")]
+
+
+async def test_context_switch() -> None:
+    source = FakeSource()
+    app = TopApp(source, interval=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("x", *"gpu-prod", "enter")
+        await _settle(app, pilot)
+        assert ("context", "gpu-prod") in source.actions
 
 
 async def test_pause_declined_does_nothing() -> None:

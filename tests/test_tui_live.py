@@ -159,3 +159,37 @@ def test_live_waterfall_reads_the_pod_like_coldstart_does(apiserver: Any) -> Non
     names = [p.name for p in phases]
     assert "torch.compile" in names and "CUDA graph capture" in names, names
     assert "longest" in headline or headline.startswith("failed")
+
+
+def test_checkpoint_action_goes_through_the_kubelet_proxy(apiserver: Any) -> None:
+    from kubectl_gpuscale.kube import Cluster
+
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-node-1", "labels": {
+        "nvidia.com/cuda.driver-version.major": "570"}},
+        "status": {"nodeInfo": {"kubeletVersion": "v1.31.4", "containerRuntimeVersion": "cri-o://1.31.2"}}}
+    _seed_llama(apiserver)
+    apiserver.seed(node)
+    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml")
+    message = source.checkpoint("ml", "llama-7d9f-a")
+    call = apiserver.checkpoints[-1]
+    assert (call.node, call.namespace, call.pod, call.container) == ("gpu-node-1", "ml", "llama-7d9f-a", "vllm")
+    assert "treat it like a Secret" in message and ".tar" in message
+
+
+def test_context_switch_reads_the_other_cluster(apiserver: Any, tmp_path: Any) -> None:
+    from kubectl_gpuscale.kube import Cluster
+    from tests.support.apiserver import ApiServer
+
+    other = ApiServer()
+    other.start()
+    try:
+        other.seed(_vllm_deployment("ml", "other-model", 1, 1))
+        _seed_llama(apiserver)
+        second = other.write_kubeconfig(tmp_path / "second", context="second")
+        source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml",
+                            context_factory=lambda ctx: Cluster.connect(kubeconfig=second, context=ctx))
+        assert [w.name for w in source.refresh().workloads] == ["llama"]
+        assert source.set_context("second") == "switched to context second"
+        assert [w.name for w in source.refresh().workloads] == ["other-model"]
+    finally:
+        other.stop()

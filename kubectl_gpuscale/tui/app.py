@@ -57,6 +57,8 @@ class TopApp(App[None]):
         Binding("n", "namespace", "Namespace"),
         Binding("s", "scale", "Scale"),
         Binding("p", "pause", "Pause/resume"),
+        Binding("c", "checkpoint", "Checkpoint"),
+        Binding("x", "context", "Context"),
         Binding("enter", "pod", "Cold start", show=False),
         Binding("r", "refresh", "Refresh"),
         Binding("question_mark", "help", "Help"),
@@ -335,6 +337,24 @@ class TopApp(App[None]):
         else:
             question, replicas = f"Pause autoscaling of {w.key} at {w.desired} replicas?", w.desired
         self._confirm_then(question, lambda: self.source.pause(w.namespace, w.name, replicas))
+
+    def action_checkpoint(self) -> None:
+        w = self.selected()
+        ready = [p for p in w.pods if p.ready] if w else []
+        if w is None or not ready:
+            self.notify("no ready pod to checkpoint", severity="warning")
+            return
+        pod = max(ready, key=lambda p: p.age_seconds)
+        self._confirm_then(f"Checkpoint pod {w.namespace}/{pod.name}? The archive holds its memory "
+                           "(weights, prompts): treat it like a Secret.",
+                           lambda: self.source.checkpoint(w.namespace, pod.name))
+
+    def action_context(self) -> None:
+        def chosen(answer: str | None) -> None:
+            if answer:
+                self._act(lambda: self.source.set_context(answer))
+
+        self.push_screen(PromptScreen("Switch to kubeconfig context"), chosen)
 
     def _confirm_then(self, question: str, action: Callable[[], str]) -> None:
         def answered(ok: bool | None) -> None:

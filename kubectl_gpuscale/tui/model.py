@@ -169,6 +169,14 @@ class Source(Protocol):
         """A pod's cold-start phases and a headline (the failure, or the longest phase); blocking."""
         ...
 
+    def checkpoint(self, namespace: str, pod: str) -> str:
+        """Checkpoint a pod's container (kubelet checkpoint API); returns where the archive is."""
+        ...
+
+    def set_context(self, context: str) -> str:
+        """Switch to another kubeconfig context; returns what was done."""
+        ...
+
 
 @dataclass
 class History:

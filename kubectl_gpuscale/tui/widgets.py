@@ -131,19 +131,33 @@ class PromptScreen(ModalScreen["str | None"]):
         self.dismiss(None)
 
 
-HELP = """\
-[b]kubectl gpuscale top[/b]
+KEYS: tuple[tuple[str, str], ...] = (
+    ("↑ ↓", "select a workload"),
+    ("enter", "cold-start waterfall of its starting (or newest) pod"),
+    ("/", "filter by namespace, name, engine, scaler or state; esc clears"),
+    ("n", "switch namespace (empty: all)"),
+    ("s", "scale the workload (asks for the count, then to confirm)"),
+    ("p", "pause / resume its ScaledObject (autoscaling.keda.sh/paused-replicas)"),
+    ("c", "checkpoint its oldest ready pod (kubelet checkpoint API; asks to confirm)"),
+    ("x", "switch kubeconfig context"),
+    ("r", "refresh now"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
 
-  [b]↑ ↓[/b]     select a workload        [b]enter[/b]  cold-start waterfall of its newest pod
-  [b]/[/b]       filter (name, engine, scaler, state)   [b]esc[/b] clear the filter
-  [b]n[/b]       switch namespace (empty: all)
-  [b]s[/b]       scale the workload (asks to confirm)
-  [b]p[/b]       pause / resume its ScaledObject (autoscaling.keda.sh/paused-replicas)
-  [b]r[/b]       refresh now          [b]?[/b] this help          [b]q[/b] quit
 
-STATE: steady · scaling up · scaling down · cold starting · flapping · metric missing · at zero · paused
-WHY: each trigger's value against its threshold (queue 12/5 means 12 waiting, threshold 5).
-"""
+def help_table() -> Table:
+    """The keys, the states and what WHY means."""
+    table = Table(box=None, show_header=False, pad_edge=False, title="kubectl gpuscale top", title_justify="left",
+                  title_style="bold", caption_justify="left",
+                  caption="STATE: steady, scaling up, scaling down, cold starting, flapping, metric missing, at zero, "
+                          "paused.\nWHY: each trigger's value against its threshold (queue 12/5: 12 waiting, "
+                          "threshold 5).")
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for key, what in KEYS:
+        table.add_row(key, what)
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
@@ -153,7 +167,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Static(HELP)
+            yield Static(help_table())
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

@@ -161,6 +161,15 @@ class DemoSource:
         """Show one namespace only (None: all)."""
         self.namespace = namespace
 
+    def checkpoint(self, namespace: str, pod: str) -> str:
+        """The demo has no kubelet: say what would happen."""
+        return (f"demo: would POST /api/v1/nodes/NODE/proxy/checkpoint/{namespace}/{pod}/vllm "
+                f"(see kubectl gpuscale checkpoint pod --help)")
+
+    def set_context(self, context: str) -> str:
+        """The demo cluster has one context."""
+        return "demo: the simulated cluster has no other context"
+
     def cold_start(self, namespace: str, pod: str) -> tuple[tuple[ColdStartPhase, ...], str]:
         """The simulated cold-start profile of the pod's model (the guide's table)."""
         for group, sim in self._sims:

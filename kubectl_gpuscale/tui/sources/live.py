@@ -65,8 +65,10 @@ class LiveSource:
     """The dashboard's view of a real cluster and its Prometheus."""
 
     def __init__(self, connect: Callable[[], Cluster], prometheus: Callable[[], Prometheus] | None, *,
-                 namespace: str | None, selector: str | None = None, name: str = "live") -> None:
+                 namespace: str | None, selector: str | None = None, name: str = "live",
+                 context_factory: Callable[[str], Cluster] | None = None) -> None:
         self._connect = connect
+        self._context_factory = context_factory
         self._prometheus_factory = prometheus
         self._cluster: Cluster | None = None
         self._prometheus: Prometheus | None = None
@@ -97,8 +99,12 @@ class LiveSource:
             return Prometheus.connect(url)
 
         namespace = None if kube.all_namespaces else kube.namespace
+        def other_context(context: str) -> Cluster:
+            return replace(kube, context=context).cluster()
+
         source = cls(kube.cluster, connect_prometheus if url else None, namespace=namespace,
-                     selector=kube.selector, name=f"context {kube.context or 'current'}")
+                     selector=kube.selector, name=f"context {kube.context or 'current'}",
+                     context_factory=other_context)
         source._explicit_namespace = kube.namespace is not None or kube.all_namespaces  # type: ignore[attr-defined]
         return source
 
@@ -145,6 +151,26 @@ class LiveSource:
     def set_namespace(self, namespace: str | None) -> None:
         """Restrict the lists and queries to one namespace (None: all)."""
         self.namespace = namespace
+
+    def checkpoint(self, namespace: str, pod: str) -> str:
+        """Checkpoint the pod's default container through the kubelet API, after the preflight."""
+        from kubectl_gpuscale.checkpoint.service import checkpoint_pod
+
+        result = checkpoint_pod(self._cluster_or_connect(), pod, namespace)
+        return (f"checkpointed {namespace}/{pod}/{result.container} in {result.seconds:.0f}s: {result.archive} "
+                f"on node {result.node} (it holds the process memory: treat it like a Secret)")
+
+    def set_context(self, context: str) -> str:
+        """Reconnect to another kubeconfig context; the next refresh reads that cluster."""
+        if self._context_factory is None:
+            return "this source cannot switch contexts"
+        cluster = self._context_factory(context)
+        self._cluster, self._connect = cluster, lambda: cluster
+        self._served.clear()
+        self._assembler = Assembler()
+        self._refreshes = 0
+        self.name = f"context {context}"
+        return f"switched to context {context}"
 
     def cold_start(self, namespace: str, pod: str) -> tuple[tuple[ColdStartPhase, ...], str]:
         """The pod's cold start read like `kubectl gpuscale coldstart POD` does (events, logs, conditions)."""
