@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test setup lint unit bench docs clean
+.PHONY: demo test setup lint unit bench docs release clean
 
 demo: $(VENV)/.runtime
 	$(BIN)/kubectl-gpuscale top --demo
@@ -27,7 +27,13 @@ unit: setup
 test: setup
 	$(BIN)/ruff check kubectl_gpuscale tests benchmarks scripts
 	$(BIN)/mypy
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory release; fi
 	$(BIN)/python -m pytest -q
+
+# The krew archive (PyInstaller, ~2 min) and the manifest rendered from it; CI builds it so that
+# tests/test_ship_archive.py smoke-tests the real archive through kubectl.
+release: setup
+	$(BIN)/python scripts/build_release.py all
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
