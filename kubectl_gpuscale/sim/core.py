@@ -14,8 +14,9 @@ at 1 s resolution takes well under a second per policy.
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,6 @@ from kubectl_gpuscale.sim.traffic import Arrivals
 _EDGES = np.concatenate(([0.0], np.logspace(-3, 4, 701)))
 HIST_BINS = _EDGES.shape[0] + 1
 _EMPTY = np.zeros(0)
-HISTORY = 3600           # seconds of concurrency kept for the KPA windows (max Knative window is 1 h)
 
 
 @dataclass
@@ -111,6 +111,7 @@ class ChunkView:
         self.pending_n = np.zeros(0)
         self._hist = np.zeros(0)
         self._cum: np.ndarray | None = None
+        self.memo: dict[str, Any] = {}        # controllers' per-view precomputations
 
     @property
     def gpu(self) -> np.ndarray:
@@ -248,16 +249,29 @@ class PolicyRun:
         v = ChunkView(t0, n, len(self.pods), self.engine, self.prompt + self.output / 2.0)
         a = self.arrivals.window(t0, t0 + n)
         v.arrivals = a
-        ready = np.zeros(n, dtype=np.int64)
+        base = 0
+        steps = []
         for p in self.pods:
             k = p.ready_at - t0
             if k <= 0:
-                ready += 1
+                base += 1
             elif k < n:
+                steps.append(k)
+        ready = np.full(n, base, dtype=np.int64)
+        cap: np.ndarray | float
+        if steps:
+            steps.sort()
+            for k in steps:
                 ready[k:] += 1
+            cap = ready * self.mu
+            cap_max: np.ndarray | float = np.maximum(cap, 1e-12)
+            seqs: np.ndarray | int = self.engine.max_num_seqs * ready
+        else:
+            cap = base * self.mu                     # constant over the chunk: scalar arithmetic
+            cap_max = max(cap, 1e-12)
+            seqs = self.engine.max_num_seqs * base
         v.ready = ready
-        cap = ready * self.mu
-        z = int(np.searchsorted(ready, 1))          # ready is non-decreasing in a chunk
+        z = 0 if base > 0 else (steps[0] if steps else n)   # ready is non-decreasing in a chunk
         q = np.zeros(n)
         q0 = self.q
         pend_t, pend_n = self.pending_t, self.pending_n
@@ -290,75 +304,116 @@ class PolicyRun:
                 v.extra_timed_out = max(0.0, float(pend_n[~alive].sum()) - float(v.timed_out[:z].sum()))
                 t_al, n_al = pend_t[alive], pend_n[alive]
                 ahead = np.cumsum(n_al) - n_al / 2.0
-                wait = (start - t_al) + ahead / cap[z] + self.prefill
+                wait = (start - t_al) + ahead / (cap[z] if isinstance(cap, np.ndarray) else cap) + self.prefill
                 ok = wait <= self.timeout
                 v.extra_ttft, v.extra_w = wait[ok], n_al[ok]
                 v.extra_timed_out += float(n_al[~ok].sum())
                 v.extra_at = z
                 q0 = float(n_al[ok].sum())
                 pend_t, pend_n = np.zeros(0), np.zeros(0)
-            self._queue(a[z:], cap[z:], q0, q[z:], v, z)
+            self._queue(a[z:], cap[z:] if isinstance(cap, np.ndarray) else cap, q0, q[z:], v, z)
         # engine observables
-        rho = v.served / np.maximum(cap, 1e-12)
         e = self.engine
-        itl = e.itl_min_s + (e.itl_sat_s - e.itl_min_s) * rho
-        latency = self.prefill + self.output * itl
-        running = np.minimum(v.served * latency, e.max_num_seqs * ready)
+        rho = v.served / cap_max
+        t = rho * (e.itl_sat_s - e.itl_min_s)
+        t += e.itl_min_s                            # inter-token latency
+        t *= self.output
+        t += self.prefill                           # request latency
+        t *= v.served
+        running = np.minimum(t, seqs, out=t)
         v.rho = rho
         v.running = running
-        v.waiting = np.where(ready > 0, q, 0.0)
+        if steps:
+            v.waiting = np.where(ready > 0, q, 0.0)
+        else:
+            v.waiting = q if base > 0 else np.zeros(n)
         v.conc = running + q
         v.set_history(self.hist_conc)
         return v
 
-    def _queue(self, a: np.ndarray, cap: np.ndarray, q0: float, q: np.ndarray, v: ChunkView, off: int) -> None:
-        """Doubly reflected Lindley recursion (0 and the patience barrier), solved piecewise in closed form."""
+    def _queue(self, a: np.ndarray, cap: np.ndarray | float, q0: float, q: np.ndarray, v: ChunkView,
+               off: int) -> None:
+        """Doubly reflected Lindley recursion (0 and the patience barrier), solved piecewise in closed form.
+
+        `cap` is a float when the ready replicas are constant over the chunk (the usual case: fewer, cheaper
+        numpy calls); the arithmetic is the same either way.
+        """
         n = a.shape[0]
         x = a - cap
+        scalar = not isinstance(cap, np.ndarray)
         barrier = cap * self.patience
-        dropped = np.zeros(n)
+        dropped: np.ndarray | None = None
         i = 0
         cur = q0
         while i < n:
             # lower regime: q = S - min(-q0, cummin S)
             s = np.cumsum(x[i:])
-            lower = s - np.minimum(-cur, np.minimum.accumulate(s))
-            over = np.flatnonzero(lower > barrier[i:] + 1e-9)
-            if not over.size:
-                q[i:] = lower
-                break
+            m = np.minimum.accumulate(s)
+            np.minimum(m, -cur, out=m)
+            lower = np.subtract(s, m, out=s)
+            if scalar:
+                if not lower.max() > barrier + 1e-9:
+                    q[i:] = lower
+                    break
+                over = np.flatnonzero(lower > barrier + 1e-9)
+            else:
+                over = np.flatnonzero(lower > barrier[i:] + 1e-9)
+                if not over.size:
+                    q[i:] = lower
+                    break
+            if dropped is None:
+                dropped = np.zeros(n)
+            bar = np.full(n, barrier) if scalar else barrier
             j = i + int(over[0])
             q[i:j] = lower[: j - i]
-            dropped[j] = lower[j - i] - barrier[j]
-            q[j] = barrier[j]
+            dropped[j] = lower[j - i] - bar[j]
+            q[j] = bar[j]
             # upper regime: p = B - q reflected at 0, until q would go below 0
             k = j + 1
             if k >= n:
                 break
-            bprev = np.concatenate(([barrier[j]], barrier[k:-1])) if k < n else np.zeros(0)
-            inc = (barrier[k:] - bprev) - x[k:]
+            bprev = np.concatenate(([bar[j]], bar[k:-1])) if k < n else np.zeros(0)
+            inc = (bar[k:] - bprev) - x[k:]
             ps = np.cumsum(inc)
             p = ps - np.minimum(0.0, np.minimum.accumulate(ps))
             refl = -np.minimum(0.0, np.minimum.accumulate(ps))
-            under = np.flatnonzero(p > barrier[k:] + 1e-9)
-            m = int(under[0]) if under.size else n - k
-            q[k:k + m] = barrier[k:k + m] - p[:m]
-            dropped[k:k + m] += np.diff(np.concatenate(([0.0], refl[:m])))
+            under = np.flatnonzero(p > bar[k:] + 1e-9)
+            m_ = int(under[0]) if under.size else n - k
+            q[k:k + m_] = bar[k:k + m_] - p[:m_]
+            dropped[k:k + m_] += np.diff(np.concatenate(([0.0], refl[:m_])))
             if not under.size:
                 break
-            e = k + m
+            e = k + m_
             q[e] = 0.0
             cur = 0.0          # the queue emptied at e: back to the lower regime
             i = e + 1
-        prev = np.concatenate(([q0], q[:-1])) if n else q
-        served = prev + a - dropped - q
-        served = np.maximum(0.0, served)
+        if not n:
+            return
+        # served = max(0, q[t-1] + a - dropped - q), with q[-1] = q0
+        served = np.empty(n)
+        np.add(q[:-1], a[1:], out=served[1:])
+        served[0] = q0 + a[0]
+        if dropped is not None:
+            served -= dropped
+        served -= q
+        np.maximum(served, 0.0, out=served)
         v.served[off:] = served
-        v.timed_out[off:] += dropped
-        wait = np.maximum(0.0, q - a / 2.0) / np.maximum(cap, 1e-12)
-        rho_p = np.minimum(0.9, served * (self.prefill * self.mu) / np.maximum(cap, self.mu))
-        v.ttft[off:] = wait + self.prefill / (1.0 - rho_p)
-        v.ttft_w[off:] = np.maximum(0.0, a - dropped)
+        # TTFT: the wait in the queue plus the prefill inflated by the prefill load
+        wait = a / 2.0
+        np.subtract(q, wait, out=wait)
+        np.maximum(wait, 0.0, out=wait)
+        wait /= np.maximum(cap, 1e-12)
+        rho_p = served * (self.prefill * self.mu)
+        rho_p /= np.maximum(cap, self.mu)
+        np.minimum(rho_p, 0.9, out=rho_p)
+        np.subtract(1.0, rho_p, out=rho_p)
+        np.divide(self.prefill, rho_p, out=rho_p)
+        np.add(wait, rho_p, out=v.ttft[off:])
+        if dropped is None:
+            v.ttft_w[off:] = a
+        else:
+            v.timed_out[off:] += dropped
+            np.maximum(a - dropped, 0.0, out=v.ttft_w[off:])
 
     # commit -------------------------------------------------------------------------------
     def _commit(self, v: ChunkView, lo: int, hi: int) -> None:
@@ -383,8 +438,11 @@ class PolicyRun:
             pt, pn = v.pending_t[keep], v.pending_n[keep]
             alive = pt > v.t0 + end - self.timeout
             self.pending_t, self.pending_n = pt[alive], pn[alive]
-        if self.ctl.kind == "knative":
-            self.hist_conc = np.concatenate((self.hist_conc[-HISTORY:], v.conc[lo:hi]))[-HISTORY:]
+        need = self.ctl.history
+        if need:
+            seg = v.conc[max(lo, hi - need):hi]
+            k = need - seg.shape[0]
+            self.hist_conc = np.concatenate((self.hist_conc[-k:], seg)) if k > 0 else seg
         self.last_view, self.last_i = v, end
         self.t = v.t0 + hi
         if self._buf_len >= 86400:
@@ -441,10 +499,13 @@ class PolicyRun:
     @staticmethod
     def _first_difference(old: list[int], new: list[int]) -> int | None:
         """First second at which two pod sets' ready counts differ (None when they never do)."""
-        diff = Counter(old)
-        diff.subtract(Counter(new))
-        times = [t for t, c in diff.items() if c != 0]
-        return min(times) if times else None
+        a, b = sorted(old), sorted(new)
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                return x if x < y else y
+        if len(a) != len(b):
+            return a[len(b)] if len(a) > len(b) else b[len(a)]
+        return None
 
     def advance_to(self, end: int, fast: bool = True) -> None:
         """Run until second `end`.

@@ -39,6 +39,7 @@ class Controller:
     period = 15
     buffering = False          # requests are held (activator/interceptor) while there are 0 replicas
     initial = 1
+    history = 0                # seconds of past concurrency the controller's windows read
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -313,6 +314,7 @@ class KpaController(Controller):
         self.max = max_scale
         self.window = window
         self.panic_window = max(d.KNATIVE_TICK_S, int(round(window * panic_pct / 100.0)))
+        self.history = max(window, self.panic_window)
         self.panic_threshold = panic_threshold_pct / 100.0
         self.max_up = max_up_rate
         self.max_down = max_down_rate
@@ -329,17 +331,27 @@ class KpaController(Controller):
         return np.clip(n, self.min, hi)
 
     def _desired(self, view: ChunkView, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        stable = view.window_mean(idx, self.window)
-        panic = view.window_mean(idx, self.panic_window)
-        ready = np.maximum(1.0, view.ready[idx].astype(np.float64))
-        max_up = np.ceil(self.max_up * ready)
-        max_down = np.floor(ready / self.max_down)
-        dspc = np.ceil(stable / self.target_value - 1e-9)
-        dppc = np.ceil(panic / self.target_value - 1e-9)
-        ds = np.minimum(np.maximum(dspc, max_down), max_up)
-        dp = np.minimum(np.maximum(dppc, max_down), max_up)
-        over = dppc / ready >= self.panic_threshold
-        return ds, dp, over
+        """(stable desired, panic desired, over the panic threshold) at the view's indices `idx`."""
+        ds, dp, over = self._desired_all(view)
+        return ds[idx], dp[idx], over[idx]
+
+    def _desired_all(self, view: ChunkView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_desired` at every second of the view, computed once per view (the chunk's physics is fixed)."""
+        got = view.memo.get("kpa")
+        if got is None:
+            idx = np.arange(view.n)
+            stable = view.window_mean(idx, self.window)
+            panic = view.window_mean(idx, self.panic_window)
+            ready = np.maximum(1.0, view.ready.astype(np.float64))
+            max_up = np.ceil(self.max_up * ready)
+            max_down = np.floor(ready / self.max_down)
+            dspc = np.ceil(stable / self.target_value - 1e-9)
+            dppc = np.ceil(panic / self.target_value - 1e-9)
+            ds = np.minimum(np.maximum(dspc, max_down), max_up)
+            dp = np.minimum(np.maximum(dppc, max_down), max_up)
+            over = dppc / ready >= self.panic_threshold
+            got = view.memo["kpa"] = (ds, dp, over)
+        return got
 
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if self.delay > 0:
