@@ -340,7 +340,6 @@ class PolicyRun:
         """
         n = a.shape[0]
         x = a - cap
-        scalar = not isinstance(cap, np.ndarray)
         barrier = cap * self.patience
         dropped: np.ndarray | None = None
         i = 0
@@ -351,19 +350,20 @@ class PolicyRun:
             m = np.minimum.accumulate(s)
             np.minimum(m, -cur, out=m)
             lower = np.subtract(s, m, out=s)
-            if scalar:
-                if not lower.max() > barrier + 1e-9:
-                    q[i:] = lower
-                    break
-                over = np.flatnonzero(lower > barrier + 1e-9)
-            else:
+            if isinstance(barrier, np.ndarray):
                 over = np.flatnonzero(lower > barrier[i:] + 1e-9)
                 if not over.size:
                     q[i:] = lower
                     break
+                bar = barrier
+            else:
+                if not lower.max() > barrier + 1e-9:
+                    q[i:] = lower
+                    break
+                over = np.flatnonzero(lower > barrier + 1e-9)
+                bar = np.full(n, barrier)
             if dropped is None:
                 dropped = np.zeros(n)
-            bar = np.full(n, barrier) if scalar else barrier
             j = i + int(over[0])
             q[i:j] = lower[: j - i]
             dropped[j] = lower[j - i] - bar[j]
