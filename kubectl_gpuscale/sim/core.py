@@ -152,6 +152,17 @@ class ChunkView:
         start = end - window
         return (float(cum[end]) - float(cum[start if start > 0 else 0])) / window
 
+    def window_mean_all(self, window: int) -> np.ndarray:
+        """`window_mean` at every index of the chunk (slices instead of gathers)."""
+        cum = self._cum
+        if cum is None:
+            cum = self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
+        n = self.n
+        h1 = self._hist.shape[0] + 1
+        s0 = h1 - window
+        start = cum[s0:s0 + n] if s0 >= 0 else np.concatenate((np.full(min(n, -s0), cum[0]), cum[:max(0, n + s0)]))
+        return (cum[h1:h1 + n] - start) / window
+
     def window_mean(self, idx: np.ndarray, window: int) -> np.ndarray:
         """Mean concurrency over the `window` seconds ending at each index in `idx`."""
         if self._cum is None:

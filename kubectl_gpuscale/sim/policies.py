@@ -339,9 +339,8 @@ class KpaController(Controller):
         """`_desired` at every second of the view, computed once per view (the chunk's physics is fixed)."""
         got = view.memo.get("kpa")
         if got is None:
-            idx = np.arange(view.n)
-            stable = view.window_mean(idx, self.window)
-            panic = view.window_mean(idx, self.panic_window)
+            stable = view.window_mean_all(self.window)
+            panic = view.window_mean_all(self.panic_window)
             ready = np.maximum(1.0, view.ready.astype(np.float64))
             max_up = np.ceil(self.max_up * ready)
             max_down = np.floor(ready / self.max_down)
@@ -350,33 +349,37 @@ class KpaController(Controller):
             ds = np.minimum(np.maximum(dspc, max_down), max_up)
             dp = np.minimum(np.maximum(dppc, max_down), max_up)
             over = dppc / ready >= self.panic_threshold
-            got = view.memo["kpa"] = (ds, dp, over)
-        return got
+            got = view.memo["kpa"] = (ds, dp, over, self._clamp(ds))
+        return got[:3]
+
+    def _at_ticks(self, view: ChunkView, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(stable desired, panic desired, over the threshold, clamped stable desired) at `ticks` (every period)."""
+        self._desired_all(view)
+        i0 = int(ticks[0]) - 1 - view.t0
+        sl = slice(i0, i0 + len(ticks) * self.period, self.period)
+        ds, dp, over, want = view.memo["kpa"]
+        return ds[sl], dp[sl], over[sl], want[sl]
 
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
-        if self.delay > 0:
+        if self.delay > 0 or not len(ticks):
             return 0
-        idx = ticks - 1 - view.t0
-        ds, dp, over = self._desired(view, idx)
-        tf = ticks.astype(np.float64)
+        ds, dp, over, want = self._at_ticks(view, ticks)
         if self.panic_time is not None:
+            tf = ticks.astype(np.float64)
             # in panic: never scale down; leave panic when the stable window has passed without a surge
             ptime = np.maximum.accumulate(np.where(over, tf, self.panic_time))
             mpp = np.maximum.accumulate(np.maximum(np.maximum(ds, dp), self.max_panic_pods))
             want = self._clamp(mpp)
             act = (want != spec) | (~over & (ptime + self.window < tf))
+        elif self.zero_since is not None:
+            act = over | (want != 0) | (ticks >= self.zero_since + self.grace)
         else:
-            want = self._clamp(ds)
-            act = over.copy()
-            if self.zero_since is not None:
-                act |= (want != 0) | (tf >= self.zero_since + self.grace)
-            else:
-                act |= want != spec
+            act = over | (want != spec)
         # the activator pokes the autoscaler as soon as a request arrives at zero
         if spec == 0:
-            act |= view.conc[idx] > 0
-        hits = np.flatnonzero(act)
-        return int(hits[0]) if hits.size else len(ticks)
+            act |= view.conc[ticks - 1 - view.t0] > 0
+        k = int(act.argmax())
+        return k if act[k] else len(ticks)
 
     def skip(self, view: ChunkView, ticks: np.ndarray, spec: int) -> None:
         if self.panic_time is None or not len(ticks):
