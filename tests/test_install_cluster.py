@@ -393,3 +393,60 @@ def test_helm_path_runs_the_exact_argv_and_waits_for_helm_names(bare: ApiServer,
     assert out.exit_code == 1 and "keda: done" in out.stderr
     # the add-on's Deployments were never created (helm is a stand-in): readiness says so by name
     assert "keda-add-ons-http-controller-manager" in out.stderr and "not ready after 5s" in out.stderr
+
+
+KNATIVE_CRDS = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: services.serving.knative.dev}
+spec:
+  group: serving.knative.dev
+  scope: Namespaced
+  names: {kind: Service, plural: services, singular: service, listKind: ServiceList}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"""
+KNATIVE_CORE = "\n---\n".join(
+    [f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}" for ns in ("knative-serving", "kourier-system")]
+    + [f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {n}, namespace: knative-serving}}\n"
+       f"spec:\n  selector: {{matchLabels: {{app: {n}}}}}\n  template:\n    metadata: {{labels: {{app: {n}}}}}\n"
+       f"    spec: {{containers: [{{name: {n}, image: 'gcr.io/knative-releases/knative.dev/serving/cmd/{n}:v1.23.0'}}]}}"
+       for n in ("activator", "autoscaler", "controller", "webhook")]
+    + ["apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-deployment, namespace: knative-serving}\ndata: {}",
+       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-defaults, namespace: knative-serving}\ndata: {}",
+       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-features, namespace: knative-serving}\ndata: {}",
+       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-network, namespace: knative-serving}\ndata: {}",
+       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-autoscaler, namespace: knative-serving}\ndata: {}"])
+KOURIER = "\n---\n".join([
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: net-kourier-controller, namespace: knative-serving}\n"
+    "spec:\n  selector: {matchLabels: {app: nkc}}\n  template:\n    metadata: {labels: {app: nkc}}\n"
+    "    spec: {containers: [{name: c, image: 'gcr.io/knative-releases/kourier:v1.23.0'}]}",
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: 3scale-kourier-gateway, namespace: kourier-system}\n"
+    "spec:\n  selector: {matchLabels: {app: gw}}\n  template:\n    metadata: {labels: {app: gw}}\n"
+    "    spec: {containers: [{name: envoy, image: 'docker.io/envoyproxy/envoy:v1.31'}]}",
+    "apiVersion: v1\nkind: Service\nmetadata: {name: kourier, namespace: kourier-system}\n"
+    "spec: {selector: {app: gw}, ports: [{name: http2, port: 80, targetPort: 8080}]}",
+])
+
+
+def test_install_knative_waits_until_kourier_answers(bare: ApiServer, tmp_path: Path) -> None:
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "serving-crds-1.23.0.yaml").write_text(KNATIVE_CRDS)
+    (d / "serving-core-1.23.0.yaml").write_text(KNATIVE_CORE)
+    (d / "kourier-1.23.0.yaml").write_text(KOURIER)
+    with Controllers(bare):
+        # Deployments Available but Envoy has no ready endpoint: the API server answers 503, not ready
+        waiting = gpuscale(bare, "install", "knative", "--manifests", str(d), "--timeout", "3s")
+        assert waiting.exit_code == 1
+        assert "ServiceProbe" in waiting.stderr or "serviceprobe/kourier:80" in waiting.stderr.lower(), waiting.stderr
+        assert "not answering" in waiting.stderr
+        # Envoy answers (404 for an unknown host is an answer): ready
+        bare.set_service_proxy("kourier-system", "kourier", "*", "", status=404)
+        done = gpuscale(bare, "install", "knative", "--manifests", str(d), "--timeout", "20s")
+    assert done.exit_code == 0, done.stderr
+    assert "ready" in done.stdout
+    network = bare.get_object("v1", "ConfigMap", "config-network", "knative-serving")
+    assert network["data"]["ingress-class"] == "kourier.ingress.networking.knative.dev"
+    deployment = bare.get_object("v1", "ConfigMap", "config-deployment", "knative-serving")
+    assert int(deployment["data"]["progress-deadline"].rstrip("s")) >= 600  # above a GPU cold start

@@ -84,6 +84,8 @@ class Component:
     workloads: tuple[Workload, ...]
     crds: tuple[str, ...] = ()
     api_services: tuple[str, ...] = ()
+    # (namespace, service, port) that must answer HTTP through the service proxy (an ingress gateway)
+    probes: tuple[tuple[str, str, int], ...] = ()
     min_kubernetes: tuple[int, int] | None = None
     requires: tuple[str, ...] = ()
     needs_gpu_nodes: bool = False
@@ -175,6 +177,7 @@ KNATIVE = Component(
     ),
     crds=("services.serving.knative.dev", "revisions.serving.knative.dev", "configurations.serving.knative.dev",
           "routes.serving.knative.dev"),
+    probes=(("kourier-system", "kourier", 80),),  # Kourier's Envoy answers (404 for an unknown host)
     image_hint="knative-releases/knative.dev/serving/cmd/controller",
     main_workload="controller",
 )

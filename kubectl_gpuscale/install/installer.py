@@ -226,12 +226,13 @@ def _same(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
 def readiness_targets(cp: plan_mod.ComponentPlan, objects: Sequence[Mapping[str, Any]]) -> list[readiness.Target]:
     """What must be ready: from the applied objects (manifests) or the catalog's Helm names."""
     c = cp.component
+    probes = [readiness.Target("ServiceProbe", f"{svc}:{port}", ns) for ns, svc, port in c.probes]
     if cp.method == "helm":
         targets = [readiness.Target(kind, name, ns) for kind, ns, name in c.workload_names("helm")]
         targets += [readiness.Target("CustomResourceDefinition", crd) for crd in c.crds]
         targets += [readiness.Target("APIService", svc) for svc in c.api_services]
-        return targets
-    return readiness.targets_of(objects)
+        return targets + probes
+    return readiness.targets_of(objects) + probes
 
 
 def install(cluster: Cluster | None, names: Sequence[str], opts: Options, reporter: Reporter | None = None,

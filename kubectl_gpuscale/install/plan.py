@@ -158,7 +158,7 @@ def build(names: Sequence[str], *, method: str = "auto", helm_available: bool = 
                          "v1beta1.external.metrics.k8s.io Available")
         elif name == "knative":
             steps.append("wait: Deployments Available (knative-serving, kourier-system: the Kourier gateway), "
-                         "CRDs Established")
+                         "CRDs Established, the Kourier ingress answering HTTP through the service proxy")
         else:
             steps.append("wait: workloads ready, CRDs Established")
         plans.append(ComponentPlan(c, version, how, artifacts, argv, values, tuple(settings), tuple(steps),

@@ -1,5 +1,6 @@
 """Ready means ready: Deployments Available, DaemonSets scheduled and ready, CRDs Established,
-APIServices Available. Pure verdicts over objects, and a poll loop over a `Cluster`.
+APIServices Available, ingress gateways answering HTTP (Knative's Kourier, probed through the API
+server's service proxy). Pure verdicts over objects, and a poll loop over a `Cluster`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ WAITABLE = {
     "StatefulSet": "apps/v1",
     "CustomResourceDefinition": "apiextensions.k8s.io/v1",
     "APIService": "apiregistration.k8s.io/v1",
+    "ServiceProbe": "v1",
 }
+"""`ServiceProbe` targets are answered by a GET through the API server's service proxy (name ``svc:port``)."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,25 @@ def targets_of(objects: Iterable[Mapping[str, Any]]) -> list[Target]:
     return out
 
 
+def probe(cluster: Cluster, target: Target) -> Verdict:
+    """Whether a Service answers HTTP (any answer of its own, 404 included) through the service proxy."""
+    service, _, port = target.name.partition(":")
+    try:
+        status, answered = cluster.service_answer(target.namespace or "default", service, port or "80")
+    except GpuscaleError as exc:
+        return Verdict(target, False, f"no answer: {exc.why or exc.what}")
+    if answered:
+        return Verdict(target, True, f"answering (HTTP {status})")
+    return Verdict(target, False, f"not answering (HTTP {status} from the API server: no ready endpoints?)")
+
+
 def check(cluster: Cluster, targets: Iterable[Target]) -> list[Verdict]:
     """One pass over the targets."""
     verdicts = []
     for t in targets:
+        if t.kind == "ServiceProbe":
+            verdicts.append(probe(cluster, t))
+            continue
         try:
             obj = cluster.get_or_none(t.api_version, t.kind, t.name, t.namespace)
         except ForbiddenError:

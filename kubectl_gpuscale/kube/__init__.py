@@ -403,6 +403,24 @@ class Cluster:
         return self.request(method, f"/api/v1/nodes/{node}/proxy/{path.lstrip('/')}", query=query,
                             timeout=timeout, accept="*/*", what=f"{method} {path} on node {node} (kubelet proxy)")
 
+    def service_answer(self, namespace: str, service: str, port: int | str, path: str = "",
+                       timeout: float | None = 10.0) -> tuple[int, bool]:
+        """GET a Service through the API server's service proxy: (HTTP status, whether the service answered).
+
+        The service answered when the body is not the API server's own `Status` error (no such
+        service, no ready endpoints, forbidden): a 404 from the service itself still counts.
+        """
+        raw = self._send("GET", f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}",
+                         query=None, body=None, content_type=None, accept="*/*", timeout=timeout,
+                         what=f"probe service {namespace}/{service}:{port}")
+        body = raw.read() or b""
+        try:
+            parsed = json.loads(body) if body[:1] == b"{" else None
+        except ValueError:
+            parsed = None
+        from_api_server = isinstance(parsed, dict) and parsed.get("kind") == "Status" and raw.status >= 400
+        return int(raw.status), not from_api_server
+
     def exec_stream(self, name: str, namespace: str | None, command: Sequence[str], *,
                     container: str | None = None, timeout: float | None = None) -> Iterator[bytes]:
         """Run `command` (an argv list, no shell) in a pod and yield its stdout as raw bytes chunks.

@@ -241,6 +241,7 @@ class ApiServer:
         self._logs: dict[tuple[str, str, str | None, bool], str] = {}
         self._checkpoint: dict[str | None, tuple[str, str | None]] = {None: ("ok", None)}
         self._proxy: dict[tuple[str, str, str], tuple[int, bytes, str]] = {}
+        self._service_proxy: dict[tuple[str, str, str, str], tuple[int, bytes, str]] = {}
         self._checkpoints: list[CheckpointCall] = []
         self._stopping = False
         self._httpd: _HTTPServer | None = None
@@ -386,6 +387,22 @@ class ApiServer:
             ctype = content_type or "text/plain; charset=utf-8"
         with self._lock:
             self._proxy[(node, method.upper(), path.strip("/"))] = (status, data, ctype)
+
+    def set_service_proxy(self, namespace: str, service: str, path: str,
+                          body: bytes | str | Mapping[str, Any] | list[Any], *, status: int = 200,
+                          content_type: str | None = None, method: str = "GET") -> None:
+        """What a Service's pods answer to ``METHOD /api/v1/namespaces/{ns}/services/{svc}[:port]/proxy/{path}``.
+
+        Without an answer the server says what the real one says for a Service with no ready
+        endpoints: 503 ``no endpoints available for service``.
+        """
+        if isinstance(body, (Mapping, list)):
+            data, ctype = json.dumps(body).encode(), content_type or "application/json"
+        else:
+            data = body.encode() if isinstance(body, str) else body
+            ctype = content_type or "text/plain; charset=utf-8"
+        with self._lock:
+            self._service_proxy[(namespace, service, method.upper(), path.strip("/"))] = (status, data, ctype)
 
     @property
     def checkpoints(self) -> list[CheckpointCall]:
@@ -790,6 +807,9 @@ class ApiServer:
             self._authorize({"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
                              "DELETE": "delete"}.get(method, "get"), route)
             return self._node_proxy(req, route)
+        if route.sub == "proxy" and rt.key == ("", "services"):
+            self._authorize("get", route)
+            return self._service_proxy_call(req, route)
         if route.sub and route.sub not in self._subresources(rt):
             raise self._not_served()
         if route.name is None:
@@ -1441,6 +1461,19 @@ class ApiServer:
             answer = self._proxy.get((node, req.method, "/".join(rest)))
         if answer is None:
             raise RawAnswer(404, "404 page not found\n")
+        raise RawAnswer(answer[0], answer[1], answer[2])
+
+    def _service_proxy_call(self, req: RecordedRequest, route: _Route) -> tuple[int, Any]:
+        service = (route.name or "").split(":", 1)[0]
+        namespace = route.namespace or "default"
+        with self._lock:
+            self._must_find(_Route(route.rt, route.version, namespace, service, None))
+            answer = self._service_proxy.get((namespace, service, req.method, "/".join(p for p in route.rest if p)))
+            if answer is None:
+                answer = self._service_proxy.get((namespace, service, req.method, "*"))
+        if answer is None:
+            raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{service}"',
+                           {"name": service, "kind": "services"})
         raise RawAnswer(answer[0], answer[1], answer[2])
 
     def _checkpoint_call(self, req: RecordedRequest, node: str, namespace: str, pod: str, container: str
