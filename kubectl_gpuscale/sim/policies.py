@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -202,52 +202,76 @@ class KedaController(Controller):
         rec = np.where(np.abs(1.0 - ratio) > d.HPA_TOLERANCE, np.ceil(value / self.threshold - 1e-9), spec)
         return np.maximum(rec, floor)
 
+    def _grid(self, view: ChunkView) -> dict[str, Any]:
+        """Per-chunk arrays over its tick grid (the multiples of the period in (t0, t0 + n]), computed once."""
+        g: dict[str, Any] | None = view.memo.get("keda")
+        if g is None:
+            first = (view.t0 // self.period + 1) * self.period
+            ticks = np.arange(first, view.t0 + view.n + 1, self.period, dtype=np.int64)
+            value = self._value(view)[ticks - 1 - view.t0]
+            floor = self._floor(ticks)
+            active = (value > self.activation) | (floor > 0)
+            poll = (ticks % self.polling) == 0
+            g = view.memo["keda"] = {
+                "first": first, "tf": ticks.astype(np.float64), "value": value, "floor": floor, "active": active,
+                "poll": poll, "poll_active": poll & active, "poll_idle": poll & ~active,
+                "sync": (ticks % d.HPA_SYNC_PERIOD_S) == 0, "outage": self._in_outage(ticks), "by_spec": {}}
+        return g
+
+    def _grid_spec(self, g: dict[str, Any], spec: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(raw recommendation, syncs recommending >= spec, syncs that scale up, syncs that want to scale down)."""
+        got = g["by_spec"].get(spec)
+        if got is None:
+            raw = self._raw(g["value"], g["floor"], spec)
+            rec = np.minimum(np.maximum(raw, self.hpa.min), self.hpa.max)
+            sync = g["sync"]
+            got = g["by_spec"][spec] = (raw, sync & (raw >= spec), sync & (rec > spec), sync & (rec < spec))
+        return got
+
+    def _slice(self, g: dict[str, Any], ticks: np.ndarray) -> slice:
+        j0 = (int(ticks[0]) - g["first"]) // self.period
+        return slice(j0, j0 + len(ticks))
+
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
-        if self.failures:
+        if self.failures or not len(ticks):
             return 0
         n = len(ticks)
-        idx = ticks - 1 - view.t0
-        value = self._value(view)[idx]
-        floor = self._floor(ticks)
-        active = (value > self.activation) | (floor > 0)
-        poll = (ticks % self.polling) == 0
-        sync = (ticks % d.HPA_SYNC_PERIOD_S) == 0
-        act = self._in_outage(ticks)
+        g = self._grid(view)
+        sl = self._slice(g, ticks)
+        act = g["outage"][sl]
         if spec == 0:
-            act |= poll & active
+            act = act | g["poll_active"][sl]
         else:
             if spec < self.hpa.min or spec > self.hpa.max:
                 return 0
-            raw = self._raw(value, floor, spec)
-            rec = np.minimum(np.maximum(raw, self.hpa.min), self.hpa.max)
+            _, ge, up, down = self._grid_spec(g, spec)
             # a scale-down waits while the window holds a recommendation >= spec (recorded, or earlier here)
             window = self.hpa.behavior.scale_down.stabilization
             held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
-            tf = ticks.astype(np.float64)
-            last_ge = np.maximum(np.maximum.accumulate(np.where(sync & (raw >= spec), tf, -1e18)), held)
-            act |= sync & ((rec > spec) | ((rec < spec) & ~(last_ge > tf - window)))
+            tf = g["tf"][sl]
+            last_ge = np.maximum(np.maximum.accumulate(np.where(ge[sl], tf, -1e18)), held)
+            act = act | up[sl] | (down[sl] & ~(last_ge > tf - window))
             if self.min == 0:
-                last = np.where(poll & active, tf, -1e18)
+                last = np.where(g["poll_active"][sl], tf, -1e18)
                 last = np.maximum(np.maximum.accumulate(last), self.last_active)
-                act |= poll & ~active & (ticks - last >= self.cooldown)
-        hits = np.flatnonzero(act)
-        return int(hits[0]) if hits.size else n
+                act |= g["poll_idle"][sl] & (tf - last >= self.cooldown)
+        k = int(act.argmax())
+        return k if act[k] else n
 
     def skip(self, view: ChunkView, ticks: np.ndarray, spec: int) -> None:
         if not len(ticks):
             return
-        idx = ticks - 1 - view.t0
-        value = self._value(view)[idx]
-        floor = self._floor(ticks)
-        active = (value > self.activation) | (floor > 0)
-        poll_active = ticks[((ticks % self.polling) == 0) & active]
-        if poll_active.size:
-            self.last_active = max(self.last_active, float(poll_active[-1]))
-        sync = (ticks % d.HPA_SYNC_PERIOD_S) == 0
+        g = self._grid(view)
+        sl = self._slice(g, ticks)
+        pa = g["poll_active"][sl]
+        k = len(ticks) - 1 - int(pa[::-1].argmax())
+        if pa[k]:
+            self.last_active = max(self.last_active, float(ticks[k]))
+        sync = g["sync"][sl]
         if spec > 0 and sync.any():
             # record what each skipped sync recommended, as reconcile would (only the horizon matters)
             st = ticks[sync]
-            raw = self._raw(value[sync], floor[sync], spec)
+            raw = self._grid_spec(g, spec)[0][sl][sync]
             keep = st > st[-1] - self.hpa.horizon()
             self.hpa.record(st[keep].tolist(), raw[keep].astype(np.int64).tolist())
 
