@@ -254,9 +254,16 @@ def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, des
     partial = target.with_name(f".{target.name}.part")
     try:
         _wait_phase(cluster, name, namespace, ("Running",), wait)
-        size_text = b"".join(cluster.exec_stream(name, namespace, ["stat", "-c", "%s", remote])).decode().strip()
+        from kubectl_gpuscale.kube import CommandFailedError
+
+        try:
+            size_text = b"".join(cluster.exec_stream(name, namespace, ["stat", "-c", "%s", remote])).decode().strip()
+        except CommandFailedError as exc:
+            if exc.command_exit is None:  # stat could not run: not about the archive
+                raise
+            size_text = ""
         if not size_text.isdigit():
-            raise NotFoundError(f"cannot fetch {base} from node {node}", "the archive is not there",
+            raise NotFoundError(f"cannot fetch {base} from node {node}", f"the archive is not in {facts.CHECKPOINT_DIR}",
                                 f"list archives with: kubectl gpuscale checkpoint list --node {node}")
         expected_size = int(size_text)
         sum_text = b"".join(cluster.exec_stream(name, namespace, ["sha256sum", remote])).decode().split()

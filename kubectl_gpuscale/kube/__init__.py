@@ -34,6 +34,17 @@ Versions = list[str]
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
+class CommandFailedError(GpuscaleError):
+    """A command run in a pod (`Cluster.exec_stream`) failed.
+
+    `command_exit` is its exit code, None when it could not run at all.
+    """
+
+    def __init__(self, what: str, why: str = "", fix: str = "", *, command_exit: int | None = None) -> None:
+        super().__init__(what, why, fix)
+        self.command_exit = command_exit
+
+
 @dataclass
 class Response:
     """A raw answer from the API server."""
@@ -422,13 +433,20 @@ class Cluster:
         return int(raw.status), not from_api_server
 
     def exec_stream(self, name: str, namespace: str | None, command: Sequence[str], *,
-                    container: str | None = None, timeout: float | None = None) -> Iterator[bytes]:
+                    container: str | None = None, timeout: float | None = None,
+                    idle_timeout: float = 300) -> Iterator[bytes]:
         """Run `command` (an argv list, no shell) in a pod and yield its stdout as raw bytes chunks.
 
-        Binary-safe (websocket channel frames, like ``kubectl cp``); nothing is buffered beyond a chunk.
-        A non-zero exit or an error on the error channel raises `GpuscaleError` with its stderr.
+        Binary-safe (websocket channel frames, like ``kubectl cp``). Frames are read one at a time
+        and each stdout frame is yielded at once, so memory stays at one frame however large the
+        output. A non-zero exit or an error on the error channel raises `GpuscaleError` with its
+        stderr; a stream that stalls for `idle_timeout` seconds, runs past `timeout`, or breaks
+        before the command's end raises `UnreachableError`.
         """
+        import time as _time
+
         from kubernetes.stream import ws_client
+        from websocket import ABNF, WebSocketException, WebSocketTimeoutException
 
         ns = namespace or self.default_namespace
         what = f"exec {command[0] if command else ''} in pod {ns}/{name}"
@@ -440,38 +458,40 @@ class Cluster:
             "GET", f"/api/v1/namespaces/{ns}/pods/{name}/exec", query_params=query,
             header_params={"Accept": "*/*"}, auth_settings=["BearerToken"])
         try:
-            ws = ws_client.WSClient(self._api.configuration, ws_client.get_websocket_url(url), headers,
-                                    capture_all=False, binary=True)
+            sock = ws_client.create_websocket(self._api.configuration, ws_client.get_websocket_url(url), headers)
         except Exception as exc:  # websocket handshake: 403/404/400 arrive as handshake failures
-            text = str(exc)
-            status = getattr(exc, "status_code", None)
-            if status == 403 or "403" in text:
-                raise ForbiddenError(f"cannot {what}", f"forbidden: {text[:200]}",
-                                     f"ask for 'create' on 'pods/exec'; check with: kubectl auth can-i create "
-                                     f"pods --subresource=exec -n {ns}") from None
-            if status == 404 or "404" in text:
-                raise NotFoundError(f"cannot {what}", f"not found: {text[:200]}",
-                                    "check the pod exists and is running") from None
-            raise UnreachableError(f"cannot {what}", text[:200],
-                                   "check the API server allows exec (websocket upgrade) and the pod is running"
-                                   ) from None
-        import time as _time
-
+            raise _exec_handshake_error(exc, what, ns) from None
         deadline = _time.monotonic() + timeout if timeout else None
         stderr = b""
+        error = b""
         try:
-            while ws.is_open() or ws.peek_stdout():
-                ws.update(timeout=1)
-                if ws.peek_stdout():
-                    yield ws.read_stdout()
-                if ws.peek_stderr():
-                    stderr += ws.read_stderr()[:4096]
-                if deadline and _time.monotonic() > deadline:
-                    raise UnreachableError(f"{what} timed out", f"no end within {timeout}s",
-                                           "raise the timeout or check the node")
-            error = ws.read_channel(3)
+            while True:
+                wait = idle_timeout if deadline is None else min(idle_timeout, max(0.01, deadline - _time.monotonic()))
+                sock.settimeout(wait)
+                try:
+                    opcode, frame = sock.recv_data_frame(True)
+                except WebSocketTimeoutException:
+                    why = (f"no end within {timeout}s" if deadline and _time.monotonic() >= deadline
+                           else f"no data for {idle_timeout:.0f}s")
+                    raise UnreachableError(f"{what} timed out", why, "raise the timeout or check the node") from None
+                except (WebSocketException, OSError) as exc:
+                    raise UnreachableError(f"{what} broke off", f"the connection ended before the command did: "
+                                           f"{type(exc).__name__}: {str(exc)[:160]}", "run it again") from None
+                if opcode == ABNF.OPCODE_CLOSE:
+                    break
+                if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT) or not frame.data:
+                    continue
+                data = frame.data if isinstance(frame.data, bytes) else str(frame.data).encode()
+                channel, payload = data[0], data[1:]
+                if channel == ws_client.STDOUT_CHANNEL:
+                    if payload:
+                        yield payload
+                elif channel == ws_client.STDERR_CHANNEL:
+                    stderr = (stderr + payload)[:4096]
+                elif channel == ws_client.ERROR_CHANNEL:
+                    error += payload
         finally:
-            ws.close()
+            sock.close(timeout=1)
         if error:
             try:
                 status = json.loads(error)
@@ -480,8 +500,11 @@ class Cluster:
             if status.get("status") != "Success":
                 why = str(status.get("message") or "the command failed")
                 detail = stderr.decode("utf-8", "replace").strip()
-                raise GpuscaleError(f"cannot {what}", f"{why}{': ' + detail[:300] if detail else ''}",
-                                    "check the pod's container and the path")
+                causes = (status.get("details") or {}).get("causes") or []
+                codes = [str(c.get("message")) for c in causes if isinstance(c, dict) and c.get("reason") == "ExitCode"]
+                raise CommandFailedError(f"cannot {what}", f"{why}{': ' + detail[:300] if detail else ''}",
+                                         "check the pod's container and the path",
+                                         command_exit=int(codes[0]) if codes and codes[0].isdigit() else None)
 
     def can_i(self, verb: str, resource: str, *, group: str = "", namespace: str | None = None,
               subresource: str | None = None, name: str | None = None) -> bool:
@@ -624,3 +647,24 @@ def _conflicting_managers(status: Mapping[str, Any]) -> tuple[str, ...]:
             if match and match.group(1) not in managers:
                 managers.append(match.group(1))
     return tuple(managers)
+
+
+def _exec_handshake_error(exc: Exception, what: str, namespace: str) -> GpuscaleError:
+    """The error for a refused exec upgrade (the API server answers a Status body instead of 101)."""
+    status = getattr(exc, "status_code", None)
+    body = getattr(exc, "resp_body", None) or b""
+    try:
+        message = str(json.loads(body).get("message") or "")
+    except (ValueError, AttributeError):
+        message = body.decode("utf-8", "replace").strip() if isinstance(body, bytes) else str(body)
+    text = message or str(exc)
+    if status == 403 or (status is None and "403" in text):
+        return ForbiddenError(f"cannot {what}", f"forbidden: {text[:200]}",
+                              f"ask for 'create' on 'pods/exec'; check with: kubectl auth can-i create "
+                              f"pods --subresource=exec -n {namespace}")
+    if status == 404 or (status is None and "404" in text):
+        return NotFoundError(f"cannot {what}", f"not found: {text[:200]}", "check the pod exists and is running")
+    if status == 400:
+        return GpuscaleError(f"cannot {what}", text[:200], "check the pod is running and the container name")
+    return UnreachableError(f"cannot {what}", text[:200],
+                            "check the API server allows exec (websocket upgrade) and the pod is running")

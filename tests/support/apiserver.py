@@ -18,6 +18,11 @@ conventions the tool depends on:
 - subresources: ``status``, ``scale`` (Deployment, StatefulSet, ReplicaSet and
   CRDs declaring it), pod ``log``, node ``proxy`` (kubelet checkpoint and
   configured answers);
+- pod ``exec`` over a websocket (RFC 6455 handshake, ``v5``/``v4.channel.k8s.io``,
+  64 KiB binary channel frames, a channel-3 Status with the exit code; see
+  `tests.support.exec_ws`): answers come from per-pod handlers (`ApiServer.set_exec`,
+  `file_exec_handler` for ``cat``/``stat``/``sha256sum``), calls are recorded (`ApiServer.execs`);
+  the pod must be Running, ``create pods/exec`` is authorized; no stdin, no tty;
 - CustomResourceDefinitions registered at run time (Established at once);
 - SelfSubjectAccessReview and a deny list that also makes requests 403;
 - a bearer token check and a record of every request.
@@ -58,7 +63,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from tests.support import exec_ws
 from tests.support import kube_semantics as sem
+from tests.support.exec_ws import ExecHandler, file_exec_handler
 from tests.support.kube_types import BUILTIN_TYPES, OPTIONAL_TYPES, ResourceType, crd_types
 
 DEFAULT_TOKEN = "gpuscale-test-token"
@@ -141,6 +148,30 @@ class CheckpointCall:
     container: str
     timeout: str | None
     answer_code: int
+
+
+@dataclass(frozen=True)
+class ExecCall:
+    """A pod exec that reached the (simulated) container."""
+
+    namespace: str
+    pod: str
+    container: str
+    command: tuple[str, ...]
+    protocol: str
+    exit_code: int | None  # None: the command could not run (no handler, or the handler raised)
+    stdout_bytes: int
+
+
+@dataclass(frozen=True)
+class _ExecSession:
+    """A validated exec request waiting for its websocket upgrade."""
+
+    namespace: str
+    pod: str
+    container: str
+    command: list[str]
+    handler: ExecHandler | None
 
 
 @dataclass
@@ -243,6 +274,8 @@ class ApiServer:
         self._proxy: dict[tuple[str, str, str], tuple[int, bytes, str]] = {}
         self._service_proxy: dict[tuple[str, str, str, str], tuple[int, bytes, str]] = {}
         self._checkpoints: list[CheckpointCall] = []
+        self._exec_handlers: dict[tuple[str, str | None], ExecHandler] = {}
+        self._execs: list[ExecCall] = []
         self._stopping = False
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -403,6 +436,22 @@ class ApiServer:
             ctype = content_type or "text/plain; charset=utf-8"
         with self._lock:
             self._service_proxy[(namespace, service, method.upper(), path.strip("/"))] = (status, data, ctype)
+
+    def set_exec(self, namespace: str, pod: str | None, handler: ExecHandler) -> None:
+        """How ``exec`` in a pod answers: ``handler(argv, container) -> (stdout, stderr, exit code)``.
+
+        ``pod=None`` covers every pod of the namespace (helper pods have generated names); an exact
+        pod entry wins. Without a handler the exec fails with an InternalError status on channel 3.
+        `file_exec_handler` serves files for ``cat PATH``, ``stat -c %s PATH`` and ``sha256sum PATH``.
+        """
+        with self._lock:
+            self._exec_handlers[(namespace, pod)] = handler
+
+    @property
+    def execs(self) -> list[ExecCall]:
+        """The exec calls that reached a container, oldest first."""
+        with self._lock:
+            return list(self._execs)
 
     @property
     def checkpoints(self) -> list[CheckpointCall]:
@@ -663,6 +712,9 @@ class ApiServer:
                     authorization is None and self.anonymous):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             code, answer = self._route(record)
+            if isinstance(answer, _ExecSession):
+                self._websocket_exec(h, answer)
+                return
             if isinstance(answer, Iterator):
                 self._send_stream(h, answer)
                 return
@@ -812,6 +864,12 @@ class ApiServer:
             return self._service_proxy_call(req, route)
         if route.sub and route.sub not in self._subresources(rt):
             raise self._not_served()
+        if route.sub == "exec" and rt.key == ("", "pods"):
+            if method not in ("GET", "POST"):
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                               "resource")
+            self._authorize("create", route)
+            return 101, self._exec_session(req, route)
         if route.name is None:
             verb = {"GET": "watch" if req.param("watch") in ("true", "1") else "list", "POST": "create",
                     "DELETE": "deletecollection"}.get(method)
@@ -1451,6 +1509,77 @@ class ApiServer:
             text = text.encode()[: int(limit)].decode("utf-8", "ignore")
         raise RawAnswer(200, text)
 
+    def _exec_session(self, req: RecordedRequest, route: _Route) -> _ExecSession:
+        """Validate an exec request like the API server and kubelet do, before any upgrade."""
+        command = req.query.get("command") or []
+        if not command:
+            raise ApiError(400, "BadRequest", "you must specify at least 1 command")
+        if not any(req.param(s) in ("true", "1") for s in ("stdin", "stdout", "stderr")):
+            raise ApiError(400, "BadRequest", "you must specify at least 1 of stdin, stdout, stderr")
+        with self._lock:
+            pod = self._must_find(route)
+            containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+            container = req.param("container")
+            if not container:
+                if len(containers) != 1:
+                    raise ApiError(400, "BadRequest", f"a container name must be specified for pod {route.name}, "
+                                   f"choose one of: [{' '.join(containers)}]")
+                container = containers[0]
+            elif container not in containers:
+                raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {route.name}")
+            phase = (pod.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed"):
+                raise ApiError(400, "BadRequest", f"cannot exec into a container in a completed pod; current phase "
+                               f"is {phase}")
+            if phase != "Running":
+                raise ApiError(404, "NotFound", f'unable to upgrade connection: container not found ("{container}")')
+            namespace, name = route.namespace or "default", route.name or ""
+            handler = self._exec_handlers.get((namespace, name)) or self._exec_handlers.get((namespace, None))
+        return _ExecSession(namespace, name, container, list(command), handler)
+
+    def _websocket_exec(self, h: _Handler, session: _ExecSession) -> None:
+        """Upgrade to a websocket, run the handler, stream its output in channel frames, then close."""
+        if "websocket" not in h.headers.get("Upgrade", "").lower() or \
+                "upgrade" not in h.headers.get("Connection", "").lower():
+            raise ApiError(400, "BadRequest", "Upgrade request required")
+        key = h.headers.get("Sec-WebSocket-Key")
+        if not key:
+            raise ApiError(400, "BadRequest", "missing Sec-WebSocket-Key")
+        offered = ",".join(h.headers.get_all("Sec-WebSocket-Protocol") or [])
+        protocol = exec_ws.choose_protocol(offered)
+        if protocol is None:
+            raise ApiError(400, "BadRequest", f"requested protocol(s) are not supported: [{offered}]; supports "
+                           f"[{' '.join(exec_ws.PROTOCOLS)}]")
+        stdout, stderr, code = b"", b"", None
+        if session.handler is None:
+            status = exec_ws.internal_error(f"the test API server has no exec handler for pod {session.namespace}/"
+                                            f"{session.pod} (ApiServer.set_exec)")
+        else:
+            try:
+                stdout, stderr, code = session.handler(list(session.command), session.container)
+                status = exec_ws.exit_status(code, session.command)
+            except Exception as exc:  # a bug in the test's handler: say so on the error channel
+                status = exec_ws.internal_error(f"exec handler raised {type(exc).__name__}: {exc}")
+        with self._lock:
+            self._execs.append(ExecCall(session.namespace, session.pod, session.container, tuple(session.command),
+                                        protocol, code, len(stdout)))
+        h.close_connection = True
+        try:
+            h.send_response(101, "Switching Protocols")
+            h.send_header("Upgrade", "websocket")
+            h.send_header("Connection", "Upgrade")
+            h.send_header("Sec-WebSocket-Accept", exec_ws.accept_key(key))
+            h.send_header("Sec-WebSocket-Protocol", protocol)
+            h.end_headers()
+            h.wfile.flush()
+            exec_ws.send_channel(h.wfile, exec_ws.STDOUT, stdout)
+            exec_ws.send_channel(h.wfile, exec_ws.STDERR, stderr)
+            exec_ws.send_status(h.wfile, status)
+            h.connection.settimeout(10)
+            exec_ws.drain_until_close(h.rfile)
+        except (OSError, ValueError):  # the client went away (or sent garbage): nothing more to say
+            return
+
     def _node_proxy(self, req: RecordedRequest, route: _Route) -> tuple[int, Any]:
         node = route.name or ""
         with self._lock:
@@ -1584,5 +1713,5 @@ def _expand(sources: Iterable[Any]) -> Iterator[dict[str, Any]]:
             raise TypeError(f"cannot seed from {type(source).__name__}")
 
 
-__all__ = ["ApiError", "ApiServer", "CheckpointCall", "DEFAULT_TOKEN", "KUBELET_CLIENT_FORBIDDEN", "RecordedRequest",
-           "now_rfc3339"]
+__all__ = ["ApiError", "ApiServer", "CheckpointCall", "DEFAULT_TOKEN", "ExecCall", "ExecHandler", "KUBELET_CLIENT_FORBIDDEN",
+           "RecordedRequest", "file_exec_handler", "now_rfc3339"]
