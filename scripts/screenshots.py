@@ -21,7 +21,7 @@ async def shoot(name: str, minutes: float, keys: tuple[str, ...] = (), history: 
     source = DemoSource(realtime=False)
     history = min(history, int(minutes * 60 // 15))
     source.advance_by(minutes * 60 - history * 15)
-    app = TopApp(source, interval=None, clock=lambda: "")
+    app = TopApp(source, interval=None, show_clock=False)
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         for _ in range(history):

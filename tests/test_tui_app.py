@@ -201,3 +201,17 @@ def test_filter_workloads(text: str, expected: int) -> None:
     from kubectl_gpuscale.tui.model import filter_workloads
 
     assert len(filter_workloads(_workloads(), text)) == expected
+
+
+async def test_polls_never_double_up_when_refreshing_by_hand() -> None:
+    source = FakeSource()
+    app = TopApp(source, interval=0.5)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _settle(app, pilot)
+        for _ in range(10):
+            await pilot.press("r")
+            await _settle(app, pilot)
+        start = source.calls
+        await pilot.pause(2.0)
+        await _settle(app, pilot)
+        assert source.calls - start <= 6  # one poll chain every 0.5 s (4 in 2 s), not eleven

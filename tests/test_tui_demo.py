@@ -83,7 +83,7 @@ def test_live_dashboard_refuses_json_without_once() -> None:
 
 async def test_namespace_switch_in_the_demo() -> None:
     source = DemoSource(realtime=False)
-    app = TopApp(source, interval=None, clock=lambda: "t")
+    app = TopApp(source, interval=None, show_clock=False)
     async with app.run_test(size=(150, 45)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -98,7 +98,7 @@ async def test_namespace_switch_in_the_demo() -> None:
 def _demo_app(minutes: int) -> TopApp:
     source = DemoSource(realtime=False)
     source.advance_by(minutes * 60)
-    return TopApp(source, interval=None, clock=lambda: "Mon 00:14")
+    return TopApp(source, interval=None, show_clock=False)
 
 
 def test_snapshot_main_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sparkline, Static
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, WorkerState
@@ -65,8 +66,7 @@ class TopApp(App[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self, source: Source, *, interval: float | None = 2.0,
-                 clock: Callable[[], str] | None = None) -> None:
+    def __init__(self, source: Source, *, interval: float | None = 2.0, show_clock: bool = True) -> None:
         super().__init__()
         self.source = source
         self.interval = interval
@@ -75,13 +75,14 @@ class TopApp(App[None]):
         self.filter_text = ""
         self.selected_key: str | None = None
         self._seen_events: set[tuple[str, str, str, str]] = set()
-        self._clock = clock
+        self._show_clock = show_clock
+        self._next_poll: Timer | None = None
         self._cells: dict[str, tuple[object, ...]] = {}
         self._shown_findings: tuple[Finding, ...] | None = None
         self.refreshes = 0
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=self._clock is None)
+        yield Header(show_clock=self._show_clock)
         yield Static("", id="problems")
         yield DataTable(id="workloads", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="detail"):
@@ -117,7 +118,10 @@ class TopApp(App[None]):
     # ---- refresh loop ------------------------------------------------------------------------------
 
     def action_refresh(self) -> None:
-        """Fetch a snapshot now (in a worker thread)."""
+        """Fetch a snapshot now (in a worker thread); the next poll is scheduled when it finishes."""
+        if self._next_poll is not None:
+            self._next_poll.stop()
+            self._next_poll = None
         self._fetch()
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -132,7 +136,9 @@ class TopApp(App[None]):
         elif event.state == WorkerState.ERROR:
             self._show_problems((f"refresh failed: {event.worker.error}; showing the last values",))
         if event.state in (WorkerState.SUCCESS, WorkerState.ERROR) and self.interval:
-            self.set_timer(self.interval, self._fetch)
+            if self._next_poll is not None:
+                self._next_poll.stop()
+            self._next_poll = self.set_timer(self.interval, self._fetch)
 
     # ---- rendering ---------------------------------------------------------------------------------
 
