@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale.autoscale import builders
-from kubectl_gpuscale.autoscale.hpa import HPA_KIND
+from kubectl_gpuscale.autoscale.hpa import HPA_KIND, quantity
+from kubectl_gpuscale.autoscale.querycheck import NameForms, PromSource, check_query
 from kubectl_gpuscale.errors import GpuscaleError, InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -128,6 +129,71 @@ def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]]) -> list[st
         raise GpuscaleError("cannot migrate --to knative", "Knative Serving is not installed",
                             "run: kubectl gpuscale install knative")
     return warnings
+
+
+@dataclass(frozen=True)
+class QueryFinding:
+    """One line of the query preflight: ``level`` is "warning" (the trigger will not work as is) or "ok"."""
+
+    level: str
+    text: str
+
+
+def query_preflight(prom: PromSource, objects: Sequence[Mapping[str, Any]]) -> list[QueryFinding]:
+    """Run each ScaledObject prometheus trigger's query once (the check `doctor` does live, GS004/GS005).
+
+    KEDA needs exactly one series: none -> a warning saying why (the form or the renamed name
+    Prometheus holds, or labels matching no pod); several -> a warning to wrap it in ``sum``; one
+    -> its value now against the threshold. Prometheus unreachable -> one warning and no more
+    queries. Never raises for a Prometheus failure: these are warnings, the migration goes on.
+    """
+    forms = NameForms(prom)
+    out: list[QueryFinding] = []
+    for obj in objects:
+        if obj.get("kind") != SO_KIND:
+            continue
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        fallback = (spec.get("fallback") or {}).get("replicas")
+        for trigger in spec.get("triggers") or []:
+            md = trigger.get("metadata") or {}
+            query = str(md.get("query") or "").strip()
+            if trigger.get("type") != "prometheus" or not query:
+                continue
+            try:
+                threshold: float | None = quantity(md.get("threshold"))
+            except (TypeError, ValueError):
+                threshold = None
+            where = f"ScaledObject {meta.get('namespace')}/{meta.get('name')} trigger {trigger.get('name')}"
+            check = check_query(prom, query, threshold, forms)
+            if check.error is not None:
+                if isinstance(check.error, InputError):
+                    out.append(QueryFinding("warning", f"{where}: {check.error.what}: {check.error.why}; "
+                                                       f"{check.error.fix}"))
+                    continue
+                out.append(QueryFinding("warning", f"trigger queries not checked: {check.error.what}: "
+                                                   f"{check.error.why}; the migration goes on (check them later "
+                                                   f"with: kubectl gpuscale doctor --prometheus URL)"))
+                return out
+            if not check.series:
+                hold = f"KEDA holds {fallback} replica(s) (fallback) until it returns one" if fallback \
+                    else "KEDA errors until it returns one"
+                out.append(QueryFinding("warning", f"{where}: the query returns no series now ({check.why_empty}); "
+                                                   f"{hold}: fix the metric name or labels, or pass --query"))
+            elif check.series > 1:
+                out.append(QueryFinding("warning", f"{where}: the query returns {check.series} series now (KEDA "
+                                                   f"needs exactly one): wrap it in sum(...)"))
+            elif check.value is None:
+                out.append(QueryFinding("warning", f"{where}: the query returns one series with no value (NaN) "
+                                                   f"now: check the metric is exported"))
+            else:
+                per = trigger.get("metricType") in (None, "AverageValue")
+                wanted = f" (about {check.wanted_replicas} replica(s) wanted)" \
+                    if per and check.wanted_replicas is not None else ""
+                shown = "-" if threshold is None else f"{threshold:g}"
+                out.append(QueryFinding("ok", f"{where}: one series, {check.value:g} now vs threshold "
+                                              f"{shown}{' per replica' if per else ''}{wanted}"))
+    return out
 
 
 def _ident(obj: Mapping[str, Any]) -> tuple[str, str, str, str | None]:

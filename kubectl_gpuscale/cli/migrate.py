@@ -127,6 +127,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     if files and (names or all_hpas) and kube.selector:
         raise InputError("cannot combine -f with -l", "selectors apply to cluster reads", "drop one of them")
     cluster = None
+    prometheus_flag = prometheus
     originals: dict[tuple[str, str], Any] = {}
     wheres: list[str] = []
     if files:
@@ -180,6 +181,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
             cluster = kube.cluster()
         for line in preflight(cluster, to_write):
             warn(line)
+        _check_queries(prometheus_flag, cluster, kube, to_write)
         apply_all(cluster, to_write, dry_run=kube.dry_run == "server", force=kube.force_conflicts)
         suffix = " (server dry run)" if kube.dry_run == "server" else ""
         for r in results:
@@ -202,6 +204,45 @@ def _emit_yaml(objects: list[dict[str, Any]]) -> None:
     from kubectl_gpuscale.manifests import dump_yaml
 
     click.echo(dump_yaml(as_list(objects)), nl=False)
+
+
+def _check_queries(flag: str | None, cluster: Any, kube: KubeOptions, objects: list[dict[str, Any]]) -> None:
+    """Preflight: run each trigger query once on the Prometheus the user can reach; warnings only.
+
+    That Prometheus is --prometheus, else $GPUSCALE_PROMETHEUS_URL, else the one `install` recorded
+    (the in-cluster Service found for the triggers' serverAddress is usually not reachable from here).
+    """
+    from kubectl_gpuscale.autoscale.apply import SO_KIND, query_preflight
+    from kubectl_gpuscale.cli.output import note, warn
+    from kubectl_gpuscale.prom.settings import resolve_token, resolve_url
+
+    if not any(t.get("type") == "prometheus" for o in objects if o.get("kind") == SO_KIND
+               for t in (o.get("spec") or {}).get("triggers") or []):
+        return
+    configured = None
+    if flag is None:
+        from kubectl_gpuscale import config
+
+        ref = config.configured_prometheus(cluster, context=kube.context)
+        configured = ref.url if ref else None
+    try:
+        url = resolve_url(flag, configured=configured)
+    except InputError as exc:
+        if exc.what == "no Prometheus URL":
+            note("preflight: trigger queries not checked: no Prometheus URL known (pass --prometheus URL, "
+                 "e.g. a port-forward, or set $GPUSCALE_PROMETHEUS_URL)")
+        else:
+            warn(f"trigger queries not checked: {exc.what}: {exc.why}; {exc.fix}")
+        return
+    from kubectl_gpuscale.prom import Prometheus
+
+    note(f"preflight: checking trigger queries on Prometheus at {url.url} ({url.source})")
+    with Prometheus.connect(url.url, bearer_token=resolve_token(), timeout=kube.request_timeout or 10.0) as prom:
+        for finding in query_preflight(prom, objects):
+            if finding.level == "warning":
+                warn(finding.text)
+            else:
+                note(f"preflight: {finding.text}")
 
 
 def _find_prometheus(cluster: Any) -> str | None:

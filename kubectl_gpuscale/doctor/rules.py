@@ -8,12 +8,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.autoscale import builders
 from kubectl_gpuscale.autoscale.convert import UNKNOWN_COLD_START
 from kubectl_gpuscale.autoscale.hpa import HPA_DEFAULT_SCALE_DOWN_WINDOW, HPA_KIND, parse_hpa, quantity
+from kubectl_gpuscale.autoscale.querycheck import (
+    NameForms,
+    PromSource,
+    check_query,
+    metric_names,
+    renamed,
+)
 from kubectl_gpuscale.doctor.model import Finding, Patch, Rule, sort_key
 from kubectl_gpuscale.doctor.snapshot import (
     Snapshot,
@@ -48,24 +55,6 @@ K8S_DEFAULT_PROGRESS_DEADLINE = 600
 PROBE_DEFAULT_PERIOD = 10
 PROBE_DEFAULT_FAILURES = 3
 AGGREGATIONS = ("sum", "avg", "max", "min", "count", "scalar", "group")
-_METRIC_TOKEN = re.compile(r"(?<![\w:\"'.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?=\s*(\{|\[|\)|$|\s|[-+*/><=!]))")
-_PROMQL_WORDS = frozenset({
-    "sum", "avg", "max", "min", "count", "by", "without", "rate", "irate", "increase", "bool", "and", "or",
-    "unless", "on", "ignoring", "group_left", "group_right", "offset", "scalar", "vector", "histogram_quantile",
-    "topk", "bottomk", "quantile", "stddev", "stdvar", "count_values", "abs", "ceil", "floor", "round", "clamp",
-    "clamp_max", "clamp_min", "avg_over_time", "max_over_time", "min_over_time", "sum_over_time", "delta",
-    "deriv", "time", "absent", "label_replace", "group", "le", "inf", "nan", "atan2",
-})
-
-
-class PromSource(Protocol):
-    """What the live checks need from Prometheus (`kubectl_gpuscale.prom.Prometheus` has it)."""
-
-    def query(self, promql: str) -> Sequence[Any]: ...
-
-    def name_forms(self, name: str) -> list[str]: ...
-
-    def pod_labels(self, metric: str) -> Any: ...
 
 
 def _ks() -> dict[str, str]:
@@ -359,35 +348,6 @@ def _prom_triggers(snap: Snapshot) -> Iterator[tuple[Mapping[str, Any], int, Map
                 yield so, i, t["metadata"]
 
 
-def metric_names(query: str) -> list[str]:
-    """The metric names a PromQL expression mentions (label names, functions and keywords left out)."""
-    text = re.sub(r"\{[^}]*\}", "{}", re.sub(r'"(?:[^"\\]|\\.)*"', '""', query))
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    text = re.sub(r"\[[^\]]*\]", "[]", text)
-    names = []
-    for match in _METRIC_TOKEN.finditer(text):
-        token = match.group(1)
-        if token.lower() in _PROMQL_WORDS or re.fullmatch(r"\d.*", token):
-            continue
-        if token not in names:
-            names.append(token)
-    for plain in regex_names(query):
-        if plain not in names:
-            names.append(plain)
-    return names
-
-
-def regex_names(query: str) -> list[str]:
-    """Metric names matched through ``{__name__=~"..."}`` (``[:_]`` read as ':': both forms covered)."""
-    out = []
-    for pattern in re.findall(r'__name__\s*=~?\s*"([^"]+)"', query):
-        for part in pattern.split("|"):
-            plain = part.replace("[:_]", ":")
-            if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", plain) and plain not in out:
-                out.append(plain)
-    return out
-
-
 def aggregated(query: str) -> bool:
     """Whether the outermost expression is an aggregation to one element (sum(...) without by/without)."""
     text = " ".join(query.split())
@@ -412,20 +372,6 @@ def aggregated(query: str) -> bool:
         if re.match(r"^([-+*/%^]|==|!=|>=|<=|>|<)", rest) else False
 
 
-def _renamed(name: str) -> tuple[engines.Engine, str, str] | None:
-    """(engine, current name, role) when ``name`` is a superseded spelling of an engine metric."""
-    found = engines.engine_for_metric(name)
-    if not found:
-        return None
-    engine, role = found
-    metric: engines.Metric = getattr(engine, role)
-    plain = name.replace(":", "_")
-    for i, known in enumerate(metric.names):
-        if known.replace(":", "_") == plain and i > 0:
-            return engine, metric.names[0], role
-    return None
-
-
 def _threshold(meta_: Mapping[str, Any]) -> float | None:
     try:
         return quantity(meta_.get("threshold"))
@@ -439,9 +385,9 @@ def static_queries(snap: Snapshot) -> Iterator[Finding]:
         query = str(md.get("query") or "")
         base = f"spec.triggers[{i}].metadata"
         for name in metric_names(query):
-            renamed = _renamed(name)
-            if renamed:
-                engine, current, role = renamed
+            old = renamed(name)
+            if old:
+                engine, current, role = old
                 yield _finding("GS006", so, f"{base}.query", name,
                                f"the {engine.display} {role.replace('_', ' ')} metric {name} was renamed "
                                f"{current}; on a current engine this query finds nothing",
@@ -475,32 +421,19 @@ def static_queries(snap: Snapshot) -> Iterator[Finding]:
 
 def live_queries(snap: Snapshot, prom: PromSource) -> Iterator[Finding]:
     """GS004, GS005, GS007, GS023, GS024: run each prometheus trigger's query against Prometheus."""
-    forms_cache: dict[str, list[str]] = {}
-
-    def forms(name: str) -> list[str]:
-        if name not in forms_cache:
-            try:
-                forms_cache[name] = prom.name_forms(name)
-            except (GpuscaleError, ValueError):
-                forms_cache[name] = []
-        return forms_cache[name]
-
+    forms = NameForms(prom)
     reported: set[str] = set()
     for so, i, md in _prom_triggers(snap):
         query = str(md.get("query") or "").strip()
         field = f"spec.triggers[{i}].metadata.query"
         if not query:
             continue
-        threshold = _threshold(md)
-        try:
-            samples = list(prom.query(query))
-        except GpuscaleError as exc:
-            yield _finding("GS024", so, field, query, f"{exc.what}: {exc.why}", extra={"query": query})
+        check = check_query(prom, query, _threshold(md), forms)
+        if check.error is not None:
+            yield _finding("GS024", so, field, query, f"{check.error.what}: {check.error.why}",
+                           extra={"query": query})
             continue
-        names = metric_names(query)
-        both_forms = set(regex_names(query))
-        held = {n: forms(n) for n in names}
-        for name, found in held.items():
+        for name, found in check.held.items():
             if found and name not in reported and (":" in name or engines.engine_for_metric(name)):
                 reported.add(name)
                 form = "underscore" if ":" not in found[0] and ":" in name else \
@@ -509,42 +442,21 @@ def live_queries(snap: Snapshot, prom: PromSource) -> Iterator[Finding]:
                 yield _finding("GS007", so, field, ", ".join(found),
                                f"Prometheus holds {', '.join(found)} ({form} form){both}",
                                extra={"metric": name, "held": found})
-        if not samples:
-            reasons = [_why_empty(name, found, name in both_forms, forms) for name, found in held.items()]
-            why = "; ".join(reasons) or "the selectors match no series"
+        if not check.series:
             yield _finding("GS004", so, field, query,
-                           f"the query returns no series now ({why}); threshold {md.get('threshold')}",
-                           extra={"query": query, "series": 0, "threshold": threshold, "reasons": reasons})
-        elif len(samples) > 1:
+                           f"the query returns no series now ({check.why_empty}); threshold {md.get('threshold')}",
+                           extra={"query": query, "series": 0, "threshold": check.threshold,
+                                  "reasons": list(check.reasons)})
+        elif check.series > 1:
             yield _finding("GS005", so, field, query,
-                           f"the query returns {len(samples)} series now (KEDA needs one); wrap it in sum(...)",
-                           extra={"query": query, "series": len(samples),
-                                  "values": [getattr(s, "value", None) for s in samples[:10]]})
-        else:
-            value = getattr(samples[0], "value", None)
-            if value is not None and threshold and not math.isnan(value):
-                yield _finding("GS007", so, field, f"{value:g}",
-                               f"the query returns one series: {value:g} now vs threshold {threshold:g} "
-                               f"(about {max(0, math.ceil(value / threshold))} replica(s) wanted)",
-                               extra={"query": query, "value": value, "threshold": threshold})
-        yield from _dcgm_labels(so, field, query, names, prom)
-
-
-def _why_empty(name: str, found: Sequence[str], both_forms: bool, forms: Callable[[str], list[str]]) -> str:
-    """Why a metric of an empty query matched nothing: colon/underscore form, rename, or labels."""
-    if found and not both_forms and name not in found:
-        return f"Prometheus holds {found[0]}, not {name}"
-    other = engines.engine_for_metric(name)
-    if other:
-        alternatives = [n for n in getattr(other[0], other[1]).names if n.replace(":", "_") != name.replace(":", "_")]
-        present = [f for alt in alternatives for f in forms(alt)]
-        if present:
-            which = "the current name" if _renamed(name) else "the engine's other name"
-            return f"Prometheus holds {present[0]} ({which})" + (
-                f"; {', '.join(found)} exists but not with these labels" if found else f", not {name}")
-    if found:
-        return f"{', '.join(found)} exists but no series match the query's labels"
-    return f"no series named {name} in either form"
+                           f"the query returns {check.series} series now (KEDA needs one); wrap it in sum(...)",
+                           extra={"query": query, "series": check.series, "values": check.values})
+        elif check.value is not None and check.threshold:
+            yield _finding("GS007", so, field, f"{check.value:g}",
+                           f"the query returns one series: {check.value:g} now vs threshold {check.threshold:g} "
+                           f"(about {check.wanted_replicas} replica(s) wanted)",
+                           extra={"query": query, "value": check.value, "threshold": check.threshold})
+        yield from _dcgm_labels(so, field, query, list(check.held), prom)
 
 
 def _dcgm_labels(so: Mapping[str, Any], field: str, query: str, names: Sequence[str],
