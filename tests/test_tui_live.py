@@ -193,3 +193,23 @@ def test_context_switch_reads_the_other_cluster(apiserver: Any, tmp_path: Any) -
         assert [w.name for w in source.refresh().workloads] == ["other-model"]
     finally:
         other.stop()
+
+
+def test_top_once_on_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: x}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n")
+    plugin = str(Path(sys.executable).parent / "kubectl-gpuscale")
+    result = subprocess.run([plugin, "top", "--once", "--kubeconfig", str(kubeconfig)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "connection refused" in result.stderr and "Traceback" not in result.stderr
+    missing = subprocess.run([plugin, "top", "--kubeconfig", str(tmp_path / "nope")], capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 2 and "cannot read kubeconfig" in missing.stderr

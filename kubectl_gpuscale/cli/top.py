@@ -72,6 +72,11 @@ def _print_once(source: object, output: str) -> None:
     from kubectl_gpuscale.tui.model import History, Workload, classify
 
     snapshot = source.refresh()  # type: ignore[attr-defined]
+    failed = [p for p in snapshot.problems if p.startswith("cluster: ")]
+    if failed:
+        from kubectl_gpuscale.errors import GpuscaleError
+
+        raise GpuscaleError("top --once: " + failed[0].removeprefix("cluster: error: ").removeprefix("cluster: "))
     if output in ("json", "yaml"):
         emit_data(snapshot.to_dict(), output)
         return

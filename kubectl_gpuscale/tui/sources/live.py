@@ -84,7 +84,8 @@ class LiveSource:
 
     @classmethod
     def from_options(cls, kube: KubeOptions, *, prometheus_url: str | None) -> LiveSource:
-        """Build from the kubectl flags; connects lazily, on the first refresh (in the worker)."""
+        """Build from the kubectl flags. The kubeconfig is read now (a missing or bad one is a one-line
+        error before the dashboard starts); the first request is sent by the first refresh, in the worker."""
         from kubectl_gpuscale.prom.settings import resolve_url
 
         try:
@@ -102,7 +103,8 @@ class LiveSource:
         def other_context(context: str) -> Cluster:
             return replace(kube, context=context).cluster()
 
-        source = cls(kube.cluster, connect_prometheus if url else None, namespace=namespace,
+        cluster = kube.cluster()  # reads the kubeconfig only (no request): a bad one fails before the UI starts
+        source = cls(lambda: cluster, connect_prometheus if url else None, namespace=namespace,
                      selector=kube.selector, name=f"context {kube.context or 'current'}",
                      context_factory=other_context)
         source._explicit_namespace = kube.namespace is not None or kube.all_namespaces  # type: ignore[attr-defined]
