@@ -7,6 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.support import kube_semantics as sem
 from tests.support.apiserver import KUBELET_CLIENT_FORBIDDEN, ApiServer
+from tests.support.kube_fixtures import TestApiServer
 
 DEPLOY = """
 apiVersion: apps/v1
@@ -588,3 +590,160 @@ def test_no_op_writes_keep_the_resource_version(apiserver: ApiServer, http: Http
     _, changed = apply(http, deployment(replicas=3), "gpuscale")
     assert int(changed["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
     assert changed["metadata"]["generation"] == first["metadata"]["generation"] + 1
+
+
+# ---- pod exec (websocket) --------------------------------------------------------------------------------
+
+EXEC_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper", "namespace": "ml"},
+            "spec": {"containers": [{"name": "sh", "image": "busybox"}]}, "status": {"phase": "Running"}}
+
+
+def _raw_exec(server: ApiServer, query: str, protocols: str) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """Open an exec websocket by hand; (response head, [(opcode, payload)] until the close frame)."""
+    import socket
+    import struct
+
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall((f"GET /api/v1/namespaces/ml/pods/helper/exec?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Bearer {server.token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  f"Sec-WebSocket-Protocol: {protocols}\r\n\r\n").encode())
+    stream = sock.makefile("rb")
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += stream.read(1)
+    frames: list[tuple[int, bytes]] = []
+    while True:
+        first, second = stream.read(2)
+        assert first & 0x80 and not second & 0x80  # final frames, unmasked (server to client)
+        length = second & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", stream.read(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", stream.read(8))[0]
+        frames.append((first & 0x0F, stream.read(length)))
+        if first & 0x0F == 0x8:
+            break
+    sock.sendall(bytes([0x88, 0x82, 1, 2, 3, 4]) + bytes(b ^ m for b, m in zip(b"\x03\xe8", b"\x01\x02", strict=True)))
+    sock.close()
+    return head, frames
+
+
+def test_exec_handshake_and_channel_frames(apiserver: ApiServer) -> None:
+    from tests.support.apiserver import file_exec_handler
+
+    apiserver.seed(EXEC_POD)
+    payload = bytes(range(256)) * 1024 + b"tail"  # 262148 bytes: five frames of at most 64 KiB
+    apiserver.set_exec("ml", "helper", file_exec_handler({"/data": payload}))
+    head, frames = _raw_exec(apiserver, "command=cat&command=/data&stdout=true&stderr=true",
+                             "v4.channel.k8s.io, v3.channel.k8s.io")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head  # RFC 6455 section 1.3's example
+    assert b"Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n" in head
+    data = [f for f in frames if f[0] == 0x2]
+    assert [len(p) for _, p in data[:-1]] == [65537] * 4 + [5]
+    assert all(p[0] == 1 for _, p in data[:-1])
+    assert b"".join(p[1:] for _, p in data[:-1]) == payload
+    assert data[-1][1][0] == 3 and json.loads(data[-1][1][1:]) == {"metadata": {}, "status": "Success"}
+    assert frames[-1] == (0x8, b"\x03\xe8")
+    call = apiserver.execs[-1]
+    assert (call.namespace, call.pod, call.container, call.command, call.protocol, call.exit_code,
+            call.stdout_bytes) == ("ml", "helper", "sh", ("cat", "/data"), "v4.channel.k8s.io", 0, len(payload))
+
+
+def test_exec_through_the_kubernetes_client(apiserver: TestApiServer) -> None:
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    from tests.support.apiserver import file_exec_handler
+
+    apiserver.seed(EXEC_POD)
+    apiserver.set_exec("ml", None, file_exec_handler({"/etc/motd": b"hello from the node\n"}))
+    api_client = config.new_client_from_config(config_file=apiserver.kubeconfig)
+    core = client.CoreV1Api(api_client)
+    out = stream(core.connect_get_namespaced_pod_exec, "helper", "ml", command=["cat", "/etc/motd"],
+                 stderr=True, stdin=False, stdout=True, tty=False)
+    assert out == "hello from the node\n"
+    ws = stream(core.connect_get_namespaced_pod_exec, "helper", "ml", command=["cat", "/missing"],
+                stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    ws.run_forever(timeout=10)
+    assert ws.returncode == 1
+    assert ws.read_stderr() == "cat: can't open '/missing': No such file or directory\n"
+    assert ws.subprotocol == "v5.channel.k8s.io"  # the client offers v5 first
+    assert [c.command for c in apiserver.execs] == [("cat", "/etc/motd"), ("cat", "/missing")]
+    assert [c.exit_code for c in apiserver.execs] == [0, 1]
+    assert apiserver.requests[-1].path == "/api/v1/namespaces/ml/pods/helper/exec"
+    assert apiserver.requests[-1].query["command"] == ["cat", "/missing"]
+
+
+def test_exec_refusals(apiserver: ApiServer, http: Http) -> None:
+    apiserver.seed(EXEC_POD, {**EXEC_POD, "metadata": {"name": "done", "namespace": "ml"},
+                              "status": {"phase": "Succeeded"}},
+                   {**EXEC_POD, "metadata": {"name": "pending", "namespace": "ml"}, "status": {"phase": "Pending"}})
+    path = "/api/v1/namespaces/ml/pods/{}/exec"
+    query = {"command": "ls", "stdout": "true"}
+    code, body = http("GET", path.format("helper"), **query)  # no Upgrade header
+    assert code == 400 and body["message"] == "Upgrade request required"
+    code, body = http("GET", path.format("gone"), **query)
+    assert code == 404 and body["reason"] == "NotFound"
+    code, body = http("GET", path.format("helper"), **query, container="other")
+    assert code == 400 and body["message"] == "container other is not valid for pod helper"
+    code, body = http("GET", path.format("done"), **query)
+    assert code == 400 and "completed pod" in body["message"]
+    code, body = http("GET", path.format("pending"), **query)
+    assert code == 404 and 'container not found ("sh")' in body["message"]
+    code, body = http("GET", path.format("helper"), stdout="true")
+    assert code == 400 and "at least 1 command" in body["message"]
+    code, _ = http("PUT", path.format("helper"), **query)
+    assert code == 405
+    apiserver.deny("create", "pods/exec", namespace="ml")
+    code, body = http("POST", path.format("helper"), **query)
+    assert code == 403 and 'cannot create resource "pods/exec"' in body["message"]
+    assert apiserver.execs == []
+
+
+def test_exec_unsupported_protocol_and_missing_handler(apiserver: ApiServer) -> None:
+    apiserver.seed(EXEC_POD)
+    head = _raw_exec_refused(apiserver, "channel.k8s.io")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"requested protocol(s) are not supported" in head
+    _, frames = _raw_exec(apiserver, "command=ls&stdout=true", "v5.channel.k8s.io")
+    status = json.loads(frames[-2][1][1:])
+    assert status["status"] == "Failure" and status["reason"] == "InternalError" and "set_exec" in status["message"]
+    assert apiserver.execs[-1].exit_code is None
+
+
+def _raw_exec_refused(server: ApiServer, protocols: str) -> bytes:
+    """The whole answer to an exec upgrade the server refuses."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(("GET /api/v1/namespaces/ml/pods/helper/exec?command=ls&stdout=true HTTP/1.1\r\n"
+                      "Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
+                      ).encode())
+        answer = b""
+        while b"}" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_kubectl_exec_gets_bytes_and_exit_code(apiserver: TestApiServer, kubectl_bin: str, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.apiserver import file_exec_handler
+    from tests.support.kube_fixtures import kubectl_env
+
+    apiserver.seed(EXEC_POD)
+    payload = bytes(range(256)) * 600
+    apiserver.set_exec("ml", "helper", file_exec_handler({"/data": payload}))
+    env = kubectl_env(apiserver.kubeconfig, tmp_path / "kube-cache")
+    proc = subprocess.run([kubectl_bin, "exec", "-n", "ml", "helper", "--", "cat", "/data"], env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == payload, proc.stderr
+    proc = subprocess.run([kubectl_bin, "exec", "-n", "ml", "helper", "--", "cat", "/nope"], env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 1 and b"command terminated with exit code 1" in proc.stderr
+    assert apiserver.execs[-1].protocol == "v5.channel.k8s.io"

@@ -402,3 +402,62 @@ def test_watch_streams_events(apiserver: ApiServer, cluster: Cluster) -> None:
     events = list(cluster.watch("apps/v1", "Deployment", "ml", resource_version=first["metadata"]["resourceVersion"],
                                 timeout_seconds=1))
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "b")]
+
+
+EXEC_POD: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper", "namespace": "ml"},
+                            "spec": {"containers": [{"name": "sh", "image": "busybox"}]},
+                            "status": {"phase": "Running"}}
+
+
+def test_exec_stream_yields_exact_bytes_frame_by_frame(apiserver: ApiServer, cluster: Cluster) -> None:
+    import hashlib
+    import random
+
+    from tests.support.apiserver import file_exec_handler
+
+    apiserver.seed(EXEC_POD)
+    every_byte = bytes(range(256))
+    payload = every_byte * 64 + random.Random(7).randbytes(6 * 1024 * 1024) + every_byte[::-1]
+    apiserver.set_exec("ml", "helper", file_exec_handler({"/ckpt/a.tar": payload, "/small": every_byte}))
+    assert b"".join(cluster.exec_stream("helper", "ml", ["cat", "/small"])) == every_byte
+    started = time.monotonic()
+    chunks = list(cluster.exec_stream("helper", "ml", ["cat", "/ckpt/a.tar"], container="sh"))
+    elapsed = time.monotonic() - started
+    assert b"".join(chunks) == payload
+    # One chunk per 64 KiB frame as it arrives: never the whole output buffered in memory.
+    assert max(len(c) for c in chunks) <= 64 * 1024 and len(chunks) >= len(payload) // (64 * 1024)
+    assert elapsed < 10, f"{len(payload)} bytes took {elapsed:.1f}s"
+    call = apiserver.execs[-1]
+    assert (call.container, call.command, call.stdout_bytes) == ("sh", ("cat", "/ckpt/a.tar"), len(payload))
+    assert b"".join(cluster.exec_stream("helper", "ml", ["sha256sum", "/small"])).split()[0].decode() == \
+        hashlib.sha256(every_byte).hexdigest()
+
+
+def test_exec_stream_errors(apiserver: ApiServer, cluster: Cluster) -> None:
+    from kubectl_gpuscale.errors import GpuscaleError
+    from kubectl_gpuscale.kube import CommandFailedError
+    from tests.support.apiserver import file_exec_handler
+
+    apiserver.seed(EXEC_POD, {**EXEC_POD, "metadata": {"name": "pending", "namespace": "ml"}, "status": {}},
+                   {**EXEC_POD, "metadata": {"name": "done", "namespace": "ml"}, "status": {"phase": "Succeeded"}})
+    with pytest.raises(CommandFailedError) as failed:  # no handler: the command could not run
+        list(cluster.exec_stream("helper", "ml", ["cat", "/x"]))
+    assert failed.value.command_exit is None and "set_exec" in failed.value.why
+    apiserver.set_exec("ml", None, file_exec_handler({}))
+    with pytest.raises(CommandFailedError) as failed:
+        list(cluster.exec_stream("helper", "ml", ["cat", "/x"]))
+    assert failed.value.command_exit == 1 and "exit code 1" in failed.value.why
+    assert "cat: can't open '/x': No such file or directory" in failed.value.why
+    with pytest.raises(NotFoundError, match="not found"):
+        list(cluster.exec_stream("gone", "ml", ["ls"]))
+    with pytest.raises(NotFoundError, match='container not found'):
+        list(cluster.exec_stream("pending", "ml", ["ls"]))
+    with pytest.raises(GpuscaleError, match="completed pod"):
+        list(cluster.exec_stream("done", "ml", ["ls"]))
+    with pytest.raises(GpuscaleError, match="container other is not valid"):
+        list(cluster.exec_stream("helper", "ml", ["ls"], container="other"))
+    apiserver.deny("create", "pods/exec")
+    with pytest.raises(ForbiddenError) as forbidden:
+        list(cluster.exec_stream("helper", "ml", ["ls"]))
+    assert 'cannot create resource "pods/exec"' in forbidden.value.why and "--subresource=exec" in forbidden.value.fix
+    assert [c.pod for c in apiserver.execs] == ["helper", "helper"]
