@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,31 +135,130 @@ def test_fetch_failure_removes_helper_and_partial(seeded: Any, capsys: pytest.Ca
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_fetch_exec_failure_removes_helper(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    archive = "checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar"
-    (tmp_path / "out").mkdir()
+@contextmanager
+def _helpers_run(apiserver: Any, namespace: str = "kube-system") -> Iterator[list[str]]:
+    """Play the kubelet: every pod created in `namespace` is marked Running; yields the names seen."""
     stop = threading.Event()
+    seen: list[str] = []
 
     def make_running() -> None:
-        cluster = Cluster.connect(kubeconfig=seeded.kubeconfig)
+        cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
         while not stop.is_set():
-            for pod in seeded.objects("v1", "Pod", "kube-system"):
+            for pod in apiserver.objects("v1", "Pod", namespace):
                 if (pod.get("status") or {}).get("phase") != "Running":
-                    cluster.patch("v1", "Pod", pod["metadata"]["name"], "kube-system",
+                    seen.append(pod["metadata"]["name"])
+                    cluster.patch("v1", "Pod", pod["metadata"]["name"], namespace,
                                   {"status": {"phase": "Running"}}, subresource="status")
             time.sleep(0.05)
 
     thread = threading.Thread(target=make_running, daemon=True)
     thread.start()
     try:
-        code, _, err = run(seeded, capsys, "fetch", archive, "--node", "gpu-1", "-n", "kube-system",
-                           "-o", str(tmp_path / "out" / "out.tar"), "--wait", "20")
+        yield seen
     finally:
         stop.set()
         thread.join()
+
+
+def test_fetch_exec_failure_removes_helper(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    archive = "checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar"
+    (tmp_path / "out").mkdir()
+    with _helpers_run(seeded):  # no exec handler: the helper's commands cannot run
+        code, _, err = run(seeded, capsys, "fetch", archive, "--node", "gpu-1", "-n", "kube-system",
+                           "-o", str(tmp_path / "out" / "out.tar"), "--wait", "20")
     assert code == 1 and "exec" in err
     assert seeded.objects("v1", "Pod", "kube-system") == []
     assert list((tmp_path / "out").iterdir()) == []
+
+
+ARCHIVE = "checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar"
+
+
+@pytest.fixture
+def node_archive(tmp_path: Path) -> Path:
+    """A realistic CRI-O archive (about 3 MiB) as it sits in the node's checkpoint directory."""
+    from tests.checkpoint_archives import crio_files, write_archive
+
+    (tmp_path / "node").mkdir()
+    return write_archive(tmp_path / "node" / ARCHIVE, crio_files())
+
+
+def test_fetch_end_to_end(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                          node_archive: Path) -> None:
+    import hashlib
+
+    from tests.support.apiserver import file_exec_handler
+
+    remote = f"{facts.HELPER_MOUNT}/{ARCHIVE}"
+    seeded.set_exec("kube-system", None, file_exec_handler({remote: node_archive}))
+    (tmp_path / "out").mkdir()
+    with _helpers_run(seeded) as helpers:
+        code, out, err = run(seeded, capsys, "fetch", f"{facts.CHECKPOINT_DIR}/{ARCHIVE}", "--node", "gpu-1",
+                             "-n", "kube-system", "-o", str(tmp_path / "out"), "--wait", "20")
+    assert code == 0, err
+    dest = tmp_path / "out" / ARCHIVE
+    assert out == f"{dest}\n"
+    data = node_archive.read_bytes()
+    assert len(data) > 3 * 1024 * 1024 and dest.read_bytes() == data
+    assert (dest.stat().st_mode & 0o777) == 0o600
+    assert list((tmp_path / "out").iterdir()) == [dest]  # no .part file left
+    assert f"sha256 {hashlib.sha256(data).hexdigest()}" in err and "process memory" in err
+    # One helper pod, pinned to the node, the archive read through its exec channel, then deleted.
+    assert len(set(helpers)) == 1
+    name = helpers[0]
+    assert [(c.pod, c.container, c.command) for c in seeded.execs] == [
+        (name, "helper", ("stat", "-c", "%s", remote)), (name, "helper", ("sha256sum", remote)),
+        (name, "helper", ("cat", remote))]
+    created = [r.json() for r in seeded.requests if r.method == "POST" and r.path == "/api/v1/namespaces/kube-system/pods"]
+    assert [p["spec"]["nodeName"] for p in created] == ["gpu-1"]
+    assert [r.path for r in seeded.requests if r.method == "DELETE"] == [f"/api/v1/namespaces/kube-system/pods/{name}"]
+    assert seeded.objects("v1", "Pod", "kube-system") == []
+    # The fetched file is the archive: inspect reads it.
+    with pytest.raises(SystemExit) as stop:
+        main(["checkpoint", "inspect", str(dest), "-o", "json"])
+    inspected = capsys.readouterr()
+    assert not stop.value.code, inspected.err
+    report = json.loads(inspected.out)
+    assert (report["container_name"], report["engine"], report["gpu"]["cuda_plugin"], report["files"]) == (
+        "vllm", "CRI-O", "yes", 13)
+
+
+def test_fetch_checksum_mismatch_leaves_nothing(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                               node_archive: Path) -> None:
+    from tests.support.apiserver import file_exec_handler
+
+    serve = file_exec_handler({f"{facts.HELPER_MOUNT}/{ARCHIVE}": node_archive})
+
+    def corrupting(argv: list[str], container: str) -> tuple[bytes, bytes, int]:
+        out, err, code = serve(argv, container)
+        if argv[0] == "cat":  # one bit flipped in transit, same length
+            out = out[:1000] + bytes([out[1000] ^ 0x01]) + out[1001:]
+        return out, err, code
+
+    seeded.set_exec("kube-system", None, corrupting)
+    (tmp_path / "out").mkdir()
+    dest = tmp_path / "out" / "vllm.tar"
+    with _helpers_run(seeded):
+        code, out, err = run(seeded, capsys, "fetch", ARCHIVE, "--node", "gpu-1", "-n", "kube-system",
+                             "-o", str(dest), "--wait", "20")
+    assert code == 1 and out == ""
+    assert f"error: fetch of {ARCHIVE} from node gpu-1 is corrupt" in err and "run fetch again" in err
+    assert list((tmp_path / "out").iterdir()) == []
+    assert seeded.objects("v1", "Pod", "kube-system") == []
+    assert [c.command[0] for c in seeded.execs] == ["stat", "sha256sum", "cat"]
+
+
+def test_fetch_missing_archive_is_not_found(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from tests.support.apiserver import file_exec_handler
+
+    seeded.set_exec("kube-system", None, file_exec_handler({}))
+    with _helpers_run(seeded):
+        code, _, err = run(seeded, capsys, "fetch", ARCHIVE, "--node", "gpu-1", "-n", "kube-system",
+                           "-o", str(tmp_path / "x.tar"), "--wait", "20")
+    assert code == 1
+    assert f"cannot fetch {ARCHIVE} from node gpu-1: the archive is not in {facts.CHECKPOINT_DIR}" in err
+    assert "checkpoint list --node gpu-1" in err
+    assert not (tmp_path / "x.tar").exists() and seeded.objects("v1", "Pod", "kube-system") == []
 
 
 def test_fetch_refuses_paths_outside_checkpoint_dir(seeded: Any, capsys: pytest.CaptureFixture[str],
