@@ -13,6 +13,7 @@ at 1 s resolution takes well under a second per policy.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -138,6 +139,15 @@ class ChunkView:
                                           / (tokens * np.maximum(self.ready, 1)))
         return self._kv
 
+    def clone(self, pods: int) -> ChunkView:
+        """A view of the same physics for another policy (own pod count, history and controller memo)."""
+        c = copy.copy(self)
+        c.pods = pods
+        c.memo = {}
+        c._hist = _EMPTY
+        c._cum = None
+        return c
+
     def set_history(self, hist: np.ndarray) -> None:
         """Attach the concurrency of the seconds before the chunk (for windowed means)."""
         self._hist = hist
@@ -172,6 +182,29 @@ class ChunkView:
         return (self._cum[end] - self._cum[start]) / window
 
 
+class PhysicsCache:
+    """The last few chunks' physics, shared by the policies of one simulation (same arrivals, engine, timeout).
+
+    Policies whose pods, queue and held requests are the same at the same second (always-on N and an HPA that
+    never acts, say) get the same chunk without recomputing it. Chunks are read-only once computed.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._items: dict[tuple[object, ...], ChunkView] = {}
+
+    def get(self, key: tuple[object, ...]) -> ChunkView | None:
+        """The chunk computed for `key`, if still held."""
+        return self._items.get(key)
+
+    def put(self, key: tuple[object, ...], view: ChunkView) -> ChunkView:
+        """Hold `view` for `key` (dropping the oldest beyond `size`); returns it."""
+        if len(self._items) >= self.size:
+            del self._items[next(iter(self._items))]
+        self._items[key] = view
+        return view
+
+
 @dataclass
 class Totals:
     """Accumulated results of one policy."""
@@ -192,7 +225,8 @@ class PolicyRun:
     """One policy's simulation state. Use `Simulation`, which drives one per policy."""
 
     def __init__(self, controller: Controller, arrivals: Arrivals, engine: EngineProfile,
-                 coldstart: ColdStartProfile, timeout: float, series_step: int, duration: int) -> None:
+                 coldstart: ColdStartProfile, timeout: float, series_step: int, duration: int,
+                 shared: PhysicsCache | None = None) -> None:
         self.ctl = controller
         self.arrivals = arrivals
         self.engine = engine
@@ -231,6 +265,7 @@ class PolicyRun:
         for _ in range(self.spec):
             self._add_pod(ready_now=True)
         self._chunk = 64
+        self._shared = shared if shared is not None else PhysicsCache()
 
     # pods ---------------------------------------------------------------------------------
     def _add_pod(self, ready_now: bool = False) -> None:
@@ -257,6 +292,17 @@ class PolicyRun:
 
     # physics ------------------------------------------------------------------------------
     def _physics(self, t0: int, n: int) -> ChunkView:
+        """The chunk's physics; policies whose pods and queue are the same share one computation."""
+        key = (t0, n, self.q, self.ctl.buffering, self.pending_t.tobytes(), self.pending_n.tobytes(),
+               tuple(sorted(p.ready_at if p.ready_at > t0 else t0 for p in self.pods)))
+        got = self._shared.get(key)
+        if got is None:
+            got = self._shared.put(key, self._compute(t0, n))
+        v = got.clone(len(self.pods))
+        v.set_history(self.hist_conc)
+        return v
+
+    def _compute(self, t0: int, n: int) -> ChunkView:
         v = ChunkView(t0, n, len(self.pods), self.engine, self.prompt + self.output / 2.0)
         a = self.arrivals.window(t0, t0 + n)
         v.arrivals = a
@@ -339,7 +385,6 @@ class PolicyRun:
         else:
             v.waiting = q if base > 0 else np.zeros(n)
         v.conc = running + q
-        v.set_history(self.hist_conc)
         return v
 
     def _queue(self, a: np.ndarray, cap: np.ndarray | float, q0: float, q: np.ndarray, v: ChunkView,
@@ -443,6 +488,9 @@ class PolicyRun:
         if v.ready[end] > 0 or not self.ctl.buffering:
             self.q = float(v.waiting[end]) if v.ready[end] > 0 else 0.0
             self.pending_t, self.pending_n = _EMPTY, _EMPTY
+        elif not v.pending_t.size:
+            self.q = float(v.conc[end])
+            self.pending_t, self.pending_n = _EMPTY, _EMPTY
         else:
             self.q = float(v.conc[end])
             keep = v.pending_t <= v.t0 + end
@@ -480,10 +528,13 @@ class PolicyRun:
         tot.dropped += float(cat("dropped").sum())
         tot.busy_seconds += float((cat("rho") * ready).sum())
         h = np.bincount(_bin(ttft), weights=ttft_w, minlength=HIST_BINS)
-        for v, lo, hi, _ in buf:
-            if lo <= v.extra_at < hi and v.extra_ttft.size:
-                h += np.bincount(_bin(v.extra_ttft), weights=v.extra_w, minlength=HIST_BINS)
+        released = [v for v, lo, hi, _ in buf if lo <= v.extra_at < hi and v.extra_ttft.size]
+        if released:
+            # requests the activator / interceptor held, released when a replica became ready (whole counts)
+            for v in released:
                 tot.timed_out += v.extra_timed_out
+            h += np.bincount(_bin(np.concatenate([v.extra_ttft for v in released])),
+                             weights=np.concatenate([v.extra_w for v in released]), minlength=HIST_BINS)
         tot.hist += h
         self.recent += h
         # series

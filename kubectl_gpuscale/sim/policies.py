@@ -350,9 +350,9 @@ class KpaController(Controller):
         self.zero_since: float | None = None
         self.delay_hist: list[tuple[float, int]] = []
 
-    def _clamp(self, n: np.ndarray | int) -> np.ndarray:
+    def _clamp(self, n: np.ndarray) -> np.ndarray:
         hi = self.max if self.max > 0 else 1 << 30
-        return np.clip(n, self.min, hi)
+        return np.minimum(np.maximum(n, self.min), hi)
 
     def _desired(self, view: ChunkView, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(stable desired, panic desired, over the panic threshold) at the view's indices `idx`."""

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from kubectl_gpuscale.sim import defaults as d
-from kubectl_gpuscale.sim.core import PolicyRun, WorkloadState, percentile, share_below
+from kubectl_gpuscale.sim.core import PhysicsCache, PolicyRun, WorkloadState, percentile, share_below
 from kubectl_gpuscale.sim.engine import ColdStartProfile, EngineProfile
 from kubectl_gpuscale.sim.policies import Controller
 from kubectl_gpuscale.sim.traffic import Arrivals, Pattern, Trace
@@ -87,7 +87,9 @@ class Simulation:
                                 1728, 1800, 2160, 2400, 2880, 3600, 4320, 4800, 5400, 7200, 8640, 10800, 14400,
                                 17280, 21600, 28800, 43200, 86400) if s >= step) if step <= 86400 else step
         arrivals = Arrivals(traffic, seed)      # shared: policies advance in lockstep, a day at a time
-        self.runs = [PolicyRun(c, arrivals, engine, coldstart, timeout, step, self.duration) for c in controllers]
+        shared = PhysicsCache()                 # policies with the same pods and queue share a chunk's physics
+        self.runs = [PolicyRun(c, arrivals, engine, coldstart, timeout, step, self.duration, shared)
+                     for c in controllers]
 
     @property
     def done(self) -> bool:
