@@ -108,6 +108,7 @@ class ChunkView:
         self.extra_w = np.zeros(0)
         self.extra_at = 0                 # index at which they were released
         self.extra_timed_out = 0.0
+        self.losses = False               # any request timed out or was dropped in the chunk
         self.pending_t = np.zeros(0)      # held requests (arrival second, count) at the chunk's end
         self.pending_n = np.zeros(0)
         self._hist = np.zeros(0)
@@ -348,8 +349,10 @@ class PolicyRun:
                 gone = cum0[lo]
                 before = cum0[np.searchsorted(pend_t, t0 - 1 - self.timeout, side="right")]
                 v.timed_out[:z] = np.diff(np.concatenate(([before], gone)))
+                v.losses = True
             else:
                 v.dropped[:z] = a[:z]
+                v.losses = True
             q0 = float(q[z - 1]) if self.ctl.buffering else 0.0
         v.pending_t, v.pending_n = pend_t, pend_n      # held requests up to z (for a commit before z)
         if z < n:
@@ -469,6 +472,7 @@ class PolicyRun:
             v.ttft_w[off:] = a
         else:
             v.timed_out[off:] += dropped
+            v.losses = True
             np.maximum(a - dropped, 0.0, out=v.ttft_w[off:])
 
     # commit -------------------------------------------------------------------------------
@@ -524,10 +528,17 @@ class PolicyRun:
         ttft, ttft_w, ready = cat("ttft"), cat("ttft_w"), cat("ready").astype(np.float64)
         tot.requests += float(a.sum())
         tot.served += float(cat("served").sum())
-        tot.timed_out += float(cat("timed_out").sum())
-        tot.dropped += float(cat("dropped").sum())
+        if any(v.losses for v, *_ in buf):
+            tot.timed_out += float(cat("timed_out").sum())
+            tot.dropped += float(cat("dropped").sum())
         tot.busy_seconds += float((cat("rho") * ready).sum())
-        h = np.bincount(_bin(ttft), weights=ttft_w, minlength=HIST_BINS)
+        some = ttft_w > 0               # seconds without requests add nothing to the histogram
+        if some.all():
+            h = np.bincount(_bin(ttft), weights=ttft_w, minlength=HIST_BINS)
+        elif not some.any():
+            h = np.zeros(HIST_BINS)
+        else:
+            h = np.bincount(_bin(ttft[some]), weights=ttft_w[some], minlength=HIST_BINS)
         released = [v for v, lo, hi, _ in buf if lo <= v.extra_at < hi and v.extra_ttft.size]
         if released:
             # requests the activator / interceptor held, released when a replica became ready (whole counts)
