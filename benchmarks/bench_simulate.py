@@ -5,6 +5,7 @@ Prints each figure beside its budget. Run: .venv/bin/python benchmarks/bench_sim
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 
@@ -28,6 +29,8 @@ def bench(pattern: str, rps: float | None) -> tuple[float, float, float, int]:
 def main() -> None:
     sim.Simulation(sim.pattern("constant", 1.0), sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
                    [sim.build_controller(p) for p in sim.parse_policies(POLICIES)], 3600).run()   # warm-up
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)")
     print(f"{'scenario (30 d x 1 s, ' + POLICIES + ')':<56} {'wall s':>7} {'cpu s':>6} {'budget':>7} "
           f"{'max RSS MiB':>11} {'events':>7}")
     for pattern, rps in (("business-hours", None), ("diurnal", None), ("constant", 50.0), ("dev", None)):
