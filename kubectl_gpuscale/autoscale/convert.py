@@ -165,6 +165,8 @@ def translate_metric(metric: MetricSpec, index: int, namespace: str, pod_re: str
         return None, why
     if metric.target is None:
         return None, f"{metric.describe()} has no target value"
+    if not metric.target > 0:
+        return None, f"{metric.describe()} dropped: its target is not above 0 (KEDA and the HPA need a positive one)"
     known = engines.engine_for_metric(name)
     role = ""
     fixed: tuple[tuple[str, str], ...] = ()

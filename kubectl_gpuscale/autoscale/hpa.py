@@ -144,18 +144,27 @@ def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
                          "substitute the placeholders (kustomize/sed) before migrating")
     api_version = str(obj.get("apiVersion") or "")
     spec = obj.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise _malformed(label, "spec", "a mapping")
     ref = spec.get("scaleTargetRef") or {}
+    if not isinstance(ref, Mapping):
+        raise _malformed(label, "spec.scaleTargetRef", "a mapping")
     if not ref.get("name") or not ref.get("kind"):
         raise InputError(f"cannot read {label}", "it has no scaleTargetRef (a kustomize patch, not a whole HPA?)",
                          "pass the rendered HPA (kustomize build) instead")
     if "maxReplicas" not in spec:
         raise InputError(f"cannot read {label}", "it has no maxReplicas", "fix the manifest")
     try:
+        if isinstance(spec["maxReplicas"], bool) or isinstance(spec.get("minReplicas"), bool):
+            raise TypeError("a boolean")
         max_replicas = int(spec["maxReplicas"])
         min_replicas = int(spec["minReplicas"]) if spec.get("minReplicas") is not None else None
     except (TypeError, ValueError):
         raise InputError(f"cannot read {label}", "minReplicas/maxReplicas are not integers",
                          "render the template first") from None
+    if max_replicas < 1 or (min_replicas is not None and min_replicas < 0):
+        raise InputError(f"cannot read {label}", f"maxReplicas {max_replicas} / minReplicas {min_replicas} out of "
+                         "range (the HPA API needs maxReplicas >= 1, minReplicas >= 0)", "fix the manifest")
     legacy = api_version.endswith("v2beta1")
     metrics: list[MetricSpec] = []
     if api_version.endswith("/v1"):
@@ -166,14 +175,66 @@ def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
         if not raw_metrics:
             raise InputError(f"cannot read {label}", "it has no metrics",
                              "add the metric it scales on, or pass --query for the new trigger")
+        if not isinstance(raw_metrics, list):
+            raise _malformed(label, "spec.metrics", "a list")
         for i, entry in enumerate(raw_metrics):
             if not isinstance(entry, Mapping):
                 raise InputError(f"cannot read {label}", f"metric {i} is not a mapping", "fix the manifest")
-            metrics.append(_metric(entry, legacy, f"{label} metric {i}"))
+            try:
+                metrics.append(_metric(entry, legacy, f"{label} metric {i}"))
+            except (AttributeError, TypeError):
+                raise _malformed(label, f"spec.metrics[{i}]", "an HPA metric (a field has the wrong type)") from None
     status = obj.get("status") or {}
+    current = status.get("currentReplicas") if isinstance(status, Mapping) else None
     return HPA(name, meta.get("namespace"), str(ref.get("apiVersion") or "apps/v1"), str(ref["kind"]),
-               str(ref["name"]), min_replicas, max_replicas, tuple(metrics), spec.get("behavior"), obj,
-               status.get("currentReplicas"))
+               str(ref["name"]), min_replicas, max_replicas, tuple(metrics), _behavior(spec.get("behavior"), label),
+               obj, current if isinstance(current, int) and not isinstance(current, bool) else None)
+
+
+def _malformed(label: str, field: str, expected: str) -> InputError:
+    return InputError(f"cannot read {label}", f"{field} is not {expected}",
+                      "fix the manifest (render templates first; kubectl explain hpa.spec)")
+
+
+_POLICY_TYPES = ("Pods", "Percent")
+_SELECT_POLICIES = ("Max", "Min", "Disabled")
+
+
+def _int_in(value: Any, low: int, high: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+
+
+def _behavior(raw: Any, label: str) -> Mapping[str, Any] | None:
+    """The HPA's ``behavior`` checked against the API's rules (it is carried into the ScaledObject)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise _malformed(label, "spec.behavior", "a mapping")
+    out: dict[str, Any] = {}
+    for direction, rules in raw.items():
+        if direction not in ("scaleUp", "scaleDown"):
+            raise _malformed(label, f"spec.behavior.{direction}", "a known field (scaleUp, scaleDown)")
+        if rules is None:
+            continue
+        field = f"spec.behavior.{direction}"
+        if not isinstance(rules, Mapping):
+            raise _malformed(label, field, "a mapping")
+        window = rules.get("stabilizationWindowSeconds")
+        if window is not None and not _int_in(window, 0, 3600):
+            raise _malformed(label, f"{field}.stabilizationWindowSeconds", "an integer 0-3600")
+        if rules.get("selectPolicy") is not None and rules.get("selectPolicy") not in _SELECT_POLICIES:
+            raise _malformed(label, f"{field}.selectPolicy", "Max, Min or Disabled")
+        policies = rules.get("policies")
+        if policies is not None:
+            if not isinstance(policies, list):
+                raise _malformed(label, f"{field}.policies", "a list")
+            for i, policy in enumerate(policies):
+                if not (isinstance(policy, Mapping) and policy.get("type") in _POLICY_TYPES
+                        and _int_in(policy.get("value"), 1) and _int_in(policy.get("periodSeconds"), 1, 1800)):
+                    raise _malformed(label, f"{field}.policies[{i}]",
+                                     "{type: Pods|Percent, value: > 0, periodSeconds: 1-1800}")
+        out[direction] = {k: v for k, v in rules.items() if v is not None}
+    return out
 
 
 def original_record(obj: Mapping[str, Any]) -> dict[str, Any]:
