@@ -193,6 +193,19 @@ class PhysicsCache:
     def __init__(self, size: int = 4) -> None:
         self.size = size
         self._items: dict[tuple[object, ...], ChunkView] = {}
+        self._flushed: dict[tuple[object, ...], tuple[object, Flushed]] = {}
+
+    def flushed(self, key: tuple[object, ...]) -> Flushed | None:
+        """The aggregate of the committed segments `key` (ids of shared chunks and bounds), if held."""
+        got = self._flushed.get(key)
+        return got[1] if got else None
+
+    def keep_flushed(self, key: tuple[object, ...], segments: object, flushed: Flushed) -> Flushed:
+        """Hold an aggregate (and its segments, so the chunk ids in `key` stay theirs); returns it."""
+        if len(self._flushed) >= 2:
+            del self._flushed[next(iter(self._flushed))]
+        self._flushed[key] = (segments, flushed)
+        return flushed
 
     def get(self, key: tuple[object, ...]) -> ChunkView | None:
         """The chunk computed for `key`, if still held."""
@@ -204,6 +217,22 @@ class PhysicsCache:
             del self._items[next(iter(self._items))]
         self._items[key] = view
         return view
+
+
+@dataclass(frozen=True)
+class Flushed:
+    """What a run of committed segments adds to a policy's totals, histogram and series."""
+
+    requests: float
+    served: float
+    losses: tuple[float, float] | None       # (timed out, dropped) when the segments had any
+    busy: float
+    released_timed_out: list[float]
+    hist: np.ndarray
+    b0: int
+    m: int
+    columns: tuple[np.ndarray, ...]
+    counts: np.ndarray | int
 
 
 @dataclass
@@ -516,7 +545,29 @@ class PolicyRun:
         if not self._buf:
             return
         buf, self._buf, self._buf_len = self._buf, [], 0
+        key = tuple((id(v.served), lo, hi, pods) for v, lo, hi, pods in buf)
+        f = self._shared.flushed(key)
+        if f is None:
+            f = self._shared.keep_flushed(key, buf, self._aggregate(buf))
         tot = self.totals
+        tot.requests += f.requests
+        tot.served += f.served
+        if f.losses is not None:
+            tot.timed_out += f.losses[0]
+            tot.dropped += f.losses[1]
+        tot.busy_seconds += f.busy
+        for e in f.released_timed_out:
+            tot.timed_out += e
+        tot.hist += f.hist
+        self.recent += f.hist
+        b0, m = f.b0, f.m
+        targets = (self.s_arr, self.s_pods, self.s_ready, self.s_wait, self.s_ttft, self.s_ttft_w)
+        for col, target in zip(f.columns, targets, strict=True):
+            target[b0:b0 + m] += col
+        self.s_n[b0:b0 + m] += f.counts
+
+    def _aggregate(self, buf: list[tuple[ChunkView, int, int, int]]) -> Flushed:
+        """Sums, TTFT histogram and series bins of committed segments (the same for policies that share them)."""
 
         def cat(name: str) -> np.ndarray:
             if len(buf) == 1:
@@ -526,12 +577,12 @@ class PolicyRun:
 
         a = cat("arrivals")
         ttft, ttft_w, ready = cat("ttft"), cat("ttft_w"), cat("ready").astype(np.float64)
-        tot.requests += float(a.sum())
-        tot.served += float(cat("served").sum())
+        requests = float(a.sum())
+        served = float(cat("served").sum())
+        losses = None
         if any(v.losses for v, *_ in buf):
-            tot.timed_out += float(cat("timed_out").sum())
-            tot.dropped += float(cat("dropped").sum())
-        tot.busy_seconds += float((cat("rho") * ready).sum())
+            losses = (float(cat("timed_out").sum()), float(cat("dropped").sum()))
+        busy = float((cat("rho") * ready).sum())
         some = ttft_w > 0               # seconds without requests add nothing to the histogram
         if some.all():
             h = np.bincount(_bin(ttft), weights=ttft_w, minlength=HIST_BINS)
@@ -542,32 +593,28 @@ class PolicyRun:
         released = [v for v, lo, hi, _ in buf if lo <= v.extra_at < hi and v.extra_ttft.size]
         if released:
             # requests the activator / interceptor held, released when a replica became ready (whole counts)
-            for v in released:
-                tot.timed_out += v.extra_timed_out
             h += np.bincount(_bin(np.concatenate([v.extra_ttft for v in released])),
                              weights=np.concatenate([v.extra_w for v in released]), minlength=HIST_BINS)
-        tot.hist += h
-        self.recent += h
         # series
         t0 = buf[0][0].t0 + buf[0][1]
         n = a.shape[0]
         step = self.series_step
         pods = np.repeat(np.array([p for *_, p in buf], dtype=np.float64), [hi - lo for _, lo, hi, _ in buf])
         columns = (a, pods, ready, cat("conc") - cat("running"), ttft * ttft_w, ttft_w)
-        targets = (self.s_arr, self.s_pods, self.s_ready, self.s_wait, self.s_ttft, self.s_ttft_w)
+        counts: np.ndarray | int
         if t0 % step == 0 and n % step == 0:
             b0, m = t0 // step, n // step
-            for col, target in zip(columns, targets, strict=True):
-                target[b0:b0 + m] += col.reshape(m, step).sum(axis=1)
-            self.s_n[b0:b0 + m] += step
-            return
-        secs = np.arange(t0, t0 + n) // step
-        b0 = int(secs[0])
-        rel = secs - b0
-        m = int(rel[-1]) + 1
-        for col, target in zip(columns, targets, strict=True):
-            target[b0:b0 + m] += np.bincount(rel, weights=col, minlength=m)
-        self.s_n[b0:b0 + m] += np.bincount(rel, minlength=m)
+            sums = tuple(col.reshape(m, step).sum(axis=1) for col in columns)
+            counts = step
+        else:
+            secs = np.arange(t0, t0 + n) // step
+            b0 = int(secs[0])
+            rel = secs - b0
+            m = int(rel[-1]) + 1
+            sums = tuple(np.bincount(rel, weights=col, minlength=m) for col in columns)
+            counts = np.bincount(rel, minlength=m)
+        return Flushed(requests, served, losses, busy, [v.extra_timed_out for v in released], h, b0, m, sums,
+                       counts)
 
     @staticmethod
     def _first_difference(old: list[int], new: list[int]) -> int | None:
