@@ -13,7 +13,6 @@ at 1 s resolution takes well under a second per policy.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from kubectl_gpuscale.sim.traffic import Arrivals
 _EDGES = np.concatenate(([0.0], np.logspace(-3, 4, 701)))
 HIST_BINS = _EDGES.shape[0] + 1
 _EMPTY = np.zeros(0)
+_EMPTY_INT = np.zeros(0, dtype=np.int64)
 
 
 @dataclass
@@ -91,7 +91,7 @@ class ChunkView:
         self.engine = engine
         self.kv_per_request = kv_tokens_per_request
         self.arrivals = _EMPTY
-        self.ready = np.zeros(0, dtype=np.int64)
+        self.ready = _EMPTY_INT
         self.waiting = _EMPTY
         self.running = _EMPTY
         self.conc = _EMPTY
@@ -104,14 +104,14 @@ class ChunkView:
         self.dropped = np.zeros(n)
         self.ttft = np.zeros(n)
         self.ttft_w = np.zeros(n)
-        self.extra_ttft = np.zeros(0)     # TTFTs of requests released from the activator
-        self.extra_w = np.zeros(0)
+        self.extra_ttft = _EMPTY          # TTFTs of requests released from the activator
+        self.extra_w = _EMPTY
         self.extra_at = 0                 # index at which they were released
         self.extra_timed_out = 0.0
         self.losses = False               # any request timed out or was dropped in the chunk
-        self.pending_t = np.zeros(0)      # held requests (arrival second, count) at the chunk's end
-        self.pending_n = np.zeros(0)
-        self._hist = np.zeros(0)
+        self.pending_t = _EMPTY           # held requests (arrival second, count) at the chunk's end
+        self.pending_n = _EMPTY
+        self._hist = _EMPTY
         self._cum: np.ndarray | None = None
         self.memo: dict[str, Any] = {}        # controllers' per-view precomputations
 
@@ -142,7 +142,8 @@ class ChunkView:
 
     def clone(self, pods: int) -> ChunkView:
         """A view of the same physics for another policy (own pod count, history and controller memo)."""
-        c = copy.copy(self)
+        c = ChunkView.__new__(ChunkView)
+        c.__dict__.update(self.__dict__)
         c.pods = pods
         c.memo = {}
         c._hist = _EMPTY
