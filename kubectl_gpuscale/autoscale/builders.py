@@ -34,8 +34,10 @@ ENGINE_ANNOTATION = PREFIX + "engine"
 STABILIZATION_REASON = PREFIX + "scale-down-stabilization"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-gpuscale"}
 
-# Knative facts
-KNATIVE_MAX_REVISION_TIMEOUT = 600
+# Knative facts (upstream defaults: config-defaults, config-deployment)
+KNATIVE_REVISION_TIMEOUT = 300            # config-defaults revision-timeout-seconds
+KNATIVE_MAX_REVISION_TIMEOUT = 600        # config-defaults max-revision-timeout-seconds
+KNATIVE_PROGRESS_DEADLINE = 600           # config-deployment progress-deadline
 KNATIVE_POD_SPEC_FEATURES = {
     "nodeSelector": "kubernetes.podspec-nodeselector", "tolerations": "kubernetes.podspec-tolerations",
     "affinity": "kubernetes.podspec-affinity", "runtimeClassName": "kubernetes.podspec-runtimeclassname",

@@ -51,7 +51,7 @@ DRAIN_FLOOR_SECONDS = 60
 PRESTOP_SLEEP_SECONDS = 15
 SHUTDOWN_FLAGS = ("--shutdown-timeout",)
 K8S_DEFAULT_GRACE = 30
-K8S_DEFAULT_PROGRESS_DEADLINE = 600
+K8S_DEFAULT_PROGRESS_DEADLINE = 600      # Deployment spec.progressDeadlineSeconds
 PROBE_DEFAULT_PERIOD = 10
 PROBE_DEFAULT_FAILURES = 3
 AGGREGATIONS = ("sum", "avg", "max", "min", "count", "scalar", "group")
@@ -493,9 +493,9 @@ def knative_timeouts(snap: Snapshot) -> Iterator[Finding]:
     cm_deploy = snap.config_maps.get(("knative-serving", "config-deployment"), {}).get("data") or {}
     cm_defaults = snap.config_maps.get(("knative-serving", "config-defaults"), {}).get("data") or {}
     default_deadline = duration_seconds(cm_deploy.get("progress-deadline")) or \
-        duration_seconds(settings["config-deployment.progress-deadline"]) or K8S_DEFAULT_PROGRESS_DEADLINE
+        duration_seconds(settings["config-deployment.progress-deadline"]) or builders.KNATIVE_PROGRESS_DEADLINE
     default_timeout = duration_seconds(cm_defaults.get("revision-timeout-seconds")) or \
-        duration_seconds(settings["config-defaults.revision-timeout-seconds"]) or 300
+        duration_seconds(settings["config-defaults.revision-timeout-seconds"]) or builders.KNATIVE_REVISION_TIMEOUT
     for w in snap.workloads:
         if not w.knative or not w.gpu_inference:
             continue

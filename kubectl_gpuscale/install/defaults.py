@@ -10,6 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from kubectl_gpuscale.autoscale.builders import (
+    KNATIVE_MAX_REVISION_TIMEOUT,
+    KNATIVE_PROGRESS_DEADLINE,
+    KNATIVE_REVISION_TIMEOUT,
+)
 from kubectl_gpuscale.install.catalog import KOURIER_INGRESS_CLASS
 
 DEFAULT_COLD_START_S = 600
@@ -56,19 +61,21 @@ def gpu_settings(component: str, *, cold_start_s: int = DEFAULT_COLD_START_S,
     """The GPU defaults of one component for a given longest cold start (seconds)."""
     cold = max(1, int(cold_start_s))
     if component == "knative":
-        deadline = max(600, 2 * cold)
-        revision_timeout = max(300, cold + 120)
-        max_timeout = max(600, revision_timeout)
+        deadline = max(KNATIVE_PROGRESS_DEADLINE, 2 * cold)
+        revision_timeout = max(KNATIVE_REVISION_TIMEOUT, cold + 120)
+        max_timeout = max(KNATIVE_MAX_REVISION_TIMEOUT, revision_timeout)
         ns = "knative-serving"
         out = [
-            Setting("knative", "config-deployment.progress-deadline", _dur(deadline), "600s",
+            Setting("knative", "config-deployment.progress-deadline", _dur(deadline), _dur(KNATIVE_PROGRESS_DEADLINE),
                     f"a revision that is not Ready within it fails; twice the {cold}s cold start "
                     "(image pull + weights + compile) leaves room for a slow node", ("knative-serving",
                                                                                       "config-deployment")),
-            Setting("knative", "config-defaults.revision-timeout-seconds", str(revision_timeout), "300",
+            Setting("knative", "config-defaults.revision-timeout-seconds", str(revision_timeout),
+                    str(KNATIVE_REVISION_TIMEOUT),
                     f"requests that arrive at zero wait behind the activator for the {cold}s cold start, "
                     "then need time to generate", (ns, "config-defaults")),
-            Setting("knative", "config-defaults.max-revision-timeout-seconds", str(max_timeout), "600",
+            Setting("knative", "config-defaults.max-revision-timeout-seconds", str(max_timeout),
+                    str(KNATIVE_MAX_REVISION_TIMEOUT),
                     "the upper bound must allow the default above (the activator's termination grace "
                     "period is raised to match)", (ns, "config-defaults")),
             Setting("knative", "config-network.ingress-class", KOURIER_INGRESS_CLASS,

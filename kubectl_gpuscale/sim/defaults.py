@@ -6,7 +6,11 @@ are imported from there; the rest (the HPA's policies, Knative's config-autoscal
 
 from __future__ import annotations
 
-from kubectl_gpuscale.autoscale.builders import KEDA_DEFAULT_COOLDOWN, KEDA_DEFAULT_POLLING
+from kubectl_gpuscale.autoscale.builders import (
+    KEDA_DEFAULT_COOLDOWN,
+    KEDA_DEFAULT_POLLING,
+    KNATIVE_REVISION_TIMEOUT,
+)
 from kubectl_gpuscale.autoscale.hpa import HPA_DEFAULT_SCALE_DOWN_WINDOW
 
 # Kubernetes HPA (kube-controller-manager flags and autoscaling/v2 defaulting, pkg/apis/autoscaling/v2/defaults.go)
@@ -39,7 +43,7 @@ KNATIVE_MAX_SCALE_DOWN_RATE = 2.0
 KNATIVE_SCALE_TO_ZERO_GRACE_S = 30
 KNATIVE_SCALE_DOWN_DELAY_S = 0
 # Knative config-defaults: revision-timeout-seconds (per-request timeout behind the activator)
-KNATIVE_REVISION_TIMEOUT_S = 300
+KNATIVE_REVISION_TIMEOUT_S = KNATIVE_REVISION_TIMEOUT
 
 # Money: the guide's H100 SXM5 on-demand price ($/GPU-hour, Spheron, 07 May 2026)
 DEFAULT_PRICE_PER_GPU_HOUR = 4.41
