@@ -86,6 +86,13 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _encoded(body: bytes | str | Mapping[str, Any] | list[Any], content_type: str | None) -> tuple[bytes, str]:
+    """A configured proxy answer as bytes and its content type (JSON for mappings and lists)."""
+    if isinstance(body, (Mapping, list)):
+        return json.dumps(body).encode(), content_type or "application/json"
+    return (body.encode() if isinstance(body, str) else body), content_type or "text/plain; charset=utf-8"
+
+
 class ApiError(Exception):
     """An error answered as a `Status` body."""
 
@@ -413,11 +420,7 @@ class ApiServer:
     def set_node_proxy(self, node: str, path: str, body: bytes | str | Mapping[str, Any] | list[Any], *,
                        status: int = 200, content_type: str | None = None, method: str = "GET") -> None:
         """A configured kubelet answer for ``METHOD /api/v1/nodes/{node}/proxy/{path}``."""
-        if isinstance(body, (Mapping, list)):
-            data, ctype = json.dumps(body).encode(), content_type or "application/json"
-        else:
-            data = body.encode() if isinstance(body, str) else body
-            ctype = content_type or "text/plain; charset=utf-8"
+        data, ctype = _encoded(body, content_type)
         with self._lock:
             self._proxy[(node, method.upper(), path.strip("/"))] = (status, data, ctype)
 
@@ -429,11 +432,7 @@ class ApiServer:
         Without an answer the server says what the real one says for a Service with no ready
         endpoints: 503 ``no endpoints available for service``.
         """
-        if isinstance(body, (Mapping, list)):
-            data, ctype = json.dumps(body).encode(), content_type or "application/json"
-        else:
-            data = body.encode() if isinstance(body, str) else body
-            ctype = content_type or "text/plain; charset=utf-8"
+        data, ctype = _encoded(body, content_type)
         with self._lock:
             self._service_proxy[(namespace, service, method.upper(), path.strip("/"))] = (status, data, ctype)
 
