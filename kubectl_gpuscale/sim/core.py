@@ -191,8 +191,9 @@ class PhysicsCache:
     never acts, say) get the same chunk without recomputing it. Chunks are read-only once computed.
     """
 
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
+    def __init__(self, seconds: int = 2 * 86400) -> None:
+        self.seconds = seconds            # hold chunks covering up to this many seconds (a day of each of two)
+        self._held = 0
         self._items: dict[tuple[object, ...], ChunkView] = {}
         self._flushed: dict[tuple[object, ...], tuple[object, Flushed]] = {}
 
@@ -213,10 +214,11 @@ class PhysicsCache:
         return self._items.get(key)
 
     def put(self, key: tuple[object, ...], view: ChunkView) -> ChunkView:
-        """Hold `view` for `key` (dropping the oldest beyond `size`); returns it."""
-        if len(self._items) >= self.size:
-            del self._items[next(iter(self._items))]
+        """Hold `view` for `key` (dropping the oldest chunks beyond `seconds`); returns it."""
+        while self._items and self._held + view.n > self.seconds:
+            self._held -= self._items.pop(next(iter(self._items))).n
         self._items[key] = view
+        self._held += view.n
         return view
 
 
