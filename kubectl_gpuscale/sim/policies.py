@@ -245,12 +245,14 @@ class KedaController(Controller):
             if spec < self.hpa.min or spec > self.hpa.max:
                 return 0
             _, ge, up, down = self._grid_spec(g, spec)
-            # a scale-down waits while the window holds a recommendation >= spec (recorded, or earlier here)
-            window = self.hpa.behavior.scale_down.stabilization
-            held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
+            act = act | up[sl]
             tf = g["tf"][sl]
-            last_ge = np.maximum(np.maximum.accumulate(np.where(ge[sl], tf, -1e18)), held)
-            act = act | up[sl] | (down[sl] & ~(last_ge > tf - window))
+            if spec > self.hpa.min:         # at the minimum no recommendation is below spec
+                # a scale-down waits while the window holds a recommendation >= spec (recorded, or earlier here)
+                window = self.hpa.behavior.scale_down.stabilization
+                held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
+                last_ge = np.maximum(np.maximum.accumulate(np.where(ge[sl], tf, -1e18)), held)
+                act |= down[sl] & ~(last_ge > tf - window)
             if self.min == 0:
                 last = np.where(g["poll_active"][sl], tf, -1e18)
                 last = np.maximum(np.maximum.accumulate(last), self.last_active)
