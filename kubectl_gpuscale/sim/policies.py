@@ -27,6 +27,7 @@ from kubectl_gpuscale.sim.hpa import (
     external_replicas,
     resource_replicas,
 )
+from kubectl_gpuscale.units import duration_seconds
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.sim.core import ChunkView
@@ -474,13 +475,8 @@ class PolicySpec:
 
 
 def _seconds(text: str) -> int:
-    text = text.strip()
-    mult = 1
-    for suffix, m in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if text.endswith(suffix):
-            text, mult = text[: -len(suffix)], m  # type: ignore[assignment]
-            break
-    return int(round(float(text) * mult))
+    """Whole seconds of a policy option's duration (`300`, `5m`, `1h30m`)."""
+    return int(round(duration_seconds(text)))
 
 
 POLICY_HELP = {
