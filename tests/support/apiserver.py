@@ -1062,14 +1062,18 @@ class ApiServer:
                                {"name": meta["name"], "group": rt.group, "kind": rt.plural})
             self._initialise(rt, obj)
             self._set_managed(obj, self._manager(req), "Update", obj["apiVersion"], "", sem.leaf_paths(obj))
-            if rt.kind == "CustomResourceDefinition":
-                self._validate_crd(route, obj)
-            if dry:
-                return 201, self._present(rt, route.version, obj)
-            if rt.kind == "CustomResourceDefinition":
-                self._register_crd(obj)
-            self._put(rt, obj, "ADDED")
+            return self._store_new(rt, route, obj, dry)
+
+    def _store_new(self, rt: ResourceType, route: _Route, obj: dict[str, Any], dry: bool) -> tuple[int, Any]:
+        """Store a new object (a create, or an apply that creates): CRDs validated and registered; 201."""
+        if rt.kind == "CustomResourceDefinition":
+            self._validate_crd(route, obj)
+        if dry:
             return 201, self._present(rt, route.version, obj)
+        if rt.kind == "CustomResourceDefinition":
+            self._register_crd(obj)
+        self._put(rt, obj, "ADDED")
+        return 201, self._present(rt, route.version, obj)
 
     def _validate_crd(self, route: _Route, obj: Mapping[str, Any]) -> None:
         try:
@@ -1276,14 +1280,7 @@ class ApiServer:
                 obj["apiVersion"] = rt.api_version(route.version)
                 self._initialise(rt, obj)
                 self._set_managed(obj, manager, "Apply", obj["apiVersion"], "", paths)
-                if rt.kind == "CustomResourceDefinition":
-                    self._validate_crd(route, obj)
-                if dry:
-                    return 201, self._present(rt, route.version, obj)
-                if rt.kind == "CustomResourceDefinition":
-                    self._register_crd(obj)
-                self._put(rt, obj, "ADDED")
-                return 201, self._present(rt, route.version, obj)
+                return self._store_new(rt, route, obj, dry)
             self._check_rv(route, current, applied["metadata"].get("resourceVersion"))
             owned_before: set[sem.FieldPath] = set()
             others: list[tuple[dict[str, Any], set[sem.FieldPath]]] = []
