@@ -248,3 +248,18 @@ def test_impossible_timestamp_is_read_as_no_time() -> None:
               "INFO 02-29 10:00:01 [kv_cache_utils.py:2] Maximum concurrency for 2,048 tokens per request: 3.5x"])
     assert s.engine == "vllm" and s.get("kv_tokens")[0].ts is None
     assert s.first_ts == datetime(YEARLESS, 2, 29, 10, 0, 1) and s.yearless
+
+
+ACCESS = ['(APIServer pid=1) INFO:     10.0.3.7:40012 - "POST /v1/chat/completions HTTP/1.1" 200 OK',
+          'INFO:     127.0.0.1:51234 - "GET /health HTTP/1.1" 200 OK',
+          '2026-11-27T10:00:00.123456789Z (APIServer pid=7) INFO:     10.0.0.9:1 - "POST /v1/completions HTTP/1.1" '
+          '500 Internal Server Error']
+
+
+def test_access_lines_among_startup_lines_change_no_phase() -> None:
+    """Access lines are skipped without peeling once the clock is known: the timeline must not notice."""
+    for n, (name, plain) in enumerate(_sample_logs()):
+        served: list[str] = []
+        for i, line in enumerate(plain):
+            served += [line, ACCESS[(n + i) % len(ACCESS)], ACCESS[(n + i + 1) % len(ACCESS)]]
+        assert timeline_to_dict(build(served)) == timeline_to_dict(build(plain)), name

@@ -346,6 +346,8 @@ def scan(lines: Iterable[str]) -> LogScan:
     utc = yearless = False
     raw_lines = lines if isinstance(lines, list) else list(lines)
     for index, raw in enumerate(raw_lines):
+        if first is not None and " HTTP/1." in raw and '" ' in raw:
+            continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
         msg, rank, engine, level, outer, inner = _peel(raw)
         if not msg:
             continue
