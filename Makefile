@@ -20,6 +20,7 @@ setup:
 lint: setup
 	$(BIN)/ruff check kubectl_gpuscale tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: setup
 	$(BIN)/python -m pytest -q
@@ -27,6 +28,7 @@ unit: setup
 test: setup
 	$(BIN)/ruff check kubectl_gpuscale tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory release; fi
 	$(BIN)/python -m pytest -q
 
