@@ -262,7 +262,8 @@ class _KnativeShaper:
         if ports and serving:
             port = {k: v for k, v in ports[0].items() if k in kfacts.CONTAINER_PORT_FIELDS}
             if port.get("name", "") not in kfacts.PORT_NAMES:
-                port.pop("name")
+                self.adjusted.append(f"containers[{name}].ports name {port.pop('name')!r} dropped (Knative reads "
+                                     f"the port name as the protocol: h2c or http1)")
             out["ports"] = [port]
         else:
             out.pop("ports", None)
@@ -335,6 +336,16 @@ def knative_service(*, name: str, namespace: str | None, template: Mapping[str, 
     if len(containers) > 1:
         shaper.need(kfacts.MULTI_CONTAINER_FLAG, "sidecars")
     pod["containers"] = containers
+    if pod.get("volumes"):
+        used = {str(m.get("name")) for c in [*containers, *(pod.get("initContainers") or [])]
+                if isinstance(c, Mapping) for m in c.get("volumeMounts") or [] if isinstance(m, Mapping)}
+        for v in pod["volumes"]:
+            if str(v.get("name")) not in used:
+                shaper.drop(f"spec.volumes[{v.get('name')}]", "no container mounts it (Knative rejects unmounted "
+                                                             "volumes; an injected sidecar's volumes come with it)")
+        pod["volumes"] = [v for v in pod["volumes"] if str(v.get("name")) in used]
+        if not pod["volumes"]:
+            pod.pop("volumes")
     pod["timeoutSeconds"] = min(max(cold_start * 2, KNATIVE_REVISION_TIMEOUT), KNATIVE_MAX_REVISION_TIMEOUT)
     cc = max(0, int(concurrency))
     if cc > concurrency_limit:

@@ -13,7 +13,9 @@ Pure module: no cluster access.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kubectl_gpuscale.install.catalog import KNATIVE
 
@@ -161,10 +163,37 @@ def all_flags() -> dict[str, Flag]:
     return {f.key: f for f in flags}
 
 
-def flag_enabled(features: dict[str, str] | None, flag: Flag) -> bool:
+def flag_enabled(features: Mapping[str, str] | None, flag: Flag) -> bool:
     """Whether a `config-features` data map turns `flag` on ("enabled" or "allowed", any case); its
     upstream default when the key is absent (features.go asFlag)."""
     raw = (features or {}).get(flag.key)
     if raw is None or str(raw).lower() not in ("enabled", "disabled", "allowed"):
         return flag.default_enabled
     return str(raw).lower() != "disabled"
+
+
+def flags_needed(pod_spec: Mapping[str, Any]) -> list[Flag]:
+    """The `config-features` flags a Knative revision's pod spec relies on (default-on ones included),
+    in a stable order: flag-gated pod fields, volume types, a writable claim, env fieldRefs, sidecars."""
+    found: dict[str, Flag] = {}
+    for key, flag in POD_FLAGS.items():
+        if pod_spec.get(key) not in (None, "", [], {}, False):
+            found.setdefault(flag.key, flag)
+    for volume in pod_spec.get("volumes") or []:
+        if not isinstance(volume, Mapping):
+            continue
+        for source, flag in VOLUME_FLAGS.items():
+            if source in volume:
+                found.setdefault(flag.key, flag)
+        claim = volume.get("persistentVolumeClaim")
+        if isinstance(claim, Mapping) and claim.get("readOnly") is not True:
+            found.setdefault(PVC_WRITE_FLAG.key, PVC_WRITE_FLAG)
+    containers = [c for c in pod_spec.get("containers") or [] if isinstance(c, Mapping)]
+    for c in containers:
+        for env in c.get("env") or []:
+            value_from = env.get("valueFrom") if isinstance(env, Mapping) else None
+            if isinstance(value_from, Mapping) and ("fieldRef" in value_from or "resourceFieldRef" in value_from):
+                found.setdefault(ENV_FIELD_REF_FLAG, all_flags()[ENV_FIELD_REF_FLAG])
+    if len(containers) > 1:
+        found.setdefault(MULTI_CONTAINER_FLAG.key, MULTI_CONTAINER_FLAG)
+    return list(found.values())
