@@ -277,3 +277,39 @@ def test_every_real_sample_deployment_converts_to_an_admitted_service(version: k
             assert admitted(copy.deepcopy(build.service), build.flags, version) == [], path.name
             seen += 1
     assert seen >= 5
+
+
+# ---- install: the flags a Service needs can be set; the GPU defaults include writable claims -------
+
+
+def test_install_sets_the_write_flag_and_any_flag_migrate_names() -> None:
+    """install knative turns on the claim and write flags together (a model cache is written); any other
+    flag migrate-hpa may name is accepted by --set where the Knative version has it, refused otherwise."""
+    from kubectl_gpuscale.install import plan
+
+    base = {s.key: s.value for s in plan.build(["knative"]).components[0].settings}
+    assert base["config-features.kubernetes.podspec-persistent-volume-claim"] == "enabled"
+    assert base["config-features.kubernetes.podspec-persistent-volume-write"] == "enabled"
+    assert "config-features.kubernetes.podspec-dnspolicy" not in base  # left alone unless asked
+    key = "config-features.kubernetes.podspec-hostnetwork"
+    p = plan.build(["knative"], overrides={key: "enabled", "config-features.kubernetes.podspec-dnspolicy": "enabled"})
+    got = {s.key: s.value for s in p.components[0].settings}
+    assert got[key] == "enabled" and got["config-features.kubernetes.podspec-dnspolicy"] == "enabled"
+    with pytest.raises(plan.PlanError, match="unknown --set key"):
+        plan.build(["knative"], versions={"knative": "1.14.2"}, overrides={key: "enabled"})
+
+
+def test_doctor_fix_on_a_knative_service_passes_the_webhook(apiserver: Any) -> None:
+    """doctor --apply patches a Knative Service (GS011: progress deadline below the 900 s startup budget);
+    the merged object goes through the webhook emulation and is admitted."""
+    apiserver.enable_group("serving.knative.dev")
+    ksvc = to_knative(hpa(), deployment(STARTUP)).objects[0]
+    ksvc["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"] = "2m"
+    apiserver.seed(ksvc)
+    result = CliRunner().invoke(cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", NS, "--apply"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    stored = apiserver.get_object("serving.knative.dev/v1", "Service", "llm", NS)
+    deadline = stored["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"]
+    assert int(deadline.rstrip("s")) >= 900
+    hook = next(h for h in apiserver.admission if isinstance(h, KnativeAdmission))
+    assert ("UPDATE", f"{NS}/llm") in hook.seen
