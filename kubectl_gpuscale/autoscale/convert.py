@@ -20,7 +20,7 @@ from kubectl_gpuscale.autoscale.hpa import (
     original_record,
     parse_hpa,
 )
-from kubectl_gpuscale.autoscale.probes import startup_budget
+from kubectl_gpuscale.autoscale.probes import probe_budget, startup_budget
 from kubectl_gpuscale.errors import GpuscaleError, InputError
 from kubectl_gpuscale.facts import knative as kfacts
 
@@ -354,6 +354,12 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
                                 + " (`kubectl gpuscale install knative --set config-features.<flag>=enabled`)")
         result.notes.extend(built.dropped)
         result.notes.extend(built.adjusted)
+        for c in built.service["spec"]["template"]["spec"]["containers"]:
+            live = c.get("livenessProbe")
+            if isinstance(live, Mapping) and not c.get("startupProbe") and probe_budget(live) < cold_start:
+                result.notes.append(f"containers[{c.get('name')}].livenessProbe restarts the container after "
+                                    f"{probe_budget(live)}s, before the {cold_start}s cold start: add a startupProbe "
+                                    f"(Knative >= 1.15; doctor GS014)")
         if cold_start * 2 > builders.KNATIVE_MAX_REVISION_TIMEOUT:
             result.notes.append(f"timeoutSeconds capped at {builders.KNATIVE_MAX_REVISION_TIMEOUT}s "
                                 f"(max-revision-timeout-seconds); raise it in config-defaults for a "
