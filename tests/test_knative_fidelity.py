@@ -313,3 +313,42 @@ def test_doctor_fix_on_a_knative_service_passes_the_webhook(apiserver: Any) -> N
     assert int(deadline.rstrip("s")) >= 900
     hook = next(h for h in apiserver.admission if isinstance(h, KnativeAdmission))
     assert ("UPDATE", f"{NS}/llm") in hook.seen
+
+
+# ---- with a cluster: measured on the workload's own pods -----------------------------------------
+
+
+def _measured_cluster(apiserver: Any) -> None:
+    """A vLLM Deployment whose pod started in 300 s (the real events and log of test_coldstart_cli), with a
+    startupProbe giving up after 60 s and a CPU HPA."""
+    from tests.test_coldstart_cli import COMPILE_MISS, EVENTS, _pod, _utc_log
+
+    dep = deployment({"startupProbe": {"httpGet": {"path": "/health", "port": 8000}, "failureThreshold": 6}})
+    dep["metadata"]["name"] = "vllm"
+    dep["spec"]["selector"]["matchLabels"] = dep["spec"]["template"]["metadata"]["labels"] = {"app": "vllm"}
+    pod = _pod("vllm-a", "2025-11-24T19:40:00Z", "2025-11-24T19:43:20Z", "2025-11-24T19:45:00Z")
+    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, dep, pod, hpa("vllm"))
+    for ev in EVENTS:
+        apiserver.add_event(pod, ev["reason"], ev["message"], timestamp=ev["firstTimestamp"], count=ev["count"])
+    apiserver.set_log(NS, "vllm-a", _utc_log(COMPILE_MISS, "2025-11-24T19:43:54Z"))
+
+
+def test_doctor_measures_the_cold_start_on_the_workloads_pods(apiserver: Any) -> None:
+    """With a cluster the figure is measured on the workload's own pods (the coldstart service: events,
+    conditions, log): 300 s here, so the 60 s startupProbe is flagged (GS013) and the source printed."""
+    _measured_cluster(apiserver)
+    result = CliRunner().invoke(cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", NS, "-o", "json"])
+    findings = json.loads(result.stdout)
+    findings = findings.get("findings", findings) if isinstance(findings, dict) else findings
+    (gs013,) = [f for f in findings if f["rule"] == "GS013"]
+    assert "needs 300s (measured on 1 pod(s) of Deployment/vllm" in gs013["message"]
+    assert "failureThreshold to 31" in gs013["fix"]
+
+
+def test_migrate_from_the_cluster_records_the_measured_cold_start(apiserver: Any) -> None:
+    """migrate-hpa reading the cluster says where its cold start came from: the pods, not the probe."""
+    apiserver.enable_group("keda.sh")
+    _measured_cluster(apiserver)
+    result = CliRunner().invoke(cli, ["migrate-hpa", "vllm", "--kubeconfig", apiserver.kubeconfig, "-n", NS])
+    assert result.exit_code == 0, result.output
+    assert "cold start 300s from measured on 1 pod(s) of Deployment/vllm" in result.output

@@ -52,6 +52,8 @@ class Options:
     namespace: str | None = None
     from_cluster: bool = False
     knative_version: kfacts.Version | None = None
+    # (kind, namespace, name) -> cold start measured on the workload's own pods, and its source.
+    measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -319,7 +321,8 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
     first = triggers[0]
     result.metric = first.metric + (f" (+{len(triggers) - 1})" if len(triggers) > 1 else "")
     result.threshold = first.threshold
-    cold_start, source = cold_start_estimate(workload, detection, options.cold_start)
+    measured = options.measured_cold_starts.get((hpa.target_kind, ns, hpa.target_name))
+    cold_start, source = cold_start_estimate(workload, detection, options.cold_start, measured)
     result.notes.append(f"cold start {cold_start}s from {source}")
     behavior, reason = _behavior(hpa, cold_start, source)
     min_count = 0 if options.scale_to_zero else max(1, min_replicas)

@@ -129,6 +129,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     cluster = None
     prometheus_flag = prometheus
     originals: dict[tuple[str, str], Any] = {}
+    measured: dict[tuple[str, str, str], tuple[int, str]] = {}
     wheres: list[str] = []
     if files:
         from kubectl_gpuscale.manifests import load
@@ -146,13 +147,23 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
         for hpa, why in inputs.skipped:
             note(f"skipping HPA {hpa}: {why}")
         objects, originals = inputs.objects, inputs.originals
+        if cold_start is None:
+            from kubectl_gpuscale.coldstart.service import measured_cold_start
+
+            for obj in objects:
+                if obj.get("kind") in conv.WORKLOAD_KINDS:
+                    ns = (obj.get("metadata") or {}).get("namespace") or namespace or "default"
+                    found = measured_cold_start(cluster, obj, ns)
+                    if found:
+                        measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
         if prometheus is None:
             prometheus = _find_prometheus(cluster)
     options = conv.Options(
         prometheus=prometheus or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
         kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
         cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
-        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files)
+        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files,
+        measured_cold_starts=measured)
     results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
     if files and names:
         missing = set(names) - {r.name for r in results}
