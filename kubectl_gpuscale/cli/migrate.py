@@ -68,7 +68,8 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="minReplicaCount 0 with an HTTPScaledObject (KEDA HTTP add-on) buffering requests.")
 @click.option("--host", "hosts", multiple=True, help="Host header(s) the HTTP add-on routes (with --scale-to-zero).")
 @click.option("--cold-start", type=click.IntRange(min=1), default=None, metavar="SECONDS",
-              help="Cold-start estimate (default: from the probes' initialDelaySeconds, else the engine's typical).")
+              help="Cold-start estimate (default: measured on the workload's pods, else its startupProbe budget, else "
+                   "the engine's typical; never a readiness delay).")
 @click.option("--to", "to", type=click.Choice(["keda", "knative"]), default="keda", show_default=True,
               help="knative: a Knative Service instead of a ScaledObject (dev/staging scale-to-zero).")
 @click.option("--pdb", is_flag=True, help="Also a PodDisruptionBudget keeping one warm replica (minAvailable 1).")
