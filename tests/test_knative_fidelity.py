@@ -352,3 +352,21 @@ def test_migrate_from_the_cluster_records_the_measured_cold_start(apiserver: Any
     result = CliRunner().invoke(cli, ["migrate-hpa", "vllm", "--kubeconfig", apiserver.kubeconfig, "-n", NS])
     assert result.exit_code == 0, result.output
     assert "cold start 300s from measured on 1 pod(s) of Deployment/vllm" in result.output
+
+
+def test_migrate_builds_for_the_knative_version_the_cluster_runs(apiserver: Any) -> None:
+    """Knative 1.14 in the cluster (the webhook Deployment's tag): the Service is built for it (no
+    startupProbe, the liveness delay covering the startup budget) and the 1.14 webhook admits it."""
+    apiserver.enable_group("serving.knative.dev")
+    webhook = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "webhook",
+                                                                         "namespace": "knative-serving"},
+               "spec": {"template": {"spec": {"containers": [
+                   {"name": "webhook", "image": "gcr.io/knative-releases/knative.dev/serving/cmd/webhook:v1.14.2"}]}}}}
+    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, webhook,
+                   deployment(STARTUP), hpa())
+    result = _migrate(apiserver, "llm", "--apply")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "Knative 1.14 detected" in result.stderr
+    stored = apiserver.get_object("serving.knative.dev/v1", "Service", "llm", NS)
+    container = stored["spec"]["template"]["spec"]["containers"][0]
+    assert "startupProbe" not in container and container["livenessProbe"]["initialDelaySeconds"] == 900

@@ -103,6 +103,24 @@ def keda_version(cluster: Cluster) -> tuple[int, int, int] | None:
     return None
 
 
+def knative_version(cluster: Cluster) -> kfacts.Version | None:
+    """Knative Serving's version from its webhook Deployment (version label or image tag), or None."""
+    try:
+        deploy = cluster.get_or_none("apps/v1", "Deployment", "webhook", "knative-serving")
+    except ForbiddenError:
+        return None
+    if not deploy:
+        return None
+    labels = (deploy.get("metadata") or {}).get("labels") or {}
+    images = [c.get("image", "") for c in ((deploy.get("spec") or {}).get("template") or {})
+              .get("spec", {}).get("containers", [])]
+    for text in [labels.get("app.kubernetes.io/version", ""), *[i.rsplit(":", 1)[-1] for i in images if ":" in i]]:
+        match = _VERSION.match(str(text))
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
 def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]]) -> list[str]:
     """Check the cluster can take the objects; raise when it cannot, return warnings otherwise."""
     warnings: list[str] = []

@@ -159,12 +159,20 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
                         measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
         if prometheus is None:
             prometheus = _find_prometheus(cluster)
+    knative: tuple[int, int] | None = None
+    if to == "knative" and (cluster is not None or (do_apply and kube.dry_run != "client")):
+        from kubectl_gpuscale.autoscale.apply import knative_version
+
+        cluster = cluster or kube.cluster()
+        knative = knative_version(cluster)
+        if knative:
+            note(f"Knative {knative[0]}.{knative[1]} detected (knative-serving/webhook): the Service is built for it")
     options = conv.Options(
         prometheus=prometheus or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
         kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
         cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
         cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files,
-        measured_cold_starts=measured)
+        measured_cold_starts=measured, knative_version=knative)
     results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
     if files and names:
         missing = set(names) - {r.name for r in results}
