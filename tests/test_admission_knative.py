@@ -93,6 +93,30 @@ POD_SPEC_CASES: list[tuple[str, dict[str, Any], dict[str, str], str | None]] = [
         {"name": "http", "containerPort": 8000}]}]}, {}, "invalid value: http"),
     ("reserved port", {"containers": [{"image": "busybox", "ports": [{"containerPort": 8012}]}]}, {},
      "port 8012 is reserved"),
+    ("UDP port", {"containers": [{"image": "busybox", "ports": [{"containerPort": 8000, "protocol": "UDP"}]}]}, {},
+     "invalid value: UDP"),
+    ("with volume name collision", {
+        "containers": [{"image": "helloworld", "volumeMounts": [{"mountPath": "/mount/path", "name": "the-name",
+                                                                 "readOnly": True}]}],
+        "volumes": [{"name": "the-name", "secret": {"secretName": "foo"}}, {"name": "the-name", "configMap": {}}]},
+     {}, 'duplicate volume name "the-name"'),
+    ("with volume mount path collision", {
+        "containers": [{"image": "helloworld", "volumeMounts": [
+            {"mountPath": "/mount/path", "name": "the-foo", "readOnly": True},
+            {"mountPath": "/mount/path", "name": "the-bar", "readOnly": True}]}],
+        "volumes": [{"name": "the-foo", "secret": {"secretName": "foo"}},
+                    {"name": "the-bar", "secret": {"secretName": "bar"}}]}, {}, '"/mount/path" must be unique'),
+    ("reserved container name", {"containers": [{"name": "queue-proxy", "image": "busybox"}]}, {},
+     '"queue-proxy" is a reserved container name'),
+    ("missing image", {"containers": [{"name": "c"}]}, {}, "missing field(s): spec.template.spec.containers[0].image"),
+    ("probe with two handlers", {"containers": [{"image": "busybox", "readinessProbe": {
+        "httpGet": {"path": "/"}, "tcpSocket": {"port": 8080}}}]}, {}, "expected exactly one, got both"),
+    ("fieldRef env needs its flag", {"containers": [{"image": "busybox", "env": [
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]}, {},
+     "must not set the field(s): spec.template.spec.containers[0].env[0].valueFrom.fieldRef"),
+    ("fieldRef env with its flag", {"containers": [{"image": "busybox", "env": [
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]},
+     {"kubernetes.podspec-fieldref": "enabled"}, None),
 ]
 
 # TestPodSpecFeatureValidation: each flag-gated pod field is rejected with the flag off, admitted with it on.

@@ -370,3 +370,13 @@ def test_migrate_builds_for_the_knative_version_the_cluster_runs(apiserver: Any)
     stored = apiserver.get_object("serving.knative.dev/v1", "Service", "llm", NS)
     container = stored["spec"]["template"]["spec"]["containers"][0]
     assert "startupProbe" not in container and container["livenessProbe"]["initialDelaySeconds"] == 900
+
+
+def test_downward_api_env_names_the_fieldref_flag() -> None:
+    """validateEnvValueFrom: fieldRef/resourceFieldRef need kubernetes.podspec-fieldref (vLLM charts set
+    POD_IP this way): named, and admitted with it."""
+    env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    conv = to_knative(hpa(), deployment({"env": env}))
+    (note,) = [n for n in conv.notes if n.startswith("enable in")]
+    assert "kubernetes.podspec-fieldref" in note
+    assert admitted(conv.objects[0]) != [] and admitted(conv.objects[0], ["kubernetes.podspec-fieldref"]) == []

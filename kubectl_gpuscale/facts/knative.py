@@ -197,3 +197,21 @@ def flags_needed(pod_spec: Mapping[str, Any]) -> list[Flag]:
     if len(containers) > 1:
         found.setdefault(MULTI_CONTAINER_FLAG.key, MULTI_CONTAINER_FLAG)
     return list(found.values())
+
+
+def covered_versions() -> list[Version]:
+    """The Knative minor versions these facts describe, oldest first (1.14 to the pinned one)."""
+    return [(1, minor) for minor in range(OLDEST_COVERED[1], PINNED[1] + 1)]
+
+
+def compatibility(version: Version) -> dict[str, str]:
+    """What gpuscale emits for a Knative Service on `version`, for the compatibility matrix."""
+    new_flags = sorted(f.key for f in all_flags().values() if OLDEST_COVERED < f.since <= version)
+    return {
+        "knative": version_text(version),
+        "startupProbe": "kept" if version >= STARTUP_PROBE_SINCE
+        else "dropped; liveness initialDelaySeconds raised to its budget",
+        "lifecycle (preStop)": "dropped (never accepted)",
+        "flag-gated fields": "kept, flags named" + (f" (incl. {', '.join(new_flags)})" if new_flags else ""),
+        "containerConcurrency": f"clamped to container-concurrency-max-limit ({CONTAINER_CONCURRENCY_MAX_LIMIT})",
+    }

@@ -182,9 +182,15 @@ def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool,
             port = p.get("containerPort")
             if port in RESERVED_PORTS:
                 errs.add(f"port {port} is reserved", f"{base}.ports[{j}].containerPort")
+            if p.get("protocol", "") not in ("", "TCP"):  # validateContainerPorts: TCP only
+                errs.add(f"invalid value: {p.get('protocol')}", f"{base}.ports[{j}].protocol")
         for probe in probes:
             if isinstance(c.get(probe), Mapping):
                 _disallowed(errs, f"{base}.{probe}", c[probe], kf.PROBE_FIELDS)
+                # validateProbe: exactly one handler
+                handlers = [h for h in ("httpGet", "tcpSocket", "exec", "grpc") if c[probe].get(h) is not None]
+                if len(handlers) > 1:
+                    errs.add("expected exactly one, got both", *(f"{base}.{probe}.{h}" for h in handlers))
     else:
         # validateSidecarContainer: probes only with multi-container-probing (not modelled: off by default).
         for probe in probes:
