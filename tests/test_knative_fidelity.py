@@ -380,3 +380,15 @@ def test_downward_api_env_names_the_fieldref_flag() -> None:
     (note,) = [n for n in conv.notes if n.startswith("enable in")]
     assert "kubernetes.podspec-fieldref" in note
     assert admitted(conv.objects[0]) != [] and admitted(conv.objects[0], ["kubernetes.podspec-fieldref"]) == []
+
+
+def test_sidecar_probes_keep_and_name_multi_container_probing() -> None:
+    """A sidecar's readiness probe is kept and multi-container-probing named (validateSidecarContainer);
+    without the flag the webhook rejects it, with it admits it."""
+    dep = deployment()
+    dep["spec"]["template"]["spec"]["containers"].append(
+        {"name": "proxy", "image": "envoyproxy/envoy:v1.31", "readinessProbe": {"tcpSocket": {"port": 9901}}})
+    conv = to_knative(hpa(), dep)
+    (note,) = [n for n in conv.notes if n.startswith("enable in")]
+    assert "multi-container-probing" in note
+    assert admitted(conv.objects[0]) and admitted(conv.objects[0], ["multi-container-probing"]) == []

@@ -298,12 +298,8 @@ class _KnativeShaper:
             mounts.append({k: v for k, v in m.items() if k in kfacts.VOLUME_MOUNT_FIELDS})
         if "volumeMounts" in out:
             out["volumeMounts"] = mounts
-        if not serving:
-            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-                if probe in out:
-                    out.pop(probe)
-                    self.drop(f"containers[{name}].{probe}", "Knative probes only the serving container "
-                                                             "(multi-container-probing is off by default)")
+        if not serving and (out.get("livenessProbe") or out.get("readinessProbe")):
+            self.need(kfacts.MULTI_CONTAINER_PROBING_FLAG, f"containers[{name}] probes")
         return out
 
 

@@ -118,6 +118,9 @@ VOLUME_FLAGS: dict[str, Flag] = {
 }
 PVC_WRITE_FLAG = Flag("kubernetes.podspec-persistent-volume-write")
 MULTI_CONTAINER_FLAG = Flag("multi-container", default_enabled=True)
+# Liveness/readiness probes on sidecars (k8s_validation.go validateSidecarContainer); a sidecar's
+# startupProbe needs no flag (knative/serving PR #15461 tests startup probes on sidecars).
+MULTI_CONTAINER_PROBING_FLAG = Flag("multi-container-probing")
 
 # ---- config-defaults / config-deployment / config-autoscaler defaults ------------------------------
 REVISION_TIMEOUT_S = 300                  # config-defaults revision-timeout-seconds
@@ -159,7 +162,7 @@ def container_fields(version: Version) -> frozenset[str]:
 def all_flags() -> dict[str, Flag]:
     """Every `config-features` flag gpuscale may name, by key."""
     flags = [*POD_FLAGS.values(), *VOLUME_FLAGS.values(), PVC_WRITE_FLAG, MULTI_CONTAINER_FLAG,
-             Flag(ENV_FIELD_REF_FLAG)]
+             MULTI_CONTAINER_PROBING_FLAG, Flag(ENV_FIELD_REF_FLAG)]
     return {f.key: f for f in flags}
 
 
@@ -196,6 +199,10 @@ def flags_needed(pod_spec: Mapping[str, Any]) -> list[Flag]:
                 found.setdefault(ENV_FIELD_REF_FLAG, all_flags()[ENV_FIELD_REF_FLAG])
     if len(containers) > 1:
         found.setdefault(MULTI_CONTAINER_FLAG.key, MULTI_CONTAINER_FLAG)
+        sidecars = [c for c in containers if not c.get("ports")] if any(c.get("ports") for c in containers) \
+            else containers[1:]
+        if any(c.get("livenessProbe") or c.get("readinessProbe") for c in sidecars):
+            found.setdefault(MULTI_CONTAINER_PROBING_FLAG.key, MULTI_CONTAINER_PROBING_FLAG)
     return list(found.values())
 
 

@@ -192,9 +192,10 @@ def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool,
                 if len(handlers) > 1:
                     errs.add("expected exactly one, got both", *(f"{base}.{probe}.{h}" for h in handlers))
     else:
-        # validateSidecarContainer: probes only with multi-container-probing (not modelled: off by default).
-        for probe in probes:
-            if c.get(probe):
+        # validateSidecarContainer: liveness/readiness only with multi-container-probing; a startupProbe
+        # is the kubelet's (PR #15461 runs it on sidecars).
+        for probe in probes[:2]:
+            if c.get(probe) and not cfg.on(kf.MULTI_CONTAINER_PROBING_FLAG):
                 errs.add("must not set the field(s)", f"{base}.{probe}")
     reserved = kf.RESERVED_ENV if serving else kf.RESERVED_SIDECAR_ENV
     for j, env in enumerate(c.get("env") or []):
