@@ -60,13 +60,15 @@ def test_hpa_without_metrics_is_an_error_naming_it() -> None:
 
 
 def test_default_threshold_from_max_num_seqs_and_stabilization_from_probe() -> None:
-    deploy = _deploy(["m", "--max-num-seqs=100"], probes={"readinessProbe": {"initialDelaySeconds": 420}})
+    deploy = _deploy(["m", "--max-num-seqs=100"], probes={
+        "startupProbe": {"initialDelaySeconds": 60, "periodSeconds": 10, "failureThreshold": 36},
+        "readinessProbe": {"initialDelaySeconds": 5}})
     result = _one([_hpa(), deploy])
     so = result.objects[0]
     assert so["spec"]["triggers"][0]["metadata"]["threshold"] == "5"
     assert so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
         "stabilizationWindowSeconds"] == 420
-    assert "readinessProbe" in so["metadata"]["annotations"]["gpuscale.kubectl.dev/scale-down-stabilization"]
+    assert "startupProbe budget" in so["metadata"]["annotations"]["gpuscale.kubectl.dev/scale-down-stabilization"]
     assert so["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 3}
     assert any("cpu 80% dropped" in n for n in result.notes)
     assert_valid(so)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kubectl_gpuscale.autoscale import builders
 from kubectl_gpuscale.autoscale import convert as conv
 from kubectl_gpuscale.errors import GpuscaleError
+from tests.support.admission_knative import KnativeConfig, validate_service
 from tests.support.schemas import assert_valid
 
 NAMES = st.from_regex(r"[a-z]([a-z0-9-]{0,14}[a-z0-9])?", fullmatch=True)
@@ -191,6 +192,10 @@ def test_converter_never_crashes_and_emits_valid_objects(case: tuple[list[dict[s
             low = int(annotations["autoscaling.knative.dev/min-scale"])
             assert int(annotations["autoscaling.knative.dev/max-scale"]) >= low
             assert low >= 1 or options.scale_to_zero
+            named = [n.split(": ", 1)[1].split(" (")[0].split(", ") for n in result.notes
+                     if n.startswith("enable in knative-serving/config-features")]
+            flags = {f: "enabled" for group in named for f in group}
+            assert validate_service(obj, KnativeConfig(features=flags)) == []  # Knative's webhook admits it
     kinds = [o["kind"] for o in result.objects]
     if options.to == "keda":
         assert kinds.count("ScaledObject") == 1

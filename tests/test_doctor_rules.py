@@ -316,8 +316,13 @@ def test_gs014_liveness_without_startup(gemma: list[dict[str, Any]]) -> None:
     assert not fired(lint(*gemma), "GS014")
 
 
-def test_gs014_real_knative_sample_with_long_liveness_delay_is_fine() -> None:
-    assert not fired(lint(one("ksvc_gke-kueue-dws_1")), "GS014")
+def test_gs014_real_knative_sample_judged_against_the_engine_not_its_readiness_delay() -> None:
+    """The sample's readiness initialDelaySeconds (240 s) is when probing starts, not a cold start:
+    with no startupProbe the figure is vLLM's typical cold start (300 s), which its liveness budget
+    (240 + 5 x 3 = 255 s) does not cover. A cold start the operator gives (--cold-start) is judged instead."""
+    (f,) = fired(lint(one("ksvc_gke-kueue-dws_1")), "GS014")
+    assert f.value == "255s" and "vLLM typical cold start" in f.message
+    assert not fired(lint(one("ksvc_gke-kueue-dws_1"), cold_start=200), "GS014")
     assert fired(lint(one("ksvc_gke-kueue-dws_1"), cold_start=600), "GS014")
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from kubectl_gpuscale.autoscale import builders
 from kubectl_gpuscale.autoscale.hpa import HPA_KIND, quantity
 from kubectl_gpuscale.autoscale.querycheck import NameForms, PromSource, check_query
-from kubectl_gpuscale.errors import GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.facts import knative as kfacts
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -102,6 +103,24 @@ def keda_version(cluster: Cluster) -> tuple[int, int, int] | None:
     return None
 
 
+def knative_version(cluster: Cluster) -> kfacts.Version | None:
+    """Knative Serving's version from its webhook Deployment (version label or image tag), or None."""
+    try:
+        deploy = cluster.get_or_none("apps/v1", "Deployment", "webhook", "knative-serving")
+    except ForbiddenError:
+        return None
+    if not deploy:
+        return None
+    labels = (deploy.get("metadata") or {}).get("labels") or {}
+    images = [c.get("image", "") for c in ((deploy.get("spec") or {}).get("template") or {})
+              .get("spec", {}).get("containers", [])]
+    for text in [labels.get("app.kubernetes.io/version", ""), *[i.rsplit(":", 1)[-1] for i in images if ":" in i]]:
+        match = _VERSION.match(str(text))
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
 def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]]) -> list[str]:
     """Check the cluster can take the objects; raise when it cannot, return warnings otherwise."""
     warnings: list[str] = []
@@ -125,10 +144,50 @@ def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]]) -> list[st
     if (builders.HTTP_API, "HTTPScaledObject") in kinds and not cluster.serves(builders.HTTP_API, "HTTPScaledObject"):
         raise GpuscaleError("cannot migrate with --scale-to-zero", "the KEDA HTTP add-on is not installed",
                             "run: kubectl gpuscale install keda-http-add-on, or print the YAML with -o yaml")
-    if (builders.KNATIVE_API, "Service") in kinds and not cluster.serves(builders.KNATIVE_API, "Service"):
-        raise GpuscaleError("cannot migrate --to knative", "Knative Serving is not installed",
-                            "run: kubectl gpuscale install knative")
+    if (builders.KNATIVE_API, "Service") in kinds:
+        if not cluster.serves(builders.KNATIVE_API, "Service"):
+            raise GpuscaleError("cannot migrate --to knative", "Knative Serving is not installed",
+                                "run: kubectl gpuscale install knative")
+        warnings += knative_preflight(cluster, [o for o in objects if (o.get("apiVersion"), o.get("kind"))
+                                                == (builders.KNATIVE_API, "Service")])
     return warnings
+
+
+def knative_preflight(cluster: Cluster, services: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Refuse, before writing, what Knative's webhook would reject for this cluster's settings: a
+    `config-features` flag the Service needs left disabled, containerConcurrency above the cluster's
+    container-concurrency-max-limit. Warnings when the settings cannot be read."""
+    try:
+        features_cm = cluster.get_or_none("v1", "ConfigMap", "config-features", "knative-serving")
+        defaults_cm = cluster.get_or_none("v1", "ConfigMap", "config-defaults", "knative-serving")
+    except ForbiddenError as exc:
+        return [f"Knative's settings (knative-serving ConfigMaps) not readable ({exc.why}): the config-features "
+                "flags the Service needs are not checked"]
+    features = (features_cm or {}).get("data") or {}
+    defaults = (defaults_cm or {}).get("data") or {}
+    off: dict[str, list[str]] = {}
+    for svc in services:
+        spec = ((svc.get("spec") or {}).get("template") or {}).get("spec") or {}
+        name = f"{(svc.get('metadata') or {}).get('namespace')}/{(svc.get('metadata') or {}).get('name')}"
+        for flag in kfacts.flags_needed(spec):
+            if not kfacts.flag_enabled(features, flag):
+                off.setdefault(flag.key, []).append(name)
+        limit = defaults.get("container-concurrency-max-limit")
+        cc = spec.get("containerConcurrency")
+        if limit is not None and str(limit).strip().isdigit() and isinstance(cc, int) and cc > int(limit):
+            raise GpuscaleError(f"cannot migrate --to knative ({name})",
+                                f"containerConcurrency {cc} is above this cluster's container-concurrency-max-limit "
+                                f"{limit} (config-defaults)", "pass a lower concurrency (--max-num-seqs of the engine) "
+                                "or raise the limit in knative-serving/config-defaults")
+    if off:
+        keys = sorted(off)
+        patch = json.dumps({"data": {k: "enabled" for k in keys}}, separators=(",", ":"))
+        raise GpuscaleError("cannot migrate --to knative",
+                            f"knative-serving/config-features leaves {', '.join(keys)} disabled and the Service "
+                            f"needs them (Knative's webhook would reject it)",
+                            f"enable them: kubectl -n knative-serving patch configmap config-features --type merge "
+                            f"-p '{patch}' (or kubectl gpuscale install knative --set config-features.<flag>=enabled)")
+    return []
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubectl_gpuscale.autoscale.probes import probe_budget, startup_budget
+from kubectl_gpuscale.facts import knative as kfacts
+
 KEDA_API = "keda.sh/v1alpha1"
 HTTP_API = "http.keda.sh/v1alpha1"
 KNATIVE_API = "serving.knative.dev/v1"
@@ -34,17 +37,10 @@ ENGINE_ANNOTATION = PREFIX + "engine"
 STABILIZATION_REASON = PREFIX + "scale-down-stabilization"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-gpuscale"}
 
-# Knative facts (upstream defaults: config-defaults, config-deployment)
-KNATIVE_REVISION_TIMEOUT = 300            # config-defaults revision-timeout-seconds
-KNATIVE_MAX_REVISION_TIMEOUT = 600        # config-defaults max-revision-timeout-seconds
-KNATIVE_PROGRESS_DEADLINE = 600           # config-deployment progress-deadline
-KNATIVE_POD_SPEC_FEATURES = {
-    "nodeSelector": "kubernetes.podspec-nodeselector", "tolerations": "kubernetes.podspec-tolerations",
-    "affinity": "kubernetes.podspec-affinity", "runtimeClassName": "kubernetes.podspec-runtimeclassname",
-    "priorityClassName": "kubernetes.podspec-priorityclassname",
-    "initContainers": "kubernetes.podspec-init-containers",
-}
-
+# Knative facts live in kubectl_gpuscale.facts.knative; these names stay for their importers.
+KNATIVE_REVISION_TIMEOUT = kfacts.REVISION_TIMEOUT_S
+KNATIVE_MAX_REVISION_TIMEOUT = kfacts.MAX_REVISION_TIMEOUT_S
+KNATIVE_PROGRESS_DEADLINE = kfacts.PROGRESS_DEADLINE_S
 
 @dataclass(frozen=True)
 class Schedule:
@@ -137,44 +133,233 @@ def http_scaled_object(*, name: str, namespace: str | None, target: Mapping[str,
     }}
 
 
+@dataclass(frozen=True)
+class KnativeBuild:
+    """A Knative Service and what the conversion needs said: the `config-features` flags it relies on,
+    the fields dropped because the target Knative rejects them (each with why), other adjustments."""
+
+    service: dict[str, Any]
+    flags: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    adjusted: tuple[str, ...] = ()
+
+
+# Values the API server fills in on every pod spec: read back from a cluster they are no choice of the operator.
+_POD_DEFAULTS: dict[str, Any] = {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+                                 "schedulerName": "default-scheduler"}
+
+
+class _KnativeShaper:
+    """Shapes a pod template into what Knative `version`'s webhook accepts, collecting flags and notes."""
+
+    def __init__(self, version: kfacts.Version) -> None:
+        self.version = version
+        self.flags: set[str] = set()
+        self.dropped: list[str] = []
+        self.adjusted: list[str] = []
+
+    def drop(self, where: str, why: str) -> None:
+        self.dropped.append(f"{where} dropped: {why}")
+
+    def need(self, flag: kfacts.Flag, where: str) -> bool:
+        """Name the flag `where` needs; False (and a drop note) when the target Knative has no such flag."""
+        if not flag.exists_in(self.version):
+            self.drop(where, f"Knative {kfacts.version_text(self.version)} has no {flag.key} flag "
+                             f"(since {kfacts.version_text(flag.since)})")
+            return False
+        if not flag.default_enabled:
+            self.flags.add(flag.key)
+        return True
+
+    def pod(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in spec.items():
+            if key in kfacts.POD_FIELDS:
+                if key == "automountServiceAccountToken" and value is not False:
+                    self.drop("spec.automountServiceAccountToken", "Knative accepts only false (PodSpecMask)")
+                    continue
+                out[key] = value
+            elif key in kfacts.POD_FLAGS:
+                if value in (None, "", [], {}, False) or _POD_DEFAULTS.get(key) == value:
+                    continue
+                if self.need(kfacts.POD_FLAGS[key], f"spec.{key}"):
+                    out[key] = value
+            elif key in kfacts.REVISION_FIELDS:
+                out[key] = value
+            elif key == "containers" or value in (None, "", [], {}) or _POD_DEFAULTS.get(key) == value \
+                    or (key == "serviceAccount" and value == spec.get("serviceAccountName")):
+                continue
+            elif key == "terminationGracePeriodSeconds":
+                self.drop("spec.terminationGracePeriodSeconds", "Knative sets the grace period from timeoutSeconds")
+            else:
+                self.drop(f"spec.{key}", "Knative's PodSpecMask disallows it")
+        return out
+
+    def volumes(self, volumes: Any, mounts: Mapping[str, list[Mapping[str, Any]]]) -> tuple[list[Any], set[str]]:
+        """The volumes Knative accepts, and the names of those dropped (their mounts go too)."""
+        kept: list[Any] = []
+        gone: set[str] = set()
+        for v in volumes or []:
+            if not isinstance(v, Mapping):
+                continue
+            name = str(v.get("name") or "")
+            sources = [k for k in v if k != "name"]
+            source = sources[0] if sources else ""
+            if source in kfacts.VOLUME_SOURCES:
+                kept.append(dict(v))
+                continue
+            flag = kfacts.VOLUME_FLAGS.get(source)
+            if flag is None:
+                self.drop(f"spec.volumes[{name}] ({source})", "Knative accepts no such volume type "
+                                                              "(VolumeSourceMask); its mounts are dropped too")
+                gone.add(name)
+                continue
+            if not self.need(flag, f"spec.volumes[{name}]"):
+                gone.add(name)
+                continue
+            volume = dict(v)
+            if source == "persistentVolumeClaim":
+                volume["persistentVolumeClaim"] = self.claim(name, dict(v.get(source) or {}), mounts.get(name, []))
+            kept.append(volume)
+        return kept, gone
+
+    def claim(self, name: str, claim: dict[str, Any], mounts: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """A PVC is writable unless the claim says readOnly (k8s_validation.go validateVolume)."""
+        if claim.get("readOnly") is True:
+            return claim
+        if mounts and all(m.get("readOnly") is True for m in mounts):
+            claim["readOnly"] = True
+            self.adjusted.append(f"volume {name}: persistentVolumeClaim.readOnly set (every mount is read-only), "
+                                 f"so no {kfacts.PVC_WRITE_FLAG.key} is needed")
+            return claim
+        self.need(kfacts.PVC_WRITE_FLAG, f"spec.volumes[{name}]")
+        return claim
+
+    def container(self, c: Mapping[str, Any], serving: bool, gone: set[str]) -> dict[str, Any]:
+        name = str(c.get("name") or "?")
+        allowed = kfacts.container_fields(self.version)
+        out: dict[str, Any] = {}
+        for key, value in c.items():
+            if key in allowed:
+                out[key] = value
+            elif key == "startupProbe":
+                continue  # handled below: Knative < 1.15
+            else:
+                why = kfacts.CONTAINER_DISALLOWED_WHY.get(key, "not in Knative's ContainerMask")
+                self.drop(f"containers[{name}].{key}", why)
+        startup = c.get("startupProbe") if isinstance(c.get("startupProbe"), Mapping) else None
+        if startup and "startupProbe" not in allowed:
+            budget = probe_budget(startup)
+            live = out.get("livenessProbe")
+            self.drop(f"containers[{name}].startupProbe",
+                      f"Knative {kfacts.version_text(self.version)} rejects it (allowed since "
+                      f"{kfacts.version_text(kfacts.STARTUP_PROBE_SINCE)})")
+            if isinstance(live, Mapping) and int(live.get("initialDelaySeconds") or 0) < budget:
+                out["livenessProbe"] = {**live, "initialDelaySeconds": budget}
+                self.adjusted.append(f"containers[{name}].livenessProbe.initialDelaySeconds raised to {budget}s "
+                                     f"(the startupProbe budget) so liveness does not kill the loading pod")
+        ports = [p for p in out.get("ports") or [] if isinstance(p, Mapping)]
+        if ports and serving:
+            port = {k: v for k, v in ports[0].items() if k in kfacts.CONTAINER_PORT_FIELDS}
+            if port.get("name", "") not in kfacts.PORT_NAMES:
+                self.adjusted.append(f"containers[{name}].ports name {port.pop('name')!r} dropped (Knative reads "
+                                     f"the port name as the protocol: h2c or http1)")
+            out["ports"] = [port]
+        else:
+            out.pop("ports", None)
+        reserved = kfacts.RESERVED_ENV if serving else kfacts.RESERVED_SIDECAR_ENV
+        env = [e for e in out.get("env") or [] if isinstance(e, Mapping)]
+        kept_env = []
+        for e in env:
+            if e.get("name") in reserved:
+                self.drop(f"containers[{name}].env[{e.get('name')}]",
+                          "reserved: Knative sets it (PORT is the container port)")
+                continue
+            value_from = e.get("valueFrom")
+            source: Mapping[str, Any] = value_from if isinstance(value_from, Mapping) else {}
+            if ("fieldRef" in source or "resourceFieldRef" in source) and not self.need(
+                    kfacts.all_flags()[kfacts.ENV_FIELD_REF_FLAG], f"containers[{name}].env[{e.get('name')}]"):
+                continue
+            kept_env.append(e)
+        if "env" in out:
+            out["env"] = kept_env
+        mounts = []
+        for m in out.get("volumeMounts") or []:
+            if not isinstance(m, Mapping) or m.get("name") in gone:
+                continue
+            if str(m.get("mountPath") or "").rstrip("/") in kfacts.RESERVED_PATHS | {""}:
+                self.drop(f"containers[{name}].volumeMounts[{m.get('name')}]",
+                          f"{m.get('mountPath')} is a path Knative reserves")
+                continue
+            extra = sorted(set(m) - kfacts.VOLUME_MOUNT_FIELDS)
+            if extra:
+                self.drop(f"containers[{name}].volumeMounts[{m.get('name')}].{','.join(extra)}",
+                          "not in Knative's VolumeMountMask")
+            mounts.append({k: v for k, v in m.items() if k in kfacts.VOLUME_MOUNT_FIELDS})
+        if "volumeMounts" in out:
+            out["volumeMounts"] = mounts
+        if not serving and (out.get("livenessProbe") or out.get("readinessProbe")):
+            self.need(kfacts.MULTI_CONTAINER_PROBING_FLAG, f"containers[{name}] probes")
+        return out
+
+
 def knative_service(*, name: str, namespace: str | None, template: Mapping[str, Any], min_scale: int,
-                    max_scale: int, concurrency: int, cold_start: int, retention: str = "10m"
-                    ) -> tuple[dict[str, Any], list[str]]:
-    """A Knative Service for the workload's pod template, and the config-features flags it needs."""
-    pod = dict(template.get("spec") or {})
-    features = sorted(flag for field_name, flag in KNATIVE_POD_SPEC_FEATURES.items() if pod.get(field_name))
-    volumes = pod.get("volumes") or []
-    if any(isinstance(v, Mapping) and "persistentVolumeClaim" in v for v in volumes):
-        features.append("kubernetes.podspec-persistent-volume-claim")
-    if any(isinstance(v, Mapping) and "hostPath" in v for v in volumes):
-        features.append("kubernetes.podspec-volumes-hostpath")
-    containers = []
-    for container in pod.get("containers") or []:
-        c = {k: v for k, v in container.items() if k not in ("startupProbe",)}
-        ports = [p for p in c.get("ports") or [] if isinstance(p, Mapping)]
-        if ports:
-            c["ports"] = [{k: v for k, v in ports[0].items() if k in ("containerPort", "protocol")}]
-        containers.append(c)
+                    max_scale: int, concurrency: int, cold_start: int, retention: str = "10m",
+                    version: kfacts.Version = kfacts.PINNED,
+                    concurrency_limit: int = kfacts.CONTAINER_CONCURRENCY_MAX_LIMIT) -> KnativeBuild:
+    """A Knative Service for the workload's pod template that Knative `version`'s webhook accepts.
+
+    Fields Knative rejects are dropped (each named, with why); flag-gated fields are kept and their
+    `config-features` flags named; containerConcurrency is clamped to `concurrency_limit`
+    (config-defaults container-concurrency-max-limit); the progress deadline covers the cold start
+    twice and at least the startupProbe budget the operator wrote.
+    """
+    shaper = _KnativeShaper(version)
+    source = dict(template.get("spec") or {})
+    pod = shaper.pod(source)
+    containers_in = [c for c in source.get("containers") or [] if isinstance(c, Mapping)]
+    mounts: dict[str, list[Mapping[str, Any]]] = {}
+    for c in containers_in:
+        for m in c.get("volumeMounts") or []:
+            if isinstance(m, Mapping):
+                mounts.setdefault(str(m.get("name")), []).append(m)
+    if "volumes" in pod:
+        pod["volumes"], gone = shaper.volumes(pod["volumes"], mounts)
+    else:
+        gone = set()
+    serving_index = next((i for i, c in enumerate(containers_in) if c.get("ports")), 0)
+    containers = [shaper.container(c, i == serving_index, gone) for i, c in enumerate(containers_in)]
     if len(containers) > 1:
-        # Knative serves one port: keep the first declared one on the first container only.
-        for c in containers[1:]:
-            c.pop("ports", None)
-        features.append("multi-container")
+        shaper.need(kfacts.MULTI_CONTAINER_FLAG, "sidecars")
     pod["containers"] = containers
-    timeout = min(max(cold_start * 2, 300), KNATIVE_MAX_REVISION_TIMEOUT)
-    pod["timeoutSeconds"] = timeout
-    pod["containerConcurrency"] = concurrency
-    for key in ("replicas", "restartPolicy", "terminationGracePeriodSeconds"):
-        pod.pop(key, None)
+    if pod.get("volumes"):
+        used = {str(m.get("name")) for c in [*containers, *(pod.get("initContainers") or [])]
+                if isinstance(c, Mapping) for m in c.get("volumeMounts") or [] if isinstance(m, Mapping)}
+        for v in pod["volumes"]:
+            if str(v.get("name")) not in used:
+                shaper.drop(f"spec.volumes[{v.get('name')}]", "no container mounts it (Knative rejects unmounted "
+                                                             "volumes; an injected sidecar's volumes come with it)")
+        pod["volumes"] = [v for v in pod["volumes"] if str(v.get("name")) in used]
+        if not pod["volumes"]:
+            pod.pop("volumes")
+    pod["timeoutSeconds"] = min(max(cold_start * 2, KNATIVE_REVISION_TIMEOUT), KNATIVE_MAX_REVISION_TIMEOUT)
+    cc = max(0, int(concurrency))
+    if cc > concurrency_limit:
+        shaper.adjusted.append(f"containerConcurrency {cc} clamped to {concurrency_limit} "
+                               f"(config-defaults container-concurrency-max-limit)")
+        cc = concurrency_limit
+    pod["containerConcurrency"] = cc
+    written = startup_budget({"containers": containers}) or startup_budget(source)
+    deadline = max(cold_start * 2, KNATIVE_PROGRESS_DEADLINE, written[0] if written else 0)
     annotations = {
-        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+        "autoscaling.knative.dev/class": kfacts.KPA_CLASS,
         "autoscaling.knative.dev/metric": "concurrency",
-        "autoscaling.knative.dev/target": str(concurrency),
+        "autoscaling.knative.dev/target": str(max(cc, 1)),
         "autoscaling.knative.dev/min-scale": str(min_scale),
         "autoscaling.knative.dev/max-scale": str(max_scale),
         "autoscaling.knative.dev/scale-to-zero-pod-retention-period": retention,
-        "autoscaling.knative.dev/scale-down-delay": f"{min(cold_start, 3600)}s",
-        "serving.knative.dev/progress-deadline": f"{max(cold_start * 2, 600)}s",
+        "autoscaling.knative.dev/scale-down-delay": f"{min(cold_start, kfacts.WINDOW_MAX_S)}s",
+        "serving.knative.dev/progress-deadline": f"{deadline}s",
     }
     tmeta: dict[str, Any] = {"annotations": annotations}
     labels = (template.get("metadata") or {}).get("labels")
@@ -185,7 +370,7 @@ def knative_service(*, name: str, namespace: str | None, template: Mapping[str, 
         meta["namespace"] = namespace
     service = {"apiVersion": KNATIVE_API, "kind": "Service", "metadata": meta,
                "spec": {"template": {"metadata": tmeta, "spec": pod}}}
-    return service, features
+    return KnativeBuild(service, tuple(sorted(shaper.flags)), tuple(shaper.dropped), tuple(shaper.adjusted))
 
 
 def pod_disruption_budget(*, name: str, namespace: str | None, match_labels: Mapping[str, str]) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from kubectl_gpuscale.autoscale.hpa import (
     original_record,
     parse_hpa,
 )
+from kubectl_gpuscale.autoscale.probes import probe_budget, startup_budget
 from kubectl_gpuscale.errors import GpuscaleError, InputError
+from kubectl_gpuscale.facts import knative as kfacts
 
 DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
@@ -49,6 +51,9 @@ class Options:
     hosts: tuple[str, ...] = ()
     namespace: str | None = None
     from_cluster: bool = False
+    knative_version: kfacts.Version | None = None
+    # (kind, namespace, name) -> cold start measured on the workload's own pods, and its source.
+    measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,21 +107,25 @@ def index_workloads(objects: Iterable[Mapping[str, Any]], default_ns: str | None
     return out
 
 
-def cold_start_estimate(workload: Mapping[str, Any], detection: engines.Detection,
-                        given: int | None) -> tuple[int, str]:
-    """Seconds a new replica needs before serving, and where the figure came from."""
+def cold_start_estimate(workload: Mapping[str, Any], detection: engines.Detection, given: int | None,
+                        measured: tuple[int, str] | None = None, *, startup_probe: bool = True) -> tuple[int, str]:
+    """Seconds a new replica needs before serving, and where the figure came from.
+
+    In order: ``--cold-start``; measured from the workload's own pods (``measured``, from the
+    coldstart service when a cluster is at hand); the startupProbe budget the operator wrote
+    (initialDelaySeconds + periodSeconds x failureThreshold); the engine's typical cold start.
+    A readiness or liveness delay is never taken for one: it says when probing starts, not when
+    the model is loaded. ``startup_probe=False`` gives the estimate without the probe (to judge the
+    probe itself).
+    """
     if given is not None:
         return given, "--cold-start"
+    if measured is not None:
+        return measured
     template = engines.pod_template(workload) or {}
-    best, source = 0, ""
-    for container in (template.get("spec") or {}).get("containers") or []:
-        for probe in ("startupProbe", "readinessProbe"):
-            spec = container.get(probe) or {}
-            delay = int(spec.get("initialDelaySeconds") or 0)
-            if delay > best:
-                best, source = delay, f"{probe}.initialDelaySeconds of {container.get('name')}"
-    if best:
-        return best, source
+    written = startup_budget(template.get("spec") or {}) if startup_probe else None
+    if written:
+        return written[0], f"startupProbe budget of {written[1]} (initialDelaySeconds + periodSeconds x failureThreshold)"
     if detection.engine:
         return detection.engine.cold_start_seconds, f"{detection.engine.display} typical cold start"
     return UNKNOWN_COLD_START, "default for GPU inference"
@@ -312,7 +321,9 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
     first = triggers[0]
     result.metric = first.metric + (f" (+{len(triggers) - 1})" if len(triggers) > 1 else "")
     result.threshold = first.threshold
-    cold_start, source = cold_start_estimate(workload, detection, options.cold_start)
+    measured = options.measured_cold_starts.get((hpa.target_kind, ns, hpa.target_name))
+    cold_start, source = cold_start_estimate(workload, detection, options.cold_start, measured)
+    result.notes.append(f"cold start {cold_start}s from {source}")
     behavior, reason = _behavior(hpa, cold_start, source)
     min_count = 0 if options.scale_to_zero else max(1, min_replicas)
     if hpa.min_replicas == 0 and not options.scale_to_zero:
@@ -332,13 +343,26 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         annotations[builders.ENGINE_ANNOTATION] = f"{detection.engine.key} ({detection.confidence})"
     if options.to == "knative":
         template = engines.pod_template(workload) or {}
-        ksvc, features = builders.knative_service(
+        version = options.knative_version or kfacts.PINNED
+        built = builders.knative_service(
             name=hpa.target_name, namespace=ns, template=template, min_scale=min_count,
-            max_scale=hpa.max_replicas, concurrency=concurrency, cold_start=cold_start)
-        result.objects.append(ksvc)
-        result.metric, result.threshold = "concurrency (Knative KPA)", str(concurrency)
-        if features:
-            result.notes.append("enable in knative-serving/config-features: " + ", ".join(features))
+            max_scale=hpa.max_replicas, concurrency=concurrency, cold_start=cold_start, version=version)
+        result.objects.append(built.service)
+        served = built.service["spec"]["template"]["spec"]["containerConcurrency"]
+        result.metric, result.threshold = "concurrency (Knative KPA)", str(served)
+        if options.knative_version is None:
+            result.notes.append(f"Knative {kfacts.version_text(version)} assumed (the pinned install version)")
+        if built.flags:
+            result.notes.append("enable in knative-serving/config-features: " + ", ".join(built.flags)
+                                + " (`kubectl gpuscale install knative --set config-features.<flag>=enabled`)")
+        result.notes.extend(built.dropped)
+        result.notes.extend(built.adjusted)
+        for c in built.service["spec"]["template"]["spec"]["containers"]:
+            live = c.get("livenessProbe")
+            if isinstance(live, Mapping) and not c.get("startupProbe") and probe_budget(live) < cold_start:
+                result.notes.append(f"containers[{c.get('name')}].livenessProbe restarts the container after "
+                                    f"{probe_budget(live)}s, before the {cold_start}s cold start: add a startupProbe "
+                                    f"(Knative >= 1.15; doctor GS014)")
         if cold_start * 2 > builders.KNATIVE_MAX_REVISION_TIMEOUT:
             result.notes.append(f"timeoutSeconds capped at {builders.KNATIVE_MAX_REVISION_TIMEOUT}s "
                                 f"(max-revision-timeout-seconds); raise it in config-defaults for a "

@@ -33,8 +33,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Prometheus to check ScaledObject queries against (default: $GPUSCALE_PROMETHEUS_URL, "
                    "else what `install` recorded; none: static checks only).")
 @click.option("--cold-start", callback=_duration, default=None, metavar="DURATION",
-              help="Cold start to check against, e.g. 8m (default: per workload, from its probes or the "
-                   "engine's typical cold start).")
+              help="Cold start to check against, e.g. 8m (default: per workload, measured on its pods, "
+                   "else its startupProbe budget, else the engine's typical cold start).")
 @click.option("--fix", is_flag=True, help="Print the safe patches (kubectl patch lines and objects to apply).")
 @click.option("--apply", "do_apply", is_flag=True,
               help="Apply the safe patches to the cluster (implies --fix; honours --dry-run).")
@@ -83,6 +83,8 @@ def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | Non
     else:
         cluster = kube.cluster()
         gathered = service.gather_cluster(cluster, kube.target_namespace(cluster), selector=kube.selector)
+        if cold_start is None:
+            service.measure_cold_starts(cluster, gathered)
     for line in gathered.skipped:
         note(f"skipped {line}")
     prom = _prometheus(prometheus, cluster, kube, files_only=bool(files))

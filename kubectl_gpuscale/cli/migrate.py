@@ -68,7 +68,8 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="minReplicaCount 0 with an HTTPScaledObject (KEDA HTTP add-on) buffering requests.")
 @click.option("--host", "hosts", multiple=True, help="Host header(s) the HTTP add-on routes (with --scale-to-zero).")
 @click.option("--cold-start", type=click.IntRange(min=1), default=None, metavar="SECONDS",
-              help="Cold-start estimate (default: from the probes' initialDelaySeconds, else the engine's typical).")
+              help="Cold-start estimate (default: measured on the workload's pods, else its startupProbe budget, else "
+                   "the engine's typical; never a readiness delay).")
 @click.option("--to", "to", type=click.Choice(["keda", "knative"]), default="keda", show_default=True,
               help="knative: a Knative Service instead of a ScaledObject (dev/staging scale-to-zero).")
 @click.option("--pdb", is_flag=True, help="Also a PodDisruptionBudget keeping one warm replica (minAvailable 1).")
@@ -129,6 +130,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     cluster = None
     prometheus_flag = prometheus
     originals: dict[tuple[str, str], Any] = {}
+    measured: dict[tuple[str, str, str], tuple[int, str]] = {}
     wheres: list[str] = []
     if files:
         from kubectl_gpuscale.manifests import load
@@ -146,13 +148,31 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
         for hpa, why in inputs.skipped:
             note(f"skipping HPA {hpa}: {why}")
         objects, originals = inputs.objects, inputs.originals
+        if cold_start is None:
+            from kubectl_gpuscale.coldstart.service import measured_cold_start
+
+            for obj in objects:
+                if obj.get("kind") in conv.WORKLOAD_KINDS:
+                    ns = (obj.get("metadata") or {}).get("namespace") or namespace or "default"
+                    found = measured_cold_start(cluster, obj, ns)
+                    if found:
+                        measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
         if prometheus is None:
             prometheus = _find_prometheus(cluster)
+    knative: tuple[int, int] | None = None
+    if to == "knative" and (cluster is not None or (do_apply and kube.dry_run != "client")):
+        from kubectl_gpuscale.autoscale.apply import knative_version
+
+        cluster = cluster or kube.cluster()
+        knative = knative_version(cluster)
+        if knative:
+            note(f"Knative {knative[0]}.{knative[1]} detected (knative-serving/webhook): the Service is built for it")
     options = conv.Options(
         prometheus=prometheus or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
         kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
         cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
-        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files)
+        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files,
+        measured_cold_starts=measured, knative_version=knative)
     results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
     if files and names:
         missing = set(names) - {r.name for r in results}

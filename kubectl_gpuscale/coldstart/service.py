@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale.coldstart.model import Timeline
@@ -69,3 +70,33 @@ def pods_of(cluster: Cluster, workload: dict[str, Any], namespace: str, extra: s
     if extra:
         parts.append(extra)
     return cluster.list("v1", "Pod", namespace, label_selector=",".join(parts))
+
+
+MEASURED_PODS = 3  # newest pods of a workload whose start is measured (each costs an events list and a log read)
+
+
+def measured_cold_start(cluster: Cluster, workload: dict[str, Any], namespace: str, *,
+                        pods: int = MEASURED_PODS) -> tuple[int, str] | None:
+    """The cold start measured on the workload's own pods: the slowest start to Ready among its newest
+    `pods` pods (events, conditions and logs, as `kubectl gpuscale coldstart`), with where it came from.
+    None when no pod reached Ready or the cluster cannot say (no pods, 403, logs rotated away)."""
+    kind, name = workload.get("kind"), (workload.get("metadata") or {}).get("name")
+    try:
+        if str(workload.get("apiVersion", "")).startswith("serving.knative.dev/"):
+            found = cluster.list("v1", "Pod", namespace, label_selector=f"serving.knative.dev/service={name}")
+        else:
+            found = pods_of(cluster, workload, namespace)
+    except GpuscaleError:
+        return None
+    found.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""), reverse=True)
+    totals = []
+    for pod in found[:pods]:
+        try:
+            timeline = timeline_for_pod(cluster, pod)
+        except GpuscaleError:
+            continue
+        if timeline.status == "ready" and timeline.total_seconds > 0:
+            totals.append(timeline.total_seconds)
+    if not totals:
+        return None
+    return math.ceil(max(totals)), f"measured on {len(totals)} pod(s) of {kind}/{name}, the slowest start to Ready"

@@ -14,6 +14,7 @@ from kubectl_gpuscale import engines
 from kubectl_gpuscale.autoscale import builders
 from kubectl_gpuscale.autoscale.convert import UNKNOWN_COLD_START
 from kubectl_gpuscale.autoscale.hpa import HPA_DEFAULT_SCALE_DOWN_WINDOW, HPA_KIND, parse_hpa, quantity
+from kubectl_gpuscale.autoscale.probes import PROBE_DEFAULT_PERIOD, probe_budget
 from kubectl_gpuscale.autoscale.querycheck import (
     NameForms,
     PromSource,
@@ -52,8 +53,6 @@ PRESTOP_SLEEP_SECONDS = 15
 SHUTDOWN_FLAGS = ("--shutdown-timeout",)
 K8S_DEFAULT_GRACE = 30
 K8S_DEFAULT_PROGRESS_DEADLINE = 600      # Deployment spec.progressDeadlineSeconds
-PROBE_DEFAULT_PERIOD = 10
-PROBE_DEFAULT_FAILURES = 3
 AGGREGATIONS = ("sum", "avg", "max", "min", "count", "scalar", "group")
 
 
@@ -504,8 +503,8 @@ def knative_timeouts(snap: Snapshot) -> Iterator[Finding]:
         deadline = duration_seconds(raw) if raw is not None else default_deadline
         timeout = to_int(w.pod_spec.get("timeoutSeconds"))
         effective_timeout = timeout if timeout is not None else default_timeout
-        wanted, _ = builders.knative_service(name=w.name, namespace=w.namespace, template=w.template, min_scale=0,
-                                             max_scale=1, concurrency=1, cold_start=w.cold_start)
+        wanted = builders.knative_service(name=w.name, namespace=w.namespace, template=w.template, min_scale=0,
+                                          max_scale=1, concurrency=1, cold_start=w.cold_start).service
         want_meta = wanted["spec"]["template"]["metadata"]["annotations"]
         want_deadline = want_meta["serving.knative.dev/progress-deadline"]
         want_timeout = wanted["spec"]["template"]["spec"]["timeoutSeconds"]
@@ -559,14 +558,6 @@ def http_addon_timeouts(snap: Snapshot) -> Iterator[Finding]:
 # ---- probes and lifecycle --------------------------------------------------------------------
 
 
-def probe_budget(probe: Mapping[str, Any]) -> int:
-    """Seconds before a probe gives up: initialDelaySeconds + periodSeconds x failureThreshold."""
-    delay = to_int(probe.get("initialDelaySeconds"), 0) or 0
-    period = to_int(probe.get("periodSeconds"), PROBE_DEFAULT_PERIOD) or PROBE_DEFAULT_PERIOD
-    failures = to_int(probe.get("failureThreshold"), PROBE_DEFAULT_FAILURES) or PROBE_DEFAULT_FAILURES
-    return delay + period * failures
-
-
 def probes(snap: Snapshot) -> Iterator[Finding]:
     """GS013, GS014, GS015, GS016."""
     for w in snap.workloads:
@@ -580,12 +571,13 @@ def probes(snap: Snapshot) -> Iterator[Finding]:
         startup, liveness, readiness = (c.get(k) if isinstance(c.get(k), Mapping) else None
                                         for k in ("startupProbe", "livenessProbe", "readinessProbe"))
         cold = w.cold_start
-        if startup and probe_budget(startup) < cold:
+        judge, judge_source = w.unprobed_cold_start or (cold, w.cold_source)
+        if startup and probe_budget(startup) < judge:
             period = to_int(startup.get("periodSeconds"), PROBE_DEFAULT_PERIOD) or PROBE_DEFAULT_PERIOD
-            need = math.ceil((cold - (to_int(startup.get("initialDelaySeconds"), 0) or 0)) / period) + 1
+            need = math.ceil((judge - (to_int(startup.get("initialDelaySeconds"), 0) or 0)) / period) + 1
             yield _finding("GS013", w.obj, f"{base}.startupProbe", f"{probe_budget(startup)}s",
-                           f"the startupProbe fails after {probe_budget(startup)}s; the container needs {cold}s "
-                           f"({w.cold_source})", fix=f"Set startupProbe.failureThreshold to {need} (period {period}s).")
+                           f"the startupProbe fails after {probe_budget(startup)}s; the container needs {judge}s "
+                           f"({judge_source})", fix=f"Set startupProbe.failureThreshold to {need} (period {period}s).")
         if liveness and not startup and probe_budget(liveness) < cold:
             yield _finding("GS014", w.obj, f"{base}.livenessProbe", f"{probe_budget(liveness)}s",
                            f"with no startupProbe the livenessProbe restarts the container after "
@@ -744,7 +736,8 @@ STATIC_CHECKS: tuple[Callable[[Snapshot], Iterator[Finding]], ...] = (
 
 
 def run(objects: Sequence[Mapping[str, Any]], prometheus: PromSource | None = None,
-        cold_start: int | None = None, *, from_files: bool = False) -> list[Finding]:
+        cold_start: int | None = None, *, from_files: bool = False,
+        measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None) -> list[Finding]:
     """Every rule over the objects (plain dicts): findings, errors first.
 
     ``prometheus`` (a `kubectl_gpuscale.prom.Prometheus` or anything with ``query``, ``name_forms``
@@ -752,7 +745,7 @@ def run(objects: Sequence[Mapping[str, Any]], prometheus: PromSource | None = No
     overrides every workload's estimate; ``from_files`` says the objects are manifests, not live
     objects (GS003 then reads spec.replicas instead of managedFields).
     """
-    snap = build(objects, cold_start, from_files=from_files)
+    snap = build(objects, cold_start, from_files=from_files, measured_cold_starts=measured_cold_starts)
     findings: list[Finding] = []
     for check in STATIC_CHECKS:
         findings.extend(check(snap))

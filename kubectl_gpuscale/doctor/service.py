@@ -43,6 +43,8 @@ class Gathered:
     sources: dict[tuple[str, str, str], str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     from_files: bool = False
+    # (kind, namespace, name) -> cold start measured on the workload's own pods, and its source.
+    measured: dict[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
 
 
 def gather_cluster(cluster: Cluster, namespace: str | None, *, selector: str | None = None) -> Gathered:
@@ -123,10 +125,29 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(obj.get("kind") or ""), ns_of(obj), name_of(obj))
 
 
+def measure_cold_starts(cluster: Cluster, gathered: Gathered) -> None:
+    """Measure each GPU inference workload's cold start on its own pods (the coldstart service), into
+    `gathered.measured`; workloads whose pods say nothing keep the startupProbe or engine figure."""
+    from kubectl_gpuscale import engines
+    from kubectl_gpuscale.coldstart.service import measured_cold_start
+    from kubectl_gpuscale.doctor.snapshot import WORKLOAD_KINDS, is_knative_service
+
+    for obj in gathered.objects:
+        if obj.get("kind") not in WORKLOAD_KINDS and not is_knative_service(obj):
+            continue
+        detection = engines.detect(obj)
+        if not detection.gpus and detection.engine is None:
+            continue
+        found = measured_cold_start(cluster, obj, ns_of(obj))
+        if found:
+            gathered.measured[(str(obj.get("kind")), ns_of(obj), name_of(obj))] = found
+
+
 def diagnose(gathered: Gathered, prometheus: PromSource | None = None, cold_start: int | None = None
              ) -> list[Finding]:
     """Run the rules over what was gathered; findings on file inputs say which file."""
-    findings = run(gathered.objects, prometheus, cold_start, from_files=gathered.from_files)
+    findings = run(gathered.objects, prometheus, cold_start, from_files=gathered.from_files,
+                   measured_cold_starts=gathered.measured)
     if gathered.sources:
         findings = [f.with_source(gathered.sources.get((f.kind, f.namespace or "default", f.name)))
                     for f in findings]

@@ -99,6 +99,8 @@ class Workload:
     cold_start: int
     cold_source: str
     scalers: list[Scaler] = field(default_factory=list)
+    # The estimate without the workload's own startupProbe: what the probe itself is judged against.
+    unprobed_cold_start: tuple[int, str] | None = None
 
     @property
     def kind(self) -> str:
@@ -235,17 +237,24 @@ def _target(scaler: Mapping[str, Any], default_kind: str) -> tuple[str, str, str
     return str(ref.get("kind") or default_kind), ns_of(scaler), str(ref.get("name") or "")
 
 
-def build(objects: Iterable[Mapping[str, Any]], cold_start: int | None = None, *, from_files: bool = False
-          ) -> Snapshot:
-    """Index the objects: workloads with detection and cold start, and which scalers target each."""
+def build(objects: Iterable[Mapping[str, Any]], cold_start: int | None = None, *, from_files: bool = False,
+          measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None) -> Snapshot:
+    """Index the objects: workloads with detection and cold start, and which scalers target each.
+
+    ``measured_cold_starts`` maps (kind, namespace, name) to a cold start measured from the
+    workload's own pods and its source text; it wins over the startupProbe budget and the engine's
+    typical figure (``cold_start``, the --cold-start flag, wins over everything).
+    """
     snap = Snapshot(list(objects), cold_start, from_files=from_files)
     for obj in snap.objects:
         kind, group = str(obj.get("kind") or ""), group_of(obj)
         key = (ns_of(obj), name_of(obj))
         if kind in WORKLOAD_KINDS or is_knative_service(obj):
             detection = engines.detect(obj)
-            seconds, source = cold_start_estimate(obj, detection, cold_start)
-            snap.workloads.append(Workload(obj, detection, int(seconds), source))
+            measured = (measured_cold_starts or {}).get((kind, ns_of(obj), name_of(obj)))
+            seconds, source = cold_start_estimate(obj, detection, cold_start, measured)
+            unprobed = cold_start_estimate(obj, detection, cold_start, measured, startup_probe=False)
+            snap.workloads.append(Workload(obj, detection, int(seconds), source, unprobed_cold_start=unprobed))
             if kind == "Deployment":
                 snap.deployments[key] = obj
         elif kind == HPA_KIND:

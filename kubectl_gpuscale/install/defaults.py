@@ -15,18 +15,22 @@ from kubectl_gpuscale.autoscale.builders import (
     KNATIVE_PROGRESS_DEADLINE,
     KNATIVE_REVISION_TIMEOUT,
 )
+from kubectl_gpuscale.facts import knative as kfacts
 from kubectl_gpuscale.install.catalog import KOURIER_INGRESS_CLASS
 
 DEFAULT_COLD_START_S = 600
 DCGM_INTERVAL_MS = 5000
-KNATIVE_FEATURES = (
-    "kubernetes.podspec-nodeselector",
-    "kubernetes.podspec-tolerations",
-    "kubernetes.podspec-affinity",
-    "kubernetes.podspec-persistent-volume-claim",
-    "kubernetes.podspec-runtimeclassname",
+# config-features flags install turns on, and why: GPU pods use these fields (facts/knative.py).
+KNATIVE_FEATURES: tuple[tuple[str, str], ...] = (
+    (kfacts.POD_FLAGS["nodeSelector"].key, "GPU node selectors"),
+    (kfacts.POD_FLAGS["tolerations"].key, "tolerations of the GPU nodes' taints"),
+    (kfacts.POD_FLAGS["affinity"].key, "GPU product affinity"),
+    (kfacts.VOLUME_FLAGS["persistentVolumeClaim"].key, "model-cache PVCs"),
+    (kfacts.PVC_WRITE_FLAG.key, "model caches are written (a download into the claim); without it the "
+                                "webhook rejects every claim not marked readOnly"),
+    (kfacts.POD_FLAGS["initContainers"].key, "model-download init containers"),
+    (kfacts.POD_FLAGS["runtimeClassName"].key, "the nvidia runtime class"),
 )
-
 
 @dataclass(frozen=True)
 class Setting:
@@ -88,10 +92,9 @@ def gpu_settings(component: str, *, cold_start_s: int = DEFAULT_COLD_START_S,
                     "an idle GPU pod stays as long as it would take to start again (the ski-rental rule)",
                     (ns, "config-autoscaler")),
         ]
-        for feature in KNATIVE_FEATURES:
+        for feature, why in KNATIVE_FEATURES:
             out.append(Setting("knative", f"config-features.{feature}", "enabled", "disabled",
-                               "GPU pods need it (GPU node selectors, taint tolerations, affinity, "
-                               "model-cache PVCs, the nvidia runtime class)", (ns, "config-features")))
+                               f"GPU pods need it: {why}", (ns, "config-features")))
         return out
     if component == "keda-http":
         return [
@@ -121,6 +124,20 @@ def gpu_settings(component: str, *, cold_start_s: int = DEFAULT_COLD_START_S,
                     helm="serviceMonitor.honorLabels"),
         ]
     return []
+
+
+def optional_settings(component: str, version: str | None = None) -> list[Setting]:
+    """Settings install leaves alone unless `--set` names them: every other Knative `config-features`
+    flag a migrated Service may need (migrate-hpa names them), where the Knative `version` has it."""
+    if component != "knative":
+        return []
+    defaults = {key for key, _ in KNATIVE_FEATURES}
+    target = kfacts.parse_version(version)
+    return [Setting("knative", f"config-features.{flag.key}", "enabled", "disabled",
+                    "a Service that sets the field it gates needs it (migrate-hpa --to knative names it)",
+                    ("knative-serving", "config-features"))
+            for key, flag in sorted(kfacts.all_flags().items())
+            if key not in defaults and not flag.default_enabled and flag.exists_in(target)]
 
 
 def apply_overrides(settings: list[Setting], overrides: Mapping[str, str]) -> list[Setting]:

@@ -128,7 +128,9 @@ def build(names: Sequence[str], *, method: str = "auto", helm_available: bool = 
         version = versions.get(name, c.version)
         how = choose_method(c, method, helm_available)
         settings = gpu_defaults.gpu_settings(name, cold_start_s=cold_start_s, service_monitor=service_monitor)
-        mine = {k: v for k, v in overrides.items() if k in {s.key for s in settings}}
+        optional = {s.key: s for s in gpu_defaults.optional_settings(name, version)}
+        mine = {k: v for k, v in overrides.items() if k in {s.key for s in settings} | set(optional)}
+        settings += [optional[k] for k in mine if k in optional]
         used |= set(mine)
         settings = gpu_defaults.apply_overrides(settings, mine)
         steps: list[str] = []
@@ -165,7 +167,8 @@ def build(names: Sequence[str], *, method: str = "auto", helm_available: bool = 
                                    tuple(images) if name == "prepull" else ()))
     unknown = set(overrides) - used
     if unknown:
-        valid = sorted({s.key for n in expand(names) for s in gpu_defaults.gpu_settings(n)})
+        valid = sorted({s.key for n in expand(names)
+                        for s in [*gpu_defaults.gpu_settings(n), *gpu_defaults.optional_settings(n)]})
         raise PlanError(f"unknown --set key(s) {', '.join(sorted(unknown))}; valid: {', '.join(valid) or 'none'}")
     extra = [f"record the install (and the Prometheus {prometheus})" if prometheus else "record the install"]
     if plans and dry_run == "none":

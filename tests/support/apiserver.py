@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,6 +65,7 @@ import yaml
 
 from tests.support import exec_ws
 from tests.support import kube_semantics as sem
+from tests.support.admission_knative import KnativeAdmission
 from tests.support.exec_ws import ExecHandler, file_exec_handler
 from tests.support.kube_types import BUILTIN_TYPES, OPTIONAL_TYPES, ResourceType, crd_types
 
@@ -283,6 +284,9 @@ class ApiServer:
         self._checkpoints: list[CheckpointCall] = []
         self._exec_handlers: dict[tuple[str, str | None], ExecHandler] = {}
         self._execs: list[ExecCall] = []
+        # Admission webhooks: each (verb, object, old object or None) raises ApiError to deny a write.
+        self.admission: list[Callable[[str, Mapping[str, Any], Mapping[str, Any] | None], None]] = [
+            KnativeAdmission(self)]
         self._stopping = False
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -1068,12 +1072,20 @@ class ApiServer:
         """Store a new object (a create, or an apply that creates): CRDs validated and registered; 201."""
         if rt.kind == "CustomResourceDefinition":
             self._validate_crd(route, obj)
+        self._admit("CREATE", rt, route, obj, None)
         if dry:
             return 201, self._present(rt, route.version, obj)
         if rt.kind == "CustomResourceDefinition":
             self._register_crd(obj)
         self._put(rt, obj, "ADDED")
         return 201, self._present(rt, route.version, obj)
+
+    def _admit(self, verb: str, rt: ResourceType, route: _Route, obj: Mapping[str, Any],
+               old: Mapping[str, Any] | None) -> None:
+        """Run the admission hooks on the object as it will be stored (apiVersion and kind set)."""
+        presented = self._present(rt, route.version, obj)
+        for hook in self.admission:
+            hook(verb, presented, None if old is None else self._present(rt, route.version, old))
 
     def _validate_crd(self, route: _Route, obj: Mapping[str, Any]) -> None:
         try:
@@ -1165,6 +1177,8 @@ class ApiServer:
         if rt.kind == "CustomResourceDefinition" and route.sub != "status":
             self._validate_crd(route, new)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
+        if route.sub != "status":
+            self._admit("UPDATE", rt, route, new, old)
         if _same_ignoring_times(old, new):
             return self._present(rt, route.version, old)  # a no-op write keeps the resourceVersion
         if dry:
