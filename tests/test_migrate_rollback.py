@@ -17,7 +17,7 @@ from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
 from kubectl_gpuscale.cli import main
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.manifests import load
-from tests.support.keda_sim import keda_adopts
+from tests.support.keda_sim import keda_adopts, keda_hpa
 from tests.support.paths import MANIFESTS
 
 NS = "ml"
@@ -475,3 +475,42 @@ def test_through_kubectl_denied_restore_then_finish(kubectl: Any, apiserver: Any
     assert f"horizontalpodautoscaler.autoscaling/{NAME} restored" in finished.stdout
     _assert_restored_exactly(apiserver, before)
     assert apiserver.get_object(*SO) is None
+
+
+def test_hpa_recreated_by_keda_meanwhile_is_replaced(capsys: pytest.CaptureFixture[str], apiserver: Any,
+                                                     cluster: Any) -> None:
+    """The HPA is gone, so the rollback creates it; KEDA re-creates it first (ensureHPAForScaledObjectExists,
+    kedacore/keda controllers/keda/scaledobject_controller.go): 409 AlreadyExists, re-read, replace."""
+    before = _migrated(capsys, apiserver, cluster)
+    cluster.delete(*HPA[:3], NS, propagation_policy="Orphan")
+    so = cluster.get(*SO[:3], NS)
+    recreate = apiserver.faults.add("POST", f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers",
+                                    before=lambda: apiserver.seed(keda_hpa(so, NAME)))
+    code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
+    assert code == 0, err
+    assert recreate.hits == 1 and len(apiserver.requests_to("PUT", HPA_PATH)) == 1
+    _assert_restored_exactly(apiserver, before)
+
+
+def test_untouched_hpa_needs_no_write(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> None:
+    """Undoing an --apply before KEDA adopted the HPA writes nothing to it: a user who may create
+    ScaledObjects but not update HPAs can still undo."""
+    before = _seed(apiserver)
+    assert _gpuscale(capsys, apiserver, NAME, "--apply")[0] == 0
+    apiserver.deny("update", "horizontalpodautoscalers.autoscaling")
+    done = service.rollback(cluster, NAME, NS)
+    assert done.scaled_object_deleted and apiserver.get_object(*SO) is None
+    _assert_restored_exactly(apiserver, before)
+
+
+def test_client_dry_run_plans_and_validates(capsys: pytest.CaptureFixture[str], apiserver: Any,
+                                            cluster: Any) -> None:
+    before = _migrated(capsys, apiserver, cluster)
+    code, out, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--dry-run=client", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["spec"] == before["spec"]
+    assert (f"would restore HPA {NS}/{NAME} from the saved HPA ({ORIGINAL_HPA} annotation), then delete "
+            f"ScaledObject {NS}/{NAME} (propagationPolicy=Orphan)") in err
+    assert not [r for r in apiserver.requests if r.method != "GET"]
+    _forge(cluster, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": NAME}})
+    assert _gpuscale(capsys, apiserver, "--rollback", NAME, "--dry-run=client")[0] == 2

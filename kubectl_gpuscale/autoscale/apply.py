@@ -485,12 +485,16 @@ def _live_owners(cluster: Cluster, restored: dict[str, Any], notes: list[str]) -
 
 
 def _write_hpa(cluster: Cluster, restored: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]:
-    """Create or replace the HPA with ``restored``; on 409 re-read and retry (the HPA controller writes
-    its status every 15 s, KEDA may write its spec: a resourceVersion read a moment ago goes stale)."""
+    """Create or replace the HPA with ``restored`` (no write when it already is); on 409 re-read and retry
+    (the HPA controller writes its status every 15 s, KEDA may re-create or rewrite it: what was read a
+    moment ago goes stale)."""
     api_version, _, name, ns = _ident(restored)
     last: ConflictError | None = None
     for _ in range(_RESTORE_ATTEMPTS):
         current = cluster.get_or_none(api_version, HPA_KIND, name, ns)
+        if _same_hpa(current, restored):
+            assert current is not None
+            return current
         body = json.loads(json.dumps(restored))
         try:
             if current is None:

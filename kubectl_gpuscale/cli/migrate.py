@@ -351,13 +351,13 @@ def _rollback(name: str, kube: KubeOptions, from_backup: str | None) -> None:
                 if plan.scaled_object is not None else f" (ScaledObject {namespace}/{name} not found)")
         note(f"would restore HPA {namespace}/{hpa} from {plan.source}{then}")
         if kube.output in ("json", "yaml", "name"):
-            emit_objects([plan.hpa], kube.output)
+            emit_objects([plan.hpa], kube.output, single=True)
         return
     done = rollback(cluster, name, namespace, dry_run=kube.dry_run == "server", backup=backup,
                     backup_path=from_backup)
     suffix = " (server dry run)" if kube.dry_run == "server" else ""
     if kube.output in ("json", "yaml", "name"):
-        emit_objects([done.hpa], kube.output)
+        emit_objects([done.hpa], kube.output, single=True)
     else:
         click.echo(f"horizontalpodautoscaler.autoscaling/{done.hpa['metadata']['name']} restored{suffix}")
         if done.scaled_object_deleted:
