@@ -212,7 +212,7 @@ def test_internal_error_keeps_everything(capsys: pytest.CaptureFixture[str], api
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 1
     assert "HTTP 500: etcdserver: request timed out" in err
-    assert f"HPA {NS}/{NAME} may or may not have been restored" in err and FINISH in err
+    assert f"HPA {NS}/{NAME} was not restored when read back after the failure" in err and FINISH in err
     assert "nothing changed" not in err
     _assert_kept(apiserver)
     assert _gpuscale(capsys, apiserver, "--rollback", NAME)[0] == 0
@@ -237,7 +237,7 @@ def test_timeout_before_the_hpa_write_landed_keeps_everything(capsys: pytest.Cap
     apiserver.faults.add("PUT", HPA_PATH, drop=True, commit=False)
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--request-timeout", "1s")
     assert code == 1
-    assert "may or may not have been restored" in err and FINISH in err
+    assert "was not restored when read back" in err and FINISH in err
     _assert_kept(apiserver)
     assert _gpuscale(capsys, apiserver, "--rollback", NAME)[0] == 0
     _assert_restored_exactly(apiserver, before)

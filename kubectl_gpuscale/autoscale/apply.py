@@ -626,10 +626,15 @@ def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: boo
         written = _write_hpa(cluster, restored, dry_run=dry_run)
     except GpuscaleError as exc:
         if dry_run or not outcome_unknown(exc):
-            raise _stopped(exc, f"nothing changed: {kept}, HPA {hpa_label} is as it was", so_label, command) from None
-        live = _read_or_none(cluster, restored)
+            raise _stopped(exc, f"nothing changed: {kept}, HPA {hpa_label} is unchanged", so_label, command) from None
+        try:
+            live = cluster.get_or_none(restored["apiVersion"], HPA_KIND, restored["metadata"]["name"], ns)
+        except GpuscaleError:
+            raise _stopped(exc, f"HPA {hpa_label} may or may not have been restored (reading it back failed too); "
+                                f"{kept}", so_label, command) from None
         if not _same_hpa(live, restored):
-            raise _stopped(exc, f"HPA {hpa_label} may or may not have been restored (no clear answer); {kept}",
+            raise _stopped(exc, f"HPA {hpa_label} was not restored when read back after the failure (a write still "
+                                f"in flight may land later; the command below is safe either way); {kept}",
                            so_label, command) from None
         written = live or {}
         notes.append(f"the HPA write got no clear answer ({exc.why}); read back: it is restored")
@@ -674,10 +679,3 @@ def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: boo
                        f"kubectl gpuscale migrate-hpa --rollback {name} -n {ns} --from-backup {saved_at}") from None
     return Rollback(written, True, notes)
 
-
-def _read_or_none(cluster: Cluster, restored: Mapping[str, Any]) -> dict[str, Any] | None:
-    try:
-        return cluster.get_or_none(restored["apiVersion"], HPA_KIND, restored["metadata"]["name"],
-                                   restored["metadata"]["namespace"])
-    except GpuscaleError:
-        return None
