@@ -514,3 +514,40 @@ def test_client_dry_run_plans_and_validates(capsys: pytest.CaptureFixture[str], 
     assert not [r for r in apiserver.requests if r.method != "GET"]
     _forge(cluster, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": NAME}})
     assert _gpuscale(capsys, apiserver, "--rollback", NAME, "--dry-run=client")[0] == 2
+
+
+def test_last_check_failing_after_the_delete_leaves_a_backup(capsys: pytest.CaptureFixture[str], apiserver: Any,
+                                                             cluster: Any, tmp_path: Path) -> None:
+    """The worst case: KEDA rewrites the HPA just before the delete and the write that fixes it fails. The
+    ScaledObject (and its annotation) is gone, so the original goes to a new local backup, and the
+    command the error prints restores it."""
+    before = _migrated(capsys, apiserver, cluster)
+
+    def keda_then_outage() -> None:
+        keda_adopts(cluster, NAME, NS)
+        apiserver.faults.add("PUT", HPA_PATH, status=500, times=None)
+
+    apiserver.faults.add("DELETE", SO_PATH, before=keda_then_outage)
+    code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
+    assert code == 1
+    assert f"ScaledObject {NS}/{NAME} is deleted; HPA {NS}/{NAME} may hold what KEDA wrote; the original is saved in" \
+        in err
+    command = err.rstrip().split("finish with: kubectl ", 1)[1].split()
+    path = Path(command[-1])
+    assert command[:-1] == ["gpuscale", "migrate-hpa", "--rollback", NAME, "-n", NS, "--from-backup"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert apiserver.get_object(*SO) is None
+    apiserver.faults.clear()
+    code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--from-backup", str(path))
+    assert code == 0, err
+    _assert_restored_exactly(apiserver, before)
+
+
+def test_scale_target_without_api_version_is_accepted(capsys: pytest.CaptureFixture[str], apiserver: Any,
+                                                      cluster: Any) -> None:
+    """scaleTargetRef.apiVersion is optional in an HPA (CrossVersionObjectReference): kind and name still match."""
+    _migrated(capsys, apiserver, cluster)
+    saved = json.loads(cluster.get(*SO[:3], NS)["metadata"]["annotations"][ORIGINAL_HPA])
+    del saved["spec"]["scaleTargetRef"]["apiVersion"]
+    _forge(cluster, saved)
+    assert service.rollback(cluster, NAME, NS).scaled_object_deleted

@@ -366,7 +366,10 @@ def _shown(value: Any) -> str:
 
 
 def _target_of(ref: Any, *, default_kind: str | None = None) -> tuple[str, str, str] | None:
-    """(group, kind, name) of a scaleTargetRef; KEDA defaults apiVersion apps/v1 and kind Deployment."""
+    """(group, kind, name) of a scaleTargetRef; KEDA defaults apiVersion apps/v1 and kind Deployment.
+
+    The group is "" when an HPA's ref has no apiVersion (optional in CrossVersionObjectReference):
+    then only kind and name are compared."""
     if not isinstance(ref, Mapping) or not ref.get("name"):
         return None
     api = str(ref.get("apiVersion") or ("apps/v1" if default_kind else ""))
@@ -428,7 +431,8 @@ def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, targe
     saved_target = _target_of(spec.get("scaleTargetRef"))
     if saved_target is None:
         raise refuse("has no spec.scaleTargetRef")
-    if target is not None and saved_target != target:
+    if target is not None and (saved_target[1:] != target[1:] or (saved_target[0] and target[0]
+                                                                   and saved_target[0] != target[0])):
         raise refuse(f"scales {_shown(saved_target[1])}/{_shown(saved_target[2])} "
                      f"({_shown(saved_target[0] or 'core')}), but the ScaledObject scales {target[1]}/{target[2]} "
                      f"({target[0] or 'core'})")
