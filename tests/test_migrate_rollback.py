@@ -386,6 +386,10 @@ def test_apply_writes_a_private_backup(capsys: pytest.CaptureFixture[str], apise
     assert f"--rollback {NAME} -n {NS} --from-backup {path}" in err
     assert _gpuscale(capsys, apiserver, NAME, "--apply", "--dry-run=server")[0] == 0
     assert len(list(path.parent.iterdir())) == 1, "a server dry run wrote a backup"
+    keda_adopts(cluster, NAME, NS)
+    code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply")
+    assert code == 0, err
+    assert _backup_path(err) == path and len(list(path.parent.iterdir())) == 1, "a re-run piled up a copy"
 
 
 def test_backup_that_cannot_be_written_stops_before_any_write(capsys: pytest.CaptureFixture[str], apiserver: Any,
@@ -551,3 +555,23 @@ def test_scale_target_without_api_version_is_accepted(capsys: pytest.CaptureFixt
     del saved["spec"]["scaleTargetRef"]["apiVersion"]
     _forge(cluster, saved)
     assert service.rollback(cluster, NAME, NS).scaled_object_deleted
+
+
+def test_backup_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from kubectl_gpuscale.autoscale.backup import backup_root, read_backup, write_backup
+
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": NAME, "namespace": NS}, "spec": {"maxReplicas": 3}}
+    now = datetime(2026, 12, 3, 17, 0, 0, tzinfo=timezone.utc)
+    directory = backup_root() / "ctx" / NS
+    directory.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (directory / f"{NAME}-20261203T170000Z.json").symlink_to(victim)
+    path = write_backup(hpa, context="ctx", now=now)
+    assert path.name == f"{NAME}-20261203T170000Z-2.json" and not path.is_symlink()
+    assert victim.read_text() == "keep me"
+    assert read_backup(str(path)) == hpa
+    assert write_backup(hpa, context="ctx", now=now) == path  # same content: no second copy

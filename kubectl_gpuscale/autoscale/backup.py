@@ -37,6 +37,8 @@ def _part(text: str | None, default: str) -> str:
 def write_backup(hpa: Mapping[str, Any], *, context: str | None, now: datetime | None = None) -> Path:
     """Write one HPA backup (0600, exclusive create, no symlink followed) and return its path.
 
+    When a backup of this HPA with the same content exists already (a re-run), its path is returned.
+
     Raises:
         GpuscaleError: the file cannot be written (the caller writes nothing to the cluster then).
     """
@@ -49,6 +51,9 @@ def write_backup(hpa: Mapping[str, Any], *, context: str | None, now: datetime |
         root.parent.parent.mkdir(parents=True, exist_ok=True)
         for level in (root.parent, root, directory.parent, directory):
             level.mkdir(mode=0o700, exist_ok=True)
+        same = _same_backup(directory, _part(meta.get("name"), "hpa"), data)
+        if same is not None:
+            return same
         for attempt in range(1, 100):
             suffix = "" if attempt == 1 else f"-{attempt}"
             path = directory / f"{_part(meta.get('name'), 'hpa')}-{stamp}{suffix}.json"
@@ -67,6 +72,19 @@ def write_backup(hpa: Mapping[str, Any], *, context: str | None, now: datetime |
                             f"{exc.strerror or exc} ({directory})",
                             "nothing was written to the cluster; free the disk or set XDG_STATE_HOME to a "
                             "writable directory") from None
+
+
+def _same_backup(directory: Path, name: str, data: bytes) -> Path | None:
+    """An existing regular backup of this HPA with exactly these bytes (a re-run writes no new file)."""
+    for path in sorted(directory.glob(f"{name}-*.json"), reverse=True):
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size != len(data):
+                continue
+            if path.read_bytes() == data:
+                return path
+        except OSError:
+            continue
+    return None
 
 
 def read_backup(path: str) -> dict[str, Any]:
