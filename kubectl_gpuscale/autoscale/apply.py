@@ -227,8 +227,10 @@ def outcome_unknown(exc: GpuscaleError) -> bool:
     """Whether a failed write may have been committed all the same.
 
     The API server answers 401/403/404/409/422 before it stores anything. A timeout, a dropped
-    connection or a 5xx gives no such promise: the API server's own 504 says the request "may
-    still complete" (k8s.io/apiserver pkg/endpoints/handlers/finisher, errors.NewTimeoutError).
+    connection or a 5xx gives no such promise: even the API server's own 504 ("request did not
+    complete within requested timeout") leaves the write running and able to commit afterwards
+    (kubernetes staging/src/k8s.io/apiserver/pkg/endpoints/handlers/finisher/finisher.go,
+    asyncFinisher: "the callee goroutine may continue to run after the given context expires").
     """
     return not isinstance(exc, (ForbiddenError, NotFoundError, ConflictError, InvalidError, InputError))
 
