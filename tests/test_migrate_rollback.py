@@ -168,7 +168,7 @@ def test_denied_hpa_update_keeps_everything(capsys: pytest.CaptureFixture[str], 
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"error: cannot roll back ScaledObject {NS}/{NAME}: cannot replace HorizontalPodAutoscaler")
-    assert f"nothing changed: ScaledObject {NS}/{NAME} and the original HPA saved on it are kept" in err
+    assert f"the rollback changed nothing: ScaledObject {NS}/{NAME} and the original HPA saved on it are kept" in err
     assert "kubectl auth can-i update horizontalpodautoscalers.autoscaling -n ml" in err
     assert err.rstrip().endswith(FINISH)
     _assert_kept(apiserver)
@@ -198,7 +198,7 @@ def test_endless_conflicts_keep_everything(capsys: pytest.CaptureFixture[str], a
     apiserver.faults.add("PUT", HPA_PATH, before=_bump_status(cluster), times=None)
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 1
-    assert "5 attempts, re-reading the HPA each time" in err and "nothing changed" in err and FINISH in err
+    assert "5 attempts, re-reading the HPA each time" in err and "the rollback changed nothing" in err and FINISH in err
     _assert_kept(apiserver)
     apiserver.faults.clear()
     assert _gpuscale(capsys, apiserver, "--rollback", NAME)[0] == 0
@@ -471,7 +471,7 @@ def test_through_kubectl_denied_restore_then_finish(kubectl: Any, apiserver: Any
     denied = kubectl("gpuscale", "migrate-hpa", "--rollback", NAME, "-n", NS)
     assert denied.returncode == 1 and denied.stdout == ""
     assert denied.stderr.count("\n") == 1 and "Traceback" not in denied.stderr
-    assert "nothing changed" in denied.stderr and denied.stderr.rstrip().endswith(FINISH)
+    assert "the rollback changed nothing" in denied.stderr and denied.stderr.rstrip().endswith(FINISH)
     _assert_kept(apiserver)
     apiserver.allow_all()
     finished = kubectl(*FINISH.removeprefix("finish with: kubectl ").split())
@@ -575,3 +575,28 @@ def test_backup_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
     assert victim.read_text() == "keep me"
     assert read_backup(str(path)) == hpa
     assert write_backup(hpa, context="ctx", now=now) == path  # same content: no second copy
+
+
+def test_apply_undo_that_cannot_restore_keeps_the_scaled_object(capsys: pytest.CaptureFixture[str],
+                                                                apiserver: Any, cluster: Any) -> None:
+    """The --apply undo path is the rollback: KEDA adopted the HPA, the next write is refused, and the undo
+    may not update HPAs. The ScaledObject (the original's only copy in the cluster) stays, and the error
+    says how to finish."""
+    _seed(apiserver)
+    pdb = f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/"
+
+    def keda_adopts_then_hpas_locked() -> None:
+        keda_adopts(cluster, NAME, NS)
+        apiserver.deny("update", "horizontalpodautoscalers.autoscaling")
+
+    apiserver.faults.add("PATCH", pdb, before=keda_adopts_then_hpas_locked, status=403,
+                         message="poddisruptionbudgets.policy is forbidden")
+    code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply", "--pdb")
+    assert code == 1
+    assert "undoing the partial write failed: cannot roll back ScaledObject" in err
+    assert "the rollback changed nothing:" in err and "nothing changed" not in err and FINISH in err
+    _assert_kept(apiserver)
+    apiserver.allow_all()
+    assert _gpuscale(capsys, apiserver, "--rollback", NAME)[0] == 0
+    hpa = apiserver.get_object(*HPA)
+    assert hpa["metadata"]["labels"] == {"app": "gemma", "team": "inference"}

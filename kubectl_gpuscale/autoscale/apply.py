@@ -632,7 +632,7 @@ def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: boo
         written = _write_hpa(cluster, restored, dry_run=dry_run)
     except GpuscaleError as exc:
         if dry_run or not outcome_unknown(exc):
-            raise _stopped(exc, f"nothing changed: {kept}, HPA {hpa_label} is unchanged", so_label, command) from None
+            raise _stopped(exc, f"the rollback changed nothing: {kept}, HPA {hpa_label} is unchanged", so_label, command) from None
         try:
             live = cluster.get_or_none(restored["apiVersion"], HPA_KIND, restored["metadata"]["name"], ns)
         except GpuscaleError:
