@@ -51,3 +51,9 @@ def prometheus_bin() -> str:
         require_real_part("prometheus", "apt-get install prometheus")
     assert path
     return path
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """State the tool writes (migrate-hpa's HPA backups) goes to a per-test directory, never ~/.local/state."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

@@ -237,16 +237,22 @@ def _behavior(raw: Any, label: str) -> Mapping[str, Any] | None:
     return out
 
 
+RESTORED_METADATA = ("name", "namespace", "labels", "annotations", "ownerReferences", "finalizers")
+"""The metadata a rollback puts back: what users and other controllers own (KEDA's adoption replaces it all)."""
+
+
 def original_record(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of an HPA a rollback restores: apiVersion, kind, name, namespace, labels, annotations, spec."""
+    """What a rollback restores, exactly: apiVersion, kind, spec, and the metadata of `RESTORED_METADATA`.
+
+    Labels and annotations are kept whole (kubectl's last-applied-configuration too, so a later
+    `kubectl apply` still computes the right patch), with ownerReferences and finalizers: KEDA's
+    adoption rewrites the HPA's metadata from the ScaledObject (kedacore/keda controllers/keda/hpa.go,
+    newHPAForScaledObject / updateHPAIfNeeded), so this is the only copy left in the cluster.
+    """
     meta = obj.get("metadata") or {}
     keep_meta: dict[str, Any] = {"name": meta.get("name")}
-    if meta.get("namespace"):
-        keep_meta["namespace"] = meta["namespace"]
-    for key in ("labels", "annotations"):
-        values = {k: v for k, v in (meta.get(key) or {}).items()
-                  if k != "kubectl.kubernetes.io/last-applied-configuration"}
-        if values:
-            keep_meta[key] = values
+    for key in RESTORED_METADATA[1:]:
+        if meta.get(key):
+            keep_meta[key] = meta[key]
     return {"apiVersion": obj.get("apiVersion", "autoscaling/v2"), "kind": HPA_KIND, "metadata": keep_meta,
             "spec": obj.get("spec") or {}}

@@ -49,7 +49,9 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--apply", "do_apply", is_flag=True, help="Write the objects (server-side apply) after preflight.")
 @click.option("--diff", is_flag=True, help="Show what would change against what the cluster has.")
 @click.option("--rollback", metavar="NAME", default=None,
-              help="Undo a migration: delete ScaledObject NAME with Orphan propagation, restore the original HPA.")
+              help="Undo a migration: restore the original HPA, then delete ScaledObject NAME (Orphan propagation).")
+@click.option("--from-backup", "from_backup", metavar="FILE", default=None,
+              help="With --rollback: restore the HPA from the backup file --apply wrote, not from the ScaledObject.")
 @click.option("--prometheus", metavar="URL", default=None,
               help="Prometheus URL for the triggers (default: found in the cluster, else "
                    "http://prometheus-operated.monitoring.svc:9090).")
@@ -82,7 +84,7 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--continue-on-error", is_flag=True, help="Migrate what converts and report each failure.")
 @kube_options(writes=True)
 def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], do_apply: bool, diff: bool,
-                rollback: str | None, prometheus: str | None, target_queue: float | None, activation: float,
+                rollback: str | None, from_backup: str | None, prometheus: str | None, target_queue: float | None, activation: float,
                 kv_cache: float | None, gpu_util: float | None, query: str | None, force: bool,
                 scale_to_zero: bool, hosts: tuple[str, ...], cold_start: int | None, to: str, pdb: bool,
                 schedule: Schedule | None, polling_interval: int, cooldown_period: int,
@@ -97,7 +99,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     min/max and behavior with scale-down stabilization >= the cold start, and
     sets ignoreNullValues "false" plus a fallback so a missing metric never
     scales the workload down. The original HPA is saved on the ScaledObject
-    for --rollback.
+    and, with --apply, in a local backup file (0600, path printed) for --rollback.
 
     GPU defaults: pollingInterval 15 s (KEDA's 30 s doubles reaction time),
     cooldownPeriod 600 s (a GPU replica costs minutes to bring back),
@@ -116,13 +118,17 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
       kubectl gpuscale migrate-hpa vllm -n ml --scale-to-zero --host llm.example.com -o yaml
       kubectl gpuscale migrate-hpa vllm -n ml --to knative -o yaml
       kubectl gpuscale migrate-hpa --rollback vllm -n ml                # undo
+      kubectl gpuscale migrate-hpa --rollback vllm -n ml --from-backup FILE
     """
     from kubectl_gpuscale.autoscale import convert as conv
     from kubectl_gpuscale.cli.output import emit_objects, note, warn
 
     if rollback:
-        _rollback(rollback, kube)
+        _rollback(rollback, kube, from_backup)
         return
+    if from_backup:
+        raise InputError("--from-backup needs --rollback", "it names the HPA backup a rollback restores",
+                         "run: kubectl gpuscale migrate-hpa --rollback NAME -n NS --from-backup FILE")
     if not files and not names and not all_hpas and not kube.selector:
         raise InputError("nothing to migrate", "no HPA named", "pass NAME..., --all, -l SELECTOR or -f FILE")
     if files and (names or all_hpas) and kube.selector:
@@ -202,6 +208,8 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
         for line in preflight(cluster, to_write):
             warn(line)
         _check_queries(prometheus_flag, cluster, kube, to_write)
+        if kube.dry_run != "server":
+            _backup(cluster, to_write)
         apply_all(cluster, to_write, dry_run=kube.dry_run == "server", force=kube.force_conflicts)
         suffix = " (server dry run)" if kube.dry_run == "server" else ""
         for r in results:
@@ -334,28 +342,46 @@ def _diff(cluster: Any, objects: list[dict[str, Any]]) -> None:
         click.echo("".join(lines) if lines else f"# {label}: no change\n", nl=False)
 
 
-def _rollback(name: str, kube: KubeOptions) -> None:
-    from kubectl_gpuscale.autoscale.apply import rollback
+def _backup(cluster: Any, objects: list[dict[str, Any]]) -> None:
+    """Write a local copy of every HPA the ScaledObjects adopt, before any write; say where on stderr."""
+    from kubectl_gpuscale.autoscale.apply import backup_adopted
+    from kubectl_gpuscale.cli.output import note
+
+    for hpa, path in backup_adopted(objects, cluster.context):
+        name = hpa.split("/", 1)[-1]
+        note(f"backup of HPA {hpa}: {path} (restore with: kubectl gpuscale migrate-hpa --rollback {name} "
+             f"-n {hpa.split('/', 1)[0]} --from-backup {path})")
+
+
+def _rollback(name: str, kube: KubeOptions, from_backup: str | None) -> None:
+    from kubectl_gpuscale.autoscale.apply import plan_rollback, rollback
     from kubectl_gpuscale.cli.output import emit_objects, note
 
+    backup = None
+    if from_backup:
+        from kubectl_gpuscale.autoscale.backup import read_backup
+
+        backup = read_backup(from_backup)
     cluster = kube.cluster()
     namespace = kube.target_namespace(cluster) or cluster.default_namespace
     if kube.dry_run == "client":
-        so = cluster.get("keda.sh/v1alpha1", "ScaledObject", name, namespace)
-        note(f"would delete ScaledObject {namespace}/{name} (propagationPolicy=Orphan) and restore the HPA "
-             f"saved on it")
-        if kube.output in ("json", "yaml"):
-            import json
-
-            from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
-
-            emit_objects([json.loads(so["metadata"].get("annotations", {}).get(ORIGINAL_HPA, "{}"))], kube.output)
+        plan = plan_rollback(cluster, name, namespace, backup=backup, backup_path=from_backup)
+        hpa = plan.hpa["metadata"]["name"]
+        then = (f", then delete ScaledObject {namespace}/{name} (propagationPolicy=Orphan)"
+                if plan.scaled_object is not None else f" (ScaledObject {namespace}/{name} not found)")
+        note(f"would restore HPA {namespace}/{hpa} from {plan.source}{then}")
+        if kube.output in ("json", "yaml", "name"):
+            emit_objects([plan.hpa], kube.output, single=True)
         return
-    restored = rollback(cluster, name, namespace, dry_run=kube.dry_run == "server")
+    done = rollback(cluster, name, namespace, dry_run=kube.dry_run == "server", backup=backup,
+                    backup_path=from_backup)
     suffix = " (server dry run)" if kube.dry_run == "server" else ""
     if kube.output in ("json", "yaml", "name"):
-        emit_objects([restored], kube.output)
+        emit_objects([done.hpa], kube.output, single=True)
     else:
-        click.echo(f"scaledobject.keda.sh/{name} deleted (orphan){suffix}")
-        click.echo(f"horizontalpodautoscaler.autoscaling/{restored['metadata']['name']} restored{suffix}")
+        click.echo(f"horizontalpodautoscaler.autoscaling/{done.hpa['metadata']['name']} restored{suffix}")
+        if done.scaled_object_deleted:
+            click.echo(f"scaledobject.keda.sh/{name} deleted (orphan){suffix}")
+    for line in done.notes:
+        note(line)
     note("the HPA scales on its original metrics again")

@@ -25,7 +25,8 @@ conventions the tool depends on:
   the pod must be Running, ``create pods/exec`` is authorized; no stdin, no tty;
 - CustomResourceDefinitions registered at run time (Established at once);
 - SelfSubjectAccessReview and a deny list that also makes requests 403;
-- a bearer token check and a record of every request.
+- a bearer token check and a record of every request;
+- injected failures before or after a commit (``server.faults``, see `tests.support.faults`).
 
 Simplifications (documented, deliberate): no controllers run (status is what
 tests seed or write); lists in server-side apply are atomic (no merge keys);
@@ -67,6 +68,7 @@ from tests.support import exec_ws
 from tests.support import kube_semantics as sem
 from tests.support.admission_knative import KnativeAdmission
 from tests.support.exec_ws import ExecHandler, file_exec_handler
+from tests.support.faults import Faults
 from tests.support.kube_types import BUILTIN_TYPES, OPTIONAL_TYPES, ResourceType, crd_types
 
 DEFAULT_TOKEN = "gpuscale-test-token"
@@ -287,6 +289,7 @@ class ApiServer:
         # Admission webhooks: each (verb, object, old object or None) raises ApiError to deny a write.
         self.admission: list[Callable[[str, Mapping[str, Any], Mapping[str, Any] | None], None]] = [
             KnativeAdmission(self)]
+        self.faults = Faults()  # injected failures, before or after a commit (tests.support.faults)
         self._stopping = False
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -714,7 +717,17 @@ class ApiServer:
             if self.token is not None and authorization != f"Bearer {self.token}" and not (
                     authorization is None and self.anonymous):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            fault = self.faults.take(record)
+            if fault is not None and fault.before_serving(h.connection):
+                if fault.status is None:
+                    h.close_connection = True
+                    return
+                self._send(h, fault.status, json.dumps(fault.status_body()).encode(), "application/json")
+                return
             code, answer = self._route(record)
+            if fault is not None and fault.after_serving(h.connection):
+                h.close_connection = True
+                return
             if isinstance(answer, _ExecSession):
                 self._websocket_exec(h, answer)
                 return
