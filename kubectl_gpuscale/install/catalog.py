@@ -71,6 +71,21 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Where a component's release (manifests, chart, or what `install` generates) can put objects.
+
+    `uninstall` deletes nothing outside it, whatever the install record says. `namespaces`:
+    namespaced objects of any kind there (and these Namespace objects); `cluster`: (kind, name
+    glob) of cluster-scoped objects; `elsewhere`: (kind, namespace, name glob) of namespaced
+    objects outside `namespaces` (KEDA's RoleBinding in kube-system).
+    """
+
+    namespaces: tuple[str, ...]
+    cluster: tuple[tuple[str, str], ...] = ()
+    elsewhere: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Component:
     """One installable component."""
 
@@ -92,6 +107,7 @@ class Component:
     image_hint: str = ""  # a substring of the main container image, to read the installed version
     main_workload: str = ""  # the workload whose image tag is the installed version
     notes: tuple[str, ...] = field(default=())
+    scope: Scope = Scope(())
 
     def artifacts(self, version: str | None = None) -> tuple[Artifact, ...]:
         """The release files of `version` (default: the pin), with their recorded digests."""
@@ -127,6 +143,15 @@ KEDA = Component(
     min_kubernetes=(1, 30),
     image_hint="kedacore/keda",
     main_workload="keda-operator",
+    # config/ of kedacore/keda (kustomize): CRDs *.keda.sh and *.eventing.keda.sh, ClusterRoles and
+    # ClusterRoleBindings keda-* (and keda:edit, keda:view: config/rbac/aggregate_cluster_roles.yaml),
+    # ValidatingWebhookConfiguration keda-admission, the external metrics
+    # APIService, and RoleBinding keda-auth-reader in kube-system (config/metrics-server/role_binding.yaml).
+    scope=Scope(("keda",),
+                cluster=(("CustomResourceDefinition", "*.keda.sh"), ("ClusterRole", "keda-*"), ("ClusterRole", "keda:*"),
+                         ("ClusterRoleBinding", "keda-*"), ("ValidatingWebhookConfiguration", "keda-*"),
+                         ("APIService", EXTERNAL_METRICS_APISERVICE)),
+                elsewhere=(("RoleBinding", "kube-system", "keda-*"),)),
 )
 
 KEDA_HTTP = Component(
@@ -151,6 +176,10 @@ KEDA_HTTP = Component(
     requires=("keda",),
     image_hint="kedacore/http-add-on-interceptor",
     main_workload="keda-add-ons-http-interceptor",
+    # kedacore/http-add-on config/default/kustomization.yaml: namespace keda, namePrefix keda-add-ons-http-.
+    scope=Scope(("keda",),
+                cluster=(("CustomResourceDefinition", "*.http.keda.sh"), ("ClusterRole", "keda-add-ons-http-*"),
+                         ("ClusterRoleBinding", "keda-add-ons-http-*"))),
 )
 
 KNATIVE = Component(
@@ -180,6 +209,14 @@ KNATIVE = Component(
     probes=(("kourier-system", "kourier", 80),),  # Kourier's Envoy answers (404 for an unknown host)
     image_hint="knative-releases/knative.dev/serving/cmd/controller",
     main_workload="controller",
+    # serving-crds/serving-core (CRDs *.knative.dev, ClusterRoles knative-serving-*, webhooks
+    # *.knative.dev) and kourier.yaml (namespace kourier-system, ClusterRole/Binding net-kourier).
+    scope=Scope(("knative-serving", "kourier-system"),
+                cluster=(("CustomResourceDefinition", "*.knative.dev"), ("ClusterRole", "knative-serving-*"),
+                         ("ClusterRoleBinding", "knative-serving-*"), ("ClusterRole", "net-kourier*"),
+                         ("ClusterRoleBinding", "net-kourier*"),
+                         ("ValidatingWebhookConfiguration", "*.knative.dev"),
+                         ("MutatingWebhookConfiguration", "*.knative.dev"))),
 )
 
 DCGM = Component(
@@ -195,6 +232,7 @@ DCGM = Component(
     needs_gpu_nodes=True,
     image_hint="k8s/dcgm-exporter",
     main_workload="dcgm-exporter",
+    scope=Scope(("gpu-monitoring",)),
 )
 
 PREPULL = Component(
@@ -207,6 +245,7 @@ PREPULL = Component(
     workloads=(Workload("DaemonSet", "gpuscale-system", ("gpuscale-image-prepuller",)),),
     needs_gpu_nodes=True,
     main_workload="gpuscale-image-prepuller",
+    scope=Scope(("gpuscale-system",)),
 )
 
 COMPONENTS: dict[str, Component] = {c.name: c for c in (KEDA, KEDA_HTTP, KNATIVE, DCGM, PREPULL)}
