@@ -359,3 +359,122 @@ def test_sha256_flag_checks_manifests_dir_files(bare: ApiServer, tmp_path: Path)
     assert good.exit_code == 0, good.stderr
     assert f"{KEDA_FILE} sha256 {digest} (matches --sha256)" in good.stderr
     assert _record(bare)["files"][0]["sha256"] == digest
+
+
+# ---- the Helm path: `helm uninstall` only for a release this install made -------------------------------
+
+STORING_HELM = """#!{python}
+# A stand-in for helm that stores release revisions as helm's secrets driver does
+# (helm/helm pkg/storage/driver/secrets.go, newSecretsObject: sh.helm.release.v1.<name>.v<N>, labels
+# name/owner/status/version) and records its argv.
+import json, os, sys
+from kubectl_gpuscale.kube import Cluster
+argv = sys.argv[1:]
+with open(os.environ["HELM_RECORD"], "a") as fh:
+    fh.write(json.dumps(argv) + "\\n")
+cluster = Cluster.connect(kubeconfig=argv[argv.index("--kubeconfig") + 1])
+release, ns = argv[1 if argv[0] == "uninstall" else 2], argv[argv.index("--namespace") + 1]
+revisions = cluster.list("v1", "Secret", ns, label_selector=f"owner=helm,name={{release}}")
+if argv[0] == "uninstall":
+    for s in revisions:
+        cluster.delete("v1", "Secret", s["metadata"]["name"], ns)
+    print(f"release \\"{{release}}\\" uninstalled")
+else:
+    n = len(revisions) + 1
+    cluster.create({{"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+                    "metadata": {{"name": f"sh.helm.release.v1.{{release}}.v{{n}}", "namespace": ns,
+                                 "labels": {{"name": release, "owner": "helm", "status": "deployed",
+                                            "version": str(n)}}}}, "data": {{}}}})
+    print("Release has been upgraded. Happy Helming!")
+"""
+
+
+@pytest.fixture
+def storing_helm(bare: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake `helm` on PATH, and what the KEDA chart would have made (ready, under the Helm names)."""
+    import os
+    import stat
+    import sys
+
+    import yaml
+
+    bindir = tmp_path / "helm-bin"
+    bindir.mkdir()
+    helm = bindir / "helm"
+    helm.write_text(STORING_HELM.format(python=sys.executable))
+    helm.chmod(helm.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("HELM_RECORD", str(tmp_path / "helm.jsonl"))
+    for name in ("keda-operator", "keda-operator-metrics-apiserver", "keda-admission-webhooks"):
+        bare.seed({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": name, "namespace": "keda", "labels": {"app.kubernetes.io/managed-by": "Helm"}},
+                   "spec": {"selector": {"matchLabels": {"app": name}}, "template": {
+                       "metadata": {"labels": {"app": name}},
+                       "spec": {"containers": [{"name": "c", "image": "ghcr.io/kedacore/keda:2.20.2"}]}}},
+                   "status": {"conditions": [{"type": "Available", "status": "True"}]}})
+    bare.seed(*yaml.safe_load_all(KEDA_MANIFEST.split("---\napiVersion: v1\nkind: ServiceAccount")[0]))
+    for plural, kind in (("scaledjobs", "ScaledJob"), ("triggerauthentications", "TriggerAuthentication"),
+                         ("clustertriggerauthentications", "ClusterTriggerAuthentication")):
+        bare.seed({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": f"{plural}.keda.sh"},
+                   "spec": {"group": "keda.sh", "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
+                            "versions": [{"name": "v1alpha1", "served": True, "storage": True}]}})
+    bare.seed({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+               "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+               "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100,
+                        "versionPriority": 100,
+                        "service": {"name": "keda-operator-metrics-apiserver", "namespace": "keda"}},
+               "status": {"conditions": [{"type": "Available", "status": "True"}]}})
+    return tmp_path / "helm.jsonl"
+
+
+def _helm_calls(record: Path) -> list[list[str]]:
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+def test_helm_release_this_install_made_is_uninstalled(bare: ApiServer, storing_helm: Path) -> None:
+    """The revision helm stored is labelled with the install id; uninstall runs `helm uninstall` for it."""
+    out = gpuscale(bare, "install", "keda", "--method", "helm", "--timeout", "10s")
+    assert out.exit_code == 0, out.stderr
+    install_id = _record(bare)["installId"]
+    rev = bare.get_object("v1", "Secret", "sh.helm.release.v1.keda.v1", "keda")
+    assert rev and rev["metadata"]["labels"]["kubectl-gpuscale/install-id"] == install_id
+    done = gpuscale(bare, "uninstall", "keda", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert _helm_calls(storing_helm)[-1][:4] == ["uninstall", "keda", "--namespace", "keda"]
+    assert "helm release keda uninstalled" in done.stdout
+
+
+def test_pre_existing_helm_release_is_adopted_and_never_uninstalled(bare: ApiServer, storing_helm: Path) -> None:
+    """The user's own `keda` release existed before: install upgrades it (as asked) but records it adopted;
+    uninstall keeps it and says why, and runs no helm."""
+    bare.seed({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+               "metadata": {"name": "sh.helm.release.v1.keda.v1", "namespace": "keda",
+                            "labels": {"name": "keda", "owner": "helm", "status": "deployed", "version": "1"}}})
+    out = gpuscale(bare, "install", "keda", "--method", "helm", "--timeout", "10s")
+    assert out.exit_code == 0, out.stderr
+    assert _record(bare)["adopted"] == [{"apiVersion": "v1", "kind": "Secret", "name": "sh.helm.release.v1.keda.v1",
+                                         "namespace": "keda"}]
+    latest = bare.get_object("v1", "Secret", "sh.helm.release.v1.keda.v2", "keda")
+    assert latest and "kubectl-gpuscale/install-id" not in latest["metadata"]["labels"]
+    done = gpuscale(bare, "uninstall", "keda", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert ("keep helm release keda -n keda (not installed by this install: on its latest revision, label "
+            "app.kubernetes.io/managed-by is absent, not 'kubectl-gpuscale')") in done.stderr
+    assert [c[0] for c in _helm_calls(storing_helm)] == ["upgrade"]
+    assert bare.get_object("v1", "Secret", "sh.helm.release.v1.keda.v2", "keda") is not None
+
+
+def test_forged_helm_record_runs_no_helm_uninstall(bare: ApiServer, storing_helm: Path) -> None:
+    """A forged `method: helm` record for a release the user installed: no `helm uninstall`."""
+    bare.seed({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+               "metadata": {"name": "sh.helm.release.v1.keda.v1", "namespace": "keda",
+                            "labels": {"name": "keda", "owner": "helm", "status": "deployed", "version": "1"}}},
+              {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "gpuscale-config", "namespace": "gpuscale-system"},
+               "data": {"component.keda": json.dumps({"version": "2.20.2", "method": "helm", "release": "keda",
+                                                      "installId": "0123456789abcdef", "objects": []})}})
+    done = gpuscale(bare, "uninstall", "keda", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert "keep helm release keda -n keda (not installed by this install" in done.stderr
+    assert _helm_calls(storing_helm) == []

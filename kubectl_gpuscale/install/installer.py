@@ -16,6 +16,7 @@ from kubectl_gpuscale.install import helm as helm_mod
 from kubectl_gpuscale.install import manifests as mf
 from kubectl_gpuscale.install import ownership, preflight, readiness
 from kubectl_gpuscale.install import plan as plan_mod
+from kubectl_gpuscale.install.catalog import Component
 from kubectl_gpuscale.install.defaults import DEFAULT_COLD_START_S
 from kubectl_gpuscale.install.prepull import DEFAULT_NODE_SELECTOR, build_daemonset, gpu_images
 
@@ -321,7 +322,10 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
         result.components.append(cres)
         objs = objects[c.name]
         if cp.method == "helm":
+            earlier = release_revisions(cluster, c) if opts.dry_run == "none" else []
             cres.helm_output = helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
+            if opts.dry_run == "none":
+                _mark_release(cluster, c, cres, earlier, reporter)
             objs = []
         else:
             apply_objects(cluster, objs, cres, opts, reporter)
@@ -347,6 +351,42 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
             reporter.warn("no Prometheus found in the cluster; record one with --prometheus URL")
         config.write_cluster(cluster, updates)
     return result
+
+
+def release_revisions(cluster: Cluster, c: Component) -> list[dict[str, Any]]:
+    """The Secrets in which Helm stores the revisions of the component's release, oldest first (Helm's
+    secrets storage driver, pkg/storage/driver/secrets.go: `sh.helm.release.v1.<release>.v<N>`, labels
+    owner=helm, name=<release>, version=<N>)."""
+    if c.helm is None:
+        return []
+    found = cluster.list("v1", "Secret", c.namespace, label_selector=f"owner=helm,name={c.helm.release}")
+
+    def revision(secret: Mapping[str, Any]) -> int:
+        value = str(((secret.get("metadata") or {}).get("labels") or {}).get("version", ""))
+        return int(value) if value.isdigit() else 0
+
+    return sorted(found, key=revision)
+
+
+def _mark_release(cluster: Cluster, c: Component, cres: ComponentResult, earlier: Sequence[Mapping[str, Any]],
+                  reporter: Reporter) -> None:
+    """Label the revisions this run stored with the install id, unless the release existed before and
+    was not ours: then it is adopted (uninstall never runs `helm uninstall` on it)."""
+    def ours(secret: Mapping[str, Any]) -> bool:
+        return ownership.not_created_by(secret, c.name, cres.install_id) is None
+
+    release = f"helm release {c.helm.release if c.helm else ''} -n {c.namespace}"
+    if earlier and not any(ours(s) for s in earlier):
+        cres.adopted.append(release)
+        cres.adopted_refs.append(mf.ref({**earlier[-1], "apiVersion": "v1", "kind": "Secret"}))
+        return
+    known = {s["metadata"]["name"] for s in earlier}
+    fresh = [s for s in release_revisions(cluster, c) if s["metadata"]["name"] not in known]
+    if not fresh:
+        reporter.warn(f"{release}: no new revision found to label; uninstall will not remove it")
+    for secret in fresh:
+        cluster.patch("v1", "Secret", secret["metadata"]["name"], c.namespace,
+                      {"metadata": {"labels": ownership.ownership_labels(c.name, cres.install_id)}})
 
 
 def check_digest_flags(plan: plan_mod.Plan, digests: Mapping[str, str]) -> None:

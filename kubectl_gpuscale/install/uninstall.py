@@ -25,6 +25,7 @@ from kubectl_gpuscale.install import helm as helm_mod
 from kubectl_gpuscale.install import manifests as mf
 from kubectl_gpuscale.install import ownership, preflight
 from kubectl_gpuscale.install.catalog import COMPONENTS, DEPENDENTS, Component
+from kubectl_gpuscale.install.installer import release_revisions
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -153,6 +154,20 @@ def check_record(c: Component, record: config.InstallRecord) -> None:
             f"run kubectl gpuscale install {c.name} again (it labels what it created), then uninstall")
 
 
+def _release_not_ours(cluster: Cluster, c: Component, install_id: str | None) -> str | None:
+    """Why `helm uninstall` must not run (None: a revision of the release carries this install's labels)."""
+    try:
+        revisions = release_revisions(cluster, c)
+    except ForbiddenError as exc:
+        return f"cannot tell whether this install made it: {exc.why}"
+    if not revisions:
+        return "no revision of it exists"
+    reasons = [ownership.not_created_by(s, c.name, install_id) for s in revisions]
+    if all(reasons):
+        return f"not installed by this install: on its latest revision, {reasons[-1]}"
+    return None
+
+
 def plan_uninstall(cluster: Cluster, name: str, *, include_crds: bool = False,
                    target: helm_mod.KubeTarget | None = None) -> UninstallPlan:
     """Plan removing what `install` created for `name`, and nothing else (see the module docstring)."""
@@ -188,7 +203,13 @@ def plan_uninstall(cluster: Cluster, name: str, *, include_crds: bool = False,
     kept += [f"{_text(r)} (existed before the install: adopted, never deleted)" for r in record.adopted]
     # namespaces last, CRDs after everything that uses them
     deletes.sort(key=lambda r: {"Namespace": 2, "CustomResourceDefinition": 1}.get(r["kind"], 0))
-    argv = helm_mod.uninstall_argv(c, target=target or helm_mod.KubeTarget()) if record.method == "helm" else []
+    argv: list[str] = []
+    if record.method == "helm":
+        why = _release_not_ours(cluster, c, record.install_id)
+        if why:
+            kept.append(f"helm release {c.helm.release if c.helm else ''} -n {c.namespace} ({why})")
+        else:
+            argv = helm_mod.uninstall_argv(c, target=target or helm_mod.KubeTarget())
     return UninstallPlan(c, record, deletes, kept, argv, dependents_of(cluster, name), gone)
 
 
