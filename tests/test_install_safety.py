@@ -111,6 +111,29 @@ def test_namespace_install_created_is_kept_when_the_user_added_objects_to_it(bar
     assert bare.get_object("apps/v1", "Deployment", "keda-operator", "keda") is None
 
 
+def test_release_object_outside_the_catalogue_is_applied_but_not_recorded(bare: ApiServer, tmp_path: Path) -> None:
+    """A release file holding an object outside what the catalogue says the release can contain (here a
+    ClusterRoleBinding not named keda-*): install warns and leaves it out of the record, so the record
+    never lists what uninstall would refuse."""
+    d = write_keda(tmp_path / "m")
+    (d / KEDA_FILE).write_text((d / KEDA_FILE).read_text() + """---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: extra-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: ServiceAccount, name: keda-operator, namespace: keda}]
+""")
+    with Controllers(bare):
+        out = gpuscale(bare, "install", "keda", "--manifests", str(d), "--timeout", "20s")
+    assert out.exit_code == 0, out.stderr
+    assert ("warning: clusterrolebinding.rbac.authorization.k8s.io/extra-admin is not recorded, so uninstall will "
+            "not delete it: the KEDA release holds no cluster-scoped ClusterRoleBinding of that name") in out.stderr
+    assert all(o["name"] != "extra-admin" for o in _record(bare)["objects"])
+    done = gpuscale(bare, "uninstall", "keda", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert bare.get_object("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "extra-admin") is not None
+
+
 def _forged_record(*objects: dict[str, str], install_id: str = "0123456789abcdef") -> dict[str, Any]:
     record = {"version": "2.20.2", "method": "manifests", "installId": install_id, "objects": list(objects),
               "namespace": "keda", "release": None}

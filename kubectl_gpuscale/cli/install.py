@@ -46,7 +46,7 @@ def _make_reporter(quiet: bool) -> Reporter:
 
     from kubectl_gpuscale.install.installer import Reporter
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     class RichReporter(Reporter):
         def __init__(self) -> None:

@@ -16,7 +16,7 @@ from kubectl_gpuscale.install import helm as helm_mod
 from kubectl_gpuscale.install import manifests as mf
 from kubectl_gpuscale.install import ownership, preflight, readiness
 from kubectl_gpuscale.install import plan as plan_mod
-from kubectl_gpuscale.install.catalog import Component
+from kubectl_gpuscale.install.catalog import COMPONENTS, Component
 from kubectl_gpuscale.install.defaults import DEFAULT_COLD_START_S
 from kubectl_gpuscale.install.prepull import DEFAULT_NODE_SELECTOR, build_daemonset, gpu_images
 
@@ -197,7 +197,8 @@ def apply_objects(cluster: Cluster, objects: Sequence[dict[str, Any]], result: C
 
     An object that does not exist yet, or that this install (`result.install_id`) created
     before, is applied with the ownership labels; one that existed before is adopted: applied
-    without them and recorded apart, so uninstall never deletes it.
+    without them and recorded apart, so uninstall never deletes it. An object outside the
+    component's catalogue scope is applied but not recorded (uninstall would refuse it), with a warning.
     """
     dry = opts.dry_run == "server"
     crds = [o for o in objects if o.get("kind") == "CustomResourceDefinition"]
@@ -230,7 +231,11 @@ def apply_objects(cluster: Cluster, objects: Sequence[dict[str, Any]], result: C
             result.adopted.append(text)
             result.adopted_refs.append(r)
             continue
-        result.owned_refs.append(r)
+        outside = ownership.outside_catalogue(COMPONENTS[result.component], r)
+        if outside:
+            reporter.warn(f"{text} is not recorded, so uninstall will not delete it: {outside}")
+        else:
+            result.owned_refs.append(r)
         if before is None:
             result.created.append(text)
         elif _same(before, after):
