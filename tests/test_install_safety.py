@@ -308,8 +308,9 @@ def test_downloaded_file_digest_is_shown_recorded_and_a_tampered_cache_is_refuse
     with Controllers(bare):
         first = gpuscale(bare, "install", "keda", "--method", "manifests", "--timeout", "20s")
     assert first.exit_code == 0, first.stderr
-    assert (f"    - {KEDA_FILE} sha256 {digest} (no published digest to check it against: compare it with the "
-            "release page)") in first.stderr
+    assert (f"    - server-side apply {KEDA_FILE} (from the cache or a sha256-checked download)\n"
+            f"      sha256 {digest} (no published digest to check it against: compare it with the "
+            "release page)\n") in first.stderr
     assert _record(bare)["files"] == [{"file": KEDA_FILE, "sha256": digest,
                                        "source": f"download:{catalog.COMPONENTS['keda'].artifacts()[0].url}"}]
     cached = tmp_path / "xdg-cache" / "kubectl-gpuscale" / "manifests" / KEDA_FILE
@@ -318,7 +319,7 @@ def test_downloaded_file_digest_is_shown_recorded_and_a_tampered_cache_is_refuse
     with Controllers(bare):
         again = gpuscale(bare, "install", "keda", "--method", "manifests", "--timeout", "20s")
     assert again.exit_code == 0, again.stderr
-    assert (f"{KEDA_FILE} sha256 {digest} (matches the install record in the cluster and the digest recorded "
+    assert (f"      sha256 {digest} (matches the install record in the cluster and the digest recorded "
             "when it was downloaded)") in again.stderr
 
     tampered = body.replace(b"ghcr.io/kedacore/keda:", b"evil.example/keda:")
@@ -380,7 +381,7 @@ def test_sha256_flag_checks_manifests_dir_files(bare: ApiServer, tmp_path: Path)
         good = gpuscale(bare, "install", "keda", "--manifests", str(d), "--sha256",
                         f"{KEDA_FILE}={digest.upper()}", "--timeout", "20s")
     assert good.exit_code == 0, good.stderr
-    assert f"{KEDA_FILE} sha256 {digest} (matches --sha256)" in good.stderr
+    assert f"server-side apply {KEDA_FILE} (from {d})\n      sha256 {digest} (matches --sha256)\n" in good.stderr
     assert _record(bare)["files"][0]["sha256"] == digest
 
 

@@ -31,10 +31,10 @@ class FileDigest:
     checked: tuple[str, ...] = ()
 
     def line(self) -> str:
-        """`FILE sha256 DIGEST (matches ...)` for the plan."""
+        """`sha256 DIGEST (matches ...)` for the plan."""
         how = ("matches " + " and ".join(self.checked)) if self.checked else \
             "no published digest to check it against: compare it with the release page"
-        return f"{self.file} sha256 {self.sha256} ({how})"
+        return f"sha256 {self.sha256} ({how})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (also what the install record keeps)."""
@@ -95,10 +95,14 @@ class Plan:
             c = cp.component
             pinned = "" if cp.version == c.version else f" (pinned {c.version})"
             out.append(f"  {c.title} {cp.version}{pinned} via {cp.method}, namespace {c.namespace}")
+            shown = set()
             for step in cp.steps:
                 out.append(f"    - {step}")
-            for f in cp.files:
-                out.append(f"    - {f.line()}")
+                for f in cp.files:
+                    if step.startswith(f"server-side apply {f.file} "):
+                        out.append(f"      {f.line()}")
+                        shown.add(f.file)
+            out += [f"    - {f.file} {f.line()}" for f in cp.files if f.file not in shown]
             for s in cp.settings:
                 out.append(f"    * {s.key} = {s.value} (upstream {s.upstream}): {s.why}")
         return out
