@@ -5,9 +5,9 @@ One place per fact: the plan, the installers, readiness, `status` and
 Deployment name themselves. Pure data (no kubernetes, no click).
 
 Versions are the latest seen in ../shared/reference/keda_knative.md (Aug 2026).
-Digests: `DIGESTS` holds the sha256 of each release file that was verified;
-a file with no recorded digest is downloaded with a warning that prints the
-digest it had, and is never silently trusted on a mismatch.
+Digests: `DIGESTS` holds the published sha256 of release files (none yet, see
+there); a file with no pin is downloaded with a warning that prints its digest,
+which is then recorded and checked on every reuse (`manifests.fetch`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ PROMETHEUS_OPERATOR_CRD = "servicemonitors.monitoring.coreos.com"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 KOURIER_INGRESS_CLASS = "kourier.ingress.networking.knative.dev"
 
-# (file name) -> sha256 of the upstream release file, recorded when verified with network access.
-# Empty here: this build was made without network access to GitHub, so no digest could be checked.
+# (file name) -> sha256 of the upstream release file, each with its source beside it. Pin only a digest
+# the project publishes (a checksums file on the release page, a Helm repository index `digest:`).
+# Empty: none could be sourced for the pinned versions when this was written. The stored kedacore/charts
+# docs/index.yaml ends at chart 2.9.3 (not 2.20.2 / http-add-on 0.15.0); no NVIDIA dcgm-exporter Helm
+# index nor knative-v1.23.0 / net-kourier checksums were readable. Without a pin, every file's sha256
+# is shown in the plan, kept in the install record and beside the cached copy, and re-checked on reuse.
 DIGESTS: dict[str, str] = {}
 
 
