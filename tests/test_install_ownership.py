@@ -87,3 +87,8 @@ def test_stamp_and_unstamp_and_the_live_check() -> None:
     foreign = {"metadata": {"labels": {"app.kubernetes.io/managed-by": "Helm"}}}
     assert ownership.unstamp(foreign)["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "Helm"}
     assert len(ownership.new_install_id()) == 16 and ownership.new_install_id() != ownership.new_install_id()
+    theirs = ownership.stamp(obj, "keda", "2.20.2", "abc")
+    adopted = ownership.adopt(ownership.stamp(obj, "keda-http", "0.15.0", "xyz"), theirs)
+    assert adopted["metadata"]["labels"] == theirs["metadata"]["labels"]  # the creator's marks stay
+    assert adopted["metadata"]["annotations"] == {"kubectl-gpuscale/version": "2.20.2"}
+    assert ownership.adopt(obj, {"metadata": {"labels": {"team": "a"}}})["metadata"]["labels"] == {"app": "x"}

@@ -502,3 +502,42 @@ def test_forged_helm_record_runs_no_helm_uninstall(bare: ApiServer, storing_helm
     assert done.exit_code == 0, done.stderr
     assert "keep helm release keda -n keda (not installed by this install" in done.stderr
     assert _helm_calls(storing_helm) == []
+
+
+HTTP_ADDON = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: keda-add-ons-http-interceptor, namespace: keda}
+spec:
+  selector: {matchLabels: {app: interceptor}}
+  template:
+    metadata: {labels: {app: interceptor}}
+    spec:
+      containers: [{name: interceptor, image: "ghcr.io/kedacore/http-add-on-interceptor:0.15.0"}]
+"""
+
+
+def test_a_namespace_two_components_share_keeps_its_creator_and_goes_last(bare: ApiServer, tmp_path: Path) -> None:
+    """KEDA creates `keda`; the HTTP add-on adopts it. Server-side apply removes fields a manager stops
+    sending (kubernetes staging/src/k8s.io/apimachinery/pkg/util/managedfields, the apply's field set), so
+    adopting must not drop KEDA's ownership labels; the add-on's uninstall keeps the namespace, KEDA's
+    uninstall (the last user) deletes it."""
+    d = write_keda(tmp_path / "m")
+    (d / "keda-add-ons-http-0.15.0-crds.yaml").write_text("")
+    (d / "keda-add-ons-http-0.15.0.yaml").write_text(HTTP_ADDON)
+    with Controllers(bare):
+        assert gpuscale(bare, "install", "keda", "--manifests", str(d), "--timeout", "20s").exit_code == 0
+        http = gpuscale(bare, "install", "keda-http", "--manifests", str(d), "--timeout", "20s")
+    assert http.exit_code == 0, http.stderr
+    assert "1 adopted" in http.stdout
+    labels = (bare.get_object("v1", "Namespace", "keda") or {})["metadata"]["labels"]
+    assert labels["kubectl-gpuscale/component"] == "keda"
+    assert labels["kubectl-gpuscale/install-id"] == _record(bare)["installId"]
+    gone_http = gpuscale(bare, "uninstall", "keda-http", "--yes")
+    assert gone_http.exit_code == 0, gone_http.stderr
+    assert "keep namespace/keda (existed before the install: adopted, never deleted)" in gone_http.stderr
+    assert bare.get_object("apps/v1", "Deployment", "keda-add-ons-http-interceptor", "keda") is None
+    assert bare.get_object("apps/v1", "Deployment", "keda-operator", "keda") is not None
+    gone = gpuscale(bare, "uninstall", "keda", "--yes")
+    assert gone.exit_code == 0, gone.stderr
+    assert "namespace/keda deleted" in gone.stdout

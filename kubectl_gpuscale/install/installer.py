@@ -224,8 +224,8 @@ def apply_objects(cluster: Cluster, objects: Sequence[dict[str, Any]], result: C
             continue
         before = cluster.get_or_none(r["apiVersion"], r["kind"], r["name"], r.get("namespace"))
         ours = before is None or ownership.not_created_by(before, result.component, result.install_id) is None
-        sent = (ownership.stamp(obj, result.component, result.version, result.install_id) if ours
-                else ownership.unstamp(obj))
+        sent = (ownership.stamp(obj, result.component, result.version, result.install_id) if before is None or ours
+                else ownership.adopt(obj, before))
         after = cluster.apply(sent, dry_run=dry, force=opts.force_conflicts)
         if not ours:
             result.adopted.append(text)

@@ -73,6 +73,24 @@ def unstamp(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def adopt(obj: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """How an object that existed before is applied: without our marks, except the ones it already
+    carries (another component's install created it). Server-side apply drops fields a manager stops
+    sending, so leaving those out would strip the creator's labels."""
+    out = unstamp(obj)
+    live_meta = live.get("metadata") or {}
+    kept_labels = {k: v for k, v in (live_meta.get("labels") or {}).items()
+                   if k in (COMPONENT_LABEL, INSTALL_ID_LABEL)
+                   or (k == MANAGED_BY and v == config.MANAGED_LABELS[MANAGED_BY])}
+    kept_annotations = {k: v for k, v in (live_meta.get("annotations") or {}).items() if k == VERSION_ANNOTATION}
+    meta = out["metadata"]
+    if kept_labels:
+        meta["labels"] = {**(meta.get("labels") or {}), **kept_labels}
+    if kept_annotations:
+        meta["annotations"] = {**(meta.get("annotations") or {}), **kept_annotations}
+    return out
+
+
 def not_created_by(live: Mapping[str, Any], component: str, install_id: str | None) -> str | None:
     """Why the live object was not created by this install of `component` (None: it was)."""
     labels = (live.get("metadata") or {}).get("labels") or {}

@@ -149,9 +149,10 @@ def check_record(c: Component, record: config.InstallRecord) -> None:
     if record.objects and not record.install_id:
         raise GpuscaleError(
             f"refusing to uninstall {c.name}, nothing was deleted",
-            "its install record has no install id (written by an older kubectl-gpuscale), so no object can be "
-            "shown to be one install created",
-            f"run kubectl gpuscale install {c.name} again (it labels what it created), then uninstall")
+            "its install record has no install id (written by a kubectl-gpuscale from before install ids), so no "
+            "object can be shown to be one install created",
+            "remove the component by hand (kubectl delete -f the release files, or helm uninstall), then delete "
+            f"the key {config.COMPONENT_PREFIX}{c.name} from the ConfigMap")
 
 
 def _release_not_ours(cluster: Cluster, c: Component, install_id: str | None) -> str | None:
