@@ -110,6 +110,8 @@ def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache:
                                 "check you have the file you meant, or fix the --sha256 value")
         if artifact.sha256 and digest != artifact.sha256 and warn:
             warn(f"{path} has sha256 {digest}, not the pinned {artifact.sha256} (using it as given)")
+        if recorded and digest != recorded and not given and warn:
+            warn(f"{path} has sha256 {digest}, not the {recorded} recorded at the last install (using it as given)")
         checked = tuple(src for src, want in expected if want == digest and src != "the install record in the cluster")
         return Fetched(artifact, data.decode("utf-8"), f"dir:{path}", digest, bool(checked), checked)
     cache = cache or cache_dir()
