@@ -134,6 +134,18 @@ subjects: [{kind: ServiceAccount, name: keda-operator, namespace: keda}]
     assert bare.get_object("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "extra-admin") is not None
 
 
+def test_namespace_is_kept_when_its_contents_cannot_be_listed(bare: ApiServer, tmp_path: Path) -> None:
+    """A kind that may not be listed in the namespace could hide the user's objects: the namespace stays."""
+    with Controllers(bare):
+        assert gpuscale(bare, "install", "keda", "--manifests", str(write_keda(tmp_path / "m")),
+                        "--timeout", "20s").exit_code == 0
+    bare.deny("list", "secrets", namespace="keda")
+    done = gpuscale(bare, "uninstall", "keda", "--yes")
+    assert done.exit_code == 0, done.stderr
+    assert "keep namespace/keda (holds objects this install did not create: secrets (cannot list them:" in done.stderr
+    assert bare.get_object("v1", "Namespace", "keda") is not None
+
+
 def _forged_record(*objects: dict[str, str], install_id: str = "0123456789abcdef") -> dict[str, Any]:
     record = {"version": "2.20.2", "method": "manifests", "installId": install_id, "objects": list(objects),
               "namespace": "keda", "release": None}

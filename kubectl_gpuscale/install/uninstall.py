@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 # Kinds the cluster fills a namespace with by itself (not objects a user made).
 AUTOMATIC_KINDS = frozenset({"Event", "Endpoints", "EndpointSlice", "Lease", "ControllerRevision"})
 AUTOMATIC_OBJECTS = frozenset({("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")})
+# Aggregated APIs that serve readings about objects (PodMetrics, external metrics), not objects.
+DERIVED_GROUPS = frozenset({"metrics.k8s.io", "custom.metrics.k8s.io", "external.metrics.k8s.io"})
 SHOWN = 5
 
 
@@ -95,7 +97,7 @@ def foreign_objects(cluster: Cluster, namespace: str, component: str, install_id
     objects owned by another object, aside). A kind that may not be listed counts as foreign."""
     out: list[str] = []
     for group, versions in cluster.api_groups().items():
-        if not versions:
+        if not versions or group in DERIVED_GROUPS:
             continue
         api_version = f"{group}/{versions[0]}" if group else versions[0]
         for res in cluster.api_resources(api_version) or []:
@@ -105,10 +107,10 @@ def foreign_objects(cluster: Cluster, namespace: str, component: str, install_id
                 continue
             try:
                 items = cluster.list(api_version, kind, namespace)
-            except ForbiddenError:
-                out.append(f"{res.get('name')} (forbidden to list them)")
-                continue
             except NotFoundError:
+                continue
+            except GpuscaleError as exc:  # forbidden, or an aggregated API that does not answer
+                out.append(f"{res.get('name')} (cannot list them: {exc.why or exc.what})")
                 continue
             for item in items:
                 meta = item.get("metadata") or {}
