@@ -116,7 +116,12 @@ def write_cluster(cluster: Cluster, updates: Mapping[str, str | None], *, dry_ru
 
 @dataclass(frozen=True)
 class InstallRecord:
-    """What `install` put in the cluster for one component."""
+    """What `install` put in the cluster for one component.
+
+    `objects` are the objects this install created (labelled with `install_id`); `adopted` the
+    ones that existed before (never deleted by uninstall); `files` the release files applied,
+    each ``{"file", "sha256", "source"}``.
+    """
 
     component: str
     version: str
@@ -124,18 +129,27 @@ class InstallRecord:
     objects: tuple[dict[str, str], ...] = ()
     release: str | None = None  # the Helm release name
     namespace: str | None = None
+    install_id: str | None = None
+    adopted: tuple[dict[str, str], ...] = ()
+    files: tuple[dict[str, str], ...] = ()
 
     def to_json(self) -> str:
         """The record as a ConfigMap value."""
         return json.dumps({"version": self.version, "method": self.method, "objects": list(self.objects),
-                           "release": self.release, "namespace": self.namespace}, sort_keys=True)
+                           "release": self.release, "namespace": self.namespace, "installId": self.install_id,
+                           "adopted": list(self.adopted), "files": list(self.files)}, sort_keys=True)
 
     @classmethod
     def from_json(cls, component: str, text: str) -> InstallRecord:
-        """Parse a ConfigMap value."""
+        """Parse a ConfigMap value (entries are checked by uninstall, not trusted here)."""
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("an install record is a JSON object")
+        install_id = data.get("installId")
         return cls(component, str(data.get("version", "")), str(data.get("method", "")),
-                   tuple(data.get("objects") or ()), data.get("release"), data.get("namespace"))
+                   tuple(data.get("objects") or ()), data.get("release"), data.get("namespace"),
+                   install_id if isinstance(install_id, str) and install_id else None,
+                   tuple(data.get("adopted") or ()), tuple(data.get("files") or ()))
 
 
 def records(data: Mapping[str, str]) -> dict[str, InstallRecord]:

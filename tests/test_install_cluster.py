@@ -322,14 +322,17 @@ def test_uninstall_removes_only_what_was_recorded_and_warns_about_dependents(bar
     assert dry.exit_code == 0, dry.stderr
     assert "ScaledObject ml/llm" in dry.stderr
     assert bare.get_object("apps/v1", "Deployment", "keda-operator", "keda") is not None
-    done = gpuscale(bare, "uninstall", "keda")
+    done = gpuscale(bare, "uninstall", "keda", "--yes")
     assert done.exit_code == 0, done.stderr
     assert "deployment.apps/keda-operator -n keda deleted" in done.stdout
     assert bare.get_object("apps/v1", "Deployment", "keda-operator", "keda") is None
+    assert "keep namespace/keda (holds objects this install did not create: deployment.apps/not-ours -n keda)" \
+        in done.stderr
+    assert bare.get_object("apps/v1", "Deployment", "not-ours", "keda") is not None
     assert bare.get_object("apiextensions.k8s.io/v1", "CustomResourceDefinition", "scaledobjects.keda.sh")
     cm = bare.get_object("v1", "ConfigMap", "gpuscale-config", "gpuscale-system")
     assert cm is not None and "component.keda" not in (cm.get("data") or {})
-    again = gpuscale(bare, "uninstall", "keda")
+    again = gpuscale(bare, "uninstall", "keda", "--yes")
     assert again.exit_code == 1 and "no record of installing it" in again.stderr
 
 

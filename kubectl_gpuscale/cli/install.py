@@ -46,7 +46,7 @@ def _make_reporter(quiet: bool) -> Reporter:
 
     from kubectl_gpuscale.install.installer import Reporter
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     class RichReporter(Reporter):
         def __init__(self) -> None:
@@ -92,6 +92,9 @@ def _make_reporter(quiet: bool) -> Reporter:
 @click.option("--manifests", "manifests_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Air-gapped: a directory holding the release files (named as in the plan); nothing downloads.")
 @click.option("--no-download", is_flag=True, help="Never download: use --manifests or the cache only.")
+@click.option("--sha256", "digests", multiple=True, metavar="FILE=DIGEST",
+              help="The sha256 a release file must have (e.g. from the release page); a mismatch is refused. "
+                   "Repeatable.")
 @click.option("--cold-start", default="10m", callback=parse_duration, metavar="DURATION", show_default=True,
               help="The longest cold start expected; the GPU timeouts derive from it.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -106,7 +109,7 @@ def _make_reporter(quiet: bool) -> Reporter:
               help="The Prometheus to record for the other commands (default: found in the cluster).")
 @kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
 def install(components: tuple[str, ...], method: str, version: str | None, manifests_dir: str | None,
-            no_download: bool, cold_start: float | None, sets: tuple[str, ...], timeout: float | None,
+            no_download: bool, digests: tuple[str, ...], cold_start: float | None, sets: tuple[str, ...], timeout: float | None,
             images: tuple[str, ...], node_selectors: tuple[str, ...], prometheus: str | None,
             kube: KubeOptions) -> None:
     """Install autoscaling components, configured for GPU cold starts.
@@ -116,6 +119,10 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
     (keda, keda-http, knative, dcgm). Preflight checks run first and stop before anything
     is touched; the plan (with every GPU default and why) is printed before any write.
     Re-running is safe: nothing changes when nothing differs; a newer pin upgrades.
+    Every object install creates is labelled with the component and an install id; an
+    object that existed before is adopted (applied, never deleted by uninstall). Each
+    release file's sha256 is shown in the plan, checked against the pin, --sha256 and the
+    digest recorded at download, and kept in the install record.
 
     \b
     Examples:
@@ -123,6 +130,7 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
       kubectl gpuscale install all                             # helm if on PATH, else manifests
       kubectl gpuscale install keda --method manifests --version 2.19.0
       kubectl gpuscale install knative --manifests ./release-files   # air-gapped
+      kubectl gpuscale install keda --manifests ./release-files --sha256 keda-2.20.2.yaml=<sha256>
       kubectl gpuscale install knative --cold-start 15m --set config-autoscaler.scale-to-zero-grace-period=90s
       kubectl gpuscale install prepull --image vllm/vllm-openai:v0.8.5
       kubectl gpuscale install keda --dry-run=server -o json
@@ -140,6 +148,7 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
         cold_start_s=int(cold_start or 600), overrides=_pairs(sets, "--set"), dry_run=kube.dry_run,
         timeout_s=timeout or 300.0, force_conflicts=kube.force_conflicts, images=images,
         node_selector=node_selector, prometheus=prometheus, download=not no_download,
+        digests={k: v.lower() for k, v in _pairs(digests, "--sha256").items()},
         target=KubeTarget(kube.kubeconfig, kube.context, kube.insecure_skip_tls_verify))
     cluster = kube.cluster() if kube.dry_run != "client" else None
     structured = kube.output in ("json", "yaml")
@@ -169,8 +178,9 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
         if c.method == "helm":
             click.echo(f"{c.component} {c.version}: helm upgrade --install done{suffix}; {state}")
         else:
+            adopted = f", {len(c.adopted)} adopted (existed before: uninstall keeps them)" if c.adopted else ""
             click.echo(f"{c.component} {c.version}: {len(c.created)} created, {len(c.configured)} configured, "
-                       f"{len(c.unchanged)} unchanged{suffix}; {state}")
+                       f"{len(c.unchanged)} unchanged{adopted}{suffix}; {state}")
         for skipped in c.skipped:
             note(f"  skipped {skipped}")
     if result.prometheus:
@@ -226,25 +236,30 @@ def status(prometheus: str | None, kube: KubeOptions) -> None:
 @click.argument("component", type=click.Choice(["keda", "keda-http", "knative", "dcgm", "prepull"]))
 @click.option("--include-crds", is_flag=True,
               help="Also delete the CRDs (and so every object of their kinds, e.g. all ScaledObjects).")
+@click.option("--yes", "-y", "yes", is_flag=True, help="Delete without asking (needed when stdin is not a terminal).")
 @kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
-def uninstall(component: str, include_crds: bool, kube: KubeOptions) -> None:
-    """Remove a component that `install` installed, and nothing else.
+def uninstall(component: str, include_crds: bool, yes: bool, kube: KubeOptions) -> None:
+    """Remove what `install` created for a component, and nothing else.
 
-    Reads the install record (ConfigMap gpuscale-system/gpuscale-config), prints the plan,
-    warns about the ScaledObjects, HTTPScaledObjects or Knative Services that depend on
-    the component, then deletes (or `helm uninstall`s). CRDs are kept unless --include-crds,
-    and a namespace another installed component uses is kept.
+    Reads the install record (ConfigMap gpuscale-system/gpuscale-config) without trusting
+    it: an entry outside what the component's release can contain refuses the whole
+    uninstall, and an object is deleted only if it carries this install's labels
+    (managed-by, component, install id). Objects that existed before the install
+    (adopted), and namespaces holding anything install did not create, are kept. CRDs
+    are kept unless --include-crds. Prints the plan, warns about the ScaledObjects,
+    HTTPScaledObjects or Knative Services that depend on the component, then asks for
+    confirmation (--yes to skip; without a terminal, --yes is required).
 
     \b
     Examples:
-      kubectl gpuscale uninstall knative --dry-run=client
+      kubectl gpuscale uninstall knative --dry-run=client     # the plan only
       kubectl gpuscale uninstall keda-http
-      kubectl gpuscale uninstall keda --include-crds
+      kubectl gpuscale uninstall keda --include-crds --yes
     """
     from kubectl_gpuscale.cli.output import dump, note, warn
     from kubectl_gpuscale.install.helm import KubeTarget
-    from kubectl_gpuscale.install.installer import plan_uninstall
-    from kubectl_gpuscale.install.installer import uninstall as run_uninstall
+    from kubectl_gpuscale.install.uninstall import plan_uninstall
+    from kubectl_gpuscale.install.uninstall import uninstall as run_uninstall
 
     cluster = kube.cluster()
     up = plan_uninstall(cluster, component, include_crds=include_crds,
@@ -255,6 +270,8 @@ def uninstall(component: str, include_crds: bool, kube: KubeOptions) -> None:
         shown = ", ".join(up.dependents[:10]) + (f" (+{len(up.dependents) - 10} more)" if len(up.dependents) > 10
                                                  else "")
         warn(f"{len(up.dependents)} object(s) depend on {component} and stop scaling without it: {shown}")
+    if kube.dry_run == "none" and not yes and (up.deletes or up.helm_argv):
+        _confirm(component, len(up.deletes), bool(up.helm_argv))
     deleted = run_uninstall(cluster, up, dry_run=kube.dry_run)
     if kube.output in ("json", "yaml"):
         data = up.to_dict()
@@ -267,3 +284,14 @@ def uninstall(component: str, include_crds: bool, kube: KubeOptions) -> None:
         click.echo(f"{text} deleted{suffix}")
     if up.helm_argv:
         click.echo(f"helm release {up.component.helm.release if up.component.helm else ''} uninstalled{suffix}")
+
+
+def _confirm(component: str, count: int, helm: bool) -> None:
+    """Ask on a terminal; without one, stop: deleting needs --yes."""
+    what = f"delete {count} object(s)" + (" and run helm uninstall" if helm else "")
+    if not sys.stdin.isatty():
+        raise InputError(f"not uninstalling {component}: it would {what} and needs confirmation",
+                         "stdin is not a terminal and --yes was not given",
+                         "review the plan above (or run with --dry-run=client) and re-run with --yes")
+    if not click.confirm(f"{what[0].upper()}{what[1:]} of {component}?", default=False, err=True):
+        raise InputError(f"not uninstalling {component}", "not confirmed", "nothing was deleted")

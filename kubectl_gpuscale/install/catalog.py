@@ -5,9 +5,9 @@ One place per fact: the plan, the installers, readiness, `status` and
 Deployment name themselves. Pure data (no kubernetes, no click).
 
 Versions are the latest seen in ../shared/reference/keda_knative.md (Aug 2026).
-Digests: `DIGESTS` holds the sha256 of each release file that was verified;
-a file with no recorded digest is downloaded with a warning that prints the
-digest it had, and is never silently trusted on a mismatch.
+Digests: `DIGESTS` holds the published sha256 of release files (none yet, see
+there); a file with no pin is downloaded with a warning that prints its digest,
+which is then recorded and checked on every reuse (`manifests.fetch`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ PROMETHEUS_OPERATOR_CRD = "servicemonitors.monitoring.coreos.com"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 KOURIER_INGRESS_CLASS = "kourier.ingress.networking.knative.dev"
 
-# (file name) -> sha256 of the upstream release file, recorded when verified with network access.
-# Empty here: this build was made without network access to GitHub, so no digest could be checked.
+# (file name) -> sha256 of the upstream release file, each with its source beside it. Pin only a digest
+# the project publishes (a checksums file on the release page, a Helm repository index `digest:`).
+# Empty: none could be sourced for the pinned versions when this was written. The stored kedacore/charts
+# docs/index.yaml ends at chart 2.9.3 (not 2.20.2 / http-add-on 0.15.0); no NVIDIA dcgm-exporter Helm
+# index nor knative-v1.23.0 / net-kourier checksums were readable. Without a pin, every file's sha256
+# is shown in the plan, kept in the install record and beside the cached copy, and re-checked on reuse.
 DIGESTS: dict[str, str] = {}
 
 
@@ -71,6 +75,21 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Where a component's release (manifests, chart, or what `install` generates) can put objects.
+
+    `uninstall` deletes nothing outside it, whatever the install record says. `namespaces`:
+    namespaced objects of any kind there (and these Namespace objects); `cluster`: (kind, name
+    glob) of cluster-scoped objects; `elsewhere`: (kind, namespace, name glob) of namespaced
+    objects outside `namespaces` (KEDA's RoleBinding in kube-system).
+    """
+
+    namespaces: tuple[str, ...]
+    cluster: tuple[tuple[str, str], ...] = ()
+    elsewhere: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Component:
     """One installable component."""
 
@@ -92,6 +111,7 @@ class Component:
     image_hint: str = ""  # a substring of the main container image, to read the installed version
     main_workload: str = ""  # the workload whose image tag is the installed version
     notes: tuple[str, ...] = field(default=())
+    scope: Scope = Scope(())
 
     def artifacts(self, version: str | None = None) -> tuple[Artifact, ...]:
         """The release files of `version` (default: the pin), with their recorded digests."""
@@ -127,6 +147,15 @@ KEDA = Component(
     min_kubernetes=(1, 30),
     image_hint="kedacore/keda",
     main_workload="keda-operator",
+    # config/ of kedacore/keda (kustomize): CRDs *.keda.sh and *.eventing.keda.sh, ClusterRoles and
+    # ClusterRoleBindings keda-* (and keda:edit, keda:view: config/rbac/aggregate_cluster_roles.yaml),
+    # ValidatingWebhookConfiguration keda-admission, the external metrics
+    # APIService, and RoleBinding keda-auth-reader in kube-system (config/metrics-server/role_binding.yaml).
+    scope=Scope(("keda",),
+                cluster=(("CustomResourceDefinition", "*.keda.sh"), ("ClusterRole", "keda-*"), ("ClusterRole", "keda:*"),
+                         ("ClusterRoleBinding", "keda-*"), ("ValidatingWebhookConfiguration", "keda-*"),
+                         ("APIService", EXTERNAL_METRICS_APISERVICE)),
+                elsewhere=(("RoleBinding", "kube-system", "keda-*"),)),
 )
 
 KEDA_HTTP = Component(
@@ -151,6 +180,10 @@ KEDA_HTTP = Component(
     requires=("keda",),
     image_hint="kedacore/http-add-on-interceptor",
     main_workload="keda-add-ons-http-interceptor",
+    # kedacore/http-add-on config/default/kustomization.yaml: namespace keda, namePrefix keda-add-ons-http-.
+    scope=Scope(("keda",),
+                cluster=(("CustomResourceDefinition", "*.http.keda.sh"), ("ClusterRole", "keda-add-ons-http-*"),
+                         ("ClusterRoleBinding", "keda-add-ons-http-*"))),
 )
 
 KNATIVE = Component(
@@ -180,6 +213,14 @@ KNATIVE = Component(
     probes=(("kourier-system", "kourier", 80),),  # Kourier's Envoy answers (404 for an unknown host)
     image_hint="knative-releases/knative.dev/serving/cmd/controller",
     main_workload="controller",
+    # serving-crds/serving-core (CRDs *.knative.dev, ClusterRoles knative-serving-*, webhooks
+    # *.knative.dev) and kourier.yaml (namespace kourier-system, ClusterRole/Binding net-kourier).
+    scope=Scope(("knative-serving", "kourier-system"),
+                cluster=(("CustomResourceDefinition", "*.knative.dev"), ("ClusterRole", "knative-serving-*"),
+                         ("ClusterRoleBinding", "knative-serving-*"), ("ClusterRole", "net-kourier*"),
+                         ("ClusterRoleBinding", "net-kourier*"),
+                         ("ValidatingWebhookConfiguration", "*.knative.dev"),
+                         ("MutatingWebhookConfiguration", "*.knative.dev"))),
 )
 
 DCGM = Component(
@@ -195,6 +236,7 @@ DCGM = Component(
     needs_gpu_nodes=True,
     image_hint="k8s/dcgm-exporter",
     main_workload="dcgm-exporter",
+    scope=Scope(("gpu-monitoring",)),
 )
 
 PREPULL = Component(
@@ -207,6 +249,7 @@ PREPULL = Component(
     workloads=(Workload("DaemonSet", "gpuscale-system", ("gpuscale-image-prepuller",)),),
     needs_gpu_nodes=True,
     main_workload="gpuscale-image-prepuller",
+    scope=Scope(("gpuscale-system",)),
 )
 
 COMPONENTS: dict[str, Component] = {c.name: c for c in (KEDA, KEDA_HTTP, KNATIVE, DCGM, PREPULL)}

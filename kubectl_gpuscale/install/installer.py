@@ -14,16 +14,16 @@ from kubectl_gpuscale import config
 from kubectl_gpuscale.errors import InputError, NotFoundError
 from kubectl_gpuscale.install import helm as helm_mod
 from kubectl_gpuscale.install import manifests as mf
+from kubectl_gpuscale.install import ownership, preflight, readiness
 from kubectl_gpuscale.install import plan as plan_mod
-from kubectl_gpuscale.install import preflight, readiness
-from kubectl_gpuscale.install.catalog import COMPONENTS, DEPENDENTS, Component
+from kubectl_gpuscale.install.catalog import COMPONENTS, Component
 from kubectl_gpuscale.install.defaults import DEFAULT_COLD_START_S
 from kubectl_gpuscale.install.prepull import DEFAULT_NODE_SELECTOR, build_daemonset, gpu_images
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
 
-COMPONENT_LABEL = "kubectl-gpuscale/component"
+COMPONENT_LABEL = ownership.COMPONENT_LABEL
 
 
 class Reporter:
@@ -62,6 +62,7 @@ class Options:
     helm_available: bool | None = None
     service_monitor: bool | None = None  # None: decided by preflight (Prometheus Operator CRDs)
     poll_interval_s: float = 2.0
+    digests: Mapping[str, str] = field(default_factory=dict)  # --sha256 FILE=DIGEST
 
 
 @dataclass
@@ -74,15 +75,19 @@ class ComponentResult:
     created: list[str] = field(default_factory=list)
     configured: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)  # existed before, not created by this install
     skipped: list[str] = field(default_factory=list)
     ready: bool | None = None
     helm_output: str = ""
+    install_id: str = ""
+    owned_refs: list[dict[str, str]] = field(default_factory=list)
+    adopted_refs: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"component": self.component, "version": self.version, "method": self.method,
-                "created": self.created, "configured": self.configured, "unchanged": self.unchanged,
-                "skipped": self.skipped, "ready": self.ready}
+                "installId": self.install_id, "created": self.created, "configured": self.configured,
+                "unchanged": self.unchanged, "adopted": self.adopted, "skipped": self.skipped, "ready": self.ready}
 
 
 @dataclass
@@ -136,8 +141,14 @@ def service_monitor_object(namespace: str, labels: Mapping[str, str]) -> dict[st
                      "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s", "honorLabels": True}]}}
 
 
-def load_objects(cp: plan_mod.ComponentPlan, opts: Options, warn: Callable[[str], None]) -> list[dict[str, Any]]:
-    """The objects a manifest or generated component will apply, GPU defaults laid over them."""
+def load_objects(cp: plan_mod.ComponentPlan, opts: Options, warn: Callable[[str], None], *,
+                 fetched: list[mf.Fetched] | None = None,
+                 recorded: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The objects a manifest or generated component will apply, GPU defaults laid over them.
+
+    Each release file is checked against its known digests (`manifests.fetch`); `recorded`
+    maps file -> the sha256 the install record holds; what was read is appended to `fetched`.
+    """
     c = cp.component
     if cp.method == "generated":
         if not cp.images:
@@ -152,8 +163,11 @@ def load_objects(cp: plan_mod.ComponentPlan, opts: Options, warn: Callable[[str]
         return []
     objects: list[dict[str, Any]] = []
     for artifact in cp.artifacts:
-        fetched = mf.fetch(artifact, manifests_dir=opts.manifests_dir, download=opts.download, warn=warn)
-        objects.extend(mf.parse(fetched.text, fetched.source))
+        got = mf.fetch(artifact, manifests_dir=opts.manifests_dir, download=opts.download, warn=warn,
+                       given=opts.digests.get(artifact.file), recorded=(recorded or {}).get(artifact.file))
+        if fetched is not None:
+            fetched.append(got)
+        objects.extend(mf.parse(got.text, got.source))
     objects = mf.set_namespaces(objects, c.namespace)
     if not any(o.get("kind") == "Namespace" and o["metadata"].get("name") == c.namespace for o in objects) \
             and any((o.get("metadata") or {}).get("namespace") == c.namespace for o in objects):
@@ -179,7 +193,13 @@ def _kind_served(cluster: Cluster, obj: Mapping[str, Any]) -> bool:
 
 def apply_objects(cluster: Cluster, objects: Sequence[dict[str, Any]], result: ComponentResult, opts: Options,
                   reporter: Reporter) -> None:
-    """Server-side apply each object, in order; CRDs are awaited before the objects that need them."""
+    """Server-side apply each object, in order; CRDs are awaited before the objects that need them.
+
+    An object that does not exist yet, or that this install (`result.install_id`) created
+    before, is applied with the ownership labels; one that existed before is adopted: applied
+    without them and recorded apart, so uninstall never deletes it. An object outside the
+    component's catalogue scope is applied but not recorded (uninstall would refuse it), with a warning.
+    """
     dry = opts.dry_run == "server"
     crds = [o for o in objects if o.get("kind") == "CustomResourceDefinition"]
     crd_kinds = {((o.get("spec") or {}).get("group"), ((o.get("spec") or {}).get("names") or {}).get("kind"))
@@ -203,7 +223,19 @@ def apply_objects(cluster: Cluster, objects: Sequence[dict[str, Any]], result: C
             reporter.warn(f"skipped {text}: the cluster does not serve {r['apiVersion']} {r['kind']}")
             continue
         before = cluster.get_or_none(r["apiVersion"], r["kind"], r["name"], r.get("namespace"))
-        after = cluster.apply(obj, dry_run=dry, force=opts.force_conflicts)
+        ours = before is None or ownership.not_created_by(before, result.component, result.install_id) is None
+        sent = (ownership.stamp(obj, result.component, result.version, result.install_id) if before is None or ours
+                else ownership.adopt(obj, before))
+        after = cluster.apply(sent, dry_run=dry, force=opts.force_conflicts)
+        if not ours:
+            result.adopted.append(text)
+            result.adopted_refs.append(r)
+            continue
+        outside = ownership.outside_catalogue(COMPONENTS[result.component], r)
+        if outside:
+            reporter.warn(f"{text} is not recorded, so uninstall will not delete it: {outside}")
+        else:
+            result.owned_refs.append(r)
         if before is None:
             result.created.append(text)
         elif _same(before, after):
@@ -214,9 +246,12 @@ def apply_objects(cluster: Cluster, objects: Sequence[dict[str, Any]], result: C
 
 def _same(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether an apply changed nothing: same resourceVersion, or the same object apart from bookkeeping
-    and status (which controllers write, not the apply)."""
+    (our version annotation included: an upgrade that changes nothing else configures nothing) and
+    status (which controllers write, not the apply)."""
     def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+        meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
+                               if k != ownership.VERSION_ANNOTATION}
         return {**{k: v for k, v in obj.items() if k not in ("metadata", "status")}, "metadata": meta}
 
     rv = (before.get("metadata") or {}).get("resourceVersion")
@@ -257,8 +292,10 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
             reporter.note(f"pre-pulling the images of GPU workloads: {', '.join(images)}")
     opts = _with(opts, images=tuple(images))
     node_selector = DEFAULT_NODE_SELECTOR if opts.node_selector is None else opts.node_selector
+    previous = config.records((config.read_cluster(cluster) or {}) if cluster is not None else {})
     plan = build_plan(names, opts, service_monitor=service_monitor)
-    objects = {cp.component.name: load_objects(cp, opts, reporter.warn) for cp in plan.components}
+    check_digest_flags(plan, opts.digests)
+    plan, objects = _load(plan, opts, reporter, previous)
     facts = None
     if opts.dry_run != "client":
         if cluster is None:
@@ -273,7 +310,7 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
                           "skips them (pass --node-selector)")
         if opts.service_monitor is None and facts.prometheus_operator and "dcgm" in names:
             plan = build_plan(names, opts, service_monitor=True)
-            objects = {cp.component.name: load_objects(cp, opts, reporter.warn) for cp in plan.components}
+            plan, objects = _load(plan, opts, reporter, previous)
     result = Result(plan, objects, facts=facts)
     if on_plan:
         on_plan(plan)
@@ -283,11 +320,17 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
     records: dict[str, str] = {}
     for cp in plan.components:
         c = cp.component
-        cres = ComponentResult(c.name, cp.version, cp.method)
+        before = previous.get(c.name)
+        cres = ComponentResult(c.name, cp.version, cp.method,
+                               install_id=(before.install_id if before and before.install_id
+                                           else ownership.new_install_id()))
         result.components.append(cres)
         objs = objects[c.name]
         if cp.method == "helm":
+            earlier = release_revisions(cluster, c) if opts.dry_run == "none" else []
             cres.helm_output = helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
+            if opts.dry_run == "none":
+                _mark_release(cluster, c, cres, earlier, reporter)
             objs = []
         else:
             apply_objects(cluster, objs, cres, opts, reporter)
@@ -296,9 +339,10 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
             readiness.wait(cluster, targets, timeout_s=opts.timeout_s, interval_s=opts.poll_interval_s,
                            on_update=_progress(reporter, c.name), what=f"{c.title} {cp.version}")
             cres.ready = True
-            rec = config.InstallRecord(c.name, cp.version, cp.method,
-                                       tuple(mf.ref(o) for o in objs),
-                                       c.helm.release if cp.method == "helm" and c.helm else None, c.namespace)
+            rec = config.InstallRecord(c.name, cp.version, cp.method, tuple(cres.owned_refs),
+                                       c.helm.release if cp.method == "helm" and c.helm else None, c.namespace,
+                                       cres.install_id, tuple(cres.adopted_refs),
+                                       tuple(f.to_dict() for f in cp.files))
             records[config.COMPONENT_PREFIX + c.name] = rec.to_json()
         reporter.done(c.name)
     if opts.dry_run == "none":
@@ -314,6 +358,73 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
     return result
 
 
+def release_revisions(cluster: Cluster, c: Component) -> list[dict[str, Any]]:
+    """The Secrets in which Helm stores the revisions of the component's release, oldest first (Helm's
+    secrets storage driver, pkg/storage/driver/secrets.go: `sh.helm.release.v1.<release>.v<N>`, labels
+    owner=helm, name=<release>, version=<N>)."""
+    if c.helm is None:
+        return []
+    found = cluster.list("v1", "Secret", c.namespace, label_selector=f"owner=helm,name={c.helm.release}")
+
+    def revision(secret: Mapping[str, Any]) -> int:
+        value = str(((secret.get("metadata") or {}).get("labels") or {}).get("version", ""))
+        return int(value) if value.isdigit() else 0
+
+    return sorted(found, key=revision)
+
+
+def _mark_release(cluster: Cluster, c: Component, cres: ComponentResult, earlier: Sequence[Mapping[str, Any]],
+                  reporter: Reporter) -> None:
+    """Label the revisions this run stored with the install id, unless the release existed before and
+    was not ours: then it is adopted (uninstall never runs `helm uninstall` on it)."""
+    def ours(secret: Mapping[str, Any]) -> bool:
+        return ownership.not_created_by(secret, c.name, cres.install_id) is None
+
+    release = f"helm release {c.helm.release if c.helm else ''} -n {c.namespace}"
+    if earlier and not any(ours(s) for s in earlier):
+        cres.adopted.append(release)
+        cres.adopted_refs.append(mf.ref({**earlier[-1], "apiVersion": "v1", "kind": "Secret"}))
+        return
+    known = {s["metadata"]["name"] for s in earlier}
+    fresh = [s for s in release_revisions(cluster, c) if s["metadata"]["name"] not in known]
+    if not fresh:
+        reporter.warn(f"{release}: no new revision found to label; uninstall will not remove it")
+    for secret in fresh:
+        cluster.patch("v1", "Secret", secret["metadata"]["name"], c.namespace,
+                      {"metadata": {"labels": ownership.ownership_labels(c.name, cres.install_id)}})
+
+
+def check_digest_flags(plan: plan_mod.Plan, digests: Mapping[str, str]) -> None:
+    """Each `--sha256 FILE=DIGEST` must name a release file of the plan and be 64 hex digits."""
+    files = [a.file for cp in plan.components for a in cp.artifacts]
+    for file, digest in digests.items():
+        if file not in files:
+            raise InputError(f"--sha256 {file}=...: no such release file in this install",
+                             f"the files are: {', '.join(files) or 'none (nothing installs from manifests)'}",
+                             "name a file as the plan shows it")
+        if not mf.SHA256_HEX.match(digest):
+            raise InputError(f"--sha256 {file}={digest}: not a sha256", "expected 64 lowercase hex digits",
+                             f"e.g. the first field of: sha256sum {file}")
+
+
+def _load(plan: plan_mod.Plan, opts: Options, reporter: Reporter, previous: Mapping[str, config.InstallRecord]
+          ) -> tuple[plan_mod.Plan, dict[str, list[dict[str, Any]]]]:
+    """Read (fetch, verify) every component's objects; the plan gains each file's sha256."""
+    from dataclasses import replace
+
+    objects: dict[str, list[dict[str, Any]]] = {}
+    components = []
+    for cp in plan.components:
+        record = previous.get(cp.component.name)
+        recorded = {str(f.get("file")): str(f.get("sha256")) for f in (record.files if record else ())
+                    if isinstance(f, dict) and mf.SHA256_HEX.match(str(f.get("sha256", "")))}
+        fetched: list[mf.Fetched] = []
+        objects[cp.component.name] = load_objects(cp, opts, reporter.warn, fetched=fetched, recorded=recorded)
+        files = tuple(plan_mod.FileDigest(f.artifact.file, f.sha256, f.source, f.checked) for f in fetched)
+        components.append(replace(cp, files=files))
+    return replace(plan, components=tuple(components)), objects
+
+
 def _progress(reporter: Reporter, name: str) -> Callable[[list[readiness.Verdict]], None]:
     return lambda verdicts: reporter.waiting(name, verdicts)
 
@@ -322,99 +433,3 @@ def _with(opts: Options, **changes: Any) -> Options:
     from dataclasses import replace
 
     return replace(opts, **changes)
-
-
-# ---- uninstall ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class UninstallPlan:
-    """What uninstalling one component will do."""
-
-    component: Component
-    record: config.InstallRecord
-    deletes: list[dict[str, str]]
-    kept: list[str]
-    helm_argv: list[str]
-    dependents: list[str]
-
-    def lines(self) -> list[str]:
-        """The human-readable plan."""
-        c = self.component
-        out = [f"Uninstall {c.title} {self.record.version} (installed with {self.record.method}):"]
-        if self.helm_argv:
-            out.append("  - run: " + " ".join(self.helm_argv))
-        out += [f"  - delete {mf.describe(r)}" for r in self.deletes]
-        out += [f"  - keep {k}" for k in self.kept]
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"kind": "UninstallPlan", "component": self.component.name, "version": self.record.version,
-                "method": self.record.method, "delete": self.deletes, "keep": self.kept,
-                "helm": self.helm_argv, "dependents": self.dependents}
-
-
-def dependents_of(cluster: Cluster, name: str) -> list[str]:
-    """ScaledObjects, HTTPScaledObjects, Knative Services... that stop working without `name`."""
-    out = []
-    for api, kind in DEPENDENTS.get(name, ()):
-        for obj in cluster.list_optional(api, kind) or []:
-            meta = obj.get("metadata") or {}
-            out.append(f"{kind} {meta.get('namespace')}/{meta.get('name')}")
-    return out
-
-
-def plan_uninstall(cluster: Cluster, name: str, *, include_crds: bool = False,
-                   target: helm_mod.KubeTarget | None = None) -> UninstallPlan:
-    """Plan removing what `install` recorded for `name`, and nothing else."""
-    if name not in COMPONENTS:
-        raise InputError(f"unknown component {name!r}", f"one of {', '.join(COMPONENTS)}", "")
-    c = COMPONENTS[name]
-    data = config.read_cluster(cluster)
-    recs = config.records(data or {})
-    record = recs.get(name)
-    if record is None:
-        found = preflight.find_installed(cluster, c)
-        why = (f"{c.title} {found.version or ''} is in the cluster, installed with {found.method} by something else"
-               if found else f"{c.title} is not installed")
-        raise NotFoundError(f"cannot uninstall {name}",
-                            f"{why}; kubectl gpuscale has no record of installing it "
-                            f"(ConfigMap {config.CONFIG_NAMESPACE}/{config.CONFIG_NAME})",
-                            "remove it the way it was installed" if found else "nothing to do")
-    other_namespaces = {r.namespace for n, r in recs.items() if n != name}
-    other_namespaces |= {(o.get("namespace") or "") for n, r in recs.items() if n != name for o in r.objects}
-    deletes: list[dict[str, str]] = []
-    kept: list[str] = []
-    for r in reversed(record.objects):
-        if r["kind"] == "CustomResourceDefinition" and not include_crds:
-            kept.append(f"{mf.describe(r)} (deleting a CRD deletes every object of its kind; --include-crds)")
-        elif r["kind"] == "Namespace" and r["name"] in other_namespaces:
-            kept.append(f"{mf.describe(r)} (another installed component uses it)")
-        else:
-            deletes.append(r)
-    # namespaces last, CRDs after everything that uses them
-    deletes.sort(key=lambda r: {"Namespace": 2, "CustomResourceDefinition": 1}.get(r["kind"], 0))
-    argv = helm_mod.uninstall_argv(c, target=target or helm_mod.KubeTarget()) if record.method == "helm" else []
-    return UninstallPlan(c, record, deletes, kept, argv, dependents_of(cluster, name))
-
-
-def uninstall(cluster: Cluster, up: UninstallPlan, *, dry_run: str = "none") -> list[str]:
-    """Carry out an uninstall plan; returns the objects deleted (or that would be)."""
-    done: list[str] = []
-    if dry_run == "client":
-        return [mf.describe(r) for r in up.deletes]
-    if up.helm_argv:
-        argv = list(up.helm_argv) + (["--dry-run"] if dry_run == "server" else [])
-        helm_mod.run(argv)
-    for r in up.deletes:
-        try:
-            gone = cluster.delete(r["apiVersion"], r["kind"], r["name"], r.get("namespace"),
-                                  propagation_policy="Background", dry_run=dry_run == "server")
-        except NotFoundError:
-            gone = None
-        if gone is not None:
-            done.append(mf.describe(r))
-    if dry_run == "none":
-        config.write_cluster(cluster, {config.COMPONENT_PREFIX + up.component.name: None})
-    return done

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -35,13 +36,14 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A manifest file's text, where it came from and its sha256."""
+    """A manifest file's text, where it came from, its sha256 and what that digest was checked against."""
 
     artifact: Artifact
     text: str
     source: str  # "dir:<path>", "cache:<path>" or "download:<url>"
     sha256: str
-    verified: bool  # the digest matched a pinned one
+    verified: bool  # the digest matched at least one expected digest
+    checked: tuple[str, ...] = ()  # the sources of the expected digests it matched
 
 
 def sha256_of(data: bytes) -> str:
@@ -49,15 +51,52 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache: Path | None = None,
-          download: bool = True, warn: Callable[[str], None] | None = None) -> Fetched:
-    """The text of one release file.
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
-    A `manifests_dir` is the air-gapped path: the file must be there (named as in the
-    catalog) and is trusted as given (a digest that differs from the pin is a warning: you
-    may have edited it). Otherwise the cache, then a download; both are checked against the
-    pinned sha256 and refused on a mismatch.
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def recorded_digest(cached: Path) -> str | None:
+    """The digest written next to a cached file when it was downloaded (sha256sum format), or None."""
+    try:
+        text = _sidecar(cached).read_text().split()
+    except OSError:
+        return None
+    return text[0] if text and SHA256_HEX.match(text[0]) else None
+
+
+def _expected(artifact: Artifact, given: str | None, recorded: str | None) -> list[tuple[str, str]]:
+    """(source, digest) pairs a file must match: the catalogue pin, --sha256, the install record."""
+    out = []
+    if artifact.sha256:
+        out.append(("the pin in the catalogue", artifact.sha256))
+    if given:
+        out.append(("--sha256", given))
+    if recorded:
+        out.append(("the install record in the cluster", recorded))
+    return out
+
+
+def _mismatch(digest: str, expected: list[tuple[str, str]]) -> tuple[str, str] | None:
+    return next(((src, want) for src, want in expected if want != digest), None)
+
+
+def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache: Path | None = None,
+          download: bool = True, warn: Callable[[str], None] | None = None, given: str | None = None,
+          recorded: str | None = None) -> Fetched:
+    """The text of one release file, its sha256 checked against every digest known for it.
+
+    Expected digests: the catalogue pin, ``given`` (`--sha256 FILE=DIGEST`) and ``recorded``
+    (the digest the install record in the cluster holds for the same file). A `manifests_dir`
+    is the air-gapped path: the file must be there (named as in the catalog); a mismatch with
+    ``given`` is refused, one with the pin only warned about (you may have edited it).
+    Otherwise the cache, re-verified against those digests and the one written when it was
+    downloaded (a mismatch is refused: the cache was changed), then a download, refused on a
+    mismatch and cached with its digest.
     """
+    expected = _expected(artifact, given, recorded)
     if manifests_dir is not None:
         path = Path(manifests_dir) / artifact.file
         if not path.is_file():
@@ -66,32 +105,53 @@ def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache:
                                 f"download {artifact.url} into {manifests_dir} (name it {artifact.file})")
         data = path.read_bytes()
         digest = sha256_of(data)
+        if given and digest != given:
+            raise GpuscaleError(f"refusing {path}", f"sha256 mismatch: the file has {digest}, --sha256 says {given}",
+                                "check you have the file you meant, or fix the --sha256 value")
         if artifact.sha256 and digest != artifact.sha256 and warn:
             warn(f"{path} has sha256 {digest}, not the pinned {artifact.sha256} (using it as given)")
-        return Fetched(artifact, data.decode("utf-8"), f"dir:{path}", digest, digest == artifact.sha256)
+        if recorded and digest != recorded and not given and warn:
+            warn(f"{path} has sha256 {digest}, not the {recorded} recorded at the last install (using it as given)")
+        checked = tuple(src for src, want in expected if want == digest and src != "the install record in the cluster")
+        return Fetched(artifact, data.decode("utf-8"), f"dir:{path}", digest, bool(checked), checked)
     cache = cache or cache_dir()
     cached = cache / artifact.file
     if cached.is_file():
         data = cached.read_bytes()
         digest = sha256_of(data)
-        if artifact.sha256 is None or digest == artifact.sha256:
-            return Fetched(artifact, data.decode("utf-8"), f"cache:{cached}", digest, artifact.sha256 is not None)
+        side = recorded_digest(cached)
+        in_cache = [*expected, *([("the digest recorded when it was downloaded", side)] if side else [])]
+        wrong = _mismatch(digest, in_cache)
+        if wrong:
+            raise GpuscaleError(f"refusing the cached {cached}",
+                                f"its sha256 is {digest}, but {wrong[0]} says {wrong[1]}: the file was changed "
+                                "after it was downloaded",
+                                f"delete {cached} (and {_sidecar(cached).name}) to download it again, "
+                                "or pass --manifests DIR with files you trust")
+        if in_cache:
+            return Fetched(artifact, data.decode("utf-8"), f"cache:{cached}", digest, True,
+                           tuple(src for src, _ in in_cache))
         if warn:
-            warn(f"cached {cached} does not match the pinned sha256; downloading it again")
+            warn(f"cached {cached} has no recorded sha256 to check it against; "
+                 + ("downloading it again" if download else "not using it"))
     if not download:
-        raise NotFoundError(f"cannot find {artifact.file}", "not in the cache and downloads are off",
-                            "pass --manifests DIR with the release files")
+        raise NotFoundError(f"cannot find {artifact.file}", "not in the cache (with a recorded sha256) and "
+                            "downloads are off", "pass --manifests DIR with the release files")
     data = _download(artifact.url)
     digest = sha256_of(data)
-    if artifact.sha256 and digest != artifact.sha256:
+    wrong = _mismatch(digest, expected)
+    if wrong:
         raise GpuscaleError(f"refusing {artifact.url}",
-                            f"sha256 mismatch: got {digest}, pinned {artifact.sha256}",
+                            f"sha256 mismatch: got {digest}, {wrong[0]} says {wrong[1]}",
                             "the release file changed or the download was tampered with; check the URL, "
                             "or pass --manifests DIR with files you trust")
-    if artifact.sha256 is None and warn:
-        warn(f"{artifact.file} has no pinned sha256 in this build; downloaded sha256 {digest}")
+    if not expected and warn:
+        warn(f"{artifact.file} has no published sha256 pinned in this build; downloaded sha256 {digest} "
+             "(recorded: later runs check the cache against it)")
     _write_atomic(cached, data)
-    return Fetched(artifact, data.decode("utf-8"), f"download:{artifact.url}", digest, artifact.sha256 is not None)
+    _write_atomic(_sidecar(cached), f"{digest}  {artifact.file}\n".encode())
+    return Fetched(artifact, data.decode("utf-8"), f"download:{artifact.url}", digest, bool(expected),
+                   tuple(src for src, _ in expected))
 
 
 def _download(url: str) -> bytes:

@@ -22,6 +22,26 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
+class FileDigest:
+    """A release file about to be applied: its sha256, where it came from and what that digest matched."""
+
+    file: str
+    sha256: str
+    source: str
+    checked: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        """`sha256 DIGEST (matches ...)` for the plan."""
+        how = ("matches " + " and ".join(self.checked)) if self.checked else \
+            "no published digest to check it against: compare it with the release page"
+        return f"sha256 {self.sha256} ({how})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also what the install record keeps)."""
+        return {"file": self.file, "sha256": self.sha256, "source": self.source}
+
+
+@dataclass(frozen=True)
 class ComponentPlan:
     """What installing one component will do."""
 
@@ -34,6 +54,7 @@ class ComponentPlan:
     settings: tuple[Setting, ...] = ()
     steps: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
+    files: tuple[FileDigest, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -49,6 +70,8 @@ class ComponentPlan:
                                for s in self.settings]
         if self.images:
             out["images"] = list(self.images)
+        if self.files:
+            out["files"] = [{**f.to_dict(), "checked": list(f.checked)} for f in self.files]
         return out
 
 
@@ -72,8 +95,14 @@ class Plan:
             c = cp.component
             pinned = "" if cp.version == c.version else f" (pinned {c.version})"
             out.append(f"  {c.title} {cp.version}{pinned} via {cp.method}, namespace {c.namespace}")
+            shown = set()
             for step in cp.steps:
                 out.append(f"    - {step}")
+                for f in cp.files:
+                    if step.startswith(f"server-side apply {f.file} "):
+                        out.append(f"      {f.line()}")
+                        shown.add(f.file)
+            out += [f"    - {f.file} {f.line()}" for f in cp.files if f.file not in shown]
             for s in cp.settings:
                 out.append(f"    * {s.key} = {s.value} (upstream {s.upstream}): {s.why}")
         return out
