@@ -122,7 +122,10 @@ def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
     targets = list(nodes) or service.gpu_nodes(cluster)
     if not targets:
         raise InputError("no node to list", "no node has GPU capacity", "pass --node NAME")
-    listings = service.list_archives(cluster, targets, namespace, wait=wait)
+    from kubectl_gpuscale.interrupts import interrupts_as_ctrl_c
+
+    with interrupts_as_ctrl_c():  # the helper pods are deleted on SIGTERM/SIGHUP too
+        listings = service.list_archives(cluster, targets, namespace, wait=wait)
     rows = [a for listing in listings for a in listing.archives]
     if kube.output in ("json", "yaml"):
         emit_data([{"node": a.node, "file": a.file, "path": a.path, "size": a.size, "mtime": a.mtime,
@@ -154,8 +157,11 @@ def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
 def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool, wait: int) -> None:
     """Copy an archive from a node to a local file, checking its sha256.
 
-    Streams over a read-only helper pod's exec channel (needs create pods/exec in -n NAMESPACE,
-    which must allow hostPath volumes); the pod is deleted afterwards, even on failure.
+    Streams over a read-only helper pod's exec channel. The pod runs in -n NAMESPACE (default:
+    the context's namespace), which must allow hostPath volumes (Pod Security 'privileged', e.g.
+    kube-system); you need create pods and pods/exec there. The plan on stderr names the pod.
+    The pod is deleted afterwards, even on failure, Ctrl-C, SIGTERM or SIGHUP; the file appears
+    only once its sha256 matches the node's. Time limits scale with the archive's size.
 
     \b
     Examples:
@@ -166,14 +172,16 @@ def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool
     from kubectl_gpuscale.checkpoint import service
     from kubectl_gpuscale.checkpoint.archive import human_size
     from kubectl_gpuscale.cli.output import note
+    from kubectl_gpuscale.interrupts import interrupts_as_ctrl_c
 
     _security_warning()
     cluster = kube.cluster()
     namespace = kube.target_namespace(cluster) or cluster.default_namespace
     progress, done = _progress_bar()
     try:
-        result = service.fetch_archive(cluster, node, archive, namespace, dest, overwrite=overwrite, wait=wait,
-                                       progress=progress)
+        with interrupts_as_ctrl_c():
+            result = service.fetch_archive(cluster, node, archive, namespace, dest, overwrite=overwrite, wait=wait,
+                                           progress=progress, on_step=note)
     finally:
         done()
     click.echo(result.path)
