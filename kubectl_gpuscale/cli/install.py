@@ -132,6 +132,8 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
     from kubectl_gpuscale.install.installer import Options
     from kubectl_gpuscale.install.installer import install as run_install
 
+    if prometheus:
+        prometheus = _recordable_prometheus(prometheus)
     node_selector: dict[str, str] | None = None
     if node_selectors:
         node_selector = {} if node_selectors == ("",) else _pairs(node_selectors, "--node-selector")
@@ -267,3 +269,16 @@ def uninstall(component: str, include_crds: bool, kube: KubeOptions) -> None:
         click.echo(f"{text} deleted{suffix}")
     if up.helm_argv:
         click.echo(f"helm release {up.component.helm.release if up.component.helm else ''} uninstalled{suffix}")
+
+
+def _recordable_prometheus(url: str) -> str:
+    """The --prometheus URL as install records it: without ``user:password@`` (the ConfigMap is readable
+    by anyone who can read ConfigMaps in gpuscale-system); says so when it drops credentials."""
+    from kubectl_gpuscale.cli.output import note
+    from kubectl_gpuscale.prom.settings import ENV_URL, split_userinfo
+
+    clean, auth = split_userinfo(url)
+    if auth is not None:
+        note(f"recording Prometheus {clean} without the credentials in --prometheus; give them to each command "
+             f"that queries it (--prometheus or ${ENV_URL})")
+    return clean
