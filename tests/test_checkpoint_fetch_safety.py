@@ -134,7 +134,7 @@ def test_checksum_step_waits_longer_than_the_stall_limit(seeded: Any, capsys: py
     assert code == 0, err
     size = node_archive.stat().st_size
     limits = helper.fetch_limits(size)
-    assert f"{ARCHIVE}: {size} bytes; time limits: checksum on the node 300s (at >= 32 MiB/s), transfer 300s " \
+    assert f"{ARCHIVE}: 3.0 MiB ({size} bytes); time limits: checksum on the node 300s (at >= 32 MiB/s), transfer 300s " \
            "(at >= 4 MiB/s, failing after 1s without data); helper pod deadline" in err
     assert "plan: helper pod kube-system/gpuscale-ckpt-fetch-" in err and "on node gpu-1" in err
     created = [r.json() for r in seeded.requests_to("POST", "/api/v1/namespaces/kube-system/pods")]

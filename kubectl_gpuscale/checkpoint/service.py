@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale.checkpoint import diagnose, facts, helper, preflight
-from kubectl_gpuscale.checkpoint.archive import parse_archive_name, validate_archive_basename
+from kubectl_gpuscale.checkpoint.archive import human_size, parse_archive_name, validate_archive_basename
 from kubectl_gpuscale.checkpoint.restore import RestorePlan, plan_restore
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError, UnreachableError
 
@@ -282,7 +282,7 @@ def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, des
         _wait_phase(cluster, name, namespace, ("Running",), wait)
         size = _remote_size(cluster, name, namespace, remote, base, node)
         limits = helper.fetch_limits(size, time.monotonic() - created_at)
-        say(f"{base}: {size} bytes; {limits.describe()}")
+        say(f"{base}: {human_size(size)} ({size} bytes); {limits.describe()}")
         _lower_deadline(cluster, name, namespace, limits, say)
         expected_sum = _remote_sha256(cluster, name, namespace, remote, base, node, limits)
         digest = hashlib.sha256()
