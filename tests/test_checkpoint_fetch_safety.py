@@ -232,3 +232,25 @@ def test_signal_mid_transfer_deletes_helper_and_partial(seeded: Any, tmp_path: P
     assert seeded.objects("v1", "Pod", "kube-system") == []
     assert [r.path for r in seeded.requests if r.method == "DELETE"] == [f"/api/v1/namespaces/kube-system/pods/{name}"]
     assert list(out_dir.iterdir()) == []
+
+
+def test_sigterm_during_list_deletes_the_helper_pod(seeded: Any, tmp_path: Path) -> None:
+    """`list` starts a helper pod per node too: SIGTERM while it waits deletes it and exits 143."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "GPUSCALE_DEBUG": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "kubectl_gpuscale", "checkpoint", "list", "--node", "gpu-1",
+                             "-n", "kube-system", "--wait", "60", "--kubeconfig", seeded.kubeconfig],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not seeded.objects("v1", "Pod", "kube-system"):
+            time.sleep(0.05)
+        assert seeded.objects("v1", "Pod", "kube-system"), proc.communicate(timeout=30)[1].decode()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    assert out == b"" and b"Traceback" not in err
+    assert seeded.objects("v1", "Pod", "kube-system") == []

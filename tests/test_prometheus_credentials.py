@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +311,28 @@ def test_resolve_url_attaches_the_token_only_to_given_urls() -> None:
     cfg = resolve_url(None, configured="http://cfg:9090", configured_source="ConfigMap x/y", env=env)
     assert cfg.token is None and cfg.token_withheld and cfg.source == "ConfigMap x/y"
     assert TOKEN not in repr(cfg) and TOKEN not in repr(resolve_url("http://flag:9090", env=env))
+
+
+def test_migrate_diff_redacts_a_password_left_in_a_live_scaled_object(apiserver: Any) -> None:
+    """A ScaledObject written before credentials were split off still holds one: --diff prints it redacted."""
+    import copy
+
+    from kubectl_gpuscale.manifests import load
+
+    apiserver.enable_group("keda.sh")
+    objs = [copy.deepcopy(i.obj) for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
+            for i in load([str(MANIFESTS / f"{name}.yaml")])]
+    for obj in objs:
+        obj["metadata"]["namespace"] = "ml"
+    legacy = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+              "metadata": {"name": "gemma-server-hpa", "namespace": "ml"},
+              "spec": {"scaleTargetRef": {"name": "vllm-gemma-deployment"},
+                       "triggers": [{"type": "prometheus", "metadata": {
+                           "serverAddress": f"http://alice:{PASSWORD}@prom.monitoring.svc:9090",
+                           "query": "sum(x)", "threshold": "4"}}]}}
+    apiserver.seed(*objs, legacy)
+    result = CliRunner().invoke(cli, ["migrate-hpa", "gemma-server-hpa", "-n", "ml", "--diff", "--kubeconfig",
+                                      apiserver.kubeconfig, "--prometheus", "http://prom.monitoring.svc:9090"])
+    assert result.exit_code == 0, result.stderr
+    assert re.search(r"^-\s+serverAddress: http://\*\*\*@prom\.monitoring\.svc:9090$", result.stdout, re.M)
+    assert not _leaks(result.stdout, result.stderr)

@@ -331,6 +331,7 @@ def _diff(cluster: Any, objects: list[dict[str, Any]]) -> None:
     import difflib
 
     from kubectl_gpuscale.cli.output import dump
+    from kubectl_gpuscale.prom.settings import redact
 
     for obj in objects:
         meta = obj["metadata"]
@@ -344,6 +345,7 @@ def _diff(cluster: Any, objects: list[dict[str, Any]]) -> None:
             before = dump(current, "yaml")
         after = dump(obj, "yaml")
         label = f"{obj['kind']}/{meta.get('namespace')}/{meta['name']}"
+        before, after = redact(before), redact(after)  # a serverAddress written before credentials were split off
         lines = list(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                           f"live/{label}", f"merged/{label}"))
         click.echo("".join(lines) if lines else f"# {label}: no change\n", nl=False)
