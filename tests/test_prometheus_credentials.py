@@ -336,3 +336,64 @@ def test_migrate_diff_redacts_a_password_left_in_a_live_scaled_object(apiserver:
     assert result.exit_code == 0, result.stderr
     assert re.search(r"^-\s+serverAddress: http://\*\*\*@prom\.monitoring\.svc:9090$", result.stdout, re.M)
     assert not _leaks(result.stdout, result.stderr)
+
+
+# ---- the real Prometheus behind basic auth ------------------------------------------------------------------
+
+# bcrypt of DECODED, cost 4: crypt.crypt(DECODED, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)) (libxcrypt)
+ALICE_BCRYPT = "$2b$04$mIZicHcfigf4JV8VrGo.vO.mZA7teh.5SYaZOi34o/cMxINWsBqtq"
+
+
+@pytest.fixture
+def guarded_prometheus(prometheus_bin: str, tmp_path: Path) -> Any:
+    """The real Prometheus with HTTP basic auth on every endpoint (--web.config.file basic_auth_users)."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.support.prometheus import free_port
+
+    (tmp_path / "prometheus.yml").write_text("global: {scrape_interval: 1s}\nscrape_configs: []\n")
+    (tmp_path / "web.yml").write_text(yaml.safe_dump({"basic_auth_users": {"alice": ALICE_BCRYPT}}))
+    port = free_port()
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--web.config.file={tmp_path / 'web.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    ready = urllib.request.Request(f"{url}/-/ready", headers={
+        "Authorization": "Basic " + base64.b64encode(f"alice:{DECODED}".encode()).decode()})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(ready, timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()[-2000:]
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_userinfo_authenticates_against_the_real_prometheus(guarded_prometheus: str) -> None:
+    """The credentials split off the URL reach the real server as HTTP basic auth; a wrong or missing
+    password is a 401 whose message holds no password."""
+    from kubectl_gpuscale.errors import ForbiddenError
+    from kubectl_gpuscale.prom import Prometheus
+
+    with_userinfo = guarded_prometheus.replace("http://", f"http://alice:{PASSWORD}@")
+    with Prometheus.connect(with_userinfo) as prom:
+        assert prom.build_info()["version"].startswith("2.")
+        assert prom.query("vector(1)")[0].value == 1.0
+    for wrong in (guarded_prometheus, guarded_prometheus.replace("http://", "http://alice:hunter2-wrong@")):
+        with Prometheus.connect(wrong) as prom, pytest.raises(ForbiddenError) as err:
+            prom.query("vector(1)")
+        assert "HTTP 401" in err.value.line() and not _leaks(err.value.line())
+        assert f"at {guarded_prometheus}" in err.value.line()
