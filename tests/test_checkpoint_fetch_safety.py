@@ -254,3 +254,17 @@ def test_sigterm_during_list_deletes_the_helper_pod(seeded: Any, tmp_path: Path)
     assert proc.returncode == 128 + signal.SIGTERM, err.decode()
     assert out == b"" and b"Traceback" not in err
     assert seeded.objects("v1", "Pod", "kube-system") == []
+
+
+def test_fetch_without_patch_permission_warns_and_still_cleans_up(seeded: Any, capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path, node_archive: Path) -> None:
+    """Lowering the deadline needs `patch pods`; without it the fetch goes on and says what that means."""
+    seeded.deny("patch", "pods", namespace="kube-system")
+    seeded.set_exec("kube-system", None, file_exec_handler({REMOTE: node_archive}))
+    (tmp_path / "out").mkdir()
+    code, _, err = _fetch(seeded, capsys, tmp_path / "out" / "vllm.tar")
+    assert code == 0, err
+    assert "warning: cannot lower helper pod kube-system/gpuscale-ckpt-fetch-" in err
+    assert f"it is deleted when the fetch ends, else after {facts.FETCH_MAX_DEADLINE_SECONDS}s" in err
+    assert (tmp_path / "out" / "vllm.tar").read_bytes() == node_archive.read_bytes()
+    assert seeded.objects("v1", "Pod", "kube-system") == []

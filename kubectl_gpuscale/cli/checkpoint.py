@@ -159,9 +159,10 @@ def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool
 
     Streams over a read-only helper pod's exec channel. The pod runs in -n NAMESPACE (default:
     the context's namespace), which must allow hostPath volumes (Pod Security 'privileged', e.g.
-    kube-system); you need create pods and pods/exec there. The plan on stderr names the pod.
-    The pod is deleted afterwards, even on failure, Ctrl-C, SIGTERM or SIGHUP; the file appears
-    only once its sha256 matches the node's. Time limits scale with the archive's size.
+    kube-system); you need create, patch and delete pods and create pods/exec there. The plan on
+    stderr names the pod. The pod is deleted afterwards, even on failure, Ctrl-C, SIGTERM or
+    SIGHUP; the file appears only once its sha256 matches the node's. Time limits scale with the
+    archive's size.
 
     \b
     Examples:
