@@ -268,3 +268,30 @@ def test_fetch_without_patch_permission_warns_and_still_cleans_up(seeded: Any, c
     assert f"it is deleted when the fetch ends, else after {facts.FETCH_MAX_DEADLINE_SECONDS}s" in err
     assert (tmp_path / "out" / "vllm.tar").read_bytes() == node_archive.read_bytes()
     assert seeded.objects("v1", "Pod", "kube-system") == []
+
+
+def test_transfer_over_its_time_limit_fails_and_leaves_nothing(seeded: Any, capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    """--timeout bounds the transfer (data keeps flowing, so only the total catches a too-slow link)."""
+    stop_at = time.monotonic() + 30
+
+    def trickling(argv: list[str], container: str) -> tuple[Any, bytes, int]:
+        if argv[0] == "stat":
+            return b"1073741824\n", b"", 0
+        if argv[0] == "sha256sum":
+            return f"{'0' * 64}  {REMOTE}\n".encode(), b"", 0
+
+        def trickle() -> Iterator[bytes]:
+            while time.monotonic() < stop_at:
+                yield b"\0" * 4096
+                time.sleep(0.05)
+        return trickle(), b"", 0
+
+    seeded.set_exec("kube-system", None, trickling)
+    (tmp_path / "out").mkdir()
+    started = time.monotonic()
+    code, out, err = _fetch(seeded, capsys, tmp_path / "out" / "vllm.tar", "--timeout", "2")
+    assert code == 1 and out == "" and time.monotonic() - started < 20
+    assert "transfer 2s (--timeout, failing after 300s without data)" in err
+    assert "timed out: no end within 2s" in err
+    assert list((tmp_path / "out").iterdir()) == [] and seeded.objects("v1", "Pod", "kube-system") == []

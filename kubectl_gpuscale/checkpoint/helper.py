@@ -141,19 +141,27 @@ class FetchLimits:
         mib = 1024 * 1024
         text = (f"time limits: checksum on the node {self.checksum}s "
                 f"(at >= {facts.FETCH_CHECKSUM_BYTES_PER_SECOND // mib} MiB/s), "
-                f"transfer {self.transfer}s (at >= {facts.FETCH_TRANSFER_BYTES_PER_SECOND // mib} MiB/s, "
-                f"failing after {self.stall}s without data); helper pod deadline {self.deadline}s")
+                f"transfer {self.transfer}s ({self._transfer_basis()}, failing after {self.stall}s without data); "
+                f"helper pod deadline {self.deadline}s")
         return text + (" (capped)" if self.capped else "")
 
+    def _transfer_basis(self) -> str:
+        default = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(self.size / facts.FETCH_TRANSFER_BYTES_PER_SECOND))
+        if self.transfer != default:
+            return "--timeout"
+        return f"at >= {facts.FETCH_TRANSFER_BYTES_PER_SECOND // (1024 * 1024)} MiB/s"
 
-def fetch_limits(size: int, elapsed: float = 0.0) -> FetchLimits:
+
+def fetch_limits(size: int, elapsed: float = 0.0, *, transfer: int | None = None) -> FetchLimits:
     """Time limits for fetching `size` bytes, `elapsed` seconds after the helper pod was created.
 
-    Each step gets at least `facts.FETCH_MIN_STEP_SECONDS`; the deadline covers both steps plus a
-    margin and never exceeds the helper pod's initial `facts.FETCH_MAX_DEADLINE_SECONDS`.
+    Each step gets at least `facts.FETCH_MIN_STEP_SECONDS` (`transfer` overrides the transfer's);
+    the deadline covers both steps plus a margin and never exceeds the helper pod's initial
+    `facts.FETCH_MAX_DEADLINE_SECONDS`.
     """
     checksum = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(size / facts.FETCH_CHECKSUM_BYTES_PER_SECOND))
-    transfer = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(size / facts.FETCH_TRANSFER_BYTES_PER_SECOND))
+    if transfer is None:
+        transfer = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(size / facts.FETCH_TRANSFER_BYTES_PER_SECOND))
     wanted = math.ceil(elapsed) + checksum + transfer + facts.FETCH_DEADLINE_MARGIN_SECONDS
     deadline = min(wanted, facts.FETCH_MAX_DEADLINE_SECONDS)
     return FetchLimits(size, checksum, transfer, facts.FETCH_STALL_SECONDS, deadline,

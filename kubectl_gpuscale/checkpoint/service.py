@@ -247,7 +247,8 @@ class FetchInterrupted(GpuscaleError):
 
 def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, dest: str, *,
                   overwrite: bool = False, wait: float = facts.HELPER_WAIT_SECONDS,
-                  progress: Progress | None = None, on_step: Callable[[str], None] | None = None) -> FetchResult:
+                  progress: Progress | None = None, on_step: Callable[[str], None] | None = None,
+                  transfer_timeout: int | None = None) -> FetchResult:
     """Copy an archive from the node to `dest` (mode 0600) through a read-only helper pod's exec stream.
 
     The bytes go to a new temporary file in the destination directory (created exclusively, never
@@ -281,7 +282,7 @@ def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, des
         _create_helper(cluster, pod)
         _wait_phase(cluster, name, namespace, ("Running",), wait)
         size = _remote_size(cluster, name, namespace, remote, base, node)
-        limits = helper.fetch_limits(size, time.monotonic() - created_at)
+        limits = helper.fetch_limits(size, time.monotonic() - created_at, transfer=transfer_timeout)
         say(f"{base}: {human_size(size)} ({size} bytes); {limits.describe()}")
         _lower_deadline(cluster, name, namespace, limits, say)
         expected_sum = _remote_sha256(cluster, name, namespace, remote, base, node, limits)

@@ -153,8 +153,11 @@ def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
 @click.option("--wait", type=click.IntRange(min=1), default=120, show_default=True, metavar="SECONDS",
               help="How long to wait for the helper pod.")
+@click.option("--timeout", "transfer_timeout", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="Time allowed for the transfer (default: from the archive's size at 4 MiB/s, at least 300).")
 @kube_options(selector=False, all_namespaces=False, output=False)
-def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool, wait: int) -> None:
+def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool, wait: int,
+          transfer_timeout: int | None) -> None:
     """Copy an archive from a node to a local file, checking its sha256.
 
     Streams over a read-only helper pod's exec channel. The pod runs in -n NAMESPACE (default:
@@ -182,7 +185,7 @@ def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool
     try:
         with interrupts_as_ctrl_c():
             result = service.fetch_archive(cluster, node, archive, namespace, dest, overwrite=overwrite, wait=wait,
-                                           progress=progress, on_step=note)
+                                           progress=progress, on_step=note, transfer_timeout=transfer_timeout)
     finally:
         done()
     click.echo(result.path)
