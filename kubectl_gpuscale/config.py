@@ -105,10 +105,22 @@ def write_cluster(cluster: Cluster, updates: Mapping[str, str | None], *, dry_ru
     """Merge `updates` (None removes a key) into the ConfigMap by server-side apply; returns the object sent."""
     current = read_cluster(cluster) or {}
     merged = {k: v for k, v in {**current, **updates}.items() if v is not None}
+    if merged.get(KEY_PROMETHEUS):
+        merged[KEY_PROMETHEUS] = _without_credentials(merged[KEY_PROMETHEUS])
     obj = config_map(merged)
     cluster.apply(namespace_object(), dry_run=dry_run, field_manager=CONFIG_FIELD_MANAGER)
     cluster.apply(obj, dry_run=dry_run, field_manager=CONFIG_FIELD_MANAGER, force=True)
     return obj
+
+
+def _without_credentials(url: str) -> str:
+    """A Prometheus URL fit for the shared ConfigMap: no ``user:password@``."""
+    from kubectl_gpuscale.prom.settings import redact, split_userinfo
+
+    try:
+        return split_userinfo(url)[0]
+    except InputError:
+        return redact(url)
 
 
 # ---- install records -------------------------------------------------------------------------------
@@ -227,7 +239,7 @@ def prometheus_url(cluster: Cluster | None = None, *, explicit: str | None = Non
         chosen = resolve_url(explicit, configured=found.url if found else None)
     except GpuscaleError:
         return discover_prometheus(cluster) if discover and cluster is not None else None
-    if found is not None and chosen.url == found.url.rstrip("/"):
+    if found is not None and chosen.source == "the install config":
         return PrometheusRef(chosen.url, found.source)
     source = "--prometheus flag" if chosen.source == "--prometheus" else chosen.source
     return PrometheusRef(chosen.url, source)

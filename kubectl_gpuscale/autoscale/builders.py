@@ -65,6 +65,35 @@ def prometheus_trigger(name: str, server: str, query: str, threshold: str, *, ac
     return trigger
 
 
+# KEDA prometheus scaler auth (kedacore/keda pkg/scalers/authentication/authentication_types.go `Config`):
+# `authModes` in trigger metadata; the secrets come as authParams, which a TriggerAuthentication's
+# secretTargetRef fills (pkg/scaling/resolver/scale_resolvers.go: authParams[parameter] = secret[key],
+# the Secret in the trigger's namespace).
+TRIGGER_AUTH_KIND = "TriggerAuthentication"
+AUTH_PARAMETERS = {"basic": ("username", "password"), "bearer": ("bearerToken",)}
+
+
+def trigger_authentication(*, name: str, namespace: str | None, mode: str, secret: str) -> dict[str, Any]:
+    """A TriggerAuthentication handing KEDA the `mode` credentials from Secret `secret` (same keys as parameters).
+
+    It references the Secret only: no credential is ever in the object.
+    """
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = dict(MANAGED_BY)
+    refs = [{"parameter": key, "name": secret, "key": key} for key in AUTH_PARAMETERS[mode]]
+    return {"apiVersion": KEDA_API, "kind": TRIGGER_AUTH_KIND, "metadata": meta, "spec": {"secretTargetRef": refs}}
+
+
+def authenticated(trigger: Mapping[str, Any], *, auth_name: str, mode: str) -> dict[str, Any]:
+    """`trigger` authenticating through TriggerAuthentication `auth_name` (`authenticationRef` + `authModes`)."""
+    out = dict(trigger)
+    out["metadata"] = {**dict(trigger.get("metadata") or {}), "authModes": mode}
+    out["authenticationRef"] = {"name": auth_name, "kind": TRIGGER_AUTH_KIND}
+    return out
+
+
 def cron_trigger(schedule: Schedule) -> dict[str, Any]:
     """A KEDA cron trigger holding `replicas` between start and end."""
     return {"type": "cron", "name": "business_hours",

@@ -49,6 +49,16 @@ HELPER_LABEL = "gpuscale.io/checkpoint-helper"
 MANAGED_BY = "kubectl-gpuscale"
 HELPER_WAIT_SECONDS = 120
 HELPER_DEADLINE_SECONDS = 3600
+# Fetch time limits scale with the archive size, at throughputs a slow setup still reaches:
+# busybox sha256sum in the helper (CPU limit 1) on a busy disk, and the exec stream through the
+# API server to a laptop on a VPN. The fetch helper starts with the longest deadline and lowers it
+# (the API server lets activeDeadlineSeconds only decrease) once the archive's size is known.
+FETCH_CHECKSUM_BYTES_PER_SECOND = 32 * 1024 * 1024
+FETCH_TRANSFER_BYTES_PER_SECOND = 4 * 1024 * 1024
+FETCH_MIN_STEP_SECONDS = 300
+FETCH_STALL_SECONDS = 300
+FETCH_DEADLINE_MARGIN_SECONDS = 120
+FETCH_MAX_DEADLINE_SECONDS = 24 * 3600
 BUILD_DEADLINE_SECONDS = 3600
 BUILD_TTL_SECONDS = 600
 

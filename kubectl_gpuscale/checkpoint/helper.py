@@ -9,6 +9,8 @@ the node computes a sha256 that the client checks against what it received.
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,8 @@ LIST_SCRIPT = (
     "done; echo GPUSCALE-END"
 )
 END_MARKER = "GPUSCALE-END"
+# coreutils/busybox `sha256sum FILE`: 64 lowercase hex digits, two spaces (or " *" in binary mode), the name.
+_SHA256SUM_LINE = re.compile(r"\A([0-9a-f]{64}) [ *](.+)\n?\Z")
 
 
 def helper_pod(node: str, namespace: str, *, purpose: str, command: list[str] | None = None,
@@ -108,3 +112,57 @@ def parse_listing(text: str, node: str, namespaces: set[str] | None = None) -> l
         file = parts[2].rsplit("/", 1)[-1]
         found.append(ListedArchive(node, file, int(parts[0]), int(parts[1]), parse_archive_name(file, namespaces)))
     return sorted(found, key=lambda a: (a.mtime, a.file), reverse=True)
+
+
+def parse_sha256sum(text: str, path: str) -> str:
+    """The digest in ``sha256sum PATH``'s answer; ValueError unless it is exactly one line for `path`."""
+    match = _SHA256SUM_LINE.match(text)
+    if not match:
+        shown = text.strip()[:80]
+        raise ValueError(f"its answer {shown!r} is not '<64 hex digits>  {path}'" if shown else "its answer is empty")
+    if match.group(2) != path:
+        raise ValueError(f"its answer names {match.group(2)[:80]!r}, not {path}")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """How long each step of a fetch may take, from the archive's size (seconds)."""
+
+    size: int
+    checksum: int
+    transfer: int
+    stall: int
+    deadline: int
+    capped: bool
+
+    def describe(self) -> str:
+        """One line for the plan."""
+        mib = 1024 * 1024
+        text = (f"time limits: checksum on the node {self.checksum}s "
+                f"(at >= {facts.FETCH_CHECKSUM_BYTES_PER_SECOND // mib} MiB/s), "
+                f"transfer {self.transfer}s ({self._transfer_basis()}, failing after {self.stall}s without data); "
+                f"helper pod deadline {self.deadline}s")
+        return text + (" (capped)" if self.capped else "")
+
+    def _transfer_basis(self) -> str:
+        default = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(self.size / facts.FETCH_TRANSFER_BYTES_PER_SECOND))
+        if self.transfer != default:
+            return "--timeout"
+        return f"at >= {facts.FETCH_TRANSFER_BYTES_PER_SECOND // (1024 * 1024)} MiB/s"
+
+
+def fetch_limits(size: int, elapsed: float = 0.0, *, transfer: int | None = None) -> FetchLimits:
+    """Time limits for fetching `size` bytes, `elapsed` seconds after the helper pod was created.
+
+    Each step gets at least `facts.FETCH_MIN_STEP_SECONDS` (`transfer` overrides the transfer's);
+    the deadline covers both steps plus a margin and never exceeds the helper pod's initial
+    `facts.FETCH_MAX_DEADLINE_SECONDS`.
+    """
+    checksum = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(size / facts.FETCH_CHECKSUM_BYTES_PER_SECOND))
+    if transfer is None:
+        transfer = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(size / facts.FETCH_TRANSFER_BYTES_PER_SECOND))
+    wanted = math.ceil(elapsed) + checksum + transfer + facts.FETCH_DEADLINE_MARGIN_SECONDS
+    deadline = min(wanted, facts.FETCH_MAX_DEADLINE_SECONDS)
+    return FetchLimits(size, checksum, transfer, facts.FETCH_STALL_SECONDS, deadline,
+                       capped=wanted > facts.FETCH_MAX_DEADLINE_SECONDS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale.checkpoint import diagnose, facts, helper, preflight
-from kubectl_gpuscale.checkpoint.archive import parse_archive_name, validate_archive_basename
+from kubectl_gpuscale.checkpoint.archive import human_size, parse_archive_name, validate_archive_basename
 from kubectl_gpuscale.checkpoint.restore import RestorePlan, plan_restore
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError, UnreachableError
 
@@ -170,11 +171,15 @@ def _pod_reason(pod: dict[str, Any]) -> str:
     return str(status.get("reason") or status.get("message") or "no reason given")
 
 
-def _delete_helper(cluster: Cluster, name: str, namespace: str) -> None:
+def _delete_helper(cluster: Cluster, name: str, namespace: str) -> bool:
+    """Delete a helper pod; True when it is gone (deleted now, or never created)."""
     try:
         cluster.delete("v1", "Pod", name, namespace)
+    except NotFoundError:
+        return True
     except GpuscaleError:
-        pass
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -204,9 +209,10 @@ def list_archives(cluster: Cluster, nodes: list[str], namespace: str, *, wait: f
         known_ns = set()
     out: list[NodeListing] = []
     for node in nodes:
-        created = _create_helper(cluster, helper.list_pod(node, namespace))
-        name = created["metadata"]["name"]
+        pod = helper.list_pod(node, namespace)
+        name = pod["metadata"]["name"]
         try:
+            _create_helper(cluster, pod)
             _wait_phase(cluster, name, namespace, ("Succeeded",), wait)
             text = cluster.pod_logs(name, namespace)
             try:
@@ -231,65 +237,166 @@ class FetchResult:
     archive: str
 
 
+class FetchInterrupted(GpuscaleError):
+    """A fetch stopped by SIGINT, SIGTERM or SIGHUP, after its cleanup; exits 128 + the signal number."""
+
+    def __init__(self, what: str, why: str, fix: str, signum: int) -> None:
+        super().__init__(what, why, fix)
+        self.exit_code = 128 + signum
+
+
 def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, dest: str, *,
                   overwrite: bool = False, wait: float = facts.HELPER_WAIT_SECONDS,
-                  progress: Progress | None = None) -> FetchResult:
+                  progress: Progress | None = None, on_step: Callable[[str], None] | None = None,
+                  transfer_timeout: int | None = None) -> FetchResult:
     """Copy an archive from the node to `dest` (mode 0600) through a read-only helper pod's exec stream.
 
-    The node's sha256 is compared with the bytes received; the partial file is removed on any failure,
-    and the helper pod is deleted in every case.
+    The bytes go to a new temporary file in the destination directory (created exclusively, never
+    through a symlink) that is renamed into place only once the node's sha256 matches what was
+    received; a missing or malformed checksum fails the fetch. The time limits scale with the
+    archive's size (`helper.fetch_limits`). On any failure, and on Ctrl-C, SIGTERM or SIGHUP (raised
+    as ``KeyboardInterrupt`` by `kubectl_gpuscale.interrupts`), the temporary file is removed and the
+    helper pod deleted.
     """
+    from kubectl_gpuscale.interrupts import Interrupted, signal_of
+
+    say = on_step or (lambda _text: None)
     base = validate_archive_basename(archive)
     target = Path(dest)
     if target.is_dir():
         target = target / base
-    if target.exists() and not overwrite:
+    if os.path.lexists(target) and not overwrite:
         raise InputError(f"cannot write {target}", "the file exists", "pass --overwrite or another -o FILE")
     if not target.parent.is_dir():
         raise InputError(f"cannot write {target}", f"directory {target.parent} does not exist", "create it first")
     remote = f"{facts.HELPER_MOUNT}/{base}"
-    pod = helper.helper_pod(node, namespace, purpose="fetch")
-    created = _create_helper(cluster, pod)
-    name = created["metadata"]["name"]
-    partial = target.with_name(f".{target.name}.part")
+    pod = helper.helper_pod(node, namespace, purpose="fetch", deadline=facts.FETCH_MAX_DEADLINE_SECONDS)
+    name = pod["metadata"]["name"]
+    say(f"plan: helper pod {namespace}/{name} on node {node} (root, {facts.CHECKPOINT_DIR} mounted read-only, "
+        f"no port, no service account token) reads {base} through its exec channel; the node's sha256 is checked; "
+        f"{target} is written mode 0600; the pod is deleted at the end, also on Ctrl-C, SIGTERM or SIGHUP")
+    partial: str | None = None
+    deleted = False
     try:
+        created_at = time.monotonic()
+        _create_helper(cluster, pod)
         _wait_phase(cluster, name, namespace, ("Running",), wait)
-        from kubectl_gpuscale.kube import CommandFailedError
-
-        try:
-            size_text = b"".join(cluster.exec_stream(name, namespace, ["stat", "-c", "%s", remote])).decode().strip()
-        except CommandFailedError as exc:
-            if exc.command_exit is None:  # stat could not run: not about the archive
-                raise
-            size_text = ""
-        if not size_text.isdigit():
-            raise NotFoundError(f"cannot fetch {base} from node {node}", f"the archive is not in {facts.CHECKPOINT_DIR}",
-                                f"list archives with: kubectl gpuscale checkpoint list --node {node}")
-        expected_size = int(size_text)
-        sum_text = b"".join(cluster.exec_stream(name, namespace, ["sha256sum", remote])).decode().split()
-        expected_sum = sum_text[0] if sum_text else ""
+        size = _remote_size(cluster, name, namespace, remote, base, node)
+        limits = helper.fetch_limits(size, time.monotonic() - created_at, transfer=transfer_timeout)
+        say(f"{base}: {human_size(size)} ({size} bytes); {limits.describe()}")
+        _lower_deadline(cluster, name, namespace, limits, say)
+        expected_sum = _remote_sha256(cluster, name, namespace, remote, base, node, limits)
         digest = hashlib.sha256()
         received = 0
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)
+        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         with os.fdopen(fd, "wb") as out:
-            for chunk in cluster.exec_stream(name, namespace, ["cat", remote]):
+            for chunk in cluster.exec_stream(name, namespace, ["cat", remote], timeout=limits.transfer,
+                                             idle_timeout=limits.stall):
                 out.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
                 if progress:
-                    progress(received, expected_size)
+                    progress(received, size)
+            out.flush()
+            os.fsync(out.fileno())
         actual = digest.hexdigest()
-        if received != expected_size or (expected_sum and actual != expected_sum):
+        if received != size or actual != expected_sum:
             raise GpuscaleError(f"fetch of {base} from node {node} is corrupt",
-                                f"got {received} bytes sha256 {actual[:16]}…, the node has {expected_size} bytes "
+                                f"got {received} bytes sha256 {actual[:16]}…, the node has {size} bytes "
                                 f"sha256 {expected_sum[:16]}…", "run fetch again")
-        os.replace(partial, target)
+        _move_into_place(partial, target, overwrite)
+        partial = None
         return FetchResult(str(target), received, actual, node, base)
+    except KeyboardInterrupt as exc:
+        signum = signal_of(exc)
+        removed = _remove_partial(partial)
+        partial = None
+        deleted = _delete_helper(cluster, name, namespace)
+        signame = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        state = (f"helper pod {namespace}/{name} deleted" if deleted else
+                 f"helper pod {namespace}/{name} NOT deleted (kubectl delete pod -n {namespace} {name})")
+        raise FetchInterrupted(f"fetch of {base} from node {node} interrupted by {signame}",
+                               f"{state}; {removed}", "run fetch again", signum) from None
     finally:
-        if partial.exists():
-            partial.unlink()
-        _delete_helper(cluster, name, namespace)
+        _remove_partial(partial)
+        if not deleted:
+            _delete_helper(cluster, name, namespace)
+
+
+def _remote_size(cluster: Cluster, name: str, namespace: str, remote: str, base: str, node: str) -> int:
+    from kubectl_gpuscale.kube import CommandFailedError
+
+    try:
+        size_text = b"".join(cluster.exec_stream(name, namespace, ["stat", "-c", "%s", remote])).decode().strip()
+    except CommandFailedError as exc:
+        if exc.command_exit is None:  # stat could not run: not about the archive
+            raise
+        size_text = ""
+    if not size_text.isdigit():
+        raise NotFoundError(f"cannot fetch {base} from node {node}", f"the archive is not in {facts.CHECKPOINT_DIR}",
+                            f"list archives with: kubectl gpuscale checkpoint list --node {node}")
+    return int(size_text)
+
+
+def _remote_sha256(cluster: Cluster, name: str, namespace: str, remote: str, base: str, node: str,
+                   limits: helper.FetchLimits) -> str:
+    """The node's sha256 of the archive. No data flows while it computes: the limit is the whole step."""
+    from kubectl_gpuscale.kube import CommandFailedError
+
+    what = f"cannot verify {base} on node {node}"
+    try:
+        raw = b"".join(cluster.exec_stream(name, namespace, ["sha256sum", remote], timeout=limits.checksum,
+                                           idle_timeout=limits.checksum))
+    except CommandFailedError as exc:
+        raise GpuscaleError(what, f"sha256sum failed in the helper pod ({exc.why})",
+                            f"check that {facts.HELPER_IMAGE} runs on the node; nothing was written") from None
+    try:
+        return helper.parse_sha256sum(raw.decode("utf-8", "replace"), remote)
+    except ValueError as exc:
+        raise GpuscaleError(what, f"sha256sum in the helper pod gave no checksum: {exc}",
+                            f"check that the helper runs {facts.HELPER_IMAGE}; nothing was written") from None
+
+
+def _lower_deadline(cluster: Cluster, name: str, namespace: str, limits: helper.FetchLimits,
+                    say: Callable[[str], None]) -> None:
+    """Lower the helper pod's activeDeadlineSeconds from the initial maximum to what this archive needs."""
+    try:
+        cluster.patch("v1", "Pod", name, namespace, {"spec": {"activeDeadlineSeconds": limits.deadline}})
+    except GpuscaleError as exc:
+        say(f"warning: cannot lower helper pod {namespace}/{name}'s deadline to {limits.deadline}s ({exc.why}); "
+            f"it is deleted when the fetch ends, else after {facts.FETCH_MAX_DEADLINE_SECONDS}s")
+
+
+def _move_into_place(partial: str, target: Path, overwrite: bool) -> None:
+    """Rename the verified file to `target`; without `overwrite`, never replace a file that appeared meanwhile."""
+    if overwrite:
+        os.replace(partial, target)
+        return
+    try:
+        os.link(partial, target)
+    except FileExistsError:
+        raise InputError(f"cannot write {target}", "the file appeared during the fetch",
+                         "pass --overwrite or another -o FILE") from None
+    except OSError:  # no hard links on this filesystem
+        if os.path.lexists(target):
+            raise InputError(f"cannot write {target}", "the file appeared during the fetch",
+                             "pass --overwrite or another -o FILE") from None
+        os.replace(partial, target)
+        return
+    os.unlink(partial)
+
+
+def _remove_partial(partial: str | None) -> str:
+    """Remove the temporary file this fetch created (only that one); says what happened."""
+    if partial is None:
+        return "no partial file left"
+    try:
+        os.unlink(partial)
+    except FileNotFoundError:
+        return "no partial file left"
+    except OSError as exc:
+        return f"partial file {partial} NOT removed ({exc.strerror})"
+    return "partial file removed"
 
 
 # ---- restore -------------------------------------------------------------------------------------------

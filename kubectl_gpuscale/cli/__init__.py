@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> None:
                         complete_var="_KUBECTL_GPUSCALE_COMPLETE")
     except click.exceptions.Exit as stop:
         sys.exit(stop.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as stop:  # click turns KeyboardInterrupt into Abort
+        from kubectl_gpuscale.interrupts import signal_of
+
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        sys.exit(128 + signal_of(stop.__cause__ or stop))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -57,8 +59,10 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP inside interrupts.interrupts_as_ctrl_c
+        from kubectl_gpuscale.interrupts import signal_of
+
+        sys.exit(128 + signal_of(exc))
     except Exception as exc:
         if debug:
             raise

@@ -122,7 +122,10 @@ def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
     targets = list(nodes) or service.gpu_nodes(cluster)
     if not targets:
         raise InputError("no node to list", "no node has GPU capacity", "pass --node NAME")
-    listings = service.list_archives(cluster, targets, namespace, wait=wait)
+    from kubectl_gpuscale.interrupts import interrupts_as_ctrl_c
+
+    with interrupts_as_ctrl_c():  # the helper pods are deleted on SIGTERM/SIGHUP too
+        listings = service.list_archives(cluster, targets, namespace, wait=wait)
     rows = [a for listing in listings for a in listing.archives]
     if kube.output in ("json", "yaml"):
         emit_data([{"node": a.node, "file": a.file, "path": a.path, "size": a.size, "mtime": a.mtime,
@@ -150,12 +153,19 @@ def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
 @click.option("--wait", type=click.IntRange(min=1), default=120, show_default=True, metavar="SECONDS",
               help="How long to wait for the helper pod.")
+@click.option("--timeout", "transfer_timeout", type=click.IntRange(min=1), default=None, metavar="SECONDS",
+              help="Time allowed for the transfer (default: from the archive's size at 4 MiB/s, at least 300).")
 @kube_options(selector=False, all_namespaces=False, output=False)
-def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool, wait: int) -> None:
+def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool, wait: int,
+          transfer_timeout: int | None) -> None:
     """Copy an archive from a node to a local file, checking its sha256.
 
-    Streams over a read-only helper pod's exec channel (needs create pods/exec in -n NAMESPACE,
-    which must allow hostPath volumes); the pod is deleted afterwards, even on failure.
+    Streams over a read-only helper pod's exec channel. The pod runs in -n NAMESPACE (default:
+    the context's namespace), which must allow hostPath volumes (Pod Security 'privileged', e.g.
+    kube-system); you need create, patch and delete pods and create pods/exec there. The plan on
+    stderr names the pod. The pod is deleted afterwards, even on failure, Ctrl-C, SIGTERM or
+    SIGHUP; the file appears only once its sha256 matches the node's. Time limits scale with the
+    archive's size.
 
     \b
     Examples:
@@ -166,14 +176,16 @@ def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool
     from kubectl_gpuscale.checkpoint import service
     from kubectl_gpuscale.checkpoint.archive import human_size
     from kubectl_gpuscale.cli.output import note
+    from kubectl_gpuscale.interrupts import interrupts_as_ctrl_c
 
     _security_warning()
     cluster = kube.cluster()
     namespace = kube.target_namespace(cluster) or cluster.default_namespace
     progress, done = _progress_bar()
     try:
-        result = service.fetch_archive(cluster, node, archive, namespace, dest, overwrite=overwrite, wait=wait,
-                                       progress=progress)
+        with interrupts_as_ctrl_c():
+            result = service.fetch_archive(cluster, node, archive, namespace, dest, overwrite=overwrite, wait=wait,
+                                           progress=progress, on_step=note, transfer_timeout=transfer_timeout)
     finally:
         done()
     click.echo(result.path)

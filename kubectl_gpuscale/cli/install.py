@@ -140,6 +140,8 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
     from kubectl_gpuscale.install.installer import Options
     from kubectl_gpuscale.install.installer import install as run_install
 
+    if prometheus:
+        prometheus = _recordable_prometheus(prometheus)
     node_selector: dict[str, str] | None = None
     if node_selectors:
         node_selector = {} if node_selectors == ("",) else _pairs(node_selectors, "--node-selector")
@@ -295,3 +297,16 @@ def _confirm(component: str, count: int, helm: bool) -> None:
                          "review the plan above (or run with --dry-run=client) and re-run with --yes")
     if not click.confirm(f"{what[0].upper()}{what[1:]} of {component}?", default=False, err=True):
         raise InputError(f"not uninstalling {component}", "not confirmed", "nothing was deleted")
+
+
+def _recordable_prometheus(url: str) -> str:
+    """The --prometheus URL as install records it: without ``user:password@`` (the ConfigMap is readable
+    by anyone who can read ConfigMaps in gpuscale-system); says so when it drops credentials."""
+    from kubectl_gpuscale.cli.output import note
+    from kubectl_gpuscale.prom.settings import ENV_URL, split_userinfo
+
+    clean, auth = split_userinfo(url)
+    if auth is not None:
+        note(f"recording Prometheus {clean} without the credentials in --prometheus; give them to each command "
+             f"that queries it (--prometheus or ${ENV_URL})")
+    return clean

@@ -55,6 +55,10 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--prometheus", metavar="URL", default=None,
               help="Prometheus URL for the triggers (default: found in the cluster, else "
                    "http://prometheus-operated.monitoring.svc:9090).")
+@click.option("--prometheus-secret", metavar="SECRET", default="gpuscale-prometheus", show_default=True,
+              help="Secret KEDA reads Prometheus credentials from, when the URL carries user:password@ "
+                   "(keys username, password) or $GPUSCALE_PROMETHEUS_TOKEN is set (key bearerToken); "
+                   "referenced through a TriggerAuthentication, never inlined.")
 @click.option("--target-queue", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Waiting requests per replica that trigger a scale-up (default: the HPA's own queue target, "
                    "else ceil(engine max concurrency / 20), e.g. 13 for vLLM's 256).")
@@ -84,7 +88,8 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--continue-on-error", is_flag=True, help="Migrate what converts and report each failure.")
 @kube_options(writes=True)
 def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], do_apply: bool, diff: bool,
-                rollback: str | None, from_backup: str | None, prometheus: str | None, target_queue: float | None, activation: float,
+                rollback: str | None, from_backup: str | None, prometheus: str | None, prometheus_secret: str,
+                target_queue: float | None, activation: float,
                 kv_cache: float | None, gpu_util: float | None, query: str | None, force: bool,
                 scale_to_zero: bool, hosts: tuple[str, ...], cold_start: int | None, to: str, pdb: bool,
                 schedule: Schedule | None, polling_interval: int, cooldown_period: int,
@@ -173,8 +178,9 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
         knative = knative_version(cluster)
         if knative:
             note(f"Knative {knative[0]}.{knative[1]} detected (knative-serving/webhook): the Service is built for it")
+    server, server_auth = _server_address(prometheus)
     options = conv.Options(
-        prometheus=prometheus or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
+        prometheus=server or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
         kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
         cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
         cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files,
@@ -188,6 +194,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     if not results:
         raise InputError("nothing to migrate", "no HorizontalPodAutoscaler in the input",
                          "pass the HPA manifests (-f) or name HPAs in the cluster")
+    _authenticate(results, server_auth is not None, prometheus_secret)
     failed = [r for r in results if r.action == "error"]
     if failed and not continue_on_error:
         first = failed[0]
@@ -226,6 +233,33 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
         raise SystemExit(1)
 
 
+def _server_address(url: str | None) -> tuple[str | None, Any]:
+    """The triggers' serverAddress without ``user:password@``, and whether it carried credentials."""
+    if not url:
+        return None, None
+    from kubectl_gpuscale.prom.settings import split_userinfo
+
+    return split_userinfo(url)
+
+
+def _authenticate(results: list[Conversion], basic: bool, secret: str) -> None:
+    """When the Prometheus needs auth, add a TriggerAuthentication referencing `secret` and say how to create it."""
+    from kubectl_gpuscale.autoscale import auth
+    from kubectl_gpuscale.cli.output import note
+    from kubectl_gpuscale.prom.settings import ENV_TOKEN, resolve_token
+
+    mode = auth.mode_for(basic=basic, token=resolve_token() is not None)
+    if mode is None:
+        return
+    how = auth.PrometheusAuth(mode, secret)
+    why = "--prometheus carries user:password@" if basic else f"${ENV_TOKEN} is set"
+    for namespace in auth.attach([r.objects for r in results if r.ok], how):
+        where = f"{namespace}/" if namespace else ""
+        note(f"KEDA authenticates to Prometheus ({mode}, because {why}) with Secret {where}{secret}, "
+             f"through TriggerAuthentication {where}{how.name}; create the Secret first: "
+             f"{auth.create_secret_command(how, namespace)}")
+
+
 def _emit_yaml(objects: list[dict[str, Any]]) -> None:
     """The objects as a YAML `List` (libyaml's emitter when present: 10x faster on 1,000 objects)."""
     from kubectl_gpuscale.cli.output import as_list
@@ -242,19 +276,18 @@ def _check_queries(flag: str | None, cluster: Any, kube: KubeOptions, objects: l
     """
     from kubectl_gpuscale.autoscale.apply import SO_KIND, query_preflight
     from kubectl_gpuscale.cli.output import note, warn
-    from kubectl_gpuscale.prom.settings import resolve_token, resolve_url
+    from kubectl_gpuscale.prom.settings import resolve_url
 
     if not any(t.get("type") == "prometheus" for o in objects if o.get("kind") == SO_KIND
                for t in (o.get("spec") or {}).get("triggers") or []):
         return
-    configured = None
+    ref = None
     if flag is None:
         from kubectl_gpuscale import config
 
         ref = config.configured_prometheus(cluster, context=kube.context)
-        configured = ref.url if ref else None
     try:
-        url = resolve_url(flag, configured=configured)
+        url = resolve_url(flag, configured=ref.url if ref else None, configured_source=ref.source if ref else None)
     except InputError as exc:
         if exc.what == "no Prometheus URL":
             note("preflight: trigger queries not checked: no Prometheus URL known (pass --prometheus URL, "
@@ -265,7 +298,9 @@ def _check_queries(flag: str | None, cluster: Any, kube: KubeOptions, objects: l
     from kubectl_gpuscale.prom import Prometheus
 
     note(f"preflight: checking trigger queries on Prometheus at {url.url} ({url.source})")
-    with Prometheus.connect(url.url, bearer_token=resolve_token(), timeout=kube.request_timeout or 10.0) as prom:
+    if url.token_withheld:
+        note(f"preflight: {url.withheld_note()}")
+    with Prometheus.open(url, timeout=kube.request_timeout or 10.0) as prom:
         for finding in query_preflight(prom, objects):
             if finding.level == "warning":
                 warn(finding.text)
@@ -324,6 +359,7 @@ def _diff(cluster: Any, objects: list[dict[str, Any]]) -> None:
     import difflib
 
     from kubectl_gpuscale.cli.output import dump
+    from kubectl_gpuscale.prom.settings import redact
 
     for obj in objects:
         meta = obj["metadata"]
@@ -337,6 +373,7 @@ def _diff(cluster: Any, objects: list[dict[str, Any]]) -> None:
             before = dump(current, "yaml")
         after = dump(obj, "yaml")
         label = f"{obj['kind']}/{meta.get('namespace')}/{meta['name']}"
+        before, after = redact(before), redact(after)  # a serverAddress written before credentials were split off
         lines = list(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
                                           f"live/{label}", f"merged/{label}"))
         click.echo("".join(lines) if lines else f"# {label}: no change\n", nl=False)

@@ -39,7 +39,7 @@ from kubectl_gpuscale.prom.promql import (
     names_matcher,
     selector,
 )
-from kubectl_gpuscale.prom.settings import DEFAULT_TIMEOUT, normalize_url
+from kubectl_gpuscale.prom.settings import DEFAULT_TIMEOUT, BasicAuth, PrometheusURL, redact, split_userinfo
 
 T = TypeVar("T")
 DEFAULT_LOOKBACK = 3600.0
@@ -74,30 +74,43 @@ class Prometheus:
 
     @classmethod
     def connect(cls, url: str, *, headers: Mapping[str, str] | None = None, bearer_token: str | None = None,
-                verify: bool | str = True, timeout: float = DEFAULT_TIMEOUT) -> Prometheus:
+                basic_auth: BasicAuth | None = None, verify: bool | str = True,
+                timeout: float = DEFAULT_TIMEOUT) -> Prometheus:
         """Prepare a connection (no request is sent until the first call).
 
         Args:
             url: base URL, e.g. ``http://prometheus-operated.monitoring.svc:9090`` (a path prefix is kept).
+                A ``user:password@`` in it becomes HTTP basic auth and is kept out of `url` and messages.
             headers: extra HTTP headers (e.g. ``X-Scope-OrgID`` for Thanos/Mimir tenants).
             bearer_token: sent as ``Authorization: Bearer …``.
+            basic_auth: HTTP basic credentials (instead of userinfo in the URL).
             verify: verify TLS (default), ``False`` to skip, or a CA bundle path.
             timeout: seconds per request.
 
         Raises:
             InputError: the URL is not an http(s) URL.
         """
-        base = normalize_url(url)
+        base, from_url = split_userinfo(url)
+        auth = basic_auth or from_url
         all_headers = dict(headers or {})
         if bearer_token:
             all_headers["Authorization"] = f"Bearer {bearer_token}"
         session = requests.Session()
         session.verify = verify
+        if auth is not None:
+            session.auth = (auth.username, auth.password)
         retry = Retry(total=1, connect=0, read=0, status=1, backoff_factor=0.2,
                       status_forcelist=(502, 503, 504), raise_on_status=False)
         client = PrometheusConnect(url=base, headers=all_headers or None, retry=retry, session=session,
-                                   timeout=timeout)
+                                   timeout=timeout, auth=session.auth)
         return cls(client, session, base, timeout)
+
+    @classmethod
+    def open(cls, where: PrometheusURL, *, headers: Mapping[str, str] | None = None, verify: bool | str = True,
+             timeout: float = DEFAULT_TIMEOUT) -> Prometheus:
+        """`connect` to a resolved URL with exactly the credentials `settings.resolve_url` attached to it."""
+        return cls.connect(where.url, headers=headers, bearer_token=where.token, basic_auth=where.basic_auth,
+                           verify=verify, timeout=timeout)
 
     def close(self) -> None:
         """Release the HTTP connection pool."""
@@ -310,7 +323,7 @@ def _parse_status(message: str) -> tuple[int, str]:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact(str(exc))
     for needle, reason in (("Connection refused", "connection refused"),
                            ("Name or service not known", "host name not found"),
                            ("nodename nor servname", "host name not found"),

@@ -70,6 +70,7 @@ from tests.support.admission_knative import KnativeAdmission
 from tests.support.exec_ws import ExecHandler, file_exec_handler
 from tests.support.faults import Faults
 from tests.support.kube_types import BUILTIN_TYPES, OPTIONAL_TYPES, ResourceType, crd_types
+from tests.support.pod_update import pod_update_errors
 
 DEFAULT_TOKEN = "gpuscale-test-token"
 DEFAULT_USER = "test-user"
@@ -1189,6 +1190,9 @@ class ApiServer:
             meta.pop("generation", None)
         if rt.kind == "CustomResourceDefinition" and route.sub != "status":
             self._validate_crd(route, new)
+        if rt.key == ("", "pods") and route.sub != "status":
+            for field_path, message in pod_update_errors(old, new):
+                raise self._invalid(route, meta.get("name", ""), field_path, message)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if route.sub != "status":
             self._admit("UPDATE", rt, route, new, old)
@@ -1585,7 +1589,7 @@ class ApiServer:
                 status = exec_ws.internal_error(f"exec handler raised {type(exc).__name__}: {exc}")
         with self._lock:
             self._execs.append(ExecCall(session.namespace, session.pod, session.container, tuple(session.command),
-                                        protocol, code, len(stdout)))
+                                        protocol, code, exec_ws.known_length(stdout)))
         h.close_connection = True
         try:
             h.send_response(101, "Switching Protocols")
@@ -1595,7 +1599,9 @@ class ApiServer:
             h.send_header("Sec-WebSocket-Protocol", protocol)
             h.end_headers()
             h.wfile.flush()
-            exec_ws.send_channel(h.wfile, exec_ws.STDOUT, stdout)
+            for chunk in exec_ws.chunks(stdout):  # a handler may stream (an iterator of chunks, sent as made)
+                exec_ws.send_channel(h.wfile, exec_ws.STDOUT, chunk)
+                h.wfile.flush()
             exec_ws.send_channel(h.wfile, exec_ws.STDERR, stderr)
             exec_ws.send_status(h.wfile, status)
             h.connection.settimeout(10)

@@ -12,7 +12,8 @@ Used by `tests.support.apiserver`; kept apart so the protocol is readable on its
   with ``reason: NonZeroExitCode`` and ``details.causes[0] = {reason: ExitCode, message: "<code>"}``.
 - Client frames (masked) are read and ignored; stdin and tty are not supported.
 
-An exec handler maps ``(argv, container)`` to ``(stdout, stderr, exit code)``;
+An exec handler maps ``(argv, container)`` to ``(stdout, stderr, exit code)`` (stdout: bytes or an
+iterator of chunks);
 `file_exec_handler` serves files the way busybox ``cat``, ``stat -c %s`` and ``sha256sum`` do.
 """
 
@@ -22,7 +23,7 @@ import base64
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from io import BufferedIOBase
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ FRAME_DATA = 64 * 1024
 STDOUT, STDERR, ERROR = 1, 2, 3
 OP_BINARY, OP_CLOSE = 0x2, 0x8
 
-ExecHandler = Callable[[list[str], str], tuple[bytes, bytes, int]]
+Output = bytes | Iterable[bytes]
+"""A handler's stdout: bytes, or an iterator of chunks sent as each is made (a slow or endless stream)."""
+ExecHandler = Callable[[list[str], str], tuple[Output, bytes, int]]
 
 
 def accept_key(key: str) -> str:
@@ -74,6 +77,19 @@ def internal_error(message: str) -> dict[str, Any]:
     """The channel-3 Status when the command could not run at all."""
     return {"metadata": {}, "status": "Failure", "message": f"Internal error occurred: {message}",
             "reason": "InternalError", "details": {"causes": [{"message": message}]}, "code": 500}
+
+
+def chunks(output: Output) -> Iterator[bytes]:
+    """The chunks of a handler's stdout, in order."""
+    if isinstance(output, (bytes, bytearray)):
+        yield bytes(output)
+    else:
+        yield from output
+
+
+def known_length(output: Output) -> int:
+    """The byte length of a handler's stdout; -1 for a stream."""
+    return len(output) if isinstance(output, (bytes, bytearray)) else -1
 
 
 def send_channel(wfile: BufferedIOBase, channel: int, data: bytes) -> int:

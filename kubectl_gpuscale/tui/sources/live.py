@@ -86,10 +86,10 @@ class LiveSource:
     def from_options(cls, kube: KubeOptions, *, prometheus_url: str | None) -> LiveSource:
         """Build from the kubectl flags. The kubeconfig is read now (a missing or bad one is a one-line
         error before the dashboard starts); the first request is sent by the first refresh, in the worker."""
-        from kubectl_gpuscale.prom.settings import resolve_url
+        from kubectl_gpuscale.prom.settings import PrometheusURL, resolve_url
 
         try:
-            url: str | None = resolve_url(prometheus_url).url
+            url: PrometheusURL | None = resolve_url(prometheus_url)
         except GpuscaleError:
             url = None
 
@@ -97,7 +97,7 @@ class LiveSource:
             from kubectl_gpuscale.prom.gateway import Prometheus
 
             assert url is not None
-            return Prometheus.connect(url)
+            return Prometheus.open(url)
 
         namespace = None if kube.all_namespaces else kube.namespace
         def other_context(context: str) -> Cluster:
