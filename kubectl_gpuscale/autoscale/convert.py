@@ -21,6 +21,8 @@ from kubectl_gpuscale.autoscale.hpa import (
     parse_hpa,
 )
 from kubectl_gpuscale.errors import GpuscaleError, InputError
+from kubectl_gpuscale.facts import Targets, pinned_targets
+from kubectl_gpuscale.facts.keda import fallback_plan, holds
 
 DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
@@ -49,6 +51,11 @@ class Options:
     hosts: tuple[str, ...] = ()
     namespace: str | None = None
     from_cluster: bool = False
+    targets: Targets | None = None
+
+    def target_versions(self) -> Targets:
+        """The component versions to emit for (``--target-versions``, detected, else the pinned ones)."""
+        return self.targets or pinned_targets()
 
 
 @dataclass
@@ -367,12 +374,18 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         trigger_dicts.append(builders.http_push_trigger(hpa.target_name))
         result.notes.append(f"send traffic through {builders.HTTP_INTERCEPTOR} (Host: "
                             f"{http_obj['spec']['hosts'][0]}) so requests wait while a replica starts")
-    if any(t.get("metricType") == "Value" for t in trigger_dicts):
-        result.notes.append("a Value-type trigger with fallback needs KEDA >= 2.18")
+    targets = options.target_versions()
+    plan = fallback_plan(targets, min_count)
+    if not plan.emit:
+        result.notes.append(plan.why)
+    elif any(t.get("metricType") == "Value" for t in trigger_dicts) and \
+            not holds("fallback-value-metric-type", targets.keda):
+        result.notes.append(f"KEDA {targets.keda or 'unknown'}: the fallback ignores Value-type triggers "
+                            f"(Value needs KEDA >= 2.18)")
     scaled = builders.scaled_object(
         name=hpa.name, namespace=ns, target=target, min_replicas=min_count, max_replicas=hpa.max_replicas,
         triggers=trigger_dicts, adopt_hpa=hpa.name, behavior=behavior, fallback_replicas=fallback,
-        annotations=annotations, polling=options.polling, cooldown=options.cooldown)
+        annotations=annotations, polling=options.polling, cooldown=options.cooldown, targets=targets)
     result.objects.append(scaled)
     if http_obj:
         result.objects.append(http_obj)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubectl_gpuscale.cli.options import KubeOptions, kube_options
+from kubectl_gpuscale.cli.options import KubeOptions, kube_options, resolve_targets, target_versions_option
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
@@ -79,13 +79,14 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--cooldown-period", type=click.IntRange(min=0), default=600, show_default=True,
               help="Seconds after the last activity before scaling to zero (only with --scale-to-zero).")
 @click.option("--continue-on-error", is_flag=True, help="Migrate what converts and report each failure.")
+@target_versions_option
 @kube_options(writes=True)
 def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], do_apply: bool, diff: bool,
                 rollback: str | None, prometheus: str | None, target_queue: float | None, activation: float,
                 kv_cache: float | None, gpu_util: float | None, query: str | None, force: bool,
                 scale_to_zero: bool, hosts: tuple[str, ...], cold_start: int | None, to: str, pdb: bool,
                 schedule: Schedule | None, polling_interval: int, cooldown_period: int,
-                continue_on_error: bool, kube: KubeOptions) -> None:
+                continue_on_error: bool, target_versions: dict[str, Any], kube: KubeOptions) -> None:
     """Turn CPU/memory HPAs on GPU inference into queue-depth KEDA ScaledObjects.
 
     Each HPA is read with its workload; the engine (vLLM, SGLang, TGI, Triton,
@@ -148,11 +149,14 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
         objects, originals = inputs.objects, inputs.originals
         if prometheus is None:
             prometheus = _find_prometheus(cluster)
+    if cluster is None and do_apply and kube.dry_run != "client":
+        cluster = kube.cluster()
+    targets = resolve_targets(target_versions, cluster)
     options = conv.Options(
         prometheus=prometheus or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
         kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
         cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
-        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files)
+        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files, targets=targets)
     results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
     if files and names:
         missing = set(names) - {r.name for r in results}
@@ -179,7 +183,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
 
         if cluster is None:
             cluster = kube.cluster()
-        for line in preflight(cluster, to_write):
+        for line in preflight(cluster, to_write, targets):
             warn(line)
         _check_queries(prometheus_flag, cluster, kube, to_write)
         apply_all(cluster, to_write, dry_run=kube.dry_run == "server", force=kube.force_conflicts)
@@ -283,7 +287,7 @@ def _report(results: list[Conversion], *, wide: bool) -> None:
                 meta = trigger.get("metadata", {})
                 if "query" in meta:
                     click.echo(f"    trigger {trigger.get('name')}: {meta['query']} > {meta['threshold']} per replica"
-                               if trigger.get("metricType") is None else
+                               if trigger.get("metricType") in (None, "AverageValue") else
                                f"    trigger {trigger.get('name')}: {meta['query']} ({trigger['metricType']} "
                                f"{meta['threshold']})")
                 else:
