@@ -136,16 +136,16 @@ class Targets:
         return replace(self, fields={**self.fields, component: frozenset(paths)})
 
     def lines(self) -> list[str]:
-        """One line per component for stderr: ``KEDA 2.16.1 (detected: keda-operator image tag)``."""
-        out = []
+        """The versions grouped by where they came from: ``keda 2.16.1, knative 1.23.0 (detected: ...)``."""
+        groups: dict[str, list[str]] = {}
         for name in COMPONENTS:
             version = self.get(name)
-            out.append(f"{name} {version if version else 'unknown'}"
-                       + (f" ({self.sources[name]})" if name in self.sources else ""))
-        return out
+            source = self.sources.get(name, "unknown") if version else self.sources.get(name, "unknown")
+            groups.setdefault(source, []).append(f"{name} {version}" if version else name)
+        return [f"{', '.join(names)} ({source})" for source, names in groups.items()]
 
 
-PINNED_SOURCE = "pinned install version; offline, assumed"
+PINNED_SOURCE = "offline: the pinned install versions, assumed"
 
 
 def pinned_targets() -> Targets:

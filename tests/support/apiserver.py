@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -193,6 +193,26 @@ class _Route:
     rest: list[str] = field(default_factory=list)
 
 
+@dataclass
+class AdmissionRequest:
+    """What a validating admission hook sees: a create or update of one object (main resource only).
+
+    ``server`` answers lookups (`ApiServer.objects`, `ApiServer.get_object`) under the lock the
+    write holds. A hook rejects by raising `ApiError` (see `tests.support.admission.deny`).
+    """
+
+    operation: str  # CREATE | UPDATE
+    group: str
+    kind: str
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+    dry_run: bool
+    server: ApiServer
+
+
+AdmissionHook = Callable[[AdmissionRequest], None]
+
+
 def _parse_body(data: bytes) -> Any:
     if not data:
         return None
@@ -284,6 +304,8 @@ class ApiServer:
         self._exec_handlers: dict[tuple[str, str | None], ExecHandler] = {}
         self._execs: list[ExecCall] = []
         self._stopping = False
+        # Validating admission, run in order on every create/update through the REST API (not `seed`).
+        self.admission: list[AdmissionHook] = []
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tmpdir: str | None = None
@@ -1068,12 +1090,18 @@ class ApiServer:
         """Store a new object (a create, or an apply that creates): CRDs validated and registered; 201."""
         if rt.kind == "CustomResourceDefinition":
             self._validate_crd(route, obj)
+        self._admit(route, "CREATE", obj, None, dry)
         if dry:
             return 201, self._present(rt, route.version, obj)
         if rt.kind == "CustomResourceDefinition":
             self._register_crd(obj)
         self._put(rt, obj, "ADDED")
         return 201, self._present(rt, route.version, obj)
+
+    def _admit(self, route: _Route, operation: str, obj: dict[str, Any], old: dict[str, Any] | None,
+               dry: bool) -> None:
+        for hook in self.admission:
+            hook(AdmissionRequest(operation, route.rt.group, route.rt.kind, obj, old, dry, self))
 
     def _validate_crd(self, route: _Route, obj: Mapping[str, Any]) -> None:
         try:
@@ -1164,6 +1192,8 @@ class ApiServer:
             meta.pop("generation", None)
         if rt.kind == "CustomResourceDefinition" and route.sub != "status":
             self._validate_crd(route, new)
+        if not route.sub:
+            self._admit(route, "UPDATE", new, old, dry)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if _same_ignoring_times(old, new):
             return self._present(rt, route.version, old)  # a no-op write keeps the resourceVersion
