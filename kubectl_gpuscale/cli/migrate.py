@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubectl_gpuscale.cli.options import KubeOptions, kube_options, resolve_targets, target_versions_option
+from kubectl_gpuscale.cli.options import (
+    KubeOptions,
+    announce_targets,
+    kube_options,
+    resolve_targets,
+    target_versions_option,
+)
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
@@ -174,6 +180,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
             first.error.why += f" (and {len(failed) - 1} more HPA(s) failed; --continue-on-error to see all)"
         raise first.error
     to_write = [obj for r in results if r.ok for obj in r.objects]
+    announce_targets(targets)
     if diff:
         if cluster is None:
             cluster = kube.cluster()

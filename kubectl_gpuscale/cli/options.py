@@ -176,10 +176,14 @@ def target_versions_option(func: F) -> F:
 
 
 def resolve_targets(given: dict[str, Any], cluster: Cluster | None) -> Any:
-    """The `Targets` for a command, printed on stderr: detected with a cluster, else the pinned versions."""
-    from kubectl_gpuscale.cli.output import note
+    """The `Targets` for a command: ``given`` over those detected with a cluster, else over the pinned ones."""
     from kubectl_gpuscale.facts.detect import detect_targets, offline_targets
 
-    targets = detect_targets(cluster, given) if cluster is not None else offline_targets(given)
+    return detect_targets(cluster, given) if cluster is not None else offline_targets(given)
+
+
+def announce_targets(targets: Any) -> None:
+    """Say on stderr which versions the output was built for (and where each came from)."""
+    from kubectl_gpuscale.cli.output import note
+
     note("target versions: " + "; ".join(targets.lines()))
-    return targets

@@ -11,6 +11,7 @@ from kubectl_gpuscale.doctor.model import Finding, Patch
 from kubectl_gpuscale.doctor.rules import PromSource, run
 from kubectl_gpuscale.doctor.snapshot import name_of, ns_of
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.facts import Targets
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -123,10 +124,10 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(obj.get("kind") or ""), ns_of(obj), name_of(obj))
 
 
-def diagnose(gathered: Gathered, prometheus: PromSource | None = None, cold_start: int | None = None
-             ) -> list[Finding]:
-    """Run the rules over what was gathered; findings on file inputs say which file."""
-    findings = run(gathered.objects, prometheus, cold_start, from_files=gathered.from_files)
+def diagnose(gathered: Gathered, prometheus: PromSource | None = None, cold_start: int | None = None,
+             targets: Targets | None = None) -> list[Finding]:
+    """Run the rules over what was gathered (judged for ``targets``); findings on file inputs say which file."""
+    findings = run(gathered.objects, prometheus, cold_start, from_files=gathered.from_files, targets=targets)
     if gathered.sources:
         findings = [f.with_source(gathered.sources.get((f.kind, f.namespace or "default", f.name)))
                     for f in findings]
