@@ -189,7 +189,7 @@ def interceptor_timeout_keys(version: Version | None) -> InterceptorTimeoutKeys:
     return InterceptorTimeoutKeys("KEDA_HTTP_READINESS_TIMEOUT", "KEDA_HTTP_RESPONSE_HEADER_TIMEOUT",
                                   "interceptor.readinessTimeout", "interceptor.responseHeaderTimeout",
                                   ("KEDA_CONDITION_WAIT_TIMEOUT", "KEDA_RESPONSE_HEADER_TIMEOUT"),
-                                  "0s (unbounded)", "300s")
+                                  "0s = unbounded", "300s")
 
 
 def effective_interceptor_env(env: dict[str, str], version: Version | None) -> tuple[str | None, str | None]:

@@ -104,12 +104,12 @@ def gpu_settings(component: str, *, cold_start_s: int = DEFAULT_COLD_START_S,
         keys = interceptor_timeout_keys(parse_version(version or KEDA_HTTP.version))
         wait = "interceptor.readinessTimeout" if keys.deprecated else keys.readiness_helm
         return [
-            Setting("keda-http", wait, _dur(cold + 60), f"{keys.upstream_readiness} ({keys.readiness_env})",
+            Setting("keda-http", wait, _dur(cold + 60), f"{keys.upstream_readiness}, {keys.readiness_env}",
                     f"a request at zero replicas waits for the {cold}s cold start, then gets a 504 "
                     "rather than hanging forever", helm=keys.readiness_helm,
                     env=("keda-add-ons-http-interceptor", keys.readiness_env), drop_env=keys.deprecated[:1]),
             Setting("keda-http", "interceptor.responseHeaderTimeout", _dur(max(300, cold)),
-                    f"{keys.upstream_response_header} ({keys.response_header_env})", "a non-streaming LLM answer "
+                    f"{keys.upstream_response_header}, {keys.response_header_env}", "a non-streaming LLM answer "
                     "sends its headers only when generation ends", helm=keys.response_header_helm,
                     env=("keda-add-ons-http-interceptor", keys.response_header_env), drop_env=keys.deprecated[1:]),
         ]
