@@ -169,13 +169,54 @@ CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any], bool, str]] = [
     ("2.10: no transfer-hpa-ownership before kedacore/keda#4537 (2.11)", [hpa("old-hpa")],
      so(annotations={"scaledobject.keda.sh/transfer-hpa-ownership": "true"}, hpa="old-hpa"), False, "2.10.1"),
     ("verifyName: a 64-character name (2.20)", [], so("x" * 64), False, "2.20.2"),
+    ("verifyName: a derived HPA name over 63 characters (2.20)", [], so("y" * 60), False, "2.20.2"),
+    ("verifyName is new in 2.20: 2.19 accepts a 64-character name", [], so("x" * 64), True, "2.19.0"),
+    ("verifyReplicaCount: idleReplicaCount must be below minReplicaCount (2.20)", [],
+     _replicas(so(), 1, 10), False, "2.20.2"),
+    ("verifyScaledObjects: another SO already uses the HPA name", [so("first", "other-workload", hpa="shared-hpa")],
+     so("second", hpa="shared-hpa"), False, "2.20.2"),
+    ("verifyTriggers: useCachedMetrics is not supported for cron", [],
+     {**so(), "spec": {**so()["spec"], "triggers": [{**so()["spec"]["triggers"][0], "useCachedMetrics": True}]}},
+     False, "2.20.2"),
     ("verifyTriggers: duplicate trigger names", [], _with_triggers(_with_triggers(so(), "AverageValue"),
                                                                    "AverageValue"), False, "2.20.2"),
 ]
 
 
-@pytest.mark.parametrize(("before", "obj", "accepted", "version"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_upstream_webhook_table(apiserver: TestApiServer, cluster: Any, before: list[dict[str, Any]],
+# The rule each rejection must come from (the message upstream's function returns).
+WHY = {
+    "shouldn't validate the so creation when there is another unmanaged hpa": "is already managed by the hpa",
+    "shouldn't validate the so creation when the replica counts are wrong": "MinReplicaCount=10 must be less than",
+    "shouldn't validate the so creation when the fallback is wrong": "FailureThreshold=-1 & Replicas=-3",
+    "shouldn't validate the so creation with transfer-hpa-ownership activated but no name specified":
+        "must be specified by name in advanced settings",
+    "shouldn't validate the so creation when there is another so": "is already managed by the ScaledObject 'test-so2'",
+    "shouldn't validate the so creation when there is another hpa with custom apis":
+        "of type 'custom-api/v1.custom-kind' is already managed by the hpa",
+    "shouldn't validate the so creation with cpu and memory when deployment hasn't got memory request":
+        "doesn't have the memory request defined",
+    "shouldn't validate the so creation with cpu and memory when deployment hasn't got cpu request":
+        "doesn't have the cpu request defined",
+    "shouldn't validate the so creation with cpu and memory when statefulset hasn't got cpu request":
+        "doesn't have the cpu request defined",
+    "shouldn't validate so creation with cpu scaler requirements not being met for scaling to 0":
+        "only cpu/memory triggers AND minReplica is 0",
+    "2.17.0: fallback without an explicit metricType is rejected (kedacore/keda#6696)": "has to have the `AverageValue`",
+    "2.17: a Value-only fallback is rejected": "has to have the `AverageValue`",
+    "2.10: no transfer-hpa-ownership before kedacore/keda#4537 (2.11)": "is already managed by the hpa 'old-hpa'",
+    "verifyName: a 64-character name (2.20)": "must be no more than 63 characters",
+    "verifyName: a derived HPA name over 63 characters (2.20)": "HPA name \"keda-hpa-yyy",
+    "verifyReplicaCount: idleReplicaCount must be below minReplicaCount (2.20)":
+        "IdleReplicaCount=1 must be less than MinReplicaCount=1",
+    "verifyScaledObjects: another SO already uses the HPA name":
+        "the HPA 'shared-hpa' is already managed by the ScaledObject 'first'",
+    "verifyTriggers: useCachedMetrics is not supported for cron": 'property "useCachedMetrics" is not supported',
+    "verifyTriggers: duplicate trigger names": 'triggerName "workload_trig_1" is defined multiple times',
+}
+
+
+@pytest.mark.parametrize(("name", "before", "obj", "accepted", "version"), CASES, ids=[c[0] for c in CASES])
+def test_upstream_webhook_table(apiserver: TestApiServer, cluster: Any, name: str, before: list[dict[str, Any]],
                                 obj: dict[str, Any], accepted: bool, version: str) -> None:
     apiserver.keda_webhook.version = version
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, *copy.deepcopy(before))
@@ -186,6 +227,7 @@ def test_upstream_webhook_table(apiserver: TestApiServer, cluster: Any, before: 
         with pytest.raises(InvalidError) as caught:
             cluster.create(copy.deepcopy(obj))
         assert 'admission webhook "vscaledobject.kb.io" denied the request' in caught.value.why
+        assert WHY[name] in caught.value.why
         assert apiserver.get_object(SO_API, "ScaledObject", obj["metadata"]["name"], NS) is None
 
 
