@@ -16,6 +16,9 @@ from click.testing import CliRunner
 from kubectl_gpuscale.autoscale import apply as service
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import GpuscaleError
+from kubectl_gpuscale.facts import parse_version
+from kubectl_gpuscale.facts.detect import detect_targets
+from kubectl_gpuscale.facts.keda import fallback_plan
 from tests.test_migrate_cluster import NS, _seed
 
 SO_API = "keda.sh/v1alpha1"
@@ -81,3 +84,31 @@ def test_bad_target_versions_is_one_clear_usage_line(apiserver: Any) -> None:
     result = _run(apiserver, "gemma-server-hpa", "--target-versions", "keda=latest")
     assert result.exit_code == 2
     assert "'keda=latest'" not in result.stderr and "'latest' is not a version" in result.stderr
+
+
+def _crd_without_fallback_behavior() -> dict[str, Any]:
+    import yaml
+
+    from tests.support.paths import SCHEMAS
+
+    crd = yaml.safe_load((SCHEMAS / "keda" / "keda.sh_scaledobjects.yaml").read_text())
+    for version in crd["spec"]["versions"]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        spec["fallback"]["properties"].pop("behavior")
+    crd["metadata"].setdefault("labels", {})["app.kubernetes.io/version"] = "2.16.1"
+    return crd
+
+
+def test_the_served_crd_decides_fallback_behavior_and_names_the_version(apiserver: Any, cluster: Any) -> None:
+    """A served CRD without spec.fallback.behavior: even for a version that has it (2.20.2 given), no behavior
+    is emitted, since the schema decides over the version number. With no keda-operator Deployment, the
+    version comes from the CRD's app.kubernetes.io/version label."""
+    apiserver.disable_group("keda.sh")
+    apiserver.seed(_crd_without_fallback_behavior())
+    targets = detect_targets(cluster, {"keda": parse_version("2.20.2")})
+    assert targets.serves_field("keda", "spec.fallback.behavior") is False
+    assert targets.serves_field("keda", "spec.fallback.replicas") is True
+    assert fallback_plan(targets, 1).behavior is None
+    alone = detect_targets(cluster)
+    assert str(alone.keda) == "2.16.1" and "CRD scaledobjects.keda.sh label" in alone.sources["keda"]
+    assert alone.kubernetes is not None and alone.sources["kubernetes"] == "detected: API server /version"

@@ -94,6 +94,11 @@ def detect_targets(cluster: Cluster, given: Mapping[str, Version] | None = None)
                 obj = None
             if obj is not None:
                 targets = targets.with_fields(component, crd_fields(obj))
+                labelled = find_version(str(((obj.get("metadata") or {}).get("labels") or {})
+                                            .get("app.kubernetes.io/version") or ""))
+                if targets.get(component) is None and labelled:
+                    targets = targets.with_versions({component: labelled},
+                                                    f"detected: CRD {crd} label app.kubernetes.io/version")
     if "kubernetes" not in targets.versions:
         try:
             info = cluster.server_version()
