@@ -85,7 +85,7 @@ def detect_targets(cluster: Cluster, given: Mapping[str, Version] | None = None)
             except GpuscaleError:
                 version, where = None, ""
             targets = targets.with_versions({component: version}, where) if version else \
-                _not_found(targets, component)
+                targets.with_source(component, "not found in the cluster")
         crd = CRDS.get(component)
         if crd:
             try:
@@ -108,11 +108,6 @@ def detect_targets(cluster: Cluster, given: Mapping[str, Version] | None = None)
         if found:
             targets = targets.with_versions({"kubernetes": found}, "detected: API server /version")
     return targets
-
-
-def _not_found(targets: Targets, component: str) -> Targets:
-    return Targets(versions=dict(targets.versions),
-                   sources={**targets.sources, component: "not found in the cluster"}, fields=dict(targets.fields))
 
 
 def offline_targets(given: Mapping[str, Version] | None = None) -> Targets:

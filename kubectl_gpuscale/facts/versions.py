@@ -131,6 +131,10 @@ class Targets:
         return replace(self, versions={**self.versions, **versions},
                        sources={**self.sources, **{k: source for k in versions}})
 
+    def with_source(self, component: str, source: str) -> Targets:
+        """These targets with where a component's version came from (or why it is unknown) recorded."""
+        return replace(self, sources={**self.sources, component: source})
+
     def with_fields(self, component: str, paths: Iterable[str]) -> Targets:
         """These targets with a component's served CRD fields recorded."""
         return replace(self, fields={**self.fields, component: frozenset(paths)})
@@ -140,7 +144,7 @@ class Targets:
         groups: dict[str, list[str]] = {}
         for name in COMPONENTS:
             version = self.get(name)
-            source = self.sources.get(name, "unknown") if version else self.sources.get(name, "unknown")
+            source = self.sources.get(name, "unknown")
             groups.setdefault(source, []).append(f"{name} {version}" if version else name)
         return [f"{', '.join(names)} ({source})" for source, names in groups.items()]
 
