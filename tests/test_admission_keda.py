@@ -266,3 +266,14 @@ def test_seeding_bypasses_admission_and_updates_are_admitted(apiserver: TestApiS
     current["spec"]["maxReplicaCount"] = 7
     with pytest.raises(InvalidError, match="already managed by the hpa 'plain'"):
         cluster.replace(current)
+
+
+def test_status_writes_and_deletes_are_not_admitted(apiserver: TestApiServer, cluster: Any) -> None:
+    """The webhook is registered for scaledobjects create/update only (kubebuilder marker
+    verbs=create;update on resources=scaledobjects): the status subresource and deletes pass."""
+    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, hpa("plain"), so())
+    cluster.patch(SO_API, "ScaledObject", "test-so", NS, {"status": {"hpaName": "keda-hpa-test-so"}},
+                  subresource="status")
+    assert apiserver.get_object(SO_API, "ScaledObject", "test-so", NS)["status"]["hpaName"] == "keda-hpa-test-so"
+    cluster.delete(SO_API, "ScaledObject", "test-so", NS)
+    assert apiserver.get_object(SO_API, "ScaledObject", "test-so", NS) is None
