@@ -122,3 +122,20 @@ def test_item8_the_served_crd_schema_wins_over_the_version() -> None:
 def test_unknown_keda_version_is_cautious_at_zero() -> None:
     assert not fallback_plan(Targets(), 0).emit
     assert fallback_plan(Targets(), 1).emit
+
+
+def test_value_only_triggers_get_no_fallback_before_2_18() -> None:
+    """pkg/fallback/fallback.go isFallbackEnabled: AverageValue only (Value from 2.18, #6655); 2.17's webhook
+    rejects a fallback with no AverageValue trigger, so none is emitted there."""
+    hpa = _hpa(metrics=[{"type": "External", "external": {"metric": {"name": "my_queue"},
+                                                        "target": {"type": "Value", "value": "4"}}}])
+    deploy = _deploy(["m"])
+    deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "example/server:1"
+    deploy["spec"]["template"]["spec"]["containers"][0]["command"] = ["server"]
+    for keda, emitted in (("2.17.1", False), ("2.18.0", True)):
+        result = conv.convert_all([hpa, deploy], conv.Options(targets=_targets(f"keda={keda}"), force=True))[0]
+        assert result.ok, result.why
+        so = result.objects[0]
+        assert_valid(so)
+        assert ("fallback" in so["spec"]) is emitted, keda
+        assert webhook_fallback_rejection(so, parse_version(keda)) is None

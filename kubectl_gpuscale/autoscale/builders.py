@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_gpuscale.facts import Targets, pinned_targets
-from kubectl_gpuscale.facts.keda import fallback_plan
+from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan
 
 KEDA_API = "keda.sh/v1alpha1"
 HTTP_API = "http.keda.sh/v1alpha1"
@@ -108,8 +108,10 @@ def scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str]
         "minReplicaCount": min_replicas, "maxReplicaCount": max_replicas,
     }
     emitted = [dict(t) for t in triggers]
-    if fallback_replicas is not None and any(t.get("type") == "prometheus" for t in triggers):
-        fallback = fallback_spec(fallback_replicas, min_replicas, targets or pinned_targets())
+    targets = targets or pinned_targets()
+    if fallback_replicas is not None and any(t.get("type") == "prometheus" for t in triggers) \
+            and fallback_covers(emitted, targets.keda):
+        fallback = fallback_spec(fallback_replicas, min_replicas, targets)
         if fallback is not None:
             spec["fallback"] = fallback
             emitted = [with_metric_type(t) for t in emitted]

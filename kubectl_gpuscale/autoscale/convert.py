@@ -22,7 +22,7 @@ from kubectl_gpuscale.autoscale.hpa import (
 )
 from kubectl_gpuscale.errors import GpuscaleError, InputError
 from kubectl_gpuscale.facts import Targets, pinned_targets
-from kubectl_gpuscale.facts.keda import fallback_plan, holds
+from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan, holds
 
 DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
@@ -378,6 +378,9 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
     plan = fallback_plan(targets, min_count)
     if not plan.emit:
         result.notes.append(plan.why)
+    elif not fallback_covers(trigger_dicts, targets.keda):
+        result.notes.append(f"no fallback: on KEDA {targets.keda or '(version unknown)'} a fallback acts only on "
+                            f"AverageValue triggers (Value from 2.18), and these triggers are all Value")
     elif any(t.get("metricType") == "Value" for t in trigger_dicts) and \
             not holds("fallback-value-metric-type", targets.keda):
         result.notes.append(f"KEDA {targets.keda or 'unknown'}: the fallback ignores Value-type triggers "

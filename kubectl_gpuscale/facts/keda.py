@@ -8,7 +8,7 @@ the version number.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +160,18 @@ def fallback_plan(targets: Targets, min_replicas: int) -> FallbackPlan:
     has_behavior = served if served is not None else bool(holds("fallback-behavior", version))
     return FallbackPlan(True, PREFERRED_FALLBACK_BEHAVIOR if has_behavior else None, True,
                         "fallback holds replicas while the query fails")
+
+
+def fallback_covers(triggers: Sequence[Mapping[str, Any]], version: Version | None) -> bool:
+    """Whether a fallback can act on any of these triggers on KEDA ``version``.
+
+    pkg/fallback/fallback.go isFallbackEnabled applies it only to AverageValue metrics (Value too from
+    2.18, kedacore/keda#6655), never to cpu/memory; a fallback over Value-only triggers does nothing
+    before 2.18 and 2.17's webhook rejects it.
+    """
+    accepted = {"AverageValue", "Value"} if holds("fallback-value-metric-type", version) else {"AverageValue"}
+    return any(t.get("type") not in ("cpu", "memory") and (t.get("metricType") or "AverageValue") in accepted
+               for t in triggers)
 
 
 @dataclass(frozen=True)
