@@ -144,3 +144,14 @@ def test_the_2_17_0_webhook_rejects_what_doctor_wrote_before(apiserver: Any, clu
     with pytest.raises(InvalidError, match="has to have the `AverageValue` type"):
         cluster.patch("keda.sh/v1alpha1", "ScaledObject", name, ns,
                       {"spec": {"fallback": {"failureThreshold": 3, "replicas": 1}}})
+
+
+def test_gs008_patch_adds_no_fallback_over_value_only_triggers_on_2_17() -> None:
+    so = _loose_so(1)
+    for t in so["spec"]["triggers"]:
+        t["metricType"] = "Value"
+    (f, *_) = fired(run([so], targets=_targets("keda=2.17.1"), from_files=True), "GS008")
+    fixed = apply_fixes([so], [f])[0]
+    assert "fallback" not in fixed["spec"] and "acts only on AverageValue" in f.message
+    (g, *_) = fired(run([so], targets=_targets("keda=2.18.0"), from_files=True), "GS008")
+    assert apply_fixes([so], [g])[0]["spec"]["fallback"]["replicas"] == 1

@@ -37,7 +37,7 @@ from kubectl_gpuscale.doctor.snapshot import (
 )
 from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.facts import Targets
-from kubectl_gpuscale.facts.keda import effective_interceptor_env, interceptor_timeout_keys
+from kubectl_gpuscale.facts.keda import effective_interceptor_env, fallback_covers, interceptor_timeout_keys
 from kubectl_gpuscale.install.defaults import gpu_settings
 from kubectl_gpuscale.prom.promql import EXPORTED_POD_LABELS, POD_LABELS
 
@@ -415,13 +415,18 @@ def static_queries(snap: Snapshot) -> Iterator[Finding]:
         fallback = builders.fallback_spec(max(1, minimum), minimum, snap.targets)
         body: dict[str, Any] = {"spec": {"triggers": fixed}}
         why = ""
+        if fallback is not None and not fallback_covers([t for t in fixed if isinstance(t, Mapping)],
+                                                        snap.targets.keda):
+            fallback = None
+            why = (f"; no fallback in the patch: on KEDA {snap.targets.keda or '(version unknown)'} a fallback "
+                   f"acts only on AverageValue triggers (Value from 2.18)")
+        elif fallback is None:
+            why = (f"; no fallback in the patch: KEDA {snap.targets.keda or '(version unknown)'} would wake this "
+                   f"workload from 0 replicas on every failing poll")
         if fallback is not None:
             body["spec"]["fallback"] = fallback
             body["spec"]["triggers"] = [builders.with_metric_type(t) if isinstance(t, Mapping) else t
                                         for t in fixed]
-        else:
-            why = (f"; no fallback in the patch: KEDA {snap.targets.keda or '(version unknown)'} would wake this "
-                   f"workload from 0 replicas on every failing poll")
         for i in loose:
             value = (triggers[i].get("metadata") or {}).get("ignoreNullValues")
             yield _finding("GS008", so, f"spec.triggers[{i}].metadata.ignoreNullValues",
