@@ -290,7 +290,7 @@ def test_hook_ignores_core_services() -> None:
         def get_object(self, *a: Any) -> None:
             raise AssertionError("not consulted")
 
-    KnativeAdmission(NoServer())("CREATE", {"apiVersion": "v1", "kind": "Service", "metadata": {}}, None)
+    KnativeAdmission(NoServer()).check("CREATE", {"apiVersion": "v1", "kind": "Service", "metadata": {}}, None)
 
 
 def test_hook_raises_the_servers_status_error() -> None:
@@ -298,5 +298,5 @@ def test_hook_raises_the_servers_status_error() -> None:
     hook = KnativeAdmission(None, version=(1, 23))
     hook.server = type("S", (), {"get_object": staticmethod(lambda *a: None)})()
     with pytest.raises(ApiError) as info:
-        hook("CREATE", ksvc({"containers": [{"image": "x", "tty": True}]}), None)
+        hook.check("CREATE", ksvc({"containers": [{"image": "x", "tty": True}]}), None)
     assert info.value.code == 400 and "containers[0].tty" in str(info.value.status()["message"])

@@ -69,7 +69,7 @@ def test_default_threshold_from_max_num_seqs_and_stabilization_from_probe() -> N
     assert so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
         "stabilizationWindowSeconds"] == 420
     assert "startupProbe budget" in so["metadata"]["annotations"]["gpuscale.kubectl.dev/scale-down-stabilization"]
-    assert so["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 3}
+    assert so["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 3, "behavior": "currentReplicasIfHigher"}
     assert any("cpu 80% dropped" in n for n in result.notes)
     assert_valid(so)
 

@@ -160,8 +160,11 @@ def _check_scaled_object(so: dict[str, Any], hpa_name: str, options: conv.Option
         assert all(isinstance(v, str) for v in metadata.values()), metadata
         if trigger["type"] == "prometheus":
             assert metadata["ignoreNullValues"] == "false" and float(metadata["threshold"]) > 0
-    if any(t["type"] == "prometheus" for t in spec["triggers"]):
+    if any(t["type"] == "prometheus" for t in spec["triggers"]) and low > 0:
         assert 1 <= spec["fallback"]["replicas"] <= high
+        assert all(t.get("metricType") for t in spec["triggers"] if t["type"] not in ("cpu", "memory"))
+    if low == 0:
+        assert "fallback" not in spec  # the pinned KEDA wakes a workload at zero to fallback.replicas
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -92,7 +92,7 @@ def test_server_rejection_writes_nothing(apiserver: Any, cluster: Any) -> None:
     apiserver.seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gemma", "namespace": NS},
                     "spec": {"selector": {"app": "gemma-server"}, "ports": [{"port": 8000}]}})
     cli_result = _run(apiserver, "gemma-server-hpa", "--scale-to-zero", "-o", "json")
-    objects = json.loads(cli_result.output)["items"]
+    objects = json.loads(cli_result.stdout)["items"]
     assert [o["kind"] for o in objects] == ["ScaledObject", "HTTPScaledObject"]
     apiserver.deny("patch", "httpscaledobjects.http.keda.sh")
     with pytest.raises(GpuscaleError) as info:
@@ -105,7 +105,7 @@ def test_server_rejection_writes_nothing(apiserver: Any, cluster: Any) -> None:
 
 def test_write_failure_after_adoption_restores_hpa(apiserver: Any, cluster: Any) -> None:
     before = _seed(apiserver)
-    objects = json.loads(_run(apiserver, "gemma-server-hpa", "--pdb", "-o", "json").output)["items"]
+    objects = json.loads(_run(apiserver, "gemma-server-hpa", "--pdb", "-o", "json").stdout)["items"]
     original_apply = cluster.apply
     calls = {"n": 0}
 
@@ -180,7 +180,8 @@ def test_preflight_refuses_old_keda(apiserver: Any, cluster: Any) -> None:
     deploy["metadata"]["labels"]["app.kubernetes.io/version"] = "2.10.1"
     cluster.replace(deploy)
     with pytest.raises(GpuscaleError, match="2.10.1 cannot adopt"):
-        service.preflight(cluster, [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject"}])
+        service.preflight(cluster, [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {
+            "annotations": {"scaledobject.keda.sh/transfer-hpa-ownership": "true"}}}])
 
 
 def test_missing_target_names_the_hpa(apiserver: Any, cluster: Any) -> None:

@@ -50,7 +50,11 @@ def _scaled_object(ns: str, name: str) -> dict[str, Any]:
 def _keda_hpa(ns: str, so: str, value: str) -> dict[str, Any]:
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": f"keda-hpa-{so}", "namespace": ns},
+        # KEDA owns the HPA it generates (controllers/keda/hpa.go SetControllerReference); its webhook
+        # (verifyHpas) skips an HPA owned by the ScaledObject being written.
+        "metadata": {"name": f"keda-hpa-{so}", "namespace": ns, "ownerReferences": [
+            {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": so, "uid": f"uid-{so}",
+             "controller": True}]},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": so},
                  "minReplicas": 1, "maxReplicas": 6,
                  "metrics": [{"type": "External", "external": {"metric": {"name": "s0-prometheus"},

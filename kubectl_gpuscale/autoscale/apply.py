@@ -20,6 +20,8 @@ from kubectl_gpuscale.errors import (
     InvalidError,
     NotFoundError,
 )
+from kubectl_gpuscale.facts import Targets
+from kubectl_gpuscale.facts import keda as keda_facts
 from kubectl_gpuscale.facts import knative as kfacts
 
 if TYPE_CHECKING:
@@ -93,21 +95,12 @@ def read_inputs(cluster: Cluster, namespace: str | None, names: Sequence[str], *
     return out
 
 
-_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
 def keda_version(cluster: Cluster) -> tuple[int, int, int] | None:
     """KEDA's version from its operator Deployment (label or image tag), or None when not found."""
-    for selector in ("app.kubernetes.io/name=keda-operator", "app=keda-operator"):
-        for deploy in cluster.list("apps/v1", "Deployment", None, label_selector=selector):
-            labels = (deploy.get("metadata") or {}).get("labels") or {}
-            images = [c.get("image", "") for c in ((deploy.get("spec") or {}).get("template") or {})
-                      .get("spec", {}).get("containers", [])]
-            for text in [labels.get("app.kubernetes.io/version", ""), *[i.rsplit(":", 1)[-1] for i in images]]:
-                match = _VERSION.match(str(text))
-                if match:
-                    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
-    return None
+    from kubectl_gpuscale.facts.detect import detect_targets
+
+    found = detect_targets(cluster).keda
+    return (found.major, found.minor, found.patch) if found else None
 
 
 def knative_version(cluster: Cluster) -> kfacts.Version | None:
@@ -118,32 +111,46 @@ def knative_version(cluster: Cluster) -> kfacts.Version | None:
         return None
     if not deploy:
         return None
-    labels = (deploy.get("metadata") or {}).get("labels") or {}
-    images = [c.get("image", "") for c in ((deploy.get("spec") or {}).get("template") or {})
-              .get("spec", {}).get("containers", [])]
-    for text in [labels.get("app.kubernetes.io/version", ""), *[i.rsplit(":", 1)[-1] for i in images if ":" in i]]:
-        match = _VERSION.match(str(text))
-        if match:
-            return int(match.group(1)), int(match.group(2))
-    return None
+    from kubectl_gpuscale.facts.detect import workload_version
+
+    found, _ = workload_version(deploy)
+    return (found.major, found.minor) if found else None
 
 
-def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Check the cluster can take the objects; raise when it cannot, return warnings otherwise."""
+def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: Targets | None = None) -> list[str]:
+    """Check the cluster can take the objects; raise when it cannot, return warnings otherwise.
+
+    ``targets`` are the versions the objects were built for (detected when not given): an object
+    that KEDA's admission webhook of that version rejects stops the migration here, before any write.
+    """
     warnings: list[str] = []
     kinds = {(o.get("apiVersion"), o.get("kind")) for o in objects}
     if (builders.KEDA_API, SO_KIND) in kinds:
         if not cluster.serves(builders.KEDA_API, SO_KIND):
             raise GpuscaleError("cannot migrate", "KEDA is not installed (no scaledobjects.keda.sh served)",
                                 "run: kubectl gpuscale install keda")
-        version = keda_version(cluster)
+        if targets is None:
+            from kubectl_gpuscale.facts.detect import detect_targets
+
+            targets = detect_targets(cluster)
+        version = targets.keda
         if version is None:
             warnings.append("KEDA's version is unknown (no keda-operator Deployment found): adopting an HPA "
                             "needs KEDA >= 2.11")
-        elif version[:2] < builders.KEDA_MIN_ADOPTION_VERSION:
-            raise GpuscaleError("cannot migrate", f"KEDA {'.'.join(map(str, version))} cannot adopt an existing "
+        elif not keda_facts.holds("transfer-hpa-ownership", version) and any(
+                (o.get("metadata") or {}).get("annotations", {}).get(builders.TRANSFER_OWNERSHIP) == "true"
+                for o in objects if o.get("kind") == SO_KIND):
+            raise GpuscaleError("cannot migrate", f"KEDA {version} cannot adopt an existing "
                                 "HPA (transfer-hpa-ownership needs >= 2.11)",
                                 "upgrade KEDA (kubectl gpuscale install keda), or delete the HPA first")
+        for obj in objects:
+            if obj.get("kind") == SO_KIND:
+                why = keda_facts.webhook_fallback_rejection(obj, version)
+                if why:
+                    meta = obj.get("metadata") or {}
+                    raise GpuscaleError(f"cannot migrate to ScaledObject {meta.get('namespace')}/{meta.get('name')}",
+                                        f"KEDA {version}'s admission webhook rejects it: {why}",
+                                        "set metricType: AverageValue on the triggers, or upgrade KEDA to >= 2.17.1")
         if cluster.get_or_none("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
                                "keda-admission") is None:
             warnings.append("KEDA's admission webhook (keda-admission) was not found: conflicting "

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_gpuscale.autoscale.probes import probe_budget, startup_budget
+from kubectl_gpuscale.facts import Targets, pinned_targets
 from kubectl_gpuscale.facts import knative as kfacts
+from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan
 
 KEDA_API = "keda.sh/v1alpha1"
 HTTP_API = "http.keda.sh/v1alpha1"
@@ -17,7 +19,6 @@ KNATIVE_API = "serving.knative.dev/v1"
 # KEDA facts (DESIGN §4, reference/keda_knative.md §1-3)
 KEDA_DEFAULT_POLLING = 30
 KEDA_DEFAULT_COOLDOWN = 300
-KEDA_MIN_ADOPTION_VERSION = (2, 11)
 TRANSFER_OWNERSHIP = "scaledobject.keda.sh/transfer-hpa-ownership"
 PAUSED = "autoscaling.keda.sh/paused"
 PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
@@ -111,8 +112,12 @@ def scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str]
                   max_replicas: int, triggers: Sequence[Mapping[str, Any]], adopt_hpa: str | None,
                   behavior: Mapping[str, Any] | None, fallback_replicas: int | None,
                   annotations: Mapping[str, str], polling: int = GPU_POLLING,
-                  cooldown: int = GPU_COOLDOWN) -> dict[str, Any]:
-    """A ScaledObject; with `adopt_hpa` it takes over that HPA (annotation + advanced.horizontalPodAutoscalerConfig.name)."""
+                  cooldown: int = GPU_COOLDOWN, targets: Targets | None = None) -> dict[str, Any]:
+    """A ScaledObject; with `adopt_hpa` it takes over that HPA (annotation + advanced.horizontalPodAutoscalerConfig.name).
+
+    The fallback follows `kubectl_gpuscale.facts.keda.fallback_plan` for the target KEDA
+    (``targets``, default the pinned install versions).
+    """
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
@@ -126,8 +131,14 @@ def scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str]
         "pollingInterval": polling, "cooldownPeriod": cooldown,
         "minReplicaCount": min_replicas, "maxReplicaCount": max_replicas,
     }
-    if fallback_replicas is not None and any(t.get("type") == "prometheus" for t in triggers):
-        spec["fallback"] = {"failureThreshold": FALLBACK_FAILURES, "replicas": fallback_replicas}
+    emitted = [dict(t) for t in triggers]
+    targets = targets or pinned_targets()
+    if fallback_replicas is not None and any(t.get("type") == "prometheus" for t in triggers) \
+            and fallback_covers(emitted, targets.keda):
+        fallback = fallback_spec(fallback_replicas, min_replicas, targets)
+        if fallback is not None:
+            spec["fallback"] = fallback
+            emitted = [with_metric_type(t) for t in emitted]
     hpa_config: dict[str, Any] = {}
     if adopt_hpa:
         hpa_config["name"] = adopt_hpa
@@ -135,8 +146,31 @@ def scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str]
         hpa_config["behavior"] = dict(behavior)
     if hpa_config:
         spec["advanced"] = {"horizontalPodAutoscalerConfig": hpa_config}
-    spec["triggers"] = [dict(t) for t in triggers]
+    spec["triggers"] = emitted
     return {"apiVersion": KEDA_API, "kind": "ScaledObject", "metadata": meta, "spec": spec}
+
+
+def fallback_spec(replicas: int, min_replicas: int, targets: Targets) -> dict[str, Any] | None:
+    """spec.fallback for the target KEDA, or None where a fallback would flap a workload at zero."""
+    plan = fallback_plan(targets, min_replicas)
+    if not plan.emit:
+        return None
+    fallback: dict[str, Any] = {"failureThreshold": FALLBACK_FAILURES, "replicas": replicas}
+    if plan.behavior:
+        fallback["behavior"] = plan.behavior
+    return fallback
+
+
+def with_metric_type(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    """The trigger with its metricType written out (AverageValue when implicit); cpu/memory untouched.
+
+    KEDA 2.17.0's webhook rejects a fallback whose triggers leave metricType implicit
+    (kedacore/keda#6696); an explicit AverageValue means the same in every version.
+    """
+    out = dict(trigger)
+    if out.get("type") not in ("cpu", "memory") and not out.get("metricType"):
+        out["metricType"] = "AverageValue"
+    return out
 
 
 def http_scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str], service: str,

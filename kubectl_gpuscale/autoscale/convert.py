@@ -22,7 +22,9 @@ from kubectl_gpuscale.autoscale.hpa import (
 )
 from kubectl_gpuscale.autoscale.probes import probe_budget, startup_budget
 from kubectl_gpuscale.errors import GpuscaleError, InputError
+from kubectl_gpuscale.facts import Targets, pinned_targets
 from kubectl_gpuscale.facts import knative as kfacts
+from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan, holds
 
 DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
@@ -54,6 +56,11 @@ class Options:
     knative_version: kfacts.Version | None = None
     # (kind, namespace, name) -> cold start measured on the workload's own pods, and its source.
     measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] = field(default_factory=dict)
+    targets: Targets | None = None
+
+    def target_versions(self) -> Targets:
+        """The component versions to emit for (``--target-versions``, detected, else the pinned ones)."""
+        return self.targets or pinned_targets()
 
 
 @dataclass
@@ -391,12 +398,21 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         trigger_dicts.append(builders.http_push_trigger(hpa.target_name))
         result.notes.append(f"send traffic through {builders.HTTP_INTERCEPTOR} (Host: "
                             f"{http_obj['spec']['hosts'][0]}) so requests wait while a replica starts")
-    if any(t.get("metricType") == "Value" for t in trigger_dicts):
-        result.notes.append("a Value-type trigger with fallback needs KEDA >= 2.18")
+    targets = options.target_versions()
+    plan = fallback_plan(targets, min_count)
+    if not plan.emit:
+        result.notes.append(plan.why)
+    elif not fallback_covers(trigger_dicts, targets.keda):
+        result.notes.append(f"no fallback: on KEDA {targets.keda or '(version unknown)'} a fallback acts only on "
+                            f"AverageValue triggers (Value from 2.18), and these triggers are all Value")
+    elif any(t.get("metricType") == "Value" for t in trigger_dicts) and \
+            not holds("fallback-value-metric-type", targets.keda):
+        result.notes.append(f"KEDA {targets.keda or 'unknown'}: the fallback ignores Value-type triggers "
+                            f"(Value needs KEDA >= 2.18)")
     scaled = builders.scaled_object(
         name=hpa.name, namespace=ns, target=target, min_replicas=min_count, max_replicas=hpa.max_replicas,
         triggers=trigger_dicts, adopt_hpa=hpa.name, behavior=behavior, fallback_replicas=fallback,
-        annotations=annotations, polling=options.polling, cooldown=options.cooldown)
+        annotations=annotations, polling=options.polling, cooldown=options.cooldown, targets=targets)
     result.objects.append(scaled)
     if http_obj:
         result.objects.append(http_obj)

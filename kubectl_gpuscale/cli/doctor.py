@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration
+from kubectl_gpuscale.cli.options import (
+    KubeOptions,
+    announce_targets,
+    kube_options,
+    parse_duration,
+    resolve_targets,
+    target_versions_option,
+)
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
@@ -38,9 +45,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--fix", is_flag=True, help="Print the safe patches (kubectl patch lines and objects to apply).")
 @click.option("--apply", "do_apply", is_flag=True,
               help="Apply the safe patches to the cluster (implies --fix; honours --dry-run).")
+@target_versions_option
 @kube_options(outputs=OUTPUTS, writes=True)
 def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | None, fix: bool, do_apply: bool,
-           kube: KubeOptions) -> None:
+           target_versions: dict[str, Any], kube: KubeOptions) -> None:
     """Lint GPU inference autoscaling: scalers, queries, timeouts, probes, drain, capacity.
 
     Each finding has a stable rule ID (GS001...), a severity (error, warning,
@@ -88,11 +96,13 @@ def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | Non
     for line in gathered.skipped:
         note(f"skipped {line}")
     prom = _prometheus(prometheus, cluster, kube, files_only=bool(files))
+    targets = resolve_targets(target_versions, cluster)
     try:
-        findings = service.diagnose(gathered, prom, cold_start)
+        findings = service.diagnose(gathered, prom, cold_start, targets)
     finally:
         if prom is not None:
             prom.close()
+    announce_targets(targets)
     if fix:
         patches = service.patches(findings)
         if do_apply and kube.dry_run != "client":

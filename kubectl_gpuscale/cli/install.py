@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration
+from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration, target_versions_option
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
@@ -107,11 +107,12 @@ def _make_reporter(quiet: bool) -> Reporter:
               help="prepull: the GPU node selector (default nvidia.com/gpu.present=true; '' for none).")
 @click.option("--prometheus", default=None, metavar="URL",
               help="The Prometheus to record for the other commands (default: found in the cluster).")
+@target_versions_option
 @kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
 def install(components: tuple[str, ...], method: str, version: str | None, manifests_dir: str | None,
             no_download: bool, digests: tuple[str, ...], cold_start: float | None, sets: tuple[str, ...], timeout: float | None,
             images: tuple[str, ...], node_selectors: tuple[str, ...], prometheus: str | None,
-            kube: KubeOptions) -> None:
+            target_versions: dict[str, Any], kube: KubeOptions) -> None:
     """Install autoscaling components, configured for GPU cold starts.
 
     COMPONENTS: keda, keda-http (the HTTP add-on), knative (Serving + Kourier), dcgm (the
@@ -134,6 +135,12 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
       kubectl gpuscale install knative --cold-start 15m --set config-autoscaler.scale-to-zero-grace-period=90s
       kubectl gpuscale install prepull --image vllm/vllm-openai:v0.8.5
       kubectl gpuscale install keda --dry-run=server -o json
+      kubectl gpuscale install keda-http --version 0.13.0 --dry-run=client   # 0.13's interceptor variables
+
+    The version installed decides where a setting goes: the HTTP add-on before 0.14 reads its
+    timeouts only from KEDA_CONDITION_WAIT_TIMEOUT / KEDA_RESPONSE_HEADER_TIMEOUT (chart values
+    interceptor.replicas.waitTimeout / interceptor.responseHeaderTimeout), 0.14+ from the
+    KEDA_HTTP_* ones. --target-versions COMPONENT=VERSION acts as --version for those components.
     """
     from kubectl_gpuscale.cli.output import dump, emit_objects, note
     from kubectl_gpuscale.install.helm import KubeTarget
@@ -145,8 +152,15 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
     node_selector: dict[str, str] | None = None
     if node_selectors:
         node_selector = {} if node_selectors == ("",) else _pairs(node_selectors, "--node-selector")
+    versions = _versions(version, components)
+    for name, wanted in target_versions.items():
+        if name in versions and versions[name].lstrip("v") != str(wanted):
+            raise InputError(f"conflicting versions for {name}", f"--version says {versions[name]}, "
+                             f"--target-versions says {wanted}", "pass one of them")
+        if name in ("keda", "keda-http", "knative"):
+            versions.setdefault(name, str(wanted))
     opts = Options(
-        method=method, versions=_versions(version, components), manifests_dir=manifests_dir,
+        method=method, versions=versions, manifests_dir=manifests_dir,
         cold_start_s=int(cold_start or 600), overrides=_pairs(sets, "--set"), dry_run=kube.dry_run,
         timeout_s=timeout or 300.0, force_conflicts=kube.force_conflicts, images=images,
         node_selector=node_selector, prometheus=prometheus, download=not no_download,

@@ -6,13 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubectl_gpuscale.cli.options import KubeOptions, kube_options
+from kubectl_gpuscale.cli.options import (
+    KubeOptions,
+    announce_targets,
+    kube_options,
+    resolve_targets,
+    target_versions_option,
+)
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.autoscale.builders import Schedule
     from kubectl_gpuscale.autoscale.convert import Conversion
+    from kubectl_gpuscale.kube import Cluster
 
 
 def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> Schedule | None:
@@ -86,6 +93,7 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--cooldown-period", type=click.IntRange(min=0), default=600, show_default=True,
               help="Seconds after the last activity before scaling to zero (only with --scale-to-zero).")
 @click.option("--continue-on-error", is_flag=True, help="Migrate what converts and report each failure.")
+@target_versions_option
 @kube_options(writes=True)
 def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], do_apply: bool, diff: bool,
                 rollback: str | None, from_backup: str | None, prometheus: str | None, prometheus_secret: str,
@@ -93,7 +101,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
                 kv_cache: float | None, gpu_util: float | None, query: str | None, force: bool,
                 scale_to_zero: bool, hosts: tuple[str, ...], cold_start: int | None, to: str, pdb: bool,
                 schedule: Schedule | None, polling_interval: int, cooldown_period: int,
-                continue_on_error: bool, kube: KubeOptions) -> None:
+                continue_on_error: bool, target_versions: dict[str, Any], kube: KubeOptions) -> None:
     """Turn CPU/memory HPAs on GPU inference into queue-depth KEDA ScaledObjects.
 
     Each HPA is read with its workload; the engine (vLLM, SGLang, TGI, Triton,
@@ -170,21 +178,19 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
                         measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
         if prometheus is None:
             prometheus = _find_prometheus(cluster)
+    if cluster is None and do_apply and kube.dry_run != "client":
+        cluster = kube.cluster()
+    targets = resolve_targets(target_versions, cluster)
     knative: tuple[int, int] | None = None
-    if to == "knative" and (cluster is not None or (do_apply and kube.dry_run != "client")):
-        from kubectl_gpuscale.autoscale.apply import knative_version
-
-        cluster = cluster or kube.cluster()
-        knative = knative_version(cluster)
-        if knative:
-            note(f"Knative {knative[0]}.{knative[1]} detected (knative-serving/webhook): the Service is built for it")
+    if to == "knative":
+        knative = _knative_version(targets, cluster)
     server, server_auth = _server_address(prometheus)
     options = conv.Options(
         prometheus=server or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
         kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
         cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
         cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files,
-        measured_cold_starts=measured, knative_version=knative)
+        measured_cold_starts=measured, knative_version=knative, targets=targets)
     results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
     if files and names:
         missing = set(names) - {r.name for r in results}
@@ -203,6 +209,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
             first.error.why += f" (and {len(failed) - 1} more HPA(s) failed; --continue-on-error to see all)"
         raise first.error
     to_write = [obj for r in results if r.ok for obj in r.objects]
+    announce_targets(targets)
     if diff:
         if cluster is None:
             cluster = kube.cluster()
@@ -212,7 +219,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
 
         if cluster is None:
             cluster = kube.cluster()
-        for line in preflight(cluster, to_write):
+        for line in preflight(cluster, to_write, targets):
             warn(line)
         _check_queries(prometheus_flag, cluster, kube, to_write)
         if kube.dry_run != "server":
@@ -346,7 +353,7 @@ def _report(results: list[Conversion], *, wide: bool) -> None:
                 meta = trigger.get("metadata", {})
                 if "query" in meta:
                     click.echo(f"    trigger {trigger.get('name')}: {meta['query']} > {meta['threshold']} per replica"
-                               if trigger.get("metricType") is None else
+                               if trigger.get("metricType") in (None, "AverageValue") else
                                f"    trigger {trigger.get('name')}: {meta['query']} ({trigger['metricType']} "
                                f"{meta['threshold']})")
                 else:
@@ -422,3 +429,22 @@ def _rollback(name: str, kube: KubeOptions, from_backup: str | None) -> None:
     for line in done.notes:
         note(line)
     note("the HPA scales on its original metrics again")
+
+
+def _knative_version(targets: Any, cluster: Cluster | None) -> tuple[int, int] | None:
+    """The Knative version the Service is built for: --target-versions, else the one detected from
+    knative-serving's webhook or controller, else None (the builder assumes the pinned one and says so)."""
+    from kubectl_gpuscale.cli.output import note
+    from kubectl_gpuscale.facts.detect import GIVEN_SOURCE
+
+    given = targets.get("knative")
+    if given is not None and targets.sources.get("knative") == GIVEN_SOURCE:
+        return given.major, given.minor
+    if cluster is not None:
+        from kubectl_gpuscale.autoscale.apply import knative_version
+
+        found = knative_version(cluster)
+        if found:
+            note(f"Knative {found[0]}.{found[1]} detected (knative-serving/webhook): the Service is built for it")
+            return found
+    return (given.major, given.minor) if given is not None else None

@@ -153,3 +153,37 @@ def kube_options(
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _target_versions(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    from kubectl_gpuscale.facts import parse_targets
+
+    try:
+        return dict(parse_targets(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def target_versions_option(func: F) -> F:
+    """``--target-versions COMPONENT=VERSION,...``: the versions to emit for, as ``target_versions`` (a dict)."""
+    return click.option(
+        "--target-versions", "target_versions", callback=_target_versions, default=None,
+        metavar="COMPONENT=VERSION,...",
+        help="Versions to emit for (keda, keda-http, knative, kubernetes), e.g. keda=2.16.1,keda-http=0.13.0. "
+             "Default: detected in the cluster; offline, the pinned install versions.")(func)
+
+
+def resolve_targets(given: dict[str, Any], cluster: Cluster | None) -> Any:
+    """The `Targets` for a command: ``given`` over those detected with a cluster, else over the pinned ones."""
+    from kubectl_gpuscale.facts.detect import detect_targets, offline_targets
+
+    return detect_targets(cluster, given) if cluster is not None else offline_targets(given)
+
+
+def announce_targets(targets: Any) -> None:
+    """Say on stderr which versions the output was built for (and where each came from)."""
+    from kubectl_gpuscale.cli.output import note
+
+    note("target versions: " + "; ".join(targets.lines()))

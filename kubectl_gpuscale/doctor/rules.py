@@ -37,6 +37,8 @@ from kubectl_gpuscale.doctor.snapshot import (
     to_int,
 )
 from kubectl_gpuscale.errors import GpuscaleError
+from kubectl_gpuscale.facts import Targets
+from kubectl_gpuscale.facts.keda import effective_interceptor_env, fallback_covers, interceptor_timeout_keys
 from kubectl_gpuscale.install.defaults import gpu_settings
 from kubectl_gpuscale.prom.promql import EXPORTED_POD_LABELS, POD_LABELS
 
@@ -119,7 +121,8 @@ RULES: tuple[Rule, ...] = (
          "The interceptor holds a request while the workload wakes from zero only for its condition-wait / "
          "readiness timeout (20s before 0.14): a GPU cold start is minutes, so the request gets a 502/504.",
          "Set spec.timeouts.conditionWait above the cold start and responseHeader above the generation time "
-         "(or the interceptor's KEDA_HTTP_READINESS_TIMEOUT; `kubectl gpuscale install keda-http` sets it)."),
+         "(or the interceptor's wait: KEDA_CONDITION_WAIT_TIMEOUT before 0.14, KEDA_HTTP_READINESS_TIMEOUT from "
+         "0.14 unless the deprecated one is still set; `kubectl gpuscale install keda-http` sets the right one)."),
     Rule("GS013", "startup-probe-too-short", "error", "startupProbe gives up before the model is loaded",
          "The kubelet restarts a container whose startupProbe fails failureThreshold times: a budget below the "
          "cold start is a restart loop that never serves.",
@@ -407,15 +410,28 @@ def static_queries(snap: Snapshot) -> Iterator[Finding]:
             if i in loose:
                 t2["metadata"] = {**t["metadata"], "ignoreNullValues": "false"}
             fixed.append(t2)
-        floor = max(1, to_int(spec_of(so).get("minReplicaCount"), 0) or 0)
-        body = {"spec": {"fallback": {"failureThreshold": builders.FALLBACK_FAILURES, "replicas": floor},
-                         "triggers": fixed}}
+        minimum = to_int(spec_of(so).get("minReplicaCount"), 0) or 0
+        fallback = builders.fallback_spec(max(1, minimum), minimum, snap.targets)
+        body: dict[str, Any] = {"spec": {"triggers": fixed}}
+        why = ""
+        if fallback is not None and not fallback_covers([t for t in fixed if isinstance(t, Mapping)],
+                                                        snap.targets.keda):
+            fallback = None
+            why = (f"; no fallback in the patch: on KEDA {snap.targets.keda or '(version unknown)'} a fallback "
+                   f"acts only on AverageValue triggers (Value from 2.18)")
+        elif fallback is None:
+            why = (f"; no fallback in the patch: KEDA {snap.targets.keda or '(version unknown)'} would wake this "
+                   f"workload from 0 replicas on every failing poll")
+        if fallback is not None:
+            body["spec"]["fallback"] = fallback
+            body["spec"]["triggers"] = [builders.with_metric_type(t) if isinstance(t, Mapping) else t
+                                        for t in fixed]
         for i in loose:
             value = (triggers[i].get("metadata") or {}).get("ignoreNullValues")
             yield _finding("GS008", so, f"spec.triggers[{i}].metadata.ignoreNullValues",
                            "true (default)" if value is None else value,
                            "an empty query result reads as 0 and there is no spec.fallback: a missing metric "
-                           "scales the workload down", patch=_merge(so, body))
+                           "scales the workload down" + why, patch=_merge(so, body))
 
 
 def live_queries(snap: Snapshot, prom: PromSource) -> Iterator[Finding]:
@@ -524,16 +540,29 @@ def knative_timeouts(snap: Snapshot) -> Iterator[Finding]:
 
 
 def http_addon_timeouts(snap: Snapshot) -> Iterator[Finding]:
-    """GS012: HTTPScaledObject (or interceptor) timeouts below the cold start."""
-    settings = {s.key: s for s in gpu_settings("keda-http")}
-    env_name = (settings["interceptor.readinessTimeout"].env or ("", ""))[1]
+    """GS012: HTTPScaledObject (or interceptor) timeouts below the cold start.
+
+    The interceptor's own wait is read from the variable its version uses (facts.keda
+    interceptor_timeout_keys / effective_interceptor_env): KEDA_CONDITION_WAIT_TIMEOUT before 0.14
+    (20s when unset, the chart's value), KEDA_HTTP_READINESS_TIMEOUT from 0.14 unless the deprecated
+    variable is still set, which then wins.
+    """
+    version = snap.targets.keda_http
+    env_name = ""
     interceptor_wait: float | None = None
     for (_ns, name), dep in snap.deployments.items():
         if name == "keda-add-ons-http-interceptor":
+            env: dict[str, str] = {}
             for c in (spec_of(dep).get("template") or {}).get("spec", {}).get("containers") or []:
-                for e in c.get("env") or []:
-                    if e.get("name") == env_name:
-                        interceptor_wait = duration_seconds(e.get("value"))
+                env.update({str(e.get("name")): str(e.get("value")) for e in c.get("env") or []
+                            if e.get("value") is not None})
+            used, _ = effective_interceptor_env(env, version)
+            keys = interceptor_timeout_keys(version)
+            if used:
+                env_name, interceptor_wait = used, duration_seconds(env[used])
+            elif not keys.deprecated:
+                env_name = f"{keys.readiness_env} (unset: {keys.upstream_readiness})"
+                interceptor_wait = duration_seconds(keys.upstream_readiness)
     for hso in snap.http_scaled_objects:
         ref = spec_of(hso).get("scaleTargetRef") or {}
         w = snap.workload(str(ref.get("kind") or "Deployment"), ns_of(hso), str(ref.get("name") or ""))
@@ -542,7 +571,7 @@ def http_addon_timeouts(snap: Snapshot) -> Iterator[Finding]:
         wait = duration_seconds(timeouts.get("conditionWait"))
         source = "spec.timeouts.conditionWait"
         if wait is None and interceptor_wait:
-            wait, source = interceptor_wait, f"interceptor env {env_name}"
+            wait, source = interceptor_wait, f"interceptor env {env_name} (HTTP add-on {version or 'unknown'})"
         if wait is None or wait >= cold:
             continue
         target = {"apiVersion": str(ref.get("apiVersion") or "apps/v1"), "kind": str(ref.get("kind") or "Deployment"),
@@ -737,7 +766,8 @@ STATIC_CHECKS: tuple[Callable[[Snapshot], Iterator[Finding]], ...] = (
 
 def run(objects: Sequence[Mapping[str, Any]], prometheus: PromSource | None = None,
         cold_start: int | None = None, *, from_files: bool = False,
-        measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None) -> list[Finding]:
+        measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None,
+        targets: Targets | None = None) -> list[Finding]:
     """Every rule over the objects (plain dicts): findings, errors first.
 
     ``prometheus`` (a `kubectl_gpuscale.prom.Prometheus` or anything with ``query``, ``name_forms``
@@ -745,7 +775,8 @@ def run(objects: Sequence[Mapping[str, Any]], prometheus: PromSource | None = No
     overrides every workload's estimate; ``from_files`` says the objects are manifests, not live
     objects (GS003 then reads spec.replicas instead of managedFields).
     """
-    snap = build(objects, cold_start, from_files=from_files, measured_cold_starts=measured_cold_starts)
+    snap = build(objects, cold_start, from_files=from_files, measured_cold_starts=measured_cold_starts,
+                 targets=targets)
     findings: list[Finding] = []
     for check in STATIC_CHECKS:
         findings.extend(check(snap))

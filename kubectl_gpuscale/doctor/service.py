@@ -11,6 +11,7 @@ from kubectl_gpuscale.doctor.model import Finding, Patch
 from kubectl_gpuscale.doctor.rules import PromSource, run
 from kubectl_gpuscale.doctor.snapshot import name_of, ns_of
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.facts import Targets
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -143,11 +144,11 @@ def measure_cold_starts(cluster: Cluster, gathered: Gathered) -> None:
             gathered.measured[(str(obj.get("kind")), ns_of(obj), name_of(obj))] = found
 
 
-def diagnose(gathered: Gathered, prometheus: PromSource | None = None, cold_start: int | None = None
-             ) -> list[Finding]:
-    """Run the rules over what was gathered; findings on file inputs say which file."""
+def diagnose(gathered: Gathered, prometheus: PromSource | None = None, cold_start: int | None = None,
+             targets: Targets | None = None) -> list[Finding]:
+    """Run the rules over what was gathered (judged for ``targets``); findings on file inputs say which file."""
     findings = run(gathered.objects, prometheus, cold_start, from_files=gathered.from_files,
-                   measured_cold_starts=gathered.measured)
+                   measured_cold_starts=gathered.measured, targets=targets)
     if gathered.sources:
         findings = [f.with_source(gathered.sources.get((f.kind, f.namespace or "default", f.name)))
                     for f in findings]

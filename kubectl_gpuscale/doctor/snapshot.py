@@ -17,6 +17,7 @@ from kubectl_gpuscale.autoscale.builders import (
 )
 from kubectl_gpuscale.autoscale.convert import cold_start_estimate
 from kubectl_gpuscale.autoscale.hpa import HPA_KIND
+from kubectl_gpuscale.facts import Targets, pinned_targets
 from kubectl_gpuscale.units import optional_duration
 
 DEFAULT_NAMESPACE = "default"
@@ -212,6 +213,7 @@ class Snapshot:
     config_maps: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     deployments: dict[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     from_files: bool = False
+    targets: Targets = field(default_factory=pinned_targets)
     _by_ref: dict[tuple[str, str, str], Workload] = field(default_factory=dict, repr=False)
 
     def workload(self, kind: str, namespace: str, name: str) -> Workload | None:
@@ -238,14 +240,16 @@ def _target(scaler: Mapping[str, Any], default_kind: str) -> tuple[str, str, str
 
 
 def build(objects: Iterable[Mapping[str, Any]], cold_start: int | None = None, *, from_files: bool = False,
-          measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None) -> Snapshot:
+          measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None,
+          targets: Targets | None = None) -> Snapshot:
     """Index the objects: workloads with detection and cold start, and which scalers target each.
 
     ``measured_cold_starts`` maps (kind, namespace, name) to a cold start measured from the
     workload's own pods and its source text; it wins over the startupProbe budget and the engine's
-    typical figure (``cold_start``, the --cold-start flag, wins over everything).
+    typical figure (``cold_start``, the --cold-start flag, wins over everything). ``targets`` are the
+    component versions the rules judge against (default: the pinned ones).
     """
-    snap = Snapshot(list(objects), cold_start, from_files=from_files)
+    snap = Snapshot(list(objects), cold_start, from_files=from_files, targets=targets or pinned_targets())
     for obj in snap.objects:
         kind, group = str(obj.get("kind") or ""), group_of(obj)
         key = (ns_of(obj), name_of(obj))

@@ -16,7 +16,9 @@ from kubectl_gpuscale.autoscale.builders import (
     KNATIVE_REVISION_TIMEOUT,
 )
 from kubectl_gpuscale.facts import knative as kfacts
-from kubectl_gpuscale.install.catalog import KOURIER_INGRESS_CLASS
+from kubectl_gpuscale.facts import parse_version
+from kubectl_gpuscale.facts.keda import interceptor_timeout_keys
+from kubectl_gpuscale.install.catalog import KEDA_HTTP, KOURIER_INGRESS_CLASS
 
 DEFAULT_COLD_START_S = 600
 DCGM_INTERVAL_MS = 5000
@@ -49,6 +51,7 @@ class Setting:
     configmap: tuple[str, str] | None = None
     helm: str | None = None
     env: tuple[str, str] | None = None
+    drop_env: tuple[str, ...] = ()  # variables removed from the same container (deprecated ones that would win)
 
     @property
     def data_key(self) -> str:
@@ -61,8 +64,12 @@ def _dur(seconds: int) -> str:
 
 
 def gpu_settings(component: str, *, cold_start_s: int = DEFAULT_COLD_START_S,
-                 service_monitor: bool = False) -> list[Setting]:
-    """The GPU defaults of one component for a given longest cold start (seconds)."""
+                 service_monitor: bool = False, version: str | None = None) -> list[Setting]:
+    """The GPU defaults of one component for a given longest cold start (seconds) and version.
+
+    ``version`` (default: the pinned one) decides where a setting goes when it moved between
+    releases: the HTTP add-on interceptor's timeouts (facts.keda.interceptor_timeout_keys).
+    """
     cold = max(1, int(cold_start_s))
     if component == "knative":
         deadline = max(KNATIVE_PROGRESS_DEADLINE, 2 * cold)
@@ -97,15 +104,17 @@ def gpu_settings(component: str, *, cold_start_s: int = DEFAULT_COLD_START_S,
                                f"GPU pods need it: {why}", (ns, "config-features")))
         return out
     if component == "keda-http":
+        keys = interceptor_timeout_keys(parse_version(version or KEDA_HTTP.version))
+        wait = "interceptor.readinessTimeout" if keys.deprecated else keys.readiness_helm
         return [
-            Setting("keda-http", "interceptor.readinessTimeout", _dur(cold + 60), "0s (unbounded; 20s before 0.14)",
+            Setting("keda-http", wait, _dur(cold + 60), f"{keys.upstream_readiness}, {keys.readiness_env}",
                     f"a request at zero replicas waits for the {cold}s cold start, then gets a 504 "
-                    "rather than hanging forever", helm="interceptor.readinessTimeout",
-                    env=("keda-add-ons-http-interceptor", "KEDA_HTTP_READINESS_TIMEOUT")),
+                    "rather than hanging forever", helm=keys.readiness_helm,
+                    env=("keda-add-ons-http-interceptor", keys.readiness_env), drop_env=keys.deprecated[:1]),
             Setting("keda-http", "interceptor.responseHeaderTimeout", _dur(max(300, cold)),
-                    "300s (500ms before 0.14)", "a non-streaming LLM answer sends its headers only "
-                    "when generation ends", helm="interceptor.responseHeaderTimeout",
-                    env=("keda-add-ons-http-interceptor", "KEDA_HTTP_RESPONSE_HEADER_TIMEOUT")),
+                    f"{keys.upstream_response_header}, {keys.response_header_env}", "a non-streaming LLM answer "
+                    "sends its headers only when generation ends", helm=keys.response_header_helm,
+                    env=("keda-add-ons-http-interceptor", keys.response_header_env), drop_env=keys.deprecated[1:]),
         ]
     if component == "dcgm":
         return [

@@ -293,6 +293,7 @@ def overlay(objects: list[dict[str, Any]], settings: list[Setting]) -> tuple[lis
                     containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
                     if containers:
                         _set_env(containers[0], variable, s.value)
+                        containers[0]["env"] = [e for e in containers[0]["env"] if e.get("name") not in s.drop_env]
                         landed = True
         if not landed and (s.configmap or (s.env and not s.helm)):
             left.append(s)

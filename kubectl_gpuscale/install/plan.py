@@ -156,7 +156,8 @@ def build(names: Sequence[str], *, method: str = "auto", helm_available: bool = 
         c = COMPONENTS[name]
         version = versions.get(name, c.version)
         how = choose_method(c, method, helm_available)
-        settings = gpu_defaults.gpu_settings(name, cold_start_s=cold_start_s, service_monitor=service_monitor)
+        settings = gpu_defaults.gpu_settings(name, cold_start_s=cold_start_s, service_monitor=service_monitor,
+                                             version=version)
         optional = {s.key: s for s in gpu_defaults.optional_settings(name, version)}
         mine = {k: v for k, v in overrides.items() if k in {s.key for s in settings} | set(optional)}
         settings += [optional[k] for k in mine if k in optional]

@@ -226,6 +226,8 @@ class Cluster:
         message = str(status.get("message") or response.body[:200].decode("utf-8", "replace")).strip()
         action = what or f"{_VERBS.get(method, method.lower())} {path}"
         code = response.status
+        if "admission webhook" in message and "denied the request" in message:
+            return InvalidError(f"cannot {action}", f"rejected: {message}", "fix the object and try again")
         if code == 403:
             verb, resource, namespace = _verb_resource(method, path)
             ns_flag = f" -n {namespace}" if namespace else ""

@@ -351,7 +351,7 @@ def cluster_config(server: Any, version: kf.Version | None = None) -> KnativeCon
 
 
 class KnativeAdmission:
-    """The webhook as an admission hook of the test API server: ``(verb, obj, old) -> None``.
+    """The webhook as an admission hook of the test API server (`AdmissionRequest` -> None).
 
     Raises the test server's ApiError (400, BadRequest, the real denial text) when Knative would
     reject a Service. `version` pins the Knative version (None: read from the cluster).
@@ -362,7 +362,11 @@ class KnativeAdmission:
         self.version = version
         self.seen: list[tuple[str, str]] = []
 
-    def __call__(self, verb: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
+    def __call__(self, request: Any) -> None:
+        self.check(request.operation, request.obj, request.old)
+
+    def check(self, verb: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
+        """Deny (raise the test server's ApiError) when Knative's webhook would reject ``obj``."""
         if obj.get("kind") != "Service" or not str(obj.get("apiVersion", "")).startswith("serving.knative.dev/"):
             return
         meta = obj.get("metadata") or {}

@@ -197,6 +197,26 @@ class _Route:
     rest: list[str] = field(default_factory=list)
 
 
+@dataclass
+class AdmissionRequest:
+    """What a validating admission hook sees: a create or update of one object (main resource only).
+
+    ``server`` answers lookups (`ApiServer.objects`, `ApiServer.get_object`) under the lock the
+    write holds. A hook rejects by raising `ApiError` (see `tests.support.admission.deny`).
+    """
+
+    operation: str  # CREATE | UPDATE
+    group: str
+    kind: str
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+    dry_run: bool
+    server: ApiServer
+
+
+AdmissionHook = Callable[[AdmissionRequest], None]
+
+
 def _parse_body(data: bytes) -> Any:
     if not data:
         return None
@@ -287,11 +307,11 @@ class ApiServer:
         self._checkpoints: list[CheckpointCall] = []
         self._exec_handlers: dict[tuple[str, str | None], ExecHandler] = {}
         self._execs: list[ExecCall] = []
-        # Admission webhooks: each (verb, object, old object or None) raises ApiError to deny a write.
-        self.admission: list[Callable[[str, Mapping[str, Any], Mapping[str, Any] | None], None]] = [
-            KnativeAdmission(self)]
         self.faults = Faults()  # injected failures, before or after a commit (tests.support.faults)
         self._stopping = False
+        # Validating admission, run in order on every create/update through the REST API (not `seed`);
+        # Knative's Service webhook is always there, KEDA's is added per version by the fixtures.
+        self.admission: list[AdmissionHook] = [KnativeAdmission(self)]
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tmpdir: str | None = None
@@ -1086,7 +1106,7 @@ class ApiServer:
         """Store a new object (a create, or an apply that creates): CRDs validated and registered; 201."""
         if rt.kind == "CustomResourceDefinition":
             self._validate_crd(route, obj)
-        self._admit("CREATE", rt, route, obj, None)
+        self._admit(route, "CREATE", obj, None, dry)
         if dry:
             return 201, self._present(rt, route.version, obj)
         if rt.kind == "CustomResourceDefinition":
@@ -1094,12 +1114,15 @@ class ApiServer:
         self._put(rt, obj, "ADDED")
         return 201, self._present(rt, route.version, obj)
 
-    def _admit(self, verb: str, rt: ResourceType, route: _Route, obj: Mapping[str, Any],
-               old: Mapping[str, Any] | None) -> None:
+    def _admit(self, route: _Route, operation: str, obj: dict[str, Any], old: dict[str, Any] | None,
+               dry: bool) -> None:
         """Run the admission hooks on the object as it will be stored (apiVersion and kind set)."""
-        presented = self._present(rt, route.version, obj)
+        if not self.admission:
+            return
+        presented = self._present(route.rt, route.version, obj)
+        before = None if old is None else self._present(route.rt, route.version, old)
         for hook in self.admission:
-            hook(verb, presented, None if old is None else self._present(rt, route.version, old))
+            hook(AdmissionRequest(operation, route.rt.group, route.rt.kind, presented, before, dry, self))
 
     def _validate_crd(self, route: _Route, obj: Mapping[str, Any]) -> None:
         try:
@@ -1194,8 +1217,8 @@ class ApiServer:
             for field_path, message in pod_update_errors(old, new):
                 raise self._invalid(route, meta.get("name", ""), field_path, message)
         meta["resourceVersion"] = old_meta.get("resourceVersion")
-        if route.sub != "status":
-            self._admit("UPDATE", rt, route, new, old)
+        if not route.sub:
+            self._admit(route, "UPDATE", new, old, dry)
         if _same_ignoring_times(old, new):
             return self._present(rt, route.version, old)  # a no-op write keeps the resourceVersion
         if dry:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import admission_keda
 from tests.support.apiserver import ApiServer
 
 VENV_BIN = Path(sys.executable).parent
@@ -29,12 +30,20 @@ class TestApiServer(ApiServer):
 
     __test__ = False  # not a pytest test class
     kubeconfig: str
+    keda_webhook: admission_keda.KedaWebhook
 
 
 @pytest.fixture
 def apiserver(tmp_path: Path) -> Iterator[TestApiServer]:
-    """A fresh test API server for one test, with a kubeconfig file at ``apiserver.kubeconfig``."""
+    """A fresh test API server for one test, with a kubeconfig file at ``apiserver.kubeconfig``.
+
+    KEDA's ScaledObject webhook of the pinned KEDA version guards every ScaledObject written
+    through the API (``apiserver.keda_webhook``; set its ``version`` to test another).
+    """
+    from kubectl_gpuscale.install.catalog import KEDA
+
     server = TestApiServer()
+    server.keda_webhook = admission_keda.install(server, KEDA.version)
     server.start()
     server.kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
     try:
