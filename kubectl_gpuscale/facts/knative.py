@@ -222,3 +222,20 @@ def compatibility(version: Version) -> dict[str, str]:
         "flag-gated fields": "kept, flags named" + (f" (incl. {', '.join(new_flags)})" if new_flags else ""),
         "containerConcurrency": f"clamped to container-concurrency-max-limit ({CONTAINER_CONCURRENCY_MAX_LIMIT})",
     }
+
+
+def compatibility_section() -> Any:
+    """Knative 1.14 to the pinned version: the Service `migrate-hpa --to knative` writes for each
+    (a `facts.matrix.Section`, collected by docs/compatibility.md's generator)."""
+    from kubectl_gpuscale.facts.matrix import Section
+
+    rows = [compatibility(v) for v in covered_versions()]
+    header = list(rows[0])
+    return Section(
+        30, "Knative Serving", "What `migrate-hpa --to knative` writes into a Knative Service for each Knative "
+        "version (`--target-versions knative=X.Y`, detected from knative-serving's webhook or controller, "
+        "offline the pinned one); fields behind a `config-features` flag are kept and the flag is named.",
+        header, [[row[h] for h in header] for row in rows],
+        ["Field masks: knative/serving `pkg/apis/serving/fieldmask.go` (ContainerMask, PodSpecMask) and "
+         "`k8s_validation.go`; startupProbe accepted since 1.15 (knative/serving#15309); "
+         "containerConcurrency bound by `container-concurrency-max-limit` (config-defaults, default 1000)."])
