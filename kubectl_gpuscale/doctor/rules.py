@@ -171,6 +171,13 @@ RULES: tuple[Rule, ...] = (
     Rule("GS024", "not-checked-live", "info", "A query could not be checked against Prometheus",
          "The live checks (GS004, GS005, GS023) need Prometheus to answer.",
          "Pass --prometheus URL (a port-forward works) and check the error shown."),
+    Rule("GS025", "engine-metrics-off", "error", "A trigger scales on engine metrics the engine does not export",
+         "vLLM started with --disable-log-stats creates no stat logger, so /metrics carries no vllm:* series "
+         "(vllm/v1/engine/async_llm.py); SGLang exports its metrics only with --enable-metrics. A queue or "
+         "KV-cache trigger on such an engine reads a series that never exists: with ignoreNullValues at its "
+         "default the workload sits at its minimum whatever the load.",
+         "Remove --disable-log-stats (or add --enable-metrics for SGLang) in the engine's container args; the "
+         "stats cost little. Otherwise scale on a metric that exists (a gateway's queue, `migrate-hpa --query`)."),
 )
 BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 
@@ -487,6 +494,27 @@ def _dcgm_labels(so: Mapping[str, Any], field: str, query: str, names: Sequence[
 # ---- timeouts --------------------------------------------------------------------------------
 
 
+def engine_metrics_off(snap: Snapshot) -> Iterator[Finding]:
+    """GS025: a ScaledObject trigger names the engine's metrics while the engine exports none."""
+    for w in _gpu_scaled(snap):
+        reason, engine = w.detection.metrics_off_reason, w.detection.engine
+        if reason is None or engine is None:
+            continue
+        for scaler in w.scalers:
+            if scaler.kind != "ScaledObject":
+                continue
+            for i, t in enumerate(spec_of(scaler.obj).get("triggers") or []):
+                if not (isinstance(t, Mapping) and t.get("type") == "prometheus"):
+                    continue
+                query = str((t.get("metadata") or {}).get("query") or "")
+                used = [n for n in metric_names(query) if (found := engines.engine_for_metric(n)) and found[0] is engine]
+                if used:
+                    yield _finding("GS025", scaler.obj, f"spec.triggers[{i}].metadata.query", ", ".join(used),
+                                   f"{reason}: {w.ref()} never has {used[0]}, so this trigger reads nothing",
+                                   extra={"workload": w.ref(), "metrics": used,
+                                          "flag": w.detection.metrics_off_flag or engine.metrics_needs_flag})
+
+
 def knative_timeouts(snap: Snapshot) -> Iterator[Finding]:
     """GS011: Knative progress-deadline / revision timeout below the cold start."""
     settings = _ks()
@@ -739,7 +767,7 @@ def pdb(snap: Snapshot) -> Iterator[Finding]:
 
 STATIC_CHECKS: tuple[Callable[[Snapshot], Iterator[Finding]], ...] = (
     cpu_hpa, competing, gitops_replicas, scale_down_window, zero_without_buffer, static_queries,
-    knative_timeouts, http_addon_timeouts, probes, drain, rwo_volumes, prepull, capacity, pdb,
+    knative_timeouts, http_addon_timeouts, probes, drain, rwo_volumes, prepull, capacity, pdb, engine_metrics_off,
 )
 
 
