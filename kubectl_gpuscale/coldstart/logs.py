@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whose timestamps carry no year
@@ -30,12 +31,14 @@ _SYSLOG5424 = re.compile(r"^<\d{1,3}>1 (\S+) \S+ \S+ \S+ \S+ (?:-|(?:\[[^\]]*\])
 _CRI = re.compile(r"^(?:stdout|stderr) [PF] ")  # a CRI log file (/var/log/pods) after its RFC3339Nano stamp
 _KUBECTL_PREFIX = re.compile(r"^\[pod/[^\]\s]+\] ")  # kubectl logs --prefix
 _ISO = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?$")
-# An engine's own line start, searched anywhere in a line that no known wrapper explains.
-_ENGINE_ANYWHERE = re.compile(
-    r"(?:\(\w[\w\-]*(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?"
-    r"(?:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d"
+# An engine's own line start inside a line no known wrapper explains: found near a clock (hh:mm:ss),
+# which costs one cheap search on lines without one (tqdm bars, tracebacks, plain text).
+_CLOCK = re.compile(r"\d\d:\d\d:\d\d")
+_ENGINE_HEADER = re.compile(
+    r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d"
     r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Z]+\d+)*\] "
-    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\s+(?:DEBUG|INFO|WARN|ERROR|TRACE)\s)")
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\s+(?:DEBUG|INFO|WARN|ERROR|TRACE)\s")
+_PROC_AT = re.compile(r"\(\w[\w\-]*(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?")
 _LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
 _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
@@ -91,12 +94,14 @@ def _fraction(digits: str | None) -> int:
     return int(digits) * 1000
 
 
+@lru_cache(maxsize=4096)
 def _clock(date: str, hms: str, frac: str | None) -> datetime:
     """A naive datetime from 'YYYY-MM-DD', 'HH:MM:SS' and a fractional-seconds field (C-speed ISO parsing)."""
     ts = datetime.fromisoformat(f"{date}T{hms}")
     return ts.replace(microsecond=_fraction(frac)) if frac else ts
 
 
+@lru_cache(maxsize=4096)
 def _zoned(date: str, hms: str, frac: str | None, zone: str | None) -> datetime:
     """A naive UTC datetime from an ISO 8601 stamp's parts; the fraction is decimal (Go's RFC3339Nano
     trims trailing zeros, so ``.12Z`` is 120 ms), a missing zone is UTC."""
@@ -265,13 +270,30 @@ def _peel(raw: str, nested: bool = False) -> _Peeled:  # noqa: C901 - one pass o
         if f:
             return line[f.end():], rank, None, "", None, f, ""
     if not nested and not rank:
-        found = _ENGINE_ANYWHERE.search(line, 1)
-        if found:
-            inner = _peel(line[found.start():], True)
+        start = _engine_start(line)
+        if start > 0:
+            inner = _peel(line[start:], True)
             if inner[2] is not None:
                 msg, rank, engine, level, own, stamp, _ = inner
-                return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:found.start()]
+                return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:start]
     return line, rank, None, "", outer, None, ""
+
+
+def _engine_start(line: str) -> int:
+    """Where an engine's own line (with its process prefix) starts after position 0 of `line`, else -1."""
+    clock = _CLOCK.search(line, 1)
+    while clock is not None:
+        header = _ENGINE_HEADER.search(line, max(1, clock.start() - 22), clock.end() + 24)
+        if header is not None:
+            start = header.start()
+            k = line.rfind("(", 0, start)
+            if k >= 1:
+                proc = _PROC_AT.match(line, k)
+                if proc is not None and proc.end() == start:
+                    return k
+            return start
+        clock = _CLOCK.search(line, clock.end())
+    return -1
 
 
 def _prefix_shape(prefix: str) -> re.Pattern[str]:
@@ -459,15 +481,16 @@ def scan(lines: Iterable[str]) -> LogScan:
     votes: dict[str, int] = {}
     first: datetime | None = None
     utc = yearless = False
-    seen_prefix, shape = "", None  # the foreign prefix last seen before an engine line, and its shape
+    shape = None  # the shape of the foreign prefix last seen before an engine line
     raw_lines = lines if isinstance(lines, list) else list(lines)
     for index, raw in enumerate(raw_lines):
         if first is not None and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
         msg, rank, engine, level, outer, inner, prefix = _peel(raw)
         if prefix:
-            if prefix != seen_prefix:
-                seen_prefix, shape = prefix, _prefix_shape(prefix)
+            same: re.Match[str] | None = shape.match(prefix) if shape is not None else None
+            if same is None or same.end() != len(prefix):
+                shape = _prefix_shape(prefix)
         elif engine is None and shape is not None and msg:
             wrapped = shape.match(msg)
             if wrapped and wrapped.end() < len(msg):
