@@ -43,8 +43,12 @@ _LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
 _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
 _PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\)\s*")
-_VLLM = re.compile(
-    r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(\d{4})-)?(\d\d)-(\d\d) (\d\d:\d\d:\d\d)(?:[.,](\d+))? \[?[\w./<>-]+:\d+\] ?")
+_VLLM_HEAD = (r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(?P<year>\d{4})-)?(?P<month>\d\d)-(?P<day>\d\d) "
+              r"(?P<hms>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))? \[?[\w./<>-]+:\d+\] ?")
+_VLLM = re.compile("^" + _VLLM_HEAD)
+# The common case in one match: a plain vLLM line, with or without its process prefix (no ANSI, no \r).
+_VLLM_LINE = re.compile(r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?"
+                        + _VLLM_HEAD)
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
@@ -187,6 +191,12 @@ _BLANK: _Peeled = ("", "", None, "", None, None, "")
 
 def _peel(raw: str, nested: bool = False) -> _Peeled:  # noqa: C901 - one pass over the known wrappers
     """Peel wrappers off one raw log line without converting its timestamps (see `split_line`)."""
+    if raw[:1] in "(DIWEC" and "\r" not in raw and "\x1b" not in raw:
+        fast = _VLLM_LINE.match(raw)
+        if fast is not None:
+            process, process_rank = fast.group("process", "rank")
+            rank = (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
+            return raw[fast.end():].rstrip(), rank, "vllm", fast.group("level"), None, fast, ""
     line = raw
     outer: _Outer | None = None
     if line[:1] == "{":
@@ -248,7 +258,7 @@ def _peel(raw: str, nested: bool = False) -> _Peeled:  # noqa: C901 - one pass o
     if c in "DIWEC":
         v = _VLLM.match(line)
         if v:
-            return line[v.end():], rank, "vllm", v.group(1), outer, v, ""
+            return line[v.end():], rank, "vllm", v.group("level"), outer, v, ""
         if outer is not None:
             t = _TGI.match(line)
             if t:
@@ -313,7 +323,7 @@ def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None
         if inner is None:
             return None
         if engine == "vllm":
-            year, month, day, hms, frac = inner.group(2, 3, 4, 5, 6)
+            year, month, day, hms, frac = inner.group("year", "month", "day", "hms", "frac")
             return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
         return _clock(inner.group(1), inner.group(2), inner.group(3))  # SGLang and foreign stamps
     except ValueError:
@@ -323,7 +333,7 @@ def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None
 def split_line(raw: str) -> _Line:
     """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
     msg, rank, engine, level, outer, inner, _ = _peel(raw)
-    yearless = engine == "vllm" and outer is None and inner is not None and inner.group(2) is None
+    yearless = engine == "vllm" and outer is None and inner is not None and inner.group("year") is None
     return _Line(_stamp(outer, engine, inner), rank, msg, engine, yearless, outer is not None, level)
 
 
