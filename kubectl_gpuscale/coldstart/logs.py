@@ -39,6 +39,7 @@ _ENGINE_HEADER = re.compile(
     r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Z]+\d+)*\] "
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\s+(?:DEBUG|INFO|WARN|ERROR|TRACE)\s")
 _PROC_AT = re.compile(r"\(\w[\w\-]*(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?")
+DIRECT_LINES = 32  # engine lines at the start of their line before a log is taken as unprefixed
 _LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
 _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
@@ -189,8 +190,11 @@ _Peeled = tuple[str, str, str | None, str, _Outer | None, re.Match[str] | None, 
 _BLANK: _Peeled = ("", "", None, "", None, None, "")
 
 
-def _peel(raw: str, nested: bool = False) -> _Peeled:  # noqa: C901 - one pass over the known wrappers
-    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`)."""
+def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # noqa: C901 - one pass over the wrappers
+    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`).
+
+    `search`: when no known wrapper explains the line, look for an engine's line start further in.
+    """
     if raw[:1] in "(DIWEC" and "\r" not in raw and "\x1b" not in raw:
         fast = _VLLM_LINE.match(raw)
         if fast is not None:
@@ -279,7 +283,7 @@ def _peel(raw: str, nested: bool = False) -> _Peeled:  # noqa: C901 - one pass o
         f = _FOREIGN.match(line)
         if f:
             return line[f.end():], rank, None, "", None, f, ""
-    if not nested and not rank:
+    if search and not nested and not rank:
         start = _engine_start(line)
         if start > 0:
             inner = _peel(line[start:], True)
@@ -492,11 +496,14 @@ def scan(lines: Iterable[str]) -> LogScan:
     first: datetime | None = None
     utc = yearless = False
     shape = None  # the shape of the foreign prefix last seen before an engine line
+    direct = 0  # engine lines that started the line: after DIRECT_LINES of them and no prefix, stop searching
     raw_lines = lines if isinstance(lines, list) else list(lines)
     for index, raw in enumerate(raw_lines):
         if first is not None and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        msg, rank, engine, level, outer, inner, prefix = _peel(raw)
+        msg, rank, engine, level, outer, inner, prefix = _peel(raw, False, shape is not None or direct < DIRECT_LINES)
+        if engine is not None and not prefix:
+            direct += 1
         if prefix:
             same: re.Match[str] | None = shape.match(prefix) if shape is not None else None
             if same is None or same.end() != len(prefix):
