@@ -161,6 +161,7 @@ def test_trtllm_serve_is_its_own_engine_with_its_own_metrics() -> None:
     query = result.objects[0]["spec"]["triggers"][0]["metadata"]["query"]
     assert "trtllm_num_requests_waiting" in query and "nv_trt_llm" not in query
     assert result.threshold == str(conv.default_target_queue(versions.TRTLLM_MAX_BATCH_SIZE))
+    assert any("return_perf_metrics" in n and "/prometheus/metrics" in n for n in result.notes)
 
 
 def test_triton_with_the_trtllm_backend_keeps_the_nv_trt_llm_metrics() -> None:

@@ -295,6 +295,7 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
                                                                 number_text(queue_threshold), activation=activation),
                                     queue.name, number_text(queue_threshold), "queue"))
         result.notes.append(f"queue threshold {number_text(queue_threshold)} from {why_threshold}")
+        result.notes.extend(detection.engine.metrics_notes if detection.engine else ())
     elif not triggers:
         what = (f"{detection.engine.display} exports no queue metric" if detection.engine
                 else "unknown engine (no vLLM/SGLang/TGI/Triton/TRT-LLM/NIM/Ollama image or command)")

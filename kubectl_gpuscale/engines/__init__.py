@@ -71,6 +71,7 @@ class Engine:
     notes: tuple[str, ...] = ()
     metrics_path: str = "/metrics"
     metrics_off_flags: tuple[str, ...] = ()
+    metrics_notes: tuple[str, ...] = ()  # what a trigger on its metrics needs that the pod spec cannot show
 
 
 VLLM = Engine(
@@ -137,8 +138,9 @@ TRTLLM = Engine(
     running=Metric(("trtllm_num_requests_running",)),
     kv_cache=Metric(("trtllm_kv_cache_utilization",), note="fraction 0-1"),
     model_label="model_name", cold_start_seconds=420, metrics_path="/prometheus/metrics",
-    notes=("trtllm-serve exports trtllm_* at /prometheus/metrics only with `return_perf_metrics: true` (and "
-           "`enable_iter_perf_stats: true` for the queue gauges) in its --extra_llm_api_options/--config YAML",),
+    metrics_notes=("trtllm-serve exports trtllm_* only with `return_perf_metrics: true` (and `enable_iter_perf_stats: "
+                   "true` for the queue gauges) in its --extra_llm_api_options/--config YAML, at /prometheus/metrics "
+                   "(its /metrics is JSON): scrape that path",),
 )
 
 TRITON_TRTLLM = Engine(
