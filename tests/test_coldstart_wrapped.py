@@ -81,3 +81,16 @@ def test_json_records_give_the_message_and_the_exporter_time(record: str) -> Non
 def test_json_that_is_not_a_log_record_is_left_alone() -> None:
     assert split_line('{"model": "x"}').msg == '{"model": "x"}'
     assert split_line("{not json").msg == "{not json"
+
+
+def test_hostile_wrappers_are_read_as_text_quickly() -> None:
+    """Deep JSON nesting, a megabyte of clocks, a huge prefix: no exception, and fast (DESIGN §5: <= 5 s)."""
+    import time
+
+    deep = "{" + '"a":{' * 100_000 + "}" * 100_001
+    clocks = "00:00:00 " * 120_000
+    huge_prefix = "x1 " * 50_000 + "(EngineCore_DP0 pid=1) INFO 10-03 07:29:01 [core.py:1] init engine"
+    started = time.monotonic()
+    s = scan([deep, clocks, huge_prefix, *ORCHESTRATED])
+    assert time.monotonic() - started < 5
+    assert split_line(deep).msg.startswith("{") and s.has("weights_start", "load_logged")

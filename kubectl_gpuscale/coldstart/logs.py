@@ -40,6 +40,7 @@ _ENGINE_HEADER = re.compile(
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\s+(?:DEBUG|INFO|WARN|ERROR|TRACE)\s")
 _PROC_AT = re.compile(r"\(\w[\w\-]*(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?")
 DIRECT_LINES = 32  # engine lines at the start of their line before a log is taken as unprefixed
+MAX_PREFIX = 256  # a longer foreign prefix is read on its own line but not learned as the log's shape
 _LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
 _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
@@ -149,7 +150,7 @@ def _json_line(line: str) -> tuple[str, datetime | None] | None:
     """(message, time) of a JSON-per-line export record (Docker json-file, Loki, CloudWatch, journald)."""
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting
         return None
     if not isinstance(doc, dict):
         return None
@@ -504,7 +505,7 @@ def scan(lines: Iterable[str]) -> LogScan:
         msg, rank, engine, level, outer, inner, prefix = _peel(raw, False, shape is not None or direct < DIRECT_LINES)
         if engine is not None and not prefix:
             direct += 1
-        if prefix:
+        if prefix and len(prefix) <= MAX_PREFIX:
             same: re.Match[str] | None = shape.match(prefix) if shape is not None else None
             if same is None or same.end() != len(prefix):
                 shape = _prefix_shape(prefix)
