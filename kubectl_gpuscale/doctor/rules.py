@@ -89,9 +89,11 @@ RULES: tuple[Rule, ...] = (
          "the first one (one pod's queue instead of the workload's).",
          "Wrap the query in sum(...) (or max/avg) without `by`, restricted to the workload's pods."),
     Rule("GS006", "renamed-metric", "warning", "A query uses a metric name the engine renamed",
-         "vLLM renamed vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc (V1, 0.9.2+); on a current engine "
-         "the old name has no series and the trigger silently reads nothing.",
-         "Query the current name, or both: `{__name__=~\"vllm[:_](kv|gpu)_cache_usage_perc\"}`."),
+         "vLLM renamed vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc in 0.9.2 (the old name is hidden in "
+         "0.11 and removed in 0.12): a query must use the name its engine version exports (read from the "
+         "workload's image tag), else the trigger silently reads nothing.",
+         "Query the name the engine version exports, or both when the tag names no version: "
+         "`{__name__=~\"vllm[:_](kv|gpu)_cache_usage_perc\"}`."),
     Rule("GS007", "metric-name-form", "info", "Which form of an engine metric Prometheus holds",
          "prometheus_client's OpenMetrics output writes colon names with underscores, so a server may hold "
          "vllm:num_requests_waiting or vllm_num_requests_waiting; a query must use the form it holds.",
@@ -386,14 +388,36 @@ def _threshold(meta_: Mapping[str, Any]) -> float | None:
         return None
 
 
+def _version_mismatch(name: str, w: Workload | None) -> tuple[str, str] | None:
+    """(name the workload's engine version exports, message) when `name` is an engine metric spelling that
+    the version in the workload's image tag does not export; None when it does or the version is unknown."""
+    found = engines.engine_for_metric(name)
+    if w is None or found is None or found[0] is not w.detection.engine or not w.detection.version:
+        return None
+    engine, role = found
+    metric = w.detection.metric(role)
+    if metric is None or name.replace(":", "_") in {n.replace(":", "_") for n in metric.names}:
+        return None
+    return metric.names[0], (f"{engine.display} {w.detection.version} (the image tag of {w.ref()}) exports "
+                             f"{' / '.join(metric.names)}, not {name}: this query finds nothing")
+
+
 def static_queries(snap: Snapshot) -> Iterator[Finding]:
     """GS005 (static), GS006, GS008: what the query text and trigger metadata say without Prometheus."""
+    target = {id(s.obj): w for w in snap.workloads for s in w.scalers if s.kind == "ScaledObject"}
     for so, i, md in _prom_triggers(snap):
         query = str(md.get("query") or "")
         base = f"spec.triggers[{i}].metadata"
+        w = target.get(id(so))
         for name in metric_names(query):
+            versioned = _version_mismatch(name, w)
+            if versioned:
+                yield _finding("GS006", so, f"{base}.query", name, versioned[1],
+                               extra={"current": versioned[0], "query": query,
+                                      "engineVersion": w.detection.version if w else None})
+                continue
             old = renamed(name)
-            if old:
+            if old and not (w is not None and w.detection.engine is old[0] and w.detection.version):
                 engine, current, role = old
                 yield _finding("GS006", so, f"{base}.query", name,
                                f"the {engine.display} {role.replace('_', ' ')} metric {name} was renamed "
