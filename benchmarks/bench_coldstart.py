@@ -11,6 +11,10 @@ ten minutes of serving in the formats vLLM prints (reference/engines.md: uvicorn
 request at 5 req/s, the V1 `Engine 000: Avg prompt throughput: ...` stats line every 10 s), so about
 98 % of its lines are not startup marks, as in production.
 
+A third set of figures is the startup excerpts behind wrappers (tests/support/wrapped_logs.py): an
+orchestrator's own prefix before every line (engine lines found mid-line, the prefix learned and
+peeled), `kubectl logs --prefix --timestamps`, and Docker json-file records (one JSON decode per line).
+
 Both wall-clock and CPU time are reported (best of R runs): on a shared machine the wall figure
 also measures the neighbours. The verdict uses the whole-pod-log wall figure; the startup-excerpt
 figure is printed beside it, with its own verdict, because it is the harder input.
@@ -102,7 +106,17 @@ def main() -> None:
     verdict = "ok" if wall >= BUDGET_LINES_PER_SECOND else "OVER BUDGET"
     print(f"coldstart log parse, whole pod logs: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on "
           f"{count:,} lines, {marks:.1%} of them marks (budget >= {BUDGET_LINES_PER_SECOND:,}) {verdict}")
-    if wall < BUDGET_LINES_PER_SECOND:
+    pod_log_wall = wall
+    from tests.support.wrapped_logs import wrap  # noqa: PLC0415 - the test helpers, only for this figure
+    for wrapper in ("orchestrator-prefix", "kubectl-prefix-timestamps", "docker-json"):
+        wrapped = [line for path in sorted((SHARED / "samples" / "logs").glob("*.log"))
+                   for line in wrap(path.read_text(encoding="utf-8").splitlines(), wrapper)]
+        count, wall, cpu, marks = measure(args.lines, args.runs, wrapped)
+        verdict = "ok" if wall >= BUDGET_LINES_PER_SECOND else "OVER BUDGET"
+        print(f"coldstart log parse, startup excerpts behind {wrapper}: {wall:,.0f} lines/s wall "
+              f"({cpu:,.0f} lines/s CPU) on {count:,} lines, {marks:.0%} of them marks "
+              f"(budget >= {BUDGET_LINES_PER_SECOND:,}) {verdict}")
+    if pod_log_wall < BUDGET_LINES_PER_SECOND:
         sys.exit(1)
 
 

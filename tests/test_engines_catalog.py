@@ -61,7 +61,7 @@ def test_trtllm_beats_triton_for_trtllm_image() -> None:
     pod = {"spec": {"containers": [{"name": "t", "image": "nvcr.io/nvidia/tritonserver:24.05-trtllm-python-py3",
                                     "command": ["tritonserver", "--model-repository=/models"]}]}}
     found = engines.detect(pod)
-    assert found.engine is not None and found.engine.key in ("trtllm", "triton")
+    assert found.engine is engines.TRITON_TRTLLM
     assert found.engine.queue is not None
 
 

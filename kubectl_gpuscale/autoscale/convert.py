@@ -266,9 +266,7 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
     if not detection.accelerators and not options.force:
         result.action, result.why = "skip", "no accelerator request (not a GPU workload); --force to migrate anyway"
         return
-    if detection.metrics_disabled and detection.engine:
-        result.notes.append(f"{detection.engine.display} exports metrics only with "
-                            f"{detection.engine.metrics_needs_flag}: add it to the container args")
+    metrics_off = detection.metrics_off_reason
     pod_re = promql.pod_regex(hpa.target_kind, hpa.target_name)
     scope = [("namespace", "=", ns), ("pod", "=~", pod_re)]
     triggers: list[_Trigger] = []
@@ -279,6 +277,9 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
             result.notes.append(note)
         if translated is None:
             continue
+        if metrics_off and translated.role:
+            result.notes.append(f"{translated.metric} dropped: {metrics_off}")
+            continue
         if translated.role == "queue" and detection.engine and options.query is None \
                 and translated.trigger.get("metricType") is None:
             carried_queue = float(translated.threshold)
@@ -288,19 +289,29 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
     queue_threshold = options.target_queue if options.target_queue is not None else (
         carried_queue if carried_queue is not None else default_target_queue(concurrency))
     why_threshold = ("--target-queue" if options.target_queue is not None else "the HPA's target"
-                     if carried_queue is not None else f"ceil({concurrency} max concurrency / {QUEUE_FRACTION})")
+                     if carried_queue is not None else f"ceil({concurrency} max concurrency / {QUEUE_FRACTION}); "
+                     f"{concurrency}: {detection.concurrency_why}")
     activation = number_text(options.activation)
+    queue = detection.metric("queue")
     if options.query:
         triggers.insert(0, _Trigger(builders.prometheus_trigger("query", options.prometheus, options.query,
                                                                 number_text(queue_threshold), activation=activation),
                                     "--query", number_text(queue_threshold), "queue"))
-    elif detection.engine and detection.engine.queue:
-        queue = detection.engine.queue
+    elif metrics_off and queue is not None and options.to != "knative":
+        if not triggers:
+            change = (f"remove {detection.metrics_off_flag} from" if detection.metrics_off_flag
+                      else f"add {detection.engine.metrics_needs_flag if detection.engine else ''} to")
+            raise InputError(f"cannot migrate HPA {ns}/{hpa.name}",
+                             f"{metrics_off}: a trigger on {queue.name} would read a series that never exists",
+                             f"{change} the container args, or pass --query 'sum(...)' with a metric that exists")
+        result.notes.append(f"no queue trigger: {metrics_off}; scaling on the HPA's own metrics, translated")
+    elif queue is not None:
         sel = promql.selector(queue.names, scope + [(k, "=", v) for k, v in queue.labels])
         triggers.insert(0, _Trigger(builders.prometheus_trigger("queue", options.prometheus, f"sum({sel})",
                                                                 number_text(queue_threshold), activation=activation),
                                     queue.name, number_text(queue_threshold), "queue"))
         result.notes.append(f"queue threshold {number_text(queue_threshold)} from {why_threshold}")
+        result.notes.extend(detection.engine.metrics_notes if detection.engine else ())
     elif not triggers:
         what = (f"{detection.engine.display} exports no queue metric" if detection.engine
                 else "unknown engine (no vLLM/SGLang/TGI/Triton/TRT-LLM/NIM/Ollama image or command)")
@@ -309,9 +320,11 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
     elif not detection.engine:
         result.notes.append("unknown engine: scaling on the HPA's own metrics, translated")
     if options.kv_cache is not None:
-        kv = detection.engine.kv_cache if detection.engine else None
+        kv = detection.metric("kv_cache")
         if kv is None:
             result.notes.append("--kv-cache ignored: the engine exports no KV-cache gauge")
+        elif metrics_off:
+            result.notes.append(f"--kv-cache ignored: {metrics_off}")
         else:
             sel = promql.selector(kv.names, scope + [(k, "=", v) for k, v in kv.labels])
             triggers.append(_Trigger(builders.prometheus_trigger(
@@ -357,6 +370,7 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         result.objects.append(built.service)
         served = built.service["spec"]["template"]["spec"]["containerConcurrency"]
         result.metric, result.threshold = "concurrency (Knative KPA)", str(served)
+        result.notes.append(f"concurrency {concurrency}: {detection.concurrency_why}")
         if options.knative_version is None:
             result.notes.append(f"Knative {kfacts.version_text(version)} assumed (the pinned install version)")
         if built.flags:

@@ -2,16 +2,22 @@
 
 Pure: takes lines, returns a `LogScan`. Tolerates ANSI colours, process prefixes
 (`(VllmWorker rank=N pid=P)`, `(EngineCore_DP0 pid=P)`, `(Worker_TP1_EP1 pid=P)`...),
-outer collector timestamps (kubectl --timestamps, CI, Loki), journald prefixes, TUI box
-borders, custom logging formats, tqdm bars and unknown lines. Line formats: reference/engines.md §3.
+outer collector timestamps (kubectl --timestamps, CI, Loki, CRI log files), `kubectl logs
+--prefix`, syslog (RFC 3164 and 5424) and journald prefixes, JSON-per-line exports (Docker
+json-file, Loki, CloudWatch, journalctl -o json), TUI box borders, custom logging formats,
+tqdm bars and unknown lines. Engine lines behind any other prefix (an orchestrator's own
+`07:29:01 [INFO] [job] ...`) are found wherever they start in the line, and the prefix shape is
+then peeled off the log's other lines too. Line formats: reference/engines.md §3.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whose timestamps carry no year
@@ -19,10 +25,32 @@ YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whos
 _ANSI = re.compile(r"(?:\x1b|#033)?\[[0-9;]*m")
 _OUTER = re.compile(
     r"^\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)\]?\s+")
-_JOURNALD = re.compile(r"^\S{2,12} {1,2}\d{1,2} \d\d:\d\d:\d\d \S+ [^\s\[:]+(?:\[\d+\])?: ")
+_JOURNALD = re.compile(r"^\S{2,12} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)? \S+ [^\s\[:]+(?:\[\d+\])?: ")
+_HOST_PROGRAM = re.compile(r"^[\w.-]+ [^\s\[:]+\[\d+\]: ")  # after an ISO stamp: journalctl -o short-iso
+_SYSLOG5424 = re.compile(r"^<\d{1,3}>1 (\S+) \S+ \S+ \S+ \S+ (?:-|(?:\[[^\]]*\])+) ?")
+_CRI = re.compile(r"^(?:stdout|stderr) [PF] ")  # a CRI log file (/var/log/pods) after its RFC3339Nano stamp
+_KUBECTL_PREFIX = re.compile(r"^\[pod/[^\]\s]+\] ")  # kubectl logs --prefix
+_ISO = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?$")
+# An engine's own line start inside a line no known wrapper explains: found near a clock (hh:mm:ss),
+# which costs one cheap search on lines without one (tqdm bars, tracebacks, plain text).
+_CLOCK = re.compile(r"\d\d:\d\d:\d\d")
+_ENGINE_HEADER = re.compile(
+    r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d"
+    r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Z]+\d+)*\] "
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\s+(?:DEBUG|INFO|WARN|ERROR|TRACE)\s")
+_PROC_AT = re.compile(r"\(\w[\w\-]*(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?")
+DIRECT_LINES = 32  # engine lines at the start of their line before a log is taken as unprefixed
+MAX_PREFIX = 256  # a longer foreign prefix is read on its own line but not learned as the log's shape
+_LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
+_JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
+_JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
 _PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\)\s*")
-_VLLM = re.compile(
-    r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(\d{4})-)?(\d\d)-(\d\d) (\d\d:\d\d:\d\d)(?:[.,](\d+))? \[?[\w./<>-]+:\d+\] ?")
+_VLLM_HEAD = (r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(?P<year>\d{4})-)?(?P<month>\d\d)-(?P<day>\d\d) "
+              r"(?P<hms>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))? \[?[\w./<>-]+:\d+\] ?")
+_VLLM = re.compile("^" + _VLLM_HEAD)
+# The common case in one match: a plain vLLM line, with or without its process prefix (no ANSI, no \r).
+_VLLM_LINE = re.compile(r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?"
+                        + _VLLM_HEAD)
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
@@ -72,20 +100,76 @@ def _fraction(digits: str | None) -> int:
     return int(digits) * 1000
 
 
+@lru_cache(maxsize=4096)
 def _clock(date: str, hms: str, frac: str | None) -> datetime:
     """A naive datetime from 'YYYY-MM-DD', 'HH:MM:SS' and a fractional-seconds field (C-speed ISO parsing)."""
     ts = datetime.fromisoformat(f"{date}T{hms}")
     return ts.replace(microsecond=_fraction(frac)) if frac else ts
 
 
-def _outer_time(m: re.Match[str]) -> datetime:
-    ts = _clock(m.group(1), m.group(2), m.group(3))
-    zone = m.group(4)
-    if zone != "Z":
+@lru_cache(maxsize=4096)
+def _zoned(date: str, hms: str, frac: str | None, zone: str | None) -> datetime:
+    """A naive UTC datetime from an ISO 8601 stamp's parts; the fraction is decimal (Go's RFC3339Nano
+    trims trailing zeros, so ``.12Z`` is 120 ms), a missing zone is UTC."""
+    ts = datetime.fromisoformat(f"{date}T{hms}")
+    if frac:
+        ts = ts.replace(microsecond=int(frac[:6].ljust(6, "0")))
+    if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
-        hh, mm = int(zone[1:3]), int(zone[-2:])
-        ts -= sign * timedelta(hours=hh, minutes=mm)
-    return ts  # naive UTC
+        ts -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:]))
+    return ts
+
+
+def _outer_time(m: re.Match[str]) -> datetime:
+    return _zoned(m.group(1), m.group(2), m.group(3), m.group(4))
+
+
+def _iso_time(text: str) -> datetime | None:
+    """A naive UTC datetime from an RFC 3339 / ISO 8601 stamp (no zone read as UTC), else None."""
+    m = _ISO.match(text.strip())
+    if m is None:
+        return None
+    try:
+        return _zoned(m.group(1), m.group(2), m.group(3), m.group(4))
+    except ValueError:
+        return None
+
+
+def _epoch_time(value: float) -> datetime | None:
+    """A naive UTC datetime from an epoch in s, ms, µs or ns (CloudWatch: ms; journald: µs)."""
+    for scale in (1.0, 1e3, 1e6, 1e9):
+        if value / scale < 1e11:
+            try:
+                return datetime(1970, 1, 1) + timedelta(seconds=value / scale)
+            except OverflowError:
+                return None
+    return None
+
+
+def _json_line(line: str) -> tuple[str, datetime | None] | None:
+    """(message, time) of a JSON-per-line export record (Docker json-file, Loki, CloudWatch, journald)."""
+    try:
+        doc = json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting
+        return None
+    if not isinstance(doc, dict):
+        return None
+    msg = next((doc[k] for k in _JSON_MESSAGE_KEYS if isinstance(doc.get(k), str)), None)
+    fields = doc.get("fields")
+    if msg is None and isinstance(fields, dict) and isinstance(fields.get("message"), str):
+        msg = fields["message"]  # TGI --json-output (tracing's JSON format)
+    if msg is None:
+        return None
+    ts: datetime | None = None
+    for key in _JSON_TIME_KEYS:
+        value = doc.get(key)
+        if isinstance(value, str):
+            ts = _epoch_time(float(value)) if value.isdigit() else _iso_time(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            ts = _epoch_time(float(value))
+        if ts is not None:
+            break
+    return msg, ts
 
 
 @dataclass
@@ -99,15 +183,31 @@ class _Line:
     level: str = ""
 
 
+_Outer = re.Match[str] | datetime
 # A line with its wrappers peeled off, timestamps not yet converted (most lines never need them):
-# (message, rank, engine hint, level, outer collector stamp match, engine stamp match).
-_Peeled = tuple[str, str, str | None, str, re.Match[str] | None, re.Match[str] | None]
-_BLANK: _Peeled = ("", "", None, "", None, None)
+# (message, rank, engine hint, level, outer collector stamp, engine stamp match, foreign prefix found
+# before the engine's own line start, "" when none).
+_Peeled = tuple[str, str, str | None, str, _Outer | None, re.Match[str] | None, str]
+_BLANK: _Peeled = ("", "", None, "", None, None, "")
 
 
-def _peel(raw: str) -> _Peeled:
-    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`)."""
+def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # noqa: C901 - one pass over the wrappers
+    """Peel wrappers off one raw log line without converting its timestamps (see `split_line`).
+
+    `search`: when no known wrapper explains the line, look for an engine's line start further in.
+    """
+    if raw[:1] in "(DIWEC" and "\r" not in raw and "\x1b" not in raw:
+        fast = _VLLM_LINE.match(raw)
+        if fast is not None:
+            process, process_rank = fast.group("process", "rank")
+            rank = (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
+            return raw[fast.end():].rstrip(), rank, "vllm", fast.group("level"), None, fast, ""
     line = raw
+    outer: _Outer | None = None
+    if line[:1] == "{":
+        record = _json_line(line)
+        if record is not None:
+            line, outer = record
     if "\r" in line:
         line = line.rstrip("\r\n")
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
@@ -120,17 +220,38 @@ def _peel(raw: str) -> _Peeled:
     if c == "\u2502":
         line = line.strip("\u2502 \t")
         c = line[:1]
-    outer: re.Match[str] | None = None
-    if c.isdigit() or c == "[":
-        outer = _OUTER.match(line)
-        if outer:
-            line = line[outer.end():]
+    if c == "[" and line.startswith("[pod/"):
+        k = _KUBECTL_PREFIX.match(line)
+        if k:
+            line = line[k.end():]
+            c = line[:1]
+    elif c == "<":
+        r = _SYSLOG5424.match(line)
+        if r:
+            outer = outer or _iso_time(r.group(1))
+            line = line[r.end():]
             c = line[:1]
     elif not c.isascii() or line[:3] in _MONTHS:
         j = _JOURNALD.match(line)
         if j:
             line = line[j.end():]
             c = line[:1]
+    if c.isdigit() or c == "[":
+        o = _OUTER.match(line)
+        if o:
+            outer = outer or o
+            line = line[o.end():]
+            c = line[:1]
+            if c.islower():
+                w = _CRI.match(line) or _HOST_PROGRAM.match(line)
+                if w:
+                    line = line[w.end():]
+                    c = line[:1]
+            if c.isdigit():  # a collector's stamp before the engine's own ISO stamp (TGI): the first wins
+                o = _OUTER.match(line)
+                if o:
+                    line = line[o.end():]
+                    c = line[:1]
     rank = ""
     if c == "(":
         p = _PROC.match(line)
@@ -142,42 +263,72 @@ def _peel(raw: str) -> _Peeled:
     if c in "DIWEC":
         v = _VLLM.match(line)
         if v:
-            return line[v.end():], rank, "vllm", v.group(1), outer, v
+            return line[v.end():], rank, "vllm", v.group("level"), outer, v, ""
         if outer is not None:
             t = _TGI.match(line)
             if t:
                 msg = line[t.end():]
                 r = _TGI_RANK.search(msg) if "rank=" in msg else None
                 return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
-                    outer, None
+                    outer, None, ""
         if line.startswith("INFO:"):
-            return line[5:].lstrip(), rank, None, "INFO", outer, None
+            return line[5:].lstrip(), rank, None, "INFO", outer, None, ""
     elif c == "[":
         sg = _SGLANG.match(line)
         if sg:
             msg = line[sg.end():]
             if msg.startswith("INFO:"):
                 msg = msg[5:].lstrip()
-            return msg, rank or sg.group(4).strip().replace(" ", "_"), "sglang", "", outer, sg
+            return msg, rank or sg.group(4).strip().replace(" ", "_"), "sglang", "", outer, sg, ""
     elif c.isdigit() and outer is None:
         f = _FOREIGN.match(line)
         if f:
-            return line[f.end():], rank, None, "", None, f
-    return line, rank, None, "", outer, None
+            return line[f.end():], rank, None, "", None, f, ""
+    if search and not nested and not rank:
+        start = _engine_start(line)
+        if start > 0:
+            inner = _peel(line[start:], True)
+            if inner[2] is not None:
+                msg, rank, engine, level, own, stamp, _ = inner
+                return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:start]
+    return line, rank, None, "", outer, None, ""
 
 
-def _stamp(outer: re.Match[str] | None, engine: str | None, inner: re.Match[str] | None) -> datetime | None:
+def _engine_start(line: str) -> int:
+    """Where an engine's own line (with its process prefix) starts after position 0 of `line`, else -1."""
+    clock = _CLOCK.search(line, 1)
+    while clock is not None:
+        header = _ENGINE_HEADER.search(line, max(1, clock.start() - 22), clock.end() + 24)
+        if header is not None:
+            start = header.start()
+            k = line.rfind("(", 0, start)
+            if k >= 1:
+                proc = _PROC_AT.match(line, k)
+                if proc is not None and proc.end() == start:
+                    return k
+            return start
+        clock = _CLOCK.search(line, clock.end())
+    return -1
+
+
+def _prefix_shape(prefix: str) -> re.Pattern[str]:
+    """A regex matching a foreign prefix of the same shape: any digits, any level word, any spacing at the end."""
+    shape = re.sub(r"\d+", r"\\d+", re.escape(prefix.rstrip()))
+    return re.compile("^" + re.sub(r"\b" + _LEVEL_WORDS + r"\b", _LEVEL_WORDS, shape) + r"\s*")
+
+
+def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None) -> datetime | None:
     """The line's time from its peeled stamps: the outer collector's (UTC) wins over the engine's own.
 
     An impossible date or time (month 13, hour 25) is no time at all: the line is still read.
     """
     try:
         if outer is not None:
-            return _outer_time(outer)
+            return outer if isinstance(outer, datetime) else _outer_time(outer)
         if inner is None:
             return None
         if engine == "vllm":
-            year, month, day, hms, frac = inner.group(2, 3, 4, 5, 6)
+            year, month, day, hms, frac = inner.group("year", "month", "day", "hms", "frac")
             return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
         return _clock(inner.group(1), inner.group(2), inner.group(3))  # SGLang and foreign stamps
     except ValueError:
@@ -186,8 +337,8 @@ def _stamp(outer: re.Match[str] | None, engine: str | None, inner: re.Match[str]
 
 def split_line(raw: str) -> _Line:
     """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
-    msg, rank, engine, level, outer, inner = _peel(raw)
-    yearless = engine == "vllm" and outer is None and inner is not None and inner.group(2) is None
+    msg, rank, engine, level, outer, inner, _ = _peel(raw)
+    yearless = engine == "vllm" and outer is None and inner is not None and inner.group("year") is None
     return _Line(_stamp(outer, engine, inner), rank, msg, engine, yearless, outer is not None, level)
 
 
@@ -341,14 +492,28 @@ def scan(lines: Iterable[str]) -> LogScan:
     (a startup pattern, a progress bar, a failure) get their timestamp converted and become marks.
     """
     marks: dict[str, list[Mark]] = {}
+    shape: re.Pattern[str] | None
     votes: dict[str, int] = {}
     first: datetime | None = None
     utc = yearless = False
+    shape = None  # the shape of the foreign prefix last seen before an engine line
+    direct = 0  # engine lines that started the line: after DIRECT_LINES of them and no prefix, stop searching
     raw_lines = lines if isinstance(lines, list) else list(lines)
     for index, raw in enumerate(raw_lines):
         if first is not None and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        msg, rank, engine, level, outer, inner = _peel(raw)
+        msg, rank, engine, level, outer, inner, prefix = _peel(raw, False, shape is not None or direct < DIRECT_LINES)
+        if engine is not None and not prefix:
+            direct += 1
+        if prefix and len(prefix) <= MAX_PREFIX:
+            same: re.Match[str] | None = shape.match(prefix) if shape is not None else None
+            if same is None or same.end() != len(prefix):
+                shape = _prefix_shape(prefix)
+        elif engine is None and shape is not None and msg:
+            wrapped = shape.match(msg)
+            if wrapped and wrapped.end() < len(msg):
+                msg, rank, engine, level, own, inner, _ = _peel(msg[wrapped.end():], True)
+                outer = outer if outer is not None else own
         if not msg:
             continue
         if engine:

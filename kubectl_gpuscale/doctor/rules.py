@@ -90,9 +90,11 @@ RULES: tuple[Rule, ...] = (
          "the first one (one pod's queue instead of the workload's).",
          "Wrap the query in sum(...) (or max/avg) without `by`, restricted to the workload's pods."),
     Rule("GS006", "renamed-metric", "warning", "A query uses a metric name the engine renamed",
-         "vLLM renamed vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc (V1, 0.9.2+); on a current engine "
-         "the old name has no series and the trigger silently reads nothing.",
-         "Query the current name, or both: `{__name__=~\"vllm[:_](kv|gpu)_cache_usage_perc\"}`."),
+         "vLLM renamed vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc in 0.9.2 (the old name is hidden in "
+         "0.11 and removed in 0.12): a query must use the name its engine version exports (read from the "
+         "workload's image tag), else the trigger silently reads nothing.",
+         "Query the name the engine version exports, or both when the tag names no version: "
+         "`{__name__=~\"vllm[:_](kv|gpu)_cache_usage_perc\"}`."),
     Rule("GS007", "metric-name-form", "info", "Which form of an engine metric Prometheus holds",
          "prometheus_client's OpenMetrics output writes colon names with underscores, so a server may hold "
          "vllm:num_requests_waiting or vllm_num_requests_waiting; a query must use the form it holds.",
@@ -173,6 +175,13 @@ RULES: tuple[Rule, ...] = (
     Rule("GS024", "not-checked-live", "info", "A query could not be checked against Prometheus",
          "The live checks (GS004, GS005, GS023) need Prometheus to answer.",
          "Pass --prometheus URL (a port-forward works) and check the error shown."),
+    Rule("GS025", "engine-metrics-off", "error", "A trigger scales on engine metrics the engine does not export",
+         "vLLM started with --disable-log-stats creates no stat logger, so /metrics carries no vllm:* series "
+         "(vllm/v1/engine/async_llm.py); SGLang exports its metrics only with --enable-metrics. A queue or "
+         "KV-cache trigger on such an engine reads a series that never exists: with ignoreNullValues at its "
+         "default the workload sits at its minimum whatever the load.",
+         "Remove --disable-log-stats (or add --enable-metrics for SGLang) in the engine's container args; the "
+         "stats cost little. Otherwise scale on a metric that exists (a gateway's queue, `migrate-hpa --query`)."),
 )
 BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 
@@ -381,14 +390,36 @@ def _threshold(meta_: Mapping[str, Any]) -> float | None:
         return None
 
 
+def _version_mismatch(name: str, w: Workload | None) -> tuple[str, str] | None:
+    """(name the workload's engine version exports, message) when `name` is an engine metric spelling that
+    the version in the workload's image tag does not export; None when it does or the version is unknown."""
+    found = engines.engine_for_metric(name)
+    if w is None or found is None or found[0] is not w.detection.engine or not w.detection.version:
+        return None
+    engine, role = found
+    metric = w.detection.metric(role)
+    if metric is None or name.replace(":", "_") in {n.replace(":", "_") for n in metric.names}:
+        return None
+    return metric.names[0], (f"{engine.display} {w.detection.version} (the image tag of {w.ref()}) exports "
+                             f"{' / '.join(metric.names)}, not {name}: this query finds nothing")
+
+
 def static_queries(snap: Snapshot) -> Iterator[Finding]:
     """GS005 (static), GS006, GS008: what the query text and trigger metadata say without Prometheus."""
+    target = {id(s.obj): w for w in snap.workloads for s in w.scalers if s.kind == "ScaledObject"}
     for so, i, md in _prom_triggers(snap):
         query = str(md.get("query") or "")
         base = f"spec.triggers[{i}].metadata"
+        w = target.get(id(so))
         for name in metric_names(query):
+            versioned = _version_mismatch(name, w)
+            if versioned:
+                yield _finding("GS006", so, f"{base}.query", name, versioned[1],
+                               extra={"current": versioned[0], "query": query,
+                                      "engineVersion": w.detection.version if w else None})
+                continue
             old = renamed(name)
-            if old:
+            if old and not (w is not None and w.detection.engine is old[0] and w.detection.version):
                 engine, current, role = old
                 yield _finding("GS006", so, f"{base}.query", name,
                                f"the {engine.display} {role.replace('_', ' ')} metric {name} was renamed "
@@ -500,6 +531,27 @@ def _dcgm_labels(so: Mapping[str, Any], field: str, query: str, names: Sequence[
 
 
 # ---- timeouts --------------------------------------------------------------------------------
+
+
+def engine_metrics_off(snap: Snapshot) -> Iterator[Finding]:
+    """GS025: a ScaledObject trigger names the engine's metrics while the engine exports none."""
+    for w in _gpu_scaled(snap):
+        reason, engine = w.detection.metrics_off_reason, w.detection.engine
+        if reason is None or engine is None:
+            continue
+        for scaler in w.scalers:
+            if scaler.kind != "ScaledObject":
+                continue
+            for i, t in enumerate(spec_of(scaler.obj).get("triggers") or []):
+                if not (isinstance(t, Mapping) and t.get("type") == "prometheus"):
+                    continue
+                query = str((t.get("metadata") or {}).get("query") or "")
+                used = [n for n in metric_names(query) if (found := engines.engine_for_metric(n)) and found[0] is engine]
+                if used:
+                    yield _finding("GS025", scaler.obj, f"spec.triggers[{i}].metadata.query", ", ".join(used),
+                                   f"{reason}: {w.ref()} never has {used[0]}, so this trigger reads nothing",
+                                   extra={"workload": w.ref(), "metrics": used,
+                                          "flag": w.detection.metrics_off_flag or engine.metrics_needs_flag})
 
 
 def knative_timeouts(snap: Snapshot) -> Iterator[Finding]:
@@ -760,7 +812,7 @@ def pdb(snap: Snapshot) -> Iterator[Finding]:
 
 STATIC_CHECKS: tuple[Callable[[Snapshot], Iterator[Finding]], ...] = (
     cpu_hpa, competing, gitops_replicas, scale_down_window, zero_without_buffer, static_queries,
-    knative_timeouts, http_addon_timeouts, probes, drain, rwo_volumes, prepull, capacity, pdb,
+    knative_timeouts, http_addon_timeouts, probes, drain, rwo_volumes, prepull, capacity, pdb, engine_metrics_off,
 )
 
 

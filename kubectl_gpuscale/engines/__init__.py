@@ -4,7 +4,10 @@ What each engine (vLLM, SGLang, TGI, Triton, TensorRT-LLM, NIM, Ollama) looks li
 in a pod spec (images, commands, env, ports), which Prometheus metrics it
 exports (with the renames between versions), its default ports and its
 concurrency knob. `detect` reads a pod template and says which engine runs in
-it and how sure it is. Log-line patterns live in `coldstart`, not here.
+it and how sure it is, which version (image tag) and which GPU it asks for, and
+the concurrency that follows. Version- and GPU-dependent facts live in
+`engines.versions`, GPU identification in `engines.gpus`. Log-line patterns
+live in `coldstart`, not here.
 
 Pure module: plain data in, frozen dataclasses out. Sources: reference/engines.md.
 """
@@ -16,6 +19,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from kubectl_gpuscale.engines import versions
+from kubectl_gpuscale.engines.gpus import GpuInfo, requested_gpu
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class Engine:
     metrics_needs_flag: str | None = None
     cold_start_seconds: int = 300
     notes: tuple[str, ...] = ()
+    metrics_path: str = "/metrics"
+    metrics_off_flags: tuple[str, ...] = ()
+    metrics_notes: tuple[str, ...] = ()  # what a trigger on its metrics needs that the pod spec cannot show
 
 
 VLLM = Engine(
@@ -79,6 +88,9 @@ VLLM = Engine(
     kv_cache=Metric(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
                     note="fraction 0-1; gpu_cache_usage_perc until 0.11, kv_cache_usage_perc since 0.9.2"),
     model_label="model_name", cold_start_seconds=300,
+    # --disable-log-stats: log_stats=False, so no stat logger (Prometheus included) is created:
+    # /metrics carries no vllm:* series (vllm/v1/engine/async_llm.py, vllm/v1/metrics/loggers.py)
+    metrics_off_flags=("--disable-log-stats",),
 )
 
 SGLANG = Engine(
@@ -112,13 +124,33 @@ TGI = Engine(
 )
 
 TRTLLM = Engine(
-    key="trtllm", display="TensorRT-LLM",
-    image_patterns=(r"tensorrt[-_]?llm", r"trtllm", r"tritonserver:.*trtllm"),
-    command_patterns=(r"\btrtllm-serve\b", r"launch_triton_server\.py"),
-    env_hints=("TRTLLM_",),
-    port=8000, metrics_port=8002, port_flags=("--port", "--http-port"), port_env=(),
-    model_flags=("--model_repo", "--model"), model_env=(),
+    key="trtllm", display="trtllm-serve",
+    image_patterns=(r"tensorrt[-_]?llm/release", r"(^|/)tensorrt[-_]?llm[:@]", r"(^|/)trtllm[-_]serve"),
+    command_patterns=(r"\btrtllm-serve\b",),
+    env_hints=("TRTLLM_", "TLLM_"),
+    port=8000, metrics_port=None, port_flags=("--port",), port_env=(),
+    model_flags=("--served_model_name", "--model"), model_env=(),
     concurrency_flags=("--max_batch_size", "--max-batch-size"), concurrency_env=(),
+    default_concurrency=versions.TRTLLM_MAX_BATCH_SIZE,
+    # tensorrt_llm/serve/openai_server.py: MetricsCollector gauges served at /prometheus/metrics
+    # (its /metrics is a JSON iteration-stats array, not Prometheus text)
+    queue=Metric(("trtllm_num_requests_waiting",), note="queued requests (iteration stats)"),
+    running=Metric(("trtllm_num_requests_running",)),
+    kv_cache=Metric(("trtllm_kv_cache_utilization",), note="fraction 0-1"),
+    model_label="model_name", cold_start_seconds=420, metrics_path="/prometheus/metrics",
+    metrics_notes=("trtllm-serve exports trtllm_* only with `return_perf_metrics: true` (and `enable_iter_perf_stats: "
+                   "true` for the queue gauges) in its --extra_llm_api_options/--config YAML, at /prometheus/metrics "
+                   "(its /metrics is JSON): scrape that path",),
+)
+
+TRITON_TRTLLM = Engine(
+    key="triton-trtllm", display="Triton TensorRT-LLM backend",
+    image_patterns=(r"tritonserver:.*trtllm",),
+    command_patterns=(r"launch_triton_server\.py", r"\btritonserver\b"),
+    env_hints=("TRTLLM_",),
+    port=8000, metrics_port=8002, port_flags=("--http-port", "--http_port"), port_env=(),
+    model_flags=("--model_repo", "--model-repository"), model_env=(),
+    concurrency_flags=("--max_batch_size",), concurrency_env=(),
     default_concurrency=64,
     queue=Metric(("nv_trt_llm_request_metrics",), labels=(("request_type", "waiting"),)),
     running=Metric(("nv_trt_llm_request_metrics",), labels=(("request_type", "active"),)),
@@ -168,7 +200,7 @@ OLLAMA = Engine(
     notes=("Ollama exports no Prometheus metrics: pass --query with a metric from a proxy or gateway",),
 )
 
-ENGINES: tuple[Engine, ...] = (VLLM, SGLANG, TGI, TRTLLM, TRITON, NIM, OLLAMA)
+ENGINES: tuple[Engine, ...] = (VLLM, SGLANG, TGI, TRTLLM, TRITON_TRTLLM, TRITON, NIM, OLLAMA)
 BY_KEY: dict[str, Engine] = {e.key: e for e in ENGINES}
 
 
@@ -206,13 +238,49 @@ class Detection:
     max_concurrency: int | None = None
     accelerators: Mapping[str, str] = field(default_factory=dict)
     metrics_disabled: bool = False
+    version: str | None = None
+    gpu: GpuInfo | None = None
+    default_concurrency: versions.Concurrency | None = None
+    metrics_off_flag: str | None = None
 
     @property
     def concurrency(self) -> int | None:
-        """The set concurrency, else the engine's default (None when no engine)."""
+        """The set concurrency, else the engine's default on this GPU and version (None when no engine)."""
         if self.max_concurrency is not None:
             return self.max_concurrency
+        if self.default_concurrency is not None:
+            return self.default_concurrency.value
         return self.engine.default_concurrency if self.engine else None
+
+    @property
+    def concurrency_why(self) -> str:
+        """Where `concurrency` comes from, in words."""
+        if self.engine is None:
+            return "no engine detected"
+        if self.max_concurrency is not None:
+            return f"{self.engine.concurrency_flags[0] if self.engine.concurrency_flags else 'env'} " \
+                   f"{self.max_concurrency} in the container spec"
+        if self.default_concurrency is not None:
+            return self.default_concurrency.why
+        return f"{self.engine.display} default"
+
+    @property
+    def metrics_off_reason(self) -> str | None:
+        """Why the engine exports none of its metrics (a flag present or missing), None when it does."""
+        if self.engine is None or not self.metrics_disabled:
+            return None
+        if self.metrics_off_flag:
+            return f"{self.engine.display} runs with {self.metrics_off_flag}, so it exports no engine metrics"
+        return f"{self.engine.display} exports metrics only with {self.engine.metrics_needs_flag}"
+
+    def metric(self, role: str) -> Metric | None:
+        """The engine's metric for `role` ('queue', 'running', 'kv_cache') with the names its version exports."""
+        if self.engine is None:
+            return None
+        metric: Metric | None = getattr(self.engine, role)
+        if metric is not None and self.engine.key == "vllm" and role == "kv_cache":
+            return Metric(versions.vllm_kv_cache_names(self.version), metric.kind, metric.labels, metric.note)
+        return metric
 
     @property
     def gpus(self) -> int:
@@ -387,9 +455,19 @@ def detect(workload_or_template: Mapping[str, Any]) -> Detection:
     for name in engine.concurrency_env:
         if concurrency is None and env.get(name, "").isdigit():
             concurrency = int(env[name])
-    disabled = bool(engine.metrics_needs_flag and engine.metrics_needs_flag not in argv)
+    off = next((f for f in engine.metrics_off_flags if f in argv or any(w.startswith(f + "=") for w in argv)), None)
+    disabled = bool(engine.metrics_needs_flag and engine.metrics_needs_flag not in argv) or off is not None
+    version = versions.image_version(str(container.get("image") or ""))
+    gpu = requested_gpu(template or {}, accel)
+    default: versions.Concurrency | None = None
+    if engine.key == "vllm":
+        default = versions.vllm_max_num_seqs(version, gpu)
+    elif engine.key == "sglang":
+        default = versions.sglang_max_running_requests()
+    elif engine.key == "trtllm":
+        default = versions.trtllm_max_batch_size()
     return Detection(engine, _confidence(score), str(container.get("name") or ""), tuple(reasons), port,
-                     engine.metrics_port, model, concurrency, accel, disabled)
+                     engine.metrics_port, model, concurrency, accel, disabled, version, gpu, default, off)
 
 
 def engine_for_metric(name: str) -> tuple[Engine, str] | None:
