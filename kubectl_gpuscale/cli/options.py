@@ -8,11 +8,14 @@ The flags arrive bundled in one `KubeOptions` argument named ``kube``.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from kubectl_gpuscale.cli.types import request_timeout
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -75,6 +78,8 @@ def parse_duration(ctx: click.Context, param: click.Parameter, value: str | None
         seconds = duration_seconds(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"{value!r} is not a finite duration")
     if seconds < 0:
         raise click.BadParameter("must not be negative")
     return seconds
@@ -143,8 +148,9 @@ def kube_options(
                              help="Take ownership of fields another field manager owns (server-side apply force)."),
             ]
         options += [
-            click.option("--request-timeout", default=None, callback=parse_duration, metavar="DURATION",
-                         help="Per-request timeout, e.g. 30s or 2m (default: none)."),
+            click.option("--request-timeout", default=None, callback=request_timeout, metavar="DURATION",
+                         help="Per-request timeout, e.g. 30s or 2m; 0 for none (default: 30s; watches and "
+                         "streams excepted)."),
             click.option("--insecure-skip-tls-verify", is_flag=True,
                          help="Do not verify the API server's certificate (insecure; for test clusters only)."),
         ]
