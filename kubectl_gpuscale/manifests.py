@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any, TextIO
 import yaml
 
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.inputs import read_text
 from kubectl_gpuscale.shapes import check_object
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -298,8 +298,25 @@ def parse_text(text: str, source: str) -> list[Loaded]:
         raise InputError(f"cannot read {source}:{line}",
                          f"it is an unrendered {kind} template",
                          f"render it first ({how}) and pass the output")
+    documents = parse_documents(text, source)
+    out: list[Loaded] = []
+    for number, doc in enumerate(documents, 1):
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise InputError(f"cannot read {source} (document {number})",
+                             f"expected a Kubernetes object, found a {type(doc).__name__}",
+                             "pass manifests (apiVersion/kind/metadata), not values files")
+        out.extend(_flatten(dict(doc), source, number))
+    for loaded in out:
+        check_object(loaded.obj, loaded.where)
+    return out
+
+
+def parse_documents(text: str, source: str) -> list[Any]:
+    """Every YAML/JSON document in `text`, within the alias budget. Raises `InputError` with file:line."""
     try:
-        documents = _documents(text)
+        return _documents(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f":{mark.line + 1}" if mark is not None else ""
@@ -319,18 +336,6 @@ def parse_text(text: str, source: str) -> list[Loaded]:
         raise InputError(f"cannot parse {source}", "it is nested too deeply", "flatten the document") from None
     except ValueError as exc:  # PyYAML's constructor lets e.g. a date out of range through (2024-02-30)
         raise InputError(f"cannot parse {source}", str(exc), "fix the value") from None
-    out: list[Loaded] = []
-    for number, doc in enumerate(documents, 1):
-        if doc is None:
-            continue
-        if not isinstance(doc, Mapping):
-            raise InputError(f"cannot read {source} (document {number})",
-                             f"expected a Kubernetes object, found a {type(doc).__name__}",
-                             "pass manifests (apiVersion/kind/metadata), not values files")
-        out.extend(_flatten(dict(doc), source, number))
-    for loaded in out:
-        check_object(loaded.obj, loaded.where)
-    return out
 
 
 def _flatten(doc: dict[str, Any], source: str, number: int) -> Iterator[Loaded]:
@@ -361,16 +366,11 @@ def load(paths: Sequence[str], stdin: TextIO | None = None) -> list[Loaded]:
     out: list[Loaded] = []
     for raw in paths:
         if raw == "-":
-            stream = stdin or sys.stdin
-            out.extend(parse_text(stream.read(), "<stdin>"))
+            out.extend(parse_text(stdin.read() if stdin is not None else read_text("-", "manifests"), "<stdin>"))
             continue
         path = Path(raw)
         if not path.exists():
             raise InputError(f"cannot read {raw}", "no such file or directory", "check the -f path")
         for file in _files(path):
-            try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"cannot read {file}", str(exc), "pass a readable UTF-8 YAML file") from None
-            out.extend(parse_text(text, str(file)))
+            out.extend(parse_text(read_text(str(file), "manifest"), str(file)))
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -101,43 +100,51 @@ def _exit_for(timelines: list[Timeline]) -> None:
 
 # ------------------------------------------------------------------------------------------------ inputs
 def _read_text(path: str, what: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise InputError(f"cannot read {what} {path}", "no such file", "check the path") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}", exc.strerror or str(exc), "check the path") from None
+    from kubectl_gpuscale.inputs import MAX_LOG_BYTES, MAX_TEXT_BYTES, read_text
+
+    logs = what in ("log", "previous log")
+    return read_text(path, what, limit=MAX_LOG_BYTES if logs else MAX_TEXT_BYTES, lenient=logs)
 
 
 def _read_objects(path: str, what: str) -> Any:
-    import yaml
+    """The JSON or YAML document in `path` (one), with the YAML alias budget of every manifest reader."""
+    from kubectl_gpuscale import manifests
 
     text = _read_text(path, what)
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InputError(f"cannot parse {what} {path}", "it is nested too deeply",
+                         f"save it with `kubectl get ... -o json > {path}`") from None
     except ValueError:
         pass
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"cannot parse {what} {path}", f"neither JSON nor YAML ({exc.__class__.__name__})",
+        documents = [d for d in manifests.parse_documents(text, f"{what} {path}") if d is not None]
+    except InputError as exc:
+        raise InputError(f"cannot parse {what} {path}", f"neither JSON nor YAML ({exc.why})",
                          f"save it with `kubectl get ... -o json > {path}`") from None
+    if len(documents) > 1:
+        raise InputError(f"cannot parse {what} {path}", f"it holds {len(documents)} YAML documents",
+                         f"save one with `kubectl get ... -o json > {path}`")
+    return documents[0] if documents else None
 
 
 def _offline(log_file: str | None, pod_file: str | None, events_file: str | None, previous_file: str | None,
              container: str | None) -> Timeline:
+    from kubectl_gpuscale import shapes
     from kubectl_gpuscale.coldstart import build
 
     lines = _read_text(log_file, "log").splitlines() if log_file else []
     pod = _read_objects(pod_file, "pod") if pod_file else None
     if pod is not None and (not isinstance(pod, dict) or pod.get("kind") not in (None, "Pod")):
-        if isinstance(pod, dict) and pod.get("kind") == "List" and pod.get("items"):
+        if isinstance(pod, dict) and pod.get("kind") == "List" and isinstance(pod.get("items"), list) \
+                and pod["items"]:
             pod = pod["items"][0]
-        else:
+        if not isinstance(pod, dict) or pod.get("kind") not in (None, "Pod"):
             raise InputError(f"{pod_file} is not a Pod", "expected `kubectl get pod POD -o json` output",
                              "pass the pod object, not a list or another kind")
+    if pod is not None:
+        shapes.check_object(pod, str(pod_file), shapes.POD)
     events: list[dict[str, Any]] = []
     if events_file:
         data = _read_objects(events_file, "events")
@@ -148,6 +155,8 @@ def _offline(log_file: str | None, pod_file: str | None, events_file: str | None
             raise InputError(f"{events_file} holds no events", "expected a List of Event objects",
                              "save them with `kubectl get events -o json`")
         events = [e for e in items if isinstance(e, dict)]
+        for event in events:
+            shapes.check_object(event, str(events_file), shapes.EVENT)
     previous = _read_text(previous_file, "previous log").splitlines() if previous_file else []
     return build(lines, pod=pod, events=events, previous=previous, container=container)
 
