@@ -183,13 +183,16 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
         emit_data(doc, output)
         return
     from rich.table import Table
+    from rich.text import Text
+
+    from kubectl_gpuscale.display import plain
 
     console = _console()
     total = doc["totalSeconds"]
     head = f"{workload}: {doc['pods']} pods, {doc['failed']} failed"
     if total:
         head += f", total p50 {_fmt(total['p50'])}, p95 {_fmt(total['p95'])}"
-    console.print(head, highlight=False)
+    console.print(plain(head), highlight=False)
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
     for col, justify in (("PHASE", "left"), ("PODS", "right"), ("P50", "right"), ("P95", "right"),
                          ("MAX", "right"), ("P95 BAR", "left")):
@@ -197,8 +200,8 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
     peak = max((p["p95Seconds"] or 0.0 for p in doc["phases"]), default=0.0) or 1.0
     for p in doc["phases"]:
         bar = "█" * max(1 if p["p95Seconds"] else 0, round(BAR_WIDTH * (p["p95Seconds"] or 0.0) / peak))
-        table.add_row(_title(p["name"]), str(p["samples"]), _fmt(p["p50Seconds"]), _fmt(p["p95Seconds"]),
-                      _fmt(p["maxSeconds"]), f"[cyan]{bar}[/]")
+        table.add_row(plain(_title(p["name"])), str(p["samples"]), _fmt(p["p50Seconds"]), _fmt(p["p95Seconds"]),
+                      _fmt(p["maxSeconds"]), Text(bar, style="cyan"))
     console.print(table)
     console.print("")
     rows = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
@@ -206,13 +209,13 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
         rows.add_column(col, no_wrap=True)
     for t in timelines:
         longest = t.longest()
-        rows.add_row(t.pod or "<none>", t.engine or "<none>", t.status, _fmt(t.total_seconds),
-                     f"{_title(longest.name)} {_fmt(longest.seconds)}" if longest else "<none>")
+        rows.add_row(plain(t.pod or "<none>"), plain(t.engine or "<none>"), plain(t.status), _fmt(t.total_seconds),
+                     plain(f"{_title(longest.name)} {_fmt(longest.seconds)}" if longest else "<none>"))
     console.print(rows)
     failed = [t for t in timelines if t.failure]
     for t in failed:
         assert t.failure
-        console.print(f"[red]{t.pod}: {t.failure.headline}[/]", highlight=False)
+        console.print(plain(f"{t.pod}: {t.failure.headline}", "red"), highlight=False)
 
 
 def _console() -> Any:
@@ -253,17 +256,23 @@ def _detail_text(detail: dict[str, Any]) -> str:
 
 
 def render_waterfall(t: Timeline, *, wide: bool = False) -> None:
-    """Print the timeline as a waterfall table: start, duration, share, a bar placed on the time axis."""
+    """Print the timeline as a waterfall table: start, duration, share, a bar placed on the time axis.
+
+    Text from the pod and its log is printed as plain text (`display.plain`), never as Rich markup.
+    """
     from rich.table import Table
+    from rich.text import Text
+
+    from kubectl_gpuscale.display import plain
 
     console = _console()
     who = t.pod or "log"
     engine = t.engine or "unknown engine"
     if t.engine_version:
         engine += f" {t.engine_version}"
-    console.print(f"{who}: {engine}, {t.status}, total {_fmt(t.total_seconds)}", highlight=False)
+    console.print(plain(f"{who}: {engine}, {t.status}, total {_fmt(t.total_seconds)}"), highlight=False)
     if t.failure:
-        console.print(f"[bold red]{t.failure.headline}[/]", highlight=False)
+        console.print(plain(t.failure.headline, "bold red"), highlight=False)
     if not t.phases:
         console.print("No phases recognised (no timestamps, events or known engine lines).", highlight=False)
     else:
@@ -278,24 +287,25 @@ def render_waterfall(t: Timeline, *, wide: bool = False) -> None:
             length = max(1, int(round(BAR_WIDTH * p.seconds / span))) if p.seconds > 0 else 0
             offset = min(offset, BAR_WIDTH - length)
             colour = "red" if t.failure and t.failure.phase == p.name else "yellow" if p.open else "cyan"
-            bar = " " * max(0, offset) + f"[{colour}]" + ("█" * length or "▏") + "[/]"
+            bar = Text(" " * max(0, offset)) + Text("█" * length or "▏", style=colour)
             duration = _fmt(p.seconds) + ("+" if p.open else "")
             start = _fmt(p.start) if p.start is not None else "?"
             detail = _detail_text(p.info)
             if not wide and len(detail) > 60:
                 detail = detail[:57] + "..."
-            table.add_row(_title(p.name), start, duration, f"{share:.0%}", bar, detail)
+            table.add_row(plain(_title(p.name)), start, duration, f"{share:.0%}", bar, plain(detail))
         console.print(table)
     summary = dict(t.summary)
     if summary and wide:
-        console.print("summary: " + _detail_text(summary), highlight=False)
+        console.print(plain("summary: " + _detail_text(summary)), highlight=False)
     for note in t.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(plain(f"note: {note}"), highlight=False)
     if t.failure and t.failure.fix:
-        console.print(f"fix: {t.failure.fix}", highlight=False)
+        console.print(plain(f"fix: {t.failure.fix}"), highlight=False)
     if t.advice:
         console.print("")
         console.print("[bold]What to do (largest estimated saving first):[/]")
         for i, a in enumerate(t.advice[:5], 1):
-            console.print(f"{i}. [bold]-{_fmt(a.saving_seconds)}[/] {_title(a.phase) if a.phase != 'all' else 'whole start'}: "
-                          f"{a.action} ({a.why})", highlight=False)
+            where = _title(a.phase) if a.phase != "all" else "whole start"
+            console.print(Text.assemble(f"{i}. ", (f"-{_fmt(a.saving_seconds)}", "bold"),
+                                        plain(f" {where}: {a.action} ({a.why})")), highlight=False)
