@@ -93,3 +93,16 @@ def test_fetch_onto_a_directory_is_refused_before_any_request(apiserver: Any, tm
                            "--overwrite", "--kubeconfig", apiserver.kubeconfig])
     _usage_error(result, "it is a directory")
     assert not [r for r in apiserver.requests if r.method == "POST"]
+
+
+@pytest.mark.parametrize(("rows", "phrase"), [
+    ("0,10,10\n1e12,10,10\n", "spans more than 35 days"),
+    ("0,1e400,10\n", "finite non-negative"),
+    ("inf,10,10\n", "finite"),
+    ("0.0,\r,0", "cannot parse trace"),
+])
+def test_hostile_traces(tmp_path: Path, rows: str, phrase: str) -> None:
+    """A 2-line trace spanning 31,000 years allocated one count per second (the kernel killed it)."""
+    path = tmp_path / "trace.csv"
+    path.write_bytes(rows.encode())
+    _usage_error(run_measured(["simulate", "--trace", str(path), "--policy", "keda"]), phrase)

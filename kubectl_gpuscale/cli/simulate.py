@@ -161,7 +161,7 @@ def simulate(pattern_name: str | None, rps: float | None, trace: str | None, pol
         raise InputError("--trace and --pattern are exclusive", fix="give one of them")
     traffic: sim.Pattern | sim.Trace
     if trace:
-        traffic = sim.parse_trace(read_text(trace, "trace"), trace)
+        traffic = read_trace(trace)
         if duration == "1d":
             seconds = traffic.duration
     else:
@@ -198,6 +198,20 @@ def _cold_start(value: str | None, engine_name: str) -> Any:
                          "it is neither a preset nor a readable file",
                          f"use one of {', '.join(sim.COLDSTART_PRESETS)} or a JSON file")
     return sim.coldstart_from_json(read_text(value, "cold-start profile"), value)
+
+
+def read_trace(path: str) -> Any:
+    """The `--trace` file (UTF-8 CSV) parsed; malformed CSV is an `InputError` naming the file."""
+    import csv
+
+    from kubectl_gpuscale import sim
+
+    text = read_text(path, "trace")
+    try:
+        return sim.parse_trace(text, path)
+    except csv.Error as exc:
+        raise InputError(f"cannot parse trace {path}", f"malformed CSV ({exc})",
+                         "write one request per line: timestamp,prompt_tokens,output_tokens") from None
 
 
 def _checked_policies(specs: list[Any]) -> list[Any]:
