@@ -14,7 +14,7 @@ from kubectl_gpuscale.errors import GpuscaleError, InputError
 from kubectl_gpuscale.inputs import read_text
 
 if TYPE_CHECKING:
-    from kubectl_gpuscale.sim import PolicyResult, Series
+    from kubectl_gpuscale.sim import PolicyResult, Series, Trace
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -200,7 +200,7 @@ def _cold_start(value: str | None, engine_name: str) -> Any:
     return sim.coldstart_from_json(read_text(value, "cold-start profile"), value)
 
 
-def read_trace(path: str) -> Any:
+def read_trace(path: str) -> Trace:
     """The `--trace` file (UTF-8 CSV) parsed; malformed CSV is an `InputError` naming the file."""
     import csv
 
