@@ -2,7 +2,8 @@
 
 For hostile inputs the answer itself matters less than that there is one, quickly: `run_measured`
 kills the child after `timeout` seconds and reports its wall time and peak resident memory
-(from `wait4`), so a hang or a blow-up is a test failure, not a stuck CI job.
+(from `wait4`), so a hang or a blow-up is a test failure, not a stuck CI job. Linux carries the
+forking process's peak across exec, so a child's figure is at least its launcher's RSS: an upper bound.
 """
 
 from __future__ import annotations
