@@ -8,14 +8,13 @@ The flags arrive bundled in one `KubeOptions` argument named ``kube``.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kubectl_gpuscale.cli.types import request_timeout
+from kubectl_gpuscale.cli.types import duration_value, request_timeout
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -68,21 +67,14 @@ class KubeOptions:
 
 
 def parse_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """A click callback: `30s`, `2m`, `500ms`, `1h` or plain seconds as float seconds (None when unset)."""
+    """A click callback: `30s`, `2m`, `500ms`, `1h` or plain seconds as float seconds (None when unset or 0).
+
+    Finite, not negative, at most a year (`cli.types.duration_value`).
+    """
     if value in (None, "", "0"):
         return None
     assert value is not None
-    from kubectl_gpuscale.units import duration_seconds
-
-    try:
-        seconds = duration_seconds(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if not math.isfinite(seconds):
-        raise click.BadParameter(f"{value!r} is not a finite duration")
-    if seconds < 0:
-        raise click.BadParameter("must not be negative")
-    return seconds
+    return duration_value(value)
 
 
 def kube_options(
