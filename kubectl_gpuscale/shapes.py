@@ -71,6 +71,8 @@ INT_OR_STR = Shape("int-or-str")
 SCALAR = Shape("scalar")
 ANY_MAP = Shape("map")
 ANY_LIST = Shape("list")
+QUANTITY = Shape("scalar")
+"""A resource.Quantity: a string (``500m``) or a bare JSON number (``0.5``), as its UnmarshalJSON accepts."""
 
 _EXPECTED = {"str": "a string", "int": "an integer", "number": "a number", "bool": "a boolean",
              "int-or-str": "an integer or a string", "scalar": "a string, number or boolean",
@@ -144,7 +146,7 @@ _PROBE = mapping({n: INT for n in ("initialDelaySeconds", "periodSeconds", "time
                  | {"httpGet": mapping({"path": STR, "port": INT_OR_STR, "scheme": STR}),
                     "tcpSocket": mapping({"port": INT_OR_STR}), "grpc": mapping({"port": INT}),
                     "exec": mapping({"command": list_of(STR)})}, nullable=True)
-_QUANTITIES = mapping(values=Shape("scalar"), nullable=True)
+_QUANTITIES = mapping(values=QUANTITY, nullable=True)
 CONTAINER = mapping({
     "name": STR, "image": STR, "imagePullPolicy": STR, "workingDir": STR,
     "command": list_of(SCALAR, nullable=True), "args": list_of(SCALAR, nullable=True),
@@ -191,7 +193,7 @@ WORKLOAD = mapping({"metadata": METADATA, "spec": mapping({
 }), "status": mapping({"replicas": INT, "readyReplicas": INT, "availableReplicas": INT, "updatedReplicas": INT,
                        "conditions": _CONDITIONS}, nullable=True)})
 _TARGET_REF = mapping({"apiVersion": STR, "kind": STR, "name": STR})
-_METRIC_TARGET = mapping({"type": STR, "averageUtilization": INT, "averageValue": INT_OR_STR, "value": INT_OR_STR})
+_METRIC_TARGET = mapping({"type": STR, "averageUtilization": INT, "averageValue": QUANTITY, "value": QUANTITY})
 _HPA_POLICIES = list_of(mapping({"type": STR, "value": INT, "periodSeconds": INT}), nullable=True)
 _HPA_RULES = mapping({"stabilizationWindowSeconds": INT, "selectPolicy": STR, "policies": _HPA_POLICIES},
                      nullable=True)
@@ -201,10 +203,10 @@ HPA = mapping({"metadata": METADATA, "spec": mapping({
     "metrics": list_of(mapping({
         "type": STR,
         "resource": mapping({"name": STR, "target": _METRIC_TARGET, "targetAverageUtilization": INT,
-                             "targetAverageValue": INT_OR_STR}),
+                             "targetAverageValue": QUANTITY}),
         "containerResource": mapping({"name": STR, "container": STR, "target": _METRIC_TARGET}),
         "pods": mapping({"metric": mapping({"name": STR, "selector": _SELECTOR}), "target": _METRIC_TARGET,
-                         "metricName": STR, "targetAverageValue": INT_OR_STR}),
+                         "metricName": STR, "targetAverageValue": QUANTITY}),
         "object": mapping({"metric": mapping({"name": STR, "selector": _SELECTOR}), "target": _METRIC_TARGET,
                            "describedObject": _TARGET_REF}),
         "external": mapping({"metric": mapping({"name": STR, "selector": _SELECTOR}), "target": _METRIC_TARGET}),

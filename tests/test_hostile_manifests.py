@@ -76,3 +76,23 @@ def test_deeply_nested_yaml_is_a_clean_error() -> None:
     text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nx: &a " + "[" * depth + "]" * depth + "\n"
     with pytest.raises(InputError):
         manifests.parse_text(text, "deep.yaml")
+
+
+def test_quantities_may_be_bare_numbers() -> None:
+    """resource.Quantity's UnmarshalJSON takes a bare number (k8s.io/apimachinery pkg/api/resource/quantity.go)."""
+    text = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h, namespace: ml}\n"
+            "spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: d}\n  maxReplicas: 3\n"
+            "  metrics:\n  - type: Pods\n    pods:\n      metric: {name: vllm:num_requests_waiting}\n"
+            "      target: {type: AverageValue, averageValue: 0.5}\n")
+    [loaded] = manifests.parse_text(text, "hpa.yaml")
+    assert loaded.obj["spec"]["metrics"][0]["pods"]["target"]["averageValue"] == 0.5
+
+
+def test_the_error_names_file_object_and_field() -> None:
+    text = ("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: vllm, namespace: ml}\nspec:\n  template:\n"
+            "    spec:\n      containers:\n      - name: a\n        ports: [{containerPort: http}]\n")
+    with pytest.raises(InputError) as error:
+        manifests.parse_text(text, "sts.yaml")
+    assert error.value.line() == ("cannot read sts.yaml: StatefulSet/vllm: spec.template.spec.containers[0].ports[0]"
+                                  ".containerPort must be an integer, found a string; fix that field "
+                                  "(`kubectl explain` shows its type)")
