@@ -62,6 +62,14 @@ def test_bad_flag_or_file_is_a_usage_error(args: list[str], phrase: str) -> None
                                         else [])]), phrase)
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"phases": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_deeply_nested_cold_start_profile(tmp_path: Path, text: str) -> None:
+    """Was: RecursionError from json.loads ("internal error")."""
+    path = tmp_path / "cold.json"
+    path.write_text(text)
+    _usage_error(run_measured(["simulate", "--cold-start", str(path), "--duration", "1h"]), "nested too deeply")
+
+
 def test_valid_schedule_timezone_still_accepted(tmp_path: Path) -> None:
     from kubectl_gpuscale.cli.migrate import _known_timezone
 

@@ -197,7 +197,11 @@ def _cold_start(value: str | None, engine_name: str) -> Any:
         raise InputError(f"unknown cold-start profile {value!r}",
                          "it is neither a preset nor a readable file",
                          f"use one of {', '.join(sim.COLDSTART_PRESETS)} or a JSON file")
-    return sim.coldstart_from_json(read_text(value, "cold-start profile"), value)
+    try:
+        return sim.coldstart_from_json(read_text(value, "cold-start profile"), value)
+    except RecursionError:
+        raise InputError(f"cannot read cold-start profile {value}", "its JSON is nested too deeply",
+                         "pass what `kubectl gpuscale coldstart -o json` writes") from None
 
 
 def read_trace(path: str) -> Trace:
