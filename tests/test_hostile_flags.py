@@ -62,7 +62,8 @@ def test_bad_flag_or_file_is_a_usage_error(args: list[str], phrase: str) -> None
                                         else [])]), phrase)
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"phases": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"phases": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+                         ids=["lists", "phases"])
 def test_deeply_nested_cold_start_profile(tmp_path: Path, text: str) -> None:
     """Was: RecursionError from json.loads ("internal error")."""
     path = tmp_path / "cold.json"
