@@ -96,3 +96,15 @@ def test_the_error_names_file_object_and_field() -> None:
     assert error.value.line() == ("cannot read sts.yaml: StatefulSet/vllm: spec.template.spec.containers[0].ports[0]"
                                   ".containerPort must be an integer, found a string; fix that field "
                                   "(`kubectl explain` shows its type)")
+
+
+@pytest.mark.parametrize("text", ["- a\n", "contexts: [1]\n", "contexts: {default: [1]}\n", "contexts: {x: {k: [1]}}\n"])
+def test_local_settings_file_of_the_wrong_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """~/.config/kubectl-gpuscale/config.yaml (was: AttributeError when not a mapping of mappings)."""
+    from kubectl_gpuscale import config
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "kubectl-gpuscale").mkdir()
+    (tmp_path / "kubectl-gpuscale" / "config.yaml").write_text(text)
+    with pytest.raises(InputError, match="config.yaml: .* must be"):
+        config.load_local("x")
