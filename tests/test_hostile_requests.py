@@ -98,3 +98,22 @@ def test_top_once_fails_when_pods_are_forbidden(apiserver: Any) -> None:
     apiserver.deny("list", "pods")
     result = run_measured(["top", "--once", "--kubeconfig", apiserver.kubeconfig, "-n", "ml"], timeout=30)
     assert result.code == 1 and "forbidden" in result.stderr, result.stderr
+
+
+async def test_dashboard_events_panel_says_why_it_is_empty(apiserver: Any) -> None:
+    """The real live source against the test API server with `list events` denied, in the real app."""
+    from textual.widgets import RichLog
+
+    from kubectl_gpuscale.kube import Cluster
+    from kubectl_gpuscale.tui.app import TopApp
+
+    _seed_llama(apiserver)
+    apiserver.deny("list", "events")
+    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml")
+    app = TopApp(source, interval=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = "".join(strip.text for strip in app.query_one("#events", RichLog).lines)
+        assert "events: forbidden, `kubectl auth can-i list events -n ml`" in text
+        assert app.snapshot is not None and [w.name for w in app.snapshot.workloads] == ["llama"]

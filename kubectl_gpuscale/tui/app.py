@@ -234,6 +234,10 @@ class TopApp(App[None]):
 
     def _render_events(self, snapshot: Snapshot) -> None:
         log = self.query_one("#events", RichLog)
+        denied = next((p for p in snapshot.problems if p.startswith("events: ")), None)
+        if denied and ("", "", "", denied) not in self._seen_events:  # the panel says why it stays empty
+            self._seen_events.add(("", "", "", denied))
+            log.write(plain(denied, "yellow"))
         for e in snapshot.events:
             key = (e.time, e.namespace, e.name, e.message)
             if key in self._seen_events:
