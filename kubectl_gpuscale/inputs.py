@@ -1,7 +1,7 @@
 """Reading the text files commands take (manifests, a saved pod, events, traces, cold-start profiles, logs).
 
 One reader for them all: ``-`` is stdin; a directory is refused; at most `MAX_TEXT_BYTES` are read
-(so ``/dev/zero`` or a runaway pipe cannot exhaust memory); the bytes must be UTF-8 unless the caller
+and devices are refused (so ``/dev/zero`` or a runaway pipe cannot exhaust memory); the bytes must be UTF-8 unless the caller
 tolerates junk (container logs). Every failure is an `InputError` naming the file.
 
 Pure: no click, rich or kubernetes.
@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from kubectl_gpuscale.errors import InputError
 
-MAX_TEXT_BYTES = 256 << 20
+MAX_TEXT_BYTES = 64 << 20
 """Largest text input read (manifests, pods, events, traces, profiles); see docs/troubleshooting.md."""
 MAX_LOG_BYTES = 1 << 30
 """Largest container log read with `coldstart -f`."""
@@ -25,7 +25,7 @@ MAX_LOG_BYTES = 1 << 30
 def _read_capped(handle: BinaryIO, limit: int, what: str, path: str) -> bytes:
     data = handle.read(limit + 1)
     if len(data) > limit:
-        raise InputError(f"cannot read {what} {path}", f"it is larger than {limit >> 20} MiB",
+        raise InputError(f"cannot read {what} {path}", f"it is larger than {limit:,} bytes",
                          "pass a smaller file (see docs/troubleshooting.md for the limits)")
     return data
 
@@ -53,6 +53,8 @@ def read_text(path: str, what: str, *, limit: int = MAX_TEXT_BYTES, lenient: boo
             raise InputError(f"cannot read {what} {path}", exc.strerror or str(exc), "check the path") from None
         if stat.S_ISDIR(mode):
             raise InputError(f"cannot read {what} {path}", "it is a directory", "pass a file")
+        if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and path not in ("/dev/stdin", "/dev/fd/0"):
+            raise InputError(f"cannot read {what} {path}", "it is a device, not a file", "pass a file, or - for stdin")
         try:
             with open(path, "rb") as handle:
                 data = _read_capped(handle, limit, what, path)

@@ -115,3 +115,20 @@ def test_hostile_traces(tmp_path: Path, rows: str, phrase: str) -> None:
     path = tmp_path / "trace.csv"
     path.write_bytes(rows.encode())
     _usage_error(run_measured(["simulate", "--trace", str(path), "--policy", "keda"]), phrase)
+
+
+@pytest.mark.parametrize("args", [["doctor", "-f", "/dev/zero"], ["coldstart", "-f", "/dev/zero"],
+                                  ["simulate", "--trace", "/dev/zero"], ["migrate-hpa", "-f", "/dev/urandom"]])
+def test_devices_are_not_read(args: list[str]) -> None:
+    _usage_error(run_measured(args), "it is a device")
+
+
+def test_text_inputs_are_capped(tmp_path: Path) -> None:
+    from kubectl_gpuscale.errors import InputError
+    from kubectl_gpuscale.inputs import read_text
+
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"#" * 2048)
+    with pytest.raises(InputError, match="larger than"):
+        read_text(str(path), "manifest", limit=1024)
+    assert read_text(str(path), "manifest", limit=4096).startswith("#")
