@@ -37,6 +37,11 @@ def cases(tmp: Path) -> list[tuple[str, Callable[[], list[str]]]]:
         path.write_text("0,10,10\n1e12,10,10\n")
         return path
 
+    def deep_json() -> Path:
+        path = tmp / "cold.json"
+        path.write_text("[" * 100_000 + "]" * 100_000)
+        return path
+
     inspect = ["checkpoint", "inspect"]
     return [
         ("inspect: sparse 8 GiB member, config.dump hard-linked",
@@ -60,6 +65,8 @@ def cases(tmp: Path) -> list[tuple[str, Callable[[], list[str]]]]:
         ("simulate --trace: not UTF-8", lambda: ["simulate", "--trace", str(corpus / "not-utf8.bin")]),
         ("simulate --trace: 2 rows spanning 31,000 years", lambda: ["simulate", "--trace", str(trace_span())]),
         ("simulate --rps nan", lambda: ["simulate", "--rps", "nan"]),
+        ("simulate --cold-start: JSON nested 100,000 deep", lambda: ["simulate", "--cold-start", str(deep_json())]),
+        ("doctor -f /dev/zero", lambda: ["doctor", "-f", "/dev/zero"]),
         ("status --kubeconfig: not YAML", lambda: ["status", "--kubeconfig", str(corpus / "kubeconfig-not-yaml")]),
     ]
 

@@ -2,8 +2,11 @@
 
 For hostile inputs the answer itself matters less than that there is one, quickly: `run_measured`
 kills the child after `timeout` seconds and reports its wall time and peak resident memory
-(from `wait4`), so a hang or a blow-up is a test failure, not a stuck CI job. Linux carries the
-forking process's peak across exec, so a child's figure is at least its launcher's RSS: an upper bound.
+(from `wait4`), so a hang or a blow-up is a test failure, not a stuck CI job.
+
+Linux carries a process's peak RSS across fork and exec, so a child forked straight from pytest would
+report at least pytest's own RSS. A tiny launcher (`_LAUNCHER`, a bare interpreter) forks the CLI
+instead and reports the CLI's `wait4` peak on stderr, so the figure is the CLI's own.
 """
 
 from __future__ import annotations
@@ -20,6 +23,17 @@ from typing import Any
 
 BUDGET_SECONDS = 5.0
 BUDGET_BYTES = 256 << 20
+_MARK = "__gpuscale_peak_rss_kib="
+_LAUNCHER = f"""
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "kubectl_gpuscale", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write("\\n{_MARK}%d\\n" % usage.ru_maxrss)
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
+"""
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,7 @@ def run_measured(args: list[str], *, timeout: float = 2 * BUDGET_SECONDS, stdin:
             inp.write(stdin.encode())
             inp.seek(0)
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "kubectl_gpuscale", *args], stdout=out, stderr=err,
+        child = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, *args], stdout=out, stderr=err,
                                  stdin=inp, env={**os.environ, **(env or {})}, start_new_session=True)
         result: dict[str, Any] = {}
 
@@ -68,5 +82,10 @@ def run_measured(args: list[str], *, timeout: float = 2 * BUDGET_SECONDS, stdin:
         child.returncode = code if code is not None else -9  # reaped above: keep Popen from waiting again
         out.seek(0)
         err.seek(0)
-        return Measured(code, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                        seconds, result["usage"].ru_maxrss * 1024)
+        stderr = err.read().decode(errors="replace")
+        peak = result["usage"].ru_maxrss * 1024
+        if _MARK in stderr:
+            stderr, _, mark = stderr.rpartition(_MARK)
+            stderr = stderr[:-1] if stderr.endswith("\n") else stderr
+            peak = int(mark.strip()) * 1024
+        return Measured(code, out.read().decode(errors="replace"), stderr, seconds, peak)
