@@ -50,6 +50,8 @@ def cases(tmp: Path) -> list[tuple[str, Callable[[], list[str]]]]:
          lambda: [*inspect, str(hostile.symlink_metadata_archive(tmp / "sym.tar"))]),
         ("inspect: bz2 bomb (8 GiB of zeros)", lambda: [*inspect, str(hostile.compressed_bomb(tmp / "b.tar.bz2", "bz2"))]),
         ("inspect: xz bomb (8 GiB of zeros)", lambda: [*inspect, str(hostile.compressed_bomb(tmp / "b.tar.xz", "xz"))]),
+        ("inspect: pax header claiming 1 GiB (sparse file)",
+         lambda: [*inspect, str(hostile.pax_header_bomb(tmp / "pax.tar"))]),
         ("inspect: 30,000 members", lambda: [*inspect, str(hostile.many_members_archive(tmp / "many.tar"))]),
         ("inspect: config.dump nested 200,000 deep", lambda: [*inspect, str(hostile.deep_json_archive(tmp / "deep.tar"))]),
         ("inspect: spec.dump {\"process\": \"x\"}",

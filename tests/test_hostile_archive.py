@@ -52,6 +52,11 @@ def test_compressed_bombs_are_refused_unopened(tmp_path: Path, codec: str) -> No
     _refused(result, f"{'bzip2' if codec == 'bz2' else 'xz'}-compressed", "uncompressed tar")
 
 
+def test_pax_header_claiming_a_gigabyte(tmp_path: Path) -> None:
+    """A sparse 1 GiB file whose first header is a pax header claiming all of it (was: 1 GiB read into memory)."""
+    _refused(_inspect(hostile.pax_header_bomb(tmp_path / "pax.tar")), "a header claims 1073741824 bytes")
+
+
 def test_too_many_members(tmp_path: Path) -> None:
     _refused(_inspect(hostile.many_members_archive(tmp_path / "many.tar")), "more than 20,000 members")
 

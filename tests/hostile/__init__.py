@@ -130,6 +130,23 @@ def metadata_archive(path: Path, member: str, data: object) -> Path:
     return write_archive(path, files)
 
 
+def pax_header_bomb(path: Path, size: int = 1 << 30) -> Path:
+    """A pax extended header claiming `size` bytes, in a sparse file of that size (a few KiB on disk).
+
+    tarfile reads a pax header's body whole (`TarInfo._proc_pax`), so listing members read 1 GiB into memory.
+    """
+    files = crio_files(pages=4096)
+    write_archive(path, files)
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = size
+    with path.open("r+b") as out:
+        out.seek(0)
+        out.write(header.tobuf(format=tarfile.USTAR_FORMAT))
+        out.truncate(512 + size + 10240)
+    return path
+
+
 def fifo(path: Path) -> Path:
     """A named pipe nobody writes to: opening it for reading blocks for ever."""
     os.mkfifo(path)
