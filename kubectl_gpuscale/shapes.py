@@ -197,6 +197,7 @@ _METRIC_TARGET = mapping({"type": STR, "averageUtilization": INT, "averageValue"
 _HPA_POLICIES = list_of(mapping({"type": STR, "value": INT, "periodSeconds": INT}), nullable=True)
 _HPA_RULES = mapping({"stabilizationWindowSeconds": INT, "selectPolicy": STR, "policies": _HPA_POLICIES},
                      nullable=True)
+_HPA_BEHAVIOR = mapping({"scaleUp": _HPA_RULES, "scaleDown": _HPA_RULES}, nullable=True)
 HPA = mapping({"metadata": METADATA, "spec": mapping({
     "scaleTargetRef": _TARGET_REF, "minReplicas": Shape("int", nullable=True), "maxReplicas": INT,
     "targetCPUUtilizationPercentage": INT,
@@ -211,15 +212,16 @@ HPA = mapping({"metadata": METADATA, "spec": mapping({
                            "describedObject": _TARGET_REF}),
         "external": mapping({"metric": mapping({"name": STR, "selector": _SELECTOR}), "target": _METRIC_TARGET}),
     }), nullable=True),
-    "behavior": mapping({"scaleUp": _HPA_RULES, "scaleDown": _HPA_RULES}, nullable=True),
+    "behavior": _HPA_BEHAVIOR,
 })})
 SCALED_OBJECT = mapping({"metadata": METADATA, "spec": mapping({
     "scaleTargetRef": mapping({"apiVersion": STR, "kind": STR, "name": STR, "envSourceContainerName": STR}),
     "pollingInterval": INT, "cooldownPeriod": INT, "initialCooldownPeriod": INT, "idleReplicaCount": INT,
     "minReplicaCount": INT, "maxReplicaCount": INT,
     "fallback": mapping({"failureThreshold": INT, "replicas": INT, "behavior": STR}, nullable=True),
-    "advanced": mapping({"horizontalPodAutoscalerConfig": mapping({"name": STR, "behavior": HPA.fields[
-        "spec"].fields["behavior"]}, nullable=True), "restoreToOriginalReplicaCount": BOOL}, nullable=True),
+    "advanced": mapping({"horizontalPodAutoscalerConfig": mapping({"name": STR, "behavior": _HPA_BEHAVIOR},
+                                                                  nullable=True),
+                         "restoreToOriginalReplicaCount": BOOL}, nullable=True),
     "triggers": list_of(mapping({"type": STR, "name": STR, "metricType": STR, "useCachedMetrics": BOOL,
                                  "metadata": mapping(values=Shape("scalar", nullable=True)),
                                  "authenticationRef": mapping({"name": STR, "kind": STR})})),
@@ -279,7 +281,7 @@ def check_object(obj: Any, source: str, shape: Shape | None = None) -> None:
         InputError: naming the file, the object and the field of the wrong type.
     """
     try:
-        check(obj, shape or object_shape(obj) if isinstance(obj, Mapping) else shape or GENERIC)
+        check(obj, shape or (object_shape(obj) if isinstance(obj, Mapping) else GENERIC))
     except ShapeError as exc:
         raise InputError(f"cannot read {source}", f"{object_label(obj)}: {exc.path} must be {exc.expected}, "
                          f"found {exc.found}", "fix that field (`kubectl explain` shows its type)") from None
