@@ -58,6 +58,14 @@ def load_local(context: str | None) -> dict[str, str]:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise InputError(f"cannot read {path}", str(exc).splitlines()[0], "fix or delete the file") from None
+    from kubectl_gpuscale import shapes
+
+    try:
+        shapes.check(data, shapes.mapping({"contexts": shapes.mapping(values=shapes.mapping(
+            values=shapes.SCALAR, nullable=True), nullable=True)}))
+    except shapes.ShapeError as exc:
+        raise InputError(f"cannot read {path}", f"{exc.path} must be {exc.expected}, found {exc.found}",
+                         "fix or delete the file") from None
     section = (data.get("contexts") or {}).get(context or DEFAULT_CONTEXT) or {}
     return {str(k): str(v) for k, v in section.items()}
 

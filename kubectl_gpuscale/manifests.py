@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,8 +30,12 @@ from typing import Any, TextIO
 import yaml
 
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.inputs import read_text
+from kubectl_gpuscale.shapes import check_object
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_ALIAS_NODES = 10_000
+"""How many nodes YAML aliases may add to a stream (see docs/troubleshooting.md)."""
 
 _HELM = re.compile(r"\{\{-?\s*.*?-?\}\}")
 # A Terraform placeholder as a whole value (`name: ${x}`, `- "${x}"`) or a `%{ if }` directive; `${VAR}`
@@ -191,12 +194,68 @@ def _typed(constructor: Any, text: str) -> Any:
         raise _Unusual(f"an invalid {tag}") from None
 
 
+class AliasBombError(ValueError):
+    """The stream's YAML aliases expand beyond `MAX_ALIAS_NODES` nodes."""
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = nodes
+        super().__init__(f"its YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes")
+
+
+def _check_alias_budget(text: str) -> None:
+    """Refuse a stream whose aliases would expand beyond `MAX_ALIAS_NODES` nodes (a "billion laughs").
+
+    PyYAML keeps an aliased node shared, so loading is cheap; every walk or dump of the result expands it
+    (a 900-byte bomb is gigabytes as JSON). kubectl's YAML reader refuses "excessive aliasing" for the same
+    reason (sigs.k8s.io/yaml/goyaml.v3 decode.go, `allowedAliasRatio`); this budget counts the nodes the
+    aliases add, each alias weighing its anchor's expanded size.
+    """
+    parser = _BaseLoader(text)
+    sizes: dict[str, int] = {}
+    open_: list[list[Any]] = []  # [anchor, expanded size so far] per open container
+    added = 0
+    try:
+        while True:
+            try:
+                event = parser.get_event()
+            except yaml.YAMLError:  # the load that follows reports it, as PyYAML words it
+                return
+            kind = type(event)
+            if kind is yaml.StreamEndEvent:
+                return
+            if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                open_.append([event.anchor, 1])
+                continue
+            if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                anchor, size = open_.pop()
+            elif kind is yaml.ScalarEvent:
+                anchor, size = event.anchor, 1
+            elif kind is yaml.AliasEvent:
+                anchor, size = None, sizes.get(event.anchor, 1)
+                added += size
+                if added > MAX_ALIAS_NODES:
+                    raise AliasBombError(added)
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = size
+            if open_:
+                open_[-1][1] += size
+    finally:
+        parser.dispose()
+
+
 def _documents(text: str) -> list[Any]:
-    """Every document in the YAML/JSON text, as `list(yaml.load_all(text, Loader=CSafeLoader))` gives them."""
+    """Every document in the YAML/JSON text, as `list(yaml.load_all(text, Loader=CSafeLoader))` gives them.
+
+    Raises:
+        AliasBombError: aliases expand beyond `MAX_ALIAS_NODES`.
+    """
     with _gc_paused():
         try:
             return _plain_documents(text)
         except _Unusual:
+            _check_alias_budget(text)
             return list(yaml.load_all(text, Loader=_BaseLoader))
 
 
@@ -239,8 +298,25 @@ def parse_text(text: str, source: str) -> list[Loaded]:
         raise InputError(f"cannot read {source}:{line}",
                          f"it is an unrendered {kind} template",
                          f"render it first ({how}) and pass the output")
+    documents = parse_documents(text, source)
+    out: list[Loaded] = []
+    for number, doc in enumerate(documents, 1):
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise InputError(f"cannot read {source} (document {number})",
+                             f"expected a Kubernetes object, found a {type(doc).__name__}",
+                             "pass manifests (apiVersion/kind/metadata), not values files")
+        out.extend(_flatten(dict(doc), source, number))
+    for loaded in out:
+        check_object(loaded.obj, loaded.where)
+    return out
+
+
+def parse_documents(text: str, source: str) -> list[Any]:
+    """Every YAML/JSON document in `text`, within the alias budget. Raises `InputError` with file:line."""
     try:
-        documents = _documents(text)
+        return _documents(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f":{mark.line + 1}" if mark is not None else ""
@@ -253,18 +329,13 @@ def parse_text(text: str, source: str) -> list[Loaded]:
         raise InputError(f"cannot parse {source}{at}", reason, "fix the YAML syntax") from None
     except yaml.YAMLError as exc:
         raise InputError(f"cannot parse {source}", str(exc).splitlines()[0], "fix the YAML syntax") from None
+    except AliasBombError as exc:
+        raise InputError(f"cannot read {source}", str(exc),
+                         "write the values out instead of using anchors and aliases") from None
+    except RecursionError:
+        raise InputError(f"cannot parse {source}", "it is nested too deeply", "flatten the document") from None
     except ValueError as exc:  # PyYAML's constructor lets e.g. a date out of range through (2024-02-30)
         raise InputError(f"cannot parse {source}", str(exc), "fix the value") from None
-    out: list[Loaded] = []
-    for number, doc in enumerate(documents, 1):
-        if doc is None:
-            continue
-        if not isinstance(doc, Mapping):
-            raise InputError(f"cannot read {source} (document {number})",
-                             f"expected a Kubernetes object, found a {type(doc).__name__}",
-                             "pass manifests (apiVersion/kind/metadata), not values files")
-        out.extend(_flatten(dict(doc), source, number))
-    return out
 
 
 def _flatten(doc: dict[str, Any], source: str, number: int) -> Iterator[Loaded]:
@@ -278,6 +349,9 @@ def _flatten(doc: dict[str, Any], source: str, number: int) -> Iterator[Loaded]:
         raise InputError(f"cannot read {source}" + (f" (document {number})" if number > 1 else ""),
                          "the document has no apiVersion/kind",
                          "pass Kubernetes manifests (a values.yaml or patch is not one)")
+    if not isinstance(kind, str) or not isinstance(doc.get("apiVersion"), str):
+        raise InputError(f"cannot read {source}" + (f" (document {number})" if number > 1 else ""),
+                         "apiVersion and kind must be strings", "fix the document's apiVersion and kind")
     yield Loaded(doc, source, number)
 
 
@@ -292,16 +366,11 @@ def load(paths: Sequence[str], stdin: TextIO | None = None) -> list[Loaded]:
     out: list[Loaded] = []
     for raw in paths:
         if raw == "-":
-            stream = stdin or sys.stdin
-            out.extend(parse_text(stream.read(), "<stdin>"))
+            out.extend(parse_text(stdin.read() if stdin is not None else read_text("-", "manifests"), "<stdin>"))
             continue
         path = Path(raw)
         if not path.exists():
             raise InputError(f"cannot read {raw}", "no such file or directory", "check the -f path")
         for file in _files(path):
-            try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"cannot read {file}", str(exc), "pass a readable UTF-8 YAML file") from None
-            out.extend(parse_text(text, str(file)))
+            out.extend(parse_text(read_text(str(file), "manifest"), str(file)))
     return out

@@ -265,6 +265,8 @@ def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, des
     target = Path(dest)
     if target.is_dir():
         target = target / base
+    if target.is_dir():
+        raise InputError(f"cannot write {target}", "it is a directory", "pass another -o FILE or remove it")
     if os.path.lexists(target) and not overwrite:
         raise InputError(f"cannot write {target}", "the file exists", "pass --overwrite or another -o FILE")
     if not target.parent.is_dir():

@@ -264,7 +264,7 @@ def inspect(files: tuple[str, ...], output: str) -> None:
               help="dockerconfigjson Secret in -n used to push (and pull, as imagePullSecret).")
 @click.option("--target-node", default=None, help="Node to restore on (default: --node).")
 @click.option("--pod", "pod_name", default=None, help="Original pod to copy (default: from the archive name).")
-@click.option("-f", "--filename", type=click.File("r"), default=None,
+@click.option("-f", "--filename", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Pod manifest to copy instead of the live pod.")
 @click.option("-c", "--container", default=None, help="The checkpointed container (default: from the archive).")
 @click.option("--image", default=None, help="Full checkpoint image reference (default: derived from --registry).")
@@ -289,7 +289,6 @@ def restore(kube: KubeOptions, archive: str, node: str, registry: str, registry_
       kubectl gpuscale checkpoint restore ARCHIVE --node gpu-node-1 -n ml --registry registry.internal/ckpt \\
           --registry-secret push-creds
     """
-    import yaml
 
     from kubectl_gpuscale.checkpoint import service
     from kubectl_gpuscale.cli.output import emit_objects, note, warn
@@ -297,13 +296,13 @@ def restore(kube: KubeOptions, archive: str, node: str, registry: str, registry_
 
     template = None
     if filename is not None:
-        try:
-            template = yaml.safe_load(filename)
-        except yaml.YAMLError as exc:
-            raise InputError(f"cannot read {filename.name}", f"invalid YAML ({exc.__class__.__name__})",
-                             "pass a Pod manifest") from None
-        if not isinstance(template, dict) or template.get("kind") != "Pod":
-            raise InputError(f"cannot use {filename.name}", "it is not a Pod manifest", "pass a Pod manifest")
+        from kubectl_gpuscale.inputs import read_text
+        from kubectl_gpuscale.manifests import parse_text
+
+        objects = parse_text(read_text(filename, "Pod manifest"), filename)
+        if len(objects) != 1 or objects[0].obj.get("kind") != "Pod":
+            raise InputError(f"cannot use {filename}", "it is not one Pod manifest", "pass a Pod manifest")
+        template = objects[0].obj
     cluster = kube.cluster()
     namespace = kube.target_namespace(cluster) or cluster.default_namespace
     plan = service.plan_from_cluster(cluster, archive, node, namespace, registry=registry, target_node=target_node,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -101,43 +100,51 @@ def _exit_for(timelines: list[Timeline]) -> None:
 
 # ------------------------------------------------------------------------------------------------ inputs
 def _read_text(path: str, what: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise InputError(f"cannot read {what} {path}", "no such file", "check the path") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}", exc.strerror or str(exc), "check the path") from None
+    from kubectl_gpuscale.inputs import MAX_LOG_BYTES, MAX_TEXT_BYTES, read_text
+
+    logs = what in ("log", "previous log")
+    return read_text(path, what, limit=MAX_LOG_BYTES if logs else MAX_TEXT_BYTES, lenient=logs)
 
 
 def _read_objects(path: str, what: str) -> Any:
-    import yaml
+    """The JSON or YAML document in `path` (one), with the YAML alias budget of every manifest reader."""
+    from kubectl_gpuscale import manifests
 
     text = _read_text(path, what)
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InputError(f"cannot parse {what} {path}", "it is nested too deeply",
+                         f"save it with `kubectl get ... -o json > {path}`") from None
     except ValueError:
         pass
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"cannot parse {what} {path}", f"neither JSON nor YAML ({exc.__class__.__name__})",
+        documents = [d for d in manifests.parse_documents(text, f"{what} {path}") if d is not None]
+    except InputError as exc:
+        raise InputError(f"cannot parse {what} {path}", f"neither JSON nor YAML ({exc.why})",
                          f"save it with `kubectl get ... -o json > {path}`") from None
+    if len(documents) > 1:
+        raise InputError(f"cannot parse {what} {path}", f"it holds {len(documents)} YAML documents",
+                         f"save one with `kubectl get ... -o json > {path}`")
+    return documents[0] if documents else None
 
 
 def _offline(log_file: str | None, pod_file: str | None, events_file: str | None, previous_file: str | None,
              container: str | None) -> Timeline:
+    from kubectl_gpuscale import shapes
     from kubectl_gpuscale.coldstart import build
 
     lines = _read_text(log_file, "log").splitlines() if log_file else []
     pod = _read_objects(pod_file, "pod") if pod_file else None
     if pod is not None and (not isinstance(pod, dict) or pod.get("kind") not in (None, "Pod")):
-        if isinstance(pod, dict) and pod.get("kind") == "List" and pod.get("items"):
+        if isinstance(pod, dict) and pod.get("kind") == "List" and isinstance(pod.get("items"), list) \
+                and pod["items"]:
             pod = pod["items"][0]
-        else:
+        if not isinstance(pod, dict) or pod.get("kind") not in (None, "Pod"):
             raise InputError(f"{pod_file} is not a Pod", "expected `kubectl get pod POD -o json` output",
                              "pass the pod object, not a list or another kind")
+    if pod is not None:
+        shapes.check_object(pod, str(pod_file), shapes.POD)
     events: list[dict[str, Any]] = []
     if events_file:
         data = _read_objects(events_file, "events")
@@ -148,6 +155,8 @@ def _offline(log_file: str | None, pod_file: str | None, events_file: str | None
             raise InputError(f"{events_file} holds no events", "expected a List of Event objects",
                              "save them with `kubectl get events -o json`")
         events = [e for e in items if isinstance(e, dict)]
+        for event in events:
+            shapes.check_object(event, str(events_file), shapes.EVENT)
     previous = _read_text(previous_file, "previous log").splitlines() if previous_file else []
     return build(lines, pod=pod, events=events, previous=previous, container=container)
 
@@ -174,13 +183,16 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
         emit_data(doc, output)
         return
     from rich.table import Table
+    from rich.text import Text
+
+    from kubectl_gpuscale.display import plain
 
     console = _console()
     total = doc["totalSeconds"]
     head = f"{workload}: {doc['pods']} pods, {doc['failed']} failed"
     if total:
         head += f", total p50 {_fmt(total['p50'])}, p95 {_fmt(total['p95'])}"
-    console.print(head, highlight=False)
+    console.print(plain(head), highlight=False)
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
     for col, justify in (("PHASE", "left"), ("PODS", "right"), ("P50", "right"), ("P95", "right"),
                          ("MAX", "right"), ("P95 BAR", "left")):
@@ -188,8 +200,8 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
     peak = max((p["p95Seconds"] or 0.0 for p in doc["phases"]), default=0.0) or 1.0
     for p in doc["phases"]:
         bar = "█" * max(1 if p["p95Seconds"] else 0, round(BAR_WIDTH * (p["p95Seconds"] or 0.0) / peak))
-        table.add_row(_title(p["name"]), str(p["samples"]), _fmt(p["p50Seconds"]), _fmt(p["p95Seconds"]),
-                      _fmt(p["maxSeconds"]), f"[cyan]{bar}[/]")
+        table.add_row(plain(_title(p["name"])), str(p["samples"]), _fmt(p["p50Seconds"]), _fmt(p["p95Seconds"]),
+                      _fmt(p["maxSeconds"]), Text(bar, style="cyan"))
     console.print(table)
     console.print("")
     rows = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
@@ -197,13 +209,13 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
         rows.add_column(col, no_wrap=True)
     for t in timelines:
         longest = t.longest()
-        rows.add_row(t.pod or "<none>", t.engine or "<none>", t.status, _fmt(t.total_seconds),
-                     f"{_title(longest.name)} {_fmt(longest.seconds)}" if longest else "<none>")
+        rows.add_row(plain(t.pod or "<none>"), plain(t.engine or "<none>"), plain(t.status), _fmt(t.total_seconds),
+                     plain(f"{_title(longest.name)} {_fmt(longest.seconds)}" if longest else "<none>"))
     console.print(rows)
     failed = [t for t in timelines if t.failure]
     for t in failed:
         assert t.failure
-        console.print(f"[red]{t.pod}: {t.failure.headline}[/]", highlight=False)
+        console.print(plain(f"{t.pod}: {t.failure.headline}", "red"), highlight=False)
 
 
 def _console() -> Any:
@@ -244,17 +256,23 @@ def _detail_text(detail: dict[str, Any]) -> str:
 
 
 def render_waterfall(t: Timeline, *, wide: bool = False) -> None:
-    """Print the timeline as a waterfall table: start, duration, share, a bar placed on the time axis."""
+    """Print the timeline as a waterfall table: start, duration, share, a bar placed on the time axis.
+
+    Text from the pod and its log is printed as plain text (`display.plain`), never as Rich markup.
+    """
     from rich.table import Table
+    from rich.text import Text
+
+    from kubectl_gpuscale.display import plain
 
     console = _console()
     who = t.pod or "log"
     engine = t.engine or "unknown engine"
     if t.engine_version:
         engine += f" {t.engine_version}"
-    console.print(f"{who}: {engine}, {t.status}, total {_fmt(t.total_seconds)}", highlight=False)
+    console.print(plain(f"{who}: {engine}, {t.status}, total {_fmt(t.total_seconds)}"), highlight=False)
     if t.failure:
-        console.print(f"[bold red]{t.failure.headline}[/]", highlight=False)
+        console.print(plain(t.failure.headline, "bold red"), highlight=False)
     if not t.phases:
         console.print("No phases recognised (no timestamps, events or known engine lines).", highlight=False)
     else:
@@ -269,24 +287,25 @@ def render_waterfall(t: Timeline, *, wide: bool = False) -> None:
             length = max(1, int(round(BAR_WIDTH * p.seconds / span))) if p.seconds > 0 else 0
             offset = min(offset, BAR_WIDTH - length)
             colour = "red" if t.failure and t.failure.phase == p.name else "yellow" if p.open else "cyan"
-            bar = " " * max(0, offset) + f"[{colour}]" + ("█" * length or "▏") + "[/]"
+            bar = Text(" " * max(0, offset)) + Text("█" * length or "▏", style=colour)
             duration = _fmt(p.seconds) + ("+" if p.open else "")
             start = _fmt(p.start) if p.start is not None else "?"
             detail = _detail_text(p.info)
             if not wide and len(detail) > 60:
                 detail = detail[:57] + "..."
-            table.add_row(_title(p.name), start, duration, f"{share:.0%}", bar, detail)
+            table.add_row(plain(_title(p.name)), start, duration, f"{share:.0%}", bar, plain(detail))
         console.print(table)
     summary = dict(t.summary)
     if summary and wide:
-        console.print("summary: " + _detail_text(summary), highlight=False)
+        console.print(plain("summary: " + _detail_text(summary)), highlight=False)
     for note in t.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(plain(f"note: {note}"), highlight=False)
     if t.failure and t.failure.fix:
-        console.print(f"fix: {t.failure.fix}", highlight=False)
+        console.print(plain(f"fix: {t.failure.fix}"), highlight=False)
     if t.advice:
         console.print("")
         console.print("[bold]What to do (largest estimated saving first):[/]")
         for i, a in enumerate(t.advice[:5], 1):
-            console.print(f"{i}. [bold]-{_fmt(a.saving_seconds)}[/] {_title(a.phase) if a.phase != 'all' else 'whole start'}: "
-                          f"{a.action} ({a.why})", highlight=False)
+            where = _title(a.phase) if a.phase != "all" else "whole start"
+            console.print(Text.assemble(f"{i}. ", (f"-{_fmt(a.saving_seconds)}", "bold"),
+                                        plain(f" {where}: {a.action} ({a.why})")), highlight=False)

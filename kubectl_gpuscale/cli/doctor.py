@@ -170,10 +170,8 @@ def _prometheus(flag: str | None, cluster: Any, kube: KubeOptions, *, files_only
 
 
 def _one_line(text: str, width: int | None = 60) -> str:
-    from rich.markup import escape
-
     flat = " ".join(str(text).split())
-    return escape(flat if width is None or len(flat) <= width else flat[: width - 1] + "…")
+    return flat if width is None or len(flat) <= width else flat[: width - 1] + "…"
 
 
 def _render(findings: list[Finding], skipped: list[str], output: str) -> None:

@@ -14,6 +14,7 @@ from kubectl_gpuscale.cli.options import (
     target_versions_option,
 )
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.cli.types import finite_float
 from kubectl_gpuscale.errors import InputError
 
 if TYPE_CHECKING:
@@ -45,7 +46,23 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter("replicas must be an integer") from None
     if replicas < 1:
         raise click.BadParameter("replicas must be >= 1 (KEDA rejects desiredReplicas 0)")
+    if not _known_timezone(fields["timezone"]):
+        raise click.BadParameter(f"timezone {fields['timezone']!r} is not an IANA time zone (KEDA's cron scaler "
+                                 "loads it with Go's time.LoadLocation); e.g. Europe/Berlin, America/New_York, UTC")
     return Schedule(fields["timezone"], fields["start"], fields["end"], replicas)
+
+
+def _known_timezone(name: str) -> bool:
+    """Whether `name` is in the IANA time zone database, as Go's time.LoadLocation needs."""
+    import zoneinfo
+
+    if name in ("UTC", "Local"):
+        return True
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return not zoneinfo.available_timezones()  # no time zone database here: leave it to KEDA
+    return True
 
 
 @click.command("migrate-hpa", context_settings=CONTEXT_SETTINGS)
@@ -66,14 +83,14 @@ def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Secret KEDA reads Prometheus credentials from, when the URL carries user:password@ "
                    "(keys username, password) or $GPUSCALE_PROMETHEUS_TOKEN is set (key bearerToken); "
                    "referenced through a TriggerAuthentication, never inlined.")
-@click.option("--target-queue", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--target-queue", type=finite_float(0, 1e9, low_open=True), default=None,
               help="Waiting requests per replica that trigger a scale-up (default: the HPA's own queue target, "
                    "else ceil(engine max concurrency / 20), e.g. 13 for vLLM's 256).")
-@click.option("--activation", type=click.FloatRange(min=0), default=0, show_default=True,
+@click.option("--activation", type=finite_float(0, 1e9), default=0, show_default=True,
               help="activationThreshold: the queue must exceed it to wake a workload scaled to zero.")
-@click.option("--kv-cache", type=click.FloatRange(0, 1, min_open=True), default=None, metavar="FRACTION",
+@click.option("--kv-cache", type=finite_float(0, 1, low_open=True), default=None, metavar="FRACTION",
               help="Add a KV-cache usage trigger (e.g. 0.8); handles vLLM's gpu_ -> kv_cache_usage_perc rename.")
-@click.option("--gpu-util", type=click.FloatRange(0, 100, min_open=True), default=None, metavar="PERCENT",
+@click.option("--gpu-util", type=finite_float(0, 100, low_open=True), default=None, metavar="PERCENT",
               help="Add a DCGM GPU-utilisation trigger (pod or exported_pod labels).")
 @click.option("--query", default=None, help="The PromQL to scale on, for an unknown engine (wrap it in sum()).")
 @click.option("--force", is_flag=True, help="Migrate workloads with no accelerator request too.")

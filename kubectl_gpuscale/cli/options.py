@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from kubectl_gpuscale.cli.types import duration_value, request_timeout
+
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
 
@@ -65,19 +67,14 @@ class KubeOptions:
 
 
 def parse_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """A click callback: `30s`, `2m`, `500ms`, `1h` or plain seconds as float seconds (None when unset)."""
+    """A click callback: `30s`, `2m`, `500ms`, `1h` or plain seconds as float seconds (None when unset or 0).
+
+    Finite, not negative, at most a year (`cli.types.duration_value`).
+    """
     if value in (None, "", "0"):
         return None
     assert value is not None
-    from kubectl_gpuscale.units import duration_seconds
-
-    try:
-        seconds = duration_seconds(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if seconds < 0:
-        raise click.BadParameter("must not be negative")
-    return seconds
+    return duration_value(value)
 
 
 def kube_options(
@@ -143,8 +140,9 @@ def kube_options(
                              help="Take ownership of fields another field manager owns (server-side apply force)."),
             ]
         options += [
-            click.option("--request-timeout", default=None, callback=parse_duration, metavar="DURATION",
-                         help="Per-request timeout, e.g. 30s or 2m (default: none)."),
+            click.option("--request-timeout", default=None, callback=request_timeout, metavar="DURATION",
+                         help="Per-request timeout, e.g. 30s or 2m; 0 for none (default: 30s; watches and "
+                         "streams excepted)."),
             click.option("--insecure-skip-tls-verify", is_flag=True,
                          help="Do not verify the API server's certificate (insecure; for test clusters only)."),
         ]

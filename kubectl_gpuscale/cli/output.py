@@ -84,11 +84,16 @@ def render_table(rows: Iterable[Any], columns: Sequence[Column], *, wide: bool =
                  empty: str = "No resources found.", file: Any = None, width: int | None = None) -> None:
     """Print rows as a kubectl-style table: upper-case headers, no borders, `<none>` for empty cells.
 
+    Cells are shown as plain text (`display.plain`: no Rich markup, control characters visible); a
+    cell that is already a Rich renderable is shown as it is.
+
     `width` overrides the console width (default: the terminal's, at least 200); cells wider than
     their share are cut with an ellipsis.
     """
     from rich.console import Console
     from rich.table import Table
+
+    from kubectl_gpuscale.display import plain
 
     out = file or sys.stdout
     shown = [c for c in columns if wide or not c.wide]
@@ -100,10 +105,10 @@ def render_table(rows: Iterable[Any], columns: Sequence[Column], *, wide: bool =
     for column in shown:
         table.add_column(column.header.upper(), justify=column.justify, no_wrap=True)  # type: ignore[arg-type]
     for row in rows:
-        cells = []
+        cells: list[Any] = []
         for column in shown:
             value = column.cell(row)
-            cells.append("<none>" if value in (None, "") else value if hasattr(value, "__rich__") else str(value))
+            cells.append("<none>" if value in (None, "") else value if hasattr(value, "__rich__") else plain(value))
         table.add_row(*cells)
     console = Console(file=out, width=width or max(200, _terminal_width()), soft_wrap=True,
                       force_terminal=None if out.isatty() else False)

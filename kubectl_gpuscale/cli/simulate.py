@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.cli.types import finite_float
 from kubectl_gpuscale.errors import GpuscaleError, InputError
+from kubectl_gpuscale.inputs import read_text
 
 if TYPE_CHECKING:
-    from kubectl_gpuscale.sim import PolicyResult, Series
+    from kubectl_gpuscale.sim import PolicyResult, Series, Trace
 
 SPARK = "▁▂▃▄▅▆▇█"
 
 
 def _duration(ctx: click.Context | None, param: click.Parameter | None, value: str) -> float:
-    from kubectl_gpuscale.units import duration_seconds
+    from kubectl_gpuscale.cli.types import duration_value
 
-    try:
-        seconds = duration_seconds(str(value).strip().lower())
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 30d, 12h, 90m or 2s") from None
-    if seconds <= 0 or math.isnan(seconds):
-        raise click.BadParameter("must be positive")
-    return seconds
+    return duration_value(str(value).strip().lower(), allow_zero=False)
 
 
 def sparkline(values: Any, width: int = 24) -> str:
@@ -111,7 +108,8 @@ def _plot(path: str, title: str, series: list[Series], slo: float) -> None:
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--pattern", "pattern_name", default=None, metavar="NAME",
               help="Traffic pattern: constant, business-hours, business-hours-daily, dev, diurnal, spiky, step.")
-@click.option("--rps", type=float, default=None, help="The pattern's rate (peak req/s; for dev: requests/day).")
+@click.option("--rps", type=finite_float(0, 1e6, low_open=True), default=None,
+              help="The pattern's rate (peak req/s; for dev: requests/day).")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None,
               help="Replay a CSV trace: timestamp,prompt_tokens,output_tokens per request.")
 @click.option("--policy", "policies", default="always-on,cpu-hpa,keda,knative", show_default=True,
@@ -121,11 +119,11 @@ def _plot(path: str, title: str, series: list[Series], slo: float) -> None:
               help="Capacity preset: llama-8b-h100 (8b) or llama-70b-h100x2 (70b).")
 @click.option("--cold-start", default=None, metavar="PROFILE|FILE",
               help="8b-warm, 70b-warm, 8b-uncached, 70b-uncached, criu, or a JSON file (`coldstart -o json`).")
-@click.option("--prompt-tokens", type=float, default=512.0, show_default=True, help="Mean prompt tokens (patterns).")
-@click.option("--output-tokens", type=float, default=256.0, show_default=True, help="Mean output tokens (patterns).")
+@click.option("--prompt-tokens", type=finite_float(0, 1e7, low_open=True), default=512.0, show_default=True, help="Mean prompt tokens (patterns).")
+@click.option("--output-tokens", type=finite_float(0, 1e7, low_open=True), default=256.0, show_default=True, help="Mean output tokens (patterns).")
 @click.option("--slo-ttft", default="2s", show_default=True, help="TTFT target for SLO attainment.")
 @click.option("--timeout", "client_timeout", default="120s", show_default=True, help="Client timeout.")
-@click.option("--price", type=float, default=4.41, show_default=True, help="$ per GPU-hour (H100 SXM5 on-demand).")
+@click.option("--price", type=finite_float(0, 1e5), default=4.41, show_default=True, help="$ per GPU-hour (H100 SXM5 on-demand).")
 @click.option("--seed", type=int, default=0, show_default=True, help="RNG seed: the same seed gives the same result.")
 @click.option("--preset", type=click.Choice(["seed-cost-model"]), default=None,
               help="Recompute the guide's cost table and say which claims hold.")
@@ -163,19 +161,14 @@ def simulate(pattern_name: str | None, rps: float | None, trace: str | None, pol
         raise InputError("--trace and --pattern are exclusive", fix="give one of them")
     traffic: sim.Pattern | sim.Trace
     if trace:
-        try:
-            with open(trace, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise InputError(f"cannot read trace {trace}", exc.strerror or str(exc), "check the path") from None
-        traffic = sim.parse_trace(text, trace)
+        traffic = read_trace(trace)
         if duration == "1d":
             seconds = traffic.duration
     else:
         traffic = sim.pattern(pattern_name or "business-hours", rps, prompt_tokens, output_tokens)
     engine = sim.engine_profile(model_profile)
     cold = _cold_start(cold_start, engine.name)
-    controllers = [sim.build_controller(p) for p in sim.parse_policies(policies)]
+    controllers = [sim.build_controller(p) for p in _checked_policies(sim.parse_policies(policies))]
     s = sim.Simulation(traffic, engine, cold, controllers, seconds, seed, slo, price, timeout)
     results = s.run()
     series = s.series()
@@ -200,16 +193,43 @@ def _cold_start(value: str | None, engine_name: str) -> Any:
         return sim.coldstart_profile("70b-warm" if "70b" in engine_name else "8b-warm")
     if value in sim.COLDSTART_PRESETS:
         return sim.coldstart_profile(value)
-    try:
-        with open(value, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
+    if not os.path.exists(value):
         raise InputError(f"unknown cold-start profile {value!r}",
                          "it is neither a preset nor a readable file",
-                         f"use one of {', '.join(sim.COLDSTART_PRESETS)} or a JSON file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read cold-start profile {value}", exc.strerror or str(exc), "check the path") from None
-    return sim.coldstart_from_json(text, value)
+                         f"use one of {', '.join(sim.COLDSTART_PRESETS)} or a JSON file")
+    try:
+        return sim.coldstart_from_json(read_text(value, "cold-start profile"), value)
+    except RecursionError:
+        raise InputError(f"cannot read cold-start profile {value}", "its JSON is nested too deeply",
+                         "pass what `kubectl gpuscale coldstart -o json` writes") from None
+
+
+def read_trace(path: str) -> Trace:
+    """The `--trace` file (UTF-8 CSV) parsed; malformed CSV is an `InputError` naming the file."""
+    import csv
+
+    from kubectl_gpuscale import sim
+
+    text = read_text(path, "trace")
+    try:
+        return sim.parse_trace(text, path)
+    except csv.Error as exc:
+        raise InputError(f"cannot parse trace {path}", f"malformed CSV ({exc})",
+                         "write one request per line: timestamp,prompt_tokens,output_tokens") from None
+
+
+def _checked_policies(specs: list[Any]) -> list[Any]:
+    """The parsed `--policy` items, refusing numeric options that are negative or not finite (keda:min=-3)."""
+    for spec in specs:
+        for key, value in spec.options.items():
+            try:
+                number = float(value)
+            except ValueError:
+                continue  # a duration (5m) or a cron floor: its parser says what is wrong
+            if not math.isfinite(number) or number < 0:
+                raise InputError(f"bad policy option {key}={value} in {spec.name!r}",
+                                 "it must be a finite number >= 0", "e.g. keda:min=0:max=8:threshold=5")
+    return specs
 
 
 def _seed_cost(output: str, seed: int, slo: float, price: float, timeout: float, seconds: int) -> None:

@@ -6,13 +6,14 @@ import click
 
 from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.cli.types import finite_float
 from kubectl_gpuscale.errors import InputError
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @kube_options(outputs=("table", "wide", "json", "yaml"), writes=False, selector=True)
 @click.option("--demo", is_flag=True, help="Run on the built-in simulated cluster: no cluster, Prometheus or network.")
-@click.option("--speed", type=click.FloatRange(min=0.1, max=600), default=10.0, show_default=True,
+@click.option("--speed", type=finite_float(0.1, 600), default=10.0, show_default=True,
               help="Demo only: simulated seconds per real second.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Demo only: random seed of the traffic.")
 @click.option("--interval", default="2s", show_default=True, callback=parse_duration, metavar="DURATION",

@@ -26,6 +26,8 @@ from kubectl_gpuscale.kube.resources import Resource, known
 
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 DEFAULT_FIELD_MANAGER = "kubectl-gpuscale"
+DEFAULT_REQUEST_TIMEOUT = 30.0
+"""Seconds a non-watch, non-stream request may take unless --request-timeout says (0: none)."""
 
 Objects = list[dict[str, Any]]
 Versions = list[str]
@@ -92,6 +94,7 @@ class Cluster:
         Raises:
             InputError: the kubeconfig is missing, unreadable or has no such context.
         """
+        import yaml
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
@@ -127,8 +130,17 @@ class Cluster:
                 raise InputError(f"cannot use kubeconfig {config_file}", str(exc).splitlines()[0],
                                  "check --context and the file (kubectl config get-contexts)") from None
             except (OSError, ValueError) as exc:
-                raise InputError(f"cannot read kubeconfig {config_file}", str(exc),
+                raise InputError(f"cannot read kubeconfig {config_file}", str(exc).splitlines()[0],
                                  "check the file is valid YAML") from None
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                at = f" (line {mark.line + 1})" if mark is not None else ""
+                raise InputError(f"cannot read kubeconfig {config_file}", f"it is not valid YAML{at}",
+                                 "fix the file, or pass another with --kubeconfig") from None
+            except (TypeError, AttributeError, KeyError, IndexError):
+                raise InputError(f"cannot read kubeconfig {config_file}", "it is not a kubeconfig (clusters, "
+                                 "contexts and users of the wrong shape)",
+                                 "check it with `kubectl config view`") from None
             chosen = next((c for c in contexts if c.get("name") == context), current) if context else current
             namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
             context = (chosen or {}).get("name", context)
@@ -142,12 +154,22 @@ class Cluster:
 
     # ---- raw requests ---------------------------------------------------------------------------
 
+    @property
+    def default_timeout(self) -> float | None:
+        """Seconds a request may take: `--request-timeout`, else `DEFAULT_REQUEST_TIMEOUT`; None for ``0``."""
+        if self.request_timeout is None:
+            return DEFAULT_REQUEST_TIMEOUT
+        return self.request_timeout or None
+
     def request(self, method: str, path: str, *, query: Sequence[tuple[str, Any]] | None = None,
                 body: Any = None, content_type: str | None = None, accept: str = "application/json",
                 timeout: float | None = None, stream: bool = False, what: str | None = None) -> Response:
-        """Send one request; a non-2xx answer raises the matching `GpuscaleError`."""
+        """Send one request; a non-2xx answer raises the matching `GpuscaleError`.
+
+        It must answer within `timeout`, else `default_timeout` (30 s unless `--request-timeout` says).
+        """
         raw = self._send(method, path, query=query, body=body, content_type=content_type, accept=accept,
-                         timeout=timeout, what=what)
+                         timeout=timeout or self.default_timeout, what=what)
         data = raw.read()
         response = Response(raw.status, data or b"", dict(raw.headers or {}))
         if response.status >= 400:
@@ -156,9 +178,14 @@ class Cluster:
 
     def stream(self, method: str, path: str, *, query: Sequence[tuple[str, Any]] | None = None,
                timeout: float | None = None, what: str | None = None) -> Iterator[bytes]:
-        """Stream a response body in chunks (watches, logs, archives)."""
+        """Stream a response body in chunks (watches, logs, archives).
+
+        Without `timeout` only connecting is bounded (by `default_timeout`): a stream's own liveness checks
+        decide how long it may stay quiet.
+        """
+        connect_only = (self.default_timeout, None) if self.default_timeout else None
         raw = self._send(method, path, query=query, body=None, content_type=None, accept="*/*",
-                         timeout=timeout, what=what)
+                         timeout=timeout or connect_only, what=what)
         if raw.status >= 400:
             response = Response(raw.status, raw.read() or b"", dict(raw.headers or {}))
             raise self._error(method, path, response, what)
@@ -168,7 +195,7 @@ class Cluster:
             raw.response.release_conn()
 
     def _send(self, method: str, path: str, *, query: Sequence[tuple[str, Any]] | None, body: Any,
-              content_type: str | None, accept: str, timeout: float | None, what: str | None) -> Any:
+              content_type: str | None, accept: str, timeout: Any, what: str | None) -> Any:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -183,7 +210,7 @@ class Cluster:
             auth_settings=["BearerToken"])
         try:
             return self._api.call_api(method_, url, header_params=header_params, body=body_,
-                                      _request_timeout=timeout or self.request_timeout)
+                                      _request_timeout=timeout)
         except ApiException as exc:
             reason = str(exc.reason or "")
             if "SSL" in reason or "CERTIFICATE" in reason.upper():
@@ -200,10 +227,11 @@ class Cluster:
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
             # urllib3's NewConnectionError (connection refused, no route) subclasses its ConnectTimeoutError
             if not isinstance(exc, urllib3.exceptions.NewConnectionError):
-                limit = timeout or self.request_timeout
+                limit = timeout[0] if isinstance(timeout, tuple) else timeout
                 raise UnreachableError(f"{what or method + ' ' + path} timed out",
-                                       f"no answer from {self.host}" + (f" within {limit}s" if limit else ""),
-                                       "raise --request-timeout or check the API server's health") from None
+                                       f"no answer from {self.host}" + (f" within {limit:g}s" if limit else ""),
+                                       "raise --request-timeout (0 for none) or check the API server's "
+                                       "health") from None
             raise UnreachableError(f"cannot reach the API server at {self.host}", _connect_failure(exc),
                                    "check the cluster is up and the kubeconfig context "
                                    "(kubectl cluster-info)") from None

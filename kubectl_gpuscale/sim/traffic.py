@@ -103,6 +103,10 @@ class Trace:
         return max(1, int(self.counts.shape[0]))
 
 
+MAX_TRACE_SECONDS = 35 * 86400
+"""Longest trace replayed: its per-second counts stay under ~50 MB (docs/troubleshooting.md)."""
+
+
 def _timestamp(text: str) -> float:
     text = text.strip()
     try:
@@ -139,9 +143,9 @@ def parse_trace(text: str, source: str = "trace") -> Trace:
         except ValueError as exc:
             raise InputError(f"cannot read {source} line {lineno}", f"{exc}",
                              "timestamps are seconds or ISO 8601, token counts are numbers") from None
-        if p < 0 or o < 0 or math.isnan(p) or math.isnan(o) or math.isnan(ts):
-            raise InputError(f"cannot read {source} line {lineno}", "token counts must be non-negative numbers",
-                             "fix the CSV")
+        if p < 0 or o < 0 or not (math.isfinite(p) and math.isfinite(o) and math.isfinite(ts)):
+            raise InputError(f"cannot read {source} line {lineno}",
+                             "token counts must be finite non-negative numbers, timestamps finite", "fix the CSV")
         times.append(ts)
         prompts += p
         outputs += o
@@ -150,6 +154,9 @@ def parse_trace(text: str, source: str = "trace") -> Trace:
                          "give a CSV with rows timestamp,prompt_tokens,output_tokens")
     arr = np.asarray(times, dtype=np.float64)
     arr -= arr.min()
+    if not np.isfinite(arr).all() or arr.max() >= MAX_TRACE_SECONDS:
+        raise InputError(f"cannot replay {source}", f"it spans more than {MAX_TRACE_SECONDS // 86400} days "
+                         "(one count per second is kept)", "replay a shorter slice of the trace")
     seconds = np.floor(arr).astype(np.int64)
     counts = np.bincount(seconds, minlength=int(seconds.max()) + 1).astype(np.float64)
     n = len(times)

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sp
 from textual.widgets.data_table import ColumnKey
 from textual.worker import Worker, WorkerState
 
+from kubectl_gpuscale.display import plain, visible
 from kubectl_gpuscale.tui.model import (
     Finding,
     History,
@@ -158,7 +159,7 @@ class TopApp(App[None]):
 
     def _show_problems(self, problems: tuple[str, ...]) -> None:
         banner = self.query_one("#problems", Static)
-        banner.update(Text("  ".join(f"⚠ {p}" for p in problems), style="bold red") if problems else "")
+        banner.update(plain("  ".join(f"⚠ {p}" for p in problems), "bold red") if problems else "")
         banner.display = bool(problems)
 
     def visible_workloads(self) -> list[Workload]:
@@ -220,24 +221,30 @@ class TopApp(App[None]):
             return
         queue.data = _trend(self.history.queue.get(w.key, ()))
         replicas.data = _trend(self.history.replicas.get(w.key, ()))
-        self.query_one("#queue-label", Label).update(f"queue waiting · {w.key} · now {num(w.queue_waiting)}")
+        self.query_one("#queue-label", Label).update(plain(f"queue waiting · {w.key} · now {num(w.queue_waiting)}"))
         self.query_one("#replicas-label", Label).update(
             f"replicas ready {w.ready} / desired {w.desired} (min {num(w.min_replicas)}, max {num(w.max_replicas)})")
         self.query_one("#why", Static).update(
-            Text.assemble(("why: ", "bold"), w.why(), "\n", ("scaler: ", "bold"), f"{w.scaler} {w.scaler_name}"))
+            Text.assemble(("why: ", "bold"), plain(w.why()), "\n", ("scaler: ", "bold"),
+                          plain(f"{w.scaler} {w.scaler_name}")))
         for pod in w.pods:
-            pods.add_row(pod.name, pod.phase + ("" if pod.ready else " (not ready)"), pod.node or "-",
-                         seconds(pod.age_seconds), pct(pod.gpu_util), start_bar(pod), key=pod.name)
+            pods.add_row(plain(pod.name), plain(pod.phase + ("" if pod.ready else " (not ready)")),
+                         plain(pod.node or "-"), seconds(pod.age_seconds), pct(pod.gpu_util), start_bar(pod),
+                         key=pod.name)
 
     def _render_events(self, snapshot: Snapshot) -> None:
         log = self.query_one("#events", RichLog)
+        denied = next((p for p in snapshot.problems if p.startswith("events: ")), None)
+        if denied and ("", "", "", denied) not in self._seen_events:  # the panel says why it stays empty
+            self._seen_events.add(("", "", "", denied))
+            log.write(plain(denied, "yellow"))
         for e in snapshot.events:
             key = (e.time, e.namespace, e.name, e.message)
             if key in self._seen_events:
                 continue
             self._seen_events.add(key)
-            log.write(Text.assemble((e.time, "dim"), " ", (f"{e.namespace}/{e.name}", "bold"), " ",
-                                    (e.reason, "red" if e.warning else "cyan"), " ", e.message))
+            log.write(Text.assemble((visible(e.time), "dim"), " ", (visible(f"{e.namespace}/{e.name}"), "bold"), " ",
+                                    (visible(e.reason), "red" if e.warning else "cyan"), " ", visible(e.message)))
 
     def _render_findings(self, snapshot: Snapshot) -> None:
         if snapshot.findings == self._shown_findings:
@@ -249,8 +256,8 @@ class TopApp(App[None]):
             log.write(Text("no findings", style="green"))
         for f in snapshot.findings[:MAX_FINDINGS_SHOWN]:
             style = {"error": "bold red", "warning": "yellow"}.get(f.severity, "cyan")
-            log.write(Text.assemble((f"{f.severity:<8}", style), f" {f.rule} ", (f.target, "bold")))
-            log.write(Text(f"         {f.message}", style="dim"))
+            log.write(Text.assemble((f"{f.severity:<8}", style), f" {f.rule} ", (visible(f.target), "bold")))
+            log.write(plain(f"         {f.message}", "dim"))
         hidden = len(snapshot.findings) - MAX_FINDINGS_SHOWN
         if hidden > 0:
             log.write(Text(f"... and {hidden} more: kubectl gpuscale doctor", style="dim"))
@@ -395,7 +402,8 @@ def _with_state(w: Workload, history: History) -> Workload:
 def _workload_cells(w: Workload) -> tuple[object, ...]:
     ready = Text(f"{w.ready}/{w.desired}", style="yellow" if w.ready < w.desired else "")
     bounds = f"{num(w.min_replicas)}-{num(w.max_replicas)}"
-    why = Text(w.why(), style="bold" if any(t.firing for t in w.triggers) else "")
-    return (w.namespace, w.name, w.engine or "-", w.scaler, ready, bounds, why, num(w.queue_waiting),
+    why = plain(w.why(), "bold" if any(t.firing for t in w.triggers) else "")
+    return (plain(w.namespace), plain(w.name), plain(w.engine or "-"), plain(w.scaler), ready, bounds, why,
+            num(w.queue_waiting),
             num(w.queue_running), pct(w.kv_cache_pct), pct(w.gpu_util_pct), seconds(w.ttft_p95_s),
             state_text(w.state))

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from kubectl_gpuscale.display import plain, visible
 from kubectl_gpuscale.tui.model import (
     COLD_STARTING,
     FLAPPING,
@@ -96,7 +97,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, id="question")
+            yield Label(plain(self.question), id="question")
             with Horizontal(classes="buttons"):
                 yield Button("Yes", variant="warning", id="yes")
                 yield Button("No", variant="primary", id="no")
@@ -121,7 +122,7 @@ class PromptScreen(ModalScreen["str | None"]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question)
+            yield Label(plain(self.question))
             yield Input(value=self.value, placeholder=self.placeholder, id="answer")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -186,8 +187,9 @@ class PodScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(Text.assemble((self.workload.key, "bold"), f" · pod {self.pod.name} · on {self.pod.node or '-'}"))
-            yield Static(self.headline, id="headline")
+            yield Label(Text.assemble((visible(self.workload.key), "bold"),
+                                      visible(f" · pod {self.pod.name} · on {self.pod.node or '-'}")))
+            yield Static(plain(self.headline), id="headline")
             yield Static(self._body(), id="waterfall")
 
     def _body(self) -> Table | str:
@@ -196,7 +198,7 @@ class PodScreen(ModalScreen[None]):
     def show_phases(self, phases: tuple[ColdStartPhase, ...], headline: str) -> None:
         """Fill in the waterfall once the pod's cold start has been read."""
         self.pod = replace(self.pod, phases=phases)
-        self.query_one("#headline", Static).update(headline)
+        self.query_one("#headline", Static).update(plain(headline))
         self.query_one("#waterfall", Static).update(self._body() if phases else "no cold-start phases found")
 
     def action_close(self) -> None:

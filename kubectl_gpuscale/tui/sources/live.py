@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale import engines
-from kubectl_gpuscale.errors import GpuscaleError
+from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, UnreachableError
 from kubectl_gpuscale.prom import promql
 from kubectl_gpuscale.tui.model import ColdStartPhase, Finding, Snapshot
 from kubectl_gpuscale.tui.sources.assemble import (
@@ -117,7 +117,7 @@ class LiveSource:
         problems: list[str] = []
         try:
             cluster = self._cluster_or_connect()
-            lists = self._lists(cluster)
+            lists = self._lists(cluster, problems)
         except GpuscaleError as exc:
             problems.append(f"cluster: {exc.line()}")
             return self._degraded(problems)
@@ -203,23 +203,38 @@ class LiveSource:
             self._served[key] = cluster.serves(api_version, kind)
         return self._served[key]
 
-    def _lists(self, cluster: Cluster) -> ClusterLists:
+    def _lists(self, cluster: Cluster, problems: list[str]) -> ClusterLists:
+        """List every kind. Workloads and pods are required; a forbidden or failing optional kind (HPAs,
+        scalers, events) leaves its part empty and says why in `problems`, while the rest updates."""
         ns, sel = self.namespace, self.selector
+
+        def degrade(api_version: str, kind: str, empty: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+            try:
+                return cluster.list(api_version, kind, ns)
+            except UnreachableError:
+                raise
+            except GpuscaleError as exc:
+                plural = cluster.resource(api_version, kind).plural
+                plural += f".{api_version.split('/')[0]}" if "/" in api_version else ""
+                flag = f" -n {ns}" if ns else " -A"
+                problems.append(f"{plural}: forbidden, `kubectl auth can-i list {plural}{flag}`"
+                                if isinstance(exc, ForbiddenError) else f"{plural}: {exc.line()}")
+                return empty
 
         def optional(api_version: str, kind: str) -> list[dict[str, Any]] | None:
             if not self._served_kind(cluster, api_version, kind):
                 return None
-            return cluster.list(api_version, kind, ns)
+            return degrade(api_version, kind, None)
 
         return ClusterLists(
             deployments=cluster.list("apps/v1", "Deployment", ns, label_selector=sel),
             statefulsets=cluster.list("apps/v1", "StatefulSet", ns, label_selector=sel),
-            hpas=cluster.list("autoscaling/v2", "HorizontalPodAutoscaler", ns),
+            hpas=degrade("autoscaling/v2", "HorizontalPodAutoscaler", []) or [],
             scaledobjects=optional("keda.sh/v1alpha1", "ScaledObject"),
             httpscaledobjects=optional("http.keda.sh/v1alpha1", "HTTPScaledObject"),
             knative_services=optional("serving.knative.dev/v1", "Service"),
             pods=cluster.list("v1", "Pod", ns),
-            events=cluster.list("v1", "Event", ns),
+            events=degrade("v1", "Event", []) or [],
         )
 
     def _metrics(self, problems: list[str]) -> PodMetrics:
