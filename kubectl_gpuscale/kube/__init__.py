@@ -45,6 +45,10 @@ class CommandFailedError(GpuscaleError):
         self.command_exit = command_exit
 
 
+class ExpiredError(GpuscaleError):
+    """410 Gone: a resourceVersion or continue token older than the server keeps (list again)."""
+
+
 @dataclass
 class Response:
     """A raw answer from the API server."""
@@ -247,6 +251,8 @@ class Cluster:
             return InvalidError(f"cannot {action}", f"rejected: {message}", "fix the object and try again")
         if code == 400:
             return InvalidError(f"cannot {action}", f"bad request: {message}", "fix the object and try again")
+        if code == 410:
+            return ExpiredError(f"cannot {action}", f"expired: {message}", "list again")
         if code == 504 or code == 408:
             return UnreachableError(f"{action} timed out", message, "raise --request-timeout")
         return GpuscaleError(f"cannot {action}", f"HTTP {code}: {message}", "see the API server's logs")
