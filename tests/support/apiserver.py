@@ -1024,10 +1024,14 @@ class ApiServer:
                         raise WatchBroken("the test API server broke the watch")
                     expired = ApiError(410, "Expired", f"too old resource version: {last} ({self._history_floor})")
                     line, epoch = json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n", -1
-                start = bisect.bisect_right(self._history, last, key=lambda entry: entry[0])
-                events = [(rv, kind, obj) for rv, kind, key, obj in self._history[start:]
-                          if key == route.rt.key and self._matching(req, route, obj)]
-                if not events:
+                    events = []
+                else:
+                    start = bisect.bisect_right(self._history, last, key=lambda entry: entry[0])
+                    events = [(rv, kind, obj) for rv, kind, key, obj in self._history[start:]
+                              if key == route.rt.key and self._matching(req, route, obj)]
+                if epoch < 0:
+                    pass
+                elif not events:
                     newest = self._history[-1][0] if self._history else last
                     last = max(last, newest)
                     remaining = deadline - time.monotonic()
