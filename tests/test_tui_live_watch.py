@@ -271,3 +271,14 @@ def test_kind_cache_counts_and_stops(apiserver: Any, cluster: Cluster) -> None:
     assert {o["metadata"]["name"] for o in cache.items()} == {"llama-7d9f-a", "llama-7d9f-b"}
     assert (cache.lists, cache.watches, cache.running) == (1, 0, False)
     assert len(KINDS) == 8
+
+
+def test_the_traffic_counter_counts_requests_and_bytes_per_verb_and_resource(apiserver: Any,
+                                                                             cluster: Cluster) -> None:
+    _seed_llama(apiserver)
+    apiserver.traffic.reset()
+    body = cluster.request("GET", "/api/v1/namespaces/ml/pods").body
+    assert apiserver.traffic.requests == {("list", "pods"): 1}
+    assert len(body) < apiserver.traffic.bytes_sent[("list", "pods")] < len(body) + 1024  # body and headers
+    cluster.get("apps/v1", "Deployment", "llama", "ml")
+    assert apiserver.traffic.count("get", "deployments.apps") == 1
