@@ -86,9 +86,9 @@ class CountingWriter:
         self.key: Key = ("get", "unknown")
 
     def write(self, data: bytes) -> int:
-        """Write and count."""
-        written = self._raw.write(data)
+        """Count, then write (counted first, so a client that has the answer sees it counted)."""
         self._traffic.count_bytes(self.key, len(data))
+        written = self._raw.write(data)
         return int(written if written is not None else len(data))
 
     def flush(self) -> None:
