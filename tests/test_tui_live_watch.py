@@ -282,3 +282,16 @@ def test_the_traffic_counter_counts_requests_and_bytes_per_verb_and_resource(api
     assert len(body) < apiserver.traffic.bytes_sent[("list", "pods")] < len(body) + 1024  # body and headers
     cluster.get("apps/v1", "Deployment", "llama", "ml")
     assert apiserver.traffic.count("get", "deployments.apps") == 1
+
+
+def test_close_ends_the_open_watches_at_once(apiserver: Any) -> None:
+    """Switching namespace or context closes the caches: their quiet watches must not stay open until
+    the next bookmark or the server's timeout (minutes), holding connections."""
+    _seed_llama(apiserver)
+    source = watching(apiserver)
+    caches = list((source.caches or {}).values())
+    until(lambda: all(c.running for c in caches), what="the watch threads")
+    source.set_namespace("other")
+    until(lambda: not any(c.running for c in caches), timeout=3, what="the watch threads to end")
+    assert sum(c.broken for c in caches) <= len(caches)
+    source.close()

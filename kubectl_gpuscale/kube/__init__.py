@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,13 +159,17 @@ class Cluster:
         return response
 
     def stream(self, method: str, path: str, *, query: Sequence[tuple[str, Any]] | None = None,
-               timeout: float | None = None, what: str | None = None) -> Iterator[bytes]:
-        """Stream a response body in chunks (watches, logs, archives)."""
+               timeout: float | None = None, what: str | None = None,
+               opened: Callable[[Any], None] | None = None) -> Iterator[bytes]:
+        """Stream a response body in chunks (watches, logs, archives); `opened` gets the open urllib3
+        response (another thread may `shutdown()` it to end the stream)."""
         raw = self._send(method, path, query=query, body=None, content_type=None, accept="*/*",
                          timeout=timeout, what=what)
         if raw.status >= 400:
             response = Response(raw.status, raw.read() or b"", dict(raw.headers or {}))
             raise self._error(method, path, response, what)
+        if opened is not None:
+            opened(raw.response)
         try:
             yield from raw.response.stream(64 * 1024)
         finally:

@@ -30,7 +30,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -103,8 +103,10 @@ def _list_once(cluster: Cluster, scope: Scope, page_size: int) -> tuple[Objects,
 
 
 def watch_lines(cluster: Cluster, scope: Scope, resource_version: str, *, timeout_seconds: int,
-                read_timeout: float = WATCH_READ_TIMEOUT) -> Iterator[dict[str, Any]]:
-    """Watch events from `resource_version` (bookmarks asked for) until the server ends the stream."""
+                read_timeout: float = WATCH_READ_TIMEOUT,
+                opened: Callable[[Any], None] | None = None) -> Generator[dict[str, Any], None, None]:
+    """Watch events from `resource_version` (bookmarks asked for) until the server ends the stream;
+    `opened` gets the open response (`shutdown()` on it ends the watch from another thread)."""
     res = cluster.resource(scope.api_version, scope.kind)
     query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
              ("timeoutSeconds", timeout_seconds), ("labelSelector", scope.label_selector),
@@ -112,7 +114,7 @@ def watch_lines(cluster: Cluster, scope: Scope, resource_version: str, *, timeou
     buffer = b""
     for chunk in cluster.stream("GET", res.path(scope.namespace if res.namespaced else None), query=query,
                                 timeout=(WATCH_CONNECT_TIMEOUT, read_timeout),  # type: ignore[arg-type]
-                                what=f"watch {res.plural}"):
+                                what=f"watch {res.plural}", opened=opened):
         buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
@@ -142,6 +144,7 @@ class KindCache:
         self._items: dict[Key, dict[str, Any]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._response: Any = None
         self.resource_version = ""
         self.synced = False
         self.error: GpuscaleError | None = None
@@ -189,8 +192,19 @@ class KindCache:
             self._thread.start()
 
     def stop(self) -> None:
-        """Ask the loop to end; it does at its next line, bookmark or the server's end of the watch."""
+        """End the loop: the open watch is shut down now (its thread ends at once), no request follows."""
         self._stop.set()
+        response, self._response = self._response, None
+        if response is not None:
+            try:
+                getattr(response, "shutdown", response.close)()
+            except Exception:  # already closed, or closing raced with the server's end: nothing to do
+                pass
+
+    def _opened(self, response: Any) -> None:
+        self._response = response
+        if self._stop.is_set():
+            self.stop()
 
     @property
     def running(self) -> bool:
@@ -229,29 +243,34 @@ class KindCache:
         self.watches += 1
         seconds = self._watch_seconds + int(random.random() * self._watch_seconds)
         opened = time.monotonic()
-        for event in watch_lines(self.cluster, self.scope, self.resource_version, timeout_seconds=seconds,
-                                 read_timeout=self._read_timeout):
-            if self._stop.is_set():
-                return
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                code, message = obj.get("code"), str(obj.get("message") or "")
-                if code == 410:
-                    raise ExpiredError(f"watch {self.scope.kind}", f"expired: {message}", "list again")
-                raise GpuscaleError(f"watch {self.scope.kind} failed", f"HTTP {code}: {message}", "watch again")
-            rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-            if kind in ("ADDED", "MODIFIED", "DELETED"):
-                obj.setdefault("apiVersion", self.scope.api_version)
-                obj.setdefault("kind", self.scope.kind)
-                with self._lock:
-                    if kind == "DELETED" or (self._keep is not None and not self._keep(obj)):
-                        self._items.pop(_key(obj), None)
-                    else:
-                        self._items[_key(obj)] = obj
-                    self.version += 1
-            if rv:
-                self.resource_version = rv
-            self.error = None
+        lines = watch_lines(self.cluster, self.scope, self.resource_version, timeout_seconds=seconds,
+                            read_timeout=self._read_timeout, opened=self._opened)
+        try:
+            for event in lines:
+                if self._stop.is_set():
+                    return
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    code, message = obj.get("code"), str(obj.get("message") or "")
+                    if code == 410:
+                        raise ExpiredError(f"watch {self.scope.kind}", f"expired: {message}", "list again")
+                    raise GpuscaleError(f"watch {self.scope.kind} failed", f"HTTP {code}: {message}", "watch again")
+                rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    obj.setdefault("apiVersion", self.scope.api_version)
+                    obj.setdefault("kind", self.scope.kind)
+                    with self._lock:
+                        if kind == "DELETED" or (self._keep is not None and not self._keep(obj)):
+                            self._items.pop(_key(obj), None)
+                        else:
+                            self._items[_key(obj)] = obj
+                        self.version += 1
+                if rv:
+                    self.resource_version = rv
+                self.error = None
+        finally:
+            self._response = None
+            lines.close()  # gives the connection back (or drops it when the watch was cut short)
         if time.monotonic() - opened < 1.0 and self.error is None and not self._stop.is_set():
             self._stop.wait(BACKOFF_FIRST)  # a server ending watches at once must not be hammered
 
