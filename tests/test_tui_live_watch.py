@@ -102,6 +102,29 @@ def test_a_continue_token_older_than_the_compaction_is_410(apiserver: Any, clust
     assert "too old to display a consistent list result" in caught.value.why
 
 
+def test_a_list_whose_continue_token_expires_starts_over_once(apiserver: Any, cluster: Cluster) -> None:
+    """client-go's pager (tools/pager/pager.go, `List`) lists again in full when the continue token expired."""
+    apiserver.seed([_pod("ml", "llama", f"p{i}", True) for i in range(5)])
+
+    class CompactingAfterFirstPage(Cluster):
+        pages = 0
+
+        def request(self, *args: Any, **kw: Any) -> Any:
+            answer = super().request(*args, **kw)
+            CompactingAfterFirstPage.pages += 1
+            if CompactingAfterFirstPage.pages == 1:
+                apiserver.seed(_pod("ml", "llama", "new", True))
+                apiserver.compact()
+            return answer
+
+    cluster.__class__ = CompactingAfterFirstPage
+    apiserver.traffic.reset()
+    items, _ = list_pages(cluster, Scope("v1", "Pod", "ml"), page_size=2)
+    names = sorted(o["metadata"]["name"] for o in items)
+    assert len(names) == len(set(names)) == 6 and "llama-7d9f-new" in names
+    assert apiserver.traffic.requests[("list", "pods")] == 1 + 1 + 3  # page 1, the 410, then 3 fresh pages
+
+
 # ---- list once, then watch -----------------------------------------------------------------------------
 
 
