@@ -125,6 +125,15 @@ def test_a_list_whose_continue_token_expires_starts_over_once(apiserver: Any, cl
     assert apiserver.traffic.requests[("list", "pods")] == 1 + 1 + 3  # page 1, the 410, then 3 fresh pages
 
 
+def test_the_real_kubectl_pages_through_the_test_api_server(apiserver: Any, kubectl: Any) -> None:
+    """kubectl gets in chunks (`--chunk-size`, default 500) following `continue`: an independent client."""
+    apiserver.seed([_pod("ml", "llama", f"p{i:03d}", True) for i in range(250)])
+    apiserver.traffic.reset()
+    out = kubectl("get", "pods", "-n", "ml", "--chunk-size=100", "-o", "name", check=True).stdout.split()
+    assert len(out) == len(set(out)) == 250
+    assert apiserver.traffic.requests[("list", "pods")] == 3
+
+
 # ---- list once, then watch -----------------------------------------------------------------------------
 
 
