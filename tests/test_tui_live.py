@@ -109,6 +109,7 @@ def test_live_snapshot_joins_cluster_and_prometheus(apiserver: Any, prometheus_s
     for r in lists:
         per_path[r.path] = per_path.get(r.path, 0) + 1
     assert all(count == 1 for path, count in per_path.items() if "/namespaces/ml/" in path), per_path
+    source.close()
 
 
 def test_prometheus_down_degrades_and_keeps_cluster_data(apiserver: Any) -> None:
@@ -149,6 +150,7 @@ def test_scale_and_pause_write_through_the_client(apiserver: Any) -> None:
     source.pause("ml", "llama", None)
     so = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "llama", "ml")
     assert "autoscaling.keda.sh/paused-replicas" not in (so["metadata"].get("annotations") or {})
+    source.close()
 
 
 def test_live_waterfall_reads_the_pod_like_coldstart_does(apiserver: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,10 @@ class CommandFailedError(GpuscaleError):
     def __init__(self, what: str, why: str = "", fix: str = "", *, command_exit: int | None = None) -> None:
         super().__init__(what, why, fix)
         self.command_exit = command_exit
+
+
+class ExpiredError(GpuscaleError):
+    """410 Gone: a resourceVersion or continue token older than the server keeps (list again)."""
 
 
 @dataclass
@@ -177,8 +181,10 @@ class Cluster:
         return response
 
     def stream(self, method: str, path: str, *, query: Sequence[tuple[str, Any]] | None = None,
-               timeout: float | None = None, what: str | None = None) -> Iterator[bytes]:
-        """Stream a response body in chunks (watches, logs, archives).
+               timeout: float | None = None, what: str | None = None,
+               opened: Callable[[Any], None] | None = None) -> Iterator[bytes]:
+        """Stream a response body in chunks (watches, logs, archives); `opened` gets the open urllib3
+        response (another thread may `shutdown()` it to end the stream).
 
         Without `timeout` only connecting is bounded (by `default_timeout`): a stream's own liveness checks
         decide how long it may stay quiet.
@@ -189,6 +195,8 @@ class Cluster:
         if raw.status >= 400:
             response = Response(raw.status, raw.read() or b"", dict(raw.headers or {}))
             raise self._error(method, path, response, what)
+        if opened is not None:
+            opened(raw.response)
         try:
             yield from raw.response.stream(64 * 1024)
         finally:
@@ -277,6 +285,8 @@ class Cluster:
             return InvalidError(f"cannot {action}", f"rejected: {message}", "fix the object and try again")
         if code == 400:
             return InvalidError(f"cannot {action}", f"bad request: {message}", "fix the object and try again")
+        if code == 410:
+            return ExpiredError(f"cannot {action}", f"expired: {message}", "list again")
         if code == 504 or code == 408:
             return UnreachableError(f"{action} timed out", message, "raise --request-timeout")
         return GpuscaleError(f"cannot {action}", f"HTTP {code}: {message}", "see the API server's logs")

@@ -6,7 +6,8 @@ conventions the tool depends on:
 
 - discovery (``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``), ``/version``,
   a minimal ``/openapi/v3`` so ``kubectl apply`` can validate;
-- get/list/watch with label and field selectors, all-namespace lists;
+- get/list/watch with label and field selectors, all-namespace lists; ``limit``/``continue``
+  pagination, watch bookmarks, 410 Expired after `compact`, `cut_watches` (see `tests.support.listwatch`);
 - create (``generateName``, 409 AlreadyExists), replace (409 on a stale
   resourceVersion), delete with ``propagationPolicy`` and ownerReference
   garbage collection, ``deletecollection``;
@@ -25,7 +26,8 @@ conventions the tool depends on:
   the pod must be Running, ``create pods/exec`` is authorized; no stdin, no tty;
 - CustomResourceDefinitions registered at run time (Established at once);
 - SelfSubjectAccessReview and a deny list that also makes requests 403;
-- a bearer token check and a record of every request;
+- a bearer token check, a record of every request, and requests and bytes sent per verb and
+  resource (`ApiServer.traffic`, see `tests.support.traffic`);
 - injected failures before or after a commit (``server.faults``, see `tests.support.faults`).
 
 Simplifications (documented, deliberate): no controllers run (status is what
@@ -43,6 +45,7 @@ Use it through the pytest fixtures in `tests.support.kube_fixtures`, or directly
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import os
@@ -70,7 +73,9 @@ from tests.support.admission_knative import KnativeAdmission
 from tests.support.exec_ws import ExecHandler, file_exec_handler
 from tests.support.faults import Faults
 from tests.support.kube_types import BUILTIN_TYPES, OPTIONAL_TYPES, ResourceType, crd_types
+from tests.support.listwatch import PageError, Pager, WatchBroken, WatchControl
 from tests.support.pod_update import pod_update_errors
+from tests.support.traffic import CountingWriter, Traffic, classify
 
 DEFAULT_TOKEN = "gpuscale-test-token"
 DEFAULT_USER = "test-user"
@@ -247,6 +252,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence the default stderr access log."""
 
+    def setup(self) -> None:
+        """Count every byte written back (`ApiServer.traffic`)."""
+        super().setup()
+        self.wfile = CountingWriter(self.wfile, self.server.api.traffic)  # type: ignore[assignment]
+
     def _dispatch(self) -> None:
         self.server.api._handle(self)
 
@@ -299,6 +309,9 @@ class ApiServer:
         self._history: list[tuple[int, str, tuple[str, str], dict[str, Any]]] = []
         self._history_floor = self._rv
         self._requests: list[RecordedRequest] = []
+        self.traffic = Traffic()
+        self.pager = Pager()
+        self.watches = WatchControl()
         self._denied: list[tuple[str, str, str | None, str | None]] = []
         self._logs: dict[tuple[str, str, str | None, bool], str] = {}
         self._checkpoint: dict[str | None, tuple[str, str | None]] = {None: ("ok", None)}
@@ -562,6 +575,22 @@ class ApiServer:
                  "count": count, "reportingComponent": component}
         return self.seed(event)[0]
 
+    def compact(self) -> int:
+        """Forget the watch history up to now (like an etcd compaction): a watch from an older
+        resourceVersion, or a continue token from an older list, gets 410 Expired. Returns the floor."""
+        with self._changed:
+            self._history_floor = self._rv
+            self._history = []
+            return self._history_floor
+
+    def cut_watches(self, mode: str = "expire") -> None:
+        """End every open watch: ``"expire"`` sends an in-stream ERROR 410 (the watch cache fell behind,
+        the client must list again); ``"break"`` drops the connection mid-stream (the client should
+        watch again from its last resourceVersion)."""
+        with self._changed:
+            self.watches.cut(mode)
+            self._changed.notify_all()
+
     # ---- internals: types -------------------------------------------------------------------------
 
     def _register(self, rt: ResourceType) -> None:
@@ -733,6 +762,10 @@ class ApiServer:
                                  h.headers.get("Accept", ""), h.headers.get("User-Agent", ""), body)
         with self._lock:
             self._requests.append(record)
+        key = classify(h.command, path, query)
+        self.traffic.count_request(key)
+        if isinstance(h.wfile, CountingWriter):
+            h.wfile.key = key
         try:
             authorization = h.headers.get("Authorization")
             if self.token is not None and authorization != f"Bearer {self.token}" and not (
@@ -970,12 +1003,22 @@ class ApiServer:
 
     def _list(self, req: RecordedRequest, route: _Route) -> dict[str, Any]:
         rt = route.rt
-        with self._lock:
-            items = [self._present(rt, route.version, o, in_list=True)
-                     for _, o in sorted(self._store.get(rt.key, {}).items()) if self._matching(req, route, o)]
-            rv = str(self._rv)
-        return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version(route.version),
-                "metadata": {"resourceVersion": rv}, "items": items}
+        token = req.param("continue")
+        try:
+            limit = self.pager.limit_of(req.param("limit"))
+            with self._lock:
+                if token:
+                    items, offset, rv = self.pager.resume(token, self._history_floor)
+                    snapshot: int | None = self.pager.snapshot_of(token)
+                else:
+                    items = [self._present(rt, route.version, o, in_list=True)
+                             for _, o in sorted(self._store.get(rt.key, {}).items()) if self._matching(req, route, o)]
+                    offset, rv, snapshot = 0, self._rv, None
+            page, meta = self.pager.cut(items, offset, rv, limit, snapshot)
+        except PageError as exc:
+            raise ApiError(exc.code, exc.reason, exc.message) from None
+        return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version(route.version), "metadata": meta,
+                "items": page}
 
     def _watch(self, req: RecordedRequest, route: _Route) -> Iterator[bytes]:
         rt = route.rt
@@ -1007,23 +1050,43 @@ class ApiServer:
         yield from initial
         if last < 0:
             return
+        epoch = self.watches.epoch
+        bookmarks = req.param("allowWatchBookmarks") in ("true", "1")
+        last_bookmark = time.monotonic()
         while True:
             with self._changed:
                 if self._stopping:
                     return
-                events = [(rv, kind, obj) for rv, kind, key, obj in self._history
-                          if rv > last and key == route.rt.key and self._matching(req, route, obj)]
-                if not events:
+                if self.watches.epoch != epoch:
+                    if self.watches.mode == "break":
+                        raise WatchBroken("the test API server broke the watch")
+                    expired = ApiError(410, "Expired", f"too old resource version: {last} ({self._history_floor})")
+                    line, epoch = json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n", -1
+                    events = []
+                else:
+                    start = bisect.bisect_right(self._history, last, key=lambda entry: entry[0])
+                    events = [(rv, kind, obj) for rv, kind, key, obj in self._history[start:]
+                              if key == route.rt.key and self._matching(req, route, obj)]
+                if epoch < 0:
+                    pass
+                elif not events:
                     newest = self._history[-1][0] if self._history else last
                     last = max(last, newest)
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return
-                    self._changed.wait(timeout=min(remaining, 0.5))
-                    continue
-                last = max(last, self._history[-1][0])
-                lines = [self._event_line(kind, route.rt, route.version, obj) for _, kind, obj in events]
-            yield from lines
+                    if bookmarks and time.monotonic() - last_bookmark >= self.watches.bookmark_seconds:
+                        last_bookmark = time.monotonic()
+                        line = self.watches.bookmark(route.rt.kind, route.rt.api_version(route.version), last)
+                    else:
+                        self._changed.wait(timeout=min(remaining, 0.5, self.watches.bookmark_seconds))
+                        continue
+                else:
+                    last = max(last, self._history[-1][0])
+                    line = b"".join(self._event_line(kind, route.rt, route.version, obj) for _, kind, obj in events)
+            yield line
+            if epoch < 0:
+                return
 
     def _event_line(self, kind: str, rt: ResourceType, version: str, obj: Mapping[str, Any]) -> bytes:
         return json.dumps({"type": kind, "object": self._present(rt, version, obj)}).encode() + b"\n"

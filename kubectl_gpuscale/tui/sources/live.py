@@ -1,24 +1,29 @@
-"""The live source: one list per kind and a fixed handful of PromQL queries per refresh.
+"""The live source: each kind listed once, then watched; a fixed handful of PromQL queries per refresh.
 
-Whatever the cluster's size, a refresh costs one list of each kind (Deployments,
-StatefulSets, HPAs, ScaledObjects, HTTPScaledObjects, Knative Services, Pods,
-Events) and at most `MAX_QUERIES` PromQL queries, each grouped by namespace and
-pod for every workload at once. Failures degrade: the last values stay on screen
-and `Snapshot.problems` says what is wrong.
+The first refresh lists every kind (Deployments, StatefulSets, HPAs, ScaledObjects,
+HTTPScaledObjects, Knative Services, Pods, Events) page by page, in the worker thread. From the
+second refresh on, one watch per kind keeps a cache current (`kubectl_gpuscale.kube.watch`), and
+a refresh only reads the caches and runs at most `MAX_QUERIES` PromQL queries, each grouped by
+namespace and pod for every workload at once. `top --once` makes one refresh: lists only.
+
+Failures degrade per kind: a kind that cannot be listed or watched keeps its last objects and adds
+its reason to `Snapshot.problems`; the other kinds keep updating.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale import engines
-from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, UnreachableError
+from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.prom import promql
 from kubectl_gpuscale.tui.model import ColdStartPhase, Finding, Snapshot
 from kubectl_gpuscale.tui.sources.assemble import (
     KEDA_PAUSED_REPLICAS,
+    SCALING_REASONS,
     Assembler,
     ClusterLists,
     PodMetrics,
@@ -26,14 +31,35 @@ from kubectl_gpuscale.tui.sources.assemble import (
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.cli.options import KubeOptions
-    from kubectl_gpuscale.kube import Cluster
+    from kubectl_gpuscale.kube import Cluster, Objects
+    from kubectl_gpuscale.kube.watch import KindCache, Scope
     from kubectl_gpuscale.prom.gateway import Prometheus
 
 MAX_QUERIES = 10
 ROLES = ("queue", "running", "kv_cache")
-DOCTOR_EVERY = 30
-"""The doctor's rules run on the first refresh and every 30th after it (about once a minute): they
-read more kinds (PVCs, PDBs, DaemonSets, Nodes), which is too much for every refresh."""
+DOCTOR_SECONDS = 300.0
+"""The doctor's rules run on the first refresh and every 5 minutes after it: they list more kinds
+(PVCs, PDBs, DaemonSets, Nodes; the watched kinds come from the caches), once per run."""
+
+KINDS: tuple[tuple[str, str, str, bool], ...] = (
+    ("deployments", "apps/v1", "Deployment", True),
+    ("statefulsets", "apps/v1", "StatefulSet", True),
+    ("hpas", "autoscaling/v2", "HorizontalPodAutoscaler", True),
+    ("scaledobjects", "keda.sh/v1alpha1", "ScaledObject", False),
+    ("httpscaledobjects", "http.keda.sh/v1alpha1", "HTTPScaledObject", False),
+    ("knative_services", "serving.knative.dev/v1", "Service", False),
+    ("pods", "v1", "Pod", True),
+    ("events", "v1", "Event", False),
+)
+"""(field of `ClusterLists`, apiVersion, kind, required): a required kind that was never listed fails the
+refresh; any other failure is one line in the snapshot's problems, for that kind only."""
+CUSTOM_KINDS = ("scaledobjects", "httpscaledobjects", "knative_services")
+"""Listed only when the cluster serves them (their CRDs are installed)."""
+EVENT_NOISE_KINDS = ("Node", "ReplicaSet", "Job", "CronJob", "Endpoints", "EndpointSlice",
+                     "PersistentVolumeClaim", "PersistentVolume", "Lease", "Namespace")
+EVENTS_FIELD_SELECTOR = ",".join(f"involvedObject.kind!={kind}" for kind in EVENT_NOISE_KINDS)
+"""Core events are filtered on the server to the kinds the dashboard can show: field selectors allow only
+equality and inequality joined by AND (no "in"), so the kinds no scaling event is about are excluded."""
 
 
 def metric_queries(namespaces: list[str] | None) -> list[tuple[str, str, promql.PodLabels]]:
@@ -66,7 +92,7 @@ class LiveSource:
 
     def __init__(self, connect: Callable[[], Cluster], prometheus: Callable[[], Prometheus] | None, *,
                  namespace: str | None, selector: str | None = None, name: str = "live",
-                 context_factory: Callable[[str], Cluster] | None = None) -> None:
+                 context_factory: Callable[[str], Cluster] | None = None, watch: bool = True) -> None:
         self._connect = connect
         self._context_factory = context_factory
         self._prometheus_factory = prometheus
@@ -81,6 +107,10 @@ class LiveSource:
         self._refreshes = 0
         self._assembler = Assembler()
         self._findings: tuple[Finding, ...] = ()
+        self._doctor_at: float | None = None
+        self.watch = watch
+        """Keep the kinds current with watches (the dashboard); False lists every kind on every refresh."""
+        self.caches: dict[str, KindCache] | None = None
 
     @classmethod
     def from_options(cls, kube: KubeOptions, *, prometheus_url: str | None) -> LiveSource:
@@ -113,16 +143,18 @@ class LiveSource:
     # ---- Source -----------------------------------------------------------------------------------
 
     def refresh(self) -> Snapshot:
-        """List every kind once, query the metrics, and assemble a snapshot; degrade on failures."""
+        """Read every kind (lists the first time, the watched caches after), query the metrics, and
+        assemble a snapshot; degrade on failures, per kind."""
         problems: list[str] = []
         try:
             cluster = self._cluster_or_connect()
-            lists = self._lists(cluster, problems)
+            lists = self._lists(cluster, problems) if self.watch else self._list_all(cluster, problems)
         except GpuscaleError as exc:
             problems.append(f"cluster: {exc.line()}")
             return self._degraded(problems)
         metrics = self._metrics(problems)
-        if self._refreshes % DOCTOR_EVERY == 0:
+        if self._doctor_at is None or time.monotonic() - self._doctor_at >= DOCTOR_SECONDS:
+            self._doctor_at = time.monotonic()
             self._findings = self._doctor(cluster, problems)
         self._refreshes += 1
         snapshot = replace(self._assembler.assemble(lists, metrics, source=self.name, problems=problems),
@@ -145,14 +177,23 @@ class LiveSource:
         if workload is None or workload.scaler != "KEDA":
             return f"{namespace}/{name} has no ScaledObject"
         value = None if replicas is None else str(replicas)
-        cluster.patch("keda.sh/v1alpha1", "ScaledObject", workload.scaler_name, namespace,
-                      {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: value}}})
+        updated = cluster.patch("keda.sh/v1alpha1", "ScaledObject", workload.scaler_name, namespace,
+                                {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: value}}})
+        if self.caches and "scaledobjects" in self.caches:
+            self.caches["scaledobjects"].upsert(updated)  # the next refresh shows it, before its watch event
         return (f"resumed ScaledObject {namespace}/{workload.scaler_name}" if value is None
                 else f"paused ScaledObject {namespace}/{workload.scaler_name} at {replicas} replicas")
 
     def set_namespace(self, namespace: str | None) -> None:
-        """Restrict the lists and queries to one namespace (None: all)."""
+        """Restrict the lists, watches and queries to one namespace (None: all)."""
         self.namespace = namespace
+        self.close()
+
+    def close(self) -> None:
+        """Stop the watches; the next refresh lists again (for the current namespace and context)."""
+        for cache in (self.caches or {}).values():
+            cache.stop()
+        self.caches = None
 
     def checkpoint(self, namespace: str, pod: str) -> str:
         """Checkpoint the pod's default container through the kubelet API, after the preflight."""
@@ -167,10 +208,12 @@ class LiveSource:
         if self._context_factory is None:
             return "this source cannot switch contexts"
         cluster = self._context_factory(context)
+        self.close()
         self._cluster, self._connect = cluster, lambda: cluster
         self._served.clear()
         self._assembler = Assembler()
         self._refreshes = 0
+        self._doctor_at = None
         self.name = f"context {context}"
         return f"switched to context {context}"
 
@@ -203,39 +246,60 @@ class LiveSource:
             self._served[key] = cluster.serves(api_version, kind)
         return self._served[key]
 
-    def _lists(self, cluster: Cluster, problems: list[str]) -> ClusterLists:
-        """List every kind. Workloads and pods are required; a forbidden or failing optional kind (HPAs,
-        scalers, events) leaves its part empty and says why in `problems`, while the rest updates."""
-        ns, sel = self.namespace, self.selector
+    def _scope(self, field: str, api_version: str, kind: str) -> Scope:
+        from kubectl_gpuscale.kube.watch import Scope
 
-        def degrade(api_version: str, kind: str, empty: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        return Scope(api_version, kind, self.namespace,
+                     label_selector=self.selector if field in ("deployments", "statefulsets") else None,
+                     field_selector=EVENTS_FIELD_SELECTOR if field == "events" else None)
+
+    def _served_kinds(self, cluster: Cluster) -> list[tuple[str, str, str, bool]]:
+        return [k for k in KINDS if k[0] not in CUSTOM_KINDS or self._served_kind(cluster, k[1], k[2])]
+
+    def _list_all(self, cluster: Cluster, problems: list[str]) -> ClusterLists:
+        """Every kind listed now, page by page (no watch): what each refresh cost before watches."""
+        from kubectl_gpuscale.kube.watch import list_pages
+
+        lists = ClusterLists()
+        for field, api_version, kind, required in self._served_kinds(cluster):
             try:
-                return cluster.list(api_version, kind, ns)
-            except UnreachableError:
-                raise
+                items, _ = list_pages(cluster, self._scope(field, api_version, kind))
             except GpuscaleError as exc:
-                plural = cluster.resource(api_version, kind).plural
-                plural += f".{api_version.split('/')[0]}" if "/" in api_version else ""
-                flag = f" -n {ns}" if ns else " -A"
-                problems.append(f"{plural}: forbidden, `kubectl auth can-i list {plural}{flag}`"
-                                if isinstance(exc, ForbiddenError) else f"{plural}: {exc.line()}")
-                return empty
+                if required:
+                    raise
+                problems.append(f"{field}: {exc.line()}")
+                items = []
+            setattr(lists, field, items)
+        return lists
 
-        def optional(api_version: str, kind: str) -> list[dict[str, Any]] | None:
-            if not self._served_kind(cluster, api_version, kind):
-                return None
-            return degrade(api_version, kind, None)
+    def _lists(self, cluster: Cluster, problems: list[str]) -> ClusterLists:
+        """The kinds from their caches: listed in this (worker) thread the first time, watched after."""
+        from kubectl_gpuscale.kube.watch import KindCache
 
-        return ClusterLists(
-            deployments=cluster.list("apps/v1", "Deployment", ns, label_selector=sel),
-            statefulsets=cluster.list("apps/v1", "StatefulSet", ns, label_selector=sel),
-            hpas=degrade("autoscaling/v2", "HorizontalPodAutoscaler", []) or [],
-            scaledobjects=optional("keda.sh/v1alpha1", "ScaledObject"),
-            httpscaledobjects=optional("http.keda.sh/v1alpha1", "HTTPScaledObject"),
-            knative_services=optional("serving.knative.dev/v1", "Service"),
-            pods=cluster.list("v1", "Pod", ns),
-            events=degrade("v1", "Event", []) or [],
-        )
+        first = self.caches is None
+        if self.caches is None:
+            self.caches = {}
+            for field, api_version, kind, _ in self._served_kinds(cluster):
+                keep = _scaling_event if field == "events" else None
+                self.caches[field] = KindCache(cluster, self._scope(field, api_version, kind), keep=keep)
+        lists = ClusterLists()
+        required = {k[0] for k in KINDS if k[3]}
+        for field, cache in self.caches.items():
+            if first:
+                try:
+                    cache.sync()
+                except GpuscaleError:
+                    pass
+            else:
+                cache.start()  # from the second refresh on: `top --once` never opens a watch
+            error = cache.error
+            if error is not None and field in required and not cache.synced:
+                self.close()
+                raise error
+            if error is not None:
+                problems.append(f"{field}: {error.line()}" + (" (showing the last values)" if cache.synced else ""))
+            setattr(lists, field, cache.items())
+        return lists
 
     def _metrics(self, problems: list[str]) -> PodMetrics:
         if self._prometheus_factory is None:
@@ -268,7 +332,8 @@ class LiveSource:
         from kubectl_gpuscale.doctor.service import diagnose, gather_cluster
 
         try:
-            found = diagnose(gather_cluster(cluster, self.namespace, selector=self.selector))
+            reader = _CachedCluster(cluster, self.caches or {}) if self.caches else cluster
+            found = diagnose(gather_cluster(reader, self.namespace, selector=self.selector))  # type: ignore[arg-type]
         except GpuscaleError as exc:
             problems.append(f"doctor: {exc.line()}")
             return self._findings
@@ -284,3 +349,47 @@ class LiveSource:
             if w.namespace == namespace and w.name == name:
                 return w.kind
         return "Deployment"
+
+
+def _scaling_event(event: Mapping[str, Any]) -> bool:
+    """Whether the events cache keeps this event (the events panel shows scaling reasons only)."""
+    return event.get("reason") in SCALING_REASONS
+
+
+class _CachedCluster:
+    """A `Cluster` whose lists of the watched kinds (same scope, cache in sync) come from the caches,
+    so the doctor lists only the kinds the dashboard does not watch."""
+
+    def __init__(self, cluster: Cluster, caches: Mapping[str, KindCache]) -> None:
+        self._cluster = cluster
+        self._caches = caches
+
+    def _cached(self, api_version: str, kind: str, namespace: str | None, label_selector: str | None,
+                field_selector: str | None) -> Objects | None:
+        for cache in self._caches.values():
+            s = cache.scope
+            if ((s.api_version, s.kind, s.namespace, s.label_selector, s.field_selector)
+                    == (api_version, kind, namespace, label_selector, field_selector)
+                    and cache.synced and cache.error is None):
+                return cache.items()
+        return None
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None, *,
+             label_selector: str | None = None, field_selector: str | None = None) -> Objects:
+        """`Cluster.list`, from a cache when one holds exactly this list."""
+        found = self._cached(api_version, kind, namespace, label_selector, field_selector)
+        if found is not None:
+            return found
+        return self._cluster.list(api_version, kind, namespace, label_selector=label_selector,
+                                  field_selector=field_selector)
+
+    def list_optional(self, api_version: str, kind: str, namespace: str | None = None, **kw: Any
+                      ) -> Objects | None:
+        """`Cluster.list_optional`, from a cache when one holds exactly this list."""
+        found = self._cached(api_version, kind, namespace, kw.get("label_selector"), kw.get("field_selector"))
+        if found is not None:
+            return found
+        return self._cluster.list_optional(api_version, kind, namespace, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cluster, name)
