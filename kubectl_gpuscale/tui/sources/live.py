@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale import engines
-from kubectl_gpuscale.errors import GpuscaleError
+from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError
 from kubectl_gpuscale.prom import promql
 from kubectl_gpuscale.tui.model import ColdStartPhase, Finding, Snapshot
 from kubectl_gpuscale.tui.sources.assemble import (
@@ -44,7 +44,7 @@ DOCTOR_SECONDS = 300.0
 KINDS: tuple[tuple[str, str, str, bool], ...] = (
     ("deployments", "apps/v1", "Deployment", True),
     ("statefulsets", "apps/v1", "StatefulSet", True),
-    ("hpas", "autoscaling/v2", "HorizontalPodAutoscaler", True),
+    ("hpas", "autoscaling/v2", "HorizontalPodAutoscaler", False),
     ("scaledobjects", "keda.sh/v1alpha1", "ScaledObject", False),
     ("httpscaledobjects", "http.keda.sh/v1alpha1", "HTTPScaledObject", False),
     ("knative_services", "serving.knative.dev/v1", "Service", False),
@@ -267,7 +267,7 @@ class LiveSource:
             except GpuscaleError as exc:
                 if required:
                     raise
-                problems.append(f"{field}: {exc.line()}")
+                problems.append(self._kind_problem(cluster, api_version, kind, exc))
                 items = []
             setattr(lists, field, items)
         return lists
@@ -297,9 +297,23 @@ class LiveSource:
                 self.close()
                 raise error
             if error is not None:
-                problems.append(f"{field}: {error.line()}" + (" (showing the last values)" if cache.synced else ""))
+                api_version, kind = next((k[1], k[2]) for k in KINDS if k[0] == field)
+                problems.append(self._kind_problem(cluster, api_version, kind, error)
+                                + (" (showing the last values)" if cache.synced else ""))
             setattr(lists, field, cache.items())
         return lists
+
+    def _kind_problem(self, cluster: Cluster, api_version: str, kind: str, error: GpuscaleError) -> str:
+        """One banner line for a kind that cannot be listed or watched; a 403 names the `can-i` check."""
+        try:
+            plural = cluster.resource(api_version, kind).plural
+        except GpuscaleError:
+            plural = kind.lower() + "s"
+        plural += f".{api_version.split('/')[0]}" if "/" in api_version else ""
+        if isinstance(error, ForbiddenError):
+            scope = f" -n {self.namespace}" if self.namespace else " -A"
+            return f"{plural}: forbidden, `kubectl auth can-i list {plural}{scope}`"
+        return f"{plural}: {error.line()}"
 
     def _metrics(self, problems: list[str]) -> PodMetrics:
         if self._prometheus_factory is None:
