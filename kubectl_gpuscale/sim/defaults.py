@@ -22,6 +22,13 @@ HPA_SCALE_DOWN_STABILIZATION_S = HPA_DEFAULT_SCALE_DOWN_WINDOW  # --horizontal-p
 HPA_SCALE_UP_POLICIES = (("Percent", 100, 15), ("Pods", 4, 15))
 HPA_SCALE_DOWN_POLICIES = (("Percent", 100, 15),)
 HPA_SELECT_POLICY = "Max"
+# horizontal.go: the per-sync scale-up cap of an HPA without spec.behavior, max(factor x current, minimum)
+HPA_SCALE_UP_LIMIT_FACTOR = 2.0        # scaleUpLimitFactor
+HPA_SCALE_UP_LIMIT_MINIMUM = 4.0       # scaleUpLimitMinimum
+# Versions (plain parameters until the versioned facts package supplies them)
+KUBERNETES_VERSION = (1, 35)
+HPA_INCLUSIVE_TOLERANCE_SINCE = (1, 33)    # replica_calculator.go Tolerances.isWithin
+HPA_CONFIGURABLE_TOLERANCE_SINCE = (1, 35)  # pkg/features/kube_features.go HPAConfigurableTolerance beta, on
 
 # KEDA ScaledObject (kedacore/keda withtriggers_types.go, scale_executor.go, scaledobject_types.go)
 KEDA_POLLING_INTERVAL_S = KEDA_DEFAULT_POLLING

@@ -25,7 +25,9 @@ from kubectl_gpuscale.sim.hpa import (
     ScalingPolicy,
     ScalingRules,
     external_replicas,
+    plain_metric_replicas,
     resource_replicas,
+    tolerances_for,
 )
 from kubectl_gpuscale.units import duration_seconds
 
@@ -73,22 +75,35 @@ class AlwaysOn(Controller):
 
 
 class HpaController(Controller):
-    """A plain autoscaling/v2 HPA on a per-pod resource metric (CPU or GPU utilisation)."""
+    """A plain autoscaling/v2 HPA on a per-pod metric: CPU (a Resource Utilization target) or GPU
+    (DCGM `GPU_UTIL` through a metrics adapter: a Pods metric with an AverageValue target).
+
+    Pods that are not Ready are, for CPU, unready samples (inside the CPU initialisation period:
+    0 % on a scale-up, ignored otherwise); for the GPU metric they have no series yet (missing:
+    0 on a scale-up, the target on a scale-down, and no direction flip). `behavior` None is an
+    HPA without `spec.behavior` (kubernetes' older normalization path).
+    """
 
     kind = "hpa"
     period = d.HPA_SYNC_PERIOD_S
 
     def __init__(self, name: str, metric: str = "cpu", target: float = 70.0, min_replicas: int = 1,
-                 max_replicas: int = 5, behavior: Behavior | None = None, tolerance: float = d.HPA_TOLERANCE) -> None:
+                 max_replicas: int = 5, behavior: Behavior | None = None, tolerance: float = d.HPA_TOLERANCE,
+                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION) -> None:
         super().__init__(name)
         self.metric = metric
         self.target = target
-        self.tolerance = tolerance
+        self.tolerances = tolerances_for(kubernetes_version, tolerance)
         self.hpa = HpaState(min_replicas, max_replicas, behavior)
         self.initial = max(1, min_replicas)
 
     def _usage(self, view: ChunkView) -> np.ndarray:
         return view.cpu if self.metric == "cpu" else view.gpu
+
+    def _recommend(self, spec: int, ready: int, not_ready: int, usage: float) -> int:
+        if self.metric == "cpu":
+            return resource_replicas(spec, ready, not_ready, usage, self.target, self.tolerances)
+        return plain_metric_replicas(spec, ready, 0, not_ready, usage, self.target, self.tolerances)
 
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if spec == 0 or spec < self.hpa.min or spec > self.hpa.max:
@@ -96,11 +111,16 @@ class HpaController(Controller):
         idx = ticks - 1 - view.t0
         usage = self._usage(view)[idx]
         ready = view.ready[idx]
-        unready = view.pods - ready
-        ratio = usage / self.target
-        rec = np.where(np.abs(1.0 - ratio) <= self.tolerance, spec, np.ceil(ratio * ready - 1e-9))
+        not_ready = view.pods - ready
+        if self.metric == "cpu":       # the integer utilisation of GetResourceUtilizationRatio
+            ratio = np.floor_divide(np.round(usage * 10.0), 10.0) / round(self.target)
+        else:                          # GetMetricUsageRatio on milli-values
+            ratio = np.round(usage * 1000.0) / (round(self.target * 1000.0))
+        rec = np.where(self.tolerances.within_array(ratio), spec, np.ceil(ratio * ready))
         rec = np.clip(rec, self.hpa.min, self.hpa.max)
-        act = (rec != spec) | ((unready > 0) & (ratio > 1.0)) | (ready <= 0)
+        act = (rec != spec) | ((not_ready > 0) & (ratio > 1.0)) | (ready <= 0)
+        if self.metric != "cpu":
+            act |= not_ready > 0
         hits = np.flatnonzero(act)
         return int(hits[0]) if hits.size else len(ticks)
 
@@ -110,8 +130,7 @@ class HpaController(Controller):
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
         ready = int(view.ready[i])
-        rec = resource_replicas(spec, ready, view.pods - ready, float(self._usage(view)[i]), self.target,
-                                self.tolerance)
+        rec = self._recommend(spec, ready, view.pods - ready, float(self._usage(view)[i]))
         new = self.hpa.reconcile(float(now), spec, rec)
         self.reason = f"{self.metric} {self._usage(view)[i]:.0f}% / target {self.target:.0f}%"
         return new
@@ -157,9 +176,11 @@ class KedaController(Controller):
                  max_replicas: int = d.KEDA_MAX_REPLICAS, polling: int = d.KEDA_POLLING_INTERVAL_S,
                  cooldown: int = d.KEDA_COOLDOWN_PERIOD_S, behavior: Behavior | None = None,
                  http: bool = False, cron: tuple[CronFloor, ...] = (), outages: tuple[Outage, ...] = (),
-                 fallback_replicas: int | None = None, failure_threshold: int = 3) -> None:
+                 fallback_replicas: int | None = None, failure_threshold: int = 3,
+                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION) -> None:
         super().__init__(name)
         self.metric = metric
+        self.tolerances = tolerances_for(kubernetes_version)
         self.threshold = threshold
         self.activation = activation
         self.min = min_replicas
@@ -200,7 +221,7 @@ class KedaController(Controller):
     def _raw(self, value: np.ndarray, floor: np.ndarray, spec: int) -> np.ndarray:
         """What the HPA's metric asks for at each tick (before stabilization and limits)."""
         ratio = value / (self.threshold * spec)
-        rec = np.where(np.abs(1.0 - ratio) > d.HPA_TOLERANCE, np.ceil(value / self.threshold - 1e-9), spec)
+        rec = np.where(self.tolerances.within_array(ratio), spec, np.ceil(value / self.threshold))
         return np.maximum(rec, floor)
 
     def _grid(self, view: ChunkView) -> dict[str, Any]:
@@ -250,7 +271,7 @@ class KedaController(Controller):
             tf = g["tf"][sl]
             if spec > self.hpa.min:         # at the minimum no recommendation is below spec
                 # a scale-down waits while the window holds a recommendation >= spec (recorded, or earlier here)
-                window = self.hpa.behavior.scale_down.stabilization
+                window = self.hpa.down_window
                 held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
                 last_ge = np.maximum(np.maximum.accumulate(np.where(ge[sl], tf, -1e18)), held)
                 act |= down[sl] & ~(last_ge > tf - window)
@@ -313,7 +334,7 @@ class KedaController(Controller):
             elif failed:
                 return spec          # the HPA cannot read the metric: it keeps the current scale
             else:
-                rec = max(external_replicas(spec, value, self.threshold), floor)
+                rec = max(external_replicas(spec, value, self.threshold, self.tolerances), floor)
                 self.reason = f"{self.metric}={value:.1f} / threshold {self.threshold:g}" + (
                     f", cron floor {floor}" if floor else "")
             new = self.hpa.reconcile(float(now), spec, rec)
