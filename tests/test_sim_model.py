@@ -120,9 +120,12 @@ def test_keda_at_zero_without_http_add_on_never_activates():
 def test_keda_cron_floor_and_fallback():
     # cron floor 3 from 09:00; Prometheus down 1h..2h with fallback 4
     s = make("keda:cron=9-17x3:outage=3600-7200:fallback=4", sim.pattern("constant", 5.0), 10 * 3600)
-    s.advance(3600 + 20)                      # two failed reads (3600, 3615): not yet the threshold of 3
+    # fallback.go GetMetricsWithFallback counts every failed fetch, the operator's poll and the
+    # HPA's alike, and falls back once the count is strictly above failureThreshold (3): the
+    # fetches at 3600 (poll, HPA) make 2, the poll at 3615 makes 3, the HPA's read at 3615 the 4th
+    s.advance(3600 + 10)
     assert s.states()[0].desired == 1
-    s.advance(90)
+    s.advance(10)
     assert s.states()[0].desired == 4 and "fallback" in s.states()[0].events[-1].reason
     s.advance(9 * 3600 - s.time + 60)
     assert s.states()[0].desired == 3

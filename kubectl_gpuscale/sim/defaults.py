@@ -36,6 +36,10 @@ KEDA_COOLDOWN_PERIOD_S = KEDA_DEFAULT_COOLDOWN
 KEDA_MIN_REPLICAS = 0
 KEDA_MAX_REPLICAS = 100
 KEDA_ACTIVATION_THRESHOLD = 0.0        # active when value > activationThreshold (strictly)
+KEDA_INITIAL_COOLDOWN_PERIOD_S = 0      # initialCooldownPeriod
+KEDA_FALLBACK_FAILURE_THRESHOLD = 3    # fallback.failureThreshold (the guide's; the CRD requires it)
+KEDA_VERSION = (2, 20)                 # plain parameter until the versioned facts package supplies it
+KEDA_NO_FALLBACK_SCALING_SINCE = (2, 17)  # #6520: RequestScale no longer calls doFallbackScaling
 KEDA_HTTP_INTERCEPTOR_WAIT_S_BEFORE_0_14 = 20  # http-add-on < 0.14: KEDA_CONDITION_WAIT_TIMEOUT
 
 # Knative Serving config-autoscaler (knative/serving pkg/autoscaler/config/config.go defaultConfig())

@@ -29,6 +29,13 @@ from kubectl_gpuscale.sim.hpa import (
     resource_replicas,
     tolerances_for,
 )
+from kubectl_gpuscale.sim.keda import (
+    FALLBACK_BEHAVIORS,
+    Fallback,
+    ScaledObjectSpec,
+    metrics_with_fallback,
+    request_scale,
+)
 from kubectl_gpuscale.units import duration_seconds
 
 if TYPE_CHECKING:
@@ -176,11 +183,19 @@ class KedaController(Controller):
                  max_replicas: int = d.KEDA_MAX_REPLICAS, polling: int = d.KEDA_POLLING_INTERVAL_S,
                  cooldown: int = d.KEDA_COOLDOWN_PERIOD_S, behavior: Behavior | None = None,
                  http: bool = False, cron: tuple[CronFloor, ...] = (), outages: tuple[Outage, ...] = (),
-                 fallback_replicas: int | None = None, failure_threshold: int = 3,
-                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION) -> None:
+                 fallback_replicas: int | None = None, failure_threshold: int = d.KEDA_FALLBACK_FAILURE_THRESHOLD,
+                 fallback_behavior: str = "static", idle_replicas: int | None = None,
+                 initial_cooldown: int = d.KEDA_INITIAL_COOLDOWN_PERIOD_S,
+                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION,
+                 keda_version: tuple[int, int] = d.KEDA_VERSION) -> None:
         super().__init__(name)
+        if fallback_behavior not in FALLBACK_BEHAVIORS:
+            raise ValueError(f"fallback behavior {fallback_behavior!r} is not one of {', '.join(FALLBACK_BEHAVIORS)}")
+        if idle_replicas is not None and not 0 <= idle_replicas < min_replicas:
+            raise ValueError("idleReplicaCount must be less than minReplicaCount")
         self.metric = metric
         self.tolerances = tolerances_for(kubernetes_version)
+        self.keda_version = keda_version
         self.threshold = threshold
         self.activation = activation
         self.min = min_replicas
@@ -191,13 +206,21 @@ class KedaController(Controller):
         self.buffering = http
         self.cron = cron
         self.outages = outages
+        fallback = Fallback(fallback_replicas, failure_threshold, fallback_behavior) if fallback_replicas else None
+        self.so = ScaledObjectSpec(min_replicas, idle_replicas, cooldown, initial_cooldown, fallback)
         self.fallback_replicas = fallback_replicas
         self.failure_threshold = failure_threshold
         self.failures = 0
         self.hpa = HpaState(max(1, min_replicas), max_replicas, behavior)
-        self.last_active = -1e18
+        self.last_active: float | None = None
         self.initial = max(1, min_replicas) if min_replicas > 0 else 0
         self.period = math.gcd(d.HPA_SYNC_PERIOD_S, polling)
+
+    def _deadline(self) -> float:
+        """The time after which an inactive poll scales to zero/idle (strictly after it)."""
+        if self.last_active is None:
+            return 0.0 + self.so.initial_cooldown
+        return self.last_active + self.cooldown
 
     def _value(self, view: ChunkView) -> np.ndarray:
         if self.metric == "waiting":
@@ -275,10 +298,10 @@ class KedaController(Controller):
                 held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
                 last_ge = np.maximum(np.maximum.accumulate(np.where(ge[sl], tf, -1e18)), held)
                 act |= down[sl] & ~(last_ge > tf - window)
-            if self.min == 0:
-                last = np.where(g["poll_active"][sl], tf, -1e18)
-                last = np.maximum(np.maximum.accumulate(last), self.last_active)
-                act |= g["poll_idle"][sl] & (tf - last >= self.cooldown)
+            if self.min == 0 or self.so.idle_replicas is not None:
+                last = np.maximum.accumulate(np.where(g["poll_active"][sl], tf, -1e18))
+                deadline = np.where(last > -1e18, last + self.cooldown, self._deadline())
+                act |= g["poll_idle"][sl] & (tf > deadline)
         k = int(act.argmax())
         return k if act[k] else n
 
@@ -290,7 +313,7 @@ class KedaController(Controller):
         pa = g["poll_active"][sl]
         k = len(ticks) - 1 - int(pa[::-1].argmax())
         if pa[k]:
-            self.last_active = max(self.last_active, float(ticks[k]))
+            self.last_active = max(self.last_active if self.last_active is not None else -1e18, float(ticks[k]))
         sync = g["sync"][sl]
         if spec > 0 and sync.any():
             # record what each skipped sync recommended, as reconcile would (only the horizon matters)
@@ -307,38 +330,30 @@ class KedaController(Controller):
             if c.start <= hour < c.end and day in c.days:
                 floor = max(floor, c.replicas)
         failed = any(o.start <= now < o.end for o in self.outages)
-        is_poll = now % self.polling == 0
-        is_sync = now % d.HPA_SYNC_PERIOD_S == 0
-        if failed:
-            self.failures += 1
-        else:
-            self.failures = 0
-        fallback = (failed and self.fallback_replicas is not None and self.failures >= self.failure_threshold)
-        active = (value > self.activation or floor > 0) and not failed
-        if is_poll and active:
-            self.last_active = float(now)
-        new = spec
-        if is_poll:
-            if spec == 0 and (active or fallback):
-                self.reason = "activated" if active else "fallback"
-                return max(1, self.min, self.fallback_replicas or 0) if fallback else max(1, self.min)
-            if (spec > 0 and self.min == 0 and not active and not fallback
-                    and now - self.last_active >= self.cooldown):
-                self.reason = f"cooldown {self.cooldown}s elapsed"
-                return 0
-        if is_sync and spec > 0:
-            if fallback:
-                assert self.fallback_replicas is not None
-                rec = self.fallback_replicas
-                self.reason = f"fallback to {rec}"
-            elif failed:
-                return spec          # the HPA cannot read the metric: it keeps the current scale
+        fetched = None if failed else value
+        target = self.threshold
+        if now % self.polling == 0:        # the operator's poll: one metric fetch, then RequestScale
+            _, self.failures, _ = metrics_with_fallback(fetched, self.failures, self.so.fallback, target, spec)
+            active = (not failed and value > self.activation) or floor > 0
+            new, self.last_active = request_scale(self.so, spec, active, failed, self.last_active, 0.0,
+                                                  float(now), self.keda_version)
+            if new != spec:
+                self.reason = ("activated" if new > spec and active else
+                               f"fallback to {new} (KEDA <= 2.16)" if failed else
+                               f"cooldown {self.cooldown}s elapsed" if new < spec else "minReplicaCount")
+                return new
+        if now % d.HPA_SYNC_PERIOD_S == 0 and spec > 0:   # the HPA's sync: its own fetch
+            got, self.failures, used = metrics_with_fallback(fetched, self.failures, self.so.fallback, target, spec)
+            rec: int | None
+            if got is None:
+                rec = floor if floor > spec else None     # a failing metric blocks all but a scale-up
+                self.reason = f"{self.metric} unavailable"
             else:
-                rec = max(external_replicas(spec, value, self.threshold, self.tolerances), floor)
-                self.reason = f"{self.metric}={value:.1f} / threshold {self.threshold:g}" + (
-                    f", cron floor {floor}" if floor else "")
-            new = self.hpa.reconcile(float(now), spec, rec)
-        return new
+                rec = max(external_replicas(spec, got, self.threshold, self.tolerances), floor)
+                self.reason = (f"fallback to {rec}" if used else f"{self.metric}={value:.1f} / threshold "
+                               f"{self.threshold:g}" + (f", cron floor {floor}" if floor else ""))
+            return self.hpa.reconcile(float(now), spec, rec)
+        return spec
 
 
 class KpaController(Controller):
@@ -495,6 +510,18 @@ class PolicySpec:
     options: dict[str, str] = field(default_factory=dict)
 
 
+def _version(text: str) -> tuple[int, int]:
+    """`1.33` or `v2.16.1` -> (major, minor)."""
+    parts = text.strip().lstrip("v").split(".")
+    if len(parts) < 2:
+        raise ValueError(f"{text!r} is not a version like 1.33")
+    return int(parts[0]), int(parts[1])
+
+
+def _dotted(version: tuple[int, int]) -> str:
+    return ".".join(str(v) for v in version)
+
+
 def _seconds(text: str) -> int:
     """Whole seconds of a policy option's duration (`300`, `5m`, `1h30m`)."""
     return int(round(duration_seconds(text)))
@@ -548,7 +575,8 @@ def build_controller(spec: PolicySpec) -> Controller:
         elif spec.name in ("cpu-hpa", "gpu-hpa"):
             metric = "cpu" if spec.name == "cpu-hpa" else "gpu"
             ctl = HpaController(label, metric, float(take("target", "70" if metric == "cpu" else "80")),
-                                int(take("min", "1")), int(take("max", "5")))
+                                int(take("min", "1")), int(take("max", "5")),
+                                kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))))
         elif spec.name in ("keda", "keda-zero"):
             zero = spec.name == "keda-zero"
             behavior = None
@@ -566,6 +594,7 @@ def build_controller(spec: PolicySpec) -> Controller:
                 a, _, b = take("outage", "").partition("-")
                 outages = (Outage(_seconds(a), _seconds(b)),)
             fb = take("fallback", "")
+            idle = take("idle", "")
             ctl = KedaController(
                 label, metric=take("metric", "concurrency" if zero else "waiting"),
                 threshold=float(take("threshold", "10" if zero else "5")),
@@ -573,7 +602,12 @@ def build_controller(spec: PolicySpec) -> Controller:
                 min_replicas=int(take("min", "0" if zero else "1")), max_replicas=int(take("max", "8")),
                 polling=_seconds(take("polling", "15")), cooldown=_seconds(take("cooldown", "300" if zero else "120")),
                 behavior=behavior, http=take("http", "true" if zero else "false") == "true", cron=cron,
-                outages=outages, fallback_replicas=int(fb) if fb else None)
+                outages=outages, fallback_replicas=int(fb) if fb else None,
+                failure_threshold=int(take("failure-threshold", str(d.KEDA_FALLBACK_FAILURE_THRESHOLD))),
+                fallback_behavior=take("fallback-behavior", "static"), idle_replicas=int(idle) if idle else None,
+                initial_cooldown=_seconds(take("initial-cooldown", "0")),
+                kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))),
+                keda_version=_version(take("keda-version", _dotted(d.KEDA_VERSION))))
         elif spec.name == "knative":
             ctl = KpaController(
                 label, target=float(take("target", "10")), utilization=float(take("utilization", "70")) / 100.0,
