@@ -9,6 +9,7 @@ from __future__ import annotations
 from kubectl_gpuscale.autoscale.builders import (
     KEDA_DEFAULT_COOLDOWN,
     KEDA_DEFAULT_POLLING,
+    KNATIVE_PROGRESS_DEADLINE,
     KNATIVE_REVISION_TIMEOUT,
 )
 from kubectl_gpuscale.autoscale.hpa import HPA_DEFAULT_SCALE_DOWN_WINDOW
@@ -53,6 +54,9 @@ KNATIVE_MAX_SCALE_UP_RATE = 1000.0
 KNATIVE_MAX_SCALE_DOWN_RATE = 2.0
 KNATIVE_SCALE_TO_ZERO_GRACE_S = 30
 KNATIVE_SCALE_DOWN_DELAY_S = 0
+KNATIVE_POD_RETENTION_S = 0            # scale-to-zero-pod-retention-period
+KNATIVE_PROGRESS_DEADLINE_S = KNATIVE_PROGRESS_DEADLINE  # config-deployment progress-deadline
+KNATIVE_ACTIVATION_TIMEOUT_BUFFER_S = 10  # kpa/scaler.go activationTimeoutBuffer
 # Knative config-defaults: revision-timeout-seconds (per-request timeout behind the activator)
 KNATIVE_REVISION_TIMEOUT_S = KNATIVE_REVISION_TIMEOUT
 

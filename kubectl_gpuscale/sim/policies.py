@@ -36,6 +36,7 @@ from kubectl_gpuscale.sim.keda import (
     metrics_with_fallback,
     request_scale,
 )
+from kubectl_gpuscale.sim.kpa import EPS, Decider, DeciderSpec, ScalerConfig, scaler_scale
 from kubectl_gpuscale.units import duration_seconds
 
 if TYPE_CHECKING:
@@ -357,7 +358,10 @@ class KedaController(Controller):
 
 
 class KpaController(Controller):
-    """Knative's KPA: stable/panic windows on concurrency, activator buffering, scale to zero."""
+    """Knative's KPA: the autoscaler's decider (sim/kpa.py Decider) every 2 s on the window means of
+    concurrency, then the KPA reconciler's scaler (min/max, scale-to-zero state machine), with the
+    activator holding requests at zero. `initial` pods are Ready at time 0 (an autoscaler that
+    starts, or restarts, on a running revision: more than one starts it in panic mode)."""
 
     kind = "knative"
     period = d.KNATIVE_TICK_S
@@ -370,7 +374,9 @@ class KpaController(Controller):
                  max_up_rate: float = d.KNATIVE_MAX_SCALE_UP_RATE,
                  max_down_rate: float = d.KNATIVE_MAX_SCALE_DOWN_RATE,
                  grace: int = d.KNATIVE_SCALE_TO_ZERO_GRACE_S, scale_down_delay: int = d.KNATIVE_SCALE_DOWN_DELAY_S,
-                 initial: int = 1) -> None:
+                 initial: int = 1, activation_scale: int = 1, reachable: bool = True,
+                 pod_retention: int = d.KNATIVE_POD_RETENTION_S,
+                 progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S) -> None:
         super().__init__(name)
         self.target_value = target * utilization
         self.min = min_scale
@@ -383,15 +389,31 @@ class KpaController(Controller):
         self.max_down = max_down_rate
         self.grace = grace
         self.delay = scale_down_delay
+        self.activation_scale = activation_scale
+        self.reachable = reachable
         self.initial = max(initial, min_scale)
-        self.panic_time: float | None = None
-        self.max_panic_pods = 0
-        self.zero_since: float | None = None
-        self.delay_hist: list[tuple[float, int]] = []
+        self.decider = Decider(DeciderSpec(self.target_value, max_up_rate, max_down_rate, self.panic_threshold,
+                                           window, scale_down_delay, activation_scale, reachable), self.initial)
+        self.scaler = ScalerConfig(min_scale, max_scale, 1, window, grace, pod_retention, progress_deadline,
+                                   "Reachable" if reachable else "Unreachable")
+        self.last_pod = max(grace, pod_retention)
+        self.pa = "active" if self.initial > 0 else "inactive"
+        self.pa_since = -1e9
+
+    @property
+    def panic_time(self) -> float | None:
+        """When the decider last saw the panic threshold crossed (None: stable mode)."""
+        return self.decider.panic_time
+
+    @property
+    def max_panic_pods(self) -> int:
+        """The decider's high-water mark in panic mode."""
+        return self.decider.max_panic_pods
 
     def _clamp(self, n: np.ndarray) -> np.ndarray:
+        lo = self.min if self.reachable else 0
         hi = self.max if self.max > 0 else 1 << 30
-        return np.minimum(np.maximum(n, self.min), hi)
+        return np.minimum(np.maximum(n, lo), hi)
 
     def _desired(self, view: ChunkView, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(stable desired, panic desired, over the panic threshold) at the view's indices `idx`."""
@@ -399,18 +421,21 @@ class KpaController(Controller):
         return ds[idx], dp[idx], over[idx]
 
     def _desired_all(self, view: ChunkView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`_desired` at every second of the view, computed once per view (the chunk's physics is fixed)."""
+        """kpa.desired_counts at every second of the view, computed once per view (the chunk's physics is fixed)."""
         got = view.memo.get("kpa")
         if got is None:
             stable = view.window_mean_all(self.window)
             panic = view.window_mean_all(self.panic_window)
             ready = np.maximum(1.0, view.ready.astype(np.float64))
             max_up = np.ceil(self.max_up * ready)
-            max_down = np.floor(ready / self.max_down)
-            dspc = np.ceil(stable / self.target_value - 1e-9)
-            dppc = np.ceil(panic / self.target_value - 1e-9)
+            max_down = np.floor(ready / self.max_down) if self.reachable else np.zeros_like(ready)
+            dspc = np.ceil(stable / self.target_value - EPS)
+            dppc = np.ceil(panic / self.target_value - EPS)
             ds = np.minimum(np.maximum(dspc, max_down), max_up)
             dp = np.minimum(np.maximum(dppc, max_down), max_up)
+            if self.activation_scale > 1:
+                ds = np.where((dspc > 0) & (ds < self.activation_scale), self.activation_scale, ds)
+                dp = np.where((dppc > 0) & (dp < self.activation_scale), self.activation_scale, dp)
             over = dppc / ready >= self.panic_threshold
             got = view.memo["kpa"] = (ds, dp, over, self._clamp(ds))
         return got[:3]
@@ -426,6 +451,9 @@ class KpaController(Controller):
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if self.delay > 0 or not len(ticks):
             return 0
+        if self.pa == "activating" or (self.pa == "active" and spec == 0) or (
+                self.pa == "inactive" and self.panic_time is not None):
+            return 0
         ds, dp, over, want = self._at_ticks(view, ticks)
         if self.panic_time is not None:
             tf = ticks.astype(np.float64)
@@ -434,8 +462,10 @@ class KpaController(Controller):
             mpp = np.maximum.accumulate(np.maximum(np.maximum(ds, dp), self.max_panic_pods))
             want = self._clamp(mpp)
             act = (want != spec) | (~over & (ptime + self.window < tf))
-        elif self.zero_since is not None:
-            act = over | (want != 0) | (ticks >= self.zero_since + self.grace)
+        elif self.pa == "inactive":
+            act = over | (want != 0)
+            if spec > 0:
+                act |= ticks >= self.pa_since + self.last_pod
         else:
             act = over | (want != spec)
         # the activator pokes the autoscaler as soon as a request arrives at zero
@@ -449,57 +479,31 @@ class KpaController(Controller):
             return
         ds, dp, over = self._desired(view, ticks - 1 - view.t0)
         if over.any():
-            self.panic_time = float(ticks[np.flatnonzero(over)[-1]])
-        self.max_panic_pods = max(self.max_panic_pods, int(np.maximum(ds, dp).max()))
-
-    def _desired_one(self, view: ChunkView, i: int) -> tuple[int, int, bool, float]:
-        stable = view.window_mean_at(i, self.window)
-        panic = view.window_mean_at(i, self.panic_window)
-        r = int(view.ready[i])
-        ready = float(r) if r > 1 else 1.0
-        max_up = math.ceil(self.max_up * ready)
-        max_down = math.floor(ready / self.max_down)
-        dspc = math.ceil(stable / self.target_value - 1e-9)
-        dppc = math.ceil(panic / self.target_value - 1e-9)
-        ds = dspc if dspc > max_down else max_down
-        ds = ds if ds < max_up else max_up
-        dp = dppc if dppc > max_down else max_down
-        dp = dp if dp < max_up else max_up
-        return ds, dp, dppc / ready >= self.panic_threshold, stable
+            self.decider.panic_time = float(ticks[np.flatnonzero(over)[-1]])
+        self.decider.max_panic_pods = max(self.max_panic_pods, int(np.maximum(ds, dp).max()))
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
-        ds, dp, over, stable = self._desired_one(view, i)
-        if over:
-            self.panic_time = float(now)
-        elif self.panic_time is not None and self.panic_time + self.window < now:
-            self.panic_time = None
-            self.max_panic_pods = 0
-        desired = ds
-        if self.panic_time is not None:
-            desired = max(desired, dp)
-            if desired > self.max_panic_pods:
-                self.max_panic_pods = desired
-            elif desired < self.max_panic_pods:
-                desired = self.max_panic_pods
-        if self.delay > 0:
-            self.delay_hist = [(t, n) for t, n in self.delay_hist if t > now - self.delay] + [(float(now), desired)]
-            desired = max(n for _, n in self.delay_hist)
+        stable = view.window_mean_at(i, self.window)
+        panic = view.window_mean_at(i, self.panic_window)
+        ready = int(view.ready[i])
+        desired = self.decider.scale(float(now), ready, stable, panic)
         if spec == 0 and view.conc[i] > 0:
             desired = max(desired, 1)
-        desired = max(self.min, min(desired, self.max if self.max > 0 else desired))
-        if desired != spec:
-            mode = "panic" if self.panic_time is not None else "stable"
-            self.reason = f"{mode}: concurrency {stable:.1f} / target {self.target_value:g}"
-        if desired == 0 and spec > 0:
-            if self.zero_since is None:
-                self.zero_since = float(now)
-            if now < self.zero_since + self.grace:
-                return spec
-            self.zero_since = None
-            self.reason = f"no traffic for {self.window}s + grace {self.grace}s"
-            return 0
-        self.zero_since = None
-        return desired
+        if desired > 0 and self.pa == "inactive":
+            self.pa, self.pa_since = ("active" if ready > 0 else "activating"), float(now)
+        elif self.pa == "activating" and ready > 0:
+            self.pa, self.pa_since = "active", float(now)
+        new, apply = scaler_scale(self.scaler, spec, desired, self.pa, float(now) - self.pa_since)
+        if new == 0 and not apply and self.pa == "active":
+            self.pa, self.pa_since = "inactive", float(now)     # Active for a stable window: mark Inactive
+        if not apply:
+            return spec
+        if spec == 0 and new > 0:
+            self.pa, self.pa_since = "activating", float(now)
+        mode = "panic" if self.panic_time is not None else "stable"
+        self.reason = (f"no traffic for {self.window}s + grace {self.last_pod}s" if new == 0 else
+                       f"{mode}: concurrency {stable:.1f} / target {self.target_value:g}")
+        return new
 
 
 @dataclass
@@ -614,7 +618,10 @@ def build_controller(spec: PolicySpec) -> Controller:
                 min_scale=int(take("min", "0")), max_scale=int(take("max", "5")), window=_seconds(take("window", "60")),
                 panic_pct=float(take("panic-window", "10")), panic_threshold_pct=float(take("panic-threshold", "200")),
                 max_up_rate=float(take("max-up-rate", "1000")), grace=_seconds(take("grace", "30")),
-                scale_down_delay=_seconds(take("delay", "0")), initial=int(take("initial", "0")))
+                scale_down_delay=_seconds(take("delay", "0")), initial=int(take("initial", "0")),
+                activation_scale=int(take("activation-scale", "1")),
+                reachable=take("reachable", "true") == "true", pod_retention=_seconds(take("retention", "0")),
+                progress_deadline=_seconds(take("progress-deadline", str(d.KNATIVE_PROGRESS_DEADLINE_S))))
         else:
             raise InputError(f"unknown policy {spec.name!r}", fix=f"use one of {', '.join(POLICY_HELP)}")
     except ValueError as exc:
