@@ -39,6 +39,10 @@ def test_capacity_preset_matches_its_source_figures():
     ("always-on:n=2,cpu-hpa", "step", 40.0, 3600),
     ("keda", "spiky", 60.0, 4 * 3600),
     ("keda", "constant", 50.0, 3 * 3600),
+    # an HPA without spec.behavior: a higher recommendation in the window scales up by itself, and the
+    # first sync's recordInitialRecommendation holds scale-downs (both must be seen by the fast path)
+    ("keda", "diurnal", 30.0, 86400),
+    ("keda:outage=3600-9000:fallback=4:keda-version=2.16", "diurnal", 30.0, 4 * 3600),
     ("keda:down-window=60:down-pods=1:down-period=60:cron=1-2x2", "diurnal", 60.0, 6 * 3600),
     ("keda-zero", "dev", 3000.0, 86400),
     ("knative:target=50", "step", 60.0, 3600),

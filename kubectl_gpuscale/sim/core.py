@@ -254,6 +254,9 @@ class Totals:
     hist: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
 
 
+DIRECT_AFTER_CHANGE = 2   # ticks decided one by one after a change (a flapping controller acts again at once)
+
+
 class PolicyRun:
     """One policy's simulation state. Use `Simulation`, which drives one per policy."""
 
@@ -688,7 +691,7 @@ class PolicyRun:
                     v.pods = len(self.pods)
                     lo = hi
                     limit = int(np.searchsorted(ticks, v.t0 + valid, side="right"))
-                    direct = 0
+                    direct = DIRECT_AFTER_CHANGE
                     continue
                 if scanned:
                     direct = 8          # a flagged tick that changed nothing: decide the next few directly

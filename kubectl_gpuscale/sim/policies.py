@@ -129,6 +129,10 @@ class HpaController(Controller):
         act = (rec != spec) | ((not_ready > 0) & (ratio > 1.0)) | (ready <= 0)
         if self.metric != "cpu":
             act |= not_ready > 0
+        if self.hpa.behavior is None and spec < self.hpa.max:
+            # no spec.behavior: a higher recommendation still in the window scales up by itself
+            held_up = max((t for t, r in self.hpa.recommendations if r > spec), default=-1e18)
+            act |= ticks - self.hpa.down_window <= held_up
         hits = np.flatnonzero(act)
         return int(hits[0]) if hits.size else len(ticks)
 
@@ -299,6 +303,10 @@ class KedaController(Controller):
                 held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
                 last_ge = np.maximum(np.maximum.accumulate(np.where(ge[sl], tf, -1e18)), held)
                 act |= down[sl] & ~(last_ge > tf - window)
+            if self.hpa.behavior is None and spec < self.hpa.max:
+                # no spec.behavior: a higher recommendation still in the window scales up by itself
+                held_up = max((t for t, r in self.hpa.recommendations if r > spec), default=-1e18)
+                act |= g["sync"][sl] & (tf - self.hpa.down_window <= held_up)
             if self.min == 0 or self.so.idle_replicas is not None:
                 last = np.maximum.accumulate(np.where(g["poll_active"][sl], tf, -1e18))
                 deadline = np.where(last > -1e18, last + self.cooldown, self._deadline())
@@ -321,6 +329,7 @@ class KedaController(Controller):
             st = ticks[sync]
             raw = self._grid_spec(g, spec)[0][sl][sync]
             keep = st > st[-1] - self.hpa.horizon()
+            self.hpa.record_initial(float(st[0]), spec)
             self.hpa.record(st[keep].tolist(), raw[keep].astype(np.int64).tolist())
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
