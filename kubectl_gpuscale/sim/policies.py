@@ -634,7 +634,9 @@ def build_controller(spec: PolicySpec) -> Controller:
         else:
             raise InputError(f"unknown policy {spec.name!r}", fix=f"use one of {', '.join(POLICY_HELP)}")
     except ValueError as exc:
-        raise InputError(f"bad value in policy {label!r}", str(exc), "numbers or durations like 30s, 5m") from None
+        raise InputError(f"bad value in policy {label!r}", str(exc),
+                         "see docs/simulate.md#policies for each option's values (numbers, durations like 30s, "
+                         "versions like 1.33)") from None
     if o:
         raise InputError(f"unknown option(s) {', '.join(sorted(o))} for policy {spec.name!r}",
                          fix="see docs/simulate.md#policies")
