@@ -252,3 +252,19 @@ def test_simulated_activation_scale_and_retention():
     short = make("knative", lone, 1200).run()[0]
     kept = make("knative:retention=300s", lone, 1200).run()[0]
     assert kept.replica_seconds - short.replica_seconds == pytest.approx(270, abs=4)
+
+
+def test_simulated_new_revision_initial_scale():
+    """kpa/scaler.go scale: a new revision's initial-scale is a floor until the scale target is initialized
+    (that many pods Ready once), then the autoscaler's count applies: 3 cold-starting pods are kept while a
+    trickle of traffic asks for 1, and the count falls to 1 after they are Ready."""
+    trickle = sim.pattern("constant", 0.5)
+    s = make("knative:initial-scale=3", trickle, 900)
+    s.advance(20)
+    state = s.states()[0]
+    assert state.desired == 3 and state.ready == 0
+    s.advance(400)
+    assert s.states()[0].desired == 1
+    plain = make("knative:initial=0", trickle, 900)      # the same start from zero, no initial-scale
+    plain.advance(20)
+    assert plain.states()[0].desired < 3

@@ -299,7 +299,7 @@ class PolicyRun:
         self.s_ttft_w = np.zeros(nb)
         self.s_n = np.zeros(nb)
         for _ in range(self.spec):
-            self._add_pod(ready_now=True)
+            self._add_pod(ready_now=controller.initial_ready)
         self._chunk = 64
         self._shared = shared if shared is not None else PhysicsCache()
 

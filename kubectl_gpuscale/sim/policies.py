@@ -50,6 +50,7 @@ class Controller:
     period = 15
     buffering = False          # requests are held (activator/interceptor) while there are 0 replicas
     initial = 1
+    initial_ready = True       # the initial pods are Ready at time 0 (False: they cold-start, a new revision)
     history = 0                # seconds of past concurrency the controller's windows read
 
     def __init__(self, name: str) -> None:
@@ -385,7 +386,7 @@ class KpaController(Controller):
                  grace: int = d.KNATIVE_SCALE_TO_ZERO_GRACE_S, scale_down_delay: int = d.KNATIVE_SCALE_DOWN_DELAY_S,
                  initial: int = 1, activation_scale: int = 1, reachable: bool = True,
                  pod_retention: int = d.KNATIVE_POD_RETENTION_S,
-                 progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S) -> None:
+                 progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S, initial_scale: int = 0) -> None:
         super().__init__(name)
         self.target_value = target * utilization
         self.min = min_scale
@@ -401,13 +402,18 @@ class KpaController(Controller):
         self.activation_scale = activation_scale
         self.reachable = reachable
         self.initial = max(initial, min_scale)
+        self.initial_scale = initial_scale
+        self.initialized = True
+        ready_at_start = self.initial
+        if initial_scale > 0:       # a new revision: initial-scale pods cold-start at time 0
+            self.initial, self.initial_ready, self.initialized, ready_at_start = initial_scale, False, False, 0
         self.decider = Decider(DeciderSpec(self.target_value, max_up_rate, max_down_rate, self.panic_threshold,
-                                           window, scale_down_delay, activation_scale, reachable), self.initial)
-        self.scaler = ScalerConfig(min_scale, max_scale, 1, window, grace, pod_retention, progress_deadline,
-                                   "Reachable" if reachable else "Unreachable")
+                                           window, scale_down_delay, activation_scale, reachable), ready_at_start)
+        self.scaler = ScalerConfig(min_scale, max_scale, max(1, initial_scale), window, grace, pod_retention,
+                                   progress_deadline, "Reachable" if reachable else "Unreachable")
         self.last_pod = max(grace, pod_retention)
-        self.pa = "active" if self.initial > 0 else "inactive"
-        self.pa_since = -1e9
+        self.pa = ("active" if self.initial_ready else "activating") if self.initial > 0 else "inactive"
+        self.pa_since = -1e9 if self.initial_ready else 0.0
 
     @property
     def panic_time(self) -> float | None:
@@ -460,7 +466,7 @@ class KpaController(Controller):
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if self.delay > 0 or not len(ticks):
             return 0
-        if self.pa == "activating" or (self.pa == "active" and spec == 0) or (
+        if self.pa == "activating" or (self.pa == "active" and spec == 0) or not self.initialized or (
                 self.pa == "inactive" and self.panic_time is not None):
             return 0
         ds, dp, over, want = self._at_ticks(view, ticks)
@@ -502,7 +508,10 @@ class KpaController(Controller):
             self.pa, self.pa_since = ("active" if ready > 0 else "activating"), float(now)
         elif self.pa == "activating" and ready > 0:
             self.pa, self.pa_since = "active", float(now)
-        new, apply = scaler_scale(self.scaler, spec, desired, self.pa, float(now) - self.pa_since)
+        if not self.initialized and ready >= self.initial_scale:
+            self.initialized = True     # MarkScaleTargetInitialized: initial-scale no longer a floor
+        new, apply = scaler_scale(self.scaler, spec, desired, self.pa, float(now) - self.pa_since,
+                                  self.initialized)
         if new == 0 and not apply and self.pa == "active":
             self.pa, self.pa_since = "inactive", float(now)     # Active for a stable window: mark Inactive
         if not apply:
@@ -630,7 +639,8 @@ def build_controller(spec: PolicySpec) -> Controller:
                 scale_down_delay=_seconds(take("delay", "0")), initial=int(take("initial", "0")),
                 activation_scale=int(take("activation-scale", "1")),
                 reachable=take("reachable", "true") == "true", pod_retention=_seconds(take("retention", "0")),
-                progress_deadline=_seconds(take("progress-deadline", str(d.KNATIVE_PROGRESS_DEADLINE_S))))
+                progress_deadline=_seconds(take("progress-deadline", str(d.KNATIVE_PROGRESS_DEADLINE_S))),
+                initial_scale=int(take("initial-scale", "0")))
         else:
             raise InputError(f"unknown policy {spec.name!r}", fix=f"use one of {', '.join(POLICY_HELP)}")
     except ValueError as exc:
