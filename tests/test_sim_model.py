@@ -49,6 +49,7 @@ def test_capacity_preset_matches_its_source_figures():
     ("knative", "dev", 2000.0, 86400),
     ("knative:initial-scale=2:retention=120s:activation-scale=2", "dev", 2000.0, 86400),
     ("knative:initial=3:reachable=false:delay=30s", "spiky", 30.0, 6 * 3600),
+    ("knative:metric=rps:target=5:max=10", "spiky", 30.0, 6 * 3600),
     ("gpu-hpa:max=4", "diurnal", 60.0, 6 * 3600),
 ])
 def test_fast_path_equals_tick_by_tick(policies, pattern, rps, seconds):

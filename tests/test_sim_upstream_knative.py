@@ -268,3 +268,21 @@ def test_simulated_new_revision_initial_scale():
     plain = make("knative:initial=0", trickle, 900)      # the same start from zero, no initial-scale
     plain.advance(20)
     assert plain.states()[0].desired < 3
+
+
+def test_rps_rows():
+    """TestAutoscalerStableModeIncreaseWithRPS (50 -> 5, then 100/99 -> 10) and TestAutoscalerMetricsWithRPS
+    (stable 100, panic 99 -> 10): the decider's arithmetic is the same on requests per second."""
+    a = decider(10)
+    assert a.scale(0, 1, 50, 50) == 5
+    assert a.scale(0, 1, 100, 99) == 10
+    assert decider(10).scale(0, 1, 100, 99) == 10
+
+
+def test_simulated_rps_metric():
+    """autoscaling.knative.dev/metric: rps: the windows average the requests per second reaching the revision;
+    20 req/s against a target of 5 x 70 % asks for ceil(20 / 3.5) = 6 pods, whatever their concurrency."""
+    s = make("knative:metric=rps:target=5:max=10:initial=6", sim.pattern("constant", 20.0), 1800)
+    s.advance(1200)
+    assert s.states()[0].desired == 6
+    assert make("knative:metric=rps", sim.pattern("constant", 1.0), 60).runs[0].ctl.target_value == 140.0

@@ -46,6 +46,7 @@ KEDA_HTTP_INTERCEPTOR_WAIT_S_BEFORE_0_14 = 20  # http-add-on < 0.14: KEDA_CONDIT
 # Knative Serving config-autoscaler (knative/serving pkg/autoscaler/config/config.go defaultConfig())
 KNATIVE_TICK_S = 2                     # the KPA's decider tick
 KNATIVE_CONTAINER_CONCURRENCY_TARGET = 100.0
+KNATIVE_RPS_TARGET_DEFAULT = 200       # requests-per-second-target-default
 KNATIVE_TARGET_UTILIZATION = 0.70
 KNATIVE_STABLE_WINDOW_S = 60
 KNATIVE_PANIC_WINDOW_PERCENTAGE = 10.0

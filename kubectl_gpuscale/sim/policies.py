@@ -52,6 +52,7 @@ class Controller:
     initial = 1
     initial_ready = True       # the initial pods are Ready at time 0 (False: they cold-start, a new revision)
     history = 0                # seconds of past concurrency the controller's windows read
+    history_source = "conc"    # the series those windows average: "conc", or "arrivals" for an RPS metric
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -386,8 +387,13 @@ class KpaController(Controller):
                  grace: int = d.KNATIVE_SCALE_TO_ZERO_GRACE_S, scale_down_delay: int = d.KNATIVE_SCALE_DOWN_DELAY_S,
                  initial: int = 1, activation_scale: int = 1, reachable: bool = True,
                  pod_retention: int = d.KNATIVE_POD_RETENTION_S,
-                 progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S, initial_scale: int = 0) -> None:
+                 progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S, initial_scale: int = 0,
+                 metric: str = "concurrency") -> None:
         super().__init__(name)
+        if metric not in ("concurrency", "rps"):
+            raise ValueError(f"metric {metric!r} is not concurrency or rps")
+        self.metric = metric
+        self.history_source = "arrivals" if metric == "rps" else "conc"
         self.target_value = target * utilization
         self.min = min_scale
         self.max = max_scale
@@ -520,7 +526,7 @@ class KpaController(Controller):
             self.pa, self.pa_since = "activating", float(now)
         mode = "panic" if self.panic_time is not None else "stable"
         self.reason = (f"no traffic for {self.window}s + grace {self.last_pod}s" if new == 0 else
-                       f"{mode}: concurrency {stable:.1f} / target {self.target_value:g}")
+                       f"{mode}: {self.metric} {stable:.1f} / target {self.target_value:g}")
         return new
 
 
@@ -631,8 +637,10 @@ def build_controller(spec: PolicySpec) -> Controller:
                 kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))),
                 keda_version=_version(take("keda-version", _dotted(d.KEDA_VERSION))))
         elif spec.name == "knative":
+            kpa_metric = take("metric", "concurrency")
+            default_target = d.KNATIVE_RPS_TARGET_DEFAULT if kpa_metric == "rps" else 10
             ctl = KpaController(
-                label, target=float(take("target", "10")), utilization=float(take("utilization", "70")) / 100.0,
+                label, target=float(take("target", str(default_target))), utilization=float(take("utilization", "70")) / 100.0,
                 min_scale=int(take("min", "0")), max_scale=int(take("max", "5")), window=_seconds(take("window", "60")),
                 panic_pct=float(take("panic-window", "10")), panic_threshold_pct=float(take("panic-threshold", "200")),
                 max_up_rate=float(take("max-up-rate", "1000")), grace=_seconds(take("grace", "30")),
@@ -640,7 +648,7 @@ def build_controller(spec: PolicySpec) -> Controller:
                 activation_scale=int(take("activation-scale", "1")),
                 reachable=take("reachable", "true") == "true", pod_retention=_seconds(take("retention", "0")),
                 progress_deadline=_seconds(take("progress-deadline", str(d.KNATIVE_PROGRESS_DEADLINE_S))),
-                initial_scale=int(take("initial-scale", "0")))
+                initial_scale=int(take("initial-scale", "0")), metric=kpa_metric)
         else:
             raise InputError(f"unknown policy {spec.name!r}", fix=f"use one of {', '.join(POLICY_HELP)}")
     except ValueError as exc:
