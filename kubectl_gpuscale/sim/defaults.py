@@ -41,6 +41,7 @@ KEDA_INITIAL_COOLDOWN_PERIOD_S = 0      # initialCooldownPeriod
 KEDA_FALLBACK_FAILURE_THRESHOLD = 3    # fallback.failureThreshold (the guide's; the CRD requires it)
 KEDA_VERSION = (2, 20)                 # plain parameter until the versioned facts package supplies it
 KEDA_NO_FALLBACK_SCALING_SINCE = (2, 17)  # #6520: RequestScale no longer calls doFallbackScaling
+KEDA_FALLBACK_BEHAVIOR_SINCE = (2, 17)    # #6464: spec.fallback.behavior
 KEDA_HTTP_INTERCEPTOR_WAIT_S_BEFORE_0_14 = 20  # http-add-on < 0.14: KEDA_CONDITION_WAIT_TIMEOUT
 
 # Knative Serving config-autoscaler (knative/serving pkg/autoscaler/config/config.go defaultConfig())

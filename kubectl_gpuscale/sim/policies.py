@@ -198,6 +198,9 @@ class KedaController(Controller):
         super().__init__(name)
         if fallback_behavior not in FALLBACK_BEHAVIORS:
             raise ValueError(f"fallback behavior {fallback_behavior!r} is not one of {', '.join(FALLBACK_BEHAVIORS)}")
+        if fallback_behavior != "static" and keda_version < d.KEDA_FALLBACK_BEHAVIOR_SINCE:
+            raise ValueError(f"fallback.behavior {fallback_behavior!r} needs KEDA "
+                             f"{'.'.join(map(str, d.KEDA_FALLBACK_BEHAVIOR_SINCE))} or newer")
         if idle_replicas is not None and not 0 <= idle_replicas < min_replicas:
             raise ValueError("idleReplicaCount must be less than minReplicaCount")
         self.metric = metric
