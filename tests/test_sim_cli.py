@@ -66,3 +66,17 @@ def test_same_seed_same_output():
     a = run("--pattern", "spiky", "--duration", "3h", "--seed", "5", "-o", "json").stdout
     b = run("--pattern", "spiky", "--duration", "3h", "--seed", "5", "-o", "json").stdout
     assert a == b
+
+
+@pytest.mark.parametrize(("policy", "why"), [
+    ("keda:fallback-behavior=sometimes", "fallback behavior 'sometimes' is not one of static"),
+    ("keda:keda-version=latest", "'latest' is not a version like 1.33"),
+    ("keda:min=1:idle=3", "idleReplicaCount must be less than minReplicaCount"),
+    ("cpu-hpa:k8s-version=1", "'1' is not a version like 1.33"),
+    # kedacore/keda#6464 added spec.fallback.behavior in the 2.17 line
+    ("keda:fallback=2:fallback-behavior=currentReplicas:keda-version=2.16", "needs KEDA 2.17 or newer"),
+])
+def test_bad_values_of_the_version_and_fallback_options(capsys, policy, why):
+    code, err = fail(capsys, "--duration", "1h", "--policy", policy)
+    assert code == 2 and why in err and "docs/simulate.md#policies" in err
+    assert err.count("\n") == 1 and "Traceback" not in err

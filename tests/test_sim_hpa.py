@@ -61,7 +61,9 @@ def test_percent_policy_scale_down_example():
 
 
 def test_default_scale_up_is_max_of_100_percent_and_4_pods():
-    hpa = HpaState(1, 100)
+    # an HPA with spec.behavior set (the API server defaults the rest); with no behavior at all
+    # the older max(2 x current, 4) cap applies (tests/test_sim_upstream_hpa.py)
+    hpa = HpaState(1, 100, Behavior())
     assert hpa.reconcile(0, 1, 10) == 5              # max(1*2, 1+4)
     assert hpa.reconcile(15, 5, 20) == 10            # a new period: max(5*2, 5+4)
     assert hpa.reconcile(16, 10, 40) == 10           # still in that period (started at 5): max(10, 9)

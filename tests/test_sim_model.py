@@ -39,10 +39,17 @@ def test_capacity_preset_matches_its_source_figures():
     ("always-on:n=2,cpu-hpa", "step", 40.0, 3600),
     ("keda", "spiky", 60.0, 4 * 3600),
     ("keda", "constant", 50.0, 3 * 3600),
+    # an HPA without spec.behavior: a higher recommendation in the window scales up by itself, and the
+    # first sync's recordInitialRecommendation holds scale-downs (both must be seen by the fast path)
+    ("keda", "diurnal", 30.0, 86400),
+    ("keda:outage=3600-9000:fallback=4:keda-version=2.16", "diurnal", 30.0, 4 * 3600),
     ("keda:down-window=60:down-pods=1:down-period=60:cron=1-2x2", "diurnal", 60.0, 6 * 3600),
     ("keda-zero", "dev", 3000.0, 86400),
     ("knative:target=50", "step", 60.0, 3600),
     ("knative", "dev", 2000.0, 86400),
+    ("knative:initial-scale=2:retention=120s:activation-scale=2", "dev", 2000.0, 86400),
+    ("knative:initial=3:reachable=false:delay=30s", "spiky", 30.0, 6 * 3600),
+    ("knative:metric=rps:target=5:max=10", "spiky", 30.0, 6 * 3600),
     ("gpu-hpa:max=4", "diurnal", 60.0, 6 * 3600),
 ])
 def test_fast_path_equals_tick_by_tick(policies, pattern, rps, seconds):
@@ -120,9 +127,12 @@ def test_keda_at_zero_without_http_add_on_never_activates():
 def test_keda_cron_floor_and_fallback():
     # cron floor 3 from 09:00; Prometheus down 1h..2h with fallback 4
     s = make("keda:cron=9-17x3:outage=3600-7200:fallback=4", sim.pattern("constant", 5.0), 10 * 3600)
-    s.advance(3600 + 20)                      # two failed reads (3600, 3615): not yet the threshold of 3
+    # fallback.go GetMetricsWithFallback counts every failed fetch, the operator's poll and the
+    # HPA's alike, and falls back once the count is strictly above failureThreshold (3): the
+    # fetches at 3600 (poll, HPA) make 2, the poll at 3615 makes 3, the HPA's read at 3615 the 4th
+    s.advance(3600 + 10)
     assert s.states()[0].desired == 1
-    s.advance(90)
+    s.advance(10)
     assert s.states()[0].desired == 4 and "fallback" in s.states()[0].events[-1].reason
     s.advance(9 * 3600 - s.time + 60)
     assert s.states()[0].desired == 3

@@ -113,6 +113,7 @@ class ChunkView:
         self.pending_n = _EMPTY
         self._hist = _EMPTY
         self._cum: np.ndarray | None = None
+        self._source = "conc"
         self.memo: dict[str, Any] = {}        # controllers' per-view precomputations
 
     @property
@@ -150,16 +151,21 @@ class ChunkView:
         c._cum = None
         return c
 
-    def set_history(self, hist: np.ndarray) -> None:
-        """Attach the concurrency of the seconds before the chunk (for windowed means)."""
+    def set_history(self, hist: np.ndarray, source: str = "conc") -> None:
+        """Attach the `source` series (concurrency, or arrivals for an RPS metric) of the seconds before the
+        chunk; the windowed means then average that series."""
         self._hist = hist
+        self._source = source
         self._cum = None
+
+    def _cumulative(self) -> np.ndarray:
+        return np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, getattr(self, self._source))))))
 
     def window_mean_at(self, i: int, window: int) -> float:
         """`window_mean` for one index, as a float."""
         cum = self._cum
         if cum is None:
-            cum = self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
+            cum = self._cum = self._cumulative()
         end = i + 1 + self._hist.shape[0]
         start = end - window
         return (float(cum[end]) - float(cum[start if start > 0 else 0])) / window
@@ -168,7 +174,7 @@ class ChunkView:
         """`window_mean` at every index of the chunk (slices instead of gathers)."""
         cum = self._cum
         if cum is None:
-            cum = self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
+            cum = self._cum = self._cumulative()
         n = self.n
         h1 = self._hist.shape[0] + 1
         s0 = h1 - window
@@ -178,7 +184,7 @@ class ChunkView:
     def window_mean(self, idx: np.ndarray, window: int) -> np.ndarray:
         """Mean concurrency over the `window` seconds ending at each index in `idx`."""
         if self._cum is None:
-            self._cum = np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, self.conc)))))
+            self._cum = self._cumulative()
         end = idx + 1 + self._hist.shape[0]
         start = np.maximum(0, end - window)
         return (self._cum[end] - self._cum[start]) / window
@@ -254,6 +260,9 @@ class Totals:
     hist: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
 
 
+DIRECT_AFTER_CHANGE = 2   # ticks decided one by one after a change (a flapping controller acts again at once)
+
+
 class PolicyRun:
     """One policy's simulation state. Use `Simulation`, which drives one per policy."""
 
@@ -296,7 +305,7 @@ class PolicyRun:
         self.s_ttft_w = np.zeros(nb)
         self.s_n = np.zeros(nb)
         for _ in range(self.spec):
-            self._add_pod(ready_now=True)
+            self._add_pod(ready_now=controller.initial_ready)
         self._chunk = 64
         self._shared = shared if shared is not None else PhysicsCache()
 
@@ -332,7 +341,7 @@ class PolicyRun:
         if got is None:
             got = self._shared.put(key, self._compute(t0, n))
         v = got.clone(len(self.pods))
-        v.set_history(self.hist_conc)
+        v.set_history(self.hist_conc, self.ctl.history_source)
         return v
 
     def _compute(self, t0: int, n: int) -> ChunkView:
@@ -535,7 +544,7 @@ class PolicyRun:
             self.pending_t, self.pending_n = pt[alive], pn[alive]
         need = self.ctl.history
         if need:
-            seg = v.conc[max(lo, hi - need):hi]
+            seg = getattr(v, self.ctl.history_source)[max(lo, hi - need):hi]
             k = need - seg.shape[0]
             self.hist_conc = np.concatenate((self.hist_conc[-k:], seg)) if k > 0 else seg
         self.last_view, self.last_i = v, end
@@ -688,7 +697,7 @@ class PolicyRun:
                     v.pods = len(self.pods)
                     lo = hi
                     limit = int(np.searchsorted(ticks, v.t0 + valid, side="right"))
-                    direct = 0
+                    direct = DIRECT_AFTER_CHANGE
                     continue
                 if scanned:
                     direct = 8          # a flagged tick that changed nothing: decide the next few directly

@@ -25,8 +25,18 @@ from kubectl_gpuscale.sim.hpa import (
     ScalingPolicy,
     ScalingRules,
     external_replicas,
+    plain_metric_replicas,
     resource_replicas,
+    tolerances_for,
 )
+from kubectl_gpuscale.sim.keda import (
+    FALLBACK_BEHAVIORS,
+    Fallback,
+    ScaledObjectSpec,
+    metrics_with_fallback,
+    request_scale,
+)
+from kubectl_gpuscale.sim.kpa import EPS, Decider, DeciderSpec, ScalerConfig, scaler_scale
 from kubectl_gpuscale.units import duration_seconds
 
 if TYPE_CHECKING:
@@ -40,7 +50,9 @@ class Controller:
     period = 15
     buffering = False          # requests are held (activator/interceptor) while there are 0 replicas
     initial = 1
+    initial_ready = True       # the initial pods are Ready at time 0 (False: they cold-start, a new revision)
     history = 0                # seconds of past concurrency the controller's windows read
+    history_source = "conc"    # the series those windows average: "conc", or "arrivals" for an RPS metric
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -73,22 +85,35 @@ class AlwaysOn(Controller):
 
 
 class HpaController(Controller):
-    """A plain autoscaling/v2 HPA on a per-pod resource metric (CPU or GPU utilisation)."""
+    """A plain autoscaling/v2 HPA on a per-pod metric: CPU (a Resource Utilization target) or GPU
+    (DCGM `GPU_UTIL` through a metrics adapter: a Pods metric with an AverageValue target).
+
+    Pods that are not Ready are, for CPU, unready samples (inside the CPU initialisation period:
+    0 % on a scale-up, ignored otherwise); for the GPU metric they have no series yet (missing:
+    0 on a scale-up, the target on a scale-down, and no direction flip). `behavior` None is an
+    HPA without `spec.behavior` (kubernetes' older normalization path).
+    """
 
     kind = "hpa"
     period = d.HPA_SYNC_PERIOD_S
 
     def __init__(self, name: str, metric: str = "cpu", target: float = 70.0, min_replicas: int = 1,
-                 max_replicas: int = 5, behavior: Behavior | None = None, tolerance: float = d.HPA_TOLERANCE) -> None:
+                 max_replicas: int = 5, behavior: Behavior | None = None, tolerance: float = d.HPA_TOLERANCE,
+                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION) -> None:
         super().__init__(name)
         self.metric = metric
         self.target = target
-        self.tolerance = tolerance
+        self.tolerances = tolerances_for(kubernetes_version, tolerance)
         self.hpa = HpaState(min_replicas, max_replicas, behavior)
         self.initial = max(1, min_replicas)
 
     def _usage(self, view: ChunkView) -> np.ndarray:
         return view.cpu if self.metric == "cpu" else view.gpu
+
+    def _recommend(self, spec: int, ready: int, not_ready: int, usage: float) -> int:
+        if self.metric == "cpu":
+            return resource_replicas(spec, ready, not_ready, usage, self.target, self.tolerances)
+        return plain_metric_replicas(spec, ready, 0, not_ready, usage, self.target, self.tolerances)
 
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if spec == 0 or spec < self.hpa.min or spec > self.hpa.max:
@@ -96,11 +121,20 @@ class HpaController(Controller):
         idx = ticks - 1 - view.t0
         usage = self._usage(view)[idx]
         ready = view.ready[idx]
-        unready = view.pods - ready
-        ratio = usage / self.target
-        rec = np.where(np.abs(1.0 - ratio) <= self.tolerance, spec, np.ceil(ratio * ready - 1e-9))
+        not_ready = view.pods - ready
+        if self.metric == "cpu":       # the integer utilisation of GetResourceUtilizationRatio
+            ratio = np.floor_divide(np.round(usage * 10.0), 10.0) / round(self.target)
+        else:                          # GetMetricUsageRatio on milli-values
+            ratio = np.round(usage * 1000.0) / (round(self.target * 1000.0))
+        rec = np.where(self.tolerances.within_array(ratio), spec, np.ceil(ratio * ready))
         rec = np.clip(rec, self.hpa.min, self.hpa.max)
-        act = (rec != spec) | ((unready > 0) & (ratio > 1.0)) | (ready <= 0)
+        act = (rec != spec) | ((not_ready > 0) & (ratio > 1.0)) | (ready <= 0)
+        if self.metric != "cpu":
+            act |= not_ready > 0
+        if self.hpa.behavior is None and spec < self.hpa.max:
+            # no spec.behavior: a higher recommendation still in the window scales up by itself
+            held_up = max((t for t, r in self.hpa.recommendations if r > spec), default=-1e18)
+            act |= ticks - self.hpa.down_window <= held_up
         hits = np.flatnonzero(act)
         return int(hits[0]) if hits.size else len(ticks)
 
@@ -110,8 +144,7 @@ class HpaController(Controller):
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
         ready = int(view.ready[i])
-        rec = resource_replicas(spec, ready, view.pods - ready, float(self._usage(view)[i]), self.target,
-                                self.tolerance)
+        rec = self._recommend(spec, ready, view.pods - ready, float(self._usage(view)[i]))
         new = self.hpa.reconcile(float(now), spec, rec)
         self.reason = f"{self.metric} {self._usage(view)[i]:.0f}% / target {self.target:.0f}%"
         return new
@@ -157,9 +190,22 @@ class KedaController(Controller):
                  max_replicas: int = d.KEDA_MAX_REPLICAS, polling: int = d.KEDA_POLLING_INTERVAL_S,
                  cooldown: int = d.KEDA_COOLDOWN_PERIOD_S, behavior: Behavior | None = None,
                  http: bool = False, cron: tuple[CronFloor, ...] = (), outages: tuple[Outage, ...] = (),
-                 fallback_replicas: int | None = None, failure_threshold: int = 3) -> None:
+                 fallback_replicas: int | None = None, failure_threshold: int = d.KEDA_FALLBACK_FAILURE_THRESHOLD,
+                 fallback_behavior: str = "static", idle_replicas: int | None = None,
+                 initial_cooldown: int = d.KEDA_INITIAL_COOLDOWN_PERIOD_S,
+                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION,
+                 keda_version: tuple[int, int] = d.KEDA_VERSION) -> None:
         super().__init__(name)
+        if fallback_behavior not in FALLBACK_BEHAVIORS:
+            raise ValueError(f"fallback behavior {fallback_behavior!r} is not one of {', '.join(FALLBACK_BEHAVIORS)}")
+        if fallback_behavior != "static" and keda_version < d.KEDA_FALLBACK_BEHAVIOR_SINCE:
+            raise ValueError(f"fallback.behavior {fallback_behavior!r} needs KEDA "
+                             f"{'.'.join(map(str, d.KEDA_FALLBACK_BEHAVIOR_SINCE))} or newer")
+        if idle_replicas is not None and not 0 <= idle_replicas < min_replicas:
+            raise ValueError("idleReplicaCount must be less than minReplicaCount")
         self.metric = metric
+        self.tolerances = tolerances_for(kubernetes_version)
+        self.keda_version = keda_version
         self.threshold = threshold
         self.activation = activation
         self.min = min_replicas
@@ -170,13 +216,21 @@ class KedaController(Controller):
         self.buffering = http
         self.cron = cron
         self.outages = outages
+        fallback = Fallback(fallback_replicas, failure_threshold, fallback_behavior) if fallback_replicas else None
+        self.so = ScaledObjectSpec(min_replicas, idle_replicas, cooldown, initial_cooldown, fallback)
         self.fallback_replicas = fallback_replicas
         self.failure_threshold = failure_threshold
         self.failures = 0
         self.hpa = HpaState(max(1, min_replicas), max_replicas, behavior)
-        self.last_active = -1e18
+        self.last_active: float | None = None
         self.initial = max(1, min_replicas) if min_replicas > 0 else 0
         self.period = math.gcd(d.HPA_SYNC_PERIOD_S, polling)
+
+    def _deadline(self) -> float:
+        """The time after which an inactive poll scales to zero/idle (strictly after it)."""
+        if self.last_active is None:
+            return 0.0 + self.so.initial_cooldown
+        return self.last_active + self.cooldown
 
     def _value(self, view: ChunkView) -> np.ndarray:
         if self.metric == "waiting":
@@ -200,7 +254,7 @@ class KedaController(Controller):
     def _raw(self, value: np.ndarray, floor: np.ndarray, spec: int) -> np.ndarray:
         """What the HPA's metric asks for at each tick (before stabilization and limits)."""
         ratio = value / (self.threshold * spec)
-        rec = np.where(np.abs(1.0 - ratio) > d.HPA_TOLERANCE, np.ceil(value / self.threshold - 1e-9), spec)
+        rec = np.where(self.tolerances.within_array(ratio), spec, np.ceil(value / self.threshold))
         return np.maximum(rec, floor)
 
     def _grid(self, view: ChunkView) -> dict[str, Any]:
@@ -250,14 +304,18 @@ class KedaController(Controller):
             tf = g["tf"][sl]
             if spec > self.hpa.min:         # at the minimum no recommendation is below spec
                 # a scale-down waits while the window holds a recommendation >= spec (recorded, or earlier here)
-                window = self.hpa.behavior.scale_down.stabilization
+                window = self.hpa.down_window
                 held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
                 last_ge = np.maximum(np.maximum.accumulate(np.where(ge[sl], tf, -1e18)), held)
                 act |= down[sl] & ~(last_ge > tf - window)
-            if self.min == 0:
-                last = np.where(g["poll_active"][sl], tf, -1e18)
-                last = np.maximum(np.maximum.accumulate(last), self.last_active)
-                act |= g["poll_idle"][sl] & (tf - last >= self.cooldown)
+            if self.hpa.behavior is None and spec < self.hpa.max:
+                # no spec.behavior: a higher recommendation still in the window scales up by itself
+                held_up = max((t for t, r in self.hpa.recommendations if r > spec), default=-1e18)
+                act |= g["sync"][sl] & (tf - self.hpa.down_window <= held_up)
+            if self.min == 0 or self.so.idle_replicas is not None:
+                last = np.maximum.accumulate(np.where(g["poll_active"][sl], tf, -1e18))
+                deadline = np.where(last > -1e18, last + self.cooldown, self._deadline())
+                act |= g["poll_idle"][sl] & (tf > deadline)
         k = int(act.argmax())
         return k if act[k] else n
 
@@ -269,13 +327,14 @@ class KedaController(Controller):
         pa = g["poll_active"][sl]
         k = len(ticks) - 1 - int(pa[::-1].argmax())
         if pa[k]:
-            self.last_active = max(self.last_active, float(ticks[k]))
+            self.last_active = max(self.last_active if self.last_active is not None else -1e18, float(ticks[k]))
         sync = g["sync"][sl]
         if spec > 0 and sync.any():
             # record what each skipped sync recommended, as reconcile would (only the horizon matters)
             st = ticks[sync]
             raw = self._grid_spec(g, spec)[0][sl][sync]
             keep = st > st[-1] - self.hpa.horizon()
+            self.hpa.record_initial(float(st[0]), spec)
             self.hpa.record(st[keep].tolist(), raw[keep].astype(np.int64).tolist())
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
@@ -286,42 +345,37 @@ class KedaController(Controller):
             if c.start <= hour < c.end and day in c.days:
                 floor = max(floor, c.replicas)
         failed = any(o.start <= now < o.end for o in self.outages)
-        is_poll = now % self.polling == 0
-        is_sync = now % d.HPA_SYNC_PERIOD_S == 0
-        if failed:
-            self.failures += 1
-        else:
-            self.failures = 0
-        fallback = (failed and self.fallback_replicas is not None and self.failures >= self.failure_threshold)
-        active = (value > self.activation or floor > 0) and not failed
-        if is_poll and active:
-            self.last_active = float(now)
-        new = spec
-        if is_poll:
-            if spec == 0 and (active or fallback):
-                self.reason = "activated" if active else "fallback"
-                return max(1, self.min, self.fallback_replicas or 0) if fallback else max(1, self.min)
-            if (spec > 0 and self.min == 0 and not active and not fallback
-                    and now - self.last_active >= self.cooldown):
-                self.reason = f"cooldown {self.cooldown}s elapsed"
-                return 0
-        if is_sync and spec > 0:
-            if fallback:
-                assert self.fallback_replicas is not None
-                rec = self.fallback_replicas
-                self.reason = f"fallback to {rec}"
-            elif failed:
-                return spec          # the HPA cannot read the metric: it keeps the current scale
+        fetched = None if failed else value
+        target = self.threshold
+        if now % self.polling == 0:        # the operator's poll: one metric fetch, then RequestScale
+            _, self.failures, _ = metrics_with_fallback(fetched, self.failures, self.so.fallback, target, spec)
+            active = (not failed and value > self.activation) or floor > 0
+            new, self.last_active = request_scale(self.so, spec, active, failed, self.last_active, 0.0,
+                                                  float(now), self.keda_version)
+            if new != spec:
+                self.reason = ("activated" if new > spec and active else
+                               f"fallback to {new} (KEDA <= 2.16)" if failed else
+                               f"cooldown {self.cooldown}s elapsed" if new < spec else "minReplicaCount")
+                return new
+        if now % d.HPA_SYNC_PERIOD_S == 0 and spec > 0:   # the HPA's sync: its own fetch
+            got, self.failures, used = metrics_with_fallback(fetched, self.failures, self.so.fallback, target, spec)
+            rec: int | None
+            if got is None:
+                rec = floor if floor > spec else None     # a failing metric blocks all but a scale-up
+                self.reason = f"{self.metric} unavailable"
             else:
-                rec = max(external_replicas(spec, value, self.threshold), floor)
-                self.reason = f"{self.metric}={value:.1f} / threshold {self.threshold:g}" + (
-                    f", cron floor {floor}" if floor else "")
-            new = self.hpa.reconcile(float(now), spec, rec)
-        return new
+                rec = max(external_replicas(spec, got, self.threshold, self.tolerances), floor)
+                self.reason = (f"fallback to {rec}" if used else f"{self.metric}={value:.1f} / threshold "
+                               f"{self.threshold:g}" + (f", cron floor {floor}" if floor else ""))
+            return self.hpa.reconcile(float(now), spec, rec)
+        return spec
 
 
 class KpaController(Controller):
-    """Knative's KPA: stable/panic windows on concurrency, activator buffering, scale to zero."""
+    """Knative's KPA: the autoscaler's decider (sim/kpa.py Decider) every 2 s on the window means of
+    concurrency, then the KPA reconciler's scaler (min/max, scale-to-zero state machine), with the
+    activator holding requests at zero. `initial` pods are Ready at time 0 (an autoscaler that
+    starts, or restarts, on a running revision: more than one starts it in panic mode)."""
 
     kind = "knative"
     period = d.KNATIVE_TICK_S
@@ -334,8 +388,15 @@ class KpaController(Controller):
                  max_up_rate: float = d.KNATIVE_MAX_SCALE_UP_RATE,
                  max_down_rate: float = d.KNATIVE_MAX_SCALE_DOWN_RATE,
                  grace: int = d.KNATIVE_SCALE_TO_ZERO_GRACE_S, scale_down_delay: int = d.KNATIVE_SCALE_DOWN_DELAY_S,
-                 initial: int = 1) -> None:
+                 initial: int = 1, activation_scale: int = 1, reachable: bool = True,
+                 pod_retention: int = d.KNATIVE_POD_RETENTION_S,
+                 progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S, initial_scale: int = 0,
+                 metric: str = "concurrency") -> None:
         super().__init__(name)
+        if metric not in ("concurrency", "rps"):
+            raise ValueError(f"metric {metric!r} is not concurrency or rps")
+        self.metric = metric
+        self.history_source = "arrivals" if metric == "rps" else "conc"
         self.target_value = target * utilization
         self.min = min_scale
         self.max = max_scale
@@ -347,15 +408,36 @@ class KpaController(Controller):
         self.max_down = max_down_rate
         self.grace = grace
         self.delay = scale_down_delay
+        self.activation_scale = activation_scale
+        self.reachable = reachable
         self.initial = max(initial, min_scale)
-        self.panic_time: float | None = None
-        self.max_panic_pods = 0
-        self.zero_since: float | None = None
-        self.delay_hist: list[tuple[float, int]] = []
+        self.initial_scale = initial_scale
+        self.initialized = True
+        ready_at_start = self.initial
+        if initial_scale > 0:       # a new revision: initial-scale pods cold-start at time 0
+            self.initial, self.initial_ready, self.initialized, ready_at_start = initial_scale, False, False, 0
+        self.decider = Decider(DeciderSpec(self.target_value, max_up_rate, max_down_rate, self.panic_threshold,
+                                           window, scale_down_delay, activation_scale, reachable), ready_at_start)
+        self.scaler = ScalerConfig(min_scale, max_scale, max(1, initial_scale), window, grace, pod_retention,
+                                   progress_deadline, "Reachable" if reachable else "Unreachable")
+        self.last_pod = max(grace, pod_retention)
+        self.pa = ("active" if self.initial_ready else "activating") if self.initial > 0 else "inactive"
+        self.pa_since = -1e9 if self.initial_ready else 0.0
+
+    @property
+    def panic_time(self) -> float | None:
+        """When the decider last saw the panic threshold crossed (None: stable mode)."""
+        return self.decider.panic_time
+
+    @property
+    def max_panic_pods(self) -> int:
+        """The decider's high-water mark in panic mode."""
+        return self.decider.max_panic_pods
 
     def _clamp(self, n: np.ndarray) -> np.ndarray:
+        lo = self.min if self.reachable else 0
         hi = self.max if self.max > 0 else 1 << 30
-        return np.minimum(np.maximum(n, self.min), hi)
+        return np.minimum(np.maximum(n, lo), hi)
 
     def _desired(self, view: ChunkView, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(stable desired, panic desired, over the panic threshold) at the view's indices `idx`."""
@@ -363,18 +445,21 @@ class KpaController(Controller):
         return ds[idx], dp[idx], over[idx]
 
     def _desired_all(self, view: ChunkView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`_desired` at every second of the view, computed once per view (the chunk's physics is fixed)."""
+        """kpa.desired_counts at every second of the view, computed once per view (the chunk's physics is fixed)."""
         got = view.memo.get("kpa")
         if got is None:
             stable = view.window_mean_all(self.window)
             panic = view.window_mean_all(self.panic_window)
             ready = np.maximum(1.0, view.ready.astype(np.float64))
             max_up = np.ceil(self.max_up * ready)
-            max_down = np.floor(ready / self.max_down)
-            dspc = np.ceil(stable / self.target_value - 1e-9)
-            dppc = np.ceil(panic / self.target_value - 1e-9)
+            max_down = np.floor(ready / self.max_down) if self.reachable else np.zeros_like(ready)
+            dspc = np.ceil(stable / self.target_value - EPS)
+            dppc = np.ceil(panic / self.target_value - EPS)
             ds = np.minimum(np.maximum(dspc, max_down), max_up)
             dp = np.minimum(np.maximum(dppc, max_down), max_up)
+            if self.activation_scale > 1:
+                ds = np.where((dspc > 0) & (ds < self.activation_scale), self.activation_scale, ds)
+                dp = np.where((dppc > 0) & (dp < self.activation_scale), self.activation_scale, dp)
             over = dppc / ready >= self.panic_threshold
             got = view.memo["kpa"] = (ds, dp, over, self._clamp(ds))
         return got[:3]
@@ -390,6 +475,9 @@ class KpaController(Controller):
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if self.delay > 0 or not len(ticks):
             return 0
+        if self.pa == "activating" or (self.pa == "active" and spec == 0) or not self.initialized or (
+                self.pa == "inactive" and self.panic_time is not None):
+            return 0
         ds, dp, over, want = self._at_ticks(view, ticks)
         if self.panic_time is not None:
             tf = ticks.astype(np.float64)
@@ -398,8 +486,10 @@ class KpaController(Controller):
             mpp = np.maximum.accumulate(np.maximum(np.maximum(ds, dp), self.max_panic_pods))
             want = self._clamp(mpp)
             act = (want != spec) | (~over & (ptime + self.window < tf))
-        elif self.zero_since is not None:
-            act = over | (want != 0) | (ticks >= self.zero_since + self.grace)
+        elif self.pa == "inactive":
+            act = over | (want != 0)
+            if spec > 0:
+                act |= ticks >= self.pa_since + self.last_pod
         else:
             act = over | (want != spec)
         # the activator pokes the autoscaler as soon as a request arrives at zero
@@ -413,57 +503,34 @@ class KpaController(Controller):
             return
         ds, dp, over = self._desired(view, ticks - 1 - view.t0)
         if over.any():
-            self.panic_time = float(ticks[np.flatnonzero(over)[-1]])
-        self.max_panic_pods = max(self.max_panic_pods, int(np.maximum(ds, dp).max()))
-
-    def _desired_one(self, view: ChunkView, i: int) -> tuple[int, int, bool, float]:
-        stable = view.window_mean_at(i, self.window)
-        panic = view.window_mean_at(i, self.panic_window)
-        r = int(view.ready[i])
-        ready = float(r) if r > 1 else 1.0
-        max_up = math.ceil(self.max_up * ready)
-        max_down = math.floor(ready / self.max_down)
-        dspc = math.ceil(stable / self.target_value - 1e-9)
-        dppc = math.ceil(panic / self.target_value - 1e-9)
-        ds = dspc if dspc > max_down else max_down
-        ds = ds if ds < max_up else max_up
-        dp = dppc if dppc > max_down else max_down
-        dp = dp if dp < max_up else max_up
-        return ds, dp, dppc / ready >= self.panic_threshold, stable
+            self.decider.panic_time = float(ticks[np.flatnonzero(over)[-1]])
+        self.decider.max_panic_pods = max(self.max_panic_pods, int(np.maximum(ds, dp).max()))
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
-        ds, dp, over, stable = self._desired_one(view, i)
-        if over:
-            self.panic_time = float(now)
-        elif self.panic_time is not None and self.panic_time + self.window < now:
-            self.panic_time = None
-            self.max_panic_pods = 0
-        desired = ds
-        if self.panic_time is not None:
-            desired = max(desired, dp)
-            if desired > self.max_panic_pods:
-                self.max_panic_pods = desired
-            elif desired < self.max_panic_pods:
-                desired = self.max_panic_pods
-        if self.delay > 0:
-            self.delay_hist = [(t, n) for t, n in self.delay_hist if t > now - self.delay] + [(float(now), desired)]
-            desired = max(n for _, n in self.delay_hist)
+        stable = view.window_mean_at(i, self.window)
+        panic = view.window_mean_at(i, self.panic_window)
+        ready = int(view.ready[i])
+        desired = self.decider.scale(float(now), ready, stable, panic)
         if spec == 0 and view.conc[i] > 0:
             desired = max(desired, 1)
-        desired = max(self.min, min(desired, self.max if self.max > 0 else desired))
-        if desired != spec:
-            mode = "panic" if self.panic_time is not None else "stable"
-            self.reason = f"{mode}: concurrency {stable:.1f} / target {self.target_value:g}"
-        if desired == 0 and spec > 0:
-            if self.zero_since is None:
-                self.zero_since = float(now)
-            if now < self.zero_since + self.grace:
-                return spec
-            self.zero_since = None
-            self.reason = f"no traffic for {self.window}s + grace {self.grace}s"
-            return 0
-        self.zero_since = None
-        return desired
+        if desired > 0 and self.pa == "inactive":
+            self.pa, self.pa_since = ("active" if ready > 0 else "activating"), float(now)
+        elif self.pa == "activating" and ready > 0:
+            self.pa, self.pa_since = "active", float(now)
+        if not self.initialized and ready >= self.initial_scale:
+            self.initialized = True     # MarkScaleTargetInitialized: initial-scale no longer a floor
+        new, apply = scaler_scale(self.scaler, spec, desired, self.pa, float(now) - self.pa_since,
+                                  self.initialized)
+        if new == 0 and not apply and self.pa == "active":
+            self.pa, self.pa_since = "inactive", float(now)     # Active for a stable window: mark Inactive
+        if not apply:
+            return spec
+        if spec == 0 and new > 0:
+            self.pa, self.pa_since = "activating", float(now)
+        mode = "panic" if self.panic_time is not None else "stable"
+        self.reason = (f"no traffic for {self.window}s + grace {self.last_pod}s" if new == 0 else
+                       f"{mode}: {self.metric} {stable:.1f} / target {self.target_value:g}")
+        return new
 
 
 @dataclass
@@ -472,6 +539,18 @@ class PolicySpec:
 
     name: str
     options: dict[str, str] = field(default_factory=dict)
+
+
+def _version(text: str) -> tuple[int, int]:
+    """`1.33` or `v2.16.1` -> (major, minor)."""
+    parts = text.strip().lstrip("v").split(".")
+    if len(parts) < 2:
+        raise ValueError(f"{text!r} is not a version like 1.33")
+    return int(parts[0]), int(parts[1])
+
+
+def _dotted(version: tuple[int, int]) -> str:
+    return ".".join(str(v) for v in version)
 
 
 def _seconds(text: str) -> int:
@@ -527,7 +606,8 @@ def build_controller(spec: PolicySpec) -> Controller:
         elif spec.name in ("cpu-hpa", "gpu-hpa"):
             metric = "cpu" if spec.name == "cpu-hpa" else "gpu"
             ctl = HpaController(label, metric, float(take("target", "70" if metric == "cpu" else "80")),
-                                int(take("min", "1")), int(take("max", "5")))
+                                int(take("min", "1")), int(take("max", "5")),
+                                kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))))
         elif spec.name in ("keda", "keda-zero"):
             zero = spec.name == "keda-zero"
             behavior = None
@@ -545,6 +625,7 @@ def build_controller(spec: PolicySpec) -> Controller:
                 a, _, b = take("outage", "").partition("-")
                 outages = (Outage(_seconds(a), _seconds(b)),)
             fb = take("fallback", "")
+            idle = take("idle", "")
             ctl = KedaController(
                 label, metric=take("metric", "concurrency" if zero else "waiting"),
                 threshold=float(take("threshold", "10" if zero else "5")),
@@ -552,18 +633,31 @@ def build_controller(spec: PolicySpec) -> Controller:
                 min_replicas=int(take("min", "0" if zero else "1")), max_replicas=int(take("max", "8")),
                 polling=_seconds(take("polling", "15")), cooldown=_seconds(take("cooldown", "300" if zero else "120")),
                 behavior=behavior, http=take("http", "true" if zero else "false") == "true", cron=cron,
-                outages=outages, fallback_replicas=int(fb) if fb else None)
+                outages=outages, fallback_replicas=int(fb) if fb else None,
+                failure_threshold=int(take("failure-threshold", str(d.KEDA_FALLBACK_FAILURE_THRESHOLD))),
+                fallback_behavior=take("fallback-behavior", "static"), idle_replicas=int(idle) if idle else None,
+                initial_cooldown=_seconds(take("initial-cooldown", "0")),
+                kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))),
+                keda_version=_version(take("keda-version", _dotted(d.KEDA_VERSION))))
         elif spec.name == "knative":
+            kpa_metric = take("metric", "concurrency")
+            default_target = d.KNATIVE_RPS_TARGET_DEFAULT if kpa_metric == "rps" else 10
             ctl = KpaController(
-                label, target=float(take("target", "10")), utilization=float(take("utilization", "70")) / 100.0,
+                label, target=float(take("target", str(default_target))), utilization=float(take("utilization", "70")) / 100.0,
                 min_scale=int(take("min", "0")), max_scale=int(take("max", "5")), window=_seconds(take("window", "60")),
                 panic_pct=float(take("panic-window", "10")), panic_threshold_pct=float(take("panic-threshold", "200")),
                 max_up_rate=float(take("max-up-rate", "1000")), grace=_seconds(take("grace", "30")),
-                scale_down_delay=_seconds(take("delay", "0")), initial=int(take("initial", "0")))
+                scale_down_delay=_seconds(take("delay", "0")), initial=int(take("initial", "0")),
+                activation_scale=int(take("activation-scale", "1")),
+                reachable=take("reachable", "true") == "true", pod_retention=_seconds(take("retention", "0")),
+                progress_deadline=_seconds(take("progress-deadline", str(d.KNATIVE_PROGRESS_DEADLINE_S))),
+                initial_scale=int(take("initial-scale", "0")), metric=kpa_metric)
         else:
             raise InputError(f"unknown policy {spec.name!r}", fix=f"use one of {', '.join(POLICY_HELP)}")
     except ValueError as exc:
-        raise InputError(f"bad value in policy {label!r}", str(exc), "numbers or durations like 30s, 5m") from None
+        raise InputError(f"bad value in policy {label!r}", str(exc),
+                         "see docs/simulate.md#policies for each option's values (numbers, durations like 30s, "
+                         "versions like 1.33)") from None
     if o:
         raise InputError(f"unknown option(s) {', '.join(sorted(o))} for policy {spec.name!r}",
                          fix="see docs/simulate.md#policies")
