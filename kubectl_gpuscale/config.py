@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
-from kubectl_gpuscale.prom.settings import ENV_URL as ENV_PROMETHEUS
+from kubectl_gpuscale.prom.settings import ENV_URL as ENV_PROMETHEUS  # noqa: F401  (config.ENV_PROMETHEUS)
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -237,20 +237,18 @@ def prometheus_url(cluster: Cluster | None = None, *, explicit: str | None = Non
                    discover: bool = True) -> PrometheusRef | None:
     """The Prometheus to use; see the module docstring for the order. None when none is known.
 
-    The order itself lives in `kubectl_gpuscale.prom.settings.resolve_url`; this adds the
-    recorded config as its ``configured`` value and discovery in the cluster after it.
+    The order lives in `kubectl_gpuscale.prom.resolve.resolve`; this drops the credentials.
     """
-    from kubectl_gpuscale.prom.settings import resolve_url
+    from kubectl_gpuscale.prom.resolve import NO_URL, resolve
+    from kubectl_gpuscale.prom.settings import FLAG_SOURCE
 
-    found = None if explicit or os.environ.get(ENV_PROMETHEUS) else configured_prometheus(cluster, context=context)
     try:
-        chosen = resolve_url(explicit, configured=found.url if found else None)
-    except GpuscaleError:
-        return discover_prometheus(cluster) if discover and cluster is not None else None
-    if found is not None and chosen.source == "the install config":
-        return PrometheusRef(chosen.url, found.source)
-    source = "--prometheus flag" if chosen.source == "--prometheus" else chosen.source
-    return PrometheusRef(chosen.url, source)
+        chosen = resolve(explicit, cluster, context=context, discover=discover)
+    except GpuscaleError as exc:
+        if exc.what == NO_URL or not discover or cluster is None:
+            return None
+        return discover_prometheus(cluster)  # the URL given is unusable: what the cluster has
+    return PrometheusRef(chosen.url, f"{FLAG_SOURCE} flag" if chosen.source == FLAG_SOURCE else chosen.source)
 
 
 def configured_prometheus(cluster: Cluster | None = None, *, context: str | None = None) -> PrometheusRef | None:

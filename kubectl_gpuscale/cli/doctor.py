@@ -136,32 +136,23 @@ def _prometheus(flag: str | None, cluster: Any, kube: KubeOptions, *, files_only
     """The Prometheus gateway to check queries live, or None (static checks only)."""
     from kubectl_gpuscale.cli.output import note, warn
     from kubectl_gpuscale.errors import GpuscaleError
-    from kubectl_gpuscale.prom.settings import resolve_url
+    from kubectl_gpuscale.prom import resolve
 
-    ref = None
-    if not files_only and flag is None:
-        from kubectl_gpuscale import config
-
-        ref = config.configured_prometheus(cluster, context=kube.context)
     try:
-        url = resolve_url(flag, configured=ref.url if ref else None, configured_source=ref.source if ref else None)
+        url = resolve.resolve(flag, cluster, context=kube.context, recorded=not files_only)
     except InputError as exc:
         if flag:
             raise
-        if exc.what != "no Prometheus URL":
-            warn(f"{exc.what} ({ref.source if ref else 'environment'}): ScaledObject queries checked statically only")
+        if exc.what != resolve.NO_URL:
+            warn(f"{exc.what}: ScaledObject queries checked statically only")
             return None
         note("no Prometheus configured: ScaledObject queries checked statically only (pass --prometheus URL)")
         return None
-    from kubectl_gpuscale.prom import Prometheus
-
     if url.token_withheld:
         note(url.withheld_note())
-    prom = Prometheus.open(url, timeout=kube.request_timeout or 10.0)
     try:
-        prom.build_info()
+        prom = resolve.connect(url, timeout=kube.request_timeout, check=True)
     except GpuscaleError as exc:
-        prom.close()
         if flag:
             raise
         warn(f"Prometheus at {url.url} ({url.source}) did not answer ({exc.why}): static checks only")

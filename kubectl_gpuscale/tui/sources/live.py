@@ -90,7 +90,7 @@ def metric_queries(namespaces: list[str] | None) -> list[tuple[str, str, promql.
 class LiveSource:
     """The dashboard's view of a real cluster and its Prometheus."""
 
-    def __init__(self, connect: Callable[[], Cluster], prometheus: Callable[[], Prometheus] | None, *,
+    def __init__(self, connect: Callable[[], Cluster], prometheus: Callable[[], Prometheus | None] | None, *,
                  namespace: str | None, selector: str | None = None, name: str = "live",
                  context_factory: Callable[[str], Cluster] | None = None, watch: bool = True) -> None:
         self._connect = connect
@@ -116,25 +116,24 @@ class LiveSource:
     def from_options(cls, kube: KubeOptions, *, prometheus_url: str | None) -> LiveSource:
         """Build from the kubectl flags. The kubeconfig is read now (a missing or bad one is a one-line
         error before the dashboard starts); the first request is sent by the first refresh, in the worker."""
-        from kubectl_gpuscale.prom.settings import PrometheusURL, resolve_url
+        from kubectl_gpuscale.prom import resolve
 
-        try:
-            url: PrometheusURL | None = resolve_url(prometheus_url)
-        except GpuscaleError:
-            url = None
-
-        def connect_prometheus() -> Prometheus:
-            from kubectl_gpuscale.prom.gateway import Prometheus
-
-            assert url is not None
-            return Prometheus.open(url)
+        def connect_prometheus() -> Prometheus | None:
+            """Resolve (flag > env > install record) and connect, in the worker: the record is a request."""
+            try:
+                url = resolve.resolve(prometheus_url, cluster, context=kube.context)
+            except GpuscaleError as exc:
+                if exc.what == resolve.NO_URL:
+                    return None
+                raise
+            return resolve.connect(url, timeout=kube.request_timeout)
 
         namespace = None if kube.all_namespaces else kube.namespace
         def other_context(context: str) -> Cluster:
             return replace(kube, context=context).cluster()
 
         cluster = kube.cluster()  # reads the kubeconfig only (no request): a bad one fails before the UI starts
-        source = cls(lambda: cluster, connect_prometheus if url else None, namespace=namespace,
+        source = cls(lambda: cluster, connect_prometheus, namespace=namespace,
                      selector=kube.selector, name=f"context {kube.context or 'current'}",
                      context_factory=other_context)
         source._explicit_namespace = kube.namespace is not None or kube.all_namespaces  # type: ignore[attr-defined]
@@ -316,13 +315,15 @@ class LiveSource:
         return f"{plural}: {error.line()}"
 
     def _metrics(self, problems: list[str]) -> PodMetrics:
-        if self._prometheus_factory is None:
-            problems.append("no Prometheus configured: queue, KV cache, GPU and TTFT columns are empty "
-                            "(pass --prometheus URL or set GPUSCALE_PROMETHEUS_URL)")
-            return PodMetrics()
         try:
-            if self._prometheus is None:
+            if self._prometheus is None and self._prometheus_factory is not None:
                 self._prometheus = self._prometheus_factory()
+                if self._prometheus is None:
+                    self._prometheus_factory = None  # none is known: do not ask again every refresh
+            if self._prometheus is None:
+                problems.append("no Prometheus configured: queue, KV cache, GPU and TTFT columns are empty "
+                                "(pass --prometheus URL or set GPUSCALE_PROMETHEUS_URL)")
+                return PodMetrics()
             metrics = PodMetrics(available=True)
             namespaces = [self.namespace] if self.namespace else None
             exported_gpu: dict[tuple[str, str], float] = {}
