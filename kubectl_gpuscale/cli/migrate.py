@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -10,7 +11,6 @@ from kubectl_gpuscale.cli.options import (
     KubeOptions,
     announce_targets,
     kube_options,
-    resolve_targets,
     target_versions_option,
 )
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
@@ -20,7 +20,6 @@ from kubectl_gpuscale.errors import InputError
 if TYPE_CHECKING:
     from kubectl_gpuscale.autoscale.builders import Schedule
     from kubectl_gpuscale.autoscale.convert import Conversion
-    from kubectl_gpuscale.kube import Cluster
 
 
 def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> Schedule | None:
@@ -150,7 +149,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
       kubectl gpuscale migrate-hpa --rollback vllm -n ml                # undo
       kubectl gpuscale migrate-hpa --rollback vllm -n ml --from-backup FILE
     """
-    from kubectl_gpuscale.autoscale import convert as conv
+    from kubectl_gpuscale import migrate
     from kubectl_gpuscale.cli.output import emit_objects, note, warn
 
     if rollback:
@@ -159,91 +158,34 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     if from_backup:
         raise InputError("--from-backup needs --rollback", "it names the HPA backup a rollback restores",
                          "run: kubectl gpuscale migrate-hpa --rollback NAME -n NS --from-backup FILE")
-    if not files and not names and not all_hpas and not kube.selector:
-        raise InputError("nothing to migrate", "no HPA named", "pass NAME..., --all, -l SELECTOR or -f FILE")
-    if files and (names or all_hpas) and kube.selector:
-        raise InputError("cannot combine -f with -l", "selectors apply to cluster reads", "drop one of them")
+    request = migrate.MigrateRequest(
+        names=names, all_hpas=all_hpas, files=files, selector=kube.selector, namespace=kube.namespace,
+        context=kube.context, request_timeout=kube.request_timeout, prometheus=prometheus,
+        prometheus_secret=prometheus_secret, target_queue=target_queue, activation=activation, kv_cache=kv_cache,
+        gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero, hosts=hosts,
+        cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling_interval=polling_interval,
+        cooldown_period=cooldown_period, continue_on_error=continue_on_error, target_versions=target_versions)
+    migrate.check_request(request)
     cluster = None
-    prometheus_flag = prometheus
-    originals: dict[tuple[str, str], Any] = {}
-    measured: dict[tuple[str, str, str], tuple[int, str]] = {}
-    wheres: list[str] = []
-    if files:
-        from kubectl_gpuscale.manifests import load
-
-        loaded = load(files)
-        objects = [item.obj for item in loaded]
-        wheres = [item.where for item in loaded]
-        namespace = kube.namespace
-    else:
+    if not files:
         cluster = kube.cluster()
-        from kubectl_gpuscale.autoscale.apply import read_inputs
-
-        namespace = kube.target_namespace(cluster)
-        inputs = read_inputs(cluster, namespace, names, selector=kube.selector, services=scale_to_zero)
-        for hpa, why in inputs.skipped:
-            note(f"skipping HPA {hpa}: {why}")
-        objects, originals = inputs.objects, inputs.originals
-        if cold_start is None:
-            from kubectl_gpuscale.coldstart.service import measured_cold_start
-
-            for obj in objects:
-                if obj.get("kind") in conv.WORKLOAD_KINDS:
-                    ns = (obj.get("metadata") or {}).get("namespace") or namespace or "default"
-                    found = measured_cold_start(cluster, obj, ns)
-                    if found:
-                        measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
-        if prometheus is None:
-            prometheus = _find_prometheus(cluster)
-    if cluster is None and do_apply and kube.dry_run != "client":
+        request = replace(request, namespace=kube.target_namespace(cluster))
+    elif do_apply and kube.dry_run != "client":
         cluster = kube.cluster()
-    targets = resolve_targets(target_versions, cluster)
-    knative: tuple[int, int] | None = None
-    if to == "knative":
-        knative = _knative_version(targets, cluster)
-    server, server_auth = _server_address(prometheus)
-    options = conv.Options(
-        prometheus=server or conv.DEFAULT_PROMETHEUS, target_queue=target_queue, activation=activation,
-        kv_cache=kv_cache, gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero,
-        cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling=polling_interval,
-        cooldown=cooldown_period, hosts=hosts, namespace=namespace, from_cluster=not files,
-        measured_cold_starts=measured, knative_version=knative, targets=targets)
-    results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
-    if files and names:
-        missing = set(names) - {r.name for r in results}
-        if missing:
-            raise InputError(f"cannot find HPA {', '.join(sorted(missing))}", "not in the input",
-                             "check the names and the -f files")
-    if not results:
-        raise InputError("nothing to migrate", "no HorizontalPodAutoscaler in the input",
-                         "pass the HPA manifests (-f) or name HPAs in the cluster")
-    _authenticate(results, server_auth is not None, prometheus_secret)
-    failed = [r for r in results if r.action == "error"]
-    if failed and not continue_on_error:
-        first = failed[0]
-        assert first.error is not None
-        if len(failed) > 1:
-            first.error.why += f" (and {len(failed) - 1} more HPA(s) failed; --continue-on-error to see all)"
-        raise first.error
-    to_write = [obj for r in results if r.ok for obj in r.objects]
-    announce_targets(targets)
+    plan = migrate.plan(request, cluster, note=note)
+    to_write = plan.objects
+    announce_targets(plan.targets)
     if diff:
         if cluster is None:
             cluster = kube.cluster()
         _diff(cluster, to_write)
     if do_apply and kube.dry_run != "client" and to_write:
-        from kubectl_gpuscale.autoscale.apply import apply_all, preflight
-
         if cluster is None:
             cluster = kube.cluster()
-        for line in preflight(cluster, to_write, targets):
-            warn(line)
-        _check_queries(prometheus_flag, cluster, kube, to_write)
-        if kube.dry_run != "server":
-            _backup(cluster, to_write)
-        apply_all(cluster, to_write, dry_run=kube.dry_run == "server", force=kube.force_conflicts)
+        migrate.apply(plan, cluster, dry_run=kube.dry_run == "server", force_conflicts=kube.force_conflicts,
+                      note=note, warn=warn)
         suffix = " (server dry run)" if kube.dry_run == "server" else ""
-        for r in results:
+        for r in plan.results:
             if r.ok:
                 note(f"migrated HPA {r.hpa} -> " + ", ".join(f"{o['kind']}/{o['metadata']['name']}"
                                                              for o in r.objects) + suffix)
@@ -252,36 +194,9 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     elif kube.output in ("json", "name"):
         emit_objects(to_write, kube.output)
     elif not diff:
-        _report(results, wide=kube.output == "wide")
-    if failed:
+        _report(plan.results, wide=kube.output == "wide")
+    if plan.failed:
         raise SystemExit(1)
-
-
-def _server_address(url: str | None) -> tuple[str | None, Any]:
-    """The triggers' serverAddress without ``user:password@``, and whether it carried credentials."""
-    if not url:
-        return None, None
-    from kubectl_gpuscale.prom.settings import split_userinfo
-
-    return split_userinfo(url)
-
-
-def _authenticate(results: list[Conversion], basic: bool, secret: str) -> None:
-    """When the Prometheus needs auth, add a TriggerAuthentication referencing `secret` and say how to create it."""
-    from kubectl_gpuscale.autoscale import auth
-    from kubectl_gpuscale.cli.output import note
-    from kubectl_gpuscale.prom.settings import ENV_TOKEN, resolve_token
-
-    mode = auth.mode_for(basic=basic, token=resolve_token() is not None)
-    if mode is None:
-        return
-    how = auth.PrometheusAuth(mode, secret)
-    why = "--prometheus carries user:password@" if basic else f"${ENV_TOKEN} is set"
-    for namespace in auth.attach([r.objects for r in results if r.ok], how):
-        where = f"{namespace}/" if namespace else ""
-        note(f"KEDA authenticates to Prometheus ({mode}, because {why}) with Secret {where}{secret}, "
-             f"through TriggerAuthentication {where}{how.name}; create the Secret first: "
-             f"{auth.create_secret_command(how, namespace)}")
 
 
 def _emit_yaml(objects: list[dict[str, Any]]) -> None:
@@ -290,62 +205,6 @@ def _emit_yaml(objects: list[dict[str, Any]]) -> None:
     from kubectl_gpuscale.manifests import dump_yaml
 
     click.echo(dump_yaml(as_list(objects)), nl=False)
-
-
-def _check_queries(flag: str | None, cluster: Any, kube: KubeOptions, objects: list[dict[str, Any]]) -> None:
-    """Preflight: run each trigger query once on the Prometheus the user can reach; warnings only.
-
-    That Prometheus is --prometheus, else $GPUSCALE_PROMETHEUS_URL, else the one `install` recorded
-    (the in-cluster Service found for the triggers' serverAddress is usually not reachable from here).
-    """
-    from kubectl_gpuscale.autoscale.apply import SO_KIND, query_preflight
-    from kubectl_gpuscale.cli.output import note, warn
-    from kubectl_gpuscale.prom.settings import resolve_url
-
-    if not any(t.get("type") == "prometheus" for o in objects if o.get("kind") == SO_KIND
-               for t in (o.get("spec") or {}).get("triggers") or []):
-        return
-    ref = None
-    if flag is None:
-        from kubectl_gpuscale import config
-
-        ref = config.configured_prometheus(cluster, context=kube.context)
-    try:
-        url = resolve_url(flag, configured=ref.url if ref else None, configured_source=ref.source if ref else None)
-    except InputError as exc:
-        if exc.what == "no Prometheus URL":
-            note("preflight: trigger queries not checked: no Prometheus URL known (pass --prometheus URL, "
-                 "e.g. a port-forward, or set $GPUSCALE_PROMETHEUS_URL)")
-        else:
-            warn(f"trigger queries not checked: {exc.what}: {exc.why}; {exc.fix}")
-        return
-    from kubectl_gpuscale.prom import Prometheus
-
-    note(f"preflight: checking trigger queries on Prometheus at {url.url} ({url.source})")
-    if url.token_withheld:
-        note(f"preflight: {url.withheld_note()}")
-    with Prometheus.open(url, timeout=kube.request_timeout or 10.0) as prom:
-        for finding in query_preflight(prom, objects):
-            if finding.level == "warning":
-                warn(finding.text)
-            else:
-                note(f"preflight: {finding.text}")
-
-
-def _find_prometheus(cluster: Any) -> str | None:
-    """The Prometheus Service in the cluster: kube-prometheus-stack's, else the operator's governing one."""
-    from kubectl_gpuscale.errors import GpuscaleError
-
-    try:
-        for svc in cluster.list("v1", "Service", None, label_selector="app=kube-prometheus-stack-prometheus"):
-            meta = svc["metadata"]
-            port = ((svc.get("spec") or {}).get("ports") or [{}])[0].get("port", 9090)
-            return f"http://{meta['name']}.{meta['namespace']}.svc:{port}"
-        for svc in cluster.list("v1", "Service", None, field_selector="metadata.name=prometheus-operated"):
-            return f"http://prometheus-operated.{svc['metadata']['namespace']}.svc:9090"
-    except GpuscaleError:
-        return None
-    return None
 
 
 def _report(results: list[Conversion], *, wide: bool) -> None:
@@ -403,30 +262,15 @@ def _diff(cluster: Any, objects: list[dict[str, Any]]) -> None:
         click.echo("".join(lines) if lines else f"# {label}: no change\n", nl=False)
 
 
-def _backup(cluster: Any, objects: list[dict[str, Any]]) -> None:
-    """Write a local copy of every HPA the ScaledObjects adopt, before any write; say where on stderr."""
-    from kubectl_gpuscale.autoscale.apply import backup_adopted
-    from kubectl_gpuscale.cli.output import note
-
-    for hpa, path in backup_adopted(objects, cluster.context):
-        name = hpa.split("/", 1)[-1]
-        note(f"backup of HPA {hpa}: {path} (restore with: kubectl gpuscale migrate-hpa --rollback {name} "
-             f"-n {hpa.split('/', 1)[0]} --from-backup {path})")
-
-
 def _rollback(name: str, kube: KubeOptions, from_backup: str | None) -> None:
-    from kubectl_gpuscale.autoscale.apply import plan_rollback, rollback
+    from kubectl_gpuscale import migrate
     from kubectl_gpuscale.cli.output import emit_objects, note
 
-    backup = None
-    if from_backup:
-        from kubectl_gpuscale.autoscale.backup import read_backup
-
-        backup = read_backup(from_backup)
+    backup = migrate.read_backup(from_backup)
     cluster = kube.cluster()
     namespace = kube.target_namespace(cluster) or cluster.default_namespace
     if kube.dry_run == "client":
-        plan = plan_rollback(cluster, name, namespace, backup=backup, backup_path=from_backup)
+        plan = migrate.plan_rollback(cluster, name, namespace, backup=backup, backup_path=from_backup)
         hpa = plan.hpa["metadata"]["name"]
         then = (f", then delete ScaledObject {namespace}/{name} (propagationPolicy=Orphan)"
                 if plan.scaled_object is not None else f" (ScaledObject {namespace}/{name} not found)")
@@ -434,8 +278,8 @@ def _rollback(name: str, kube: KubeOptions, from_backup: str | None) -> None:
         if kube.output in ("json", "yaml", "name"):
             emit_objects([plan.hpa], kube.output, single=True)
         return
-    done = rollback(cluster, name, namespace, dry_run=kube.dry_run == "server", backup=backup,
-                    backup_path=from_backup)
+    done = migrate.rollback(cluster, name, namespace, dry_run=kube.dry_run == "server", backup=backup,
+                            backup_path=from_backup)
     suffix = " (server dry run)" if kube.dry_run == "server" else ""
     if kube.output in ("json", "yaml", "name"):
         emit_objects([done.hpa], kube.output, single=True)
@@ -446,22 +290,3 @@ def _rollback(name: str, kube: KubeOptions, from_backup: str | None) -> None:
     for line in done.notes:
         note(line)
     note("the HPA scales on its original metrics again")
-
-
-def _knative_version(targets: Any, cluster: Cluster | None) -> tuple[int, int] | None:
-    """The Knative version the Service is built for: --target-versions, else the one detected from
-    knative-serving's webhook or controller, else None (the builder assumes the pinned one and says so)."""
-    from kubectl_gpuscale.cli.output import note
-    from kubectl_gpuscale.facts.detect import GIVEN_SOURCE
-
-    given = targets.get("knative")
-    if given is not None and targets.sources.get("knative") == GIVEN_SOURCE:
-        return given.major, given.minor
-    if cluster is not None:
-        from kubectl_gpuscale.autoscale.apply import knative_version
-
-        found = knative_version(cluster)
-        if found:
-            note(f"Knative {found[0]}.{found[1]} detected (knative-serving/webhook): the Service is built for it")
-            return found
-    return (given.major, given.minor) if given is not None else None
