@@ -275,8 +275,8 @@ def _failure(s: LogScan, phases: list[Span]) -> Failure | None:
     headline = top.values["headline"]
     where = f" on {top.rank}" if top.rank else ""
     title = TITLES.get(phase, phase.replace("_", " "))
-    return Failure(phase, f"start failed during {title}: {headline}{where}", top.text.strip()[:300],
-                   _FIX.get(phase, ""))
+    return Failure(phase=phase, headline=f"start failed during {title}: {headline}{where}",
+                   evidence=top.text.strip()[:300], fix=_FIX.get(phase, ""))
 
 
 # ------------------------------------------------------------------------------------------ kubernetes side
@@ -446,8 +446,8 @@ def build_from_scan(s: LogScan, *, pod: Mapping[str, Any] | None = None,
     elif facts is not None and facts.waiting_reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
         status = "failed"
         if failure is None:
-            failure = Failure("image_pull" if "Image" in facts.waiting_reason else "engine_init",
-                              f"pod is in {facts.waiting_reason}")
+            failure = Failure(phase="image_pull" if "Image" in facts.waiting_reason else "engine_init",
+                              headline=f"pod is in {facts.waiting_reason}")
     elif any(p.open for p in phases):
         status = "incomplete"
     starts = [p.start for p in phases if p.start is not None]
@@ -480,6 +480,8 @@ def build_from_scan(s: LogScan, *, pod: Mapping[str, Any] | None = None,
         for p in phases)
     summary = {**pod_summary, **engine.summary}
     name = f"{facts.namespace}/{facts.name}" if facts and facts.name else None
-    timeline = Timeline(final, round(total, 3), s.engine, s.version, status, failure, origin, anchored or (
-        not s.yearless and s.first_ts is not None), name, tuple(notes), (), tuple(summary.items()))
+    timeline = Timeline(final, total_seconds=round(total, 3), engine=s.engine, engine_version=s.version,
+                        status=status, failure=failure, origin=origin,
+                        anchored=anchored or (not s.yearless and s.first_ts is not None), pod=name,
+                        notes=tuple(notes), summary=tuple(summary.items()))
     return replace(timeline, advice=tuple(advise(timeline)))
