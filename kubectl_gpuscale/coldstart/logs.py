@@ -1,6 +1,6 @@
 """Scan inference-engine startup logs (vLLM V0/V1, SGLang, TGI) into timestamped marks.
 
-Pure: takes lines, returns a `LogScan`. Tolerates ANSI colours, process prefixes
+Pure: takes lines, returns a `LogScan`; each engine's line patterns live in coldstart/engines/. Tolerates ANSI colours, process prefixes
 (`(VllmWorker rank=N pid=P)`, `(EngineCore_DP0 pid=P)`, `(Worker_TP1_EP1 pid=P)`...),
 outer collector timestamps (kubectl --timestamps, CI, Loki, CRI log files), `kubectl logs
 --prefix`, syslog (RFC 3164 and 5424) and journald prefixes, JSON-per-line exports (Docker
@@ -15,10 +15,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
+
+from kubectl_gpuscale.coldstart.engines import PATTERNS
+from kubectl_gpuscale.coldstart.marks import LogScan, M, Mark
+
+__all__ = ["YEARLESS", "LogScan", "Mark", "scan", "split_line", "to_utc"]
 
 YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whose timestamps carry no year
 
@@ -56,40 +61,6 @@ _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generat
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
 _MONTHS = frozenset("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())
 _TGI_RANK = re.compile(r"\brank=(\d+)")
-
-@dataclass(slots=True)
-class Mark:
-    """One recognised line: what it means, when, on which rank, with its numbers."""
-
-    name: str
-    ts: datetime | None
-    rank: str
-    index: int
-    values: dict[str, Any] = field(default_factory=dict)
-    text: str = ""
-
-
-@dataclass
-class LogScan:
-    """Everything the log says about a start: marks by name, clock facts, engine."""
-
-    marks: dict[str, list[Mark]]
-    engine: str | None
-    version: str | None
-    first_ts: datetime | None
-    last_ts: datetime | None
-    lines: int
-    utc: bool            # timestamps came from an outer UTC collector (kubectl --timestamps, CI): absolute
-    yearless: bool       # timestamps had no year (vLLM's %m-%d): anchor them with the pod's times
-
-    def get(self, name: str) -> list[Mark]:
-        """The marks called `name` (empty when none)."""
-        return self.marks.get(name, [])
-
-    def has(self, *names: str) -> bool:
-        """True when any of `names` was seen."""
-        return any(self.marks.get(n) for n in names)
-
 
 def _fraction(digits: str | None) -> int:
     """Microseconds from a fractional-seconds field: 6+ digits are µs, fewer are (possibly unpadded) ms."""
@@ -342,79 +313,8 @@ def split_line(raw: str) -> _Line:
     return _Line(_stamp(outer, engine, inner), rank, msg, engine, yearless, outer is not None, level)
 
 
-# (first word of the message, regex matched at the message start, mark name, engine)
-_F = r"([-\d.,]+)"
-_PATTERNS: list[tuple[str, re.Pattern[str], str, str | None]] = [
-    ("vLLM", re.compile(r"vLLM API server version (\S+)"), "version", "vllm"),
-    ("Initializing", re.compile(r"Initializing an? (?:V[01] )?LLM engine \(v([^)]+)\)"), "version", "vllm"),
-    ("Automatically", re.compile(r"Automatically detected platform"), "head", "vllm"),
-    ("non-default", re.compile(r"non-default args"), "head", "vllm"),
-    ("Starting", re.compile(r"Starting to load model (\S+?)(?:\.\.\.)?$"), "weights_start", "vllm"),
-    ("Starting", re.compile(r"Starting vLLM (?:API )?server (?:\d+ )?on (\S+)"), "listening", "vllm"),
-    ("Starting", re.compile(r"Starting (?:check and )?download process"), "tgi_dl_start", "tgi"),
-    ("Starting", re.compile(r"Starting shard"), "weights_start_tgi", "tgi"),
-    ("Starting", re.compile(r"Starting Webserver"), "listening", "tgi"),
-    ("Time", re.compile(r"Time spent downloading weights for \S+: " + _F + " seconds"), "download_logged", "vllm"),
-    ("Loading", re.compile(r"Loading weights took " + _F + " seconds"), "load_logged", "vllm"),
-    ("Loading", re.compile(r"Loading model weights took " + _F + r" (GiB|GB)"), "weights_gb", "vllm"),
-    ("Model", re.compile(r"Model loading took " + _F + r" (GiB|GB)(?: memory)? and " + _F + " seconds"),
-     "model_loading", "vllm"),
-    ("Using", re.compile(r"Using cache directory: (\S+) for vLLM's torch\.compile"), "compile_dir", "vllm"),
-    ("vLLM's", re.compile(r"vLLM's torch\.compile cache is disabled"), "compile_nocache", "vllm"),
-    ("Dynamo", re.compile(r"Dynamo bytecode transform time: " + _F + " s"), "dynamo", "vllm"),
-    ("Compiling", re.compile(r"Compiling a graph for .* takes " + _F + " s"), "compile_miss", "vllm"),
-    ("Directly", re.compile(r"Directly load (?:the compiled graph|AOT)(?:.*took " + _F + " s)?"), "compile_hit",
-     "vllm"),
-    ("saved", re.compile(r"saved AOT compiled function"), "aot_saved", "vllm"),
-    ("torch.compile", re.compile(r"torch\.compile t(?:akes|ook) " + _F + " s in total"), "compile_total", "vllm"),
-    ("Memory", re.compile(r"Memory profiling takes " + _F + " seconds"), "profiling_logged", "vllm"),
-    ("Memory", re.compile(r"Memory profiling results: duration=" + _F + " seconds"), "profiling_logged", "vllm"),
-    ("Memory", re.compile(r"Memory pool end"), "sg_pool_end", "sglang"),
-    ("Initial", re.compile(r"Initial profiling/warmup run took " + _F + " s"), "profiling_logged", "vllm"),
-    ("Estimated", re.compile(r"Estimated CUDA graph memory: " + _F + " GiB"), "graph_mem", "vllm"),
-    ("Available", re.compile(r"Available KV cache memory: " + _F + " GiB"), "kv_mem", "vllm"),
-    ("GPU", re.compile(r"GPU KV cache size: " + _F + " tokens"), "kv_tokens", "vllm"),
-    ("#", re.compile(r"# GPU blocks: (\d+)"), "gpu_blocks", "vllm"),
-    ("Maximum", re.compile(r"Maximum concurrency for " + _F + r" tokens per request: " + _F + "x"),
-     "max_concurrency", "vllm"),
-    ("Capturing", re.compile(r"Capturing (?:the model for CUDA graphs|cudagraphs for decoding)"), "graph_begin",
-     "vllm"),
-    ("Graph", re.compile(r"Graph capturing finished in " + _F + r" secs(?:, took " + _F + " GiB)?"), "graph_end",
-     "vllm"),
-    ("Cudagraph", re.compile(r"Cudagraph is disabled"), "eager", "vllm"),
-    ("init", re.compile(r"init engine \(profile, create kv cache, warmup model\) took " + _F + r" s"),
-     "init_engine", "vllm"),
-    ("Multi-modal", re.compile(r"Multi-modal warmup completed in " + _F + r"\s*s"), "api_warmup", "vllm"),
-    ("Readonly", re.compile(r"Readonly multi-modal warmup completed in " + _F + r"\s*s"), "api_warmup", "vllm"),
-    ("Uvicorn", re.compile(r"Uvicorn running on (\S+)"), "listening", None),
-    ("Application", re.compile(r"Application startup complete"), "app_started", None),
-    # SGLang
-    ("Init", re.compile(r"Init torch distributed (begin|ends)"), "dist", "sglang"),
-    ("Load", re.compile(r"Load weight begin"), "weights_start", "sglang"),
-    ("Load", re.compile(r"Load weight end\.(?:.*elapsed=" + _F + r" s)?.*?mem usage=" + _F + " GB"), "sg_load_end",
-     "sglang"),
-    ("Found", re.compile(r"Found local HF snapshot .*skipping download"), "download_skipped", "sglang"),
-    ("KV", re.compile(r"KV Cache is allocated\..*#tokens: (\d+)(?:, K size: " + _F + r" GB, V size: " + _F
-                      + r" GB|, KV size: " + _F + " GB)?"), "sg_kv", "sglang"),
-    ("Capture", re.compile(r"Capture (?:[\w ]+ )?(\w+) graph begin", re.I), "graph_begin", "sglang"),
-    ("Capture", re.compile(r"Capture (?:[\w ]+ )?\w+ graph end\. (?:Time elapsed: |elapsed=)" + _F
-                           + r" s.*?mem usage=" + _F + " GB", re.I), "graph_end_precise", "sglang"),
-    ("max_total_num_tokens", re.compile(r"max_total_num_tokens=(\d+).*?max_running_requests=(\d+)"),
-     "sg_capacity", "sglang"),
-    ("The", re.compile(r"The server is fired up and ready to roll"), "ready", "sglang"),
-    # TGI
-    ("Args", re.compile(r"Args \{"), "head", "tgi"),
-    ("Sharding", re.compile(r"Sharding model on (\d+) processes"), "tgi_shards", "tgi"),
-    ("Files", re.compile(r"Files are already present on the host"), "download_skipped", "tgi"),
-    ("Downloaded", re.compile(r"Downloaded \S+ in (\d+):(\d\d):(\d\d(?:\.\d+)?)"), "tgi_dl_file", "tgi"),
-    ("Successfully", re.compile(r"Successfully downloaded weights"), "tgi_dl_done", "tgi"),
-    ("Shard", re.compile(r"Shard ready in " + _F + "s"), "tgi_shard_ready", "tgi"),
-    ("Warming", re.compile(r"Warming up model"), "tgi_warmup", "tgi"),
-    ("Setting", re.compile(r"Setting max batch total tokens to (\d+)"), "tgi_tokens", "tgi"),
-    ("Connected", re.compile(r"Connected"), "ready", "tgi"),
-]
-_BY_WORD: dict[str, list[tuple[re.Pattern[str], str, str | None]]] = {}
-for _word, _regex, _name, _engine in _PATTERNS:
+_BY_WORD: dict[str, list[tuple[re.Pattern[str], M, str | None]]] = {}
+for _word, _regex, _name, _engine in PATTERNS:
     _BY_WORD.setdefault(_word, []).append((_regex, _name, _engine))
 
 _TQDM = re.compile(
@@ -451,7 +351,7 @@ def _elapsed(text: str) -> float:
     return float(seconds)
 
 
-def _pattern_mark(msg: str) -> tuple[str, str | None, re.Match[str]] | None:
+def _pattern_mark(msg: str) -> tuple[M, str | None, re.Match[str]] | None:
     """(mark name, engine, match) of the startup pattern the message opens with, if any."""
     space = msg.find(" ")
     word = msg if space < 0 else msg[:space]
@@ -491,7 +391,7 @@ def scan(lines: Iterable[str]) -> LogScan:
     Every line is peeled (wrappers off, engine format noted); only the lines that say something
     (a startup pattern, a progress bar, a failure) get their timestamp converted and become marks.
     """
-    marks: dict[str, list[Mark]] = {}
+    marks: dict[M, list[Mark]] = {}
     shape: re.Pattern[str] | None
     votes: dict[str, int] = {}
     first: datetime | None = None
@@ -533,9 +433,9 @@ def scan(lines: Iterable[str]) -> LogScan:
             if hinted:
                 votes[hinted] = votes.get(hinted, 0) + 2
         if bar is not None:
-            marks.setdefault("bar", []).append(Mark("bar", ts, rank, index, bar, msg))
+            marks.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
         if failure is not None:
-            marks.setdefault("failure", []).append(Mark("failure", ts, rank, index, failure, msg))
+            marks.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
     last: datetime | None = None
     for raw in reversed(raw_lines):
         if raw.strip():
@@ -545,7 +445,7 @@ def scan(lines: Iterable[str]) -> LogScan:
                 break
     engine_name = max(votes, key=lambda k: votes[k]) if votes else None
     version = None
-    for mk in marks.get("version", []):
+    for mk in marks.get(M.VERSION, []):
         version = str(mk.values["groups"][0]).rstrip(".")
         break
     # a log spanning New Year with year-less stamps: later stamps that jump back get the next year

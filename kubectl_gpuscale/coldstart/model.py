@@ -5,7 +5,7 @@ Pure data: frozen dataclasses, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -64,7 +64,7 @@ class Phase:
         return dict(self.detail)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Failure:
     """Why a start failed: the phase it failed in, a headline, and the evidence line."""
 
@@ -89,6 +89,7 @@ class Timeline:
     """A cold start broken into phases. `origin` is the absolute time of offset 0, when known."""
 
     phases: tuple[Phase, ...]
+    _: KW_ONLY
     total_seconds: float
     engine: str | None = None
     engine_version: str | None = None

@@ -66,7 +66,7 @@ class Patch:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     """One problem found: which rule, on which object, the evidence (field and value), and the fix."""
 

@@ -191,8 +191,9 @@ def _finding(rule_id: str, obj: Mapping[str, Any], field: str, value: Any, messa
              extra: Mapping[str, Any] | None = None) -> Finding:
     rule = BY_ID[rule_id]
     kind = str(obj.get("kind") or "")
-    return Finding(rule.id, rule.slug, severity or rule.severity, rule.title, kind, ns_of(obj), name_of(obj), field,
-                   "" if value is None else str(value), message, fix or rule.fix, patch, None, dict(extra or {}))
+    return Finding(rule=rule.id, slug=rule.slug, severity=severity or rule.severity, title=rule.title, kind=kind,
+                   namespace=ns_of(obj), name=name_of(obj), field=field, value="" if value is None else str(value),
+                   message=message, fix=fix or rule.fix, patch=patch, extra=dict(extra or {}))
 
 
 def _merge(obj: Mapping[str, Any], body: Mapping[str, Any]) -> Patch:
