@@ -23,6 +23,7 @@ from tests.support.api_base import (
     parse_body,
     random_suffix,
 )
+from tests.support.api_fields import apply_conflict, managed, record_update, same_ignoring_times, set_managed
 from tests.support.api_store import Store
 from tests.support.kube_types import ResourceType, crd_types
 from tests.support.listwatch import PageError, WatchBroken
@@ -217,7 +218,7 @@ class Crud:
                 raise ApiError(409, "AlreadyExists", f'{rt.qualified()} "{meta["name"]}" already exists',
                                {"name": meta["name"], "group": rt.group, "kind": rt.plural})
             self._initialise(rt, obj)
-            self._set_managed(obj, self._manager(req), "Update", obj["apiVersion"], "", sem.leaf_paths(obj))
+            set_managed(obj, self._manager(req), "Update", obj["apiVersion"], "", sem.leaf_paths(obj))
             return self._store_new(rt, route, obj, dry)
 
     def _store_new(self, rt: ResourceType, route: Route, obj: dict[str, Any], dry: bool) -> tuple[int, Any]:
@@ -264,42 +265,6 @@ class Crud:
         if rt.key == ("", "namespaces"):
             obj["status"] = {"phase": "Active"}
 
-    @staticmethod
-    def _managed(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return list((obj.get("metadata") or {}).get("managedFields") or [])
-
-    def _set_managed(self, obj: dict[str, Any], manager: str, operation: str, api_version: str, sub: str,
-                     paths: set[sem.FieldPath]) -> None:
-        entries = [e for e in self._managed(obj)
-                   if not (e.get("manager") == manager and e.get("operation") == operation
-                           and e.get("subresource", "") == sub)]
-        if paths:
-            entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": api_version,
-                                     "time": now_rfc3339(), "fieldsType": "FieldsV1",
-                                     "fieldsV1": sem.fields_v1(paths)}
-            if sub:
-                entry["subresource"] = sub
-            entries.append(entry)
-        obj["metadata"]["managedFields"] = entries
-
-    def _record_update(self, old: Mapping[str, Any], new: dict[str, Any], manager: str, api_version: str,
-                       sub: str) -> None:
-        """Give the fields an Update changed to its manager; others lose them; vanished fields drop out."""
-        changed = sem.changed_paths(old, new)
-        entries = []
-        mine: set[sem.FieldPath] = set()
-        for entry in self._managed(old):
-            paths = sem.paths_of_fields_v1(entry.get("fieldsV1") or {})
-            paths = {p for p in paths if sem.get_path(new, p)[0]}
-            if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (manager, "Update", sub):
-                mine = paths
-                continue
-            paths -= changed
-            if paths:
-                entries.append({**entry, "fieldsV1": sem.fields_v1(paths)})
-        new["metadata"]["managedFields"] = entries
-        self._set_managed(new, manager, "Update", api_version, sub, mine | changed)
-
     def _commit(self, route: Route, old: dict[str, Any], new: dict[str, Any], *, dry: bool) -> dict[str, Any]:
         """Store an updated object: identity kept, status/main split per subresource, generation, watch event."""
         rt = route.rt
@@ -337,7 +302,7 @@ class Crud:
         meta["resourceVersion"] = old_meta.get("resourceVersion")
         if not route.sub:
             self._admit(route, "UPDATE", new, old, dry)
-        if _same_ignoring_times(old, new):
+        if same_ignoring_times(old, new):
             return self.store.present(rt, route.version, old)  # a no-op write keeps the resourceVersion
         if dry:
             return self.store.present(rt, route.version, new)
@@ -364,11 +329,11 @@ class Crud:
         with self.store.lock:
             old = self.store.must_find(route)
             self._check_rv(route, old, obj["metadata"].get("resourceVersion"))
-            obj["metadata"]["managedFields"] = self._managed(old)
+            obj["metadata"]["managedFields"] = managed(old)
             new = copy.deepcopy(obj)
-            new["metadata"]["managedFields"] = self._managed(old)
+            new["metadata"]["managedFields"] = managed(old)
             self._carry_split(route, old, new)
-            self._record_update(old, new, self._manager(req), old.get("apiVersion", ""), route.sub or "")
+            record_update(old, new, self._manager(req), old.get("apiVersion", ""), route.sub or "")
             return 200, self._commit(route, old, new, dry=dry)
 
     @staticmethod
@@ -421,9 +386,9 @@ class Crud:
             old = self.store.must_find(route)
             new = self._patched(req, route, old)
             self._check_rv(route, old, (new.get("metadata") or {}).get("resourceVersion"))
-            new.setdefault("metadata", {})["managedFields"] = self._managed(old)
+            new.setdefault("metadata", {})["managedFields"] = managed(old)
             self._carry_split(route, old, new)
-            self._record_update(old, new, self._manager(req), old.get("apiVersion", ""), route.sub or "")
+            record_update(old, new, self._manager(req), old.get("apiVersion", ""), route.sub or "")
             return 200, self._commit(route, old, new, dry=dry)
 
     def _apply(self, req: RecordedRequest, route: Route, dry: bool) -> tuple[int, Any]:
@@ -451,12 +416,12 @@ class Crud:
                 obj = copy.deepcopy(applied)
                 obj["apiVersion"] = rt.api_version(route.version)
                 self._initialise(rt, obj)
-                self._set_managed(obj, manager, "Apply", obj["apiVersion"], "", paths)
+                set_managed(obj, manager, "Apply", obj["apiVersion"], "", paths)
                 return self._store_new(rt, route, obj, dry)
             self._check_rv(route, current, applied["metadata"].get("resourceVersion"))
             owned_before: set[sem.FieldPath] = set()
             others: list[tuple[dict[str, Any], set[sem.FieldPath]]] = []
-            for entry in self._managed(current):
+            for entry in managed(current):
                 entry_paths = sem.paths_of_fields_v1(entry.get("fieldsV1") or {})
                 if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (
                         manager, "Apply", sub):
@@ -470,7 +435,7 @@ class Crud:
                     if not found or value != sem.get_path(applied, path)[1]:
                         conflicts.append((entry, path))
             if conflicts and not force:
-                raise self._apply_conflict(route, conflicts)
+                raise apply_conflict(route, conflicts)
             conflicting = {p for _, p in conflicts}
             new = copy.deepcopy(current)
             still_owned = set().union(*(p for _, p in others)) if others else set()
@@ -484,24 +449,8 @@ class Crud:
                 if kept:
                     entries.append({**entry, "fieldsV1": sem.fields_v1(kept)})
             new["metadata"]["managedFields"] = entries
-            self._set_managed(new, manager, "Apply", rt.api_version(route.version), sub, paths)
+            set_managed(new, manager, "Apply", rt.api_version(route.version), sub, paths)
             return 200, self._commit(route, current, new, dry=dry)
-
-    def _apply_conflict(self, route: Route, conflicts: list[tuple[dict[str, Any], sem.FieldPath]]) -> ApiError:
-        causes, lines = [], []
-        for entry, path in conflicts:
-            who = f'"{entry.get("manager")}"'
-            if entry.get("subresource"):
-                who += f' with subresource "{entry["subresource"]}"'
-            if entry.get("operation") == "Update":
-                who += f' using {entry.get("apiVersion")}'
-            causes.append({"reason": "FieldManagerConflict", "message": f"conflict with {who}",
-                           "field": sem.path_string(path)})
-            lines.append(f"conflict with {who}: {sem.path_string(path)}")
-        noun = "conflict" if len(conflicts) == 1 else "conflicts"
-        message = f"Apply failed with {len(conflicts)} {noun}: " + "\n".join(lines)
-        return ApiError(409, "Conflict", message, {"name": route.name or "", "group": route.rt.group,
-                                                    "kind": route.rt.plural, "causes": causes})
 
     def _delete_options(self, req: RecordedRequest) -> dict[str, Any]:
         options = parse_body(req.body) or {}
@@ -633,18 +582,7 @@ class Crud:
                 node = node.setdefault(part, {})
             node[spec_path[-1]] = replicas
             main = Route(route.rt, route.version, route.namespace, route.name, None)
-            self._record_update(obj, new, self._manager(req), obj.get("apiVersion", ""), "scale")
+            record_update(obj, new, self._manager(req), obj.get("apiVersion", ""), "scale")
             self._commit(main, obj, new, dry=dry)
             stored = new if dry else self.store.must_find(route)
             return 200, self._scale_of(route, stored)
-
-
-def _same_ignoring_times(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether two versions of an object differ only in managedFields timestamps (a no-op write)."""
-    def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(dict(obj))
-        for entry in (out.get("metadata") or {}).get("managedFields") or []:
-            entry.pop("time", None)
-        return out
-
-    return strip(old) == strip(new)

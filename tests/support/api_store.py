@@ -77,15 +77,18 @@ class Store:
             return self.history_floor
 
     def register(self, rt: ResourceType) -> None:
+        """Serve ``rt`` at each of its versions."""
         for version in rt.versions:
             self.types[(rt.api_version(version), rt.plural)] = rt
         if rt.group and rt.group not in self._group_order:
             self._group_order.append(rt.group)
 
     def group_served(self, group: str) -> bool:
+        """Whether ``group`` is served (built-in, or an enabled add-on group)."""
         return group not in OPTIONAL_TYPES or group in self.optional_on
 
     def served_types(self, api_version: str) -> list[ResourceType]:
+        """The types served at ``api_version``, one per (group, plural)."""
         group = api_version.split("/")[0] if "/" in api_version else ""
         if not self.group_served(group):
             return []
@@ -97,6 +100,7 @@ class Store:
         return out
 
     def type_for(self, api_version: str, kind: str) -> tuple[ResourceType, str]:
+        """The served type of ``kind`` at ``api_version`` and the version; ValueError when not served."""
         version = api_version.split("/")[-1]
         for rt in self.served_types(api_version):
             if rt.kind == kind:
@@ -105,6 +109,7 @@ class Store:
                          "(seed its CustomResourceDefinition first, or enable its group)")
 
     def group_versions(self) -> dict[str, list[str]]:
+        """The served API groups (not core) and their versions, in registration order."""
         out: dict[str, list[str]] = {}
         for group in self._group_order:
             if not self.group_served(group):
@@ -120,10 +125,12 @@ class Store:
         return out
 
     def next_rv(self) -> int:
+        """Take the next resourceVersion."""
         self.rv += 1
         return self.rv
 
     def emit(self, kind: str, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Append a watch event to the bounded history and wake the watches (DELETED gets a new version)."""
         rv = int(obj["metadata"]["resourceVersion"]) if kind != "DELETED" else self.next_rv()
         if kind == "DELETED":
             obj = copy.deepcopy(obj)
@@ -136,6 +143,7 @@ class Store:
         self.changed.notify_all()
 
     def put(self, rt: ResourceType, obj: dict[str, Any], event: str) -> dict[str, Any]:
+        """Store ``obj`` with a new resourceVersion and emit ``event`` (ADDED or MODIFIED)."""
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self.next_rv())
         self.by_type.setdefault(rt.key, {})[(meta.get("namespace", "") if rt.namespaced else "", meta["name"])] = obj
@@ -143,6 +151,7 @@ class Store:
         return obj
 
     def remove(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Drop ``obj`` and emit DELETED; a CRD takes its types along, a Namespace its objects."""
         meta = obj["metadata"]
         self.by_type.get(rt.key, {}).pop((meta.get("namespace", "") if rt.namespaced else "", meta["name"]), None)
         self.emit("DELETED", rt, obj)
@@ -156,10 +165,12 @@ class Store:
                         self.remove(dep_rt, dependent)
 
     def find(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The stored object, or None (``namespace`` ignored for cluster-scoped types)."""
         return self.by_type.get(rt.key, {}).get((namespace or "" if rt.namespaced else "", name))
 
     def present(self, rt: ResourceType, version: str, obj: Mapping[str, Any], *, in_list: bool = False
                  ) -> dict[str, Any]:
+        """A copy as served at ``version`` (apiVersion and kind first; built-in list items without them)."""
         out = copy.deepcopy(dict(obj))
         if in_list and not rt.custom:
             out.pop("apiVersion", None)
@@ -170,6 +181,7 @@ class Store:
         return {"apiVersion": out.pop("apiVersion"), "kind": out.pop("kind"), **out}
 
     def seed_one(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store one object as given (identity filled in, status kept), bypassing admission."""
         obj = copy.deepcopy(obj)
         rt, version = self.type_for(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         meta = obj.setdefault("metadata", {})
@@ -191,6 +203,7 @@ class Store:
         return self.present(rt, version, obj)
 
     def register_crd(self, crd: dict[str, Any]) -> None:
+        """Serve a CRD's types (unless built in) and mark it Established; 422 when it is invalid."""
         try:
             types = crd_types(crd)
         except ValueError as exc:
@@ -221,6 +234,7 @@ class Store:
         }
 
     def unregister_crd(self, crd: Mapping[str, Any]) -> None:
+        """Stop serving a deleted CRD's types, dropping their objects; a shadowed add-on type comes back."""
         for rt in self._crd_types.pop(crd["metadata"]["name"], ()):
             for key in [k for k, v in self.types.items() if v is rt]:
                 del self.types[key]
@@ -232,6 +246,7 @@ class Store:
                     self.register(optional)
 
     def must_find(self, route: Route) -> dict[str, Any]:
+        """The object at ``route``, or the real server's 404."""
         assert route.name is not None
         obj = self.find(route.rt, route.namespace, route.name)
         if obj is None:
@@ -240,6 +255,7 @@ class Store:
         return obj
 
     def event_line(self, kind: str, rt: ResourceType, version: str, obj: Mapping[str, Any]) -> bytes:
+        """One watch event as a JSON line."""
         return json.dumps({"type": kind, "object": self.present(rt, version, obj)}).encode() + b"\n"
 
 
