@@ -27,6 +27,19 @@ from tests.support.api_store import Store
 from tests.support.exec_ws import ExecHandler
 
 
+def _container(req: RecordedRequest, route: Route, containers: list[str], others: list[str] | None = None) -> str:
+    """The ``container`` parameter checked against the pod's (``others``: also valid), or its only container."""
+    container = req.param("container")
+    if not container:
+        if len(containers) != 1:
+            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {route.name}, "
+                           f"choose one of: [{' '.join(containers)}]")
+        return containers[0]
+    if container not in containers + (others or []):
+        raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {route.name}")
+    return container
+
+
 class Subresources:
     """The answers of kubelets and containers, as configured, over the store's pods and nodes."""
 
@@ -45,17 +58,10 @@ class Subresources:
         with self.store.lock:
             pod = self.store.must_find(route)
             spec = pod.get("spec") or {}
-            containers = [c.get("name") for c in spec.get("containers") or []]
-            others = [c.get("name") for c in (spec.get("initContainers") or []) + (spec.get("ephemeralContainers")
-                                                                                   or [])]
-            container = req.param("container")
-            if not container:
-                if len(containers) != 1:
-                    raise ApiError(400, "BadRequest", f"a container name must be specified for pod {route.name}, "
-                                   f"choose one of: [{' '.join(str(c) for c in containers)}]")
-                container = containers[0]
-            elif container not in containers + others:
-                raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {route.name}")
+            containers = [str(c.get("name")) for c in spec.get("containers") or []]
+            others = [str(c.get("name")) for c in (spec.get("initContainers") or [])
+                      + (spec.get("ephemeralContainers") or [])]
+            container = _container(req, route, containers, others)
             previous = req.param("previous") in ("true", "1")
             key_ns = route.namespace or ""
             text = self.logs.get((key_ns, route.name or "", container, previous))
@@ -89,14 +95,7 @@ class Subresources:
         with self.store.lock:
             pod = self.store.must_find(route)
             containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
-            container = req.param("container")
-            if not container:
-                if len(containers) != 1:
-                    raise ApiError(400, "BadRequest", f"a container name must be specified for pod {route.name}, "
-                                   f"choose one of: [{' '.join(containers)}]")
-                container = containers[0]
-            elif container not in containers:
-                raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {route.name}")
+            container = _container(req, route, containers)
             phase = (pod.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed"):
                 raise ApiError(400, "BadRequest", f"cannot exec into a container in a completed pod; current phase "
