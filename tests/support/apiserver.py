@@ -37,9 +37,11 @@ namespaces need not exist before objects are created in them; a Namespace
 deletion removes its objects at once; garbage collection is synchronous.
 
 The parts: `tests.support.api_store` (objects, resourceVersions, watch history), `tests.support.api_router`
-(HTTP, path parsing, authorization, the method-to-verb table) and the handlers `tests.support.api_crud`,
-`tests.support.api_subresources` (log, exec, proxy) and `tests.support.api_discovery`; this module is the
-front tests use.
+(HTTP, path parsing, authorization, the one method-to-verb table) and the handlers `tests.support.api_crud`
+(verbs, patch, apply, delete, scale; managedFields in `tests.support.api_fields`),
+`tests.support.api_subresources` (log, exec, proxy) and `tests.support.api_discovery`; their shared
+vocabulary (ApiError, RecordedRequest, Route) is `tests.support.api_base`. This module is the front tests
+use: ``server.store`` and ``server.router`` are the parts.
 
 Use it through the pytest fixtures in `tests.support.kube_fixtures`, or directly::
 
