@@ -14,6 +14,7 @@ from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.manifests import load
+from tests.support.keda_sim import keda_operator
 from tests.support.paths import MANIFESTS
 
 NS = "ml"
@@ -25,14 +26,7 @@ def _seed(apiserver: Any) -> dict[str, Any]:
                                  str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
     for obj in objs:
         obj["metadata"]["namespace"] = NS
-    keda = {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "keda-operator", "namespace": "keda",
-                         "labels": {"app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/version": "2.20.2"}},
-            "spec": {"selector": {"matchLabels": {"app": "keda-operator"}},
-                     "template": {"metadata": {"labels": {"app": "keda-operator"}},
-                                  "spec": {"containers": [{"name": "keda-operator",
-                                                           "image": "ghcr.io/kedacore/keda:2.20.2"}]}}}}
-    apiserver.seed(*objs, keda)
+    apiserver.seed(*objs, keda_operator())
     hpa = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
     assert hpa is not None
     return hpa

@@ -14,15 +14,10 @@ from click.testing import CliRunner, Result
 from kubectl_gpuscale.autoscale.apply import query_preflight
 from kubectl_gpuscale.autoscale.querycheck import check_query
 from kubectl_gpuscale.cli.root import cli
+from tests.support.keda_sim import keda_operator
 
 NS = "ml"
-KEDA = {"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "keda-operator", "namespace": "keda",
-                     "labels": {"app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/version": "2.20.2"}},
-        "spec": {"selector": {"matchLabels": {"app": "keda-operator"}},
-                 "template": {"metadata": {"labels": {"app": "keda-operator"}},
-                              "spec": {"containers": [{"name": "keda-operator",
-                                                       "image": "ghcr.io/kedacore/keda:2.20.2"}]}}}}
+KEDA = keda_operator()
 WEBHOOK = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
            "metadata": {"name": "keda-admission"}, "webhooks": []}
 

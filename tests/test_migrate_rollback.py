@@ -17,7 +17,7 @@ from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
 from kubectl_gpuscale.cli import main
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.manifests import load
-from tests.support.keda_sim import keda_adopts, keda_hpa
+from tests.support.keda_sim import keda_adopts, keda_hpa, keda_operator
 from tests.support.paths import MANIFESTS
 
 NS = "ml"
@@ -46,14 +46,7 @@ def _seed(apiserver: Any) -> dict[str, Any]:
     hpa["metadata"]["finalizers"] = ["example.com/audit"]
     hpa["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gemma-release",
                                            "uid": owner["metadata"]["uid"]}]
-    keda = {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "keda-operator", "namespace": "keda",
-                         "labels": {"app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/version": "2.20.2"}},
-            "spec": {"selector": {"matchLabels": {"app": "keda-operator"}},
-                     "template": {"metadata": {"labels": {"app": "keda-operator"}},
-                                  "spec": {"containers": [{"name": "keda-operator",
-                                                           "image": "ghcr.io/kedacore/keda:2.20.2"}]}}}}
-    apiserver.seed(hpa, deploy, keda)
+    apiserver.seed(hpa, deploy, keda_operator())
     seeded = apiserver.get_object(*HPA)
     assert seeded is not None
     return seeded

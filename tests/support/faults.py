@@ -34,9 +34,14 @@ _REASONS = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict
 
 
 class _Request(Protocol):
-    method: str
-    path: str
-    body: bytes
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def body(self) -> bytes: ...
 
     def param(self, name: str) -> str | None: ...
 

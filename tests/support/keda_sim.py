@@ -50,3 +50,15 @@ def keda_adopts(cluster: Any, so_name: str, namespace: str) -> dict[str, Any]:
     if hpa["spec"]["behavior"] is None:
         del hpa["spec"]["behavior"]
     return dict(cluster.replace(hpa))
+
+
+def keda_operator(version: str = "2.20.2") -> dict[str, Any]:
+    """The ``keda-operator`` Deployment in namespace ``keda`` as KEDA's chart installs it (name and version
+    labels, the ghcr.io image at ``version``): what migrate's preflight detects KEDA and its version by."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "keda-operator", "namespace": "keda",
+                         "labels": {"app.kubernetes.io/name": "keda-operator", "app.kubernetes.io/version": version}},
+            "spec": {"selector": {"matchLabels": {"app": "keda-operator"}},
+                     "template": {"metadata": {"labels": {"app": "keda-operator"}},
+                                  "spec": {"containers": [{"name": "keda-operator",
+                                                           "image": f"ghcr.io/kedacore/keda:{version}"}]}}}}

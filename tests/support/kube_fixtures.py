@@ -15,14 +15,19 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support import admission_keda
 from tests.support.apiserver import ApiServer
 
+if TYPE_CHECKING:
+    from kubectl_gpuscale.kube import Cluster
+
 VENV_BIN = Path(sys.executable).parent
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+"""The ``kubectl`` fixture: ``kubectl(*args, input=None, check=False, timeout=60)``."""
 
 
 class TestApiServer(ApiServer):
@@ -53,7 +58,7 @@ def apiserver(tmp_path: Path) -> Iterator[TestApiServer]:
 
 
 @pytest.fixture
-def cluster(apiserver: TestApiServer) -> Any:
+def cluster(apiserver: TestApiServer) -> Cluster:
     """A `kubectl_gpuscale.kube.Cluster` connected to ``apiserver`` through its kubeconfig."""
     from kubectl_gpuscale.kube import Cluster
 
@@ -71,8 +76,7 @@ def kubectl_env(kubeconfig: str, cache_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def kubectl(kubectl_bin: str, apiserver: TestApiServer, tmp_path: Path
-            ) -> Callable[..., subprocess.CompletedProcess[str]]:
+def kubectl(kubectl_bin: str, apiserver: TestApiServer, tmp_path: Path) -> Kubectl:
     """Run the real kubectl against ``apiserver``: ``kubectl("get", "deploy", input=None, check=False)``.
 
     Returns the CompletedProcess (text mode). ``check=True`` raises with stderr on a non-zero exit.

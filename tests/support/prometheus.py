@@ -28,13 +28,16 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from tests.support.exporter import Exporter, FleetPod, ReplayServer, populate_fleet
 from tests.support.paths import METRICS
+
+if TYPE_CHECKING:
+    from kubectl_gpuscale.prom import Prometheus
 
 STARTUP_TIMEOUT = 30.0
 DCGM_TARGET_LABELS = {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-6xk2p",
@@ -205,7 +208,7 @@ def prometheus_server(prometheus_bin: str) -> Iterator[PrometheusServer]:
 
 
 @pytest.fixture
-def prometheus(prometheus_server: PrometheusServer) -> Iterator[Any]:
+def prometheus(prometheus_server: PrometheusServer) -> Iterator[Prometheus]:
     """A `kubectl_gpuscale.prom.Prometheus` gateway connected to the session's Prometheus."""
     from kubectl_gpuscale.prom import Prometheus
 
