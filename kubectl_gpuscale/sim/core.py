@@ -581,11 +581,13 @@ class PolicyRun:
     def _aggregate(self, buf: list[tuple[ChunkView, int, int, int]]) -> Flushed:
         """Sums, TTFT histogram and series bins of committed segments (the same for policies that share them)."""
 
+        runs = _contiguous(buf)
+
         def cat(name: str) -> np.ndarray:
-            if len(buf) == 1:
-                v, lo, hi, _ = buf[0]
+            if len(runs) == 1:
+                v, lo, hi = runs[0]
                 return getattr(v, name)[lo:hi]
-            return np.concatenate([getattr(v, name)[lo:hi] for v, lo, hi, _ in buf])
+            return np.concatenate([getattr(v, name)[lo:hi] for v, lo, hi in runs])
 
         a = cat("arrivals")
         ttft, ttft_w, ready = cat("ttft"), cat("ttft_w"), cat("ready").astype(np.float64)
@@ -730,6 +732,18 @@ class PolicyRun:
             self.ctl.name, t, self.spec, ready, pods, float(v.waiting[i]), float(v.running[i]),
             float(v.arrivals[lo:i + 1].mean()), float(v.kv[i]), float(v.gpu[i]), float(v.cpu[i]), p95,
             tuple(list(self.events)[-20:]))
+
+
+def _contiguous(buf: list[tuple[ChunkView, int, int, int]]) -> list[tuple[ChunkView, int, int]]:
+    """Committed segments with adjacent ranges of one chunk merged (a scale event that keeps the ready pods
+    splits a chunk only for the pod count): fewer slices to concatenate, the same arrays."""
+    runs: list[tuple[ChunkView, int, int]] = []
+    for v, lo, hi, _ in buf:
+        if runs and runs[-1][0] is v and runs[-1][2] == lo:
+            runs[-1] = (v, runs[-1][1], hi)
+        else:
+            runs.append((v, lo, hi))
+    return runs
 
 
 def _bin(ttft: np.ndarray) -> np.ndarray:
