@@ -3,7 +3,8 @@
 The archive (scripts/build_release.py build) is unpacked into a temporary directory, as krew
 does, and its executable run directly, with no Python on PATH. Budget (DESIGN §5): `--help`
 ≤ 2x `kubectl version --client`. Uses hyperfine when it is on PATH (Debian package
-`hyperfine`), else a timing loop; medians either way. Skips (exit 0) when no archive is built.
+`hyperfine`, one command after the other), else or with --loop an interleaved timing loop (the
+three take turns, fairer on a busy shared machine); medians either way. Skips (exit 0) when no archive is built.
 
 Run: .venv/bin/python benchmarks/bench_archive.py [--archive PATH] [--runs N]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,14 +37,21 @@ def default_archive() -> Path:
     return ROOT / "dist" / f"kubectl-gpuscale_v{version}_{platform.system().lower()}_{arch}.tar.gz"
 
 
-def _loop_median(argv: list[str], env: dict[str, str], runs: int) -> float:
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def _interleaved_medians(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median wall and CPU (user + sys) seconds, the commands taking turns so load swings hit all alike."""
+    wall: dict[str, list[float]] = {label: [] for label in commands}
+    cpu: dict[str, list[float]] = {label: [] for label in commands}
+    for round_ in range(runs + 1):  # round 0 warms the page cache
+        for label, argv in commands.items():
+            before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            elapsed, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+            if round_:
+                wall[label].append(elapsed)
+                cpu[label].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {label: statistics.median(wall[label]) for label in commands} | {
+        f"{label}_cpu": statistics.median(cpu[label]) for label in commands
+    }
 
 
 def _hyperfine_medians(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, float]:
@@ -56,41 +65,52 @@ def _hyperfine_medians(commands: dict[str, list[str]], env: dict[str, str], runs
     }
 
 
-def measure(archive: Path, runs: int) -> dict[str, float]:
-    """Median seconds of the archive's `--help`, the pip install's `--help` and `kubectl version --client`."""
+def measure(archive: Path, runs: int, use_hyperfine: bool, baseline: Path | None = None) -> dict[str, float]:
+    """Median seconds of the archive's `--help`, the pip install's `--help` and `kubectl version --client`
+    (and a baseline archive's `--help`, to compare two builds)."""
     kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else shutil.which("kubectl")
     if not kubectl:
         raise SystemExit("kubectl not found: run ./scripts/setup-test-env.sh")
     with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="tar")
+        for label, path in (("archive", archive), ("baseline", baseline)):
+            if path:
+                with tarfile.open(path) as tar:
+                    tar.extractall(Path(tmp) / label, filter="tar")
         commands = {
-            "archive": [str(Path(tmp) / "kubectl-gpuscale"), "--help"],
+            "archive": [str(Path(tmp) / "archive" / "kubectl-gpuscale"), "--help"],
             "pip": [str(BIN / "kubectl-gpuscale"), "--help"],
             "kubectl": [kubectl, "version", "--client"],
         }
+        if baseline:
+            commands["baseline"] = [str(Path(tmp) / "baseline" / "kubectl-gpuscale"), "--help"]
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8"}  # no Python of ours on PATH
-        if shutil.which("hyperfine"):
+        if use_hyperfine:
             return _hyperfine_medians(commands, env, runs)
-        return {label: _loop_median(cmd, env, runs) for label, cmd in commands.items()}
+        return _interleaved_medians(commands, env, runs)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archive", type=Path, default=default_archive())
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--baseline", type=Path, help="another archive whose --help is timed alongside")
+    parser.add_argument("--loop", action="store_true", help="interleaved timing loop even when hyperfine is on PATH")
     args = parser.parse_args()
+    use_hyperfine = bool(shutil.which("hyperfine")) and not args.loop
     if not args.archive.exists():
         print(f"archive start-up: skipped, {args.archive.name} not built (scripts/build_release.py build)")
         return 0
-    m = measure(args.archive, args.runs)
+    m = measure(args.archive, args.runs, use_hyperfine, args.baseline)
     ratio = m["archive"] / m["kubectl"]
     ok = ratio <= BUDGET_RATIO
     print(f"archive start-up: archive --help {m['archive'] * 1000:.0f} ms, pip install --help {m['pip'] * 1000:.0f} ms, "
           f"kubectl version --client {m['kubectl'] * 1000:.0f} ms, archive/kubectl {ratio:.2f}x "
           f"(budget <= {BUDGET_RATIO:.1f}x)  {'OK' if ok else 'OVER BUDGET'}"
-          f"  [{'hyperfine' if shutil.which('hyperfine') else 'timing loop'}, median of {args.runs}]")
-    if "archive_cpu" in m:  # wall time on a busy machine swings; CPU time (user + sys, mean) much less
+          f"  [{'hyperfine' if use_hyperfine else 'interleaved loop'}, median of {args.runs}]")
+    if args.baseline:
+        print(f"archive start-up: baseline {args.baseline.name} --help {m['baseline'] * 1000:.0f} ms "
+              f"({m['baseline'] / m['kubectl']:.2f}x kubectl)")
+    if "archive_cpu" in m:  # wall time on a busy machine swings; CPU time (user + sys) less so
         print(f"archive start-up CPU: archive {m['archive_cpu'] * 1000:.0f} ms, pip install {m['pip_cpu'] * 1000:.0f} ms, "
               f"kubectl {m['kubectl_cpu'] * 1000:.0f} ms")
     return 0 if ok else 1
