@@ -65,24 +65,24 @@ def _hyperfine_medians(commands: dict[str, list[str]], env: dict[str, str], runs
     }
 
 
-def measure(archive: Path, runs: int, use_hyperfine: bool, baseline: Path | None = None) -> dict[str, float]:
+def measure(archive: Path, runs: int, use_hyperfine: bool, baselines: list[Path] | None = None) -> dict[str, float]:
     """Median seconds of the archive's `--help`, the pip install's `--help` and `kubectl version --client`
-    (and a baseline archive's `--help`, to compare two builds)."""
+    (and other archives' `--help`, keyed by file name, to compare builds)."""
     kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else shutil.which("kubectl")
     if not kubectl:
         raise SystemExit("kubectl not found: run ./scripts/setup-test-env.sh")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path in (("archive", archive), ("baseline", baseline)):
-            if path:
-                with tarfile.open(path) as tar:
-                    tar.extractall(Path(tmp) / label, filter="tar")
+        others = {path.name: path for path in baselines or []}
+        for label, path in {"archive": archive, **others}.items():
+            with tarfile.open(path) as tar:
+                tar.extractall(Path(tmp) / label, filter="tar")
         commands = {
             "archive": [str(Path(tmp) / "archive" / "kubectl-gpuscale"), "--help"],
             "pip": [str(BIN / "kubectl-gpuscale"), "--help"],
             "kubectl": [kubectl, "version", "--client"],
         }
-        if baseline:
-            commands["baseline"] = [str(Path(tmp) / "baseline" / "kubectl-gpuscale"), "--help"]
+        for label in others:
+            commands[label] = [str(Path(tmp) / label / "kubectl-gpuscale"), "--help"]
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8"}  # no Python of ours on PATH
         if use_hyperfine:
             return _hyperfine_medians(commands, env, runs)
@@ -93,7 +93,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archive", type=Path, default=default_archive())
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--baseline", type=Path, help="another archive whose --help is timed alongside")
+    parser.add_argument("--baseline", type=Path, action="append", default=[],
+                        help="another archive whose --help is timed alongside (repeatable)")
     parser.add_argument("--loop", action="store_true", help="interleaved timing loop even when hyperfine is on PATH")
     args = parser.parse_args()
     use_hyperfine = bool(shutil.which("hyperfine")) and not args.loop
@@ -107,9 +108,10 @@ def main() -> int:
           f"kubectl version --client {m['kubectl'] * 1000:.0f} ms, archive/kubectl {ratio:.2f}x "
           f"(budget <= {BUDGET_RATIO:.1f}x)  {'OK' if ok else 'OVER BUDGET'}"
           f"  [{'hyperfine' if use_hyperfine else 'interleaved loop'}, median of {args.runs}]")
-    if args.baseline:
-        print(f"archive start-up: baseline {args.baseline.name} --help {m['baseline'] * 1000:.0f} ms "
-              f"({m['baseline'] / m['kubectl']:.2f}x kubectl)")
+    for other in args.baseline:
+        cpu = f", CPU {m[other.name + '_cpu'] * 1000:.0f} ms" if other.name + "_cpu" in m else ""
+        print(f"archive start-up: {other.name} --help {m[other.name] * 1000:.0f} ms{cpu} "
+              f"({m[other.name] / m['kubectl']:.2f}x kubectl)")
     if "archive_cpu" in m:  # wall time on a busy machine swings; CPU time (user + sys) less so
         print(f"archive start-up CPU: archive {m['archive_cpu'] * 1000:.0f} ms, pip install {m['pip_cpu'] * 1000:.0f} ms, "
               f"kubectl {m['kubectl_cpu'] * 1000:.0f} ms")
