@@ -5,7 +5,7 @@ Krew cannot install Python dependencies, so each archive carries a self-containe
 executable frozen by PyInstaller (onedir: an executable beside its ``_internal/``
 directory, measured faster to start than onefile, which unpacks itself on every run).
 Two of PyInstaller's runtime hooks are left out of the executable (see SKIPPED_RUNTIME_HOOKS):
-leaving them out cut the frozen ``--help`` by about a quarter; they serve features the plugin does not use.
+leaving them out cut the frozen ``--help`` by 15-25 %; they serve features the plugin does not use.
 
     scripts/build_release.py build                 # dist/kubectl-gpuscale_v<ver>_<os>_<arch>.tar.gz
     scripts/build_release.py manifest              # plugin.yaml from .krew.yaml + dist/*.tar.gz

@@ -52,7 +52,7 @@ def test_smoke_script_fails_on_a_broken_archive(tmp_path: Path, kubectl_bin: str
 def test_archive_leaves_out_the_slow_runtime_hooks() -> None:
     """The executable's PyInstaller archive lists its runtime hooks by name in its table of contents
     (PyInstaller/archive/writers.py, CArchiveWriter); build_release.SKIPPED_RUNTIME_HOOKS must be absent
-    (leaving them out cut `--help` by a quarter), pyi_rth_pkgutil present (facts/matrix.py needs pkgutil.iter_modules)."""
+    (leaving them out cut `--help` by 15-25 %), pyi_rth_pkgutil present (facts/matrix.py needs pkgutil.iter_modules)."""
     import tarfile
 
     with tarfile.open(ARCHIVE) as tar:
