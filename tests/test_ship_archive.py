@@ -46,3 +46,19 @@ def test_smoke_script_fails_on_a_broken_archive(tmp_path: Path, kubectl_bin: str
     )
     assert result.returncode != 0
     assert "FAIL" in result.stderr and "Usage: kubectl gpuscale" in result.stderr
+
+
+@pytest.mark.skipif(not ARCHIVE.exists(), reason=f"{ARCHIVE.name} not built (scripts/build_release.py build)")
+def test_archive_leaves_out_the_slow_runtime_hooks() -> None:
+    """The executable's PyInstaller archive lists its runtime hooks by name in its table of contents
+    (PyInstaller/archive/writers.py, CArchiveWriter); build_release.SKIPPED_RUNTIME_HOOKS must be absent
+    (leaving them out cut `--help` by 15-25 %), pyi_rth_pkgutil present (facts/matrix.py needs pkgutil.iter_modules)."""
+    import tarfile
+
+    with tarfile.open(ARCHIVE) as tar:
+        member = tar.extractfile("kubectl-gpuscale")
+        assert member is not None
+        executable = member.read()
+    assert b"pyi_rth_pkgutil" in executable
+    assert b"pyi_rth_multiprocessing" not in executable
+    assert b"pyi_rth_inspect" not in executable

@@ -115,3 +115,23 @@ def test_manifest_sha256_matches_built_archive(manifest: dict[str, Any]) -> None
         members = {m.name: m for m in tar.getmembers()}
     assert "LICENSE" in members
     assert members["kubectl-gpuscale"].isfile() and members["kubectl-gpuscale"].mode & 0o111
+
+
+def test_spec_filter_drops_only_the_named_runtime_hooks() -> None:
+    """skip_runtime_hooks edits the spec pyi-makespec writes: the filtered ``a.scripts`` is what EXE() gets."""
+    build = load_build_script()
+    spec = "a = Analysis(['entry.py'])\npyz = PYZ(a.pure)\nexe = EXE(pyz, a.scripts)\n"
+    patched = build.skip_runtime_hooks(spec, build.SKIPPED_RUNTIME_HOOKS)
+    scripts = [(name, f"/hooks/{name}.py", "PYSOURCE") for name in
+               ("pyiboot01_bootstrap", "pyi_rth_pkgutil", "pyi_rth_multiprocessing", "pyi_rth_inspect", "entry")]
+    seen: dict[str, Any] = {}
+    namespace = {
+        "Analysis": lambda _: type("A", (), {"scripts": list(scripts), "pure": []})(),
+        "PYZ": lambda pure: "pyz",
+        "EXE": lambda pyz, got: seen.setdefault("scripts", [s[0] for s in got]),
+        "print": lambda *_: None,
+    }
+    exec(patched, namespace)  # noqa: S102 - the spec is Python that PyInstaller executes the same way
+    assert seen["scripts"] == ["pyiboot01_bootstrap", "pyi_rth_pkgutil", "entry"]
+    with pytest.raises(SystemExit):
+        build.skip_runtime_hooks("a = Analysis([])\n", build.SKIPPED_RUNTIME_HOOKS)
