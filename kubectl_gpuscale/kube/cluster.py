@@ -53,6 +53,11 @@ class Cluster(Transport):
         return cls(api_client, default_namespace=namespace, context=context,
                    request_timeout=request_timeout, field_manager=field_manager)
 
+    def namespace_or_default(self, namespace: str | None) -> str:
+        """The namespace a verb on one object acts in: `namespace`, else the context's (the kubeconfig's, or the
+        service account's in a pod). Only `list` and `watch` read None as all namespaces."""
+        return namespace or self.default_namespace
+
     # ---- resources --------------------------------------------------------------------------------
 
     def resource(self, api_version: str, kind: str) -> Resource:
@@ -73,7 +78,7 @@ class Cluster(Transport):
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         """One object. Raises `NotFoundError` when it does not exist."""
         res = self.resource(api_version, kind)
-        ns = namespace or self.default_namespace
+        ns = self.namespace_or_default(namespace)
         obj: dict[str, Any] = self.request(
             "GET", res.path(ns, name), what=f"get {kind} {_qual(ns if res.namespaced else None, name)}").json()
         return obj
@@ -147,7 +152,7 @@ class Cluster(Transport):
         content_types = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                          "strategic": "application/strategic-merge-patch+json"}
         res = self.resource(api_version, kind)
-        ns = (namespace or self.default_namespace) if res.namespaced else None
+        ns = self.namespace_or_default(namespace) if res.namespaced else None
         out: dict[str, Any] = self.request(
             "PATCH", res.path(ns, name, subresource), body=patch, content_type=content_types[patch_type],
             query=[("fieldManager", self.field_manager), *_write_query(dry_run)],
@@ -158,7 +163,7 @@ class Cluster(Transport):
                propagation_policy: str | None = None, dry_run: bool = False) -> dict[str, Any] | None:
         """Delete an object (propagationPolicy Orphan|Background|Foreground); None when already gone."""
         res = self.resource(api_version, kind)
-        ns = (namespace or self.default_namespace) if res.namespaced else None
+        ns = self.namespace_or_default(namespace) if res.namespaced else None
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
@@ -176,7 +181,7 @@ class Cluster(Transport):
     def get_scale(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         """The scale subresource (`autoscaling/v1 Scale`) of a workload."""
         res = self.resource(api_version, kind)
-        ns = namespace or self.default_namespace
+        ns = self.namespace_or_default(namespace)
         out: dict[str, Any] = self.request("GET", res.path(ns, name, "scale"),
                                            what=f"get the scale of {kind} {ns}/{name}").json()
         return out
@@ -192,7 +197,7 @@ class Cluster(Transport):
     def pod_logs(self, name: str, namespace: str | None = None, *, container: str | None = None,
                  previous: bool = False, tail_lines: int | None = None, timestamps: bool = False) -> str:
         """A pod's container log (the previous container's with `previous`)."""
-        ns = namespace or self.default_namespace
+        ns = self.namespace_or_default(namespace)
         query = [("container", container), ("previous", "true" if previous else None),
                  ("tailLines", tail_lines), ("timestamps", "true" if timestamps else None)]
         which = "previous " if previous else ""
@@ -203,7 +208,7 @@ class Cluster(Transport):
     def events_for(self, kind: str, name: str, namespace: str | None = None, uid: str | None = None
                    ) -> Objects:
         """Core events about one object, oldest first."""
-        ns = namespace or self.default_namespace
+        ns = self.namespace_or_default(namespace)
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         if uid:
             selector += f",involvedObject.uid={uid}"
@@ -245,7 +250,7 @@ class Cluster(Transport):
         stderr; a stream that stalls for `idle_timeout` seconds, runs past `timeout`, or breaks
         before the command's end raises `UnreachableError`.
         """
-        ns = namespace or self.default_namespace
+        ns = self.namespace_or_default(namespace)
         what = f"exec {command[0] if command else ''} in pod {ns}/{name}"
         query: list[tuple[str, Any]] = [("command", part) for part in command]
         query += [("stdout", "true"), ("stderr", "true"), ("stdin", "false"), ("tty", "false")]
