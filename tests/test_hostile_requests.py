@@ -35,10 +35,10 @@ def test_stalled_server_answers_with_a_timeout(tmp_path: Path, command: list[str
 
 def test_the_default_timeout_applies_without_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kubectl_gpuscale import kube
-    from kubectl_gpuscale.kube import Cluster
+    from kubectl_gpuscale.kube import Cluster, transport
 
     assert kube.DEFAULT_REQUEST_TIMEOUT == 30.0
-    monkeypatch.setattr(kube, "DEFAULT_REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(transport, "DEFAULT_REQUEST_TIMEOUT", 0.5)
     with stalled_server() as port:
         cluster = Cluster.connect(kubeconfig=str(kubeconfig_for(port, tmp_path / "kubeconfig")))
         assert cluster.default_timeout == 0.5

@@ -219,3 +219,25 @@ def test_top_once_on_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Any
     missing = subprocess.run([plugin, "top", "--kubeconfig", str(tmp_path / "nope")], capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode == 2 and "cannot read kubeconfig" in missing.stderr
+
+
+@pytest.mark.parametrize(("flags", "listed"), [([], ["llama"]), (["-n", "other"], []), (["-A"], ["llama"])])
+def test_top_without_n_reads_the_context_namespace(apiserver: Any, tmp_path: Any, flags: list[str],
+                                                    listed: list[str]) -> None:
+    """No -n and no -A: the context's namespace (kubectl's rule); -A lists every namespace (issue 16)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _seed_llama(apiserver)
+    kubeconfig = apiserver.write_kubeconfig(tmp_path / "kubeconfig", namespace="ml")
+    plugin = str(Path(sys.executable).parent / "kubectl-gpuscale")
+    result = subprocess.run([plugin, "top", "--once", "-o", "json", "--kubeconfig", kubeconfig,
+                             "--prometheus", "http://127.0.0.1:1", *flags], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    snapshot = json.loads(result.stdout)
+    assert [w["name"] for w in snapshot["workloads"]] == listed
+    paths = {r.path for r in apiserver.requests if r.method == "GET" and r.path.endswith("/deployments")}
+    assert paths == ({"/apis/apps/v1/deployments"} if flags == ["-A"]
+                     else {f"/apis/apps/v1/namespaces/{flags[1] if flags else 'ml'}/deployments"})

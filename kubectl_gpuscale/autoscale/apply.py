@@ -64,7 +64,7 @@ def read_inputs(cluster: Cluster, namespace: str | None, names: Sequence[str], *
         hpa.setdefault("apiVersion", HPA_API)
         hpa.setdefault("kind", HPA_KIND)
         meta = hpa.get("metadata") or {}
-        ns = meta.get("namespace") or namespace or cluster.default_namespace
+        ns = cluster.namespace_or_default(meta.get("namespace") or namespace)
         owner = _owner_so(hpa)
         if owner:
             so = cluster.get_or_none(builders.KEDA_API, SO_KIND, owner, ns)
@@ -616,7 +616,7 @@ def plan_rollback(cluster: Cluster, name: str, namespace: str | None, *, backup:
         InputError: the saved HPA is missing, not JSON, or fails `validate_original`.
         NotFoundError: no such ScaledObject and no backup.
     """
-    ns = namespace or cluster.default_namespace
+    ns = cluster.namespace_or_default(namespace)
     so_label = f"{ns}/{name}"
     command = f"kubectl gpuscale migrate-hpa --rollback {name} -n {ns}" + (
         f" --from-backup {backup_path}" if backup_path else "")

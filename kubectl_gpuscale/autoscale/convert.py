@@ -30,6 +30,8 @@ DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
 UNKNOWN_COLD_START = 300
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet", "ReplicaSet")
+OFFLINE_NAMESPACE = "default"
+"""The namespace of an offline (-f) HPA with none in its metadata and no -n: the API server's own default."""
 
 
 @dataclass(frozen=True)
@@ -246,10 +248,10 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
              options: Options, where: str, original: Mapping[str, Any] | None, result: Conversion) -> None:
     hpa = parse_hpa(hpa_obj, where)
     given_ns = hpa.namespace or options.namespace
-    ns = given_ns or "default"
+    ns = given_ns or OFFLINE_NAMESPACE
     result.namespace = ns
     if not given_ns:
-        result.notes.append("no namespace in the input: using 'default' (pass -n to choose)")
+        result.notes.append(f"no namespace in the input: using '{OFFLINE_NAMESPACE}' (pass -n to choose)")
     result.target = f"{hpa.target_kind}/{hpa.target_name}"
     workload = index.get((hpa.target_kind, given_ns, hpa.target_name))
     if workload is None:
@@ -453,7 +455,7 @@ def convert_all(objects: Sequence[Mapping[str, Any]], options: Options, *, where
         if only and (obj.get("metadata") or {}).get("name") not in only:
             continue
         meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace") or options.namespace or "default"), str(meta.get("name")))
+        key = (str(meta.get("namespace") or options.namespace or OFFLINE_NAMESPACE), str(meta.get("name")))
         saved = (originals or {}).get(key)
         out.append(convert_one(obj, index, options, where=wheres[i] if i < len(wheres) else "", original=saved))
     return out

@@ -72,7 +72,7 @@ def pod(kube: KubeOptions, name: str, container: str | None, timeout: int | None
                      "json" if kube.output == "json" else "yaml")
         return
     cluster = kube.cluster()
-    namespace = kube.target_namespace(cluster) or cluster.default_namespace
+    namespace = cluster.namespace_or_default(kube.namespace)
     if preflight_only:
         _, node, ctr, findings = service.run_preflight(cluster, name, namespace, container)
         if kube.output in ("json", "yaml"):
@@ -118,7 +118,7 @@ def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
     from kubectl_gpuscale.errors import InputError
 
     cluster = kube.cluster()
-    namespace = kube.target_namespace(cluster) or cluster.default_namespace
+    namespace = cluster.namespace_or_default(kube.namespace)
     targets = list(nodes) or service.gpu_nodes(cluster)
     if not targets:
         raise InputError("no node to list", "no node has GPU capacity", "pass --node NAME")
@@ -180,7 +180,7 @@ def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool
 
     _security_warning()
     cluster = kube.cluster()
-    namespace = kube.target_namespace(cluster) or cluster.default_namespace
+    namespace = cluster.namespace_or_default(kube.namespace)
     progress, done = _progress_bar()
     try:
         with interrupts_as_ctrl_c():
@@ -304,7 +304,7 @@ def restore(kube: KubeOptions, archive: str, node: str, registry: str, registry_
             raise InputError(f"cannot use {filename}", "it is not one Pod manifest", "pass a Pod manifest")
         template = objects[0].obj
     cluster = kube.cluster()
-    namespace = kube.target_namespace(cluster) or cluster.default_namespace
+    namespace = cluster.namespace_or_default(kube.namespace)
     plan = service.plan_from_cluster(cluster, archive, node, namespace, registry=registry, target_node=target_node,
                                      template=template, pod_name=pod_name, container=container, image=image,
                                      name=name, registry_secret=registry_secret, keep_labels=keep_labels)

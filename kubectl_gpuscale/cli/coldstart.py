@@ -71,7 +71,7 @@ def coldstart(target: str | None, log_file: str | None, events_file: str | None,
     except ValueError as exc:
         raise InputError(f"cannot read target {target!r}", str(exc), "use POD, pod/NAME, deploy/NAME or sts/NAME") from None
     cluster = kube.cluster()
-    namespace = kube.target_namespace(cluster) or cluster.default_namespace
+    namespace = cluster.namespace_or_default(kube.namespace)
     if kind == "Pod":
         pod = cluster.get("v1", "Pod", name, namespace)
         timeline = timeline_for_pod(cluster, pod, container)

@@ -268,7 +268,7 @@ def _rollback(name: str, kube: KubeOptions, from_backup: str | None) -> None:
 
     backup = migrate.read_backup(from_backup)
     cluster = kube.cluster()
-    namespace = kube.target_namespace(cluster) or cluster.default_namespace
+    namespace = cluster.namespace_or_default(kube.namespace)
     if kube.dry_run == "client":
         plan = migrate.plan_rollback(cluster, name, namespace, backup=backup, backup_path=from_backup)
         hpa = plan.hpa["metadata"]["name"]

@@ -60,10 +60,13 @@ class KubeOptions:
         )
 
     def target_namespace(self, cluster: Cluster) -> str | None:
-        """The namespace to act in: None for -A, else -n, else the context's namespace."""
+        """The namespace to list in: None for -A (all), else -n, else the context's namespace.
+
+        A verb on one named object takes ``cluster.namespace_or_default(kube.namespace)`` instead.
+        """
         if self.all_namespaces:
             return None
-        return self.namespace or cluster.default_namespace
+        return cluster.namespace_or_default(self.namespace)
 
 
 def parse_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration
@@ -56,7 +58,10 @@ def top(kube: KubeOptions, demo: bool, speed: float, seed: int, interval: float 
     else:
         from kubectl_gpuscale.tui.sources.live import LiveSource
 
-        source = LiveSource.from_options(kube, prometheus_url=prometheus_url)
+        source = LiveSource.from_flags(lambda context: replace(kube, context=context).cluster(), context=kube.context,
+                                       namespace=kube.namespace, all_namespaces=kube.all_namespaces,
+                                       selector=kube.selector, prometheus_url=prometheus_url,
+                                       request_timeout=kube.request_timeout)
     if once:
         _print_once(source, kube.output)
         return

@@ -30,7 +30,6 @@ from kubectl_gpuscale.tui.sources.assemble import (
 )
 
 if TYPE_CHECKING:
-    from kubectl_gpuscale.cli.options import KubeOptions
     from kubectl_gpuscale.kube import Cluster, Objects
     from kubectl_gpuscale.kube.watch import KindCache, Scope
     from kubectl_gpuscale.prom.gateway import Prometheus
@@ -92,8 +91,11 @@ class LiveSource:
 
     def __init__(self, connect: Callable[[], Cluster], prometheus: Callable[[], Prometheus | None] | None, *,
                  namespace: str | None, selector: str | None = None, name: str = "live",
-                 context_factory: Callable[[str], Cluster] | None = None, watch: bool = True) -> None:
+                 context_factory: Callable[[str], Cluster] | None = None, watch: bool = True,
+                 namespace_from_context: bool = False) -> None:
         self._connect = connect
+        self.namespace_from_context = namespace_from_context
+        """Take the context's namespace at the first connect (no -n and no -A were given)."""
         self._context_factory = context_factory
         self._prometheus_factory = prometheus
         self._cluster: Cluster | None = None
@@ -113,31 +115,31 @@ class LiveSource:
         self.caches: dict[str, KindCache] | None = None
 
     @classmethod
-    def from_options(cls, kube: KubeOptions, *, prometheus_url: str | None) -> LiveSource:
-        """Build from the kubectl flags. The kubeconfig is read now (a missing or bad one is a one-line
-        error before the dashboard starts); the first request is sent by the first refresh, in the worker."""
+    def from_flags(cls, connect: Callable[[str | None], Cluster], *, context: str | None, namespace: str | None,
+                   all_namespaces: bool, selector: str | None, prometheus_url: str | None,
+                   request_timeout: float | None = None) -> LiveSource:
+        """Build from the kubectl flags' values; `connect(context)` reads that kubeconfig context into a Cluster.
+
+        The kubeconfig is read now (a missing or bad one is a one-line error before the dashboard starts);
+        the first request is sent by the first refresh, in the worker. Without -n or -A the namespace is the
+        context's. Prometheus is resolved (flag > env > install record) in the worker too."""
         from kubectl_gpuscale.prom import resolve
 
         def connect_prometheus() -> Prometheus | None:
             """Resolve (flag > env > install record) and connect, in the worker: the record is a request."""
             try:
-                url = resolve.resolve(prometheus_url, cluster, context=kube.context)
+                url = resolve.resolve(prometheus_url, cluster, context=context)
             except GpuscaleError as exc:
                 if exc.what == resolve.NO_URL:
                     return None
                 raise
-            return resolve.connect(url, timeout=kube.request_timeout)
+            return resolve.connect(url, timeout=request_timeout)
 
-        namespace = None if kube.all_namespaces else kube.namespace
-        def other_context(context: str) -> Cluster:
-            return replace(kube, context=context).cluster()
-
-        cluster = kube.cluster()  # reads the kubeconfig only (no request): a bad one fails before the UI starts
-        source = cls(lambda: cluster, connect_prometheus, namespace=namespace,
-                     selector=kube.selector, name=f"context {kube.context or 'current'}",
-                     context_factory=other_context)
-        source._explicit_namespace = kube.namespace is not None or kube.all_namespaces  # type: ignore[attr-defined]
-        return source
+        cluster = connect(context)  # reads the kubeconfig only (no request): a bad one fails before the UI starts
+        return cls(lambda: cluster, connect_prometheus,
+                   namespace=None if all_namespaces else namespace, selector=selector,
+                   name=f"context {context or 'current'}", context_factory=connect,
+                   namespace_from_context=namespace is None and not all_namespaces)
 
     # ---- Source -----------------------------------------------------------------------------------
 
@@ -235,7 +237,7 @@ class LiveSource:
     def _cluster_or_connect(self) -> Cluster:
         if self._cluster is None:
             self._cluster = self._connect()
-            if not getattr(self, "_explicit_namespace", True):
+            if self.namespace_from_context:
                 self.namespace = self._cluster.default_namespace
         return self._cluster
 
