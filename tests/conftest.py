@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kube_fixtures import apiserver, cluster, kubectl  # noqa: F401  (test API server fixtures)
+from tests.support.kube_fixtures import apiserver, bare, cluster, kubectl  # noqa: F401  (test API server fixtures)
 from tests.support.prometheus import prometheus, prometheus_server  # noqa: F401  (real Prometheus fixtures)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

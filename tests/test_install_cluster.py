@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -126,22 +125,6 @@ class Controllers:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(5)
-
-
-@pytest.fixture
-def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
-    """A test API server serving no add-on group (no KEDA, no Knative) until CRDs are applied."""
-    server = ApiServer(optional_groups=())
-    server.start()
-    server.kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")  # type: ignore[attr-defined]
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("GPUSCALE_PROMETHEUS_URL", raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path / "no-helm"))  # no helm here unless a test puts one
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def gpuscale(server: ApiServer, *args: str) -> Ran:

@@ -29,22 +29,6 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 KEDA_FILE = f"keda-{catalog.KEDA.version}.yaml"
 
 
-@pytest.fixture
-def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
-    """As in tests/test_install_cluster.py: a test API server serving no add-on group, no helm on PATH."""
-    server = ApiServer(optional_groups=())
-    server.start()
-    server.kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")  # type: ignore[attr-defined]
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.delenv("GPUSCALE_PROMETHEUS_URL", raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path / "no-helm"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _writes(server: ApiServer) -> list[Any]:
     return [r for r in server.requests if r.method in ("PATCH", "POST", "PUT", "DELETE")
             and "selfsubjectaccessreviews" not in r.path]

@@ -58,6 +58,23 @@ def apiserver(tmp_path: Path) -> Iterator[TestApiServer]:
 
 
 @pytest.fixture
+def bare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """A test API server serving no add-on group (no KEDA, no Knative) until CRDs are applied, with
+    private config and cache directories, no Prometheus URL and no helm on PATH unless a test puts one."""
+    server = ApiServer(optional_groups=())
+    server.start()
+    server.kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")  # type: ignore[attr-defined]
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("GPUSCALE_PROMETHEUS_URL", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-helm"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def cluster(apiserver: TestApiServer) -> Cluster:
     """A `kubectl_gpuscale.kube.Cluster` connected to ``apiserver`` through its kubeconfig."""
     from kubectl_gpuscale.kube import Cluster
