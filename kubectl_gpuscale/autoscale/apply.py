@@ -275,7 +275,7 @@ def _ident(obj: Mapping[str, Any]) -> tuple[str, str, str, str | None]:
 
 
 def _strip(obj: Mapping[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(obj))
+    out: dict[str, Any] = json.loads(json.dumps(obj))
     for key in ("managedFields", "uid", "creationTimestamp", "generation", "selfLink"):
         out.get("metadata", {}).pop(key, None)
     out.pop("status", None)
@@ -379,7 +379,7 @@ def _explain_undo(exc: GpuscaleError, cluster: Cluster,
     undone, failed = _undo(cluster, written)
     parts = []
     if uncertain is not None:
-        api_version, kind, name, ns = _ident(uncertain[0])
+        _api_version, kind, name, ns = _ident(uncertain[0])
         label = _label(kind, ns, name)
         parts.append({"yes": f"{label} was written all the same (read back after the failure)",
                       "no": f"{label} was not there when read back after the failure (check again with: kubectl "
@@ -506,7 +506,9 @@ def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, targe
                      f"({target[0] or 'core'})")
     kept: dict[str, Any] = {key: meta[key] for key in RESTORED_METADATA if meta.get(key)}
     kept["namespace"] = namespace
-    return json.loads(json.dumps({"apiVersion": api_version, "kind": HPA_KIND, "metadata": kept, "spec": spec}))
+    restored: dict[str, Any] = json.loads(json.dumps({"apiVersion": api_version, "kind": HPA_KIND, "metadata": kept,
+                                                      "spec": spec}))
+    return restored
 
 
 def _same_hpa(live: Mapping[str, Any] | None, restored: Mapping[str, Any]) -> bool:

@@ -312,15 +312,30 @@ class _KnativeShaper:
                 self.drop(f"containers[{name}].{key}", why)
         startup = c.get("startupProbe") if isinstance(c.get("startupProbe"), Mapping) else None
         if startup and "startupProbe" not in allowed:
-            budget = probe_budget(startup)
-            live = out.get("livenessProbe")
-            self.drop(f"containers[{name}].startupProbe",
-                      f"Knative {kfacts.version_text(self.version)} rejects it (allowed since "
-                      f"{kfacts.version_text(kfacts.STARTUP_PROBE_SINCE)})")
-            if isinstance(live, Mapping) and int(live.get("initialDelaySeconds") or 0) < budget:
-                out["livenessProbe"] = {**live, "initialDelaySeconds": budget}
-                self.adjusted.append(f"containers[{name}].livenessProbe.initialDelaySeconds raised to {budget}s "
-                                     f"(the startupProbe budget) so liveness does not kill the loading pod")
+            self.startup_probe(out, name, startup)
+        self.ports(out, name, serving)
+        if "env" in out:
+            out["env"] = self.env(out, name, serving)
+        if "volumeMounts" in out:
+            out["volumeMounts"] = self.mounts(out, name, gone)
+        if not serving and (out.get("livenessProbe") or out.get("readinessProbe")):
+            self.need(kfacts.MULTI_CONTAINER_PROBING_FLAG, f"containers[{name}] probes")
+        return out
+
+    def startup_probe(self, out: dict[str, Any], name: str, startup: Mapping[str, Any]) -> None:
+        """Drop a startupProbe this Knative rejects, keeping liveness from killing the loading pod."""
+        budget = probe_budget(startup)
+        live = out.get("livenessProbe")
+        self.drop(f"containers[{name}].startupProbe",
+                  f"Knative {kfacts.version_text(self.version)} rejects it (allowed since "
+                  f"{kfacts.version_text(kfacts.STARTUP_PROBE_SINCE)})")
+        if isinstance(live, Mapping) and int(live.get("initialDelaySeconds") or 0) < budget:
+            out["livenessProbe"] = {**live, "initialDelaySeconds": budget}
+            self.adjusted.append(f"containers[{name}].livenessProbe.initialDelaySeconds raised to {budget}s "
+                                 f"(the startupProbe budget) so liveness does not kill the loading pod")
+
+    def ports(self, out: dict[str, Any], name: str, serving: bool) -> None:
+        """The serving container keeps its first port (with a protocol name Knative reads); sidecars none."""
         ports = [p for p in out.get("ports") or [] if isinstance(p, Mapping)]
         if ports and serving:
             port = {k: v for k, v in ports[0].items() if k in kfacts.CONTAINER_PORT_FIELDS}
@@ -330,6 +345,9 @@ class _KnativeShaper:
             out["ports"] = [port]
         else:
             out.pop("ports", None)
+
+    def env(self, out: Mapping[str, Any], name: str, serving: bool) -> list[Mapping[str, Any]]:
+        """The env without the variables Knative reserves or the field references it does not allow."""
         reserved = kfacts.RESERVED_ENV if serving else kfacts.RESERVED_SIDECAR_ENV
         env = [e for e in out.get("env") or [] if isinstance(e, Mapping)]
         kept_env = []
@@ -344,8 +362,10 @@ class _KnativeShaper:
                     kfacts.all_flags()[kfacts.ENV_FIELD_REF_FLAG], f"containers[{name}].env[{e.get('name')}]"):
                 continue
             kept_env.append(e)
-        if "env" in out:
-            out["env"] = kept_env
+        return kept_env
+
+    def mounts(self, out: Mapping[str, Any], name: str, gone: set[str]) -> list[dict[str, Any]]:
+        """The volume mounts of kept volumes, off reserved paths, with only VolumeMountMask fields."""
         mounts = []
         for m in out.get("volumeMounts") or []:
             if not isinstance(m, Mapping) or m.get("name") in gone:
@@ -359,12 +379,7 @@ class _KnativeShaper:
                 self.drop(f"containers[{name}].volumeMounts[{m.get('name')}].{','.join(extra)}",
                           "not in Knative's VolumeMountMask")
             mounts.append({k: v for k, v in m.items() if k in kfacts.VOLUME_MOUNT_FIELDS})
-        if "volumeMounts" in out:
-            out["volumeMounts"] = mounts
-        if not serving and (out.get("livenessProbe") or out.get("readinessProbe")):
-            self.need(kfacts.MULTI_CONTAINER_PROBING_FLAG, f"containers[{name}] probes")
-        return out
-
+        return mounts
 
 def knative_service(*, name: str, namespace: str | None, template: Mapping[str, Any], min_scale: int,
                     max_scale: int, concurrency: int, cold_start: int, retention: str = "10m",

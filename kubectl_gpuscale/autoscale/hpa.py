@@ -152,6 +152,17 @@ def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
     if not ref.get("name") or not ref.get("kind"):
         raise InputError(f"cannot read {label}", "it has no scaleTargetRef (a kustomize patch, not a whole HPA?)",
                          "pass the rendered HPA (kustomize build) instead")
+    min_replicas, max_replicas = _replica_bounds(spec, label)
+    metrics = _metrics(spec, api_version, label)
+    status = obj.get("status") or {}
+    current = status.get("currentReplicas") if isinstance(status, Mapping) else None
+    return HPA(name, meta.get("namespace"), str(ref.get("apiVersion") or "apps/v1"), str(ref["kind"]),
+               str(ref["name"]), min_replicas, max_replicas, tuple(metrics), _behavior(spec.get("behavior"), label),
+               obj, current if isinstance(current, int) and not isinstance(current, bool) else None)
+
+
+def _replica_bounds(spec: Mapping[str, Any], label: str) -> tuple[int | None, int]:
+    """(minReplicas or None, maxReplicas), integers in the range the HPA API accepts."""
     if "maxReplicas" not in spec:
         raise InputError(f"cannot read {label}", "it has no maxReplicas", "fix the manifest")
     try:
@@ -165,30 +176,30 @@ def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
     if max_replicas < 1 or (min_replicas is not None and min_replicas < 0):
         raise InputError(f"cannot read {label}", f"maxReplicas {max_replicas} / minReplicas {min_replicas} out of "
                          "range (the HPA API needs maxReplicas >= 1, minReplicas >= 0)", "fix the manifest")
-    legacy = api_version.endswith("v2beta1")
-    metrics: list[MetricSpec] = []
+    return min_replicas, max_replicas
+
+
+def _metrics(spec: Mapping[str, Any], api_version: str, label: str) -> list[MetricSpec]:
+    """The metrics it scales on: autoscaling/v1's CPU target, or each entry of v2's spec.metrics."""
     if api_version.endswith("/v1"):
         cpu = spec.get("targetCPUUtilizationPercentage", HPA_DEFAULT_CPU)
-        metrics.append(MetricSpec("Resource", "cpu", "Utilization", quantity(cpu)))
-    else:
-        raw_metrics = spec.get("metrics")
-        if not raw_metrics:
-            raise InputError(f"cannot read {label}", "it has no metrics",
-                             "add the metric it scales on, or pass --query for the new trigger")
-        if not isinstance(raw_metrics, list):
-            raise _malformed(label, "spec.metrics", "a list")
-        for i, entry in enumerate(raw_metrics):
-            if not isinstance(entry, Mapping):
-                raise InputError(f"cannot read {label}", f"metric {i} is not a mapping", "fix the manifest")
-            try:
-                metrics.append(_metric(entry, legacy, f"{label} metric {i}"))
-            except (AttributeError, TypeError):
-                raise _malformed(label, f"spec.metrics[{i}]", "an HPA metric (a field has the wrong type)") from None
-    status = obj.get("status") or {}
-    current = status.get("currentReplicas") if isinstance(status, Mapping) else None
-    return HPA(name, meta.get("namespace"), str(ref.get("apiVersion") or "apps/v1"), str(ref["kind"]),
-               str(ref["name"]), min_replicas, max_replicas, tuple(metrics), _behavior(spec.get("behavior"), label),
-               obj, current if isinstance(current, int) and not isinstance(current, bool) else None)
+        return [MetricSpec("Resource", "cpu", "Utilization", quantity(cpu))]
+    legacy = api_version.endswith("v2beta1")
+    raw_metrics = spec.get("metrics")
+    if not raw_metrics:
+        raise InputError(f"cannot read {label}", "it has no metrics",
+                         "add the metric it scales on, or pass --query for the new trigger")
+    if not isinstance(raw_metrics, list):
+        raise _malformed(label, "spec.metrics", "a list")
+    metrics: list[MetricSpec] = []
+    for i, entry in enumerate(raw_metrics):
+        if not isinstance(entry, Mapping):
+            raise InputError(f"cannot read {label}", f"metric {i} is not a mapping", "fix the manifest")
+        try:
+            metrics.append(_metric(entry, legacy, f"{label} metric {i}"))
+        except (AttributeError, TypeError):
+            raise _malformed(label, f"spec.metrics[{i}]", "an HPA metric (a field has the wrong type)") from None
+    return metrics
 
 
 def _malformed(label: str, field: str, expected: str) -> InputError:
