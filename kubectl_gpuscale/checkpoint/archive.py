@@ -374,7 +374,7 @@ def inspect_archive(path: str | Path) -> ArchiveInfo:
     raw = _open_regular(p, file)
     try:
         capped: Any = _CappedReads(raw, MAX_METADATA_BYTES)
-        tar = tarfile.open(fileobj=capped, mode="r:")
+        tar = tarfile.open(fileobj=capped, mode="r:")  # noqa: SIM115 - closed by the `with raw, tar:` below
     except (tarfile.ReadError, EOFError, OSError) as exc:
         raw.close()
         raise ArchiveError(f"cannot inspect {file}", f"not a tar archive or truncated ({exc})",

@@ -47,7 +47,7 @@ def rbac_fix(user: str = facts.KUBEADM_KUBELET_CLIENT) -> list[dict[str, Any]]:
 def explain_404(message: str, container: str) -> tuple[str, str]:
     """(why, fix) for a 404 from the checkpoint endpoint."""
     text = (message or "").strip()
-    if "does not exist" in text or "not found" in text.lower() and ("pod" in text or "container" in text):
+    if "does not exist" in text or ("not found" in text.lower() and ("pod" in text or "container" in text)):
         return (f"the kubelet does not know the target: {text[:200]}",
                 f"check the pod is running on that node and has container {container!r}")
     if "timeout" in text:

@@ -5,6 +5,7 @@ Pure: takes the Pod and Node objects (plain dicts) and answers findings.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,10 +62,8 @@ def gpu_count(pod: Mapping[str, Any], container: str | None = None) -> int:
         for key in facts.GPU_RESOURCES:
             value = (resources.get("limits") or {}).get(key) or (resources.get("requests") or {}).get(key)
             if value:
-                try:
+                with contextlib.suppress(ValueError):
                     total += int(str(value))
-                except ValueError:
-                    pass
     return total
 
 
@@ -81,7 +80,7 @@ def pick_container(pod: Mapping[str, Any], container: str | None) -> str:
     if default in names:
         return str(default)
     if len(names) == 1:
-        return names[0]
+        return str(names[0])
     raise InputError(f"pod {pod_name} has {len(names)} containers", f"they are {', '.join(names)}",
                      "pick one with -c")
 

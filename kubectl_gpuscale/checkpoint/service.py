@@ -142,7 +142,7 @@ def _create_helper(cluster: Cluster, pod: dict[str, Any]) -> dict[str, Any]:
         raise
 
 
-def _wait_phase(cluster: Cluster, name: str, namespace: str, phases: tuple[str, ...], wait: float,
+def _wait_phase(cluster: Cluster, name: str, namespace: str, phases: tuple[str, ...], *, wait: float,
                 poll: float = 0.5) -> dict[str, Any]:
     deadline = time.monotonic() + wait
     last: dict[str, Any] = {}
@@ -213,7 +213,7 @@ def list_archives(cluster: Cluster, nodes: list[str], namespace: str, *, wait: f
         name = pod["metadata"]["name"]
         try:
             _create_helper(cluster, pod)
-            _wait_phase(cluster, name, namespace, ("Succeeded",), wait)
+            _wait_phase(cluster, name, namespace, ("Succeeded",), wait=wait)
             text = cluster.pod_logs(name, namespace)
             try:
                 archives = helper.parse_listing(text, node, known_ns)
@@ -282,12 +282,12 @@ def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, des
     try:
         created_at = time.monotonic()
         _create_helper(cluster, pod)
-        _wait_phase(cluster, name, namespace, ("Running",), wait)
-        size = _remote_size(cluster, name, namespace, remote, base, node)
+        _wait_phase(cluster, name, namespace, ("Running",), wait=wait)
+        size = _remote_size(cluster, name, namespace, remote, base=base, node=node)
         limits = helper.fetch_limits(size, time.monotonic() - created_at, transfer=transfer_timeout)
         say(f"{base}: {human_size(size)} ({size} bytes); {limits.describe()}")
         _lower_deadline(cluster, name, namespace, limits, say)
-        expected_sum = _remote_sha256(cluster, name, namespace, remote, base, node, limits)
+        expected_sum = _remote_sha256(cluster, name, namespace, remote, base=base, node=node, limits=limits)
         digest = hashlib.sha256()
         received = 0
         fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -325,7 +325,7 @@ def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, des
             _delete_helper(cluster, name, namespace)
 
 
-def _remote_size(cluster: Cluster, name: str, namespace: str, remote: str, base: str, node: str) -> int:
+def _remote_size(cluster: Cluster, name: str, namespace: str, remote: str, *, base: str, node: str) -> int:
     from kubectl_gpuscale.kube import CommandFailedError
 
     try:
@@ -340,7 +340,7 @@ def _remote_size(cluster: Cluster, name: str, namespace: str, remote: str, base:
     return int(size_text)
 
 
-def _remote_sha256(cluster: Cluster, name: str, namespace: str, remote: str, base: str, node: str,
+def _remote_sha256(cluster: Cluster, name: str, namespace: str, remote: str, *, base: str, node: str,
                    limits: helper.FetchLimits) -> str:
     """The node's sha256 of the archive. No data flows while it computes: the limit is the whole step."""
     from kubectl_gpuscale.kube import CommandFailedError
