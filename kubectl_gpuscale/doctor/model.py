@@ -55,7 +55,7 @@ class Patch:
         argv = ["kubectl", "patch", self.resource(), self.name]
         if self.namespace:
             argv += ["-n", self.namespace]
-        return argv + ["--type", "merge", "-p", json.dumps(self.body, separators=(",", ":"), sort_keys=True)]
+        return [*argv, "--type", "merge", "-p", json.dumps(self.body, separators=(",", ":"), sort_keys=True)]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for -o json/yaml."""

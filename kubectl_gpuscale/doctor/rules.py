@@ -788,8 +788,8 @@ def _selects(pdb: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
         return False
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr.get("key"), expr.get("operator"), [str(v) for v in expr.get("values") or []]
-        if op == "In" and labels.get(key) not in values or op == "NotIn" and labels.get(key) in values \
-                or op == "Exists" and key not in labels or op == "DoesNotExist" and key in labels:
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) \
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
             return False
     return True
 

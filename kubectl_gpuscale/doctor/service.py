@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kubectl_gpuscale.autoscale.querycheck import PromSource
 from kubectl_gpuscale.doctor.model import Finding, Patch
-from kubectl_gpuscale.doctor.rules import PromSource, run
+from kubectl_gpuscale.doctor.rules import run
 from kubectl_gpuscale.doctor.snapshot import name_of, ns_of
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
 from kubectl_gpuscale.facts import Targets
@@ -73,12 +74,12 @@ def gather_cluster(cluster: Cluster, namespace: str | None, *, selector: str | N
         except (ForbiddenError, NotFoundError) as exc:
             out.skipped.append(f"{kind} (cluster-wide): {exc.why}")
     for ns, name in KNATIVE_CONFIG:
-        _get_into(cluster, out, "v1", "ConfigMap", name, ns)
-    _get_into(cluster, out, "apps/v1", "Deployment", HTTP_INTERCEPTOR[1], HTTP_INTERCEPTOR[0])
+        _get_into(cluster, out, "v1", "ConfigMap", name=name, namespace=ns)
+    _get_into(cluster, out, "apps/v1", "Deployment", name=HTTP_INTERCEPTOR[1], namespace=HTTP_INTERCEPTOR[0])
     return out
 
 
-def _get_into(cluster: Cluster, out: Gathered, api_version: str, kind: str, name: str, namespace: str) -> None:
+def _get_into(cluster: Cluster, out: Gathered, api_version: str, kind: str, *, name: str, namespace: str) -> None:
     if any(o.get("kind") == kind and name_of(o) == name and ns_of(o) == namespace for o in out.objects):
         return
     try:

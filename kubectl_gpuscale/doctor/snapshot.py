@@ -251,32 +251,44 @@ def build(objects: Iterable[Mapping[str, Any]], cold_start: int | None = None, *
     """
     snap = Snapshot(list(objects), cold_start, from_files=from_files, targets=targets or pinned_targets())
     for obj in snap.objects:
-        kind, group = str(obj.get("kind") or ""), group_of(obj)
-        key = (ns_of(obj), name_of(obj))
-        if kind in WORKLOAD_KINDS or is_knative_service(obj):
-            detection = engines.detect(obj)
-            measured = (measured_cold_starts or {}).get((kind, ns_of(obj), name_of(obj)))
-            seconds, source = cold_start_estimate(obj, detection, cold_start, measured)
-            unprobed = cold_start_estimate(obj, detection, cold_start, measured, startup_probe=False)
-            snap.workloads.append(Workload(obj, detection, int(seconds), source, unprobed_cold_start=unprobed))
-            if kind == "Deployment":
-                snap.deployments[key] = obj
-        elif kind == HPA_KIND:
-            snap.hpas.append(obj)
-        elif kind == "ScaledObject" and group == KEDA_API.split("/")[0]:
-            snap.scaled_objects.append(obj)
-        elif kind == "HTTPScaledObject" and group == HTTP_API.split("/")[0]:
-            snap.http_scaled_objects.append(obj)
-        elif kind == "PersistentVolumeClaim":
-            snap.pvcs[key] = obj
-        elif kind == "PodDisruptionBudget":
-            snap.pdbs.append(obj)
-        elif kind == "DaemonSet":
-            snap.daemonsets.append(obj)
-        elif kind == "Node":
-            snap.nodes.append(obj)
-        elif kind == "ConfigMap":
-            snap.config_maps[key] = obj
+        _index(snap, obj, measured_cold_starts or {})
+    _attach_scalers(snap)
+    return snap
+
+
+def _index(snap: Snapshot, obj: Mapping[str, Any],
+           measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]]) -> None:
+    """File one object under its kind in `snap` (a workload with its detection and cold start)."""
+    kind, group = str(obj.get("kind") or ""), group_of(obj)
+    key = (ns_of(obj), name_of(obj))
+    if kind in WORKLOAD_KINDS or is_knative_service(obj):
+        detection = engines.detect(obj)
+        measured = measured_cold_starts.get((kind, ns_of(obj), name_of(obj)))
+        seconds, source = cold_start_estimate(obj, detection, snap.cold_start, measured)
+        unprobed = cold_start_estimate(obj, detection, snap.cold_start, measured, startup_probe=False)
+        snap.workloads.append(Workload(obj, detection, int(seconds), source, unprobed_cold_start=unprobed))
+        if kind == "Deployment":
+            snap.deployments[key] = obj
+    elif kind == HPA_KIND:
+        snap.hpas.append(obj)
+    elif kind == "ScaledObject" and group == KEDA_API.split("/")[0]:
+        snap.scaled_objects.append(obj)
+    elif kind == "HTTPScaledObject" and group == HTTP_API.split("/")[0]:
+        snap.http_scaled_objects.append(obj)
+    elif kind == "PersistentVolumeClaim":
+        snap.pvcs[key] = obj
+    elif kind == "PodDisruptionBudget":
+        snap.pdbs.append(obj)
+    elif kind == "DaemonSet":
+        snap.daemonsets.append(obj)
+    elif kind == "Node":
+        snap.nodes.append(obj)
+    elif kind == "ConfigMap":
+        snap.config_maps[key] = obj
+
+
+def _attach_scalers(snap: Snapshot) -> None:
+    """Give each workload the scalers that target it (an HPA a ScaledObject runs is not a second one)."""
     for so in snap.scaled_objects:
         w = snap.workload(*_target(so, "Deployment"))
         if w:
@@ -296,7 +308,6 @@ def build(objects: Iterable[Mapping[str, Any]], cold_start: int | None = None, *
             low = to_int(annotations.get("autoscaling.knative.dev/min-scale"), 0) or 0
             high = to_int(annotations.get("autoscaling.knative.dev/max-scale"), 0) or None
             w.scalers.append(Scaler("Knative", w.obj, low, high))
-    return snap
 
 
 def _run_by_scaled_object(hpa: Mapping[str, Any], w: Workload) -> bool:
