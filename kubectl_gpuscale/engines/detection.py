@@ -122,8 +122,9 @@ def pod_template(workload: Mapping[str, Any]) -> Mapping[str, Any] | None:
     lws = spec.get("leaderWorkerTemplate")
     if isinstance(lws, Mapping):
         for key in ("leaderTemplate", "workerTemplate"):
-            if isinstance(lws.get(key), Mapping):
-                return lws[key]
+            found = lws.get(key)
+            if isinstance(found, Mapping):
+                return found
     return None
 
 
@@ -188,7 +189,7 @@ def accelerators(container: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def _score(engine: Engine, container: Mapping[str, Any], image: str, line: str, argv: Sequence[str],
+def _score(engine: Engine, container: Mapping[str, Any], image: str, line: str, *, argv: Sequence[str],
            env: Mapping[str, str]) -> tuple[int, list[str]]:
     score, reasons = 0, []
     if _IMAGE_RE[engine.key].search(image):
@@ -218,6 +219,42 @@ def _confidence(score: int) -> str:
     return "low"
 
 
+def _port(engine: Engine, container: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str]) -> int | None:
+    """The serving port: the engine's port flag, its env var, the first declared port, else its default."""
+    port = _to_int(flag_value(argv, engine.port_flags)) if engine.port_flags else None
+    for name in engine.port_env:
+        if port is None and env.get(name, "").isdigit():
+            port = int(env[name])
+    if port is None:
+        declared = [p.get("containerPort") for p in container.get("ports") or [] if isinstance(p, Mapping)]
+        port = next((p for p in declared if isinstance(p, int)), engine.port)
+    return port
+
+
+def _model(engine: Engine, argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """The model served: the engine's model flag, `vllm serve MODEL`'s argument, else its env var."""
+    model = flag_value(argv, engine.model_flags) if engine.model_flags else None
+    if model is None and engine.key == "vllm" and "serve" in argv:
+        i = argv.index("serve")
+        if i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            model = argv[i + 1]
+    for name in engine.model_env:
+        if model is None and env.get(name):
+            model = env[name]
+    return model
+
+
+def _default_concurrency(engine: Engine, version: str | None, gpu: GpuInfo | None) -> versions.Concurrency | None:
+    """The engine's own concurrency default for this version and GPU (None where it has none we know)."""
+    if engine.key == "vllm":
+        return versions.vllm_max_num_seqs(version, gpu)
+    if engine.key == "sglang":
+        return versions.sglang_max_running_requests()
+    if engine.key == "trtllm":
+        return versions.trtllm_max_batch_size()
+    return None
+
+
 def detect(workload_or_template: Mapping[str, Any]) -> Detection:
     """Which engine runs in a workload (or pod template), with the facts read from its spec.
 
@@ -239,28 +276,15 @@ def detect(workload_or_template: Mapping[str, Any]) -> Detection:
         argv, env = _argv(c), _env(c)
         image, line = str(c.get("image") or "").lower(), " ".join(argv)
         for candidate in ENGINES:
-            score, reasons = _score(candidate, c, image, line, argv, env)
+            score, reasons = _score(candidate, c, image, line, argv=argv, env=env)
             if score > best[0]:
                 best = (score, candidate, c, reasons, argv, env)
     score, found, container, reasons, argv, env = best
     if found is None or container is None:
         return Detection(None, "none", containers[0].get("name") if containers else None, accelerators=accel)
     engine: Engine = found
-    port = _to_int(flag_value(argv, engine.port_flags)) if engine.port_flags else None
-    for name in engine.port_env:
-        if port is None and env.get(name, "").isdigit():
-            port = int(env[name])
-    if port is None:
-        declared = [p.get("containerPort") for p in container.get("ports") or [] if isinstance(p, Mapping)]
-        port = next((p for p in declared if isinstance(p, int)), engine.port)
-    model = flag_value(argv, engine.model_flags) if engine.model_flags else None
-    if model is None and engine.key == "vllm" and "serve" in argv:
-        i = argv.index("serve")
-        if i + 1 < len(argv) and not argv[i + 1].startswith("-"):
-            model = argv[i + 1]
-    for name in engine.model_env:
-        if model is None and env.get(name):
-            model = env[name]
+    port = _port(engine, container, argv, env)
+    model = _model(engine, argv, env)
     concurrency = _to_int(flag_value(argv, engine.concurrency_flags)) if engine.concurrency_flags else None
     for name in engine.concurrency_env:
         if concurrency is None and env.get(name, "").isdigit():
@@ -269,12 +293,6 @@ def detect(workload_or_template: Mapping[str, Any]) -> Detection:
     disabled = bool(engine.metrics_needs_flag and engine.metrics_needs_flag not in argv) or off is not None
     version = versions.image_version(str(container.get("image") or ""))
     gpu = requested_gpu(template or {}, accel)
-    default: versions.Concurrency | None = None
-    if engine.key == "vllm":
-        default = versions.vllm_max_num_seqs(version, gpu)
-    elif engine.key == "sglang":
-        default = versions.sglang_max_running_requests()
-    elif engine.key == "trtllm":
-        default = versions.trtllm_max_batch_size()
+    default = _default_concurrency(engine, version, gpu)
     return Detection(engine, _confidence(score), str(container.get("name") or ""), tuple(reasons), port,
                      engine.metrics_port, model, concurrency, accel, disabled, version, gpu, default, off)
