@@ -57,7 +57,7 @@ class Options:
     images: Sequence[str] = ()
     node_selector: Mapping[str, str] | None = None
     prometheus: str | None = None
-    target: helm_mod.KubeTarget = helm_mod.KubeTarget()
+    target: helm_mod.KubeTarget = field(default_factory=helm_mod.KubeTarget)
     download: bool = True
     helm_available: bool | None = None
     service_monitor: bool | None = None  # None: decided by preflight (Prometheus Operator CRDs)
@@ -284,12 +284,7 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
         raise InputError("nothing to install", "no component given", "kubectl gpuscale install keda|...|all")
     images = list(opts.images)
     if "prepull" in names and not images and cluster is not None:
-        workloads = []
-        for api, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("serving.knative.dev/v1", "Service")):
-            workloads.extend(cluster.list_optional(api, kind) or [])
-        images = gpu_images(workloads)
-        if images:
-            reporter.note(f"pre-pulling the images of GPU workloads: {', '.join(images)}")
+        images = _workload_images(cluster, reporter)
     opts = _with(opts, images=tuple(images))
     node_selector = DEFAULT_NODE_SELECTOR if opts.node_selector is None else opts.node_selector
     previous = config.records((config.read_cluster(cluster) or {}) if cluster is not None else {})
@@ -319,43 +314,68 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
     assert cluster is not None
     records: dict[str, str] = {}
     for cp in plan.components:
-        c = cp.component
-        before = previous.get(c.name)
-        cres = ComponentResult(c.name, cp.version, cp.method,
+        before = previous.get(cp.component.name)
+        cres = ComponentResult(cp.component.name, cp.version, cp.method,
                                install_id=(before.install_id if before and before.install_id
                                            else ownership.new_install_id()))
         result.components.append(cres)
-        objs = objects[c.name]
-        if cp.method == "helm":
-            earlier = release_revisions(cluster, c) if opts.dry_run == "none" else []
-            cres.helm_output = helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
-            if opts.dry_run == "none":
-                _mark_release(cluster, c, cres, earlier, reporter)
-            objs = []
-        else:
-            apply_objects(cluster, objs, cres, opts, reporter)
-        if opts.dry_run == "none":
-            targets = readiness_targets(cp, objs)
-            readiness.wait(cluster, targets, timeout_s=opts.timeout_s, interval_s=opts.poll_interval_s,
-                           on_update=_progress(reporter, c.name), what=f"{c.title} {cp.version}")
-            cres.ready = True
-            rec = config.InstallRecord(c.name, cp.version, cp.method, tuple(cres.owned_refs),
-                                       c.helm.release if cp.method == "helm" and c.helm else None, c.namespace,
-                                       cres.install_id, tuple(cres.adopted_refs),
-                                       tuple(f.to_dict() for f in cp.files))
-            records[config.COMPONENT_PREFIX + c.name] = rec.to_json()
-        reporter.done(c.name)
+        record = _install_component(cluster, cp, objects[cp.component.name], cres, opts=opts, reporter=reporter)
+        if record is not None:
+            records[config.COMPONENT_PREFIX + cp.component.name] = record
+        reporter.done(cp.component.name)
     if opts.dry_run == "none":
-        prom = config.prometheus_url(cluster, explicit=opts.prometheus)
-        result.prometheus = prom
-        updates = dict(records)
-        if prom and prom.source.startswith(("--prometheus", "discovered")):
-            updates[config.KEY_PROMETHEUS] = prom.url
-            updates[config.KEY_PROMETHEUS_SOURCE] = prom.source
-        elif prom is None:
-            reporter.warn("no Prometheus found in the cluster; record one with --prometheus URL")
-        config.write_cluster(cluster, updates)
+        _record(cluster, result, records, opts, reporter)
     return result
+
+
+def _workload_images(cluster: Cluster, reporter: Reporter) -> list[str]:
+    """The images of the cluster's GPU workloads: what prepull pulls when no --image is given."""
+    workloads = []
+    for api, kind in (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("serving.knative.dev/v1", "Service")):
+        workloads.extend(cluster.list_optional(api, kind) or [])
+    images = gpu_images(workloads)
+    if images:
+        reporter.note(f"pre-pulling the images of GPU workloads: {', '.join(images)}")
+    return images
+
+
+def _install_component(cluster: Cluster, cp: plan_mod.ComponentPlan, objs: list[dict[str, Any]],
+                       cres: ComponentResult, *, opts: Options, reporter: Reporter) -> str | None:
+    """Install one component (helm or apply) and wait until it is ready; its install record's JSON when written."""
+    c = cp.component
+    if cp.method == "helm":
+        earlier = release_revisions(cluster, c) if opts.dry_run == "none" else []
+        cres.helm_output = helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
+        if opts.dry_run == "none":
+            _mark_release(cluster, c, cres, earlier, reporter)
+        objs = []
+    else:
+        apply_objects(cluster, objs, cres, opts, reporter)
+    if opts.dry_run != "none":
+        return None
+    targets = readiness_targets(cp, objs)
+    readiness.wait(cluster, targets, timeout_s=opts.timeout_s, interval_s=opts.poll_interval_s,
+                   on_update=_progress(reporter, c.name), what=f"{c.title} {cp.version}")
+    cres.ready = True
+    rec = config.InstallRecord(c.name, cp.version, cp.method, tuple(cres.owned_refs),
+                               c.helm.release if cp.method == "helm" and c.helm else None, c.namespace,
+                               cres.install_id, tuple(cres.adopted_refs),
+                               tuple(f.to_dict() for f in cp.files))
+    return rec.to_json()
+
+
+def _record(cluster: Cluster, result: Result, records: Mapping[str, str], opts: Options,
+            reporter: Reporter) -> None:
+    """Write the install records and the Prometheus found (or given) to the cluster's config."""
+    prom = config.prometheus_url(cluster, explicit=opts.prometheus)
+    result.prometheus = prom
+    updates = dict(records)
+    if prom and prom.source.startswith(("--prometheus", "discovered")):
+        updates[config.KEY_PROMETHEUS] = prom.url
+        updates[config.KEY_PROMETHEUS_SOURCE] = prom.source
+    elif prom is None:
+        reporter.warn("no Prometheus found in the cluster; record one with --prometheus URL")
+    config.write_cluster(cluster, updates)
 
 
 def release_revisions(cluster: Cluster, c: Component) -> list[dict[str, Any]]:
