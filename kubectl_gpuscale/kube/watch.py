@@ -26,6 +26,7 @@ on I/O.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -196,10 +197,8 @@ class KindCache:
         self._stop.set()
         response, self._response = self._response, None
         if response is not None:
-            try:
+            with contextlib.suppress(Exception):  # already closed, or closing raced with the server's end
                 getattr(response, "shutdown", response.close)()
-            except Exception:  # already closed, or closing raced with the server's end: nothing to do
-                pass
 
     def _opened(self, response: Any) -> None:
         self._response = response

@@ -7,6 +7,7 @@ saying what failed, why, and what to do.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import re
@@ -17,7 +18,8 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from kubectl_gpuscale.errors import (
@@ -290,10 +292,8 @@ class Prometheus:
     def _http_error(self, what: str, message: str, promql: str | None) -> GpuscaleError:
         status, body = _parse_status(message)
         error = ""
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             error = str(json.loads(body).get("error", ""))
-        except (ValueError, AttributeError):
-            pass
         why = f"HTTP {status}" + (f": {error}" if error else "")
         if status in (400, 422) and error:
             subject = f"Prometheus rejected the query {promql}" if promql else f"Prometheus rejected: {what}"
