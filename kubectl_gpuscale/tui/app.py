@@ -8,12 +8,13 @@ one finished, so polls never overlap and the UI never waits on I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Sparkline, Static
@@ -53,7 +54,7 @@ class TopApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "kubectl gpuscale top"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "namespace", "Namespace"),

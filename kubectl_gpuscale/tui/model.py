@@ -6,6 +6,7 @@ the app renders them, `top --once` prints them, tests compare them.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -198,7 +199,7 @@ class History:
         """True when desired replicas changed direction `changes` times in the last `window` points."""
         points = list(self.desired.get(key, ()))[-window:]
         turns, last_sign = 0, 0
-        for a, b in zip(points, points[1:], strict=False):
+        for a, b in itertools.pairwise(points):
             sign = (b > a) - (b < a)
             if sign and last_sign and sign != last_sign:
                 turns += 1

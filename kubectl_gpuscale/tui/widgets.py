@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
@@ -89,7 +90,7 @@ def waterfall(pod: Pod, width: int = 40) -> Table:
 class ConfirmScreen(ModalScreen[bool]):
     """Ask yes/no before an action that changes the cluster."""
 
-    BINDINGS = [Binding("escape", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Yes")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Yes")]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -112,7 +113,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class PromptScreen(ModalScreen["str | None"]):
     """Ask for one value (replicas, a namespace); Enter accepts, Escape cancels."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, question: str, value: str = "", placeholder: str = "") -> None:
         super().__init__()
@@ -164,7 +165,7 @@ def help_table() -> Table:
 class HelpScreen(ModalScreen[None]):
     """The key bindings and what the columns mean."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
@@ -177,7 +178,7 @@ class HelpScreen(ModalScreen[None]):
 class PodScreen(ModalScreen[None]):
     """The cold-start waterfall of one pod (`phases` may come later, read in a worker)."""
 
-    BINDINGS = [Binding("escape,q,enter", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
 
     def __init__(self, workload: Workload, pod: Pod, headline: str = "") -> None:
         super().__init__()

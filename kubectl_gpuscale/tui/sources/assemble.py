@@ -110,7 +110,7 @@ class Assembler:
                     continue
                 pods = pods_by_owner.get((kind, ns, name), [])
                 ksvc_name = (obj.get("metadata", {}).get("labels") or {}).get(KNATIVE_SERVICE_LABEL)
-                workloads.append(_workload(kind, obj, detection, pods, metrics, now,
+                workloads.append(_workload(kind, obj, detection, pods, metrics, now=now,
                                            so=sos_by_target.get((ns, name)), http=http_by_target.get((ns, name)),
                                            hpa=hpas_by_target.get((ns, name)), hpas_by_name=hpas_by_name,
                                            ksvc=ksvc_by_name.get((ns, ksvc_name)) if ksvc_name else None))
@@ -136,7 +136,7 @@ def _version_key(obj: Obj) -> tuple[str, str, str]:
 
 
 def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[_PodFacts], metrics: PodMetrics,
-              now: datetime, *, so: Obj | None, http: Obj | None, hpa: Obj | None,
+              *, now: datetime, so: Obj | None, http: Obj | None, hpa: Obj | None,
               hpas_by_name: Mapping[tuple[str, str], Obj], ksvc: Obj | None) -> Workload:
     ns, name = _ns(obj), _name(obj)
     spec, status = obj.get("spec") or {}, obj.get("status") or {}

@@ -12,6 +12,7 @@ its reason to `Snapshot.problems`; the other kinds keep updating.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -287,10 +288,8 @@ class LiveSource:
         required = {k[0] for k in KINDS if k[3]}
         for field, cache in self.caches.items():
             if first:
-                try:
+                with contextlib.suppress(GpuscaleError):
                     cache.sync()
-                except GpuscaleError:
-                    pass
             else:
                 cache.start()  # from the second refresh on: `top --once` never opens a watch
             error = cache.error
