@@ -283,8 +283,8 @@ def render_waterfall(t: Timeline, *, wide: bool = False) -> None:
         span = max(t.total_seconds, sum(p.seconds for p in t.phases), 1e-9)
         for p in t.phases:
             share = p.seconds / span
-            offset = int(round(BAR_WIDTH * (p.start or 0.0) / span)) if p.start is not None else 0
-            length = max(1, int(round(BAR_WIDTH * p.seconds / span))) if p.seconds > 0 else 0
+            offset = round(BAR_WIDTH * (p.start or 0.0) / span) if p.start is not None else 0
+            length = max(1, round(BAR_WIDTH * p.seconds / span)) if p.seconds > 0 else 0
             offset = min(offset, BAR_WIDTH - length)
             colour = "red" if t.failure and t.failure.phase == p.name else "yellow" if p.open else "cyan"
             bar = Text(" " * max(0, offset)) + Text("█" * length or "▏", style=colour)

@@ -13,7 +13,9 @@ from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.errors import InputError
 
 if TYPE_CHECKING:
-    from kubectl_gpuscale.install.installer import Reporter
+    from collections.abc import Mapping
+
+    from kubectl_gpuscale.install.installer import Reporter, Result
 
 COMPONENT_NAMES = ("keda", "keda-http", "knative", "dcgm", "prepull", "all")
 
@@ -152,13 +154,7 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
     node_selector: dict[str, str] | None = None
     if node_selectors:
         node_selector = {} if node_selectors == ("",) else _pairs(node_selectors, "--node-selector")
-    versions = _versions(version, components)
-    for name, wanted in target_versions.items():
-        if name in versions and versions[name].lstrip("v") != str(wanted):
-            raise InputError(f"conflicting versions for {name}", f"--version says {versions[name]}, "
-                             f"--target-versions says {wanted}", "pass one of them")
-        if name in ("keda", "keda-http", "knative"):
-            versions.setdefault(name, str(wanted))
+    versions = _merged_versions(_versions(version, components), target_versions)
     opts = Options(
         method=method, versions=versions, manifests_dir=manifests_dir,
         cold_start_s=int(cold_start or 600), overrides=_pairs(sets, "--set"), dry_run=kube.dry_run,
@@ -188,9 +184,29 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
     if structured:
         click.echo(dump(result.to_dict(), kube.output), nl=False)
         return
-    suffix = " (server dry run)" if kube.dry_run == "server" else ""
+    _echo_components(result, kube.dry_run)
+    if result.prometheus:
+        click.echo(f"prometheus: {result.prometheus.url} ({result.prometheus.source})")
+    sys.stdout.flush()
+
+
+def _merged_versions(versions: dict[str, str], target_versions: Mapping[str, Any]) -> dict[str, str]:
+    """--version's pins with --target-versions' for keda, keda-http and knative; a disagreement is an error."""
+    for name, wanted in target_versions.items():
+        if name in versions and versions[name].lstrip("v") != str(wanted):
+            raise InputError(f"conflicting versions for {name}", f"--version says {versions[name]}, "
+                             f"--target-versions says {wanted}", "pass one of them")
+        if name in ("keda", "keda-http", "knative"):
+            versions.setdefault(name, str(wanted))
+    return versions
+
+
+def _echo_components(result: Result, dry_run: str) -> None:
+    from kubectl_gpuscale.cli.output import note
+
+    suffix = " (server dry run)" if dry_run == "server" else ""
     for c in result.components:
-        state = "ready" if c.ready else ("not waited (dry run)" if kube.dry_run == "server" else "not ready")
+        state = "ready" if c.ready else ("not waited (dry run)" if dry_run == "server" else "not ready")
         if c.method == "helm":
             click.echo(f"{c.component} {c.version}: helm upgrade --install done{suffix}; {state}")
         else:
@@ -199,9 +215,6 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
                        f"{len(c.unchanged)} unchanged{adopted}{suffix}; {state}")
         for skipped in c.skipped:
             note(f"  skipped {skipped}")
-    if result.prometheus:
-        click.echo(f"prometheus: {result.prometheus.url} ({result.prometheus.source})")
-    sys.stdout.flush()
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
