@@ -35,7 +35,7 @@ DEFAULT_HPA_MAX = 100
 
 def _version(text: str) -> tuple[int, int, int]:
     parts = [int(p) for p in text.lstrip("v").split("-")[0].split(".")]
-    return (parts + [0, 0, 0])[0], (parts + [0, 0, 0])[1], (parts + [0, 0, 0])[2]
+    return ([*parts, 0, 0, 0])[0], ([*parts, 0, 0, 0])[1], ([*parts, 0, 0, 0])[2]
 
 
 def _quantity(value: Any) -> float:

@@ -130,7 +130,7 @@ def _pod_spec(errs: _Errors, ps: Mapping[str, Any], cfg: KnativeConfig) -> None:
             errs.add(f'duplicate container name "{name}"', f"{base}.containers[{i}].name")
         names.add(name)
         serving = len(containers) == 1 or bool(c.get("ports"))
-        _container(errs, f"{base}.containers[{i}]", c, serving, volumes, cfg)
+        _container(errs, f"{base}.containers[{i}]", c, serving, volumes=volumes, cfg=cfg)
 
 
 def _volumes(errs: _Errors, vs: list[Any], mounted: Mapping[str, list[Mapping[str, Any]]],
@@ -153,15 +153,15 @@ def _volumes(errs: _Errors, vs: list[Any], mounted: Mapping[str, list[Mapping[st
         elif len(sources) > 1:
             errs.add("expected exactly one, got both", *(f"{base}.{s}" for s in sources))
         claim = v.get("persistentVolumeClaim")
-        if isinstance(claim, Mapping) and cfg.on(kf.VOLUME_FLAGS["persistentVolumeClaim"]):
-            if not claim.get("readOnly") and not cfg.on(kf.PVC_WRITE_FLAG):
-                errs.add(f"Persistent volume write support is disabled, but found persistent volume claim "
-                         f"{claim.get('claimName')} that is not read-only")
+        if (isinstance(claim, Mapping) and cfg.on(kf.VOLUME_FLAGS["persistentVolumeClaim"])
+                and not claim.get("readOnly") and not cfg.on(kf.PVC_WRITE_FLAG)):
+            errs.add(f"Persistent volume write support is disabled, but found persistent volume claim "
+                     f"{claim.get('claimName')} that is not read-only")
         seen[name] = v
     return seen
 
 
-def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool,
+def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool, *,
                volumes: Mapping[str, Mapping[str, Any]], cfg: KnativeConfig) -> None:
     """ContainerMask + ValidateContainer (serving) / validateSidecarContainer, and validate."""
     _disallowed(errs, base, c, kf.container_fields(cfg.version))
@@ -170,33 +170,50 @@ def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool,
         errs.add(f'"{name}" is a reserved container name', f"{base}.name")
     if not c.get("image"):
         errs.add("missing field(s)", f"{base}.image")
-    probes = ("livenessProbe", "readinessProbe", "startupProbe")
     if serving:
-        ports = c.get("ports") or []
-        if len(ports) > 1:  # portValidation
-            errs.add("More than one container port is set", f"{base}.ports")
-        for j, p in enumerate(ports):
-            _disallowed(errs, f"{base}.ports[{j}]", p, kf.CONTAINER_PORT_FIELDS)
-            if p.get("name", "") not in kf.PORT_NAMES:
-                errs.add(f'invalid value: {p.get("name")}', f"{base}.ports[{j}].name")
-            port = p.get("containerPort")
-            if port in RESERVED_PORTS:
-                errs.add(f"port {port} is reserved", f"{base}.ports[{j}].containerPort")
-            if p.get("protocol", "") not in ("", "TCP"):  # validateContainerPorts: TCP only
-                errs.add(f"invalid value: {p.get('protocol')}", f"{base}.ports[{j}].protocol")
-        for probe in probes:
-            if isinstance(c.get(probe), Mapping):
-                _disallowed(errs, f"{base}.{probe}", c[probe], kf.PROBE_FIELDS)
-                # validateProbe: exactly one handler
-                handlers = [h for h in ("httpGet", "tcpSocket", "exec", "grpc") if c[probe].get(h) is not None]
-                if len(handlers) > 1:
-                    errs.add("expected exactly one, got both", *(f"{base}.{probe}.{h}" for h in handlers))
+        _serving_ports(errs, base, c)
+        _serving_probes(errs, base, c)
     else:
         # validateSidecarContainer: liveness/readiness only with multi-container-probing; a startupProbe
         # is the kubelet's (PR #15461 runs it on sidecars).
-        for probe in probes[:2]:
+        for probe in _PROBES[:2]:
             if c.get(probe) and not cfg.on(kf.MULTI_CONTAINER_PROBING_FLAG):
                 errs.add("must not set the field(s)", f"{base}.{probe}")
+    _env(errs, base, c, serving, cfg)
+    _mounts(errs, base, c, volumes)
+
+
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+
+
+def _serving_ports(errs: _Errors, base: str, c: Mapping[str, Any]) -> None:
+    """portValidation and validateContainerPorts: one port, a protocol name, not reserved, TCP."""
+    ports = c.get("ports") or []
+    if len(ports) > 1:  # portValidation
+        errs.add("More than one container port is set", f"{base}.ports")
+    for j, p in enumerate(ports):
+        _disallowed(errs, f"{base}.ports[{j}]", p, kf.CONTAINER_PORT_FIELDS)
+        if p.get("name", "") not in kf.PORT_NAMES:
+            errs.add(f'invalid value: {p.get("name")}', f"{base}.ports[{j}].name")
+        port = p.get("containerPort")
+        if port in RESERVED_PORTS:
+            errs.add(f"port {port} is reserved", f"{base}.ports[{j}].containerPort")
+        if p.get("protocol", "") not in ("", "TCP"):  # validateContainerPorts: TCP only
+            errs.add(f"invalid value: {p.get('protocol')}", f"{base}.ports[{j}].protocol")
+
+
+def _serving_probes(errs: _Errors, base: str, c: Mapping[str, Any]) -> None:
+    """ProbeMask, and validateProbe: exactly one handler."""
+    for probe in _PROBES:
+        if isinstance(c.get(probe), Mapping):
+            _disallowed(errs, f"{base}.{probe}", c[probe], kf.PROBE_FIELDS)
+            handlers = [h for h in ("httpGet", "tcpSocket", "exec", "grpc") if c[probe].get(h) is not None]
+            if len(handlers) > 1:
+                errs.add("expected exactly one, got both", *(f"{base}.{probe}.{h}" for h in handlers))
+
+
+def _env(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool, cfg: KnativeConfig) -> None:
+    """Reserved variables, and the valueFrom sources allowed (field refs behind their flag)."""
     reserved = kf.RESERVED_ENV if serving else kf.RESERVED_SIDECAR_ENV
     for j, env in enumerate(c.get("env") or []):
         if env.get("name") in reserved:
@@ -205,6 +222,10 @@ def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool,
         fieldref_on = cfg.on(kf.all_flags()[kf.ENV_FIELD_REF_FLAG])
         allowed = {"configMapKeyRef", "secretKeyRef"} | ({"fieldRef", "resourceFieldRef"} if fieldref_on else set())
         _disallowed(errs, f"{base}.env[{j}].valueFrom", source, allowed)
+
+
+def _mounts(errs: _Errors, base: str, c: Mapping[str, Any], volumes: Mapping[str, Mapping[str, Any]]) -> None:
+    """VolumeMountMask and validateVolumeMounts: a matching volume, absolute unique unreserved paths."""
     paths: set[str] = set()
     for j, m in enumerate(c.get("volumeMounts") or []):
         where = f"{base}.volumeMounts[{j}]"
@@ -222,7 +243,6 @@ def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool,
         claim = (volumes.get(str(m.get("name"))) or {}).get("persistentVolumeClaim")
         if isinstance(claim, Mapping) and claim.get("readOnly") and not m.get("readOnly"):
             errs.add("volume is readOnly but volume mount is not", f"{where}.readOnly")
-
 
 def _revision(errs: _Errors, spec: Mapping[str, Any], cfg: KnativeConfig) -> None:
     """metadata_validation.go ValidateContainerConcurrency and ValidateTimeoutSeconds."""
@@ -246,14 +266,39 @@ def _float(value: str) -> float | None:
         return None
 
 
+_AS = "autoscaling.knative.dev/"
+_WHERE = "spec.template.metadata.annotations."
+
+
 def _annotations(errs: _Errors, anns: Mapping[str, str], cfg: KnativeConfig) -> None:
     """autoscaling annotation_validation.go ValidateAnnotations (kebab-case keys), plus the
     progress-deadline annotation (a positive duration; deploy.go reads it as "already validated")."""
-    p = "autoscaling.knative.dev/"
-    where = "spec.template.metadata.annotations."
+    p, where = _AS, _WHERE
     cls = anns.get(p + "class")
     if cls is not None and cls.endswith(".knative.dev") and cls not in (kf.KPA_CLASS, kf.HPA_CLASS):
         errs.add(f"invalid value: {cls}", where + p + "class")  # validateClass
+    _scale_bounds(errs, anns, cfg)
+    _floats(errs, anns)
+    _durations(errs, anns)
+    metric = anns.get(p + "metric")
+    if metric is not None:  # validateMetric
+        klass = cls or kf.KPA_CLASS
+        if (klass == kf.KPA_CLASS and metric not in ("concurrency", "rps")) or (klass == kf.HPA_CLASS and not metric):
+            errs.add(f"invalid value: {metric}", where + p + "metric")
+    if p + "initial-scale" in anns:  # validateInitialScale
+        text = str(anns[p + "initial-scale"])
+        if not text.isdigit() or (int(text) == 0 and not cfg.allow_zero_initial_scale):
+            errs.add(f"invalid value: {text}", where + p + "initial-scale")
+    deadline = anns.get("serving.knative.dev/progress-deadline")
+    if deadline is not None:
+        d = go_duration(deadline)
+        if d is None or d <= 0:
+            errs.add(f"invalid value: {deadline}", where + "serving.knative.dev/progress-deadline")
+
+
+def _scale_bounds(errs: _Errors, anns: Mapping[str, str], cfg: KnativeConfig) -> None:
+    """getIntGE0 for min-scale/max-scale, validateMinMaxScale and validateMaxScaleWithinLimit."""
+    p, where = _AS, _WHERE
     bounds: dict[str, int] = {}
     for key in ("min-scale", "max-scale"):  # getIntGE0
         if p + key in anns:
@@ -272,6 +317,11 @@ def _annotations(errs: _Errors, anns: Mapping[str, str], cfg: KnativeConfig) -> 
             errs.add(f"expected 1 <= {high} <= {cfg.max_scale_limit}", where + p + "max-scale")
         if high == 0:
             errs.add(f"max-scale=0 (unlimited), must be less than {cfg.max_scale_limit}", where + p + "max-scale")
+
+
+def _floats(errs: _Errors, anns: Mapping[str, str]) -> None:
+    """validateFloats (the panic window and threshold, target utilization) and the target's minimum."""
+    p, where = _AS, _WHERE
     ranges = {"panic-window-percentage": kf.PANIC_WINDOW_PERCENTAGE_BOUNDS,
               "panic-threshold-percentage": kf.PANIC_THRESHOLD_PERCENTAGE_BOUNDS,
               "target-utilization-percentage": (1.0, 100.0)}
@@ -286,6 +336,11 @@ def _annotations(errs: _Errors, anns: Mapping[str, str], cfg: KnativeConfig) -> 
         fv = _float(anns[p + "target"])
         if fv is None or fv < kf.TARGET_MIN:
             errs.add(f"target {anns[p + 'target']} should be at least {kf.TARGET_MIN:g}", where + p + "target")
+
+
+def _durations(errs: _Errors, anns: Mapping[str, str]) -> None:
+    """validateWindow, validateScaleDownDelay and validateLastPodRetention."""
+    p, where = _AS, _WHERE
     if p + "window" in anns:  # validateWindow
         d = go_duration(anns[p + "window"])
         if d is None:
@@ -303,21 +358,6 @@ def _annotations(errs: _Errors, anns: Mapping[str, str], cfg: KnativeConfig) -> 
                 errs.add(f"expected 0s <= {anns[p + key]} <= 1h0m0s", where + p + key)
             elif key == "scale-down-delay" and d != int(d):
                 errs.add("must be specified with at most second precision", where + p + key)
-    metric = anns.get(p + "metric")
-    if metric is not None:  # validateMetric
-        klass = cls or kf.KPA_CLASS
-        if (klass == kf.KPA_CLASS and metric not in ("concurrency", "rps")) or (klass == kf.HPA_CLASS and not metric):
-            errs.add(f"invalid value: {metric}", where + p + "metric")
-    if p + "initial-scale" in anns:  # validateInitialScale
-        text = str(anns[p + "initial-scale"])
-        if not text.isdigit() or (int(text) == 0 and not cfg.allow_zero_initial_scale):
-            errs.add(f"invalid value: {text}", where + p + "initial-scale")
-    deadline = anns.get("serving.knative.dev/progress-deadline")
-    if deadline is not None:
-        d = go_duration(deadline)
-        if d is None or d <= 0:
-            errs.add(f"invalid value: {deadline}", where + "serving.knative.dev/progress-deadline")
-
 
 def _data(server: Any, name: str) -> dict[str, str]:
     cm = server.get_object("v1", "ConfigMap", name, NAMESPACE)

@@ -218,7 +218,7 @@ class Crud:
                 raise ApiError(409, "AlreadyExists", f'{rt.qualified()} "{meta["name"]}" already exists',
                                {"name": meta["name"], "group": rt.group, "kind": rt.plural})
             self._initialise(rt, obj)
-            set_managed(obj, self._manager(req), "Update", obj["apiVersion"], "", sem.leaf_paths(obj))
+            set_managed(obj, self._manager(req), "Update", obj["apiVersion"], sub="", paths=sem.leaf_paths(obj))
             return self._store_new(rt, route, obj, dry)
 
     def _store_new(self, rt: ResourceType, route: Route, obj: dict[str, Any], dry: bool) -> tuple[int, Any]:
@@ -275,18 +275,7 @@ class Crud:
             else:
                 meta.pop(key, None)
         new["apiVersion"], new["kind"] = old.get("apiVersion", rt.api_version(route.version)), rt.kind
-        if route.sub == "status":
-            kept = copy.deepcopy(old)
-            kept["status"] = new.get("status")
-            if kept["status"] is None:
-                kept.pop("status")
-            kept["metadata"]["managedFields"] = meta.get("managedFields", [])
-            new = kept
-        elif rt.status:
-            if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
-            else:
-                new.pop("status", None)
+        new = self._split_status(route, old, new)
         spec_old = {k: v for k, v in old.items() if k not in ("metadata", "status")}
         spec_new = {k: v for k, v in new.items() if k not in ("metadata", "status")}
         meta = new["metadata"]
@@ -313,6 +302,23 @@ class Crud:
             self.store.register_crd(new)
         self.store.put(rt, new, "MODIFIED")
         return self.store.present(rt, route.version, new)
+
+    @staticmethod
+    def _split_status(route: Route, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        """The /status subresource writes only status; the main resource keeps the stored status."""
+        if route.sub == "status":
+            kept = copy.deepcopy(old)
+            kept["status"] = new.get("status")
+            if kept["status"] is None:
+                kept.pop("status")
+            kept["metadata"]["managedFields"] = new["metadata"].get("managedFields", [])
+            return kept
+        if route.rt.status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        return new
 
     @staticmethod
     def _check_rv(route: Route, current: Mapping[str, Any], sent: Any) -> None:
@@ -416,24 +422,11 @@ class Crud:
                 obj = copy.deepcopy(applied)
                 obj["apiVersion"] = rt.api_version(route.version)
                 self._initialise(rt, obj)
-                set_managed(obj, manager, "Apply", obj["apiVersion"], "", paths)
+                set_managed(obj, manager, "Apply", obj["apiVersion"], sub="", paths=paths)
                 return self._store_new(rt, route, obj, dry)
             self._check_rv(route, current, applied["metadata"].get("resourceVersion"))
-            owned_before: set[sem.FieldPath] = set()
-            others: list[tuple[dict[str, Any], set[sem.FieldPath]]] = []
-            for entry in managed(current):
-                entry_paths = sem.paths_of_fields_v1(entry.get("fieldsV1") or {})
-                if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (
-                        manager, "Apply", sub):
-                    owned_before = entry_paths
-                else:
-                    others.append((entry, entry_paths))
-            conflicts = []
-            for entry, entry_paths in others:
-                for path in sorted(paths & entry_paths):
-                    found, value = sem.get_path(current, path)
-                    if not found or value != sem.get_path(applied, path)[1]:
-                        conflicts.append((entry, path))
+            owned_before, others = _split_managers(current, manager, sub)
+            conflicts = _conflicts(current, applied, paths, others)
             if conflicts and not force:
                 raise apply_conflict(route, conflicts)
             conflicting = {p for _, p in conflicts}
@@ -449,7 +442,7 @@ class Crud:
                 if kept:
                     entries.append({**entry, "fieldsV1": sem.fields_v1(kept)})
             new["metadata"]["managedFields"] = entries
-            set_managed(new, manager, "Apply", rt.api_version(route.version), sub, paths)
+            set_managed(new, manager, "Apply", rt.api_version(route.version), sub=sub, paths=paths)
             return 200, self._commit(route, current, new, dry=dry)
 
     def _delete_options(self, req: RecordedRequest) -> dict[str, Any]:
@@ -586,3 +579,31 @@ class Crud:
             self._commit(main, obj, new, dry=dry)
             stored = new if dry else self.store.must_find(route)
             return 200, self._scale_of(route, stored)
+
+
+_Owned = list[tuple[dict[str, Any], set[sem.FieldPath]]]
+
+
+def _split_managers(current: Mapping[str, Any], manager: str, sub: str) -> tuple[set[sem.FieldPath], _Owned]:
+    """The fields this apply manager owned before, and every other manager's entry with its fields."""
+    owned_before: set[sem.FieldPath] = set()
+    others: _Owned = []
+    for entry in managed(current):
+        entry_paths = sem.paths_of_fields_v1(entry.get("fieldsV1") or {})
+        if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (manager, "Apply", sub):
+            owned_before = entry_paths
+        else:
+            others.append((entry, entry_paths))
+    return owned_before, others
+
+
+def _conflicts(current: Mapping[str, Any], applied: Mapping[str, Any], paths: set[sem.FieldPath],
+               others: _Owned) -> list[tuple[dict[str, Any], sem.FieldPath]]:
+    """(entry, path) where another manager owns a field the apply sets to a different value."""
+    conflicts = []
+    for entry, entry_paths in others:
+        for path in sorted(paths & entry_paths):
+            found, value = sem.get_path(current, path)
+            if not found or value != sem.get_path(applied, path)[1]:
+                conflicts.append((entry, path))
+    return conflicts

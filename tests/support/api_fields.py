@@ -17,7 +17,7 @@ def managed(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list((obj.get("metadata") or {}).get("managedFields") or [])
 
 
-def set_managed(obj: dict[str, Any], manager: str, operation: str, api_version: str, sub: str,
+def set_managed(obj: dict[str, Any], manager: str, operation: str, api_version: str, *, sub: str,
                 paths: set[sem.FieldPath]) -> None:
     """Make ``paths`` the fields of (manager, operation, subresource), replacing its entry."""
     entries = [e for e in managed(obj)
@@ -49,7 +49,7 @@ def record_update(old: Mapping[str, Any], new: dict[str, Any], manager: str, api
         if paths:
             entries.append({**entry, "fieldsV1": sem.fields_v1(paths)})
     new["metadata"]["managedFields"] = entries
-    set_managed(new, manager, "Update", api_version, sub, mine | changed)
+    set_managed(new, manager, "Update", api_version, sub=sub, paths=mine | changed)
 
 
 def apply_conflict(route: Route, conflicts: list[tuple[dict[str, Any], sem.FieldPath]]) -> ApiError:

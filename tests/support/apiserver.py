@@ -372,6 +372,6 @@ class ApiServer:
             self.store.changed.notify_all()
 
 
-__all__ = ["AdmissionHook", "AdmissionRequest", "ApiError", "ApiServer", "CheckpointCall", "DEFAULT_TOKEN", "ExecCall",
-           "ExecHandler", "KUBELET_CLIENT_FORBIDDEN", "RawAnswer", "RecordedRequest", "file_exec_handler",
+__all__ = ["DEFAULT_TOKEN", "KUBELET_CLIENT_FORBIDDEN", "AdmissionHook", "AdmissionRequest", "ApiError", "ApiServer",
+           "CheckpointCall", "ExecCall", "ExecHandler", "RawAnswer", "RecordedRequest", "file_exec_handler",
            "now_rfc3339"]

@@ -22,6 +22,7 @@ The server calls `Faults.take` for every request and `Fault.before_serving` /
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -104,10 +105,8 @@ class Fault:
         if self.delay:
             time.sleep(self.delay)
         if self.drop:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return True
         return False
 

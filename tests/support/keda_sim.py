@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubectl_gpuscale.kube import Cluster
+
 KEDA_API = "keda.sh/v1alpha1"
 HPA_API = "autoscaling/v2"
 
@@ -42,7 +44,7 @@ def keda_hpa(so: dict[str, Any], hpa_name: str, version: str = "2.20.2") -> dict
                                         "kind": target.get("kind", "Deployment"), "name": target["name"]}}}
 
 
-def keda_adopts(cluster: Any, so_name: str, namespace: str) -> dict[str, Any]:
+def keda_adopts(cluster: Cluster, so_name: str, namespace: str) -> dict[str, Any]:
     """Do what KEDA's reconcile does to the adopted HPA (updateHPAIfNeeded): replace it; returns it."""
     so = cluster.get(KEDA_API, "ScaledObject", so_name, namespace)
     hpa_name = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"]

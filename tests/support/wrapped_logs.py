@@ -27,7 +27,7 @@ from tests.support.paths import LOGS
 
 POD, CONTAINER, NODE = "llm-7c9f8d6b5-x2x4q", "engine", "gpu-node-3"
 YEAR = 2024  # the year written where no line of the log names one (a leap year, like the parser's placeholder)
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def rfc3339nano(ts: datetime) -> str:
