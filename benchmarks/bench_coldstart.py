@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubectl_gpuscale.coldstart import build  # noqa: E402
-from kubectl_gpuscale.coldstart.logs import scan  # noqa: E402
+from kubectl_gpuscale.coldstart import build
+from kubectl_gpuscale.coldstart.logs import scan
 
 BUDGET_LINES_PER_SECOND = 200_000
 SHARED = Path(os.environ.get("GPUSCALE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -107,7 +107,7 @@ def main() -> None:
     print(f"coldstart log parse, whole pod logs: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on "
           f"{count:,} lines, {marks:.1%} of them marks (budget >= {BUDGET_LINES_PER_SECOND:,}) {verdict}")
     pod_log_wall = wall
-    from tests.support.wrapped_logs import wrap  # noqa: PLC0415 - the test helpers, only for this figure
+    from tests.support.wrapped_logs import wrap  # the test helpers, only for this figure
     for wrapper in ("orchestrator-prefix", "kubectl-prefix-timestamps", "docker-json"):
         wrapped = [line for path in sorted((SHARED / "samples" / "logs").glob("*.log"))
                    for line in wrap(path.read_text(encoding="utf-8").splitlines(), wrapper)]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests import hostile  # noqa: E402
-from tests.support.measure import BUDGET_BYTES, BUDGET_SECONDS, run_measured  # noqa: E402
-from tests.support.stalled import kubeconfig_for, stalled_server  # noqa: E402
+from tests import hostile
+from tests.support.measure import BUDGET_BYTES, BUDGET_SECONDS, run_measured
+from tests.support.stalled import kubeconfig_for, stalled_server
 
 
 def cases(tmp: Path) -> list[tuple[str, Callable[[], list[str]]]]:

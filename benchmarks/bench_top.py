@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubectl_gpuscale.kube import Cluster  # noqa: E402
-from kubectl_gpuscale.tui.app import TopApp  # noqa: E402
-from kubectl_gpuscale.tui.model import Snapshot  # noqa: E402
-from kubectl_gpuscale.tui.sources.live import DOCTOR_SECONDS, MAX_QUERIES, LiveSource  # noqa: E402
-from tests.support.apiserver import ApiServer  # noqa: E402
+from kubectl_gpuscale.kube import Cluster
+from kubectl_gpuscale.tui.app import TopApp
+from kubectl_gpuscale.tui.model import Snapshot
+from kubectl_gpuscale.tui.sources.live import DOCTOR_SECONDS, MAX_QUERIES, LiveSource
+from tests.support.apiserver import ApiServer
 
 WORKLOADS, PODS_PER_WORKLOAD = 500, 10
 BUDGET_CPU_MS = 100.0
@@ -214,7 +214,7 @@ def main() -> int:
             watch_requests = server.traffic.count("watch")
             writes = churn.writes
             queries_per_refresh = len(prom.queries) / max(1, refreshes)
-            source._doctor_at = None  # noqa: SLF001 - one doctor run, to count what it lists
+            source._doctor_at = None  # one doctor run, to count what it lists
             server.traffic.reset()
             source.refresh()
             doctor_lists = list_counts(server)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kubectl_gpuscale.errors import InvalidError
+from kubectl_gpuscale.kube import Cluster
 from tests.support.kube_fixtures import TestApiServer
 
 NS = "webhook"
@@ -216,7 +217,7 @@ WHY = {
 
 
 @pytest.mark.parametrize(("name", "before", "obj", "accepted", "version"), CASES, ids=[c[0] for c in CASES])
-def test_upstream_webhook_table(apiserver: TestApiServer, cluster: Any, name: str, before: list[dict[str, Any]],
+def test_upstream_webhook_table(apiserver: TestApiServer, cluster: Cluster, name: str, before: list[dict[str, Any]],
                                 obj: dict[str, Any], accepted: bool, version: str) -> None:
     apiserver.keda_webhook.version = version
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, *copy.deepcopy(before))
@@ -232,12 +233,12 @@ def test_upstream_webhook_table(apiserver: TestApiServer, cluster: Any, name: st
 
 
 def test_missing_deployment_with_cpu_trigger_is_not_found_except_on_dry_run(apiserver: TestApiServer,
-                                                                             cluster: Any) -> None:
+                                                                             cluster: Cluster) -> None:
     """'shouldn't validate the creation with cpu and memory when deployment is missing' and its dry-run twin:
     verifyCPUMemoryScalers returns early when dryRun is set."""
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     cluster.create(so(cpu_memory=True), dry_run=True)
-    with pytest.raises(InvalidError, match='deployments.apps "test-workload" not found'):
+    with pytest.raises(InvalidError, match=r'deployments.apps "test-workload" not found'):
         cluster.create(so(cpu_memory=True))
 
 
@@ -259,7 +260,7 @@ def test_the_denial_is_a_403_status_naming_the_webhook(apiserver: TestApiServer)
                                "'test-workload' of type 'apps/v1.Deployment' is already managed by the hpa 'plain'")
 
 
-def test_seeding_bypasses_admission_and_updates_are_admitted(apiserver: TestApiServer, cluster: Any) -> None:
+def test_seeding_bypasses_admission_and_updates_are_admitted(apiserver: TestApiServer, cluster: Cluster) -> None:
     """Pre-existing cluster state (seed) may violate the rules (webhooks fail open); API writes may not."""
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, hpa("plain"), so())
     current = cluster.get(SO_API, "ScaledObject", "test-so", NS)
@@ -268,7 +269,7 @@ def test_seeding_bypasses_admission_and_updates_are_admitted(apiserver: TestApiS
         cluster.replace(current)
 
 
-def test_status_writes_and_deletes_are_not_admitted(apiserver: TestApiServer, cluster: Any) -> None:
+def test_status_writes_and_deletes_are_not_admitted(apiserver: TestApiServer, cluster: Cluster) -> None:
     """The webhook is registered for scaledobjects create/update only (kubebuilder marker
     verbs=create;update on resources=scaledobjects): the status subresource and deletes pass."""
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, hpa("plain"), so())

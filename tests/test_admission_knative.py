@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from kubectl_gpuscale.facts import knative as kf
+from kubectl_gpuscale.kube import Cluster
 from tests.support.admission_knative import KnativeAdmission, KnativeConfig, go_duration, validate_service
 from tests.support.apiserver import ApiError
+from tests.support.kube_fixtures import TestApiServer
 
 
 def ksvc(spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -261,7 +263,7 @@ def test_go_duration() -> None:
     assert go_duration("10") is None and go_duration("1d") is None
 
 
-def test_hook_denies_through_http_with_the_real_message(apiserver: Any, cluster: Any) -> None:
+def test_hook_denies_through_http_with_the_real_message(apiserver: TestApiServer, cluster: Cluster) -> None:
     """Through the kubernetes client over HTTP: the denial is a 400 Status whose message is the webhook's;
     nothing is stored. The ConfigMap and the webhook's image tag drive it, as in a cluster."""
     from kubectl_gpuscale.errors import GpuscaleError
@@ -275,7 +277,7 @@ def test_hook_denies_through_http_with_the_real_message(apiserver: Any, cluster:
                     "spec": {"template": {"spec": {"containers": [{"name": "webhook", "image":
                              "gcr.io/knative-releases/knative.dev/serving/cmd/webhook:v1.14.2"}]}}}})
     probed = ksvc({"containers": [{"image": "vllm/vllm-openai", "startupProbe": {"tcpSocket": {"port": 8000}}}]})
-    with pytest.raises(GpuscaleError, match="containers\\[0\\].startupProbe"):
+    with pytest.raises(GpuscaleError, match=r"containers\[0\].startupProbe"):
         cluster.apply(copy.deepcopy(probed))
     hook = next(h for h in apiserver.admission if isinstance(h, KnativeAdmission))
     hook.version = (1, 15)

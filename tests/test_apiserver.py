@@ -356,7 +356,7 @@ def test_merge_and_strategic_patch(apiserver: ApiServer, http: Http) -> None:
         code, out = http("PATCH", f"{DEPLOY_PATH}/vllm", patch, ctype=ctype)
         assert code == 200 and out["metadata"]["labels"] == {"app": "vllm", "new": "x"}
         assert out["spec"]["replicas"] == 3 and out["status"] == {"replicas": 2, "readyReplicas": 2}
-    code, status = http("PATCH", f"{DEPLOY_PATH}/vllm", {"spec": {}}, ctype="text/plain")
+    code, _status = http("PATCH", f"{DEPLOY_PATH}/vllm", {"spec": {}}, ctype="text/plain")
     assert code == 415
 
 
@@ -462,8 +462,8 @@ def test_scale_subresource(apiserver: ApiServer, http: Http) -> None:
                      ctype="application/json-patch+json")
     assert code == 200 and out["spec"]["replicas"] == 0
     assert replicas(apiserver) == 0
-    code, status = http("PATCH", f"{DEPLOY_PATH}/vllm/scale", {"spec": {"replicas": -1}},
-                        ctype="application/merge-patch+json")
+    code, _status = http("PATCH", f"{DEPLOY_PATH}/vllm/scale", {"spec": {"replicas": -1}},
+                         ctype="application/merge-patch+json")
     assert code == 422
     scale["metadata"]["resourceVersion"] = "1"
     assert http("PUT", f"{DEPLOY_PATH}/vllm/scale", scale)[0] == 409

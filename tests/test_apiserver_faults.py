@@ -10,6 +10,7 @@ import pytest
 
 from kubectl_gpuscale.errors import GpuscaleError, UnreachableError
 from kubectl_gpuscale.kube import Cluster
+from tests.support.kube_fixtures import TestApiServer
 
 CM_PATH = "/api/v1/namespaces/ml/configmaps"
 
@@ -19,7 +20,7 @@ def _cm(name: str) -> dict[str, Any]:
             "data": {"k": "v"}}
 
 
-def test_status_fault_answers_and_stores_nothing(apiserver: Any, cluster: Any) -> None:
+def test_status_fault_answers_and_stores_nothing(apiserver: TestApiServer, cluster: Cluster) -> None:
     fault = apiserver.faults.add("POST", CM_PATH, status=500, message="etcdserver: leader changed")
     with pytest.raises(GpuscaleError, match="HTTP 500: etcdserver: leader changed"):
         cluster.create(_cm("a"))
@@ -32,7 +33,7 @@ def test_status_fault_answers_and_stores_nothing(apiserver: Any, cluster: Any) -
     ({"drop": True}, True), ({"drop": True, "commit": False}, False),
     ({"delay": 1.5}, True), ({"delay": 1.5, "commit": False}, False),
 ])
-def test_no_answer_with_and_without_commit(apiserver: Any, fault: dict[str, Any], stored: bool) -> None:
+def test_no_answer_with_and_without_commit(apiserver: TestApiServer, fault: dict[str, Any], stored: bool) -> None:
     client = Cluster.connect(kubeconfig=apiserver.kubeconfig, request_timeout=0.5)
     apiserver.faults.add("POST", CM_PATH, **fault)
     with pytest.raises(UnreachableError):
@@ -40,7 +41,7 @@ def test_no_answer_with_and_without_commit(apiserver: Any, fault: dict[str, Any]
     assert (apiserver.get_object("v1", "ConfigMap", "b", "ml") is not None) is stored
 
 
-def test_dry_run_and_other_paths_pass(apiserver: Any, cluster: Any) -> None:
+def test_dry_run_and_other_paths_pass(apiserver: TestApiServer, cluster: Cluster) -> None:
     fault = apiserver.faults.add("POST", CM_PATH, status=403, times=None)
     cluster.create(_cm("c"), dry_run=True)
     cluster.create({**_cm("d"), "metadata": {"name": "d", "namespace": "other"}})
@@ -50,7 +51,7 @@ def test_dry_run_and_other_paths_pass(apiserver: Any, cluster: Any) -> None:
     assert apiserver.get_object("v1", "ConfigMap", "c", "ml") is not None
 
 
-def test_before_runs_first_then_the_request_is_served(apiserver: Any, cluster: Any) -> None:
+def test_before_runs_first_then_the_request_is_served(apiserver: TestApiServer, cluster: Cluster) -> None:
     """A concurrent writer moves the resourceVersion: the server's own check answers 409."""
     cluster.create(_cm("e"))
     current = cluster.get("v1", "ConfigMap", "e", "ml")

@@ -55,7 +55,7 @@ def test_v1_and_v2beta1_hpas_are_read() -> None:
 
 
 def test_hpa_without_metrics_is_an_error_naming_it() -> None:
-    with pytest.raises(InputError, match="ml/llm.*no metrics"):
+    with pytest.raises(InputError, match=r"ml/llm.*no metrics"):
         parse_hpa(_hpa(metrics=[]))
 
 

@@ -8,13 +8,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kubectl_gpuscale.checkpoint import facts, helper
 from kubectl_gpuscale.cli import main
 from kubectl_gpuscale.kube import Cluster
+from tests.support.kube_fixtures import TestApiServer
 
 NODE = {"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "gpu-1", "labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
@@ -27,7 +27,7 @@ POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vllm-0", "namesp
        "status": {"phase": "Running"}}
 
 
-def run(apiserver: Any, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run(apiserver: TestApiServer, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the CLI as the console script does; (exit code, stdout, stderr)."""
     with pytest.raises(SystemExit) as stop:
         main(["checkpoint", *args, "--kubeconfig", apiserver.kubeconfig])
@@ -36,12 +36,12 @@ def run(apiserver: Any, capsys: pytest.CaptureFixture[str], *args: str) -> tuple
 
 
 @pytest.fixture
-def seeded(apiserver: Any) -> Any:
+def seeded(apiserver: TestApiServer) -> TestApiServer:
     apiserver.seed(NODE, POD)
     return apiserver
 
 
-def test_checkpoint_ok_gpu_default_timeout(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_ok_gpu_default_timeout(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(seeded, capsys, "pod", "vllm-0", "-n", "ml")
     assert code == 0, err
     assert out.startswith(f"{facts.CHECKPOINT_DIR}/checkpoint-vllm-0_ml-vllm-") and out.strip().endswith(".tar")
@@ -53,20 +53,20 @@ def test_checkpoint_ok_gpu_default_timeout(seeded: Any, capsys: pytest.CaptureFi
     assert code == 0 and '"archive"' in out and seeded.checkpoints[-1].timeout == "1800"
 
 
-def test_checkpoint_403_explains_kubelet_identity(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_403_explains_kubelet_identity(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     seeded.set_checkpoint("forbidden")
     code, out, err = run(seeded, capsys, "pod", "vllm-0", "-n", "ml")
     assert code == 1 and out == ""
     assert "kube-apiserver-kubelet-client" in err and "nodes/checkpoint" in err and "--print-rbac" in err
 
 
-def test_checkpoint_404_feature_gate(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_404_feature_gate(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     seeded.set_checkpoint("notfound")
     code, _, err = run(seeded, capsys, "pod", "vllm-0", "-n", "ml")
     assert code == 1 and "ContainerCheckpoint" in err
 
 
-def test_checkpoint_500_gpu_hints(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_500_gpu_hints(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     seeded.set_checkpoint("error", message="mnt: Mount 77 ./proc/driver/nvidia/gpus/0000:3b:00.0 has unreachable "
                                            "sharing. Try --enable-external-masters")
     code, _, err = run(seeded, capsys, "pod", "vllm-0", "-n", "ml")
@@ -74,7 +74,7 @@ def test_checkpoint_500_gpu_hints(seeded: Any, capsys: pytest.CaptureFixture[str
     assert len(err.strip().splitlines()) == 2  # the security warning, then one error line
 
 
-def test_preflight_blocks_without_nodes_proxy(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_preflight_blocks_without_nodes_proxy(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     seeded.deny("create", "nodes/proxy")
     code, _, err = run(seeded, capsys, "pod", "vllm-0", "-n", "ml")
     assert code == 1 and "nodes/proxy" in err
@@ -83,7 +83,7 @@ def test_preflight_blocks_without_nodes_proxy(seeded: Any, capsys: pytest.Captur
     assert code == 1 and "ERROR" in out and "kubelet" in out
 
 
-def test_preflight_refuses_old_runtime(apiserver: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_preflight_refuses_old_runtime(apiserver: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     node = {**NODE, "status": {"nodeInfo": {"kubeletVersion": "v1.31.0", "containerRuntimeVersion":
                                             "containerd://1.7.22"}}}
     apiserver.seed(node, POD)
@@ -91,7 +91,7 @@ def test_preflight_refuses_old_runtime(apiserver: Any, capsys: pytest.CaptureFix
     assert code == 1 and "containerd 1.7.22" in err and apiserver.checkpoints == []
 
 
-def _complete_helper(apiserver: Any, namespace: str, log: str, stop: threading.Event) -> None:
+def _complete_helper(apiserver: TestApiServer, namespace: str, log: str, stop: threading.Event) -> None:
     """Play the kubelet: when a list helper pod appears, give it a log and mark it Succeeded."""
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
     while not stop.is_set():
@@ -104,7 +104,7 @@ def _complete_helper(apiserver: Any, namespace: str, log: str, stop: threading.E
         time.sleep(0.05)
 
 
-def test_list_through_helper_pod(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_through_helper_pod(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     log = ("4096000 1773438186 /checkpoints/checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar\n"
            f"{helper.END_MARKER}\n")
     stop = threading.Event()
@@ -122,13 +122,13 @@ def test_list_through_helper_pod(seeded: Any, capsys: pytest.CaptureFixture[str]
     assert created and created[0].json()["spec"]["volumes"][0]["hostPath"]["path"] == facts.CHECKPOINT_DIR
 
 
-def test_fetch_failure_removes_helper_and_partial(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_fetch_failure_removes_helper_and_partial(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                   tmp_path: Path) -> None:
     archive = "checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar"
     (tmp_path / "out").mkdir()
     dest = tmp_path / "out" / "out.tar"
     # The helper pod never starts (no kubelet): fetch gives up after --wait and removes the pod.
-    code, out, err = run(seeded, capsys, "fetch", archive, "--node", "gpu-1", "-n", "kube-system",
+    code, _out, err = run(seeded, capsys, "fetch", archive, "--node", "gpu-1", "-n", "kube-system",
                          "-o", str(dest), "--wait", "1")
     assert code == 1 and "did not start" in err and "process memory" in err
     assert seeded.objects("v1", "Pod", "kube-system") == []
@@ -136,7 +136,7 @@ def test_fetch_failure_removes_helper_and_partial(seeded: Any, capsys: pytest.Ca
 
 
 @contextmanager
-def _helpers_run(apiserver: Any, namespace: str = "kube-system") -> Iterator[list[str]]:
+def _helpers_run(apiserver: TestApiServer, namespace: str = "kube-system") -> Iterator[list[str]]:
     """Play the kubelet: every pod created in `namespace` is marked Running; yields the names seen."""
     stop = threading.Event()
     seen: list[str] = []
@@ -160,7 +160,7 @@ def _helpers_run(apiserver: Any, namespace: str = "kube-system") -> Iterator[lis
         thread.join()
 
 
-def test_fetch_exec_failure_removes_helper(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_fetch_exec_failure_removes_helper(seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     archive = "checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar"
     (tmp_path / "out").mkdir()
     with _helpers_run(seeded):  # no exec handler: the helper's commands cannot run
@@ -183,7 +183,7 @@ def node_archive(tmp_path: Path) -> Path:
     return write_archive(tmp_path / "node" / ARCHIVE, crio_files())
 
 
-def test_fetch_end_to_end(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+def test_fetch_end_to_end(seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                           node_archive: Path) -> None:
     import hashlib
 
@@ -223,7 +223,7 @@ def test_fetch_end_to_end(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_p
         "vllm", "CRI-O", "yes", 13)
 
 
-def test_fetch_checksum_mismatch_leaves_nothing(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+def test_fetch_checksum_mismatch_leaves_nothing(seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                node_archive: Path) -> None:
     from tests.support.apiserver import file_exec_handler
 
@@ -248,7 +248,7 @@ def test_fetch_checksum_mismatch_leaves_nothing(seeded: Any, capsys: pytest.Capt
     assert [c.command[0] for c in seeded.execs] == ["stat", "sha256sum", "cat"]
 
 
-def test_fetch_missing_archive_is_not_found(seeded: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_fetch_missing_archive_is_not_found(seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from tests.support.apiserver import file_exec_handler
 
     seeded.set_exec("kube-system", None, file_exec_handler({}))
@@ -261,14 +261,14 @@ def test_fetch_missing_archive_is_not_found(seeded: Any, capsys: pytest.CaptureF
     assert not (tmp_path / "x.tar").exists() and seeded.objects("v1", "Pod", "kube-system") == []
 
 
-def test_fetch_refuses_paths_outside_checkpoint_dir(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_fetch_refuses_paths_outside_checkpoint_dir(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                     tmp_path: Path) -> None:
     code, _, err = run(seeded, capsys, "fetch", "/etc/shadow", "--node", "gpu-1", "-o", str(tmp_path / "x"))
     assert code == 2 and "/var/lib/kubelet/checkpoints" in err
     assert not [r for r in seeded.requests if r.method == "POST"]
 
 
-def test_restore_dry_run_client_and_refusal(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_dry_run_client_and_refusal(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
     from tests.support.schemas import assert_valid
@@ -291,7 +291,7 @@ def test_restore_dry_run_client_and_refusal(seeded: Any, capsys: pytest.CaptureF
     assert code == 1 and "containerd 1.7.22 cannot restore" in err
 
 
-def test_restore_performs_job_then_pod(seeded: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_performs_job_then_pod(seeded: TestApiServer, capsys: pytest.CaptureFixture[str]) -> None:
     archive = "checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar"
     stop = threading.Event()
 

@@ -21,13 +21,14 @@ import pytest
 
 from kubectl_gpuscale.checkpoint import facts, helper
 from tests.support.apiserver import file_exec_handler
+from tests.support.kube_fixtures import TestApiServer
 from tests.test_checkpoint_cluster import ARCHIVE, NODE, POD, _helpers_run, run
 
 REMOTE = f"{facts.HELPER_MOUNT}/{ARCHIVE}"
 
 
 @pytest.fixture
-def seeded(apiserver: Any) -> Any:
+def seeded(apiserver: TestApiServer) -> TestApiServer:
     apiserver.seed(NODE, POD)
     return apiserver
 
@@ -41,13 +42,13 @@ def node_archive(tmp_path: Path) -> Path:
     return write_archive(tmp_path / "node" / ARCHIVE, crio_files())
 
 
-def _fetch(apiserver: Any, capsys: pytest.CaptureFixture[str], dest: Path, *extra: str) -> tuple[int, str, str]:
+def _fetch(apiserver: TestApiServer, capsys: pytest.CaptureFixture[str], dest: Path, *extra: str) -> tuple[int, str, str]:
     with _helpers_run(apiserver):
         return run(apiserver, capsys, "fetch", ARCHIVE, "--node", "gpu-1", "-n", "kube-system", "-o", str(dest),
                    "--wait", "20", *extra)
 
 
-def test_planted_symlink_at_the_partial_name_is_not_followed(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_planted_symlink_at_the_partial_name_is_not_followed(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                              tmp_path: Path, node_archive: Path) -> None:
     """Another local user plants `.NAME.part -> victim` in a shared download directory: the archive
     bytes (process memory) must not land in the victim, nor its mode change; the fetch still works."""
@@ -59,7 +60,7 @@ def test_planted_symlink_at_the_partial_name_is_not_followed(seeded: Any, capsys
     victim.chmod(0o644)
     planted = out_dir / ".vllm.tar.part"
     planted.symlink_to(victim)
-    code, out, err = _fetch(seeded, capsys, out_dir / "vllm.tar")
+    code, _out, err = _fetch(seeded, capsys, out_dir / "vllm.tar")
     assert code == 0, err
     assert victim.read_bytes() == b"precious\n" and (victim.stat().st_mode & 0o777) == 0o644
     assert planted.is_symlink() and os.readlink(planted) == str(victim)
@@ -69,7 +70,7 @@ def test_planted_symlink_at_the_partial_name_is_not_followed(seeded: Any, capsys
     assert sorted(p.name for p in out_dir.iterdir()) == [".vllm.tar.part", "vllm.tar"]
 
 
-def test_symlink_at_the_destination_is_refused_without_overwrite(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_symlink_at_the_destination_is_refused_without_overwrite(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                                  tmp_path: Path) -> None:
     """A dangling symlink is an existing name too (Path.exists() follows it and says no)."""
     dest = tmp_path / "vllm.tar"
@@ -87,7 +88,7 @@ def test_symlink_at_the_destination_is_refused_without_overwrite(seeded: Any, ca
     (b"a" * 64 + b"  /checkpoints/other.tar\n", 0, "names '/checkpoints/other.tar'"),
     (b"", 127, "sha256sum failed in the helper pod"),
 ], ids=["empty", "blank-line", "short-digest", "not-a-digest", "other-file", "missing-binary"])
-def test_missing_or_malformed_checksum_fails_the_fetch(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_missing_or_malformed_checksum_fails_the_fetch(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                        tmp_path: Path, node_archive: Path, answer: bytes,
                                                        exit_code: int, why: str) -> None:
     """No verified sha256, no file and no "sha256 ..." line; the archive is not even transferred."""
@@ -109,7 +110,7 @@ def test_missing_or_malformed_checksum_fails_the_fetch(seeded: Any, capsys: pyte
     assert seeded.objects("v1", "Pod", "kube-system") == []
 
 
-def test_checksum_step_waits_longer_than_the_stall_limit(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_checksum_step_waits_longer_than_the_stall_limit(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                          tmp_path: Path, node_archive: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """sha256sum prints nothing until it has read the whole archive (about 50 min for 100 GB at
@@ -158,7 +159,7 @@ def test_fetch_limits_scale_with_the_archive() -> None:
     assert "(capped)" in huge.describe()
 
 
-def test_test_server_lets_a_pod_deadline_only_decrease(seeded: Any) -> None:
+def test_test_server_lets_a_pod_deadline_only_decrease(seeded: TestApiServer) -> None:
     """kubernetes/kubernetes pkg/apis/core/validation/validation.go ValidatePodUpdate: the rule
     fetch relies on when it lowers its helper pod's deadline."""
     from kubectl_gpuscale.errors import InvalidError
@@ -178,7 +179,7 @@ def test_test_server_lets_a_pod_deadline_only_decrease(seeded: Any) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
-def test_signal_mid_transfer_deletes_helper_and_partial(seeded: Any, tmp_path: Path, signum: int) -> None:
+def test_signal_mid_transfer_deletes_helper_and_partial(seeded: TestApiServer, tmp_path: Path, signum: int) -> None:
     """CI cancelling the job (SIGTERM), a closed terminal (SIGHUP) and Ctrl-C all leave nothing:
     the root helper pod with the node's checkpoints mounted is deleted and no partial file stays."""
     size = 256 * 1024 * 1024
@@ -234,7 +235,7 @@ def test_signal_mid_transfer_deletes_helper_and_partial(seeded: Any, tmp_path: P
     assert list(out_dir.iterdir()) == []
 
 
-def test_sigterm_during_list_deletes_the_helper_pod(seeded: Any, tmp_path: Path) -> None:
+def test_sigterm_during_list_deletes_the_helper_pod(seeded: TestApiServer, tmp_path: Path) -> None:
     """`list` starts a helper pod per node too: SIGTERM while it waits deletes it and exits 143."""
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "GPUSCALE_DEBUG": ""}
     proc = subprocess.Popen([sys.executable, "-m", "kubectl_gpuscale", "checkpoint", "list", "--node", "gpu-1",
@@ -256,7 +257,7 @@ def test_sigterm_during_list_deletes_the_helper_pod(seeded: Any, tmp_path: Path)
     assert seeded.objects("v1", "Pod", "kube-system") == []
 
 
-def test_fetch_without_patch_permission_warns_and_still_cleans_up(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_fetch_without_patch_permission_warns_and_still_cleans_up(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                                   tmp_path: Path, node_archive: Path) -> None:
     """Lowering the deadline needs `patch pods`; without it the fetch goes on and says what that means."""
     seeded.deny("patch", "pods", namespace="kube-system")
@@ -270,7 +271,7 @@ def test_fetch_without_patch_permission_warns_and_still_cleans_up(seeded: Any, c
     assert seeded.objects("v1", "Pod", "kube-system") == []
 
 
-def test_transfer_over_its_time_limit_fails_and_leaves_nothing(seeded: Any, capsys: pytest.CaptureFixture[str],
+def test_transfer_over_its_time_limit_fails_and_leaves_nothing(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
                                                                tmp_path: Path) -> None:
     """--timeout bounds the transfer (data keeps flowing, so only the total catches a too-slow link)."""
     stop_at = time.monotonic() + 30

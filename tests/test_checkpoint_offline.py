@@ -91,18 +91,18 @@ def test_inspect_truncated_archive(tmp_path: Path) -> None:
     good = write_archive(tmp_path / "a.tar", crio_files(pages=1024 * 1024))
     cut = tmp_path / "cut.tar"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ArchiveError, match="truncated|corrupt"):
+    with pytest.raises(ArchiveError, match=r"truncated|corrupt"):
         inspect_archive(cut)
 
 
 def test_inspect_missing_and_malformed_metadata(tmp_path: Path) -> None:
     files = crio_files()
     del files["spec.dump"]
-    with pytest.raises(ArchiveError, match="spec.dump missing"):
+    with pytest.raises(ArchiveError, match=r"spec.dump missing"):
         inspect_archive(write_archive(tmp_path / "m.tar", files))
     files = crio_files()
     files["config.dump"] = b"{not json"
-    with pytest.raises(ArchiveError, match="config.dump is not valid JSON"):
+    with pytest.raises(ArchiveError, match=r"config.dump is not valid JSON"):
         inspect_archive(write_archive(tmp_path / "j.tar", files))
     no_criu = {k: v for k, v in crio_files().items() if not k.startswith("checkpoint/")}
     with pytest.raises(ArchiveError, match="no checkpoint/"):

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_gpuscale.cli.root import cli
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.paths import LOGS
 from tests.test_coldstart_parse import COMPILE_MISS, EVENTS, POD
 
@@ -114,7 +115,7 @@ def _utc_log(lines: list[str], first_utc: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_cluster_pod_and_deployment(apiserver: Any) -> None:
+def test_cluster_pod_and_deployment(apiserver: TestApiServer) -> None:
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vllm", "namespace": "ml"},
               "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "vllm"}},
                        "template": {"metadata": {"labels": {"app": "vllm"}},

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.doctor import service
+from kubectl_gpuscale.kube import Cluster
 from kubectl_gpuscale.manifests import load
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.paths import MANIFESTS
 
 NS = "ml"
@@ -35,7 +37,7 @@ def _gemma() -> tuple[dict[str, Any], dict[str, Any]]:
     return dep, hpa
 
 
-def _doctor(apiserver: Any, *args: str) -> Any:
+def _doctor(apiserver: TestApiServer, *args: str) -> Any:
     return CliRunner().invoke(cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", NS, *args])
 
 
@@ -55,7 +57,7 @@ def _rules(findings: list[dict[str, Any]]) -> set[str]:
     return {f["rule"] for f in findings}
 
 
-def test_cluster_cpu_hpa_and_two_controllers_exit_1(apiserver: Any) -> None:
+def test_cluster_cpu_hpa_and_two_controllers_exit_1(apiserver: TestApiServer) -> None:
     apiserver.enable_group("keda.sh")
     dep, hpa = _gemma()
     hpa["spec"]["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": {
@@ -77,7 +79,7 @@ def test_cluster_cpu_hpa_and_two_controllers_exit_1(apiserver: Any) -> None:
     assert len(lists) == len(set(lists))
 
 
-def test_cluster_clean_namespace_exits_0(apiserver: Any) -> None:
+def test_cluster_clean_namespace_exits_0(apiserver: TestApiServer) -> None:
     dep, _ = _gemma()
     apiserver.seed(dep)  # not autoscaled, no probes: nothing at error severity
     result = _doctor(apiserver, "-o", "json")
@@ -87,7 +89,7 @@ def test_cluster_clean_namespace_exits_0(apiserver: Any) -> None:
     assert empty.exit_code == 0 and "No problems found." in empty.stderr
 
 
-def test_cluster_without_keda_or_knative_crds_still_lints(apiserver: Any) -> None:
+def test_cluster_without_keda_or_knative_crds_still_lints(apiserver: TestApiServer) -> None:
     dep, hpa = _gemma()
     apiserver.seed(dep, hpa)
     result = _doctor(apiserver, "-o", "json")
@@ -104,7 +106,7 @@ def test_cluster_without_keda_or_knative_crds_still_lints(apiserver: Any) -> Non
     ("kube-controller-manager", "Update", "scale", False),
     ("kubectl-client-side-apply", "Update", None, False),
 ])
-def test_cluster_gs003_managed_fields_owner_of_replicas(apiserver: Any, manager: str, operation: str,
+def test_cluster_gs003_managed_fields_owner_of_replicas(apiserver: TestApiServer, manager: str, operation: str,
                                                          subresource: str | None, fires: bool) -> None:
     dep, hpa = _gemma()
     entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": "apps/v1",
@@ -121,7 +123,7 @@ def test_cluster_gs003_managed_fields_owner_of_replicas(apiserver: Any, manager:
         assert not findings
 
 
-def test_cluster_fix_prints_argv_patch_lines_and_apply_objects(apiserver: Any) -> None:
+def test_cluster_fix_prints_argv_patch_lines_and_apply_objects(apiserver: TestApiServer) -> None:
     dep, hpa = _gemma()
     apiserver.seed(dep, hpa)
     result = _doctor(apiserver, "--fix")
@@ -138,7 +140,7 @@ def test_cluster_fix_prints_argv_patch_lines_and_apply_objects(apiserver: Any) -
     assert all(p["argv"][:2] == ["kubectl", "patch"] and isinstance(p["argv"], list) for p in merge)
 
 
-def test_cluster_apply_dry_runs_then_applies(apiserver: Any, cluster: Any) -> None:
+def test_cluster_apply_dry_runs_then_applies(apiserver: TestApiServer, cluster: Cluster) -> None:
     dep, hpa = _gemma()
     apiserver.seed(dep, hpa)
 
@@ -171,13 +173,13 @@ def test_cluster_apply_dry_runs_then_applies(apiserver: Any, cluster: Any) -> No
     assert "GS018" in after  # no safe patch for a container list: still reported
 
 
-def test_cluster_apply_refused_for_files(tmp_path: Any) -> None:
+def test_cluster_apply_refused_for_files(tmp_path: Path) -> None:
     result = _plugin("doctor", "-f", str(MANIFESTS / "hpa_k8s-examples_1.yaml"), "--apply")
     assert result.returncode == 2 and result.stderr.startswith("error: cannot --apply to files")
     assert "Traceback" not in result.stderr
 
 
-def test_cluster_forbidden_nodes_degrade_to_a_note(apiserver: Any) -> None:
+def test_cluster_forbidden_nodes_degrade_to_a_note(apiserver: TestApiServer) -> None:
     dep, hpa = _gemma()
     apiserver.seed(dep, hpa, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"},
                               "status": {"allocatable": {"nvidia.com/gpu": "2"}}})
@@ -189,7 +191,7 @@ def test_cluster_forbidden_nodes_degrade_to_a_note(apiserver: Any) -> None:
     assert "GS021" not in _rules(_findings(result))
 
 
-def test_gather_cluster_reads_knative_and_interceptor_settings(apiserver: Any, cluster: Any) -> None:
+def test_gather_cluster_reads_knative_and_interceptor_settings(apiserver: TestApiServer, cluster: Cluster) -> None:
     apiserver.enable_group("serving.knative.dev")
     (ksvc,) = _sample("ksvc_gke-kueue-dws_1")
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config-deployment",
@@ -202,7 +204,7 @@ def test_gather_cluster_reads_knative_and_interceptor_settings(apiserver: Any, c
     assert f.value == "120s (cluster default)" and f.kind == "Service"
 
 
-def test_sarif_for_file_inputs(tmp_path: Any) -> None:
+def test_sarif_for_file_inputs(tmp_path: Path) -> None:
     files = [str(MANIFESTS / "deploy_k8s-examples_1.yaml"), str(MANIFESTS / "hpa_ollama-app_1.yaml"),
              str(MANIFESTS / "deploy_ollama-app_1.yaml")]
     args = ["doctor"] + [a for f in files for a in ("-f", f)] + ["-o", "sarif"]
@@ -223,7 +225,7 @@ def test_sarif_for_file_inputs(tmp_path: Any) -> None:
     assert gs001[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("hpa_ollama-app_1.yaml")
 
 
-def test_files_directory_skips_templates_with_a_note(tmp_path: Any) -> None:
+def test_files_directory_skips_templates_with_a_note(tmp_path: Path) -> None:
     for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1", "hpa_ai-on-gke_1", "values_triton_1"):
         (tmp_path / f"{name}.yaml").write_text((MANIFESTS / f"{name}.yaml").read_text())
     result = CliRunner().invoke(cli, ["doctor", "-f", str(tmp_path), "-o", "json"])
@@ -243,7 +245,7 @@ def test_cold_start_flag_validates() -> None:
     assert bad.exit_code == 2 and "not a duration" in bad.output
 
 
-def test_cluster_all_namespaces(apiserver: Any) -> None:
+def test_cluster_all_namespaces(apiserver: TestApiServer) -> None:
     dep, hpa = _gemma()
     other_dep, other_hpa = copy.deepcopy(dep), copy.deepcopy(hpa)
     for obj in (other_dep, other_hpa):

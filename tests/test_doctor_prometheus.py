@@ -18,8 +18,10 @@ import yaml
 from kubectl_gpuscale.doctor import run
 from kubectl_gpuscale.doctor.model import Finding
 from kubectl_gpuscale.manifests import load
+from kubectl_gpuscale.prom import Prometheus
 from kubectl_gpuscale.prom.promql import EXPORTED_POD_LABELS, POD_LABELS
 from tests.support.paths import MANIFESTS
+from tests.support.prometheus import PrometheusServer
 
 
 def _so(query: str, threshold: str = "5") -> dict[str, Any]:
@@ -30,7 +32,7 @@ def _so(query: str, threshold: str = "5") -> dict[str, Any]:
     return so
 
 
-def _live(prometheus: Any, query: str, threshold: str = "5") -> list[Finding]:
+def _live(prometheus: Prometheus, query: str, threshold: str = "5") -> list[Finding]:
     return run([_so(query, threshold)], prometheus)
 
 
@@ -38,7 +40,7 @@ def _rule(findings: list[Finding], rule: str) -> list[Finding]:
     return [f for f in findings if f.rule == rule]
 
 
-def test_colon_query_when_prometheus_holds_the_underscore_form(prometheus: Any, prometheus_server: Any) -> None:
+def test_colon_query_when_prometheus_holds_the_underscore_form(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     stored = prometheus_server.stored_names()
     query = 'sum(vllm:num_requests_waiting{namespace="ml"})'
     findings = _live(prometheus, query)
@@ -54,7 +56,7 @@ def test_colon_query_when_prometheus_holds_the_underscore_form(prometheus: Any, 
     assert not _rule(findings, "GS005")  # the live answer replaces the static guess
 
 
-def test_renamed_kv_cache_metric_returns_nothing(prometheus: Any) -> None:
+def test_renamed_kv_cache_metric_returns_nothing(prometheus: Prometheus) -> None:
     findings = _live(prometheus, 'sum({__name__=~"vllm[:_]gpu_cache_usage_perc", namespace="ml"})', "0.8")
     (f,) = _rule(findings, "GS004")
     assert "Prometheus holds vllm_kv_cache_usage_perc (the current name)" in f.message
@@ -62,7 +64,7 @@ def test_renamed_kv_cache_metric_returns_nothing(prometheus: Any) -> None:
     assert _rule(findings, "GS006")  # and the static rename rule says the same
 
 
-def test_several_series_without_sum(prometheus: Any, prometheus_server: Any) -> None:
+def test_several_series_without_sum(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     pods = [p for p in prometheus_server.fleet if p.namespace == "ml" and p.engine == "vllm-v1"]
     findings = _live(prometheus, '{__name__=~"vllm[:_]num_requests_waiting", namespace="ml"}')
     (f,) = _rule(findings, "GS005")
@@ -71,7 +73,7 @@ def test_several_series_without_sum(prometheus: Any, prometheus_server: Any) -> 
     assert not _rule(findings, "GS004")
 
 
-def test_good_query_reports_value_against_threshold(prometheus: Any, prometheus_server: Any) -> None:
+def test_good_query_reports_value_against_threshold(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     expected = sum(p.values["waiting"] for p in prometheus_server.fleet
                    if p.namespace == "ml" and p.engine == "vllm-v1")
     findings = _live(prometheus, 'sum({__name__=~"vllm[:_]num_requests_waiting", namespace="ml"})', "5")
@@ -81,7 +83,7 @@ def test_good_query_reports_value_against_threshold(prometheus: Any, prometheus_
     assert f"{expected:g} now vs threshold 5" in value.message
 
 
-def test_colon_form_held_by_real_sample_pages(prometheus: Any) -> None:
+def test_colon_form_held_by_real_sample_pages(prometheus: Prometheus) -> None:
     # the real /metrics pages are served in text format 0.0.4: the colon name is stored as written
     findings = _live(prometheus, 'sum(vllm:cpu_cache_usage_perc{namespace="samples"})', "0.5")
     assert not _rule(findings, "GS004")
@@ -89,7 +91,7 @@ def test_colon_form_held_by_real_sample_pages(prometheus: Any) -> None:
     assert "vllm:cpu_cache_usage_perc" in form.extra["held"] and "colon form" in form.message
 
 
-def test_dcgm_query_on_pod_where_prometheus_holds_exported_pod(prometheus: Any) -> None:
+def test_dcgm_query_on_pod_where_prometheus_holds_exported_pod(prometheus: Prometheus) -> None:
     assert prometheus.pod_labels("DCGM_FI_DEV_GPU_UTIL") == EXPORTED_POD_LABELS
     wrong = _live(prometheus, 'avg(DCGM_FI_DEV_GPU_UTIL{namespace="ml", pod=~"llama-.*"})', "80")
     (f,) = _rule(wrong, "GS023")
@@ -122,7 +124,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
 
 
-def test_cli_checks_file_queries_live(prometheus_server: Any, tmp_path: Path) -> None:
+def test_cli_checks_file_queries_live(prometheus_server: PrometheusServer, tmp_path: Path) -> None:
     path = tmp_path / "so.yaml"
     path.write_text(yaml.safe_dump(_so('{__name__=~"vllm[:_]num_requests_waiting", namespace="ml"}')))
     result = _cli("-f", str(path), "--prometheus", prometheus_server.url, "-o", "json")

@@ -20,6 +20,8 @@ from kubectl_gpuscale.doctor.rules import run
 from kubectl_gpuscale.facts import Targets, parse_targets
 from kubectl_gpuscale.facts.keda import webhook_fallback_rejection
 from kubectl_gpuscale.facts.versions import parse_version
+from kubectl_gpuscale.kube import Cluster
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.schemas import assert_valid
 from tests.test_doctor_rules import apply_fixes, fired, one
 
@@ -111,7 +113,7 @@ def _keda_operator(version: str) -> dict[str, Any]:
                 {"name": "keda-operator", "image": f"ghcr.io/kedacore/keda:{version}"}]}}}}
 
 
-def test_doctor_apply_gs008_on_a_detected_keda_2_17_0_passes_its_webhook(apiserver: Any) -> None:
+def test_doctor_apply_gs008_on_a_detected_keda_2_17_0_passes_its_webhook(apiserver: TestApiServer) -> None:
     """doctor detects KEDA 2.17.0 from the operator's image tag, and the GS008 patch it sends gets through
     2.17.0's webhook (explicit metricType); a fallback with implicit metricType is what that webhook rejects."""
     from click.testing import CliRunner
@@ -133,7 +135,7 @@ def test_doctor_apply_gs008_on_a_detected_keda_2_17_0_passes_its_webhook(apiserv
     assert {t.get("metricType") for t in stored["spec"]["triggers"]} == {"AverageValue"}
 
 
-def test_the_2_17_0_webhook_rejects_what_doctor_wrote_before(apiserver: Any, cluster: Any) -> None:
+def test_the_2_17_0_webhook_rejects_what_doctor_wrote_before(apiserver: TestApiServer, cluster: Cluster) -> None:
     """The old GS008 patch (fallback, triggers' metricType left implicit) is refused by KEDA 2.17.0."""
     from kubectl_gpuscale.errors import InvalidError
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from kubectl_gpuscale.autoscale import convert as conv
 from kubectl_gpuscale.autoscale.querycheck import check_query
+from kubectl_gpuscale.prom import Prometheus
+from tests.support.prometheus import PrometheusServer
 
 NS = "trtllm-serve"
 PODS = {"trt-7d9f8c6b5-k2x4q": 6.0, "trt-7d9f8c6b5-p9m3z": 3.0}
@@ -36,7 +38,7 @@ def _hpa() -> dict[str, Any]:
                          "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
 
 
-def test_the_trtllm_serve_queue_query_finds_its_series_in_prometheus(prometheus: Any, prometheus_server: Any) -> None:
+def test_the_trtllm_serve_queue_query_finds_its_series_in_prometheus(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     exporter = prometheus_server.engines
     labels = {pod: {"namespace": NS, "pod": pod, "model_name": "undefined", "engine_type": "undefined"}
               for pod in PODS}

@@ -130,7 +130,7 @@ def test_fifo_guard_answers_in_process(tmp_path: Path) -> None:
     def attempt() -> None:
         try:
             inspect_archive(pipe)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     worker = threading.Thread(target=attempt, daemon=True)

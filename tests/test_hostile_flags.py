@@ -8,11 +8,11 @@ input is one line on stderr and exit 2, through the real CLI in a child process.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import hostile
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.measure import BUDGET_SECONDS, Measured, run_measured
 
 CORPUS = hostile.HERE
@@ -94,7 +94,7 @@ def test_events_file_of_the_wrong_shape(tmp_path: Path, events: str) -> None:
     _usage_error(run_measured(["coldstart", "--events", str(path)]), f"cannot read {path}")
 
 
-def test_fetch_onto_a_directory_is_refused_before_any_request(apiserver: Any, tmp_path: Path) -> None:
+def test_fetch_onto_a_directory_is_refused_before_any_request(apiserver: TestApiServer, tmp_path: Path) -> None:
     archive = "checkpoint-vllm-0_ml-vllm-2026-03-13T21:43:06Z.tar"
     (tmp_path / archive).mkdir()
     apiserver.reset_requests()

@@ -106,5 +106,5 @@ def test_local_settings_file_of_the_wrong_shape(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     (tmp_path / "kubectl-gpuscale").mkdir()
     (tmp_path / "kubectl-gpuscale" / "config.yaml").write_text(text)
-    with pytest.raises(InputError, match="config.yaml: .* must be"):
+    with pytest.raises(InputError, match=r"config.yaml: .* must be"):
         config.load_local("x")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kubectl_gpuscale.errors import UnreachableError
 from kubectl_gpuscale.tui.sources.live import LiveSource
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.measure import run_measured
 from tests.support.stalled import kubeconfig_for, stalled_server
 from tests.test_tui_live import _seed_llama
@@ -63,7 +63,7 @@ def test_request_timeout_must_be_a_finite_duration(value: str) -> None:
     assert result.code == 2 and "Invalid value for '--request-timeout'" in result.stderr, result.stderr
 
 
-def test_forbidden_events_degrade_only_the_events(apiserver: Any) -> None:
+def test_forbidden_events_degrade_only_the_events(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     _seed_llama(apiserver)
@@ -74,7 +74,7 @@ def test_forbidden_events_degrade_only_the_events(apiserver: Any) -> None:
     assert "events: forbidden, `kubectl auth can-i list events -n ml`" in snapshot.problems
 
 
-def test_forbidden_hpas_name_the_group(apiserver: Any) -> None:
+def test_forbidden_hpas_name_the_group(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     _seed_llama(apiserver)
@@ -84,7 +84,7 @@ def test_forbidden_hpas_name_the_group(apiserver: Any) -> None:
     assert any("can-i list horizontalpodautoscalers.autoscaling -n ml" in p for p in snapshot.problems)
 
 
-def test_top_once_exits_0_with_a_warning_when_only_events_are_forbidden(apiserver: Any) -> None:
+def test_top_once_exits_0_with_a_warning_when_only_events_are_forbidden(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     apiserver.deny("list", "events")
     result = run_measured(["top", "--once", "--kubeconfig", apiserver.kubeconfig, "-n", "ml"], timeout=30)
@@ -93,14 +93,14 @@ def test_top_once_exits_0_with_a_warning_when_only_events_are_forbidden(apiserve
     assert "warning: events: forbidden, `kubectl auth can-i list events -n ml`" in result.stderr
 
 
-def test_top_once_fails_when_pods_are_forbidden(apiserver: Any) -> None:
+def test_top_once_fails_when_pods_are_forbidden(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     apiserver.deny("list", "pods")
     result = run_measured(["top", "--once", "--kubeconfig", apiserver.kubeconfig, "-n", "ml"], timeout=30)
     assert result.code == 1 and "forbidden" in result.stderr, result.stderr
 
 
-async def test_dashboard_events_panel_says_why_it_is_empty(apiserver: Any) -> None:
+async def test_dashboard_events_panel_says_why_it_is_empty(apiserver: TestApiServer) -> None:
     """The real live source against the test API server with `list events` denied, in the real app."""
     from textual.widgets import RichLog
 

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from kubectl_gpuscale.cli.root import cli
 from tests.support.apiserver import ApiServer
+from tests.support.keda_chart import seed_keda_chart
 
 KEDA_MANIFEST = """
 apiVersion: v1
@@ -115,7 +116,7 @@ class Controllers:
                     if not (a.get("status") or {}).get("conditions"):
                         self.cluster.patch("apiregistration.k8s.io/v1", "APIService", a["metadata"]["name"], None,
                                            {"status": available}, subresource="status")
-            except Exception:  # noqa: BLE001 - an object may vanish between list and patch
+            except Exception:  # an object may vanish between list and patch
                 continue
 
     def __enter__(self) -> Controllers:
@@ -342,29 +343,7 @@ def test_helm_path_runs_the_exact_argv_and_waits_for_helm_names(bare: ApiServer,
     record = tmp_path / "helm.jsonl"
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("HELM_RECORD", str(record))
-    # what the chart would have created, under the Helm names
-    for name in ("keda-operator", "keda-operator-metrics-apiserver", "keda-admission-webhooks"):
-        bare.seed({"apiVersion": "apps/v1", "kind": "Deployment",
-                   "metadata": {"name": name, "namespace": "keda", "labels": {"app.kubernetes.io/managed-by": "Helm"}},
-                   "spec": {"selector": {"matchLabels": {"app": name}}, "template": {
-                       "metadata": {"labels": {"app": name}},
-                       "spec": {"containers": [{"name": "c", "image": "ghcr.io/kedacore/keda:2.20.2"}]}}},
-                   "status": {"conditions": [{"type": "Available", "status": "True"}]}})
-    bare.seed(*yaml.safe_load_all(KEDA_MANIFEST.split("---\napiVersion: v1\nkind: ServiceAccount")[0]))
-    for crd in ("scaledjobs", "triggerauthentications", "clustertriggerauthentications"):
-        kind = {"scaledjobs": "ScaledJob", "triggerauthentications": "TriggerAuthentication",
-                "clustertriggerauthentications": "ClusterTriggerAuthentication"}[crd]
-        bare.seed({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                   "metadata": {"name": f"{crd}.keda.sh"},
-                   "spec": {"group": "keda.sh", "scope": "Cluster" if crd.startswith("cluster") else "Namespaced",
-                            "names": {"kind": kind, "plural": crd},
-                            "versions": [{"name": "v1alpha1", "served": True, "storage": True}]}})
-    bare.seed({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-               "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
-               "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100,
-                        "versionPriority": 100,
-                        "service": {"name": "keda-operator-metrics-apiserver", "namespace": "keda"}},
-               "status": {"conditions": [{"type": "Available", "status": "True"}]}})
+    seed_keda_chart(bare, KEDA_MANIFEST)
     out = gpuscale(bare, "install", "keda-http", "keda", "--timeout", "5s", "--version", "keda-http=0.14.1")
     calls = [json.loads(line) for line in record.read_text().splitlines()]
     kubeconfig = bare.kubeconfig  # type: ignore[attr-defined]

@@ -212,7 +212,7 @@ def http_files() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
     hits: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             hits.append(self.path)
             body = files.get(self.path)
             self.send_response(200 if body is not None else 404)
@@ -232,7 +232,7 @@ def http_files() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
         server.server_close()
 
 
-def test_download_verifies_sha256_and_caches(http_files: Any, tmp_path: Path) -> None:
+def test_download_verifies_sha256_and_caches(http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path) -> None:
     base, files, hits = http_files
     body = b"apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n"
     files["/keda.yaml"] = body
@@ -243,7 +243,7 @@ def test_download_verifies_sha256_and_caches(http_files: Any, tmp_path: Path) ->
     assert again.source.startswith("cache:") and hits == ["/keda.yaml"]
 
 
-def test_download_refuses_a_sha256_mismatch(http_files: Any, tmp_path: Path) -> None:
+def test_download_refuses_a_sha256_mismatch(http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path) -> None:
     base, files, _ = http_files
     files["/keda.yaml"] = b"tampered"
     art = catalog.Artifact("keda-9.9.9.yaml", f"{base}/keda.yaml", "0" * 64)
@@ -253,7 +253,7 @@ def test_download_refuses_a_sha256_mismatch(http_files: Any, tmp_path: Path) -> 
     assert not (tmp_path / "keda-9.9.9.yaml").exists()
 
 
-def test_download_without_pin_warns_with_the_digest_and_404_is_clear(http_files: Any, tmp_path: Path) -> None:
+def test_download_without_pin_warns_with_the_digest_and_404_is_clear(http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path) -> None:
     base, files, _ = http_files
     files["/a.yaml"] = b"x: 1\n"
     warnings: list[str] = []

@@ -23,6 +23,8 @@ import pytest
 
 from kubectl_gpuscale.install import catalog
 from tests.support.apiserver import ApiServer
+from tests.support.keda_chart import seed_keda_chart
+from tests.support.kube_fixtures import TestApiServer
 from tests.test_install_cluster import KEDA_MANIFEST, Controllers, gpuscale, write_keda
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -77,7 +79,7 @@ def test_pre_existing_namespace_and_its_secret_survive_uninstall(bare: ApiServer
     assert bare.get_object("v1", "Namespace", "keda") is not None
     secret = bare.get_object("v1", "Secret", "vault-token", "keda")
     assert secret and secret["data"] == {"token": "c2VjcmV0"}
-    assert not [r for r in _deletes(bare) if "/namespaces/keda" == r.path or "secrets" in r.path]
+    assert not [r for r in _deletes(bare) if r.path == "/namespaces/keda" or "secrets" in r.path]
 
 
 def test_namespace_install_created_is_kept_when_the_user_added_objects_to_it(bare: ApiServer,
@@ -142,7 +144,7 @@ PROD_DB = {"apiVersion": "v1", "kind": "Namespace", "name": "prod-db"}
 CLUSTER_ADMIN = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "name": "cluster-admin"}
 
 
-def test_forged_record_outside_the_catalogue_deletes_nothing(apiserver: Any, kubectl: Kubectl) -> None:
+def test_forged_record_outside_the_catalogue_deletes_nothing(apiserver: TestApiServer, kubectl: Kubectl) -> None:
     """Item 3, through `kubectl gpuscale`: a component.keda record listing namespace/prod-db and the
     cluster-admin ClusterRoleBinding is refused as a whole, naming both and why; nothing is deleted."""
     apiserver.seed(
@@ -218,7 +220,7 @@ def _seed_installed_keda(server: Any) -> None:
                                 "namespace": "keda"}))
 
 
-def test_uninstall_without_a_terminal_needs_yes(apiserver: Any, kubectl: Kubectl) -> None:
+def test_uninstall_without_a_terminal_needs_yes(apiserver: TestApiServer, kubectl: Kubectl) -> None:
     """Through `kubectl gpuscale` with stdin a pipe: no --yes stops before any delete (exit 2, one line);
     --dry-run=client prints the plan only; --yes deletes."""
     _seed_installed_keda(apiserver)
@@ -416,8 +418,6 @@ def storing_helm(bare: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     import stat
     import sys
 
-    import yaml
-
     bindir = tmp_path / "helm-bin"
     bindir.mkdir()
     helm = bindir / "helm"
@@ -425,26 +425,7 @@ def storing_helm(bare: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     helm.chmod(helm.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("HELM_RECORD", str(tmp_path / "helm.jsonl"))
-    for name in ("keda-operator", "keda-operator-metrics-apiserver", "keda-admission-webhooks"):
-        bare.seed({"apiVersion": "apps/v1", "kind": "Deployment",
-                   "metadata": {"name": name, "namespace": "keda", "labels": {"app.kubernetes.io/managed-by": "Helm"}},
-                   "spec": {"selector": {"matchLabels": {"app": name}}, "template": {
-                       "metadata": {"labels": {"app": name}},
-                       "spec": {"containers": [{"name": "c", "image": "ghcr.io/kedacore/keda:2.20.2"}]}}},
-                   "status": {"conditions": [{"type": "Available", "status": "True"}]}})
-    bare.seed(*yaml.safe_load_all(KEDA_MANIFEST.split("---\napiVersion: v1\nkind: ServiceAccount")[0]))
-    for plural, kind in (("scaledjobs", "ScaledJob"), ("triggerauthentications", "TriggerAuthentication"),
-                         ("clustertriggerauthentications", "ClusterTriggerAuthentication")):
-        bare.seed({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                   "metadata": {"name": f"{plural}.keda.sh"},
-                   "spec": {"group": "keda.sh", "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
-                            "versions": [{"name": "v1alpha1", "served": True, "storage": True}]}})
-    bare.seed({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-               "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
-               "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100,
-                        "versionPriority": 100,
-                        "service": {"name": "keda-operator-metrics-apiserver", "namespace": "keda"}},
-               "status": {"conditions": [{"type": "Available", "status": "True"}]}})
+    seed_keda_chart(bare, KEDA_MANIFEST)
     return tmp_path / "helm.jsonl"
 
 

@@ -21,6 +21,7 @@ from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.facts import knative as kf
 from tests.support import vllm_chart
 from tests.support.admission_knative import KnativeAdmission, KnativeConfig, validate_service
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.schemas import assert_valid
 
 NS = "ml"
@@ -211,7 +212,7 @@ def test_vllm_chart_doctor_flags_gs014(tmp_path: Path) -> None:
 # ---- through the test API server: every Knative Service migrate writes passes the webhook ---------
 
 
-def _knative_cluster(apiserver: Any, features: dict[str, str]) -> None:
+def _knative_cluster(apiserver: TestApiServer, features: dict[str, str]) -> None:
     apiserver.enable_group("serving.knative.dev")
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "knative-serving"}},
                    {"apiVersion": "v1", "kind": "ConfigMap",
@@ -219,12 +220,12 @@ def _knative_cluster(apiserver: Any, features: dict[str, str]) -> None:
                    *vllm_chart.objects())
 
 
-def _migrate(apiserver: Any, *args: str) -> Any:
+def _migrate(apiserver: TestApiServer, *args: str) -> Any:
     return CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
                                     "--to", "knative", *args])
 
 
-def test_migrate_to_knative_refuses_when_config_features_lacks_a_flag(apiserver: Any) -> None:
+def test_migrate_to_knative_refuses_when_config_features_lacks_a_flag(apiserver: TestApiServer) -> None:
     """With the stock config-features (PVC write disabled) the webhook would reject the Service: migrate
     says which flags and how to enable them, in one line, and writes nothing."""
     _knative_cluster(apiserver, {"kubernetes.podspec-persistent-volume-claim": "enabled",
@@ -239,7 +240,7 @@ def test_migrate_to_knative_refuses_when_config_features_lacks_a_flag(apiserver:
     assert apiserver.objects("serving.knative.dev/v1", "Service", NS) == []
 
 
-def test_migrate_to_knative_writes_a_service_the_webhook_admits(apiserver: Any) -> None:
+def test_migrate_to_knative_writes_a_service_the_webhook_admits(apiserver: TestApiServer) -> None:
     """With the flags the migration named enabled, the Service goes through the webhook emulation."""
     flags = ["kubernetes.podspec-affinity", "kubernetes.podspec-init-containers",
              "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-persistent-volume-write",
@@ -299,7 +300,7 @@ def test_install_sets_the_write_flag_and_any_flag_migrate_names() -> None:
         plan.build(["knative"], versions={"knative": "1.14.2"}, overrides={key: "enabled"})
 
 
-def test_doctor_fix_on_a_knative_service_passes_the_webhook(apiserver: Any) -> None:
+def test_doctor_fix_on_a_knative_service_passes_the_webhook(apiserver: TestApiServer) -> None:
     """doctor --apply patches a Knative Service (GS011: progress deadline below the 900 s startup budget);
     the merged object goes through the webhook emulation and is admitted."""
     apiserver.enable_group("serving.knative.dev")
@@ -318,7 +319,7 @@ def test_doctor_fix_on_a_knative_service_passes_the_webhook(apiserver: Any) -> N
 # ---- with a cluster: measured on the workload's own pods -----------------------------------------
 
 
-def _measured_cluster(apiserver: Any) -> None:
+def _measured_cluster(apiserver: TestApiServer) -> None:
     """A vLLM Deployment whose pod started in 300 s (the real events and log of test_coldstart_cli), with a
     startupProbe giving up after 60 s and a CPU HPA."""
     from tests.test_coldstart_cli import COMPILE_MISS, EVENTS, _pod, _utc_log
@@ -333,7 +334,7 @@ def _measured_cluster(apiserver: Any) -> None:
     apiserver.set_log(NS, "vllm-a", _utc_log(COMPILE_MISS, "2025-11-24T19:43:54Z"))
 
 
-def test_doctor_measures_the_cold_start_on_the_workloads_pods(apiserver: Any) -> None:
+def test_doctor_measures_the_cold_start_on_the_workloads_pods(apiserver: TestApiServer) -> None:
     """With a cluster the figure is measured on the workload's own pods (the coldstart service: events,
     conditions, log): 300 s here, so the 60 s startupProbe is flagged (GS013) and the source printed."""
     _measured_cluster(apiserver)
@@ -345,7 +346,7 @@ def test_doctor_measures_the_cold_start_on_the_workloads_pods(apiserver: Any) ->
     assert "failureThreshold to 31" in gs013["fix"]
 
 
-def test_migrate_from_the_cluster_records_the_measured_cold_start(apiserver: Any) -> None:
+def test_migrate_from_the_cluster_records_the_measured_cold_start(apiserver: TestApiServer) -> None:
     """migrate-hpa reading the cluster says where its cold start came from: the pods, not the probe."""
     apiserver.enable_group("keda.sh")
     _measured_cluster(apiserver)
@@ -354,7 +355,7 @@ def test_migrate_from_the_cluster_records_the_measured_cold_start(apiserver: Any
     assert "cold start 300s from measured on 1 pod(s) of Deployment/vllm" in result.output
 
 
-def test_migrate_builds_for_the_knative_version_the_cluster_runs(apiserver: Any) -> None:
+def test_migrate_builds_for_the_knative_version_the_cluster_runs(apiserver: TestApiServer) -> None:
     """Knative 1.14 in the cluster (the webhook Deployment's tag): the Service is built for it (no
     startupProbe, the liveness delay covering the startup budget) and the 1.14 webhook admits it."""
     apiserver.enable_group("serving.knative.dev")

@@ -360,7 +360,7 @@ def test_node_proxy_checkpoint_answers(apiserver: ApiServer, cluster: Cluster) -
         cluster.node_proxy("POST", "gpu-1", "checkpoint/ml/p/vllm")
     assert KUBELET_CLIENT_FORBIDDEN in str(err.value)
     apiserver.set_checkpoint("error")
-    with pytest.raises(Exception, match="CRIU|criu"):
+    with pytest.raises(Exception, match=r"CRIU|criu"):
         cluster.node_proxy("POST", "gpu-1", "checkpoint/ml/p/vllm")
     apiserver.set_checkpoint("notfound")
     with pytest.raises(NotFoundError):

@@ -13,14 +13,16 @@ from kubectl_gpuscale.autoscale import apply as service
 from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import GpuscaleError
+from kubectl_gpuscale.kube import Cluster
 from kubectl_gpuscale.manifests import load
 from tests.support.keda_sim import keda_operator
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.paths import MANIFESTS
 
 NS = "ml"
 
 
-def _seed(apiserver: Any) -> dict[str, Any]:
+def _seed(apiserver: TestApiServer) -> dict[str, Any]:
     apiserver.enable_group("keda.sh")
     objs = [i.obj for i in load([str(MANIFESTS / "hpa_k8s-examples_1.yaml"),
                                  str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
@@ -32,11 +34,11 @@ def _seed(apiserver: Any) -> dict[str, Any]:
     return hpa
 
 
-def _run(apiserver: Any, *args: str) -> Any:
+def _run(apiserver: TestApiServer, *args: str) -> Any:
     return CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, *args])
 
 
-def _keda_adopts(apiserver: Any, cluster: Any) -> None:
+def _keda_adopts(apiserver: TestApiServer, cluster: Cluster) -> None:
     """What the KEDA operator does on adoption: own the HPA and rewrite its spec (no controller runs here)."""
     so = cluster.get("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS)
     hpa = cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
@@ -50,7 +52,7 @@ def _keda_adopts(apiserver: Any, cluster: Any) -> None:
     cluster.replace(hpa)
 
 
-def test_apply_adopts_hpa_with_transfer_ownership(apiserver: Any, cluster: Any) -> None:
+def test_apply_adopts_hpa_with_transfer_ownership(apiserver: TestApiServer, cluster: Cluster) -> None:
     before = _seed(apiserver)
     result = _run(apiserver, "gemma-server-hpa", "--apply")
     assert result.exit_code == 0, result.output
@@ -70,7 +72,7 @@ def test_apply_adopts_hpa_with_transfer_ownership(apiserver: Any, cluster: Any) 
     assert patches and all(r.param("fieldManager") == "kubectl-gpuscale" for r in patches)
 
 
-def test_dry_run_server_persists_nothing(apiserver: Any) -> None:
+def test_dry_run_server_persists_nothing(apiserver: TestApiServer) -> None:
     _seed(apiserver)
     result = _run(apiserver, "gemma-server-hpa", "--apply", "--dry-run=server")
     assert result.exit_code == 0, result.output
@@ -79,7 +81,7 @@ def test_dry_run_server_persists_nothing(apiserver: Any) -> None:
     assert sent and all(r.param("dryRun") == "All" for r in sent)
 
 
-def test_server_rejection_writes_nothing(apiserver: Any, cluster: Any) -> None:
+def test_server_rejection_writes_nothing(apiserver: TestApiServer, cluster: Cluster) -> None:
     """The server rejecting the second object (HTTPScaledObject) leaves the first unwritten, HPA untouched."""
     before = _seed(apiserver)
     apiserver.enable_group("http.keda.sh")
@@ -97,7 +99,7 @@ def test_server_rejection_writes_nothing(apiserver: Any, cluster: Any) -> None:
     assert hpa is not None and hpa["spec"] == before["spec"]
 
 
-def test_write_failure_after_adoption_restores_hpa(apiserver: Any, cluster: Any) -> None:
+def test_write_failure_after_adoption_restores_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:
     before = _seed(apiserver)
     objects = json.loads(_run(apiserver, "gemma-server-hpa", "--pdb", "-o", "json").stdout)["items"]
     original_apply = cluster.apply
@@ -121,7 +123,7 @@ def test_write_failure_after_adoption_restores_hpa(apiserver: Any, cluster: Any)
     assert hpa["spec"] == before["spec"] and not hpa["metadata"].get("ownerReferences")
 
 
-def test_rollback_restores_hpa_exactly_with_orphan(apiserver: Any, cluster: Any) -> None:
+def test_rollback_restores_hpa_exactly_with_orphan(apiserver: TestApiServer, cluster: Cluster) -> None:
     before = _seed(apiserver)
     assert _run(apiserver, "gemma-server-hpa", "--apply").exit_code == 0
     _keda_adopts(apiserver, cluster)
@@ -140,7 +142,7 @@ def test_rollback_restores_hpa_exactly_with_orphan(apiserver: Any, cluster: Any)
     assert hpa["metadata"].get("labels") == before["metadata"].get("labels")
 
 
-def test_plain_delete_would_garbage_collect_the_adopted_hpa(apiserver: Any, cluster: Any) -> None:
+def test_plain_delete_would_garbage_collect_the_adopted_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:
     """Why rollback orphans: a normal delete of the ScaledObject takes the adopted HPA with it."""
     _seed(apiserver)
     assert _run(apiserver, "gemma-server-hpa", "--apply").exit_code == 0
@@ -149,7 +151,7 @@ def test_plain_delete_would_garbage_collect_the_adopted_hpa(apiserver: Any, clus
     assert apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS) is None
 
 
-def test_second_run_is_idempotent(apiserver: Any, cluster: Any) -> None:
+def test_second_run_is_idempotent(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     assert _run(apiserver, "gemma-server-hpa", "--apply").exit_code == 0
     first = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS)
@@ -160,7 +162,7 @@ def test_second_run_is_idempotent(apiserver: Any, cluster: Any) -> None:
     assert second["metadata"]["annotations"] == first["metadata"]["annotations"]
 
 
-def test_preflight_refuses_without_keda(apiserver: Any) -> None:
+def test_preflight_refuses_without_keda(apiserver: TestApiServer) -> None:
     _seed(apiserver)
     apiserver.disable_group("keda.sh")
     result = _run(apiserver, "gemma-server-hpa", "--apply")
@@ -168,17 +170,17 @@ def test_preflight_refuses_without_keda(apiserver: Any) -> None:
     assert "KEDA is not installed" in str(result.exception)
 
 
-def test_preflight_refuses_old_keda(apiserver: Any, cluster: Any) -> None:
+def test_preflight_refuses_old_keda(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     deploy = cluster.get("apps/v1", "Deployment", "keda-operator", "keda")
     deploy["metadata"]["labels"]["app.kubernetes.io/version"] = "2.10.1"
     cluster.replace(deploy)
-    with pytest.raises(GpuscaleError, match="2.10.1 cannot adopt"):
+    with pytest.raises(GpuscaleError, match=r"2.10.1 cannot adopt"):
         service.preflight(cluster, [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {
             "annotations": {"scaledobject.keda.sh/transfer-hpa-ownership": "true"}}}])
 
 
-def test_missing_target_names_the_hpa(apiserver: Any, cluster: Any) -> None:
+def test_missing_target_names_the_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     cluster.delete("apps/v1", "Deployment", "vllm-gemma-deployment", NS)
     result = _run(apiserver, "gemma-server-hpa")

@@ -14,7 +14,10 @@ from click.testing import CliRunner, Result
 from kubectl_gpuscale.autoscale.apply import query_preflight
 from kubectl_gpuscale.autoscale.querycheck import check_query
 from kubectl_gpuscale.cli.root import cli
+from kubectl_gpuscale.prom import Prometheus
 from tests.support.keda_sim import keda_operator
+from tests.support.kube_fixtures import TestApiServer
+from tests.support.prometheus import PrometheusServer
 
 NS = "ml"
 KEDA = keda_operator()
@@ -46,12 +49,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
-def _seed(apiserver: Any, *names: str) -> None:
+def _seed(apiserver: TestApiServer, *names: str) -> None:
     apiserver.enable_group("keda.sh")
     apiserver.seed(*[obj for name in names for obj in _vllm(name)], KEDA, WEBHOOK)
 
 
-def _run(apiserver: Any, *args: str, env: dict[str, str] | None = None) -> Result:
+def _run(apiserver: TestApiServer, *args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, *args], env=env)
 
 
@@ -59,12 +62,12 @@ def _warnings(result: Result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
 
 
-def _waiting(prometheus_server: Any, namespace: str, prefix: str) -> float:
+def _waiting(prometheus_server: PrometheusServer, namespace: str, prefix: str) -> float:
     return float(sum(p.values["waiting"] for p in prometheus_server.fleet
                      if p.namespace == namespace and p.pod.startswith(prefix) and "waiting" in p.values))
 
 
-def test_one_series_shows_value_against_threshold(apiserver: Any, prometheus_server: Any, clean_env: None) -> None:
+def test_one_series_shows_value_against_threshold(apiserver: TestApiServer, prometheus_server: PrometheusServer, clean_env: None) -> None:
     _seed(apiserver, "llama")
     result = _run(apiserver, "llama", "--apply", "--prometheus", prometheus_server.url)
     assert result.exit_code == 0, result.output
@@ -79,7 +82,7 @@ def test_one_series_shows_value_against_threshold(apiserver: Any, prometheus_ser
     assert f"Prometheus at {prometheus_server.url} (--prometheus)" in result.stderr
 
 
-def test_url_from_environment_and_no_series_for_unscraped_pods(apiserver: Any, prometheus_server: Any,
+def test_url_from_environment_and_no_series_for_unscraped_pods(apiserver: TestApiServer, prometheus_server: PrometheusServer,
                                                                clean_env: None) -> None:
     # "mistral" has no pods in Prometheus: its scoped query returns nothing although the metric exists.
     _seed(apiserver, "llama", "mistral")
@@ -97,7 +100,7 @@ def test_url_from_environment_and_no_series_for_unscraped_pods(apiserver: Any, p
     assert prometheus_server.url not in so["spec"]["triggers"][0]["metadata"]["serverAddress"]
 
 
-def test_renamed_metric_in_query_names_the_current_one(apiserver: Any, prometheus_server: Any,
+def test_renamed_metric_in_query_names_the_current_one(apiserver: TestApiServer, prometheus_server: PrometheusServer,
                                                        clean_env: None) -> None:
     _seed(apiserver, "llama")
     old = 'sum({__name__=~"vllm[:_]gpu_cache_usage_perc", namespace="ml", pod=~"llama-.*"})'
@@ -110,7 +113,7 @@ def test_renamed_metric_in_query_names_the_current_one(apiserver: Any, prometheu
     assert apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "llama", NS) is None  # server dry run
 
 
-def test_prometheus_down_is_one_warning_and_the_migration_goes_on(apiserver: Any, clean_env: None) -> None:
+def test_prometheus_down_is_one_warning_and_the_migration_goes_on(apiserver: TestApiServer, clean_env: None) -> None:
     _seed(apiserver, "llama", "mistral")
     result = _run(apiserver, "--all", "--apply", "--kv-cache", "0.8", "--prometheus", "http://127.0.0.1:9",
                   "--request-timeout", "2s")
@@ -123,7 +126,7 @@ def test_prometheus_down_is_one_warning_and_the_migration_goes_on(apiserver: Any
         assert apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", name, NS) is not None
 
 
-def test_no_prometheus_known_says_so(apiserver: Any, clean_env: None) -> None:
+def test_no_prometheus_known_says_so(apiserver: TestApiServer, clean_env: None) -> None:
     _seed(apiserver, "llama")
     result = _run(apiserver, "llama", "--apply")
     assert result.exit_code == 0, result.output
@@ -134,7 +137,7 @@ def test_no_prometheus_known_says_so(apiserver: Any, clean_env: None) -> None:
 # ---- the shared check (doctor's GS004/GS005 and this preflight) on the real Prometheus ----------
 
 
-def test_shared_check_counts_series_without_sum(prometheus: Any, prometheus_server: Any) -> None:
+def test_shared_check_counts_series_without_sum(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     pods = [p for p in prometheus_server.fleet if p.namespace == NS and p.engine == "vllm-v1"]
     check = check_query(prometheus, '{__name__=~"vllm[:_]num_requests_waiting", namespace="ml"}', 5)
     assert check.error is None and check.series == len(pods) == 2 and check.value is None
@@ -144,7 +147,7 @@ def test_shared_check_counts_series_without_sum(prometheus: Any, prometheus_serv
     assert summed.wanted_replicas == -(-int(summed.value) // 5)
 
 
-def test_query_preflight_warns_on_several_series(prometheus: Any) -> None:
+def test_query_preflight_warns_on_several_series(prometheus: Prometheus) -> None:
     from kubectl_gpuscale.autoscale.builders import prometheus_trigger, scaled_object
 
     so = scaled_object(name="llama", namespace=NS, target={"apiVersion": "apps/v1", "kind": "Deployment",

@@ -16,8 +16,10 @@ from kubectl_gpuscale.autoscale import apply as service
 from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
 from kubectl_gpuscale.cli import main
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.kube import Cluster
 from kubectl_gpuscale.manifests import load
 from tests.support.keda_sim import keda_adopts, keda_hpa, keda_operator
+from tests.support.kube_fixtures import Kubectl, TestApiServer
 from tests.support.paths import MANIFESTS
 
 NS = "ml"
@@ -30,7 +32,7 @@ FINISH = f"finish with: kubectl gpuscale migrate-hpa --rollback {NAME} -n {NS}"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def _seed(apiserver: Any) -> dict[str, Any]:
+def _seed(apiserver: TestApiServer) -> dict[str, Any]:
     """The sample vLLM HPA and Deployment in ``ml``, as `kubectl apply` left them, owned by a release
     ConfigMap and holding a finalizer; KEDA 2.20 installed."""
     apiserver.enable_group("keda.sh")
@@ -52,7 +54,7 @@ def _seed(apiserver: Any) -> dict[str, Any]:
     return seeded
 
 
-def _gpuscale(capsys: pytest.CaptureFixture[str], apiserver: Any, *args: str) -> tuple[int, str, str]:
+def _gpuscale(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, *args: str) -> tuple[int, str, str]:
     """Run the CLI's real entry point (errors printed as the user sees them); (exit code, stdout, stderr)."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
@@ -61,7 +63,7 @@ def _gpuscale(capsys: pytest.CaptureFixture[str], apiserver: Any, *args: str) ->
     return int(info.value.code or 0), out.out, out.err
 
 
-def _migrated(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> dict[str, Any]:
+def _migrated(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> dict[str, Any]:
     """Seed, migrate with --apply, and let KEDA adopt the HPA; returns the HPA as it was before."""
     before = _seed(apiserver)
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply")
@@ -74,7 +76,7 @@ def _migrated(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) 
     return before
 
 
-def _assert_restored_exactly(apiserver: Any, before: dict[str, Any]) -> None:
+def _assert_restored_exactly(apiserver: TestApiServer, before: dict[str, Any]) -> None:
     hpa = apiserver.get_object(*HPA)
     assert hpa is not None, "the HPA was lost"
     assert hpa["spec"] == before["spec"]
@@ -82,7 +84,7 @@ def _assert_restored_exactly(apiserver: Any, before: dict[str, Any]) -> None:
         assert hpa["metadata"].get(key) == before["metadata"].get(key), key
 
 
-def _assert_kept(apiserver: Any) -> None:
+def _assert_kept(apiserver: TestApiServer) -> None:
     """The rollback stopped safely: the ScaledObject and its saved HPA are there, and so is an HPA."""
     so = apiserver.get_object(*SO)
     assert so is not None, "the ScaledObject (the only copy of the original HPA) was deleted"
@@ -90,7 +92,7 @@ def _assert_kept(apiserver: Any) -> None:
     assert apiserver.get_object(*HPA) is not None, "the HPA was lost"
 
 
-def _bump_status(cluster: Any) -> Any:
+def _bump_status(cluster: Cluster) -> Any:
     """The HPA controller's status write (every 15 s): the HPA's resourceVersion moves on."""
     counter = {"n": 0}
 
@@ -104,8 +106,8 @@ def _bump_status(cluster: Any) -> Any:
 # ---- the rollback restores exactly, HPA first --------------------------------------------------------
 
 
-def test_rollback_restores_hpa_first_and_exactly(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                  cluster: Any) -> None:
+def test_rollback_restores_hpa_first_and_exactly(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                  cluster: Cluster) -> None:
     """Spec, labels, annotations (last-applied-configuration too), finalizers and ownerReferences come
     back; the HPA is written before the ScaledObject is deleted, and the delete orphans."""
     before = _migrated(capsys, apiserver, cluster)
@@ -121,7 +123,7 @@ def test_rollback_restores_hpa_first_and_exactly(capsys: pytest.CaptureFixture[s
     assert (body.get("propagationPolicy") or writes[1].param("propagationPolicy")) == "Orphan"
 
 
-def test_owner_gone_is_not_restored(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> None:
+def test_owner_gone_is_not_restored(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
     """An ownerReference to a deleted owner is dropped with a note: restoring it would let the garbage
     collector delete the HPA (kubernetes pkg/controller/garbagecollector/garbagecollector.go,
     attemptToDeleteItem: a dependent whose owners are all absent is deleted)."""
@@ -135,8 +137,8 @@ def test_owner_gone_is_not_restored(capsys: pytest.CaptureFixture[str], apiserve
     assert hpa["metadata"]["finalizers"] == before["metadata"]["finalizers"]
 
 
-def test_keda_rewriting_the_hpa_before_the_delete_is_undone(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                            cluster: Any) -> None:
+def test_keda_rewriting_the_hpa_before_the_delete_is_undone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                            cluster: Cluster) -> None:
     """Removing KEDA's ownerReference makes KEDA reconcile the ScaledObject and rewrite the HPA
     (kedacore/keda controllers/keda/scaledobject_controller.go SetupWithManager Owns(HPA);
     controllers/keda/hpa.go updateHPAIfNeeded) until the ScaledObject is gone: the rollback
@@ -153,8 +155,8 @@ def test_keda_rewriting_the_hpa_before_the_delete_is_undone(capsys: pytest.Captu
 # ---- a failing step keeps the ScaledObject; the same command finishes the job ------------------------
 
 
-def test_denied_hpa_update_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                            cluster: Any) -> None:
+def test_denied_hpa_update_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                            cluster: Cluster) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.deny("update", "horizontalpodautoscalers.autoscaling")
     code, out, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
@@ -173,8 +175,8 @@ def test_denied_hpa_update_keeps_everything(capsys: pytest.CaptureFixture[str], 
     assert apiserver.get_object(*SO) is None
 
 
-def test_conflict_from_status_writes_is_retried(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                cluster: Any) -> None:
+def test_conflict_from_status_writes_is_retried(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                cluster: Cluster) -> None:
     """The HPA controller writes status between our read and our replace: the server's own
     resourceVersion check answers 409; the rollback re-reads and retries."""
     before = _migrated(capsys, apiserver, cluster)
@@ -185,8 +187,8 @@ def test_conflict_from_status_writes_is_retried(capsys: pytest.CaptureFixture[st
     _assert_restored_exactly(apiserver, before)
 
 
-def test_endless_conflicts_keep_everything(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                           cluster: Any) -> None:
+def test_endless_conflicts_keep_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                           cluster: Cluster) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, before=_bump_status(cluster), times=None)
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
@@ -198,7 +200,7 @@ def test_endless_conflicts_keep_everything(capsys: pytest.CaptureFixture[str], a
     _assert_restored_exactly(apiserver, before)
 
 
-def test_internal_error_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> None:
+def test_internal_error_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
     """A 500 may or may not have landed: read back (not restored here), stop, keep the ScaledObject."""
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, status=500, message="etcdserver: request timed out")
@@ -212,8 +214,8 @@ def test_internal_error_keeps_everything(capsys: pytest.CaptureFixture[str], api
     _assert_restored_exactly(apiserver, before)
 
 
-def test_timeout_after_the_hpa_write_landed_is_read_back(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                         cluster: Any) -> None:
+def test_timeout_after_the_hpa_write_landed_is_read_back(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                         cluster: Cluster) -> None:
     """The replace is committed but its answer comes after the client's timeout: read back, restored, go on."""
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, delay=2.0)
@@ -224,8 +226,8 @@ def test_timeout_after_the_hpa_write_landed_is_read_back(capsys: pytest.CaptureF
     assert apiserver.get_object(*SO) is None
 
 
-def test_timeout_before_the_hpa_write_landed_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                              cluster: Any) -> None:
+def test_timeout_before_the_hpa_write_landed_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                              cluster: Cluster) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, drop=True, commit=False)
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--request-timeout", "1s")
@@ -236,8 +238,8 @@ def test_timeout_before_the_hpa_write_landed_keeps_everything(capsys: pytest.Cap
     _assert_restored_exactly(apiserver, before)
 
 
-def test_denied_delete_after_restore_says_so(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                             cluster: Any) -> None:
+def test_denied_delete_after_restore_says_so(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                             cluster: Cluster) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.deny("delete", "scaledobjects.keda.sh")
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
@@ -256,13 +258,13 @@ def test_denied_delete_after_restore_says_so(capsys: pytest.CaptureFixture[str],
 # ---- a forged saved HPA is refused before any write ---------------------------------------------------
 
 
-def _forge(cluster: Any, saved: Any) -> None:
+def _forge(cluster: Cluster, saved: Any) -> None:
     so = cluster.get(*SO[:3], NS)
     so["metadata"]["annotations"][ORIGINAL_HPA] = saved if isinstance(saved, str) else json.dumps(saved)
     cluster.replace(so)
 
 
-def test_forged_rolebinding_is_refused(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> None:
+def test_forged_rolebinding_is_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
     """Anyone who can edit the ScaledObject must not make an admin's rollback create a RoleBinding."""
     _migrated(capsys, apiserver, cluster)
     _forge(cluster, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -290,7 +292,7 @@ def test_forged_rolebinding_is_refused(capsys: pytest.CaptureFixture[str], apise
     (lambda o: o["metadata"].update(ownerReferences=[{"kind": "X"}]), "metadata.ownerReferences that are not"),
     (lambda o: o.pop("spec"), "has no spec"),
 ])
-def test_forged_fields_are_refused(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any,
+def test_forged_fields_are_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster,
                                    change: Any, why: str) -> None:
     _migrated(capsys, apiserver, cluster)
     saved = json.loads(cluster.get(*SO[:3], NS)["metadata"]["annotations"][ORIGINAL_HPA])
@@ -303,7 +305,7 @@ def test_forged_fields_are_refused(capsys: pytest.CaptureFixture[str], apiserver
     assert not [r for r in apiserver.requests if r.method != "GET"]
 
 
-def test_annotation_not_json_is_refused(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> None:
+def test_annotation_not_json_is_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
     _migrated(capsys, apiserver, cluster)
     _forge(cluster, "{not json")
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
@@ -315,8 +317,8 @@ def test_annotation_not_json_is_refused(capsys: pytest.CaptureFixture[str], apis
 
 
 @pytest.mark.parametrize("fault", [{"delay": 2.0}, {"drop": True}], ids=["commit-then-timeout", "commit-then-drop"])
-def test_apply_write_that_landed_unseen_is_undone(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                  cluster: Any, fault: dict[str, Any]) -> None:
+def test_apply_write_that_landed_unseen_is_undone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                  cluster: Cluster, fault: dict[str, Any]) -> None:
     """The ScaledObject is committed but the client never hears it: read back, counted as written, and
     undone; the message never says "0 object(s) written"."""
     before = _seed(apiserver)
@@ -330,8 +332,8 @@ def test_apply_write_that_landed_unseen_is_undone(capsys: pytest.CaptureFixture[
     _assert_restored_exactly(apiserver, before)
 
 
-def test_apply_second_object_landed_unseen_undoes_both(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                       cluster: Any) -> None:
+def test_apply_second_object_landed_unseen_undoes_both(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                       cluster: Cluster) -> None:
     before = _seed(apiserver)
     pdb = f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/"
     apiserver.faults.add("PATCH", pdb, drop=True)
@@ -344,7 +346,7 @@ def test_apply_second_object_landed_unseen_undoes_both(capsys: pytest.CaptureFix
 
 
 def test_apply_write_that_did_not_land_is_not_called_nothing_changed(capsys: pytest.CaptureFixture[str],
-                                                                     apiserver: Any, cluster: Any) -> None:
+                                                                     apiserver: TestApiServer, cluster: Cluster) -> None:
     """No answer and not there when read back: said as such, with the command to check again."""
     _seed(apiserver)
     apiserver.faults.add("PATCH", SO_PATH, drop=True, commit=False)
@@ -363,7 +365,7 @@ def _backup_path(err: str) -> Path:
     return Path(line.split(": ", 1)[1].split(" (restore with", 1)[0])
 
 
-def test_apply_writes_a_private_backup(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> None:
+def test_apply_writes_a_private_backup(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
     before = _seed(apiserver)
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply")
     assert code == 0, err
@@ -385,7 +387,7 @@ def test_apply_writes_a_private_backup(capsys: pytest.CaptureFixture[str], apise
     assert _backup_path(err) == path and len(list(path.parent.iterdir())) == 1, "a re-run piled up a copy"
 
 
-def test_backup_that_cannot_be_written_stops_before_any_write(capsys: pytest.CaptureFixture[str], apiserver: Any,
+def test_backup_that_cannot_be_written_stops_before_any_write(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _seed(apiserver)
     blocker = tmp_path / "not-a-dir"
@@ -398,8 +400,8 @@ def test_backup_that_cannot_be_written_stops_before_any_write(capsys: pytest.Cap
     assert apiserver.get_object(*SO) is None
 
 
-def test_rollback_from_backup_when_the_annotation_is_gone(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                          cluster: Any) -> None:
+def test_rollback_from_backup_when_the_annotation_is_gone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                          cluster: Cluster) -> None:
     before = _seed(apiserver)
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply")
     path = _backup_path(err)
@@ -416,8 +418,8 @@ def test_rollback_from_backup_when_the_annotation_is_gone(capsys: pytest.Capture
     assert apiserver.get_object(*SO) is None
 
 
-def test_rollback_from_backup_when_the_scaled_object_is_gone(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                             cluster: Any) -> None:
+def test_rollback_from_backup_when_the_scaled_object_is_gone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                             cluster: Cluster) -> None:
     """The ScaledObject deleted by hand with a plain delete: the HPA was garbage-collected with it."""
     before = _seed(apiserver)
     path = _backup_path(_gpuscale(capsys, apiserver, NAME, "--apply")[2])
@@ -431,7 +433,7 @@ def test_rollback_from_backup_when_the_scaled_object_is_gone(capsys: pytest.Capt
     _assert_restored_exactly(apiserver, before)
 
 
-def test_forged_backup_is_refused(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any,
+def test_forged_backup_is_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster,
                                   tmp_path: Path) -> None:
     _migrated(capsys, apiserver, cluster)
     forged = tmp_path / "backup.json"
@@ -443,7 +445,7 @@ def test_forged_backup_is_refused(capsys: pytest.CaptureFixture[str], apiserver:
     _assert_kept(apiserver)
 
 
-def test_from_backup_needs_rollback(capsys: pytest.CaptureFixture[str], apiserver: Any) -> None:
+def test_from_backup_needs_rollback(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer) -> None:
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--from-backup", "x.json")
     assert code == 2 and "--from-backup needs --rollback" in err
 
@@ -451,7 +453,7 @@ def test_from_backup_needs_rollback(capsys: pytest.CaptureFixture[str], apiserve
 # ---- the user's path: the real kubectl binary ----------------------------------------------------------
 
 
-def test_through_kubectl_denied_restore_then_finish(kubectl: Any, apiserver: Any, cluster: Any) -> None:
+def test_through_kubectl_denied_restore_then_finish(kubectl: Kubectl, apiserver: TestApiServer, cluster: Cluster) -> None:
     """`kubectl gpuscale migrate-hpa`: apply (backup printed), a denied rollback that keeps everything and
     prints the command that finishes it, then that command."""
     before = _seed(apiserver)
@@ -474,8 +476,8 @@ def test_through_kubectl_denied_restore_then_finish(kubectl: Any, apiserver: Any
     assert apiserver.get_object(*SO) is None
 
 
-def test_hpa_recreated_by_keda_meanwhile_is_replaced(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                     cluster: Any) -> None:
+def test_hpa_recreated_by_keda_meanwhile_is_replaced(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                     cluster: Cluster) -> None:
     """The HPA is gone, so the rollback creates it; KEDA re-creates it first (ensureHPAForScaledObjectExists,
     kedacore/keda controllers/keda/scaledobject_controller.go): 409 AlreadyExists, re-read, replace."""
     before = _migrated(capsys, apiserver, cluster)
@@ -489,7 +491,7 @@ def test_hpa_recreated_by_keda_meanwhile_is_replaced(capsys: pytest.CaptureFixtu
     _assert_restored_exactly(apiserver, before)
 
 
-def test_untouched_hpa_needs_no_write(capsys: pytest.CaptureFixture[str], apiserver: Any, cluster: Any) -> None:
+def test_untouched_hpa_needs_no_write(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
     """Undoing an --apply before KEDA adopted the HPA writes nothing to it: a user who may create
     ScaledObjects but not update HPAs can still undo."""
     before = _seed(apiserver)
@@ -500,8 +502,8 @@ def test_untouched_hpa_needs_no_write(capsys: pytest.CaptureFixture[str], apiser
     _assert_restored_exactly(apiserver, before)
 
 
-def test_client_dry_run_plans_and_validates(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                            cluster: Any) -> None:
+def test_client_dry_run_plans_and_validates(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                            cluster: Cluster) -> None:
     before = _migrated(capsys, apiserver, cluster)
     code, out, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--dry-run=client", "-o", "json")
     assert code == 0, err
@@ -513,8 +515,8 @@ def test_client_dry_run_plans_and_validates(capsys: pytest.CaptureFixture[str], 
     assert _gpuscale(capsys, apiserver, "--rollback", NAME, "--dry-run=client")[0] == 2
 
 
-def test_last_check_failing_after_the_delete_leaves_a_backup(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                             cluster: Any, tmp_path: Path) -> None:
+def test_last_check_failing_after_the_delete_leaves_a_backup(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                             cluster: Cluster, tmp_path: Path) -> None:
     """The worst case: KEDA rewrites the HPA just before the delete and the write that fixes it fails. The
     ScaledObject (and its annotation) is gone, so the original goes to a new local backup, and the
     command the error prints restores it."""
@@ -540,8 +542,8 @@ def test_last_check_failing_after_the_delete_leaves_a_backup(capsys: pytest.Capt
     _assert_restored_exactly(apiserver, before)
 
 
-def test_scale_target_without_api_version_is_accepted(capsys: pytest.CaptureFixture[str], apiserver: Any,
-                                                      cluster: Any) -> None:
+def test_scale_target_without_api_version_is_accepted(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
+                                                      cluster: Cluster) -> None:
     """scaleTargetRef.apiVersion is optional in an HPA (CrossVersionObjectReference): kind and name still match."""
     _migrated(capsys, apiserver, cluster)
     saved = json.loads(cluster.get(*SO[:3], NS)["metadata"]["annotations"][ORIGINAL_HPA])
@@ -571,7 +573,7 @@ def test_backup_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
 
 
 def test_apply_undo_that_cannot_restore_keeps_the_scaled_object(capsys: pytest.CaptureFixture[str],
-                                                                apiserver: Any, cluster: Any) -> None:
+                                                                apiserver: TestApiServer, cluster: Cluster) -> None:
     """The --apply undo path is the rollback: KEDA adopted the HPA, the next write is refused, and the undo
     may not update HPAs. The ScaledObject (the original's only copy in the cluster) stays, and the error
     says how to finish."""

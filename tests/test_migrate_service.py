@@ -6,7 +6,6 @@ Through the real kubernetes client against the test API server, like the CLI tes
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,10 +13,12 @@ from click.testing import CliRunner
 from kubectl_gpuscale import migrate
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.kube import Cluster
+from tests.support.kube_fixtures import TestApiServer
 from tests.test_migrate_cluster import NS, _seed
 
 
-def test_plan_then_apply_writes_what_the_cli_writes(apiserver: Any, cluster: Any) -> None:
+def test_plan_then_apply_writes_what_the_cli_writes(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     notes: list[str] = []
     request = migrate.MigrateRequest(names=("gemma-server-hpa",), namespace=NS, kv_cache=0.8)

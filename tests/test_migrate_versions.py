@@ -19,12 +19,14 @@ from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.facts import parse_version
 from kubectl_gpuscale.facts.detect import detect_targets
 from kubectl_gpuscale.facts.keda import fallback_plan
+from kubectl_gpuscale.kube import Cluster
+from tests.support.kube_fixtures import TestApiServer
 from tests.test_migrate_cluster import NS, _seed
 
 SO_API = "keda.sh/v1alpha1"
 
 
-def _keda(apiserver: Any, cluster: Any, version: str) -> None:
+def _keda(apiserver: TestApiServer, cluster: Cluster, version: str) -> None:
     deploy = cluster.get("apps/v1", "Deployment", "keda-operator", "keda")
     deploy["metadata"]["labels"]["app.kubernetes.io/version"] = version
     deploy["spec"]["template"]["spec"]["containers"][0]["image"] = f"ghcr.io/kedacore/keda:{version}"
@@ -32,11 +34,11 @@ def _keda(apiserver: Any, cluster: Any, version: str) -> None:
     apiserver.keda_webhook.version = version
 
 
-def _run(apiserver: Any, *args: str) -> Any:
+def _run(apiserver: TestApiServer, *args: str) -> Any:
     return CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, *args])
 
 
-def test_apply_on_detected_keda_2_17_0_passes_its_webhook(apiserver: Any, cluster: Any) -> None:
+def test_apply_on_detected_keda_2_17_0_passes_its_webhook(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     _keda(apiserver, cluster, "2.17.0")
     result = _run(apiserver, "gemma-server-hpa", "--apply")
@@ -48,19 +50,19 @@ def test_apply_on_detected_keda_2_17_0_passes_its_webhook(apiserver: Any, cluste
     assert so["spec"]["fallback"]["behavior"] == "currentReplicasIfHigher"
 
 
-def test_preflight_refuses_what_the_2_17_0_webhook_rejects_before_any_write(apiserver: Any, cluster: Any) -> None:
+def test_preflight_refuses_what_the_2_17_0_webhook_rejects_before_any_write(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     _keda(apiserver, cluster, "2.17.0")
     implicit = {"apiVersion": SO_API, "kind": "ScaledObject", "metadata": {"name": "x", "namespace": NS},
                 "spec": {"scaleTargetRef": {"name": "x"}, "fallback": {"failureThreshold": 3, "replicas": 1},
                          "triggers": [{"type": "prometheus", "metadata": {}}]}}
     apiserver.reset_requests()
-    with pytest.raises(GpuscaleError, match="KEDA 2.17.0's admission webhook rejects it"):
+    with pytest.raises(GpuscaleError, match=r"KEDA 2.17.0's admission webhook rejects it"):
         service.preflight(cluster, [implicit])
     assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST", prefix="/apis/keda.sh")
 
 
-def test_scale_to_zero_on_detected_keda_2_16_has_no_fallback(apiserver: Any, cluster: Any) -> None:
+def test_scale_to_zero_on_detected_keda_2_16_has_no_fallback(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     _keda(apiserver, cluster, "2.16.1")
     apiserver.enable_group("http.keda.sh")
@@ -72,7 +74,7 @@ def test_scale_to_zero_on_detected_keda_2_16_has_no_fallback(apiserver: Any, clu
     assert so is not None and so["spec"]["minReplicaCount"] == 0 and "fallback" not in so["spec"]
 
 
-def test_target_versions_win_over_detection(apiserver: Any, cluster: Any) -> None:
+def test_target_versions_win_over_detection(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)  # the operator says 2.20.2
     result = _run(apiserver, "gemma-server-hpa", "--target-versions", "keda=2.16.1", "-o", "json")
     assert result.exit_code == 0, result.output
@@ -80,7 +82,7 @@ def test_target_versions_win_over_detection(apiserver: Any, cluster: Any) -> Non
     assert "currentReplicasIfHigher" not in result.stdout  # 2.16 has no fallback.behavior
 
 
-def test_bad_target_versions_is_one_clear_usage_line(apiserver: Any) -> None:
+def test_bad_target_versions_is_one_clear_usage_line(apiserver: TestApiServer) -> None:
     result = _run(apiserver, "gemma-server-hpa", "--target-versions", "keda=latest")
     assert result.exit_code == 2
     assert "'keda=latest'" not in result.stderr and "'latest' is not a version" in result.stderr
@@ -99,7 +101,7 @@ def _crd_without_fallback_behavior() -> dict[str, Any]:
     return crd
 
 
-def test_the_served_crd_decides_fallback_behavior_and_names_the_version(apiserver: Any, cluster: Any) -> None:
+def test_the_served_crd_decides_fallback_behavior_and_names_the_version(apiserver: TestApiServer, cluster: Cluster) -> None:
     """A served CRD without spec.fallback.behavior: even for a version that has it (2.20.2 given), no behavior
     is emitted, since the schema decides over the version number. With no keda-operator Deployment, the
     version comes from the CRD's app.kubernetes.io/version label."""

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -235,9 +235,9 @@ def test_a_url_that_is_not_prometheus(prometheus_server: PrometheusServer) -> No
 
 class _Recorder(BaseHTTPRequestHandler):
     status = 200
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         type(self).seen.append(dict(self.headers))
         body = b'{"status":"error","errorType":"unauthorized","error":"no"}'
         self.send_response(self.status)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,15 +12,17 @@ from kubectl_gpuscale import config
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.prom import resolve
 from kubectl_gpuscale.prom.settings import ENV_TOKEN, ENV_URL
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.measure import run_measured
+from tests.support.prometheus import PrometheusServer
 from tests.test_tui_live import _seed_llama
 
 
-def _record(apiserver: Any, url: str) -> None:
+def _record(apiserver: TestApiServer, url: str) -> None:
     apiserver.seed(config.config_map({config.KEY_PROMETHEUS: url}))
 
 
-def test_top_reads_the_prometheus_recorded_at_install(apiserver: Any, prometheus_server: Any,
+def test_top_reads_the_prometheus_recorded_at_install(apiserver: TestApiServer, prometheus_server: PrometheusServer,
                                                       tmp_path: Path) -> None:
     """No flag, no $GPUSCALE_PROMETHEUS_URL: top uses the URL `install` wrote to the ConfigMap, as doctor
     does (was: top resolved the flag and the environment only, and showed empty metric columns)."""
@@ -36,7 +37,7 @@ def test_top_reads_the_prometheus_recorded_at_install(apiserver: Any, prometheus
 
 
 def test_a_token_from_the_environment_never_goes_to_the_recorded_url(
-        apiserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        apiserver: TestApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
@@ -51,7 +52,7 @@ def test_a_token_from_the_environment_never_goes_to_the_recorded_url(
     assert resolve.resolve(None, cluster, env={**env, ENV_URL: "http://env:9090"}).token == "s3cret"
 
 
-def test_discovery_comes_last_and_only_when_asked(apiserver: Any, tmp_path: Path,
+def test_discovery_comes_last_and_only_when_asked(apiserver: TestApiServer, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from kubectl_gpuscale.kube import Cluster
 

@@ -27,6 +27,7 @@ from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import GpuscaleError, InputError
 from kubectl_gpuscale.prom import settings
 from kubectl_gpuscale.prom.settings import ENV_TOKEN, ENV_URL, resolve_url
+from tests.support.kube_fixtures import TestApiServer
 from tests.support.paths import MANIFESTS
 from tests.support.recording_http import recording_server
 from tests.support.schemas import assert_valid
@@ -88,7 +89,7 @@ def test_gateway_error_shows_the_url_without_userinfo() -> None:
     assert not _leaks(err.value.line())
 
 
-def test_userinfo_still_authenticates_the_users_own_requests(apiserver: Any) -> None:
+def test_userinfo_still_authenticates_the_users_own_requests(apiserver: TestApiServer) -> None:
     """doctor --prometheus http://alice:PASSWORD@HOST sends HTTP basic auth to HOST, prints no password."""
     with recording_server() as server:
         url = server.url.replace("http://", f"http://alice:{PASSWORD}@")
@@ -182,7 +183,7 @@ def test_migrate_without_credentials_emits_no_trigger_authentication() -> None:
     assert "TriggerAuthentication" not in err
 
 
-def test_trigger_authentication_is_applied_with_the_scaled_object(apiserver: Any,
+def test_trigger_authentication_is_applied_with_the_scaled_object(apiserver: TestApiServer,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Server-side applied to the test API server (KEDA's admission rules) before the ScaledObject."""
     import copy
@@ -217,7 +218,7 @@ def test_builders_never_take_a_credential() -> None:
 # ---- the install ConfigMap ------------------------------------------------------------------------------------
 
 
-def test_configmap_never_stores_userinfo(apiserver: Any) -> None:
+def test_configmap_never_stores_userinfo(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
@@ -228,7 +229,7 @@ def test_configmap_never_stores_userinfo(apiserver: Any) -> None:
     assert not _leaks(json.dumps(stored))
 
 
-def test_install_records_and_prints_no_password(apiserver: Any, tmp_path: Path) -> None:
+def test_install_records_and_prints_no_password(apiserver: TestApiServer, tmp_path: Path) -> None:
     """install --prometheus with userinfo: the plan, the summary and the ConfigMap hold the bare URL."""
     from tests.test_install_cluster import Controllers, gpuscale, write_keda
 
@@ -245,12 +246,12 @@ def test_install_records_and_prints_no_password(apiserver: Any, tmp_path: Path) 
 # ---- the token goes only to a URL given in this invocation ----------------------------------------------------
 
 
-def _plant_configmap(apiserver: Any, url: str) -> None:
+def _plant_configmap(apiserver: TestApiServer, url: str) -> None:
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": config.CONFIG_NAMESPACE}},
                    config.config_map({config.KEY_PROMETHEUS: url}))
 
 
-def test_token_is_not_sent_to_a_url_from_the_configmap(apiserver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_is_not_sent_to_a_url_from_the_configmap(apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Anyone who can edit ConfigMap gpuscale-config names their server; doctor connects to it (its
     queries are harmless) but without the user's token, and says why."""
     monkeypatch.setenv(ENV_TOKEN, TOKEN)
@@ -265,7 +266,7 @@ def test_token_is_not_sent_to_a_url_from_the_configmap(apiserver: Any, monkeypat
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
-def test_token_is_sent_to_a_url_given_now(apiserver: Any, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+def test_token_is_sent_to_a_url_given_now(apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     monkeypatch.setenv(ENV_TOKEN, TOKEN)
     with recording_server() as mine:
         args = ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", "ml"]
@@ -280,7 +281,7 @@ def test_token_is_sent_to_a_url_given_now(apiserver: Any, monkeypatch: pytest.Mo
     assert not _leaks(result.stdout, result.stderr)
 
 
-def test_migrate_preflight_sends_no_token_to_the_configmap_url(apiserver: Any,
+def test_migrate_preflight_sends_no_token_to_the_configmap_url(apiserver: TestApiServer,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """migrate-hpa --apply checks the trigger queries on the recorded Prometheus: without the token."""
     import copy
@@ -313,7 +314,7 @@ def test_resolve_url_attaches_the_token_only_to_given_urls() -> None:
     assert TOKEN not in repr(cfg) and TOKEN not in repr(resolve_url("http://flag:9090", env=env))
 
 
-def test_migrate_diff_redacts_a_password_left_in_a_live_scaled_object(apiserver: Any) -> None:
+def test_migrate_diff_redacts_a_password_left_in_a_live_scaled_object(apiserver: TestApiServer) -> None:
     """A ScaledObject written before credentials were split off still holds one: --diff prints it redacted."""
     import copy
 

@@ -131,7 +131,7 @@ def test_spec_filter_drops_only_the_named_runtime_hooks() -> None:
         "EXE": lambda pyz, got: seen.setdefault("scripts", [s[0] for s in got]),
         "print": lambda *_: None,
     }
-    exec(patched, namespace)  # noqa: S102 - the spec is Python that PyInstaller executes the same way
+    exec(patched, namespace)  # the spec is Python that PyInstaller executes the same way
     assert seen["scripts"] == ["pyiboot01_bootstrap", "pyi_rth_pkgutil", "entry"]
     with pytest.raises(SystemExit):
         build.skip_runtime_hooks("a = Analysis([])\n", build.SKIPPED_RUNTIME_HOOKS)

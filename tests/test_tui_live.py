@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from kubectl_gpuscale.errors import UnreachableError
 from kubectl_gpuscale.tui.model import Snapshot
 from kubectl_gpuscale.tui.sources.live import MAX_QUERIES, LiveSource, metric_queries
+from tests.support.kube_fixtures import TestApiServer
+from tests.support.prometheus import PrometheusServer
 
 
 def _vllm_deployment(ns: str, name: str, replicas: int, ready: int) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def _keda_hpa(ns: str, so: str, value: str) -> dict[str, Any]:
     }
 
 
-def _seed_llama(apiserver: Any) -> None:
+def _seed_llama(apiserver: TestApiServer) -> None:
     apiserver.seed(_vllm_deployment("ml", "llama", 2, 2), _pod("ml", "llama", "a", True),
                    _pod("ml", "llama", "b", True), _scaled_object("ml", "llama"), _keda_hpa("ml", "llama", "8"),
                    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ml"},
@@ -80,7 +83,7 @@ def test_query_count_does_not_depend_on_size() -> None:
     assert len(metric_queries(None)) <= MAX_QUERIES
 
 
-def test_live_snapshot_joins_cluster_and_prometheus(apiserver: Any, prometheus_server: Any) -> None:
+def test_live_snapshot_joins_cluster_and_prometheus(apiserver: TestApiServer, prometheus_server: PrometheusServer) -> None:
     from kubectl_gpuscale.kube import Cluster
     from kubectl_gpuscale.prom.gateway import Prometheus
 
@@ -112,7 +115,7 @@ def test_live_snapshot_joins_cluster_and_prometheus(apiserver: Any, prometheus_s
     source.close()
 
 
-def test_prometheus_down_degrades_and_keeps_cluster_data(apiserver: Any) -> None:
+def test_prometheus_down_degrades_and_keeps_cluster_data(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
     from kubectl_gpuscale.prom.gateway import Prometheus
 
@@ -135,7 +138,7 @@ def test_api_server_down_gives_a_problem_not_a_crash() -> None:
     assert snapshot.problems and "connection refused" in snapshot.problems[0]
 
 
-def test_scale_and_pause_write_through_the_client(apiserver: Any) -> None:
+def test_scale_and_pause_write_through_the_client(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     _seed_llama(apiserver)
@@ -153,7 +156,7 @@ def test_scale_and_pause_write_through_the_client(apiserver: Any) -> None:
     source.close()
 
 
-def test_live_waterfall_reads_the_pod_like_coldstart_does(apiserver: Any) -> None:
+def test_live_waterfall_reads_the_pod_like_coldstart_does(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
     from tests.support.paths import LOGS
 
@@ -167,7 +170,7 @@ def test_live_waterfall_reads_the_pod_like_coldstart_does(apiserver: Any) -> Non
     assert "longest" in headline or headline.startswith("failed")
 
 
-def test_checkpoint_action_goes_through_the_kubelet_proxy(apiserver: Any) -> None:
+def test_checkpoint_action_goes_through_the_kubelet_proxy(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-node-1", "labels": {
@@ -182,7 +185,7 @@ def test_checkpoint_action_goes_through_the_kubelet_proxy(apiserver: Any) -> Non
     assert "treat it like a Secret" in message and ".tar" in message
 
 
-def test_context_switch_reads_the_other_cluster(apiserver: Any, tmp_path: Any) -> None:
+def test_context_switch_reads_the_other_cluster(apiserver: TestApiServer, tmp_path: Path) -> None:
     from kubectl_gpuscale.kube import Cluster
     from tests.support.apiserver import ApiServer
 
@@ -201,7 +204,7 @@ def test_context_switch_reads_the_other_cluster(apiserver: Any, tmp_path: Any) -
         other.stop()
 
 
-def test_top_once_on_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Any) -> None:
+def test_top_once_on_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Path) -> None:
     import subprocess
     import sys
     from pathlib import Path
@@ -222,7 +225,7 @@ def test_top_once_on_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Any
 
 
 @pytest.mark.parametrize(("flags", "listed"), [([], ["llama"]), (["-n", "other"], []), (["-A"], ["llama"])])
-def test_top_without_n_reads_the_context_namespace(apiserver: Any, tmp_path: Any, flags: list[str],
+def test_top_without_n_reads_the_context_namespace(apiserver: TestApiServer, tmp_path: Path, flags: list[str],
                                                     listed: list[str]) -> None:
     """No -n and no -A: the context's namespace (kubectl's rule); -A lists every namespace (issue 16)."""
     import json

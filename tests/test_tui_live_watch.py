@@ -23,6 +23,7 @@ from kubectl_gpuscale.kube import Cluster, ExpiredError
 from kubectl_gpuscale.kube.watch import PAGE_SIZE, WATCH_MIN_SECONDS, KindCache, Scope, list_pages
 from kubectl_gpuscale.tui.model import Snapshot
 from kubectl_gpuscale.tui.sources.live import EVENTS_FIELD_SELECTOR, KINDS, LiveSource
+from tests.support.kube_fixtures import Kubectl, TestApiServer
 from tests.test_tui_live import _pod, _seed_llama
 
 
@@ -35,7 +36,7 @@ def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "con
         time.sleep(0.02)
 
 
-def watching(apiserver: Any, namespace: str = "ml") -> LiveSource:
+def watching(apiserver: TestApiServer, namespace: str = "ml") -> LiveSource:
     """A live source after start-up: listed (first refresh), then watching every kind (second refresh)."""
     source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace=namespace)
     source.refresh()
@@ -57,7 +58,7 @@ def refreshed_until(source: LiveSource, condition: Callable[[Snapshot], bool], w
     return found[0]
 
 
-def lists_by_resource(apiserver: Any) -> dict[str, int]:
+def lists_by_resource(apiserver: TestApiServer) -> dict[str, int]:
     return {resource: n for (verb, resource), n in apiserver.traffic.requests.items() if verb == "list"}
 
 
@@ -68,7 +69,7 @@ def pods_of(snapshot: Snapshot) -> set[str]:
 # ---- pagination --------------------------------------------------------------------------------------
 
 
-def test_pagination_returns_every_object_across_pages_from_one_snapshot(apiserver: Any, cluster: Cluster) -> None:
+def test_pagination_returns_every_object_across_pages_from_one_snapshot(apiserver: TestApiServer, cluster: Cluster) -> None:
     apiserver.seed([_pod("ml", "llama", f"p{i:04d}", True) for i in range(1234)])
     apiserver.traffic.reset()
     items, rv = list_pages(cluster, Scope("v1", "Pod", "ml"), page_size=100)
@@ -91,7 +92,7 @@ def test_pagination_returns_every_object_across_pages_from_one_snapshot(apiserve
     assert "continue" not in rest["metadata"]
 
 
-def test_a_continue_token_older_than_the_compaction_is_410(apiserver: Any, cluster: Cluster) -> None:
+def test_a_continue_token_older_than_the_compaction_is_410(apiserver: TestApiServer, cluster: Cluster) -> None:
     apiserver.seed([_pod("ml", "llama", f"p{i}", True) for i in range(5)])
     first = cluster.request("GET", "/api/v1/namespaces/ml/pods", query=[("limit", 2)]).json()
     apiserver.seed(_pod("ml", "llama", "late", True))
@@ -102,7 +103,7 @@ def test_a_continue_token_older_than_the_compaction_is_410(apiserver: Any, clust
     assert "too old to display a consistent list result" in caught.value.why
 
 
-def test_a_list_whose_continue_token_expires_starts_over_once(apiserver: Any, cluster: Cluster) -> None:
+def test_a_list_whose_continue_token_expires_starts_over_once(apiserver: TestApiServer, cluster: Cluster) -> None:
     """client-go's pager (tools/pager/pager.go, `List`) lists again in full when the continue token expired."""
     apiserver.seed([_pod("ml", "llama", f"p{i}", True) for i in range(5)])
 
@@ -125,7 +126,7 @@ def test_a_list_whose_continue_token_expires_starts_over_once(apiserver: Any, cl
     assert apiserver.traffic.requests[("list", "pods")] == 1 + 1 + 3  # page 1, the 410, then 3 fresh pages
 
 
-def test_the_real_kubectl_pages_through_the_test_api_server(apiserver: Any, kubectl: Any) -> None:
+def test_the_real_kubectl_pages_through_the_test_api_server(apiserver: TestApiServer, kubectl: Kubectl) -> None:
     """kubectl gets in chunks (`--chunk-size`, default 500) following `continue`: an independent client."""
     apiserver.seed([_pod("ml", "llama", f"p{i:03d}", True) for i in range(250)])
     apiserver.traffic.reset()
@@ -137,7 +138,7 @@ def test_the_real_kubectl_pages_through_the_test_api_server(apiserver: Any, kube
 # ---- list once, then watch -----------------------------------------------------------------------------
 
 
-def test_after_start_up_changes_reach_the_model_through_the_watch_with_no_list(apiserver: Any) -> None:
+def test_after_start_up_changes_reach_the_model_through_the_watch_with_no_list(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     source = watching(apiserver)
     try:
@@ -160,7 +161,7 @@ def test_after_start_up_changes_reach_the_model_through_the_watch_with_no_list(a
         source.close()
 
 
-def test_top_once_lists_and_never_watches(apiserver: Any) -> None:
+def test_top_once_lists_and_never_watches(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml")
     apiserver.traffic.reset()
@@ -170,7 +171,7 @@ def test_top_once_lists_and_never_watches(apiserver: Any) -> None:
     source.close()
 
 
-def test_an_expired_watch_causes_exactly_one_relist_per_kind(apiserver: Any) -> None:
+def test_an_expired_watch_causes_exactly_one_relist_per_kind(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     source = watching(apiserver)
     try:
@@ -188,7 +189,7 @@ def test_an_expired_watch_causes_exactly_one_relist_per_kind(apiserver: Any) -> 
         source.close()
 
 
-def test_a_watch_resumed_from_a_compacted_version_lists_again_once(apiserver: Any) -> None:
+def test_a_watch_resumed_from_a_compacted_version_lists_again_once(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     source = watching(apiserver)
     try:
@@ -204,7 +205,7 @@ def test_a_watch_resumed_from_a_compacted_version_lists_again_once(apiserver: An
         source.close()
 
 
-def test_a_broken_watch_is_restarted_from_its_version_without_a_list(apiserver: Any) -> None:
+def test_a_broken_watch_is_restarted_from_its_version_without_a_list(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     source = watching(apiserver)
     try:
@@ -222,7 +223,7 @@ def test_a_broken_watch_is_restarted_from_its_version_without_a_list(apiserver: 
         source.close()
 
 
-def test_bookmarks_move_the_version_so_a_reopened_watch_needs_no_list(apiserver: Any) -> None:
+def test_bookmarks_move_the_version_so_a_reopened_watch_needs_no_list(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     apiserver.watches.bookmark_seconds = 0.2
     source = watching(apiserver)
@@ -241,7 +242,7 @@ def test_bookmarks_move_the_version_so_a_reopened_watch_needs_no_list(apiserver:
         source.close()
 
 
-def test_a_forbidden_kind_degrades_alone_and_the_rest_keeps_updating(apiserver: Any) -> None:
+def test_a_forbidden_kind_degrades_alone_and_the_rest_keeps_updating(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     apiserver.deny("list", "events")
     source = watching(apiserver)
@@ -255,7 +256,7 @@ def test_a_forbidden_kind_degrades_alone_and_the_rest_keeps_updating(apiserver: 
         source.close()
 
 
-def test_events_are_filtered_on_the_server_and_only_scaling_reasons_are_kept(apiserver: Any) -> None:
+def test_events_are_filtered_on_the_server_and_only_scaling_reasons_are_kept(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-node-1", "namespace": "ml"}}
     deploy = apiserver.get_object("apps/v1", "Deployment", "llama", "ml")
@@ -280,12 +281,12 @@ def test_events_are_filtered_on_the_server_and_only_scaling_reasons_are_kept(api
         source.close()
 
 
-def test_the_doctor_reads_the_watched_kinds_from_the_caches(apiserver: Any) -> None:
+def test_the_doctor_reads_the_watched_kinds_from_the_caches(apiserver: TestApiServer) -> None:
     _seed_llama(apiserver)
     source = watching(apiserver)
     try:
         apiserver.traffic.reset()
-        source._doctor_at = None  # noqa: SLF001 - run the doctor on this refresh
+        source._doctor_at = None  # run the doctor on this refresh
         snapshot = source.refresh()
         assert any(f.rule == "GS008" for f in snapshot.findings)
         listed = set(lists_by_resource(apiserver))
@@ -296,7 +297,7 @@ def test_the_doctor_reads_the_watched_kinds_from_the_caches(apiserver: Any) -> N
         source.close()
 
 
-def test_kind_cache_counts_and_stops(apiserver: Any, cluster: Cluster) -> None:
+def test_kind_cache_counts_and_stops(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed_llama(apiserver)
     cache = KindCache(cluster, Scope("v1", "Pod", "ml"))
     cache.sync()
@@ -305,7 +306,7 @@ def test_kind_cache_counts_and_stops(apiserver: Any, cluster: Cluster) -> None:
     assert len(KINDS) == 8
 
 
-def test_the_traffic_counter_counts_requests_and_bytes_per_verb_and_resource(apiserver: Any,
+def test_the_traffic_counter_counts_requests_and_bytes_per_verb_and_resource(apiserver: TestApiServer,
                                                                              cluster: Cluster) -> None:
     _seed_llama(apiserver)
     apiserver.traffic.reset()
@@ -316,7 +317,7 @@ def test_the_traffic_counter_counts_requests_and_bytes_per_verb_and_resource(api
     assert apiserver.traffic.count("get", "deployments.apps") == 1
 
 
-def test_close_ends_the_open_watches_at_once(apiserver: Any) -> None:
+def test_close_ends_the_open_watches_at_once(apiserver: TestApiServer) -> None:
     """Switching namespace or context closes the caches: their quiet watches must not stay open until
     the next bookmark or the server's timeout (minutes), holding connections."""
     _seed_llama(apiserver)
