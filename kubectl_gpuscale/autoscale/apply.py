@@ -117,6 +117,41 @@ def knative_version(cluster: Cluster) -> kfacts.Version | None:
     return (found.major, found.minor) if found else None
 
 
+def _keda_preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: Targets | None) -> list[str]:
+    """KEDA is served, can adopt the HPAs, and its webhook takes the ScaledObjects; warnings otherwise."""
+    warnings: list[str] = []
+    if not cluster.serves(builders.KEDA_API, SO_KIND):
+        raise GpuscaleError("cannot migrate", "KEDA is not installed (no scaledobjects.keda.sh served)",
+                            "run: kubectl gpuscale install keda")
+    if targets is None:
+        from kubectl_gpuscale.facts.detect import detect_targets
+
+        targets = detect_targets(cluster)
+    version = targets.keda
+    if version is None:
+        warnings.append("KEDA's version is unknown (no keda-operator Deployment found): adopting an HPA "
+                        "needs KEDA >= 2.11")
+    elif not keda_facts.holds("transfer-hpa-ownership", version) and any(
+            (o.get("metadata") or {}).get("annotations", {}).get(builders.TRANSFER_OWNERSHIP) == "true"
+            for o in objects if o.get("kind") == SO_KIND):
+        raise GpuscaleError("cannot migrate", f"KEDA {version} cannot adopt an existing "
+                            "HPA (transfer-hpa-ownership needs >= 2.11)",
+                            "upgrade KEDA (kubectl gpuscale install keda), or delete the HPA first")
+    for obj in objects:
+        if obj.get("kind") == SO_KIND:
+            why = keda_facts.webhook_fallback_rejection(obj, version)
+            if why:
+                meta = obj.get("metadata") or {}
+                raise GpuscaleError(f"cannot migrate to ScaledObject {meta.get('namespace')}/{meta.get('name')}",
+                                    f"KEDA {version}'s admission webhook rejects it: {why}",
+                                    "set metricType: AverageValue on the triggers, or upgrade KEDA to >= 2.17.1")
+    if cluster.get_or_none("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+                           "keda-admission") is None:
+        warnings.append("KEDA's admission webhook (keda-admission) was not found: conflicting "
+                        "ScaledObjects/HPAs will not be rejected")
+    return warnings
+
+
 def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: Targets | None = None) -> list[str]:
     """Check the cluster can take the objects; raise when it cannot, return warnings otherwise.
 
@@ -126,35 +161,7 @@ def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: T
     warnings: list[str] = []
     kinds = {(o.get("apiVersion"), o.get("kind")) for o in objects}
     if (builders.KEDA_API, SO_KIND) in kinds:
-        if not cluster.serves(builders.KEDA_API, SO_KIND):
-            raise GpuscaleError("cannot migrate", "KEDA is not installed (no scaledobjects.keda.sh served)",
-                                "run: kubectl gpuscale install keda")
-        if targets is None:
-            from kubectl_gpuscale.facts.detect import detect_targets
-
-            targets = detect_targets(cluster)
-        version = targets.keda
-        if version is None:
-            warnings.append("KEDA's version is unknown (no keda-operator Deployment found): adopting an HPA "
-                            "needs KEDA >= 2.11")
-        elif not keda_facts.holds("transfer-hpa-ownership", version) and any(
-                (o.get("metadata") or {}).get("annotations", {}).get(builders.TRANSFER_OWNERSHIP) == "true"
-                for o in objects if o.get("kind") == SO_KIND):
-            raise GpuscaleError("cannot migrate", f"KEDA {version} cannot adopt an existing "
-                                "HPA (transfer-hpa-ownership needs >= 2.11)",
-                                "upgrade KEDA (kubectl gpuscale install keda), or delete the HPA first")
-        for obj in objects:
-            if obj.get("kind") == SO_KIND:
-                why = keda_facts.webhook_fallback_rejection(obj, version)
-                if why:
-                    meta = obj.get("metadata") or {}
-                    raise GpuscaleError(f"cannot migrate to ScaledObject {meta.get('namespace')}/{meta.get('name')}",
-                                        f"KEDA {version}'s admission webhook rejects it: {why}",
-                                        "set metricType: AverageValue on the triggers, or upgrade KEDA to >= 2.17.1")
-        if cluster.get_or_none("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
-                               "keda-admission") is None:
-            warnings.append("KEDA's admission webhook (keda-admission) was not found: conflicting "
-                            "ScaledObjects/HPAs will not be rejected")
+        warnings += _keda_preflight(cluster, objects, targets)
     if (builders.HTTP_API, "HTTPScaledObject") in kinds and not cluster.serves(builders.HTTP_API, "HTTPScaledObject"):
         raise GpuscaleError("cannot migrate with --scale-to-zero", "the KEDA HTTP add-on is not installed",
                             "run: kubectl gpuscale install keda-http-add-on, or print the YAML with -o yaml")
@@ -448,6 +455,22 @@ def _string_map(value: Any) -> bool:
     return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
+def _malformed_metadata(meta: Mapping[str, Any]) -> str | None:
+    """Why the restored metadata (labels, annotations, ownerReferences, finalizers) is the wrong shape, or None."""
+    for key in ("labels", "annotations"):
+        if meta.get(key) is not None and not _string_map(meta[key]):
+            return f"has metadata.{key} that is not a map of strings"
+    owners = meta.get("ownerReferences")
+    if owners is not None and not (isinstance(owners, list) and all(
+            isinstance(o, Mapping) and all(isinstance(o.get(k), str) and o.get(k) for k in
+                                           ("apiVersion", "kind", "name", "uid")) for o in owners)):
+        return "has metadata.ownerReferences that are not {apiVersion, kind, name, uid} entries"
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and not (isinstance(finalizers, list) and all(isinstance(f, str) for f in finalizers)):
+        return "has metadata.finalizers that are not a list of strings"
+    return None
+
+
 def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, target: tuple[str, str, str] | None,
                       scaled_object: str, source: str) -> dict[str, Any]:
     """The HPA a rollback may write, from a saved original that anyone able to edit the ScaledObject could forge.
@@ -482,17 +505,9 @@ def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, targe
     if hpa_name is not None and meta_name != hpa_name:
         raise refuse(f"names HPA {_shown(meta_name)}, but the ScaledObject adopted HPA {hpa_name} "
                      "(spec.advanced.horizontalPodAutoscalerConfig.name)")
-    for key in ("labels", "annotations"):
-        if meta.get(key) is not None and not _string_map(meta[key]):
-            raise refuse(f"has metadata.{key} that is not a map of strings")
-    owners = meta.get("ownerReferences")
-    if owners is not None and not (isinstance(owners, list) and all(
-            isinstance(o, Mapping) and all(isinstance(o.get(k), str) and o.get(k) for k in
-                                           ("apiVersion", "kind", "name", "uid")) for o in owners)):
-        raise refuse("has metadata.ownerReferences that are not {apiVersion, kind, name, uid} entries")
-    finalizers = meta.get("finalizers")
-    if finalizers is not None and not (isinstance(finalizers, list) and all(isinstance(f, str) for f in finalizers)):
-        raise refuse("has metadata.finalizers that are not a list of strings")
+    malformed = _malformed_metadata(meta)
+    if malformed:
+        raise refuse(malformed)
     spec = saved.get("spec")
     if not isinstance(spec, Mapping):
         raise refuse("has no spec")
@@ -667,6 +682,15 @@ def plan_rollback(cluster: Cluster, name: str, namespace: str | None, *, backup:
     return RollbackPlan(name, ns, so, restored, source, command)
 
 
+def _scaled_object_gone(cluster: Cluster, name: str, namespace: str) -> bool:
+    """Read back after a delete of unknown outcome: the ScaledObject is gone or being deleted."""
+    try:
+        after = cluster.get_or_none(builders.KEDA_API, SO_KIND, name, namespace)
+    except GpuscaleError:
+        return False
+    return after is None or bool((after.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: bool = False,
              backup: Mapping[str, Any] | None = None, backup_path: str | None = None) -> Rollback:
     """Undo a migration without ever losing the HPA: restore it first, then delete the ScaledObject.
@@ -719,13 +743,7 @@ def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: boo
     try:
         cluster.delete(builders.KEDA_API, SO_KIND, name, ns, propagation_policy="Orphan", dry_run=dry_run)
     except GpuscaleError as exc:
-        gone = False
-        if not dry_run and outcome_unknown(exc):
-            try:
-                after = cluster.get_or_none(builders.KEDA_API, SO_KIND, name, ns)
-                gone = after is None or bool((after.get("metadata") or {}).get("deletionTimestamp"))
-            except GpuscaleError:
-                gone = False
+        gone = not dry_run and outcome_unknown(exc) and _scaled_object_gone(cluster, name, ns)
         if not gone:
             raise _stopped(exc, f"HPA {hpa_label} is restored (its original, no ScaledObject owner), but "
                                 f"ScaledObject {so_label} is still there and KEDA may take the HPA over again "

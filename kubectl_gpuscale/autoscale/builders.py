@@ -322,6 +322,18 @@ class _KnativeShaper:
             self.need(kfacts.MULTI_CONTAINER_PROBING_FLAG, f"containers[{name}] probes")
         return out
 
+    def unmounted_volumes(self, pod: dict[str, Any], containers: list[dict[str, Any]]) -> None:
+        """Drop the volumes no container (or init container) mounts: Knative rejects them."""
+        used = {str(m.get("name")) for c in [*containers, *(pod.get("initContainers") or [])]
+                if isinstance(c, Mapping) for m in c.get("volumeMounts") or [] if isinstance(m, Mapping)}
+        for v in pod["volumes"]:
+            if str(v.get("name")) not in used:
+                self.drop(f"spec.volumes[{v.get('name')}]", "no container mounts it (Knative rejects unmounted "
+                                                           "volumes; an injected sidecar's volumes come with it)")
+        pod["volumes"] = [v for v in pod["volumes"] if str(v.get("name")) in used]
+        if not pod["volumes"]:
+            pod.pop("volumes")
+
     def startup_probe(self, out: dict[str, Any], name: str, startup: Mapping[str, Any]) -> None:
         """Drop a startupProbe this Knative rejects, keeping liveness from killing the loading pod."""
         budget = probe_budget(startup)
@@ -411,15 +423,7 @@ def knative_service(*, name: str, namespace: str | None, template: Mapping[str, 
         shaper.need(kfacts.MULTI_CONTAINER_FLAG, "sidecars")
     pod["containers"] = containers
     if pod.get("volumes"):
-        used = {str(m.get("name")) for c in [*containers, *(pod.get("initContainers") or [])]
-                if isinstance(c, Mapping) for m in c.get("volumeMounts") or [] if isinstance(m, Mapping)}
-        for v in pod["volumes"]:
-            if str(v.get("name")) not in used:
-                shaper.drop(f"spec.volumes[{v.get('name')}]", "no container mounts it (Knative rejects unmounted "
-                                                             "volumes; an injected sidecar's volumes come with it)")
-        pod["volumes"] = [v for v in pod["volumes"] if str(v.get("name")) in used]
-        if not pod["volumes"]:
-            pod.pop("volumes")
+        shaper.unmounted_volumes(pod, containers)
     pod["timeoutSeconds"] = min(max(cold_start * 2, KNATIVE_REVISION_TIMEOUT), KNATIVE_MAX_REVISION_TIMEOUT)
     cc = max(0, int(concurrency))
     if cc > concurrency_limit:

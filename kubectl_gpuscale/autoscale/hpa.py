@@ -215,6 +215,19 @@ def _int_in(value: Any, low: int, high: int | None = None) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
 
 
+def _check_policies(policies: Any, label: str, field: str) -> None:
+    """A direction's scaling policies: a list of {type: Pods|Percent, value > 0, periodSeconds 1-1800}."""
+    if policies is None:
+        return
+    if not isinstance(policies, list):
+        raise _malformed(label, f"{field}.policies", "a list")
+    for i, policy in enumerate(policies):
+        if not (isinstance(policy, Mapping) and policy.get("type") in _POLICY_TYPES
+                and _int_in(policy.get("value"), 1) and _int_in(policy.get("periodSeconds"), 1, 1800)):
+            raise _malformed(label, f"{field}.policies[{i}]",
+                             "{type: Pods|Percent, value: > 0, periodSeconds: 1-1800}")
+
+
 def _behavior(raw: Any, label: str) -> Mapping[str, Any] | None:
     """The HPA's ``behavior`` checked against the API's rules (it is carried into the ScaledObject)."""
     if raw is None:
@@ -235,15 +248,7 @@ def _behavior(raw: Any, label: str) -> Mapping[str, Any] | None:
             raise _malformed(label, f"{field}.stabilizationWindowSeconds", "an integer 0-3600")
         if rules.get("selectPolicy") is not None and rules.get("selectPolicy") not in _SELECT_POLICIES:
             raise _malformed(label, f"{field}.selectPolicy", "Max, Min or Disabled")
-        policies = rules.get("policies")
-        if policies is not None:
-            if not isinstance(policies, list):
-                raise _malformed(label, f"{field}.policies", "a list")
-            for i, policy in enumerate(policies):
-                if not (isinstance(policy, Mapping) and policy.get("type") in _POLICY_TYPES
-                        and _int_in(policy.get("value"), 1) and _int_in(policy.get("periodSeconds"), 1, 1800)):
-                    raise _malformed(label, f"{field}.policies[{i}]",
-                                     "{type: Pods|Percent, value: > 0, periodSeconds: 1-1800}")
+        _check_policies(rules.get("policies"), label, field)
         out[direction] = {k: v for k, v in rules.items() if v is not None}
     return out
 
