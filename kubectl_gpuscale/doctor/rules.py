@@ -407,6 +407,12 @@ def _version_mismatch(name: str, w: Workload | None) -> tuple[str, str] | None:
 
 def static_queries(snap: Snapshot) -> Iterator[Finding]:
     """GS005 (static), GS006, GS008: what the query text and trigger metadata say without Prometheus."""
+    yield from _query_texts(snap)
+    yield from _null_values(snap)
+
+
+def _query_texts(snap: Snapshot) -> Iterator[Finding]:
+    """GS006 (a metric name another engine version or release renamed) and GS005 (no aggregation)."""
     target = {id(s.obj): w for w in snap.workloads for s in w.scalers if s.kind == "ScaledObject"}
     for so, i, md in _prom_triggers(snap):
         query = str(md.get("query") or "")
@@ -430,6 +436,10 @@ def static_queries(snap: Snapshot) -> Iterator[Finding]:
             yield _finding("GS005", so, f"{base}.query", query.strip(),
                            "the query is not wrapped in an aggregation (sum/max/avg without by): it returns one "
                            "series per pod, and KEDA needs exactly one", severity="warning")
+
+
+def _null_values(snap: Snapshot) -> Iterator[Finding]:
+    """GS008: prometheus triggers reading an empty result as 0 with no spec.fallback, with the patch."""
     for so in snap.scaled_objects:
         triggers = spec_of(so).get("triggers") or []
         loose = [i for i, t in enumerate(triggers) if isinstance(t, Mapping) and t.get("type") == "prometheus"
