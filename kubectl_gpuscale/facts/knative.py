@@ -13,7 +13,7 @@ Pure module: no cluster access.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,18 +192,31 @@ def flags_needed(pod_spec: Mapping[str, Any]) -> list[Flag]:
         if isinstance(claim, Mapping) and claim.get("readOnly") is not True:
             found.setdefault(PVC_WRITE_FLAG.key, PVC_WRITE_FLAG)
     containers = [c for c in pod_spec.get("containers") or [] if isinstance(c, Mapping)]
+    if _uses_field_refs(containers):
+        found.setdefault(ENV_FIELD_REF_FLAG, all_flags()[ENV_FIELD_REF_FLAG])
+    if len(containers) > 1:
+        found.setdefault(MULTI_CONTAINER_FLAG.key, MULTI_CONTAINER_FLAG)
+        if _sidecars_probed(containers):
+            found.setdefault(MULTI_CONTAINER_PROBING_FLAG.key, MULTI_CONTAINER_PROBING_FLAG)
+    return list(found.values())
+
+
+def _uses_field_refs(containers: Sequence[Mapping[str, Any]]) -> bool:
+    """An env var of some container takes its value from a fieldRef or resourceFieldRef."""
     for c in containers:
         for env in c.get("env") or []:
             value_from = env.get("valueFrom") if isinstance(env, Mapping) else None
             if isinstance(value_from, Mapping) and ("fieldRef" in value_from or "resourceFieldRef" in value_from):
-                found.setdefault(ENV_FIELD_REF_FLAG, all_flags()[ENV_FIELD_REF_FLAG])
-    if len(containers) > 1:
-        found.setdefault(MULTI_CONTAINER_FLAG.key, MULTI_CONTAINER_FLAG)
-        sidecars = [c for c in containers if not c.get("ports")] if any(c.get("ports") for c in containers) \
-            else containers[1:]
-        if any(c.get("livenessProbe") or c.get("readinessProbe") for c in sidecars):
-            found.setdefault(MULTI_CONTAINER_PROBING_FLAG.key, MULTI_CONTAINER_PROBING_FLAG)
-    return list(found.values())
+                return True
+    return False
+
+
+def _sidecars_probed(containers: Sequence[Mapping[str, Any]]) -> bool:
+    """A sidecar (a container without ports, or every one after the first when none has ports) has a
+    liveness or readiness probe."""
+    sidecars = [c for c in containers if not c.get("ports")] if any(c.get("ports") for c in containers) \
+        else containers[1:]
+    return any(c.get("livenessProbe") or c.get("readinessProbe") for c in sidecars)
 
 
 def covered_versions() -> list[Version]:
