@@ -297,12 +297,7 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
             raise InputError("no cluster", "a cluster is needed unless --dry-run=client", "")
         facts = preflight.run(cluster, [(cp.component.name, cp.method, cp.version) for cp in plan.components],
                               objects, node_selector=node_selector if "prepull" in names else None)
-        for w in facts.warnings:
-            reporter.warn(w)
-        if facts.gpu_nodes_unlabelled:
-            reporter.warn(f"GPU node(s) {', '.join(facts.gpu_nodes_unlabelled)} lack the label(s) "
-                          f"{', '.join(f'{k}={v}' for k, v in node_selector.items())}: the pre-pull DaemonSet "
-                          "skips them (pass --node-selector)")
+        _warn_preflight(facts.warnings, facts.gpu_nodes_unlabelled, node_selector, reporter)
         if opts.service_monitor is None and facts.prometheus_operator and "dcgm" in names:
             plan = build_plan(names, opts, service_monitor=True)
             plan, objects = _load(plan, opts, reporter, previous)
@@ -326,6 +321,17 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
     if opts.dry_run == "none":
         _record(cluster, result, records, opts, reporter)
     return result
+
+
+def _warn_preflight(warnings: Sequence[str], unlabelled: Sequence[str], node_selector: Mapping[str, str],
+                    reporter: Reporter) -> None:
+    """The preflight's warnings, and the GPU nodes the pre-pull DaemonSet's node selector misses."""
+    for w in warnings:
+        reporter.warn(w)
+    if unlabelled:
+        reporter.warn(f"GPU node(s) {', '.join(unlabelled)} lack the label(s) "
+                      f"{', '.join(f'{k}={v}' for k, v in node_selector.items())}: the pre-pull DaemonSet "
+                      "skips them (pass --node-selector)")
 
 
 def _workload_images(cluster: Cluster, reporter: Reporter) -> list[str]:
