@@ -182,19 +182,26 @@ class Transport:
                     error += payload
         finally:
             sock.close(timeout=1)
-        if error:
-            try:
-                status = json.loads(error)
-            except ValueError:
-                status = {"status": "Failure", "message": error.decode("utf-8", "replace")}
-            if status.get("status") != "Success":
-                why = str(status.get("message") or "the command failed")
-                detail = stderr.decode("utf-8", "replace").strip()
-                causes = (status.get("details") or {}).get("causes") or []
-                codes = [str(c.get("message")) for c in causes if isinstance(c, dict) and c.get("reason") == "ExitCode"]
-                raise CommandFailedError(f"cannot {what}", f"{why}{': ' + detail[:300] if detail else ''}",
-                                         "check the pod's container and the path",
-                                         command_exit=int(codes[0]) if codes and codes[0].isdigit() else None)
+        failure = _exec_failure(error, stderr, what) if error else None
+        if failure is not None:
+            raise failure
+
+
+def _exec_failure(error: bytes, stderr: bytes, what: str) -> CommandFailedError | None:
+    """The error channel's Status as the command's failure (with its exit code), None on Success."""
+    try:
+        status = json.loads(error)
+    except ValueError:
+        status = {"status": "Failure", "message": error.decode("utf-8", "replace")}
+    if status.get("status") == "Success":
+        return None
+    why = str(status.get("message") or "the command failed")
+    detail = stderr.decode("utf-8", "replace").strip()
+    causes = (status.get("details") or {}).get("causes") or []
+    codes = [str(c.get("message")) for c in causes if isinstance(c, dict) and c.get("reason") == "ExitCode"]
+    return CommandFailedError(f"cannot {what}", f"{why}{': ' + detail[:300] if detail else ''}",
+                              "check the pod's container and the path",
+                              command_exit=int(codes[0]) if codes and codes[0].isdigit() else None)
 
 
 def _connect_failure(exc: BaseException) -> str:
