@@ -19,6 +19,7 @@ from kubectl_gpuscale.errors import InputError
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.doctor.model import Finding, Patch
+    from kubectl_gpuscale.kube import Cluster
 
 OUTPUTS = ("table", "wide", "json", "yaml", "sarif")
 SHORT_KINDS = {"HorizontalPodAutoscaler": "hpa", "Deployment": "deployment", "StatefulSet": "statefulset",
@@ -75,7 +76,7 @@ def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | Non
       kubectl gpuscale doctor -n ml --fix                   # print the safe patches
       kubectl gpuscale doctor -n ml --apply --dry-run=server
     """
-    from kubectl_gpuscale.cli.output import note, warn
+    from kubectl_gpuscale.cli.output import note
     from kubectl_gpuscale.doctor import service
 
     if do_apply:
@@ -107,19 +108,7 @@ def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | Non
         patches = service.patches(findings)
         if do_apply and kube.dry_run != "client":
             assert cluster is not None
-            results = service.apply_patches(cluster, patches, dry_run=kube.dry_run == "server",
-                                            force=kube.force_conflicts)
-            suffix = " (server dry run)" if kube.dry_run == "server" else ""
-            failed = False
-            for r in results:
-                what = f"{r.patch.kind}/{r.patch.name}" + (f" -n {r.patch.namespace}" if r.patch.namespace else "")
-                if r.ok:
-                    note(f"{r.message} {what}{suffix}")
-                else:
-                    failed = True
-                    warn(f"could not patch {what}: {r.message}")
-            if not results:
-                note("no safe patch to apply")
+            failed = _apply(cluster, patches, kube)
             _summary(findings)
             if failed:
                 raise SystemExit(1)
@@ -130,6 +119,26 @@ def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | Non
         _render(findings, gathered.skipped, kube.output)
     if any(f.severity == "error" for f in findings):
         raise SystemExit(1)
+
+
+def _apply(cluster: Cluster, patches: list[Patch], kube: KubeOptions) -> bool:
+    """Apply the safe patches, one line each; True when any failed."""
+    from kubectl_gpuscale.cli.output import note, warn
+    from kubectl_gpuscale.doctor import service
+
+    results = service.apply_patches(cluster, patches, dry_run=kube.dry_run == "server", force=kube.force_conflicts)
+    suffix = " (server dry run)" if kube.dry_run == "server" else ""
+    failed = False
+    for r in results:
+        what = f"{r.patch.kind}/{r.patch.name}" + (f" -n {r.patch.namespace}" if r.patch.namespace else "")
+        if r.ok:
+            note(f"{r.message} {what}{suffix}")
+        else:
+            failed = True
+            warn(f"could not patch {what}: {r.message}")
+    if not results:
+        note("no safe patch to apply")
+    return failed
 
 
 def _prometheus(flag: str | None, cluster: Any, kube: KubeOptions, *, files_only: bool) -> Any:

@@ -20,6 +20,8 @@ from kubectl_gpuscale.errors import InputError
 if TYPE_CHECKING:
     from kubectl_gpuscale.autoscale.builders import Schedule
     from kubectl_gpuscale.autoscale.convert import Conversion
+    from kubectl_gpuscale.kube import Cluster
+    from kubectl_gpuscale.migrate import Plan
 
 
 def _schedule(ctx: click.Context, param: click.Parameter, value: str | None) -> Schedule | None:
@@ -150,7 +152,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
       kubectl gpuscale migrate-hpa --rollback vllm -n ml --from-backup FILE
     """
     from kubectl_gpuscale import migrate
-    from kubectl_gpuscale.cli.output import emit_objects, note, warn
+    from kubectl_gpuscale.cli.output import emit_objects, note
 
     if rollback:
         _rollback(rollback, kube, from_backup)
@@ -176,19 +178,11 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     to_write = plan.objects
     announce_targets(plan.targets)
     if diff:
-        if cluster is None:
-            cluster = kube.cluster()
+        cluster = cluster if cluster is not None else kube.cluster()
         _diff(cluster, to_write)
     if do_apply and kube.dry_run != "client" and to_write:
-        if cluster is None:
-            cluster = kube.cluster()
-        migrate.apply(plan, cluster, dry_run=kube.dry_run == "server", force_conflicts=kube.force_conflicts,
-                      note=note, warn=warn)
-        suffix = " (server dry run)" if kube.dry_run == "server" else ""
-        for r in plan.results:
-            if r.ok:
-                note(f"migrated HPA {r.hpa} -> " + ", ".join(f"{o['kind']}/{o['metadata']['name']}"
-                                                             for o in r.objects) + suffix)
+        cluster = cluster if cluster is not None else kube.cluster()
+        _apply(plan, cluster, kube)
     if kube.output == "yaml":
         _emit_yaml(to_write)
     elif kube.output in ("json", "name"):
@@ -197,6 +191,20 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
         _report(plan.results, wide=kube.output == "wide")
     if plan.failed:
         raise SystemExit(1)
+
+
+def _apply(plan: Plan, cluster: Cluster, kube: KubeOptions) -> None:
+    """Write the plan, then one line per HPA migrated."""
+    from kubectl_gpuscale import migrate
+    from kubectl_gpuscale.cli.output import note, warn
+
+    migrate.apply(plan, cluster, dry_run=kube.dry_run == "server", force_conflicts=kube.force_conflicts,
+                  note=note, warn=warn)
+    suffix = " (server dry run)" if kube.dry_run == "server" else ""
+    for r in plan.results:
+        if r.ok:
+            note(f"migrated HPA {r.hpa} -> " + ", ".join(f"{o['kind']}/{o['metadata']['name']}"
+                                                         for o in r.objects) + suffix)
 
 
 def _emit_yaml(objects: list[dict[str, Any]]) -> None:
