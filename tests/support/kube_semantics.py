@@ -253,30 +253,35 @@ def json_patch(doc: Any, operations: Any) -> Any:
         kind, path = op["op"], op["path"]
         if kind in ("add", "replace", "test") and "value" not in op:
             raise PatchError(f"missing value for {kind} operation on \"{path}\"", 400)
-        if kind == "add":
-            doc = _add(doc, path, op["value"])
-        elif kind == "remove":
-            doc, _ = _remove(doc, path)
-        elif kind == "replace":
-            _walk(doc, _pointer(path), path)
-            if _pointer(path):
-                doc, _ = _remove(doc, path)
-            doc = _add(doc, path, op["value"])
-        elif kind == "test":
-            if _walk(doc, _pointer(path), path) != op["value"]:
-                raise PatchError(f"testing value {path} failed: test failed")
-        elif kind in ("move", "copy"):
-            source = op.get("from")
-            if source is None:
-                raise PatchError(f"missing from for {kind} operation", 400)
-            if kind == "move":
-                doc, value = _remove(doc, source)
-            else:
-                value = copy.deepcopy(_walk(doc, _pointer(source), source))
-            doc = _add(doc, path, value)
-        else:
-            raise PatchError(f"unexpected kind of operation: {kind}", 400)
+        doc = _operation(doc, kind, path, op)
     return doc
+
+
+def _operation(doc: Any, kind: Any, path: Any, op: Mapping[str, Any]) -> Any:
+    """One JSON patch operation (its op and path checked) applied to `doc`."""
+    if kind == "add":
+        return _add(doc, path, op["value"])
+    if kind == "remove":
+        return _remove(doc, path)[0]
+    if kind == "replace":
+        _walk(doc, _pointer(path), path)
+        if _pointer(path):
+            doc, _ = _remove(doc, path)
+        return _add(doc, path, op["value"])
+    if kind == "test":
+        if _walk(doc, _pointer(path), path) != op["value"]:
+            raise PatchError(f"testing value {path} failed: test failed")
+        return doc
+    if kind in ("move", "copy"):
+        source = op.get("from")
+        if source is None:
+            raise PatchError(f"missing from for {kind} operation", 400)
+        if kind == "move":
+            doc, value = _remove(doc, source)
+        else:
+            value = copy.deepcopy(_walk(doc, _pointer(source), source))
+        return _add(doc, path, value)
+    raise PatchError(f"unexpected kind of operation: {kind}", 400)
 
 
 # ---- field sets (server-side apply) ------------------------------------------------------------------------
