@@ -28,25 +28,28 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.names import (
+    CONFIG_FIELD_MANAGER,
+    CONFIG_NAME,
+    CONFIG_NAMESPACE,
+    MANAGED_LABELS,
+    PROGRAM,
+)
 from kubectl_gpuscale.prom.settings import ENV_URL as ENV_PROMETHEUS  # noqa: F401  (config.ENV_PROMETHEUS)
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
 
-CONFIG_NAMESPACE = "gpuscale-system"
-CONFIG_NAME = "gpuscale-config"
-CONFIG_FIELD_MANAGER = "kubectl-gpuscale-config"
 KEY_PROMETHEUS = "prometheus-url"
 KEY_PROMETHEUS_SOURCE = "prometheus-source"
 COMPONENT_PREFIX = "component."
-MANAGED_LABELS = {"app.kubernetes.io/managed-by": "kubectl-gpuscale"}
 DEFAULT_CONTEXT = "_default"
 
 
 def local_path() -> Path:
     """The local settings file."""
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "kubectl-gpuscale" / "config.yaml"
+    return Path(base) / PROGRAM / "config.yaml"
 
 
 def load_local(context: str | None) -> dict[str, str]:

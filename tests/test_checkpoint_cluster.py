@@ -15,6 +15,7 @@ import pytest
 from kubectl_gpuscale.checkpoint import facts, helper
 from kubectl_gpuscale.cli import main
 from kubectl_gpuscale.kube import Cluster
+from kubectl_gpuscale.names import CHECKPOINT_HELPER_LABEL
 
 NODE = {"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "gpu-1", "labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
@@ -96,7 +97,7 @@ def _complete_helper(apiserver: Any, namespace: str, log: str, stop: threading.E
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
     while not stop.is_set():
         for pod in apiserver.objects("v1", "Pod", namespace):
-            if (pod["metadata"].get("labels") or {}).get(facts.HELPER_LABEL) == "list" and \
+            if (pod["metadata"].get("labels") or {}).get(CHECKPOINT_HELPER_LABEL) == "list" and \
                     (pod.get("status") or {}).get("phase") != "Succeeded":
                 apiserver.set_log(namespace, pod["metadata"]["name"], log)
                 cluster.patch("v1", "Pod", pod["metadata"]["name"], namespace, {"status": {"phase": "Succeeded"}},

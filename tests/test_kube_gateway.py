@@ -20,6 +20,7 @@ from kubectl_gpuscale.errors import (
     UnreachableError,
 )
 from kubectl_gpuscale.kube import Cluster
+from kubectl_gpuscale.names import FIELD_MANAGER
 from tests.support.apiserver import KUBELET_CLIENT_FORBIDDEN, ApiServer
 from tests.support.paths import MANIFESTS
 
@@ -251,9 +252,9 @@ def test_apply_conflict_names_the_manager_and_force_takes_over(apiserver: ApiSer
     out = cluster.apply(deployment(replicas=5), force=True)
     assert out["spec"]["replicas"] == 5
     managers = {m["manager"] for m in out["metadata"]["managedFields"]}
-    assert {"helm", "kubectl-gpuscale"} <= managers
+    assert {"helm", FIELD_MANAGER} <= managers
     sent = apiserver.requests_to("PATCH")[-1]
-    assert sent.param("fieldManager") == "kubectl-gpuscale" and sent.param("force") == "true"
+    assert sent.param("fieldManager") == FIELD_MANAGER and sent.param("force") == "true"
     assert sent.content_type == "application/apply-patch+yaml"
 
 

@@ -25,8 +25,14 @@ from kubectl_gpuscale.errors import GpuscaleError, InputError
 from kubectl_gpuscale.facts import Targets, pinned_targets
 from kubectl_gpuscale.facts import knative as kfacts
 from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan, holds
+from kubectl_gpuscale.names import (
+    DEFAULT_PROMETHEUS_URL,
+    ENGINE_ANNOTATION,
+    HTTP_INTERCEPTOR,
+    ORIGINAL_HPA,
+    STABILIZATION_REASON,
+)
 
-DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
 UNKNOWN_COLD_START = 300
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet", "ReplicaSet")
@@ -38,7 +44,7 @@ OFFLINE_NAMESPACE = "default"
 class Options:
     """How to convert. Defaults suit GPU inference; see docs/migrate-hpa.md."""
 
-    prometheus: str = DEFAULT_PROMETHEUS
+    prometheus: str = DEFAULT_PROMETHEUS_URL
     target_queue: float | None = None
     activation: float = 0
     kv_cache: float | None = None
@@ -359,10 +365,10 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
                    hpa.max_replicas)
     target = {"apiVersion": hpa.target_api_version, "kind": hpa.target_kind, "name": hpa.target_name}
     record = dict(original) if original is not None else original_record(hpa.raw)
-    annotations = {builders.ORIGINAL_HPA: json.dumps(record, separators=(",", ":"), sort_keys=True),
-                   builders.STABILIZATION_REASON: reason}
+    annotations = {ORIGINAL_HPA: json.dumps(record, separators=(",", ":"), sort_keys=True),
+                   STABILIZATION_REASON: reason}
     if detection.engine:
-        annotations[builders.ENGINE_ANNOTATION] = f"{detection.engine.key} ({detection.confidence})"
+        annotations[ENGINE_ANNOTATION] = f"{detection.engine.key} ({detection.confidence})"
     if options.to == "knative":
         template = engines.pod_template(workload) or {}
         version = options.knative_version or kfacts.PINNED
@@ -412,7 +418,7 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
             hosts=options.hosts or (f"{service['metadata']['name']}.{ns}",), cold_start=cold_start,
             cooldown=options.cooldown)
         trigger_dicts.append(builders.http_push_trigger(hpa.target_name))
-        result.notes.append(f"send traffic through {builders.HTTP_INTERCEPTOR} (Host: "
+        result.notes.append(f"send traffic through {HTTP_INTERCEPTOR} (Host: "
                             f"{http_obj['spec']['hosts'][0]}) so requests wait while a replica starts")
     targets = options.target_versions()
     plan = fallback_plan(targets, min_count)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kubectl_gpuscale.autoscale.builders import GPU_COOLDOWN, GPU_POLLING
 from kubectl_gpuscale.cli.options import (
     KubeOptions,
     announce_targets,
@@ -16,6 +17,7 @@ from kubectl_gpuscale.cli.options import (
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.cli.types import finite_float
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.names import DEFAULT_PROMETHEUS_URL, PROMETHEUS_SECRET
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.autoscale.builders import Schedule
@@ -77,8 +79,8 @@ def _known_timezone(name: str) -> bool:
               help="With --rollback: restore the HPA from the backup file --apply wrote, not from the ScaledObject.")
 @click.option("--prometheus", metavar="URL", default=None,
               help="Prometheus URL for the triggers (default: found in the cluster, else "
-                   "http://prometheus-operated.monitoring.svc:9090).")
-@click.option("--prometheus-secret", metavar="SECRET", default="gpuscale-prometheus", show_default=True,
+                   f"{DEFAULT_PROMETHEUS_URL}).")
+@click.option("--prometheus-secret", metavar="SECRET", default=PROMETHEUS_SECRET, show_default=True,
               help="Secret KEDA reads Prometheus credentials from, when the URL carries user:password@ "
                    "(keys username, password) or $GPUSCALE_PROMETHEUS_TOKEN is set (key bearerToken); "
                    "referenced through a TriggerAuthentication, never inlined.")
@@ -104,9 +106,9 @@ def _known_timezone(name: str) -> bool:
 @click.option("--pdb", is_flag=True, help="Also a PodDisruptionBudget keeping one warm replica (minAvailable 1).")
 @click.option("--schedule", callback=_schedule, default=None, metavar="SPEC",
               help="Business-hours floor (KEDA cron): 'timezone=TZ;start=CRON;end=CRON;replicas=N'.")
-@click.option("--polling-interval", type=click.IntRange(min=1), default=15, show_default=True,
+@click.option("--polling-interval", type=click.IntRange(min=1), default=GPU_POLLING, show_default=True,
               help="Seconds between KEDA polls; the HPA reads metrics every 15 s anyway.")
-@click.option("--cooldown-period", type=click.IntRange(min=0), default=600, show_default=True,
+@click.option("--cooldown-period", type=click.IntRange(min=0), default=GPU_COOLDOWN, show_default=True,
               help="Seconds after the last activity before scaling to zero (only with --scale-to-zero).")
 @click.option("--continue-on-error", is_flag=True, help="Migrate what converts and report each failure.")
 @target_versions_option

@@ -8,16 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubectl_gpuscale import engines
-from kubectl_gpuscale.autoscale.builders import (
-    HTTP_API,
-    HTTP_SKIP_SO,
-    KEDA_API,
-    KNATIVE_API,
-    TRANSFER_OWNERSHIP,
-)
+from kubectl_gpuscale.autoscale.builders import HTTP_API, KEDA_API, KNATIVE_API
 from kubectl_gpuscale.autoscale.convert import cold_start_estimate
 from kubectl_gpuscale.autoscale.hpa import HPA_KIND
 from kubectl_gpuscale.facts import Targets, pinned_targets
+from kubectl_gpuscale.names import KEDA_HTTP_SKIP_SCALEDOBJECT, KEDA_TRANSFER_OWNERSHIP
 from kubectl_gpuscale.units import optional_duration
 
 DEFAULT_NAMESPACE = "default"
@@ -306,7 +301,7 @@ def _run_by_scaled_object(hpa: Mapping[str, Any], w: Workload) -> bool:
     for s in w.scalers:
         if s.kind == "ScaledObject" and adopted_hpa_name(s.obj) == name_of(hpa):
             annotations = meta(s.obj).get("annotations") or {}
-            if str(annotations.get(TRANSFER_OWNERSHIP, "")).lower() == "true" or name_of(hpa).startswith("keda-hpa-"):
+            if str(annotations.get(KEDA_TRANSFER_OWNERSHIP, "")).lower() == "true" or name_of(hpa).startswith("keda-hpa-"):
                 return True
     return False
 
@@ -319,4 +314,4 @@ def http_push_covered(so: Mapping[str, Any]) -> bool:
 
 def hso_creates_scaled_object(hso: Mapping[str, Any]) -> bool:
     """An HTTPScaledObject without the skip annotation creates a ScaledObject of its own."""
-    return str((meta(hso).get("annotations") or {}).get(HTTP_SKIP_SO, "")).lower() != "true"
+    return str((meta(hso).get("annotations") or {}).get(KEDA_HTTP_SKIP_SCALEDOBJECT, "")).lower() != "true"

@@ -24,6 +24,7 @@ from kubectl_gpuscale.install.catalog import (
     Component,
 )
 from kubectl_gpuscale.kube.resources import known
+from kubectl_gpuscale.names import CONFIG_NAMESPACE, MANAGED_BY_LABEL
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -93,7 +94,7 @@ def installed_version(obj: Mapping[str, Any], hint: str = "") -> str | None:
 
 def _managed_by_helm(obj: Mapping[str, Any]) -> bool:
     meta = obj.get("metadata") or {}
-    return (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == "Helm" or \
+    return (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == "Helm" or \
         "meta.helm.sh/release-name" in (meta.get("annotations") or {})
 
 
@@ -301,7 +302,7 @@ def run(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
                     wanted.append(("create", group, resource, scoped))
             else:
                 wanted.extend(w for w in required_access(objects.get(name, ()), cluster) if w not in wanted)
-        wanted.append(("patch", "", "configmaps", "gpuscale-system"))
+        wanted.append(("patch", "", "configmaps", CONFIG_NAMESPACE))
         problems.extend(check_access(cluster, list(dict.fromkeys(wanted))))
 
     if problems:

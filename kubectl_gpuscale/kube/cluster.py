@@ -14,8 +14,7 @@ from kubectl_gpuscale.errors import InputError, NotFoundError
 from kubectl_gpuscale.kube.config import load_api_client
 from kubectl_gpuscale.kube.resources import Resource, known
 from kubectl_gpuscale.kube.transport import Response, Transport
-
-DEFAULT_FIELD_MANAGER = "kubectl-gpuscale"
+from kubectl_gpuscale.names import FIELD_MANAGER
 
 Objects = list[dict[str, Any]]
 Versions = list[str]
@@ -29,7 +28,7 @@ class Cluster(Transport):
     """
 
     def __init__(self, api_client: Any, *, default_namespace: str = "default", context: str | None = None,
-                 request_timeout: float | None = None, field_manager: str = DEFAULT_FIELD_MANAGER) -> None:
+                 request_timeout: float | None = None, field_manager: str = FIELD_MANAGER) -> None:
         super().__init__(api_client, request_timeout=request_timeout)
         self.default_namespace = default_namespace
         self.context = context
@@ -39,7 +38,7 @@ class Cluster(Transport):
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None,
                 request_timeout: float | None = None, insecure_skip_tls_verify: bool = False,
-                field_manager: str = DEFAULT_FIELD_MANAGER) -> Cluster:
+                field_manager: str = FIELD_MANAGER) -> Cluster:
         """Connect from a kubeconfig (``KUBECONFIG`` lists honoured), without touching global state.
 
         Falls back to the in-cluster service account only when no kubeconfig or

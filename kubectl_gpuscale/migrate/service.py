@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale.autoscale.builders import GPU_COOLDOWN, GPU_POLLING
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.names import DEFAULT_PROMETHEUS_URL, PROMETHEUS_SECRET
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.autoscale.apply import Rollback, RollbackPlan
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
 
 Say = Callable[[str], None]
-DEFAULT_SECRET = "gpuscale-prometheus"
 
 
 def _silent(_: str) -> None:
@@ -45,7 +45,7 @@ class MigrateRequest:
     request_timeout: float | None = None
     prometheus: str | None = None
     """--prometheus: the triggers' serverAddress (default: discovered in the cluster) and the preflight's."""
-    prometheus_secret: str = DEFAULT_SECRET
+    prometheus_secret: str = PROMETHEUS_SECRET
     target_queue: float | None = None
     activation: float = 0
     kv_cache: float | None = None
@@ -139,7 +139,7 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
         knative = _knative_version(targets, cluster, note)
     server, server_auth = _server_address(prometheus)
     options = conv.Options(
-        prometheus=server or conv.DEFAULT_PROMETHEUS, target_queue=request.target_queue,
+        prometheus=server or DEFAULT_PROMETHEUS_URL, target_queue=request.target_queue,
         activation=request.activation, kv_cache=request.kv_cache, gpu_util=request.gpu_util, query=request.query,
         force=request.force, scale_to_zero=request.scale_to_zero, cold_start=request.cold_start, to=request.to,
         pdb=request.pdb, schedule=request.schedule, polling=request.polling_interval,

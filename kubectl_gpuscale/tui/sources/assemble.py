@@ -15,13 +15,12 @@ from typing import Any
 
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.autoscale.hpa import quantity
+from kubectl_gpuscale.names import KEDA_PAUSED, KEDA_PAUSED_REPLICAS
 from kubectl_gpuscale.tui.model import Pod, ScalingEvent, Snapshot, Trigger, Workload
 
 Obj = Mapping[str, Any]
 PodKey = tuple[str, str]
 
-KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
-KEDA_PAUSED = "autoscaling.keda.sh/paused"
 KNATIVE_SERVICE_LABEL = "serving.knative.dev/service"
 SCALING_REASONS = ("SuccessfulRescale", "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated",
                    "KEDAScalerFailed", "ScaledObjectReady", "FailedGetExternalMetric", "FailedComputeMetricsReplicas",
