@@ -16,7 +16,7 @@ from kubectl_gpuscale.cli.options import (
 )
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.cli.types import finite_float
-from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.errors import ExitStatus, InputError
 from kubectl_gpuscale.names import DEFAULT_PROMETHEUS_URL, PROMETHEUS_SECRET
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     elif not diff:
         _report(plan.results, wide=kube.output == "wide")
     if plan.failed:
-        raise SystemExit(1)
+        raise SystemExit(ExitStatus.FAILURE)
 
 
 def _emit_yaml(objects: list[dict[str, Any]]) -> None:
