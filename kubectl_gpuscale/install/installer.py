@@ -78,7 +78,6 @@ class ComponentResult:
     adopted: list[str] = field(default_factory=list)  # existed before, not created by this install
     skipped: list[str] = field(default_factory=list)
     ready: bool | None = None
-    helm_output: str = ""
     install_id: str = ""
     owned_refs: list[dict[str, str]] = field(default_factory=list)
     adopted_refs: list[dict[str, str]] = field(default_factory=list)
@@ -328,7 +327,7 @@ def install(cluster: Cluster | None, names: Sequence[str], opts: Options, report
         objs = objects[c.name]
         if cp.method == "helm":
             earlier = release_revisions(cluster, c) if opts.dry_run == "none" else []
-            cres.helm_output = helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
+            helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
             if opts.dry_run == "none":
                 _mark_release(cluster, c, cres, earlier, reporter)
             objs = []
