@@ -6,7 +6,24 @@ Pure: strings only, importing it costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 PROGRAM = "kubectl-gpuscale"
+
+# The namespace of an object whose manifest names none, when the command was given no -n (as kubectl).
+DEFAULT_NAMESPACE = "default"
+
+
+def namespace_of(obj: Mapping[str, Any], *fallbacks: str | None) -> str:
+    """The namespace `obj` lives in: its own, else the first of `fallbacks` set (e.g. -n), else ``default``.
+
+    For objects read from files (offline). With a cluster, a verb on one object takes
+    ``cluster.namespace_or_default(...)``: the context's namespace, not ``default``.
+    """
+    own = (obj.get("metadata") or {}).get("namespace")
+    return str(own or next((f for f in fallbacks if f), DEFAULT_NAMESPACE))
+
 
 # Server-side apply field managers.
 FIELD_MANAGER = PROGRAM

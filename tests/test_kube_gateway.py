@@ -68,7 +68,8 @@ def test_kubeconfig_list_with_the_context_in_the_second_file(apiserver: ApiServe
     cluster = Cluster.connect(context="gpu")
     assert cluster.context == "gpu" and cluster.default_namespace == "ml"
     apiserver.seed(deployment())
-    assert cluster.get("apps/v1", "Deployment", "vllm")["metadata"]["namespace"] == "ml"
+    found = cluster.get("apps/v1", "Deployment", "vllm", cluster.namespace_or_default(None))
+    assert found["metadata"]["namespace"] == "ml"
     monkeypatch.setenv("KUBECONFIG", f"{first}{':'}{second}")
     assert Cluster.connect().context == "gpu"  # current-context from the second file
 

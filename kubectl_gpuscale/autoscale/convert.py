@@ -26,18 +26,18 @@ from kubectl_gpuscale.facts import Targets, pinned_targets
 from kubectl_gpuscale.facts import knative as kfacts
 from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan, holds
 from kubectl_gpuscale.names import (
+    DEFAULT_NAMESPACE,
     DEFAULT_PROMETHEUS_URL,
     ENGINE_ANNOTATION,
     HTTP_INTERCEPTOR,
     ORIGINAL_HPA,
     STABILIZATION_REASON,
+    namespace_of,
 )
 
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
 UNKNOWN_COLD_START = 300
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet", "ReplicaSet")
-OFFLINE_NAMESPACE = "default"
-"""The namespace of an offline (-f) HPA with none in its metadata and no -n: the API server's own default."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def convert_one(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None
                 options: Options, *, where: str = "", original: Mapping[str, Any] | None = None) -> Conversion:
     """Convert one HPA. Never raises for bad input: the error lands in the returned `Conversion`."""
     meta = hpa_obj.get("metadata") or {}
-    label = f"{_ns(hpa_obj, options.namespace) or 'default'}/{meta.get('name') or '?'}"
+    label = f"{namespace_of(hpa_obj, options.namespace)}/{meta.get('name') or '?'}"
     result = Conversion(hpa=label, name=str(meta.get("name") or ""))
     try:
         _convert(hpa_obj, index, options, where, original, result)
@@ -254,10 +254,10 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
              options: Options, where: str, original: Mapping[str, Any] | None, result: Conversion) -> None:
     hpa = parse_hpa(hpa_obj, where)
     given_ns = hpa.namespace or options.namespace
-    ns = given_ns or OFFLINE_NAMESPACE
+    ns = given_ns or DEFAULT_NAMESPACE
     result.namespace = ns
     if not given_ns:
-        result.notes.append(f"no namespace in the input: using '{OFFLINE_NAMESPACE}' (pass -n to choose)")
+        result.notes.append(f"no namespace in the input: using '{DEFAULT_NAMESPACE}' (pass -n to choose)")
     result.target = f"{hpa.target_kind}/{hpa.target_name}"
     workload = index.get((hpa.target_kind, given_ns, hpa.target_name))
     if workload is None:
@@ -461,7 +461,7 @@ def convert_all(objects: Sequence[Mapping[str, Any]], options: Options, *, where
         if only and (obj.get("metadata") or {}).get("name") not in only:
             continue
         meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace") or options.namespace or OFFLINE_NAMESPACE), str(meta.get("name")))
+        key = (namespace_of(obj, options.namespace), str(meta.get("name")))
         saved = (originals or {}).get(key)
         out.append(convert_one(obj, index, options, where=wheres[i] if i < len(wheres) else "", original=saved))
     return out

@@ -12,10 +12,9 @@ from kubectl_gpuscale.autoscale.builders import HTTP_API, KEDA_API, KNATIVE_API
 from kubectl_gpuscale.autoscale.convert import cold_start_estimate
 from kubectl_gpuscale.autoscale.hpa import HPA_KIND
 from kubectl_gpuscale.facts import Targets, pinned_targets
-from kubectl_gpuscale.names import KEDA_HTTP_SKIP_SCALEDOBJECT, KEDA_TRANSFER_OWNERSHIP
+from kubectl_gpuscale.names import KEDA_HTTP_SKIP_SCALEDOBJECT, KEDA_TRANSFER_OWNERSHIP, namespace_of
 from kubectl_gpuscale.units import optional_duration
 
-DEFAULT_NAMESPACE = "default"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet")
 KEDA_DEFAULT_MIN = 0
 KEDA_DEFAULT_MAX = 100
@@ -36,7 +35,7 @@ def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def ns_of(obj: Mapping[str, Any]) -> str:
     """The object's namespace; ``default`` when the manifest leaves it out (as kubectl would)."""
-    return str(meta(obj).get("namespace") or DEFAULT_NAMESPACE)
+    return namespace_of(obj)
 
 
 def name_of(obj: Mapping[str, Any]) -> str:

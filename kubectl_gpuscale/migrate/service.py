@@ -126,7 +126,7 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
 
             for obj in objects:
                 if obj.get("kind") in conv.WORKLOAD_KINDS:
-                    ns = (obj.get("metadata") or {}).get("namespace") or namespace or "default"
+                    ns = cluster.namespace_or_default((obj.get("metadata") or {}).get("namespace") or namespace)
                     found = measured_cold_start(cluster, obj, ns)
                     if found:
                         measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
