@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.manifests import dump_yaml, load_yaml
 from kubectl_gpuscale.names import (
     CONFIG_FIELD_MANAGER,
     CONFIG_NAME,
@@ -58,8 +57,8 @@ def load_local(context: str | None) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        data = load_yaml(path.read_text(), str(path)) or {}
+    except OSError as exc:
         raise InputError(f"cannot read {path}", str(exc).splitlines()[0], "fix or delete the file") from None
     from kubectl_gpuscale import shapes
 
@@ -73,12 +72,16 @@ def load_local(context: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in section.items()}
 
 
+def _sorted(data: Any) -> Any:
+    return {k: _sorted(data[k]) for k in sorted(data)} if isinstance(data, dict) else data
+
+
 def save_local(context: str | None, updates: Mapping[str, str | None]) -> Path:
     """Set (or with None, remove) keys in this context's section of the local file."""
     path = local_path()
     data: dict[str, Any] = {}
     if path.is_file():
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(), str(path)) or {}
     section = data.setdefault("contexts", {}).setdefault(context or DEFAULT_CONTEXT, {})
     for key, value in updates.items():
         if value is None:
@@ -86,7 +89,7 @@ def save_local(context: str | None, updates: Mapping[str, str | None]) -> Path:
         else:
             section[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=True))
+    path.write_text(dump_yaml(_sorted(data)))
     return path
 
 

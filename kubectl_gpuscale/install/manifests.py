@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubectl_gpuscale.errors import GpuscaleError, InputError, NotFoundError, UnreachableError
 from kubectl_gpuscale.install.catalog import Artifact
 from kubectl_gpuscale.install.defaults import Setting
+from kubectl_gpuscale.manifests import parse_documents
 
 DOWNLOAD_TIMEOUT_S = 60.0
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -186,10 +185,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def parse(text: str, source: str = "manifest") -> list[dict[str, Any]]:
     """The objects of a multi-document YAML (empty documents and `List`s flattened)."""
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise InputError(f"cannot parse {source}", str(exc).splitlines()[0], "check the file is valid YAML") from None
+    docs = parse_documents(text, source)
     out: list[dict[str, Any]] = []
     for doc in docs:
         if not doc:
