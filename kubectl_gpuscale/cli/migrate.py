@@ -160,13 +160,16 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     if from_backup:
         raise InputError("--from-backup needs --rollback", "it names the HPA backup a rollback restores",
                          "run: kubectl gpuscale migrate-hpa --rollback NAME -n NS --from-backup FILE")
+    from kubectl_gpuscale.autoscale.convert import Options
+
+    options = Options(target_queue=target_queue, activation=activation, kv_cache=kv_cache, gpu_util=gpu_util,
+                      query=query, force=force, scale_to_zero=scale_to_zero, hosts=hosts, cold_start=cold_start,
+                      to=to, pdb=pdb, schedule=schedule, polling=polling_interval, cooldown=cooldown_period)
     request = migrate.MigrateRequest(
         names=names, all_hpas=all_hpas, files=files, selector=kube.selector, namespace=kube.namespace,
         context=kube.context, request_timeout=kube.request_timeout, prometheus=prometheus,
-        prometheus_secret=prometheus_secret, target_queue=target_queue, activation=activation, kv_cache=kv_cache,
-        gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero, hosts=hosts,
-        cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling_interval=polling_interval,
-        cooldown_period=cooldown_period, continue_on_error=continue_on_error, target_versions=target_versions)
+        prometheus_secret=prometheus_secret, options=options, continue_on_error=continue_on_error,
+        target_versions=target_versions)
     migrate.check_request(request)
     cluster = None
     if not files:
