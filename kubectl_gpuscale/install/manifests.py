@@ -22,6 +22,7 @@ from kubectl_gpuscale.errors import GpuscaleError, InputError, NotFoundError, Un
 from kubectl_gpuscale.install.catalog import Artifact
 from kubectl_gpuscale.install.defaults import Setting
 from kubectl_gpuscale.manifests import parse_documents
+from kubectl_gpuscale.names import PROGRAM
 
 DOWNLOAD_TIMEOUT_S = 60.0
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -30,7 +31,7 @@ MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 def cache_dir() -> Path:
     """The download cache: $XDG_CACHE_HOME/kubectl-gpuscale/manifests (default ~/.cache/...)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kubectl-gpuscale" / "manifests"
+    return Path(base) / PROGRAM / "manifests"
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache:
 
 
 def _download(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "kubectl-gpuscale"})
+    request = urllib.request.Request(url, headers={"User-Agent": PROGRAM})
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 (catalog URLs)
             data: bytes = response.read(MAX_MANIFEST_BYTES + 1)
