@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.inputs import read_text
 from kubectl_gpuscale.manifests import dump_yaml, load_yaml
 from kubectl_gpuscale.names import (
     CONFIG_FIELD_MANAGER,
@@ -56,10 +57,7 @@ def load_local(context: str | None) -> dict[str, str]:
     path = local_path()
     if not path.is_file():
         return {}
-    try:
-        data = load_yaml(path.read_text(), str(path)) or {}
-    except OSError as exc:
-        raise InputError(f"cannot read {path}", str(exc).splitlines()[0], "fix or delete the file") from None
+    data = load_yaml(read_text(str(path), "settings file"), str(path)) or {}
     from kubectl_gpuscale import shapes
 
     try:
@@ -81,7 +79,7 @@ def save_local(context: str | None, updates: Mapping[str, str | None]) -> Path:
     path = local_path()
     data: dict[str, Any] = {}
     if path.is_file():
-        data = load_yaml(path.read_text(), str(path)) or {}
+        data = load_yaml(read_text(str(path), "settings file"), str(path)) or {}
     section = data.setdefault("contexts", {}).setdefault(context or DEFAULT_CONTEXT, {})
     for key, value in updates.items():
         if value is None:

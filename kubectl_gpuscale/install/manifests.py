@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from kubectl_gpuscale.errors import GpuscaleError, InputError, NotFoundError, UnreachableError
+from kubectl_gpuscale.inputs import MAX_TEXT_BYTES
 from kubectl_gpuscale.install.catalog import Artifact
 from kubectl_gpuscale.install.defaults import Setting
 from kubectl_gpuscale.manifests import parse_documents
 from kubectl_gpuscale.names import PROGRAM
 
 DOWNLOAD_TIMEOUT_S = 60.0
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_BYTES = MAX_TEXT_BYTES
 
 
 def cache_dir() -> Path:
