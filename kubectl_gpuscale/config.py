@@ -25,28 +25,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
+from kubectl_gpuscale.inputs import read_text
+from kubectl_gpuscale.manifests import dump_yaml, load_yaml
+from kubectl_gpuscale.names import (
+    CONFIG_FIELD_MANAGER,
+    CONFIG_NAME,
+    CONFIG_NAMESPACE,
+    MANAGED_LABELS,
+    PROGRAM,
+)
 from kubectl_gpuscale.prom.settings import ENV_URL as ENV_PROMETHEUS  # noqa: F401  (config.ENV_PROMETHEUS)
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
 
-CONFIG_NAMESPACE = "gpuscale-system"
-CONFIG_NAME = "gpuscale-config"
-CONFIG_FIELD_MANAGER = "kubectl-gpuscale-config"
 KEY_PROMETHEUS = "prometheus-url"
 KEY_PROMETHEUS_SOURCE = "prometheus-source"
 COMPONENT_PREFIX = "component."
-MANAGED_LABELS = {"app.kubernetes.io/managed-by": "kubectl-gpuscale"}
 DEFAULT_CONTEXT = "_default"
 
 
 def local_path() -> Path:
     """The local settings file."""
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "kubectl-gpuscale" / "config.yaml"
+    return Path(base) / PROGRAM / "config.yaml"
 
 
 def load_local(context: str | None) -> dict[str, str]:
@@ -54,10 +57,7 @@ def load_local(context: str | None) -> dict[str, str]:
     path = local_path()
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read {path}", str(exc).splitlines()[0], "fix or delete the file") from None
+    data = load_yaml(read_text(str(path), "settings file"), str(path)) or {}
     from kubectl_gpuscale import shapes
 
     try:
@@ -70,12 +70,16 @@ def load_local(context: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in section.items()}
 
 
+def _sorted(data: Any) -> Any:
+    return {k: _sorted(data[k]) for k in sorted(data)} if isinstance(data, dict) else data
+
+
 def save_local(context: str | None, updates: Mapping[str, str | None]) -> Path:
     """Set (or with None, remove) keys in this context's section of the local file."""
     path = local_path()
     data: dict[str, Any] = {}
     if path.is_file():
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(read_text(str(path), "settings file"), str(path)) or {}
     section = data.setdefault("contexts", {}).setdefault(context or DEFAULT_CONTEXT, {})
     for key, value in updates.items():
         if value is None:
@@ -83,7 +87,7 @@ def save_local(context: str | None, updates: Mapping[str, str | None]) -> Path:
         else:
             section[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=True))
+    path.write_text(dump_yaml(_sorted(data)))
     return path
 
 

@@ -6,6 +6,26 @@ prints a traceback unless the user asked for `--debug`.
 
 from __future__ import annotations
 
+import signal
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The process exit statuses: 0 ok, 1 failure (or an error-severity finding), 2 usage, 128 + n for signal n."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    HANGUP = 128 + signal.SIGHUP
+    INTERRUPTED = 128 + signal.SIGINT
+    TERMINATED = 128 + signal.SIGTERM
+
+    @classmethod
+    def for_signal(cls, signum: int) -> int:
+        """The status of a process stopped by signal `signum` (the shell's 128 + n)."""
+        code = 128 + signum
+        return cls(code) if code in cls._value2member_map_ else code
+
 
 class GpuscaleError(Exception):
     """A failure the user can act on.
@@ -16,7 +36,7 @@ class GpuscaleError(Exception):
         fix: what to do about it, e.g. a ``kubectl auth can-i`` line.
     """
 
-    exit_code = 1
+    exit_code: int = ExitStatus.FAILURE
 
     def __init__(self, what: str, why: str = "", fix: str = "") -> None:
         self.what = what
@@ -37,7 +57,7 @@ class GpuscaleError(Exception):
 class InputError(GpuscaleError):
     """Bad input from the user (a flag, a file, a name): exit code 2."""
 
-    exit_code = 2
+    exit_code = ExitStatus.USAGE
 
 
 class NotFoundError(GpuscaleError):

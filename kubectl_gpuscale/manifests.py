@@ -259,6 +259,15 @@ def _documents(text: str) -> list[Any]:
             return list(yaml.load_all(text, Loader=_BaseLoader))
 
 
+def load_yaml(text: str, source: str) -> Any:
+    """The one document in `text` (None when empty), read by `parse_documents`. Raises `InputError`."""
+    documents = parse_documents(text, source)
+    if len(documents) > 1:
+        raise InputError(f"cannot parse {source}", f"it holds {len(documents)} YAML documents, not one",
+                         "keep one document")
+    return documents[0] if documents else None
+
+
 def dump_yaml(data: Any) -> str:
     """`data` as block-style YAML (key order kept, multi-line strings as `|` blocks), like `kubectl get -o yaml`.
 
@@ -314,7 +323,11 @@ def parse_text(text: str, source: str) -> list[Loaded]:
 
 
 def parse_documents(text: str, source: str) -> list[Any]:
-    """Every YAML/JSON document in `text`, within the alias budget. Raises `InputError` with file:line."""
+    """Every YAML/JSON document in `text`, within the alias budget. Raises `InputError` with file:line.
+
+    The package's one YAML reader (and `dump_yaml` its one writer): -f input, downloaded install
+    manifests, the local settings file.
+    """
     try:
         return _documents(text)
     except yaml.MarkedYAMLError as exc:

@@ -70,7 +70,6 @@ BOOL = Shape("bool")
 INT_OR_STR = Shape("int-or-str")
 SCALAR = Shape("scalar")
 ANY_MAP = Shape("map")
-ANY_LIST = Shape("list")
 QUANTITY = Shape("scalar")
 """A resource.Quantity: a string (``500m``) or a bare JSON number (``0.5``), as its UnmarshalJSON accepts."""
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from kubectl_gpuscale.autoscale import builders
 from kubectl_gpuscale.autoscale import convert as conv
 from kubectl_gpuscale.errors import GpuscaleError
+from kubectl_gpuscale.names import KEDA_TRANSFER_OWNERSHIP, ORIGINAL_HPA
 from tests.support.admission_knative import KnativeConfig, validate_service
 from tests.support.schemas import assert_valid
 
@@ -149,9 +150,9 @@ def _check_scaled_object(so: dict[str, Any], hpa_name: str, options: conv.Option
     low, high = spec["minReplicaCount"], spec["maxReplicaCount"]
     assert high >= low
     assert low >= 1 or (options.scale_to_zero and low == 0)
-    assert so["metadata"]["annotations"][builders.TRANSFER_OWNERSHIP] == "true"
+    assert so["metadata"]["annotations"][KEDA_TRANSFER_OWNERSHIP] == "true"
     assert spec["advanced"]["horizontalPodAutoscalerConfig"]["name"] == hpa_name
-    original = json.loads(so["metadata"]["annotations"][builders.ORIGINAL_HPA])
+    original = json.loads(so["metadata"]["annotations"][ORIGINAL_HPA])
     assert original["metadata"]["name"] == hpa_name and original["kind"] == "HorizontalPodAutoscaler"
     assert spec["triggers"]
     for trigger in spec["triggers"]:

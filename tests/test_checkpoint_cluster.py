@@ -14,6 +14,7 @@ import pytest
 from kubectl_gpuscale.checkpoint import facts, helper
 from kubectl_gpuscale.cli import main
 from kubectl_gpuscale.kube import Cluster
+from kubectl_gpuscale.names import CHECKPOINT_HELPER_LABEL
 from tests.support.kube_fixtures import TestApiServer
 
 NODE = {"apiVersion": "v1", "kind": "Node",
@@ -96,7 +97,7 @@ def _complete_helper(apiserver: TestApiServer, namespace: str, log: str, stop: t
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
     while not stop.is_set():
         for pod in apiserver.objects("v1", "Pod", namespace):
-            if (pod["metadata"].get("labels") or {}).get(facts.HELPER_LABEL) == "list" and \
+            if (pod["metadata"].get("labels") or {}).get(CHECKPOINT_HELPER_LABEL) == "list" and \
                     (pod.get("status") or {}).get("phase") != "Succeeded":
                 apiserver.set_log(namespace, pod["metadata"]["name"], log)
                 cluster.patch("v1", "Pod", pod["metadata"]["name"], namespace, {"status": {"phase": "Succeeded"}},

@@ -19,6 +19,7 @@ from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.doctor import service
 from kubectl_gpuscale.kube import Cluster
 from kubectl_gpuscale.manifests import load
+from kubectl_gpuscale.names import FIELD_MANAGER
 from tests.support.kube_fixtures import TestApiServer
 from tests.support.paths import MANIFESTS
 
@@ -167,7 +168,7 @@ def test_cluster_apply_dry_runs_then_applies(apiserver: TestApiServer, cluster: 
     assert dep_now["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
     assert dep_now["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.11.0"
     (pdb,) = apiserver.objects("policy/v1", "PodDisruptionBudget", NS)
-    assert any(m["manager"] == "kubectl-gpuscale" for m in pdb["metadata"]["managedFields"])
+    assert any(m["manager"] == FIELD_MANAGER for m in pdb["metadata"]["managedFields"])
     after = _rules(_findings(_doctor(apiserver, "-o", "json")))
     assert not {"GS009", "GS017", "GS022"} & after
     assert "GS018" in after  # no safe patch for a container list: still reported

@@ -16,6 +16,7 @@ from kubectl_gpuscale.doctor.rules import aggregated, metric_names
 from kubectl_gpuscale.doctor.snapshot import duration_seconds
 from kubectl_gpuscale.install.prepull import build_daemonset
 from kubectl_gpuscale.manifests import load
+from kubectl_gpuscale.names import KEDA_HTTP_SKIP_SCALEDOBJECT, KEDA_TRANSFER_OWNERSHIP
 from tests.support.paths import MANIFESTS
 from tests.support.schemas import assert_valid
 
@@ -122,7 +123,7 @@ def test_gs002_real_hpa_and_scaledobject_pair_fight() -> None:
 def test_gs002_adopted_hpa_is_one_controller() -> None:
     hpa, so = one("hpa_llmd-wva_1"), one("scaledobject_llmd-wva_1")
     hpa["metadata"]["name"] = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"]
-    so["metadata"].setdefault("annotations", {})[builders.TRANSFER_OWNERSHIP] = "true"
+    so["metadata"].setdefault("annotations", {})[KEDA_TRANSFER_OWNERSHIP] = "true"
     assert not fired(lint(one("deploy_llmd-wva_1", "Deployment"), hpa, so), "GS002")
 
 
@@ -133,7 +134,7 @@ def test_gs002_http_scaled_object_that_creates_its_own_scaled_object() -> None:
                                       port=80, min_replicas=0, max_replicas=4, concurrency=8, hosts=("x",),
                                       cold_start=300)
     assert not fired(lint(dep, so, hso), "GS002")  # skip-scaledobject-creation is set by our builder
-    del hso["metadata"]["annotations"][builders.HTTP_SKIP_SO]
+    del hso["metadata"]["annotations"][KEDA_HTTP_SKIP_SCALEDOBJECT]
     (f,) = fired(lint(dep, so, hso), "GS002")
     assert "HTTPScaledObject/vllme" in f.value
 

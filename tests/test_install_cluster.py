@@ -18,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from kubectl_gpuscale.cli.root import cli
+from kubectl_gpuscale.names import CONFIG_NAME, CONFIG_NAMESPACE, FIELD_MANAGER
 from tests.support.apiserver import ApiServer
 from tests.support.keda_chart import seed_keda_chart
 
@@ -161,12 +162,12 @@ def test_install_keda_from_manifests_is_ready_idempotent_and_recorded(bare: ApiS
         assert "Plan:" in first.stderr and "KEDA 2.20.2 via manifests" in first.stderr
         assert "prometheus: http://prometheus-operated.monitoring.svc:9090" in first.stdout
         # server-side apply with our field manager
-        applies = [r for r in bare.requests if r.method == "PATCH" and r.query.get("fieldManager") == ["kubectl-gpuscale"]]
+        applies = [r for r in bare.requests if r.method == "PATCH" and r.query.get("fieldManager") == [FIELD_MANAGER]]
         assert applies
         second = gpuscale(bare, "install", "keda", "--manifests", str(d), "--timeout", "20s")
     assert second.exit_code == 0, second.stderr
     assert "0 created, 0 configured, 7 unchanged; ready" in second.stdout
-    cm = bare.get_object("v1", "ConfigMap", "gpuscale-config", "gpuscale-system")
+    cm = bare.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
     assert cm is not None
     record = json.loads(cm["data"]["component.keda"])
     assert record["version"] == "2.20.2" and record["method"] == "manifests"
@@ -196,7 +197,7 @@ def test_dry_run_server_persists_nothing(bare: ApiServer, tmp_path: Path) -> Non
     data = json.loads(out.stdout)
     assert data["dryRun"] == "server" and len(data["results"][0]["created"]) == 7
     assert bare.objects("apps/v1", "Deployment") == []
-    assert bare.get_object("v1", "ConfigMap", "gpuscale-config", "gpuscale-system") is None
+    assert bare.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE) is None
     writes = [r for r in bare.requests if r.method in ("PATCH", "POST", "PUT", "DELETE")
               and "selfsubjectaccessreviews" not in r.path]
     assert writes and all(r.query.get("dryRun") == ["All"] for r in writes)
@@ -314,7 +315,7 @@ def test_uninstall_removes_only_what_was_recorded_and_warns_about_dependents(bar
         in done.stderr
     assert bare.get_object("apps/v1", "Deployment", "not-ours", "keda") is not None
     assert bare.get_object("apiextensions.k8s.io/v1", "CustomResourceDefinition", "scaledobjects.keda.sh")
-    cm = bare.get_object("v1", "ConfigMap", "gpuscale-config", "gpuscale-system")
+    cm = bare.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
     assert cm is not None and "component.keda" not in (cm.get("data") or {})
     again = gpuscale(bare, "uninstall", "keda", "--yes")
     assert again.exit_code == 1 and "no record of installing it" in again.stderr

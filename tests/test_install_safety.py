@@ -22,6 +22,14 @@ from typing import Any
 import pytest
 
 from kubectl_gpuscale.install import catalog
+from kubectl_gpuscale.names import (
+    COMPONENT_LABEL,
+    CONFIG_NAME,
+    CONFIG_NAMESPACE,
+    INSTALL_ID_LABEL,
+    MANAGED_LABELS,
+    VERSION_ANNOTATION,
+)
 from tests.support.apiserver import ApiServer
 from tests.support.keda_chart import seed_keda_chart
 from tests.support.kube_fixtures import TestApiServer
@@ -41,7 +49,7 @@ def _deletes(server: ApiServer) -> list[Any]:
 
 
 def _record(server: ApiServer, component: str = "keda") -> dict[str, Any]:
-    cm = server.get_object("v1", "ConfigMap", "gpuscale-config", "gpuscale-system")
+    cm = server.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
     assert cm is not None
     data: dict[str, Any] = json.loads(cm["data"][f"component.{component}"])
     return data
@@ -68,8 +76,8 @@ def test_pre_existing_namespace_and_its_secret_survive_uninstall(bare: ApiServer
     ns = bare.get_object("v1", "Namespace", "keda")
     assert ns and ns["metadata"]["labels"] == {"team": "platform"}  # no ownership labels on the user's namespace
     op = bare.get_object("apps/v1", "Deployment", "keda-operator", "keda")
-    assert op and op["metadata"]["labels"]["kubectl-gpuscale/install-id"] == record["installId"]
-    assert op["metadata"]["annotations"]["kubectl-gpuscale/version"] == catalog.KEDA.version
+    assert op and op["metadata"]["labels"][INSTALL_ID_LABEL] == record["installId"]
+    assert op["metadata"]["annotations"][VERSION_ANNOTATION] == catalog.KEDA.version
 
     done = gpuscale(bare, "uninstall", "keda", "--yes")
     assert done.exit_code == 0, done.stderr
@@ -135,8 +143,8 @@ def test_namespace_is_kept_when_its_contents_cannot_be_listed(bare: ApiServer, t
 def _forged_record(*objects: dict[str, str], install_id: str = "0123456789abcdef") -> dict[str, Any]:
     record = {"version": "2.20.2", "method": "manifests", "installId": install_id, "objects": list(objects),
               "namespace": "keda", "release": None}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gpuscale-config",
-                                                                   "namespace": "gpuscale-system"},
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": CONFIG_NAME,
+                                                                   "namespace": CONFIG_NAMESPACE},
             "data": {"component.keda": json.dumps(record)}}
 
 
@@ -179,9 +187,9 @@ def test_forged_record_inside_the_catalogue_keeps_objects_install_did_not_label(
     keda-operator) passes the catalogue but not the live labels: each is kept, with the label that differs."""
     bare.seed(USER_NAMESPACE, USER_SECRET,
               {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "keda-operator", "labels": {"app.kubernetes.io/managed-by": "kubectl-gpuscale",
-                                                                "kubectl-gpuscale/component": "keda",
-                                                                "kubectl-gpuscale/install-id": "someone-elses"}},
+               "metadata": {"name": "keda-operator", "labels": {**MANAGED_LABELS,
+                                                                COMPONENT_LABEL: "keda",
+                                                                INSTALL_ID_LABEL: "someone-elses"}},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "keda-operator"},
                "subjects": []},
               _forged_record({"apiVersion": "v1", "kind": "Secret", "name": "vault-token", "namespace": "keda"},
@@ -210,8 +218,8 @@ def test_record_without_install_id_is_refused(bare: ApiServer) -> None:
 
 
 def _seed_installed_keda(server: Any) -> None:
-    labels = {"app.kubernetes.io/managed-by": "kubectl-gpuscale", "kubectl-gpuscale/component": "keda",
-              "kubectl-gpuscale/install-id": "0123456789abcdef"}
+    labels = {**MANAGED_LABELS, COMPONENT_LABEL: "keda",
+              INSTALL_ID_LABEL: "0123456789abcdef"}
     server.seed({"apiVersion": "apps/v1", "kind": "Deployment",
                  "metadata": {"name": "keda-operator", "namespace": "keda", "labels": labels},
                  "spec": {"selector": {"matchLabels": {"app": "k"}}, "template": {
@@ -439,7 +447,7 @@ def test_helm_release_this_install_made_is_uninstalled(bare: ApiServer, storing_
     assert out.exit_code == 0, out.stderr
     install_id = _record(bare)["installId"]
     rev = bare.get_object("v1", "Secret", "sh.helm.release.v1.keda.v1", "keda")
-    assert rev and rev["metadata"]["labels"]["kubectl-gpuscale/install-id"] == install_id
+    assert rev and rev["metadata"]["labels"][INSTALL_ID_LABEL] == install_id
     done = gpuscale(bare, "uninstall", "keda", "--yes")
     assert done.exit_code == 0, done.stderr
     assert _helm_calls(storing_helm)[-1][:4] == ["uninstall", "keda", "--namespace", "keda"]
@@ -457,7 +465,7 @@ def test_pre_existing_helm_release_is_adopted_and_never_uninstalled(bare: ApiSer
     assert _record(bare)["adopted"] == [{"apiVersion": "v1", "kind": "Secret", "name": "sh.helm.release.v1.keda.v1",
                                          "namespace": "keda"}]
     latest = bare.get_object("v1", "Secret", "sh.helm.release.v1.keda.v2", "keda")
-    assert latest and "kubectl-gpuscale/install-id" not in latest["metadata"]["labels"]
+    assert latest and INSTALL_ID_LABEL not in latest["metadata"]["labels"]
     done = gpuscale(bare, "uninstall", "keda", "--yes")
     assert done.exit_code == 0, done.stderr
     assert ("keep helm release keda -n keda (not installed by this install: on its latest revision, label "
@@ -472,7 +480,7 @@ def test_forged_helm_record_runs_no_helm_uninstall(bare: ApiServer, storing_helm
                "metadata": {"name": "sh.helm.release.v1.keda.v1", "namespace": "keda",
                             "labels": {"name": "keda", "owner": "helm", "status": "deployed", "version": "1"}}},
               {"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "gpuscale-config", "namespace": "gpuscale-system"},
+               "metadata": {"name": CONFIG_NAME, "namespace": CONFIG_NAMESPACE},
                "data": {"component.keda": json.dumps({"version": "2.20.2", "method": "helm", "release": "keda",
                                                       "installId": "0123456789abcdef", "objects": []})}})
     done = gpuscale(bare, "uninstall", "keda", "--yes")
@@ -508,8 +516,8 @@ def test_a_namespace_two_components_share_keeps_its_creator_and_goes_last(bare: 
     assert http.exit_code == 0, http.stderr
     assert "1 adopted" in http.stdout
     labels = (bare.get_object("v1", "Namespace", "keda") or {})["metadata"]["labels"]
-    assert labels["kubectl-gpuscale/component"] == "keda"
-    assert labels["kubectl-gpuscale/install-id"] == _record(bare)["installId"]
+    assert labels[COMPONENT_LABEL] == "keda"
+    assert labels[INSTALL_ID_LABEL] == _record(bare)["installId"]
     gone_http = gpuscale(bare, "uninstall", "keda-http", "--yes")
     assert gone_http.exit_code == 0, gone_http.stderr
     assert "keep namespace/keda (existed before the install: adopted, never deleted)" in gone_http.stderr

@@ -19,6 +19,7 @@ from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.doctor.rules import run as lint
 from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.facts import knative as kf
+from kubectl_gpuscale.names import STABILIZATION_REASON
 from tests.support import vllm_chart
 from tests.support.admission_knative import KnativeAdmission, KnativeConfig, validate_service
 from tests.support.kube_fixtures import TestApiServer
@@ -183,7 +184,7 @@ def test_vllm_chart_cold_start_is_not_the_readiness_delay() -> None:
     (conv,) = convert_all(vllm_chart.objects(), Options())
     assert "cold start 300s from vLLM typical cold start" in conv.notes
     assert not any("cold start 5s" in n for n in conv.notes)
-    reason = conv.objects[0]["metadata"]["annotations"][builders.STABILIZATION_REASON]
+    reason = conv.objects[0]["metadata"]["annotations"][STABILIZATION_REASON]
     assert "readiness" not in reason and "5s" not in reason
 
 

@@ -20,6 +20,7 @@ from kubectl_gpuscale.errors import (
     UnreachableError,
 )
 from kubectl_gpuscale.kube import Cluster
+from kubectl_gpuscale.names import FIELD_MANAGER
 from tests.support.apiserver import KUBELET_CLIENT_FORBIDDEN, ApiServer
 from tests.support.paths import MANIFESTS
 
@@ -67,7 +68,8 @@ def test_kubeconfig_list_with_the_context_in_the_second_file(apiserver: ApiServe
     cluster = Cluster.connect(context="gpu")
     assert cluster.context == "gpu" and cluster.default_namespace == "ml"
     apiserver.seed(deployment())
-    assert cluster.get("apps/v1", "Deployment", "vllm")["metadata"]["namespace"] == "ml"
+    found = cluster.get("apps/v1", "Deployment", "vllm", cluster.namespace_or_default(None))
+    assert found["metadata"]["namespace"] == "ml"
     monkeypatch.setenv("KUBECONFIG", f"{first}{':'}{second}")
     assert Cluster.connect().context == "gpu"  # current-context from the second file
 
@@ -251,9 +253,9 @@ def test_apply_conflict_names_the_manager_and_force_takes_over(apiserver: ApiSer
     out = cluster.apply(deployment(replicas=5), force=True)
     assert out["spec"]["replicas"] == 5
     managers = {m["manager"] for m in out["metadata"]["managedFields"]}
-    assert {"helm", "kubectl-gpuscale"} <= managers
+    assert {"helm", FIELD_MANAGER} <= managers
     sent = apiserver.requests_to("PATCH")[-1]
-    assert sent.param("fieldManager") == "kubectl-gpuscale" and sent.param("force") == "true"
+    assert sent.param("fieldManager") == FIELD_MANAGER and sent.param("force") == "true"
     assert sent.content_type == "application/apply-patch+yaml"
 
 

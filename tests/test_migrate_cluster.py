@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_gpuscale.autoscale import apply as service
-from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.kube import Cluster
 from kubectl_gpuscale.manifests import load
+from kubectl_gpuscale.names import FIELD_MANAGER, ORIGINAL_HPA
 from tests.support.keda_sim import keda_operator
 from tests.support.kube_fixtures import TestApiServer
 from tests.support.paths import MANIFESTS
@@ -67,9 +67,9 @@ def test_apply_adopts_hpa_with_transfer_ownership(apiserver: TestApiServer, clus
     assert after["spec"] == before["spec"]
     assert not apiserver.requests_to("DELETE", prefix="/apis/autoscaling")
     managers = {m["manager"] for m in so["metadata"].get("managedFields", [])}
-    assert "kubectl-gpuscale" in managers
+    assert FIELD_MANAGER in managers
     patches = [r for r in apiserver.requests_to("PATCH", prefix="/apis/keda.sh") if r.param("dryRun") is None]
-    assert patches and all(r.param("fieldManager") == "kubectl-gpuscale" for r in patches)
+    assert patches and all(r.param("fieldManager") == FIELD_MANAGER for r in patches)
 
 
 def test_dry_run_server_persists_nothing(apiserver: TestApiServer) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from kubectl_gpuscale.autoscale import apply as service
-from kubectl_gpuscale.autoscale.builders import ORIGINAL_HPA
 from kubectl_gpuscale.cli import main
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.kube import Cluster
 from kubectl_gpuscale.manifests import load
+from kubectl_gpuscale.names import ORIGINAL_HPA
 from tests.support.keda_sim import keda_adopts, keda_hpa, keda_operator
 from tests.support.kube_fixtures import Kubectl, TestApiServer
 from tests.support.paths import MANIFESTS

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_gpuscale import migrate
+from kubectl_gpuscale.autoscale.convert import Options
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.kube import Cluster
@@ -21,7 +22,7 @@ from tests.test_migrate_cluster import NS, _seed
 def test_plan_then_apply_writes_what_the_cli_writes(apiserver: TestApiServer, cluster: Cluster) -> None:
     _seed(apiserver)
     notes: list[str] = []
-    request = migrate.MigrateRequest(names=("gemma-server-hpa",), namespace=NS, kv_cache=0.8)
+    request = migrate.MigrateRequest(names=("gemma-server-hpa",), namespace=NS, options=Options(kv_cache=0.8))
     plan = migrate.plan(request, cluster, note=notes.append)
     assert [r.action for r in plan.results] == ["migrate"] and not plan.failed
     assert [o["kind"] for o in plan.objects] == ["ScaledObject"]

@@ -10,6 +10,7 @@ import pytest
 
 from kubectl_gpuscale import config
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.names import CONFIG_NAME, CONFIG_NAMESPACE
 from kubectl_gpuscale.prom import resolve
 from kubectl_gpuscale.prom.settings import ENV_TOKEN, ENV_URL
 from tests.support.kube_fixtures import TestApiServer
@@ -46,7 +47,7 @@ def test_a_token_from_the_environment_never_goes_to_the_recorded_url(
     env = {ENV_TOKEN: "s3cret"}
     got = resolve.resolve(None, cluster, env=env)
     assert (got.url, got.token, got.token_withheld) == ("http://recorded.monitoring.svc:9090", None, True)
-    assert got.source == f"ConfigMap {config.CONFIG_NAMESPACE}/{config.CONFIG_NAME}"
+    assert got.source == f"ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME}"
     given = resolve.resolve("http://flag:9090", cluster, env=env)
     assert (given.url, given.token) == ("http://flag:9090", "s3cret")
     assert resolve.resolve(None, cluster, env={**env, ENV_URL: "http://env:9090"}).token == "s3cret"

@@ -25,6 +25,7 @@ from kubectl_gpuscale import config
 from kubectl_gpuscale.autoscale import builders
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import GpuscaleError, InputError
+from kubectl_gpuscale.names import CONFIG_NAME, CONFIG_NAMESPACE
 from kubectl_gpuscale.prom import settings
 from kubectl_gpuscale.prom.settings import ENV_TOKEN, ENV_URL, resolve_url
 from tests.support.kube_fixtures import TestApiServer
@@ -223,7 +224,7 @@ def test_configmap_never_stores_userinfo(apiserver: TestApiServer) -> None:
 
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
     config.write_cluster(cluster, {config.KEY_PROMETHEUS: f"http://alice:{PASSWORD}@prom.monitoring.svc:9090"})
-    stored = apiserver.get_object("v1", "ConfigMap", config.CONFIG_NAME, config.CONFIG_NAMESPACE)
+    stored = apiserver.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
     assert stored is not None
     assert stored["data"][config.KEY_PROMETHEUS] == "http://prom.monitoring.svc:9090"
     assert not _leaks(json.dumps(stored))
@@ -239,7 +240,7 @@ def test_install_records_and_prints_no_password(apiserver: TestApiServer, tmp_pa
                        "--prometheus", f"http://alice:{PASSWORD}@prom.example:9090", "--timeout", "20s")
     assert not _leaks(ran.stdout, ran.stderr), ran.stderr
     assert "recording Prometheus http://prom.example:9090 without the credentials" in ran.stderr
-    stored = apiserver.get_object("v1", "ConfigMap", config.CONFIG_NAME, config.CONFIG_NAMESPACE)
+    stored = apiserver.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
     assert stored is not None and stored["data"][config.KEY_PROMETHEUS] == "http://prom.example:9090"
 
 
@@ -247,7 +248,7 @@ def test_install_records_and_prints_no_password(apiserver: TestApiServer, tmp_pa
 
 
 def _plant_configmap(apiserver: TestApiServer, url: str) -> None:
-    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": config.CONFIG_NAMESPACE}},
+    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONFIG_NAMESPACE}},
                    config.config_map({config.KEY_PROMETHEUS: url}))
 
 

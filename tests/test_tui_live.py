@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kubectl_gpuscale.errors import UnreachableError
+from kubectl_gpuscale.names import KEDA_PAUSED_REPLICAS
 from kubectl_gpuscale.tui.model import Snapshot
 from kubectl_gpuscale.tui.sources.live import MAX_QUERIES, LiveSource, metric_queries
 from tests.support.kube_fixtures import TestApiServer
@@ -148,11 +149,11 @@ def test_scale_and_pause_write_through_the_client(apiserver: TestApiServer) -> N
     assert apiserver.get_object("apps/v1", "Deployment", "llama", "ml")["spec"]["replicas"] == 4
     source.pause("ml", "llama", 4)
     so = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "llama", "ml")
-    assert so["metadata"]["annotations"]["autoscaling.keda.sh/paused-replicas"] == "4"
+    assert so["metadata"]["annotations"][KEDA_PAUSED_REPLICAS] == "4"
     assert source.refresh().workloads[0].paused
     source.pause("ml", "llama", None)
     so = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "llama", "ml")
-    assert "autoscaling.keda.sh/paused-replicas" not in (so["metadata"].get("annotations") or {})
+    assert KEDA_PAUSED_REPLICAS not in (so["metadata"].get("annotations") or {})
     source.close()
 
 

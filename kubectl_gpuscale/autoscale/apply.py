@@ -23,6 +23,7 @@ from kubectl_gpuscale.errors import (
 from kubectl_gpuscale.facts import Targets
 from kubectl_gpuscale.facts import keda as keda_facts
 from kubectl_gpuscale.facts import knative as kfacts
+from kubectl_gpuscale.names import KEDA_TRANSFER_OWNERSHIP, ORIGINAL_HPA
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -68,7 +69,7 @@ def read_inputs(cluster: Cluster, namespace: str | None, names: Sequence[str], *
         owner = _owner_so(hpa)
         if owner:
             so = cluster.get_or_none(builders.KEDA_API, SO_KIND, owner, ns)
-            saved = ((so or {}).get("metadata") or {}).get("annotations", {}).get(builders.ORIGINAL_HPA)
+            saved = ((so or {}).get("metadata") or {}).get("annotations", {}).get(ORIGINAL_HPA)
             if not saved:
                 out.skipped.append((f"{ns}/{meta.get('name')}", f"managed by ScaledObject {owner} (not ours)"))
                 continue
@@ -132,7 +133,7 @@ def _keda_preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targ
         warnings.append("KEDA's version is unknown (no keda-operator Deployment found): adopting an HPA "
                         "needs KEDA >= 2.11")
     elif not keda_facts.holds("transfer-hpa-ownership", version) and any(
-            (o.get("metadata") or {}).get("annotations", {}).get(builders.TRANSFER_OWNERSHIP) == "true"
+            (o.get("metadata") or {}).get("annotations", {}).get(KEDA_TRANSFER_OWNERSHIP) == "true"
             for o in objects if o.get("kind") == SO_KIND):
         raise GpuscaleError("cannot migrate", f"KEDA {version} cannot adopt an existing "
                             "HPA (transfer-hpa-ownership needs >= 2.11)",
@@ -333,7 +334,7 @@ def backup_adopted(objects: Sequence[Mapping[str, Any]], context: str | None) ->
 
     out = []
     for obj in objects:
-        saved = ((obj.get("metadata") or {}).get("annotations") or {}).get(builders.ORIGINAL_HPA)
+        saved = ((obj.get("metadata") or {}).get("annotations") or {}).get(ORIGINAL_HPA)
         if obj.get("kind") != SO_KIND or not saved:
             continue
         original = json.loads(saved)
@@ -658,10 +659,10 @@ def plan_rollback(cluster: Cluster, name: str, namespace: str | None, *, backup:
         source = f"backup {backup_path or ''}".strip()
     else:
         assert so is not None
-        text = ((so.get("metadata") or {}).get("annotations") or {}).get(builders.ORIGINAL_HPA)
+        text = ((so.get("metadata") or {}).get("annotations") or {}).get(ORIGINAL_HPA)
         if not text:
             raise InputError(f"cannot roll back ScaledObject {so_label}",
-                             f"it has no {builders.ORIGINAL_HPA} annotation (not made by migrate-hpa)",
+                             f"it has no {ORIGINAL_HPA} annotation (not made by migrate-hpa)",
                              "nothing was written; restore the HPA from the backup --apply wrote "
                              "(--rollback NAME --from-backup FILE), or delete the ScaledObject by hand with: "
                              f"kubectl delete scaledobject {name} -n {ns} --cascade=orphan")
@@ -669,10 +670,10 @@ def plan_rollback(cluster: Cluster, name: str, namespace: str | None, *, backup:
             saved = json.loads(text)
         except ValueError:
             raise InputError(f"refusing to roll back ScaledObject {so_label}",
-                             f"its {builders.ORIGINAL_HPA} annotation is not JSON",
+                             f"its {ORIGINAL_HPA} annotation is not JSON",
                              "nothing was written; restore the HPA from the backup --apply wrote "
                              "(--rollback NAME --from-backup FILE)") from None
-        source = f"the saved HPA ({builders.ORIGINAL_HPA} annotation)"
+        source = f"the saved HPA ({ORIGINAL_HPA} annotation)"
     if target is None and isinstance(saved, Mapping) and isinstance(saved.get("metadata"), Mapping):
         live_name = saved["metadata"].get("name")
         live = cluster.get_or_none(HPA_API, HPA_KIND, live_name, ns) if isinstance(live_name, str) else None

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_gpuscale.autoscale import builders
+from kubectl_gpuscale.names import PROMETHEUS_SECRET
 
-DEFAULT_NAME = "gpuscale-prometheus"
-"""The TriggerAuthentication's name, and the Secret's unless told otherwise."""
 SECRET_ENV = {"username": "PROMETHEUS_USER", "password": "PROMETHEUS_PASSWORD",
               "bearerToken": "GPUSCALE_PROMETHEUS_TOKEN"}
 """The shell variable each Secret key is read from in the printed `kubectl create secret` line."""
@@ -26,8 +25,8 @@ class PrometheusAuth:
     """How KEDA authenticates to Prometheus: `mode` (basic | bearer) with the keys of Secret `secret`."""
 
     mode: str
-    secret: str = DEFAULT_NAME
-    name: str = DEFAULT_NAME
+    secret: str = PROMETHEUS_SECRET
+    name: str = PROMETHEUS_SECRET
 
 
 def mode_for(*, basic: bool, token: bool) -> str | None:

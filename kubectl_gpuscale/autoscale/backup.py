@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubectl_gpuscale.errors import GpuscaleError, InputError
+from kubectl_gpuscale.names import PROGRAM
 
 MAX_BACKUP_BYTES = 4 * 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -26,7 +27,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def backup_root() -> Path:
     """``$XDG_STATE_HOME/kubectl-gpuscale/backups`` (default ``~/.local/state/...``)."""
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "kubectl-gpuscale" / "backups"
+    return Path(base) / PROGRAM / "backups"
 
 
 def _part(text: str | None, default: str) -> str:

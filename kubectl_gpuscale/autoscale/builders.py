@@ -11,6 +11,12 @@ from kubectl_gpuscale.autoscale.probes import probe_budget, startup_budget
 from kubectl_gpuscale.facts import Targets, pinned_targets
 from kubectl_gpuscale.facts import knative as kfacts
 from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan
+from kubectl_gpuscale.names import (
+    HTTP_EXTERNAL_SCALER,
+    KEDA_HTTP_SKIP_SCALEDOBJECT,
+    KEDA_TRANSFER_OWNERSHIP,
+    MANAGED_LABELS,
+)
 
 KEDA_API = "keda.sh/v1alpha1"
 HTTP_API = "http.keda.sh/v1alpha1"
@@ -19,24 +25,11 @@ KNATIVE_API = "serving.knative.dev/v1"
 # KEDA facts (DESIGN §4, reference/keda_knative.md §1-3)
 KEDA_DEFAULT_POLLING = 30
 KEDA_DEFAULT_COOLDOWN = 300
-TRANSFER_OWNERSHIP = "scaledobject.keda.sh/transfer-hpa-ownership"
-PAUSED = "autoscaling.keda.sh/paused"
-PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
-HTTP_SKIP_SO = "httpscaledobject.keda.sh/skip-scaledobject-creation"
-HTTP_EXTERNAL_SCALER = "keda-add-ons-http-external-scaler.keda:9090"
-HTTP_INTERCEPTOR = "keda-add-ons-http-interceptor-proxy.keda:8080"
 
 # Our defaults for GPU workloads (documented in docs/migrate-hpa.md and --help)
 GPU_POLLING = 15          # the HPA itself re-reads metrics every 15 s; polling faster buys nothing
 GPU_COOLDOWN = 600        # scale-to-zero only: keep a warm replica 10 min after the last request
 FALLBACK_FAILURES = 3     # 3 failed polls (45 s) before holding the fallback replica count
-
-# Our annotations and labels
-PREFIX = "gpuscale.kubectl.dev/"
-ORIGINAL_HPA = PREFIX + "original-hpa"
-ENGINE_ANNOTATION = PREFIX + "engine"
-STABILIZATION_REASON = PREFIX + "scale-down-stabilization"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-gpuscale"}
 
 # Knative facts live in kubectl_gpuscale.facts.knative; these names stay for their importers.
 KNATIVE_REVISION_TIMEOUT = kfacts.REVISION_TIMEOUT_S
@@ -82,7 +75,7 @@ def trigger_authentication(*, name: str, namespace: str | None, mode: str, secre
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
-    meta["labels"] = dict(MANAGED_BY)
+    meta["labels"] = dict(MANAGED_LABELS)
     refs = [{"parameter": key, "name": secret, "key": key} for key in AUTH_PARAMETERS[mode]]
     return {"apiVersion": KEDA_API, "kind": TRIGGER_AUTH_KIND, "metadata": meta, "spec": {"secretTargetRef": refs}}
 
@@ -121,10 +114,10 @@ def scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str]
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
-    meta["labels"] = dict(MANAGED_BY)
+    meta["labels"] = dict(MANAGED_LABELS)
     notes = dict(annotations)
     if adopt_hpa:
-        notes[TRANSFER_OWNERSHIP] = "true"
+        notes[KEDA_TRANSFER_OWNERSHIP] = "true"
     meta["annotations"] = notes
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": target["apiVersion"], "kind": target["kind"], "name": target["name"]},
@@ -181,7 +174,8 @@ def http_scaled_object(*, name: str, namespace: str | None, target: Mapping[str,
     It creates no ScaledObject of its own (our ScaledObject carries an external-push trigger), so
     the existing HPA is adopted once, by one owner. Timeouts exceed the cold start.
     """
-    meta: dict[str, Any] = {"name": name, "labels": dict(MANAGED_BY), "annotations": {HTTP_SKIP_SO: "true"}}
+    meta: dict[str, Any] = {"name": name, "labels": dict(MANAGED_LABELS),
+                            "annotations": {KEDA_HTTP_SKIP_SCALEDOBJECT: "true"}}
     if namespace:
         meta["namespace"] = namespace
     wait = max(cold_start * 2, 120)
@@ -447,7 +441,7 @@ def knative_service(*, name: str, namespace: str | None, template: Mapping[str, 
     labels = (template.get("metadata") or {}).get("labels")
     if labels:
         tmeta["labels"] = dict(labels)
-    meta: dict[str, Any] = {"name": name, "labels": dict(MANAGED_BY)}
+    meta: dict[str, Any] = {"name": name, "labels": dict(MANAGED_LABELS)}
     if namespace:
         meta["namespace"] = namespace
     service = {"apiVersion": KNATIVE_API, "kind": "Service", "metadata": meta,
@@ -457,7 +451,7 @@ def knative_service(*, name: str, namespace: str | None, template: Mapping[str, 
 
 def pod_disruption_budget(*, name: str, namespace: str | None, match_labels: Mapping[str, str]) -> dict[str, Any]:
     """A PDB keeping one warm replica through voluntary disruptions (node drains, upgrades)."""
-    meta: dict[str, Any] = {"name": f"{name}-warm", "labels": dict(MANAGED_BY)}
+    meta: dict[str, Any] = {"name": f"{name}-warm", "labels": dict(MANAGED_LABELS)}
     if namespace:
         meta["namespace"] = namespace
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,

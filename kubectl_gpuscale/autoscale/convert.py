@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,20 +25,26 @@ from kubectl_gpuscale.errors import GpuscaleError, InputError
 from kubectl_gpuscale.facts import Targets, pinned_targets
 from kubectl_gpuscale.facts import knative as kfacts
 from kubectl_gpuscale.facts.keda import fallback_covers, fallback_plan, holds
+from kubectl_gpuscale.names import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_PROMETHEUS_URL,
+    ENGINE_ANNOTATION,
+    HTTP_INTERCEPTOR,
+    ORIGINAL_HPA,
+    STABILIZATION_REASON,
+    namespace_of,
+)
 
-DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 QUEUE_FRACTION = 20       # default target queue per replica = ceil(max concurrency / 20), i.e. 5 %
 UNKNOWN_COLD_START = 300
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet", "ReplicaSet")
-OFFLINE_NAMESPACE = "default"
-"""The namespace of an offline (-f) HPA with none in its metadata and no -n: the API server's own default."""
 
 
 @dataclass(frozen=True)
 class Options:
     """How to convert. Defaults suit GPU inference; see docs/migrate-hpa.md."""
 
-    prometheus: str = DEFAULT_PROMETHEUS
+    prometheus: str = DEFAULT_PROMETHEUS_URL
     target_queue: float | None = None
     activation: float = 0
     kv_cache: float | None = None
@@ -231,28 +237,76 @@ def _service_for(workload: Mapping[str, Any], ns: str | None,
     return None
 
 
-def convert_one(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, str], Mapping[str, Any]],
-                options: Options, *, where: str = "", original: Mapping[str, Any] | None = None) -> Conversion:
-    """Convert one HPA. Never raises for bad input: the error lands in the returned `Conversion`."""
+Index = Mapping[tuple[str, str | None, str], Mapping[str, Any]]
+Note = Callable[[str], None]
+
+
+def convert_one(hpa_obj: Mapping[str, Any], index: Index, options: Options, *, where: str = "",
+                original: Mapping[str, Any] | None = None) -> Conversion:
+    """Convert one HPA. Never raises for bad input: the error lands in the returned `Conversion`.
+
+    Each step returns its part; the row keeps what the steps before a failure found (target, engine, notes).
+    """
     meta = hpa_obj.get("metadata") or {}
-    label = f"{_ns(hpa_obj, options.namespace) or 'default'}/{meta.get('name') or '?'}"
+    label = f"{namespace_of(hpa_obj, options.namespace)}/{meta.get('name') or '?'}"
     result = Conversion(hpa=label, name=str(meta.get("name") or ""))
+    note = result.notes.append
     try:
-        _convert(hpa_obj, index, options, where, original, result)
+        hpa = parse_hpa(hpa_obj, where)
+        result.namespace, given_ns = _namespace(hpa, options, note)
+        ns = result.namespace
+        result.target = f"{hpa.target_kind}/{hpa.target_name}"
+        workload = _workload(hpa, ns, given_ns, index, options)
+        detection = engines.detect(workload)
+        result.engine = f"{detection.engine.key} ({detection.confidence})" if detection.engine else "unknown"
+        result.gpu = detection.accelerator_text
+        min_replicas = hpa.min_replicas if hpa.min_replicas is not None else 1
+        result.replicas = f"{0 if options.scale_to_zero else max(1, min_replicas)}/{hpa.max_replicas}"
+        if not detection.accelerators and not options.force:
+            result.action, result.why = "skip", "no accelerator request (not a GPU workload); --force to migrate anyway"
+            return result
+        triggers = _triggers(hpa, ns, detection, options, note)
+        first = triggers[0]
+        result.metric = first.metric + (f" (+{len(triggers) - 1})" if len(triggers) > 1 else "")
+        result.threshold = first.threshold
+        measured = options.measured_cold_starts.get((hpa.target_kind, ns, hpa.target_name))
+        cold_start, source = cold_start_estimate(workload, detection, options.cold_start, measured)
+        note(f"cold start {cold_start}s from {source}")
+        shape = _shape(hpa, workload, ns, cold_start, source, options, note)
+        annotations = _annotations(hpa, original, shape.reason, detection)
+        if options.to == "knative":
+            result.objects, result.metric, result.threshold = _knative(hpa, ns, workload, detection, shape,
+                                                                        options, note)
+        else:
+            result.objects = _keda(hpa, ns, given_ns, workload, detection, [t.trigger for t in triggers], shape,
+                                   annotations, index, options, note)
     except GpuscaleError as exc:
         result.action, result.why, result.error, result.objects = "error", exc.line(), exc, []
     return result
 
 
-def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, str], Mapping[str, Any]],
-             options: Options, where: str, original: Mapping[str, Any] | None, result: Conversion) -> None:
-    hpa = parse_hpa(hpa_obj, where)
+@dataclass(frozen=True)
+class _Shape:
+    """How the emitted objects scale: replicas, the HPA's behavior (with its stabilization reason), cold start."""
+
+    min_count: int
+    fallback: int
+    behavior: dict[str, Any]
+    reason: str
+    cold_start: int
+    target: dict[str, str]
+
+
+def _namespace(hpa: HPA, options: Options, note: Note) -> tuple[str, str | None]:
+    """The namespace to emit into, and the one the input gave (None: neither the HPA nor -n names one)."""
     given_ns = hpa.namespace or options.namespace
-    ns = given_ns or OFFLINE_NAMESPACE
-    result.namespace = ns
     if not given_ns:
-        result.notes.append(f"no namespace in the input: using '{OFFLINE_NAMESPACE}' (pass -n to choose)")
-    result.target = f"{hpa.target_kind}/{hpa.target_name}"
+        note(f"no namespace in the input: using '{DEFAULT_NAMESPACE}' (pass -n to choose)")
+    return given_ns or DEFAULT_NAMESPACE, given_ns
+
+
+def _workload(hpa: HPA, ns: str, given_ns: str | None, index: Index, options: Options) -> Mapping[str, Any]:
+    """The HPA's scale target among the inputs; InputError when it is missing."""
     workload = index.get((hpa.target_kind, given_ns, hpa.target_name))
     if workload is None:
         raise InputError(f"cannot migrate HPA {ns}/{hpa.name}",
@@ -260,27 +314,25 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
                          + ("was not found in the cluster" if options.from_cluster else "is not in the input"),
                          "fix the HPA's scaleTargetRef" if options.from_cluster
                          else "pass the workload's manifest too (-f hpa.yaml -f deploy.yaml)")
-    detection = engines.detect(workload)
-    result.engine = f"{detection.engine.key} ({detection.confidence})" if detection.engine else "unknown"
-    result.gpu = detection.accelerator_text
-    min_replicas = hpa.min_replicas if hpa.min_replicas is not None else 1
-    result.replicas = f"{0 if options.scale_to_zero else max(1, min_replicas)}/{hpa.max_replicas}"
-    if not detection.accelerators and not options.force:
-        result.action, result.why = "skip", "no accelerator request (not a GPU workload); --force to migrate anyway"
-        return
+    return workload
+
+
+def _triggers(hpa: HPA, ns: str, detection: engines.Detection, options: Options, note: Note) -> list[_Trigger]:
+    """The triggers, first the one that leads: the engine's queue (or --query), then the HPA's own metrics
+    translated, then --kv-cache and --gpu-util. InputError when nothing can be scaled on."""
     metrics_off = detection.metrics_off_reason
     pod_re = promql.pod_regex(hpa.target_kind, hpa.target_name)
     scope = [("namespace", "=", ns), ("pod", "=~", pod_re)]
     triggers: list[_Trigger] = []
     carried_queue: float | None = None
     for i, metric in enumerate(hpa.metrics):
-        translated, note = translate_metric(metric, i, ns, pod_re, options.prometheus)
-        if note:
-            result.notes.append(note)
+        translated, why = translate_metric(metric, i, ns, pod_re, options.prometheus)
+        if why:
+            note(why)
         if translated is None:
             continue
         if metrics_off and translated.role:
-            result.notes.append(f"{translated.metric} dropped: {metrics_off}")
+            note(f"{translated.metric} dropped: {metrics_off}")
             continue
         if translated.role == "queue" and detection.engine and options.query is None \
                 and translated.trigger.get("metricType") is None:
@@ -306,27 +358,28 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
             raise InputError(f"cannot migrate HPA {ns}/{hpa.name}",
                              f"{metrics_off}: a trigger on {queue.name} would read a series that never exists",
                              f"{change} the container args, or pass --query 'sum(...)' with a metric that exists")
-        result.notes.append(f"no queue trigger: {metrics_off}; scaling on the HPA's own metrics, translated")
+        note(f"no queue trigger: {metrics_off}; scaling on the HPA's own metrics, translated")
     elif queue is not None:
         sel = promql.selector(queue.names, scope + [(k, "=", v) for k, v in queue.labels])
         triggers.insert(0, _Trigger(builders.prometheus_trigger("queue", options.prometheus, f"sum({sel})",
                                                                 number_text(queue_threshold), activation=activation),
                                     queue.name, number_text(queue_threshold), "queue"))
-        result.notes.append(f"queue threshold {number_text(queue_threshold)} from {why_threshold}")
-        result.notes.extend(detection.engine.metrics_notes if detection.engine else ())
+        note(f"queue threshold {number_text(queue_threshold)} from {why_threshold}")
+        for text in detection.engine.metrics_notes if detection.engine else ():
+            note(text)
     elif not triggers:
         what = (f"{detection.engine.display} exports no queue metric" if detection.engine
                 else "unknown engine (no vLLM/SGLang/TGI/Triton/TRT-LLM/NIM/Ollama image or command)")
         raise InputError(f"cannot migrate HPA {ns}/{hpa.name}", what,
                          "pass --query 'sum(...)' with the metric to scale on")
     elif not detection.engine:
-        result.notes.append("unknown engine: scaling on the HPA's own metrics, translated")
+        note("unknown engine: scaling on the HPA's own metrics, translated")
     if options.kv_cache is not None:
         kv = detection.metric("kv_cache")
         if kv is None:
-            result.notes.append("--kv-cache ignored: the engine exports no KV-cache gauge")
+            note("--kv-cache ignored: the engine exports no KV-cache gauge")
         elif metrics_off:
-            result.notes.append(f"--kv-cache ignored: {metrics_off}")
+            note(f"--kv-cache ignored: {metrics_off}")
         else:
             sel = promql.selector(kv.names, scope + [(k, "=", v) for k, v in kv.labels])
             triggers.append(_Trigger(builders.prometheus_trigger(
@@ -340,16 +393,16 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         triggers.append(_Trigger(builders.prometheus_trigger("gpu_util", options.prometheus, query,
                                                              number_text(options.gpu_util)),
                                  engines.DCGM_GPU_UTIL, number_text(options.gpu_util), "gpu_util"))
-    first = triggers[0]
-    result.metric = first.metric + (f" (+{len(triggers) - 1})" if len(triggers) > 1 else "")
-    result.threshold = first.threshold
-    measured = options.measured_cold_starts.get((hpa.target_kind, ns, hpa.target_name))
-    cold_start, source = cold_start_estimate(workload, detection, options.cold_start, measured)
-    result.notes.append(f"cold start {cold_start}s from {source}")
+    return triggers
+
+
+def _shape(hpa: HPA, workload: Mapping[str, Any], ns: str, cold_start: int, source: str, options: Options,
+           note: Note) -> _Shape:
+    """Replicas (min, and the fallback KEDA holds when its metrics fail) and the HPA's behavior, kept."""
     behavior, reason = _behavior(hpa, cold_start, source)
-    min_count = 0 if options.scale_to_zero else max(1, min_replicas)
+    min_count = 0 if options.scale_to_zero else max(1, hpa.min_replicas if hpa.min_replicas is not None else 1)
     if hpa.min_replicas == 0 and not options.scale_to_zero:
-        result.notes.append("HPA minReplicas 0 raised to 1 (pass --scale-to-zero with the HTTP add-on)")
+        note("HPA minReplicas 0 raised to 1 (pass --scale-to-zero with the HTTP add-on)")
     if min_count > hpa.max_replicas:
         raise InputError(f"cannot migrate HPA {ns}/{hpa.name}",
                          f"minReplicas {min_count} > maxReplicas {hpa.max_replicas}", "fix the HPA")
@@ -358,42 +411,59 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
     fallback = min(max(int(current) if current is not None else max(1, min_count), max(1, min_count)),
                    hpa.max_replicas)
     target = {"apiVersion": hpa.target_api_version, "kind": hpa.target_kind, "name": hpa.target_name}
+    return _Shape(min_count, fallback, behavior, reason, cold_start, target)
+
+
+def _annotations(hpa: HPA, original: Mapping[str, Any] | None, reason: str,
+                 detection: engines.Detection) -> dict[str, str]:
+    """The saved HPA (for rollback), why scale-down waits as it does, and the engine found."""
     record = dict(original) if original is not None else original_record(hpa.raw)
-    annotations = {builders.ORIGINAL_HPA: json.dumps(record, separators=(",", ":"), sort_keys=True),
-                   builders.STABILIZATION_REASON: reason}
+    annotations = {ORIGINAL_HPA: json.dumps(record, separators=(",", ":"), sort_keys=True),
+                   STABILIZATION_REASON: reason}
     if detection.engine:
-        annotations[builders.ENGINE_ANNOTATION] = f"{detection.engine.key} ({detection.confidence})"
-    if options.to == "knative":
-        template = engines.pod_template(workload) or {}
-        version = options.knative_version or kfacts.PINNED
-        built = builders.knative_service(
-            name=hpa.target_name, namespace=ns, template=template, min_scale=min_count,
-            max_scale=hpa.max_replicas, concurrency=concurrency, cold_start=cold_start, version=version)
-        result.objects.append(built.service)
-        served = built.service["spec"]["template"]["spec"]["containerConcurrency"]
-        result.metric, result.threshold = "concurrency (Knative KPA)", str(served)
-        result.notes.append(f"concurrency {concurrency}: {detection.concurrency_why}")
-        if options.knative_version is None:
-            result.notes.append(f"Knative {kfacts.version_text(version)} assumed (the pinned install version)")
-        if built.flags:
-            result.notes.append("enable in knative-serving/config-features: " + ", ".join(built.flags)
-                                + " (`kubectl gpuscale install knative --set config-features.<flag>=enabled`)")
-        result.notes.extend(built.dropped)
-        result.notes.extend(built.adjusted)
-        for c in built.service["spec"]["template"]["spec"]["containers"]:
-            live = c.get("livenessProbe")
-            if isinstance(live, Mapping) and not c.get("startupProbe") and probe_budget(live) < cold_start:
-                result.notes.append(f"containers[{c.get('name')}].livenessProbe restarts the container after "
-                                    f"{probe_budget(live)}s, before the {cold_start}s cold start: add a startupProbe "
-                                    f"(Knative >= 1.15; doctor GS014)")
-        if cold_start * 2 > builders.KNATIVE_MAX_REVISION_TIMEOUT:
-            result.notes.append(f"timeoutSeconds capped at {builders.KNATIVE_MAX_REVISION_TIMEOUT}s "
-                                f"(max-revision-timeout-seconds); raise it in config-defaults for a "
-                                f"{cold_start}s cold start")
-        result.notes.append(f"delete HPA {ns}/{hpa.name} and {hpa.target_kind}/{hpa.target_name} once the "
-                            f"Knative Service is Ready")
-        return
-    trigger_dicts = [t.trigger for t in triggers]
+        annotations[ENGINE_ANNOTATION] = f"{detection.engine.key} ({detection.confidence})"
+    return annotations
+
+
+def _knative(hpa: HPA, ns: str, workload: Mapping[str, Any], detection: engines.Detection, shape: _Shape,
+             options: Options, note: Note) -> tuple[list[dict[str, Any]], str, str]:
+    """The Knative Service (--to knative), with the metric and threshold the report shows."""
+    concurrency = detection.concurrency or 16
+    cold_start = shape.cold_start
+    template = engines.pod_template(workload) or {}
+    version = options.knative_version or kfacts.PINNED
+    built = builders.knative_service(
+        name=hpa.target_name, namespace=ns, template=template, min_scale=shape.min_count,
+        max_scale=hpa.max_replicas, concurrency=concurrency, cold_start=cold_start, version=version)
+    served = built.service["spec"]["template"]["spec"]["containerConcurrency"]
+    note(f"concurrency {concurrency}: {detection.concurrency_why}")
+    if options.knative_version is None:
+        note(f"Knative {kfacts.version_text(version)} assumed (the pinned install version)")
+    if built.flags:
+        note("enable in knative-serving/config-features: " + ", ".join(built.flags)
+             + " (`kubectl gpuscale install knative --set config-features.<flag>=enabled`)")
+    for text in (*built.dropped, *built.adjusted):
+        note(text)
+    for c in built.service["spec"]["template"]["spec"]["containers"]:
+        live = c.get("livenessProbe")
+        if isinstance(live, Mapping) and not c.get("startupProbe") and probe_budget(live) < cold_start:
+            note(f"containers[{c.get('name')}].livenessProbe restarts the container after "
+                 f"{probe_budget(live)}s, before the {cold_start}s cold start: add a startupProbe "
+                 f"(Knative >= 1.15; doctor GS014)")
+    if cold_start * 2 > builders.KNATIVE_MAX_REVISION_TIMEOUT:
+        note(f"timeoutSeconds capped at {builders.KNATIVE_MAX_REVISION_TIMEOUT}s "
+             f"(max-revision-timeout-seconds); raise it in config-defaults for a "
+             f"{cold_start}s cold start")
+    note(f"delete HPA {ns}/{hpa.name} and {hpa.target_kind}/{hpa.target_name} once the "
+         f"Knative Service is Ready")
+    return [built.service], "concurrency (Knative KPA)", str(served)
+
+
+def _keda(hpa: HPA, ns: str, given_ns: str | None, workload: Mapping[str, Any], detection: engines.Detection,
+          trigger_dicts: list[dict[str, Any]], shape: _Shape, annotations: Mapping[str, str], index: Index,
+          options: Options, note: Note) -> list[dict[str, Any]]:
+    """The ScaledObject, with the HTTPScaledObject (--scale-to-zero) and the PodDisruptionBudget (--pdb)."""
+    concurrency = detection.concurrency or 16
     if options.schedule:
         trigger_dicts.append(builders.cron_trigger(options.schedule))
     http_obj = None
@@ -406,41 +476,40 @@ def _convert(hpa_obj: Mapping[str, Any], index: Mapping[tuple[str, str | None, s
         service = found
         svc_ports = (service.get("spec") or {}).get("ports") or [{}]
         http_obj = builders.http_scaled_object(
-            name=hpa.target_name, namespace=ns, target=target, service=service["metadata"]["name"],
+            name=hpa.target_name, namespace=ns, target=shape.target, service=service["metadata"]["name"],
             port=int(svc_ports[0].get("port") or detection.port or 80), min_replicas=0,
             max_replicas=hpa.max_replicas, concurrency=concurrency,
-            hosts=options.hosts or (f"{service['metadata']['name']}.{ns}",), cold_start=cold_start,
+            hosts=options.hosts or (f"{service['metadata']['name']}.{ns}",), cold_start=shape.cold_start,
             cooldown=options.cooldown)
         trigger_dicts.append(builders.http_push_trigger(hpa.target_name))
-        result.notes.append(f"send traffic through {builders.HTTP_INTERCEPTOR} (Host: "
-                            f"{http_obj['spec']['hosts'][0]}) so requests wait while a replica starts")
+        note(f"send traffic through {HTTP_INTERCEPTOR} (Host: "
+             f"{http_obj['spec']['hosts'][0]}) so requests wait while a replica starts")
     targets = options.target_versions()
-    plan = fallback_plan(targets, min_count)
+    plan = fallback_plan(targets, shape.min_count)
     if not plan.emit:
-        result.notes.append(plan.why)
+        note(plan.why)
     elif not fallback_covers(trigger_dicts, targets.keda):
-        result.notes.append(f"no fallback: on KEDA {targets.keda or '(version unknown)'} a fallback acts only on "
-                            f"AverageValue triggers (Value from 2.18), and these triggers are all Value")
+        note(f"no fallback: on KEDA {targets.keda or '(version unknown)'} a fallback acts only on "
+             f"AverageValue triggers (Value from 2.18), and these triggers are all Value")
     elif any(t.get("metricType") == "Value" for t in trigger_dicts) and \
             not holds("fallback-value-metric-type", targets.keda):
-        result.notes.append(f"KEDA {targets.keda or 'unknown'}: the fallback ignores Value-type triggers "
-                            f"(Value needs KEDA >= 2.18)")
-    scaled = builders.scaled_object(
-        name=hpa.name, namespace=ns, target=target, min_replicas=min_count, max_replicas=hpa.max_replicas,
-        triggers=trigger_dicts, adopt_hpa=hpa.name, behavior=behavior, fallback_replicas=fallback,
-        annotations=annotations, polling=options.polling, cooldown=options.cooldown, targets=targets)
-    result.objects.append(scaled)
+        note(f"KEDA {targets.keda or 'unknown'}: the fallback ignores Value-type triggers "
+             f"(Value needs KEDA >= 2.18)")
+    objects = [builders.scaled_object(
+        name=hpa.name, namespace=ns, target=shape.target, min_replicas=shape.min_count,
+        max_replicas=hpa.max_replicas, triggers=trigger_dicts, adopt_hpa=hpa.name, behavior=shape.behavior,
+        fallback_replicas=shape.fallback, annotations=annotations, polling=options.polling,
+        cooldown=options.cooldown, targets=targets)]
     if http_obj:
-        result.objects.append(http_obj)
+        objects.append(http_obj)
     if options.pdb:
         labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") \
             or ((engines.pod_template(workload) or {}).get("metadata") or {}).get("labels")
         if labels:
-            result.objects.append(builders.pod_disruption_budget(name=hpa.target_name, namespace=ns,
-                                                                 match_labels=labels))
+            objects.append(builders.pod_disruption_budget(name=hpa.target_name, namespace=ns, match_labels=labels))
         else:
-            result.notes.append("--pdb skipped: the workload has no selector labels")
-
+            note("--pdb skipped: the workload has no selector labels")
+    return objects
 
 
 def convert_all(objects: Sequence[Mapping[str, Any]], options: Options, *, wheres: Sequence[str] = (),
@@ -455,7 +524,7 @@ def convert_all(objects: Sequence[Mapping[str, Any]], options: Options, *, where
         if only and (obj.get("metadata") or {}).get("name") not in only:
             continue
         meta = obj.get("metadata") or {}
-        key = (str(meta.get("namespace") or options.namespace or OFFLINE_NAMESPACE), str(meta.get("name")))
+        key = (namespace_of(obj, options.namespace), str(meta.get("name")))
         saved = (originals or {}).get(key)
         out.append(convert_one(obj, index, options, where=wheres[i] if i < len(wheres) else "", original=saved))
     return out

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from kubectl_gpuscale.checkpoint import facts
+from kubectl_gpuscale.names import MANAGED_LABELS
 
 _KUBELET_403 = re.compile(r"user=(?P<user>[^,()\s]+).*subresource\(s\)=\[(?P<sub>[^\]]*)\]", re.S)
 
@@ -29,7 +30,7 @@ def kubelet_forbidden_user(message: str) -> str | None:
 
 def rbac_fix(user: str = facts.KUBEADM_KUBELET_CLIENT) -> list[dict[str, Any]]:
     """The ClusterRole granting ``create nodes/checkpoint`` and its binding to the API server's kubelet client."""
-    labels = {"app.kubernetes.io/managed-by": facts.MANAGED_BY}
+    labels = dict(MANAGED_LABELS)
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": facts.RBAC_NAME, "labels": dict(labels)},

@@ -45,8 +45,6 @@ RBAC_NAME = "gpuscale-kubelet-checkpoint"
 HELPER_IMAGE = "docker.io/library/busybox:1.37.0"
 BUILDAH_IMAGE = "quay.io/buildah/stable:v1.39.3"
 HELPER_MOUNT = "/checkpoints"
-HELPER_LABEL = "gpuscale.io/checkpoint-helper"
-MANAGED_BY = "kubectl-gpuscale"
 HELPER_WAIT_SECONDS = 120
 HELPER_DEADLINE_SECONDS = 3600
 # Fetch time limits scale with the archive size, at throughputs a slow setup still reaches:

@@ -17,6 +17,7 @@ from typing import Any
 
 from kubectl_gpuscale.checkpoint import facts
 from kubectl_gpuscale.checkpoint.archive import ArchiveName, parse_archive_name
+from kubectl_gpuscale.names import CHECKPOINT_HELPER_LABEL, CHECKPOINT_PURPOSE_ANNOTATION, MANAGED_LABELS
 
 # A fixed script (no input is interpolated): one line per archive, then an end marker.
 LIST_SCRIPT = (
@@ -44,8 +45,8 @@ def helper_pod(node: str, namespace: str, *, purpose: str, command: list[str] | 
         "metadata": {
             "name": f"gpuscale-ckpt-{purpose}-{suffix}",
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": facts.MANAGED_BY, facts.HELPER_LABEL: purpose},
-            "annotations": {"gpuscale.io/purpose": f"read-only access to {facts.CHECKPOINT_DIR} on {node}"},
+            "labels": {**MANAGED_LABELS, CHECKPOINT_HELPER_LABEL: purpose},
+            "annotations": {CHECKPOINT_PURPOSE_ANNOTATION: f"read-only access to {facts.CHECKPOINT_DIR} on {node}"},
         },
         "spec": {
             "nodeName": node,

@@ -17,6 +17,12 @@ from typing import Any
 
 from kubectl_gpuscale.checkpoint import facts
 from kubectl_gpuscale.checkpoint.preflight import Runtime, restore_refusal, restore_warnings
+from kubectl_gpuscale.names import (
+    CHECKPOINT_HELPER_LABEL,
+    CHECKPOINT_IMAGE_ANNOTATION,
+    MANAGED_LABELS,
+    RESTORED_FROM_LABEL,
+)
 
 # A fixed script: every value comes from the environment, nothing from input is interpolated.
 BUILD_SCRIPT = """set -eu
@@ -105,15 +111,15 @@ def build_job(*, archive: str, node: str, namespace: str, container: str, image:
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": facts.MANAGED_BY,
-                                facts.HELPER_LABEL: "build"}},
+                     "labels": {**MANAGED_LABELS,
+                                CHECKPOINT_HELPER_LABEL: "build"}},
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": facts.BUILD_DEADLINE_SECONDS,
             "ttlSecondsAfterFinished": facts.BUILD_TTL_SECONDS,
             "template": {
-                "metadata": {"labels": {"app.kubernetes.io/managed-by": facts.MANAGED_BY,
-                                        facts.HELPER_LABEL: "build"}},
+                "metadata": {"labels": {**MANAGED_LABELS,
+                                        CHECKPOINT_HELPER_LABEL: "build"}},
                 "spec": {
                     "nodeName": node,
                     "restartPolicy": "Never",
@@ -167,13 +173,13 @@ def restore_pod(template: Mapping[str, Any], *, container: str, image: str, node
         spec["imagePullSecrets"] = secrets_
     meta = template.get("metadata") or {}
     labels = dict(meta.get("labels") or {}) if keep_labels else {}
-    labels.update({"app.kubernetes.io/managed-by": facts.MANAGED_BY, "gpuscale.io/restored-from": _dns(
+    labels.update({**MANAGED_LABELS, RESTORED_FROM_LABEL: _dns(
         str(meta.get("name", "")))})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                     "annotations": {"gpuscale.io/checkpoint-image": image}},
+                     "annotations": {CHECKPOINT_IMAGE_ANNOTATION: image}},
         "spec": spec,
     }
 

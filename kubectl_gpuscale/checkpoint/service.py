@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from kubectl_gpuscale.checkpoint import diagnose, facts, helper, preflight
 from kubectl_gpuscale.checkpoint.archive import human_size, parse_archive_name, validate_archive_basename
 from kubectl_gpuscale.checkpoint.restore import RestorePlan, plan_restore
-from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError, UnreachableError
+from kubectl_gpuscale.errors import (
+    ExitStatus,
+    ForbiddenError,
+    GpuscaleError,
+    InputError,
+    NotFoundError,
+    UnreachableError,
+)
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -242,7 +249,7 @@ class FetchInterrupted(GpuscaleError):
 
     def __init__(self, what: str, why: str, fix: str, signum: int) -> None:
         super().__init__(what, why, fix)
-        self.exit_code = 128 + signum
+        self.exit_code = ExitStatus.for_signal(signum)
 
 
 def fetch_archive(cluster: Cluster, node: str, archive: str, namespace: str, dest: str, *,

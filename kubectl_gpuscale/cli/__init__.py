@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from kubectl_gpuscale.errors import GpuscaleError
+from kubectl_gpuscale.errors import ExitStatus, GpuscaleError
 
 PLUGIN_NAME = "kubectl gpuscale"
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         from kubectl_gpuscale.interrupts import signal_of
 
         click.echo("Aborted.", err=True)
-        sys.exit(128 + signal_of(stop.__cause__ or stop))
+        sys.exit(ExitStatus.for_signal(signal_of(stop.__cause__ or stop)))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+        sys.exit(ExitStatus.FAILURE)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP inside interrupts.interrupts_as_ctrl_c
         from kubectl_gpuscale.interrupts import signal_of
 
-        sys.exit(128 + signal_of(exc))
+        sys.exit(ExitStatus.for_signal(signal_of(exc)))
     except Exception as exc:
         if debug:
             raise
@@ -71,5 +71,5 @@ def main(argv: list[str] | None = None) -> None:
             "run again with --debug for the traceback and report it",
             err=True,
         )
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(ExitStatus.FAILURE)
+    sys.exit(code if isinstance(code, int) else ExitStatus.OK)

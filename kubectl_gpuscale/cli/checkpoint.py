@@ -9,6 +9,7 @@ import click
 
 from kubectl_gpuscale.cli.options import KubeOptions, kube_options
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.errors import ExitStatus
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -81,7 +82,7 @@ def pod(kube: KubeOptions, name: str, container: str | None, timeout: int | None
             for f in findings:
                 click.echo(f"{f.level.upper():5}  {f.check:8}  {f.message}")
         if any(f.level == "error" for f in findings):
-            sys.exit(1)
+            sys.exit(ExitStatus.FAILURE)
         return
     _security_warning()
     result = service.checkpoint_pod(cluster, name, namespace, container=container, timeout=timeout, force=force)

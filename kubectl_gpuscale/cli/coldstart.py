@@ -10,7 +10,7 @@ import click
 
 from kubectl_gpuscale.cli.options import KubeOptions, kube_options
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
-from kubectl_gpuscale.errors import InputError, NotFoundError
+from kubectl_gpuscale.errors import ExitStatus, InputError, NotFoundError
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.coldstart.model import Timeline
@@ -95,7 +95,7 @@ def coldstart(target: str | None, log_file: str | None, events_file: str | None,
 def _exit_for(timelines: list[Timeline]) -> None:
     """Exit 1 when a start failed (a finding at error severity), after the output was printed."""
     if any(t.status == "failed" for t in timelines):
-        sys.exit(1)
+        sys.exit(ExitStatus.FAILURE)
 
 
 # ------------------------------------------------------------------------------------------------ inputs

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 import click
 
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
+from kubectl_gpuscale.names import PROGRAM
 
-PROG = "kubectl-gpuscale"
+PROG = PROGRAM
 COMPLETE_VAR = "_KUBECTL_GPUSCALE_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
 

@@ -15,7 +15,7 @@ from kubectl_gpuscale.cli.options import (
     target_versions_option,
 )
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
-from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.errors import ExitStatus, InputError
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.doctor.model import Finding, Patch
@@ -111,14 +111,14 @@ def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | Non
             failed = _apply(cluster, patches, kube)
             _summary(findings)
             if failed:
-                raise SystemExit(1)
+                raise SystemExit(ExitStatus.FAILURE)
         else:
             _print_fixes(patches, kube.output)
             _summary(findings)
     else:
         _render(findings, gathered.skipped, kube.output)
     if any(f.severity == "error" for f in findings):
-        raise SystemExit(1)
+        raise SystemExit(ExitStatus.FAILURE)
 
 
 def _apply(cluster: Cluster, patches: list[Patch], kube: KubeOptions) -> bool:

@@ -10,7 +10,7 @@ import click
 
 from kubectl_gpuscale.cli.options import KubeOptions, kube_options, parse_duration, target_versions_option
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
-from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.errors import ExitStatus, InputError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -258,7 +258,7 @@ def status(prometheus: str | None, kube: KubeOptions) -> None:
                    "\nPrometheus: none found (record one: kubectl gpuscale install ... --prometheus URL)")
         click.echo(f"External metrics API: {report.external_metrics or 'not registered'}")
     if any(c.installed and not c.ready for c in report.components):
-        sys.exit(1)
+        sys.exit(ExitStatus.FAILURE)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

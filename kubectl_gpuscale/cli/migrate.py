@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kubectl_gpuscale.autoscale.builders import GPU_COOLDOWN, GPU_POLLING
 from kubectl_gpuscale.cli.options import (
     KubeOptions,
     announce_targets,
@@ -15,7 +16,8 @@ from kubectl_gpuscale.cli.options import (
 )
 from kubectl_gpuscale.cli.root import CONTEXT_SETTINGS
 from kubectl_gpuscale.cli.types import finite_float
-from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.errors import ExitStatus, InputError
+from kubectl_gpuscale.names import DEFAULT_PROMETHEUS_URL, PROMETHEUS_SECRET
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.autoscale.builders import Schedule
@@ -79,8 +81,8 @@ def _known_timezone(name: str) -> bool:
               help="With --rollback: restore the HPA from the backup file --apply wrote, not from the ScaledObject.")
 @click.option("--prometheus", metavar="URL", default=None,
               help="Prometheus URL for the triggers (default: found in the cluster, else "
-                   "http://prometheus-operated.monitoring.svc:9090).")
-@click.option("--prometheus-secret", metavar="SECRET", default="gpuscale-prometheus", show_default=True,
+                   f"{DEFAULT_PROMETHEUS_URL}).")
+@click.option("--prometheus-secret", metavar="SECRET", default=PROMETHEUS_SECRET, show_default=True,
               help="Secret KEDA reads Prometheus credentials from, when the URL carries user:password@ "
                    "(keys username, password) or $GPUSCALE_PROMETHEUS_TOKEN is set (key bearerToken); "
                    "referenced through a TriggerAuthentication, never inlined.")
@@ -106,9 +108,9 @@ def _known_timezone(name: str) -> bool:
 @click.option("--pdb", is_flag=True, help="Also a PodDisruptionBudget keeping one warm replica (minAvailable 1).")
 @click.option("--schedule", callback=_schedule, default=None, metavar="SPEC",
               help="Business-hours floor (KEDA cron): 'timezone=TZ;start=CRON;end=CRON;replicas=N'.")
-@click.option("--polling-interval", type=click.IntRange(min=1), default=15, show_default=True,
+@click.option("--polling-interval", type=click.IntRange(min=1), default=GPU_POLLING, show_default=True,
               help="Seconds between KEDA polls; the HPA reads metrics every 15 s anyway.")
-@click.option("--cooldown-period", type=click.IntRange(min=0), default=600, show_default=True,
+@click.option("--cooldown-period", type=click.IntRange(min=0), default=GPU_COOLDOWN, show_default=True,
               help="Seconds after the last activity before scaling to zero (only with --scale-to-zero).")
 @click.option("--continue-on-error", is_flag=True, help="Migrate what converts and report each failure.")
 @target_versions_option
@@ -160,13 +162,16 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     if from_backup:
         raise InputError("--from-backup needs --rollback", "it names the HPA backup a rollback restores",
                          "run: kubectl gpuscale migrate-hpa --rollback NAME -n NS --from-backup FILE")
+    from kubectl_gpuscale.autoscale.convert import Options
+
+    options = Options(target_queue=target_queue, activation=activation, kv_cache=kv_cache, gpu_util=gpu_util,
+                      query=query, force=force, scale_to_zero=scale_to_zero, hosts=hosts, cold_start=cold_start,
+                      to=to, pdb=pdb, schedule=schedule, polling=polling_interval, cooldown=cooldown_period)
     request = migrate.MigrateRequest(
         names=names, all_hpas=all_hpas, files=files, selector=kube.selector, namespace=kube.namespace,
         context=kube.context, request_timeout=kube.request_timeout, prometheus=prometheus,
-        prometheus_secret=prometheus_secret, target_queue=target_queue, activation=activation, kv_cache=kv_cache,
-        gpu_util=gpu_util, query=query, force=force, scale_to_zero=scale_to_zero, hosts=hosts,
-        cold_start=cold_start, to=to, pdb=pdb, schedule=schedule, polling_interval=polling_interval,
-        cooldown_period=cooldown_period, continue_on_error=continue_on_error, target_versions=target_versions)
+        prometheus_secret=prometheus_secret, options=options, continue_on_error=continue_on_error,
+        target_versions=target_versions)
     migrate.check_request(request)
     cluster = None
     if not files:
@@ -190,7 +195,7 @@ def migrate_hpa(names: tuple[str, ...], all_hpas: bool, files: tuple[str, ...], 
     elif not diff:
         _report(plan.results, wide=kube.output == "wide")
     if plan.failed:
-        raise SystemExit(1)
+        raise SystemExit(ExitStatus.FAILURE)
 
 
 def _apply(plan: Plan, cluster: Cluster, kube: KubeOptions) -> None:

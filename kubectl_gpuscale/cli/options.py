@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from kubectl_gpuscale.cli.types import duration_value, request_timeout
+from kubectl_gpuscale.names import FIELD_MANAGER
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -23,7 +24,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml", "name")
 DRY_RUN_MODES = ("none", "client", "server")
-DEFAULT_FIELD_MANAGER = "kubectl-gpuscale"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class KubeOptions:
     selector: str | None = None
     output: str = "table"
     dry_run: str = "none"
-    field_manager: str = DEFAULT_FIELD_MANAGER
+    field_manager: str = FIELD_MANAGER
     force_conflicts: bool = False
     request_timeout: float | None = None
     insecure_skip_tls_verify: bool = False
@@ -111,7 +111,7 @@ def kube_options(
                 selector=kwargs.pop("selector", None),
                 output=kwargs.pop("output", default_output),
                 dry_run=kwargs.pop("dry_run", "none"),
-                field_manager=kwargs.pop("field_manager", DEFAULT_FIELD_MANAGER),
+                field_manager=kwargs.pop("field_manager", FIELD_MANAGER),
                 force_conflicts=kwargs.pop("force_conflicts", False),
                 request_timeout=kwargs.pop("request_timeout"),
                 insecure_skip_tls_verify=kwargs.pop("insecure_skip_tls_verify"),
@@ -137,7 +137,7 @@ def kube_options(
             options += [
                 click.option("--dry-run", type=click.Choice(list(DRY_RUN_MODES)), default="none", show_default=True,
                              help="client: print what would be sent; server: send with dryRun=All, persist nothing."),
-                click.option("--field-manager", default=DEFAULT_FIELD_MANAGER, show_default=True,
+                click.option("--field-manager", default=FIELD_MANAGER, show_default=True,
                              help="Field manager name for server-side apply."),
                 click.option("--force-conflicts", is_flag=True,
                              help="Take ownership of fields another field manager owns (server-side apply force)."),

@@ -13,20 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-import yaml
 
-
-class _Dumper(yaml.SafeDumper):
-    """Block-style YAML that keeps key order and writes multi-line strings as `|` blocks."""
-
-
-def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    if "\n" in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
-
-
-_Dumper.add_representer(str, _str_presenter)
+from kubectl_gpuscale.manifests import dump_yaml
 
 
 def dump(data: Any, fmt: str) -> str:
@@ -34,7 +22,7 @@ def dump(data: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(data, indent=4, default=str) + "\n"
     if fmt == "yaml":
-        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        return dump_yaml(data)
     raise ValueError(f"unknown format {fmt!r}")
 
 

@@ -16,14 +16,14 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from kubectl_gpuscale.coldstart.engines import PATTERNS
 from kubectl_gpuscale.coldstart.marks import LogScan, M, Mark
 
-__all__ = ["YEARLESS", "LogScan", "Mark", "scan", "split_line", "to_utc"]
+__all__ = ["YEARLESS", "LogScan", "Mark", "scan", "split_line"]
 
 YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whose timestamps carry no year
 
@@ -457,8 +457,3 @@ def scan(lines: Iterable[str]) -> LogScan:
         if last is not None and (first - last).days > 180:
             last = last.replace(year=last.year + 1)
     return LogScan(marks, engine_name, version, first, last, len(raw_lines), utc, yearless)
-
-
-def to_utc(ts: datetime) -> datetime:
-    """A naive UTC datetime as an aware one."""
-    return ts.replace(tzinfo=timezone.utc)

@@ -30,7 +30,7 @@ def timeline_for_pod(cluster: Cluster, pod: dict[str, Any], container: str | Non
     """A pod's cold-start timeline from the cluster: its events, its log, and its previous log after a restart."""
 
     meta = pod.get("metadata") or {}
-    name, namespace = meta.get("name", ""), meta.get("namespace")
+    name, namespace = meta.get("name", ""), cluster.namespace_or_default(meta.get("namespace"))
     chosen = default_container(pod, container)
     events = cluster.events_for("Pod", name, namespace, meta.get("uid"))
     try:

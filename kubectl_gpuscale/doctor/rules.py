@@ -40,13 +40,14 @@ from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.facts import Targets
 from kubectl_gpuscale.facts.keda import effective_interceptor_env, fallback_covers, interceptor_timeout_keys
 from kubectl_gpuscale.install.defaults import gpu_settings
+from kubectl_gpuscale.names import FIELD_MANAGER
 from kubectl_gpuscale.prom.promql import EXPORTED_POD_LABELS, POD_LABELS
 
 # Managers that write spec.replicas from Git or a chart: each sync resets what the autoscaler set.
 GITOPS_MANAGERS = ("argocd-controller", "argocd-application-controller", "argocd", "kustomize-controller",
                    "helm-controller", "helm", "flux", "fleet-agent", "rancher")
 # Managers that legitimately write replicas (through /scale) for an autoscaler.
-AUTOSCALER_MANAGERS = ("kube-controller-manager", "keda", "keda-operator", "kubectl-gpuscale", "knative",
+AUTOSCALER_MANAGERS = ("kube-controller-manager", "keda", "keda-operator", FIELD_MANAGER, "knative",
                        "autoscaler", "kubectl-scale")
 # Drain: KServe's LLM pattern is a 15 s preStop and a 60 s grace period (kserve PR 5485/5496);
 # vLLM's --shutdown-timeout (vllm PR 43208) waits for in-flight requests.

@@ -13,6 +13,7 @@ from kubectl_gpuscale.doctor.rules import run
 from kubectl_gpuscale.doctor.snapshot import name_of, ns_of
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError, InputError, NotFoundError
 from kubectl_gpuscale.facts import Targets
+from kubectl_gpuscale.names import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -151,7 +152,7 @@ def diagnose(gathered: Gathered, prometheus: PromSource | None = None, cold_star
     findings = run(gathered.objects, prometheus, cold_start, from_files=gathered.from_files,
                    measured_cold_starts=gathered.measured, targets=targets)
     if gathered.sources:
-        findings = [f.with_source(gathered.sources.get((f.kind, f.namespace or "default", f.name)))
+        findings = [f.with_source(gathered.sources.get((f.kind, f.namespace or DEFAULT_NAMESPACE, f.name)))
                     for f in findings]
     return findings
 

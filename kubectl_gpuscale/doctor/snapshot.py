@@ -8,19 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubectl_gpuscale import engines
-from kubectl_gpuscale.autoscale.builders import (
-    HTTP_API,
-    HTTP_SKIP_SO,
-    KEDA_API,
-    KNATIVE_API,
-    TRANSFER_OWNERSHIP,
-)
+from kubectl_gpuscale.autoscale.builders import HTTP_API, KEDA_API, KNATIVE_API
 from kubectl_gpuscale.autoscale.convert import cold_start_estimate
 from kubectl_gpuscale.autoscale.hpa import HPA_KIND
 from kubectl_gpuscale.facts import Targets, pinned_targets
+from kubectl_gpuscale.names import KEDA_HTTP_SKIP_SCALEDOBJECT, KEDA_TRANSFER_OWNERSHIP, namespace_of
 from kubectl_gpuscale.units import optional_duration
 
-DEFAULT_NAMESPACE = "default"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet")
 KEDA_DEFAULT_MIN = 0
 KEDA_DEFAULT_MAX = 100
@@ -41,7 +35,7 @@ def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def ns_of(obj: Mapping[str, Any]) -> str:
     """The object's namespace; ``default`` when the manifest leaves it out (as kubectl would)."""
-    return str(meta(obj).get("namespace") or DEFAULT_NAMESPACE)
+    return namespace_of(obj)
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
@@ -317,7 +311,7 @@ def _run_by_scaled_object(hpa: Mapping[str, Any], w: Workload) -> bool:
     for s in w.scalers:
         if s.kind == "ScaledObject" and adopted_hpa_name(s.obj) == name_of(hpa):
             annotations = meta(s.obj).get("annotations") or {}
-            if str(annotations.get(TRANSFER_OWNERSHIP, "")).lower() == "true" or name_of(hpa).startswith("keda-hpa-"):
+            if str(annotations.get(KEDA_TRANSFER_OWNERSHIP, "")).lower() == "true" or name_of(hpa).startswith("keda-hpa-"):
                 return True
     return False
 
@@ -330,4 +324,4 @@ def http_push_covered(so: Mapping[str, Any]) -> bool:
 
 def hso_creates_scaled_object(hso: Mapping[str, Any]) -> bool:
     """An HTTPScaledObject without the skip annotation creates a ScaledObject of its own."""
-    return str((meta(hso).get("annotations") or {}).get(HTTP_SKIP_SO, "")).lower() != "true"
+    return str((meta(hso).get("annotations") or {}).get(KEDA_HTTP_SKIP_SCALEDOBJECT, "")).lower() != "true"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from kubectl_gpuscale.engines import gpus, versions
 from kubectl_gpuscale.engines.catalogue import (
-    BY_KEY,
     DCGM_GPU_UTIL,
     DCGM_POD_LABELS,
     ENGINES,
@@ -36,7 +35,7 @@ from kubectl_gpuscale.engines.detection import (
 )
 
 __all__ = [
-    "ACCELERATOR_PATTERNS", "BY_KEY", "DCGM_GPU_UTIL", "DCGM_POD_LABELS", "ENGINES", "NIM", "OLLAMA", "SGLANG",
+    "ACCELERATOR_PATTERNS", "DCGM_GPU_UTIL", "DCGM_POD_LABELS", "ENGINES", "NIM", "OLLAMA", "SGLANG",
     "TGI", "TRITON", "TRITON_TRTLLM", "TRTLLM", "VLLM", "Detection", "Engine", "Metric", "accelerators", "detect",
     "engine_for_metric", "flag_value", "gpus", "pod_template", "versions",
 ]

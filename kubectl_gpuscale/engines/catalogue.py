@@ -53,7 +53,6 @@ class Engine:
     queue: Metric | None
     running: Metric | None
     kv_cache: Metric | None
-    model_label: str | None
     metrics_needs_flag: str | None = None
     cold_start_seconds: int = 300
     notes: tuple[str, ...] = ()
@@ -75,7 +74,7 @@ VLLM = Engine(
     running=Metric(("vllm:num_requests_running",)),
     kv_cache=Metric(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
                     note="fraction 0-1; gpu_cache_usage_perc until 0.11, kv_cache_usage_perc since 0.9.2"),
-    model_label="model_name", cold_start_seconds=300,
+    cold_start_seconds=300,
     # --disable-log-stats: log_stats=False, so no stat logger (Prometheus included) is created:
     # /metrics carries no vllm:* series (vllm/v1/engine/async_llm.py, vllm/v1/metrics/loggers.py)
     metrics_off_flags=("--disable-log-stats",),
@@ -93,7 +92,7 @@ SGLANG = Engine(
     queue=Metric(("sglang:num_queue_reqs",)),
     running=Metric(("sglang:num_running_reqs",)),
     kv_cache=Metric(("sglang:token_usage",), note="fraction 0-1"),
-    model_label="model_name", metrics_needs_flag="--enable-metrics", cold_start_seconds=300,
+    metrics_needs_flag="--enable-metrics", cold_start_seconds=300,
 )
 
 TGI = Engine(
@@ -107,7 +106,7 @@ TGI = Engine(
     default_concurrency=128,
     queue=Metric(("tgi_queue_size",)),
     running=Metric(("tgi_batch_current_size",)),
-    kv_cache=None, model_label=None, cold_start_seconds=300,
+    kv_cache=None, cold_start_seconds=300,
     notes=("the Docker image sets PORT=80; the launcher's own default is 3000",),
 )
 
@@ -125,7 +124,7 @@ TRTLLM = Engine(
     queue=Metric(("trtllm_num_requests_waiting",), note="queued requests (iteration stats)"),
     running=Metric(("trtllm_num_requests_running",)),
     kv_cache=Metric(("trtllm_kv_cache_utilization",), note="fraction 0-1"),
-    model_label="model_name", cold_start_seconds=420, metrics_path="/prometheus/metrics",
+    cold_start_seconds=420, metrics_path="/prometheus/metrics",
     metrics_notes=("trtllm-serve exports trtllm_* only with `return_perf_metrics: true` (and `enable_iter_perf_stats: "
                    "true` for the queue gauges) in its --extra_llm_api_options/--config YAML, at /prometheus/metrics "
                    "(its /metrics is JSON): scrape that path",),
@@ -143,7 +142,7 @@ TRITON_TRTLLM = Engine(
     queue=Metric(("nv_trt_llm_request_metrics",), labels=(("request_type", "waiting"),)),
     running=Metric(("nv_trt_llm_request_metrics",), labels=(("request_type", "active"),)),
     kv_cache=Metric(("nv_trt_llm_kv_cache_block_metrics",), labels=(("kv_cache_block_type", "fraction"),)),
-    model_label="model", cold_start_seconds=420,
+    cold_start_seconds=420,
 )
 
 TRITON = Engine(
@@ -156,7 +155,7 @@ TRITON = Engine(
     concurrency_flags=(), concurrency_env=(),
     default_concurrency=64,
     queue=Metric(("nv_inference_pending_request_count",), note="requests received but not yet executing"),
-    running=None, kv_cache=None, model_label="model", cold_start_seconds=300,
+    running=None, kv_cache=None, cold_start_seconds=300,
 )
 
 NIM = Engine(
@@ -172,7 +171,7 @@ NIM = Engine(
                  note="NIM LLM wraps vLLM or TRT-LLM; unverified, check the series exist"),
     running=Metric(("vllm:num_requests_running", "num_requests_running")),
     kv_cache=Metric(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "gpu_cache_usage_perc")),
-    model_label="model_name", cold_start_seconds=600,
+    cold_start_seconds=600,
 )
 
 OLLAMA = Engine(
@@ -184,12 +183,11 @@ OLLAMA = Engine(
     model_flags=(), model_env=("OLLAMA_MODEL",),
     concurrency_flags=(), concurrency_env=("OLLAMA_NUM_PARALLEL",),
     default_concurrency=4,
-    queue=None, running=None, kv_cache=None, model_label=None, cold_start_seconds=120,
+    queue=None, running=None, kv_cache=None, cold_start_seconds=120,
     notes=("Ollama exports no Prometheus metrics: pass --query with a metric from a proxy or gateway",),
 )
 
 ENGINES: tuple[Engine, ...] = (VLLM, SGLANG, TGI, TRTLLM, TRITON_TRTLLM, TRITON, NIM, OLLAMA)
-BY_KEY: dict[str, Engine] = {e.key: e for e in ENGINES}
 
 
 # DCGM exporter (GPU utilisation): label names depend on how it was scraped.

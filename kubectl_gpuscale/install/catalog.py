@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kubectl_gpuscale.names import CONFIG_NAMESPACE
+
 # The external metrics APIService; only one adapter per cluster may serve it.
 EXTERNAL_METRICS_APISERVICE = "v1beta1.external.metrics.k8s.io"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -243,13 +245,13 @@ PREPULL = Component(
     name="prepull",
     title="Inference image pre-pull",
     version="1",
-    namespace="gpuscale-system",
+    namespace=CONFIG_NAMESPACE,
     helm=None,
     manifests=(),  # generated: one DaemonSet, see prepull.py
-    workloads=(Workload("DaemonSet", "gpuscale-system", ("gpuscale-image-prepuller",)),),
+    workloads=(Workload("DaemonSet", CONFIG_NAMESPACE, ("gpuscale-image-prepuller",)),),
     needs_gpu_nodes=True,
     main_workload="gpuscale-image-prepuller",
-    scope=Scope(("gpuscale-system",)),
+    scope=Scope((CONFIG_NAMESPACE,)),
 )
 
 COMPONENTS: dict[str, Component] = {c.name: c for c in (KEDA, KEDA_HTTP, KNATIVE, DCGM, PREPULL)}

@@ -13,10 +13,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import yaml
-
 from kubectl_gpuscale.errors import GpuscaleError, NotFoundError
 from kubectl_gpuscale.install.catalog import Component
+from kubectl_gpuscale.manifests import dump_yaml
 
 VALUES_PLACEHOLDER = "<values.yaml>"
 
@@ -84,7 +83,7 @@ def run(argv: Sequence[str], values: Mapping[str, object] | None = None, *, time
         if VALUES_PLACEHOLDER in argv:
             fd, tmp = tempfile.mkstemp(prefix="gpuscale-values-", suffix=".yaml")
             with os.fdopen(fd, "w") as fh:
-                yaml.safe_dump(dict(values or {}), fh, sort_keys=True)
+                fh.write(dump_yaml(dict(values or {})))
             argv[argv.index(VALUES_PLACEHOLDER)] = tmp
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=(timeout_s or 600) + 60, check=False)

@@ -19,11 +19,11 @@ from kubectl_gpuscale.install import plan as plan_mod
 from kubectl_gpuscale.install.catalog import COMPONENTS, Component
 from kubectl_gpuscale.install.defaults import DEFAULT_COLD_START_S
 from kubectl_gpuscale.install.prepull import DEFAULT_NODE_SELECTOR, build_daemonset, gpu_images
+from kubectl_gpuscale.names import COMPONENT_LABEL, MANAGED_LABELS, VERSION_ANNOTATION
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
 
-COMPONENT_LABEL = ownership.COMPONENT_LABEL
 
 
 class Reporter:
@@ -78,7 +78,6 @@ class ComponentResult:
     adopted: list[str] = field(default_factory=list)  # existed before, not created by this install
     skipped: list[str] = field(default_factory=list)
     ready: bool | None = None
-    helm_output: str = ""
     install_id: str = ""
     owned_refs: list[dict[str, str]] = field(default_factory=list)
     adopted_refs: list[dict[str, str]] = field(default_factory=list)
@@ -111,7 +110,7 @@ class Result:
 
 def component_labels(name: str) -> dict[str, str]:
     """The labels on objects `install` generates itself."""
-    return {**config.MANAGED_LABELS, COMPONENT_LABEL: name}
+    return {**MANAGED_LABELS, COMPONENT_LABEL: name}
 
 
 def build_plan(names: Sequence[str], opts: Options, *, service_monitor: bool = False) -> plan_mod.Plan:
@@ -155,7 +154,7 @@ def load_objects(cp: plan_mod.ComponentPlan, opts: Options, warn: Callable[[str]
             raise InputError("nothing to pre-pull", "no image given and none found in GPU workloads",
                              "pass --image IMAGE (repeatable)")
         ns = {"apiVersion": "v1", "kind": "Namespace",
-              "metadata": {"name": c.namespace, "labels": dict(config.MANAGED_LABELS)}}
+              "metadata": {"name": c.namespace, "labels": dict(MANAGED_LABELS)}}
         ds = build_daemonset(cp.images, namespace=c.namespace, node_selector=opts.node_selector,
                              labels=component_labels(c.name))
         return [ns, ds]
@@ -251,7 +250,7 @@ def _same(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
         meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items()
-                               if k != ownership.VERSION_ANNOTATION}
+                               if k != VERSION_ANNOTATION}
         return {**{k: v for k, v in obj.items() if k not in ("metadata", "status")}, "metadata": meta}
 
     rv = (before.get("metadata") or {}).get("resourceVersion")
@@ -351,7 +350,7 @@ def _install_component(cluster: Cluster, cp: plan_mod.ComponentPlan, objs: list[
     c = cp.component
     if cp.method == "helm":
         earlier = release_revisions(cluster, c) if opts.dry_run == "none" else []
-        cres.helm_output = helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
+        helm_mod.run(cp.helm_argv, cp.helm_values, timeout_s=opts.timeout_s)
         if opts.dry_run == "none":
             _mark_release(cluster, c, cres, earlier, reporter)
         objs = []

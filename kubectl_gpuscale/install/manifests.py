@@ -18,20 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubectl_gpuscale.errors import GpuscaleError, InputError, NotFoundError, UnreachableError
+from kubectl_gpuscale.inputs import MAX_TEXT_BYTES
 from kubectl_gpuscale.install.catalog import Artifact
 from kubectl_gpuscale.install.defaults import Setting
+from kubectl_gpuscale.manifests import parse_documents
+from kubectl_gpuscale.names import PROGRAM
 
 DOWNLOAD_TIMEOUT_S = 60.0
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_BYTES = MAX_TEXT_BYTES
 
 
 def cache_dir() -> Path:
     """The download cache: $XDG_CACHE_HOME/kubectl-gpuscale/manifests (default ~/.cache/...)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kubectl-gpuscale" / "manifests"
+    return Path(base) / PROGRAM / "manifests"
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache:
 
 
 def _download(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "kubectl-gpuscale"})
+    request = urllib.request.Request(url, headers={"User-Agent": PROGRAM})
     try:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 (catalog URLs)
             data: bytes = response.read(MAX_MANIFEST_BYTES + 1)
@@ -186,10 +187,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def parse(text: str, source: str = "manifest") -> list[dict[str, Any]]:
     """The objects of a multi-document YAML (empty documents and `List`s flattened)."""
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise InputError(f"cannot parse {source}", str(exc).splitlines()[0], "check the file is valid YAML") from None
+    docs = parse_documents(text, source)
     out: list[dict[str, Any]] = []
     for doc in docs:
         if not doc:

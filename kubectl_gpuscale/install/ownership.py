@@ -18,13 +18,15 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from kubectl_gpuscale import config
 from kubectl_gpuscale.install.catalog import Component
-
-COMPONENT_LABEL = "kubectl-gpuscale/component"
-INSTALL_ID_LABEL = "kubectl-gpuscale/install-id"
-VERSION_ANNOTATION = "kubectl-gpuscale/version"
-MANAGED_BY = "app.kubernetes.io/managed-by"
+from kubectl_gpuscale.names import (
+    COMPONENT_LABEL,
+    INSTALL_ID_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MANAGED_LABELS,
+    VERSION_ANNOTATION,
+)
 
 # The API group each cluster-scoped kind a release may hold lives in.
 CLUSTER_KIND_GROUPS: dict[str, str] = {
@@ -45,7 +47,7 @@ def new_install_id() -> str:
 
 def ownership_labels(component: str, install_id: str) -> dict[str, str]:
     """The labels on every object an install of `component` creates."""
-    return {**config.MANAGED_LABELS, COMPONENT_LABEL: component, INSTALL_ID_LABEL: install_id}
+    return {**MANAGED_LABELS, COMPONENT_LABEL: component, INSTALL_ID_LABEL: install_id}
 
 
 def stamp(obj: Mapping[str, Any], component: str, version: str, install_id: str) -> dict[str, Any]:
@@ -63,7 +65,7 @@ def unstamp(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = out.setdefault("metadata", {})
     labels = {k: v for k, v in (meta.get("labels") or {}).items()
               if k not in (COMPONENT_LABEL, INSTALL_ID_LABEL)
-              and not (k == MANAGED_BY and v == config.MANAGED_LABELS[MANAGED_BY])}
+              and not (k == MANAGED_BY_LABEL and v == MANAGED_BY)}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != VERSION_ANNOTATION}
     for key, value in (("labels", labels), ("annotations", annotations)):
         if value:
@@ -81,7 +83,7 @@ def adopt(obj: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
     live_meta = live.get("metadata") or {}
     kept_labels = {k: v for k, v in (live_meta.get("labels") or {}).items()
                    if k in (COMPONENT_LABEL, INSTALL_ID_LABEL)
-                   or (k == MANAGED_BY and v == config.MANAGED_LABELS[MANAGED_BY])}
+                   or (k == MANAGED_BY_LABEL and v == MANAGED_BY)}
     kept_annotations = {k: v for k, v in (live_meta.get("annotations") or {}).items() if k == VERSION_ANNOTATION}
     meta = out["metadata"]
     if kept_labels:

@@ -13,6 +13,7 @@ from kubectl_gpuscale.install import defaults as gpu_defaults
 from kubectl_gpuscale.install.catalog import ALL_ORDER, COMPONENTS, Artifact, Component
 from kubectl_gpuscale.install.defaults import Setting
 from kubectl_gpuscale.install.helm import KubeTarget, install_argv
+from kubectl_gpuscale.names import CONFIG_NAME, CONFIG_NAMESPACE
 
 METHODS = ("auto", "helm", "manifests")
 
@@ -205,6 +206,6 @@ def build(names: Sequence[str], *, method: str = "auto", helm_available: bool = 
         last = plans[-1]
         plans[-1] = ComponentPlan(last.component, last.version, last.method, last.artifacts, last.helm_argv,
                                   last.helm_values, last.settings,
-                                  (*last.steps, f"{extra[0]} in ConfigMap gpuscale-system/gpuscale-config"),
+                                  (*last.steps, f"{extra[0]} in ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME}"),
                                   last.images)
     return Plan(tuple(plans), dry_run)

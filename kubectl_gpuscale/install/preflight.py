@@ -24,6 +24,7 @@ from kubectl_gpuscale.install.catalog import (
     Component,
 )
 from kubectl_gpuscale.kube.resources import known
+from kubectl_gpuscale.names import CONFIG_NAMESPACE, MANAGED_BY_LABEL
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -93,7 +94,7 @@ def installed_version(obj: Mapping[str, Any], hint: str = "") -> str | None:
 
 def _managed_by_helm(obj: Mapping[str, Any]) -> bool:
     meta = obj.get("metadata") or {}
-    return (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == "Helm" or \
+    return (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == "Helm" or \
         "meta.helm.sh/release-name" in (meta.get("annotations") or {})
 
 
@@ -213,25 +214,52 @@ def run(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
         plan_components: (component, method, target version) in install order.
         objects: component -> the objects its manifests (or generator) will apply.
     """
-    facts = Facts()
-    problems: list[Problem] = []
     info = cluster.server_version()  # UnreachableError: a clear line already
-    facts.server_version = str(info.get("gitVersion") or f"{info.get('major')}.{info.get('minor')}")
-    have = parse_version(info)
+    server_version = str(info.get("gitVersion") or f"{info.get('major')}.{info.get('minor')}")
     names = [c for c, _, _ in plan_components]
+    operator, warnings = _prometheus_operator(cluster)
+    installed, conflicts, changes = _installed(cluster, plan_components)
+    keda_problems = _keda_problems(cluster, names)
+    gpus, unlabelled, gpu_problems = _gpu_nodes(cluster, names, node_selector)
+    problems = [*_too_old(plan_components, parse_version(info), server_version), *conflicts, *keda_problems,
+                *gpu_problems]
+    if check_permissions:
+        problems.extend(check_access(cluster, _wanted_access(cluster, plan_components, objects)))
+    if problems:
+        raise _error(problems)
+    return Facts(server_version=server_version, gpu_nodes=gpus, gpu_nodes_unlabelled=unlabelled,
+                 prometheus_operator=operator, installed=installed, warnings=[*warnings, *changes])
+
+
+def _too_old(plan_components: Sequence[tuple[str, str, str]], have: tuple[int, int] | None,
+             server_version: str) -> list[Problem]:
+    """The components the cluster's Kubernetes version is too old for."""
+    problems = []
     for name, _method, version in plan_components:
         c = COMPONENTS[name]
         if c.min_kubernetes and have and have < c.min_kubernetes:
             need = ".".join(map(str, c.min_kubernetes))
             problems.append(Problem("version", f"{c.title} {version} needs Kubernetes {need}+, the cluster runs "
-                                               f"{facts.server_version}", "upgrade the cluster or pin an older "
-                                                                          "--version"))
-    try:
-        facts.prometheus_operator = cluster.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition",
-                                                        PROMETHEUS_OPERATOR_CRD) is not None
-    except ForbiddenError:
-        facts.warnings.append("cannot read CRDs: assuming no Prometheus Operator (no ServiceMonitor)")
+                                               f"{server_version}", "upgrade the cluster or pin an older "
+                                                                    "--version"))
+    return problems
 
+
+def _prometheus_operator(cluster: Cluster) -> tuple[bool, list[str]]:
+    """Whether the Prometheus Operator's CRD is there (ServiceMonitors can be made), and a warning if unknown."""
+    try:
+        return cluster.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                                   PROMETHEUS_OPERATOR_CRD) is not None, []
+    except ForbiddenError:
+        return False, ["cannot read CRDs: assuming no Prometheus Operator (no ServiceMonitor)"]
+
+
+def _installed(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]]
+               ) -> tuple[dict[str, Installed], list[Problem], list[str]]:
+    """The planned components already installed, the problems that makes (a second copy), and the version changes."""
+    installed: dict[str, Installed] = {}
+    problems: list[Problem] = []
+    changes: list[str] = []
     for name, method, version in plan_components:
         c = COMPONENTS[name]
         try:
@@ -245,15 +273,20 @@ def run(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
                 found = Installed(found.version, by_names, found.workload)
         if found is None:
             continue
-        facts.installed[name] = found
+        installed[name] = found
         if method in ("helm", "manifests") and found.method in ("helm", "manifests") and found.method != method:
             problems.append(Problem(
                 "conflict", f"{c.title} {found.version or '(unknown version)'} is already installed with "
                             f"{found.method}; installing with {method} would run a second copy",
                 f"re-run with --method {found.method}, or uninstall it first"))
         elif found.version and found.version != version:
-            facts.warnings.append(f"{c.title} {found.version} is installed: it will be changed to {version}")
+            changes.append(f"{c.title} {found.version} is installed: it will be changed to {version}")
+    return installed, problems, changes
 
+
+def _keda_problems(cluster: Cluster, names: Sequence[str]) -> list[Problem]:
+    """Another external metrics adapter in KEDA's way; the HTTP add-on without KEDA."""
+    problems: list[Problem] = []
     if "keda" in names:
         try:
             owner = external_metrics_owner(cluster)
@@ -271,42 +304,47 @@ def run(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
         if crd is None:
             problems.append(Problem("missing", "the KEDA HTTP add-on needs KEDA, which is not installed",
                                     "kubectl gpuscale install keda keda-http"))
+    return problems
 
-    if any(COMPONENTS[n].needs_gpu_nodes for n in names):
-        try:
-            nodes = cluster.list("v1", "Node")
-        except ForbiddenError as exc:
-            problems.append(Problem("forbidden", "list nodes", exc.fix))
-            nodes = []
-        gpus = gpu_nodes(nodes)
-        facts.gpu_nodes = [str((n.get("metadata") or {}).get("name")) for n in gpus]
-        if nodes and not gpus:
-            wanting = ", ".join(n for n in names if COMPONENTS[n].needs_gpu_nodes)
-            problems.append(Problem("missing", f"no node has allocatable {GPU_RESOURCE} ({wanting} would run "
-                                               "nowhere)", "install the NVIDIA device plugin or GPU Operator "
-                                                           "first"))
-        if node_selector:
-            facts.gpu_nodes_unlabelled = [
-                str((n.get("metadata") or {}).get("name")) for n in gpus
-                if any(((n.get("metadata") or {}).get("labels") or {}).get(k) != v for k, v in node_selector.items())]
 
-    if check_permissions:
-        wanted: list[tuple[str, str, str, str | None]] = []
-        for name, method, _ in plan_components:
-            if method == "helm":
-                ns = COMPONENTS[name].namespace
-                for group, resource in HELM_ACCESS.get(name, ()):
-                    scoped = ns if resource in ("deployments", "daemonsets", "services", "configmaps",
-                                                "serviceaccounts") else None
-                    wanted.append(("create", group, resource, scoped))
-            else:
-                wanted.extend(w for w in required_access(objects.get(name, ()), cluster) if w not in wanted)
-        wanted.append(("patch", "", "configmaps", "gpuscale-system"))
-        problems.extend(check_access(cluster, list(dict.fromkeys(wanted))))
+def _gpu_nodes(cluster: Cluster, names: Sequence[str], node_selector: Mapping[str, str] | None
+               ) -> tuple[list[str], list[str], list[Problem]]:
+    """For components that run on GPU nodes: those nodes, the ones `node_selector` misses, and the problems."""
+    if not any(COMPONENTS[n].needs_gpu_nodes for n in names):
+        return [], [], []
+    problems: list[Problem] = []
+    try:
+        nodes = cluster.list("v1", "Node")
+    except ForbiddenError as exc:
+        problems.append(Problem("forbidden", "list nodes", exc.fix))
+        nodes = []
+    gpus = gpu_nodes(nodes)
+    if nodes and not gpus:
+        wanting = ", ".join(n for n in names if COMPONENTS[n].needs_gpu_nodes)
+        problems.append(Problem("missing", f"no node has allocatable {GPU_RESOURCE} ({wanting} would run "
+                                           "nowhere)", "install the NVIDIA device plugin or GPU Operator "
+                                                       "first"))
+    unlabelled = [str((n.get("metadata") or {}).get("name")) for n in gpus
+                  if any(((n.get("metadata") or {}).get("labels") or {}).get(k) != v
+                         for k, v in (node_selector or {}).items())]
+    return [str((n.get("metadata") or {}).get("name")) for n in gpus], unlabelled, problems
 
-    if problems:
-        raise _error(problems)
-    return facts
+
+def _wanted_access(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
+                   objects: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[tuple[str, str, str, str | None]]:
+    """The (verb, group, resource, namespace) the install needs, each once, in order."""
+    wanted: list[tuple[str, str, str, str | None]] = []
+    for name, method, _ in plan_components:
+        if method == "helm":
+            ns = COMPONENTS[name].namespace
+            for group, resource in HELM_ACCESS.get(name, ()):
+                scoped = ns if resource in ("deployments", "daemonsets", "services", "configmaps",
+                                            "serviceaccounts") else None
+                wanted.append(("create", group, resource, scoped))
+        else:
+            wanted.extend(w for w in required_access(objects.get(name, ()), cluster) if w not in wanted)
+    wanted.append(("patch", "", "configmaps", CONFIG_NAMESPACE))
+    return list(dict.fromkeys(wanted))
 
 
 def _error(problems: list[Problem]) -> GpuscaleError:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubectl_gpuscale.install.catalog import GPU_RESOURCE, PAUSE_IMAGE, PREPULL
+from kubectl_gpuscale.names import MANAGED_LABELS, PREPULL_IMAGES_ANNOTATION
 
 PREPULL_NAME = PREPULL.main_workload
 DEFAULT_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
@@ -70,7 +71,7 @@ def build_daemonset(images: Iterable[str], *, namespace: str = PREPULL.namespace
         raise ValueError("no images to pre-pull")
     used: set[str] = set()
     match = {"app.kubernetes.io/name": PREPULL_NAME}
-    all_labels = {**match, "app.kubernetes.io/managed-by": "kubectl-gpuscale", **(labels or {})}
+    all_labels = {**match, **MANAGED_LABELS, **(labels or {})}
     init = [{
         "name": _container_name(image, used),
         "image": image,
@@ -96,7 +97,7 @@ def build_daemonset(images: Iterable[str], *, namespace: str = PREPULL.namespace
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
         "metadata": {"name": PREPULL_NAME, "namespace": namespace, "labels": dict(all_labels),
-                     "annotations": {"kubectl-gpuscale/images": ",".join(images)}},
+                     "annotations": {PREPULL_IMAGES_ANNOTATION: ",".join(images)}},
         "spec": {
             "selector": {"matchLabels": dict(match)},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}},

@@ -116,7 +116,7 @@ def probe(cluster: Cluster, target: Target) -> Verdict:
     """Whether a Service answers HTTP (any answer of its own, 404 included) through the service proxy."""
     service, _, port = target.name.partition(":")
     try:
-        status, answered = cluster.service_answer(target.namespace or "default", service, port or "80")
+        status, answered = cluster.service_answer(cluster.namespace_or_default(target.namespace), service, port or "80")
     except GpuscaleError as exc:
         return Verdict(target, False, f"no answer: {exc.why or exc.what}")
     if answered:

@@ -18,6 +18,7 @@ from kubectl_gpuscale.install.catalog import (
     KEDA_METRICS_SERVICES,
     Component,
 )
+from kubectl_gpuscale.names import CONFIG_NAME, CONFIG_NAMESPACE
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -127,7 +128,7 @@ def collect(cluster: Cluster, *, prometheus: str | None = None) -> Status:
         rows.append(row)
     if data is None:
         for row in rows:
-            row.reason += f" (cannot read ConfigMap {config.CONFIG_NAMESPACE}/{config.CONFIG_NAME}: forbidden)"
+            row.reason += f" (cannot read ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME}: forbidden)"
     external = None
     try:
         owner = preflight.external_metrics_owner(cluster)

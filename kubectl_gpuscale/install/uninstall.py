@@ -26,6 +26,7 @@ from kubectl_gpuscale.install import manifests as mf
 from kubectl_gpuscale.install import ownership, preflight
 from kubectl_gpuscale.install.catalog import COMPONENTS, DEPENDENTS, Component
 from kubectl_gpuscale.install.installer import release_revisions
+from kubectl_gpuscale.names import CONFIG_NAME, CONFIG_NAMESPACE
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
@@ -131,7 +132,7 @@ def _record_of(cluster: Cluster, c: Component) -> tuple[config.InstallRecord, di
                if found else f"{c.title} is not installed")
         raise NotFoundError(f"cannot uninstall {c.name}",
                             f"{why}; kubectl gpuscale has no record of installing it "
-                            f"(ConfigMap {config.CONFIG_NAMESPACE}/{config.CONFIG_NAME})",
+                            f"(ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME})",
                             "remove it the way it was installed" if found else "nothing to do")
     return record, recs
 
@@ -143,11 +144,11 @@ def check_record(c: Component, record: config.InstallRecord) -> None:
     if refused:
         raise GpuscaleError(
             f"refusing to uninstall {c.name}, nothing was deleted",
-            f"the install record (ConfigMap {config.CONFIG_NAMESPACE}/{config.CONFIG_NAME}, key "
+            f"the install record (ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME}, key "
             f"{config.COMPONENT_PREFIX}{c.name}) lists {len(refused)} object(s) outside the {c.title} release: "
             + "; ".join(refused),
-            f"someone edited the record: see who with kubectl get configmap -n {config.CONFIG_NAMESPACE} "
-            f"{config.CONFIG_NAME} -o yaml --show-managed-fields, and remove the forged entries")
+            f"someone edited the record: see who with kubectl get configmap -n {CONFIG_NAMESPACE} "
+            f"{CONFIG_NAME} -o yaml --show-managed-fields, and remove the forged entries")
     if record.objects and not record.install_id:
         raise GpuscaleError(
             f"refusing to uninstall {c.name}, nothing was deleted",

@@ -5,13 +5,12 @@ the API server's Status answers to typed errors, `cluster` holds the verbs; `res
 each kind lives and `watch` lists once then watches. This face only re-exports the public names.
 """
 
-from kubectl_gpuscale.kube.cluster import DEFAULT_FIELD_MANAGER, Cluster, Objects, Versions
+from kubectl_gpuscale.kube.cluster import Cluster, Objects, Versions
 from kubectl_gpuscale.kube.config import IN_CLUSTER_NAMESPACE_FILE
 from kubectl_gpuscale.kube.errors import CommandFailedError, ExpiredError
 from kubectl_gpuscale.kube.transport import DEFAULT_REQUEST_TIMEOUT, Response
 
 __all__ = [
-    "DEFAULT_FIELD_MANAGER",
     "DEFAULT_REQUEST_TIMEOUT",
     "IN_CLUSTER_NAMESPACE_FILE",
     "Cluster",

@@ -14,8 +14,7 @@ from kubectl_gpuscale.errors import InputError, NotFoundError
 from kubectl_gpuscale.kube.config import load_api_client
 from kubectl_gpuscale.kube.resources import Resource, known
 from kubectl_gpuscale.kube.transport import Response, Transport
-
-DEFAULT_FIELD_MANAGER = "kubectl-gpuscale"
+from kubectl_gpuscale.names import FIELD_MANAGER
 
 Objects = list[dict[str, Any]]
 Versions = list[str]
@@ -29,7 +28,7 @@ class Cluster(Transport):
     """
 
     def __init__(self, api_client: Any, *, default_namespace: str = "default", context: str | None = None,
-                 request_timeout: float | None = None, field_manager: str = DEFAULT_FIELD_MANAGER) -> None:
+                 request_timeout: float | None = None, field_manager: str = FIELD_MANAGER) -> None:
         super().__init__(api_client, request_timeout=request_timeout)
         self.default_namespace = default_namespace
         self.context = context
@@ -39,7 +38,7 @@ class Cluster(Transport):
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None,
                 request_timeout: float | None = None, insecure_skip_tls_verify: bool = False,
-                field_manager: str = DEFAULT_FIELD_MANAGER) -> Cluster:
+                field_manager: str = FIELD_MANAGER) -> Cluster:
         """Connect from a kubeconfig (``KUBECONFIG`` lists honoured), without touching global state.
 
         Falls back to the in-cluster service account only when no kubeconfig or
@@ -55,7 +54,8 @@ class Cluster(Transport):
 
     def namespace_or_default(self, namespace: str | None) -> str:
         """The namespace a verb on one object acts in: `namespace`, else the context's (the kubeconfig's, or the
-        service account's in a pod). Only `list` and `watch` read None as all namespaces."""
+        service account's in a pod). Callers pass its answer: only `list` and `watch` read None (as all
+        namespaces); every other verb on a namespaced kind refuses None (`_scoped`)."""
         return namespace or self.default_namespace
 
     # ---- resources --------------------------------------------------------------------------------
@@ -76,11 +76,10 @@ class Cluster(Transport):
         return self.resource(obj.get("apiVersion", ""), obj.get("kind", ""))
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
-        """One object. Raises `NotFoundError` when it does not exist."""
+        """One object (`namespace`: required for a namespaced kind). Raises `NotFoundError` when it does not exist."""
         res = self.resource(api_version, kind)
-        ns = self.namespace_or_default(namespace)
-        obj: dict[str, Any] = self.request(
-            "GET", res.path(ns, name), what=f"get {kind} {_qual(ns if res.namespaced else None, name)}").json()
+        ns = _scoped(res, namespace, "get")
+        obj: dict[str, Any] = self.request("GET", res.path(ns, name), what=f"get {kind} {_qual(ns, name)}").json()
         return obj
 
     def get_or_none(self, api_version: str, kind: str, name: str, namespace: str | None = None
@@ -117,9 +116,9 @@ class Cluster(Transport):
             return None
 
     def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
-        """Create an object (409 `ConflictError` when it exists)."""
+        """Create an object (409 `ConflictError` when it exists); a namespaced one carries its namespace."""
         res = self._resource_of(obj)
-        ns = _ns_of(obj, self.default_namespace) if res.namespaced else None
+        ns = _scoped(res, _ns_of(obj), "create")
         out: dict[str, Any] = self.request("POST", res.path(ns), body=dict(obj), query=_write_query(dry_run),
                                            what=f"create {obj.get('kind')} {_qual(ns, _name_of(obj))}").json()
         return out
@@ -127,7 +126,7 @@ class Cluster(Transport):
     def replace(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Replace an object; its resourceVersion, when set, must be current (else `ConflictError`)."""
         res = self._resource_of(obj)
-        ns = _ns_of(obj, self.default_namespace) if res.namespaced else None
+        ns = _scoped(res, _ns_of(obj), "replace")
         name = _name_of(obj)
         out: dict[str, Any] = self.request("PUT", res.path(ns, name), body=dict(obj), query=_write_query(dry_run),
                                            what=f"replace {obj.get('kind')} {_qual(ns, name)}").json()
@@ -137,7 +136,7 @@ class Cluster(Transport):
               field_manager: str | None = None) -> dict[str, Any]:
         """Server-side apply with our field manager; conflicts raise `ConflictError` unless `force`."""
         res = self._resource_of(obj)
-        ns = _ns_of(obj, self.default_namespace) if res.namespaced else None
+        ns = _scoped(res, _ns_of(obj), "apply")
         name = _name_of(obj)
         query = [("fieldManager", field_manager or self.field_manager), ("force", "true" if force else None),
                  *_write_query(dry_run)]
@@ -152,7 +151,7 @@ class Cluster(Transport):
         content_types = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
                          "strategic": "application/strategic-merge-patch+json"}
         res = self.resource(api_version, kind)
-        ns = self.namespace_or_default(namespace) if res.namespaced else None
+        ns = _scoped(res, namespace, "patch")
         out: dict[str, Any] = self.request(
             "PATCH", res.path(ns, name, subresource), body=patch, content_type=content_types[patch_type],
             query=[("fieldManager", self.field_manager), *_write_query(dry_run)],
@@ -163,7 +162,7 @@ class Cluster(Transport):
                propagation_policy: str | None = None, dry_run: bool = False) -> dict[str, Any] | None:
         """Delete an object (propagationPolicy Orphan|Background|Foreground); None when already gone."""
         res = self.resource(api_version, kind)
-        ns = self.namespace_or_default(namespace) if res.namespaced else None
+        ns = _scoped(res, namespace, "delete")
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
@@ -178,15 +177,15 @@ class Cluster(Transport):
 
     # ---- scale, logs, events, node proxy ------------------------------------------------------------
 
-    def get_scale(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    def get_scale(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any]:
         """The scale subresource (`autoscaling/v1 Scale`) of a workload."""
         res = self.resource(api_version, kind)
-        ns = self.namespace_or_default(namespace)
+        ns = _required(namespace, f"get the scale of {kind}")
         out: dict[str, Any] = self.request("GET", res.path(ns, name, "scale"),
                                            what=f"get the scale of {kind} {ns}/{name}").json()
         return out
 
-    def scale(self, api_version: str, kind: str, name: str, namespace: str | None, replicas: int, *,
+    def scale(self, api_version: str, kind: str, name: str, namespace: str, replicas: int, *,
               dry_run: bool = False) -> dict[str, Any]:
         """Set a workload's replicas through its scale subresource."""
         if replicas < 0:
@@ -194,10 +193,10 @@ class Cluster(Transport):
         return self.patch(api_version, kind, name, namespace, {"spec": {"replicas": replicas}},
                           subresource="scale", dry_run=dry_run)
 
-    def pod_logs(self, name: str, namespace: str | None = None, *, container: str | None = None,
+    def pod_logs(self, name: str, namespace: str, *, container: str | None = None,
                  previous: bool = False, tail_lines: int | None = None, timestamps: bool = False) -> str:
         """A pod's container log (the previous container's with `previous`)."""
-        ns = self.namespace_or_default(namespace)
+        ns = _required(namespace, "read the log of pod")
         query = [("container", container), ("previous", "true" if previous else None),
                  ("tailLines", tail_lines), ("timestamps", "true" if timestamps else None)]
         which = "previous " if previous else ""
@@ -205,10 +204,9 @@ class Cluster(Transport):
                                 what=f"read the {which}log of pod {ns}/{name}")
         return response.body.decode("utf-8", "replace")
 
-    def events_for(self, kind: str, name: str, namespace: str | None = None, uid: str | None = None
-                   ) -> Objects:
+    def events_for(self, kind: str, name: str, namespace: str, uid: str | None = None) -> Objects:
         """Core events about one object, oldest first."""
-        ns = self.namespace_or_default(namespace)
+        ns = _required(namespace, "list the events of")
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         if uid:
             selector += f",involvedObject.uid={uid}"
@@ -239,7 +237,7 @@ class Cluster(Transport):
         from_api_server = isinstance(parsed, dict) and parsed.get("kind") == "Status" and raw.status >= 400
         return int(raw.status), not from_api_server
 
-    def exec_stream(self, name: str, namespace: str | None, command: Sequence[str], *,
+    def exec_stream(self, name: str, namespace: str, command: Sequence[str], *,
                     container: str | None = None, timeout: float | None = None,
                     idle_timeout: float = 300) -> Iterator[bytes]:
         """Run `command` (an argv list, no shell) in a pod and yield its stdout as raw bytes chunks.
@@ -250,7 +248,7 @@ class Cluster(Transport):
         stderr; a stream that stalls for `idle_timeout` seconds, runs past `timeout`, or breaks
         before the command's end raises `UnreachableError`.
         """
-        ns = self.namespace_or_default(namespace)
+        ns = _required(namespace, "exec in pod")
         what = f"exec {command[0] if command else ''} in pod {ns}/{name}"
         query: list[tuple[str, Any]] = [("command", part) for part in command]
         query += [("stdout", "true"), ("stderr", "true"), ("stdin", "false"), ("tty", "false")]
@@ -342,8 +340,22 @@ def _name_of(obj: Mapping[str, Any]) -> str:
     return str(name)
 
 
-def _ns_of(obj: Mapping[str, Any], default: str) -> str:
-    return str((obj.get("metadata") or {}).get("namespace") or default)
+def _ns_of(obj: Mapping[str, Any]) -> str | None:
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+def _required(namespace: str | None, verb: str) -> str:
+    """`namespace`, which a verb on one object needs: None (all namespaces) is for `list` and `watch` only."""
+    if not namespace:
+        raise ValueError(f"{verb}: no namespace; pass cluster.namespace_or_default(...) "
+                         "(None means all namespaces, for list and watch only)")
+    return namespace
+
+
+def _scoped(res: Resource, namespace: str | None, verb: str) -> str | None:
+    """The namespace a verb on one `res` object acts in: required for a namespaced kind, None for the others."""
+    return _required(namespace, f"{verb} {res.kind}") if res.namespaced else None
 
 
 def _write_query(dry_run: bool) -> list[tuple[str, Any]]:

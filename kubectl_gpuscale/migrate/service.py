@@ -7,24 +7,28 @@ stderr lines); errors are raised as `GpuscaleError` with what, why and what to d
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from kubectl_gpuscale.autoscale.builders import GPU_COOLDOWN, GPU_POLLING
 from kubectl_gpuscale.errors import InputError
+from kubectl_gpuscale.names import DEFAULT_PROMETHEUS_URL, PROMETHEUS_SECRET
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.autoscale.apply import Rollback, RollbackPlan
-    from kubectl_gpuscale.autoscale.builders import Schedule
-    from kubectl_gpuscale.autoscale.convert import Conversion
+    from kubectl_gpuscale.autoscale.convert import Conversion, Options
     from kubectl_gpuscale.kube import Cluster
 
 Say = Callable[[str], None]
-DEFAULT_SECRET = "gpuscale-prometheus"
 
 
 def _silent(_: str) -> None:
     return None
+
+
+def _options() -> Options:
+    from kubectl_gpuscale.autoscale.convert import Options
+
+    return Options()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +37,8 @@ class MigrateRequest:
 
     Input is `files` (offline: -f FILE|DIR|-) or the cluster (`names`, `all_hpas`, `selector`);
     `namespace` is the one already resolved by the caller (None: all namespaces in the cluster,
-    the objects' own in files). The rest shape the objects (see `kubectl_gpuscale.autoscale.convert.Options`).
+    the objects' own in files). `options` shape the objects (`kubectl_gpuscale.autoscale.convert.Options`);
+    `plan` fills in what it finds: the Prometheus, the namespace, the measured cold starts, the versions.
     """
 
     names: tuple[str, ...] = ()
@@ -45,21 +50,8 @@ class MigrateRequest:
     request_timeout: float | None = None
     prometheus: str | None = None
     """--prometheus: the triggers' serverAddress (default: discovered in the cluster) and the preflight's."""
-    prometheus_secret: str = DEFAULT_SECRET
-    target_queue: float | None = None
-    activation: float = 0
-    kv_cache: float | None = None
-    gpu_util: float | None = None
-    query: str | None = None
-    force: bool = False
-    scale_to_zero: bool = False
-    hosts: tuple[str, ...] = ()
-    cold_start: int | None = None
-    to: str = "keda"
-    pdb: bool = False
-    schedule: Schedule | None = None
-    polling_interval: int = GPU_POLLING
-    cooldown_period: int = GPU_COOLDOWN
+    prometheus_secret: str = PROMETHEUS_SECRET
+    options: Options = field(default_factory=_options)
     continue_on_error: bool = False
     target_versions: dict[str, Any] = field(default_factory=dict)
 
@@ -117,16 +109,16 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
         assert cluster is not None, "a cluster request needs a cluster"
         from kubectl_gpuscale.autoscale.apply import read_inputs
 
-        inputs = read_inputs(cluster, namespace, names, selector=request.selector, services=request.scale_to_zero)
+        inputs = read_inputs(cluster, namespace, names, selector=request.selector, services=request.options.scale_to_zero)
         for hpa, why in inputs.skipped:
             note(f"skipping HPA {hpa}: {why}")
         objects, originals = inputs.objects, inputs.originals
-        if request.cold_start is None:
+        if request.options.cold_start is None:
             from kubectl_gpuscale.coldstart.service import measured_cold_start
 
             for obj in objects:
                 if obj.get("kind") in conv.WORKLOAD_KINDS:
-                    ns = (obj.get("metadata") or {}).get("namespace") or namespace or "default"
+                    ns = cluster.namespace_or_default((obj.get("metadata") or {}).get("namespace") or namespace)
                     found = measured_cold_start(cluster, obj, ns)
                     if found:
                         measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
@@ -135,16 +127,11 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
     given = request.target_versions
     targets = detect_targets(cluster, given) if cluster is not None else offline_targets(given)
     knative: tuple[int, int] | None = None
-    if request.to == "knative":
+    if request.options.to == "knative":
         knative = _knative_version(targets, cluster, note)
     server, server_auth = _server_address(prometheus)
-    options = conv.Options(
-        prometheus=server or conv.DEFAULT_PROMETHEUS, target_queue=request.target_queue,
-        activation=request.activation, kv_cache=request.kv_cache, gpu_util=request.gpu_util, query=request.query,
-        force=request.force, scale_to_zero=request.scale_to_zero, cold_start=request.cold_start, to=request.to,
-        pdb=request.pdb, schedule=request.schedule, polling=request.polling_interval,
-        cooldown=request.cooldown_period, hosts=request.hosts, namespace=namespace, from_cluster=not files,
-        measured_cold_starts=measured, knative_version=knative, targets=targets)
+    options = replace(request.options, prometheus=server or DEFAULT_PROMETHEUS_URL, namespace=namespace,
+                      from_cluster=not files, measured_cold_starts=measured, knative_version=knative, targets=targets)
     results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
     if files and names:
         missing = set(names) - {r.name for r in results}

@@ -162,7 +162,7 @@ class ChunkView:
         return np.concatenate(([0.0], np.cumsum(np.concatenate((self._hist, getattr(self, self._source))))))
 
     def window_mean_at(self, i: int, window: int) -> float:
-        """`window_mean` for one index, as a float."""
+        """Mean concurrency over the `window` seconds ending at index `i`, as a float."""
         cum = self._cum
         if cum is None:
             cum = self._cum = self._cumulative()
@@ -171,7 +171,7 @@ class ChunkView:
         return (float(cum[end]) - float(cum[start if start > 0 else 0])) / window
 
     def window_mean_all(self, window: int) -> np.ndarray:
-        """`window_mean` at every index of the chunk (slices instead of gathers)."""
+        """Mean concurrency over the `window` seconds ending at every index of the chunk."""
         cum = self._cum
         if cum is None:
             cum = self._cum = self._cumulative()
@@ -180,14 +180,6 @@ class ChunkView:
         s0 = h1 - window
         start = cum[s0:s0 + n] if s0 >= 0 else np.concatenate((np.full(min(n, -s0), cum[0]), cum[:max(0, n + s0)]))
         return (cum[h1:h1 + n] - start) / window
-
-    def window_mean(self, idx: np.ndarray, window: int) -> np.ndarray:
-        """Mean concurrency over the `window` seconds ending at each index in `idx`."""
-        if self._cum is None:
-            self._cum = self._cumulative()
-        end = idx + 1 + self._hist.shape[0]
-        start = np.maximum(0, end - window)
-        return (self._cum[end] - self._cum[start]) / window
 
 
 class PhysicsCache:

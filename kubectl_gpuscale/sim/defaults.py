@@ -10,14 +10,12 @@ from kubectl_gpuscale.autoscale.builders import (
     KEDA_DEFAULT_COOLDOWN,
     KEDA_DEFAULT_POLLING,
     KNATIVE_PROGRESS_DEADLINE,
-    KNATIVE_REVISION_TIMEOUT,
 )
 from kubectl_gpuscale.autoscale.hpa import HPA_DEFAULT_SCALE_DOWN_WINDOW
 
 # Kubernetes HPA (kube-controller-manager flags and autoscaling/v2 defaulting, pkg/apis/autoscaling/v2/defaults.go)
 HPA_SYNC_PERIOD_S = 15                 # --horizontal-pod-autoscaler-sync-period
 HPA_TOLERANCE = 0.1                    # --horizontal-pod-autoscaler-tolerance
-HPA_CPU_INITIALIZATION_PERIOD_S = 300  # --horizontal-pod-autoscaler-cpu-initialization-period
 HPA_SCALE_UP_STABILIZATION_S = 0
 HPA_SCALE_DOWN_STABILIZATION_S = HPA_DEFAULT_SCALE_DOWN_WINDOW  # --horizontal-pod-autoscaler-downscale-stabilization
 HPA_SCALE_UP_POLICIES = (("Percent", 100, 15), ("Pods", 4, 15))
@@ -42,7 +40,6 @@ KEDA_FALLBACK_FAILURE_THRESHOLD = 3    # fallback.failureThreshold (the guide's;
 KEDA_VERSION = (2, 20)                 # plain parameter until the versioned facts package supplies it
 KEDA_NO_FALLBACK_SCALING_SINCE = (2, 17)  # #6520: RequestScale no longer calls doFallbackScaling
 KEDA_FALLBACK_BEHAVIOR_SINCE = (2, 17)    # #6464: spec.fallback.behavior
-KEDA_HTTP_INTERCEPTOR_WAIT_S_BEFORE_0_14 = 20  # http-add-on < 0.14: KEDA_CONDITION_WAIT_TIMEOUT
 
 # Knative Serving config-autoscaler (knative/serving pkg/autoscaler/config/config.go defaultConfig())
 KNATIVE_TICK_S = 2                     # the KPA's decider tick
@@ -59,8 +56,6 @@ KNATIVE_SCALE_DOWN_DELAY_S = 0
 KNATIVE_POD_RETENTION_S = 0            # scale-to-zero-pod-retention-period
 KNATIVE_PROGRESS_DEADLINE_S = KNATIVE_PROGRESS_DEADLINE  # config-deployment progress-deadline
 KNATIVE_ACTIVATION_TIMEOUT_BUFFER_S = 10  # kpa/scaler.go activationTimeoutBuffer
-# Knative config-defaults: revision-timeout-seconds (per-request timeout behind the activator)
-KNATIVE_REVISION_TIMEOUT_S = KNATIVE_REVISION_TIMEOUT
 
 # Money: the guide's H100 SXM5 on-demand price ($/GPU-hour, Spheron, 07 May 2026)
 DEFAULT_PRICE_PER_GPU_HOUR = 4.41

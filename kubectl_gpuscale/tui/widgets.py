@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from kubectl_gpuscale.display import plain, visible
+from kubectl_gpuscale.names import KEDA_PAUSED_REPLICAS
 from kubectl_gpuscale.tui.model import (
     COLD_STARTING,
     FLAPPING,
@@ -139,7 +140,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("/", "filter by namespace, name, engine, scaler or state; esc clears"),
     ("n", "switch namespace (empty: all)"),
     ("s", "scale the workload (asks for the count, then to confirm)"),
-    ("p", "pause / resume its ScaledObject (autoscaling.keda.sh/paused-replicas)"),
+    ("p", f"pause / resume its ScaledObject ({KEDA_PAUSED_REPLICAS})"),
     ("c", "checkpoint its oldest ready pod (kubelet checkpoint API; asks to confirm)"),
     ("x", "switch kubeconfig context"),
     ("r", "refresh now"),

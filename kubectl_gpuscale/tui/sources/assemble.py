@@ -15,13 +15,12 @@ from typing import Any
 
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.autoscale.hpa import quantity
+from kubectl_gpuscale.names import KEDA_PAUSED, KEDA_PAUSED_REPLICAS, namespace_of
 from kubectl_gpuscale.tui.model import Pod, ScalingEvent, Snapshot, Trigger, Workload
 
 Obj = Mapping[str, Any]
 PodKey = tuple[str, str]
 
-KEDA_PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
-KEDA_PAUSED = "autoscaling.keda.sh/paused"
 KNATIVE_SERVICE_LABEL = "serving.knative.dev/service"
 SCALING_REASONS = ("SuccessfulRescale", "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated",
                    "KEDAScalerFailed", "ScaledObjectReady", "FailedGetExternalMetric", "FailedComputeMetricsReplicas",
@@ -131,7 +130,7 @@ def assemble(lists: ClusterLists, metrics: PodMetrics, *, source: str, now: date
 
 def _version_key(obj: Obj) -> tuple[str, str, str]:
     meta = obj.get("metadata") or {}
-    return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""),
+    return (namespace_of(obj), str(meta.get("name") or ""),
             str(meta.get("resourceVersion") or id(obj)))
 
 
@@ -335,7 +334,7 @@ def _time(text: Any) -> datetime | None:
 
 
 def _ns(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("namespace") or "default")
+    return namespace_of(obj)
 
 
 def _name(obj: Obj) -> str:

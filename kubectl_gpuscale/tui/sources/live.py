@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.errors import ForbiddenError, GpuscaleError
+from kubectl_gpuscale.names import KEDA_PAUSED_REPLICAS
 from kubectl_gpuscale.prom import promql
 from kubectl_gpuscale.tui.model import ColdStartPhase, Finding, Snapshot
 from kubectl_gpuscale.tui.sources.assemble import (
-    KEDA_PAUSED_REPLICAS,
     SCALING_REASONS,
     Assembler,
     ClusterLists,
