@@ -173,17 +173,42 @@ _Peeled = tuple[str, str, str | None, str, _Outer | None, re.Match[str] | None, 
 _BLANK: _Peeled = ("", "", None, "", None, None, "")
 
 
-def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # noqa: C901 - one pass over the wrappers
+def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
     """Peel wrappers off one raw log line without converting its timestamps (see `split_line`).
 
     `search`: when no known wrapper explains the line, look for an engine's line start further in.
     """
-    if raw[:1] in "(DIWEC" and "\r" not in raw and "\x1b" not in raw:
+    if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw:
         fast = _VLLM_LINE.match(raw)
         if fast is not None:
-            process, process_rank = fast.group("process", "rank")
-            rank = (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
-            return raw[fast.end():].rstrip(), rank, "vllm", fast.group("level"), None, fast, ""
+            return raw[fast.end():].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
+    line, outer = _clean(raw)
+    if not line:
+        return _BLANK
+    if line[0] == "\u2502":
+        line = line.strip("\u2502 \t")
+    line, outer = _collector_stamps(*_unwrap(line, outer))
+    if outer is not None and line[:1] in _FAST_FIRST:  # the common case behind wrappers: one match
+        fast = _VLLM_LINE.match(line)
+        if fast is not None:
+            return line[fast.end():], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
+    line, rank = _process(line)
+    known = _engine_format(line, rank, outer)
+    if known is not None:
+        return known
+    if search and not nested and not rank:
+        start = _engine_start(line)
+        if start > 0:
+            inner = _peel(line[start:], True)
+            if inner[2] is not None:
+                msg, rank, engine, level, own, stamp, _ = inner
+                return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:start]
+    return line, rank, None, "", outer, None, ""
+
+
+def _clean(raw: str) -> tuple[str, _Outer | None]:
+    """The line out of its JSON record (with the record's time), carriage returns, ANSI colours and
+    surrounding space."""
     line = raw
     outer: _Outer | None = None
     if line[:1] == "{":
@@ -195,68 +220,71 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # no
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
     if "m(" in line or "\x1b" in line or "#033[" in line or "[0m" in line:
         line = _ANSI.sub("", line)
-    line = line.strip()
-    if not line:
-        return _BLANK
-    c = line[0]
-    if c == "\u2502":
-        line = line.strip("\u2502 \t")
-        c = line[:1]
+    return line.strip(), outer
+
+
+def _unwrap(line: str, outer: _Outer | None) -> tuple[str, _Outer | None]:
+    """The line without a `kubectl logs --prefix`, syslog RFC 5424 or journald/RFC 3164 header."""
+    c = line[:1]
     if c == "[" and line.startswith("[pod/"):
         k = _KUBECTL_PREFIX.match(line)
         if k:
-            line = line[k.end():]
-            c = line[:1]
+            return line[k.end():], outer
     elif c == "<":
         r = _SYSLOG5424.match(line)
         if r:
-            outer = outer or _iso_time(r.group(1))
-            line = line[r.end():]
-            c = line[:1]
+            return line[r.end():], outer or _iso_time(r.group(1))
     elif not c.isascii() or line[:3] in _MONTHS:
         j = _JOURNALD.match(line)
         if j:
-            line = line[j.end():]
-            c = line[:1]
-    if c.isdigit() or c == "[":
+            return line[j.end():], outer
+    return line, outer
+
+
+def _collector_stamps(line: str, outer: _Outer | None) -> tuple[str, _Outer | None]:
+    """The line without a collector's ISO stamp (and the CRI stream tag or journald host and program
+    after it); the first stamp is the line's time, also before the engine's own ISO stamp (TGI)."""
+    c = line[:1]
+    if not (c.isdigit() or c == "["):
+        return line, outer
+    o = _OUTER.match(line)
+    if not o:
+        return line, outer
+    outer = outer or o
+    line = line[o.end():]
+    if line[:1].islower():
+        w = _CRI.match(line) or _HOST_PROGRAM.match(line)
+        if w:
+            line = line[w.end():]
+    if line[:1].isdigit():
         o = _OUTER.match(line)
         if o:
-            outer = outer or o
             line = line[o.end():]
-            c = line[:1]
-            if c.islower():
-                w = _CRI.match(line) or _HOST_PROGRAM.match(line)
-                if w:
-                    line = line[w.end():]
-                    c = line[:1]
-            if c.isdigit():  # a collector's stamp before the engine's own ISO stamp (TGI): the first wins
-                o = _OUTER.match(line)
-                if o:
-                    line = line[o.end():]
-                    c = line[:1]
-    if outer is not None and c in _FAST_FIRST:  # the common case behind wrappers: a vLLM line, with or without its process prefix
-        fast = _VLLM_LINE.match(line)
-        if fast is not None:
-            return line[fast.end():], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
-    rank = ""
-    if c == "(":
-        p = _PROC.match(line)
-        if p:
-            process, process_rank = p.group(1, 2)
-            rank = f"{process}_rank{process_rank}" if process_rank else process
-            line = line[p.end():]
-            c = line[:1]
-    if c in "DIWEC":
+    return line, outer
+
+
+def _process(line: str) -> tuple[str, str]:
+    """The line without vLLM's process prefix `(VllmWorker rank=N pid=P)`, and the rank it names."""
+    p = _PROC.match(line) if line[:1] == "(" else None
+    if p is None:
+        return line, ""
+    process, process_rank = p.group(1, 2)
+    return line[p.end():], f"{process}_rank{process_rank}" if process_rank else process
+
+
+def _engine_format(line: str, rank: str, outer: _Outer | None) -> _Peeled | None:
+    """The line read as a vLLM, TGI, uvicorn, SGLang or FlashInfer line, if it is one."""
+    c = line[:1]
+    if c and c in "DIWEC":
         v = _VLLM.match(line)
         if v:
             return line[v.end():], rank, "vllm", v.group("level"), outer, v, ""
-        if outer is not None:
-            t = _TGI.match(line)
-            if t:
-                msg = line[t.end():]
-                r = _TGI_RANK.search(msg) if "rank=" in msg else None
-                return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
-                    outer, None, ""
+        t = _TGI.match(line) if outer is not None else None
+        if t:
+            msg = line[t.end():]
+            r = _TGI_RANK.search(msg) if "rank=" in msg else None
+            return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
+                outer, None, ""
         if line.startswith("INFO:"):
             return line[5:].lstrip(), rank, None, "INFO", outer, None, ""
     elif c == "[":
@@ -270,14 +298,7 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # no
         f = _FOREIGN.match(line)
         if f:
             return line[f.end():], rank, None, "", None, f, ""
-    if search and not nested and not rank:
-        start = _engine_start(line)
-        if start > 0:
-            inner = _peel(line[start:], True)
-            if inner[2] is not None:
-                msg, rank, engine, level, own, stamp, _ = inner
-                return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:start]
-    return line, rank, None, "", outer, None, ""
+    return None
 
 
 def _engine_start(line: str) -> int:
