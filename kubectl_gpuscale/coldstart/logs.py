@@ -188,12 +188,13 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
     if line[0] == "\u2502":
         line = line.strip("\u2502 \t")
     line, outer = _collector_stamps(*_unwrap(line, outer))
-    if outer is not None and line[:1] in _FAST_FIRST:  # the common case behind wrappers: one match
+    tried = outer is not None and line[:1] in _FAST_FIRST
+    if tried:  # the common case behind wrappers: a vLLM line, with or without its process prefix, in one match
         fast = _VLLM_LINE.match(line)
         if fast is not None:
             return line[fast.end():], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
     line, rank = _process(line)
-    known = _engine_format(line, rank, outer)
+    known = _engine_format(line, rank, outer, tried and not rank)
     if known is not None:
         return known
     if search and not nested and not rank:
@@ -272,11 +273,12 @@ def _process(line: str) -> tuple[str, str]:
     return line[p.end():], f"{process}_rank{process_rank}" if process_rank else process
 
 
-def _engine_format(line: str, rank: str, outer: _Outer | None) -> _Peeled | None:
-    """The line read as a vLLM, TGI, uvicorn, SGLang or FlashInfer line, if it is one."""
+def _engine_format(line: str, rank: str, outer: _Outer | None, not_vllm: bool = False) -> _Peeled | None:
+    """The line read as a vLLM, TGI, uvicorn, SGLang or FlashInfer line, if it is one (`not_vllm`: it
+    is known not to be a vLLM line)."""
     c = line[:1]
     if c and c in "DIWEC":
-        v = _VLLM.match(line)
+        v = None if not_vllm else _VLLM.match(line)
         if v:
             return line[v.end():], rank, "vllm", v.group("level"), outer, v, ""
         t = _TGI.match(line) if outer is not None else None
