@@ -178,10 +178,9 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
 
     `search`: when no known wrapper explains the line, look for an engine's line start further in.
     """
-    if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw:
-        fast = _VLLM_LINE.match(raw)
-        if fast is not None:
-            return raw[fast.end():].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
+    plain = _plain(raw)
+    if plain is not None:
+        return plain
     line, outer = _clean(raw)
     if not line:
         return _BLANK
@@ -205,6 +204,33 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
                 msg, rank, engine, level, own, stamp, _ = inner
                 return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:start]
     return line, rank, None, "", outer, None, ""
+
+
+def _plain(raw: str) -> _Peeled | None:
+    """A line as vLLM or SGLang wrote it, or a TGI or vLLM line behind one ISO stamp (TGI's own,
+    `kubectl logs --timestamps`), read in one or two matches; None when it needs `_peel`'s full
+    treatment (which reads a plain line the same way)."""
+    if "\r" in raw or "\x1b" in raw:
+        return None
+    c = raw[:1]
+    if c in _FAST_FIRST:
+        fast = _VLLM_LINE.match(raw)
+        if fast is None:
+            return None
+        return raw[fast.end():].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
+    if raw[-1:].isspace() or any(h in raw for h in _ANSI_HINTS):
+        return None
+    if c == "[" and not raw.startswith("[pod/"):
+        sg = _SGLANG.match(raw)
+        if sg is None:
+            return None
+        msg = raw[sg.end():]
+        return msg[5:].lstrip() if msg.startswith("INFO:") else msg, sg.group(4).strip().replace(" ", "_"), \
+            "sglang", "", None, sg, ""
+    o = _OUTER.match(raw) if c.isdigit() else None
+    if o is None or raw[o.end():o.end() + 1] not in ("D", "I", "W", "E"):
+        return None
+    return _engine_format(raw[o.end():], "", o, tgi_only=True)
 
 
 def _clean(raw: str) -> tuple[str, _Outer | None]:
@@ -273,9 +299,10 @@ def _process(line: str) -> tuple[str, str]:
     return line[p.end():], f"{process}_rank{process_rank}" if process_rank else process
 
 
-def _engine_format(line: str, rank: str, outer: _Outer | None, not_vllm: bool = False) -> _Peeled | None:
+def _engine_format(line: str, rank: str, outer: _Outer | None, not_vllm: bool = False, *,
+                   tgi_only: bool = False) -> _Peeled | None:
     """The line read as a vLLM, TGI, uvicorn, SGLang or FlashInfer line, if it is one (`not_vllm`: it
-    is known not to be a vLLM line)."""
+    is known not to be a vLLM line; `tgi_only`: a vLLM or TGI line only)."""
     c = line[:1]
     if c and c in "DIWEC":
         v = None if not_vllm else _VLLM.match(line)
@@ -287,7 +314,7 @@ def _engine_format(line: str, rank: str, outer: _Outer | None, not_vllm: bool = 
             r = _TGI_RANK.search(msg) if "rank=" in msg else None
             return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
                 outer, None, ""
-        if line.startswith("INFO:"):
+        if line.startswith("INFO:") and not tgi_only:
             return line[5:].lstrip(), rank, None, "INFO", outer, None, ""
     elif c == "[":
         sg = _SGLANG.match(line)
@@ -457,20 +484,32 @@ class _Stream:
 
     def _shaped(self, raw: str) -> _Peeled | None:
         """An engine line behind the learnt prefix shape, when `_peel`'s search would find it there too:
-        no wrapper or engine format at the line's start, no clock inside the prefix, nothing to clean."""
+        no wrapper or engine format at the line's start, no clock inside the prefix, the engine's own
+        line start (`_ENGINE_HEADER`, after its process prefix) right after it, nothing to clean."""
         assert self.shape is not None
         c = raw[:1]
-        if not c or c in _WRAPPER_FIRST or not c.isascii() or raw[:3] in _MONTHS or "\r" in raw \
+        if not c or c in _WRAPPER_FIRST or not c.isascii() or c.isspace() or raw[:3] in _MONTHS or "\r" in raw \
                 or (c.isdigit() and raw[4:5] == "-") or any(h in raw for h in _ANSI_HINTS):
             return None
         w = self.shape.match(raw)
-        if w is None or w.end() >= len(raw) or raw[-1:].isspace() or _CLOCK.search(raw, 1, w.end()):
+        if w is None or not 0 < w.end() < len(raw) or raw[-1:].isspace() or _CLOCK.search(raw, 1, w.end()) \
+                or not _header_at(raw, w.end()):
             return None
         inner = _peel(raw[w.end():], True)
         if inner[2] is None or not inner[0]:
             return None
         msg, rank, engine, level, own, stamp, _ = inner
         return msg, rank, engine, level, own, stamp, raw[:w.end()]
+
+
+def _header_at(line: str, pos: int) -> bool:
+    """True when an engine's own line start (with its process prefix) is at `pos`."""
+    if line[pos:pos + 1] == "(":
+        proc = _PROC_AT.match(line, pos)
+        if proc is None:
+            return False
+        pos = proc.end()
+    return _ENGINE_HEADER.match(line, pos) is not None
 
 
 def _fast_rank(fast: re.Match[str]) -> str:
