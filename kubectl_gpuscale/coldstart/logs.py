@@ -206,6 +206,11 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
     return line, rank, None, "", outer, None, ""
 
 
+def _ansi_hint(line: str) -> bool:
+    """True when the line may hold ANSI colour codes (raw or syslog-escaped as #033)."""
+    return "\x1b" in line or "m(" in line or "[0m" in line or "#033[" in line
+
+
 def _plain(raw: str) -> _Peeled | None:
     """A line as vLLM or SGLang wrote it, or a TGI or vLLM line behind one ISO stamp (TGI's own,
     `kubectl logs --timestamps`), read in one or two matches; None when it needs `_peel`'s full
@@ -218,9 +223,9 @@ def _plain(raw: str) -> _Peeled | None:
         if fast is None:
             return None
         return raw[fast.end():].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
-    if raw[-1:].isspace() or any(h in raw for h in _ANSI_HINTS):
+    if not (c == "[" or c.isdigit()) or raw.startswith("[pod/") or raw[-1:].isspace() or _ansi_hint(raw):
         return None
-    if c == "[" and not raw.startswith("[pod/"):
+    if c == "[":
         sg = _SGLANG.match(raw)
         if sg is None:
             return None
@@ -245,7 +250,7 @@ def _clean(raw: str) -> tuple[str, _Outer | None]:
     if "\r" in line:
         line = line.rstrip("\r\n")
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
-    if "m(" in line or "\x1b" in line or "#033[" in line or "[0m" in line:
+    if _ansi_hint(line):
         line = _ANSI.sub("", line)
     return line.strip(), outer
 
@@ -449,7 +454,6 @@ def _failure(level: str, msg: str) -> dict[str, Any] | None:
     return None
 
 
-_ANSI_HINTS = ("m(", "\x1b", "#033[", "[0m")
 # a raw line's first character that sends `_peel` to a known wrapper or engine format before any search
 _WRAPPER_FIRST = frozenset("({[<\u2502DIWEC")
 
@@ -489,7 +493,7 @@ class _Stream:
         assert self.shape is not None
         c = raw[:1]
         if not c or c in _WRAPPER_FIRST or not c.isascii() or c.isspace() or raw[:3] in _MONTHS or "\r" in raw \
-                or (c.isdigit() and raw[4:5] == "-") or any(h in raw for h in _ANSI_HINTS):
+                or (c.isdigit() and raw[4:5] == "-") or _ansi_hint(raw):
             return None
         w = self.shape.match(raw)
         if w is None or not 0 < w.end() < len(raw) or raw[-1:].isspace() or _CLOCK.search(raw, 1, w.end()) \
@@ -617,7 +621,7 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
 def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | None:
     """The time of the log's last line stamped on the same clock as its first."""
     for raw in reversed(raw_lines):
-        if raw[:1] != "{" and _CLOCK.search(raw) is None and not any(h in raw for h in _ANSI_HINTS):
+        if raw[:1] != "{" and _CLOCK.search(raw) is None and not _ansi_hint(raw):
             continue  # every stamp read has a clock (hh:mm:ss) but a JSON record's epoch
         _, _, engine, _, outer, inner, _ = _peel(raw)
         if (outer is not None) != utc:
