@@ -213,8 +213,8 @@ def _ansi_hint(line: str) -> bool:
 
 def _plain(raw: str) -> _Peeled | None:
     """A line as vLLM or SGLang wrote it, or a TGI or vLLM line behind one ISO stamp (TGI's own,
-    `kubectl logs --timestamps`) and/or `kubectl logs --prefix`, read in a few matches; None when it
-    needs `_peel`'s full treatment (which reads such a line the same way)."""
+    `kubectl logs --timestamps`), read in one or two matches; None when it needs `_peel`'s full
+    treatment (which reads a plain line the same way)."""
     if "\r" in raw or "\x1b" in raw:
         return None
     c = raw[:1]
@@ -223,33 +223,19 @@ def _plain(raw: str) -> _Peeled | None:
         if fast is None:
             return None
         return raw[fast.end():].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
-    if not (c == "[" or c.isdigit()) or raw[-1:].isspace() or _ansi_hint(raw):
+    if not (c == "[" or c.isdigit()) or raw.startswith("[pod/") or raw[-1:].isspace() or _ansi_hint(raw):
         return None
     if c == "[":
-        return _plain_bracketed(raw)
-    o = _OUTER.match(raw)
-    if o is None:
+        sg = _SGLANG.match(raw)
+        if sg is None:
+            return None
+        msg = raw[sg.end():]
+        return msg[5:].lstrip() if msg.startswith("INFO:") else msg, sg.group(4).strip().replace(" ", "_"), \
+            "sglang", "", None, sg, ""
+    o = _OUTER.match(raw) if c.isdigit() else None
+    if o is None or raw[o.end():o.end() + 1] not in ("D", "I", "W", "E"):
         return None
-    rest = raw[o.end():]
-    if rest[:1] not in ("(", "D", "I", "W", "E"):  # a CRI tag, a journald host or a second stamp: `_peel`
-        return None
-    fast = _VLLM_LINE.match(rest)
-    if fast is not None:
-        return rest[fast.end():], _fast_rank(fast), "vllm", fast.group("level"), o, fast, ""
-    return None if rest[:1] == "(" else _engine_format(rest, "", o, True, tgi_only=True)
-
-
-def _plain_bracketed(raw: str) -> _Peeled | None:
-    """An SGLang line, or a plain line behind `kubectl logs --prefix`."""
-    if raw.startswith("[pod/"):
-        k = _KUBECTL_PREFIX.match(raw)  # `_peel` peels one such prefix: a second is left to its search
-        return _plain(raw[k.end():]) if k is not None and raw[k.end():k.end() + 5] != "[pod/" else None
-    sg = _SGLANG.match(raw)
-    if sg is None:
-        return None
-    msg = raw[sg.end():]
-    return msg[5:].lstrip() if msg.startswith("INFO:") else msg, sg.group(4).strip().replace(" ", "_"), \
-        "sglang", "", None, sg, ""
+    return _engine_format(raw[o.end():], "", o, tgi_only=True)
 
 
 def _clean(raw: str) -> tuple[str, _Outer | None]:
