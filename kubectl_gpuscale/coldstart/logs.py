@@ -60,6 +60,7 @@ _VLLM = re.compile("^" + _VLLM_HEAD)
 _VLLM_LINE = re.compile(r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?"
                         + _VLLM_HEAD)
 _FAST_FIRST = "(DIWEC"  # a line starting otherwise is never a plain vLLM line
+_PLAIN_FIRST = frozenset("(DIWEC[0123456789")  # what `_plain` may read
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
@@ -178,7 +179,7 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
 
     `search`: when no known wrapper explains the line, look for an engine's line start further in.
     """
-    plain = _plain(raw)
+    plain = _plain(raw) if raw[:1] in _PLAIN_FIRST else None
     if plain is not None:
         return plain
     line, outer = _clean(raw)
@@ -192,7 +193,7 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
         fast = _VLLM_LINE.match(line)
         if fast is not None:
             return line[fast.end():], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
-    line, rank = _process(line)
+    line, rank = _process(line) if line[:1] == "(" else (line, "")
     known = _engine_format(line, rank, outer, tried and not rank)
     if known is not None:
         return known
@@ -250,7 +251,7 @@ def _clean(raw: str) -> tuple[str, _Outer | None]:
     if "\r" in line:
         line = line.rstrip("\r\n")
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
-    if _ansi_hint(line):
+    if "\x1b" in line or "m(" in line or "[0m" in line or "#033[" in line:  # `_ansi_hint`, inline: every line
         line = _ANSI.sub("", line)
     return line.strip(), outer
 
