@@ -179,7 +179,7 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
 
     `search`: when no known wrapper explains the line, look for an engine's line start further in.
     """
-    plain = _plain(raw) if raw[:1] in _PLAIN_FIRST else None
+    plain = _plain(raw) if raw[:1] in _PLAIN_FIRST and not raw.startswith("[pod/") else None
     if plain is not None:
         return plain
     line, outer = _clean(raw)
