@@ -16,8 +16,9 @@ orchestrator's own prefix before every line (engine lines found mid-line, the pr
 peeled), `kubectl logs --prefix --timestamps`, and Docker json-file records (one JSON decode per line).
 
 Both wall-clock and CPU time are reported (best of R runs): on a shared machine the wall figure
-also measures the neighbours. The verdict uses the whole-pod-log wall figure; the startup-excerpt
-figure is printed beside it, with its own verdict, because it is the harder input.
+also measures the neighbours. Each figure is printed beside its budget (>= 200k lines/s for the
+mark-dense startup excerpts, bare and wrapped; >= 1.4M lines/s for whole pod logs); the exit status
+is 1 when any wall figure misses its budget.
 Run: .venv/bin/python benchmarks/bench_coldstart.py [--lines N] [--runs R]
 """
 
@@ -34,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kubectl_gpuscale.coldstart import build
 from kubectl_gpuscale.coldstart.logs import scan
 
-BUDGET_LINES_PER_SECOND = 200_000
+BUDGET_LINES_PER_SECOND = 200_000  # DESIGN §5, on the mark-dense startup excerpts (bare and wrapped)
+BUDGET_POD_LOG_LINES_PER_SECOND = 1_400_000  # issue 16: whole pod logs stay at their 1.4M lines/s
 SHARED = Path(os.environ.get("GPUSCALE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
@@ -93,30 +95,29 @@ def measure(target: int = 200_000, runs: int = 5, base: list[str] | None = None)
     return count, count / best_wall, count / best_cpu, mark_share(base)
 
 
+def report(what: str, budget: int, figures: tuple[int, float, float, float]) -> bool:
+    """Print one figure beside its budget; True when the wall figure meets it."""
+    count, wall, cpu, marks = figures
+    verdict = "ok" if wall >= budget else "OVER BUDGET"
+    print(f"coldstart log parse, {what}: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on {count:,} lines, "
+          f"{marks:.1%} of them marks (budget >= {budget:,}) {verdict}")
+    return wall >= budget
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    count, wall, cpu, marks = measure(args.lines, args.runs)
-    verdict = "ok" if wall >= BUDGET_LINES_PER_SECOND else "OVER BUDGET"
-    print(f"coldstart log parse, startup excerpts: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on "
-          f"{count:,} real sample lines, {marks:.0%} of them marks (budget >= {BUDGET_LINES_PER_SECOND:,}) {verdict}")
-    count, wall, cpu, marks = measure(args.lines, args.runs, pod_log_lines())
-    verdict = "ok" if wall >= BUDGET_LINES_PER_SECOND else "OVER BUDGET"
-    print(f"coldstart log parse, whole pod logs: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on "
-          f"{count:,} lines, {marks:.1%} of them marks (budget >= {BUDGET_LINES_PER_SECOND:,}) {verdict}")
-    pod_log_wall = wall
-    from tests.support.wrapped_logs import wrap  # the test helpers, only for this figure
+    ok = report("startup excerpts", BUDGET_LINES_PER_SECOND, measure(args.lines, args.runs))
+    ok &= report("whole pod logs", BUDGET_POD_LOG_LINES_PER_SECOND, measure(args.lines, args.runs, pod_log_lines()))
+    from tests.support.wrapped_logs import wrap  # the test helpers, only for these figures
     for wrapper in ("orchestrator-prefix", "kubectl-prefix-timestamps", "docker-json"):
         wrapped = [line for path in sorted((SHARED / "samples" / "logs").glob("*.log"))
                    for line in wrap(path.read_text(encoding="utf-8").splitlines(), wrapper)]
-        count, wall, cpu, marks = measure(args.lines, args.runs, wrapped)
-        verdict = "ok" if wall >= BUDGET_LINES_PER_SECOND else "OVER BUDGET"
-        print(f"coldstart log parse, startup excerpts behind {wrapper}: {wall:,.0f} lines/s wall "
-              f"({cpu:,.0f} lines/s CPU) on {count:,} lines, {marks:.0%} of them marks "
-              f"(budget >= {BUDGET_LINES_PER_SECOND:,}) {verdict}")
-    if pod_log_wall < BUDGET_LINES_PER_SECOND:
+        ok &= report(f"startup excerpts behind {wrapper}", BUDGET_LINES_PER_SECOND,
+                     measure(args.lines, args.runs, wrapped))
+    if not ok:
         sys.exit(1)
 
 

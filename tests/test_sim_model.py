@@ -174,7 +174,7 @@ def test_trace_parsing_and_errors():
 
 
 def test_coldstart_json_from_the_coldstart_command_and_plain_form():
-    tl = Timeline((Phase("image_pull", 200.0), Phase("weight_load", 40.0)), total_seconds=250.0, pod="vllm-0")
+    tl = Timeline(phases=(Phase("image_pull", 200.0), Phase("weight_load", 40.0)), total_seconds=250.0, pod="vllm-0")
     prof = sim.coldstart_from_json(json.dumps(timeline_to_dict(tl)))
     assert prof.total == pytest.approx(250.0) and prof.phases[-1][0] == "unattributed"
     listed = sim.coldstart_from_json(json.dumps({"kind": "List", "items": [timeline_to_dict(tl)]}))

@@ -12,9 +12,11 @@ then peeled off the log's other lines too. Line formats: reference/engines.md §
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -48,6 +50,7 @@ DIRECT_LINES = 32  # engine lines at the start of their line before a log is tak
 MAX_PREFIX = 256  # a longer foreign prefix is read on its own line but not learned as the log's shape
 _LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
 _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
+_JSON_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
 _PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\)\s*")
 _VLLM_HEAD = (r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(?P<year>\d{4})-)?(?P<month>\d\d)-(?P<day>\d\d) "
@@ -56,6 +59,8 @@ _VLLM = re.compile("^" + _VLLM_HEAD)
 # The common case in one match: a plain vLLM line, with or without its process prefix (no ANSI, no \r).
 _VLLM_LINE = re.compile(r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?"
                         + _VLLM_HEAD)
+_FAST_FIRST = "(DIWEC"  # a line starting otherwise is never a plain vLLM line
+_PLAIN_FIRST = frozenset("(DIWEC[0123456789")  # what `_plain` may read
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
@@ -119,13 +124,20 @@ def _epoch_time(value: float) -> datetime | None:
 
 def _json_line(line: str) -> tuple[str, datetime | None] | None:
     """(message, time) of a JSON-per-line export record (Docker json-file, Loki, CloudWatch, journald)."""
-    try:
-        doc = json.loads(line)
-    except (ValueError, RecursionError):  # RecursionError: hostile nesting
+    try:  # json.loads without its two Python layers: the C scanner, then json's own "Extra data" check
+        doc, end = _JSON_SCAN(line, 0)
+    except (StopIteration, ValueError, RecursionError):  # RecursionError: hostile nesting
+        return None
+    if end != len(line) and line[end:].strip(" \t\n\r"):  # json.decoder.WHITESPACE
         return None
     if not isinstance(doc, dict):
         return None
-    msg = next((doc[k] for k in _JSON_MESSAGE_KEYS if isinstance(doc.get(k), str)), None)
+    msg = None
+    for key in _JSON_MESSAGE_KEYS:
+        value = doc.get(key)
+        if isinstance(value, str):
+            msg = value
+            break
     fields = doc.get("fields")
     if msg is None and isinstance(fields, dict) and isinstance(fields.get("message"), str):
         msg = fields["message"]  # TGI --json-output (tracing's JSON format)
@@ -162,17 +174,74 @@ _Peeled = tuple[str, str, str | None, str, _Outer | None, re.Match[str] | None, 
 _BLANK: _Peeled = ("", "", None, "", None, None, "")
 
 
-def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # noqa: C901 - one pass over the wrappers
+def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
     """Peel wrappers off one raw log line without converting its timestamps (see `split_line`).
 
     `search`: when no known wrapper explains the line, look for an engine's line start further in.
     """
-    if raw[:1] in "(DIWEC" and "\r" not in raw and "\x1b" not in raw:
-        fast = _VLLM_LINE.match(raw)
+    plain = _plain(raw) if raw[:1] in _PLAIN_FIRST and not raw.startswith("[pod/") else None
+    if plain is not None:
+        return plain
+    line, outer = _clean(raw)
+    if not line:
+        return _BLANK
+    if line[0] == "\u2502":
+        line = line.strip("\u2502 \t")
+    line, outer = _collector_stamps(*_unwrap(line, outer))
+    tried = outer is not None and line[:1] in _FAST_FIRST
+    if tried:  # the common case behind wrappers: a vLLM line, with or without its process prefix, in one match
+        fast = _VLLM_LINE.match(line)
         if fast is not None:
-            process, process_rank = fast.group("process", "rank")
-            rank = (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
-            return raw[fast.end():].rstrip(), rank, "vllm", fast.group("level"), None, fast, ""
+            return line[fast.end():], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
+    line, rank = _process(line) if line[:1] == "(" else (line, "")
+    known = _engine_format(line, rank, outer, tried and not rank)
+    if known is not None:
+        return known
+    if search and not nested and not rank:
+        start = _engine_start(line)
+        if start > 0:
+            inner = _peel(line[start:], True)
+            if inner[2] is not None:
+                msg, rank, engine, level, own, stamp, _ = inner
+                return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:start]
+    return line, rank, None, "", outer, None, ""
+
+
+def _ansi_hint(line: str) -> bool:
+    """True when the line may hold ANSI colour codes (raw or syslog-escaped as #033)."""
+    return "\x1b" in line or "m(" in line or "[0m" in line or "#033[" in line
+
+
+def _plain(raw: str) -> _Peeled | None:
+    """A line as vLLM or SGLang wrote it, or a TGI or vLLM line behind one ISO stamp (TGI's own,
+    `kubectl logs --timestamps`), read in one or two matches; None when it needs `_peel`'s full
+    treatment (which reads a plain line the same way)."""
+    if "\r" in raw or "\x1b" in raw:
+        return None
+    c = raw[:1]
+    if c in _FAST_FIRST:
+        fast = _VLLM_LINE.match(raw)
+        if fast is None:
+            return None
+        return raw[fast.end():].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
+    if not (c == "[" or c.isdigit()) or raw.startswith("[pod/") or raw[-1:].isspace() or _ansi_hint(raw):
+        return None
+    if c == "[":
+        sg = _SGLANG.match(raw)
+        if sg is None:
+            return None
+        msg = raw[sg.end():]
+        return msg[5:].lstrip() if msg.startswith("INFO:") else msg, sg.group(4).strip().replace(" ", "_"), \
+            "sglang", "", None, sg, ""
+    o = _OUTER.match(raw) if c.isdigit() else None
+    if o is None or raw[o.end():o.end() + 1] not in ("D", "I", "W", "E"):
+        return None
+    return _engine_format(raw[o.end():], "", o, tgi_only=True)
+
+
+def _clean(raw: str) -> tuple[str, _Outer | None]:
+    """The line out of its JSON record (with the record's time), carriage returns, ANSI colours and
+    surrounding space."""
     line = raw
     outer: _Outer | None = None
     if line[:1] == "{":
@@ -182,67 +251,76 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # no
     if "\r" in line:
         line = line.rstrip("\r\n")
         line = line.rsplit("\r", 1)[-1] or line.replace("\r", "")
-    if "m(" in line or "\x1b" in line or "#033[" in line or "[0m" in line:
+    if "\x1b" in line or "m(" in line or "[0m" in line or "#033[" in line:  # `_ansi_hint`, inline: every line
         line = _ANSI.sub("", line)
-    line = line.strip()
-    if not line:
-        return _BLANK
-    c = line[0]
-    if c == "\u2502":
-        line = line.strip("\u2502 \t")
-        c = line[:1]
+    return line.strip(), outer
+
+
+def _unwrap(line: str, outer: _Outer | None) -> tuple[str, _Outer | None]:
+    """The line without a `kubectl logs --prefix`, syslog RFC 5424 or journald/RFC 3164 header."""
+    c = line[:1]
     if c == "[" and line.startswith("[pod/"):
         k = _KUBECTL_PREFIX.match(line)
         if k:
-            line = line[k.end():]
-            c = line[:1]
+            return line[k.end():], outer
     elif c == "<":
         r = _SYSLOG5424.match(line)
         if r:
-            outer = outer or _iso_time(r.group(1))
-            line = line[r.end():]
-            c = line[:1]
+            return line[r.end():], outer or _iso_time(r.group(1))
     elif not c.isascii() or line[:3] in _MONTHS:
         j = _JOURNALD.match(line)
         if j:
-            line = line[j.end():]
-            c = line[:1]
-    if c.isdigit() or c == "[":
+            return line[j.end():], outer
+    return line, outer
+
+
+def _collector_stamps(line: str, outer: _Outer | None) -> tuple[str, _Outer | None]:
+    """The line without a collector's ISO stamp (and the CRI stream tag or journald host and program
+    after it); the first stamp is the line's time, also before the engine's own ISO stamp (TGI)."""
+    c = line[:1]
+    if not (c.isdigit() or c == "["):
+        return line, outer
+    o = _OUTER.match(line)
+    if not o:
+        return line, outer
+    outer = outer or o
+    line = line[o.end():]
+    if line[:1].islower():
+        w = _CRI.match(line) or _HOST_PROGRAM.match(line)
+        if w:
+            line = line[w.end():]
+    if line[:1].isdigit():
         o = _OUTER.match(line)
         if o:
-            outer = outer or o
             line = line[o.end():]
-            c = line[:1]
-            if c.islower():
-                w = _CRI.match(line) or _HOST_PROGRAM.match(line)
-                if w:
-                    line = line[w.end():]
-                    c = line[:1]
-            if c.isdigit():  # a collector's stamp before the engine's own ISO stamp (TGI): the first wins
-                o = _OUTER.match(line)
-                if o:
-                    line = line[o.end():]
-                    c = line[:1]
-    rank = ""
-    if c == "(":
-        p = _PROC.match(line)
-        if p:
-            process, process_rank = p.group(1, 2)
-            rank = f"{process}_rank{process_rank}" if process_rank else process
-            line = line[p.end():]
-            c = line[:1]
-    if c in "DIWEC":
-        v = _VLLM.match(line)
+    return line, outer
+
+
+def _process(line: str) -> tuple[str, str]:
+    """The line without vLLM's process prefix `(VllmWorker rank=N pid=P)`, and the rank it names."""
+    p = _PROC.match(line) if line[:1] == "(" else None
+    if p is None:
+        return line, ""
+    process, process_rank = p.group(1, 2)
+    return line[p.end():], f"{process}_rank{process_rank}" if process_rank else process
+
+
+def _engine_format(line: str, rank: str, outer: _Outer | None, not_vllm: bool = False, *,
+                   tgi_only: bool = False) -> _Peeled | None:
+    """The line read as a vLLM, TGI, uvicorn, SGLang or FlashInfer line, if it is one (`not_vllm`: it
+    is known not to be a vLLM line; `tgi_only`: a vLLM or TGI line only)."""
+    c = line[:1]
+    if c and c in "DIWEC":
+        v = None if not_vllm else _VLLM.match(line)
         if v:
             return line[v.end():], rank, "vllm", v.group("level"), outer, v, ""
-        if outer is not None:
-            t = _TGI.match(line)
-            if t:
-                msg = line[t.end():]
-                r = _TGI_RANK.search(msg) if "rank=" in msg else None
-                return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
-                    outer, None, ""
-        if line.startswith("INFO:"):
+        t = _TGI.match(line) if outer is not None else None
+        if t:
+            msg = line[t.end():]
+            r = _TGI_RANK.search(msg) if "rank=" in msg else None
+            return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
+                outer, None, ""
+        if line.startswith("INFO:") and not tgi_only:
             return line[5:].lstrip(), rank, None, "INFO", outer, None, ""
     elif c == "[":
         sg = _SGLANG.match(line)
@@ -255,14 +333,7 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:  # no
         f = _FOREIGN.match(line)
         if f:
             return line[f.end():], rank, None, "", None, f, ""
-    if search and not nested and not rank:
-        start = _engine_start(line)
-        if start > 0:
-            inner = _peel(line[start:], True)
-            if inner[2] is not None:
-                msg, rank, engine, level, own, stamp, _ = inner
-                return msg, rank, engine, level, outer if outer is not None else own, stamp, line[:start]
-    return line, rank, None, "", outer, None, ""
+    return None
 
 
 def _engine_start(line: str) -> int:
@@ -377,12 +448,117 @@ def _bar(msg: str) -> dict[str, Any] | None:
 
 def _failure(level: str, msg: str) -> dict[str, Any] | None:
     """{headline, phase} of a recognised start failure, if the message reports one."""
-    if level == "ERROR" or "rror" in msg or "failed" in msg or "No available memory" in msg \
-            or "capture_model" in msg:
+    if _says_failure(level, msg):
         for key, headline, phase in _FAILURES:
             if key in msg:
                 return {"headline": headline, "phase": phase}
     return None
+
+
+# a raw line's first character that sends `_peel` to a known wrapper or engine format before any search
+_WRAPPER_FIRST = frozenset("({[<\u2502DIWEC")
+
+
+@dataclass
+class _Stream:
+    """What a scan learns about the log as a whole: the foreign prefix's shape, and how many engine
+    lines started their line (after DIRECT_LINES of them and no prefix, lines are no longer searched)."""
+
+    shape: re.Pattern[str] | None = None
+    direct: int = 0
+
+    def peel(self, raw: str) -> _Peeled:
+        """`_peel` with what the stream learnt: a known prefix shape is sliced off before any search."""
+        shaped = self._shaped(raw) if self.shape is not None else None
+        if shaped is not None:
+            return shaped
+        peeled = _peel(raw, False, self.shape is not None or self.direct < DIRECT_LINES)
+        msg, _, engine, _, outer, _, prefix = peeled
+        if engine is not None and not prefix:
+            self.direct += 1
+        if prefix and len(prefix) <= MAX_PREFIX:
+            same = self.shape.match(prefix) if self.shape is not None else None
+            if same is None or same.end() != len(prefix):
+                self.shape = _prefix_shape(prefix)
+        elif engine is None and self.shape is not None and msg:
+            wrapped = self.shape.match(msg)
+            if wrapped and wrapped.end() < len(msg):
+                msg, rank, engine, level, own, inner, _ = _peel(msg[wrapped.end():], True)
+                return msg, rank, engine, level, outer if outer is not None else own, inner, ""
+        return peeled
+
+    def _shaped(self, raw: str) -> _Peeled | None:
+        """An engine line behind the learnt prefix shape, when `_peel`'s search would find it there too:
+        no wrapper or engine format at the line's start, no clock inside the prefix, the engine's own
+        line start (`_ENGINE_HEADER`, after its process prefix) right after it, nothing to clean."""
+        assert self.shape is not None
+        c = raw[:1]
+        if not c or c in _WRAPPER_FIRST or not c.isascii() or c.isspace() or raw[:3] in _MONTHS or "\r" in raw \
+                or (c.isdigit() and raw[4:5] == "-") or _ansi_hint(raw):
+            return None
+        w = self.shape.match(raw)
+        if w is None or not 0 < w.end() < len(raw) or raw[-1:].isspace() or _CLOCK.search(raw, 1, w.end()) \
+                or not _header_at(raw, w.end()):
+            return None
+        inner = _peel(raw[w.end():], True)
+        if inner[2] is None or not inner[0]:
+            return None
+        msg, rank, engine, level, own, stamp, _ = inner
+        return msg, rank, engine, level, own, stamp, raw[:w.end()]
+
+
+def _header_at(line: str, pos: int) -> bool:
+    """True when an engine's own line start (with its process prefix) is at `pos`."""
+    if line[pos:pos + 1] == "(":
+        proc = _PROC_AT.match(line, pos)
+        if proc is None:
+            return False
+        pos = proc.end()
+    return _ENGINE_HEADER.match(line, pos) is not None
+
+
+def _fast_rank(fast: re.Match[str]) -> str:
+    process, process_rank = fast.group("process", "rank")
+    return (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
+
+
+def _fast_stamp(fast: re.Match[str]) -> datetime | None:
+    year, month, day, hms, frac = fast.group("year", "month", "day", "hms", "frac")
+    try:
+        return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
+    except ValueError:
+        return None
+
+
+def _says_failure(level: str, msg: str) -> bool:
+    return "rror" in msg or "failed" in msg or level == "ERROR" or "No available memory" in msg \
+        or "capture_model" in msg
+
+
+class _Marks:
+    """The marks found so far and the engine votes (every engine line 1, a hinted pattern 2 more)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[M, list[Mark]] = {}
+        self.votes: dict[str, int] = {}
+
+    def add(self, index: int, msg: str, hit: tuple[M, str | None, re.Match[str]] | None, level: str,
+            ts: datetime | None, rank: str) -> None:
+        """The marks one line yields: its startup pattern, its progress bar, its failure."""
+        bar = None if hit else _bar(msg)
+        failure = _failure(level, msg)
+        if hit is None and bar is None and failure is None:
+            return
+        who = rank
+        if hit is not None:
+            name, hinted, m = hit
+            self.by_name.setdefault(name, []).append(Mark(name, ts, who, index, {"groups": m.groups()}, msg))
+            if hinted:
+                self.votes[hinted] = self.votes.get(hinted, 0) + 2
+        if bar is not None:
+            self.by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, who, index, bar, msg))
+        if failure is not None:
+            self.by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, who, index, failure, msg))
 
 
 def scan(lines: Iterable[str]) -> LogScan:
@@ -390,65 +566,86 @@ def scan(lines: Iterable[str]) -> LogScan:
 
     Every line is peeled (wrappers off, engine format noted); only the lines that say something
     (a startup pattern, a progress bar, a failure) get their timestamp converted and become marks.
+    A plain vLLM line (most of a vLLM log) is read with one match; other lines go through `_Stream`.
     """
-    marks: dict[M, list[Mark]] = {}
-    shape: re.Pattern[str] | None
-    votes: dict[str, int] = {}
-    first: datetime | None = None
-    utc = yearless = False
-    shape = None  # the shape of the foreign prefix last seen before an engine line
-    direct = 0  # engine lines that started the line: after DIRECT_LINES of them and no prefix, stop searching
     raw_lines = lines if isinstance(lines, list) else list(lines)
+    with _gc_paused():
+        found, head = _scan_lines(raw_lines)
+    return _finish(found, raw_lines, head)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a scan allocates its marks (none of them is garbage): the
+    collector's passes over the growing heap cost a tenth of a mark-dense scan."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
+    """The marks of every line, and the first line with a time (the log's clock: UTC? year-less?)."""
+    stream, found = _Stream(), _Marks()
+    votes = found.votes
+    head: _Line | None = None
+    dated = False  # head has a time: HTTP access lines can be skipped unread
+    engine: str | None
+    inner: re.Match[str] | None
     for index, raw in enumerate(raw_lines):
-        if first is not None and " HTTP/1." in raw and '" ' in raw:
+        if dated and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        msg, rank, engine, level, outer, inner, prefix = _peel(raw, False, shape is not None or direct < DIRECT_LINES)
-        if engine is not None and not prefix:
-            direct += 1
-        if prefix and len(prefix) <= MAX_PREFIX:
-            same: re.Match[str] | None = shape.match(prefix) if shape is not None else None
-            if same is None or same.end() != len(prefix):
-                shape = _prefix_shape(prefix)
-        elif engine is None and shape is not None and msg:
-            wrapped = shape.match(msg)
-            if wrapped and wrapped.end() < len(msg):
-                msg, rank, engine, level, own, inner, _ = _peel(msg[wrapped.end():], True)
-                outer = outer if outer is not None else own
+        fast = _VLLM_LINE.match(raw) if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw else None
+        if fast is not None:
+            stream.direct += 1
+            msg, rank, engine, level, outer, inner = raw[fast.end():].rstrip(), "", "vllm", "", None, fast
+        else:
+            msg, rank, engine, level, outer, inner, _ = stream.peel(raw)
         if not msg:
             continue
         if engine:
             votes[engine] = votes.get(engine, 0) + 1
-        if first is None and (outer is not None or inner is not None):
+        if not dated and (outer is not None or inner is not None):
             head = split_line(raw)
-            first, utc, yearless = head.ts, head.utc, head.yearless
+            dated = head.ts is not None
         hit = _pattern_mark(msg)
-        bar = None if hit else _bar(msg)
-        failure = _failure(level, msg)
-        if hit is None and bar is None and failure is None:
+        if fast is not None:
+            level = fast.group("level")
+        if hit is not None or "%|" in msg or _says_failure(level, msg):
+            found.add(index, msg, hit, level, _stamp(outer, engine, inner), _fast_rank(fast) if fast else rank)
+    return found, head
+
+
+def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | None:
+    """The time of the log's last line stamped on the same clock as its first."""
+    for raw in reversed(raw_lines):
+        if raw[:1] != "{" and _CLOCK.search(raw) is None and not _ansi_hint(raw):
+            continue  # every stamp read has a clock (hh:mm:ss) but a JSON record's epoch
+        _, _, engine, _, outer, inner, _ = _peel(raw)
+        if (outer is not None) != utc:
+            continue
+        if (engine == "vllm" and outer is None and inner is not None and inner.group("year") is None) != yearless:
             continue
         ts = _stamp(outer, engine, inner)
-        if hit is not None:
-            name, hinted, m = hit
-            marks.setdefault(name, []).append(Mark(name, ts, rank, index, {"groups": m.groups()}, msg))
-            if hinted:
-                votes[hinted] = votes.get(hinted, 0) + 2
-        if bar is not None:
-            marks.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
-        if failure is not None:
-            marks.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
-    last: datetime | None = None
-    for raw in reversed(raw_lines):
-        if raw.strip():
-            tail = split_line(raw)
-            if tail.ts is not None and tail.utc == utc and tail.yearless == yearless:
-                last = tail.ts
-                break
+        if ts is not None:
+            return ts
+    return None
+
+
+def _finish(found: _Marks, raw_lines: list[str], head: _Line | None) -> LogScan:
+    """The `LogScan` of the marks found: engine by vote, version, first and last times (year-less
+    stamps of a log spanning New Year moved to the next year)."""
+    marks, votes = found.by_name, found.votes
+    first, utc, yearless = (head.ts, head.utc, head.yearless) if head is not None else (None, False, False)
+    last = _last_time(raw_lines, utc, yearless)
     engine_name = max(votes, key=lambda k: votes[k]) if votes else None
     version = None
     for mk in marks.get(M.VERSION, []):
         version = str(mk.values["groups"][0]).rstrip(".")
         break
-    # a log spanning New Year with year-less stamps: later stamps that jump back get the next year
     if yearless and first is not None:
         for items in marks.values():
             for mk in items:

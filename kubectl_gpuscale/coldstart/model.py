@@ -5,7 +5,7 @@ Pure data: frozen dataclasses, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -84,12 +84,11 @@ class Advice:
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Timeline:
     """A cold start broken into phases. `origin` is the absolute time of offset 0, when known."""
 
     phases: tuple[Phase, ...]
-    _: KW_ONLY
     total_seconds: float
     engine: str | None = None
     engine_version: str | None = None

@@ -25,7 +25,7 @@ from kubectl_gpuscale.coldstart.engines.base import (
     secs,
     value,
 )
-from kubectl_gpuscale.coldstart.events import Event, PodFacts, events_of, parse_pull, pod_facts
+from kubectl_gpuscale.coldstart.events import Event, PodFacts, Pull, events_of, parse_pull, pod_facts
 from kubectl_gpuscale.coldstart.logs import LogScan, Mark, scan
 from kubectl_gpuscale.coldstart.marks import M
 from kubectl_gpuscale.coldstart.model import PHASES, TITLES, Failure, Phase, Timeline
@@ -280,66 +280,78 @@ def _failure(s: LogScan, phases: list[Span]) -> Failure | None:
 
 
 # ------------------------------------------------------------------------------------------ kubernetes side
-def _pod_phases(facts: PodFacts | None, events: list[Event]) -> tuple[list[Span], dict[str, Any], datetime | None]:
-    """Phases before the process starts, on the UTC clock; and the container start time."""
-    phases: list[Span] = []
-    summary: dict[str, Any] = {}
-    by_reason: dict[str, list[Event]] = {}
-    for e in events:
-        by_reason.setdefault(e.reason, []).append(e)
+def _scheduling(facts: PodFacts | None, by_reason: dict[str, list[Event]]) -> tuple[Span | None, datetime | None]:
+    """Creation -> PodScheduled (with failed attempts and cluster-autoscaler scale-up), and when it was scheduled."""
     created = facts.created if facts else None
     scheduled = (facts.scheduled if facts else None) or next(
         (e.first for e in by_reason.get("Scheduled", []) if e.first), None)
-    if created is not None and scheduled is not None:
-        detail: dict[str, Any] = {}
-        failed = sum(e.count for e in by_reason.get("FailedScheduling", []))
-        if failed:
-            detail["failedScheduling"] = failed
-            detail["lastReason"] = by_reason["FailedScheduling"][-1].message[:200]
-        if by_reason.get("TriggeredScaleUp"):
-            detail["scaleUp"] = by_reason["TriggeredScaleUp"][-1].message[:200]
-        if facts and facts.node:
-            detail["node"] = facts.node
-        phases.append(Span("scheduling", max(0.0, (scheduled - created).total_seconds()), created, "condition", False,
-                         detail))
+    if created is None or scheduled is None:
+        return None, scheduled
+    detail: dict[str, Any] = {}
+    failed = sum(e.count for e in by_reason.get("FailedScheduling", []))
+    if failed:
+        detail["failedScheduling"] = failed
+        detail["lastReason"] = by_reason["FailedScheduling"][-1].message[:200]
+    if by_reason.get("TriggeredScaleUp"):
+        detail["scaleUp"] = by_reason["TriggeredScaleUp"][-1].message[:200]
+    if facts and facts.node:
+        detail["node"] = facts.node
+    return Span("scheduling", max(0.0, (scheduled - created).total_seconds()), created, "condition", False,
+                detail), scheduled
+
+
+def _pull_detail(pull: Pull) -> dict[str, Any]:
+    """What a finished (not cached) pull says: pull and waiting time, size, speed."""
+    detail: dict[str, Any] = {"image": pull.image, "cached": pull.cached}
+    if pull.pull_seconds is not None:
+        detail["pullSeconds"] = round(pull.pull_seconds, 3)
+    if pull.wait_seconds is not None:
+        detail["waitingSeconds"] = round(pull.wait_seconds - (pull.pull_seconds or 0.0), 3)
+    if pull.size_bytes:
+        detail["gb"] = round(pull.size_bytes / 1e9, 2)
+        if pull.pull_seconds:
+            detail["gbPerSecond"] = round(pull.size_bytes / 1e9 / pull.pull_seconds, 3)
+    return detail
+
+
+def _image_pull(by_reason: dict[str, list[Event]]) -> tuple[Span | None, datetime | None]:
+    """Pulling -> Pulled of the image that took longest (0 s when cached), and when it ended."""
     pulls = [p for p in (parse_pull(e) for e in by_reason.get("Pulled", [])) if p]
     pulling = by_reason.get("Pulling", [])
-    pull_end: datetime | None = None
-    if pulls:
-        main = max(pulls, key=lambda p: (p.wait_seconds or p.pull_seconds or 0.0))
-        detail = {"image": main.image, "cached": main.cached}
-        if main.cached:
-            secs = 0.0
-            start = main.at
-        else:
-            secs = main.wait_seconds or main.pull_seconds or 0.0
-            start = next((e.first for e in pulling if main.image in e.message), None)
-            if main.at is not None:
-                start = main.at - timedelta(seconds=secs)
-            if main.pull_seconds is not None:
-                detail["pullSeconds"] = round(main.pull_seconds, 3)
-            if main.wait_seconds is not None:
-                detail["waitingSeconds"] = round(main.wait_seconds - (main.pull_seconds or 0.0), 3)
-            if main.size_bytes:
-                detail["gb"] = round(main.size_bytes / 1e9, 2)
-                if main.pull_seconds:
-                    detail["gbPerSecond"] = round(main.size_bytes / 1e9 / main.pull_seconds, 3)
-        phases.append(Span("image_pull", secs, start, "event", False, detail))
-        pull_end = main.at
-    elif pulling and pulling[0].first is not None:
-        phases.append(Span("image_pull", 0.0, pulling[0].first, "event", True, {"image": pulling[0].message[:120]}))
+    if not pulls:
+        if pulling and pulling[0].first is not None:
+            return Span("image_pull", 0.0, pulling[0].first, "event", True, {"image": pulling[0].message[:120]}), None
+        return None, None
+    main = max(pulls, key=lambda p: (p.wait_seconds or p.pull_seconds or 0.0))
+    if main.cached:
+        return Span("image_pull", 0.0, main.at, "event", False, {"image": main.image, "cached": main.cached}), main.at
+    seconds = main.wait_seconds or main.pull_seconds or 0.0
+    start = next((e.first for e in pulling if main.image in e.message), None)
+    if main.at is not None:
+        start = main.at - timedelta(seconds=seconds)
+    return Span("image_pull", seconds, start, "event", False, _pull_detail(main)), main.at
+
+
+def _container_start(facts: PodFacts | None, by_reason: dict[str, list[Event]],
+                     begin: datetime | None) -> tuple[Span | None, datetime | None]:
+    """Pulled (or scheduled) -> container started, and when it started."""
+    started = (facts.started if facts else None) or next(
+        (e.first for e in by_reason.get("Started", []) if e.first), None)
+    if started is None or begin is None or started < begin:
+        return None, started
+    detail: dict[str, Any] = {}
+    if facts and facts.restarts:
+        detail["restarts"] = facts.restarts
+        detail["note"] = "includes earlier failed attempts and crash back-off"
+    return Span("container_start", (started - begin).total_seconds(), begin, "event", False, detail), started
+
+
+def _pod_summary(facts: PodFacts | None, by_reason: dict[str, list[Event]]) -> dict[str, Any]:
+    """Pull back-off, probe failures, crash back-off, restarts and the last termination."""
+    summary: dict[str, Any] = {}
     backoff = sum(e.count for e in by_reason.get("BackOff", []) if "pull" in e.message.lower())
     if backoff:
         summary["imagePullBackOff"] = backoff
-    started = (facts.started if facts else None) or next(
-        (e.first for e in by_reason.get("Started", []) if e.first), None)
-    begin = pull_end or scheduled
-    if started is not None and begin is not None and started >= begin:
-        detail = {}
-        if facts and facts.restarts:
-            detail["restarts"] = facts.restarts
-            detail["note"] = "includes earlier failed attempts and crash back-off"
-        phases.append(Span("container_start", (started - begin).total_seconds(), begin, "event", False, detail))
     unhealthy = by_reason.get("Unhealthy", [])
     if unhealthy:
         summary["probeFailures"] = sum(e.count for e in unhealthy)
@@ -352,7 +364,19 @@ def _pod_phases(facts: PodFacts | None, events: list[Event]) -> tuple[list[Span]
         term = facts.last_termination
         if term:
             summary["lastTermination"] = {k: term.get(k) for k in ("reason", "exitCode", "finishedAt") if k in term}
-    return phases, summary, started
+    return summary
+
+
+def _pod_phases(facts: PodFacts | None, events: list[Event]) -> tuple[list[Span], dict[str, Any], datetime | None]:
+    """Phases before the process starts, on the UTC clock; and the container start time."""
+    by_reason: dict[str, list[Event]] = {}
+    for e in events:
+        by_reason.setdefault(e.reason, []).append(e)
+    scheduling, scheduled = _scheduling(facts, by_reason)
+    pull, pull_end = _image_pull(by_reason)
+    container, started = _container_start(facts, by_reason, pull_end or scheduled)
+    phases = [p for p in (scheduling, pull, container) if p is not None]
+    return phases, _pod_summary(facts, by_reason), started
 
 
 def _offset(s: LogScan, started: datetime | None) -> tuple[timedelta, bool, str | None]:
@@ -399,89 +423,102 @@ def build_from_scan(s: LogScan, *, pod: Mapping[str, Any] | None = None,
                     container: str | None = None) -> Timeline:
     """Like `build`, from an already scanned log."""
     facts = pod_facts(pod, container) if pod else None
-    evs = events_of(events)
     engine = _engine_phases(s)
-    pod_ph, pod_summary, started = _pod_phases(facts, evs)
+    pod_ph, pod_summary, started = _pod_phases(facts, events_of(events))
     offset, anchored, note = _offset(s, started)
     notes: list[str] = [note] if note else []
     if not anchored and s.yearless and s.first_ts is not None:
         notes.append("log timestamps carry no year and no zone; times are relative to the log")
-    engine_ph = [replace(p, start=p.start + offset if p.start is not None else None) for p in engine.phases]
-    for p in engine_ph:
+    phases = pod_ph + _engine_on_pod_clock(engine, offset, started, anchored)
+    listening = engine.listening + offset if engine.listening else None
+    ready_log = engine.ready + offset if engine.ready else None
+    ready = facts.ready if facts else None
+    if ready is not None and anchored:
+        lag = _readiness_lag(phases, ready, listening or ready_log, pod_summary)
+        if lag is not None:
+            phases.append(lag)
+    status, failure = _status(engine, facts, previous, ready, phases)
+    starts = [p.start for p in phases if p.start is not None]
+    if engine.earliest is not None:
+        starts.append(engine.earliest + offset)
+    ends = [p.end for p in phases if p.end is not None]
+    ends += [t for t in (listening, ready_log, ready, s.last_ts + offset if s.last_ts else None) if t is not None]
+    origin = facts.created if facts and facts.created else min(starts) if starts else \
+        s.first_ts + offset if s.first_ts is not None else None
+    end_at = ready if (ready is not None and anchored) else max(ends, default=None)
+    total = _total(phases, origin, end_at)
+    summary = {**pod_summary, **engine.summary}
+    name = f"{facts.namespace}/{facts.name}" if facts and facts.name else None
+    timeline = Timeline(phases=_final_phases(phases, origin), total_seconds=round(total, 3), engine=s.engine,
+                        engine_version=s.version, status=status, failure=failure, origin=origin,
+                        anchored=anchored or (not s.yearless and s.first_ts is not None), pod=name,
+                        notes=tuple(notes), summary=tuple(summary.items()))
+    return replace(timeline, advice=tuple(advise(timeline)))
+
+
+def _engine_on_pod_clock(engine: _Engine, offset: timedelta, started: datetime | None, anchored: bool) -> list[Span]:
+    """The engine's phases moved onto the pod's clock; engine init begins when the container started."""
+    phases = [replace(p, start=p.start + offset if p.start is not None else None) for p in engine.phases]
+    for p in phases:
         if p.name == "engine_init" and started is not None and p.start is not None:
             end = p.start + timedelta(seconds=p.seconds)
             if started <= end:
                 p.start = started
                 p.seconds = (end - started).total_seconds()
-    if started is not None and anchored and not any(p.name == "engine_init" for p in engine_ph):
+    if started is not None and anchored and not any(p.name == "engine_init" for p in phases):
         # the log is this container's own: its process started with the container
-        nexts = [p.start for p in engine_ph if p.start is not None]
+        nexts = [p.start for p in phases if p.start is not None]
         if engine.earliest is not None:
             nexts.append(engine.earliest + offset)
         if nexts and min(nexts) >= started:
-            engine_ph.insert(0, Span("engine_init", (min(nexts) - started).total_seconds(), started))
-    phases = pod_ph + engine_ph
-    listening = engine.listening + offset if engine.listening else None
-    ready_log = engine.ready + offset if engine.ready else None
-    ready = facts.ready if facts else None
-    if ready is not None and anchored:
-        since = listening or ready_log or max((p.end for p in phases if p.end is not None), default=None)
-        if since is not None and ready >= since:
-            detail = {}
-            if "probeFailures" in pod_summary:
-                detail["probeFailures"] = pod_summary["probeFailures"]
-            phases.append(Span("readiness_lag", (ready - since).total_seconds(), since, "condition", False, detail))
-    status = "unknown"
+            phases.insert(0, Span("engine_init", (min(nexts) - started).total_seconds(), started))
+    return phases
+
+
+def _readiness_lag(phases: list[Span], ready: datetime, since: datetime | None,
+                   pod_summary: dict[str, Any]) -> Span | None:
+    """Server listening (or the last phase's end) -> pod Ready."""
+    since = since or max((p.end for p in phases if p.end is not None), default=None)
+    if since is None or ready < since:
+        return None
+    detail = {}
+    if "probeFailures" in pod_summary:
+        detail["probeFailures"] = pod_summary["probeFailures"]
+    return Span("readiness_lag", (ready - since).total_seconds(), since, "condition", False, detail)
+
+
+def _status(engine: _Engine, facts: PodFacts | None, previous: LogScan | None, ready: datetime | None,
+            phases: list[Span]) -> tuple[str, Failure | None]:
+    """ready | listening | failed | incomplete | unknown, and why it failed (this or the previous attempt)."""
     failure = engine.failure
     if failure is None and previous is not None:
         prev = _engine_phases(previous)
         if prev.failure is not None:
             failure = replace(prev.failure, headline="previous attempt: " + prev.failure.headline)
     if engine.failure is not None:
-        status = "failed"
-    elif ready is not None or engine.ready is not None:
-        status = "ready"
-    elif engine.listening is not None:
-        status = "listening"
-    elif facts is not None and facts.waiting_reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
-        status = "failed"
-        if failure is None:
-            failure = Failure(phase="image_pull" if "Image" in facts.waiting_reason else "engine_init",
-                              headline=f"pod is in {facts.waiting_reason}")
-    elif any(p.open for p in phases):
-        status = "incomplete"
-    starts = [p.start for p in phases if p.start is not None]
-    if engine.earliest is not None:
-        starts.append(engine.earliest + offset)
-    ends = [p.end for p in phases if p.end is not None]
-    for extra in (listening, ready_log, ready, s.last_ts + offset if s.last_ts else None):
-        if extra is not None:
-            ends.append(extra)
-    origin: datetime | None = None
-    if facts and facts.created:
-        origin = facts.created
-    elif starts:
-        origin = min(starts)
-    elif s.first_ts is not None:
-        origin = s.first_ts + offset
-    if origin is not None and ends:
-        end_at = ready if (ready is not None and anchored) else max(ends)
-        total = max(0.0, (end_at - origin).total_seconds())
-    else:
-        total = 0.0
-    total = max(total, sum(p.seconds for p in phases if p.start is None) + sum(
+        return "failed", failure
+    if ready is not None or engine.ready is not None:
+        return "ready", failure
+    if engine.listening is not None:
+        return "listening", failure
+    if facts is not None and facts.waiting_reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
+        return "failed", failure or Failure(phase="image_pull" if "Image" in facts.waiting_reason else "engine_init",
+                                            headline=f"pod is in {facts.waiting_reason}")
+    return ("incomplete" if any(p.open for p in phases) else "unknown"), failure
+
+
+def _total(phases: list[Span], origin: datetime | None, end_at: datetime | None) -> float:
+    """Seconds from the origin to the end, and never less than the phases with no place on the clock."""
+    total = max(0.0, (end_at - origin).total_seconds()) if origin is not None and end_at is not None else 0.0
+    return max(total, sum(p.seconds for p in phases if p.start is None) + sum(
         p.seconds for p in phases if p.start is not None and origin is not None and p.start < origin))
+
+
+def _final_phases(phases: list[Span], origin: datetime | None) -> tuple[Phase, ...]:
+    """The phases in start order, offsets from the origin, rounded to the millisecond."""
     order = {n: i for i, n in enumerate(PHASES)}
-    phases.sort(key=lambda p: order.get(p.name, 99))
-    final = tuple(
+    return tuple(
         Phase(p.name, round(p.seconds, 3),
               round((p.start - origin).total_seconds(), 3) if p.start is not None and origin is not None else None,
               p.source, p.open, tuple(p.detail.items()))
-        for p in phases)
-    summary = {**pod_summary, **engine.summary}
-    name = f"{facts.namespace}/{facts.name}" if facts and facts.name else None
-    timeline = Timeline(final, total_seconds=round(total, 3), engine=s.engine, engine_version=s.version,
-                        status=status, failure=failure, origin=origin,
-                        anchored=anchored or (not s.yearless and s.first_ts is not None), pod=name,
-                        notes=tuple(notes), summary=tuple(summary.items()))
-    return replace(timeline, advice=tuple(advise(timeline)))
+        for p in sorted(phases, key=lambda p: order.get(p.name, 99)))
