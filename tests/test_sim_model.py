@@ -59,6 +59,21 @@ def test_fast_path_equals_tick_by_tick(policies, pattern, rps, seconds):
     assert sum(r.scale_events for r in fast) > 0 or policies.startswith("always-on")
 
 
+def test_fast_path_sees_the_activation_timeout():
+    """kpa/scaler.go handleScaleToZero: a revision still activating after progress-deadline + 10 s with
+    nothing to serve scales to zero. Here the held requests time out (10 s client timeout), the 6 s window
+    empties, and the activation (5 s + 10 s) times out before the 25 s cold start: the scan must flag it."""
+    policy = "knative:progress-deadline=5s:window=6s"
+    trace = trace_at(*(600.0 * k + j for k in range(6) for j in range(3)))
+    fast = make(policy, trace, 3600, timeout=10.0)
+    slow = make(policy, trace, 3600, timeout=10.0, fast=False)
+    assert [r.to_dict() for r in fast.run()] == [r.to_dict() for r in slow.run()]
+    events = list(fast.runs[0].events)
+    timed_out = [b for a, b in zip(events, events[1:], strict=False)
+                 if a.new == 1 and b.new == 0 and b.time - a.time < 25]
+    assert len(timed_out) == 6, events
+
+
 def test_requests_are_conserved():
     s = make("always-on,keda,keda-zero,knative", sim.pattern("spiky", 45.0), 6 * 3600)
     for run, r in zip(s.runs, s.run(), strict=True):

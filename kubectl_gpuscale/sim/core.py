@@ -694,7 +694,7 @@ class PolicyRun:
                     direct = DIRECT_AFTER_CHANGE
                     continue
                 if scanned:
-                    direct = 8          # a flagged tick that changed nothing: decide the next few directly
+                    direct = self.ctl.settle     # a flagged tick that changed nothing: decide the next few directly
             if broken:
                 self._chunk = 512
                 continue

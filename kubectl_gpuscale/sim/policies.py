@@ -53,6 +53,7 @@ class Controller:
     initial_ready = True       # the initial pods are Ready at time 0 (False: they cold-start, a new revision)
     history = 0                # seconds of past concurrency the controller's windows read
     history_source = "conc"    # the series those windows average: "conc", or "arrivals" for an RPS metric
+    settle = 8                 # ticks decided one by one after a flagged tick that changed nothing (saves rescans)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -380,6 +381,7 @@ class KpaController(Controller):
     kind = "knative"
     period = d.KNATIVE_TICK_S
     buffering = True
+    settle = 0                 # scan is exact in stable mode: a state change without a new spec rescans at once
 
     def __init__(self, name: str, target: float = d.KNATIVE_CONTAINER_CONCURRENCY_TARGET,
                  utilization: float = d.KNATIVE_TARGET_UTILIZATION, min_scale: int = 0, max_scale: int = 0,
@@ -475,11 +477,16 @@ class KpaController(Controller):
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if self.delay > 0 or not len(ticks):
             return 0
-        if self.pa == "activating" or (self.pa == "active" and spec == 0) or not self.initialized or (
-                self.pa == "inactive" and self.panic_time is not None):
+        if (self.pa == "active" and spec == 0) or not self.initialized or (
+                self.pa in ("inactive", "activating") and self.panic_time is not None):
             return 0
         ds, dp, over, want = self._at_ticks(view, ticks)
-        if self.panic_time is not None:
+        if self.pa == "activating":
+            # waiting for the first pod (stable mode): decide acts when a pod is ready, on a surge, on a
+            # non-zero desired count other than spec, or when the activation times out (kpa/scaler.go)
+            timeout = self.pa_since + self.scaler.progress_deadline + d.KNATIVE_ACTIVATION_TIMEOUT_BUFFER_S
+            act = over | (view.ready[ticks - 1 - view.t0] > 0) | np.where(want != 0, want != spec, ticks >= timeout)
+        elif self.panic_time is not None:
             tf = ticks.astype(np.float64)
             # in panic: never scale down; leave panic when the stable window has passed without a surge
             ptime = np.maximum.accumulate(np.where(over, tf, self.panic_time))
@@ -491,7 +498,8 @@ class KpaController(Controller):
             if spec > 0:
                 act |= ticks >= self.pa_since + self.last_pod
         else:
-            act = over | (want != spec)
+            # Active with a desired count of 0 keeps 1 pod until Active for a stable window (then Inactive)
+            act = over | np.where(want != 0, want != spec, (spec != 1) | (ticks >= self.pa_since + self.window))
         # the activator pokes the autoscaler as soon as a request arrives at zero
         if spec == 0:
             act |= view.conc[ticks - 1 - view.t0] > 0
