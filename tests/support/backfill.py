@@ -89,7 +89,7 @@ class Workload:
 DEFAULT_WORKLOADS = (
     Workload(restart_at=3.5 * DAY),
     Workload(namespace="ml-underscore", days=0.25, names="underscore", seed=2),
-    Workload(namespace="ml-mixed", days=0.25, names="mixed", seed=3),
+    Workload(namespace="ml-mixed", days=0.25, names="mixed", rps=200.0, seed=3),   # >= 2 pods: both forms
     Workload(namespace="ml-relabelled", days=0.25, drop=("requests",), seed=4),
 )
 
@@ -340,6 +340,7 @@ def create_blocks(promtool: str, files: list[Path], data: Path) -> None:
 def backfill(prometheus: str, promtool: str, workloads: tuple[Workload, ...], workdir: Path) -> Backfilled:
     """Generate, load and serve the workloads' history (the window ends at today's 00:00 UTC)."""
     timings: dict[str, float] = {}
+    workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     end = math.floor(time.time() / DAY) * DAY
     truths = {w.namespace: truth_of(w, end - int(w.days * DAY)) for w in workloads}
