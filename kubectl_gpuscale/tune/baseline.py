@@ -31,6 +31,9 @@ from kubectl_gpuscale.sim.policies import PolicySpec
 from kubectl_gpuscale.units import duration_seconds
 
 KNATIVE = "autoscaling.knative.dev/"
+# the camelCase keys Knative still accepts (serving pkg/apis/autoscaling/register.go: MinScaleAnnotationKeyAlias...)
+_KNATIVE_ALIASES = {"minScale": "min-scale", "maxScale": "max-scale", "initialScale": "initial-scale",
+                    "scaleDownDelay": "scale-down-delay"}
 _CRON_RE = re.compile(r"^\s*(\d+)\s+(\d+)\s+\S+\s+\S+\s+(\S+)\s*$")
 
 
@@ -208,7 +211,8 @@ def _http_scaled_object(hso: Mapping[str, Any]) -> PolicySpec:
 def _knative(ksvc: Mapping[str, Any]) -> PolicySpec:
     name = _name(ksvc)
     template = ((ksvc.get("spec") or {}).get("template") or {})
-    notes = {k[len(KNATIVE):]: str(v) for k, v in ((template.get("metadata") or {}).get("annotations") or {}).items()
+    notes = {_KNATIVE_ALIASES.get(k[len(KNATIVE):], k[len(KNATIVE):]): str(v)
+             for k, v in ((template.get("metadata") or {}).get("annotations") or {}).items()
              if str(k).startswith(KNATIVE)}
     if notes.get("class", "kpa.autoscaling.knative.dev").split(".")[0] != "kpa":
         raise InputError(f"cannot simulate {name}", f"autoscaling class {notes['class']!r}: tune models the KPA",
