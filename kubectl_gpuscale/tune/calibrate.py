@@ -179,7 +179,7 @@ def calibrate(history: History, preset: EngineProfile) -> Calibration:
     else:
         notes.append(f"prefill: fewer than {MIN_TTFT_REQUESTS} TTFTs in queue-free steps (or no TTFT histogram); "
                      "preset kept")
-    prefill_tps = prompt / p
+    prefill_tps = prompt / p if "prefill_tps" in fitted else preset.prefill_tps
 
     decode_tps = preset.decode_tps
     queued = up & (waiting >= STANDING_QUEUE) & (x > 0)
