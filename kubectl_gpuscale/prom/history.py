@@ -53,7 +53,8 @@ CHUNK_POINTS = 1_440
 """Points per series asked in one range query: under `MAX_POINTS_PER_SERIES`, and short (6 h at 15 s)
 because the server scans every series its selector matched over the query's whole range at each step,
 so a workload whose pods come and go (a new series per pod) costs in proportion to the pods of a
-chunk, not of the week (a week's TTFT buckets: about 20 s in 10,000-point chunks, see docs)."""
+chunk, not of the week (measured on the backfilled week, 248 pods: its TTFT buckets took 20 s in
+10,000-point chunks, 8.7 s in these)."""
 KSM_REPLICAS = {"deploy": "kube_deployment_status_replicas_available",
                 "statefulset": "kube_statefulset_status_replicas_ready"}
 KSM_LABEL = {"deploy": "deployment", "statefulset": "statefulset"}
@@ -251,17 +252,43 @@ class _Grid:
         return series[0][1:] if series else np.full(self.steps, np.nan)
 
     def histogram(self, selector: str) -> tuple[tuple[float, ...], np.ndarray]:
-        """The histogram's bucket bounds and per-step, per-bucket (non-cumulative) increments."""
-        by_le: dict[float, np.ndarray] = {}
-        for labels, values in self.series(self.increments(selector, "le")).items():
-            le = dict(labels).get("le")
-            if le is not None:
-                by_le[float(le)] = np.nan_to_num(values[1:])
-        bounds = tuple(sorted(by_le))
-        if not bounds:
+        """The histogram's bucket bounds and per-step, per-bucket (non-cumulative) increments.
+
+        Bucket counters are cumulative, so per step 0 <= increase(le) <= increase(le') <= increase(+Inf)
+        for le < le': a bucket that never held a request is 0 throughout (one cheap `max_over_time`
+        says which), and once a bucket's increments equal +Inf's at every step so do all above it.
+        Only the buckets in between are read (about 4 of vLLM's 17 for a narrow TTFT distribution,
+        a fifth of the time of reading them all).
+        """
+        window = f"{round((self.steps + 1) * self.step * 1000)}ms"
+        peaks = {s.labels.get("le", ""): s.value
+                 for s in self.prom.query(f"max by (le) (max_over_time({selector}[{window}]))",
+                                          at=self.start + self.steps * self.step)}
+        try:
+            spelled = sorted(((float(le), le) for le in peaks), key=lambda b: b[0])
+        except ValueError:
+            spelled = []
+        bounds = tuple(b for b, _ in spelled)
+        if not bounds or not math.isinf(bounds[-1]):
             return (), np.zeros((self.steps, 0))
-        cumulative = np.stack([by_le[b] for b in bounds], axis=1)
+        top = np.nan_to_num(self.counter(_with_le(selector, spelled[-1][1])))
+        cumulative = np.zeros((self.steps, len(bounds)))
+        for j, (bound, le) in enumerate(spelled):
+            if math.isinf(bound):
+                cumulative[:, j:] = top[:, None]
+                break
+            if peaks[le] <= 0:
+                continue
+            got = np.nan_to_num(self.counter(_with_le(selector, le)))
+            if np.array_equal(got, top):
+                cumulative[:, j:] = top[:, None]
+                break
+            cumulative[:, j] = got
         return bounds, np.maximum(np.diff(cumulative, axis=1, prepend=0.0), 0.0)
+
+
+def _with_le(selector: str, le: str) -> str:
+    return selector[:-1] + f', le="{le}"}}'
 
 
 # ---- replicas ----------------------------------------------------------------------------------
