@@ -120,6 +120,26 @@ def test_both_metric_name_forms(week: Backfilled, prom: Prometheus, namespace: s
     assert got.prompt_tokens == pytest.approx(512.0)
 
 
+@pytest.mark.parametrize("engine", ["sglang", "tgi"])
+def test_sglang_and_tgi_counters(week: Backfilled, prom: Prometheus, engine: str) -> None:
+    """SGLang's `sglang:num_requests_total` and token counters (python/sglang/srt/metrics/collector.py) with
+    its TTFT histogram; TGI's `tgi_request_success` and token histograms' `_sum` (router/src/server.rs), no
+    TTFT histogram at all (an empty one in the history)."""
+    truth = week.truth[engine]
+    got = fetch_history(prom, namespace=truth.namespace, pods=truth.pods, engine=engine,
+                        since=truth.end - truth.start, end=truth.end, workload=truth.workload)
+    np.testing.assert_array_equal(got.arrivals, truth.arrivals)
+    assert (got.prompt_tokens, got.output_tokens) == (512.0, 256.0)
+    np.testing.assert_allclose(got.running, truth.running, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(got.replicas, truth.replicas)
+    if engine == "sglang":
+        np.testing.assert_array_equal(got.ttft_counts, truth.ttft_counts)
+        assert got.sources["arrivals"] == "sglang:num_requests_total"
+    else:
+        assert got.ttft_buckets == () and got.ttft_counts.shape == (got.steps, 0)
+        assert got.sources["prompt"] == "tgi_request_input_length_sum"
+
+
 def test_a_missing_metric_is_one_clear_error(week: Backfilled, prom: Prometheus) -> None:
     """`ml-relabelled` lost vllm:request_success_total (a metric_relabel_configs drop): the error names the
     series, says both forms were checked, why, and what to do."""

@@ -5,8 +5,8 @@ A `Workload` (traffic pattern x engine preset x cold start x scaling policy) is 
 running sequences and TTFT are turned into what the pods' /metrics would have shown every 15 s:
 per pod, vLLM's `vllm:request_success_total`, `vllm:prompt_tokens_total`,
 `vllm:generation_tokens_total`, the `vllm:time_to_first_token_seconds` histogram (V0 buckets, to 10 s),
-`vllm:num_requests_running` / `_waiting`, and kube-state-metrics'
-`kube_deployment_status_replicas_available`. Pods come and go with the replicas (a new pod is a
+`vllm:num_requests_running` / `_waiting` (or SGLang's and TGI's equivalents, `Workload.exposes`), and
+kube-state-metrics' `kube_deployment_status_replicas_available`. Pods come and go with the replicas (a new pod is a
 new series starting from 0); `restart_at` restarts one pod in place (a counter reset). The text is
 OpenMetrics, one file per 2-hour TSDB block, loaded with
 `promtool tsdb create-blocks-from openmetrics` (one pass per file: promtool re-reads its whole
@@ -59,6 +59,15 @@ VLLM_NAMES = {"requests": "vllm:request_success_total", "prompt": "vllm:prompt_t
               "output": "vllm:generation_tokens_total", "running": "vllm:num_requests_running",
               "waiting": "vllm:num_requests_waiting", "ttft": "vllm:time_to_first_token_seconds_bucket",
               "ttft_count": "vllm:time_to_first_token_seconds_count"}
+# sglang python/sglang/srt/metrics/collector.py; TGI router/src/server.rs (no TTFT histogram: drop it)
+NAMES = {"vllm": VLLM_NAMES,
+         "sglang": {"requests": "sglang:num_requests_total", "prompt": "sglang:prompt_tokens_total",
+                    "output": "sglang:generation_tokens_total", "running": "sglang:num_running_reqs",
+                    "waiting": "sglang:num_queue_reqs", "ttft": "sglang:time_to_first_token_seconds_bucket",
+                    "ttft_count": "sglang:time_to_first_token_seconds_count"},
+         "tgi": {"requests": "tgi_request_success", "prompt": "tgi_request_input_length_sum",
+                 "output": "tgi_request_generated_tokens_sum", "running": "tgi_batch_current_size",
+                 "waiting": "tgi_queue_size", "ttft": "", "ttft_count": ""}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +93,7 @@ class Workload:
     names: str = "colon"
     drop: tuple[str, ...] = ()
     restart_at: float | None = None
+    exposes: str = "vllm"                 # whose metric names the pods expose: a key of NAMES
 
 
 DEFAULT_WORKLOADS = (
@@ -91,6 +101,8 @@ DEFAULT_WORKLOADS = (
     Workload(namespace="ml-underscore", days=0.25, names="underscore", seed=2),
     Workload(namespace="ml-mixed", days=0.25, names="mixed", rps=200.0, seed=3),   # >= 2 pods: both forms
     Workload(namespace="ml-relabelled", days=0.25, drop=("requests",), seed=4),
+    Workload(namespace="sglang", name="sglang", days=0.25, exposes="sglang", seed=5),
+    Workload(namespace="tgi", name="tgi", days=0.25, exposes="tgi", seed=6),
 )
 
 
@@ -254,7 +266,7 @@ def openmetrics_files(truths: list[Truth], outdir: Path) -> list[Path]:
 
 
 def _name(t: Truth, family: str, slot: int) -> str:
-    name = VLLM_NAMES[family]
+    name = NAMES[t.workload_spec.exposes][family]
     mode = t.workload_spec.names
     if mode == "underscore" or (mode == "mixed" and slot % 2):
         return name.replace(":", "_")
@@ -293,7 +305,7 @@ def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:
             series[_name(t, "prompt", life.slot) + labels + "} "] = np.cumsum(mine) * int(w.prompt_tokens)
         if "output" not in w.drop:
             series[_name(t, "output", life.slot) + labels + "} "] = np.cumsum(mine) * int(w.output_tokens)
-        if "ttft" not in w.drop:
+        if "ttft" not in w.drop and NAMES[w.exposes]["ttft"]:
             cumulative = np.zeros(life.last + 1 - life.first, dtype=np.int64)
             for j, le in enumerate(t.ttft_buckets):
                 cumulative = cumulative + np.cumsum(_share(counts[sl, j], replicas[sl], life.slot))
