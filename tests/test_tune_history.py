@@ -155,6 +155,20 @@ def test_a_missing_metric_is_one_clear_error(week: Backfilled, prom: Prometheus)
     assert "\n" not in line
 
 
+def test_engine_metrics_off_is_said(week: Backfilled, prom: Prometheus) -> None:
+    """The pods are scraped (process_cpu_seconds_total) but export no vllm:* series: vLLM with
+    --disable-log-stats creates no stat logger (vllm/v1/engine/async_llm.py, vllm/v1/metrics/loggers.py)."""
+    truth = week.truth["ml-metrics-off"]
+    with pytest.raises(MissingSeriesError) as caught:
+        fetch(prom, truth)
+    assert caught.value.series == ("vllm:request_success_total", "vllm:prompt_tokens_total",
+                                   "vllm:generation_tokens_total", "vllm:num_requests_running",
+                                   "vllm:num_requests_waiting", "vllm:time_to_first_token_seconds_bucket")
+    assert ("the pods are scraped (1 metric name) but export no vLLM metrics: engine metrics are off "
+            "(--disable-log-stats) or the engine is not vLLM; turn the engine's metrics on and scrape its "
+            "/metrics, or pass --engine") in caught.value.line()
+
+
 def test_a_wrong_namespace_says_so(week: Backfilled, prom: Prometheus) -> None:
     truth = week.truth["ml"]
     with pytest.raises(MissingSeriesError) as caught:

@@ -180,7 +180,8 @@ def _missing_error(prom: Prometheus, record: Engine, missing: list[str], held: s
         fix = f"check `kubectl get pods -n {namespace}` and the target (or pass --namespace)"
     else:
         off = record.metrics_off_flags or ((f"without {record.metrics_needs_flag}",) if record.metrics_needs_flag else ())
-        why = (f"the pods are scraped ({len(anything)} metric names) but export no {record.display} metrics: "
+        names_seen = f"{len(anything)} metric name{'s' if len(anything) != 1 else ''}"
+        why = (f"the pods are scraped ({names_seen}) but export no {record.display} metrics: "
                f"engine metrics are off{' (' + ', '.join(off) + ')' if off else ''} or the engine is not "
                f"{record.display}")
         fix = f"turn the engine's metrics on and scrape its {record.metrics_path}, or pass --engine"

@@ -94,6 +94,7 @@ class Workload:
     drop: tuple[str, ...] = ()
     restart_at: float | None = None
     exposes: str = "vllm"                 # whose metric names the pods expose: a key of NAMES
+    extra: tuple[str, ...] = ()           # "process": also process_cpu_seconds_total per pod
 
 
 DEFAULT_WORKLOADS = (
@@ -103,6 +104,8 @@ DEFAULT_WORKLOADS = (
     Workload(namespace="ml-relabelled", days=0.25, drop=("requests",), seed=4),
     Workload(namespace="sglang", name="sglang", days=0.25, exposes="sglang", seed=5),
     Workload(namespace="tgi", name="tgi", days=0.25, exposes="tgi", seed=6),
+    Workload(namespace="ml-metrics-off", days=0.25, drop=("requests", "prompt", "output", "running", "waiting", "ttft"),
+             extra=("process",), seed=7),
 )
 
 
@@ -299,6 +302,8 @@ def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:
         labels = f'{{namespace="{w.namespace}",pod="{life.pod}",model_name="llama-8b",engine="0"'
         mine = _share(arrivals[sl], replicas[sl], life.slot)
         series: dict[str, np.ndarray] = {}
+        if "process" in w.extra:        # the Python process' own series, which stay when engine metrics are off
+            series[f'process_cpu_seconds_total{{namespace="{w.namespace}",pod="{life.pod}"}} '] = np.cumsum(mine)
         if "requests" not in w.drop:
             series[_name(t, "requests", life.slot) + labels + ',finished_reason="stop"} '] = np.cumsum(mine)
         if "prompt" not in w.drop:
