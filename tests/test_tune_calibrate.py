@@ -76,3 +76,11 @@ def test_an_empty_history_cannot_be_replayed() -> None:
     with pytest.raises(InputError, match="it holds no requests"):
         replay(empty, calibrate(empty, sim.engine_profile("8b")), sim.coldstart_profile("8b-warm"),
                parse_policies("always-on:n=1")[0], seed=1)
+
+
+def test_a_history_without_ttft_round_trips() -> None:
+    """TGI has no TTFT histogram: its history (no buckets) survives --save-history and loading."""
+    history = flat()
+    back = History.from_json(history.to_json())
+    assert back.ttft_buckets == () and back.ttft_counts.shape == (history.steps, 0)
+    np.testing.assert_array_equal(back.arrivals, history.arrivals)
