@@ -28,9 +28,9 @@ Fixture (session-scoped, registered in tests/conftest.py)::
                       since=w.end - w.start, end=w.end, workload=w.workload)
 
 Each distinct set of workloads is generated, loaded and served once per test session: for
-`DEFAULT_WORKLOADS` (a week plus six 6-hour workloads, ~170 MB of text) 17-30 s on the shared
-2-core machine depending on its load (simulate 1-2 s, text 2-5 s, promtool 13-24 s, server 0.2 s;
-`Backfilled.seconds`). CI=true fails, never skips, when prometheus or promtool is missing.
+`DEFAULT_WORKLOADS` (a week plus six 6-hour workloads, ~170 MB of text) 10 s on the shared 2-core
+machine at load 3 (simulate 0.5 s, text 1.3 s, promtool 8.2 s, server 0.2 s), 30 s at load 7
+(`Backfilled.seconds`). CI=true fails, never skips, when prometheus or promtool is missing.
 """
 
 from __future__ import annotations
