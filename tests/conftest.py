@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.backfill import backfilled_prometheus  # noqa: F401  (Prometheus with history backfilled)
 from tests.support.kube_fixtures import apiserver, bare, cluster, kubectl  # noqa: F401  (test API server fixtures)
 from tests.support.prometheus import prometheus, prometheus_server  # noqa: F401  (real Prometheus fixtures)
 

@@ -108,8 +108,9 @@ class History:
 
         try:
             buckets = tuple(float("inf") if b == "+Inf" else float(b) for b in data["ttftBuckets"])
-            counts = np.array([[np.nan if v is None else float(v) for v in row] for row in data["ttftCounts"]],
-                              dtype=float).reshape(-1, len(buckets))
+            rows = data["ttftCounts"]
+            counts = np.array([[np.nan if v is None else float(v) for v in row] for row in rows],
+                              dtype=float).reshape(len(rows), len(buckets))
             history = cls(
                 namespace=str(data["namespace"]), workload=str(data["workload"]), engine=str(data["engine"]),
                 start=float(data["start"]), step=float(data["step"]),

@@ -140,8 +140,10 @@ def scrape_config(jobs: Sequence[ScrapeJob], interval: str = "1s") -> dict[str, 
 
 
 def start_prometheus(binary: str, jobs: Sequence[ScrapeJob], workdir: Path,
-                     timeout: float = STARTUP_TIMEOUT) -> PrometheusServer:
-    """Start Prometheus scraping ``jobs`` every second; return once every job has delivered samples."""
+                     timeout: float = STARTUP_TIMEOUT, retention: str = "1h") -> PrometheusServer:
+    """Start Prometheus scraping ``jobs`` every second; return once every job has delivered samples.
+
+    ``retention``: the TSDB's retention time (longer for a data directory backfilled with old blocks)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
     config.write_text(yaml.safe_dump(scrape_config(jobs)))
@@ -149,7 +151,7 @@ def start_prometheus(binary: str, jobs: Sequence[ScrapeJob], workdir: Path,
     log = (workdir / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h", "--log.level=info"],
+         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.retention.time={retention}", "--log.level=info"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
     log.close()
     server = PrometheusServer(f"http://127.0.0.1:{port}", process, workdir, jobs)
