@@ -463,14 +463,16 @@ def _plot(path: str, result: TuneResult) -> None:
     ax.plot([p.scores.cost_per_month for p in front], [p.scores.worst * 100 for p in front], color="black", lw=0.8,
             label="frontier")
     b, r = result.baseline.scores, result.recommendation.scores
-    ax.scatter(b.cost_per_month, b.worst * 100, marker="s", s=60, color="red", label="baseline")
+    low = max(0.0, min([p.scores.worst for p in front] + [result.options.slo]) * 100 - 1)
+    below = b.worst * 100 < low      # drawn on the bottom edge, its value in the label
+    ax.scatter(b.cost_per_month, max(b.worst * 100, low + 0.2), marker="v" if below else "s", s=60, color="red",
+               label=f"baseline ({b.worst * 100:.1f}%)")
     ax.scatter(r.cost_per_month, r.worst * 100, marker="*", s=220, color="gold", edgecolor="black",
                label="recommendation")
     ax.axhline(result.options.slo * 100, color="red", ls="--", lw=0.8)
     ax.set_xlabel("$/month")
     ax.set_ylabel(f"SLO attainment, worse of history and x{result.options.headroom:g} (%)")
-    low = min([p.scores.worst for p in front] + [result.options.slo]) * 100
-    ax.set_ylim(max(0.0, low - 1), 100.2)
+    ax.set_ylim(low, 100.2)
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"tune {result.history.workload}: {len(result.points)} configurations")
     if result.series:

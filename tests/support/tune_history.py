@@ -37,3 +37,21 @@ class PresetCalibration:
     engine: sim.EngineProfile = field(default_factory=lambda: sim.engine_profile("8b"))
     source: str = "preset llama-8b-h100"
     notes: tuple[str, ...] = ()
+
+
+def main(argv: list[str]) -> None:
+    """`python -m tests.support.tune_history OUT.json PATTERN RPS DAYS STEP`: write a history file."""
+    import json
+    import sys
+
+    out, name, rps, days, step = argv
+    history = pattern_history(name, float(rps), days=float(days), step=float(step), workload="vllm-gemma-deployment")
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump(history.to_json(), fh, separators=(",", ":"))
+    print(f"{out}: {history.steps} steps, {history.requests} requests", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -76,3 +76,17 @@ def install(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         monkeypatch.setitem(sys.modules, name, module)
         installed.append(name)
     return installed
+
+
+def main(argv: list[str]) -> None:
+    """`python -m tests.support.tune_standins tune ARGS...`: the CLI with the stand-ins where the real
+    modules are missing (how docs/tune.md's run was made before the two tune branches merged)."""
+    from kubectl_gpuscale.cli import main as cli_main
+
+    with pytest.MonkeyPatch.context() as mp:
+        install(mp)
+        cli_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
