@@ -193,3 +193,33 @@ def test_dry_run_then_apply_adopts_the_hpa_with_a_backup_and_rollback_restores_i
     assert apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS) is None
     hpa = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
     assert hpa is not None and hpa["spec"] == before["spec"]
+
+
+def test_deploy_target_searches_what_the_cluster_serves(standins: list[str], history_file: str,
+                                                        apiserver: Any) -> None:
+    """deploy/NAME finds the HPA scaling it; without --policies only what the server serves is searched
+    (KEDA here: no HTTP add-on, no Knative); -o yaml carries the ScaledObject."""
+    import yaml
+
+    _seed(apiserver)
+    apiserver.disable_group("http.keda.sh")
+    apiserver.disable_group("serving.knative.dev")
+    result = _tune("deploy/vllm-gemma-deployment", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
+                   "--history", history_file, *FAST, "-o", "yaml")
+    assert result.exit_code == 0, result.output
+    doc = yaml.safe_load(result.stdout)
+    assert {p["policy"] for p in doc["frontier"]} == {"keda"}
+    assert doc["workload"] == {**doc["workload"], "namespace": NS, "name": "vllm-gemma-deployment"}
+    (so,) = doc["recommendation"]["objects"]
+    assert so["kind"] == "ScaledObject" and so["metadata"]["namespace"] == NS
+    assert so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == "gemma-server-hpa"
+    assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST")
+
+
+def test_help_has_an_example() -> None:
+    result = CliRunner().invoke(cli, ["tune", "--help"])
+    assert result.exit_code == 0
+    assert "kubectl gpuscale tune deploy/vllm -n ml --prometheus" in result.output
+    for flag in ("--since", "--slo-ttft", "--slo", "--policies", "--max-replicas", "--price", "--headroom",
+                 "--cold-start", "--seed", "--plot", "--apply", "--dry-run", "--history", "--save-history"):
+        assert flag in result.output, flag

@@ -310,18 +310,15 @@ def _current_max(current: Sequence[Mapping[str, Any]]) -> int | None:
 
 
 def _supported(cluster: Cluster | None, where: _Target) -> tuple[str, ...]:
-    """The policies the environment supports: KEDA always; keda-zero when a Service fronts the workload
-    (offline) or the HTTP add-on is served; Knative when it is served (offline: all)."""
+    """The policies the environment supports: offline all three; in a cluster KEDA, keda-zero when the
+    HTTP add-on's HTTPScaledObject is served, Knative when its Service is."""
     if cluster is None:
         return ("keda", "keda-zero", "knative")
     out = ["keda"]
-    try:
-        if cluster.has_resource("http.keda.sh/v1alpha1", "HTTPScaledObject"):  # type: ignore[attr-defined]
-            out.append("keda-zero")
-        if cluster.has_resource("serving.knative.dev/v1", "Service"):  # type: ignore[attr-defined]
-            out.append("knative")
-    except (AttributeError, GpuscaleError):
-        out = ["keda", "keda-zero", "knative"]
+    if cluster.serves("http.keda.sh/v1alpha1", "HTTPScaledObject"):
+        out.append("keda-zero")
+    if cluster.serves("serving.knative.dev/v1", "Service"):
+        out.append("knative")
     return tuple(out)
 
 
