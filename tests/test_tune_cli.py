@@ -167,13 +167,14 @@ def test_dry_run_then_apply_adopts_the_hpa_with_a_backup_and_rollback_restores_i
     before = _seed(apiserver)
     base = ["hpa/gemma-server-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, "--history", history_file,
             *FAST, "--policies", "keda", "-o", "json"]
+    client = _tune(*base, "--apply", "--dry-run=client")
+    assert client.exit_code == 0 and "nothing written" in client.stderr
+    assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST")
     dry = _tune(*base, "--apply", "--dry-run=server")
     assert dry.exit_code == 0, dry.output
     assert apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS) is None
     assert apiserver.requests_to("PATCH", prefix="/apis/keda.sh")          # sent, with dryRun=All
     assert all(r.param("dryRun") == "All" for r in apiserver.requests_to("PATCH", prefix="/apis/keda.sh"))
-    client = _tune(*base, "--apply", "--dry-run=client")
-    assert client.exit_code == 0 and "nothing written" in client.stderr
 
     done = _tune(*base, "--apply")
     assert done.exit_code == 0, done.output

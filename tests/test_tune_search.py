@@ -22,15 +22,15 @@ POINT_KEYS = {"policy", "params", "sloAttainment", "ttftP95", "gpuHours", "costP
 
 @pytest.fixture(scope="module")
 def flat() -> search.TuneResult:
-    """Six hours of a steady 6 req/s."""
-    return recommend(pattern_history("constant", 6.0, days=0.25), PresetCalibration(), COLD,
+    """Three hours of a steady 6 req/s."""
+    return recommend(pattern_history("constant", 6.0, days=0.125), PresetCalibration(), COLD,
                      PolicySpec("keda", {}), OPTIONS)
 
 
 @pytest.fixture(scope="module")
 def idle() -> search.TuneResult:
-    """A dev endpoint seen from Monday 14:00 to 02:00: 1,000 requests a day between 9:00 and 18:00."""
-    return recommend(pattern_history("dev", 1000.0, days=0.5, start=MONDAY + 14 * 3600), PresetCalibration(), COLD,
+    """A dev endpoint seen from Monday 16:00 to 24:00: 1,000 requests a day between 9:00 and 18:00."""
+    return recommend(pattern_history("dev", 1000.0, days=1 / 3, start=MONDAY + 16 * 3600), PresetCalibration(), COLD,
                      PolicySpec("keda", {}), OPTIONS)
 
 
@@ -99,7 +99,7 @@ def test_json_shape(idle: search.TuneResult) -> None:
     doc = json.loads(json.dumps(idle.to_dict()))
     assert doc["kind"] == "TuneResult"
     assert set(doc["history"]) >= {"from", "to", "requests", "peakRps"}
-    assert doc["history"]["from"] == "2026-01-05T14:00:00Z" and doc["history"]["to"] == "2026-01-06T02:00:00Z"
+    assert doc["history"]["from"] == "2026-01-05T16:00:00Z" and doc["history"]["to"] == "2026-01-06T00:00:00Z"
     assert doc["history"]["requests"] == idle.history.requests
     assert set(doc["coldStart"]) == {"seconds", "source"} and doc["coldStart"]["seconds"] == 25
     assert "replay" in doc["calibration"]

@@ -423,11 +423,11 @@ class _Runner:
         return got
 
     def __enter__(self) -> _Runner:
-        if self.workers > 1:
-            import multiprocessing
+        import multiprocessing
 
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+        # fork only: a spawned worker would re-run a frozen (krew) executable's CLI; without fork, one process
+        if self.workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
         return self
 
     def __exit__(self, *exc: object) -> None:
