@@ -54,12 +54,16 @@ def offline(standins: list[str], history_file: str) -> dict[str, Any]:
     return doc
 
 
-def test_offline_json_is_a_tune_result(offline: dict[str, Any], history_file: str) -> None:
+def test_offline_json_is_a_tune_result(offline: dict[str, Any], history_file: str, standins: list[str]) -> None:
+    standins_used = standins
     saved = History.load(history_file)
     assert offline["kind"] == "TuneResult"
     assert offline["workload"]["name"] == "vllm-gemma-deployment" and offline["workload"]["kind"] == "Deployment"
     assert offline["history"]["requests"] == saved.requests
     assert offline["coldStart"] == {"seconds": 20.0, "source": "--cold-start"}
+    assert offline["calibration"]["source"] == (
+        "preset llama-8b-h100 (stand-in)" if "kubectl_gpuscale.tune.calibrate" in standins_used else
+        offline["calibration"]["source"])
     assert set(offline["calibration"]["replay"]) == {"observedTtftP95", "predictedTtftP95", "observedReplicaHours",
                                                      "predictedReplicaHours"}
     assert offline["baseline"]["policy"] == "cpu-hpa"

@@ -169,9 +169,10 @@ def tune(target: str | None, files: tuple[str, ...], prometheus: str | None, sin
     from dataclasses import replace
 
     result = replace(result, objects=tuple(objects), replay=checked,
+                     calibration_source=str(getattr(calibration, "source", "") or ""),
                      workload={"namespace": where.namespace, "kind": (where.workload or {}).get("kind"),
                                "name": ((where.workload or {}).get("metadata") or {}).get("name") or history.workload,
-                               "engine": history.engine, "calibration": getattr(calibration, "source", "")})
+                               "engine": history.engine})
     if plot_path:
         _plot(plot_path, result)
         note(f"plot written to {plot_path}")

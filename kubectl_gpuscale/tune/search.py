@@ -180,6 +180,7 @@ class TuneResult:
     workload: Mapping[str, Any] = field(default_factory=dict)
     objects: tuple[Mapping[str, Any], ...] = ()
     replay: Mapping[str, Any] | None = None
+    calibration_source: str = ""
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -196,7 +197,8 @@ class TuneResult:
             "history": {"from": _iso(h.start), "to": _iso(h.end), "requests": h.requests,
                         "peakRps": round(h.peak_rps, 3), "stepSeconds": h.step},
             "coldStart": {"seconds": round(self.coldstart.total, 1), "source": self.options.cold_start_source},
-            "calibration": {"replay": dict(self.replay) if self.replay is not None else None},
+            "calibration": {"source": self.calibration_source or None,
+                            "replay": dict(self.replay) if self.replay is not None else None},
             "slo": {"ttftSeconds": self.options.slo_ttft, "share": self.options.slo,
                     "headroom": self.options.headroom, "seeds": list(self.options.seeds)},
             "candidates": len(self.points),
