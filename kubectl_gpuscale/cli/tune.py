@@ -76,9 +76,11 @@ class _Target:
               help="The workload's manifests offline (Deployment + HPA or ScaledObject [+ Service]).")
 @click.option("--prometheus", default=None, metavar="URL",
               help="Prometheus to read the history from (else $GPUSCALE_PROMETHEUS_URL, else the install record).")
-@click.option("--since", default="7d", show_default=True, callback=_positive_duration, help="History window.")
-@click.option("--slo-ttft", default="2s", show_default=True, callback=_positive_duration, help="TTFT target.")
-@click.option("--slo", default="99%", show_default=True, callback=_share,
+@click.option("--since", default="7d", show_default=True, callback=_positive_duration, metavar="DURATION",
+              help="History window.")
+@click.option("--slo-ttft", default="2s", show_default=True, callback=_positive_duration, metavar="DURATION",
+              help="TTFT target.")
+@click.option("--slo", default="99%", show_default=True, callback=_share, metavar="PERCENT",
               help="Share of requests that must meet the TTFT target.")
 @click.option("--policies", default=None, callback=_policy_list, metavar="LIST",
               help="What to search: keda,keda-zero,knative (default: what the environment supports).")
