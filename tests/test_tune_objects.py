@@ -65,3 +65,13 @@ def test_objects_for_each_policy_validate_and_carry_the_parameters(policy: str, 
         assert http["scalingMetric"] == {"concurrency": {"targetValue": 32}}
         assert http["replicas"]["max"] == 6 and http["scaledownPeriod"] == 1800
         assert any(t["type"] == "external-push" for t in so["triggers"])
+
+
+def test_cron_floor_ending_at_midnight_ends_the_same_day() -> None:
+    """A floor to 24:00 must not end at 00:00 of its own day (before it starts): KEDA's cron trigger is
+    active from the last start to the next end."""
+    every_day = Candidate("keda", KEDA, Floor(18, 24, 1, (0, 1, 2, 3, 4, 5, 6)))
+    schedule = migrate_options(every_day)["schedule"]
+    assert (schedule.start, schedule.end) == ("0 18 * * *", "59 23 * * *")
+    weekend = migrate_options(Candidate("keda", KEDA, Floor(10, 16, 3, (5, 6))))["schedule"]
+    assert (weekend.start, weekend.end, weekend.replicas) == ("0 10 * * 6,0", "0 16 * * 6,0", 3)

@@ -26,7 +26,8 @@ def migrate_options(candidate: Candidate) -> dict[str, Any]:
     if candidate.floor is not None:
         f = candidate.floor
         days = CRON_DAYS.get(f.days, ",".join(str((d + 1) % 7) for d in f.days))
-        out["schedule"] = Schedule("UTC", f"0 {f.start} * * {days}", f"0 {f.end % 24} * * {days}", f.replicas)
+        end = f"59 23 * * {days}" if f.end >= 24 else f"0 {f.end} * * {days}"   # 24:00 is the same day's end
+        out["schedule"] = Schedule("UTC", f"0 {f.start} * * {days}", end, f.replicas)
     return out
 
 

@@ -609,7 +609,8 @@ def _reason(base: Point, best: Point, meets: bool, cliff: float | None, capped: 
                 f"{coldstart.total:.0f}s cold start.")
     saving = b.cost_per_month - s.cost_per_month
     versus = (f"{'saves' if saving >= 0 else 'costs'} ${abs(saving):,.0f}/month against the current policy "
-              f"({b.slo_attainment * 100:.2f}% on the history)")
+              f"({b.slo_attainment * 100:.2f}% on the history, {b.headroom_attainment * 100:.2f}% at "
+              f"{options.headroom:g}x)")
     zero = (f" It spends {s.time_at_zero_s / 3600:.1f} h of the window at zero replicas." if s.time_at_zero_s > 0
             else "")
     if cliff is None:
