@@ -192,6 +192,14 @@ def test_dry_run_then_apply_adopts_the_hpa_with_a_backup_and_rollback_restores_i
     path = backup.split(": ", 1)[1].split(" (")[0]
     assert json.loads(Path(path).read_text())["spec"] == before["spec"]
 
+    # tuning again from the ScaledObject now in place: the baseline is it, the plan adopts the same HPA
+    again = _tune("scaledobject/gemma-server-hpa", *base[1:])
+    assert again.exit_code == 0, again.output
+    redo = json.loads(again.stdout)
+    assert redo["baseline"]["policy"] == "keda"
+    (so_again,) = redo["recommendation"]["objects"]
+    assert so_again["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == "gemma-server-hpa"
+
     back = CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
                                     "--rollback", "gemma-server-hpa"])
     assert back.exit_code == 0, back.output
@@ -228,3 +236,17 @@ def test_help_has_an_example() -> None:
     for flag in ("--since", "--slo-ttft", "--slo", "--policies", "--max-replicas", "--price", "--headroom",
                  "--cold-start", "--seed", "--plot", "--apply", "--dry-run", "--history", "--save-history"):
         assert flag in result.output, flag
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rich bar on stderr while searching when stderr is a terminal; nothing otherwise (pipes, CI logs)."""
+    import sys
+
+    from kubectl_gpuscale.cli.tune import _progress_bar
+
+    with _progress_bar() as update:
+        assert update is None          # pytest captures stderr: not a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with _progress_bar() as update:
+        assert update is not None
+        update(3, 10)
