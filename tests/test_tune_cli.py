@@ -250,3 +250,17 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
     with _progress_bar() as update:
         assert update is not None
         update(3, 10)
+
+
+def test_apply_without_an_hpa_to_adopt_is_refused_before_searching(standins: list[str], history_file: str,
+                                                                   apiserver: Any,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    objs = [i.obj for i in load([str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
+    objs[0]["metadata"]["namespace"] = NS
+    apiserver.seed(*objs)
+    with pytest.raises(SystemExit) as stop:
+        main(["tune", "deploy/vllm-gemma-deployment", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
+              "--history", history_file, "--apply"])
+    assert stop.value.code == 2       # bad input (InputError)
+    assert "no HPA or ScaledObject scales it" in capsys.readouterr().err
+    assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST")

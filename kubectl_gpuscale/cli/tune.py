@@ -139,6 +139,9 @@ def tune(target: str | None, files: tuple[str, ...], prometheus: str | None, sin
         where = _read_cluster_target(cluster, target, cluster.namespace_or_default(kube.namespace))
     else:
         where = _read_files(files, kube.namespace)
+    if do_apply and where.hpa is None:
+        raise InputError(f"cannot --apply for {target}", "no HPA or ScaledObject scales it (migrate-hpa adopts one)",
+                         "create an HPA for the workload first, or drop --apply and write the objects yourself")
     coldstart, source = _cold_start(cold_start, where, cluster)
     history = _history(history_path, prometheus, cluster, kube, where, since)
     if save_path:
