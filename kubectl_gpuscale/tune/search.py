@@ -532,7 +532,7 @@ def recommend(history: History, calibration: CalibrationLike, coldstart: sim.Col
     cands = candidates(history, engine, options)
     variants = _variants(history, options)
     workers = max(1, min(options.workers, os.cpu_count() or 1))
-    groups = workers if workers > 1 else 1
+    groups = 2 * workers if workers > 1 else 1      # more jobs than workers: the pool balances uneven groups
     sims = len(variants) * len(options.seeds)
     cliff_sims = (4 + CLIFF_STEPS) * sims
     with _Runner(workers, progress, sims * groups + cliff_sims + 1) as runner:
