@@ -49,7 +49,8 @@ def main() -> None:
         result = recommend(history, calibration, cold, baseline, options, progress=mark)
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         variants = 2 * len(seeds)
-        search_end = next((t for t, done in marks if done >= variants * max(1, workers)), t0 + wall) - t0
+        jobs = variants * (2 * workers if workers > 1 else 1)     # the main search's simulations (tune.search)
+        search_end = next((t for t, done in marks if done >= jobs), t0 + wall) - t0
         print(f"{len(seeds):>5} {workers:>7} {variants:>5} {wall:>7.1f} {cpu:>6.1f} {search_end:>8.1f} "
               f"{wall - search_end:>7.1f} {BUDGET_S:>7.0f}  {'OK  ' if wall <= BUDGET_S else 'OVER'} "
               f"{result.recommendation.candidate.label}")
