@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "coldstart": ("coldstart", "coldstart", "Break a pod's cold start into phases and say what to do about the longest."),
     "doctor": ("doctor", "doctor", "Lint a namespace or cluster for what makes GPU autoscaling go wrong."),
     "simulate": ("simulate", "simulate", "What-if: traffic x scaling policy x cold start -> latency SLO and cost."),
+    "tune": ("tune", "tune", "Find the cheapest autoscaling settings that meet a TTFT SLO, from the workload's history."),
     "top": ("top", "top", "Live dashboard of scaling and cold starts (--demo: a simulated cluster)."),
     "checkpoint": ("checkpoint", "checkpoint", "Checkpoint, list, fetch, inspect and restore inference containers."),
     "completion": ("completion", "completion", "Print a shell completion script (bash, zsh, fish)."),
