@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kubectl_gpuscale import sim  # noqa: E402
-from kubectl_gpuscale.sim.policies import PolicySpec  # noqa: E402
-from kubectl_gpuscale.tune.search import TuneOptions, candidates, recommend  # noqa: E402
-from tests.support.tune_history import PresetCalibration, pattern_history  # noqa: E402
+from kubectl_gpuscale import sim
+from kubectl_gpuscale.sim.policies import PolicySpec
+from kubectl_gpuscale.tune.search import TuneOptions, candidates, recommend
+from tests.support.tune_history import pattern_history, preset_calibration
 
 BUDGET_S = 30.0
 
@@ -28,7 +28,7 @@ BUDGET_S = 30.0
 def main() -> None:
     quick = "--quick" in sys.argv
     history = pattern_history("business-hours", 20.0, days=7, step=15.0)
-    calibration = PresetCalibration()
+    calibration = preset_calibration()
     cold = sim.coldstart_profile("8b-warm")
     baseline = PolicySpec("keda", {})
     n = len(candidates(history, calibration.engine, TuneOptions()))

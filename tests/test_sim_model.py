@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -69,7 +70,7 @@ def test_fast_path_sees_the_activation_timeout():
     slow = make(policy, trace, 3600, timeout=10.0, fast=False)
     assert [r.to_dict() for r in fast.run()] == [r.to_dict() for r in slow.run()]
     events = list(fast.runs[0].events)
-    timed_out = [b for a, b in zip(events, events[1:], strict=False)
+    timed_out = [b for a, b in itertools.pairwise(events)
                  if a.new == 1 and b.new == 0 and b.time - a.time < 25]
     assert len(timed_out) == 6, events
 

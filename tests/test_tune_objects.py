@@ -35,9 +35,9 @@ def test_objects_for_each_policy_validate_and_carry_the_parameters(policy: str, 
     service.write_text(SERVICE, encoding="utf-8")
     candidate = CANDIDATES[policy]
     request = migrate.MigrateRequest(
-        names=("gemma-server-hpa",), namespace="ml", cold_start=60,
+        names=("gemma-server-hpa",), namespace="ml",
         files=(str(MANIFESTS / "hpa_k8s-examples_1.yaml"), str(MANIFESTS / "deploy_k8s-examples_1.yaml"),
-               str(service)), **migrate_options(candidate))
+               str(service)), options=migrate_options(candidate, cold_start=60))
     plan = migrate.plan(request, None)
     objects = shaped(plan.objects, candidate)
     assert objects
@@ -71,7 +71,7 @@ def test_cron_floor_ending_at_midnight_ends_the_same_day() -> None:
     """A floor to 24:00 must not end at 00:00 of its own day (before it starts): KEDA's cron trigger is
     active from the last start to the next end."""
     every_day = Candidate("keda", KEDA, Floor(18, 24, 1, (0, 1, 2, 3, 4, 5, 6)))
-    schedule = migrate_options(every_day)["schedule"]
+    schedule = migrate_options(every_day).schedule
     assert (schedule.start, schedule.end) == ("0 18 * * *", "59 23 * * *")
-    weekend = migrate_options(Candidate("keda", KEDA, Floor(10, 16, 3, (5, 6))))["schedule"]
+    weekend = migrate_options(Candidate("keda", KEDA, Floor(10, 16, 3, (5, 6)))).schedule
     assert (weekend.start, weekend.end, weekend.replicas) == ("0 10 * * 6,0", "0 16 * * 6,0", 3)

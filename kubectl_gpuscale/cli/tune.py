@@ -263,7 +263,8 @@ def _history(path: str | None, prometheus: str | None, cluster: Cluster | None, 
     prom = resolve.connect(url, timeout=kube.request_timeout)
     try:
         return fetch_history(prom, namespace=where.namespace, pods=promql.pod_regex(where.workload["kind"], name),
-                             engine=detection.engine.key if detection.engine else "vllm", since=since)
+                             engine=detection.engine.key if detection.engine else "vllm", since=since,
+                             workload=f"{'statefulset' if where.workload['kind'] == 'StatefulSet' else 'deploy'}/{name}")
     finally:
         prom.close()
 
@@ -340,8 +341,8 @@ def _objects(result: TuneResult, where: _Target, files: Sequence[str], cluster: 
         return [], None
     request = migrate.MigrateRequest(
         names=(where.hpa,), files=tuple(files), namespace=where.namespace, context=kube.context,
-        request_timeout=kube.request_timeout, prometheus=prometheus, cold_start=int(round(coldstart.total)),
-        **migrate_options(result.recommendation.candidate))
+        request_timeout=kube.request_timeout, prometheus=prometheus,
+        options=migrate_options(result.recommendation.candidate, cold_start=int(round(coldstart.total))))
     plan = migrate.plan(request, cluster if not files else None, note=note)
     for conversion in plan.results:
         if conversion.ok:

@@ -542,7 +542,7 @@ class _Marks:
         self.by_name: dict[M, list[Mark]] = {}
         self.votes: dict[str, int] = {}
 
-    def add(self, index: int, msg: str, hit: tuple[M, str | None, re.Match[str]] | None, level: str,
+    def add(self, index: int, msg: str, hit: tuple[M, str | None, re.Match[str]] | None, level: str,  # noqa: PLR0917 - the per-line hot path: positional calls
             ts: datetime | None, rank: str) -> None:
         """The marks one line yields: its startup pattern, its progress bar, its failure."""
         bar = None if hit else _bar(msg)

@@ -188,6 +188,8 @@ OLLAMA = Engine(
 )
 
 ENGINES: tuple[Engine, ...] = (VLLM, SGLANG, TGI, TRTLLM, TRITON_TRTLLM, TRITON, NIM, OLLAMA)
+BY_KEY: dict[str, Engine] = {e.key: e for e in ENGINES}
+"""Engines by their key (`vllm`, `sglang`, ...)."""
 
 
 # DCGM exporter (GPU utilisation): label names depend on how it was scraped.

@@ -9,8 +9,9 @@ Knative Service, an HPA; none of them: the Deployment/StatefulSet's `spec.replic
   -> `gpu-hpa`; a Pods/External metric on the engine's queue or running gauge (an adapter, e.g.
   `prometheus.googleapis.com|vllm:num_requests_waiting|gauge`) -> `keda` with that AverageValue as
   threshold and min >= 1 (the same arithmetic, no scale to zero). Any other metric: InputError.
-- ScaledObject: one `prometheus` trigger on the engine's queue (`waiting`), running (`running`) or
-  both (`concurrency`) -> `keda` with threshold, activationThreshold, min/max, pollingInterval,
+- ScaledObject: a `prometheus` trigger on the engine's queue (`waiting`), running (`running`) or
+  both (`concurrency`) -> `keda` (with several, as migrate-hpa writes when the HPA had its own metric,
+  the queue trigger is modelled and the others are not: the simulator's KEDA scales on one metric) with threshold, activationThreshold, min/max, pollingInterval,
   cooldownPeriod and the HPA's scale-down stabilization window; `cron` triggers become floors
   (`cron=START-ENDxN`, weekday hours as written in `start`/`end`). Other trigger types: InputError.
 - HTTPScaledObject: `keda-zero` (interceptor buffering) with the concurrency target and replicas.
@@ -132,7 +133,7 @@ def _quantity(value: Any) -> float:
 
 def _engine_signal(query: str) -> str | None:
     """'waiting', 'running' or 'concurrency' from the engine gauges a PromQL query sums."""
-    plain = query.replace(":", "_")
+    plain = query.replace("[:_]", "_").replace(":", "_")
     found = set()
     for engine in ENGINES:
         for role, metric in (("waiting", engine.queue), ("running", engine.running)):
@@ -159,25 +160,30 @@ def _scaled_object(so: Mapping[str, Any]) -> PolicySpec:
         options["down-window"] = _int(window, f"{name} scaleDown.stabilizationWindowSeconds")
         options["down-pods"] = "100"
         options["down-period"] = "15"
-    main: Mapping[str, Any] | None = None
+    queries: list[Mapping[str, Any]] = []
     for trigger in spec.get("triggers") or []:
         kind = trigger.get("type")
         meta = trigger.get("metadata") or {}
-        if kind == "prometheus" and main is None:
-            main = meta
+        if kind == "prometheus":
+            queries.append(meta)
         elif kind == "cron":
             options["cron"] = _cron(meta, name)
         else:
             raise InputError(f"cannot simulate {name}", f"trigger type {kind!r} is not one tune models (prometheus on "
                              "the engine's queue or running requests, cron)",
                              "pass --policies to search without a baseline, or replace the trigger")
-    if main is None:
+    if not queries:
         raise InputError(f"cannot simulate {name}", "it has no prometheus trigger on the engine's metrics",
                          "add one (migrate-hpa writes it), or pass --policies")
-    signal = _engine_signal(str(main.get("query", "")))
-    if signal is None:
+    # the simulator's KEDA scales on one metric: the queue trigger when there is one (migrate-hpa's first),
+    # else the first trigger on an engine gauge; further triggers (KEDA takes the highest) are not modelled
+    known = sorted(((signal, q) for q in queries if (signal := _engine_signal(str(q.get("query", ""))))),
+                   key=lambda s_q: s_q[0] != "waiting")
+    if not known:
+        main = queries[0]
         raise InputError(f"cannot simulate {name}", f"its query {main.get('query')!r} sums no engine queue or "
                          "running gauge (e.g. vllm:num_requests_waiting)", "pass --policies")
+    signal, main = known[0]
     options["metric"] = signal
     options["threshold"] = _number(main.get("threshold"), f"{name} threshold")
     if "activationThreshold" in main:

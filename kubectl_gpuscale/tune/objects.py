@@ -9,26 +9,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubectl_gpuscale.autoscale.builders import Schedule
+from kubectl_gpuscale.autoscale.convert import Options
 from kubectl_gpuscale.tune.search import Candidate
 
 KNATIVE = "autoscaling.knative.dev/"
 CRON_DAYS = {(0, 1, 2, 3, 4): "1-5", (0, 1, 2, 3, 4, 5, 6): "*"}
 
 
-def migrate_options(candidate: Candidate) -> dict[str, Any]:
-    """Keyword arguments for `migrate.MigrateRequest` that build the candidate's objects."""
+def migrate_options(candidate: Candidate, *, cold_start: int | None = None) -> Options:
+    """The conversion options (`migrate.MigrateRequest.options`) that build the candidate's objects."""
     p = candidate.params
     if candidate.policy == "knative":
-        return {"to": "knative"}
+        return Options(to="knative", cold_start=cold_start)
     out: dict[str, Any] = {"to": "keda", "scale_to_zero": candidate.policy == "keda-zero",
                            "target_queue": float(p["threshold"]), "activation": float(p["activation"]),
-                           "polling_interval": int(p["pollingSeconds"]), "cooldown_period": int(p["cooldownSeconds"])}
+                           "polling": int(p["pollingSeconds"]), "cooldown": int(p["cooldownSeconds"]),
+                           "cold_start": cold_start}
     if candidate.floor is not None:
         f = candidate.floor
         days = CRON_DAYS.get(f.days, ",".join(str((d + 1) % 7) for d in f.days))
         end = f"59 23 * * {days}" if f.end >= 24 else f"0 {f.end} * * {days}"   # 24:00 is the same day's end
         out["schedule"] = Schedule("UTC", f"0 {f.start} * * {days}", end, f.replicas)
-    return out
+    return Options(**out)
 
 
 def shaped(objects: Sequence[Mapping[str, Any]], candidate: Candidate) -> list[dict[str, Any]]:

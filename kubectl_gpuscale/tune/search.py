@@ -31,7 +31,7 @@ class CalibrationLike(Protocol):
     """What `recommend` reads from `tune.calibrate.Calibration`."""
 
     @property
-    def engine(self) -> sim.EngineProfile: ...
+    def profile(self) -> sim.EngineProfile: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,7 +249,8 @@ def _hourly(history: History) -> np.ndarray | None:
     days = counts.shape[0] // (24 * per_hour)
     if days < 1:
         return None
-    return counts[:days * 24 * per_hour].reshape(days, 24, per_hour).sum(axis=2)
+    hourly: np.ndarray = counts[:days * 24 * per_hour].reshape(days, 24, per_hour).sum(axis=2)
+    return hourly
 
 
 def _day_of_week(history: History, days: int) -> list[int]:
@@ -528,7 +529,7 @@ def recommend(history: History, calibration: CalibrationLike, coldstart: sim.Col
     if history.steps == 0 or history.requests == 0:
         raise InputError(f"the history of {history.workload} has no requests",
                          "nothing to tune on: the window saw no traffic", "widen --since or check the metrics")
-    engine = calibration.engine
+    engine = calibration.profile
     cands = candidates(history, engine, options)
     variants = _variants(history, options)
     workers = max(1, min(options.workers, os.cpu_count() or 1))

@@ -35,6 +35,7 @@ machine at load 3 (simulate 0.5 s, text 1.3 s, promtool 8.2 s, server 0.2 s), 30
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shutil
@@ -278,7 +279,7 @@ def _name(t: Truth, family: str, slot: int) -> str:
     return name
 
 
-def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:
+def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:  # noqa: C901 - one pass over a pod's series, in file order
     w = t.workload_spec
     replicas = t.replicas.astype(np.int64)
     arrivals = t.arrivals.astype(np.int64)
@@ -289,7 +290,7 @@ def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:
     cuts = [0, *edges.tolist(), len(replicas)]
 
     def emit(prefix: str, values: list[str], first: int, last: int) -> None:
-        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        for a, b in itertools.pairwise(cuts):
             lo, hi = max(a, first), min(b, last + 1)
             if lo < hi:
                 files[int(block_of[lo])].extend(prefix + v + s for v, s in zip(values[lo - first:hi - first],

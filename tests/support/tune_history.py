@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from kubectl_gpuscale import sim
+from kubectl_gpuscale.tune.calibrate import Calibration
 from kubectl_gpuscale.tune.history import History
 
 MONDAY = 1_767_571_200.0          # 2026-01-05T00:00:00Z, a Monday
@@ -30,13 +29,9 @@ def pattern_history(name: str, rps: float | None = None, *, days: float = 1.0, s
                    ttft_counts=np.zeros((steps, len(BUCKETS))), sources={"arrivals": f"sim pattern {name}"})
 
 
-@dataclass(frozen=True)
-class PresetCalibration:
-    """What `tune.calibrate.calibrate` returns when it falls back to a preset (a test stand-in)."""
-
-    engine: sim.EngineProfile = field(default_factory=lambda: sim.engine_profile("8b"))
-    source: str = "preset llama-8b-h100"
-    notes: tuple[str, ...] = ()
+def preset_calibration(preset: str = "8b") -> Calibration:
+    """What `tune.calibrate.calibrate` returns when the history does not constrain the model: the preset."""
+    return Calibration(profile=sim.engine_profile(preset), preset=preset, source="preset")
 
 
 def main(argv: list[str]) -> None:
