@@ -13,25 +13,11 @@ from kubectl_gpuscale.autoscale import apply as service
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import GpuscaleError
 from kubectl_gpuscale.kube import Cluster
-from kubectl_gpuscale.manifests import load
 from kubectl_gpuscale.names import FIELD_MANAGER, ORIGINAL_HPA
-from tests.support.keda_sim import keda_operator
+from tests.support.keda_sim import seed_gemma_hpa
 from tests.support.kube_fixtures import TestApiServer
-from tests.support.paths import MANIFESTS
 
 NS = "ml"
-
-
-def _seed(apiserver: TestApiServer) -> dict[str, Any]:
-    apiserver.enable_group("keda.sh")
-    objs = [i.obj for i in load([str(MANIFESTS / "hpa_k8s-examples_1.yaml"),
-                                 str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
-    for obj in objs:
-        obj["metadata"]["namespace"] = NS
-    apiserver.seed(*objs, keda_operator())
-    hpa = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
-    assert hpa is not None
-    return hpa
 
 
 def _run(apiserver: TestApiServer, *args: str) -> Any:
@@ -53,7 +39,7 @@ def _keda_adopts(apiserver: TestApiServer, cluster: Cluster) -> None:
 
 
 def test_apply_adopts_hpa_with_transfer_ownership(apiserver: TestApiServer, cluster: Cluster) -> None:
-    before = _seed(apiserver)
+    before = seed_gemma_hpa(apiserver, NS)
     result = _run(apiserver, "gemma-server-hpa", "--apply")
     assert result.exit_code == 0, result.output
     so = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS)
@@ -73,7 +59,7 @@ def test_apply_adopts_hpa_with_transfer_ownership(apiserver: TestApiServer, clus
 
 
 def test_dry_run_server_persists_nothing(apiserver: TestApiServer) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     result = _run(apiserver, "gemma-server-hpa", "--apply", "--dry-run=server")
     assert result.exit_code == 0, result.output
     assert apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS) is None
@@ -83,7 +69,7 @@ def test_dry_run_server_persists_nothing(apiserver: TestApiServer) -> None:
 
 def test_server_rejection_writes_nothing(apiserver: TestApiServer, cluster: Cluster) -> None:
     """The server rejecting the second object (HTTPScaledObject) leaves the first unwritten, HPA untouched."""
-    before = _seed(apiserver)
+    before = seed_gemma_hpa(apiserver, NS)
     apiserver.enable_group("http.keda.sh")
     apiserver.seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gemma", "namespace": NS},
                     "spec": {"selector": {"app": "gemma-server"}, "ports": [{"port": 8000}]}})
@@ -100,7 +86,7 @@ def test_server_rejection_writes_nothing(apiserver: TestApiServer, cluster: Clus
 
 
 def test_write_failure_after_adoption_restores_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:
-    before = _seed(apiserver)
+    before = seed_gemma_hpa(apiserver, NS)
     objects = json.loads(_run(apiserver, "gemma-server-hpa", "--pdb", "-o", "json").stdout)["items"]
     original_apply = cluster.apply
     calls = {"n": 0}
@@ -124,7 +110,7 @@ def test_write_failure_after_adoption_restores_hpa(apiserver: TestApiServer, clu
 
 
 def test_rollback_restores_hpa_exactly_with_orphan(apiserver: TestApiServer, cluster: Cluster) -> None:
-    before = _seed(apiserver)
+    before = seed_gemma_hpa(apiserver, NS)
     assert _run(apiserver, "gemma-server-hpa", "--apply").exit_code == 0
     _keda_adopts(apiserver, cluster)
     apiserver.reset_requests()
@@ -144,7 +130,7 @@ def test_rollback_restores_hpa_exactly_with_orphan(apiserver: TestApiServer, clu
 
 def test_plain_delete_would_garbage_collect_the_adopted_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:
     """Why rollback orphans: a normal delete of the ScaledObject takes the adopted HPA with it."""
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     assert _run(apiserver, "gemma-server-hpa", "--apply").exit_code == 0
     _keda_adopts(apiserver, cluster)
     cluster.delete("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS, propagation_policy="Background")
@@ -152,7 +138,7 @@ def test_plain_delete_would_garbage_collect_the_adopted_hpa(apiserver: TestApiSe
 
 
 def test_second_run_is_idempotent(apiserver: TestApiServer, cluster: Cluster) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     assert _run(apiserver, "gemma-server-hpa", "--apply").exit_code == 0
     first = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS)
     _keda_adopts(apiserver, cluster)
@@ -163,7 +149,7 @@ def test_second_run_is_idempotent(apiserver: TestApiServer, cluster: Cluster) ->
 
 
 def test_preflight_refuses_without_keda(apiserver: TestApiServer) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     apiserver.disable_group("keda.sh")
     result = _run(apiserver, "gemma-server-hpa", "--apply")
     assert result.exit_code != 0
@@ -171,7 +157,7 @@ def test_preflight_refuses_without_keda(apiserver: TestApiServer) -> None:
 
 
 def test_preflight_refuses_old_keda(apiserver: TestApiServer, cluster: Cluster) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     deploy = cluster.get("apps/v1", "Deployment", "keda-operator", "keda")
     deploy["metadata"]["labels"]["app.kubernetes.io/version"] = "2.10.1"
     cluster.replace(deploy)
@@ -181,7 +167,7 @@ def test_preflight_refuses_old_keda(apiserver: TestApiServer, cluster: Cluster) 
 
 
 def test_missing_target_names_the_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     cluster.delete("apps/v1", "Deployment", "vllm-gemma-deployment", NS)
     result = _run(apiserver, "gemma-server-hpa")
     assert result.exit_code != 0

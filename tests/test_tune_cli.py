@@ -20,7 +20,7 @@ from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.manifests import load
 from kubectl_gpuscale.tune.history import History
 from tests.support.backfill import Backfilled, Workload
-from tests.support.keda_sim import keda_operator
+from tests.support.keda_sim import seed_gemma_hpa
 from tests.support.paths import MANIFESTS
 from tests.support.schemas import assert_valid
 from tests.support.tune_history import MONDAY, pattern_history
@@ -157,21 +157,9 @@ def test_bad_input_is_one_clear_line(history_file: str, tmp_path: Path, args: li
     assert not captured.out.strip()
 
 
-def _seed(apiserver: Any) -> dict[str, Any]:
-    apiserver.enable_group("keda.sh")
-    objs = [i.obj for i in load([str(MANIFESTS / "hpa_k8s-examples_1.yaml"),
-                                 str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
-    for obj in objs:
-        obj["metadata"]["namespace"] = NS
-    apiserver.seed(*objs, keda_operator())
-    hpa = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
-    assert hpa is not None
-    return hpa
-
-
 def test_dry_run_then_apply_adopts_the_hpa_with_a_backup_and_rollback_restores_it(
         history_file: str, apiserver: Any, tmp_path: Path) -> None:
-    before = _seed(apiserver)
+    before = seed_gemma_hpa(apiserver, NS)
     base = ["hpa/gemma-server-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, "--history", history_file,
             *FAST, "--policies", "keda", "-o", "json"]
     client = _tune(*base, "--apply", "--dry-run=client")
@@ -217,7 +205,7 @@ def test_deploy_target_searches_what_the_cluster_serves(history_file: str,
     (KEDA here: no HTTP add-on, no Knative); -o yaml carries the ScaledObject."""
     import yaml
 
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     apiserver.disable_group("http.keda.sh")
     apiserver.disable_group("serving.knative.dev")
     result = _tune("deploy/vllm-gemma-deployment", "--kubeconfig", apiserver.kubeconfig, "-n", NS,

@@ -64,3 +64,21 @@ def keda_operator(version: str = "2.20.2") -> dict[str, Any]:
                      "template": {"metadata": {"labels": {"app": "keda-operator"}},
                                   "spec": {"containers": [{"name": "keda-operator",
                                                            "image": f"ghcr.io/kedacore/keda:{version}"}]}}}}
+
+
+def seed_gemma_hpa(apiserver: Any, namespace: str) -> dict[str, Any]:
+    """Seed the sample vLLM Deployment and its HPA (k8s-examples) in `namespace`, with KEDA served and its
+    operator Deployment present; return the HPA as stored (what migrate-hpa and tune adopt)."""
+    from kubectl_gpuscale.manifests import load
+    from tests.support.paths import MANIFESTS
+
+    apiserver.enable_group("keda.sh")
+    objs = [i.obj for i in load([str(MANIFESTS / "hpa_k8s-examples_1.yaml"),
+                                 str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
+    for obj in objs:
+        obj["metadata"]["namespace"] = namespace
+    apiserver.seed(*objs, keda_operator())
+    hpa: dict[str, Any] | None = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler",
+                                                      "gemma-server-hpa", namespace)
+    assert hpa is not None
+    return hpa
