@@ -12,6 +12,7 @@ Pure: no clock, the caller passes times in seconds.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from kubectl_gpuscale.sim import defaults as d
@@ -58,7 +59,7 @@ class Decider:
         # newAutoscaler: "We always start in the panic mode, if the deployment is scaled up over 1 pod."
         self.panic_time: float | None = now if ready_at_start > 1 else None
         self.max_panic_pods = ready_at_start
-        self._delay: dict[int, int] = {}
+        self._delay: deque[tuple[int, int]] = deque()     # (bucket, count), counts strictly falling
 
     def scale(self, now: float, ready: int, stable: float, panic: float) -> int:
         """Scale: the desired pod count from the observed stable and panic values."""
@@ -80,14 +81,24 @@ class Decider:
         return desired
 
     def _delayed(self, now: float, desired: int) -> int:
-        """max.TimeWindow(scaleDownDelay, tickInterval): the largest count recorded over the delay."""
+        """max.TimeWindow(scaleDownDelay, tickInterval): the largest count recorded over the delay.
+
+        A running maximum: buckets only move forward, so a bucket whose count a later bucket reaches
+        can never be the maximum again and is dropped; the front is the window's maximum."""
         g = d.KNATIVE_TICK_S
         bucket = int(now // g)
-        self._delay[bucket] = max(self._delay.get(bucket, desired), desired)
-        first = bucket - int(self.spec.scale_down_delay // g) + 1
-        for b in [b for b in self._delay if b < first]:
-            del self._delay[b]
-        return max(self._delay.values())
+        window = self._delay
+        if window and window[-1][0] >= bucket:
+            if window[-1][0] > bucket:
+                raise ValueError(f"scale-down delay window: time went back to {now}")
+            desired = max(desired, window.pop()[1])
+        while window and window[-1][1] <= desired:
+            window.pop()
+        window.append((bucket, desired))
+        first = min(bucket, bucket - int(self.spec.scale_down_delay // g) + 1)
+        while window[0][0] < first:
+            window.popleft()
+        return window[0][1]
 
 
 @dataclass(frozen=True)
