@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from kubectl_gpuscale.sim import defaults as d
 from kubectl_gpuscale.sim.kpa import Decider, DeciderSpec
 
@@ -35,3 +37,24 @@ def test_running_max_equals_the_bucket_window() -> None:
         decider = Decider(DeciderSpec(1.0, scale_down_delay=delay), 0)
         got = [decider._delayed(now, desired) for now, desired in calls]
         assert got == _reference(delay, calls), delay
+
+
+def test_scanned_ticks_see_the_same_window() -> None:
+    """What the KPA's scan uses: `delayed_over` (nothing recorded) and `record` (a run of ticks at once)
+    give what `_delayed` gives tick by tick, from any state the window was left in."""
+    rng = random.Random(11)
+    for delay in (2.0, 10.0, 60.0, 300.0):
+        one = Decider(DeciderSpec(1.0, scale_down_delay=delay), 0)
+        bulk = Decider(DeciderSpec(1.0, scale_down_delay=delay), 0)
+        bucket = 0
+        for _ in range(300):
+            bucket += rng.choice((1, 1, 1, 5, 400))
+            n = rng.choice((1, 3, 40, 400))
+            buckets = np.arange(bucket, bucket + n)
+            values = np.array([rng.choice((0, 1, 1, 2, 3, 6)) for _ in range(n)], dtype=np.float64)
+            ahead = bulk.delayed_over(buckets, values)
+            expected = [one._delayed(float(b * d.KNATIVE_TICK_S), int(v)) for b, v in zip(buckets, values, strict=True)]
+            assert ahead.tolist() == expected, delay
+            bulk.record(buckets, values)
+            assert list(bulk._delay) == list(one._delay), delay
+            bucket += n

@@ -15,6 +15,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from kubectl_gpuscale.sim import defaults as d
 
 EPS = 1e-9       # observed values come from window means over floats: ceil(4.0000000001) must be 4
@@ -99,6 +101,52 @@ class Decider:
         while window[0][0] < first:
             window.popleft()
         return window[0][1]
+
+
+    def delayed_over(self, buckets: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        """What `_delayed` would return at each of the consecutive tick `buckets` if `desired` were
+        recorded there in turn (nothing is recorded): the running maximum over the window, vectorised."""
+        width = max(1, int(self.spec.scale_down_delay // d.KNATIVE_TICK_S))
+        out = _sliding_max(desired.astype(np.float64), width)
+        if self._delay:
+            held = np.array(self._delay, dtype=np.float64)
+            first = np.minimum(buckets, buckets - width + 1)
+            at = np.searchsorted(held[:, 0], first, side="left")
+            before = np.where(at < len(held), held[np.minimum(at, len(held) - 1), 1], -np.inf)
+            out = np.maximum(out, before)
+        return out
+
+    def record(self, buckets: np.ndarray, desired: np.ndarray) -> None:
+        """Record `desired` at the consecutive tick `buckets` (after the last one recorded), as
+        `_delayed` would one by one: the window's running maximum afterwards is the same."""
+        if not len(buckets):
+            return
+        if self._delay and int(buckets[0]) <= self._delay[-1][0]:
+            raise ValueError(f"scale-down delay window: bucket {int(buckets[0])} recorded twice")
+        last = int(buckets[-1])
+        first = min(last, last - int(self.spec.scale_down_delay // d.KNATIVE_TICK_S) + 1)
+        entries = [*self._delay, *zip((int(b) for b in buckets), (int(v) for v in desired), strict=True)]
+        entries = [e for e in entries if e[0] >= first]
+        kept: list[tuple[int, int]] = []
+        for bucket, value in reversed(entries):
+            if not kept or value > kept[-1][1]:
+                kept.append((bucket, value))
+        self._delay = deque(reversed(kept))
+
+
+def _sliding_max(x: np.ndarray, width: int) -> np.ndarray:
+    """max(x[j - width + 1 : j + 1]) at every j (van Herk / Gil-Werman: block prefix and suffix maxima)."""
+    n = len(x)
+    if width <= 1 or n == 0:
+        return x.copy()
+    pad = (-n) % width
+    blocks = np.concatenate([x, np.full(pad, -np.inf)]).reshape(-1, width)
+    prefix = np.maximum.accumulate(blocks, axis=1).ravel()
+    suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    out = prefix[:n].copy()
+    if n >= width:
+        out[width - 1:] = np.maximum(suffix[:n - width + 1], prefix[width - 1:n])
+    return out
 
 
 @dataclass(frozen=True)
