@@ -489,10 +489,34 @@ def _variants(history: History, options: TuneOptions) -> list[History]:
     return [history] + ([headroom_variant(history, options.headroom)] if options.headroom > 1 else [])
 
 
+# KEDA's RequestScale (pkg/scaling/executor/scale_scaledobjects.go; sim/keda.py request_scale): with
+# minReplicaCount >= 1 and no idleReplicaCount nothing scales to zero, so whether a poll is active
+# (activationThreshold) and when it last was (cooldownPeriod, initialCooldownPeriod) change nothing.
+_ZERO_ONLY_OPTIONS = ("activation", "cooldown", "initial-cooldown")
+
+
+def simulation_key(spec: PolicySpec, floor: Floor | None) -> tuple[Any, ...]:
+    """What the simulation of `spec` depends on: equal keys give identical results (a KEDA policy that
+    never scales to zero ignores its activation threshold and cooldowns)."""
+    options = dict(spec.options)
+    if spec.name == "keda" and "idle" not in options and int(options.get("min", "1")) >= 1:
+        for name in _ZERO_ONLY_OPTIONS:
+            options.pop(name, None)
+    return spec.name, tuple(sorted(options.items())), floor
+
+
 def _evaluate(runner: _Runner, variants: Sequence[History], items: Sequence[tuple[PolicySpec, Floor | None]],
               engine: sim.EngineProfile, coldstart: sim.ColdStartProfile, options: TuneOptions,
               groups: int) -> list[list[list[tuple[sim.PolicyResult, float]]]]:
-    """[item][variant][seed] -> (result, cold-start GPU-h/month) for each policy item."""
+    """[item][variant][seed] -> (result, cold-start GPU-h/month) for each policy item. Items that
+    `simulation_key` proves equivalent are simulated once and share the result."""
+    first: dict[tuple[Any, ...], int] = {}
+    same = [first.setdefault(simulation_key(spec, floor), i) for i, (spec, floor) in enumerate(items)]
+    if len(first) < len(items):
+        unique = sorted(first.values())
+        shared = _evaluate(runner, variants, [items[i] for i in unique], engine, coldstart, options, groups)
+        at = {i: k for k, i in enumerate(unique)}
+        return [shared[at[same[i]]] for i in range(len(items))]
     index = list(range(len(items)))
     split = _groups(index, groups)
     jobs, keys = [], []
