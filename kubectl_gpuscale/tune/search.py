@@ -322,7 +322,6 @@ def candidates(history: History, engine: sim.EngineProfile, options: TuneOptions
             for threshold in (8, 32):
                 keda("keda-zero", threshold, 0, 300, 600, floor=floor)
     if "knative" in options.policies:
-        # one scale-down delay only: the simulator decides every 2 s tick of a KPA with a delay (its slow path)
         for target, min_scale, delay in [(t, m, 0) for t in (8, 32, 64, 128) for m in (0, 1)] + [(32, 0, 300)]:
             out.append(Candidate("knative", {"target": target, "minScale": min_scale, "maxScale": top,
                                              "scaleDownDelaySeconds": delay}))
