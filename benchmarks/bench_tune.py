@@ -31,7 +31,7 @@ def main() -> None:
     calibration = preset_calibration()
     cold = sim.coldstart_profile("8b-warm")
     baseline = PolicySpec("keda", {})
-    n = len(candidates(history, calibration.engine, TuneOptions()))
+    n = len(candidates(history, calibration.profile, TuneOptions()))
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)")
     print(f"history: 7 days at 15 s ({history.steps} steps, {history.requests:,} requests); "

@@ -255,3 +255,23 @@ def test_apply_without_an_hpa_to_adopt_is_refused_before_searching(history_file:
     assert stop.value.code == 2       # bad input (InputError)
     assert "no HPA or ScaledObject scales it" in capsys.readouterr().err
     assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST")
+
+
+def test_a_dropped_metric_is_one_line_on_stderr(backfilled_prometheus: Callable[..., Backfilled],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The user's path for a series a metric_relabel_configs rule dropped: `main` prints the
+    MissingSeriesError as one `error:` line (what, why, what to do), exit 1, no traceback, nothing on stdout
+    (the text docs/troubleshooting.md quotes)."""
+    bf = backfilled_prometheus(Workload(namespace="default", name="vllm-gemma-deployment", days=0.25, rps=10.0,
+                                        seed=7, drop=("requests",)))
+    since = f"{math.ceil((time.time() - bf.truth['default'].start) / 3600)}h"
+    with pytest.raises(SystemExit) as ended:
+        main(["tune", *FILES, "--prometheus", bf.url, "--since", since, *FAST])
+    out, err = capsys.readouterr()
+    assert ended.value.code == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: no vllm:request_success_total in Prometheus for pods matching ")
+    assert "a metric_relabel_configs rule renamed or dropped them" in lines[0]
+    assert lines[0].endswith("keep the engine's series in the scrape config (see docs/tune.md), or pass --history FILE")
+    print(lines[0])

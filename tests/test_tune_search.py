@@ -148,3 +148,33 @@ def test_an_empty_history_is_refused() -> None:
     empty = pattern_history("dev", 1e-9, days=0.1)
     with pytest.raises(InputError, match="no requests"):
         recommend(empty, preset_calibration(), COLD, PolicySpec("keda", {}), OPTIONS)
+
+
+def test_equivalent_candidates_are_simulated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """KEDA's RequestScale (pkg/scaling/executor/scale_scaledobjects.go, sim/keda.py request_scale) reads
+    the activation threshold and cooldownPeriod only on the way to zero: with minReplicaCount 1 they change
+    nothing, so those candidates share one simulation (and get exactly what each would alone); with
+    minReplicaCount 0 (keda-zero) the cooldown matters and each is simulated."""
+    history = pattern_history("dev", 2000.0, days=4 / 24, start=MONDAY + 16 * 3600)     # idle after 18:00
+    items = [(PolicySpec("keda", {"min": "1", "cooldown": "120", "activation": "0"}), None),
+             (PolicySpec("keda", {"min": "1", "cooldown": "1800", "activation": "2"}), None),
+             (PolicySpec("keda-zero", {"min": "0", "cooldown": "120"}), None),
+             (PolicySpec("keda-zero", {"min": "0", "cooldown": "1800"}), None)]
+    simulated: list[str] = []
+    real_run = search._run
+
+    def counting(job: search._Job) -> search._Outcome:
+        simulated.extend(spec.options["cooldown"] + "/" + spec.options["min"] for spec, _ in job.specs)
+        return real_run(job)
+
+    monkeypatch.setattr(search, "_run", counting)
+    options = TuneOptions(seeds=(0,), workers=1, headroom=1.0)
+    engine, cold = preset_calibration().profile, sim.coldstart_profile("8b-warm")
+    runner = search._Runner(1, None, 1)
+    with runner:
+        table = search._evaluate(runner, [history], items, engine, cold, options, 1)
+        assert sorted(simulated) == ["120/0", "120/1", "1800/0"]
+        alone = search._evaluate(runner, [history], items[1:2], engine, cold, options, 1)
+    assert table[0] == table[1]
+    assert alone[0][0][0][0].to_dict() | {"policy": ""} == table[1][0][0][0].to_dict() | {"policy": ""}
+    assert table[2][0][0][0].time_at_zero_s != table[3][0][0][0].time_at_zero_s

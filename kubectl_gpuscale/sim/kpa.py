@@ -12,7 +12,10 @@ Pure: no clock, the caller passes times in seconds.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
 
 from kubectl_gpuscale.sim import defaults as d
 
@@ -58,7 +61,7 @@ class Decider:
         # newAutoscaler: "We always start in the panic mode, if the deployment is scaled up over 1 pod."
         self.panic_time: float | None = now if ready_at_start > 1 else None
         self.max_panic_pods = ready_at_start
-        self._delay: dict[int, int] = {}
+        self._delay: deque[tuple[int, int]] = deque()     # (bucket, count), counts strictly falling
 
     def scale(self, now: float, ready: int, stable: float, panic: float) -> int:
         """Scale: the desired pod count from the observed stable and panic values."""
@@ -80,14 +83,70 @@ class Decider:
         return desired
 
     def _delayed(self, now: float, desired: int) -> int:
-        """max.TimeWindow(scaleDownDelay, tickInterval): the largest count recorded over the delay."""
+        """max.TimeWindow(scaleDownDelay, tickInterval): the largest count recorded over the delay.
+
+        A running maximum: buckets only move forward, so a bucket whose count a later bucket reaches
+        can never be the maximum again and is dropped; the front is the window's maximum."""
         g = d.KNATIVE_TICK_S
         bucket = int(now // g)
-        self._delay[bucket] = max(self._delay.get(bucket, desired), desired)
-        first = bucket - int(self.spec.scale_down_delay // g) + 1
-        for b in [b for b in self._delay if b < first]:
-            del self._delay[b]
-        return max(self._delay.values())
+        window = self._delay
+        if window and window[-1][0] >= bucket:
+            if window[-1][0] > bucket:
+                raise ValueError(f"scale-down delay window: time went back to {now}")
+            desired = max(desired, window.pop()[1])
+        while window and window[-1][1] <= desired:
+            window.pop()
+        window.append((bucket, desired))
+        first = min(bucket, bucket - int(self.spec.scale_down_delay // g) + 1)
+        while window[0][0] < first:
+            window.popleft()
+        return window[0][1]
+
+
+    def delayed_over(self, buckets: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        """What `_delayed` would return at each of the consecutive tick `buckets` if `desired` were
+        recorded there in turn (nothing is recorded): the running maximum over the window, vectorised."""
+        width = max(1, int(self.spec.scale_down_delay // d.KNATIVE_TICK_S))
+        out = _sliding_max(desired.astype(np.float64), width)
+        if self._delay:
+            held = np.array(self._delay, dtype=np.float64)
+            first = np.minimum(buckets, buckets - width + 1)
+            at = np.searchsorted(held[:, 0], first, side="left")
+            before = np.where(at < len(held), held[np.minimum(at, len(held) - 1), 1], -np.inf)
+            out = np.maximum(out, before)
+        return out
+
+    def record(self, buckets: np.ndarray, desired: np.ndarray) -> None:
+        """Record `desired` at the consecutive tick `buckets` (after the last one recorded), as
+        `_delayed` would one by one: the window's running maximum afterwards is the same."""
+        if not len(buckets):
+            return
+        if self._delay and int(buckets[0]) <= self._delay[-1][0]:
+            raise ValueError(f"scale-down delay window: bucket {int(buckets[0])} recorded twice")
+        last = int(buckets[-1])
+        first = min(last, last - int(self.spec.scale_down_delay // d.KNATIVE_TICK_S) + 1)
+        entries = [*self._delay, *zip((int(b) for b in buckets), (int(v) for v in desired), strict=True)]
+        entries = [e for e in entries if e[0] >= first]
+        kept: list[tuple[int, int]] = []
+        for bucket, value in reversed(entries):
+            if not kept or value > kept[-1][1]:
+                kept.append((bucket, value))
+        self._delay = deque(reversed(kept))
+
+
+def _sliding_max(x: np.ndarray, width: int) -> np.ndarray:
+    """max(x[j - width + 1 : j + 1]) at every j (van Herk / Gil-Werman: block prefix and suffix maxima)."""
+    n = len(x)
+    if width <= 1 or n == 0:
+        return x.copy()
+    pad = (-n) % width
+    blocks = np.concatenate([x, np.full(pad, -np.inf)]).reshape(-1, width)
+    prefix = np.maximum.accumulate(blocks, axis=1).ravel()
+    suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+    out = prefix[:n].copy()
+    if n >= width:
+        out[width - 1:] = np.maximum(suffix[:n - width + 1], prefix[width - 1:n])
+    return out
 
 
 @dataclass(frozen=True)

@@ -475,12 +475,16 @@ class KpaController(Controller):
         return ds[sl], dp[sl], over[sl], want[sl]
 
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
-        if self.delay > 0 or not len(ticks):
+        if not len(ticks):
             return 0
         if (self.pa == "active" and spec == 0) or not self.initialized or (
                 self.pa in ("inactive", "activating") and self.panic_time is not None):
             return 0
+        if self.delay > 0 and (self.pa != "active" or self.panic_time is not None):
+            return 0          # the scale-down-delay window is scanned in the active, stable state only
         ds, dp, over, want = self._at_ticks(view, ticks)
+        if self.delay > 0:
+            want = self._clamp(self.decider.delayed_over(ticks // self.period, ds))
         if self.pa == "activating":
             # waiting for the first pod (stable mode): decide acts when a pod is ready, on a surge, on a
             # non-zero desired count other than spec, or when the activation times out (kpa/scaler.go)
@@ -507,7 +511,11 @@ class KpaController(Controller):
         return k if act[k] else len(ticks)
 
     def skip(self, view: ChunkView, ticks: np.ndarray, spec: int) -> None:
-        if self.panic_time is None or not len(ticks):
+        if not len(ticks):
+            return
+        if self.panic_time is None:
+            if self.delay > 0:      # the ticks scan passed over still enter the delay window
+                self.decider.record(ticks // self.period, self._desired(view, ticks - 1 - view.t0)[0])
             return
         ds, dp, over = self._desired(view, ticks - 1 - view.t0)
         if over.any():

@@ -322,7 +322,6 @@ def candidates(history: History, engine: sim.EngineProfile, options: TuneOptions
             for threshold in (8, 32):
                 keda("keda-zero", threshold, 0, 300, 600, floor=floor)
     if "knative" in options.policies:
-        # one scale-down delay only: the simulator decides every 2 s tick of a KPA with a delay (its slow path)
         for target, min_scale, delay in [(t, m, 0) for t in (8, 32, 64, 128) for m in (0, 1)] + [(32, 0, 300)]:
             out.append(Candidate("knative", {"target": target, "minScale": min_scale, "maxScale": top,
                                              "scaleDownDelaySeconds": delay}))
@@ -489,10 +488,34 @@ def _variants(history: History, options: TuneOptions) -> list[History]:
     return [history] + ([headroom_variant(history, options.headroom)] if options.headroom > 1 else [])
 
 
+# KEDA's RequestScale (pkg/scaling/executor/scale_scaledobjects.go; sim/keda.py request_scale): with
+# minReplicaCount >= 1 and no idleReplicaCount nothing scales to zero, so whether a poll is active
+# (activationThreshold) and when it last was (cooldownPeriod, initialCooldownPeriod) change nothing.
+_ZERO_ONLY_OPTIONS = ("activation", "cooldown", "initial-cooldown")
+
+
+def simulation_key(spec: PolicySpec, floor: Floor | None) -> tuple[Any, ...]:
+    """What the simulation of `spec` depends on: equal keys give identical results (a KEDA policy that
+    never scales to zero ignores its activation threshold and cooldowns)."""
+    options = dict(spec.options)
+    if spec.name == "keda" and "idle" not in options and int(options.get("min", "1")) >= 1:
+        for name in _ZERO_ONLY_OPTIONS:
+            options.pop(name, None)
+    return spec.name, tuple(sorted(options.items())), floor
+
+
 def _evaluate(runner: _Runner, variants: Sequence[History], items: Sequence[tuple[PolicySpec, Floor | None]],
               engine: sim.EngineProfile, coldstart: sim.ColdStartProfile, options: TuneOptions,
               groups: int) -> list[list[list[tuple[sim.PolicyResult, float]]]]:
-    """[item][variant][seed] -> (result, cold-start GPU-h/month) for each policy item."""
+    """[item][variant][seed] -> (result, cold-start GPU-h/month) for each policy item. Items that
+    `simulation_key` proves equivalent are simulated once and share the result."""
+    first: dict[tuple[Any, ...], int] = {}
+    same = [first.setdefault(simulation_key(spec, floor), i) for i, (spec, floor) in enumerate(items)]
+    if len(first) < len(items):
+        unique = sorted(first.values())
+        shared = _evaluate(runner, variants, [items[i] for i in unique], engine, coldstart, options, groups)
+        at = {i: k for k, i in enumerate(unique)}
+        return [shared[at[same[i]]] for i in range(len(items))]
     index = list(range(len(items)))
     split = _groups(index, groups)
     jobs, keys = [], []
