@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
@@ -62,7 +62,10 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+if TYPE_CHECKING:  # CSafeDumper shares SafeDumper's SafeRepresenter and Resolver, all `_Dumper` builds on
+    _BaseDumper = yaml.SafeDumper
+else:
+    _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class _MemoResolve:
@@ -77,7 +80,8 @@ class _MemoResolve:
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is not yaml.ScalarNode or self.yaml_path_resolvers:  # type: ignore[attr-defined]
-            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+            resolved: str = super().resolve(kind, value, implicit)  # type: ignore[misc]
+            return resolved
         key = (value, implicit)
         tag = self._tags.get(key)
         if tag is None:
@@ -101,7 +105,8 @@ class _Dumper(_MemoResolve, _BaseDumper):
                                     flow_style=False)
         if kind is list:
             return yaml.SequenceNode(_SEQ, [self.represent_data(item) for item in data], flow_style=False)
-        return super().represent_data(data)
+        node: yaml.Node = super().represent_data(data)
+        return node
 
 
 @contextmanager
@@ -122,6 +127,32 @@ class _Unusual(Exception):
 _NO_KEY = object()
 
 
+class _Filling:
+    """The containers being filled while `_plain_documents` reads events, and the document's root."""
+
+    __slots__ = ("keys", "open_", "root")
+
+    def __init__(self) -> None:
+        self.open_: list[Any] = []  # the containers being filled, innermost last
+        self.keys: list[Any] = []  # for each: the mapping's pending key, or _NO_KEY
+        self.root: Any = None
+
+    def place(self, value: Any) -> None:
+        """Put `value` where the next value goes: the root, the open sequence, or the open mapping's key or value."""
+        open_ = self.open_
+        if not open_:
+            self.root = value
+        elif type(open_[-1]) is list:
+            open_[-1].append(value)
+        elif self.keys[-1] is _NO_KEY:
+            if type(value) in (dict, list):
+                raise _Unusual("a mapping or sequence as a key")
+            self.keys[-1] = value
+        else:
+            open_[-1][self.keys[-1]] = value
+            self.keys[-1] = _NO_KEY
+
+
 def _plain_documents(text: str) -> list[Any]:
     """The documents, built from libyaml's parser events: mappings, sequences and implicitly typed scalars.
 
@@ -131,24 +162,8 @@ def _plain_documents(text: str) -> list[Any]:
     parser = _BaseLoader(text)  # also a SafeConstructor: its scalar constructors are reused below
     typed: dict[str, Any] = {}  # plain scalar text -> its (immutable) value
     documents: list[Any] = []
-    open_: list[Any] = []  # the containers being filled, innermost last
-    keys: list[Any] = []  # for each: the mapping's pending key, or _NO_KEY
-    root: Any = None
-
-    def place(value: Any) -> None:
-        nonlocal root
-        if not open_:
-            root = value
-        elif type(open_[-1]) is list:
-            open_[-1].append(value)
-        elif keys[-1] is _NO_KEY:
-            if type(value) in (dict, list):
-                raise _Unusual("a mapping or sequence as a key")
-            keys[-1] = value
-        else:
-            open_[-1][keys[-1]] = value
-            keys[-1] = _NO_KEY
-
+    filling = _Filling()
+    place, open_, keys = filling.place, filling.open_, filling.keys
     try:
         while True:
             event = parser.get_event()
@@ -171,8 +186,8 @@ def _plain_documents(text: str) -> list[Any]:
                 open_.pop()
                 keys.pop()
             elif kind is yaml.DocumentEndEvent:
-                documents.append(root)
-                root = None
+                documents.append(filling.root)
+                filling.root = None
             elif kind is yaml.StreamEndEvent:
                 return documents
             elif kind is yaml.AliasEvent:

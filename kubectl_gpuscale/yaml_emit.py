@@ -13,6 +13,7 @@ PyYAML for the whole document. tests/test_migrate_yaml.py compares both on real 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -30,7 +31,9 @@ class _Writer:
     def __init__(self) -> None:
         self.out: list[str] = []
         self._plain: dict[str, bool] = {}
-        self._resolver = yaml.resolver.Resolver()
+        # The stubs leave Resolver.resolve untyped: this is its signature for an implicit plain scalar.
+        self._resolve: Callable[[type[yaml.ScalarNode], str, tuple[bool, bool]], str] = \
+            yaml.resolver.Resolver().resolve
 
     def collection(self, value: dict[Any, Any] | list[Any], indent: int, lead: str) -> None:
         """A non-empty dict or list at `indent`; its first line starts with `lead` (e.g. ``- ``)."""
@@ -80,7 +83,7 @@ class _Writer:
             raise Unsupported("a non-ASCII, control or multi-line string")
         plain = self._plain.get(text)
         if plain is None:
-            plain = self._plain[text] = _plain_allowed(text) and self._resolver.resolve(
+            plain = self._plain[text] = _plain_allowed(text) and self._resolve(
                 yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
         if plain:
             return text if key else _fold(text, column, indent, quoted=False)

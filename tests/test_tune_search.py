@@ -88,7 +88,7 @@ def test_cold_start_cliff_brackets_the_slo(idle: search.TuneResult) -> None:
     with search._Runner(1, None, 100) as runner:
         def worst(seconds: float) -> float:
             table = search._evaluate(runner, variants, item, preset_calibration().profile,
-                                     search.scaled_coldstart(COLD, seconds), idle.options, 1)
+                                     search.scaled_coldstart(COLD, seconds), options=idle.options, groups=1)
             return search._score(idle.history, table[0]).worst
         assert worst(cliff) >= idle.options.slo
         assert worst(cliff * 1.3) < idle.options.slo

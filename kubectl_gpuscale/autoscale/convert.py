@@ -272,14 +272,15 @@ def convert_one(hpa_obj: Mapping[str, Any], index: Index, options: Options, *, w
         measured = options.measured_cold_starts.get((hpa.target_kind, ns, hpa.target_name))
         cold_start, source = cold_start_estimate(workload, detection, options.cold_start, measured)
         note(f"cold start {cold_start}s from {source}")
-        shape = _shape(hpa, workload, ns, cold_start, source, options, note)
+        shape = _shape(hpa, workload, ns, cold_start=cold_start, source=source, options=options, note=note)
         annotations = _annotations(hpa, original, shape.reason, detection)
         if options.to == "knative":
-            result.objects, result.metric, result.threshold = _knative(hpa, ns, workload, detection, shape,
-                                                                        options, note)
+            result.objects, result.metric, result.threshold = _knative(hpa, ns, workload, detection, shape=shape,
+                                                                        options=options, note=note)
         else:
-            result.objects = _keda(hpa, ns, given_ns, workload, detection, [t.trigger for t in triggers], shape,
-                                   annotations, index, options, note)
+            result.objects = _keda(hpa, ns, given_ns, workload, detection,
+                                   trigger_dicts=[t.trigger for t in triggers], shape=shape,
+                                   annotations=annotations, index=index, options=options, note=note)
     except GpuscaleError as exc:
         result.action, result.why, result.error, result.objects = "error", exc.line(), exc, []
     return result
@@ -320,9 +321,19 @@ def _workload(hpa: HPA, ns: str, given_ns: str | None, index: Index, options: Op
 def _triggers(hpa: HPA, ns: str, detection: engines.Detection, options: Options, note: Note) -> list[_Trigger]:
     """The triggers, first the one that leads: the engine's queue (or --query), then the HPA's own metrics
     translated, then --kv-cache and --gpu-util. InputError when nothing can be scaled on."""
-    metrics_off = detection.metrics_off_reason
     pod_re = promql.pod_regex(hpa.target_kind, hpa.target_name)
-    scope = [("namespace", "=", ns), ("pod", "=~", pod_re)]
+    triggers, carried_queue = _translated_triggers(hpa, ns, pod_re, detection, options, note=note)
+    lead = _lead_trigger(hpa, ns, pod_re, detection, options, have_others=bool(triggers),
+                         carried_queue=carried_queue, note=note)
+    if lead is not None:
+        triggers.insert(0, lead)
+    return triggers + _extra_triggers(ns, pod_re, detection, options, note)
+
+
+def _translated_triggers(hpa: HPA, ns: str, pod_re: str, detection: engines.Detection, options: Options, *,
+                         note: Note) -> tuple[list[_Trigger], float | None]:
+    """The HPA's own metrics translated, and the queue threshold the engine's queue trigger takes over."""
+    metrics_off = detection.metrics_off_reason
     triggers: list[_Trigger] = []
     carried_queue: float | None = None
     for i, metric in enumerate(hpa.metrics):
@@ -339,6 +350,14 @@ def _triggers(hpa: HPA, ns: str, detection: engines.Detection, options: Options,
             carried_queue = float(translated.threshold)
             continue  # the engine's queue trigger below covers it, with the HPA's threshold
         triggers.append(translated)
+    return triggers, carried_queue
+
+
+def _lead_trigger(hpa: HPA, ns: str, pod_re: str, detection: engines.Detection, options: Options, *,
+                  have_others: bool, carried_queue: float | None, note: Note) -> _Trigger | None:
+    """The trigger that leads: --query, else the engine's queue; None when the HPA's own metrics lead.
+    InputError when nothing can be scaled on."""
+    metrics_off = detection.metrics_off_reason
     concurrency = detection.concurrency or 16
     queue_threshold = options.target_queue if options.target_queue is not None else (
         carried_queue if carried_queue is not None else default_target_queue(concurrency))
@@ -348,32 +367,43 @@ def _triggers(hpa: HPA, ns: str, detection: engines.Detection, options: Options,
     activation = number_text(options.activation)
     queue = detection.metric("queue")
     if options.query:
-        triggers.insert(0, _Trigger(builders.prometheus_trigger("query", options.prometheus, options.query,
-                                                                number_text(queue_threshold), activation=activation),
-                                    "--query", number_text(queue_threshold), "queue"))
-    elif metrics_off and queue is not None and options.to != "knative":
-        if not triggers:
+        return _Trigger(builders.prometheus_trigger("query", options.prometheus, options.query,
+                                                    number_text(queue_threshold), activation=activation),
+                        "--query", number_text(queue_threshold), "queue")
+    if metrics_off and queue is not None and options.to != "knative":
+        if not have_others:
             change = (f"remove {detection.metrics_off_flag} from" if detection.metrics_off_flag
                       else f"add {detection.engine.metrics_needs_flag if detection.engine else ''} to")
             raise InputError(f"cannot migrate HPA {ns}/{hpa.name}",
                              f"{metrics_off}: a trigger on {queue.name} would read a series that never exists",
                              f"{change} the container args, or pass --query 'sum(...)' with a metric that exists")
         note(f"no queue trigger: {metrics_off}; scaling on the HPA's own metrics, translated")
-    elif queue is not None:
+        return None
+    if queue is not None:
+        scope = [("namespace", "=", ns), ("pod", "=~", pod_re)]
         sel = promql.selector(queue.names, scope + [(k, "=", v) for k, v in queue.labels])
-        triggers.insert(0, _Trigger(builders.prometheus_trigger("queue", options.prometheus, f"sum({sel})",
-                                                                number_text(queue_threshold), activation=activation),
-                                    queue.name, number_text(queue_threshold), "queue"))
+        lead = _Trigger(builders.prometheus_trigger("queue", options.prometheus, f"sum({sel})",
+                                                    number_text(queue_threshold), activation=activation),
+                        queue.name, number_text(queue_threshold), "queue")
         note(f"queue threshold {number_text(queue_threshold)} from {why_threshold}")
         for text in detection.engine.metrics_notes if detection.engine else ():
             note(text)
-    elif not triggers:
+        return lead
+    if not have_others:
         what = (f"{detection.engine.display} exports no queue metric" if detection.engine
                 else "unknown engine (no vLLM/SGLang/TGI/Triton/TRT-LLM/NIM/Ollama image or command)")
         raise InputError(f"cannot migrate HPA {ns}/{hpa.name}", what,
                          "pass --query 'sum(...)' with the metric to scale on")
-    elif not detection.engine:
+    if not detection.engine:
         note("unknown engine: scaling on the HPA's own metrics, translated")
+    return None
+
+
+def _extra_triggers(ns: str, pod_re: str, detection: engines.Detection, options: Options,
+                    note: Note) -> list[_Trigger]:
+    """The --kv-cache and --gpu-util triggers, when asked for and readable."""
+    metrics_off = detection.metrics_off_reason
+    triggers: list[_Trigger] = []
     if options.kv_cache is not None:
         kv = detection.metric("kv_cache")
         if kv is None:
@@ -381,6 +411,7 @@ def _triggers(hpa: HPA, ns: str, detection: engines.Detection, options: Options,
         elif metrics_off:
             note(f"--kv-cache ignored: {metrics_off}")
         else:
+            scope = [("namespace", "=", ns), ("pod", "=~", pod_re)]
             sel = promql.selector(kv.names, scope + [(k, "=", v) for k, v in kv.labels])
             triggers.append(_Trigger(builders.prometheus_trigger(
                 "kv_cache", options.prometheus, f"sum(max by (namespace, pod) ({sel}))",
@@ -396,7 +427,7 @@ def _triggers(hpa: HPA, ns: str, detection: engines.Detection, options: Options,
     return triggers
 
 
-def _shape(hpa: HPA, workload: Mapping[str, Any], ns: str, cold_start: int, source: str, options: Options,
+def _shape(hpa: HPA, workload: Mapping[str, Any], ns: str, *, cold_start: int, source: str, options: Options,
            note: Note) -> _Shape:
     """Replicas (min, and the fallback KEDA holds when its metrics fail) and the HPA's behavior, kept."""
     behavior, reason = _behavior(hpa, cold_start, source)
@@ -425,7 +456,7 @@ def _annotations(hpa: HPA, original: Mapping[str, Any] | None, reason: str,
     return annotations
 
 
-def _knative(hpa: HPA, ns: str, workload: Mapping[str, Any], detection: engines.Detection, shape: _Shape,
+def _knative(hpa: HPA, ns: str, workload: Mapping[str, Any], detection: engines.Detection, *, shape: _Shape,
              options: Options, note: Note) -> tuple[list[dict[str, Any]], str, str]:
     """The Knative Service (--to knative), with the metric and threshold the report shows."""
     concurrency = detection.concurrency or 16
@@ -459,7 +490,7 @@ def _knative(hpa: HPA, ns: str, workload: Mapping[str, Any], detection: engines.
     return [built.service], "concurrency (Knative KPA)", str(served)
 
 
-def _keda(hpa: HPA, ns: str, given_ns: str | None, workload: Mapping[str, Any], detection: engines.Detection,
+def _keda(hpa: HPA, ns: str, given_ns: str | None, workload: Mapping[str, Any], detection: engines.Detection, *,
           trigger_dicts: list[dict[str, Any]], shape: _Shape, annotations: Mapping[str, str], index: Index,
           options: Options, note: Note) -> list[dict[str, Any]]:
     """The ScaledObject, with the HTTPScaledObject (--scale-to-zero) and the PodDisruptionBudget (--pdb)."""

@@ -123,16 +123,7 @@ def tune(target: str | None, files: tuple[str, ...], prometheus: str | None, sin
     """
     from kubectl_gpuscale.cli.output import note, warn
 
-    if target and files:
-        raise InputError("TARGET and -f are exclusive", "-f reads the workload from files", "give one of them")
-    if not target and not files:
-        raise InputError("nothing to tune", "no TARGET and no -f", "e.g. kubectl gpuscale tune deploy/vllm -n ml")
-    if do_apply and files:
-        raise InputError("--apply needs a TARGET in the cluster", "-f reads the workload offline",
-                         "e.g. kubectl gpuscale tune hpa/NAME -n NS --apply (or -o yaml | kubectl apply -f -)")
-    if save_path and history_path:
-        raise InputError("--save-history and --history are exclusive", "--history already is a saved history",
-                         "drop one of them")
+    _check_flags(target, files, do_apply=do_apply, history_path=history_path, save_path=save_path)
     cluster: Cluster | None = None
     if target:
         cluster = kube.cluster()
@@ -192,6 +183,21 @@ def tune(target: str | None, files: tuple[str, ...], prometheus: str | None, sin
     elif do_apply and kube.dry_run == "client":
         note("client dry run: nothing written")
     _render(result, kube.output)
+
+
+def _check_flags(target: str | None, files: Sequence[str], *, do_apply: bool, history_path: str | None,
+                 save_path: str | None) -> None:
+    """InputError for a combination of TARGET, -f, --apply, --history and --save-history that cannot work."""
+    if target and files:
+        raise InputError("TARGET and -f are exclusive", "-f reads the workload from files", "give one of them")
+    if not target and not files:
+        raise InputError("nothing to tune", "no TARGET and no -f", "e.g. kubectl gpuscale tune deploy/vllm -n ml")
+    if do_apply and files:
+        raise InputError("--apply needs a TARGET in the cluster", "-f reads the workload offline",
+                         "e.g. kubectl gpuscale tune hpa/NAME -n NS --apply (or -o yaml | kubectl apply -f -)")
+    if save_path and history_path:
+        raise InputError("--save-history and --history are exclusive", "--history already is a saved history",
+                         "drop one of them")
 
 
 # -- inputs ----------------------------------------------------------------------------------------------
@@ -342,7 +348,7 @@ def _objects(result: TuneResult, where: _Target, files: Sequence[str], cluster: 
     request = migrate.MigrateRequest(
         names=(where.hpa,), files=tuple(files), namespace=where.namespace, context=kube.context,
         request_timeout=kube.request_timeout, prometheus=prometheus,
-        options=migrate_options(result.recommendation.candidate, cold_start=int(round(coldstart.total))))
+        options=migrate_options(result.recommendation.candidate, cold_start=round(coldstart.total)))
     plan = migrate.plan(request, cluster if not files else None, note=note)
     for conversion in plan.results:
         if conversion.ok:

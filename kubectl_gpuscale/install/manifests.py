@@ -99,42 +99,13 @@ def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache:
     """
     expected = _expected(artifact, given, recorded)
     if manifests_dir is not None:
-        path = Path(manifests_dir) / artifact.file
-        if not path.is_file():
-            raise NotFoundError(f"cannot find {artifact.file} in {manifests_dir}",
-                                "--manifests names a directory that must hold every release file",
-                                f"download {artifact.url} into {manifests_dir} (name it {artifact.file})")
-        data = path.read_bytes()
-        digest = sha256_of(data)
-        if given and digest != given:
-            raise GpuscaleError(f"refusing {path}", f"sha256 mismatch: the file has {digest}, --sha256 says {given}",
-                                "check you have the file you meant, or fix the --sha256 value")
-        if artifact.sha256 and digest != artifact.sha256 and warn:
-            warn(f"{path} has sha256 {digest}, not the pinned {artifact.sha256} (using it as given)")
-        if recorded and digest != recorded and not given and warn:
-            warn(f"{path} has sha256 {digest}, not the {recorded} recorded at the last install (using it as given)")
-        checked = tuple(src for src, want in expected if want == digest and src != "the install record in the cluster")
-        return Fetched(artifact, data.decode("utf-8"), f"dir:{path}", digest, bool(checked), checked)
+        return _from_dir(artifact, manifests_dir, expected, given=given, recorded=recorded, warn=warn)
     cache = cache or cache_dir()
     cached = cache / artifact.file
     if cached.is_file():
-        data = cached.read_bytes()
-        digest = sha256_of(data)
-        side = recorded_digest(cached)
-        in_cache = [*expected, *([("the digest recorded when it was downloaded", side)] if side else [])]
-        wrong = _mismatch(digest, in_cache)
-        if wrong:
-            raise GpuscaleError(f"refusing the cached {cached}",
-                                f"its sha256 is {digest}, but {wrong[0]} says {wrong[1]}: the file was changed "
-                                "after it was downloaded",
-                                f"delete {cached} (and {_sidecar(cached).name}) to download it again, "
-                                "or pass --manifests DIR with files you trust")
-        if in_cache:
-            return Fetched(artifact, data.decode("utf-8"), f"cache:{cached}", digest, True,
-                           tuple(src for src, _ in in_cache))
-        if warn:
-            warn(f"cached {cached} has no recorded sha256 to check it against; "
-                 + ("downloading it again" if download else "not using it"))
+        found = _from_cache(artifact, cached, expected, download=download, warn=warn)
+        if found is not None:
+            return found
     if not download:
         raise NotFoundError(f"cannot find {artifact.file}", "not in the cache (with a recorded sha256) and "
                             "downloads are off", "pass --manifests DIR with the release files")
@@ -155,10 +126,54 @@ def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache:
                    tuple(src for src, _ in expected))
 
 
+def _from_dir(artifact: Artifact, manifests_dir: str | Path, expected: list[tuple[str, str]], *, given: str | None,
+              recorded: str | None, warn: Callable[[str], None] | None) -> Fetched:
+    """The air-gapped path: the file from `--manifests DIR`, refused on a mismatch with ``given`` only."""
+    path = Path(manifests_dir) / artifact.file
+    if not path.is_file():
+        raise NotFoundError(f"cannot find {artifact.file} in {manifests_dir}",
+                            "--manifests names a directory that must hold every release file",
+                            f"download {artifact.url} into {manifests_dir} (name it {artifact.file})")
+    data = path.read_bytes()
+    digest = sha256_of(data)
+    if given and digest != given:
+        raise GpuscaleError(f"refusing {path}", f"sha256 mismatch: the file has {digest}, --sha256 says {given}",
+                            "check you have the file you meant, or fix the --sha256 value")
+    if artifact.sha256 and digest != artifact.sha256 and warn:
+        warn(f"{path} has sha256 {digest}, not the pinned {artifact.sha256} (using it as given)")
+    if recorded and digest != recorded and not given and warn:
+        warn(f"{path} has sha256 {digest}, not the {recorded} recorded at the last install (using it as given)")
+    checked = tuple(src for src, want in expected if want == digest and src != "the install record in the cluster")
+    return Fetched(artifact, data.decode("utf-8"), f"dir:{path}", digest, bool(checked), checked)
+
+
+def _from_cache(artifact: Artifact, cached: Path, expected: list[tuple[str, str]], *, download: bool,
+                warn: Callable[[str], None] | None) -> Fetched | None:
+    """The cached file, re-verified (a mismatch is refused); None when it has no digest to check it against."""
+    data = cached.read_bytes()
+    digest = sha256_of(data)
+    side = recorded_digest(cached)
+    in_cache = [*expected, *([("the digest recorded when it was downloaded", side)] if side else [])]
+    wrong = _mismatch(digest, in_cache)
+    if wrong:
+        raise GpuscaleError(f"refusing the cached {cached}",
+                            f"its sha256 is {digest}, but {wrong[0]} says {wrong[1]}: the file was changed "
+                            "after it was downloaded",
+                            f"delete {cached} (and {_sidecar(cached).name}) to download it again, "
+                            "or pass --manifests DIR with files you trust")
+    if in_cache:
+        return Fetched(artifact, data.decode("utf-8"), f"cache:{cached}", digest, True,
+                       tuple(src for src, _ in in_cache))
+    if warn:
+        warn(f"cached {cached} has no recorded sha256 to check it against; "
+             + ("downloading it again" if download else "not using it"))
+    return None
+
+
 def _download(url: str) -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": PROGRAM})
     try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 (catalog URLs)
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             data: bytes = response.read(MAX_MANIFEST_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise UnreachableError(f"cannot download {url}", f"HTTP {exc.code} {exc.reason}",
@@ -195,7 +210,7 @@ def parse(text: str, source: str = "manifest") -> list[dict[str, Any]]:
         if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
             raise InputError(f"cannot parse {source}", "a document is not a Kubernetes object",
                              "each YAML document needs apiVersion and kind")
-        if doc["kind"] == "List" or doc["kind"].endswith("List") and "items" in doc:
+        if doc["kind"] == "List" or (doc["kind"].endswith("List") and "items" in doc):
             out.extend(i for i in doc.get("items") or [] if i)
         else:
             out.append(doc)
@@ -276,34 +291,53 @@ def overlay(objects: list[dict[str, Any]], settings: list[Setting]) -> tuple[lis
     for s in settings:
         landed = False
         if s.configmap:
-            ns, name = s.configmap
-            for obj in out:
-                meta = obj.get("metadata") or {}
-                if obj.get("kind") == "ConfigMap" and meta.get("name") == name and meta.get("namespace") == ns:
-                    obj.setdefault("data", {})[s.data_key] = s.value
-                    landed = True
+            landed = _land_configmap(out, s.configmap, s)
             if s.key == "config-defaults.max-revision-timeout-seconds":
                 max_timeout = int(s.value)
         elif s.env:
-            workload, variable = s.env
-            for obj in out:
-                if obj.get("kind") in ("Deployment", "DaemonSet") and (obj.get("metadata") or {}).get("name") == workload:
-                    containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
-                    if containers:
-                        _set_env(containers[0], variable, s.value)
-                        containers[0]["env"] = [e for e in containers[0]["env"] if e.get("name") not in s.drop_env]
-                        landed = True
+            landed = _land_env(out, s.env, s)
         if not landed and (s.configmap or (s.env and not s.helm)):
             left.append(s)
     if max_timeout and max_timeout > 600:
-        for obj in out:
-            meta = obj.get("metadata") or {}
-            if obj.get("kind") == "Deployment" and meta.get("name") == "activator" \
-                    and meta.get("namespace") == "knative-serving":
-                pod = obj.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
-                pod["terminationGracePeriodSeconds"] = max(max_timeout, int(pod.get("terminationGracePeriodSeconds")
-                                                                              or 0))
+        _raise_activator_grace(out, max_timeout)
     return out, left
+
+
+def _land_configmap(objects: list[dict[str, Any]], configmap: tuple[str, str], s: Setting) -> bool:
+    """Set the setting's key in its ConfigMap among `objects`; whether it was there."""
+    ns, name = configmap
+    landed = False
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == "ConfigMap" and meta.get("name") == name and meta.get("namespace") == ns:
+            obj.setdefault("data", {})[s.data_key] = s.value
+            landed = True
+    return landed
+
+
+def _land_env(objects: list[dict[str, Any]], env: tuple[str, str], s: Setting) -> bool:
+    """Set the setting's variable in its workload's first container; whether the workload was there."""
+    workload, variable = env
+    landed = False
+    for obj in objects:
+        if obj.get("kind") in ("Deployment", "DaemonSet") and (obj.get("metadata") or {}).get("name") == workload:
+            containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+            if containers:
+                _set_env(containers[0], variable, s.value)
+                containers[0]["env"] = [e for e in containers[0]["env"] if e.get("name") not in s.drop_env]
+                landed = True
+    return landed
+
+
+def _raise_activator_grace(objects: list[dict[str, Any]], max_timeout: int) -> None:
+    """Give Knative's activator a termination grace at least the max revision timeout."""
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == "Deployment" and meta.get("name") == "activator" \
+                and meta.get("namespace") == "knative-serving":
+            pod = obj.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
+            pod["terminationGracePeriodSeconds"] = max(max_timeout, int(pod.get("terminationGracePeriodSeconds")
+                                                                          or 0))
 
 
 def _set_env(container: dict[str, Any], name: str, value: str) -> None:

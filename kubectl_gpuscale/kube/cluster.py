@@ -107,9 +107,9 @@ class Cluster(Transport):
     def list_optional(self, api_version: str, kind: str, namespace: str | None = None, **kw: Any
                       ) -> Objects | None:
         """Like `list`, but None when the cluster does not serve the kind (a CRD not installed)."""
-        if known(api_version, kind) is None or "/" in api_version and "." in api_version.split("/")[0]:
-            if not self.serves(api_version, kind):
-                return None
+        custom = known(api_version, kind) is None or ("/" in api_version and "." in api_version.split("/")[0])
+        if custom and not self.serves(api_version, kind):
+            return None
         try:
             return self.list(api_version, kind, namespace, **kw)
         except NotFoundError:
@@ -319,7 +319,7 @@ class Cluster(Transport):
             return None
         for cond in (svc.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "Available":
-                return cond.get("status") == "True"
+                return bool(cond.get("status") == "True")
         return False
 
     def server_version(self) -> dict[str, Any]:

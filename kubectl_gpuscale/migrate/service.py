@@ -6,7 +6,7 @@ stderr lines); errors are raised as `GpuscaleError` with what, why and what to d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -114,14 +114,7 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
             note(f"skipping HPA {hpa}: {why}")
         objects, originals = inputs.objects, inputs.originals
         if request.options.cold_start is None:
-            from kubectl_gpuscale.coldstart.service import measured_cold_start
-
-            for obj in objects:
-                if obj.get("kind") in conv.WORKLOAD_KINDS:
-                    ns = cluster.namespace_or_default((obj.get("metadata") or {}).get("namespace") or namespace)
-                    found = measured_cold_start(cluster, obj, ns)
-                    if found:
-                        measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
+            measured = _measured_cold_starts(cluster, objects, namespace)
         if prometheus is None:
             prometheus = _find_prometheus(cluster)
     given = request.target_versions
@@ -151,6 +144,22 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
             first.error.why += f" (and {len(failed) - 1} more HPA(s) failed; --continue-on-error to see all)"
         raise first.error
     return done
+
+
+def _measured_cold_starts(cluster: Cluster, objects: Sequence[dict[str, Any]], namespace: str | None
+                          ) -> dict[tuple[str, str, str], tuple[int, str]]:
+    """The cold start measured in the cluster for each workload among `objects`, by (kind, namespace, name)."""
+    from kubectl_gpuscale.autoscale import convert as conv
+    from kubectl_gpuscale.coldstart.service import measured_cold_start
+
+    measured: dict[tuple[str, str, str], tuple[int, str]] = {}
+    for obj in objects:
+        if obj.get("kind") in conv.WORKLOAD_KINDS:
+            ns = cluster.namespace_or_default((obj.get("metadata") or {}).get("namespace") or namespace)
+            found = measured_cold_start(cluster, obj, ns)
+            if found:
+                measured[(str(obj["kind"]), ns, obj["metadata"]["name"])] = found
+    return measured
 
 
 def apply(plan: Plan, cluster: Cluster, *, dry_run: bool = False, force_conflicts: bool = False,

@@ -106,7 +106,8 @@ def fetch_history(prom: Prometheus, *, namespace: str, pods: str, engine: str | 
     within: dict[str, LabelValue] = {"namespace": namespace, "pod": ("=~", pods)}
     lookback = max(time.time() - start, seconds) + step
 
-    matchers = _resolve(prom, record, traffic, within, lookback, namespace, pods, seconds)
+    matchers = _resolve(prom, record, traffic, within, lookback=lookback, namespace=namespace, pods=pods,
+                        seconds=seconds)
     grid = _Grid(prom, start, steps, step)
     arrivals = grid.counter(matchers["arrivals"])
     prompt_total = float(np.nansum(grid.counter(matchers["prompt"])))
@@ -118,7 +119,7 @@ def fetch_history(prom: Prometheus, *, namespace: str, pods: str, engine: str | 
     counts = np.zeros((steps, 0))
     if "ttft" in matchers:
         buckets, counts = grid.histogram(matchers["ttft"])
-    replicas, replica_source = _replicas(prom, grid, workload, namespace, matchers, lookback)
+    replicas, replica_source = _replicas(prom, grid, workload, namespace, matchers, lookback=lookback)
     sources = {key: _source_text(expr) for key, expr in matchers.items()}
     sources["replicas"] = replica_source
     return History(
@@ -139,7 +140,7 @@ def _signals(record: Engine, traffic: TrafficMetrics) -> dict[str, tuple[str, ..
     return out
 
 
-def _resolve(prom: Prometheus, record: Engine, traffic: TrafficMetrics, within: Mapping[str, LabelValue],
+def _resolve(prom: Prometheus, record: Engine, traffic: TrafficMetrics, within: Mapping[str, LabelValue], *,
              lookback: float, namespace: str, pods: str, seconds: float) -> dict[str, str]:
     """One selector per signal, for the form(s) the server holds; MissingSeriesError for those it lacks."""
     signals = _signals(record, traffic)
@@ -159,12 +160,13 @@ def _resolve(prom: Prometheus, record: Engine, traffic: TrafficMetrics, within: 
         else:
             missing.append(names[0])
     if missing:
-        raise _missing_error(prom, record, missing, held, within, lookback, namespace, pods, seconds)
+        raise _missing_error(prom, record, missing, held, within, lookback=lookback, namespace=namespace,
+                             pods=pods, seconds=seconds)
     return out
 
 
 def _missing_error(prom: Prometheus, record: Engine, missing: list[str], held: set[str],
-                   within: Mapping[str, LabelValue], lookback: float, namespace: str, pods: str,
+                   within: Mapping[str, LabelValue], *, lookback: float, namespace: str, pods: str,
                    seconds: float) -> MissingSeriesError:
     names = ", ".join(missing)
     what = (f"no {names} in Prometheus for pods matching {pods!r} in namespace {namespace} "
@@ -294,7 +296,7 @@ def _with_le(selector: str, le: str) -> str:
 
 # ---- replicas ----------------------------------------------------------------------------------
 
-def _replicas(prom: Prometheus, grid: _Grid, workload: str | None, namespace: str, matchers: Mapping[str, str],
+def _replicas(prom: Prometheus, grid: _Grid, workload: str | None, namespace: str, matchers: Mapping[str, str], *,
               lookback: float) -> tuple[np.ndarray, str]:
     if workload:
         kind, _, name = workload.rpartition("/")

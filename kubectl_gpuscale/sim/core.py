@@ -179,7 +179,8 @@ class ChunkView:
         h1 = self._hist.shape[0] + 1
         s0 = h1 - window
         start = cum[s0:s0 + n] if s0 >= 0 else np.concatenate((np.full(min(n, -s0), cum[0]), cum[:max(0, n + s0)]))
-        return (cum[h1:h1 + n] - start) / window
+        mean: np.ndarray = (cum[h1:h1 + n] - start) / window
+        return mean
 
 
 class PhysicsCache:
@@ -319,10 +320,9 @@ class PolicyRun:
             self.pods.sort(key=lambda p: (p.ready_at <= self.t, -p.created))
             del self.pods[: len(self.pods) - new]
         self.spec = new
-        if new == 0 or not any(p.ready_at <= self.t for p in self.pods):
-            if not self.ctl.buffering:
-                self.totals.dropped += self.q
-                self.q = 0.0
+        if (new == 0 or not any(p.ready_at <= self.t for p in self.pods)) and not self.ctl.buffering:
+            self.totals.dropped += self.q
+            self.q = 0.0
 
     # physics ------------------------------------------------------------------------------
     def _physics(self, t0: int, n: int) -> ChunkView:
@@ -578,7 +578,8 @@ class PolicyRun:
         def cat(name: str) -> np.ndarray:
             if len(runs) == 1:
                 v, lo, hi = runs[0]
-                return getattr(v, name)[lo:hi]
+                only: np.ndarray = getattr(v, name)[lo:hi]
+                return only
             return np.concatenate([getattr(v, name)[lo:hi] for v, lo, hi in runs])
 
         a = cat("arrivals")
@@ -741,7 +742,8 @@ def _contiguous(buf: list[tuple[ChunkView, int, int, int]]) -> list[tuple[ChunkV
 def _bin(ttft: np.ndarray) -> np.ndarray:
     """Histogram bin of each TTFT: bin i >= 1 holds (_EDGES[i-1], _EDGES[i]] (100 bins per decade)."""
     x = np.ceil((np.log10(np.maximum(ttft, 1e-4)) + 3.0) * 100.0 - 1e-9).astype(np.int64) + 1
-    return np.clip(x, 1, HIST_BINS - 1)
+    bins: np.ndarray = np.clip(x, 1, HIST_BINS - 1)
+    return bins
 
 
 def percentile(hist: np.ndarray, pct: float) -> float | None:

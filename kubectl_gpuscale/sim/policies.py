@@ -256,7 +256,8 @@ class KedaController(Controller):
         """What the HPA's metric asks for at each tick (before stabilization and limits)."""
         ratio = value / (self.threshold * spec)
         rec = np.where(self.tolerances.within_array(ratio), spec, np.ceil(value / self.threshold))
-        return np.maximum(rec, floor)
+        wanted: np.ndarray = np.maximum(rec, floor)
+        return wanted
 
     def _grid(self, view: ChunkView) -> dict[str, Any]:
         """Per-chunk arrays over its tick grid (the multiples of the period in (t0, t0 + n]), computed once."""
@@ -276,7 +277,7 @@ class KedaController(Controller):
 
     def _grid_spec(self, g: dict[str, Any], spec: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(raw recommendation, syncs recommending >= spec, syncs that scale up, syncs that want to scale down)."""
-        got = g["by_spec"].get(spec)
+        got: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = g["by_spec"].get(spec)
         if got is None:
             raw = self._raw(g["value"], g["floor"], spec)
             rec = np.minimum(np.maximum(raw, self.hpa.min), self.hpa.max)
@@ -439,7 +440,8 @@ class KpaController(Controller):
     def _clamp(self, n: np.ndarray) -> np.ndarray:
         lo = self.min if self.reachable else 0
         hi = self.max if self.max > 0 else 1 << 30
-        return np.minimum(np.maximum(n, lo), hi)
+        clamped: np.ndarray = np.minimum(np.maximum(n, lo), hi)
+        return clamped
 
     def _desired(self, view: ChunkView, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(stable desired, panic desired, over the panic threshold) at the view's indices `idx`."""

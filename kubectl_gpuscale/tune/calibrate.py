@@ -230,7 +230,7 @@ def calibrate(history: History, preset: EngineProfile) -> Calibration:
     seqs = preset.max_num_seqs
     peak = float(np.nanmax(running)) if np.isfinite(running).any() else 0.0
     if peak > seqs:
-        seqs = int(math.ceil(peak))
+        seqs = math.ceil(peak)
         fitted.append("max_num_seqs")
         notes.append(f"max_num_seqs: {seqs} running per replica seen (preset {preset.max_num_seqs})")
 

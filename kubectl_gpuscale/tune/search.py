@@ -244,7 +244,7 @@ def _hourly(history: History) -> np.ndarray | None:
     if history.step > 3600:
         return None
     first = math.ceil(history.start / 86400) * 86400
-    skip = int(round((first - history.start) / history.step))
+    skip = round((first - history.start) / history.step)
     counts = np.nan_to_num(history.arrivals[skip:], nan=0.0)
     days = counts.shape[0] // (24 * per_hour)
     if days < 1:
@@ -294,37 +294,52 @@ def candidates(history: History, engine: sim.EngineProfile, options: TuneOptions
         for reps in sorted({max(1, math.ceil(need / 2)), need}):
             floors.append(Floor(window[0], window[1], reps, days))
     out: list[Candidate] = []
-
-    def keda(policy: str, threshold: float, min_r: int, down: int, cooldown: int, polling: int = 15,
-             activation: float = 0, floor: Floor | None = None, most: int = top) -> None:
-        out.append(Candidate(policy, {"threshold": threshold, "activation": activation, "minReplicas": min_r,
-                                      "maxReplicas": most, "scaleDownStabilizationSeconds": down,
-                                      "cooldownSeconds": cooldown, "pollingSeconds": polling}, floor))
-
     if "keda" in options.policies:
-        for threshold in (1, 3, 5, 10, 20):
-            for min_r in sorted({1, min(2, top)}):
-                for down in (120, 600):
-                    keda("keda", threshold, min_r, down, 300)
-        lower = max(need, math.ceil(top / 2))
-        if lower < top:     # a lower ceiling: cheaper when bursts do not need every replica
-            for threshold in (5, 10):
-                keda("keda", threshold, 1, 600, 300, most=lower)
-        for floor in floors:
-            keda("keda", 5, 1, 300, 300, floor=floor)
+        out += _keda_candidates(top, need, floors)
     if "keda-zero" in options.policies:
-        for threshold in (8, 32, 128):
-            for cooldown in (120, 600, 1800):
-                keda("keda-zero", threshold, 0, 300, cooldown)
-        keda("keda-zero", 32, 0, 300, 600, polling=30)
-        keda("keda-zero", 32, 0, 300, 600, activation=2)
-        for floor in floors:
-            for threshold in (8, 32):
-                keda("keda-zero", threshold, 0, 300, 600, floor=floor)
+        out += _keda_zero_candidates(top, floors)
     if "knative" in options.policies:
         for target, min_scale, delay in [(t, m, 0) for t in (8, 32, 64, 128) for m in (0, 1)] + [(32, 0, 300)]:
             out.append(Candidate("knative", {"target": target, "minScale": min_scale, "maxScale": top,
                                              "scaleDownDelaySeconds": delay}))
+    return out
+
+
+def _keda_candidate(policy: str, threshold: float, min_r: int, down: int, cooldown: int, *, most: int,
+                    polling: int = 15, activation: float = 0, floor: Floor | None = None) -> Candidate:
+    """One KEDA configuration (`keda` or `keda-zero`), with at most `most` replicas."""
+    return Candidate(policy, {"threshold": threshold, "activation": activation, "minReplicas": min_r,
+                              "maxReplicas": most, "scaleDownStabilizationSeconds": down,
+                              "cooldownSeconds": cooldown, "pollingSeconds": polling}, floor)
+
+
+def _keda_candidates(top: int, need: int, floors: Sequence[Floor]) -> list[Candidate]:
+    """The `keda` grid: thresholds x minimums x scale-down windows, a lower ceiling, the cron floors."""
+    out: list[Candidate] = []
+    for threshold in (1, 3, 5, 10, 20):
+        for min_r in sorted({1, min(2, top)}):
+            for down in (120, 600):
+                out.append(_keda_candidate("keda", threshold, min_r, down, 300, most=top))
+    lower = max(need, math.ceil(top / 2))
+    if lower < top:     # a lower ceiling: cheaper when bursts do not need every replica
+        for threshold in (5, 10):
+            out.append(_keda_candidate("keda", threshold, 1, 600, 300, most=lower))
+    for floor in floors:
+        out.append(_keda_candidate("keda", 5, 1, 300, 300, most=top, floor=floor))
+    return out
+
+
+def _keda_zero_candidates(top: int, floors: Sequence[Floor]) -> list[Candidate]:
+    """The `keda-zero` grid: thresholds x cooldowns, slower polling, an activation, the cron floors."""
+    out: list[Candidate] = []
+    for threshold in (8, 32, 128):
+        for cooldown in (120, 600, 1800):
+            out.append(_keda_candidate("keda-zero", threshold, 0, 300, cooldown, most=top))
+    out.append(_keda_candidate("keda-zero", 32, 0, 300, 600, most=top, polling=30))
+    out.append(_keda_candidate("keda-zero", 32, 0, 300, 600, most=top, activation=2))
+    for floor in floors:
+        for threshold in (8, 32):
+            out.append(_keda_candidate("keda-zero", threshold, 0, 300, 600, most=top, floor=floor))
     return out
 
 
@@ -505,7 +520,7 @@ def simulation_key(spec: PolicySpec, floor: Floor | None) -> tuple[Any, ...]:
 
 
 def _evaluate(runner: _Runner, variants: Sequence[History], items: Sequence[tuple[PolicySpec, Floor | None]],
-              engine: sim.EngineProfile, coldstart: sim.ColdStartProfile, options: TuneOptions,
+              engine: sim.EngineProfile, coldstart: sim.ColdStartProfile, *, options: TuneOptions,
               groups: int) -> list[list[list[tuple[sim.PolicyResult, float]]]]:
     """[item][variant][seed] -> (result, cold-start GPU-h/month) for each policy item. Items that
     `simulation_key` proves equivalent are simulated once and share the result."""
@@ -545,7 +560,7 @@ def scaled_coldstart(coldstart: sim.ColdStartProfile, seconds: float) -> sim.Col
 
 
 def recommend(history: History, calibration: CalibrationLike, coldstart: sim.ColdStartProfile,
-              baseline: PolicySpec, options: TuneOptions, progress: Progress | None = None) -> TuneResult:
+              baseline: PolicySpec, options: TuneOptions, *, progress: Progress | None = None) -> TuneResult:
     """Search the candidates of `options.policies` on `history` (and its headroom variant, each seed), and
     recommend the cheapest configuration whose SLO attainment meets `options.slo` on both; then find its
     cold-start cliff. `progress(done, total)` is called as simulations finish."""
@@ -561,7 +576,7 @@ def recommend(history: History, calibration: CalibrationLike, coldstart: sim.Col
     cliff_sims = (4 + CLIFF_STEPS) * sims
     with _Runner(workers, progress, sims * groups + cliff_sims + 1) as runner:
         items = [(baseline, None)] + [(c.spec(), c.floor) for c in cands]
-        table = _evaluate(runner, variants, items, engine, coldstart, options, groups)
+        table = _evaluate(runner, variants, items, engine, coldstart, options=options, groups=groups)
         scored = [_score(history, per) for per in table]
         base_point = Point(_baseline_candidate(baseline), scored[0])
         points = tuple(Point(c, s) for c, s in zip(cands, scored[1:], strict=True))
@@ -570,16 +585,16 @@ def recommend(history: History, calibration: CalibrationLike, coldstart: sim.Col
             best = min(meeting, key=lambda p: (p.scores.cost_per_month, -p.scores.worst, p.scores.scale_events))
         else:
             best = max(points, key=lambda p: (p.scores.worst, -p.scores.cost_per_month))
-        cliff, capped = _cliff(runner, variants, best, engine, coldstart, options) if meeting else (None, False)
+        cliff, capped = _cliff(runner, variants, best, engine, coldstart, options=options) if meeting else (None, False)
         pair = ((baseline, None), (best.candidate.spec(), best.candidate.floor))
         series = _run(_Job(history, options.seeds[0], runner.arrivals(history, options.seeds[0]), pair, engine,
                            coldstart, options.slo_ttft, options.price, options.timeout, want_series=True)).series
         runner.tick(runner.total)
+    reason = _reason(base_point, best, meets=bool(meeting), cliff=cliff, capped=capped, coldstart=coldstart,
+                     options=options)
     return TuneResult(history=history, coldstart=coldstart, options=options, baseline=base_point, points=points,
                       frontier=tuple(frontier(points)), recommendation=best, meets_slo=bool(meeting),
-                      cliff_seconds=cliff, cliff_capped=capped, reason=_reason(base_point, best, bool(meeting),
-                                                                               cliff, capped, coldstart, options),
-                      series=series)
+                      cliff_seconds=cliff, cliff_capped=capped, reason=reason, series=series)
 
 
 def _baseline_candidate(spec: PolicySpec) -> Candidate:
@@ -587,13 +602,14 @@ def _baseline_candidate(spec: PolicySpec) -> Candidate:
 
 
 def _cliff(runner: _Runner, variants: Sequence[History], best: Point, engine: sim.EngineProfile,
-           coldstart: sim.ColdStartProfile, options: TuneOptions) -> tuple[float | None, bool]:
+           coldstart: sim.ColdStartProfile, *, options: TuneOptions) -> tuple[float | None, bool]:
     """The largest cold start (s) at which `best` still meets the SLO on every variant: doubling to a
     bracket (at most CLIFF_MAX_S), then bisection. (value, True) when it holds even at CLIFF_MAX_S."""
     item = [(best.candidate.spec(), best.candidate.floor)]
 
     def meets(seconds: float) -> bool:
-        table = _evaluate(runner, variants, item, engine, scaled_coldstart(coldstart, seconds), options, 1)
+        table = _evaluate(runner, variants, item, engine, scaled_coldstart(coldstart, seconds), options=options,
+                          groups=1)
         return _score(variants[0], table[0]).worst >= options.slo
 
     good = max(coldstart.total, 1.0)
@@ -621,7 +637,7 @@ def _fmt_params(c: Candidate) -> str:
         f", cron floor {c.floor.replicas} from {c.floor.start:02d}:00 to {c.floor.end:02d}:00 UTC" if c.floor else "")
 
 
-def _reason(base: Point, best: Point, meets: bool, cliff: float | None, capped: bool,
+def _reason(base: Point, best: Point, *, meets: bool, cliff: float | None, capped: bool,
             coldstart: sim.ColdStartProfile, options: TuneOptions) -> str:
     """One paragraph: what was picked, why, what it saves, and the cold-start cliff."""
     s, b = best.scores, base.scores
