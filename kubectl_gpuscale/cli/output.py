@@ -117,3 +117,17 @@ def warn(message: str) -> None:
 def note(message: str) -> None:
     """An informational line on stderr (never stdout)."""
     click.echo(message, err=True)
+
+
+def save_figure(fig: Any, path: str, *, dpi: int) -> None:
+    """Write a matplotlib figure to `path` and close it; an unwritable path is one clear error."""
+    import matplotlib.pyplot as plt
+
+    from kubectl_gpuscale.errors import GpuscaleError
+
+    try:
+        fig.savefig(path, dpi=dpi)
+    except OSError as exc:
+        raise GpuscaleError(f"cannot write the plot {path}", exc.strerror or str(exc), "check the path") from None
+    finally:
+        plt.close(fig)

@@ -97,12 +97,9 @@ def _plot(path: str, title: str, series: list[Series], slo: float) -> None:
     axes[2].legend(loc="upper right", fontsize=7)
     axes[0].set_title(title)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as exc:
-        raise GpuscaleError(f"cannot write the plot {path}", exc.strerror or str(exc), "check the path") from None
-    finally:
-        plt.close(fig)
+    from kubectl_gpuscale.cli.output import save_figure
+
+    save_figure(fig, path, dpi=110)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

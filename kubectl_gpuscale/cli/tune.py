@@ -497,9 +497,6 @@ def _plot(path: str, result: TuneResult) -> None:
         axes[2].legend(fontsize=7, loc="upper right")
         axes[2].set_ylim(bottom=0, top=max(1.0, float(np.nanmax(np.concatenate([base.pods, best.pods]))) + 0.5))
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise GpuscaleError(f"cannot write the plot {path}", exc.strerror or str(exc), "check the path") from None
-    finally:
-        plt.close(fig)
+    from kubectl_gpuscale.cli.output import save_figure
+
+    save_figure(fig, path, dpi=100)

@@ -266,8 +266,8 @@ def _failure(s: LogScan, phases: list[Span]) -> Failure | None:
     top = fails[0]
     phase = top.values["phase"]
     if not phase:
-        if any(m.values["phase"] == "cuda_graphs" for m in fails) or s.has(M.GRAPH_BEGIN) and not s.has(
-                M.GRAPH_END, M.GRAPH_END_PRECISE):
+        if any(m.values["phase"] == "cuda_graphs" for m in fails) or (s.has(M.GRAPH_BEGIN) and not s.has(
+                M.GRAPH_END, M.GRAPH_END_PRECISE)):
             phase = "cuda_graphs"
         else:
             opened = [p for p in phases if p.open] or phases

@@ -138,12 +138,13 @@ def _sliding_max(x: np.ndarray, width: int) -> np.ndarray:
     """max(x[j - width + 1 : j + 1]) at every j (van Herk / Gil-Werman: block prefix and suffix maxima)."""
     n = len(x)
     if width <= 1 or n == 0:
-        return x.copy()
+        same: np.ndarray = x.copy()
+        return same
     pad = (-n) % width
     blocks = np.concatenate([x, np.full(pad, -np.inf)]).reshape(-1, width)
     prefix = np.maximum.accumulate(blocks, axis=1).ravel()
     suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
-    out = prefix[:n].copy()
+    out: np.ndarray = prefix[:n].copy()
     if n >= width:
         out[width - 1:] = np.maximum(suffix[:n - width + 1], prefix[width - 1:n])
     return out

@@ -528,7 +528,8 @@ def _evaluate(runner: _Runner, variants: Sequence[History], items: Sequence[tupl
     same = [first.setdefault(simulation_key(spec, floor), i) for i, (spec, floor) in enumerate(items)]
     if len(first) < len(items):
         unique = sorted(first.values())
-        shared = _evaluate(runner, variants, [items[i] for i in unique], engine, coldstart, options, groups)
+        shared = _evaluate(runner, variants, [items[i] for i in unique], engine, coldstart, options=options,
+                           groups=groups)
         at = {i: k for k, i in enumerate(unique)}
         return [shared[at[same[i]]] for i in range(len(items))]
     index = list(range(len(items)))
