@@ -19,6 +19,7 @@ setup:
 
 lint: setup
 	$(BIN)/ruff check kubectl_gpuscale tests benchmarks scripts
+	$(BIN)/ruff format --check kubectl_gpuscale tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -27,6 +28,7 @@ unit: setup
 
 test: setup
 	$(BIN)/ruff check kubectl_gpuscale tests benchmarks scripts
+	$(BIN)/ruff format --check kubectl_gpuscale tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory release; fi

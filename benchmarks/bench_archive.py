@@ -33,7 +33,9 @@ def default_archive() -> Path:
     """This machine's archive in dist/, named as scripts/build_release.py names it."""
     text = (ROOT / "kubectl_gpuscale" / "__init__.py").read_text()
     version = next(line.split('"')[1] for line in text.splitlines() if line.startswith("__version__"))
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine(), platform.machine()
+    )
     return ROOT / "dist" / f"kubectl-gpuscale_v{version}_{platform.system().lower()}_{arch}.tar.gz"
 
 
@@ -56,7 +58,18 @@ def _interleaved_medians(commands: dict[str, list[str]], env: dict[str, str], ru
 
 def _hyperfine_medians(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, float]:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        argv = ["hyperfine", "-N", "--warmup", "3", "--runs", str(runs), "--export-json", out.name, "--style", "none"]
+        argv = [
+            "hyperfine",
+            "-N",
+            "--warmup",
+            "3",
+            "--runs",
+            str(runs),
+            "--export-json",
+            out.name,
+            "--style",
+            "none",
+        ]
         argv += [" ".join(cmd) for cmd in commands.values()]
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
         results = json.loads(Path(out.name).read_text())["results"]
@@ -65,7 +78,9 @@ def _hyperfine_medians(commands: dict[str, list[str]], env: dict[str, str], runs
     }
 
 
-def measure(archive: Path, runs: int, use_hyperfine: bool, baselines: list[Path] | None = None) -> dict[str, float]:
+def measure(
+    archive: Path, runs: int, use_hyperfine: bool, baselines: list[Path] | None = None
+) -> dict[str, float]:
     """Median seconds of the archive's `--help`, the pip install's `--help` and `kubectl version --client`
     (and other archives' `--help`, keyed by file name, to compare builds)."""
     kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else shutil.which("kubectl")
@@ -90,12 +105,21 @@ def measure(archive: Path, runs: int, use_hyperfine: bool, baselines: list[Path]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--archive", type=Path, default=default_archive())
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--baseline", type=Path, action="append", default=[],
-                        help="another archive whose --help is timed alongside (repeatable)")
-    parser.add_argument("--loop", action="store_true", help="interleaved timing loop even when hyperfine is on PATH")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        help="another archive whose --help is timed alongside (repeatable)",
+    )
+    parser.add_argument(
+        "--loop", action="store_true", help="interleaved timing loop even when hyperfine is on PATH"
+    )
     args = parser.parse_args()
     use_hyperfine = bool(shutil.which("hyperfine")) and not args.loop
     if not args.archive.exists():
@@ -104,17 +128,23 @@ def main() -> int:
     m = measure(args.archive, args.runs, use_hyperfine, args.baseline)
     ratio = m["archive"] / m["kubectl"]
     ok = ratio <= BUDGET_RATIO
-    print(f"archive start-up: archive --help {m['archive'] * 1000:.0f} ms, pip install --help {m['pip'] * 1000:.0f} ms, "
-          f"kubectl version --client {m['kubectl'] * 1000:.0f} ms, archive/kubectl {ratio:.2f}x "
-          f"(budget <= {BUDGET_RATIO:.1f}x)  {'OK' if ok else 'OVER BUDGET'}"
-          f"  [{'hyperfine' if use_hyperfine else 'interleaved loop'}, median of {args.runs}]")
+    print(
+        f"archive start-up: archive --help {m['archive'] * 1000:.0f} ms, pip install --help {m['pip'] * 1000:.0f} ms, "
+        f"kubectl version --client {m['kubectl'] * 1000:.0f} ms, archive/kubectl {ratio:.2f}x "
+        f"(budget <= {BUDGET_RATIO:.1f}x)  {'OK' if ok else 'OVER BUDGET'}"
+        f"  [{'hyperfine' if use_hyperfine else 'interleaved loop'}, median of {args.runs}]"
+    )
     for other in args.baseline:
         cpu = f", CPU {m[other.name + '_cpu'] * 1000:.0f} ms" if other.name + "_cpu" in m else ""
-        print(f"archive start-up: {other.name} --help {m[other.name] * 1000:.0f} ms{cpu} "
-              f"({m[other.name] / m['kubectl']:.2f}x kubectl)")
+        print(
+            f"archive start-up: {other.name} --help {m[other.name] * 1000:.0f} ms{cpu} "
+            f"({m[other.name] / m['kubectl']:.2f}x kubectl)"
+        )
     if "archive_cpu" in m:  # wall time on a busy machine swings; CPU time (user + sys) less so
-        print(f"archive start-up CPU: archive {m['archive_cpu'] * 1000:.0f} ms, pip install {m['pip_cpu'] * 1000:.0f} ms, "
-              f"kubectl {m['kubectl_cpu'] * 1000:.0f} ms")
+        print(
+            f"archive start-up CPU: archive {m['archive_cpu'] * 1000:.0f} ms, pip install {m['pip_cpu'] * 1000:.0f} ms, "
+            f"kubectl {m['kubectl_cpu'] * 1000:.0f} ms"
+        )
     return 0 if ok else 1
 
 

@@ -60,12 +60,16 @@ def serving_lines(seconds: int = 600, rps: int = 5) -> list[str]:
     for t in range(seconds):
         stamp = f"11-27 10:{t // 60 % 60:02d}:{t % 60:02d}"
         for i in range(rps):
-            lines.append(f'(APIServer pid=1) INFO:     10.0.{i}.7:{40000 + t % 20000} - '
-                         f'"POST /v1/chat/completions HTTP/1.1" 200 OK')
+            lines.append(
+                f"(APIServer pid=1) INFO:     10.0.{i}.7:{40000 + t % 20000} - "
+                f'"POST /v1/chat/completions HTTP/1.1" 200 OK'
+            )
         if t % 10 == 0:
-            lines.append(f"(APIServer pid=1) INFO {stamp} [loggers.py:123] Engine 000: Avg prompt throughput: "
-                         f"2110.4 tokens/s, Avg generation throughput: 1203.9 tokens/s, Running: 48 reqs, "
-                         f"Waiting: 3 reqs, GPU KV cache usage: 41.2%, Prefix cache hit rate: 12.5%")
+            lines.append(
+                f"(APIServer pid=1) INFO {stamp} [loggers.py:123] Engine 000: Avg prompt throughput: "
+                f"2110.4 tokens/s, Avg generation throughput: 1203.9 tokens/s, Running: 48 reqs, "
+                f"Waiting: 3 reqs, GPU KV cache usage: 41.2%, Prefix cache hit rate: 12.5%"
+            )
     return lines
 
 
@@ -78,7 +82,9 @@ def pod_log_lines() -> list[str]:
     return lines
 
 
-def measure(target: int = 200_000, runs: int = 5, base: list[str] | None = None) -> tuple[int, float, float, float]:
+def measure(
+    target: int = 200_000, runs: int = 5, base: list[str] | None = None
+) -> tuple[int, float, float, float]:
     """(lines parsed, best wall lines/s, best CPU lines/s, share of lines that are marks)."""
     base = base if base is not None else sample_lines()
     if not base:
@@ -99,24 +105,37 @@ def report(what: str, budget: int, figures: tuple[int, float, float, float]) -> 
     """Print one figure beside its budget; True when the wall figure meets it."""
     count, wall, cpu, marks = figures
     verdict = "ok" if wall >= budget else "OVER BUDGET"
-    print(f"coldstart log parse, {what}: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on {count:,} lines, "
-          f"{marks:.1%} of them marks (budget >= {budget:,}) {verdict}")
+    print(
+        f"coldstart log parse, {what}: {wall:,.0f} lines/s wall ({cpu:,.0f} lines/s CPU) on {count:,} lines, "
+        f"{marks:.1%} of them marks (budget >= {budget:,}) {verdict}"
+    )
     return wall >= budget
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     ok = report("startup excerpts", BUDGET_LINES_PER_SECOND, measure(args.lines, args.runs))
-    ok &= report("whole pod logs", BUDGET_POD_LOG_LINES_PER_SECOND, measure(args.lines, args.runs, pod_log_lines()))
+    ok &= report(
+        "whole pod logs", BUDGET_POD_LOG_LINES_PER_SECOND, measure(args.lines, args.runs, pod_log_lines())
+    )
     from tests.support.wrapped_logs import wrap  # the test helpers, only for these figures
+
     for wrapper in ("orchestrator-prefix", "kubectl-prefix-timestamps", "docker-json"):
-        wrapped = [line for path in sorted((SHARED / "samples" / "logs").glob("*.log"))
-                   for line in wrap(path.read_text(encoding="utf-8").splitlines(), wrapper)]
-        ok &= report(f"startup excerpts behind {wrapper}", BUDGET_LINES_PER_SECOND,
-                     measure(args.lines, args.runs, wrapped))
+        wrapped = [
+            line
+            for path in sorted((SHARED / "samples" / "logs").glob("*.log"))
+            for line in wrap(path.read_text(encoding="utf-8").splitlines(), wrapper)
+        ]
+        ok &= report(
+            f"startup excerpts behind {wrapper}",
+            BUDGET_LINES_PER_SECOND,
+            measure(args.lines, args.runs, wrapped),
+        )
     if not ok:
         sys.exit(1)
 

@@ -51,7 +51,9 @@ def build(path: Path) -> None:
     path.write_text(yaml.dump_all(docs, Dumper=dumper, sort_keys=False))
 
 
-def _times(run: Callable[[], object], runs: int, *, children: bool = False) -> tuple[list[float], list[float]]:
+def _times(
+    run: Callable[[], object], runs: int, *, children: bool = False
+) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds of `runs` calls (CPU of child processes when `children`)."""
     walls, cpus = [], []
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
@@ -68,12 +70,16 @@ def _times(run: Callable[[], object], runs: int, *, children: bool = False) -> t
 def _line(label: str, walls: list[float], cpus: list[float]) -> str:
     best = min(walls)
     verdict = "ok" if best <= BUDGET_S else "OVER"
-    return (f"{label:<34} wall best {best:6.3f} s  median {statistics.median(walls):6.3f} s   "
-            f"cpu best {min(cpus):6.3f} s   budget {BUDGET_S} s: {verdict}")
+    return (
+        f"{label:<34} wall best {best:6.3f} s  median {statistics.median(walls):6.3f} s   "
+        f"cpu best {min(cpus):6.3f} s   budget {BUDGET_S} s: {verdict}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement (best and median shown)")
     runs = parser.parse_args().runs
 
@@ -99,8 +105,10 @@ def main() -> None:
             assert result.exit_code == 0, result.output
 
         load_avg = os.getloadavg()
-        print(f"{COUNT} HPAs + {COUNT} Deployments, {path.stat().st_size / 1e6:.1f} MB; {os.cpu_count()} CPUs, "
-              f"load average {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f}; {runs} runs each")
+        print(
+            f"{COUNT} HPAs + {COUNT} Deployments, {path.stat().st_size / 1e6:.1f} MB; {os.cpu_count()} CPUs, "
+            f"load average {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f}; {runs} runs each"
+        )
         print(f"command: kubectl-gpuscale {' '.join(args[:2])} FILE {' '.join(args[3:])}")
         print(_line("whole process (as a user runs it)", *_times(whole, runs, children=True)))
         in_process()  # warm the imports
@@ -111,9 +119,11 @@ def main() -> None:
         results = convert_all(objects, Options())
         assert sum(r.ok for r in results) == COUNT
         rendered = as_list([obj for r in results if r.ok for obj in r.objects])
-        for label, phase in (("  phase: load (parse YAML)", lambda: load([str(path)])),
-                             ("  phase: convert", lambda: convert_all(objects, Options())),
-                             ("  phase: render -o yaml", lambda: dump_yaml(rendered))):
+        for label, phase in (
+            ("  phase: load (parse YAML)", lambda: load([str(path)])),
+            ("  phase: convert", lambda: convert_all(objects, Options())),
+            ("  phase: render -o yaml", lambda: dump_yaml(rendered)),
+        ):
             walls, cpus = _times(phase, runs)
             print(f"{label:<34} wall best {min(walls):6.3f} s   cpu best {min(cpus):6.3f} s")
 

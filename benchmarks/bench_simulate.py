@@ -25,7 +25,7 @@ from kubectl_gpuscale import sim
 
 BUDGET_S = 2.0
 TUNE_BUDGET_S = 30.0
-TUNE_RUNS = 160            # candidates x traffic variants that one `tune` simulates (issue 18)
+TUNE_RUNS = 160  # candidates x traffic variants that one `tune` simulates (issue 18)
 POLICIES = "always-on,cpu-hpa,keda,knative"
 SCENARIOS = (("business-hours", None), ("diurnal", None), ("constant", 50.0), ("dev", None), ("spiky", None))
 GOLDEN = Path(__file__).with_name("sim_golden_30d.json")
@@ -33,20 +33,38 @@ GOLDEN = Path(__file__).with_name("sim_golden_30d.json")
 
 def bench(pattern: str, rps: float | None) -> tuple[float, float, float, int, list[dict[str, object]]]:
     controllers = [sim.build_controller(p) for p in sim.parse_policies(POLICIES)]
-    s = sim.Simulation(sim.pattern(pattern, rps), sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
-                       controllers, 30 * 86400, seed=1)
+    s = sim.Simulation(
+        sim.pattern(pattern, rps),
+        sim.engine_profile("8b"),
+        sim.coldstart_profile("8b-warm"),
+        controllers,
+        30 * 86400,
+        seed=1,
+    )
     t0, c0 = time.perf_counter(), time.process_time()
     results = s.run()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # process peak RSS so far (MiB)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS so far (MiB)
     return elapsed, cpu, peak, sum(r.scale_events for r in results), [r.to_dict() for r in results]
 
 
 def process_cpu(pattern: str, rps: float | None) -> float:
     """User + system CPU seconds of a whole `kubectl-gpuscale simulate ... -o json` process."""
     exe = shutil.which("kubectl-gpuscale") or str(Path(sys.executable).with_name("kubectl-gpuscale"))
-    args = [exe, "simulate", "--pattern", pattern, "--duration", "30d", "--policy", POLICIES, "--seed", "1",
-            "-o", "json"] + (["--rps", f"{rps:g}"] if rps else [])
+    args = [
+        exe,
+        "simulate",
+        "--pattern",
+        pattern,
+        "--duration",
+        "30d",
+        "--policy",
+        POLICIES,
+        "--seed",
+        "1",
+        "-o",
+        "json",
+    ] + (["--rps", f"{rps:g}"] if rps else [])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -74,8 +92,9 @@ def bench_tune(days: int = 7) -> tuple[int, float, float, int]:
     trace = sim.Trace(counts.astype(np.float64), 512.0, 256.0, int(counts.sum()), name="diurnal-7d")
     t0, c0 = time.perf_counter(), time.process_time()
     controllers = [sim.build_controller(p) for p in sim.parse_policies(",".join(tune_candidates()))]
-    results = sim.Simulation(trace, sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"), controllers,
-                             days * 86400, seed=1).run()
+    results = sim.Simulation(
+        trace, sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"), controllers, days * 86400, seed=1
+    ).run()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     return len(controllers), elapsed, cpu, sum(r.scale_events for r in results)
 
@@ -84,12 +103,22 @@ def main() -> None:
     write = "--write-golden" in sys.argv
     whole = "--in-process-only" not in sys.argv
     golden = {} if write or not GOLDEN.exists() else json.loads(GOLDEN.read_text())
-    sim.Simulation(sim.pattern("constant", 1.0), sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
-                   [sim.build_controller(p) for p in sim.parse_policies(POLICIES)], 3600).run()   # warm-up
+    sim.Simulation(
+        sim.pattern("constant", 1.0),
+        sim.engine_profile("8b"),
+        sim.coldstart_profile("8b-warm"),
+        [sim.build_controller(p) for p in sim.parse_policies(POLICIES)],
+        3600,
+    ).run()  # warm-up
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)")
-    print(f"{'scenario (30 d x 1 s, ' + POLICIES + ')':<44} {'wall s':>7} {'cpu s':>6} "
-          + (f"{'process':>8} " if whole else "") + f"{'budget':>7} {'max RSS MiB':>11} {'events':>7}  golden")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)"
+    )
+    print(
+        f"{'scenario (30 d x 1 s, ' + POLICIES + ')':<44} {'wall s':>7} {'cpu s':>6} "
+        + (f"{'process':>8} " if whole else "")
+        + f"{'budget':>7} {'max RSS MiB':>11} {'events':>7}  golden"
+    )
     for pattern, rps in SCENARIOS:
         elapsed, cpu, peak, events, results = bench(pattern, rps)
         key = pattern if rps is None else f"{pattern}-{rps:g}"
@@ -101,16 +130,20 @@ def main() -> None:
         shown = process_cpu(pattern, rps) if whole else cpu
         flag = "ok" if shown <= BUDGET_S else "OVER"
         proc = f"{shown:8.2f} " if whole else ""
-        print(f"{key:<44} {elapsed:7.2f} {cpu:6.2f} {proc}{BUDGET_S:7.1f} {peak:11.1f} {events:7d}  {same}  {flag}")
+        print(
+            f"{key:<44} {elapsed:7.2f} {cpu:6.2f} {proc}{BUDGET_S:7.1f} {peak:11.1f} {events:7d}  {same}  {flag}"
+        )
     if write:
         GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
     if "--no-tune" not in sys.argv:
         n, elapsed, cpu, events = bench_tune()
         total = cpu * TUNE_RUNS / n
         flag = "ok" if total <= TUNE_BUDGET_S else "OVER"
-        print(f"tune case: {n} KEDA/Knative controllers in one Simulation, 7 d diurnal Trace x 1 s: wall {elapsed:.2f} s, "
-              f"cpu {cpu:.2f} s, {events} events; x{TUNE_RUNS // n} for {TUNE_RUNS} runs = {total:.1f} s CPU "
-              f"(budget {TUNE_BUDGET_S:.0f} s on 2 cores)  {flag}")
+        print(
+            f"tune case: {n} KEDA/Knative controllers in one Simulation, 7 d diurnal Trace x 1 s: wall {elapsed:.2f} s, "
+            f"cpu {cpu:.2f} s, {events} events; x{TUNE_RUNS // n} for {TUNE_RUNS} runs = {total:.1f} s CPU "
+            f"(budget {TUNE_BUDGET_S:.0f} s on 2 cores)  {flag}"
+        )
 
 
 if __name__ == "__main__":

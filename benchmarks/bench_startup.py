@@ -48,9 +48,11 @@ def main() -> int:
     args = parser.parse_args()
     m = measure(args.runs)
     ok = m["ratio"] <= BUDGET_RATIO
-    print(f"start-up: kubectl gpuscale --help {m['plugin_help_s'] * 1000:.0f} ms, "
-          f"kubectl version --client {m['kubectl_version_s'] * 1000:.0f} ms, "
-          f"ratio {m['ratio']:.2f}x  (budget <= {BUDGET_RATIO:.1f}x)  {'OK' if ok else 'OVER BUDGET'}")
+    print(
+        f"start-up: kubectl gpuscale --help {m['plugin_help_s'] * 1000:.0f} ms, "
+        f"kubectl version --client {m['kubectl_version_s'] * 1000:.0f} ms, "
+        f"ratio {m['ratio']:.2f}x  (budget <= {BUDGET_RATIO:.1f}x)  {'OK' if ok else 'OVER BUDGET'}"
+    )
     return 0 if ok else 1
 
 

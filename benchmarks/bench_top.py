@@ -49,36 +49,105 @@ def objects() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in range(WORKLOADS):
         ns, name = f"team-{i % 10}", f"llm-{i:03d}"
-        out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-                    "spec": {"replicas": PODS_PER_WORKLOAD, "selector": {"matchLabels": {"app": name}},
-                             "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{
-                                 "name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
-                                 "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct"],
-                                 "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}},
-                    "status": {"readyReplicas": PODS_PER_WORKLOAD}})
-        out.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": 1, "maxReplicaCount": 20,
-                             "triggers": [{"type": "prometheus", "metadata": {
-                                 "serverAddress": "http://prometheus:9090", "threshold": "5",
-                                 "query": "sum(vllm:num_requests_waiting)"}}]}})
-        out.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                    "metadata": {"name": f"keda-hpa-{name}", "namespace": ns},
-                    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                             "minReplicas": 1, "maxReplicas": 20, "metrics": []},
-                    "status": {"desiredReplicas": PODS_PER_WORKLOAD, "currentMetrics": [
-                        {"type": "External", "external": {"metric": {"name": "s0-prometheus"},
-                                                          "current": {"averageValue": "3"}}}]}})
+        out.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {
+                    "replicas": PODS_PER_WORKLOAD,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": name}},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "vllm",
+                                    "image": "vllm/vllm-openai:v0.11.0",
+                                    "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct"],
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                                }
+                            ]
+                        },
+                    },
+                },
+                "status": {"readyReplicas": PODS_PER_WORKLOAD},
+            }
+        )
+        out.append(
+            {
+                "apiVersion": "keda.sh/v1alpha1",
+                "kind": "ScaledObject",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {
+                    "scaleTargetRef": {"name": name},
+                    "minReplicaCount": 1,
+                    "maxReplicaCount": 20,
+                    "triggers": [
+                        {
+                            "type": "prometheus",
+                            "metadata": {
+                                "serverAddress": "http://prometheus:9090",
+                                "threshold": "5",
+                                "query": "sum(vllm:num_requests_waiting)",
+                            },
+                        }
+                    ],
+                },
+            }
+        )
+        out.append(
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": f"keda-hpa-{name}", "namespace": ns},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "minReplicas": 1,
+                    "maxReplicas": 20,
+                    "metrics": [],
+                },
+                "status": {
+                    "desiredReplicas": PODS_PER_WORKLOAD,
+                    "currentMetrics": [
+                        {
+                            "type": "External",
+                            "external": {
+                                "metric": {"name": "s0-prometheus"},
+                                "current": {"averageValue": "3"},
+                            },
+                        }
+                    ],
+                },
+            }
+        )
         for j in range(PODS_PER_WORKLOAD):
-            out.append({"apiVersion": "v1", "kind": "Pod",
-                        "metadata": {"name": f"{name}-5d8f-{j:05d}", "namespace": ns,
-                                     "labels": {"app": name, "pod-template-hash": "5d8f"},
-                                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                                          "name": f"{name}-5d8f", "controller": True,
-                                                          "uid": "x"}]},
-                        "spec": {"nodeName": f"gpu-{j}"},
-                        "status": {"phase": "Running", "startTime": "2026-11-27T10:00:00Z",
-                                   "conditions": [{"type": "Ready", "status": "True"}]}})
+            out.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": f"{name}-5d8f-{j:05d}",
+                        "namespace": ns,
+                        "labels": {"app": name, "pod-template-hash": "5d8f"},
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "apps/v1",
+                                "kind": "ReplicaSet",
+                                "name": f"{name}-5d8f",
+                                "controller": True,
+                                "uid": "x",
+                            }
+                        ],
+                    },
+                    "spec": {"nodeName": f"gpu-{j}"},
+                    "status": {
+                        "phase": "Running",
+                        "startTime": "2026-11-27T10:00:00Z",
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                    },
+                }
+            )
     return out
 
 
@@ -89,14 +158,16 @@ class CountingPrometheus:
         self.pods = pods
         self.queries: list[str] = []
 
-    def query_by_pod(self, query: str, namespaces: Any = None, *, labels: Any = None,
-                     aggregate: str = "sum") -> dict[tuple[str, str], float]:
+    def query_by_pod(
+        self, query: str, namespaces: Any = None, *, labels: Any = None, aggregate: str = "sum"
+    ) -> dict[tuple[str, str], float]:
         self.queries.append(query)
         return {key: 0.5 for key in self.pods}
 
 
 async def rebuild_view(first: Snapshot, second: Snapshot) -> tuple[float, float]:
     """CPU ms of `TopApp.show`: the first paint of `first`, then the update to `second`."""
+
     class Fixed:
         name = "bench"
 
@@ -120,9 +191,16 @@ async def rebuild_view(first: Snapshot, second: Snapshot) -> tuple[float, float]
 
 def changed(snapshot: Snapshot) -> Snapshot:
     """The next refresh: every workload's queue, running, KV cache and GPU figures moved."""
-    workloads = tuple(replace(w, queue_waiting=(w.queue_waiting or 0) + 7, queue_running=(w.queue_running or 0) + 3,
-                              kv_cache_pct=(w.kv_cache_pct or 0) + 1, gpu_util_pct=(w.gpu_util_pct or 0) + 2)
-                      for w in snapshot.workloads)
+    workloads = tuple(
+        replace(
+            w,
+            queue_waiting=(w.queue_waiting or 0) + 7,
+            queue_running=(w.queue_running or 0) + 3,
+            kv_cache_pct=(w.kv_cache_pct or 0) + 1,
+            gpu_util_pct=(w.gpu_util_pct or 0) + 2,
+        )
+        for w in snapshot.workloads
+    )
     return replace(snapshot, workloads=workloads)
 
 
@@ -172,7 +250,9 @@ def list_counts(server: ApiServer) -> Counter[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the watch design runs (default 60)")
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="how long the watch design runs (default 60)"
+    )
     args = parser.parse_args()
     server = ApiServer()
     server.start()
@@ -183,8 +263,11 @@ def main() -> int:
         prom = CountingPrometheus(pods)
 
         # ---- list + watch (the dashboard now) ---------------------------------------------------------
-        source = LiveSource(lambda: Cluster.connect(kubeconfig=kubeconfig), lambda: prom,  # type: ignore[arg-type,return-value]
-                            namespace=None)
+        source = LiveSource(
+            lambda: Cluster.connect(kubeconfig=kubeconfig),
+            lambda: prom,  # type: ignore[arg-type,return-value]
+            namespace=None,
+        )
         server.traffic.reset()
         start = time.perf_counter()
         source.refresh()  # start-up: every kind listed, page by page; the doctor's first run
@@ -221,8 +304,12 @@ def main() -> int:
             source.close()
 
             # ---- re-list on every refresh (the design before watches) ---------------------------------
-            relist = LiveSource(lambda: Cluster.connect(kubeconfig=kubeconfig), lambda: prom,  # type: ignore[arg-type,return-value]
-                                namespace=None, watch=False)
+            relist = LiveSource(
+                lambda: Cluster.connect(kubeconfig=kubeconfig),
+                lambda: prom,  # type: ignore[arg-type,return-value]
+                namespace=None,
+                watch=False,
+            )
             relist.refresh()
             server.traffic.reset()
             for _ in range(RELIST_REFRESHES):
@@ -249,28 +336,46 @@ def main() -> int:
     def ok(flag: bool) -> str:
         return "OK" if flag else "OVER BUDGET"
 
-    print(f"top at {len(snapshot.workloads)} workloads / {len(pods)} pods, list+watch, {refreshes} refreshes "
-          f"every {INTERVAL:.0f} s over {watched_s:.0f} s while the cluster churned ({writes / watched_s:.0f} "
-          f"writes/s: pod status, events, scales):")
-    print(f"  start-up: {sum(startup_lists.values())} list pages over {len(startup_lists)} kinds, "
-          f"{startup_bytes / 1e6:.1f} MB sent, {startup_s:.1f} s wall (includes the doctor's first run)")
-    print(f"  lists after start-up: {sum(watch_lists.values())} in {watched_s:.0f} s "
-          f"(max {worst} for {worst_kind}) -> {lists_5min:.1f} per kind per 5 min, extrapolated  "
-          f"(budget <= {BUDGET_LISTS_PER_5_MIN:.0f})  {ok(lists_ok)}")
-    print(f"  the doctor's kinds (PVCs, PDBs, DaemonSets, Nodes, ...): {max(doctor_lists.values(), default=0)} "
-          f"list each per run ({len(doctor_lists)} kinds), one run per {DOCTOR_SECONDS:.0f} s; the watched kinds "
-          f"come from the caches  (budget <= 1 per 5 min)  {ok(doctor_ok)}")
-    print(f"  watches reopened after start-up: {watch_requests} (each from its last resourceVersion; "
-          f"the server ends a watch after 5-10 min)")
-    print(f"  API server bytes sent per minute: {watch_per_min / 1e6:.2f} MB with watches vs "
-          f"{relist_per_min / 1e6:.1f} MB re-listing every {INTERVAL:.0f} s ({relist_bytes_per_refresh / 1e6:.2f} MB "
-          f"per refresh over {RELIST_REFRESHES} refreshes, x{60 / INTERVAL:.0f}): {ratio:.0f}x lower  "
-          f"(budget >= {BUDGET_BYTES_RATIO:.0f}x)  {ok(bytes_ok)}")
-    print(f"  PromQL queries per refresh: {queries_per_refresh:.0f}  (budget <= {MAX_QUERIES})  {ok(queries_ok)}")
-    print(f"  UI-thread CPU per update (tables, detail, logs): {view_ms:.0f} ms  "
-          f"(budget <= {BUDGET_CPU_MS:.0f} ms)  {ok(view_ok)}")
-    print(f"  worker-thread CPU per refresh (read the caches, query, assemble): {mean_refresh:.0f} ms mean, "
-          f"{max(refresh_cpu, default=0):.0f} ms max (off the UI thread)")
+    print(
+        f"top at {len(snapshot.workloads)} workloads / {len(pods)} pods, list+watch, {refreshes} refreshes "
+        f"every {INTERVAL:.0f} s over {watched_s:.0f} s while the cluster churned ({writes / watched_s:.0f} "
+        f"writes/s: pod status, events, scales):"
+    )
+    print(
+        f"  start-up: {sum(startup_lists.values())} list pages over {len(startup_lists)} kinds, "
+        f"{startup_bytes / 1e6:.1f} MB sent, {startup_s:.1f} s wall (includes the doctor's first run)"
+    )
+    print(
+        f"  lists after start-up: {sum(watch_lists.values())} in {watched_s:.0f} s "
+        f"(max {worst} for {worst_kind}) -> {lists_5min:.1f} per kind per 5 min, extrapolated  "
+        f"(budget <= {BUDGET_LISTS_PER_5_MIN:.0f})  {ok(lists_ok)}"
+    )
+    print(
+        f"  the doctor's kinds (PVCs, PDBs, DaemonSets, Nodes, ...): {max(doctor_lists.values(), default=0)} "
+        f"list each per run ({len(doctor_lists)} kinds), one run per {DOCTOR_SECONDS:.0f} s; the watched kinds "
+        f"come from the caches  (budget <= 1 per 5 min)  {ok(doctor_ok)}"
+    )
+    print(
+        f"  watches reopened after start-up: {watch_requests} (each from its last resourceVersion; "
+        f"the server ends a watch after 5-10 min)"
+    )
+    print(
+        f"  API server bytes sent per minute: {watch_per_min / 1e6:.2f} MB with watches vs "
+        f"{relist_per_min / 1e6:.1f} MB re-listing every {INTERVAL:.0f} s ({relist_bytes_per_refresh / 1e6:.2f} MB "
+        f"per refresh over {RELIST_REFRESHES} refreshes, x{60 / INTERVAL:.0f}): {ratio:.0f}x lower  "
+        f"(budget >= {BUDGET_BYTES_RATIO:.0f}x)  {ok(bytes_ok)}"
+    )
+    print(
+        f"  PromQL queries per refresh: {queries_per_refresh:.0f}  (budget <= {MAX_QUERIES})  {ok(queries_ok)}"
+    )
+    print(
+        f"  UI-thread CPU per update (tables, detail, logs): {view_ms:.0f} ms  "
+        f"(budget <= {BUDGET_CPU_MS:.0f} ms)  {ok(view_ok)}"
+    )
+    print(
+        f"  worker-thread CPU per refresh (read the caches, query, assemble): {mean_refresh:.0f} ms mean, "
+        f"{max(refresh_cpu, default=0):.0f} ms max (off the UI thread)"
+    )
     print(f"  first paint of the 500-row table: {paint_ms:.0f} ms CPU (once, at start-up)")
     return 0 if lists_ok and doctor_ok and bytes_ok and queries_ok and view_ok else 1
 

@@ -61,11 +61,22 @@ def load_local(context: str | None) -> dict[str, str]:
     from kubectl_gpuscale import shapes
 
     try:
-        shapes.check(data, shapes.mapping({"contexts": shapes.mapping(values=shapes.mapping(
-            values=shapes.SCALAR, nullable=True), nullable=True)}))
+        shapes.check(
+            data,
+            shapes.mapping(
+                {
+                    "contexts": shapes.mapping(
+                        values=shapes.mapping(values=shapes.SCALAR, nullable=True), nullable=True
+                    )
+                }
+            ),
+        )
     except shapes.ShapeError as exc:
-        raise InputError(f"cannot read {path}", f"{exc.path} must be {exc.expected}, found {exc.found}",
-                         "fix or delete the file") from None
+        raise InputError(
+            f"cannot read {path}",
+            f"{exc.path} must be {exc.expected}, found {exc.found}",
+            "fix or delete the file",
+        ) from None
     section = (data.get("contexts") or {}).get(context or DEFAULT_CONTEXT) or {}
     return {str(k): str(v) for k, v in section.items()}
 
@@ -102,18 +113,26 @@ def read_cluster(cluster: Cluster) -> dict[str, str] | None:
 
 def config_map(data: Mapping[str, str]) -> dict[str, Any]:
     """The settings ConfigMap object holding `data`."""
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": CONFIG_NAME, "namespace": CONFIG_NAMESPACE, "labels": dict(MANAGED_LABELS)},
-            "data": dict(sorted(data.items()))}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_NAME, "namespace": CONFIG_NAMESPACE, "labels": dict(MANAGED_LABELS)},
+        "data": dict(sorted(data.items())),
+    }
 
 
 def namespace_object() -> dict[str, Any]:
     """The namespace the settings (and the pre-pull DaemonSet) live in."""
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": CONFIG_NAMESPACE, "labels": dict(MANAGED_LABELS)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": CONFIG_NAMESPACE, "labels": dict(MANAGED_LABELS)},
+    }
 
 
-def write_cluster(cluster: Cluster, updates: Mapping[str, str | None], *, dry_run: bool = False) -> dict[str, Any]:
+def write_cluster(
+    cluster: Cluster, updates: Mapping[str, str | None], *, dry_run: bool = False
+) -> dict[str, Any]:
     """Merge `updates` (None removes a key) into the ConfigMap by server-side apply; returns the object sent."""
     current = read_cluster(cluster) or {}
     merged = {k: v for k, v in {**current, **updates}.items() if v is not None}
@@ -159,9 +178,19 @@ class InstallRecord:
 
     def to_json(self) -> str:
         """The record as a ConfigMap value."""
-        return json.dumps({"version": self.version, "method": self.method, "objects": list(self.objects),
-                           "release": self.release, "namespace": self.namespace, "installId": self.install_id,
-                           "adopted": list(self.adopted), "files": list(self.files)}, sort_keys=True)
+        return json.dumps(
+            {
+                "version": self.version,
+                "method": self.method,
+                "objects": list(self.objects),
+                "release": self.release,
+                "namespace": self.namespace,
+                "installId": self.install_id,
+                "adopted": list(self.adopted),
+                "files": list(self.files),
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_json(cls, component: str, text: str) -> InstallRecord:
@@ -170,10 +199,17 @@ class InstallRecord:
         if not isinstance(data, dict):
             raise ValueError("an install record is a JSON object")
         install_id = data.get("installId")
-        return cls(component, str(data.get("version", "")), str(data.get("method", "")),
-                   tuple(data.get("objects") or ()), data.get("release"), data.get("namespace"),
-                   install_id if isinstance(install_id, str) and install_id else None,
-                   tuple(data.get("adopted") or ()), tuple(data.get("files") or ()))
+        return cls(
+            component,
+            str(data.get("version", "")),
+            str(data.get("method", "")),
+            tuple(data.get("objects") or ()),
+            data.get("release"),
+            data.get("namespace"),
+            install_id if isinstance(install_id, str) and install_id else None,
+            tuple(data.get("adopted") or ()),
+            tuple(data.get("files") or ()),
+        )
 
 
 def records(data: Mapping[str, str]) -> dict[str, InstallRecord]:
@@ -181,7 +217,7 @@ def records(data: Mapping[str, str]) -> dict[str, InstallRecord]:
     out = {}
     for key, value in data.items():
         if key.startswith(COMPONENT_PREFIX):
-            name = key[len(COMPONENT_PREFIX):]
+            name = key[len(COMPONENT_PREFIX) :]
             try:
                 out[name] = InstallRecord.from_json(name, value)
             except (ValueError, TypeError):
@@ -223,22 +259,37 @@ def discover_prometheus(cluster: Cluster) -> PrometheusRef | None:
     `prometheus-operated`, the community chart's `prometheus-server`), or None."""
     for selector, name in _PROMETHEUS_SEARCHES:
         try:
-            found = cluster.list("v1", "Service", None, label_selector=selector,
-                                 field_selector=f"metadata.name={name}" if name else None)
+            found = cluster.list(
+                "v1",
+                "Service",
+                None,
+                label_selector=selector,
+                field_selector=f"metadata.name={name}" if name else None,
+            )
         except (ForbiddenError, NotFoundError):
             continue
         if name:
             found = [s for s in found if (s.get("metadata") or {}).get("name") == name]
-        found.sort(key=lambda s: (s.get("metadata", {}).get("namespace") != "monitoring",
-                                  s.get("metadata", {}).get("namespace", ""), s.get("metadata", {}).get("name", "")))
+        found.sort(
+            key=lambda s: (
+                s.get("metadata", {}).get("namespace") != "monitoring",
+                s.get("metadata", {}).get("namespace", ""),
+                s.get("metadata", {}).get("name", ""),
+            )
+        )
         if found:
             how = f"label {selector}" if selector else f"name {name}"
             return PrometheusRef(_service_url(found[0]), f"discovered (Service by {how})")
     return None
 
 
-def prometheus_url(cluster: Cluster | None = None, *, explicit: str | None = None, context: str | None = None,
-                   discover: bool = True) -> PrometheusRef | None:
+def prometheus_url(
+    cluster: Cluster | None = None,
+    *,
+    explicit: str | None = None,
+    context: str | None = None,
+    discover: bool = True,
+) -> PrometheusRef | None:
     """The Prometheus to use; see the module docstring for the order. None when none is known.
 
     The order lives in `kubectl_gpuscale.prom.resolve.resolve`; this drops the credentials.
@@ -255,7 +306,9 @@ def prometheus_url(cluster: Cluster | None = None, *, explicit: str | None = Non
     return PrometheusRef(chosen.url, f"{FLAG_SOURCE} flag" if chosen.source == FLAG_SOURCE else chosen.source)
 
 
-def configured_prometheus(cluster: Cluster | None = None, *, context: str | None = None) -> PrometheusRef | None:
+def configured_prometheus(
+    cluster: Cluster | None = None, *, context: str | None = None
+) -> PrometheusRef | None:
     """The recorded Prometheus: the local file (this context), then the cluster ConfigMap.
 
     This is the ``configured`` value `kubectl_gpuscale.prom.settings.resolve_url` takes.

@@ -25,8 +25,11 @@ MAX_LOG_BYTES = 1 << 30
 def _read_capped(handle: BinaryIO, limit: int, what: str, path: str) -> bytes:
     data = handle.read(limit + 1)
     if len(data) > limit:
-        raise InputError(f"cannot read {what} {path}", f"it is larger than {limit:,} bytes",
-                         "pass a smaller file (see docs/troubleshooting.md for the limits)")
+        raise InputError(
+            f"cannot read {what} {path}",
+            f"it is larger than {limit:,} bytes",
+            "pass a smaller file (see docs/troubleshooting.md for the limits)",
+        )
     return data
 
 
@@ -50,19 +53,28 @@ def read_text(path: str, what: str, *, limit: int = MAX_TEXT_BYTES, lenient: boo
         except FileNotFoundError:
             raise InputError(f"cannot read {what} {path}", "no such file", "check the path") from None
         except OSError as exc:
-            raise InputError(f"cannot read {what} {path}", exc.strerror or str(exc), "check the path") from None
+            raise InputError(
+                f"cannot read {what} {path}", exc.strerror or str(exc), "check the path"
+            ) from None
         if stat.S_ISDIR(mode):
             raise InputError(f"cannot read {what} {path}", "it is a directory", "pass a file")
         if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and path not in ("/dev/stdin", "/dev/fd/0"):
-            raise InputError(f"cannot read {what} {path}", "it is a device, not a file", "pass a file, or - for stdin")
+            raise InputError(
+                f"cannot read {what} {path}", "it is a device, not a file", "pass a file, or - for stdin"
+            )
         try:
             with open(path, "rb") as handle:
                 data = _read_capped(handle, limit, what, path)
         except OSError as exc:
-            raise InputError(f"cannot read {what} {path}", exc.strerror or str(exc), "check the path") from None
+            raise InputError(
+                f"cannot read {what} {path}", exc.strerror or str(exc), "check the path"
+            ) from None
     try:
         return data.decode("utf-8", errors="replace" if lenient else "strict")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"cannot read {what} {path}", f"it is not UTF-8 text (byte 0x{data[exc.start]:02x} on "
-                         f"line {line})", "pass a UTF-8 text file (convert it with iconv)") from None
+        raise InputError(
+            f"cannot read {what} {path}",
+            f"it is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})",
+            "pass a UTF-8 text file (convert it with iconv)",
+        ) from None

@@ -101,8 +101,11 @@ class _Dumper(_MemoResolve, _BaseDumper):
         if kind is str:
             return yaml.ScalarNode(_STR, data, style="|" if "\n" in data else None)
         if kind is dict:
-            return yaml.MappingNode(_MAP, [(self.represent_data(k), self.represent_data(v)) for k, v in data.items()],
-                                    flow_style=False)
+            return yaml.MappingNode(
+                _MAP,
+                [(self.represent_data(k), self.represent_data(v)) for k, v in data.items()],
+                flow_style=False,
+            )
         if kind is list:
             return yaml.SequenceNode(_SEQ, [self.represent_data(item) for item in data], flow_style=False)
         node: yaml.Node = super().represent_data(data)
@@ -278,8 +281,11 @@ def load_yaml(text: str, source: str) -> Any:
     """The one document in `text` (None when empty), read by `parse_documents`. Raises `InputError`."""
     documents = parse_documents(text, source)
     if len(documents) > 1:
-        raise InputError(f"cannot parse {source}", f"it holds {len(documents)} YAML documents, not one",
-                         "keep one document")
+        raise InputError(
+            f"cannot parse {source}",
+            f"it holds {len(documents)} YAML documents, not one",
+            "keep one document",
+        )
     return documents[0] if documents else None
 
 
@@ -294,8 +300,9 @@ def dump_yaml(data: Any) -> str:
         try:
             return yaml_emit.dump(data)
         except yaml_emit.Unsupported:
-            text: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                                  allow_unicode=True)
+            text: str = yaml.dump(
+                data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+            )
             return text
 
 
@@ -318,19 +325,27 @@ def parse_text(text: str, source: str) -> list[Loaded]:
     template = template_kind(text)
     if template:
         kind, line = template
-        how = "helm template RELEASE CHART -f values.yaml" if kind == "Helm" else "terraform apply / templatefile()"
-        raise InputError(f"cannot read {source}:{line}",
-                         f"it is an unrendered {kind} template",
-                         f"render it first ({how}) and pass the output")
+        how = (
+            "helm template RELEASE CHART -f values.yaml"
+            if kind == "Helm"
+            else "terraform apply / templatefile()"
+        )
+        raise InputError(
+            f"cannot read {source}:{line}",
+            f"it is an unrendered {kind} template",
+            f"render it first ({how}) and pass the output",
+        )
     documents = parse_documents(text, source)
     out: list[Loaded] = []
     for number, doc in enumerate(documents, 1):
         if doc is None:
             continue
         if not isinstance(doc, Mapping):
-            raise InputError(f"cannot read {source} (document {number})",
-                             f"expected a Kubernetes object, found a {type(doc).__name__}",
-                             "pass manifests (apiVersion/kind/metadata), not values files")
+            raise InputError(
+                f"cannot read {source} (document {number})",
+                f"expected a Kubernetes object, found a {type(doc).__name__}",
+                "pass manifests (apiVersion/kind/metadata), not values files",
+            )
         out.extend(_flatten(dict(doc), source, number))
     for loaded in out:
         check_object(loaded.obj, loaded.where)
@@ -358,10 +373,13 @@ def parse_documents(text: str, source: str) -> list[Any]:
     except yaml.YAMLError as exc:
         raise InputError(f"cannot parse {source}", str(exc).splitlines()[0], "fix the YAML syntax") from None
     except AliasBombError as exc:
-        raise InputError(f"cannot read {source}", str(exc),
-                         "write the values out instead of using anchors and aliases") from None
+        raise InputError(
+            f"cannot read {source}", str(exc), "write the values out instead of using anchors and aliases"
+        ) from None
     except RecursionError:
-        raise InputError(f"cannot parse {source}", "it is nested too deeply", "flatten the document") from None
+        raise InputError(
+            f"cannot parse {source}", "it is nested too deeply", "flatten the document"
+        ) from None
     except ValueError as exc:  # PyYAML's constructor lets e.g. a date out of range through (2024-02-30)
         raise InputError(f"cannot parse {source}", str(exc), "fix the value") from None
 
@@ -374,12 +392,17 @@ def _flatten(doc: dict[str, Any], source: str, number: int) -> Iterator[Loaded]:
                 yield from _flatten(dict(item), source, number)
         return
     if not kind or not doc.get("apiVersion"):
-        raise InputError(f"cannot read {source}" + (f" (document {number})" if number > 1 else ""),
-                         "the document has no apiVersion/kind",
-                         "pass Kubernetes manifests (a values.yaml or patch is not one)")
+        raise InputError(
+            f"cannot read {source}" + (f" (document {number})" if number > 1 else ""),
+            "the document has no apiVersion/kind",
+            "pass Kubernetes manifests (a values.yaml or patch is not one)",
+        )
     if not isinstance(kind, str) or not isinstance(doc.get("apiVersion"), str):
-        raise InputError(f"cannot read {source}" + (f" (document {number})" if number > 1 else ""),
-                         "apiVersion and kind must be strings", "fix the document's apiVersion and kind")
+        raise InputError(
+            f"cannot read {source}" + (f" (document {number})" if number > 1 else ""),
+            "apiVersion and kind must be strings",
+            "fix the document's apiVersion and kind",
+        )
     yield Loaded(doc, source, number)
 
 
@@ -394,7 +417,9 @@ def load(paths: Sequence[str], stdin: TextIO | None = None) -> list[Loaded]:
     out: list[Loaded] = []
     for raw in paths:
         if raw == "-":
-            out.extend(parse_text(stdin.read() if stdin is not None else read_text("-", "manifests"), "<stdin>"))
+            out.extend(
+                parse_text(stdin.read() if stdin is not None else read_text("-", "manifests"), "<stdin>")
+            )
             continue
         path = Path(raw)
         if not path.exists():

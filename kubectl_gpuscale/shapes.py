@@ -73,13 +73,21 @@ ANY_MAP = Shape("map")
 QUANTITY = Shape("scalar")
 """A resource.Quantity: a string (``500m``) or a bare JSON number (``0.5``), as its UnmarshalJSON accepts."""
 
-_EXPECTED = {"str": "a string", "int": "an integer", "number": "a number", "bool": "a boolean",
-             "int-or-str": "an integer or a string", "scalar": "a string, number or boolean",
-             "map": "a mapping", "list": "a list"}
+_EXPECTED = {
+    "str": "a string",
+    "int": "an integer",
+    "number": "a number",
+    "bool": "a boolean",
+    "int-or-str": "an integer or a string",
+    "scalar": "a string, number or boolean",
+    "map": "a mapping",
+    "list": "a list",
+}
 
 
-def mapping(fields: Mapping[str, Shape] | None = None, *, values: Shape | None = None,
-            nullable: bool = False) -> Shape:
+def mapping(
+    fields: Mapping[str, Shape] | None = None, *, values: Shape | None = None, nullable: bool = False
+) -> Shape:
     """A mapping with these known fields (others unchecked), or whose every value has the `values` shape."""
     return Shape("map", dict(fields or {}), values=values, nullable=nullable)
 
@@ -137,121 +145,358 @@ def check(value: Any, shape: Shape, path: str = "") -> None:
 
 # ------------------------------------------------------------------------------------ Kubernetes shapes
 STR_MAP = mapping(values=SCALAR, nullable=True)
-METADATA = mapping({"name": STR, "namespace": STR, "generateName": STR, "uid": STR, "resourceVersion": STR,
-                    "labels": STR_MAP, "annotations": STR_MAP, "creationTimestamp": Shape("str", nullable=True),
-                    "ownerReferences": list_of(mapping({"kind": STR, "name": STR, "apiVersion": STR}))})
-_PROBE = mapping({n: INT for n in ("initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold",
-                                   "successThreshold", "terminationGracePeriodSeconds")}
-                 | {"httpGet": mapping({"path": STR, "port": INT_OR_STR, "scheme": STR}),
-                    "tcpSocket": mapping({"port": INT_OR_STR}), "grpc": mapping({"port": INT}),
-                    "exec": mapping({"command": list_of(STR)})}, nullable=True)
+METADATA = mapping(
+    {
+        "name": STR,
+        "namespace": STR,
+        "generateName": STR,
+        "uid": STR,
+        "resourceVersion": STR,
+        "labels": STR_MAP,
+        "annotations": STR_MAP,
+        "creationTimestamp": Shape("str", nullable=True),
+        "ownerReferences": list_of(mapping({"kind": STR, "name": STR, "apiVersion": STR})),
+    }
+)
+_PROBE = mapping(
+    {
+        n: INT
+        for n in (
+            "initialDelaySeconds",
+            "periodSeconds",
+            "timeoutSeconds",
+            "failureThreshold",
+            "successThreshold",
+            "terminationGracePeriodSeconds",
+        )
+    }
+    | {
+        "httpGet": mapping({"path": STR, "port": INT_OR_STR, "scheme": STR}),
+        "tcpSocket": mapping({"port": INT_OR_STR}),
+        "grpc": mapping({"port": INT}),
+        "exec": mapping({"command": list_of(STR)}),
+    },
+    nullable=True,
+)
 _QUANTITIES = mapping(values=QUANTITY, nullable=True)
-CONTAINER = mapping({
-    "name": STR, "image": STR, "imagePullPolicy": STR, "workingDir": STR,
-    "command": list_of(SCALAR, nullable=True), "args": list_of(SCALAR, nullable=True),
-    "env": list_of(mapping({"name": STR, "value": Shape("scalar", nullable=True), "valueFrom": ANY_MAP}),
-                   nullable=True),
-    "envFrom": list_of(ANY_MAP, nullable=True),
-    "ports": list_of(mapping({"containerPort": INT, "name": STR, "protocol": STR}), nullable=True),
-    "resources": mapping({"limits": _QUANTITIES, "requests": _QUANTITIES}, nullable=True),
-    "volumeMounts": list_of(mapping({"name": STR, "mountPath": STR, "readOnly": BOOL}), nullable=True),
-    "readinessProbe": _PROBE, "livenessProbe": _PROBE, "startupProbe": _PROBE,
-})
-POD_SPEC = mapping({
-    "containers": list_of(CONTAINER), "initContainers": list_of(CONTAINER, nullable=True),
-    "nodeName": STR, "nodeSelector": STR_MAP, "schedulerName": STR, "runtimeClassName": Shape("str", nullable=True),
-    "priorityClassName": STR, "serviceAccountName": STR, "terminationGracePeriodSeconds": INT,
-    "tolerations": list_of(mapping({"key": STR, "operator": STR, "value": STR, "effect": STR}), nullable=True),
-    "volumes": list_of(mapping({"name": STR, "persistentVolumeClaim": mapping({"claimName": STR}),
-                                "hostPath": mapping({"path": STR}), "emptyDir": mapping(nullable=True)}),
-                       nullable=True),
-    "affinity": mapping(nullable=True),
-    "imagePullSecrets": list_of(mapping({"name": STR}), nullable=True),
-})
+CONTAINER = mapping(
+    {
+        "name": STR,
+        "image": STR,
+        "imagePullPolicy": STR,
+        "workingDir": STR,
+        "command": list_of(SCALAR, nullable=True),
+        "args": list_of(SCALAR, nullable=True),
+        "env": list_of(
+            mapping({"name": STR, "value": Shape("scalar", nullable=True), "valueFrom": ANY_MAP}),
+            nullable=True,
+        ),
+        "envFrom": list_of(ANY_MAP, nullable=True),
+        "ports": list_of(mapping({"containerPort": INT, "name": STR, "protocol": STR}), nullable=True),
+        "resources": mapping({"limits": _QUANTITIES, "requests": _QUANTITIES}, nullable=True),
+        "volumeMounts": list_of(mapping({"name": STR, "mountPath": STR, "readOnly": BOOL}), nullable=True),
+        "readinessProbe": _PROBE,
+        "livenessProbe": _PROBE,
+        "startupProbe": _PROBE,
+    }
+)
+POD_SPEC = mapping(
+    {
+        "containers": list_of(CONTAINER),
+        "initContainers": list_of(CONTAINER, nullable=True),
+        "nodeName": STR,
+        "nodeSelector": STR_MAP,
+        "schedulerName": STR,
+        "runtimeClassName": Shape("str", nullable=True),
+        "priorityClassName": STR,
+        "serviceAccountName": STR,
+        "terminationGracePeriodSeconds": INT,
+        "tolerations": list_of(
+            mapping({"key": STR, "operator": STR, "value": STR, "effect": STR}), nullable=True
+        ),
+        "volumes": list_of(
+            mapping(
+                {
+                    "name": STR,
+                    "persistentVolumeClaim": mapping({"claimName": STR}),
+                    "hostPath": mapping({"path": STR}),
+                    "emptyDir": mapping(nullable=True),
+                }
+            ),
+            nullable=True,
+        ),
+        "affinity": mapping(nullable=True),
+        "imagePullSecrets": list_of(mapping({"name": STR}), nullable=True),
+    }
+)
 POD_TEMPLATE = mapping({"metadata": METADATA, "spec": POD_SPEC})
-_CONDITIONS = list_of(mapping({"type": STR, "status": STR, "reason": STR, "message": STR,
-                               "lastTransitionTime": Shape("str", nullable=True)}), nullable=True)
-_CONTAINER_STATE = mapping({"startedAt": Shape("str", nullable=True), "finishedAt": Shape("str", nullable=True),
-                            "reason": STR, "message": STR, "exitCode": INT}, nullable=True)
-CONTAINER_STATUS = mapping({"name": STR, "image": STR, "imageID": STR, "ready": BOOL, "started": BOOL,
-                            "restartCount": INT,
-                            "state": mapping(values=_CONTAINER_STATE, nullable=True),
-                            "lastState": mapping(values=_CONTAINER_STATE, nullable=True)})
-POD = mapping({
-    "metadata": METADATA, "spec": POD_SPEC,
-    "status": mapping({"phase": STR, "reason": STR, "message": STR, "startTime": Shape("str", nullable=True),
-                       "podIP": STR, "hostIP": STR, "conditions": _CONDITIONS,
-                       "containerStatuses": list_of(CONTAINER_STATUS, nullable=True),
-                       "initContainerStatuses": list_of(CONTAINER_STATUS, nullable=True)}, nullable=True),
-})
-_SELECTOR = mapping({"matchLabels": STR_MAP, "matchExpressions": list_of(
-    mapping({"key": STR, "operator": STR, "values": list_of(STR, nullable=True)}), nullable=True)}, nullable=True)
-WORKLOAD = mapping({"metadata": METADATA, "spec": mapping({
-    "replicas": Shape("int", nullable=True), "selector": _SELECTOR, "template": POD_TEMPLATE,
-    "serviceName": STR, "strategy": mapping(nullable=True),
-}), "status": mapping({"replicas": INT, "readyReplicas": INT, "availableReplicas": INT, "updatedReplicas": INT,
-                       "conditions": _CONDITIONS}, nullable=True)})
+_CONDITIONS = list_of(
+    mapping(
+        {
+            "type": STR,
+            "status": STR,
+            "reason": STR,
+            "message": STR,
+            "lastTransitionTime": Shape("str", nullable=True),
+        }
+    ),
+    nullable=True,
+)
+_CONTAINER_STATE = mapping(
+    {
+        "startedAt": Shape("str", nullable=True),
+        "finishedAt": Shape("str", nullable=True),
+        "reason": STR,
+        "message": STR,
+        "exitCode": INT,
+    },
+    nullable=True,
+)
+CONTAINER_STATUS = mapping(
+    {
+        "name": STR,
+        "image": STR,
+        "imageID": STR,
+        "ready": BOOL,
+        "started": BOOL,
+        "restartCount": INT,
+        "state": mapping(values=_CONTAINER_STATE, nullable=True),
+        "lastState": mapping(values=_CONTAINER_STATE, nullable=True),
+    }
+)
+POD = mapping(
+    {
+        "metadata": METADATA,
+        "spec": POD_SPEC,
+        "status": mapping(
+            {
+                "phase": STR,
+                "reason": STR,
+                "message": STR,
+                "startTime": Shape("str", nullable=True),
+                "podIP": STR,
+                "hostIP": STR,
+                "conditions": _CONDITIONS,
+                "containerStatuses": list_of(CONTAINER_STATUS, nullable=True),
+                "initContainerStatuses": list_of(CONTAINER_STATUS, nullable=True),
+            },
+            nullable=True,
+        ),
+    }
+)
+_SELECTOR = mapping(
+    {
+        "matchLabels": STR_MAP,
+        "matchExpressions": list_of(
+            mapping({"key": STR, "operator": STR, "values": list_of(STR, nullable=True)}), nullable=True
+        ),
+    },
+    nullable=True,
+)
+WORKLOAD = mapping(
+    {
+        "metadata": METADATA,
+        "spec": mapping(
+            {
+                "replicas": Shape("int", nullable=True),
+                "selector": _SELECTOR,
+                "template": POD_TEMPLATE,
+                "serviceName": STR,
+                "strategy": mapping(nullable=True),
+            }
+        ),
+        "status": mapping(
+            {
+                "replicas": INT,
+                "readyReplicas": INT,
+                "availableReplicas": INT,
+                "updatedReplicas": INT,
+                "conditions": _CONDITIONS,
+            },
+            nullable=True,
+        ),
+    }
+)
 _TARGET_REF = mapping({"apiVersion": STR, "kind": STR, "name": STR})
-_METRIC_TARGET = mapping({"type": STR, "averageUtilization": INT, "averageValue": QUANTITY, "value": QUANTITY})
+_METRIC_TARGET = mapping(
+    {"type": STR, "averageUtilization": INT, "averageValue": QUANTITY, "value": QUANTITY}
+)
 _HPA_POLICIES = list_of(mapping({"type": STR, "value": INT, "periodSeconds": INT}), nullable=True)
-_HPA_RULES = mapping({"stabilizationWindowSeconds": INT, "selectPolicy": STR, "policies": _HPA_POLICIES},
-                     nullable=True)
+_HPA_RULES = mapping(
+    {"stabilizationWindowSeconds": INT, "selectPolicy": STR, "policies": _HPA_POLICIES}, nullable=True
+)
 _HPA_BEHAVIOR = mapping({"scaleUp": _HPA_RULES, "scaleDown": _HPA_RULES}, nullable=True)
-HPA = mapping({"metadata": METADATA, "spec": mapping({
-    "scaleTargetRef": _TARGET_REF, "minReplicas": Shape("int", nullable=True), "maxReplicas": INT,
-    "targetCPUUtilizationPercentage": INT,
-    "metrics": list_of(mapping({
+HPA = mapping(
+    {
+        "metadata": METADATA,
+        "spec": mapping(
+            {
+                "scaleTargetRef": _TARGET_REF,
+                "minReplicas": Shape("int", nullable=True),
+                "maxReplicas": INT,
+                "targetCPUUtilizationPercentage": INT,
+                "metrics": list_of(
+                    mapping(
+                        {
+                            "type": STR,
+                            "resource": mapping(
+                                {
+                                    "name": STR,
+                                    "target": _METRIC_TARGET,
+                                    "targetAverageUtilization": INT,
+                                    "targetAverageValue": QUANTITY,
+                                }
+                            ),
+                            "containerResource": mapping(
+                                {"name": STR, "container": STR, "target": _METRIC_TARGET}
+                            ),
+                            "pods": mapping(
+                                {
+                                    "metric": mapping({"name": STR, "selector": _SELECTOR}),
+                                    "target": _METRIC_TARGET,
+                                    "metricName": STR,
+                                    "targetAverageValue": QUANTITY,
+                                }
+                            ),
+                            "object": mapping(
+                                {
+                                    "metric": mapping({"name": STR, "selector": _SELECTOR}),
+                                    "target": _METRIC_TARGET,
+                                    "describedObject": _TARGET_REF,
+                                }
+                            ),
+                            "external": mapping(
+                                {
+                                    "metric": mapping({"name": STR, "selector": _SELECTOR}),
+                                    "target": _METRIC_TARGET,
+                                }
+                            ),
+                        }
+                    ),
+                    nullable=True,
+                ),
+                "behavior": _HPA_BEHAVIOR,
+            }
+        ),
+    }
+)
+SCALED_OBJECT = mapping(
+    {
+        "metadata": METADATA,
+        "spec": mapping(
+            {
+                "scaleTargetRef": mapping(
+                    {"apiVersion": STR, "kind": STR, "name": STR, "envSourceContainerName": STR}
+                ),
+                "pollingInterval": INT,
+                "cooldownPeriod": INT,
+                "initialCooldownPeriod": INT,
+                "idleReplicaCount": INT,
+                "minReplicaCount": INT,
+                "maxReplicaCount": INT,
+                "fallback": mapping(
+                    {"failureThreshold": INT, "replicas": INT, "behavior": STR}, nullable=True
+                ),
+                "advanced": mapping(
+                    {
+                        "horizontalPodAutoscalerConfig": mapping(
+                            {"name": STR, "behavior": _HPA_BEHAVIOR}, nullable=True
+                        ),
+                        "restoreToOriginalReplicaCount": BOOL,
+                    },
+                    nullable=True,
+                ),
+                "triggers": list_of(
+                    mapping(
+                        {
+                            "type": STR,
+                            "name": STR,
+                            "metricType": STR,
+                            "useCachedMetrics": BOOL,
+                            "metadata": mapping(values=Shape("scalar", nullable=True)),
+                            "authenticationRef": mapping({"name": STR, "kind": STR}),
+                        }
+                    )
+                ),
+            }
+        ),
+    }
+)
+HTTP_SCALED_OBJECT = mapping(
+    {
+        "metadata": METADATA,
+        "spec": mapping(
+            {
+                "hosts": list_of(STR, nullable=True),
+                "pathPrefixes": list_of(STR, nullable=True),
+                "scaleTargetRef": mapping(
+                    {"name": STR, "kind": STR, "apiVersion": STR, "service": STR, "port": INT}
+                ),
+                "replicas": mapping({"min": INT, "max": INT}, nullable=True),
+                "scaledownPeriod": INT,
+                "targetPendingRequests": INT,
+            }
+        ),
+    }
+)
+KNATIVE_SERVICE = mapping(
+    {
+        "metadata": METADATA,
+        "spec": mapping(
+            {
+                "template": mapping(
+                    {
+                        "metadata": METADATA,
+                        "spec": extend(POD_SPEC, {"containerConcurrency": INT, "timeoutSeconds": INT}),
+                    }
+                ),
+            }
+        ),
+    }
+)
+EVENT = mapping(
+    {
+        "metadata": METADATA,
+        "involvedObject": mapping({"kind": STR, "name": STR, "namespace": STR, "uid": STR, "fieldPath": STR}),
+        "reason": STR,
+        "message": STR,
         "type": STR,
-        "resource": mapping({"name": STR, "target": _METRIC_TARGET, "targetAverageUtilization": INT,
-                             "targetAverageValue": QUANTITY}),
-        "containerResource": mapping({"name": STR, "container": STR, "target": _METRIC_TARGET}),
-        "pods": mapping({"metric": mapping({"name": STR, "selector": _SELECTOR}), "target": _METRIC_TARGET,
-                         "metricName": STR, "targetAverageValue": QUANTITY}),
-        "object": mapping({"metric": mapping({"name": STR, "selector": _SELECTOR}), "target": _METRIC_TARGET,
-                           "describedObject": _TARGET_REF}),
-        "external": mapping({"metric": mapping({"name": STR, "selector": _SELECTOR}), "target": _METRIC_TARGET}),
-    }), nullable=True),
-    "behavior": _HPA_BEHAVIOR,
-})})
-SCALED_OBJECT = mapping({"metadata": METADATA, "spec": mapping({
-    "scaleTargetRef": mapping({"apiVersion": STR, "kind": STR, "name": STR, "envSourceContainerName": STR}),
-    "pollingInterval": INT, "cooldownPeriod": INT, "initialCooldownPeriod": INT, "idleReplicaCount": INT,
-    "minReplicaCount": INT, "maxReplicaCount": INT,
-    "fallback": mapping({"failureThreshold": INT, "replicas": INT, "behavior": STR}, nullable=True),
-    "advanced": mapping({"horizontalPodAutoscalerConfig": mapping({"name": STR, "behavior": _HPA_BEHAVIOR},
-                                                                  nullable=True),
-                         "restoreToOriginalReplicaCount": BOOL}, nullable=True),
-    "triggers": list_of(mapping({"type": STR, "name": STR, "metricType": STR, "useCachedMetrics": BOOL,
-                                 "metadata": mapping(values=Shape("scalar", nullable=True)),
-                                 "authenticationRef": mapping({"name": STR, "kind": STR})})),
-})})
-HTTP_SCALED_OBJECT = mapping({"metadata": METADATA, "spec": mapping({
-    "hosts": list_of(STR, nullable=True), "pathPrefixes": list_of(STR, nullable=True),
-    "scaleTargetRef": mapping({"name": STR, "kind": STR, "apiVersion": STR, "service": STR, "port": INT}),
-    "replicas": mapping({"min": INT, "max": INT}, nullable=True), "scaledownPeriod": INT,
-    "targetPendingRequests": INT,
-})})
-KNATIVE_SERVICE = mapping({"metadata": METADATA, "spec": mapping({
-    "template": mapping({"metadata": METADATA, "spec": extend(POD_SPEC, {"containerConcurrency": INT,
-                                                                      "timeoutSeconds": INT})}),
-})})
-EVENT = mapping({"metadata": METADATA, "involvedObject": mapping({"kind": STR, "name": STR, "namespace": STR,
-                                                                   "uid": STR, "fieldPath": STR}),
-                 "reason": STR, "message": STR, "type": STR, "count": INT, "note": STR,
-                 "regarding": mapping({"kind": STR, "name": STR, "namespace": STR, "fieldPath": STR}),
-                 "firstTimestamp": Shape("str", nullable=True), "lastTimestamp": Shape("str", nullable=True),
-                 "eventTime": Shape("str", nullable=True),
-                 "series": mapping({"count": INT, "lastObservedTime": STR}, nullable=True)})
+        "count": INT,
+        "note": STR,
+        "regarding": mapping({"kind": STR, "name": STR, "namespace": STR, "fieldPath": STR}),
+        "firstTimestamp": Shape("str", nullable=True),
+        "lastTimestamp": Shape("str", nullable=True),
+        "eventTime": Shape("str", nullable=True),
+        "series": mapping({"count": INT, "lastObservedTime": STR}, nullable=True),
+    }
+)
 CONFIG_MAP = mapping({"metadata": METADATA, "data": mapping(values=STR, nullable=True)})
 GENERIC = mapping({"metadata": METADATA})
 
 KIND_SHAPES: dict[str, Shape] = {
-    "Deployment": WORKLOAD, "StatefulSet": WORKLOAD, "DaemonSet": WORKLOAD, "ReplicaSet": WORKLOAD,
-    "Pod": POD, "HorizontalPodAutoscaler": HPA, "ScaledObject": SCALED_OBJECT,
-    "HTTPScaledObject": HTTP_SCALED_OBJECT, "Service": mapping({"metadata": METADATA, "spec": mapping({
-        "selector": STR_MAP, "ports": list_of(mapping({"port": INT, "targetPort": INT_OR_STR, "name": STR}),
-                                              nullable=True)})}),
-    "ConfigMap": CONFIG_MAP, "Event": EVENT,
+    "Deployment": WORKLOAD,
+    "StatefulSet": WORKLOAD,
+    "DaemonSet": WORKLOAD,
+    "ReplicaSet": WORKLOAD,
+    "Pod": POD,
+    "HorizontalPodAutoscaler": HPA,
+    "ScaledObject": SCALED_OBJECT,
+    "HTTPScaledObject": HTTP_SCALED_OBJECT,
+    "Service": mapping(
+        {
+            "metadata": METADATA,
+            "spec": mapping(
+                {
+                    "selector": STR_MAP,
+                    "ports": list_of(
+                        mapping({"port": INT, "targetPort": INT_OR_STR, "name": STR}), nullable=True
+                    ),
+                }
+            ),
+        }
+    ),
+    "ConfigMap": CONFIG_MAP,
+    "Event": EVENT,
 }
 
 
@@ -282,5 +527,8 @@ def check_object(obj: Any, source: str, shape: Shape | None = None) -> None:
     try:
         check(obj, shape or (object_shape(obj) if isinstance(obj, Mapping) else GENERIC))
     except ShapeError as exc:
-        raise InputError(f"cannot read {source}", f"{object_label(obj)}: {exc.path} must be {exc.expected}, "
-                         f"found {exc.found}", "fix that field (`kubectl explain` shows its type)") from None
+        raise InputError(
+            f"cannot read {source}",
+            f"{object_label(obj)}: {exc.path} must be {exc.expected}, found {exc.found}",
+            "fix that field (`kubectl explain` shows its type)",
+        ) from None

@@ -9,8 +9,18 @@ import re
 from typing import Any
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|μs|ns|s|m|h|d|w)")
-_SCALE = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-          "d": 86400.0, "w": 604800.0}
+_SCALE = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
 
 
 def duration_seconds(text: str | float | int) -> float:

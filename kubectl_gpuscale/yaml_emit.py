@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-WIDTH = 80          # libyaml's best_width (PyYAML passes none)
+WIDTH = 80  # libyaml's best_width (PyYAML passes none)
 MAX_SIMPLE_KEY = 128  # longer keys are written as `? key` by libyaml
 _FIRST_INDICATORS = frozenset("#,[]{}&*!|>'\"%@`")
 
@@ -32,8 +32,9 @@ class _Writer:
         self.out: list[str] = []
         self._plain: dict[str, bool] = {}
         # The stubs leave Resolver.resolve untyped: this is its signature for an implicit plain scalar.
-        self._resolve: Callable[[type[yaml.ScalarNode], str, tuple[bool, bool]], str] = \
+        self._resolve: Callable[[type[yaml.ScalarNode], str, tuple[bool, bool]], str] = (
             yaml.resolver.Resolver().resolve
+        )
 
     def collection(self, value: dict[Any, Any] | list[Any], indent: int, lead: str) -> None:
         """A non-empty dict or list at `indent`; its first line starts with `lead` (e.g. ``- ``)."""
@@ -57,8 +58,11 @@ class _Writer:
                 self.collection(item, indent + 2, line + " ")
             else:
                 self.out.append(line + "\n")
-                self.collection(item, indent + 2 if kind is dict else indent, " " * (indent + 2)
-                                if kind is dict else " " * indent)
+                self.collection(
+                    item,
+                    indent + 2 if kind is dict else indent,
+                    " " * (indent + 2) if kind is dict else " " * indent,
+                )
             return
         self.out.append(f"{line} {self.scalar(item, indent + 2, len(line) + 1)}\n")
 
@@ -83,8 +87,10 @@ class _Writer:
             raise Unsupported("a non-ASCII, control or multi-line string")
         plain = self._plain.get(text)
         if plain is None:
-            plain = self._plain[text] = _plain_allowed(text) and self._resolve(
-                yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+            plain = self._plain[text] = (
+                _plain_allowed(text)
+                and self._resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+            )
         if plain:
             return text if key else _fold(text, column, indent, quoted=False)
         quoted = text.replace("'", "''")

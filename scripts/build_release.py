@@ -128,21 +128,48 @@ def freeze(python: Path, mode: str, workdir: Path) -> Path:
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.write_text("from kubectl_gpuscale.cli import main\n\nmain()\n")
     makespec = [
-        str(python), "-m", "PyInstaller.utils.cliutils.makespec", "--log-level", "WARN",
-        f"--{mode}", "--name", NAME, "--noupx",  # no --strip: see strip_elf
-        "--specpath", str(workdir),
-        "--collect-submodules", "kubectl_gpuscale", "--collect-data", "kubectl_gpuscale",
-        "--collect-submodules", "textual.widgets", "--collect-data", "textual",
+        str(python),
+        "-m",
+        "PyInstaller.utils.cliutils.makespec",
+        "--log-level",
+        "WARN",
+        f"--{mode}",
+        "--name",
+        NAME,
+        "--noupx",  # no --strip: see strip_elf
+        "--specpath",
+        str(workdir),
+        "--collect-submodules",
+        "kubectl_gpuscale",
+        "--collect-data",
+        "kubectl_gpuscale",
+        "--collect-submodules",
+        "textual.widgets",
+        "--collect-data",
+        "textual",
     ]
     for module in EXCLUDES:
         makespec += ["--exclude-module", module]
     subprocess.run([*makespec, str(entry)], check=True, stdout=subprocess.DEVNULL)
     spec = workdir / f"{NAME}.spec"
     spec.write_text(skip_runtime_hooks(spec.read_text(), SKIPPED_RUNTIME_HOOKS))
-    subprocess.run([
-        str(python), "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-        "--distpath", str(workdir / "dist"), "--workpath", str(workdir / "work"), str(spec),
-    ], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(workdir / "dist"),
+            "--workpath",
+            str(workdir / "work"),
+            str(spec),
+        ],
+        check=True,
+    )
     frozen = workdir / "dist" / NAME
     if frozen.is_dir():
         strip_elf(frozen)
@@ -243,18 +270,26 @@ def write_manifest(dist: Path, keep_existing: bool) -> Path:
     body = "\n".join(line for line in body.splitlines() if not line.startswith("#")).lstrip("\n")
     MANIFEST.write_text(header + body + "\n")
     placeholders = body.count(PLACEHOLDER_SHA)
-    print(f"{MANIFEST.relative_to(ROOT)}: v{ver}, {len(PLATFORMS) - placeholders} real sha256, {placeholders} placeholders")
+    print(
+        f"{MANIFEST.relative_to(ROOT)}: v{ver}, {len(PLATFORMS) - placeholders} real sha256, {placeholders} placeholders"
+    )
     return MANIFEST
 
 
 def main() -> None:
     """Command line: build | manifest | all."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("step", choices=["build", "manifest", "all"])
     parser.add_argument("--mode", choices=["onedir", "onefile"], default="onedir")
-    parser.add_argument("--venv", type=Path, default=BUILD / "venv", help="build virtualenv (default build/venv)")
+    parser.add_argument(
+        "--venv", type=Path, default=BUILD / "venv", help="build virtualenv (default build/venv)"
+    )
     parser.add_argument("--dist", type=Path, default=DIST, help="where archives are (default dist/)")
-    parser.add_argument("--fresh", action="store_true", help="manifest: do not keep sha256 values already in plugin.yaml")
+    parser.add_argument(
+        "--fresh", action="store_true", help="manifest: do not keep sha256 values already in plugin.yaml"
+    )
     args = parser.parse_args()
     os.chdir(ROOT)
     if args.step in ("build", "all"):

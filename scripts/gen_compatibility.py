@@ -22,7 +22,10 @@ def main(argv: list[str]) -> int:
     text = generate()
     if "--check" in argv:
         if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC.relative_to(ROOT)} is out of date: run python scripts/gen_compatibility.py", file=sys.stderr)
+            print(
+                f"{DOC.relative_to(ROOT)} is out of date: run python scripts/gen_compatibility.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     DOC.write_text(text)

@@ -19,7 +19,7 @@ def _prune(items: list[Any], docs_dir: Path, missing: list[str]) -> list[Any]:
     kept: list[Any] = []
     for item in items:
         if isinstance(item, dict):
-            (title, value), = item.items()
+            ((title, value),) = item.items()
             if isinstance(value, list):
                 children = _prune(value, docs_dir, missing)
                 if children:

@@ -39,9 +39,13 @@ async def shoot(name: str, minutes: float, keys: tuple[str, ...] = (), history: 
 
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, minutes, keys in (("top", 12.0, ()), ("top-cpu-hpa", 12.0, ("down",)),
-                                ("top-coldstart", 7.0, ()), ("top-waterfall", 7.0, ("enter",)),
-                                ("top-help", 12.0, ("question_mark",))):
+    for name, minutes, keys in (
+        ("top", 12.0, ()),
+        ("top-cpu-hpa", 12.0, ("down",)),
+        ("top-coldstart", 7.0, ()),
+        ("top-waterfall", 7.0, ("enter",)),
+        ("top-help", 12.0, ("question_mark",)),
+    ):
         print(await shoot(name, minutes, keys))
 
 

@@ -47,7 +47,9 @@ def kubectl_bin() -> str:
 @pytest.fixture(scope="session")
 def prometheus_bin() -> str:
     """The real Prometheus server binary (Debian package prometheus)."""
-    path = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
+    path = shutil.which("prometheus") or (
+        "/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None
+    )
     if not path:
         require_real_part("prometheus", "apt-get install prometheus")
     assert path

@@ -39,8 +39,16 @@ class Http:
     def __init__(self, server: ApiServer) -> None:
         self.server = server
 
-    def __call__(self, method: str, path: str, body: Any = None, *, ctype: str = "application/json",
-                 token: str | None = "default", **query: Any) -> tuple[int, Any]:
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        ctype: str = "application/json",
+        token: str | None = "default",
+        **query: Any,
+    ) -> tuple[int, Any]:
         url = self.server.url + path + (("?" + urlencode(query)) if query else "")
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         req = urllib.request.Request(url, data=data, method=method)
@@ -69,14 +77,23 @@ def replicas(server: ApiServer, name: str = "vllm") -> int:
 
 def deployment(name: str = "vllm", replicas: int = 2, **labels: str) -> dict[str, Any]:
     labels = labels or {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "ml", "labels": labels},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": name, "image": "img"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "ml", "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": "img"}]},
+            },
+        },
+    }
 
 
 # ---- discovery ------------------------------------------------------------------------------------------
+
 
 def test_discovery_documents(http: Http) -> None:
     code, versions = http("GET", "/api")
@@ -84,9 +101,19 @@ def test_discovery_documents(http: Http) -> None:
     _, groups = http("GET", "/apis")
     by_name = {g["name"]: g for g in groups["groups"]}
     group: str
-    for group in ("apps", "autoscaling", "apiextensions.k8s.io", "apiregistration.k8s.io", "authorization.k8s.io",
-                  "rbac.authorization.k8s.io", "events.k8s.io", "keda.sh", "http.keda.sh", "serving.knative.dev",
-                  "external.metrics.k8s.io"):
+    for group in (
+        "apps",
+        "autoscaling",
+        "apiextensions.k8s.io",
+        "apiregistration.k8s.io",
+        "authorization.k8s.io",
+        "rbac.authorization.k8s.io",
+        "events.k8s.io",
+        "keda.sh",
+        "http.keda.sh",
+        "serving.knative.dev",
+        "external.metrics.k8s.io",
+    ):
         assert group in by_name, group
     assert [v["version"] for v in by_name["autoscaling"]["versions"]] == ["v2", "v1"]
     assert by_name["autoscaling"]["preferredVersion"]["groupVersion"] == "autoscaling/v2"
@@ -99,7 +126,9 @@ def test_discovery_documents(http: Http) -> None:
     scale = next(r for r in apps["resources"] if r["name"] == "deployments/scale")
     assert (scale["kind"], scale["group"], scale["version"]) == ("Scale", "autoscaling", "v1")
     _, hpa = http("GET", "/apis/autoscaling/v2")
-    assert {"horizontalpodautoscalers", "horizontalpodautoscalers/status"} <= {r["name"] for r in hpa["resources"]}
+    assert {"horizontalpodautoscalers", "horizontalpodautoscalers/status"} <= {
+        r["name"] for r in hpa["resources"]
+    }
     code, version = http("GET", "/version")
     assert code == 200 and version["gitVersion"].startswith("v1.")
 
@@ -117,14 +146,31 @@ def test_optional_group_switched_off(apiserver: ApiServer, http: Http) -> None:
 
 
 def test_crd_registered_at_run_time(http: Http) -> None:
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "widgets.example.com"},
-           "spec": {"group": "example.com", "scope": "Namespaced",
-                    "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"]},
-                    "versions": [{"name": "v1", "served": True, "storage": True,
-                                  "subresources": {"status": {}, "scale": {
-                                      "specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size",
-                                      "labelSelectorPath": ".status.selector"}}}]}}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"]},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.size",
+                            "statusReplicasPath": ".status.size",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                }
+            ],
+        },
+    }
     assert http("GET", "/apis/example.com/v1")[0] == 404
     code, created = http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     assert code == 201
@@ -132,14 +178,26 @@ def test_crd_registered_at_run_time(http: Http) -> None:
     assert established["Established"] == "True"
     _, resources = http("GET", "/apis/example.com/v1")
     assert {r["name"] for r in resources["resources"]} == {"widgets", "widgets/status", "widgets/scale"}
-    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 1},
+    }
     assert http("POST", "/apis/example.com/v1/namespaces/ml/widgets", widget)[0] == 201
-    code, _ = http("PATCH", "/apis/example.com/v1/namespaces/ml/widgets/w/scale", {"spec": {"replicas": 4}},
-                   ctype="application/merge-patch+json")
+    code, _ = http(
+        "PATCH",
+        "/apis/example.com/v1/namespaces/ml/widgets/w/scale",
+        {"spec": {"replicas": 4}},
+        ctype="application/merge-patch+json",
+    )
     assert code == 200
     _, got = http("GET", "/apis/example.com/v1/namespaces/ml/widgets/w")
     assert got["spec"]["size"] == 4 and got["kind"] == "Widget"
-    assert http("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")[0] == 200
+    assert (
+        http("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")[0]
+        == 200
+    )
     assert http("GET", "/apis/example.com/v1")[0] == 404
 
 
@@ -147,11 +205,16 @@ def test_openapi_v3_index_names_every_group_version(http: Http) -> None:
     _, index = http("GET", "/openapi/v3")
     assert "api/v1" in index["paths"] and "apis/apps/v1" in index["paths"]
     _, doc = http("GET", "/openapi/v3/apis/apps/v1")
-    kinds = {gvk["kind"] for s in doc["components"]["schemas"].values() for gvk in s["x-kubernetes-group-version-kind"]}
+    kinds = {
+        gvk["kind"]
+        for s in doc["components"]["schemas"].values()
+        for gvk in s["x-kubernetes-group-version-kind"]
+    }
     assert "Deployment" in kinds
 
 
 # ---- auth and request record -----------------------------------------------------------------------------
+
 
 def test_token_checked_and_requests_recorded(apiserver: ApiServer, http: Http) -> None:
     code, status = http("GET", "/api/v1/namespaces/ml/pods", token="wrong")
@@ -159,7 +222,11 @@ def test_token_checked_and_requests_recorded(apiserver: ApiServer, http: Http) -
     apiserver.reset_requests()
     http("GET", "/api/v1/namespaces/ml/pods", labelSelector="app=x")
     (req,) = apiserver.requests
-    assert (req.method, req.path, req.param("labelSelector")) == ("GET", "/api/v1/namespaces/ml/pods", "app=x")
+    assert (req.method, req.path, req.param("labelSelector")) == (
+        "GET",
+        "/api/v1/namespaces/ml/pods",
+        "app=x",
+    )
     apiserver.anonymous = False
     assert http("GET", "/api/v1/pods", token=None)[0] == 401
 
@@ -167,16 +234,28 @@ def test_token_checked_and_requests_recorded(apiserver: ApiServer, http: Http) -
 def test_deny_list_gives_forbidden_status_and_access_review(apiserver: ApiServer, http: Http) -> None:
     apiserver.deny("patch", "deployments.apps", namespace="ml")
     apiserver.seed(DEPLOY)
-    code, status = http("PATCH", f"{DEPLOY_PATH}/vllm", {"spec": {"replicas": 1}},
-                        ctype="application/merge-patch+json")
+    code, status = http(
+        "PATCH", f"{DEPLOY_PATH}/vllm", {"spec": {"replicas": 1}}, ctype="application/merge-patch+json"
+    )
     assert code == 403 and status["reason"] == "Forbidden"
-    assert status["message"] == ('deployments.apps "vllm" is forbidden: User "test-user" cannot patch resource '
-                                 '"deployments" in API group "apps" in the namespace "ml"')
+    assert status["message"] == (
+        'deployments.apps "vllm" is forbidden: User "test-user" cannot patch resource '
+        '"deployments" in API group "apps" in the namespace "ml"'
+    )
     assert status["details"] == {"name": "vllm", "group": "apps", "kind": "deployments"}
     assert http("GET", f"{DEPLOY_PATH}/vllm")[0] == 200
-    review: dict[str, Any] = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-              "spec": {"resourceAttributes": {"verb": "patch", "group": "apps", "resource": "deployments",
-                                              "namespace": "ml"}}}
+    review: dict[str, Any] = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {
+                "verb": "patch",
+                "group": "apps",
+                "resource": "deployments",
+                "namespace": "ml",
+            }
+        },
+    }
     path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
     assert http("POST", path, review)[1]["status"]["allowed"] is False
     review["spec"]["resourceAttributes"]["namespace"] = "other"
@@ -185,9 +264,11 @@ def test_deny_list_gives_forbidden_status_and_access_review(apiserver: ApiServer
 
 # ---- get / list / selectors -------------------------------------------------------------------------------
 
+
 def test_list_label_and_field_selectors(apiserver: ApiServer, http: Http) -> None:
-    apiserver.seed([deployment("a", tier="gpu", app="a"), deployment("b", tier="cpu", app="b"),
-                    deployment("c", app="c")])
+    apiserver.seed(
+        [deployment("a", tier="gpu", app="a"), deployment("b", tier="cpu", app="b"), deployment("c", app="c")]
+    )
     apiserver.seed({**deployment("d", app="d"), "metadata": {"name": "d", "namespace": "other"}})
 
     def names(**query: str) -> list[str]:
@@ -207,7 +288,8 @@ def test_list_label_and_field_selectors(apiserver: ApiServer, http: Http) -> Non
     _, everywhere = http("GET", "/apis/apps/v1/deployments")
     assert [i["metadata"]["namespace"] for i in everywhere["items"]] == ["ml", "ml", "ml", "other"]
     assert int(everywhere["metadata"]["resourceVersion"]) >= max(
-        int(i["metadata"]["resourceVersion"]) for i in everywhere["items"])
+        int(i["metadata"]["resourceVersion"]) for i in everywhere["items"]
+    )
     assert "kind" not in everywhere["items"][0]  # built-in list items carry no kind, like the real server
     code, status = http("GET", DEPLOY_PATH, fieldSelector="spec.replicas=2")
     assert code == 400 and "field label not supported" in status["message"]
@@ -215,28 +297,46 @@ def test_list_label_and_field_selectors(apiserver: ApiServer, http: Http) -> Non
 
 
 def test_pod_and_event_field_selectors(apiserver: ApiServer, http: Http) -> None:
-    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n, "namespace": "ml"},
-             "spec": {"nodeName": node, "containers": [{"name": "c"}]}} for n, node in (("p1", "n1"), ("p2", "n2"))]
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": n, "namespace": "ml"},
+            "spec": {"nodeName": node, "containers": [{"name": "c"}]},
+        }
+        for n, node in (("p1", "n1"), ("p2", "n2"))
+    ]
     stored = apiserver.seed(pods)
     apiserver.add_event(stored[0], "Pulling", "Pulling image")
     apiserver.add_event(stored[1], "Pulled", "Pulled image")
     _, listed = http("GET", "/api/v1/pods", fieldSelector="spec.nodeName=n2")
     assert [p["metadata"]["name"] for p in listed["items"]] == ["p2"]
-    _, events = http("GET", "/api/v1/namespaces/ml/events",
-                     fieldSelector=f"involvedObject.kind=Pod,involvedObject.name=p1,"
-                                   f"involvedObject.uid={stored[0]['metadata']['uid']}")
+    _, events = http(
+        "GET",
+        "/api/v1/namespaces/ml/events",
+        fieldSelector=f"involvedObject.kind=Pod,involvedObject.name=p1,"
+        f"involvedObject.uid={stored[0]['metadata']['uid']}",
+    )
     assert [e["reason"] for e in events["items"]] == ["Pulling"]
 
 
 def test_get_missing_is_a_not_found_status(http: Http) -> None:
     code, status = http("GET", f"{DEPLOY_PATH}/nope")
     assert code == 404
-    assert status == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                      "message": 'deployments.apps "nope" not found', "reason": "NotFound",
-                      "details": {"name": "nope", "group": "apps", "kind": "deployments"}, "code": 404}
+    assert status == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'deployments.apps "nope" not found',
+        "reason": "NotFound",
+        "details": {"name": "nope", "group": "apps", "kind": "deployments"},
+        "code": 404,
+    }
 
 
 # ---- create / replace / delete -----------------------------------------------------------------------------
+
 
 def test_create_sets_server_fields_and_rejects_duplicates(apiserver: ApiServer, http: Http) -> None:
     code, created = http("POST", DEPLOY_PATH, deployment())
@@ -250,7 +350,9 @@ def test_create_sets_server_fields_and_rejects_duplicates(apiserver: ApiServer, 
     assert status["message"] == 'deployments.apps "vllm" already exists'
     generated = {**deployment(), "metadata": {"generateName": "vllm-", "namespace": "ml"}}
     code, made = http("POST", DEPLOY_PATH, generated)
-    assert code == 201 and made["metadata"]["name"].startswith("vllm-") and len(made["metadata"]["name"]) == 10
+    assert (
+        code == 201 and made["metadata"]["name"].startswith("vllm-") and len(made["metadata"]["name"]) == 10
+    )
     nameless = {**deployment(), "metadata": {"namespace": "ml"}}
     code, status = http("POST", DEPLOY_PATH, nameless)
     assert code == 422 and status["reason"] == "Invalid" and "metadata.name" in status["message"]
@@ -279,32 +381,71 @@ def test_dry_run_persists_nothing(apiserver: ApiServer, http: Http) -> None:
     apiserver.seed(DEPLOY)
     before = apiserver.get_object("apps/v1", "Deployment", "vllm", "ml")
     patch = {"spec": {"replicas": 9}}
-    code, patched = http("PATCH", f"{DEPLOY_PATH}/vllm", patch, ctype="application/merge-patch+json", dryRun="All")
+    code, patched = http(
+        "PATCH", f"{DEPLOY_PATH}/vllm", patch, ctype="application/merge-patch+json", dryRun="All"
+    )
     assert code == 200 and patched["spec"]["replicas"] == 9
-    apply = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vllm"}, "spec": {"replicas": 8}}
-    code, applied = http("PATCH", f"{DEPLOY_PATH}/vllm", apply, ctype="application/apply-patch+yaml",
-                         fieldManager="m", dryRun="All")
+    apply = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "vllm"},
+        "spec": {"replicas": 8},
+    }
+    code, applied = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        apply,
+        ctype="application/apply-patch+yaml",
+        fieldManager="m",
+        dryRun="All",
+    )
     assert code == 200 and applied["spec"]["replicas"] == 8
     assert http("DELETE", f"{DEPLOY_PATH}/vllm", dryRun="All")[0] == 200
-    assert http("PATCH", f"{DEPLOY_PATH}/vllm/scale", patch, ctype="application/merge-patch+json",
-                dryRun="All")[1]["spec"]["replicas"] == 9
+    assert (
+        http("PATCH", f"{DEPLOY_PATH}/vllm/scale", patch, ctype="application/merge-patch+json", dryRun="All")[
+            1
+        ]["spec"]["replicas"]
+        == 9
+    )
     assert apiserver.get_object("apps/v1", "Deployment", "vllm", "ml") == before
     assert http("POST", DEPLOY_PATH, deployment("x"), dryRun="Some")[0] == 400
 
 
 def owned(name: str, kind: str, owner: dict[str, Any], api_version: str = "autoscaling/v2") -> dict[str, Any]:
-    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": "ml",
-            "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
-                                 "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-                                 "controller": True, "blockOwnerDeletion": True}]}}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": "ml",
+            "ownerReferences": [
+                {
+                    "apiVersion": owner["apiVersion"],
+                    "kind": owner["kind"],
+                    "name": owner["metadata"]["name"],
+                    "uid": owner["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+    }
 
 
-@pytest.mark.parametrize(("policy", "hpa_left"), [("Orphan", True), ("Background", False), ("Foreground", False),
-                                                  (None, False)])
-def test_delete_propagation_policy_and_garbage_collection(apiserver: ApiServer, http: Http, policy: str | None,
-                                                          hpa_left: bool) -> None:
-    (so,) = apiserver.seed({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                            "metadata": {"name": "vllm", "namespace": "ml"}, "spec": {}})
+@pytest.mark.parametrize(
+    ("policy", "hpa_left"), [("Orphan", True), ("Background", False), ("Foreground", False), (None, False)]
+)
+def test_delete_propagation_policy_and_garbage_collection(
+    apiserver: ApiServer, http: Http, policy: str | None, hpa_left: bool
+) -> None:
+    (so,) = apiserver.seed(
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": "vllm", "namespace": "ml"},
+            "spec": {},
+        }
+    )
     (hpa,) = apiserver.seed(owned("keda-hpa-vllm", "HorizontalPodAutoscaler", so))
     apiserver.seed(owned("grandchild", "ConfigMap", hpa, api_version="v1"))
     body = {"apiVersion": "v1", "kind": "DeleteOptions", **({"propagationPolicy": policy} if policy else {})}
@@ -323,7 +464,9 @@ def test_delete_propagation_policy_and_garbage_collection(apiserver: ApiServer, 
 def test_dependent_with_another_live_owner_survives(apiserver: ApiServer, http: Http) -> None:
     first, second = apiserver.seed([deployment("a"), deployment("b")])
     child = owned("c", "ConfigMap", first, api_version="v1")
-    child["metadata"]["ownerReferences"] += owned("c", "ConfigMap", second, "v1")["metadata"]["ownerReferences"]
+    child["metadata"]["ownerReferences"] += owned("c", "ConfigMap", second, "v1")["metadata"][
+        "ownerReferences"
+    ]
     apiserver.seed(child)
     http("DELETE", f"{DEPLOY_PATH}/a")
     left = apiserver.get_object("v1", "ConfigMap", "c", "ml")
@@ -337,7 +480,12 @@ def test_finalizers_hold_deletion_until_removed(apiserver: ApiServer, http: Http
     code, held = http("DELETE", f"{DEPLOY_PATH}/vllm")
     assert code == 200 and held["metadata"]["deletionTimestamp"]
     assert apiserver.get_object("apps/v1", "Deployment", "vllm", "ml") is not None
-    http("PATCH", f"{DEPLOY_PATH}/vllm", {"metadata": {"finalizers": None}}, ctype="application/merge-patch+json")
+    http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        {"metadata": {"finalizers": None}},
+        ctype="application/merge-patch+json",
+    )
     assert apiserver.get_object("apps/v1", "Deployment", "vllm", "ml") is None
 
 
@@ -348,6 +496,7 @@ def test_deleting_a_namespace_deletes_its_objects(apiserver: ApiServer, http: Ht
 
 
 # ---- patches ------------------------------------------------------------------------------------------------
+
 
 def test_merge_and_strategic_patch(apiserver: ApiServer, http: Http) -> None:
     apiserver.seed(DEPLOY)
@@ -362,41 +511,61 @@ def test_merge_and_strategic_patch(apiserver: ApiServer, http: Http) -> None:
 
 def test_json_patch_operations(apiserver: ApiServer, http: Http) -> None:
     apiserver.seed(DEPLOY)
-    ops = [{"op": "test", "path": "/spec/replicas", "value": 2},
-           {"op": "replace", "path": "/spec/replicas", "value": 6},
-           {"op": "add", "path": "/metadata/annotations", "value": {"a/b": "1"}},
-           {"op": "copy", "from": "/metadata/labels/app", "path": "/metadata/labels/copied"},
-           {"op": "move", "from": "/metadata/labels/tier", "path": "/metadata/labels/moved"},
-           {"op": "remove", "path": "/metadata/annotations/a~1b"},
-           {"op": "add", "path": "/spec/template/spec/containers/-", "value": {"name": "side", "image": "s"}}]
+    ops = [
+        {"op": "test", "path": "/spec/replicas", "value": 2},
+        {"op": "replace", "path": "/spec/replicas", "value": 6},
+        {"op": "add", "path": "/metadata/annotations", "value": {"a/b": "1"}},
+        {"op": "copy", "from": "/metadata/labels/app", "path": "/metadata/labels/copied"},
+        {"op": "move", "from": "/metadata/labels/tier", "path": "/metadata/labels/moved"},
+        {"op": "remove", "path": "/metadata/annotations/a~1b"},
+        {"op": "add", "path": "/spec/template/spec/containers/-", "value": {"name": "side", "image": "s"}},
+    ]
     code, out = http("PATCH", f"{DEPLOY_PATH}/vllm", ops, ctype="application/json-patch+json")
     assert code == 200, out
     assert out["spec"]["replicas"] == 6 and out["metadata"]["annotations"] == {}
     assert out["metadata"]["labels"] == {"app": "vllm", "copied": "vllm", "moved": "gpu"}
     assert [c["name"] for c in out["spec"]["template"]["spec"]["containers"]] == ["vllm", "side"]
-    code, status = http("PATCH", f"{DEPLOY_PATH}/vllm", [{"op": "test", "path": "/spec/replicas", "value": 1}],
-                        ctype="application/json-patch+json")
+    code, status = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        [{"op": "test", "path": "/spec/replicas", "value": 1}],
+        ctype="application/json-patch+json",
+    )
     assert code == 422 and status["reason"] == "Invalid" and "test failed" in status["message"]
     assert replicas(apiserver) == 6
-    code, _ = http("PATCH", f"{DEPLOY_PATH}/vllm", [{"op": "remove", "path": "/spec/nope"}],
-                   ctype="application/json-patch+json")
+    code, _ = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        [{"op": "remove", "path": "/spec/nope"}],
+        ctype="application/json-patch+json",
+    )
     assert code == 422
 
 
 def test_patch_with_stale_resource_version_conflicts(apiserver: ApiServer, http: Http) -> None:
     apiserver.seed(DEPLOY)
-    code, _ = http("PATCH", f"{DEPLOY_PATH}/vllm", {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 1}},
-                   ctype="application/merge-patch+json")
+    code, _ = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 1}},
+        ctype="application/merge-patch+json",
+    )
     assert code == 409
 
 
 # ---- server-side apply -------------------------------------------------------------------------------------
 
+
 def apply(http: Http, body: dict[str, Any], manager: str | None, **query: Any) -> tuple[int, Any]:
     if manager:
         query["fieldManager"] = manager
-    return http("PATCH", f"{DEPLOY_PATH}/{body['metadata']['name']}", body, ctype="application/apply-patch+yaml",
-                **query)
+    return http(
+        "PATCH",
+        f"{DEPLOY_PATH}/{body['metadata']['name']}",
+        body,
+        ctype="application/apply-patch+yaml",
+        **query,
+    )
 
 
 def test_apply_creates_and_records_managed_fields(http: Http) -> None:
@@ -418,8 +587,13 @@ def test_apply_yaml_body_and_field_removal(http: Http) -> None:
     body["metadata"]["annotations"] = {"keep": "no"}
     apply(http, body, "gpuscale")
     del body["metadata"]["annotations"]
-    code, out = http("PATCH", f"{DEPLOY_PATH}/vllm", yaml.safe_dump(body).encode(),
-                     ctype="application/apply-patch+yaml", fieldManager="gpuscale")
+    code, out = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        yaml.safe_dump(body).encode(),
+        ctype="application/apply-patch+yaml",
+        fieldManager="gpuscale",
+    )
     assert code == 200 and "annotations" not in out["metadata"]
 
 
@@ -428,7 +602,11 @@ def test_apply_conflict_with_another_manager_and_force(apiserver: ApiServer, htt
     code, status = apply(http, deployment(replicas=5), "gpuscale")
     assert code == 409 and status["reason"] == "Conflict"
     (cause,) = status["details"]["causes"]
-    assert cause == {"reason": "FieldManagerConflict", "message": 'conflict with "helm"', "field": ".spec.replicas"}
+    assert cause == {
+        "reason": "FieldManagerConflict",
+        "message": 'conflict with "helm"',
+        "field": ".spec.replicas",
+    }
     assert status["message"] == 'Apply failed with 1 conflict: conflict with "helm": .spec.replicas'
     assert replicas(apiserver) == 2
     code, out = apply(http, deployment(replicas=2), "gpuscale")
@@ -441,15 +619,22 @@ def test_apply_conflict_with_another_manager_and_force(apiserver: ApiServer, htt
 
 def test_update_takes_ownership_from_applier(http: Http) -> None:
     apply(http, deployment(replicas=2), "gpuscale")
-    http("PATCH", f"{DEPLOY_PATH}/vllm/scale", {"spec": {"replicas": 4}}, ctype="application/merge-patch+json",
-         fieldManager="kube-controller-manager")
+    http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm/scale",
+        {"spec": {"replicas": 4}},
+        ctype="application/merge-patch+json",
+        fieldManager="kube-controller-manager",
+    )
     code, status = apply(http, deployment(replicas=3), "gpuscale")
     assert code == 409
-    assert status["details"]["causes"][0]["message"] == ('conflict with "kube-controller-manager" with subresource '
-                                                         '"scale" using apps/v1')
+    assert status["details"]["causes"][0]["message"] == (
+        'conflict with "kube-controller-manager" with subresource "scale" using apps/v1'
+    )
 
 
 # ---- subresources -------------------------------------------------------------------------------------------
+
 
 def test_scale_subresource(apiserver: ApiServer, http: Http) -> None:
     apiserver.seed(DEPLOY)
@@ -458,12 +643,17 @@ def test_scale_subresource(apiserver: ApiServer, http: Http) -> None:
     assert scale["spec"] == {"replicas": 2} and scale["status"] == {"replicas": 2, "selector": "app=vllm"}
     scale["spec"]["replicas"] = 3
     assert http("PUT", f"{DEPLOY_PATH}/vllm/scale", scale)[1]["spec"]["replicas"] == 3
-    code, out = http("PATCH", f"{DEPLOY_PATH}/vllm/scale", [{"op": "replace", "path": "/spec/replicas", "value": 0}],
-                     ctype="application/json-patch+json")
+    code, out = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm/scale",
+        [{"op": "replace", "path": "/spec/replicas", "value": 0}],
+        ctype="application/json-patch+json",
+    )
     assert code == 200 and out["spec"]["replicas"] == 0
     assert replicas(apiserver) == 0
-    code, _status = http("PATCH", f"{DEPLOY_PATH}/vllm/scale", {"spec": {"replicas": -1}},
-                         ctype="application/merge-patch+json")
+    code, _status = http(
+        "PATCH", f"{DEPLOY_PATH}/vllm/scale", {"spec": {"replicas": -1}}, ctype="application/merge-patch+json"
+    )
     assert code == 422
     scale["metadata"]["resourceVersion"] = "1"
     assert http("PUT", f"{DEPLOY_PATH}/vllm/scale", scale)[0] == 409
@@ -471,17 +661,29 @@ def test_scale_subresource(apiserver: ApiServer, http: Http) -> None:
 
 def test_status_subresource_is_separate(apiserver: ApiServer, http: Http) -> None:
     apiserver.seed(DEPLOY)
-    code, out = http("PATCH", f"{DEPLOY_PATH}/vllm", {"status": {"replicas": 9}, "spec": {"replicas": 1}},
-                     ctype="application/merge-patch+json")
+    code, out = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        {"status": {"replicas": 9}, "spec": {"replicas": 1}},
+        ctype="application/merge-patch+json",
+    )
     assert out["status"]["replicas"] == 2 and out["spec"]["replicas"] == 1
-    code, out = http("PATCH", f"{DEPLOY_PATH}/vllm/status", {"status": {"replicas": 9}, "spec": {"replicas": 7}},
-                     ctype="application/merge-patch+json")
+    code, out = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm/status",
+        {"status": {"replicas": 9}, "spec": {"replicas": 7}},
+        ctype="application/merge-patch+json",
+    )
     assert code == 200 and out["status"]["replicas"] == 9 and out["spec"]["replicas"] == 1
 
 
 def pod(name: str, *containers: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ml"},
-            "spec": {"nodeName": "gpu-node-1", "containers": [{"name": c, "image": "i"} for c in containers]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "ml"},
+        "spec": {"nodeName": "gpu-node-1", "containers": [{"name": c, "image": "i"} for c in containers]},
+    }
 
 
 def test_pod_logs(apiserver: ApiServer, http: Http) -> None:
@@ -494,8 +696,9 @@ def test_pod_logs(apiserver: ApiServer, http: Http) -> None:
     assert http("GET", f"{base}/one/log", tailLines=2) == (200, "line 2\nline 3\n")
     assert http("GET", f"{base}/one/log", previous="true") == (200, "crashed\n")
     code, status = http("GET", f"{base}/two/log")
-    assert code == 400 and status["message"] == ("a container name must be specified for pod two, "
-                                                 "choose one of: [vllm sidecar]")
+    assert code == 400 and status["message"] == (
+        "a container name must be specified for pod two, choose one of: [vllm sidecar]"
+    )
     assert http("GET", f"{base}/two/log", container="sidecar") == (200, "side\n")
     code, status = http("GET", f"{base}/two/log", container="vllm", previous="true")
     assert code == 400 and status["message"] == 'previous terminated container "vllm" in pod "two" not found'
@@ -509,10 +712,14 @@ def test_node_proxy_checkpoint(apiserver: ApiServer, http: Http) -> None:
     code, answer = http("POST", path, timeout=900)
     assert code == 200
     (archive,) = answer["items"]
-    assert archive.startswith("/var/lib/kubelet/checkpoints/checkpoint-p_ml-vllm-") and archive.endswith("Z.tar")
+    assert archive.startswith("/var/lib/kubelet/checkpoints/checkpoint-p_ml-vllm-") and archive.endswith(
+        "Z.tar"
+    )
     assert apiserver.checkpoints[-1].timeout == "900" and apiserver.checkpoints[-1].container == "vllm"
-    assert http("POST", "/api/v1/nodes/gpu-node-1/proxy/checkpoint/ml/p/other") == (404, "container other does "
-                                                                                     "not exist\n")
+    assert http("POST", "/api/v1/nodes/gpu-node-1/proxy/checkpoint/ml/p/other") == (
+        404,
+        "container other does not exist\n",
+    )
     apiserver.set_checkpoint("forbidden")
     assert http("POST", path) == (403, KUBELET_CLIENT_FORBIDDEN)
     apiserver.set_checkpoint("notfound")
@@ -522,19 +729,24 @@ def test_node_proxy_checkpoint(apiserver: ApiServer, http: Http) -> None:
     assert http("POST", "/api/v1/nodes/absent/proxy/checkpoint/ml/p/vllm")[0] == 404
     apiserver.deny("create", "nodes/proxy")
     code, status = http("POST", path)
-    assert code == 403 and 'cannot create resource "nodes/proxy" in API group "" at the cluster scope' in \
-        status["message"]
+    assert (
+        code == 403
+        and 'cannot create resource "nodes/proxy" in API group "" at the cluster scope' in status["message"]
+    )
 
 
 def test_node_proxy_configured_answer(apiserver: ApiServer, http: Http) -> None:
     apiserver.seed({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
-    apiserver.set_node_proxy("n", "/configz", {"kubeletconfig": {"featureGates": {"ContainerCheckpoint": True}}})
+    apiserver.set_node_proxy(
+        "n", "/configz", {"kubeletconfig": {"featureGates": {"ContainerCheckpoint": True}}}
+    )
     code, body = http("GET", "/api/v1/nodes/n/proxy/configz")
     assert code == 200 and body["kubeletconfig"]["featureGates"]["ContainerCheckpoint"] is True
     assert http("GET", "/api/v1/nodes/n/proxy/metrics")[0] == 404
 
 
 # ---- watch --------------------------------------------------------------------------------------------------
+
 
 def read_watch(server: ApiServer, path: str, **query: Any) -> list[dict[str, Any]]:
     url = f"{server.url}{path}?{urlencode({'watch': 'true', **query})}"
@@ -564,8 +776,13 @@ def test_watch_from_resource_version_and_expired(apiserver: ApiServer, http: Htt
     (obj,) = apiserver.seed(DEPLOY)
     http("PATCH", f"{DEPLOY_PATH}/vllm", {"spec": {"replicas": 3}}, ctype="application/merge-patch+json")
     apiserver.seed(deployment("other"))
-    events = read_watch(apiserver, DEPLOY_PATH, resourceVersion=obj["metadata"]["resourceVersion"],
-                        timeoutSeconds=0.3, labelSelector="app=vllm")
+    events = read_watch(
+        apiserver,
+        DEPLOY_PATH,
+        resourceVersion=obj["metadata"]["resourceVersion"],
+        timeoutSeconds=0.3,
+        labelSelector="app=vllm",
+    )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("MODIFIED", "vllm")]
     events = read_watch(apiserver, DEPLOY_PATH, resourceVersion="1", timeoutSeconds=1)
     assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
@@ -584,8 +801,13 @@ def test_no_op_writes_keep_the_resource_version(apiserver: ApiServer, http: Http
     _, first = apply(http, deployment(), "gpuscale")
     _, again = apply(http, deployment(), "gpuscale")
     assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
-    _, same = http("PATCH", f"{DEPLOY_PATH}/vllm", {"spec": {"replicas": 2}}, ctype="application/merge-patch+json",
-                   fieldManager="gpuscale")
+    _, same = http(
+        "PATCH",
+        f"{DEPLOY_PATH}/vllm",
+        {"spec": {"replicas": 2}},
+        ctype="application/merge-patch+json",
+        fieldManager="gpuscale",
+    )
     assert same["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     _, changed = apply(http, deployment(replicas=3), "gpuscale")
     assert int(changed["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
@@ -594,8 +816,13 @@ def test_no_op_writes_keep_the_resource_version(apiserver: ApiServer, http: Http
 
 # ---- pod exec (websocket) --------------------------------------------------------------------------------
 
-EXEC_POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper", "namespace": "ml"},
-            "spec": {"containers": [{"name": "sh", "image": "busybox"}]}, "status": {"phase": "Running"}}
+EXEC_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "helper", "namespace": "ml"},
+    "spec": {"containers": [{"name": "sh", "image": "busybox"}]},
+    "status": {"phase": "Running"},
+}
 
 
 def _raw_exec(server: ApiServer, query: str, protocols: str) -> tuple[bytes, list[tuple[int, bytes]]]:
@@ -604,10 +831,14 @@ def _raw_exec(server: ApiServer, query: str, protocols: str) -> tuple[bytes, lis
     import struct
 
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    sock.sendall((f"GET /api/v1/namespaces/ml/pods/helper/exec?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  f"Authorization: Bearer {server.token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                  f"Sec-WebSocket-Protocol: {protocols}\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET /api/v1/namespaces/ml/pods/helper/exec?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {server.token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Protocol: {protocols}\r\n\r\n"
+        ).encode()
+    )
     stream = sock.makefile("rb")
     head = b""
     while not head.endswith(b"\r\n\r\n"):
@@ -624,7 +855,9 @@ def _raw_exec(server: ApiServer, query: str, protocols: str) -> tuple[bytes, lis
         frames.append((first & 0x0F, stream.read(length)))
         if first & 0x0F == 0x8:
             break
-    sock.sendall(bytes([0x88, 0x82, 1, 2, 3, 4]) + bytes(b ^ m for b, m in zip(b"\x03\xe8", b"\x01\x02", strict=True)))
+    sock.sendall(
+        bytes([0x88, 0x82, 1, 2, 3, 4]) + bytes(b ^ m for b, m in zip(b"\x03\xe8", b"\x01\x02", strict=True))
+    )
     sock.close()
     return head, frames
 
@@ -635,8 +868,9 @@ def test_exec_handshake_and_channel_frames(apiserver: ApiServer) -> None:
     apiserver.seed(EXEC_POD)
     payload = bytes(range(256)) * 1024 + b"tail"  # 262148 bytes: five frames of at most 64 KiB
     apiserver.set_exec("ml", "helper", file_exec_handler({"/data": payload}))
-    head, frames = _raw_exec(apiserver, "command=cat&command=/data&stdout=true&stderr=true",
-                             "v4.channel.k8s.io, v3.channel.k8s.io")
+    head, frames = _raw_exec(
+        apiserver, "command=cat&command=/data&stdout=true&stderr=true", "v4.channel.k8s.io, v3.channel.k8s.io"
+    )
     assert head.startswith(b"HTTP/1.1 101 ")
     assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head  # RFC 6455 section 1.3's example
     assert b"Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n" in head
@@ -647,8 +881,15 @@ def test_exec_handshake_and_channel_frames(apiserver: ApiServer) -> None:
     assert data[-1][1][0] == 3 and json.loads(data[-1][1][1:]) == {"metadata": {}, "status": "Success"}
     assert frames[-1] == (0x8, b"\x03\xe8")
     call = apiserver.execs[-1]
-    assert (call.namespace, call.pod, call.container, call.command, call.protocol, call.exit_code,
-            call.stdout_bytes) == ("ml", "helper", "sh", ("cat", "/data"), "v4.channel.k8s.io", 0, len(payload))
+    assert (
+        call.namespace,
+        call.pod,
+        call.container,
+        call.command,
+        call.protocol,
+        call.exit_code,
+        call.stdout_bytes,
+    ) == ("ml", "helper", "sh", ("cat", "/data"), "v4.channel.k8s.io", 0, len(payload))
 
 
 def test_exec_through_the_kubernetes_client(apiserver: TestApiServer) -> None:
@@ -661,11 +902,28 @@ def test_exec_through_the_kubernetes_client(apiserver: TestApiServer) -> None:
     apiserver.set_exec("ml", None, file_exec_handler({"/etc/motd": b"hello from the node\n"}))
     api_client = config.new_client_from_config(config_file=apiserver.kubeconfig)
     core = client.CoreV1Api(api_client)
-    out = stream(core.connect_get_namespaced_pod_exec, "helper", "ml", command=["cat", "/etc/motd"],
-                 stderr=True, stdin=False, stdout=True, tty=False)
+    out = stream(
+        core.connect_get_namespaced_pod_exec,
+        "helper",
+        "ml",
+        command=["cat", "/etc/motd"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
     assert out == "hello from the node\n"
-    ws = stream(core.connect_get_namespaced_pod_exec, "helper", "ml", command=["cat", "/missing"],
-                stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    ws = stream(
+        core.connect_get_namespaced_pod_exec,
+        "helper",
+        "ml",
+        command=["cat", "/missing"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
     ws.run_forever(timeout=10)
     assert ws.returncode == 1
     assert ws.read_stderr() == "cat: can't open '/missing': No such file or directory\n"
@@ -677,9 +935,11 @@ def test_exec_through_the_kubernetes_client(apiserver: TestApiServer) -> None:
 
 
 def test_exec_refusals(apiserver: ApiServer, http: Http) -> None:
-    apiserver.seed(EXEC_POD, {**EXEC_POD, "metadata": {"name": "done", "namespace": "ml"},
-                              "status": {"phase": "Succeeded"}},
-                   {**EXEC_POD, "metadata": {"name": "pending", "namespace": "ml"}, "status": {"phase": "Pending"}})
+    apiserver.seed(
+        EXEC_POD,
+        {**EXEC_POD, "metadata": {"name": "done", "namespace": "ml"}, "status": {"phase": "Succeeded"}},
+        {**EXEC_POD, "metadata": {"name": "pending", "namespace": "ml"}, "status": {"phase": "Pending"}},
+    )
     path = "/api/v1/namespaces/ml/pods/{}/exec"
     query = {"command": "ls", "stdout": "true"}
     code, body = http("GET", path.format("helper"), **query)  # no Upgrade header
@@ -708,7 +968,11 @@ def test_exec_unsupported_protocol_and_missing_handler(apiserver: ApiServer) -> 
     assert head.startswith(b"HTTP/1.1 400 ") and b"requested protocol(s) are not supported" in head
     _, frames = _raw_exec(apiserver, "command=ls&stdout=true", "v5.channel.k8s.io")
     status = json.loads(frames[-2][1][1:])
-    assert status["status"] == "Failure" and status["reason"] == "InternalError" and "set_exec" in status["message"]
+    assert (
+        status["status"] == "Failure"
+        and status["reason"] == "InternalError"
+        and "set_exec" in status["message"]
+    )
     assert apiserver.execs[-1].exit_code is None
 
 
@@ -717,10 +981,13 @@ def _raw_exec_refused(server: ApiServer, protocols: str) -> bytes:
     import socket
 
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(("GET /api/v1/namespaces/ml/pods/helper/exec?command=ls&stdout=true HTTP/1.1\r\n"
-                      "Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
-                      f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
-                      ).encode())
+        sock.sendall(
+            (
+                "GET /api/v1/namespaces/ml/pods/helper/exec?command=ls&stdout=true HTTP/1.1\r\n"
+                "Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
+            ).encode()
+        )
         answer = b""
         while b"}" not in answer:
             chunk = sock.recv(4096)
@@ -730,7 +997,9 @@ def _raw_exec_refused(server: ApiServer, protocols: str) -> bytes:
     return answer
 
 
-def test_kubectl_exec_gets_bytes_and_exit_code(apiserver: TestApiServer, kubectl_bin: str, tmp_path: Path) -> None:
+def test_kubectl_exec_gets_bytes_and_exit_code(
+    apiserver: TestApiServer, kubectl_bin: str, tmp_path: Path
+) -> None:
     import subprocess
 
     from tests.support.apiserver import file_exec_handler
@@ -740,10 +1009,18 @@ def test_kubectl_exec_gets_bytes_and_exit_code(apiserver: TestApiServer, kubectl
     payload = bytes(range(256)) * 600
     apiserver.set_exec("ml", "helper", file_exec_handler({"/data": payload}))
     env = kubectl_env(apiserver.kubeconfig, tmp_path / "kube-cache")
-    proc = subprocess.run([kubectl_bin, "exec", "-n", "ml", "helper", "--", "cat", "/data"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [kubectl_bin, "exec", "-n", "ml", "helper", "--", "cat", "/data"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and proc.stdout == payload, proc.stderr
-    proc = subprocess.run([kubectl_bin, "exec", "-n", "ml", "helper", "--", "cat", "/nope"], env=env,
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [kubectl_bin, "exec", "-n", "ml", "helper", "--", "cat", "/nope"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == 1 and b"command terminated with exit code 1" in proc.stderr
     assert apiserver.execs[-1].protocol == "v5.channel.k8s.io"

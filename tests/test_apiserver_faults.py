@@ -16,8 +16,12 @@ CM_PATH = "/api/v1/namespaces/ml/configmaps"
 
 
 def _cm(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ml"},
-            "data": {"k": "v"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "ml"},
+        "data": {"k": "v"},
+    }
 
 
 def test_status_fault_answers_and_stores_nothing(apiserver: TestApiServer, cluster: Cluster) -> None:
@@ -29,11 +33,18 @@ def test_status_fault_answers_and_stores_nothing(apiserver: TestApiServer, clust
     assert fault.hits == 1 and apiserver.get_object("v1", "ConfigMap", "a", "ml") is not None
 
 
-@pytest.mark.parametrize(("fault", "stored"), [
-    ({"drop": True}, True), ({"drop": True, "commit": False}, False),
-    ({"delay": 1.5}, True), ({"delay": 1.5, "commit": False}, False),
-])
-def test_no_answer_with_and_without_commit(apiserver: TestApiServer, fault: dict[str, Any], stored: bool) -> None:
+@pytest.mark.parametrize(
+    ("fault", "stored"),
+    [
+        ({"drop": True}, True),
+        ({"drop": True, "commit": False}, False),
+        ({"delay": 1.5}, True),
+        ({"delay": 1.5, "commit": False}, False),
+    ],
+)
+def test_no_answer_with_and_without_commit(
+    apiserver: TestApiServer, fault: dict[str, Any], stored: bool
+) -> None:
     client = Cluster.connect(kubeconfig=apiserver.kubeconfig, request_timeout=0.5)
     apiserver.faults.add("POST", CM_PATH, **fault)
     with pytest.raises(UnreachableError):
@@ -55,8 +66,11 @@ def test_before_runs_first_then_the_request_is_served(apiserver: TestApiServer, 
     """A concurrent writer moves the resourceVersion: the server's own check answers 409."""
     cluster.create(_cm("e"))
     current = cluster.get("v1", "ConfigMap", "e", "ml")
-    apiserver.faults.add("PUT", f"{CM_PATH}/e", before=lambda: cluster.patch("v1", "ConfigMap", "e", "ml",
-                                                                             {"data": {"k": "other"}}))
+    apiserver.faults.add(
+        "PUT",
+        f"{CM_PATH}/e",
+        before=lambda: cluster.patch("v1", "ConfigMap", "e", "ml", {"data": {"k": "other"}}),
+    )
     current["data"] = {"k": "mine"}
     with pytest.raises(GpuscaleError, match="conflict"):
         cluster.replace(current)

@@ -42,14 +42,30 @@ def node_archive(tmp_path: Path) -> Path:
     return write_archive(tmp_path / "node" / ARCHIVE, crio_files())
 
 
-def _fetch(apiserver: TestApiServer, capsys: pytest.CaptureFixture[str], dest: Path, *extra: str) -> tuple[int, str, str]:
+def _fetch(
+    apiserver: TestApiServer, capsys: pytest.CaptureFixture[str], dest: Path, *extra: str
+) -> tuple[int, str, str]:
     with _helpers_run(apiserver):
-        return run(apiserver, capsys, "fetch", ARCHIVE, "--node", "gpu-1", "-n", "kube-system", "-o", str(dest),
-                   "--wait", "20", *extra)
+        return run(
+            apiserver,
+            capsys,
+            "fetch",
+            ARCHIVE,
+            "--node",
+            "gpu-1",
+            "-n",
+            "kube-system",
+            "-o",
+            str(dest),
+            "--wait",
+            "20",
+            *extra,
+        )
 
 
-def test_planted_symlink_at_the_partial_name_is_not_followed(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
-                                                             tmp_path: Path, node_archive: Path) -> None:
+def test_planted_symlink_at_the_partial_name_is_not_followed(
+    seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path, node_archive: Path
+) -> None:
     """Another local user plants `.NAME.part -> victim` in a shared download directory: the archive
     bytes (process memory) must not land in the victim, nor its mode change; the fetch still works."""
     seeded.set_exec("kube-system", None, file_exec_handler({REMOTE: node_archive}))
@@ -70,27 +86,40 @@ def test_planted_symlink_at_the_partial_name_is_not_followed(seeded: TestApiServ
     assert sorted(p.name for p in out_dir.iterdir()) == [".vllm.tar.part", "vllm.tar"]
 
 
-def test_symlink_at_the_destination_is_refused_without_overwrite(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
-                                                                 tmp_path: Path) -> None:
+def test_symlink_at_the_destination_is_refused_without_overwrite(
+    seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """A dangling symlink is an existing name too (Path.exists() follows it and says no)."""
     dest = tmp_path / "vllm.tar"
     dest.symlink_to(tmp_path / "elsewhere.tar")
-    code, _, err = run(seeded, capsys, "fetch", ARCHIVE, "--node", "gpu-1", "-n", "kube-system", "-o", str(dest))
+    code, _, err = run(
+        seeded, capsys, "fetch", ARCHIVE, "--node", "gpu-1", "-n", "kube-system", "-o", str(dest)
+    )
     assert code == 2 and f"cannot write {dest}: the file exists" in err
     assert not (tmp_path / "elsewhere.tar").exists() and seeded.objects("v1", "Pod", "kube-system") == []
 
 
-@pytest.mark.parametrize(("answer", "exit_code", "why"), [
-    (b"", 0, "its answer is empty"),
-    (b"\n", 0, "its answer is empty"),
-    (b"deadbeef  " + REMOTE.encode() + b"\n", 0, "is not '<64 hex digits>"),
-    (b"sha256sum: applet not found\n", 0, "is not '<64 hex digits>"),
-    (b"a" * 64 + b"  /checkpoints/other.tar\n", 0, "names '/checkpoints/other.tar'"),
-    (b"", 127, "sha256sum failed in the helper pod"),
-], ids=["empty", "blank-line", "short-digest", "not-a-digest", "other-file", "missing-binary"])
-def test_missing_or_malformed_checksum_fails_the_fetch(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
-                                                       tmp_path: Path, node_archive: Path, answer: bytes,
-                                                       exit_code: int, why: str) -> None:
+@pytest.mark.parametrize(
+    ("answer", "exit_code", "why"),
+    [
+        (b"", 0, "its answer is empty"),
+        (b"\n", 0, "its answer is empty"),
+        (b"deadbeef  " + REMOTE.encode() + b"\n", 0, "is not '<64 hex digits>"),
+        (b"sha256sum: applet not found\n", 0, "is not '<64 hex digits>"),
+        (b"a" * 64 + b"  /checkpoints/other.tar\n", 0, "names '/checkpoints/other.tar'"),
+        (b"", 127, "sha256sum failed in the helper pod"),
+    ],
+    ids=["empty", "blank-line", "short-digest", "not-a-digest", "other-file", "missing-binary"],
+)
+def test_missing_or_malformed_checksum_fails_the_fetch(
+    seeded: TestApiServer,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    node_archive: Path,
+    answer: bytes,
+    exit_code: int,
+    why: str,
+) -> None:
     """No verified sha256, no file and no "sha256 ..." line; the archive is not even transferred."""
     serve = file_exec_handler({REMOTE: node_archive})
 
@@ -110,9 +139,13 @@ def test_missing_or_malformed_checksum_fails_the_fetch(seeded: TestApiServer, ca
     assert seeded.objects("v1", "Pod", "kube-system") == []
 
 
-def test_checksum_step_waits_longer_than_the_stall_limit(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
-                                                         tmp_path: Path, node_archive: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_checksum_step_waits_longer_than_the_stall_limit(
+    seeded: TestApiServer,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    node_archive: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """sha256sum prints nothing until it has read the whole archive (about 50 min for 100 GB at
     32 MiB/s): the stall limit of the transfer must not apply to it. Scaled down: stall 1 s,
     sha256sum silent for 2.5 s. The plan states the limits and the helper pod's deadline is lowered."""
@@ -127,6 +160,7 @@ def test_checksum_step_waits_longer_than_the_stall_limit(seeded: TestApiServer, 
         def later() -> Iterator[bytes]:
             time.sleep(2.5)
             yield out  # type: ignore[misc]
+
         return later(), err, code
 
     seeded.set_exec("kube-system", None, slow_checksum)
@@ -135,20 +169,27 @@ def test_checksum_step_waits_longer_than_the_stall_limit(seeded: TestApiServer, 
     assert code == 0, err
     size = node_archive.stat().st_size
     limits = helper.fetch_limits(size)
-    assert f"{ARCHIVE}: 3.0 MiB ({size} bytes); time limits: checksum on the node 300s (at >= 32 MiB/s), transfer 300s " \
-           "(at >= 4 MiB/s, failing after 1s without data); helper pod deadline" in err
+    assert (
+        f"{ARCHIVE}: 3.0 MiB ({size} bytes); time limits: checksum on the node 300s (at >= 32 MiB/s), transfer 300s "
+        "(at >= 4 MiB/s, failing after 1s without data); helper pod deadline" in err
+    )
     assert "plan: helper pod kube-system/gpuscale-ckpt-fetch-" in err and "on node gpu-1" in err
     created = [r.json() for r in seeded.requests_to("POST", "/api/v1/namespaces/kube-system/pods")]
     assert created[0]["spec"]["activeDeadlineSeconds"] == facts.FETCH_MAX_DEADLINE_SECONDS
-    lowered = [r.json() for r in seeded.requests if r.method == "PATCH" and r.path.startswith(
-        "/api/v1/namespaces/kube-system/pods/") and not r.path.endswith("/status")]
+    lowered = [
+        r.json()
+        for r in seeded.requests
+        if r.method == "PATCH"
+        and r.path.startswith("/api/v1/namespaces/kube-system/pods/")
+        and not r.path.endswith("/status")
+    ]
     assert len(lowered) == 1
     deadline = lowered[0]["spec"]["activeDeadlineSeconds"]
     assert limits.deadline <= deadline <= limits.deadline + 30 and deadline < facts.FETCH_MAX_DEADLINE_SECONDS
 
 
 def test_fetch_limits_scale_with_the_archive() -> None:
-    gib = 1024 ** 3
+    gib = 1024**3
     small = helper.fetch_limits(3 * 1024 * 1024)
     assert (small.checksum, small.transfer, small.deadline, small.capped) == (300, 300, 720, False)
     big = helper.fetch_limits(100 * gib, elapsed=12.2)
@@ -179,7 +220,9 @@ def test_test_server_lets_a_pod_deadline_only_decrease(seeded: TestApiServer) ->
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
-def test_signal_mid_transfer_deletes_helper_and_partial(seeded: TestApiServer, tmp_path: Path, signum: int) -> None:
+def test_signal_mid_transfer_deletes_helper_and_partial(
+    seeded: TestApiServer, tmp_path: Path, signum: int
+) -> None:
     """CI cancelling the job (SIGTERM), a closed terminal (SIGHUP) and Ctrl-C all leave nothing:
     the root helper pod with the node's checkpoints mounted is deleted and no partial file stays."""
     size = 256 * 1024 * 1024
@@ -192,10 +235,12 @@ def test_signal_mid_transfer_deletes_helper_and_partial(seeded: TestApiServer, t
         if argv[0] == "sha256sum":
             return f"{hashlib.sha256(b'').hexdigest()}  {REMOTE}\n".encode(), b"", 0
         if argv[0] == "cat":
+
             def trickle() -> Iterator[bytes]:
                 while time.monotonic() < stop_streaming:
                     yield b"\0" * 65536
                     time.sleep(0.02)
+
             return trickle(), b"", 0
         return serve_small(argv, container)  # type: ignore[return-value]
 
@@ -205,9 +250,28 @@ def test_signal_mid_transfer_deletes_helper_and_partial(seeded: TestApiServer, t
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "GPUSCALE_DEBUG": ""}
     with _helpers_run(seeded) as helpers:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kubectl_gpuscale", "checkpoint", "fetch", ARCHIVE, "--node", "gpu-1",
-             "-n", "kube-system", "-o", str(out_dir / "vllm.tar"), "--wait", "30", "--kubeconfig", seeded.kubeconfig],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            [
+                sys.executable,
+                "-m",
+                "kubectl_gpuscale",
+                "checkpoint",
+                "fetch",
+                ARCHIVE,
+                "--node",
+                "gpu-1",
+                "-n",
+                "kube-system",
+                "-o",
+                str(out_dir / "vllm.tar"),
+                "--wait",
+                "30",
+                "--kubeconfig",
+                seeded.kubeconfig,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         try:
             deadline = time.monotonic() + 40
             while time.monotonic() < deadline and proc.poll() is None:
@@ -227,20 +291,41 @@ def test_signal_mid_transfer_deletes_helper_and_partial(seeded: TestApiServer, t
     name = helpers[0]
     assert proc.returncode == 128 + signum, text
     assert out == b""
-    assert (f"error: fetch of {ARCHIVE} from node gpu-1 interrupted by {signal.Signals(signum).name}: "
-            f"helper pod kube-system/{name} deleted; partial file removed; run fetch again") in text
+    assert (
+        f"error: fetch of {ARCHIVE} from node gpu-1 interrupted by {signal.Signals(signum).name}: "
+        f"helper pod kube-system/{name} deleted; partial file removed; run fetch again"
+    ) in text
     assert "Traceback" not in text
     assert seeded.objects("v1", "Pod", "kube-system") == []
-    assert [r.path for r in seeded.requests if r.method == "DELETE"] == [f"/api/v1/namespaces/kube-system/pods/{name}"]
+    assert [r.path for r in seeded.requests if r.method == "DELETE"] == [
+        f"/api/v1/namespaces/kube-system/pods/{name}"
+    ]
     assert list(out_dir.iterdir()) == []
 
 
 def test_sigterm_during_list_deletes_the_helper_pod(seeded: TestApiServer, tmp_path: Path) -> None:
     """`list` starts a helper pod per node too: SIGTERM while it waits deletes it and exits 143."""
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "GPUSCALE_DEBUG": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "kubectl_gpuscale", "checkpoint", "list", "--node", "gpu-1",
-                             "-n", "kube-system", "--wait", "60", "--kubeconfig", seeded.kubeconfig],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubectl_gpuscale",
+            "checkpoint",
+            "list",
+            "--node",
+            "gpu-1",
+            "-n",
+            "kube-system",
+            "--wait",
+            "60",
+            "--kubeconfig",
+            seeded.kubeconfig,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not seeded.objects("v1", "Pod", "kube-system"):
@@ -257,8 +342,9 @@ def test_sigterm_during_list_deletes_the_helper_pod(seeded: TestApiServer, tmp_p
     assert seeded.objects("v1", "Pod", "kube-system") == []
 
 
-def test_fetch_without_patch_permission_warns_and_still_cleans_up(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
-                                                                  tmp_path: Path, node_archive: Path) -> None:
+def test_fetch_without_patch_permission_warns_and_still_cleans_up(
+    seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path, node_archive: Path
+) -> None:
     """Lowering the deadline needs `patch pods`; without it the fetch goes on and says what that means."""
     seeded.deny("patch", "pods", namespace="kube-system")
     seeded.set_exec("kube-system", None, file_exec_handler({REMOTE: node_archive}))
@@ -271,8 +357,9 @@ def test_fetch_without_patch_permission_warns_and_still_cleans_up(seeded: TestAp
     assert seeded.objects("v1", "Pod", "kube-system") == []
 
 
-def test_transfer_over_its_time_limit_fails_and_leaves_nothing(seeded: TestApiServer, capsys: pytest.CaptureFixture[str],
-                                                               tmp_path: Path) -> None:
+def test_transfer_over_its_time_limit_fails_and_leaves_nothing(
+    seeded: TestApiServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """--timeout bounds the transfer (data keeps flowing, so only the total catches a too-slow link)."""
     stop_at = time.monotonic() + 30
 
@@ -286,6 +373,7 @@ def test_transfer_over_its_time_limit_fails_and_leaves_nothing(seeded: TestApiSe
             while time.monotonic() < stop_at:
                 yield b"\0" * 4096
                 time.sleep(0.05)
+
         return trickle(), b"", 0
 
     seeded.set_exec("kube-system", None, trickling)

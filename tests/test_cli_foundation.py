@@ -47,8 +47,9 @@ def test_version_text_and_json() -> None:
 
 
 def test_python_dash_m_runs() -> None:
-    result = subprocess.run([sys.executable, "-m", "kubectl_gpuscale", "version"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "kubectl_gpuscale", "version"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and __version__ in result.stdout
 
 
@@ -97,15 +98,26 @@ def _failing_command(error: Exception) -> click.Command:
 @pytest.mark.parametrize(
     ("error", "code", "line"),
     [
-        (InputError("cannot read x.yaml", "not YAML", "check the file"), 2,
-         "error: cannot read x.yaml: not YAML; check the file"),
-        (ConflictError("cannot apply ScaledObject ml/v", "conflict", "re-run with --force-conflicts"), 1,
-         "error: cannot apply ScaledObject ml/v: conflict; re-run with --force-conflicts"),
+        (
+            InputError("cannot read x.yaml", "not YAML", "check the file"),
+            2,
+            "error: cannot read x.yaml: not YAML; check the file",
+        ),
+        (
+            ConflictError("cannot apply ScaledObject ml/v", "conflict", "re-run with --force-conflicts"),
+            1,
+            "error: cannot apply ScaledObject ml/v: conflict; re-run with --force-conflicts",
+        ),
         (RuntimeError("kaboom"), 1, "error: internal error: RuntimeError: kaboom; run again with --debug"),
     ],
 )
-def test_errors_are_one_line_with_exit_code(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                            error: Exception, code: int, line: str) -> None:
+def test_errors_are_one_line_with_exit_code(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    code: int,
+    line: str,
+) -> None:
     monkeypatch.setitem(cli.commands, "boom", _failing_command(error))  # type: ignore[attr-defined]
     monkeypatch.delenv("GPUSCALE_DEBUG", raising=False)
     with pytest.raises(SystemExit) as stop:
@@ -129,11 +141,33 @@ def test_kube_options_after_the_command_name() -> None:
     def probe(kube: KubeOptions) -> None:
         seen.append(kube)
 
-    result = CliRunner().invoke(probe, ["-n", "ml", "-l", "app=vllm", "-o", "yaml", "--dry-run=server",
-                                        "--context", "gpu", "--request-timeout", "2m", "--force-conflicts"])
+    result = CliRunner().invoke(
+        probe,
+        [
+            "-n",
+            "ml",
+            "-l",
+            "app=vllm",
+            "-o",
+            "yaml",
+            "--dry-run=server",
+            "--context",
+            "gpu",
+            "--request-timeout",
+            "2m",
+            "--force-conflicts",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert seen[0] == KubeOptions(namespace="ml", selector="app=vllm", output="yaml", dry_run="server",
-                                  context="gpu", request_timeout=120.0, force_conflicts=True)
+    assert seen[0] == KubeOptions(
+        namespace="ml",
+        selector="app=vllm",
+        output="yaml",
+        dry_run="server",
+        context="gpu",
+        request_timeout=120.0,
+        force_conflicts=True,
+    )
 
 
 def test_dry_run_has_no_bare_form() -> None:
@@ -151,7 +185,11 @@ def test_output_helpers() -> None:
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vllm"}}
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
     so = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "s"}}
-    assert [object_name(o) for o in (deploy, pod, so)] == ["deployment.apps/vllm", "pod/p", "scaledobject.keda.sh/s"]
+    assert [object_name(o) for o in (deploy, pod, so)] == [
+        "deployment.apps/vllm",
+        "pod/p",
+        "scaledobject.keda.sh/s",
+    ]
     listed = as_list([deploy, pod])
     assert listed["kind"] == "List" and listed["items"] == [deploy, pod]
     assert json.loads(dump(listed, "json")) == listed
@@ -170,9 +208,19 @@ def test_ctx_exit_code_reaches_the_shell(monkeypatch: pytest.MonkeyPatch) -> Non
     assert stop.value.code == 1
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("30s", 30.0), ("2m", 120.0), ("1h30m", 5400.0),
-                                               ("500ms", 0.5), ("1m2.5s", 62.5), ("30d", 2592000.0),
-                                               ("845µs", 0.000845)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("30s", 30.0),
+        ("2m", 120.0),
+        ("1h30m", 5400.0),
+        ("500ms", 0.5),
+        ("1m2.5s", 62.5),
+        ("30d", 2592000.0),
+        ("845µs", 0.000845),
+    ],
+)
 def test_one_duration_parser(text: str, seconds: float) -> None:
     from kubectl_gpuscale.units import duration_seconds, optional_duration
 

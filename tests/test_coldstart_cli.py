@@ -46,8 +46,17 @@ def test_offline_with_pod_and_events_files(tmp_path: Path) -> None:
 
     (tmp_path / "pod.yaml").write_text(yaml.safe_dump(POD))
     (tmp_path / "events.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": EVENTS}))
-    result = run("coldstart", "-f", str(MISS_LOG), "--pod", str(tmp_path / "pod.yaml"),
-                 "--events", str(tmp_path / "events.json"), "-o", "yaml")
+    result = run(
+        "coldstart",
+        "-f",
+        str(MISS_LOG),
+        "--pod",
+        str(tmp_path / "pod.yaml"),
+        "--events",
+        str(tmp_path / "events.json"),
+        "-o",
+        "yaml",
+    )
     assert result.exit_code == 0, result.output
     doc = yaml.safe_load(result.stdout)
     assert doc["pod"] == "ml/vllm-0" and doc["totalSeconds"] == pytest.approx(300.0)
@@ -65,8 +74,9 @@ def test_usage_errors() -> None:
     import sys
 
     exe = Path(sys.executable).parent / "kubectl-gpuscale"
-    proc = subprocess.run([str(exe), "coldstart", "-f", "/nonexistent/vllm.log"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [str(exe), "coldstart", "-f", "/nonexistent/vllm.log"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip() == "error: cannot read log /nonexistent/vllm.log: no such file; check the path"
     nothing = CliRunner().invoke(cli, ["coldstart"])
@@ -78,8 +88,9 @@ def test_subprocess_plugin_pipes_json(tmp_path: Path) -> None:
     import sys
 
     exe = Path(sys.executable).parent / "kubectl-gpuscale"
-    proc = subprocess.run([str(exe), "coldstart", "-f", str(MISS_LOG), "-o", "json"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "coldstart", "-f", str(MISS_LOG), "-o", "json"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["engine"] == "vllm"
 
@@ -94,8 +105,9 @@ def _pod(name: str, created: str, started: str, ready: str, restarts: int = 0) -
     status["state"] = {"running": {"startedAt": started}}
     status["restartCount"] = restarts
     if restarts:
-        status["lastState"] = {"terminated": {"reason": "Error", "exitCode": 1, "startedAt": created,
-                                              "finishedAt": started}}
+        status["lastState"] = {
+            "terminated": {"reason": "Error", "exitCode": 1, "startedAt": created, "finishedAt": started}
+        }
     return pod
 
 
@@ -116,18 +128,31 @@ def _utc_log(lines: list[str], first_utc: str) -> str:
 
 
 def test_cluster_pod_and_deployment(apiserver: TestApiServer) -> None:
-    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vllm", "namespace": "ml"},
-              "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "vllm"}},
-                       "template": {"metadata": {"labels": {"app": "vllm"}},
-                                    "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.2"}]}}}}
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "vllm", "namespace": "ml"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "vllm"}},
+            "template": {
+                "metadata": {"labels": {"app": "vllm"}},
+                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.2"}]},
+            },
+        },
+    }
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}
     a = _pod("vllm-a", "2025-11-24T19:40:00Z", "2025-11-24T19:43:20Z", "2025-11-24T19:45:00Z")
     b = _pod("vllm-b", "2025-11-24T20:00:00Z", "2025-11-24T20:01:00Z", "2025-11-24T20:03:00Z", restarts=1)
     apiserver.seed(ns, deploy, a, b)
     for ev in EVENTS:
         apiserver.add_event(a, ev["reason"], ev["message"], timestamp=ev["firstTimestamp"], count=ev["count"])
-    apiserver.add_event(b, "Pulled", 'Container image "vllm/vllm-openai:v0.11.2" already present on machine',
-                        timestamp="2025-11-24T20:00:50Z")
+    apiserver.add_event(
+        b,
+        "Pulled",
+        'Container image "vllm/vllm-openai:v0.11.2" already present on machine',
+        timestamp="2025-11-24T20:00:50Z",
+    )
     apiserver.set_log("ml", "vllm-a", _utc_log(COMPILE_MISS, "2025-11-24T19:43:54Z"))
     apiserver.set_log("ml", "vllm-b", _utc_log(COMPILE_MISS, "2025-11-24T20:01:34Z"))
     apiserver.set_log("ml", "vllm-b", FAIL_LOG.read_text(encoding="utf-8"), previous=True)
@@ -136,7 +161,9 @@ def test_cluster_pod_and_deployment(apiserver: TestApiServer) -> None:
     one = run("coldstart", "vllm-a", *kc, "-o", "json")
     assert one.exit_code == 0, one.output
     doc = json.loads(one.stdout)
-    assert doc["pod"] == "ml/vllm-a" and doc["status"] == "ready" and doc["totalSeconds"] == pytest.approx(300.0)
+    assert (
+        doc["pod"] == "ml/vllm-a" and doc["status"] == "ready" and doc["totalSeconds"] == pytest.approx(300.0)
+    )
     phases = {p["name"]: p for p in doc["phases"]}
     assert phases["image_pull"]["seconds"] == pytest.approx(183.0)
     assert phases["scheduling"]["detail"]["failedScheduling"] == 3
@@ -156,7 +183,9 @@ def test_cluster_pod_and_deployment(apiserver: TestApiServer) -> None:
     b_doc = summary["items"][0]
     assert b_doc["failure"]["headline"].startswith("previous attempt: start failed during CUDA graph capture")
     rows = {p["name"]: p for p in summary["phases"]}
-    assert rows["torch_compile"]["samples"] == 2 and rows["torch_compile"]["p95Seconds"] == pytest.approx(19.69)
+    assert rows["torch_compile"]["samples"] == 2 and rows["torch_compile"]["p95Seconds"] == pytest.approx(
+        19.69
+    )
     assert rows["image_pull"]["p50Seconds"] == pytest.approx(91.5)  # 183 s and 0 s (cached)
     assert apiserver.requests_to("GET", prefix="/api/v1/namespaces/ml/pods/vllm-b/log")
 

@@ -29,8 +29,12 @@ def test_each_engine_module_owns_its_patterns() -> None:
 
 
 def test_marks_are_keyed_by_the_enum_and_equal_to_their_historical_names() -> None:
-    s = scan(["INFO 11-27 10:00:00 [api_server.py:1] vLLM API server version 0.11.0",
-              "INFO 11-27 10:00:05 [loader.py:1] Loading weights took 12.50 seconds"])
+    s = scan(
+        [
+            "INFO 11-27 10:00:00 [api_server.py:1] vLLM API server version 0.11.0",
+            "INFO 11-27 10:00:05 [loader.py:1] Loading weights took 12.50 seconds",
+        ]
+    )
     assert s.get(M.VERSION)[0].values["groups"] == ("0.11.0",)
     assert s.get(M.LOAD_LOGGED)[0].name == "load_logged"
     assert s.marks.get("load_logged") == s.get(M.LOAD_LOGGED)  # type: ignore[call-overload]

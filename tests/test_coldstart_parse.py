@@ -14,8 +14,10 @@ from kubectl_gpuscale.coldstart.model import percentile, summarize
 from tests.support.paths import LOGS
 
 
-@pytest.mark.parametrize("text,seconds", [("1m2.5s", 62.5), ("500ms", 0.5), ("1h2m3s", 3723.0),
-                                          ("3.204s", 3.204), ("123.456µs", 0.000123456)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("1m2.5s", 62.5), ("500ms", 0.5), ("1h2m3s", 3723.0), ("3.204s", 3.204), ("123.456µs", 0.000123456)],
+)
 def test_go_durations(text: str, seconds: float) -> None:
     assert go_duration(text) == pytest.approx(seconds)
 
@@ -26,69 +28,126 @@ def test_go_duration_rejects_garbage() -> None:
 
 
 def _event(reason: str, message: str, at: str, count: int = 1) -> dict[str, Any]:
-    return {"kind": "Event", "reason": reason, "message": message, "firstTimestamp": at, "lastTimestamp": at,
-            "count": count, "involvedObject": {"kind": "Pod", "name": "vllm-0"}}
+    return {
+        "kind": "Event",
+        "reason": reason,
+        "message": message,
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "count": count,
+        "involvedObject": {"kind": "Pod", "name": "vllm-0"},
+    }
 
 
 def test_pulled_event_with_timing_waiting_and_size() -> None:
-    ev = events_of([_event("Pulled", 'Successfully pulled image "vllm/vllm-openai:v0.11.2" in 1m2.5s '
-                           '(1m3s including waiting). Image size: 9876543210 bytes.', "2025-11-24T19:41:10Z")])[0]
+    ev = events_of(
+        [
+            _event(
+                "Pulled",
+                'Successfully pulled image "vllm/vllm-openai:v0.11.2" in 1m2.5s '
+                "(1m3s including waiting). Image size: 9876543210 bytes.",
+                "2025-11-24T19:41:10Z",
+            )
+        ]
+    )[0]
     pull = parse_pull(ev)
     assert pull is not None and not pull.cached
     assert (pull.image, pull.pull_seconds, pull.wait_seconds, pull.size_bytes) == (
-        "vllm/vllm-openai:v0.11.2", 62.5, 63.0, 9876543210)
+        "vllm/vllm-openai:v0.11.2",
+        62.5,
+        63.0,
+        9876543210,
+    )
 
 
 def test_pulled_event_old_format_and_already_present() -> None:
     old = parse_pull(Event("Pulled", 'Successfully pulled image "nginx" in 3.204s', None, None))
     assert old is not None and old.pull_seconds == pytest.approx(3.204) and old.wait_seconds is None
-    present = parse_pull(Event("Pulled", 'Container image "vllm/vllm-openai:v0.11.2" already present on machine',
-                               None, None))
+    present = parse_pull(
+        Event("Pulled", 'Container image "vllm/vllm-openai:v0.11.2" already present on machine', None, None)
+    )
     assert present is not None and present.cached and present.image == "vllm/vllm-openai:v0.11.2"
     assert parse_pull(Event("Pulled", "something else", None, None)) is None
 
 
 def test_events_k8s_io_v1_shape() -> None:
-    evs = events_of([{"reason": "Scheduled", "note": "Successfully assigned ml/vllm-0 to gpu-1",
-                      "eventTime": "2025-11-24T19:40:05.123456Z", "series": {"count": 2}}])
+    evs = events_of(
+        [
+            {
+                "reason": "Scheduled",
+                "note": "Successfully assigned ml/vllm-0 to gpu-1",
+                "eventTime": "2025-11-24T19:40:05.123456Z",
+                "series": {"count": 2},
+            }
+        ]
+    )
     assert evs[0].first == datetime(2025, 11, 24, 19, 40, 5, 123456) and evs[0].count == 2
     assert parse_time("2025-11-24T19:40:05.123456789+01:00") == datetime(2025, 11, 24, 18, 40, 5, 123456)
 
 
 # --- a whole pod: conditions + events + a year-less, local-time vLLM log (UTC-8) --------------------------
 POD = {
-    "apiVersion": "v1", "kind": "Pod",
-    "metadata": {"name": "vllm-0", "namespace": "ml", "uid": "u1", "creationTimestamp": "2025-11-24T19:40:00Z"},
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {
+        "name": "vllm-0",
+        "namespace": "ml",
+        "uid": "u1",
+        "creationTimestamp": "2025-11-24T19:40:00Z",
+    },
     "spec": {"nodeName": "gpu-1", "containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.2"}]},
     "status": {
         "conditions": [
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2025-11-24T19:40:05Z"},
             {"type": "Initialized", "status": "True", "lastTransitionTime": "2025-11-24T19:40:05Z"},
             {"type": "ContainersReady", "status": "True", "lastTransitionTime": "2025-11-24T19:45:00Z"},
-            {"type": "Ready", "status": "True", "lastTransitionTime": "2025-11-24T19:45:00Z"}],
-        "containerStatuses": [{"name": "vllm", "restartCount": 0, "ready": True,
-                               "state": {"running": {"startedAt": "2025-11-24T19:43:20Z"}}}]},
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2025-11-24T19:45:00Z"},
+        ],
+        "containerStatuses": [
+            {
+                "name": "vllm",
+                "restartCount": 0,
+                "ready": True,
+                "state": {"running": {"startedAt": "2025-11-24T19:43:20Z"}},
+            }
+        ],
+    },
 }
 EVENTS = [
-    _event("FailedScheduling", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.", "2025-11-24T19:40:00Z", 3),
+    _event(
+        "FailedScheduling",
+        "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        "2025-11-24T19:40:00Z",
+        3,
+    ),
     _event("TriggeredScaleUp", "pod triggered scale-up: [{gpu-pool 0->1 (max: 4)}]", "2025-11-24T19:40:01Z"),
     _event("Scheduled", "Successfully assigned ml/vllm-0 to gpu-1", "2025-11-24T19:40:05Z"),
     _event("Pulling", 'Pulling image "vllm/vllm-openai:v0.11.2"', "2025-11-24T19:40:06Z"),
-    _event("Pulled", 'Successfully pulled image "vllm/vllm-openai:v0.11.2" in 3m2.5s (3m3s including waiting). '
-           "Image size: 9876543210 bytes.", "2025-11-24T19:43:10Z"),
+    _event(
+        "Pulled",
+        'Successfully pulled image "vllm/vllm-openai:v0.11.2" in 3m2.5s (3m3s including waiting). '
+        "Image size: 9876543210 bytes.",
+        "2025-11-24T19:43:10Z",
+    ),
     _event("Created", "Created container vllm", "2025-11-24T19:43:19Z"),
     _event("Started", "Started container vllm", "2025-11-24T19:43:20Z"),
-    _event("Unhealthy", "Readiness probe failed: Get \"http://10.0.0.5:8000/health\": connection refused",
-           "2025-11-24T19:44:30Z", 6),
+    _event(
+        "Unhealthy",
+        'Readiness probe failed: Get "http://10.0.0.5:8000/health": connection refused',
+        "2025-11-24T19:44:30Z",
+        6,
+    ),
 ]
-COMPILE_MISS = (LOGS / "vllm_v1-0.11.x_enginecoreDP0-compile-miss_5.log").read_text(encoding="utf-8").splitlines()
+COMPILE_MISS = (
+    (LOGS / "vllm_v1-0.11.x_enginecoreDP0-compile-miss_5.log").read_text(encoding="utf-8").splitlines()
+)
 
 
 def test_pod_events_and_yearless_local_log_are_anchored() -> None:
     t = build(COMPILE_MISS, pod=POD, events=EVENTS)
     assert t.anchored and t.pod == "ml/vllm-0" and t.status == "ready"
     assert any("+8.00 h" in n for n in t.notes)
-    assert t.total_seconds == pytest.approx(300.0)          # Ready - creationTimestamp
+    assert t.total_seconds == pytest.approx(300.0)  # Ready - creationTimestamp
     assert t.seconds("scheduling") == pytest.approx(5.0)
     sched = t.phase("scheduling")
     assert sched and sched.info["failedScheduling"] == 3 and "gpu-pool" in sched.info["scaleUp"]
@@ -96,7 +155,7 @@ def test_pod_events_and_yearless_local_log_are_anchored() -> None:
     assert pull and pull.seconds == pytest.approx(183.0) and pull.info["gb"] == pytest.approx(9.88)
     assert pull.info["gbPerSecond"] == pytest.approx(9.87654321 / 182.5, abs=1e-3)
     assert pull.info["waitingSeconds"] == pytest.approx(0.5)
-    assert t.seconds("container_start") == pytest.approx(10.0)   # Pulled 19:43:10 -> started 19:43:20
+    assert t.seconds("container_start") == pytest.approx(10.0)  # Pulled 19:43:10 -> started 19:43:20
     # the log's 11:43:54 local = 19:43:54Z; "Model loading took ... 27.200487 seconds" began at 19:43:26.8
     assert t.seconds("engine_init") == pytest.approx(6.8, abs=0.01)
     load = t.phase("weight_load")
@@ -111,13 +170,19 @@ def test_pod_events_and_yearless_local_log_are_anchored() -> None:
     doc = timeline_to_dict(t)
     assert doc["origin"] == "2025-11-24T19:40:00"
     assert [p["name"] for p in doc["phases"]][:3] == ["scheduling", "image_pull", "container_start"]
-    assert sum(p["seconds"] for p in doc["phases"]) + doc["unattributedSeconds"] == pytest.approx(300.0, abs=0.1)
+    assert sum(p["seconds"] for p in doc["phases"]) + doc["unattributedSeconds"] == pytest.approx(
+        300.0, abs=0.1
+    )
 
 
 def test_cached_image_has_no_prepull_advice() -> None:
     events = [e for e in EVENTS if e["reason"] != "Pulled"] + [
-        _event("Pulled", 'Container image "vllm/vllm-openai:v0.11.2" already present on machine',
-               "2025-11-24T19:40:06Z")]
+        _event(
+            "Pulled",
+            'Container image "vllm/vllm-openai:v0.11.2" already present on machine',
+            "2025-11-24T19:40:06Z",
+        )
+    ]
     t = build(COMPILE_MISS, pod=POD, events=events)
     pull = t.phase("image_pull")
     assert pull and pull.seconds == 0 and pull.info["cached"] is True
@@ -125,7 +190,9 @@ def test_cached_image_has_no_prepull_advice() -> None:
 
 
 def test_kubectl_timestamps_wrapper_gives_absolute_times() -> None:
-    lines = ["2025-11-24T19:43:54.123456789Z " + line.replace("11-24 ", "11-24 ") for line in COMPILE_MISS[:6]]
+    lines = [
+        "2025-11-24T19:43:54.123456789Z " + line.replace("11-24 ", "11-24 ") for line in COMPILE_MISS[:6]
+    ]
     s = scan(lines)
     assert s.utc and not s.yearless
     assert s.first_ts == datetime(2025, 11, 24, 19, 43, 54, 123456)
@@ -160,19 +227,26 @@ def test_oom_during_v0_graph_capture() -> None:
 
 
 def test_every_rank_logs_its_own_lines_take_the_max() -> None:
-    lines = [f"(VllmWorker rank={r} pid={100 + r}) INFO 03-01 07:56:{50 + r} [loader.py:423] "
-             f"Loading weights took {secs} seconds" for r, secs in enumerate((5.38, 9.91, 7.02))]
+    lines = [
+        f"(VllmWorker rank={r} pid={100 + r}) INFO 03-01 07:56:{50 + r} [loader.py:423] "
+        f"Loading weights took {secs} seconds"
+        for r, secs in enumerate((5.38, 9.91, 7.02))
+    ]
     t = build(lines)
     assert t.seconds("weight_load") == pytest.approx(9.91)
 
 
 def test_journald_and_tgi_cloudwatch_ansi_wrappers() -> None:
-    j = split_line("\u0430\u0432\u0433 18 14:15:04 gpu-host python3[4242]: INFO 08-18 14:15:04 [core.py:172] "
-                   "init engine (profile, create kv cache, warmup model) took 3.50 seconds")
+    j = split_line(
+        "\u0430\u0432\u0433 18 14:15:04 gpu-host python3[4242]: INFO 08-18 14:15:04 [core.py:172] "
+        "init engine (profile, create kv cache, warmup model) took 3.50 seconds"
+    )
     assert j.engine == "vllm" and j.msg.startswith("init engine") and j.ts == datetime(2000, 8, 18, 14, 15, 4)
-    tgi = ("#033[2m2024-05-01T10:00:00.000000Z#033[0m #033[32m INFO#033[0m #033[2mshard-manager#033[0m: "
-           "#033[2mtext_generation_launcher#033[0m#033[2m:#033[0m Shard ready in 55.2s #033[2m#033[3mrank#033[0m"
-           "#033[2m=#033[0m0")
+    tgi = (
+        "#033[2m2024-05-01T10:00:00.000000Z#033[0m #033[32m INFO#033[0m #033[2mshard-manager#033[0m: "
+        "#033[2mtext_generation_launcher#033[0m#033[2m:#033[0m Shard ready in 55.2s #033[2m#033[3mrank#033[0m"
+        "#033[2m=#033[0m0"
+    )
     t = build([tgi])
     assert t.engine == "tgi" and t.seconds("weight_load") == pytest.approx(55.2)
 
@@ -190,7 +264,9 @@ def test_unknown_lines_are_tolerated() -> None:
 
 
 def test_previous_container_failure_is_reported() -> None:
-    previous = (LOGS / "vllm_v1-2026_tp4-fail-oom-graph-capture_26.log").read_text(encoding="utf-8").splitlines()
+    previous = (
+        (LOGS / "vllm_v1-2026_tp4-fail-oom-graph-capture_26.log").read_text(encoding="utf-8").splitlines()
+    )
     t = build(COMPILE_MISS, previous=previous)
     assert t.failure is not None and t.failure.headline.startswith("previous attempt: ")
     assert t.status != "failed"
@@ -229,10 +305,20 @@ def test_outer_stamps_reach_every_mark_and_the_clock_ends() -> None:
     assert seen > 100
 
 
-NOISE = ['INFO:     10.0.0.1:51234 - "GET /metrics HTTP/1.1" 200 OK', "", "   ",
-         '  File "/usr/lib/python3.12/site-packages/vllm/engine.py", line 12, in run',
-         "Starting nothing in particular", "The end of a sentence", "# a comment", "Loading something else",
-         "KV is short for key/value", "max_total_num_tokens is printed later", "50 percent | done", "(not a prefix"]
+NOISE = [
+    'INFO:     10.0.0.1:51234 - "GET /metrics HTTP/1.1" 200 OK',
+    "",
+    "   ",
+    '  File "/usr/lib/python3.12/site-packages/vllm/engine.py", line 12, in run',
+    "Starting nothing in particular",
+    "The end of a sentence",
+    "# a comment",
+    "Loading something else",
+    "KV is short for key/value",
+    "max_total_num_tokens is printed later",
+    "50 percent | done",
+    "(not a prefix",
+]
 
 
 def test_unstamped_noise_between_lines_changes_no_phase() -> None:
@@ -244,15 +330,21 @@ def test_unstamped_noise_between_lines_changes_no_phase() -> None:
 
 
 def test_impossible_timestamp_is_read_as_no_time() -> None:
-    s = scan(["INFO 13-45 10:00:00 [kv_cache_utils.py:1] GPU KV cache size: 1,024 tokens",
-              "INFO 02-29 10:00:01 [kv_cache_utils.py:2] Maximum concurrency for 2,048 tokens per request: 3.5x"])
+    s = scan(
+        [
+            "INFO 13-45 10:00:00 [kv_cache_utils.py:1] GPU KV cache size: 1,024 tokens",
+            "INFO 02-29 10:00:01 [kv_cache_utils.py:2] Maximum concurrency for 2,048 tokens per request: 3.5x",
+        ]
+    )
     assert s.engine == "vllm" and s.get("kv_tokens")[0].ts is None
     assert s.first_ts == datetime(YEARLESS, 2, 29, 10, 0, 1) and s.yearless
 
 
-ACCESS = ['(APIServer pid=1) INFO:     10.0.3.7:40012 - "POST /v1/chat/completions HTTP/1.1" 200 OK',
-          'INFO:     127.0.0.1:51234 - "GET /health HTTP/1.1" 200 OK',
-          '(APIServer pid=7) INFO:     10.0.0.9:1 - "POST /v1/completions HTTP/1.1" 500 Internal Server Error']
+ACCESS = [
+    '(APIServer pid=1) INFO:     10.0.3.7:40012 - "POST /v1/chat/completions HTTP/1.1" 200 OK',
+    'INFO:     127.0.0.1:51234 - "GET /health HTTP/1.1" 200 OK',
+    '(APIServer pid=7) INFO:     10.0.0.9:1 - "POST /v1/completions HTTP/1.1" 500 Internal Server Error',
+]
 
 
 def test_access_lines_among_startup_lines_change_no_phase() -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from kubectl_gpuscale.coldstart.logs import scan
 from kubectl_gpuscale.coldstart.marks import M
 
-SHAPE = ("07:29:01 [INFO] [inf-job] (EngineCore_DP0 pid=497) INFO 10-03 07:29:01 [gpu_model_runner.py:2602] "
-         "Starting to load model Qwen/Qwen3-8B...")
+SHAPE = (
+    "07:29:01 [INFO] [inf-job] (EngineCore_DP0 pid=497) INFO 10-03 07:29:01 [gpu_model_runner.py:2602] "
+    "Starting to load model Qwen/Qwen3-8B..."
+)
 
 
 def _only(lines: list[str], name: M) -> tuple[object, str, str]:
@@ -20,15 +22,23 @@ def _only(lines: list[str], name: M) -> tuple[object, str, str]:
 
 
 def test_a_wrapper_inside_the_learnt_prefix_is_not_read_as_the_lines_collector() -> None:
-    relayed = ("07:29:02 [WARN] [inf-job] 2024-07-18T12:26:26+0000 gpu-node-3 vllm[4242]: (VllmWorkerProcess "
-               "pid=3311321) INFO 07-18 12:26:26 model_runner.py:1071] Loading model weights took 1.9028 GB")
+    relayed = (
+        "07:29:02 [WARN] [inf-job] 2024-07-18T12:26:26+0000 gpu-node-3 vllm[4242]: (VllmWorkerProcess "
+        "pid=3311321) INFO 07-18 12:26:26 model_runner.py:1071] Loading model weights took 1.9028 GB"
+    )
     alone = _only([relayed], M.WEIGHTS_GB)
     assert _only([SHAPE, relayed], M.WEIGHTS_GB) == alone
-    assert alone[0] is not None and alone[0].year != 2024  # the engine's own (year-less) stamp, as the search reads it
+    assert (
+        alone[0] is not None and alone[0].year != 2024
+    )  # the engine's own (year-less) stamp, as the search reads it
 
 
 def test_a_line_with_leading_space_is_not_sliced_by_a_blank_prefix_shape() -> None:
-    blank_shape = "[pod/llm-0/engine]  INFO 09-03 16:28:23 [core.py:648] Waiting for init message from front-end."
-    record = ('  {"line": "[2026-01-15 13:56:49 DP0 TP0] Load weight end. type=Qwen3, avail mem=29.86 GB, '
-              'mem usage=30.67 GB.", "timestamp": "2026-01-15T13:56:49Z"}')
+    blank_shape = (
+        "[pod/llm-0/engine]  INFO 09-03 16:28:23 [core.py:648] Waiting for init message from front-end."
+    )
+    record = (
+        '  {"line": "[2026-01-15 13:56:49 DP0 TP0] Load weight end. type=Qwen3, avail mem=29.86 GB, '
+        'mem usage=30.67 GB.", "timestamp": "2026-01-15T13:56:49Z"}'
+    )
     assert _only([blank_shape, record], M.SG_LOAD_END)[2] == _only([record], M.SG_LOAD_END)[2]

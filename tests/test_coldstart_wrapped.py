@@ -52,8 +52,10 @@ def test_orchestrator_prefix_from_the_issue_is_recognised() -> None:
 
 def test_unstamped_lines_behind_a_learned_prefix_lose_it() -> None:
     """A tqdm bar relayed under the orchestrator's header is read as the bar, not as header text."""
-    bar = ("07:29:05 [INFO] [inf-job] [INFERENCE LOG] model-00001-of-00004.safetensors:  50%|\u2588\u2588\u2588\u2588\u2588"
-           "     | 2.49G/4.98G [00:12<00:12, 201MB/s]")
+    bar = (
+        "07:29:05 [INFO] [inf-job] [INFERENCE LOG] model-00001-of-00004.safetensors:  50%|\u2588\u2588\u2588\u2588\u2588"
+        "     | 2.49G/4.98G [00:12<00:12, 201MB/s]"
+    )
     s = scan([ORCHESTRATED[0], bar, ORCHESTRATED[1]])
     assert [m.values["label"] for m in s.get("bar")] == ["model-00001-of-00004.safetensors"]
 
@@ -66,12 +68,15 @@ def test_rfc3339nano_with_trimmed_zeros_is_a_decimal_fraction() -> None:
         assert line.ts == datetime(2025, 10, 3, 7, 29, 1, micros) and line.utc
 
 
-@pytest.mark.parametrize("record", [
-    '{"log": "INFO 10-03 07:29:01 [core.py:1] x\\n", "stream": "stderr", "time": "2025-10-03T07:29:01.5Z"}',
-    '{"line": "INFO 10-03 07:29:01 [core.py:1] x", "timestamp": "2025-10-03T09:29:01.5+02:00"}',
-    '{"timestamp": 1759476541500, "message": "INFO 10-03 07:29:01 [core.py:1] x"}',
-    '{"MESSAGE": "INFO 10-03 07:29:01 [core.py:1] x", "__REALTIME_TIMESTAMP": "1759476541500000"}',
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        '{"log": "INFO 10-03 07:29:01 [core.py:1] x\\n", "stream": "stderr", "time": "2025-10-03T07:29:01.5Z"}',
+        '{"line": "INFO 10-03 07:29:01 [core.py:1] x", "timestamp": "2025-10-03T09:29:01.5+02:00"}',
+        '{"timestamp": 1759476541500, "message": "INFO 10-03 07:29:01 [core.py:1] x"}',
+        '{"MESSAGE": "INFO 10-03 07:29:01 [core.py:1] x", "__REALTIME_TIMESTAMP": "1759476541500000"}',
+    ],
+)
 def test_json_records_give_the_message_and_the_exporter_time(record: str) -> None:
     line = split_line(record)
     assert line.engine == "vllm" and line.msg == "x" and line.utc

@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_page_is_up_to_date() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_compatibility.py"), "--check"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_compatibility.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -38,9 +42,11 @@ def test_a_facts_module_with_compatibility_section_is_picked_up(tmp_path: Path) 
     import kubectl_gpuscale.facts as package
 
     module = tmp_path / "zz_probe.py"
-    module.write_text("from kubectl_gpuscale.facts.matrix import Section\n"
-                      "def compatibility_section():\n"
-                      "    return Section(10**6, 'Probe', 'x', ['v'], [['1']])\n")
+    module.write_text(
+        "from kubectl_gpuscale.facts.matrix import Section\n"
+        "def compatibility_section():\n"
+        "    return Section(10**6, 'Probe', 'x', ['v'], [['1']])\n"
+    )
     package.__path__.append(str(tmp_path))
     try:
         assert [s.title for s in matrix.sections()][-1] == "Probe"

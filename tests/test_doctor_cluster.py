@@ -44,8 +44,12 @@ def _doctor(apiserver: TestApiServer, *args: str) -> Any:
 
 def _plugin(*args: str) -> subprocess.CompletedProcess[str]:
     """The installed plugin executable, so errors go through main() (one line, exit code)."""
-    return subprocess.run([str(Path(sys.executable).parent / "kubectl-gpuscale"), *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kubectl-gpuscale"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _findings(result: Any) -> list[dict[str, Any]]:
@@ -61,8 +65,12 @@ def _rules(findings: list[dict[str, Any]]) -> set[str]:
 def test_cluster_cpu_hpa_and_two_controllers_exit_1(apiserver: TestApiServer) -> None:
     apiserver.enable_group("keda.sh")
     dep, hpa = _gemma()
-    hpa["spec"]["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": {
-        "type": "Utilization", "averageUtilization": 70}}}]
+    hpa["spec"]["metrics"] = [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+        }
+    ]
     (so,) = _sample("scaledobject_production-stack_1")
     so["spec"]["scaleTargetRef"]["name"] = dep["metadata"]["name"]
     apiserver.seed(dep, hpa, so)
@@ -70,13 +78,19 @@ def test_cluster_cpu_hpa_and_two_controllers_exit_1(apiserver: TestApiServer) ->
     assert result.exit_code == 1, result.output
     findings = _findings(result)
     by_rule = {f["rule"]: f for f in findings}
-    assert by_rule["GS001"]["object"] == {"kind": "HorizontalPodAutoscaler", "namespace": NS,
-                                          "name": "gemma-server-hpa"}
+    assert by_rule["GS001"]["object"] == {
+        "kind": "HorizontalPodAutoscaler",
+        "namespace": NS,
+        "name": "gemma-server-hpa",
+    }
     assert "ScaledObject/vllm-scaledobject" in by_rule["GS002"]["value"]
     assert {"GS005", "GS008", "GS009"} <= _rules(findings)
     # one list per kind, however many objects
-    lists = [r.path for r in apiserver.requests if r.method == "GET" and r.path.endswith("s")
-             and "/namespaces/" + NS + "/" in r.path]
+    lists = [
+        r.path
+        for r in apiserver.requests
+        if r.method == "GET" and r.path.endswith("s") and "/namespaces/" + NS + "/" in r.path
+    ]
     assert len(lists) == len(set(lists))
 
 
@@ -99,19 +113,28 @@ def test_cluster_without_keda_or_knative_crds_still_lints(apiserver: TestApiServ
     assert not [f for f in _findings(result) if f["object"]["kind"] == "ScaledObject"]
 
 
-@pytest.mark.parametrize("manager, operation, subresource, fires", [
-    ("argocd-controller", "Apply", None, True),
-    ("kustomize-controller", "Apply", None, True),
-    ("helm", "Update", None, True),
-    ("my-llm-operator", "Apply", None, True),
-    ("kube-controller-manager", "Update", "scale", False),
-    ("kubectl-client-side-apply", "Update", None, False),
-])
-def test_cluster_gs003_managed_fields_owner_of_replicas(apiserver: TestApiServer, manager: str, operation: str,
-                                                         subresource: str | None, fires: bool) -> None:
+@pytest.mark.parametrize(
+    "manager, operation, subresource, fires",
+    [
+        ("argocd-controller", "Apply", None, True),
+        ("kustomize-controller", "Apply", None, True),
+        ("helm", "Update", None, True),
+        ("my-llm-operator", "Apply", None, True),
+        ("kube-controller-manager", "Update", "scale", False),
+        ("kubectl-client-side-apply", "Update", None, False),
+    ],
+)
+def test_cluster_gs003_managed_fields_owner_of_replicas(
+    apiserver: TestApiServer, manager: str, operation: str, subresource: str | None, fires: bool
+) -> None:
     dep, hpa = _gemma()
-    entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": "apps/v1",
-                             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+    entry: dict[str, Any] = {
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": "apps/v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+    }
     if subresource:
         entry["subresource"] = subresource
     dep["metadata"]["managedFields"] = [entry]
@@ -130,11 +153,15 @@ def test_cluster_fix_prints_argv_patch_lines_and_apply_objects(apiserver: TestAp
     result = _doctor(apiserver, "--fix")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert ("kubectl patch horizontalpodautoscalers.autoscaling gemma-server-hpa -n ml --type merge -p "
-            "'{\"spec\":{\"behavior\":{\"scaleDown\":{\"stabilizationWindowSeconds\":300}}}}'") in lines
+    assert (
+        "kubectl patch horizontalpodautoscalers.autoscaling gemma-server-hpa -n ml --type merge -p "
+        '\'{"spec":{"behavior":{"scaleDown":{"stabilizationWindowSeconds":300}}}}\''
+    ) in lines
     body = result.stdout.split("<<'EOF'\n", 1)[1].rsplit("EOF", 1)[0]
     (pdb,) = [d for d in yaml.safe_load_all(body) if d]
-    assert pdb["kind"] == "PodDisruptionBudget" and pdb["spec"]["selector"]["matchLabels"] == {"app": "gemma-server"}
+    assert pdb["kind"] == "PodDisruptionBudget" and pdb["spec"]["selector"]["matchLabels"] == {
+        "app": "gemma-server"
+    }
     assert not [r for r in apiserver.requests if r.method in ("PATCH", "POST", "PUT")]
     data = json.loads(_doctor(apiserver, "--fix", "-o", "json").stdout)
     merge = [p for p in data["patches"] if p["type"] == "merge"]
@@ -163,7 +190,10 @@ def test_cluster_apply_dry_runs_then_applies(apiserver: TestApiServer, cluster: 
     assert applied.exit_code == 0, applied.output
     assert window() == 300
     policies = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
-    assert policies["spec"]["behavior"]["scaleDown"]["policies"] == hpa["spec"]["behavior"]["scaleDown"]["policies"]
+    assert (
+        policies["spec"]["behavior"]["scaleDown"]["policies"]
+        == hpa["spec"]["behavior"]["scaleDown"]["policies"]
+    )
     dep_now = apiserver.get_object("apps/v1", "Deployment", "vllm-gemma-deployment", NS)
     assert dep_now["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
     assert dep_now["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm/vllm-openai:v0.11.0"
@@ -182,8 +212,16 @@ def test_cluster_apply_refused_for_files(tmp_path: Path) -> None:
 
 def test_cluster_forbidden_nodes_degrade_to_a_note(apiserver: TestApiServer) -> None:
     dep, hpa = _gemma()
-    apiserver.seed(dep, hpa, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-1"},
-                              "status": {"allocatable": {"nvidia.com/gpu": "2"}}})
+    apiserver.seed(
+        dep,
+        hpa,
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "gpu-1"},
+            "status": {"allocatable": {"nvidia.com/gpu": "2"}},
+        },
+    )
     assert "GS021" in _rules(_findings(_doctor(apiserver, "-o", "json")))
     apiserver.deny("list", "nodes")
     result = _doctor(apiserver, "-o", "json")
@@ -192,12 +230,17 @@ def test_cluster_forbidden_nodes_degrade_to_a_note(apiserver: TestApiServer) -> 
     assert "GS021" not in _rules(_findings(result))
 
 
-def test_gather_cluster_reads_knative_and_interceptor_settings(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_gather_cluster_reads_knative_and_interceptor_settings(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     apiserver.enable_group("serving.knative.dev")
     (ksvc,) = _sample("ksvc_gke-kueue-dws_1")
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config-deployment",
-                                                                 "namespace": "knative-serving"},
-          "data": {"progress-deadline": "120s"}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "config-deployment", "namespace": "knative-serving"},
+        "data": {"progress-deadline": "120s"},
+    }
     apiserver.seed(ksvc, cm)
     gathered = service.gather_cluster(cluster, NS)
     findings = service.diagnose(gathered)
@@ -206,8 +249,11 @@ def test_gather_cluster_reads_knative_and_interceptor_settings(apiserver: TestAp
 
 
 def test_sarif_for_file_inputs(tmp_path: Path) -> None:
-    files = [str(MANIFESTS / "deploy_k8s-examples_1.yaml"), str(MANIFESTS / "hpa_ollama-app_1.yaml"),
-             str(MANIFESTS / "deploy_ollama-app_1.yaml")]
+    files = [
+        str(MANIFESTS / "deploy_k8s-examples_1.yaml"),
+        str(MANIFESTS / "hpa_ollama-app_1.yaml"),
+        str(MANIFESTS / "deploy_ollama-app_1.yaml"),
+    ]
     args = ["doctor"] + [a for f in files for a in ("-f", f)] + ["-o", "sarif"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1, result.output  # GS001 on the Ollama CPU HPA
@@ -223,7 +269,9 @@ def test_sarif_for_file_inputs(tmp_path: Path) -> None:
         assert uri.startswith("file:///") and uri.endswith(".yaml")
     gs001 = [r for r in run["results"] if r["ruleId"] == "GS001"]
     assert gs001 and gs001[0]["level"] == "error"
-    assert gs001[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("hpa_ollama-app_1.yaml")
+    assert gs001[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith(
+        "hpa_ollama-app_1.yaml"
+    )
 
 
 def test_files_directory_skips_templates_with_a_note(tmp_path: Path) -> None:
@@ -238,11 +286,15 @@ def test_files_directory_skips_templates_with_a_note(tmp_path: Path) -> None:
 
 
 def test_cold_start_flag_validates() -> None:
-    ok = CliRunner().invoke(cli, ["doctor", "-f", str(MANIFESTS / "ksvc_gke-kueue-dws_1.yaml"), "--cold-start", "15m",
-                                  "-o", "json"])
+    ok = CliRunner().invoke(
+        cli,
+        ["doctor", "-f", str(MANIFESTS / "ksvc_gke-kueue-dws_1.yaml"), "--cold-start", "15m", "-o", "json"],
+    )
     assert ok.exit_code == 1, ok.output  # GS011 progress-deadline (600s < 900s) and GS014 are errors
     assert {"GS011", "GS014"} <= _rules(_findings(ok))
-    bad = CliRunner().invoke(cli, ["doctor", "-f", str(MANIFESTS / "ksvc_gke-kueue-dws_1.yaml"), "--cold-start", "soon"])
+    bad = CliRunner().invoke(
+        cli, ["doctor", "-f", str(MANIFESTS / "ksvc_gke-kueue-dws_1.yaml"), "--cold-start", "soon"]
+    )
     assert bad.exit_code == 2 and "not a duration" in bad.output
 
 

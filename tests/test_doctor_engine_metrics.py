@@ -20,8 +20,11 @@ from tests.support.paths import MANIFESTS
 
 def _pair() -> tuple[dict[str, Any], dict[str, Any]]:
     """deploy_k8s-examples_1 (vLLM, 1 GPU) and the ScaledObject migrate-hpa builds from its real HPA."""
-    objs = [copy.deepcopy(i.obj) for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
-            for i in load([str(MANIFESTS / f"{name}.yaml")])]
+    objs = [
+        copy.deepcopy(i.obj)
+        for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
+        for i in load([str(MANIFESTS / f"{name}.yaml")])
+    ]
     deploy = next(o for o in objs if o["kind"] == "Deployment")
     so = conv.convert_all(objs, conv.Options(namespace="default", kv_cache=0.8))[0].objects[0]
     return deploy, so
@@ -36,10 +39,14 @@ def _with_args(deploy: dict[str, Any], *extra: str) -> dict[str, Any]:
 
 def test_gs025_fires_on_each_trigger_reading_vllm_metrics_with_disable_log_stats() -> None:
     deploy, so = _pair()
-    findings = [f for f in run([_with_args(deploy, "--disable-log-stats"), so], from_files=True)
-                if f.rule == "GS025"]
-    reading = [f"spec.triggers[{i}].metadata.query" for i, t in enumerate(so["spec"]["triggers"])
-               if "vllm" in t["metadata"].get("query", "")]
+    findings = [
+        f for f in run([_with_args(deploy, "--disable-log-stats"), so], from_files=True) if f.rule == "GS025"
+    ]
+    reading = [
+        f"spec.triggers[{i}].metadata.query"
+        for i, t in enumerate(so["spec"]["triggers"])
+        if "vllm" in t["metadata"].get("query", "")
+    ]
     assert len(reading) >= 2 and [f.field for f in findings] == reading
     assert all(f.severity == "error" and "--disable-log-stats" in f.message for f in findings)
     assert "vllm:num_requests_waiting" in findings[0].value
@@ -59,8 +66,18 @@ def _vllm(tag: str) -> dict[str, Any]:
 
 def _kv_so(so: dict[str, Any], query: str) -> dict[str, Any]:
     out = copy.deepcopy(so)
-    out["spec"]["triggers"] = [{"type": "prometheus", "name": "kv", "metadata": {
-        "serverAddress": "http://prometheus:9090", "query": query, "threshold": "0.8", "ignoreNullValues": "false"}}]
+    out["spec"]["triggers"] = [
+        {
+            "type": "prometheus",
+            "name": "kv",
+            "metadata": {
+                "serverAddress": "http://prometheus:9090",
+                "query": query,
+                "threshold": "0.8",
+                "ignoreNullValues": "false",
+            },
+        }
+    ]
     return out
 
 
@@ -76,8 +93,11 @@ def test_gs006_judges_the_kv_gauge_name_by_the_engine_version_in_the_image_tag()
 
     assert not gs006("v0.8.5", old)  # right for 0.8.5: no rename to report
     (f,) = gs006("v0.8.5", new)  # the new name does not exist yet in 0.8.5
-    assert "0.8.5" in f.message and "vllm:gpu_cache_usage_perc" in f.message and f.extra["current"] == \
-        "vllm:gpu_cache_usage_perc"
+    assert (
+        "0.8.5" in f.message
+        and "vllm:gpu_cache_usage_perc" in f.message
+        and f.extra["current"] == "vllm:gpu_cache_usage_perc"
+    )
     (f,) = gs006("v0.12.0", old)
     assert "0.12.0" in f.message and f.extra["current"] == "vllm:kv_cache_usage_perc"
     assert not gs006("v0.12.0", new)

@@ -40,13 +40,19 @@ def _rule(findings: list[Finding], rule: str) -> list[Finding]:
     return [f for f in findings if f.rule == rule]
 
 
-def test_colon_query_when_prometheus_holds_the_underscore_form(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
+def test_colon_query_when_prometheus_holds_the_underscore_form(
+    prometheus: Prometheus, prometheus_server: PrometheusServer
+) -> None:
     stored = prometheus_server.stored_names()
     query = 'sum(vllm:num_requests_waiting{namespace="ml"})'
     findings = _live(prometheus, query)
-    if "vllm:num_requests_waiting" in stored and prometheus_server.api(
-            "/api/v1/query", {"query": query})["result"]:
-        pytest.fail("the fixture stores the colon form for namespace ml; this test expects the OpenMetrics rename")
+    if (
+        "vllm:num_requests_waiting" in stored
+        and prometheus_server.api("/api/v1/query", {"query": query})["result"]
+    ):
+        pytest.fail(
+            "the fixture stores the colon form for namespace ml; this test expects the OpenMetrics rename"
+        )
     assert "vllm_num_requests_waiting" in stored
     (no_series,) = _rule(findings, "GS004")
     assert no_series.severity == "error" and no_series.extra["series"] == 0
@@ -73,9 +79,12 @@ def test_several_series_without_sum(prometheus: Prometheus, prometheus_server: P
     assert not _rule(findings, "GS004")
 
 
-def test_good_query_reports_value_against_threshold(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
-    expected = sum(p.values["waiting"] for p in prometheus_server.fleet
-                   if p.namespace == "ml" and p.engine == "vllm-v1")
+def test_good_query_reports_value_against_threshold(
+    prometheus: Prometheus, prometheus_server: PrometheusServer
+) -> None:
+    expected = sum(
+        p.values["waiting"] for p in prometheus_server.fleet if p.namespace == "ml" and p.engine == "vllm-v1"
+    )
     findings = _live(prometheus, 'sum({__name__=~"vllm[:_]num_requests_waiting", namespace="ml"})', "5")
     assert not _rule(findings, "GS004") and not _rule(findings, "GS005")
     (value,) = [f for f in _rule(findings, "GS007") if "value" in f.extra]
@@ -96,7 +105,9 @@ def test_dcgm_query_on_pod_where_prometheus_holds_exported_pod(prometheus: Prome
     wrong = _live(prometheus, 'avg(DCGM_FI_DEV_GPU_UTIL{namespace="ml", pod=~"llama-.*"})', "80")
     (f,) = _rule(wrong, "GS023")
     assert f.value == "pod" and f.extra["held"] == "exported_pod"
-    right = _live(prometheus, 'avg(DCGM_FI_DEV_GPU_UTIL{exported_namespace="ml", exported_pod=~"llama-.*"})', "80")
+    right = _live(
+        prometheus, 'avg(DCGM_FI_DEV_GPU_UTIL{exported_namespace="ml", exported_pod=~"llama-.*"})', "80"
+    )
     assert not _rule(right, "GS023") and not _rule(right, "GS004")
 
 
@@ -120,8 +131,13 @@ def test_dcgm_query_on_exported_pod_where_only_pod_exists() -> None:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).parent / "kubectl-gpuscale"), "doctor", *args],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kubectl-gpuscale"), "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_cli_checks_file_queries_live(prometheus_server: PrometheusServer, tmp_path: Path) -> None:
@@ -137,11 +153,20 @@ def test_cli_checks_file_queries_live(prometheus_server: PrometheusServer, tmp_p
 
 def test_cli_prometheus_down(tmp_path: Path) -> None:
     path = tmp_path / "so.yaml"
-    path.write_text(yaml.safe_dump(_so('sum(vllm:num_requests_waiting)')))
+    path.write_text(yaml.safe_dump(_so("sum(vllm:num_requests_waiting)")))
     explicit = _cli("-f", str(path), "--prometheus", "http://127.0.0.1:9", "--request-timeout", "2s")
     assert explicit.returncode == 1 and explicit.stderr.startswith("error: ") and explicit.stdout == ""
     assert "Traceback" not in explicit.stderr
-    from_env = _cli("-f", str(path), "-o", "json", "--request-timeout", "2s",
-                    env={"GPUSCALE_PROMETHEUS_URL": "http://127.0.0.1:9"})
+    from_env = _cli(
+        "-f",
+        str(path),
+        "-o",
+        "json",
+        "--request-timeout",
+        "2s",
+        env={"GPUSCALE_PROMETHEUS_URL": "http://127.0.0.1:9"},
+    )
     assert "static checks only" in from_env.stderr
-    assert from_env.returncode == 0 and {f["rule"] for f in json.loads(from_env.stdout)["findings"]} >= {"GS008"}
+    assert from_env.returncode == 0 and {f["rule"] for f in json.loads(from_env.stdout)["findings"]} >= {
+        "GS008"
+    }

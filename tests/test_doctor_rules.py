@@ -64,8 +64,11 @@ def apply_fixes(objects: list[dict[str, Any]], findings: Iterable[Finding]) -> l
             out.append(dict(p.body))
             continue
         for i, o in enumerate(out):
-            if o["kind"] == p.kind and o["metadata"]["name"] == p.name \
-                    and (o["metadata"].get("namespace") or "default") == p.namespace:
+            if (
+                o["kind"] == p.kind
+                and o["metadata"]["name"] == p.name
+                and (o["metadata"].get("namespace") or "default") == p.namespace
+            ):
                 out[i] = merge_patch(o, p.body)
     return out
 
@@ -85,6 +88,7 @@ def test_rule_catalog_is_stable_and_complete() -> None:
 
 # ---- GS001 -------------------------------------------------------------------------------------
 
+
 def test_gs001_cpu_hpa_on_real_ollama_sample() -> None:
     findings = lint(one("deploy_ollama-app_1"), one("hpa_ollama-app_1"))
     (f,) = fired(findings, "GS001")
@@ -96,8 +100,12 @@ def test_gs001_cpu_hpa_on_real_ollama_sample() -> None:
 def test_gs001_cpu_variant_of_gpu_hpa_fires_and_queue_hpa_does_not(gemma: list[dict[str, Any]]) -> None:
     assert not fired(lint(*gemma), "GS001")
     cpu = copy.deepcopy(gemma[1])
-    cpu["spec"]["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": {
-        "type": "Utilization", "averageUtilization": 60}}}]
+    cpu["spec"]["metrics"] = [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+        }
+    ]
     (f,) = fired(lint(gemma[0], cpu), "GS001")
     assert f.value == "cpu 60%" and "1x nvidia.com/gpu" in f.message
 
@@ -106,18 +114,26 @@ def test_gs001_ignores_cpu_hpa_on_a_plain_web_deployment(gemma: list[dict[str, A
     web = copy.deepcopy(gemma[0])
     web["spec"]["template"]["spec"]["containers"] = [{"name": "web", "image": "nginx:1.27"}]
     cpu = copy.deepcopy(gemma[1])
-    cpu["spec"]["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "target": {
-        "type": "Utilization", "averageUtilization": 60}}}]
+    cpu["spec"]["metrics"] = [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+        }
+    ]
     assert not fired(lint(web, cpu), "GS001")
 
 
 # ---- GS002 -------------------------------------------------------------------------------------
 
+
 def test_gs002_real_hpa_and_scaledobject_pair_fight() -> None:
     objs = [one("deploy_llmd-wva_1", "Deployment"), one("hpa_llmd-wva_1"), one("scaledobject_llmd-wva_1")]
     (f,) = fired(lint(*objs), "GS002")
     assert f.name == "vllme-deployment" and f.namespace == "llm-d-sim"
-    assert "HorizontalPodAutoscaler/vllme-deployment-hpa" in f.value and "ScaledObject/vllme-deployment-scaler" in f.value
+    assert (
+        "HorizontalPodAutoscaler/vllme-deployment-hpa" in f.value
+        and "ScaledObject/vllme-deployment-scaler" in f.value
+    )
 
 
 def test_gs002_adopted_hpa_is_one_controller() -> None:
@@ -130,9 +146,18 @@ def test_gs002_adopted_hpa_is_one_controller() -> None:
 def test_gs002_http_scaled_object_that_creates_its_own_scaled_object() -> None:
     dep, so = one("deploy_llmd-wva_1", "Deployment"), one("scaledobject_llmd-wva_1")
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllme-deployment"}
-    hso = builders.http_scaled_object(name="vllme", namespace="llm-d-sim", target=target, service="vllme-service",
-                                      port=80, min_replicas=0, max_replicas=4, concurrency=8, hosts=("x",),
-                                      cold_start=300)
+    hso = builders.http_scaled_object(
+        name="vllme",
+        namespace="llm-d-sim",
+        target=target,
+        service="vllme-service",
+        port=80,
+        min_replicas=0,
+        max_replicas=4,
+        concurrency=8,
+        hosts=("x",),
+        cold_start=300,
+    )
     assert not fired(lint(dep, so, hso), "GS002")  # skip-scaledobject-creation is set by our builder
     del hso["metadata"]["annotations"][KEDA_HTTP_SKIP_SCALEDOBJECT]
     (f,) = fired(lint(dep, so, hso), "GS002")
@@ -140,6 +165,7 @@ def test_gs002_http_scaled_object_that_creates_its_own_scaled_object() -> None:
 
 
 # ---- GS003 (files: spec.replicas in the manifest; managedFields: see test_doctor_cluster) ---------
+
 
 def test_gs003_manifest_sets_replicas_of_autoscaled_workload(gemma: list[dict[str, Any]]) -> None:
     (f,) = fired(lint(*gemma), "GS003")
@@ -151,6 +177,7 @@ def test_gs003_manifest_sets_replicas_of_autoscaled_workload(gemma: list[dict[st
 
 # ---- GS005 / GS006 / GS008 (static query checks) -------------------------------------------------
 
+
 def test_gs005_static_bare_metric_query_on_real_sample() -> None:
     so = one("scaledobject_production-stack_1")
     (f,) = fired(lint(so), "GS005")
@@ -159,24 +186,29 @@ def test_gs005_static_bare_metric_query_on_real_sample() -> None:
     assert not fired(lint(so), "GS005")
 
 
-@pytest.mark.parametrize("query, ok", [
-    ("vllm:num_requests_waiting", False),
-    ('sum(vllm:num_requests_waiting{namespace="ml"})', True),
-    ("sum(rate(vllm:num_incoming_requests_total[1m]) > bool 0)", True),
-    ("sum by (pod) (vllm:num_requests_waiting)", False),
-    ("sum(vllm:num_requests_waiting) by (pod)", False),
-    ("sum(a) / sum(b)", True),
-    ("max(DCGM_FI_DEV_GPU_UTIL) * 2", True),
-    ("avg(x) / y", False),
-    ("rate(x[1m])", False),
-])
+@pytest.mark.parametrize(
+    "query, ok",
+    [
+        ("vllm:num_requests_waiting", False),
+        ('sum(vllm:num_requests_waiting{namespace="ml"})', True),
+        ("sum(rate(vllm:num_incoming_requests_total[1m]) > bool 0)", True),
+        ("sum by (pod) (vllm:num_requests_waiting)", False),
+        ("sum(vllm:num_requests_waiting) by (pod)", False),
+        ("sum(a) / sum(b)", True),
+        ("max(DCGM_FI_DEV_GPU_UTIL) * 2", True),
+        ("avg(x) / y", False),
+        ("rate(x[1m])", False),
+    ],
+)
 def test_aggregation_detection(query: str, ok: bool) -> None:
     assert aggregated(query) is ok
 
 
 def test_metric_names_skip_labels_functions_and_strings() -> None:
-    names = metric_names('sum(rate(vllm:request_success_total{model_name="m:x", pod=~"a.*"}[5m])) '
-                         'by (pod) / on(pod) vllm:num_requests_running')
+    names = metric_names(
+        'sum(rate(vllm:request_success_total{model_name="m:x", pod=~"a.*"}[5m])) '
+        "by (pod) / on(pod) vllm:num_requests_running"
+    )
     assert names == ["vllm:request_success_total", "vllm:num_requests_running"]
     assert metric_names('sum({__name__=~"vllm[:_]num_requests_waiting"})') == ["vllm:num_requests_waiting"]
 
@@ -195,8 +227,10 @@ def test_gs006_renamed_kv_cache_metric() -> None:
 def test_gs008_ignore_null_values_default_on_real_sample_and_its_patch() -> None:
     so = one("scaledobject_production-stack_3")
     findings = fired(lint(so), "GS008")
-    assert [f.field for f in findings] == ["spec.triggers[0].metadata.ignoreNullValues",
-                                           "spec.triggers[1].metadata.ignoreNullValues"]
+    assert [f.field for f in findings] == [
+        "spec.triggers[0].metadata.ignoreNullValues",
+        "spec.triggers[1].metadata.ignoreNullValues",
+    ]
     assert findings[0].value == "true (default)"
     # minReplicaCount 0 on the pinned KEDA (2.20, which wakes a workload at zero to fallback.replicas after
     # failureThreshold errors, kedacore/keda#7244): the patch sets ignoreNullValues only, and says why
@@ -204,8 +238,9 @@ def test_gs008_ignore_null_values_default_on_real_sample_and_its_patch() -> None
     fixed = apply_fixes([so], findings[:1])[0]
     assert "fallback" not in fixed["spec"]
     assert all(t["metadata"]["ignoreNullValues"] == "false" for t in fixed["spec"]["triggers"])
-    assert [t["metadata"]["query"] for t in fixed["spec"]["triggers"]] == \
-        [t["metadata"]["query"] for t in so["spec"]["triggers"]]  # the list is copied whole, not truncated
+    assert [t["metadata"]["query"] for t in fixed["spec"]["triggers"]] == [
+        t["metadata"]["query"] for t in so["spec"]["triggers"]
+    ]  # the list is copied whole, not truncated
     assert not fired(lint(fixed), "GS008")
     assert_valid(fixed)
 
@@ -216,12 +251,16 @@ def test_gs008_quiet_when_a_fallback_exists() -> None:
 
 # ---- GS009 ---------------------------------------------------------------------------------------
 
+
 def test_gs009_short_scale_down_window_and_patch(gemma: list[dict[str, Any]]) -> None:
     (f,) = fired(lint(*gemma), "GS009")
     assert f.value == "30s" and f.extra["cold_start"] == 300 and f.patch is not None
     fixed = apply_fixes(gemma, [f])
     assert fixed[1]["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
-    assert fixed[1]["spec"]["behavior"]["scaleDown"]["policies"] == gemma[1]["spec"]["behavior"]["scaleDown"]["policies"]
+    assert (
+        fixed[1]["spec"]["behavior"]["scaleDown"]["policies"]
+        == gemma[1]["spec"]["behavior"]["scaleDown"]["policies"]
+    )
     assert not fired(lint(*fixed), "GS009")
     assert_valid(fixed[1])
 
@@ -242,6 +281,7 @@ def test_gs009_scaled_object_window() -> None:
 
 # ---- GS010 ---------------------------------------------------------------------------------------
 
+
 def test_gs010_default_min_zero_without_buffer() -> None:
     objs = [one("deploy_llmd-wva_1", "Deployment"), one("scaledobject_llmd-wva_1")]
     (f,) = fired(lint(*objs), "GS010")
@@ -254,21 +294,37 @@ def test_gs010_default_min_zero_without_buffer() -> None:
 def test_gs010_http_add_on_buffers() -> None:
     objs = [one("deploy_llmd-wva_1", "Deployment"), one("scaledobject_llmd-wva_1")]
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllme-deployment"}
-    hso = builders.http_scaled_object(name="vllme", namespace="llm-d-sim", target=target, service="s", port=80,
-                                      min_replicas=0, max_replicas=4, concurrency=8, hosts=("x",), cold_start=300)
+    hso = builders.http_scaled_object(
+        name="vllme",
+        namespace="llm-d-sim",
+        target=target,
+        service="s",
+        port=80,
+        min_replicas=0,
+        max_replicas=4,
+        concurrency=8,
+        hosts=("x",),
+        cold_start=300,
+    )
     assert not fired(lint(*objs, hso), "GS010")
 
 
 # ---- GS011 ---------------------------------------------------------------------------------------
+
 
 def test_gs011_knative_deadline_and_timeout_below_cold_start() -> None:
     ksvc = one("ksvc_gke-kueue-dws_1")
     assert not fired(lint(ksvc), "GS011")  # 240 s start (probe delay) < 600 s deadline, 300 s timeout
     findings = fired(lint(ksvc, cold_start=900), "GS011")
     assert {f.field for f in findings} == {
-        "spec.template.metadata.annotations[serving.knative.dev/progress-deadline]", "spec.template.spec.timeoutSeconds"}
+        "spec.template.metadata.annotations[serving.knative.dev/progress-deadline]",
+        "spec.template.spec.timeoutSeconds",
+    }
     fixed = apply_fixes([ksvc], findings)[0]
-    assert fixed["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"] == "1800s"
+    assert (
+        fixed["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"]
+        == "1800s"
+    )
     assert fixed["spec"]["template"]["spec"]["containers"] == ksvc["spec"]["template"]["spec"]["containers"]
     assert_valid(fixed)
     remaining = fired(lint(fixed, cold_start=900), "GS011")
@@ -285,11 +341,22 @@ def test_gs011_explicit_short_progress_deadline() -> None:
 
 # ---- GS012 ---------------------------------------------------------------------------------------
 
+
 def test_gs012_http_add_on_condition_wait() -> None:
     dep = one("deploy_llmd-wva_1", "Deployment")
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllme-deployment"}
-    hso = builders.http_scaled_object(name="vllme", namespace="llm-d-sim", target=target, service="s", port=80,
-                                      min_replicas=0, max_replicas=4, concurrency=8, hosts=("x",), cold_start=300)
+    hso = builders.http_scaled_object(
+        name="vllme",
+        namespace="llm-d-sim",
+        target=target,
+        service="s",
+        port=80,
+        min_replicas=0,
+        max_replicas=4,
+        concurrency=8,
+        hosts=("x",),
+        cold_start=300,
+    )
     assert not fired(lint(dep, hso), "GS012")
     hso["spec"]["timeouts"]["conditionWait"] = "20s"
     (f,) = fired(lint(dep, hso), "GS012")
@@ -299,13 +366,17 @@ def test_gs012_http_add_on_condition_wait() -> None:
 
 # ---- GS013 - GS016 (probes) ----------------------------------------------------------------------
 
+
 def _container(objs: list[dict[str, Any]]) -> dict[str, Any]:
     return objs[0]["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_gs013_startup_probe_budget(gemma: list[dict[str, Any]]) -> None:
-    _container(gemma)["startupProbe"] = {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10,
-                                         "failureThreshold": 6}
+    _container(gemma)["startupProbe"] = {
+        "httpGet": {"path": "/health", "port": 8080},
+        "periodSeconds": 10,
+        "failureThreshold": 6,
+    }
     (f,) = fired(lint(*gemma), "GS013")
     assert f.value == "60s" and "failureThreshold to 31" in f.fix
     _container(gemma)["startupProbe"]["failureThreshold"] = 31
@@ -349,6 +420,7 @@ def test_gs016_progress_deadline(gemma: list[dict[str, Any]]) -> None:
 
 # ---- GS017 / GS018 (drain) -------------------------------------------------------------------------
 
+
 def test_gs017_gs018_real_sample_has_default_grace_and_no_prestop(gemma: list[dict[str, Any]]) -> None:
     findings = lint(*gemma)
     (grace,) = fired(findings, "GS017")
@@ -356,7 +428,10 @@ def test_gs017_gs018_real_sample_has_default_grace_and_no_prestop(gemma: list[di
     assert grace.value == "30 (default)" and prestop.value == "<none>"
     fixed = apply_fixes(gemma, [grace])
     assert fixed[0]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
-    assert fixed[0]["spec"]["template"]["spec"]["containers"] == gemma[0]["spec"]["template"]["spec"]["containers"]
+    assert (
+        fixed[0]["spec"]["template"]["spec"]["containers"]
+        == gemma[0]["spec"]["template"]["spec"]["containers"]
+    )
     assert not fired(lint(*fixed), "GS017")
     assert_valid(fixed[0])
 
@@ -381,14 +456,20 @@ def test_drain_rules_skip_unscaled_workloads() -> None:
 
 # ---- GS019 - GS022 ---------------------------------------------------------------------------------
 
+
 def _pvc(mode: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
-            "spec": {"accessModes": [mode], "resources": {"requests": {"storage": "100Gi"}}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "models"},
+        "spec": {"accessModes": [mode], "resources": {"requests": {"storage": "100Gi"}}},
+    }
 
 
 def test_gs019_rwo_claim_on_scaled_workload(gemma: list[dict[str, Any]]) -> None:
-    gemma[0]["spec"]["template"]["spec"]["volumes"].append({"name": "models",
-                                                             "persistentVolumeClaim": {"claimName": "models"}})
+    gemma[0]["spec"]["template"]["spec"]["volumes"].append(
+        {"name": "models", "persistentVolumeClaim": {"claimName": "models"}}
+    )
     (f,) = fired(lint(*gemma, _pvc("ReadWriteOnce")), "GS019")
     assert f.value == "models (ReadWriteOnce)" and "5 replicas" in f.message
     assert not fired(lint(*gemma, _pvc("ReadOnlyMany")), "GS019")
@@ -404,8 +485,12 @@ def test_gs020_prepull_daemonset_from_install_clears_it(gemma: list[dict[str, An
 
 
 def _node(name: str, gpus: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"allocatable": {"cpu": "32", "nvidia.com/gpu": gpus}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name},
+        "status": {"allocatable": {"cpu": "32", "nvidia.com/gpu": gpus}},
+    }
 
 
 def test_gs021_capacity(gemma: list[dict[str, Any]]) -> None:
@@ -426,6 +511,7 @@ def test_gs022_pdb_from_builder_clears_it(gemma: list[dict[str, Any]]) -> None:
 
 # ---- whole corpus -------------------------------------------------------------------------------------
 
+
 def test_every_patch_on_the_sample_corpus_fixes_its_finding() -> None:
     objects: list[dict[str, Any]] = []
     for path in sorted(MANIFESTS.glob("*.yaml")):
@@ -441,8 +527,19 @@ def test_every_patch_on_the_sample_corpus_fixes_its_finding() -> None:
     assert not left & {(f.rule, f.kind, f.namespace, f.name, f.field) for f in patched}
 
 
-@pytest.mark.parametrize("text, seconds", [("600s", 600), ("10m", 600), ("1h30m", 5400), ("500ms", 0.5),
-                                           ("300", 300), ("ten", None), ("", None), ("5x", None)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("600s", 600),
+        ("10m", 600),
+        ("1h30m", 5400),
+        ("500ms", 0.5),
+        ("300", 300),
+        ("ten", None),
+        ("", None),
+        ("5x", None),
+    ],
+)
 def test_duration_seconds(text: str, seconds: float | None) -> None:
     assert duration_seconds(text) == seconds
 
@@ -454,13 +551,33 @@ def test_gs012_interceptor_wide_readiness_timeout() -> None:
     assert env_name is not None
     dep = one("deploy_llmd-wva_1", "Deployment")
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllme-deployment"}
-    hso = builders.http_scaled_object(name="vllme", namespace="llm-d-sim", target=target, service="s", port=80,
-                                      min_replicas=0, max_replicas=4, concurrency=8, hosts=("x",), cold_start=300)
+    hso = builders.http_scaled_object(
+        name="vllme",
+        namespace="llm-d-sim",
+        target=target,
+        service="s",
+        port=80,
+        min_replicas=0,
+        max_replicas=4,
+        concurrency=8,
+        hosts=("x",),
+        cold_start=300,
+    )
     del hso["spec"]["timeouts"]
-    interceptor = {"apiVersion": "apps/v1", "kind": "Deployment",
-                   "metadata": {"name": env_name[0], "namespace": "keda"},
-                   "spec": {"template": {"spec": {"containers": [{"name": "interceptor", "image": "x",
-                                                                 "env": [{"name": env_name[1], "value": "20s"}]}]}}}}
+    interceptor = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": env_name[0], "namespace": "keda"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "interceptor", "image": "x", "env": [{"name": env_name[1], "value": "20s"}]}
+                    ]
+                }
+            }
+        },
+    }
     assert not fired(lint(dep, hso), "GS012")  # nothing says how long it waits: not guessed
     (f,) = fired(lint(dep, hso, interceptor), "GS012")
     assert f.field.startswith(f"interceptor env {env_name[1]} ") and f.value == "20s"

@@ -50,8 +50,11 @@ def test_item2_and_8_gs008_patch_on_2_17_0_passes_its_webhook_with_behavior() ->
     targets = _targets("keda=2.17.0")
     (f, *_) = fired(run([so], targets=targets, from_files=True), "GS008")
     fixed = apply_fixes([so], [f])[0]
-    assert fixed["spec"]["fallback"] == {"failureThreshold": builders.FALLBACK_FAILURES, "replicas": 1,
-                                         "behavior": "currentReplicasIfHigher"}
+    assert fixed["spec"]["fallback"] == {
+        "failureThreshold": builders.FALLBACK_FAILURES,
+        "replicas": 1,
+        "behavior": "currentReplicasIfHigher",
+    }
     assert all(t.get("metricType") == "AverageValue" for t in fixed["spec"]["triggers"])
     assert webhook_fallback_rejection(fixed, parse_version("2.17.0")) is None
     assert_valid(fixed)
@@ -64,16 +67,40 @@ def test_item8_gs008_patch_without_behavior_before_2_17() -> None:
 
 
 def _interceptor(env: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "keda-add-ons-http-interceptor", "namespace": "keda"},
-            "spec": {"template": {"spec": {"containers": [{"name": "interceptor", "image": "x", "env": [
-                {"name": k, "value": v} for k, v in env.items()]}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "keda-add-ons-http-interceptor", "namespace": "keda"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "interceptor",
+                            "image": "x",
+                            "env": [{"name": k, "value": v} for k, v in env.items()],
+                        }
+                    ]
+                }
+            }
+        },
+    }
 
 
 def _hso_without_timeouts() -> dict[str, Any]:
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllme-deployment"}
-    hso = builders.http_scaled_object(name="vllme", namespace="llm-d-sim", target=target, service="s", port=80,
-                                      min_replicas=0, max_replicas=4, concurrency=8, hosts=("x",), cold_start=300)
+    hso = builders.http_scaled_object(
+        name="vllme",
+        namespace="llm-d-sim",
+        target=target,
+        service="s",
+        port=80,
+        min_replicas=0,
+        max_replicas=4,
+        concurrency=8,
+        hosts=("x",),
+        cold_start=300,
+    )
     del hso["spec"]["timeouts"]
     return hso
 
@@ -106,11 +133,22 @@ def test_item6_gs012_from_0_14_new_variable_and_unbounded_default() -> None:
 
 
 def _keda_operator(version: str) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "keda-operator", "namespace": "keda",
-                         "labels": {"app.kubernetes.io/name": "keda-operator"}},
-            "spec": {"template": {"spec": {"containers": [
-                {"name": "keda-operator", "image": f"ghcr.io/kedacore/keda:{version}"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "keda-operator",
+            "namespace": "keda",
+            "labels": {"app.kubernetes.io/name": "keda-operator"},
+        },
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "keda-operator", "image": f"ghcr.io/kedacore/keda:{version}"}]
+                }
+            }
+        },
+    }
 
 
 def test_doctor_apply_gs008_on_a_detected_keda_2_17_0_passes_its_webhook(apiserver: TestApiServer) -> None:
@@ -122,20 +160,27 @@ def test_doctor_apply_gs008_on_a_detected_keda_2_17_0_passes_its_webhook(apiserv
 
     apiserver.keda_webhook.version = "2.17.0"
     so = _loose_so(1)
-    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": so["metadata"]["namespace"]}},
-                   _keda_operator("2.17.0"), so)
-    result = CliRunner().invoke(cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n",
-                                      so["metadata"]["namespace"], "--apply"])
+    apiserver.seed(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": so["metadata"]["namespace"]}},
+        _keda_operator("2.17.0"),
+        so,
+    )
+    result = CliRunner().invoke(
+        cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", so["metadata"]["namespace"], "--apply"]
+    )
     assert "keda 2.17.0" in result.stderr and "detected: keda/keda-operator image tag" in result.stderr
     assert "could not patch" not in result.stderr, result.stderr
-    stored = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", so["metadata"]["name"],
-                                  so["metadata"]["namespace"])
+    stored = apiserver.get_object(
+        "keda.sh/v1alpha1", "ScaledObject", so["metadata"]["name"], so["metadata"]["namespace"]
+    )
     assert stored is not None
     assert stored["spec"]["fallback"]["behavior"] == "currentReplicasIfHigher"
     assert {t.get("metricType") for t in stored["spec"]["triggers"]} == {"AverageValue"}
 
 
-def test_the_2_17_0_webhook_rejects_what_doctor_wrote_before(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_the_2_17_0_webhook_rejects_what_doctor_wrote_before(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """The old GS008 patch (fallback, triggers' metricType left implicit) is refused by KEDA 2.17.0."""
     from kubectl_gpuscale.errors import InvalidError
 
@@ -144,8 +189,13 @@ def test_the_2_17_0_webhook_rejects_what_doctor_wrote_before(apiserver: TestApiS
     ns, name = so["metadata"]["namespace"], so["metadata"]["name"]
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, so)
     with pytest.raises(InvalidError, match="has to have the `AverageValue` type"):
-        cluster.patch("keda.sh/v1alpha1", "ScaledObject", name, ns,
-                      {"spec": {"fallback": {"failureThreshold": 3, "replicas": 1}}})
+        cluster.patch(
+            "keda.sh/v1alpha1",
+            "ScaledObject",
+            name,
+            ns,
+            {"spec": {"fallback": {"failureThreshold": 3, "replicas": 1}}},
+        )
 
 
 def test_gs008_patch_adds_no_fallback_over_value_only_triggers_on_2_17() -> None:

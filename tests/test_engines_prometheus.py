@@ -23,32 +23,66 @@ PODS = {"trt-7d9f8c6b5-k2x4q": 6.0, "trt-7d9f8c6b5-p9m3z": 3.0}
 
 
 def _workload() -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "trt", "namespace": NS},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "trt"}},
-                     "template": {"metadata": {"labels": {"app": "trt"}}, "spec": {"containers": [{
-                         "name": "trtllm", "image": "nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
-                         "command": ["trtllm-serve", "meta-llama/Llama-3.1-8B-Instruct", "--port", "8000"],
-                         "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "trt", "namespace": NS},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "trt"}},
+            "template": {
+                "metadata": {"labels": {"app": "trt"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "trtllm",
+                            "image": "nvcr.io/nvidia/tensorrt-llm/release:1.0.0",
+                            "command": ["trtllm-serve", "meta-llama/Llama-3.1-8B-Instruct", "--port", "8000"],
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
 
 
 def _hpa() -> dict[str, Any]:
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "trt", "namespace": NS},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "trt"},
-                     "minReplicas": 1, "maxReplicas": 4, "metrics": [{"type": "Resource", "resource": {
-                         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "trt", "namespace": NS},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "trt"},
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ],
+        },
+    }
 
 
-def test_the_trtllm_serve_queue_query_finds_its_series_in_prometheus(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
+def test_the_trtllm_serve_queue_query_finds_its_series_in_prometheus(
+    prometheus: Prometheus, prometheus_server: PrometheusServer
+) -> None:
     exporter = prometheus_server.engines
-    labels = {pod: {"namespace": NS, "pod": pod, "model_name": "undefined", "engine_type": "undefined"}
-              for pod in PODS}
+    labels = {
+        pod: {"namespace": NS, "pod": pod, "model_name": "undefined", "engine_type": "undefined"}
+        for pod in PODS
+    }
     try:
         for pod, waiting in PODS.items():
             exporter.set("trtllm_num_requests_waiting", waiting, labels[pod])
             exporter.set("trtllm_num_requests_running", 8, labels[pod])
             exporter.set("trtllm_kv_cache_utilization", 0.5, labels[pod])
-        prometheus_server.wait_for(f'count(trtllm_num_requests_waiting{{namespace="{NS}"}})',
-                                   lambda r: bool(r) and r[0]["value"][1] == str(len(PODS)))
+        prometheus_server.wait_for(
+            f'count(trtllm_num_requests_waiting{{namespace="{NS}"}})',
+            lambda r: bool(r) and r[0]["value"][1] == str(len(PODS)),
+        )
         result = conv.convert_all([_hpa(), _workload()], conv.Options(kv_cache=0.8))[0]
         assert result.ok and result.engine == "trtllm (high)"
         triggers = {t["name"]: t["metadata"]["query"] for t in result.objects[0]["spec"]["triggers"]}
@@ -56,10 +90,15 @@ def test_the_trtllm_serve_queue_query_finds_its_series_in_prometheus(prometheus:
         assert queue.error is None and queue.series == 1 and queue.value == sum(PODS.values())
         kv = check_query(prometheus, triggers["kv_cache"], 0.8)
         assert kv.series == 1 and kv.value == 0.5 * len(PODS)
-        triton_name = check_query(prometheus, f'sum(nv_trt_llm_request_metrics{{namespace="{NS}", '
-                                              f'request_type="waiting"}})', 1)
+        triton_name = check_query(
+            prometheus, f'sum(nv_trt_llm_request_metrics{{namespace="{NS}", request_type="waiting"}})', 1
+        )
         assert triton_name.series == 0
     finally:
         for pod in PODS:
-            for name in ("trtllm_num_requests_waiting", "trtllm_num_requests_running", "trtllm_kv_cache_utilization"):
+            for name in (
+                "trtllm_num_requests_waiting",
+                "trtllm_num_requests_running",
+                "trtllm_kv_cache_utilization",
+            ):
                 exporter.remove(name, labels[pod])

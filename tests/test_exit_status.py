@@ -18,11 +18,14 @@ def test_statuses_keep_their_numbers() -> None:
     assert GpuscaleError("x").exit_code == 1 and InputError("x").exit_code == 2
 
 
-@pytest.mark.parametrize(("argv", "status"), [
-    (["--version"], ExitStatus.OK),
-    (["no-such-command"], ExitStatus.USAGE),
-    (["simulate", "--duration", "-5"], ExitStatus.USAGE),
-])
+@pytest.mark.parametrize(
+    ("argv", "status"),
+    [
+        (["--version"], ExitStatus.OK),
+        (["no-such-command"], ExitStatus.USAGE),
+        (["simulate", "--duration", "-5"], ExitStatus.USAGE),
+    ],
+)
 def test_main_exits_with_the_status(argv: list[str], status: ExitStatus) -> None:
     with pytest.raises(SystemExit) as stop:
         main(argv)

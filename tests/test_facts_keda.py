@@ -25,8 +25,12 @@ from tests.support.paths import SHARED
 from tests.support.schemas import assert_valid
 from tests.test_autoscale_convert import _deploy, _hpa
 
-SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "llm", "namespace": "ml"},
-           "spec": {"selector": {"app": "llm"}, "ports": [{"port": 8000}]}}
+SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "llm", "namespace": "ml"},
+    "spec": {"selector": {"app": "llm"}, "ports": [{"port": 8000}]},
+}
 
 
 def _targets(text: str) -> Targets:
@@ -44,8 +48,10 @@ def _so(targets: Targets, **options: Any) -> dict[str, Any]:
 def test_versions_parse_and_compare_numerically() -> None:
     assert parse_version("v2.9") < parse_version("2.10.0") < parse_version("knative-v2.10.1")
     assert str(parse_version("v1.33.2-gke.100")) == "1.33.2"
-    assert parse_targets("keda=2.16.1, keda-http=0.13") == {"keda": parse_version("2.16.1"),
-                                                            "keda-http": parse_version("0.13.0")}
+    assert parse_targets("keda=2.16.1, keda-http=0.13") == {
+        "keda": parse_version("2.16.1"),
+        "keda-http": parse_version("0.13.0"),
+    }
     for bad in ("keda", "kafka=1.0", "keda=latest"):
         with pytest.raises(ValueError):
             parse_targets(bad)
@@ -72,8 +78,9 @@ def test_item1_scale_to_zero_keeps_fallback_where_keda_stays_at_zero() -> None:
 
 
 def test_item1_note_says_why_the_fallback_is_left_out() -> None:
-    result = conv.convert_all([_hpa(), _deploy(["m"]), SERVICE],
-                              conv.Options(targets=_targets("keda=2.16.1"), scale_to_zero=True))[0]
+    result = conv.convert_all(
+        [_hpa(), _deploy(["m"]), SERVICE], conv.Options(targets=_targets("keda=2.16.1"), scale_to_zero=True)
+    )[0]
     assert any("no fallback: KEDA 2.16.1" in n for n in result.notes)
 
 
@@ -90,19 +97,29 @@ def test_item2_fallback_triggers_carry_an_explicit_metric_type() -> None:
 
 
 def test_item2_the_2_17_0_webhook_rule_by_version() -> None:
-    implicit = {"spec": {"fallback": {"failureThreshold": 3, "replicas": 2},
-                         "triggers": [{"type": "prometheus", "metadata": {}}]}}
+    implicit = {
+        "spec": {
+            "fallback": {"failureThreshold": 3, "replicas": 2},
+            "triggers": [{"type": "prometheus", "metadata": {}}],
+        }
+    }
     assert "AverageValue" in (webhook_fallback_rejection(implicit, parse_version("2.17.0")) or "")
     assert webhook_fallback_rejection(implicit, parse_version("2.17.1")) is None
     assert webhook_fallback_rejection(implicit, parse_version("2.16.1")) is None  # logged only before 2.17
-    value = {"spec": {"fallback": {"failureThreshold": 3, "replicas": 2},
-                      "triggers": [{"type": "prometheus", "metricType": "Value", "metadata": {}}]}}
+    value = {
+        "spec": {
+            "fallback": {"failureThreshold": 3, "replicas": 2},
+            "triggers": [{"type": "prometheus", "metricType": "Value", "metadata": {}}],
+        }
+    }
     assert webhook_fallback_rejection(value, parse_version("2.17.1"))
     assert webhook_fallback_rejection(value, parse_version("2.18.0")) is None
 
 
-@pytest.mark.parametrize(("keda", "behavior"), [("2.16.1", None), ("2.17.1", "currentReplicasIfHigher"),
-                                                ("2.20.2", "currentReplicasIfHigher")])
+@pytest.mark.parametrize(
+    ("keda", "behavior"),
+    [("2.16.1", None), ("2.17.1", "currentReplicasIfHigher"), ("2.20.2", "currentReplicasIfHigher")],
+)
 def test_item8_fallback_behavior_by_version(keda: str, behavior: str | None) -> None:
     so = _so(_targets(f"keda={keda}"))
     assert so["spec"]["fallback"].get("behavior") == behavior
@@ -127,13 +144,21 @@ def test_unknown_keda_version_is_cautious_at_zero() -> None:
 def test_value_only_triggers_get_no_fallback_before_2_18() -> None:
     """pkg/fallback/fallback.go isFallbackEnabled: AverageValue only (Value from 2.18, #6655); 2.17's webhook
     rejects a fallback with no AverageValue trigger, so none is emitted there."""
-    hpa = _hpa(metrics=[{"type": "External", "external": {"metric": {"name": "my_queue"},
-                                                        "target": {"type": "Value", "value": "4"}}}])
+    hpa = _hpa(
+        metrics=[
+            {
+                "type": "External",
+                "external": {"metric": {"name": "my_queue"}, "target": {"type": "Value", "value": "4"}},
+            }
+        ]
+    )
     deploy = _deploy(["m"])
     deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "example/server:1"
     deploy["spec"]["template"]["spec"]["containers"][0]["command"] = ["server"]
     for keda, emitted in (("2.17.1", False), ("2.18.0", True)):
-        result = conv.convert_all([hpa, deploy], conv.Options(targets=_targets(f"keda={keda}"), force=True))[0]
+        result = conv.convert_all([hpa, deploy], conv.Options(targets=_targets(f"keda={keda}"), force=True))[
+            0
+        ]
         assert result.ok, result.why
         so = result.objects[0]
         assert_valid(so)

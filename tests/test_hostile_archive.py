@@ -64,22 +64,27 @@ def test_too_many_members(tmp_path: Path) -> None:
 @pytest.mark.parametrize("member", ["config.dump", "spec.dump"])
 def test_deeply_nested_json(tmp_path: Path, member: str) -> None:
     """200,000 nested lists in 400 KB (was: RecursionError)."""
-    _refused(_inspect(hostile.deep_json_archive(tmp_path / "deep.tar", member=member)), member, "nests deeper")
+    _refused(
+        _inspect(hostile.deep_json_archive(tmp_path / "deep.tar", member=member)), member, "nests deeper"
+    )
 
 
 def test_moderately_nested_json_within_the_recursion_limit(tmp_path: Path) -> None:
     _refused(_inspect(hostile.deep_json_archive(tmp_path / "deep.tar", depth=500)), "nests deeper than 64")
 
 
-@pytest.mark.parametrize(("member", "data", "field"), [
-    ("spec.dump", {"process": "x"}, "process"),
-    ("spec.dump", {"process": {"env": "PATH=/bin"}}, "process.env"),
-    ("spec.dump", {"linux": {"devices": ["/dev/nvidia0"]}}, "linux.devices[0]"),
-    ("spec.dump", {"annotations": ["io.container.manager=cri-o"]}, "annotations"),
-    ("spec.dump", {"linux": [1]}, "linux"),
-    ("config.dump", {"rootfsImageName": {"a": 1}}, "rootfsImageName"),
-    ("config.dump", {"id": ["x"]}, "id"),
-])
+@pytest.mark.parametrize(
+    ("member", "data", "field"),
+    [
+        ("spec.dump", {"process": "x"}, "process"),
+        ("spec.dump", {"process": {"env": "PATH=/bin"}}, "process.env"),
+        ("spec.dump", {"linux": {"devices": ["/dev/nvidia0"]}}, "linux.devices[0]"),
+        ("spec.dump", {"annotations": ["io.container.manager=cri-o"]}, "annotations"),
+        ("spec.dump", {"linux": [1]}, "linux"),
+        ("config.dump", {"rootfsImageName": {"a": 1}}, "rootfsImageName"),
+        ("config.dump", {"id": ["x"]}, "id"),
+    ],
+)
 def test_metadata_of_the_wrong_shape(tmp_path: Path, member: str, data: object, field: str) -> None:
     """Wrong-typed metadata (was: AttributeError): the error names the member and the field."""
     result = _inspect(hostile.metadata_archive(tmp_path / "shape.tar", member, data))
@@ -87,8 +92,10 @@ def test_metadata_of_the_wrong_shape(tmp_path: Path, member: str, data: object, 
 
 
 def test_list_typed_metadata(tmp_path: Path) -> None:
-    _refused(_inspect(hostile.metadata_archive(tmp_path / "list.tar", "spec.dump", [1, 2])),
-             "spec.dump is not a JSON object")
+    _refused(
+        _inspect(hostile.metadata_archive(tmp_path / "list.tar", "spec.dump", [1, 2])),
+        "spec.dump is not a JSON object",
+    )
 
 
 def test_cri_o_metadata_annotation_of_the_wrong_shape_is_ignored(tmp_path: Path) -> None:

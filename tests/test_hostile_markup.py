@@ -23,7 +23,14 @@ from kubectl_gpuscale.tui.model import Pod, ScalingEvent, Snapshot, Trigger, Wor
 from tests import hostile
 from tests.support.measure import run_measured
 
-HOSTILE = ["evil[/]", "/var/lib/[/d]/x", "[red]x", "a\x1b[31mred\x1b[0m", "[bold]b[/bold]", "\x1b]0;title\x07"]
+HOSTILE = [
+    "evil[/]",
+    "/var/lib/[/d]/x",
+    "[red]x",
+    "a\x1b[31mred\x1b[0m",
+    "[bold]b[/bold]",
+    "\x1b]0;title\x07",
+]
 
 
 def test_visible_spells_control_characters() -> None:
@@ -44,8 +51,13 @@ def test_table_cells_are_plain_text(text: str) -> None:
 
 def test_checkpoint_inspect_shows_hostile_metadata_literally(tmp_path: Path) -> None:
     """Image, container and times from config.dump/spec.dump, as a user would see them in the table."""
-    config = {"id": "abc", "rootfsImageName": "evil[/]", "runtime": "[red]runc",
-              "checkpointedTime": "\x1b[2J\x1b]0;pwned\x07now", "createdTime": "[/d]"}
+    config = {
+        "id": "abc",
+        "rootfsImageName": "evil[/]",
+        "runtime": "[red]runc",
+        "checkpointedTime": "\x1b[2J\x1b]0;pwned\x07now",
+        "createdTime": "[/d]",
+    }
     archive = hostile.metadata_archive(tmp_path / "a.tar", "config.dump", config)
     result = run_measured(["checkpoint", "inspect", str(archive), "-o", "wide"], env={"COLUMNS": "600"})
     assert result.code == 0, result.stderr
@@ -55,10 +67,18 @@ def test_checkpoint_inspect_shows_hostile_metadata_literally(tmp_path: Path) -> 
 
 
 def test_coldstart_prints_hostile_pod_text_literally(tmp_path: Path) -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "evil[/]\x1b[2J", "namespace": "[red]ml"},
-           "status": {"phase": "Running", "conditions": [
-               {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-03-13T21:40:00Z"},
-               {"type": "Ready", "status": "True", "lastTransitionTime": "2026-03-13T21:41:00Z"}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "evil[/]\x1b[2J", "namespace": "[red]ml"},
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-03-13T21:40:00Z"},
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2026-03-13T21:41:00Z"},
+            ],
+        },
+    }
     path = tmp_path / "pod.json"
     path.write_text(json.dumps(pod))
     log = tmp_path / "vllm.log"
@@ -78,11 +98,26 @@ class HostileSource:
 
     def refresh(self) -> Snapshot:
         pod = Pod("evil[/]-pod", "[red]Running", ready=True, node="node-[/d]", age_seconds=10)
-        workload = Workload("[bold]ns", "evil[/]", engine="vLLM\x1b[31m", scaler="KEDA", scaler_name="so[/]",
-                            ready=1, desired=1, triggers=(Trigger("queue", 1, 5),), pods=(pod,))
+        workload = Workload(
+            "[bold]ns",
+            "evil[/]",
+            engine="vLLM\x1b[31m",
+            scaler="KEDA",
+            scaler_name="so[/]",
+            ready=1,
+            desired=1,
+            triggers=(Trigger("queue", 1, 5),),
+            pods=(pod,),
+        )
         events = (ScalingEvent("10:00:01", "ns", "evil[/]", "[/d]", "message \x1b[2J [red]x"),)
-        return Snapshot("10:00:05", "hostile", (workload,), events, problems=("events: [/] forbidden",),
-                        namespaces=("ns",))
+        return Snapshot(
+            "10:00:05",
+            "hostile",
+            (workload,),
+            events,
+            problems=("events: [/] forbidden",),
+            namespaces=("ns",),
+        )
 
 
 async def test_dashboard_cells_are_plain_text() -> None:
@@ -96,7 +131,10 @@ async def test_dashboard_cells_are_plain_text() -> None:
         assert "evil[/]" in row and "[bold]ns" in row and "vLLM\\x1b[31m" in row
         pods = app.query_one("#pods", DataTable)
         assert [str(getattr(c, "plain", c)) for c in pods.get_row_at(0)][:3] == [
-            "evil[/]-pod", "[red]Running", "node-[/d]"]
+            "evil[/]-pod",
+            "[red]Running",
+            "node-[/d]",
+        ]
         assert "so[/]" in str(app.query_one("#why", Static).render())
         assert "events: [/] forbidden" in str(app.query_one("#problems", Static).render())
         log = app.query_one("#events", RichLog)

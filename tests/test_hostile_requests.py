@@ -26,14 +26,20 @@ def test_stalled_server_answers_with_a_timeout(tmp_path: Path, command: list[str
     """The server accepts and never answers (was: hung for ever)."""
     with stalled_server() as port:
         kubeconfig = kubeconfig_for(port, tmp_path / "kubeconfig")
-        result = run_measured([*command, "--kubeconfig", str(kubeconfig), "--request-timeout", "1s"], timeout=20)
+        result = run_measured(
+            [*command, "--kubeconfig", str(kubeconfig), "--request-timeout", "1s"], timeout=20
+        )
     assert result.code == 1, (result.code, result.stderr)
     assert result.seconds < 15
-    assert "timed out" in result.stderr and "within 1s" in result.stderr and "--request-timeout" in result.stderr
+    assert (
+        "timed out" in result.stderr and "within 1s" in result.stderr and "--request-timeout" in result.stderr
+    )
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
 
 
-def test_the_default_timeout_applies_without_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_timeout_applies_without_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kubectl_gpuscale import kube
     from kubectl_gpuscale.kube import Cluster, transport
 
@@ -79,7 +85,9 @@ def test_forbidden_hpas_name_the_group(apiserver: TestApiServer) -> None:
 
     _seed_llama(apiserver)
     apiserver.deny("list", "horizontalpodautoscalers.autoscaling")
-    snapshot = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml").refresh()
+    snapshot = LiveSource(
+        lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml"
+    ).refresh()
     assert [w.name for w in snapshot.workloads] == ["llama"]
     assert any("can-i list horizontalpodautoscalers.autoscaling -n ml" in p for p in snapshot.problems)
 

@@ -59,14 +59,40 @@ def test_method_auto_uses_helm_only_when_available_and_knative_never() -> None:
 
 def test_helm_argv_is_an_exact_list() -> None:
     target = KubeTarget(kubeconfig="/tmp/kc", context="prod")
-    argv = install_argv(catalog.KEDA, "2.19.0", target=target, values_file="/tmp/v.yaml", dry_run="server",
-                        timeout_s=120)
-    assert argv == ["helm", "upgrade", "--install", "keda", "keda", "--repo", "https://kedacore.github.io/charts",
-                    "--version", "2.19.0", "--namespace", "keda", "--create-namespace", "--values", "/tmp/v.yaml",
-                    "--dry-run=server", "--timeout", "120s", "--kubeconfig", "/tmp/kc", "--kube-context", "prod"]
+    argv = install_argv(
+        catalog.KEDA, "2.19.0", target=target, values_file="/tmp/v.yaml", dry_run="server", timeout_s=120
+    )
+    assert argv == [
+        "helm",
+        "upgrade",
+        "--install",
+        "keda",
+        "keda",
+        "--repo",
+        "https://kedacore.github.io/charts",
+        "--version",
+        "2.19.0",
+        "--namespace",
+        "keda",
+        "--create-namespace",
+        "--values",
+        "/tmp/v.yaml",
+        "--dry-run=server",
+        "--timeout",
+        "120s",
+        "--kubeconfig",
+        "/tmp/kc",
+        "--kube-context",
+        "prod",
+    ]
     assert install_argv(catalog.DCGM, "4.5.3-4.8.2")[4:10] == [
-        "dcgm-exporter", "--repo", "https://nvidia.github.io/dcgm-exporter/helm-charts", "--version", "4.8.2",
-        "--namespace"]
+        "dcgm-exporter",
+        "--repo",
+        "https://nvidia.github.io/dcgm-exporter/helm-charts",
+        "--version",
+        "4.8.2",
+        "--namespace",
+    ]
     assert uninstall_argv(catalog.KEDA_HTTP) == ["helm", "uninstall", "http-add-on", "--namespace", "keda"]
 
 
@@ -84,8 +110,11 @@ def test_plan_with_helm_carries_values_and_version_override() -> None:
 def test_plan_manifests_lists_files_and_settings_with_reasons() -> None:
     p = plan.build(["knative"], method="manifests", manifests_dir="/air/gap")
     (cp,) = p.components
-    assert [a.file for a in cp.artifacts] == ["serving-crds-1.23.0.yaml", "serving-core-1.23.0.yaml",
-                                              "kourier-1.23.0.yaml"]
+    assert [a.file for a in cp.artifacts] == [
+        "serving-crds-1.23.0.yaml",
+        "serving-core-1.23.0.yaml",
+        "kourier-1.23.0.yaml",
+    ]
     assert any("from /air/gap" in s for s in cp.steps)
     keys = {s.key: s for s in cp.settings}
     assert keys["config-deployment.progress-deadline"].value == "1200s"
@@ -187,11 +216,24 @@ def test_parse_order_namespaces_and_overlay() -> None:
 
 
 def test_overlay_sets_container_env_for_the_http_interceptor() -> None:
-    deploy = {"apiVersion": "apps/v1", "kind": "Deployment",
-              "metadata": {"name": "keda-add-ons-http-interceptor", "namespace": "keda"},
-              "spec": {"template": {"spec": {"containers": [{"name": "i", "image": "x",
-                                                             "env": [{"name": "KEDA_HTTP_READINESS_TIMEOUT",
-                                                                      "value": "0s"}]}]}}}}
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "keda-add-ons-http-interceptor", "namespace": "keda"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "i",
+                            "image": "x",
+                            "env": [{"name": "KEDA_HTTP_READINESS_TIMEOUT", "value": "0s"}],
+                        }
+                    ]
+                }
+            }
+        },
+    }
     out, left = manifests.overlay([deploy], defaults.gpu_settings("keda-http", cold_start_s=600))
     env = {e["name"]: e["value"] for e in out[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {"KEDA_HTTP_READINESS_TIMEOUT": "660s", "KEDA_HTTP_RESPONSE_HEADER_TIMEOUT": "600s"}
@@ -232,7 +274,9 @@ def http_files() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
         server.server_close()
 
 
-def test_download_verifies_sha256_and_caches(http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path) -> None:
+def test_download_verifies_sha256_and_caches(
+    http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path
+) -> None:
     base, files, hits = http_files
     body = b"apiVersion: v1\nkind: Namespace\nmetadata: {name: keda}\n"
     files["/keda.yaml"] = body
@@ -243,7 +287,9 @@ def test_download_verifies_sha256_and_caches(http_files: tuple[str, dict[str, by
     assert again.source.startswith("cache:") and hits == ["/keda.yaml"]
 
 
-def test_download_refuses_a_sha256_mismatch(http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path) -> None:
+def test_download_refuses_a_sha256_mismatch(
+    http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path
+) -> None:
     base, files, _ = http_files
     files["/keda.yaml"] = b"tampered"
     art = catalog.Artifact("keda-9.9.9.yaml", f"{base}/keda.yaml", "0" * 64)
@@ -253,7 +299,9 @@ def test_download_refuses_a_sha256_mismatch(http_files: tuple[str, dict[str, byt
     assert not (tmp_path / "keda-9.9.9.yaml").exists()
 
 
-def test_download_without_pin_warns_with_the_digest_and_404_is_clear(http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path) -> None:
+def test_download_without_pin_warns_with_the_digest_and_404_is_clear(
+    http_files: tuple[str, dict[str, bytes], list[str]], tmp_path: Path
+) -> None:
     base, files, _ = http_files
     files["/a.yaml"] = b"x: 1\n"
     warnings: list[str] = []
@@ -289,7 +337,9 @@ def test_prepull_daemonset_from_real_sample_workloads_validates() -> None:
     assert pod["containers"][0]["image"] == catalog.PAUSE_IMAGE
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
-    assert ds["spec"]["selector"]["matchLabels"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+    assert (
+        ds["spec"]["selector"]["matchLabels"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_prepull_rejects_no_images_and_custom_selector() -> None:
@@ -306,12 +356,18 @@ def test_prepull_rejects_no_images_and_custom_selector() -> None:
 def test_readiness_verdicts() -> None:
     d = readiness.Target("Deployment", "keda-operator", "keda")
     assert not readiness.judge(d, None).ready
-    avail = {"metadata": {"generation": 2}, "status": {"observedGeneration": 2, "conditions": [
-        {"type": "Available", "status": "True"}]}}
+    avail = {
+        "metadata": {"generation": 2},
+        "status": {"observedGeneration": 2, "conditions": [{"type": "Available", "status": "True"}]},
+    }
     assert readiness.judge(d, avail).ready
     stale = {"metadata": {"generation": 3}, "status": {"observedGeneration": 2}}
     assert "not observed" in readiness.judge(d, stale).reason
-    down = {"status": {"conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]}}
+    down = {
+        "status": {
+            "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]
+        }
+    }
     assert "MinimumReplicasUnavailable" in readiness.judge(d, down).reason
     crd = readiness.Target("CustomResourceDefinition", "scaledobjects.keda.sh")
     assert not readiness.judge(crd, {"status": {}}).ready
@@ -330,17 +386,32 @@ def test_wait_times_out_naming_what_is_not_ready() -> None:
         now[0] += s
 
     with pytest.raises(GpuscaleError, match="not ready after 5s: deployment/x -n ns: not found"):
-        readiness.wait(NoCluster(), [readiness.Target("Deployment", "x", "ns")],  # type: ignore[arg-type]
-                       timeout_s=5, clock=lambda: now[0], sleep=sleep)
+        readiness.wait(
+            NoCluster(),
+            [readiness.Target("Deployment", "x", "ns")],  # type: ignore[arg-type]
+            timeout_s=5,
+            clock=lambda: now[0],
+            sleep=sleep,
+        )
 
 
 # ---- config --------------------------------------------------------------------------------------------
 
 
-def test_config_objects_validate_and_records_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rec = config.InstallRecord("keda", "2.20.2", "manifests", ({"apiVersion": "v1", "kind": "Namespace",
-                                                                 "name": "keda"},), None, "keda")
-    cm = config.config_map({config.COMPONENT_PREFIX + "keda": rec.to_json(), config.KEY_PROMETHEUS: "http://p:9090"})
+def test_config_objects_validate_and_records_round_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = config.InstallRecord(
+        "keda",
+        "2.20.2",
+        "manifests",
+        ({"apiVersion": "v1", "kind": "Namespace", "name": "keda"},),
+        None,
+        "keda",
+    )
+    cm = config.config_map(
+        {config.COMPONENT_PREFIX + "keda": rec.to_json(), config.KEY_PROMETHEUS: "http://p:9090"}
+    )
     assert_valid(cm)
     assert_valid(config.namespace_object())
     assert config.records(cm["data"]) == {"keda": rec}
@@ -352,4 +423,6 @@ def test_config_objects_validate_and_records_round_trip(tmp_path: Path, monkeypa
     assert found and found.url == "http://localhost:9090" and "local file" in found.source
     assert config.prometheus_url(None, context="other") is None
     monkeypatch.setenv(config.ENV_PROMETHEUS, "http://env:9090/")
-    assert config.prometheus_url(None, context="c1") == config.PrometheusRef("http://env:9090", "$GPUSCALE_PROMETHEUS_URL")
+    assert config.prometheus_url(None, context="c1") == config.PrometheusRef(
+        "http://env:9090", "$GPUSCALE_PROMETHEUS_URL"
+    )

@@ -30,21 +30,45 @@ NS = "ml"
 
 def deployment(container: dict[str, Any] | None = None, **pod: Any) -> dict[str, Any]:
     """A vLLM GPU Deployment (one container) with extra container and pod fields."""
-    c = {"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "args": ["--model", "m", "--max-num-seqs", "64"],
-         "ports": [{"name": "http", "containerPort": 8000}],
-         "resources": {"limits": {"nvidia.com/gpu": "1"}}, **(container or {})}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "llm", "namespace": NS},
-            "spec": {"selector": {"matchLabels": {"app": "llm"}},
-                     "template": {"metadata": {"labels": {"app": "llm"}}, "spec": {"containers": [c], **pod}}}}
+    c = {
+        "name": "vllm",
+        "image": "vllm/vllm-openai:v0.11.0",
+        "args": ["--model", "m", "--max-num-seqs", "64"],
+        "ports": [{"name": "http", "containerPort": 8000}],
+        "resources": {"limits": {"nvidia.com/gpu": "1"}},
+        **(container or {}),
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "llm", "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": "llm"}},
+            "template": {"metadata": {"labels": {"app": "llm"}}, "spec": {"containers": [c], **pod}},
+        },
+    }
 
 
 def hpa(target: str = "llm") -> dict[str, Any]:
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": target,
-                                                                                           "namespace": NS},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-                     "minReplicas": 1, "maxReplicas": 4,
-                     "metrics": [{"type": "Pods", "pods": {"metric": {"name": "vllm:num_requests_waiting"},
-                                                           "target": {"type": "AverageValue", "averageValue": "5"}}}]}}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": target, "namespace": NS},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "vllm:num_requests_waiting"},
+                        "target": {"type": "AverageValue", "averageValue": "5"},
+                    },
+                }
+            ],
+        },
+    }
 
 
 def to_knative(*objs: dict[str, Any], **opts: Any) -> Any:
@@ -53,16 +77,22 @@ def to_knative(*objs: dict[str, Any], **opts: Any) -> Any:
     return conversion
 
 
-def admitted(ksvc: dict[str, Any], flags: tuple[str, ...] | list[str] = (), version: kf.Version = kf.PINNED
-             ) -> list[str]:
+def admitted(
+    ksvc: dict[str, Any], flags: tuple[str, ...] | list[str] = (), version: kf.Version = kf.PINNED
+) -> list[str]:
     """Knative's webhook errors for `ksvc` in a cluster whose config-features enable `flags`."""
     return validate_service(ksvc, KnativeConfig(version=version, features={f: "enabled" for f in flags}))
 
 
 PRESTOP = {"lifecycle": {"preStop": {"sleep": {"seconds": 15}}}}
-STARTUP = {"startupProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10,
-                            "failureThreshold": 90},
-           "livenessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10}}
+STARTUP = {
+    "startupProbe": {
+        "httpGet": {"path": "/health", "port": 8000},
+        "periodSeconds": 10,
+        "failureThreshold": 90,
+    },
+    "livenessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10},
+}
 
 
 def test_prestop_lifecycle_is_dropped_and_the_service_admitted() -> None:
@@ -107,22 +137,30 @@ def test_vllm_chart_pvc_write_and_pod_flags_are_named_and_admitted_with_them() -
     conv = to_knative(*vllm_chart.objects())
     ksvc = conv.objects[0]
     (note,) = [n for n in conv.notes if n.startswith("enable in knative-serving/config-features")]
-    wanted = ["kubernetes.podspec-affinity", "kubernetes.podspec-init-containers",
-              "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-persistent-volume-write",
-              "kubernetes.podspec-runtimeclassname"]
+    wanted = [
+        "kubernetes.podspec-affinity",
+        "kubernetes.podspec-init-containers",
+        "kubernetes.podspec-persistent-volume-claim",
+        "kubernetes.podspec-persistent-volume-write",
+        "kubernetes.podspec-runtimeclassname",
+    ]
     assert all(flag in note for flag in wanted)
     assert admitted(ksvc, wanted) == []
     errors = admitted(ksvc, [f for f in wanted if f != "kubernetes.podspec-persistent-volume-write"])
-    assert errors == ["Persistent volume write support is disabled, but found persistent volume claim "
-                      "test-storage-claim that is not read-only"]
+    assert errors == [
+        "Persistent volume write support is disabled, but found persistent volume claim "
+        "test-storage-claim that is not read-only"
+    ]
     assert_valid(ksvc)
 
 
 def test_read_only_claim_needs_no_write_flag() -> None:
     """Every mount read-only: the claim is marked readOnly, so the write flag is not needed (and the
     webhook's "volume is readOnly but volume mount is not" cannot happen)."""
-    dep = deployment({"volumeMounts": [{"name": "weights", "mountPath": "/models", "readOnly": True}]},
-                     volumes=[{"name": "weights", "persistentVolumeClaim": {"claimName": "w"}}])
+    dep = deployment(
+        {"volumeMounts": [{"name": "weights", "mountPath": "/models", "readOnly": True}]},
+        volumes=[{"name": "weights", "persistentVolumeClaim": {"claimName": "w"}}],
+    )
     conv = to_knative(hpa(), dep)
     ksvc = conv.objects[0]
     assert ksvc["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"] is True
@@ -144,34 +182,53 @@ def test_progress_deadline_covers_the_900s_startup_budget() -> None:
     when --cold-start says 300 s (the 600 s default would fail the revision while it may still start)."""
     for opts in ({}, {"cold_start": 300}):
         ksvc = to_knative(hpa(), deployment(STARTUP), **opts).objects[0]
-        deadline = ksvc["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"]
+        deadline = ksvc["spec"]["template"]["metadata"]["annotations"][
+            "serving.knative.dev/progress-deadline"
+        ]
         assert int(deadline.rstrip("s")) >= 900, (opts, deadline)
 
 
 def test_flag_gated_fields_missing_in_the_target_version_are_dropped_with_a_note() -> None:
     """hostNetwork has a flag only since 1.16 (knative/serving PR #15414): on 1.14 it is dropped, said."""
-    dep = deployment(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet", schedulerName="gpu-sched",
-                     topologySpreadConstraints=[{"maxSkew": 1, "topologyKey": "zone",
-                                                 "whenUnsatisfiable": "ScheduleAnyway"}],
-                     securityContext={"fsGroup": 1000}, terminationGracePeriodSeconds=120, nodeName="gpu-1")
+    dep = deployment(
+        hostNetwork=True,
+        dnsPolicy="ClusterFirstWithHostNet",
+        schedulerName="gpu-sched",
+        topologySpreadConstraints=[
+            {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}
+        ],
+        securityContext={"fsGroup": 1000},
+        terminationGracePeriodSeconds=120,
+        nodeName="gpu-1",
+    )
     conv = to_knative(hpa(), dep, knative_version=(1, 14))
     spec = conv.objects[0]["spec"]["template"]["spec"]
-    assert "hostNetwork" not in spec and "nodeName" not in spec and "terminationGracePeriodSeconds" not in spec
+    assert (
+        "hostNetwork" not in spec and "nodeName" not in spec and "terminationGracePeriodSeconds" not in spec
+    )
     assert any("spec.hostNetwork dropped" in n and "since 1.16" in n for n in conv.notes)
     assert any("spec.nodeName dropped" in n for n in conv.notes)
     (note,) = [n for n in conv.notes if n.startswith("enable in")]
     flags = [f for f in note.split(": ", 1)[1].split(" (")[0].split(", ")]
-    assert set(flags) == {"kubernetes.podspec-dnspolicy", "kubernetes.podspec-schedulername",
-                          "kubernetes.podspec-topologyspreadconstraints", "kubernetes.podspec-securitycontext"}
+    assert set(flags) == {
+        "kubernetes.podspec-dnspolicy",
+        "kubernetes.podspec-schedulername",
+        "kubernetes.podspec-topologyspreadconstraints",
+        "kubernetes.podspec-securitycontext",
+    }
     assert admitted(conv.objects[0], flags, version=(1, 14)) == []
 
 
 def test_reserved_port_env_is_dropped() -> None:
     """k8s_validation.go validateEnvVar: PORT is reserved on the serving container (Knative sets it)."""
-    conv = to_knative(hpa(), deployment({"env": [{"name": "PORT", "value": "8000"}, {"name": "HF_HOME",
-                                                                                      "value": "/cache"}]}))
+    conv = to_knative(
+        hpa(),
+        deployment({"env": [{"name": "PORT", "value": "8000"}, {"name": "HF_HOME", "value": "/cache"}]}),
+    )
     ksvc = conv.objects[0]
-    assert ksvc["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "HF_HOME", "value": "/cache"}]
+    assert ksvc["spec"]["template"]["spec"]["containers"][0]["env"] == [
+        {"name": "HF_HOME", "value": "/cache"}
+    ]
     assert admitted(ksvc) == []
 
 
@@ -190,9 +247,16 @@ def test_vllm_chart_cold_start_is_not_the_readiness_delay() -> None:
 
 def test_startup_budget_is_the_operators_statement() -> None:
     """initialDelaySeconds + periodSeconds x failureThreshold of the startupProbe (30 + 10 x 60 = 630 s)."""
-    dep = deployment({"startupProbe": {"httpGet": {"path": "/health", "port": 8000}, "initialDelaySeconds": 30,
-                                       "failureThreshold": 60},
-                      "readinessProbe": {"initialDelaySeconds": 900}})
+    dep = deployment(
+        {
+            "startupProbe": {
+                "httpGet": {"path": "/health", "port": 8000},
+                "initialDelaySeconds": 30,
+                "failureThreshold": 60,
+            },
+            "readinessProbe": {"initialDelaySeconds": 900},
+        }
+    )
     (conv,) = convert_all([hpa(), dep], Options())
     assert any(n.startswith("cold start 630s from startupProbe budget of vllm") for n in conv.notes)
 
@@ -215,24 +279,36 @@ def test_vllm_chart_doctor_flags_gs014(tmp_path: Path) -> None:
 
 def _knative_cluster(apiserver: TestApiServer, features: dict[str, str]) -> None:
     apiserver.enable_group("serving.knative.dev")
-    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "knative-serving"}},
-                   {"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": "config-features", "namespace": "knative-serving"}, "data": features},
-                   *vllm_chart.objects())
+    apiserver.seed(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "knative-serving"}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "config-features", "namespace": "knative-serving"},
+            "data": features,
+        },
+        *vllm_chart.objects(),
+    )
 
 
 def _migrate(apiserver: TestApiServer, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
-                                    "--to", "knative", *args])
+    return CliRunner().invoke(
+        cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, "--to", "knative", *args]
+    )
 
 
 def test_migrate_to_knative_refuses_when_config_features_lacks_a_flag(apiserver: TestApiServer) -> None:
     """With the stock config-features (PVC write disabled) the webhook would reject the Service: migrate
     says which flags and how to enable them, in one line, and writes nothing."""
-    _knative_cluster(apiserver, {"kubernetes.podspec-persistent-volume-claim": "enabled",
-                                 "kubernetes.podspec-init-containers": "enabled",
-                                 "kubernetes.podspec-runtimeclassname": "enabled",
-                                 "kubernetes.podspec-affinity": "enabled"})
+    _knative_cluster(
+        apiserver,
+        {
+            "kubernetes.podspec-persistent-volume-claim": "enabled",
+            "kubernetes.podspec-init-containers": "enabled",
+            "kubernetes.podspec-runtimeclassname": "enabled",
+            "kubernetes.podspec-affinity": "enabled",
+        },
+    )
     result = _migrate(apiserver, "--all", "--apply")
     assert isinstance(result.exception, GpuscaleError)
     line = result.exception.line()
@@ -243,17 +319,23 @@ def test_migrate_to_knative_refuses_when_config_features_lacks_a_flag(apiserver:
 
 def test_migrate_to_knative_writes_a_service_the_webhook_admits(apiserver: TestApiServer) -> None:
     """With the flags the migration named enabled, the Service goes through the webhook emulation."""
-    flags = ["kubernetes.podspec-affinity", "kubernetes.podspec-init-containers",
-             "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-persistent-volume-write",
-             "kubernetes.podspec-runtimeclassname"]
+    flags = [
+        "kubernetes.podspec-affinity",
+        "kubernetes.podspec-init-containers",
+        "kubernetes.podspec-persistent-volume-claim",
+        "kubernetes.podspec-persistent-volume-write",
+        "kubernetes.podspec-runtimeclassname",
+    ]
     _knative_cluster(apiserver, {f: "enabled" for f in flags})
     result = _migrate(apiserver, "--all", "--apply")
     assert result.exit_code == 0, result.output + result.stderr
     (ksvc,) = apiserver.objects("serving.knative.dev/v1", "Service", NS)
     hook = next(h for h in apiserver.admission if isinstance(h, KnativeAdmission))
     assert ("CREATE", f"{NS}/test-deployment-vllm") in hook.seen or any(v == "UPDATE" for v, _ in hook.seen)
-    assert ksvc["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == \
-        "test-storage-claim"
+    assert (
+        ksvc["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        == "test-storage-claim"
+    )
 
 
 @pytest.mark.parametrize("version", [(1, 14), (1, 15), (1, 23)])
@@ -270,12 +352,23 @@ def test_every_real_sample_deployment_converts_to_an_admitted_service(version: k
         except Exception:  # templates (Helm, Terraform) do not parse: not inputs for this test
             continue
         for obj in items:
-            containers = obj["spec"]["template"]["spec"]["containers"] if obj.get("kind") in (
-                "Deployment", "StatefulSet") else []
+            containers = (
+                obj["spec"]["template"]["spec"]["containers"]
+                if obj.get("kind") in ("Deployment", "StatefulSet")
+                else []
+            )
             if not containers or not all(c.get("image") for c in containers):
                 continue  # not a workload, or a kustomize patch (INDEX.md: partial objects)
-            build = builders.knative_service(name="s", namespace=NS, template=obj["spec"]["template"], min_scale=1,
-                                             max_scale=2, concurrency=64, cold_start=300, version=version)
+            build = builders.knative_service(
+                name="s",
+                namespace=NS,
+                template=obj["spec"]["template"],
+                min_scale=1,
+                max_scale=2,
+                concurrency=64,
+                cold_start=300,
+                version=version,
+            )
             assert admitted(copy.deepcopy(build.service), build.flags, version) == [], path.name
             seen += 1
     assert seen >= 5
@@ -294,7 +387,9 @@ def test_install_sets_the_write_flag_and_any_flag_migrate_names() -> None:
     assert base["config-features.kubernetes.podspec-persistent-volume-write"] == "enabled"
     assert "config-features.kubernetes.podspec-dnspolicy" not in base  # left alone unless asked
     key = "config-features.kubernetes.podspec-hostnetwork"
-    p = plan.build(["knative"], overrides={key: "enabled", "config-features.kubernetes.podspec-dnspolicy": "enabled"})
+    p = plan.build(
+        ["knative"], overrides={key: "enabled", "config-features.kubernetes.podspec-dnspolicy": "enabled"}
+    )
     got = {s.key: s.value for s in p.components[0].settings}
     assert got[key] == "enabled" and got["config-features.kubernetes.podspec-dnspolicy"] == "enabled"
     with pytest.raises(plan.PlanError, match="unknown --set key"):
@@ -331,7 +426,9 @@ def _measured_cluster(apiserver: TestApiServer) -> None:
     pod = _pod("vllm-a", "2025-11-24T19:40:00Z", "2025-11-24T19:43:20Z", "2025-11-24T19:45:00Z")
     apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, dep, pod, hpa("vllm"))
     for ev in EVENTS:
-        apiserver.add_event(pod, ev["reason"], ev["message"], timestamp=ev["firstTimestamp"], count=ev["count"])
+        apiserver.add_event(
+            pod, ev["reason"], ev["message"], timestamp=ev["firstTimestamp"], count=ev["count"]
+        )
     apiserver.set_log(NS, "vllm-a", _utc_log(COMPILE_MISS, "2025-11-24T19:43:54Z"))
 
 
@@ -360,12 +457,29 @@ def test_migrate_builds_for_the_knative_version_the_cluster_runs(apiserver: Test
     """Knative 1.14 in the cluster (the webhook Deployment's tag): the Service is built for it (no
     startupProbe, the liveness delay covering the startup budget) and the 1.14 webhook admits it."""
     apiserver.enable_group("serving.knative.dev")
-    webhook = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "webhook",
-                                                                         "namespace": "knative-serving"},
-               "spec": {"template": {"spec": {"containers": [
-                   {"name": "webhook", "image": "gcr.io/knative-releases/knative.dev/serving/cmd/webhook:v1.14.2"}]}}}}
-    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}, webhook,
-                   deployment(STARTUP), hpa())
+    webhook = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "webhook", "namespace": "knative-serving"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "webhook",
+                            "image": "gcr.io/knative-releases/knative.dev/serving/cmd/webhook:v1.14.2",
+                        }
+                    ]
+                }
+            }
+        },
+    }
+    apiserver.seed(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+        webhook,
+        deployment(STARTUP),
+        hpa(),
+    )
     result = _migrate(apiserver, "llm", "--apply")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "Knative 1.14 detected" in result.stderr
@@ -381,7 +495,9 @@ def test_downward_api_env_names_the_fieldref_flag() -> None:
     conv = to_knative(hpa(), deployment({"env": env}))
     (note,) = [n for n in conv.notes if n.startswith("enable in")]
     assert "kubernetes.podspec-fieldref" in note
-    assert admitted(conv.objects[0]) != [] and admitted(conv.objects[0], ["kubernetes.podspec-fieldref"]) == []
+    assert (
+        admitted(conv.objects[0]) != [] and admitted(conv.objects[0], ["kubernetes.podspec-fieldref"]) == []
+    )
 
 
 def test_sidecar_probes_keep_and_name_multi_container_probing() -> None:
@@ -389,7 +505,8 @@ def test_sidecar_probes_keep_and_name_multi_container_probing() -> None:
     without the flag the webhook rejects it, with it admits it."""
     dep = deployment()
     dep["spec"]["template"]["spec"]["containers"].append(
-        {"name": "proxy", "image": "envoyproxy/envoy:v1.31", "readinessProbe": {"tcpSocket": {"port": 9901}}})
+        {"name": "proxy", "image": "envoyproxy/envoy:v1.31", "readinessProbe": {"tcpSocket": {"port": 9901}}}
+    )
     conv = to_knative(hpa(), dep)
     (note,) = [n for n in conv.notes if n.startswith("enable in")]
     assert "multi-container-probing" in note

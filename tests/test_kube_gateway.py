@@ -24,45 +24,82 @@ from kubectl_gpuscale.names import FIELD_MANAGER
 from tests.support.apiserver import KUBELET_CLIENT_FORBIDDEN, ApiServer
 from tests.support.paths import MANIFESTS
 
-HPA: dict[str, Any] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-       "metadata": {"name": "vllm", "namespace": "ml", "labels": {"app": "vllm"}},
-       "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
-                "minReplicas": 1, "maxReplicas": 4,
-                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
-                                                               "target": {"type": "Utilization",
-                                                                          "averageUtilization": 80}}}]}}
+HPA: dict[str, Any] = {
+    "apiVersion": "autoscaling/v2",
+    "kind": "HorizontalPodAutoscaler",
+    "metadata": {"name": "vllm", "namespace": "ml", "labels": {"app": "vllm"}},
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
+        "minReplicas": 1,
+        "maxReplicas": 4,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+            }
+        ],
+    },
+}
 
 
 def deployment(name: str = "vllm", replicas: int = 2, namespace: str = "ml") -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai"}]}}},
-            "status": {"replicas": replicas}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai"}]},
+            },
+        },
+        "status": {"replicas": replicas},
+    }
 
 
 def pod(name: str, *containers: str, namespace: str = "ml", node: str = "gpu-1") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"nodeName": node, "containers": [{"name": c, "image": "i"} for c in containers]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"nodeName": node, "containers": [{"name": c, "image": "i"} for c in containers]},
+    }
 
 
 # ---- connecting ---------------------------------------------------------------------------------------
 
-def test_connect_uses_the_kubeconfig_context_and_sends_the_token(apiserver: ApiServer, cluster: Cluster) -> None:
+
+def test_connect_uses_the_kubeconfig_context_and_sends_the_token(
+    apiserver: ApiServer, cluster: Cluster
+) -> None:
     apiserver.anonymous = False
-    assert cluster.host == apiserver.url and cluster.context == "test" and cluster.default_namespace == "default"
+    assert (
+        cluster.host == apiserver.url and cluster.context == "test" and cluster.default_namespace == "default"
+    )
     assert cluster.server_version()["gitVersion"] == f"v{apiserver.version}"
     apiserver.token = "rotated"
     with pytest.raises(ForbiddenError, match="unauthorized"):
         cluster.server_version()
 
 
-def test_kubeconfig_list_with_the_context_in_the_second_file(apiserver: ApiServer, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kubeconfig_list_with_the_context_in_the_second_file(
+    apiserver: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = tmp_path / "a.yaml"
-    first.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [],
-                                     "contexts": [], "current-context": ""}))
+    first.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [],
+                "users": [],
+                "contexts": [],
+                "current-context": "",
+            }
+        )
+    )
     second = apiserver.write_kubeconfig(tmp_path / "b.yaml", context="gpu", namespace="ml")
     monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
     cluster = Cluster.connect(context="gpu")
@@ -86,8 +123,9 @@ def test_context_flag_selects_that_contexts_namespace(apiserver: ApiServer, tmp_
         Cluster.connect(kubeconfig=str(path), context="nope")
 
 
-def test_no_in_cluster_fallback_when_a_kubeconfig_is_given(apiserver: ApiServer,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_in_cluster_fallback_when_a_kubeconfig_is_given(
+    apiserver: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)  # type: ignore[attr-defined]
@@ -156,6 +194,7 @@ def test_tls_self_signed_fails_unless_insecure(tls_server: ApiServer, tmp_path: 
 
 # ---- reads ------------------------------------------------------------------------------------------------
 
+
 def test_get_list_selectors_and_all_namespaces(apiserver: ApiServer, cluster: Cluster) -> None:
     apiserver.seed(deployment("a"), deployment("b"), deployment("c", namespace="other"))
     assert cluster.get("apps/v1", "Deployment", "a", "ml")["spec"]["replicas"] == 2
@@ -166,8 +205,10 @@ def test_get_list_selectors_and_all_namespaces(apiserver: ApiServer, cluster: Cl
     items = cluster.list("apps/v1", "Deployment", "ml", label_selector="app in (a,c)")
     assert [(i["kind"], i["metadata"]["name"]) for i in items] == [("Deployment", "a")]
     assert [i["metadata"]["name"] for i in cluster.list("apps/v1", "Deployment")] == ["a", "b", "c"]
-    assert [i["metadata"]["name"] for i in cluster.list("apps/v1", "Deployment", None,
-                                                        field_selector="metadata.namespace=other")] == ["c"]
+    assert [
+        i["metadata"]["name"]
+        for i in cluster.list("apps/v1", "Deployment", None, field_selector="metadata.namespace=other")
+    ] == ["c"]
 
 
 def test_list_is_one_request_per_kind(apiserver: ApiServer, cluster: Cluster) -> None:
@@ -178,8 +219,13 @@ def test_list_is_one_request_per_kind(apiserver: ApiServer, cluster: Cluster) ->
 
 
 def test_list_optional_when_keda_is_absent(apiserver: ApiServer, cluster: Cluster) -> None:
-    apiserver.seed({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "so",
-                                                                                          "namespace": "ml"}})
+    apiserver.seed(
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": "so", "namespace": "ml"},
+        }
+    )
     found = cluster.list_optional("keda.sh/v1alpha1", "ScaledObject", "ml")
     assert found is not None and [o["metadata"]["name"] for o in found] == ["so"]
     apiserver.disable_group("keda.sh")
@@ -195,17 +241,29 @@ def test_discovery(apiserver: ApiServer, cluster: Cluster) -> None:
     assert cluster.serves("http.keda.sh/v1alpha1", "HTTPScaledObject")
     assert not cluster.serves("example.com/v1")
     assert cluster.api_service_available() is None
-    apiserver.seed({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-                    "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
-                    "status": {"conditions": [{"type": "Available", "status": "False"}]}})
+    apiserver.seed(
+        {
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+            "status": {"conditions": [{"type": "Available", "status": "False"}]},
+        }
+    )
     assert cluster.api_service_available() is False
 
 
 def test_custom_resource_found_through_discovery(apiserver: ApiServer, cluster: Cluster) -> None:
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "pools.gpu.example.com"},
-           "spec": {"group": "gpu.example.com", "scope": "Cluster", "names": {"plural": "pools", "kind": "Pool"},
-                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "pools.gpu.example.com"},
+        "spec": {
+            "group": "gpu.example.com",
+            "scope": "Cluster",
+            "names": {"plural": "pools", "kind": "Pool"},
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
+    }
     cluster.create(crd)
     made = cluster.create({"apiVersion": "gpu.example.com/v1", "kind": "Pool", "metadata": {"name": "a100"}})
     assert made["metadata"]["name"] == "a100" and "namespace" not in made["metadata"]
@@ -223,12 +281,14 @@ def test_real_hpa_manifest_round_trip(apiserver: ApiServer, cluster: Cluster) ->
         doc.setdefault("metadata", {}).setdefault("namespace", "ml")
         cluster.apply(doc)
     first = served[0]
-    got = cluster.get(first["apiVersion"], first["kind"], first["metadata"]["name"],
-                      first["metadata"].get("namespace"))
+    got = cluster.get(
+        first["apiVersion"], first["kind"], first["metadata"]["name"], first["metadata"].get("namespace")
+    )
     assert got.get("spec") == first.get("spec")
 
 
 # ---- writes -------------------------------------------------------------------------------------------------
+
 
 def test_create_replace_and_stale_conflict(cluster: Cluster) -> None:
     made = cluster.create(HPA)
@@ -244,7 +304,9 @@ def test_create_replace_and_stale_conflict(cluster: Cluster) -> None:
     assert "re-read the object" in str(err.value)
 
 
-def test_apply_conflict_names_the_manager_and_force_takes_over(apiserver: ApiServer, cluster: Cluster) -> None:
+def test_apply_conflict_names_the_manager_and_force_takes_over(
+    apiserver: ApiServer, cluster: Cluster
+) -> None:
     cluster.apply(deployment(replicas=2), field_manager="helm")
     with pytest.raises(ConflictError) as err:
         cluster.apply(deployment(replicas=5))
@@ -264,8 +326,9 @@ def test_dry_run_writes_persist_nothing(apiserver: ApiServer, cluster: Cluster) 
     assert cluster.apply(HPA, dry_run=True)["spec"]["maxReplicas"] == 4
     assert apiserver.objects("autoscaling/v2", "HorizontalPodAutoscaler") == []
     cluster.create(HPA)
-    cluster.patch("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", {"spec": {"maxReplicas": 7}},
-                  dry_run=True)
+    cluster.patch(
+        "autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", {"spec": {"maxReplicas": 7}}, dry_run=True
+    )
     cluster.delete("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", dry_run=True)
     stored = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml")
     assert stored is not None and stored["spec"]["maxReplicas"] == 4
@@ -278,38 +341,97 @@ def test_dry_run_writes_persist_nothing(apiserver: ApiServer, cluster: Cluster) 
 
 def test_patch_types(apiserver: ApiServer, cluster: Cluster) -> None:
     cluster.create(HPA)
-    merged = cluster.patch("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml",
-                           {"metadata": {"labels": {"app": None, "x": "y"}}})
+    merged = cluster.patch(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "vllm",
+        "ml",
+        {"metadata": {"labels": {"app": None, "x": "y"}}},
+    )
     assert merged["metadata"]["labels"] == {"x": "y"}
-    ops = [{"op": "test", "path": "/spec/minReplicas", "value": 1},
-           {"op": "replace", "path": "/spec/minReplicas", "value": 2}]
-    assert cluster.patch("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", ops,
-                         patch_type="json")["spec"]["minReplicas"] == 2
+    ops = [
+        {"op": "test", "path": "/spec/minReplicas", "value": 1},
+        {"op": "replace", "path": "/spec/minReplicas", "value": 2},
+    ]
+    assert (
+        cluster.patch("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", ops, patch_type="json")[
+            "spec"
+        ]["minReplicas"]
+        == 2
+    )
     with pytest.raises(InvalidError, match="test failed"):
         cluster.patch("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", ops, patch_type="json")
-    strategic = cluster.patch("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", {"spec": {"maxReplicas": 6}},
-                              patch_type="strategic")
+    strategic = cluster.patch(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "vllm",
+        "ml",
+        {"spec": {"maxReplicas": 6}},
+        patch_type="strategic",
+    )
     assert strategic["spec"]["maxReplicas"] == 6
     assert [r.content_type for r in apiserver.requests_to("PATCH")] == [
-        "application/merge-patch+json", "application/json-patch+json", "application/json-patch+json",
-        "application/strategic-merge-patch+json"]
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+    ]
 
 
 def test_hpa_rollback_orphan_keeps_the_adopted_hpa(apiserver: ApiServer, cluster: Cluster) -> None:
-    so = cluster.create({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                         "metadata": {"name": "vllm", "namespace": "ml"},
-                         "spec": {"scaleTargetRef": {"name": "vllm"}}})
-    owned = {**HPA, "metadata": {**HPA["metadata"], "ownerReferences": [
-        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "vllm", "uid": so["metadata"]["uid"],
-         "controller": True, "blockOwnerDeletion": True}]}}
+    so = cluster.create(
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": "vllm", "namespace": "ml"},
+            "spec": {"scaleTargetRef": {"name": "vllm"}},
+        }
+    )
+    owned = {
+        **HPA,
+        "metadata": {
+            **HPA["metadata"],
+            "ownerReferences": [
+                {
+                    "apiVersion": "keda.sh/v1alpha1",
+                    "kind": "ScaledObject",
+                    "name": "vllm",
+                    "uid": so["metadata"]["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+    }
     cluster.create(owned)
     cluster.delete("keda.sh/v1alpha1", "ScaledObject", "vllm", "ml", propagation_policy="Orphan")
     left = cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml")
     assert "ownerReferences" not in left["metadata"]
-    so = cluster.create({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                         "metadata": {"name": "vllm", "namespace": "ml"}})
-    cluster.patch("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml", {"metadata": {"ownerReferences": [
-        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "vllm", "uid": so["metadata"]["uid"]}]}})
+    so = cluster.create(
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": "vllm", "namespace": "ml"},
+        }
+    )
+    cluster.patch(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "vllm",
+        "ml",
+        {
+            "metadata": {
+                "ownerReferences": [
+                    {
+                        "apiVersion": "keda.sh/v1alpha1",
+                        "kind": "ScaledObject",
+                        "name": "vllm",
+                        "uid": so["metadata"]["uid"],
+                    }
+                ]
+            }
+        },
+    )
     cluster.delete("keda.sh/v1alpha1", "ScaledObject", "vllm", "ml", propagation_policy="Background")
     assert cluster.get_or_none("autoscaling/v2", "HorizontalPodAutoscaler", "vllm", "ml") is None
     assert cluster.delete("keda.sh/v1alpha1", "ScaledObject", "vllm", "ml") is None  # already gone
@@ -327,6 +449,7 @@ def test_scale_subresource(apiserver: ApiServer, cluster: Cluster) -> None:
 
 
 # ---- logs, events, node proxy, access ---------------------------------------------------------------------
+
 
 def test_pod_logs_current_and_previous(apiserver: ApiServer, cluster: Cluster) -> None:
     apiserver.seed(pod("p", "vllm", "sidecar"))
@@ -377,7 +500,7 @@ def test_forbidden_names_verb_resource_and_can_i_line(apiserver: ApiServer, clus
     with pytest.raises(ForbiddenError) as err:
         cluster.patch("apps/v1", "Deployment", "vllm", "ml", {"spec": {"replicas": 1}})
     assert "kubectl auth can-i patch deployments.apps -n ml" in str(err.value)
-    assert "cannot patch resource \"deployments\"" in str(err.value)
+    assert 'cannot patch resource "deployments"' in str(err.value)
     with pytest.raises(ForbiddenError) as err:
         cluster.scale("apps/v1", "Deployment", "vllm", "ml", 1)
     assert "kubectl auth can-i patch deployments.apps --subresource=scale -n ml" in str(err.value)
@@ -401,14 +524,25 @@ def test_watch_streams_events(apiserver: ApiServer, cluster: Cluster) -> None:
         apiserver.seed(deployment("b"))
 
     threading.Thread(target=later).start()
-    events = list(cluster.watch("apps/v1", "Deployment", "ml", resource_version=first["metadata"]["resourceVersion"],
-                                timeout_seconds=1))
+    events = list(
+        cluster.watch(
+            "apps/v1",
+            "Deployment",
+            "ml",
+            resource_version=first["metadata"]["resourceVersion"],
+            timeout_seconds=1,
+        )
+    )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "b")]
 
 
-EXEC_POD: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper", "namespace": "ml"},
-                            "spec": {"containers": [{"name": "sh", "image": "busybox"}]},
-                            "status": {"phase": "Running"}}
+EXEC_POD: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "helper", "namespace": "ml"},
+    "spec": {"containers": [{"name": "sh", "image": "busybox"}]},
+    "status": {"phase": "Running"},
+}
 
 
 def test_exec_stream_yields_exact_bytes_frame_by_frame(apiserver: ApiServer, cluster: Cluster) -> None:
@@ -431,8 +565,10 @@ def test_exec_stream_yields_exact_bytes_frame_by_frame(apiserver: ApiServer, clu
     assert elapsed < 10, f"{len(payload)} bytes took {elapsed:.1f}s"
     call = apiserver.execs[-1]
     assert (call.container, call.command, call.stdout_bytes) == ("sh", ("cat", "/ckpt/a.tar"), len(payload))
-    assert b"".join(cluster.exec_stream("helper", "ml", ["sha256sum", "/small"])).split()[0].decode() == \
-        hashlib.sha256(every_byte).hexdigest()
+    assert (
+        b"".join(cluster.exec_stream("helper", "ml", ["sha256sum", "/small"])).split()[0].decode()
+        == hashlib.sha256(every_byte).hexdigest()
+    )
 
 
 def test_exec_stream_errors(apiserver: ApiServer, cluster: Cluster) -> None:
@@ -440,8 +576,11 @@ def test_exec_stream_errors(apiserver: ApiServer, cluster: Cluster) -> None:
     from kubectl_gpuscale.kube import CommandFailedError
     from tests.support.apiserver import file_exec_handler
 
-    apiserver.seed(EXEC_POD, {**EXEC_POD, "metadata": {"name": "pending", "namespace": "ml"}, "status": {}},
-                   {**EXEC_POD, "metadata": {"name": "done", "namespace": "ml"}, "status": {"phase": "Succeeded"}})
+    apiserver.seed(
+        EXEC_POD,
+        {**EXEC_POD, "metadata": {"name": "pending", "namespace": "ml"}, "status": {}},
+        {**EXEC_POD, "metadata": {"name": "done", "namespace": "ml"}, "status": {"phase": "Succeeded"}},
+    )
     with pytest.raises(CommandFailedError) as failed:  # no handler: the command could not run
         list(cluster.exec_stream("helper", "ml", ["cat", "/x"]))
     assert failed.value.command_exit is None and "set_exec" in failed.value.why
@@ -452,7 +591,7 @@ def test_exec_stream_errors(apiserver: ApiServer, cluster: Cluster) -> None:
     assert "cat: can't open '/x': No such file or directory" in failed.value.why
     with pytest.raises(NotFoundError, match="not found"):
         list(cluster.exec_stream("gone", "ml", ["ls"]))
-    with pytest.raises(NotFoundError, match='container not found'):
+    with pytest.raises(NotFoundError, match="container not found"):
         list(cluster.exec_stream("pending", "ml", ["ls"]))
     with pytest.raises(GpuscaleError, match="completed pod"):
         list(cluster.exec_stream("done", "ml", ["ls"]))
@@ -461,5 +600,8 @@ def test_exec_stream_errors(apiserver: ApiServer, cluster: Cluster) -> None:
     apiserver.deny("create", "pods/exec")
     with pytest.raises(ForbiddenError) as forbidden:
         list(cluster.exec_stream("helper", "ml", ["ls"]))
-    assert 'cannot create resource "pods/exec"' in forbidden.value.why and "--subresource=exec" in forbidden.value.fix
+    assert (
+        'cannot create resource "pods/exec"' in forbidden.value.why
+        and "--subresource=exec" in forbidden.value.fix
+    )
     assert [c.pod for c in apiserver.execs] == ["helper", "helper"]

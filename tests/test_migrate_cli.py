@@ -30,8 +30,21 @@ def test_table_and_plan() -> None:
 
 
 def test_yaml_is_a_list_of_valid_objects() -> None:
-    result = _run("-f", HPA, "-f", DEPLOY, "-n", "ml", "-o", "yaml", "--pdb", "--kv-cache", "0.8",
-                  "--schedule", "timezone=Europe/Berlin;start=0 8 * * 1-5;end=0 18 * * 1-5;replicas=2")
+    result = _run(
+        "-f",
+        HPA,
+        "-f",
+        DEPLOY,
+        "-n",
+        "ml",
+        "-o",
+        "yaml",
+        "--pdb",
+        "--kv-cache",
+        "0.8",
+        "--schedule",
+        "timezone=Europe/Berlin;start=0 8 * * 1-5;end=0 18 * * 1-5;replicas=2",
+    )
     assert result.exit_code == 0, result.output
     data = yaml.safe_load(result.stdout)
     assert data["kind"] == "List"
@@ -67,20 +80,56 @@ def test_knative_validates() -> None:
 
 
 def test_unknown_engine_refused_without_query(tmp_path: Path) -> None:
-    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"},
-           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
-                    "minReplicas": 1, "maxReplicas": 3,
-                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                        "type": "Utilization", "averageUtilization": 80}}}]}}
-    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {
-        "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
-            "containers": [{"name": "c", "image": "example/server:1",
-                            "resources": {"limits": {"nvidia.com/gpu": 1}}}]}}}}
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "x"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ],
+        },
+    }
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "example/server:1",
+                            "resources": {"limits": {"nvidia.com/gpu": 1}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
     text = yaml.safe_dump_all([hpa, deploy])
     refused = _run("-f", "-", input=text)
     assert refused.exit_code != 0 and "pass --query" in str(refused.exception)
-    ok = _run("-f", "-", "--query", "sum(my_queue{namespace=\"default\"})", "--target-queue", "3", "-o", "json",
-              input=text)
+    ok = _run(
+        "-f",
+        "-",
+        "--query",
+        'sum(my_queue{namespace="default"})',
+        "--target-queue",
+        "3",
+        "-o",
+        "json",
+        input=text,
+    )
     assert ok.exit_code == 0, ok.output
     assert '"threshold": "3"' in ok.output
 
@@ -94,13 +143,21 @@ def test_usage_errors() -> None:
 def test_stdin_through_real_executable_pipes_into_kubectl_shape() -> None:
     exe = Path(sys.executable).parent / "kubectl-gpuscale"
     text = Path(HPA).read_text() + "\n---\n" + Path(DEPLOY).read_text()
-    proc = subprocess.run([str(exe), "migrate-hpa", "-f", "-", "-n", "ml", "-o", "json"], input=text,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "migrate-hpa", "-f", "-", "-n", "ml", "-o", "json"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.lstrip().startswith("{") and '"kind": "List"' in proc.stdout
     # stderr says only which versions the objects were built for (offline: the pinned ones)
-    assert proc.stderr.splitlines() == [line for line in proc.stderr.splitlines() if line.startswith(
-        "target versions: ")] and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert (
+        proc.stderr.splitlines()
+        == [line for line in proc.stderr.splitlines() if line.startswith("target versions: ")]
+        and len(proc.stderr.splitlines()) == 1
+    ), proc.stderr
     assert "offline" in proc.stderr
     help_proc = subprocess.run([str(exe), "migrate-hpa", "-h"], capture_output=True, text=True, timeout=60)
     assert "Examples:" in help_proc.stdout and "kubectl gpuscale migrate-hpa" in help_proc.stdout

@@ -28,13 +28,29 @@ def _keda_adopts(apiserver: TestApiServer, cluster: Cluster) -> None:
     """What the KEDA operator does on adoption: own the HPA and rewrite its spec (no controller runs here)."""
     so = cluster.get("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS)
     hpa = cluster.get("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
-    hpa["metadata"]["ownerReferences"] = [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                                           "name": so["metadata"]["name"], "uid": so["metadata"]["uid"],
-                                           "controller": True, "blockOwnerDeletion": True}]
+    hpa["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "name": so["metadata"]["name"],
+            "uid": so["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     hpa["metadata"]["labels"] = {"scaledobject.keda.sh/name": "gemma-server-hpa"}
-    hpa["spec"]["metrics"] = [{"type": "External", "external": {
-        "metric": {"name": "s0-prometheus", "selector": {"matchLabels": {"scaledobject.keda.sh/name": "x"}}},
-        "target": {"type": "AverageValue", "averageValue": "4"}}}]
+    hpa["spec"]["metrics"] = [
+        {
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": "s0-prometheus",
+                    "selector": {"matchLabels": {"scaledobject.keda.sh/name": "x"}},
+                },
+                "target": {"type": "AverageValue", "averageValue": "4"},
+            },
+        }
+    ]
     cluster.replace(hpa)
 
 
@@ -71,8 +87,14 @@ def test_server_rejection_writes_nothing(apiserver: TestApiServer, cluster: Clus
     """The server rejecting the second object (HTTPScaledObject) leaves the first unwritten, HPA untouched."""
     before = seed_gemma_hpa(apiserver, NS)
     apiserver.enable_group("http.keda.sh")
-    apiserver.seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gemma", "namespace": NS},
-                    "spec": {"selector": {"app": "gemma-server"}, "ports": [{"port": 8000}]}})
+    apiserver.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gemma", "namespace": NS},
+            "spec": {"selector": {"app": "gemma-server"}, "ports": [{"port": 8000}]},
+        }
+    )
     cli_result = _run(apiserver, "gemma-server-hpa", "--scale-to-zero", "-o", "json")
     objects = json.loads(cli_result.stdout)["items"]
     assert [o["kind"] for o in objects] == ["ScaledObject", "HTTPScaledObject"]
@@ -128,12 +150,16 @@ def test_rollback_restores_hpa_exactly_with_orphan(apiserver: TestApiServer, clu
     assert hpa["metadata"].get("labels") == before["metadata"].get("labels")
 
 
-def test_plain_delete_would_garbage_collect_the_adopted_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_plain_delete_would_garbage_collect_the_adopted_hpa(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """Why rollback orphans: a normal delete of the ScaledObject takes the adopted HPA with it."""
     seed_gemma_hpa(apiserver, NS)
     assert _run(apiserver, "gemma-server-hpa", "--apply").exit_code == 0
     _keda_adopts(apiserver, cluster)
-    cluster.delete("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS, propagation_policy="Background")
+    cluster.delete(
+        "keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS, propagation_policy="Background"
+    )
     assert apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS) is None
 
 
@@ -162,8 +188,16 @@ def test_preflight_refuses_old_keda(apiserver: TestApiServer, cluster: Cluster) 
     deploy["metadata"]["labels"]["app.kubernetes.io/version"] = "2.10.1"
     cluster.replace(deploy)
     with pytest.raises(GpuscaleError, match=r"2.10.1 cannot adopt"):
-        service.preflight(cluster, [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {
-            "annotations": {"scaledobject.keda.sh/transfer-hpa-ownership": "true"}}}])
+        service.preflight(
+            cluster,
+            [
+                {
+                    "apiVersion": "keda.sh/v1alpha1",
+                    "kind": "ScaledObject",
+                    "metadata": {"annotations": {"scaledobject.keda.sh/transfer-hpa-ownership": "true"}},
+                }
+            ],
+        )
 
 
 def test_missing_target_names_the_hpa(apiserver: TestApiServer, cluster: Cluster) -> None:

@@ -36,25 +36,35 @@ def _seed(apiserver: TestApiServer) -> dict[str, Any]:
     """The sample vLLM HPA and Deployment in ``ml``, as `kubectl apply` left them, owned by a release
     ConfigMap and holding a finalizer; KEDA 2.20 installed."""
     apiserver.enable_group("keda.sh")
-    hpa, deploy = [i.obj for i in load([str(MANIFESTS / "hpa_k8s-examples_1.yaml"),
-                                        str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
+    hpa, deploy = [
+        i.obj
+        for i in load(
+            [str(MANIFESTS / "hpa_k8s-examples_1.yaml"), str(MANIFESTS / "deploy_k8s-examples_1.yaml")]
+        )
+    ]
     for obj in (hpa, deploy):
         obj["metadata"]["namespace"] = NS
-    owner = apiserver.seed({"apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": "gemma-release", "namespace": NS}})[0]
+    owner = apiserver.seed(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gemma-release", "namespace": NS}}
+    )[0]
     hpa["metadata"]["labels"] = {"app": "gemma", "team": "inference"}
-    hpa["metadata"]["annotations"] = {LAST_APPLIED: json.dumps({k: hpa[k] for k in ("apiVersion", "kind", "spec")}),
-                                      "owner": "ml-platform"}
+    hpa["metadata"]["annotations"] = {
+        LAST_APPLIED: json.dumps({k: hpa[k] for k in ("apiVersion", "kind", "spec")}),
+        "owner": "ml-platform",
+    }
     hpa["metadata"]["finalizers"] = ["example.com/audit"]
-    hpa["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gemma-release",
-                                           "uid": owner["metadata"]["uid"]}]
+    hpa["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "gemma-release", "uid": owner["metadata"]["uid"]}
+    ]
     apiserver.seed(hpa, deploy, keda_operator())
     seeded = apiserver.get_object(*HPA)
     assert seeded is not None
     return seeded
 
 
-def _gpuscale(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, *args: str) -> tuple[int, str, str]:
+def _gpuscale(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, *args: str
+) -> tuple[int, str, str]:
     """Run the CLI's real entry point (errors printed as the user sees them); (exit code, stdout, stderr)."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
@@ -63,7 +73,9 @@ def _gpuscale(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, *arg
     return int(info.value.code or 0), out.out, out.err
 
 
-def _migrated(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> dict[str, Any]:
+def _migrated(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> dict[str, Any]:
     """Seed, migrate with --apply, and let KEDA adopt the HPA; returns the HPA as it was before."""
     before = _seed(apiserver)
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply")
@@ -98,23 +110,31 @@ def _bump_status(cluster: Cluster) -> Any:
 
     def write() -> None:
         counter["n"] += 1
-        cluster.patch(*HPA[:3], NS, {"status": {"currentReplicas": counter["n"], "desiredReplicas": 1}},
-                      subresource="status")
+        cluster.patch(
+            *HPA[:3],
+            NS,
+            {"status": {"currentReplicas": counter["n"], "desiredReplicas": 1}},
+            subresource="status",
+        )
+
     return write
 
 
 # ---- the rollback restores exactly, HPA first --------------------------------------------------------
 
 
-def test_rollback_restores_hpa_first_and_exactly(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                  cluster: Cluster) -> None:
+def test_rollback_restores_hpa_first_and_exactly(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """Spec, labels, annotations (last-applied-configuration too), finalizers and ownerReferences come
     back; the HPA is written before the ScaledObject is deleted, and the delete orphans."""
     before = _migrated(capsys, apiserver, cluster)
     code, out, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 0, err
-    assert out.splitlines() == [f"horizontalpodautoscaler.autoscaling/{NAME} restored",
-                                f"scaledobject.keda.sh/{NAME} deleted (orphan)"]
+    assert out.splitlines() == [
+        f"horizontalpodautoscaler.autoscaling/{NAME} restored",
+        f"scaledobject.keda.sh/{NAME} deleted (orphan)",
+    ]
     _assert_restored_exactly(apiserver, before)
     assert apiserver.get_object(*SO) is None
     writes = [r for r in apiserver.requests if r.method in ("PUT", "POST", "DELETE", "PATCH")]
@@ -123,7 +143,9 @@ def test_rollback_restores_hpa_first_and_exactly(capsys: pytest.CaptureFixture[s
     assert (body.get("propagationPolicy") or writes[1].param("propagationPolicy")) == "Orphan"
 
 
-def test_owner_gone_is_not_restored(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_owner_gone_is_not_restored(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """An ownerReference to a deleted owner is dropped with a note: restoring it would let the garbage
     collector delete the HPA (kubernetes pkg/controller/garbagecollector/garbagecollector.go,
     attemptToDeleteItem: a dependent whose owners are all absent is deleted)."""
@@ -137,8 +159,9 @@ def test_owner_gone_is_not_restored(capsys: pytest.CaptureFixture[str], apiserve
     assert hpa["metadata"]["finalizers"] == before["metadata"]["finalizers"]
 
 
-def test_keda_rewriting_the_hpa_before_the_delete_is_undone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                            cluster: Cluster) -> None:
+def test_keda_rewriting_the_hpa_before_the_delete_is_undone(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """Removing KEDA's ownerReference makes KEDA reconcile the ScaledObject and rewrite the HPA
     (kedacore/keda controllers/keda/scaledobject_controller.go SetupWithManager Owns(HPA);
     controllers/keda/hpa.go updateHPAIfNeeded) until the ScaledObject is gone: the rollback
@@ -155,15 +178,21 @@ def test_keda_rewriting_the_hpa_before_the_delete_is_undone(capsys: pytest.Captu
 # ---- a failing step keeps the ScaledObject; the same command finishes the job ------------------------
 
 
-def test_denied_hpa_update_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                            cluster: Cluster) -> None:
+def test_denied_hpa_update_keeps_everything(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.deny("update", "horizontalpodautoscalers.autoscaling")
     code, out, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith(f"error: cannot roll back ScaledObject {NS}/{NAME}: cannot replace HorizontalPodAutoscaler")
-    assert f"the rollback changed nothing: ScaledObject {NS}/{NAME} and the original HPA saved on it are kept" in err
+    assert err.startswith(
+        f"error: cannot roll back ScaledObject {NS}/{NAME}: cannot replace HorizontalPodAutoscaler"
+    )
+    assert (
+        f"the rollback changed nothing: ScaledObject {NS}/{NAME} and the original HPA saved on it are kept"
+        in err
+    )
     assert "kubectl auth can-i update horizontalpodautoscalers.autoscaling -n ml" in err
     assert err.rstrip().endswith(FINISH)
     _assert_kept(apiserver)
@@ -175,8 +204,9 @@ def test_denied_hpa_update_keeps_everything(capsys: pytest.CaptureFixture[str], 
     assert apiserver.get_object(*SO) is None
 
 
-def test_conflict_from_status_writes_is_retried(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                cluster: Cluster) -> None:
+def test_conflict_from_status_writes_is_retried(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """The HPA controller writes status between our read and our replace: the server's own
     resourceVersion check answers 409; the rollback re-reads and retries."""
     before = _migrated(capsys, apiserver, cluster)
@@ -187,20 +217,27 @@ def test_conflict_from_status_writes_is_retried(capsys: pytest.CaptureFixture[st
     _assert_restored_exactly(apiserver, before)
 
 
-def test_endless_conflicts_keep_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                           cluster: Cluster) -> None:
+def test_endless_conflicts_keep_everything(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, before=_bump_status(cluster), times=None)
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 1
-    assert "5 attempts, re-reading the HPA each time" in err and "the rollback changed nothing" in err and FINISH in err
+    assert (
+        "5 attempts, re-reading the HPA each time" in err
+        and "the rollback changed nothing" in err
+        and FINISH in err
+    )
     _assert_kept(apiserver)
     apiserver.faults.clear()
     assert _gpuscale(capsys, apiserver, "--rollback", NAME)[0] == 0
     _assert_restored_exactly(apiserver, before)
 
 
-def test_internal_error_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_internal_error_keeps_everything(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """A 500 may or may not have landed: read back (not restored here), stop, keep the ScaledObject."""
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, status=500, message="etcdserver: request timed out")
@@ -214,8 +251,9 @@ def test_internal_error_keeps_everything(capsys: pytest.CaptureFixture[str], api
     _assert_restored_exactly(apiserver, before)
 
 
-def test_timeout_after_the_hpa_write_landed_is_read_back(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                         cluster: Cluster) -> None:
+def test_timeout_after_the_hpa_write_landed_is_read_back(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """The replace is committed but its answer comes after the client's timeout: read back, restored, go on."""
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, delay=2.0)
@@ -226,8 +264,9 @@ def test_timeout_after_the_hpa_write_landed_is_read_back(capsys: pytest.CaptureF
     assert apiserver.get_object(*SO) is None
 
 
-def test_timeout_before_the_hpa_write_landed_keeps_everything(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                              cluster: Cluster) -> None:
+def test_timeout_before_the_hpa_write_landed_keeps_everything(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.faults.add("PUT", HPA_PATH, drop=True, commit=False)
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--request-timeout", "1s")
@@ -238,14 +277,17 @@ def test_timeout_before_the_hpa_write_landed_keeps_everything(capsys: pytest.Cap
     _assert_restored_exactly(apiserver, before)
 
 
-def test_denied_delete_after_restore_says_so(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                             cluster: Cluster) -> None:
+def test_denied_delete_after_restore_says_so(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _migrated(capsys, apiserver, cluster)
     apiserver.deny("delete", "scaledobjects.keda.sh")
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 1
-    assert (f"HPA {NS}/{NAME} is restored (its original, no ScaledObject owner), but ScaledObject {NS}/{NAME} "
-            "is still there") in err
+    assert (
+        f"HPA {NS}/{NAME} is restored (its original, no ScaledObject owner), but ScaledObject {NS}/{NAME} "
+        "is still there"
+    ) in err
     assert "kubectl auth can-i delete scaledobjects.keda.sh -n ml" in err and FINISH in err
     _assert_kept(apiserver)
     _assert_restored_exactly(apiserver, before)
@@ -264,13 +306,25 @@ def _forge(cluster: Cluster, saved: Any) -> None:
     cluster.replace(so)
 
 
-def test_forged_rolebinding_is_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_forged_rolebinding_is_refused(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """Anyone who can edit the ScaledObject must not make an admin's rollback create a RoleBinding."""
     _migrated(capsys, apiserver, cluster)
-    _forge(cluster, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                     "metadata": {"name": "pwn", "namespace": NS},
-                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                     "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}]})
+    _forge(
+        cluster,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "pwn", "namespace": NS},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}],
+        },
+    )
     apiserver.reset_requests()
     code, out, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 2 and out == ""
@@ -282,18 +336,33 @@ def test_forged_rolebinding_is_refused(capsys: pytest.CaptureFixture[str], apise
     _assert_kept(apiserver)
 
 
-@pytest.mark.parametrize(("change", "why"), [
-    (lambda o: o["metadata"].update(namespace="kube-system"), "is in namespace kube-system, not ml"),
-    (lambda o: o["metadata"].update(name="other"), "names HPA other, but the ScaledObject adopted HPA gemma-server-hpa"),
-    (lambda o: o["spec"]["scaleTargetRef"].update(name="payments"),
-     "scales Deployment/payments (apps), but the ScaledObject scales Deployment/vllm-gemma-deployment (apps)"),
-    (lambda o: o.update(apiVersion="rbac.authorization.k8s.io/v1"), "not a HorizontalPodAutoscaler (autoscaling/*)"),
-    (lambda o: o["metadata"].update(labels={"a": ["b"]}), "metadata.labels that is not a map of strings"),
-    (lambda o: o["metadata"].update(ownerReferences=[{"kind": "X"}]), "metadata.ownerReferences that are not"),
-    (lambda o: o.pop("spec"), "has no spec"),
-])
-def test_forged_fields_are_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster,
-                                   change: Any, why: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda o: o["metadata"].update(namespace="kube-system"), "is in namespace kube-system, not ml"),
+        (
+            lambda o: o["metadata"].update(name="other"),
+            "names HPA other, but the ScaledObject adopted HPA gemma-server-hpa",
+        ),
+        (
+            lambda o: o["spec"]["scaleTargetRef"].update(name="payments"),
+            "scales Deployment/payments (apps), but the ScaledObject scales Deployment/vllm-gemma-deployment (apps)",
+        ),
+        (
+            lambda o: o.update(apiVersion="rbac.authorization.k8s.io/v1"),
+            "not a HorizontalPodAutoscaler (autoscaling/*)",
+        ),
+        (lambda o: o["metadata"].update(labels={"a": ["b"]}), "metadata.labels that is not a map of strings"),
+        (
+            lambda o: o["metadata"].update(ownerReferences=[{"kind": "X"}]),
+            "metadata.ownerReferences that are not",
+        ),
+        (lambda o: o.pop("spec"), "has no spec"),
+    ],
+)
+def test_forged_fields_are_refused(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster, change: Any, why: str
+) -> None:
     _migrated(capsys, apiserver, cluster)
     saved = json.loads(cluster.get(*SO[:3], NS)["metadata"]["annotations"][ORIGINAL_HPA])
     change(saved)
@@ -305,7 +374,9 @@ def test_forged_fields_are_refused(capsys: pytest.CaptureFixture[str], apiserver
     assert not [r for r in apiserver.requests if r.method != "GET"]
 
 
-def test_annotation_not_json_is_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_annotation_not_json_is_refused(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     _migrated(capsys, apiserver, cluster)
     _forge(cluster, "{not json")
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
@@ -316,9 +387,12 @@ def test_annotation_not_json_is_refused(capsys: pytest.CaptureFixture[str], apis
 # ---- writes of unknown outcome during --apply ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", [{"delay": 2.0}, {"drop": True}], ids=["commit-then-timeout", "commit-then-drop"])
-def test_apply_write_that_landed_unseen_is_undone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                  cluster: Cluster, fault: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "fault", [{"delay": 2.0}, {"drop": True}], ids=["commit-then-timeout", "commit-then-drop"]
+)
+def test_apply_write_that_landed_unseen_is_undone(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster, fault: dict[str, Any]
+) -> None:
     """The ScaledObject is committed but the client never hears it: read back, counted as written, and
     undone; the message never says "0 object(s) written"."""
     before = _seed(apiserver)
@@ -332,8 +406,9 @@ def test_apply_write_that_landed_unseen_is_undone(capsys: pytest.CaptureFixture[
     _assert_restored_exactly(apiserver, before)
 
 
-def test_apply_second_object_landed_unseen_undoes_both(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                       cluster: Cluster) -> None:
+def test_apply_second_object_landed_unseen_undoes_both(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _seed(apiserver)
     pdb = f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/"
     apiserver.faults.add("PATCH", pdb, drop=True)
@@ -345,8 +420,9 @@ def test_apply_second_object_landed_unseen_undoes_both(capsys: pytest.CaptureFix
     _assert_restored_exactly(apiserver, before)
 
 
-def test_apply_write_that_did_not_land_is_not_called_nothing_changed(capsys: pytest.CaptureFixture[str],
-                                                                     apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_apply_write_that_did_not_land_is_not_called_nothing_changed(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """No answer and not there when read back: said as such, with the command to check again."""
     _seed(apiserver)
     apiserver.faults.add("PATCH", SO_PATH, drop=True, commit=False)
@@ -365,7 +441,9 @@ def _backup_path(err: str) -> Path:
     return Path(line.split(": ", 1)[1].split(" (restore with", 1)[0])
 
 
-def test_apply_writes_a_private_backup(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_apply_writes_a_private_backup(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _seed(apiserver)
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply")
     assert code == 0, err
@@ -387,8 +465,12 @@ def test_apply_writes_a_private_backup(capsys: pytest.CaptureFixture[str], apise
     assert _backup_path(err) == path and len(list(path.parent.iterdir())) == 1, "a re-run piled up a copy"
 
 
-def test_backup_that_cannot_be_written_stops_before_any_write(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backup_that_cannot_be_written_stops_before_any_write(
+    capsys: pytest.CaptureFixture[str],
+    apiserver: TestApiServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _seed(apiserver)
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
@@ -400,8 +482,9 @@ def test_backup_that_cannot_be_written_stops_before_any_write(capsys: pytest.Cap
     assert apiserver.get_object(*SO) is None
 
 
-def test_rollback_from_backup_when_the_annotation_is_gone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                          cluster: Cluster) -> None:
+def test_rollback_from_backup_when_the_annotation_is_gone(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _seed(apiserver)
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply")
     path = _backup_path(err)
@@ -418,8 +501,9 @@ def test_rollback_from_backup_when_the_annotation_is_gone(capsys: pytest.Capture
     assert apiserver.get_object(*SO) is None
 
 
-def test_rollback_from_backup_when_the_scaled_object_is_gone(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                             cluster: Cluster) -> None:
+def test_rollback_from_backup_when_the_scaled_object_is_gone(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """The ScaledObject deleted by hand with a plain delete: the HPA was garbage-collected with it."""
     before = _seed(apiserver)
     path = _backup_path(_gpuscale(capsys, apiserver, NAME, "--apply")[2])
@@ -433,13 +517,21 @@ def test_rollback_from_backup_when_the_scaled_object_is_gone(capsys: pytest.Capt
     _assert_restored_exactly(apiserver, before)
 
 
-def test_forged_backup_is_refused(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster,
-                                  tmp_path: Path) -> None:
+def test_forged_backup_is_refused(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster, tmp_path: Path
+) -> None:
     _migrated(capsys, apiserver, cluster)
     forged = tmp_path / "backup.json"
-    forged.write_text(json.dumps({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                                  "metadata": {"name": NAME},
-                                  "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"}}))
+    forged.write_text(
+        json.dumps(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": NAME},
+                "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+            }
+        )
+    )
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--from-backup", str(forged))
     assert code == 2 and "the saved HPA" not in err and f"backup {forged} describes ClusterRoleBinding" in err
     _assert_kept(apiserver)
@@ -453,7 +545,9 @@ def test_from_backup_needs_rollback(capsys: pytest.CaptureFixture[str], apiserve
 # ---- the user's path: the real kubectl binary ----------------------------------------------------------
 
 
-def test_through_kubectl_denied_restore_then_finish(kubectl: Kubectl, apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_through_kubectl_denied_restore_then_finish(
+    kubectl: Kubectl, apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """`kubectl gpuscale migrate-hpa`: apply (backup printed), a denied rollback that keeps everything and
     prints the command that finishes it, then that command."""
     before = _seed(apiserver)
@@ -476,22 +570,28 @@ def test_through_kubectl_denied_restore_then_finish(kubectl: Kubectl, apiserver:
     assert apiserver.get_object(*SO) is None
 
 
-def test_hpa_recreated_by_keda_meanwhile_is_replaced(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                     cluster: Cluster) -> None:
+def test_hpa_recreated_by_keda_meanwhile_is_replaced(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """The HPA is gone, so the rollback creates it; KEDA re-creates it first (ensureHPAForScaledObjectExists,
     kedacore/keda controllers/keda/scaledobject_controller.go): 409 AlreadyExists, re-read, replace."""
     before = _migrated(capsys, apiserver, cluster)
     cluster.delete(*HPA[:3], NS, propagation_policy="Orphan")
     so = cluster.get(*SO[:3], NS)
-    recreate = apiserver.faults.add("POST", f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers",
-                                    before=lambda: apiserver.seed(keda_hpa(so, NAME)))
+    recreate = apiserver.faults.add(
+        "POST",
+        f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers",
+        before=lambda: apiserver.seed(keda_hpa(so, NAME)),
+    )
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 0, err
     assert recreate.hits == 1 and len(apiserver.requests_to("PUT", HPA_PATH)) == 1
     _assert_restored_exactly(apiserver, before)
 
 
-def test_untouched_hpa_needs_no_write(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_untouched_hpa_needs_no_write(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """Undoing an --apply before KEDA adopted the HPA writes nothing to it: a user who may create
     ScaledObjects but not update HPAs can still undo."""
     before = _seed(apiserver)
@@ -502,21 +602,25 @@ def test_untouched_hpa_needs_no_write(capsys: pytest.CaptureFixture[str], apiser
     _assert_restored_exactly(apiserver, before)
 
 
-def test_client_dry_run_plans_and_validates(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                            cluster: Cluster) -> None:
+def test_client_dry_run_plans_and_validates(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     before = _migrated(capsys, apiserver, cluster)
     code, out, err = _gpuscale(capsys, apiserver, "--rollback", NAME, "--dry-run=client", "-o", "json")
     assert code == 0, err
     assert json.loads(out)["spec"] == before["spec"]
-    assert (f"would restore HPA {NS}/{NAME} from the saved HPA ({ORIGINAL_HPA} annotation), then delete "
-            f"ScaledObject {NS}/{NAME} (propagationPolicy=Orphan)") in err
+    assert (
+        f"would restore HPA {NS}/{NAME} from the saved HPA ({ORIGINAL_HPA} annotation), then delete "
+        f"ScaledObject {NS}/{NAME} (propagationPolicy=Orphan)"
+    ) in err
     assert not [r for r in apiserver.requests if r.method != "GET"]
     _forge(cluster, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": NAME}})
     assert _gpuscale(capsys, apiserver, "--rollback", NAME, "--dry-run=client")[0] == 2
 
 
-def test_last_check_failing_after_the_delete_leaves_a_backup(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                             cluster: Cluster, tmp_path: Path) -> None:
+def test_last_check_failing_after_the_delete_leaves_a_backup(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster, tmp_path: Path
+) -> None:
     """The worst case: KEDA rewrites the HPA just before the delete and the write that fixes it fails. The
     ScaledObject (and its annotation) is gone, so the original goes to a new local backup, and the
     command the error prints restores it."""
@@ -529,8 +633,10 @@ def test_last_check_failing_after_the_delete_leaves_a_backup(capsys: pytest.Capt
     apiserver.faults.add("DELETE", SO_PATH, before=keda_then_outage)
     code, _, err = _gpuscale(capsys, apiserver, "--rollback", NAME)
     assert code == 1
-    assert f"ScaledObject {NS}/{NAME} is deleted; HPA {NS}/{NAME} may hold what KEDA wrote; the original is saved in" \
+    assert (
+        f"ScaledObject {NS}/{NAME} is deleted; HPA {NS}/{NAME} may hold what KEDA wrote; the original is saved in"
         in err
+    )
     command = err.rstrip().split("finish with: kubectl ", 1)[1].split()
     path = Path(command[-1])
     assert command[:-1] == ["gpuscale", "migrate-hpa", "--rollback", NAME, "-n", NS, "--from-backup"]
@@ -542,8 +648,9 @@ def test_last_check_failing_after_the_delete_leaves_a_backup(capsys: pytest.Capt
     _assert_restored_exactly(apiserver, before)
 
 
-def test_scale_target_without_api_version_is_accepted(capsys: pytest.CaptureFixture[str], apiserver: TestApiServer,
-                                                      cluster: Cluster) -> None:
+def test_scale_target_without_api_version_is_accepted(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """scaleTargetRef.apiVersion is optional in an HPA (CrossVersionObjectReference): kind and name still match."""
     _migrated(capsys, apiserver, cluster)
     saved = json.loads(cluster.get(*SO[:3], NS)["metadata"]["annotations"][ORIGINAL_HPA])
@@ -557,8 +664,12 @@ def test_backup_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
 
     from kubectl_gpuscale.autoscale.backup import backup_root, read_backup, write_backup
 
-    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-           "metadata": {"name": NAME, "namespace": NS}, "spec": {"maxReplicas": 3}}
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": NAME, "namespace": NS},
+        "spec": {"maxReplicas": 3},
+    }
     now = datetime(2026, 12, 3, 17, 0, 0, tzinfo=timezone.utc)
     directory = backup_root() / "ctx" / NS
     directory.mkdir(parents=True)
@@ -572,8 +683,9 @@ def test_backup_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
     assert write_backup(hpa, context="ctx", now=now) == path  # same content: no second copy
 
 
-def test_apply_undo_that_cannot_restore_keeps_the_scaled_object(capsys: pytest.CaptureFixture[str],
-                                                                apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_apply_undo_that_cannot_restore_keeps_the_scaled_object(
+    capsys: pytest.CaptureFixture[str], apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """The --apply undo path is the rollback: KEDA adopted the HPA, the next write is refused, and the undo
     may not update HPAs. The ScaledObject (the original's only copy in the cluster) stays, and the error
     says how to finish."""
@@ -584,8 +696,13 @@ def test_apply_undo_that_cannot_restore_keeps_the_scaled_object(capsys: pytest.C
         keda_adopts(cluster, NAME, NS)
         apiserver.deny("update", "horizontalpodautoscalers.autoscaling")
 
-    apiserver.faults.add("PATCH", pdb, before=keda_adopts_then_hpas_locked, status=403,
-                         message="poddisruptionbudgets.policy is forbidden")
+    apiserver.faults.add(
+        "PATCH",
+        pdb,
+        before=keda_adopts_then_hpas_locked,
+        status=403,
+        message="poddisruptionbudgets.policy is forbidden",
+    )
     code, _, err = _gpuscale(capsys, apiserver, NAME, "--apply", "--pdb")
     assert code == 1
     assert "undoing the partial write failed: cannot roll back ScaledObject" in err

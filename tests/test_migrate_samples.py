@@ -18,22 +18,37 @@ from tests.support.schemas import assert_valid
 
 # INDEX.md "HPA -> target pairing"; None: the target is not in the corpus.
 PAIRS: dict[str, str | None] = {
-    "hpa_k8s-examples_1": "deploy_k8s-examples_1", "hpa_k8s-examples_2": "deploy_k8s-examples_1",
+    "hpa_k8s-examples_1": "deploy_k8s-examples_1",
+    "hpa_k8s-examples_2": "deploy_k8s-examples_1",
     "hpa_gcp-accel-platforms_1": "deploy_gcp-accel-platforms_1",
     "hpa_gcp-accel-platforms_2": "deploy_gcp-accel-platforms_1",
     "hpa_gcp-accel-platforms_3": "deploy_gcp-accel-platforms_2",
     "hpa_gcp-accel-platforms_4": "deploy_gcp-accel-platforms_2",
-    "hpa_gke-samples_1": "deploy_gke-samples_1", "hpa_gke-samples_2": "deploy_gke-samples_2",
-    "hpa_gke-samples_3": "deploy_gke-samples_3", "hpa_gke-samples_4": "deploy_gke-samples_4",
-    "hpa_production-stack_1": "deploy_production-stack_1", "hpa_production-stack_2": None,
-    "hpa_llmd-wva_1": "deploy_llmd-wva_1", "hpa_llmd-wva_2": None, "hpa_llmd-wva_3": None,
-    "hpa_triton_1": "deploy_triton_1", "hpa_triton_2": "deploy_triton_2", "hpa_triton_3": "deploy_triton_2",
-    "hpa_opea-genaiinfra_1": "deploy_opea-genaiinfra_1", "hpa_opea-genaiinfra_2": "deploy_opea-genaiinfra_2",
-    "hpa_opea-genaiinfra_3": None, "hpa_ollama-helm_1": "deploy_ollama-helm_1",
-    "hpa_ai-on-gke_1": "deploy_ai-on-gke_1", "hpa_ai-on-gke_2": "deploy_ai-on-gke_1",
-    "hpa_ai-on-gke_3": "deploy_ai-on-gke_3", "hpa_nim-deploy_1": "deploy_nim-deploy_1",
-    "hpa_aibrix_1": "deploy_aibrix_1", "hpa_suse-ai-stack_1": None, "hpa_suse-ai-stack_2": None,
-    "hpa_ollama-app_1": "deploy_ollama-app_1", "hpa_ollama-app_2": "deploy_ollama-app_1",
+    "hpa_gke-samples_1": "deploy_gke-samples_1",
+    "hpa_gke-samples_2": "deploy_gke-samples_2",
+    "hpa_gke-samples_3": "deploy_gke-samples_3",
+    "hpa_gke-samples_4": "deploy_gke-samples_4",
+    "hpa_production-stack_1": "deploy_production-stack_1",
+    "hpa_production-stack_2": None,
+    "hpa_llmd-wva_1": "deploy_llmd-wva_1",
+    "hpa_llmd-wva_2": None,
+    "hpa_llmd-wva_3": None,
+    "hpa_triton_1": "deploy_triton_1",
+    "hpa_triton_2": "deploy_triton_2",
+    "hpa_triton_3": "deploy_triton_2",
+    "hpa_opea-genaiinfra_1": "deploy_opea-genaiinfra_1",
+    "hpa_opea-genaiinfra_2": "deploy_opea-genaiinfra_2",
+    "hpa_opea-genaiinfra_3": None,
+    "hpa_ollama-helm_1": "deploy_ollama-helm_1",
+    "hpa_ai-on-gke_1": "deploy_ai-on-gke_1",
+    "hpa_ai-on-gke_2": "deploy_ai-on-gke_1",
+    "hpa_ai-on-gke_3": "deploy_ai-on-gke_3",
+    "hpa_nim-deploy_1": "deploy_nim-deploy_1",
+    "hpa_aibrix_1": "deploy_aibrix_1",
+    "hpa_suse-ai-stack_1": None,
+    "hpa_suse-ai-stack_2": None,
+    "hpa_ollama-app_1": "deploy_ollama-app_1",
+    "hpa_ollama-app_2": "deploy_ollama-app_1",
 }
 
 # What each plain-YAML pair must give: migrate (with the first trigger's metric), skip, or an error fragment.
@@ -127,8 +142,12 @@ def test_reference_scaledobject_semantics_match() -> None:
 @pytest.mark.parametrize("hpa", ["hpa_triton_1", "hpa_ai-on-gke_1", "hpa_suse-ai-stack_2", "hpa_llmd-wva_3"])
 def test_bad_samples_through_the_real_executable(hpa: str) -> None:
     exe = Path(sys.executable).parent / "kubectl-gpuscale"
-    proc = subprocess.run([str(exe), "migrate-hpa", "-f", str(MANIFESTS / f"{hpa}.yaml")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "migrate-hpa", "-f", str(MANIFESTS / f"{hpa}.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()

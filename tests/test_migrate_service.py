@@ -27,8 +27,21 @@ def test_plan_then_apply_writes_what_the_cli_writes(apiserver: TestApiServer, cl
     assert [r.action for r in plan.results] == ["migrate"] and not plan.failed
     assert [o["kind"] for o in plan.objects] == ["ScaledObject"]
     assert plan.targets.get("keda") is not None
-    cli_plan = CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
-                                        "gemma-server-hpa", "--kv-cache", "0.8", "-o", "json"])
+    cli_plan = CliRunner().invoke(
+        cli,
+        [
+            "migrate-hpa",
+            "--kubeconfig",
+            apiserver.kubeconfig,
+            "-n",
+            NS,
+            "gemma-server-hpa",
+            "--kv-cache",
+            "0.8",
+            "-o",
+            "json",
+        ],
+    )
     assert cli_plan.exit_code == 0, cli_plan.output
     shown = json.loads(cli_plan.stdout)
     assert [o["spec"] for o in shown.get("items", [shown])] == [o["spec"] for o in plan.objects]

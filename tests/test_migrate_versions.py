@@ -50,24 +50,41 @@ def test_apply_on_detected_keda_2_17_0_passes_its_webhook(apiserver: TestApiServ
     assert so["spec"]["fallback"]["behavior"] == "currentReplicasIfHigher"
 
 
-def test_preflight_refuses_what_the_2_17_0_webhook_rejects_before_any_write(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_preflight_refuses_what_the_2_17_0_webhook_rejects_before_any_write(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     _seed(apiserver)
     _keda(apiserver, cluster, "2.17.0")
-    implicit = {"apiVersion": SO_API, "kind": "ScaledObject", "metadata": {"name": "x", "namespace": NS},
-                "spec": {"scaleTargetRef": {"name": "x"}, "fallback": {"failureThreshold": 3, "replicas": 1},
-                         "triggers": [{"type": "prometheus", "metadata": {}}]}}
+    implicit = {
+        "apiVersion": SO_API,
+        "kind": "ScaledObject",
+        "metadata": {"name": "x", "namespace": NS},
+        "spec": {
+            "scaleTargetRef": {"name": "x"},
+            "fallback": {"failureThreshold": 3, "replicas": 1},
+            "triggers": [{"type": "prometheus", "metadata": {}}],
+        },
+    }
     apiserver.reset_requests()
     with pytest.raises(GpuscaleError, match=r"KEDA 2.17.0's admission webhook rejects it"):
         service.preflight(cluster, [implicit])
     assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST", prefix="/apis/keda.sh")
 
 
-def test_scale_to_zero_on_detected_keda_2_16_has_no_fallback(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_scale_to_zero_on_detected_keda_2_16_has_no_fallback(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     _seed(apiserver)
     _keda(apiserver, cluster, "2.16.1")
     apiserver.enable_group("http.keda.sh")
-    apiserver.seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gemma", "namespace": NS},
-                    "spec": {"selector": {"app": "gemma-server"}, "ports": [{"port": 8000}]}})
+    apiserver.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gemma", "namespace": NS},
+            "spec": {"selector": {"app": "gemma-server"}, "ports": [{"port": 8000}]},
+        }
+    )
     result = _run(apiserver, "gemma-server-hpa", "--scale-to-zero", "--apply")
     assert result.exit_code == 0, result.output
     so = apiserver.get_object(SO_API, "ScaledObject", "gemma-server-hpa", NS)
@@ -101,7 +118,9 @@ def _crd_without_fallback_behavior() -> dict[str, Any]:
     return crd
 
 
-def test_the_served_crd_decides_fallback_behavior_and_names_the_version(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_the_served_crd_decides_fallback_behavior_and_names_the_version(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """A served CRD without spec.fallback.behavior: even for a version that has it (2.20.2 given), no behavior
     is emitted, since the schema decides over the version number. With no keda-operator Deployment, the
     version comes from the CRD's app.kubernetes.io/version label."""

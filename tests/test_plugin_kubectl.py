@@ -35,9 +35,15 @@ def seeded(apiserver: ApiServer) -> ApiServer:
 
 def test_api_resources_lists_builtin_and_addon_kinds(kubectl: Kubectl, apiserver: ApiServer) -> None:
     out = kubectl("api-resources", "-o", "name", check=True).stdout.split()
-    for name in ("pods", "deployments.apps", "horizontalpodautoscalers.autoscaling", "scaledobjects.keda.sh",
-                 "httpscaledobjects.http.keda.sh", "services.serving.knative.dev",
-                 "customresourcedefinitions.apiextensions.k8s.io"):
+    for name in (
+        "pods",
+        "deployments.apps",
+        "horizontalpodautoscalers.autoscaling",
+        "scaledobjects.keda.sh",
+        "httpscaledobjects.http.keda.sh",
+        "services.serving.knative.dev",
+        "customresourcedefinitions.apiextensions.k8s.io",
+    ):
         assert name in out, name
     apiserver.disable_group("keda.sh")
     fresh = kubectl("api-resources", "-o", "name", "--cached=false", check=True).stdout.split()
@@ -64,15 +70,40 @@ def test_apply_server_side_then_conflict_and_force(kubectl: Kubectl, seeded: Api
     stored = seeded.get_object("apps/v1", "Deployment", "vllm", "ml")
     assert stored is not None and stored["spec"]["replicas"] == 3
     assert "ops" in {m["manager"] for m in stored["metadata"]["managedFields"]}
-    clash = kubectl("apply", "--server-side", "--field-manager=other", "-f", "-",
-                    input=DEPLOY.replace("replicas: 2", "replicas: 5"))
-    assert clash.returncode == 1 and 'conflict with "ops"' in clash.stderr and ".spec.replicas" in clash.stderr
-    kubectl("apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-",
-            input=DEPLOY.replace("replicas: 2", "replicas: 5"), check=True)
+    clash = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-f",
+        "-",
+        input=DEPLOY.replace("replicas: 2", "replicas: 5"),
+    )
+    assert (
+        clash.returncode == 1 and 'conflict with "ops"' in clash.stderr and ".spec.replicas" in clash.stderr
+    )
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=DEPLOY.replace("replicas: 2", "replicas: 5"),
+        check=True,
+    )
     stored = seeded.get_object("apps/v1", "Deployment", "vllm", "ml")
     assert stored is not None and stored["spec"]["replicas"] == 5
-    dry = kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", "-o", "json",
-                  input=DEPLOY.replace("vllm", "dry"), check=True)
+    dry = kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        "-",
+        "-o",
+        "json",
+        input=DEPLOY.replace("vllm", "dry"),
+        check=True,
+    )
     assert json.loads(dry.stdout)["metadata"]["name"] == "dry"
     assert seeded.get_object("apps/v1", "Deployment", "dry", "ml") is None
 
@@ -86,8 +117,14 @@ def test_scale_and_delete_through_kubectl(kubectl: Kubectl, seeded: ApiServer) -
 
 
 def test_kubectl_logs_and_auth_can_i(kubectl: Kubectl, apiserver: ApiServer) -> None:
-    apiserver.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ml"},
-                    "spec": {"containers": [{"name": "vllm", "image": "i"}]}})
+    apiserver.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ml"},
+            "spec": {"containers": [{"name": "vllm", "image": "i"}]},
+        }
+    )
     apiserver.set_log("ml", "p", "INFO model loaded\n")
     assert kubectl("logs", "p", "-n", "ml", check=True).stdout == "INFO model loaded\n"
     apiserver.deny("create", "nodes/proxy")
@@ -97,6 +134,7 @@ def test_kubectl_logs_and_auth_can_i(kubectl: Kubectl, apiserver: ApiServer) -> 
 
 
 # ---- the plugin as kubectl finds it ----------------------------------------------------------------------
+
 
 def plugin_binary() -> str:
     path = VENV_BIN / "kubectl-gpuscale"
@@ -123,5 +161,3 @@ def test_kubectl_gpuscale_unknown_command_exits_2(kubectl: Kubectl) -> None:
     plugin_binary()
     out = kubectl("gpuscale", "no-such-command")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-
-

@@ -37,18 +37,27 @@ def samples(text: str, openmetrics: bool) -> dict[tuple[str, tuple[tuple[str, st
 
 @pytest.mark.parametrize("accept", [None, OPENMETRICS])
 def test_values_set_are_served(exporter: Exporter, accept: str | None) -> None:
-    vllm_v1(exporter, "ml", "p1", waiting=4, running=2, kv_cache=0.5, generation_tokens=10, ttft=(0.08, 0.3, 7))
+    vllm_v1(
+        exporter, "ml", "p1", waiting=4, running=2, kv_cache=0.5, generation_tokens=10, ttft=(0.08, 0.3, 7)
+    )
     content_type, text = fetch(exporter.url, accept)
     assert ("openmetrics" in content_type) == bool(accept)
     got = samples(text, bool(accept))
-    labels = (("engine", "0"), ("model_name", "meta-llama/Llama-3.1-8B-Instruct"), ("namespace", "ml"), ("pod", "p1"))
+    labels = (
+        ("engine", "0"),
+        ("model_name", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("namespace", "ml"),
+        ("pod", "p1"),
+    )
     by_base = {name.replace(":", "_"): value for (name, lbls), value in got.items() if lbls == labels}
     assert by_base["vllm_num_requests_waiting"] == 4
     assert by_base["vllm_kv_cache_usage_perc"] == 0.5
     assert by_base["vllm_generation_tokens_total"] == 10
     assert by_base["vllm_time_to_first_token_seconds_count"] == 3
     assert by_base["vllm_time_to_first_token_seconds_sum"] == pytest.approx(7.38)
-    buckets = {dict(lbls)["le"]: v for (name, lbls), v in got.items() if name.endswith("first_token_seconds_bucket")}
+    buckets = {
+        dict(lbls)["le"]: v for (name, lbls), v in got.items() if name.endswith("first_token_seconds_bucket")
+    }
     assert buckets["0.1"] == 1 and buckets["0.5"] == 2 and buckets["5.0"] == 2 and buckets["+Inf"] == 3
     if accept is None:  # the classic text format keeps the colon
         assert ("vllm:num_requests_waiting", labels) in got

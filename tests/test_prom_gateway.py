@@ -28,6 +28,7 @@ def expected(server: PrometheusServer, engines: set[str], key: str) -> dict[tupl
 
 # ---- queries ----------------------------------------------------------------------------------
 
+
 def test_query_returns_plain_samples(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     samples = prometheus.query(promql.name_matcher("tgi_queue_size"))
     got = {(s.labels["namespace"], s.labels["pod"]): s.value for s in samples}
@@ -38,19 +39,26 @@ def test_query_returns_plain_samples(prometheus: Prometheus, prometheus_server: 
     assert scalar[0].value == len(prometheus_server.api("/api/v1/targets")["activeTargets"])
 
 
-def test_query_by_pod_vllm_v0_and_v1_in_one_query(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
+def test_query_by_pod_vllm_v0_and_v1_in_one_query(
+    prometheus: Prometheus, prometheus_server: PrometheusServer
+) -> None:
     got = prometheus.query_by_pod("vllm:num_requests_waiting")
     assert got == expected(prometheus_server, {"vllm-v1", "vllm-v0"}, "waiting")
     assert prometheus.query_by_pod("vllm:num_requests_waiting", ["legacy"]) == expected(
-        prometheus_server, {"vllm-v0"}, "waiting")
+        prometheus_server, {"vllm-v0"}, "waiting"
+    )
     assert prometheus.query_by_pod("vllm:num_requests_running", ["ml", "legacy", "nowhere"]) == expected(
-        prometheus_server, {"vllm-v1", "vllm-v0"}, "running")
+        prometheus_server, {"vllm-v1", "vllm-v0"}, "running"
+    )
 
 
 def test_query_by_pod_sglang_and_tgi(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
-    assert prometheus.query_by_pod("sglang:num_queue_reqs") == expected(prometheus_server, {"sglang"}, "queue")
+    assert prometheus.query_by_pod("sglang:num_queue_reqs") == expected(
+        prometheus_server, {"sglang"}, "queue"
+    )
     assert prometheus.query_by_pod("sglang:token_usage", ["chat"]) == expected(
-        prometheus_server, {"sglang"}, "token_usage")
+        prometheus_server, {"sglang"}, "token_usage"
+    )
     assert prometheus.query_by_pod("tgi_batch_current_size") == expected(prometheus_server, {"tgi"}, "batch")
 
 
@@ -62,8 +70,10 @@ def test_builders_are_valid_promql_on_the_real_server(prometheus: Prometheus) ->
     # a rate over a constant histogram is 0 everywhere, so the quantile is NaN and left out.
     ttft = prometheus.query_by_pod(promql.quantile_by_pod("vllm:time_to_first_token_seconds", 0.5, "1m"))
     assert ttft == {}
-    raw = prometheus.query('histogram_quantile(0.5, sum by (namespace, pod, le) '
-                           '({__name__=~"vllm[:_]time_to_first_token_seconds_bucket", namespace="ml"}))')
+    raw = prometheus.query(
+        "histogram_quantile(0.5, sum by (namespace, pod, le) "
+        '({__name__=~"vllm[:_]time_to_first_token_seconds_bucket", namespace="ml"}))'
+    )
     assert {s.labels["pod"] for s in raw} == {"llama-7d9f-a", "llama-7d9f-b"}
     assert all(0.1 <= s.value <= 0.25 for s in raw)
 
@@ -82,7 +92,9 @@ def test_a_changed_value_shows_up(prometheus: Prometheus, prometheus_server: Pro
     prometheus_server.engines.set("vllm:num_requests_waiting", 11, labels)
     try:
         deadline = time.monotonic() + 15
-        while prometheus.query_by_pod("vllm:num_requests_waiting", ["scratch"]) != {("scratch", "changing-pod"): 11.0}:
+        while prometheus.query_by_pod("vllm:num_requests_waiting", ["scratch"]) != {
+            ("scratch", "changing-pod"): 11.0
+        }:
             assert time.monotonic() < deadline, prometheus_server.log_tail()
             time.sleep(0.3)
     finally:
@@ -91,8 +103,10 @@ def test_a_changed_value_shows_up(prometheus: Prometheus, prometheus_server: Pro
 
 # ---- names: the colon problem and renames ----------------------------------------------------
 
-def test_resolve_name_finds_what_the_server_really_stored(prometheus: Prometheus,
-                                                           prometheus_server: PrometheusServer) -> None:
+
+def test_resolve_name_finds_what_the_server_really_stored(
+    prometheus: Prometheus, prometheus_server: PrometheusServer
+) -> None:
     stored = prometheus_server.stored_names()
     for name in ("vllm:num_requests_waiting", "sglang:num_queue_reqs", "vllm:kv_cache_usage_perc"):
         resolved = prometheus.resolve_name([name])
@@ -120,7 +134,9 @@ def test_both_forms_held_at_once(prometheus: Prometheus, prometheus_server: Prom
     assert ("samples", "vllm-sample-1") in pods and ("ml", "llama-7d9f-a") in pods
 
 
-def test_resolve_name_follows_the_kv_cache_rename(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
+def test_resolve_name_follows_the_kv_cache_rename(
+    prometheus: Prometheus, prometheus_server: PrometheusServer
+) -> None:
     candidates = ["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"]
     stored = prometheus_server.stored_names()
 
@@ -131,10 +147,11 @@ def test_resolve_name_follows_the_kv_cache_rename(prometheus: Prometheus, promet
     assert prometheus.resolve_name(candidates, {"namespace": "legacy"}) == held("vllm:gpu_cache_usage_perc")
     assert prometheus.resolve_name(candidates, {"namespace": "chat"}) is None
     assert prometheus.resolve_name(["vllm:not_a_metric", "vllm:gpu_cache_usage_perc"]) == held(
-        "vllm:gpu_cache_usage_perc")
-    assert prometheus.resolve_names({"kv": candidates, "queue": ["sglang:num_queue_reqs"], "none": ["nope_x"]},
-                                    {"namespace": "chat"}) == {
-        "kv": None, "queue": held("sglang:num_queue_reqs"), "none": None}
+        "vllm:gpu_cache_usage_perc"
+    )
+    assert prometheus.resolve_names(
+        {"kv": candidates, "queue": ["sglang:num_queue_reqs"], "none": ["nope_x"]}, {"namespace": "chat"}
+    ) == {"kv": None, "queue": held("sglang:num_queue_reqs"), "none": None}
 
 
 def test_metric_exists_is_exact(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
@@ -144,10 +161,12 @@ def test_metric_exists_is_exact(prometheus: Prometheus, prometheus_server: Prome
     assert not prometheus.metric_exists("tgi_queue_size", {"namespace": "ml"})
     assert prometheus.metric_exists("vllm:num_requests_waiting") == ("vllm:num_requests_waiting" in stored)
     assert set(prometheus.series_names('{job="samples"}')) == set(
-        prometheus_server.api("/api/v1/label/__name__/values", {"match[]": '{job="samples"}'}))
+        prometheus_server.api("/api/v1/label/__name__/values", {"match[]": '{job="samples"}'})
+    )
 
 
 # ---- DCGM pod labels --------------------------------------------------------------------------
+
 
 def test_dcgm_pod_label_discovery(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     series = prometheus_server.api("/api/v1/series", {"match[]": 'DCGM_FI_DEV_GPU_UTIL{job="dcgm"}'})
@@ -167,6 +186,7 @@ def test_dcgm_pod_label_discovery(prometheus: Prometheus, prometheus_server: Pro
 
 
 # ---- server and errors ------------------------------------------------------------------------
+
 
 def test_build_info(prometheus: Prometheus, prometheus_server: PrometheusServer) -> None:
     assert prometheus.build_info()["version"] == prometheus_server.api("/api/v1/status/buildinfo")["version"]

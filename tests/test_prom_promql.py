@@ -13,12 +13,15 @@ from kubectl_gpuscale.prom import promql
 from kubectl_gpuscale.prom.settings import ENV_TOKEN, ENV_URL, normalize_url, resolve_token, resolve_url
 
 
-@pytest.mark.parametrize("name, variants", [
-    ("vllm:num_requests_waiting", ("vllm:num_requests_waiting", "vllm_num_requests_waiting")),
-    ("trtllm:request_success_total", ("trtllm:request_success_total", "trtllm_request_success_total")),
-    ("tgi_queue_size", ("tgi_queue_size",)),
-    ("DCGM_FI_DEV_GPU_UTIL", ("DCGM_FI_DEV_GPU_UTIL",)),
-])
+@pytest.mark.parametrize(
+    "name, variants",
+    [
+        ("vllm:num_requests_waiting", ("vllm:num_requests_waiting", "vllm_num_requests_waiting")),
+        ("trtllm:request_success_total", ("trtllm:request_success_total", "trtllm_request_success_total")),
+        ("tgi_queue_size", ("tgi_queue_size",)),
+        ("DCGM_FI_DEV_GPU_UTIL", ("DCGM_FI_DEV_GPU_UTIL",)),
+    ],
+)
 def test_name_variants(name: str, variants: tuple[str, ...]) -> None:
     assert promql.name_variants(name) == variants
 
@@ -34,15 +37,18 @@ def test_name_regex_matches_exactly_both_forms(name: str) -> None:
 
 def test_name_matcher_forms() -> None:
     assert promql.name_matcher("vllm:num_requests_waiting") == '{__name__=~"vllm[:_]num_requests_waiting"}'
-    assert (promql.name_matcher("vllm:num_requests_waiting", {"namespace": "ml", "pod": ("=~", "a|b")})
-            == '{__name__=~"vllm[:_]num_requests_waiting", namespace="ml", pod=~"a|b"}')
+    assert (
+        promql.name_matcher("vllm:num_requests_waiting", {"namespace": "ml", "pod": ("=~", "a|b")})
+        == '{__name__=~"vllm[:_]num_requests_waiting", namespace="ml", pod=~"a|b"}'
+    )
     assert promql.name_matcher("tgi_queue_size", {"namespace": "ml"}) == 'tgi_queue_size{namespace="ml"}'
     assert promql.selector("tgi_queue_size") == "tgi_queue_size"
 
 
 def test_names_matcher_is_sorted_and_deduplicated() -> None:
-    got = promql.names_matcher(["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"],
-                               {"job": "x"})
+    got = promql.names_matcher(
+        ["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc"], {"job": "x"}
+    )
     assert got == '{__name__=~"vllm[:_]gpu_cache_usage_perc|vllm[:_]kv_cache_usage_perc", job="x"}'
     with pytest.raises(InputError):
         promql.names_matcher([])
@@ -76,19 +82,29 @@ def test_namespace_scope() -> None:
     assert promql.namespace_scope(None) == {"pod": ("!=", "")}
     assert promql.namespace_scope(["ml"]) == {"namespace": "ml", "pod": ("!=", "")}
     assert promql.namespace_scope(["b", "a", "a"], promql.EXPORTED_POD_LABELS) == {
-        "exported_namespace": ("=~", "a|b"), "exported_pod": ("!=", "")}
+        "exported_namespace": ("=~", "a|b"),
+        "exported_pod": ("!=", ""),
+    }
 
 
 def test_by_pod_builders() -> None:
-    assert (promql.gauge_by_pod("vllm:num_requests_waiting", ["ml"])
-            == 'sum by (namespace, pod) ({__name__=~"vllm[:_]num_requests_waiting", namespace="ml", pod!=""})')
-    assert (promql.gauge_by_pod("DCGM_FI_DEV_GPU_UTIL", None, promql.EXPORTED_POD_LABELS, "max")
-            == 'max by (exported_namespace, exported_pod) (DCGM_FI_DEV_GPU_UTIL{exported_pod!=""})')
-    assert (promql.rate_by_pod("vllm:generation_tokens_total", "1m")
-            == 'sum by (namespace, pod) (rate({__name__=~"vllm[:_]generation_tokens_total", pod!=""}[1m]))')
-    assert (promql.quantile_by_pod("vllm:time_to_first_token_seconds", 0.95)
-            == 'histogram_quantile(0.95, sum by (namespace, pod, le) '
-               '(rate({__name__=~"vllm[:_]time_to_first_token_seconds_bucket", pod!=""}[2m])))')
+    assert (
+        promql.gauge_by_pod("vllm:num_requests_waiting", ["ml"])
+        == 'sum by (namespace, pod) ({__name__=~"vllm[:_]num_requests_waiting", namespace="ml", pod!=""})'
+    )
+    assert (
+        promql.gauge_by_pod("DCGM_FI_DEV_GPU_UTIL", None, promql.EXPORTED_POD_LABELS, "max")
+        == 'max by (exported_namespace, exported_pod) (DCGM_FI_DEV_GPU_UTIL{exported_pod!=""})'
+    )
+    assert (
+        promql.rate_by_pod("vllm:generation_tokens_total", "1m")
+        == 'sum by (namespace, pod) (rate({__name__=~"vllm[:_]generation_tokens_total", pod!=""}[1m]))'
+    )
+    assert (
+        promql.quantile_by_pod("vllm:time_to_first_token_seconds", 0.95)
+        == "histogram_quantile(0.95, sum by (namespace, pod, le) "
+        '(rate({__name__=~"vllm[:_]time_to_first_token_seconds_bucket", pod!=""}[2m])))'
+    )
     with pytest.raises(InputError):
         promql.quantile_by_pod("x", 1.5)
     with pytest.raises(InputError):
@@ -121,8 +137,10 @@ def test_token_precedence() -> None:
 
 
 def test_pure_modules_import_nothing_heavy() -> None:
-    code = ("import sys, kubectl_gpuscale.prom, kubectl_gpuscale.prom.promql, kubectl_gpuscale.prom.settings;"
-            "bad = [m for m in ('prometheus_api_client', 'requests', 'kubernetes', 'click', 'textual') "
-            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, kubectl_gpuscale.prom, kubectl_gpuscale.prom.promql, kubectl_gpuscale.prom.settings;"
+        "bad = [m for m in ('prometheus_api_client', 'requests', 'kubernetes', 'click', 'textual') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

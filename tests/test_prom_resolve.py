@@ -23,14 +23,18 @@ def _record(apiserver: TestApiServer, url: str) -> None:
     apiserver.seed(config.config_map({config.KEY_PROMETHEUS: url}))
 
 
-def test_top_reads_the_prometheus_recorded_at_install(apiserver: TestApiServer, prometheus_server: PrometheusServer,
-                                                      tmp_path: Path) -> None:
+def test_top_reads_the_prometheus_recorded_at_install(
+    apiserver: TestApiServer, prometheus_server: PrometheusServer, tmp_path: Path
+) -> None:
     """No flag, no $GPUSCALE_PROMETHEUS_URL: top uses the URL `install` wrote to the ConfigMap, as doctor
     does (was: top resolved the flag and the environment only, and showed empty metric columns)."""
     _seed_llama(apiserver)
     _record(apiserver, prometheus_server.url)
-    result = run_measured(["top", "--once", "-o", "json", "--kubeconfig", apiserver.kubeconfig, "-n", "ml"],
-                          env={ENV_URL: "", ENV_TOKEN: "", "XDG_CONFIG_HOME": str(tmp_path)}, timeout=30)
+    result = run_measured(
+        ["top", "--once", "-o", "json", "--kubeconfig", apiserver.kubeconfig, "-n", "ml"],
+        env={ENV_URL: "", ENV_TOKEN: "", "XDG_CONFIG_HOME": str(tmp_path)},
+        timeout=30,
+    )
     assert result.code == 0, result.stderr
     (llama,) = json.loads(result.stdout)["workloads"]
     assert llama["queue_waiting"] is not None
@@ -38,7 +42,8 @@ def test_top_reads_the_prometheus_recorded_at_install(apiserver: TestApiServer, 
 
 
 def test_a_token_from_the_environment_never_goes_to_the_recorded_url(
-        apiserver: TestApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    apiserver: TestApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
@@ -53,20 +58,28 @@ def test_a_token_from_the_environment_never_goes_to_the_recorded_url(
     assert resolve.resolve(None, cluster, env={**env, ENV_URL: "http://env:9090"}).token == "s3cret"
 
 
-def test_discovery_comes_last_and_only_when_asked(apiserver: TestApiServer, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_discovery_comes_last_and_only_when_asked(
+    apiserver: TestApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    apiserver.seed({"apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": "prometheus-operated", "namespace": "monitoring"},
-                    "spec": {"ports": [{"name": "web", "port": 9090}]}})
+    apiserver.seed(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "prometheus-operated", "namespace": "monitoring"},
+            "spec": {"ports": [{"name": "web", "port": 9090}]},
+        }
+    )
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
     with pytest.raises(InputError) as exc:
         resolve.resolve(None, cluster, env={})
     assert exc.value.what == resolve.NO_URL
     found = resolve.resolve(None, cluster, discover=True, env={})
-    assert found.url == "http://prometheus-operated.monitoring.svc:9090" and found.source.startswith("discovered")
+    assert found.url == "http://prometheus-operated.monitoring.svc:9090" and found.source.startswith(
+        "discovered"
+    )
     _record(apiserver, "http://recorded:9090")
     assert resolve.resolve(None, cluster, discover=True, env={}).url == "http://recorded:9090"
 

@@ -55,12 +55,15 @@ def _leaks(*texts: str) -> list[str]:
 # ---- redaction -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    f"http://alice:{PASSWORD}@prom:9090/?q=1",
-    f"ftp://alice:{PASSWORD}@prom:9090",
-    "http://alice:hunter2-raw/slash@prom:9090",
-    "http://alice:hunter2@raw@prom:9090#frag",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://alice:{PASSWORD}@prom:9090/?q=1",
+        f"ftp://alice:{PASSWORD}@prom:9090",
+        "http://alice:hunter2-raw/slash@prom:9090",
+        "http://alice:hunter2@raw@prom:9090#frag",
+    ],
+)
 def test_userinfo_is_redacted_in_url_errors(url: str) -> None:
     with pytest.raises(InputError) as err:
         settings.normalize_url(url)
@@ -72,7 +75,9 @@ def test_userinfo_is_split_off_and_decoded() -> None:
     clean, auth = settings.split_userinfo(f"https://alice:{PASSWORD}@prom.example:9090/prom/")
     assert clean == "https://prom.example:9090/prom"
     assert auth is not None and (auth.username, auth.password) == ("alice", DECODED)
-    assert DECODED not in repr(auth) and "hunter2" not in settings.redact(f"see http://alice:{PASSWORD}@prom:9090 now")
+    assert DECODED not in repr(auth) and "hunter2" not in settings.redact(
+        f"see http://alice:{PASSWORD}@prom:9090 now"
+    )
 
 
 def test_gateway_error_shows_the_url_without_userinfo() -> None:
@@ -94,11 +99,13 @@ def test_userinfo_still_authenticates_the_users_own_requests(apiserver: TestApiS
     """doctor --prometheus http://alice:PASSWORD@HOST sends HTTP basic auth to HOST, prints no password."""
     with recording_server() as server:
         url = server.url.replace("http://", f"http://alice:{PASSWORD}@")
-        result = CliRunner().invoke(cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", "ml",
-                                          "--prometheus", url])
+        result = CliRunner().invoke(
+            cli, ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", "ml", "--prometheus", url]
+        )
     assert result.exit_code == 0, result.stderr
     assert server.authorizations() and set(server.authorizations()) == {
-        "Basic " + base64.b64encode(f"alice:{DECODED}".encode()).decode()}
+        "Basic " + base64.b64encode(f"alice:{DECODED}".encode()).decode()
+    }
     assert not _leaks(result.stdout, result.stderr)
 
 
@@ -106,7 +113,9 @@ def test_userinfo_still_authenticates_the_users_own_requests(apiserver: TestApiS
 
 
 def _migrate_yaml(*extra: str) -> tuple[list[dict[str, Any]], str, str]:
-    result = CliRunner().invoke(cli, ["migrate-hpa", "-f", HPA, "-f", DEPLOY, "-n", "ml", "-o", "yaml", *extra])
+    result = CliRunner().invoke(
+        cli, ["migrate-hpa", "-f", HPA, "-f", DEPLOY, "-n", "ml", "-o", "yaml", *extra]
+    )
     assert result.exit_code == 0, result.stderr
     return yaml.safe_load(result.stdout)["items"], result.stdout, result.stderr
 
@@ -130,7 +139,10 @@ def _check_keda_parses(trigger: dict[str, Any], trigger_auth: dict[str, Any], mo
       ``BasicAuth`` is ``username``/``password`` in ``order=authParams``; ``Validate``: bearer needs a
       token, basic a username.
     """
-    assert trigger["authenticationRef"] == {"name": trigger_auth["metadata"]["name"], "kind": "TriggerAuthentication"}
+    assert trigger["authenticationRef"] == {
+        "name": trigger_auth["metadata"]["name"],
+        "kind": "TriggerAuthentication",
+    }
     modes = [m.strip() for m in trigger["metadata"]["authModes"].split(",")]
     assert modes == [mode]
     assert set(modes) <= {"apiKey", "basic", "tls", "bearer", "custom", "oauth"}
@@ -157,9 +169,12 @@ def test_migrate_basic_auth_goes_through_a_trigger_authentication() -> None:
         _check_keda_parses(trigger, trigger_auth, "basic")
     assert trigger_auth["spec"]["secretTargetRef"] == [
         {"parameter": "username", "name": "gpuscale-prometheus", "key": "username"},
-        {"parameter": "password", "name": "gpuscale-prometheus", "key": "password"}]
-    assert ('printf %s "$PROMETHEUS_PASSWORD" | kubectl create secret generic gpuscale-prometheus -n ml '
-            '--from-literal=username="$PROMETHEUS_USER" --from-file=password=/dev/stdin') in err
+        {"parameter": "password", "name": "gpuscale-prometheus", "key": "password"},
+    ]
+    assert (
+        'printf %s "$PROMETHEUS_PASSWORD" | kubectl create secret generic gpuscale-prometheus -n ml '
+        '--from-literal=username="$PROMETHEUS_USER" --from-file=password=/dev/stdin'
+    ) in err
 
 
 def test_migrate_bearer_token_goes_through_a_trigger_authentication(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,11 +185,14 @@ def test_migrate_bearer_token_goes_through_a_trigger_authentication(monkeypatch:
     assert_valid(trigger_auth)
     assert_valid(scaled)
     assert trigger_auth["spec"]["secretTargetRef"] == [
-        {"parameter": "bearerToken", "name": "prom-creds", "key": "bearerToken"}]
+        {"parameter": "bearerToken", "name": "prom-creds", "key": "bearerToken"}
+    ]
     for trigger in (t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus"):
         _check_keda_parses(trigger, trigger_auth, "bearer")
-    assert ('printf %s "$GPUSCALE_PROMETHEUS_TOKEN" | kubectl create secret generic prom-creds -n ml '
-            '--from-file=bearerToken=/dev/stdin') in err
+    assert (
+        'printf %s "$GPUSCALE_PROMETHEUS_TOKEN" | kubectl create secret generic prom-creds -n ml '
+        "--from-file=bearerToken=/dev/stdin"
+    ) in err
 
 
 def test_migrate_without_credentials_emits_no_trigger_authentication() -> None:
@@ -184,35 +202,54 @@ def test_migrate_without_credentials_emits_no_trigger_authentication() -> None:
     assert "TriggerAuthentication" not in err
 
 
-def test_trigger_authentication_is_applied_with_the_scaled_object(apiserver: TestApiServer,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trigger_authentication_is_applied_with_the_scaled_object(
+    apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Server-side applied to the test API server (KEDA's admission rules) before the ScaledObject."""
     import copy
 
     from kubectl_gpuscale.manifests import load
 
     apiserver.enable_group("keda.sh")
-    objs = [copy.deepcopy(i.obj) for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
-            for i in load([str(MANIFESTS / f"{name}.yaml")])]
+    objs = [
+        copy.deepcopy(i.obj)
+        for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
+        for i in load([str(MANIFESTS / f"{name}.yaml")])
+    ]
     for obj in objs:
         obj["metadata"]["namespace"] = "ml"
     apiserver.seed(*objs)
-    result = CliRunner().invoke(cli, ["migrate-hpa", "gemma-server-hpa", "-n", "ml", "--apply", "--kubeconfig",
-                                      apiserver.kubeconfig, "--prometheus",
-                                      f"http://alice:{PASSWORD}@prom.monitoring.svc:9090"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "migrate-hpa",
+            "gemma-server-hpa",
+            "-n",
+            "ml",
+            "--apply",
+            "--kubeconfig",
+            apiserver.kubeconfig,
+            "--prometheus",
+            f"http://alice:{PASSWORD}@prom.monitoring.svc:9090",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert not _leaks(result.stdout, result.stderr)
     stored = apiserver.get_object("keda.sh/v1alpha1", "TriggerAuthentication", "gpuscale-prometheus", "ml")
     assert stored is not None and not _leaks(json.dumps(stored))
     scaled = apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", "ml")
     assert scaled is not None and not _leaks(json.dumps(scaled))
-    written = [r.path.rsplit("/", 2)[-2] for r in apiserver.requests if r.method == "PATCH" and "keda.sh" in r.path]
+    written = [
+        r.path.rsplit("/", 2)[-2] for r in apiserver.requests if r.method == "PATCH" and "keda.sh" in r.path
+    ]
     assert written.index("triggerauthentications") < written.index("scaledobjects")
 
 
 def test_builders_never_take_a_credential() -> None:
     trigger_auth = builders.trigger_authentication(name="a", namespace="ml", mode="bearer", secret="s")
-    assert trigger_auth["spec"] == {"secretTargetRef": [{"parameter": "bearerToken", "name": "s", "key": "bearerToken"}]}
+    assert trigger_auth["spec"] == {
+        "secretTargetRef": [{"parameter": "bearerToken", "name": "s", "key": "bearerToken"}]
+    }
     assert_valid(trigger_auth)
 
 
@@ -223,7 +260,9 @@ def test_configmap_never_stores_userinfo(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
 
     cluster = Cluster.connect(kubeconfig=apiserver.kubeconfig)
-    config.write_cluster(cluster, {config.KEY_PROMETHEUS: f"http://alice:{PASSWORD}@prom.monitoring.svc:9090"})
+    config.write_cluster(
+        cluster, {config.KEY_PROMETHEUS: f"http://alice:{PASSWORD}@prom.monitoring.svc:9090"}
+    )
     stored = apiserver.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
     assert stored is not None
     assert stored["data"][config.KEY_PROMETHEUS] == "http://prom.monitoring.svc:9090"
@@ -236,8 +275,17 @@ def test_install_records_and_prints_no_password(apiserver: TestApiServer, tmp_pa
 
     apiserver.enable_group("keda.sh")
     with Controllers(apiserver):
-        ran = gpuscale(apiserver, "install", "keda", "--manifests", str(write_keda(tmp_path / "m")),
-                       "--prometheus", f"http://alice:{PASSWORD}@prom.example:9090", "--timeout", "20s")
+        ran = gpuscale(
+            apiserver,
+            "install",
+            "keda",
+            "--manifests",
+            str(write_keda(tmp_path / "m")),
+            "--prometheus",
+            f"http://alice:{PASSWORD}@prom.example:9090",
+            "--timeout",
+            "20s",
+        )
     assert not _leaks(ran.stdout, ran.stderr), ran.stderr
     assert "recording Prometheus http://prom.example:9090 without the credentials" in ran.stderr
     stored = apiserver.get_object("v1", "ConfigMap", CONFIG_NAME, CONFIG_NAMESPACE)
@@ -248,11 +296,15 @@ def test_install_records_and_prints_no_password(apiserver: TestApiServer, tmp_pa
 
 
 def _plant_configmap(apiserver: TestApiServer, url: str) -> None:
-    apiserver.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONFIG_NAMESPACE}},
-                   config.config_map({config.KEY_PROMETHEUS: url}))
+    apiserver.seed(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CONFIG_NAMESPACE}},
+        config.config_map({config.KEY_PROMETHEUS: url}),
+    )
 
 
-def test_token_is_not_sent_to_a_url_from_the_configmap(apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_is_not_sent_to_a_url_from_the_configmap(
+    apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Anyone who can edit ConfigMap gpuscale-config names their server; doctor connects to it (its
     queries are harmless) but without the user's token, and says why."""
     monkeypatch.setenv(ENV_TOKEN, TOKEN)
@@ -262,12 +314,16 @@ def test_token_is_not_sent_to_a_url_from_the_configmap(apiserver: TestApiServer,
     assert result.exit_code == 0, result.stderr
     assert attacker.seen, "doctor did not connect to the recorded Prometheus at all"
     assert attacker.authorizations() == [None] * len(attacker.seen)
-    assert (f"${ENV_TOKEN} not sent to {attacker.url} (ConfigMap gpuscale-system/gpuscale-config): a token goes "
-            f"only to a URL given with --prometheus or ${ENV_URL}") in result.stderr
+    assert (
+        f"${ENV_TOKEN} not sent to {attacker.url} (ConfigMap gpuscale-system/gpuscale-config): a token goes "
+        f"only to a URL given with --prometheus or ${ENV_URL}"
+    ) in result.stderr
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
-def test_token_is_sent_to_a_url_given_now(apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+def test_token_is_sent_to_a_url_given_now(
+    apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
     monkeypatch.setenv(ENV_TOKEN, TOKEN)
     with recording_server() as mine:
         args = ["doctor", "--kubeconfig", apiserver.kubeconfig, "-n", "ml"]
@@ -282,8 +338,9 @@ def test_token_is_sent_to_a_url_given_now(apiserver: TestApiServer, monkeypatch:
     assert not _leaks(result.stdout, result.stderr)
 
 
-def test_migrate_preflight_sends_no_token_to_the_configmap_url(apiserver: TestApiServer,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migrate_preflight_sends_no_token_to_the_configmap_url(
+    apiserver: TestApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """migrate-hpa --apply checks the trigger queries on the recorded Prometheus: without the token."""
     import copy
 
@@ -291,15 +348,29 @@ def test_migrate_preflight_sends_no_token_to_the_configmap_url(apiserver: TestAp
 
     monkeypatch.setenv(ENV_TOKEN, TOKEN)
     apiserver.enable_group("keda.sh")
-    objs = [copy.deepcopy(i.obj) for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
-            for i in load([str(MANIFESTS / f"{name}.yaml")])]
+    objs = [
+        copy.deepcopy(i.obj)
+        for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
+        for i in load([str(MANIFESTS / f"{name}.yaml")])
+    ]
     for obj in objs:
         obj["metadata"]["namespace"] = "ml"
     apiserver.seed(*objs)
     with recording_server() as attacker:
         _plant_configmap(apiserver, attacker.url)
-        result = CliRunner().invoke(cli, ["migrate-hpa", "gemma-server-hpa", "-n", "ml", "--apply",
-                                          "--dry-run=server", "--kubeconfig", apiserver.kubeconfig])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "migrate-hpa",
+                "gemma-server-hpa",
+                "-n",
+                "ml",
+                "--apply",
+                "--dry-run=server",
+                "--kubeconfig",
+                apiserver.kubeconfig,
+            ],
+        )
     assert result.exit_code == 0, result.stderr
     assert attacker.seen and attacker.authorizations() == [None] * len(attacker.seen)
     assert f"preflight: ${ENV_TOKEN} not sent to {attacker.url}" in result.stderr
@@ -322,19 +393,46 @@ def test_migrate_diff_redacts_a_password_left_in_a_live_scaled_object(apiserver:
     from kubectl_gpuscale.manifests import load
 
     apiserver.enable_group("keda.sh")
-    objs = [copy.deepcopy(i.obj) for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
-            for i in load([str(MANIFESTS / f"{name}.yaml")])]
+    objs = [
+        copy.deepcopy(i.obj)
+        for name in ("deploy_k8s-examples_1", "hpa_k8s-examples_1")
+        for i in load([str(MANIFESTS / f"{name}.yaml")])
+    ]
     for obj in objs:
         obj["metadata"]["namespace"] = "ml"
-    legacy = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-              "metadata": {"name": "gemma-server-hpa", "namespace": "ml"},
-              "spec": {"scaleTargetRef": {"name": "vllm-gemma-deployment"},
-                       "triggers": [{"type": "prometheus", "metadata": {
-                           "serverAddress": f"http://alice:{PASSWORD}@prom.monitoring.svc:9090",
-                           "query": "sum(x)", "threshold": "4"}}]}}
+    legacy = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "gemma-server-hpa", "namespace": "ml"},
+        "spec": {
+            "scaleTargetRef": {"name": "vllm-gemma-deployment"},
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metadata": {
+                        "serverAddress": f"http://alice:{PASSWORD}@prom.monitoring.svc:9090",
+                        "query": "sum(x)",
+                        "threshold": "4",
+                    },
+                }
+            ],
+        },
+    }
     apiserver.seed(*objs, legacy)
-    result = CliRunner().invoke(cli, ["migrate-hpa", "gemma-server-hpa", "-n", "ml", "--diff", "--kubeconfig",
-                                      apiserver.kubeconfig, "--prometheus", "http://prom.monitoring.svc:9090"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "migrate-hpa",
+            "gemma-server-hpa",
+            "-n",
+            "ml",
+            "--diff",
+            "--kubeconfig",
+            apiserver.kubeconfig,
+            "--prometheus",
+            "http://prom.monitoring.svc:9090",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert re.search(r"^-\s+serverAddress: http://\*\*\*@prom\.monitoring\.svc:9090$", result.stdout, re.M)
     assert not _leaks(result.stdout, result.stderr)
@@ -360,12 +458,22 @@ def guarded_prometheus(prometheus_bin: str, tmp_path: Path) -> Any:
     (tmp_path / "web.yml").write_text(yaml.safe_dump({"basic_auth_users": {"alice": ALICE_BCRYPT}}))
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen([prometheus_bin, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--web.config.file={tmp_path / 'web.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--web.config.file={tmp_path / 'web.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
-    ready = urllib.request.Request(f"{url}/-/ready", headers={
-        "Authorization": "Basic " + base64.b64encode(f"alice:{DECODED}".encode()).decode()})
+    ready = urllib.request.Request(
+        f"{url}/-/ready",
+        headers={"Authorization": "Basic " + base64.b64encode(f"alice:{DECODED}".encode()).decode()},
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -16,14 +16,20 @@ import kubectl_gpuscale
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
-ARCHIVE = ROOT / "dist" / f"kubectl-gpuscale_v{kubectl_gpuscale.__version__}_{platform.system().lower()}_{ARCH}.tar.gz"
+ARCHIVE = (
+    ROOT
+    / "dist"
+    / f"kubectl-gpuscale_v{kubectl_gpuscale.__version__}_{platform.system().lower()}_{ARCH}.tar.gz"
+)
 
 
 @pytest.mark.skipif(not ARCHIVE.exists(), reason=f"{ARCHIVE.name} not built (scripts/build_release.py build)")
 def test_archive_runs_through_kubectl_without_python(kubectl_bin: str) -> None:
     result = subprocess.run(
         [str(ROOT / "scripts" / "smoke_release.sh"), str(ARCHIVE), kubectl_bin],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("smoke: OK")
@@ -42,7 +48,10 @@ def test_smoke_script_fails_on_a_broken_archive(tmp_path: Path, kubectl_bin: str
         tar.add(fake, arcname="kubectl-gpuscale")
         tar.add(tmp_path / "LICENSE", arcname="LICENSE")
     result = subprocess.run(
-        [str(ROOT / "scripts" / "smoke_release.sh"), str(archive), kubectl_bin], capture_output=True, text=True, timeout=60
+        [str(ROOT / "scripts" / "smoke_release.sh"), str(archive), kubectl_bin],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "FAIL" in result.stderr and "Usage: kubectl gpuscale" in result.stderr

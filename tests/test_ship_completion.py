@@ -26,7 +26,11 @@ def available_commands() -> list[str]:
 
 def plugin_env(path_dirs: list[Path], home: Path) -> dict[str, str]:
     """A bare environment: only the given directories and the system's on PATH."""
-    return {"PATH": os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"]), "HOME": str(home), "LANG": "C.UTF-8"}
+    return {
+        "PATH": os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+    }
 
 
 def values(lines: list[str]) -> list[str]:
@@ -62,7 +66,9 @@ def test_nonsense_never_raises() -> None:
 def test_completion_bash_is_valid_bash_and_completes(tmp_path: Path) -> None:
     bash = shutil.which("bash")
     assert bash, "bash is part of the base system"
-    script = subprocess.run([str(PLUGIN), "completion", "bash"], capture_output=True, text=True, check=True).stdout
+    script = subprocess.run(
+        [str(PLUGIN), "completion", "bash"], capture_output=True, text=True, check=True
+    ).stdout
     assert f"{COMPLETE_VAR}=bash_complete" in script
     subprocess.run([bash, "-n"], input=script, text=True, check=True)
     (tmp_path / "completion.bash").write_text(script)
@@ -80,7 +86,10 @@ def test_completion_bash_is_valid_bash_and_completes(tmp_path: Path) -> None:
     assert out.stdout.split() == ["version"]
 
 
-@pytest.mark.parametrize(("shell", "marker"), [("zsh", "#compdef kubectl-gpuscale"), ("fish", "complete --no-files --command kubectl-gpuscale")])
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [("zsh", "#compdef kubectl-gpuscale"), ("fish", "complete --no-files --command kubectl-gpuscale")],
+)
 def test_completion_zsh_fish_scripts(shell: str, marker: str) -> None:
     result = CliRunner().invoke(cli, ["completion", shell])
     assert result.exit_code == 0, result.output
@@ -104,16 +113,26 @@ def test_console_script_prints_cobra_format() -> None:
 def test_kubectl_plugin_completion_through_real_kubectl(kubectl_bin: str, tmp_path: Path) -> None:
     """kubectl >= 1.26 runs kubectl_complete-gpuscale for `kubectl gpuscale <TAB>`."""
     env = plugin_env([VENV_BIN], tmp_path)
-    plugins = subprocess.run([kubectl_bin, "__complete", "gpus"], capture_output=True, text=True, env=env, check=True)
+    plugins = subprocess.run(
+        [kubectl_bin, "__complete", "gpus"], capture_output=True, text=True, env=env, check=True
+    )
     assert "gpuscale" in values(plugins.stdout.splitlines())
     target = "migrate-hpa" if "migrate-hpa" in available_commands() else "version"
     out = subprocess.run(
-        [kubectl_bin, "__complete", "gpuscale", target[:3]], capture_output=True, text=True, env=env, check=True
+        [kubectl_bin, "__complete", "gpuscale", target[:3]],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert target in values(out.stdout.splitlines())
     assert out.stdout.rstrip().endswith(":4")
     flags = subprocess.run(
-        [kubectl_bin, "__complete", "gpuscale", "version", "-o", ""], capture_output=True, text=True, env=env, check=True
+        [kubectl_bin, "__complete", "gpuscale", "version", "-o", ""],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert values(flags.stdout.splitlines()) == ["text", "json", "yaml"]
 
@@ -123,12 +142,17 @@ def test_kubectl_shim_for_krew_installs(kubectl_bin: str, tmp_path: Path) -> Non
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "kubectl-gpuscale").symlink_to(PLUGIN)
-    shim = subprocess.run([str(PLUGIN), "completion", "kubectl"], capture_output=True, text=True, check=True).stdout
+    shim = subprocess.run(
+        [str(PLUGIN), "completion", "kubectl"], capture_output=True, text=True, check=True
+    ).stdout
     assert shim == KUBECTL_SHIM
     (bin_dir / "kubectl_complete-gpuscale").write_text(shim)
     (bin_dir / "kubectl_complete-gpuscale").chmod(0o755)
     out = subprocess.run(
         [kubectl_bin, "__complete", "gpuscale", "vers"],
-        capture_output=True, text=True, env=plugin_env([bin_dir], tmp_path), check=True,
+        capture_output=True,
+        text=True,
+        env=plugin_env([bin_dir], tmp_path),
+        check=True,
     )
     assert values(out.stdout.splitlines()) == ["version"]

@@ -23,7 +23,10 @@ def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
         require_real_part("mkdocs", "pip install -e '.[dev]'")
     return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
-        capture_output=True, text=True, cwd=config.parent, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=config.parent,
+        timeout=120,
     )
 
 

@@ -96,7 +96,9 @@ def test_render_uses_krew_release_bot_layout() -> None:
     build = load_build_script()
     text = '  - selector: {}\n    {{addURIAndSha "https://x/{{ .TagName }}/a_{{ .TagName }}.tar.gz" .TagName }}\n'
     out = build.render(text, "v9.9.9", {"a_v9.9.9.tar.gz": "ab" * 32})
-    assert out == f'  - selector: {{}}\n    uri: https://x/v9.9.9/a_v9.9.9.tar.gz\n    sha256: "{"ab" * 32}"\n'
+    assert (
+        out == f'  - selector: {{}}\n    uri: https://x/v9.9.9/a_v9.9.9.tar.gz\n    sha256: "{"ab" * 32}"\n'
+    )
     assert build.PLACEHOLDER_SHA in build.render(text, "v1.0.0", {})
     # a freshly built archive (keyed by file name) wins over the digest kept from the old manifest (by uri)
     both = {"https://x/v9.9.9/a_v9.9.9.tar.gz": "00" * 32, "a_v9.9.9.tar.gz": "cd" * 32}
@@ -122,8 +124,16 @@ def test_spec_filter_drops_only_the_named_runtime_hooks() -> None:
     build = load_build_script()
     spec = "a = Analysis(['entry.py'])\npyz = PYZ(a.pure)\nexe = EXE(pyz, a.scripts)\n"
     patched = build.skip_runtime_hooks(spec, build.SKIPPED_RUNTIME_HOOKS)
-    scripts = [(name, f"/hooks/{name}.py", "PYSOURCE") for name in
-               ("pyiboot01_bootstrap", "pyi_rth_pkgutil", "pyi_rth_multiprocessing", "pyi_rth_inspect", "entry")]
+    scripts = [
+        (name, f"/hooks/{name}.py", "PYSOURCE")
+        for name in (
+            "pyiboot01_bootstrap",
+            "pyi_rth_pkgutil",
+            "pyi_rth_multiprocessing",
+            "pyi_rth_inspect",
+            "entry",
+        )
+    ]
     seen: dict[str, Any] = {}
     namespace = {
         "Analysis": lambda _: type("A", (), {"scripts": list(scripts), "pure": []})(),

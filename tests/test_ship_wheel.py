@@ -25,9 +25,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps", *isolation,
-         "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            *isolation,
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (built,) = out.glob("*.whl")
     return built
@@ -63,7 +76,9 @@ def test_metadata_is_complete(wheel: Path) -> None:
     assert any(c.startswith("Programming Language :: Python :: 3.1") for c in classifiers)
     requires = meta.get_all("Requires-Dist")
     assert any(r.startswith("kubernetes==") for r in requires)
-    assert "mkdocs" not in " ".join(r for r in requires if "extra" not in r), "docs tooling is not a runtime dep"
+    assert "mkdocs" not in " ".join(r for r in requires if "extra" not in r), (
+        "docs tooling is not a runtime dep"
+    )
     assert meta.get_payload().startswith("# kubectl gpuscale"), "README is the long description"
 
 

@@ -33,7 +33,9 @@ def test_json_output_has_every_policy():
 
 def test_table_and_plot(tmp_path):
     png = tmp_path / "sim.png"
-    r = run("--pattern", "spiky", "--duration", "6h", "--policy", "keda,knative:target=50", "--plot", str(png))
+    r = run(
+        "--pattern", "spiky", "--duration", "6h", "--policy", "keda,knative:target=50", "--plot", str(png)
+    )
     assert r.exit_code == 0, r.output
     assert "TTFT P50" in r.stdout and "knative:target=50" in r.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -41,7 +43,9 @@ def test_table_and_plot(tmp_path):
 
 def test_trace_replay_and_malformed_trace(tmp_path, capsys):
     good = tmp_path / "t.csv"
-    good.write_text("timestamp,prompt_tokens,output_tokens\n" + "".join(f"{i * 0.5},400,200\n" for i in range(600)))
+    good.write_text(
+        "timestamp,prompt_tokens,output_tokens\n" + "".join(f"{i * 0.5},400,200\n" for i in range(600))
+    )
     r = run("--trace", str(good), "--policy", "always-on", "-o", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["results"][0]["requests"] == 600
@@ -57,7 +61,9 @@ def test_bad_policy_and_cold_start_file(tmp_path, capsys):
     assert code == 2 and "unknown policy 'hpa-magic'" in err and err.count("\n") == 1
     cs = tmp_path / "cs.json"
     cs.write_text('{"phases": [{"name": "restore", "seconds": 4}]}')
-    r = run("--pattern", "dev", "--policy", "knative", "--cold-start", str(cs), "--duration", "1d", "-o", "json")
+    r = run(
+        "--pattern", "dev", "--policy", "knative", "--cold-start", str(cs), "--duration", "1d", "-o", "json"
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["coldStart"]["seconds"] == 4
 
@@ -68,14 +74,17 @@ def test_same_seed_same_output():
     assert a == b
 
 
-@pytest.mark.parametrize(("policy", "why"), [
-    ("keda:fallback-behavior=sometimes", "fallback behavior 'sometimes' is not one of static"),
-    ("keda:keda-version=latest", "'latest' is not a version like 1.33"),
-    ("keda:min=1:idle=3", "idleReplicaCount must be less than minReplicaCount"),
-    ("cpu-hpa:k8s-version=1", "'1' is not a version like 1.33"),
-    # kedacore/keda#6464 added spec.fallback.behavior in the 2.17 line
-    ("keda:fallback=2:fallback-behavior=currentReplicas:keda-version=2.16", "needs KEDA 2.17 or newer"),
-])
+@pytest.mark.parametrize(
+    ("policy", "why"),
+    [
+        ("keda:fallback-behavior=sometimes", "fallback behavior 'sometimes' is not one of static"),
+        ("keda:keda-version=latest", "'latest' is not a version like 1.33"),
+        ("keda:min=1:idle=3", "idleReplicaCount must be less than minReplicaCount"),
+        ("cpu-hpa:k8s-version=1", "'1' is not a version like 1.33"),
+        # kedacore/keda#6464 added spec.fallback.behavior in the 2.17 line
+        ("keda:fallback=2:fallback-behavior=currentReplicas:keda-version=2.16", "needs KEDA 2.17 or newer"),
+    ],
+)
 def test_bad_values_of_the_version_and_fallback_options(capsys, policy, why):
     code, err = fail(capsys, "--duration", "1h", "--policy", policy)
     assert code == 2 and why in err and "docs/simulate.md#policies" in err

@@ -32,8 +32,14 @@ def compute(scenario: str) -> list[dict[str, object]]:
     """Every policy's result on `scenario` (DAYS days, seed 1, 8B model, warm cold start)."""
     name, rps = SCENARIOS[scenario]
     controllers = [sim.build_controller(p) for p in sim.parse_policies(POLICIES)]
-    s = sim.Simulation(sim.pattern(name, rps), sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
-                       controllers, DAYS * 86400, seed=1)
+    s = sim.Simulation(
+        sim.pattern(name, rps),
+        sim.engine_profile("8b"),
+        sim.coldstart_profile("8b-warm"),
+        controllers,
+        DAYS * 86400,
+        seed=1,
+    )
     return [r.to_dict() for r in s.run()]
 
 

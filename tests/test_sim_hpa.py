@@ -42,7 +42,7 @@ def test_not_ready_pods_count_as_zero_on_scale_up():
 
 def test_external_average_value():
     assert external_replicas(status_replicas=2, total=30, target_per_pod=5) == 6
-    assert external_replicas(status_replicas=6, total=31, target_per_pod=5) == 6    # 31/30 within tolerance
+    assert external_replicas(status_replicas=6, total=31, target_per_pod=5) == 6  # 31/30 within tolerance
     assert external_replicas(status_replicas=6, total=0, target_per_pod=5) == 0
 
 
@@ -53,7 +53,7 @@ def test_percent_policy_scale_down_example():
     down = ScalingRules(0, (ScalingPolicy("Pods", 4, 60), ScalingPolicy("Percent", 10, 60)))
     hpa = HpaState(1, 100, Behavior(scale_down=down))
     assert hpa.reconcile(0, 80, 10) == 72
-    assert hpa.reconcile(15, 72, 10) == 72           # still inside the 60 s period
+    assert hpa.reconcile(15, 72, 10) == 72  # still inside the 60 s period
     assert hpa.reconcile(61, 72, 10) == 64
     # with 40 or fewer replicas the Pods policy (4) allows more than 10 %
     hpa2 = HpaState(1, 100, Behavior(scale_down=down))
@@ -64,23 +64,25 @@ def test_default_scale_up_is_max_of_100_percent_and_4_pods():
     # an HPA with spec.behavior set (the API server defaults the rest); with no behavior at all
     # the older max(2 x current, 4) cap applies (tests/test_sim_upstream_hpa.py)
     hpa = HpaState(1, 100, Behavior())
-    assert hpa.reconcile(0, 1, 10) == 5              # max(1*2, 1+4)
-    assert hpa.reconcile(15, 5, 20) == 10            # a new period: max(5*2, 5+4)
-    assert hpa.reconcile(16, 10, 40) == 10           # still in that period (started at 5): max(10, 9)
+    assert hpa.reconcile(0, 1, 10) == 5  # max(1*2, 1+4)
+    assert hpa.reconcile(15, 5, 20) == 10  # a new period: max(5*2, 5+4)
+    assert hpa.reconcile(16, 10, 40) == 10  # still in that period (started at 5): max(10, 9)
     assert default_scale_up().policies[0].type == "Percent"
 
 
 def test_default_scale_down_stabilization_window():
     hpa = HpaState(1, 10)
     assert hpa.reconcile(0, 5, 5) == 5
-    assert hpa.reconcile(15, 5, 1) == 5              # the 300 s window still holds the 5
+    assert hpa.reconcile(15, 5, 1) == 5  # the 300 s window still holds the 5
     assert hpa.reconcile(299, 5, 1) == 5
-    assert hpa.reconcile(301, 5, 1) == 1             # the 5 recorded at t=0 has left the window
+    assert hpa.reconcile(301, 5, 1) == 1  # the 5 recorded at t=0 has left the window
 
 
 def test_min_max_and_disabled_select_policy():
     hpa = HpaState(2, 4)
     assert hpa.reconcile(0, 3, 40) == 4
-    assert hpa.reconcile(0, 0, 40) == 0              # at 0 the HPA is disabled (KEDA owns 0 <-> 1)
-    frozen = HpaState(1, 10, Behavior(scale_down=ScalingRules(0, (ScalingPolicy("Pods", 1, 60),), "Disabled")))
+    assert hpa.reconcile(0, 0, 40) == 0  # at 0 the HPA is disabled (KEDA owns 0 <-> 1)
+    frozen = HpaState(
+        1, 10, Behavior(scale_down=ScalingRules(0, (ScalingPolicy("Pods", 1, 60),), "Disabled"))
+    )
     assert frozen.reconcile(0, 5, 1) == 5

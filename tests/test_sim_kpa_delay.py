@@ -53,7 +53,10 @@ def test_scanned_ticks_see_the_same_window() -> None:
             buckets = np.arange(bucket, bucket + n)
             values = np.array([rng.choice((0, 1, 1, 2, 3, 6)) for _ in range(n)], dtype=np.float64)
             ahead = bulk.delayed_over(buckets, values)
-            expected = [one._delayed(float(b * d.KNATIVE_TICK_S), int(v)) for b, v in zip(buckets, values, strict=True)]
+            expected = [
+                one._delayed(float(b * d.KNATIVE_TICK_S), int(v))
+                for b, v in zip(buckets, values, strict=True)
+            ]
             assert ahead.tolist() == expected, delay
             bulk.record(buckets, values)
             assert list(bulk._delay) == list(one._delay), delay

@@ -18,8 +18,16 @@ WARM = sim.coldstart_profile("8b-warm")
 
 
 def make(policies: str, traffic, duration: int, seed: int = 3, fast: bool = True, **kw) -> sim.Simulation:
-    return sim.Simulation(traffic, E8, WARM, [sim.build_controller(p) for p in sim.parse_policies(policies)],
-                          duration, seed, fast=fast, **kw)
+    return sim.Simulation(
+        traffic,
+        E8,
+        WARM,
+        [sim.build_controller(p) for p in sim.parse_policies(policies)],
+        duration,
+        seed,
+        fast=fast,
+        **kw,
+    )
 
 
 def trace_at(*times: float) -> sim.Trace:
@@ -36,23 +44,26 @@ def test_capacity_preset_matches_its_source_figures():
     assert sim.coldstart_profile("criu").total < 5
 
 
-@pytest.mark.parametrize("policies,pattern,rps,seconds", [
-    ("always-on:n=2,cpu-hpa", "step", 40.0, 3600),
-    ("keda", "spiky", 60.0, 4 * 3600),
-    ("keda", "constant", 50.0, 3 * 3600),
-    # an HPA without spec.behavior: a higher recommendation in the window scales up by itself, and the
-    # first sync's recordInitialRecommendation holds scale-downs (both must be seen by the fast path)
-    ("keda", "diurnal", 30.0, 86400),
-    ("keda:outage=3600-9000:fallback=4:keda-version=2.16", "diurnal", 30.0, 4 * 3600),
-    ("keda:down-window=60:down-pods=1:down-period=60:cron=1-2x2", "diurnal", 60.0, 6 * 3600),
-    ("keda-zero", "dev", 3000.0, 86400),
-    ("knative:target=50", "step", 60.0, 3600),
-    ("knative", "dev", 2000.0, 86400),
-    ("knative:initial-scale=2:retention=120s:activation-scale=2", "dev", 2000.0, 86400),
-    ("knative:initial=3:reachable=false:delay=30s", "spiky", 30.0, 6 * 3600),
-    ("knative:metric=rps:target=5:max=10", "spiky", 30.0, 6 * 3600),
-    ("gpu-hpa:max=4", "diurnal", 60.0, 6 * 3600),
-])
+@pytest.mark.parametrize(
+    "policies,pattern,rps,seconds",
+    [
+        ("always-on:n=2,cpu-hpa", "step", 40.0, 3600),
+        ("keda", "spiky", 60.0, 4 * 3600),
+        ("keda", "constant", 50.0, 3 * 3600),
+        # an HPA without spec.behavior: a higher recommendation in the window scales up by itself, and the
+        # first sync's recordInitialRecommendation holds scale-downs (both must be seen by the fast path)
+        ("keda", "diurnal", 30.0, 86400),
+        ("keda:outage=3600-9000:fallback=4:keda-version=2.16", "diurnal", 30.0, 4 * 3600),
+        ("keda:down-window=60:down-pods=1:down-period=60:cron=1-2x2", "diurnal", 60.0, 6 * 3600),
+        ("keda-zero", "dev", 3000.0, 86400),
+        ("knative:target=50", "step", 60.0, 3600),
+        ("knative", "dev", 2000.0, 86400),
+        ("knative:initial-scale=2:retention=120s:activation-scale=2", "dev", 2000.0, 86400),
+        ("knative:initial=3:reachable=false:delay=30s", "spiky", 30.0, 6 * 3600),
+        ("knative:metric=rps:target=5:max=10", "spiky", 30.0, 6 * 3600),
+        ("gpu-hpa:max=4", "diurnal", 60.0, 6 * 3600),
+    ],
+)
 def test_fast_path_equals_tick_by_tick(policies, pattern, rps, seconds):
     fast = make(policies, sim.pattern(pattern, rps), seconds).run()
     slow = make(policies, sim.pattern(pattern, rps), seconds, fast=False).run()
@@ -70,8 +81,9 @@ def test_fast_path_sees_the_activation_timeout():
     slow = make(policy, trace, 3600, timeout=10.0, fast=False)
     assert [r.to_dict() for r in fast.run()] == [r.to_dict() for r in slow.run()]
     events = list(fast.runs[0].events)
-    timed_out = [b for a, b in itertools.pairwise(events)
-                 if a.new == 1 and b.new == 0 and b.time - a.time < 25]
+    timed_out = [
+        b for a, b in itertools.pairwise(events) if a.new == 1 and b.new == 0 and b.time - a.time < 25
+    ]
     assert len(timed_out) == 6, events
 
 
@@ -120,15 +132,15 @@ def test_cpu_hpa_never_fires_on_gpu_pods():
 
 
 def test_keda_activates_from_zero_through_the_http_add_on():
-    s = make("keda-zero", trace_at(0, 1), 2000)   # a trace starts at its first request
+    s = make("keda-zero", trace_at(0, 1), 2000)  # a trace starts at its first request
     assert s.advance(10)[0].desired == 0
-    st = s.advance(10)[0]                     # the poll at 15 s sees the interceptor's 2 requests
+    st = s.advance(10)[0]  # the poll at 15 s sees the interceptor's 2 requests
     assert st.desired == 1 and st.events[-1].reason == "activated" and st.events[-1].time == 15
     assert not st.pods[0].ready and st.pods[0].phase == "weight_load"
     s.advance(40)
     r = s.results()[0]
     assert r.served == 2 and r.timed_out == 0
-    assert 38 <= r.ttft_p50 <= 42               # waited for the poll (15 s) and the 25 s cold start
+    assert 38 <= r.ttft_p50 <= 42  # waited for the poll (15 s) and the 25 s cold start
     s.run()
     last = s.states()[0]
     assert last.desired == 0 and last.events[-1].reason.startswith("cooldown")
@@ -178,8 +190,9 @@ def test_knative_scales_to_zero_after_window_and_grace():
 
 
 def test_trace_parsing_and_errors():
-    t = sim.parse_trace("timestamp,prompt_tokens,output_tokens\n2026-05-07T10:00:00Z,100,10\n"
-                        "2026-05-07T10:00:02.5Z,300,30\n")
+    t = sim.parse_trace(
+        "timestamp,prompt_tokens,output_tokens\n2026-05-07T10:00:00Z,100,10\n2026-05-07T10:00:02.5Z,300,30\n"
+    )
     assert t.requests == 2 and list(t.counts) == [1, 0, 1] and t.prompt_tokens == 200
     with pytest.raises(InputError, match="line 2"):
         sim.parse_trace("0,1,1\n1,2\n")
@@ -190,7 +203,9 @@ def test_trace_parsing_and_errors():
 
 
 def test_coldstart_json_from_the_coldstart_command_and_plain_form():
-    tl = Timeline(phases=(Phase("image_pull", 200.0), Phase("weight_load", 40.0)), total_seconds=250.0, pod="vllm-0")
+    tl = Timeline(
+        phases=(Phase("image_pull", 200.0), Phase("weight_load", 40.0)), total_seconds=250.0, pod="vllm-0"
+    )
     prof = sim.coldstart_from_json(json.dumps(timeline_to_dict(tl)))
     assert prof.total == pytest.approx(250.0) and prof.phases[-1][0] == "unattributed"
     listed = sim.coldstart_from_json(json.dumps({"kind": "List", "items": [timeline_to_dict(tl)]}))

@@ -15,21 +15,31 @@ POLICIES = "always-on,cpu-hpa,keda,keda-zero,keda:min=0:http=false,knative,knati
 
 def _sim(policies: str, name: str = "business-hours", days: float = 1.0) -> Simulation:
     controllers = [build_controller(s) for s in parse_policies(policies)]
-    return Simulation(pattern(name), engine_profile("8b"), coldstart_profile("8b-warm"), controllers,
-                      duration=int(days * 86400), seed=7)
+    return Simulation(
+        pattern(name),
+        engine_profile("8b"),
+        coldstart_profile("8b-warm"),
+        controllers,
+        duration=int(days * 86400),
+        seed=7,
+    )
 
 
 @pytest.mark.parametrize("name", ["business-hours", "dev", "spiky"])
 def test_each_policy_gives_the_same_results_alone_and_beside_the_others(name: str) -> None:
     together = _sim(POLICIES, name)
     together.run()
-    for spec, result, series in zip(parse_policies(POLICIES), together.results(), together.series(), strict=True):
+    for spec, result, series in zip(
+        parse_policies(POLICIES), together.results(), together.series(), strict=True
+    ):
         label = spec.name + "".join(f":{k}={v}" for k, v in spec.options.items())
         alone = _sim(label, name)
         alone.run()
         assert alone.results()[0] == result, label
-        assert (alone.runs[0].totals.hist == together.runs[[r.ctl.name for r in together.runs].index(label)]
-                .totals.hist).all(), label
+        assert (
+            alone.runs[0].totals.hist
+            == together.runs[[r.ctl.name for r in together.runs].index(label)].totals.hist
+        ).all(), label
         assert (alone.series()[0].pods == series.pods).all(), label
 
 

@@ -12,8 +12,14 @@ from kubectl_gpuscale.sim.traffic import pattern
 
 def _simulation() -> Simulation:
     controllers = [build_controller(s) for s in parse_policies("keda:max=8,cpu-hpa:max=8,knative:max=4")]
-    return Simulation(pattern("step", 30.0), engine_profile("8b"), coldstart_profile("8b-warm"), controllers,
-                      duration=1800, seed=11)
+    return Simulation(
+        pattern("step", 30.0),
+        engine_profile("8b"),
+        coldstart_profile("8b-warm"),
+        controllers,
+        duration=1800,
+        seed=11,
+    )
 
 
 @pytest.mark.parametrize("step", [1, 5, 15, 37])
@@ -34,4 +40,6 @@ def test_keda_reacts_within_a_poll_when_stepped_by_the_poll_period() -> None:
     desired = []
     while sim.time < 900:
         desired.append(sim.advance(15)[0].desired)
-    assert max(desired) > 1  # the 10x step at 600 s is seen by the 15 s HPA sync, however the clock is stepped
+    assert (
+        max(desired) > 1
+    )  # the 10x step at 600 s is seen by the 15 s HPA sync, however the clock is stepped

@@ -34,13 +34,20 @@ EXECUTOR_ROWS = [
     ("TestScaleToMinReplicasFromLowerInitialReplicaCount", ScaledObjectSpec(min_replicas=5), 1, False, 5),
     ("TestScaleFromMinReplicasWhenActive", ScaledObjectSpec(min_replicas=0), 0, True, 1),
     ("TestScaleToIdleReplicasWhenNotActive", ScaledObjectSpec(min_replicas=5, idle_replicas=0), 10, False, 0),
-    ("TestScaleFromIdleToMinReplicasWhenActive", ScaledObjectSpec(min_replicas=5, idle_replicas=0), 0, True, 5),
+    (
+        "TestScaleFromIdleToMinReplicasWhenActive",
+        ScaledObjectSpec(min_replicas=5, idle_replicas=0),
+        0,
+        True,
+        5,
+    ),
     ("TestEventWitTriggerInfo", ScaledObjectSpec(min_replicas=5, idle_replicas=0), 2, True, 5),
 ]
 
 
-@pytest.mark.parametrize(("so", "current", "active", "expected"), [r[1:] for r in EXECUTOR_ROWS],
-                         ids=[r[0] for r in EXECUTOR_ROWS])
+@pytest.mark.parametrize(
+    ("so", "current", "active", "expected"), [r[1:] for r in EXECUTOR_ROWS], ids=[r[0] for r in EXECUTOR_ROWS]
+)
 def test_executor_rows(so, current, active, expected):
     """RequestScale with no lastActiveTime (a new ScaledObject: creation + initialCooldown 0 is before now)."""
     replicas, _ = request_scale(so, current, active, False, None, NOW - 1, NOW)
@@ -65,10 +72,17 @@ def test_fallback_rows():
     assert metrics_with_fallback(None, 3, Fallback(10, -3), 10, 1)[0] is None
 
 
-@pytest.mark.parametrize(("behavior", "current", "expected"), [
-    ("static", 7, 4), ("currentReplicas", 7, 7), ("currentReplicasIfHigher", 7, 7),
-    ("currentReplicasIfHigher", 2, 4), ("currentReplicasIfLower", 7, 4), ("currentReplicasIfLower", 2, 2),
-])
+@pytest.mark.parametrize(
+    ("behavior", "current", "expected"),
+    [
+        ("static", 7, 4),
+        ("currentReplicas", 7, 7),
+        ("currentReplicasIfHigher", 7, 7),
+        ("currentReplicasIfHigher", 2, 4),
+        ("currentReplicasIfLower", 7, 4),
+        ("currentReplicasIfLower", 2, 2),
+    ],
+)
 def test_fallback_behaviors(behavior, current, expected):
     """fallback.go doFallback: replicas by fallback.behavior."""
     assert fallback_replicas(Fallback(4, 3, behavior), current) == expected
@@ -95,14 +109,20 @@ def test_no_scale_to_zero_while_a_scaler_errors():
     assert request_scale(bare, 2, False, True, NOW - 3600, 0, NOW, (2, 17))[0] == 2
     assert request_scale(bare, 2, False, True, NOW - 3600, 0, NOW, (2, 16))[0] == 0
     fb = ScaledObjectSpec(min_replicas=0, fallback=Fallback(4))
-    assert request_scale(fb, 0, False, True, NOW - 3600, 0, NOW, (2, 17))[0] == 0     # stays at zero
-    assert request_scale(fb, 0, False, True, NOW - 3600, 0, NOW, (2, 16))[0] == 4     # doFallbackScaling
+    assert request_scale(fb, 0, False, True, NOW - 3600, 0, NOW, (2, 17))[0] == 0  # stays at zero
+    assert request_scale(fb, 0, False, True, NOW - 3600, 0, NOW, (2, 16))[0] == 4  # doFallbackScaling
     assert request_scale(fb, 2, False, True, NOW - 3600, 0, NOW, (2, 16))[0] == 4
 
 
 def make(policy: str, traffic, duration: int):
-    return sim.Simulation(traffic, sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
-                          [sim.build_controller(p) for p in sim.parse_policies(policy)], duration, seed=3)
+    return sim.Simulation(
+        traffic,
+        sim.engine_profile("8b"),
+        sim.coldstart_profile("8b-warm"),
+        [sim.build_controller(p) for p in sim.parse_policies(policy)],
+        duration,
+        seed=3,
+    )
 
 
 def test_fallback_from_zero_by_keda_version():
@@ -132,7 +152,7 @@ def test_no_scale_to_zero_during_an_outage_without_fallback():
 def test_idle_replica_count_through_the_simulation():
     """idleReplicaCount 0 with minReplicaCount 2: idle after the cooldown, straight to min (not 1) on activity."""
     s = make("keda-zero:min=2:idle=0:cooldown=60s", sim.pattern("business-hours-daily", 20.0), 86400)
-    s.advance(8 * 3600)                  # night: idle at 0
+    s.advance(8 * 3600)  # night: idle at 0
     assert s.states()[0].desired == 0
-    s.advance(2 * 3600)                  # 10:00: active -> min 2 at least
+    s.advance(2 * 3600)  # 10:00: active -> min 2 at least
     assert s.states()[0].desired >= 2

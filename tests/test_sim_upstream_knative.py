@@ -27,14 +27,17 @@ from kubectl_gpuscale.sim.kpa import Decider, DeciderSpec, ScalerConfig, scaler_
 
 def decider(target: float, ready_at_start: int = 1, **kw) -> Decider:
     """newTestAutoscaler's DeciderSpec."""
-    spec = DeciderSpec(target, max_scale_up_rate=10, max_scale_down_rate=10, panic_threshold=2,
-                       stable_window=60, **kw)
+    spec = DeciderSpec(
+        target, max_scale_up_rate=10, max_scale_down_rate=10, panic_threshold=2, stable_window=60, **kw
+    )
     return Decider(spec, ready_at_start, now=0.0)
 
 
 def test_start_in_panic_mode():
     """TestStartInPanicMode: created with 0 or 1 ready pods -> no panic, maxPanicPods = i; with 2 -> panic, 2."""
-    spec = DeciderSpec(100, max_scale_up_rate=10, max_scale_down_rate=10, panic_threshold=2.2, stable_window=60)
+    spec = DeciderSpec(
+        100, max_scale_up_rate=10, max_scale_down_rate=10, panic_threshold=2.2, stable_window=60
+    )
     for i in (0, 1):
         a = Decider(spec, i)
         assert a.panic_time is None and a.max_panic_pods == i
@@ -44,15 +47,19 @@ def test_start_in_panic_mode():
 
 def test_scale_down_delay():
     """TestAutoscalerScaleDownDelay (delay 5 min, target 10, panic threshold 100): simple, then gradual."""
-    a = Decider(DeciderSpec(10, max_scale_up_rate=10, max_scale_down_rate=10, panic_threshold=100,
-                            scale_down_delay=300), 0)
+    a = Decider(
+        DeciderSpec(
+            10, max_scale_up_rate=10, max_scale_down_rate=10, panic_threshold=100, scale_down_delay=300
+        ),
+        0,
+    )
     assert a.scale(2, 0, 40, 40) == 4
     assert a.scale(300, 0, 0, 0) == 4
     assert a.scale(302, 0, 0, 0) == 0
     assert a.scale(540, 0, 40, 40) == 4
-    assert a.scale(600, 0, 30, 30) == 4      # 4 still dominates
+    assert a.scale(600, 0, 30, 30) == 4  # 4 still dominates
     assert a.scale(660, 0, 0, 0) == 4
-    assert a.scale(840, 0, 0, 0) == 3        # 4 scrolls out
+    assert a.scale(840, 0, 0, 0) == 3  # 4 scrolls out
     assert a.scale(900, 0, 0, 0) == 0
 
 
@@ -107,20 +114,40 @@ SCALE_ROWS = [
     ("AutoscalerPanicStableLessThanPanic", 1, 20, 30, 5, {}, 5, 30),
     ("AutoscalerStableModeNoChangeAlreadyScaled", 10, 50, 50, 5, {}, None, 5),
     ("AutoscalerStableModeIncreaseWithSmallScaleUpRate", 1, 3, 3.1, 2, {"max_scale_up_rate": 1.1}, None, 3),
-    ("AutoscalerStableModeDecreaseWithSmallScaleDownRate", 10, 1, 1, 100, {"max_scale_down_rate": 1.1}, None, 90),
-    ("AutoscalerStableModeDecreaseNonReachable", 10, 1, 1, 100,
-     {"max_scale_down_rate": 1.1, "reachable": False}, None, 1),
+    (
+        "AutoscalerStableModeDecreaseWithSmallScaleDownRate",
+        10,
+        1,
+        1,
+        100,
+        {"max_scale_down_rate": 1.1},
+        None,
+        90,
+    ),
+    (
+        "AutoscalerStableModeDecreaseNonReachable",
+        10,
+        1,
+        1,
+        100,
+        {"max_scale_down_rate": 1.1, "reachable": False},
+        None,
+        1,
+    ),
     ("AutoscalerPanicModeDoublePodCount", 10, 50, 100, 1, {}, None, 10),
 ]
 
 
-@pytest.mark.parametrize(("target", "stable", "panic", "ready", "changes", "panicking", "want"),
-                         [r[1:] for r in SCALE_ROWS], ids=[f"TestAutoscalerScale/{r[0]}" for r in SCALE_ROWS])
+@pytest.mark.parametrize(
+    ("target", "stable", "panic", "ready", "changes", "panicking", "want"),
+    [r[1:] for r in SCALE_ROWS],
+    ids=[f"TestAutoscalerScale/{r[0]}" for r in SCALE_ROWS],
+)
 def test_autoscaler_scale_rows(target, stable, panic, ready, changes, panicking, want):
     """autoscaler.go Scale: bounded stable/panic counts, Reachable, panic mode."""
     a = decider(target)
     a.spec = dataclasses.replace(a.spec, **changes)
-    if panicking is not None:              # prepFunc: panicTime 5 s ago, maxPanicPods
+    if panicking is not None:  # prepFunc: panicTime 5 s ago, maxPanicPods
         a.panic_time, a.max_panic_pods = 95.0, panicking
     assert a.scale(100.0, ready, stable, panic) == want
 
@@ -167,43 +194,207 @@ CFG = ScalerConfig(stable_window=SW, grace=G, progress_deadline=PD)
 # TestScaler: (label, config, current, scaleTo, PA state, state for (s), extra, want replicas, want scaling)
 SCALER_ROWS = [
     ("waits to scale to zero (just before idle period)", CFG, 1, 0, "active", SW - 1, {}, 1, False),
-    ("waits to scale to zero (just before idle period), custom PA window",
-     dataclasses.replace(CFG, stable_window=PSW), 1, 0, "active", PSW - 1, {}, 1, False),
-    ("custom PA window, check for standard window, no probe",
-     dataclasses.replace(CFG, stable_window=PSW), 1, 0, "active", SW, {}, 0, False),
+    (
+        "waits to scale to zero (just before idle period), custom PA window",
+        dataclasses.replace(CFG, stable_window=PSW),
+        1,
+        0,
+        "active",
+        PSW - 1,
+        {},
+        1,
+        False,
+    ),
+    (
+        "custom PA window, check for standard window, no probe",
+        dataclasses.replace(CFG, stable_window=PSW),
+        1,
+        0,
+        "active",
+        SW,
+        {},
+        0,
+        False,
+    ),
     ("scale to 1 waiting for idle expires", CFG, 10, 0, "active", SW - 1, {}, 1, True),
     ("waits to scale to zero after idle period", CFG, 1, 0, "active", SW, {}, 0, False),
-    ("waits to scale to zero after idle period (custom PA window)",
-     dataclasses.replace(CFG, stable_window=PSW), 1, 0, "active", PSW, {}, 0, False),
-    ("can scale to zero after grace period, but 0 PA retention", dataclasses.replace(CFG, pod_retention=0),
-     1, 0, "inactive", G, {}, 0, True),
-    ("can't scale to zero after grace period, but before last pod retention",
-     dataclasses.replace(CFG, pod_retention=2 * G), 1, 0, "inactive", G, {}, 0, False),
-    ("scale to zero after grace period, and after last pod retention", dataclasses.replace(CFG, pod_retention=G),
-     1, 0, "inactive", G, {}, 0, True),
+    (
+        "waits to scale to zero after idle period (custom PA window)",
+        dataclasses.replace(CFG, stable_window=PSW),
+        1,
+        0,
+        "active",
+        PSW,
+        {},
+        0,
+        False,
+    ),
+    (
+        "can scale to zero after grace period, but 0 PA retention",
+        dataclasses.replace(CFG, pod_retention=0),
+        1,
+        0,
+        "inactive",
+        G,
+        {},
+        0,
+        True,
+    ),
+    (
+        "can't scale to zero after grace period, but before last pod retention",
+        dataclasses.replace(CFG, pod_retention=2 * G),
+        1,
+        0,
+        "inactive",
+        G,
+        {},
+        0,
+        False,
+    ),
+    (
+        "scale to zero after grace period, and after last pod retention",
+        dataclasses.replace(CFG, pod_retention=G),
+        1,
+        0,
+        "inactive",
+        G,
+        {},
+        0,
+        True,
+    ),
     ("scale to zero after grace period", CFG, 1, 0, "inactive", G, {}, 0, True),
-    ("waits to scale to zero (just before grace period)", CFG, 1, 0, "inactive", G - 1, {"proxy_for": 0}, 0, False),
-    ("waits to scale to zero (just before grace period, sks short)", CFG, 1, 0, "inactive", G - 1,
-     {"proxy_for": G - 1}, 0, False),
-    ("waits to scale to zero (just before grace period, sks in proxy long) and last pod timeout positive",
-     dataclasses.replace(CFG, pod_retention=42), 1, 0, "inactive", G - 1, {"proxy_for": G}, 0, True),
-    ("waits to scale to zero (just before grace period, sks in proxy long)", CFG, 1, 0, "inactive", G - 1,
-     {"proxy_for": G}, 0, True),
-    ("scale to zero after grace period, but fail prober", CFG, 1, 0, "inactive", G,
-     {"activator_in_path": False}, 0, False),
-    ("waits to scale to zero while activating until after deadline exceeded", CFG, 1, 0, "activating",
-     (PD + 10) / 2, {}, -1, False),
-    ("scale to zero while activating after deadline exceeded", CFG, 1, 0, "activating", PD + 10 + 1, {}, 0, True),
-    ("scale to zero while activating after revision deadline exceeded",
-     dataclasses.replace(CFG, progress_deadline=5), 1, 0, "activating", 5 + 10 + 1, {}, 0, True),
-    ("scale down to minScale before grace period", dataclasses.replace(CFG, min_scale=2), 10, 0, "inactive",
-     G - 1, {}, 2, True),
-    ("scale down to minScale after grace period", dataclasses.replace(CFG, min_scale=2), 10, 0, "inactive",
-     G, {}, 2, True),
-    ("ignore minScale if unreachable", dataclasses.replace(CFG, min_scale=2, reachability="Unreachable"), 10, 0,
-     "inactive", G, {}, 0, True),
-    ("observe minScale if reachability unknown", dataclasses.replace(CFG, min_scale=2, reachability=""), 10, 0,
-     "inactive", G, {}, 2, True),
+    (
+        "waits to scale to zero (just before grace period)",
+        CFG,
+        1,
+        0,
+        "inactive",
+        G - 1,
+        {"proxy_for": 0},
+        0,
+        False,
+    ),
+    (
+        "waits to scale to zero (just before grace period, sks short)",
+        CFG,
+        1,
+        0,
+        "inactive",
+        G - 1,
+        {"proxy_for": G - 1},
+        0,
+        False,
+    ),
+    (
+        "waits to scale to zero (just before grace period, sks in proxy long) and last pod timeout positive",
+        dataclasses.replace(CFG, pod_retention=42),
+        1,
+        0,
+        "inactive",
+        G - 1,
+        {"proxy_for": G},
+        0,
+        True,
+    ),
+    (
+        "waits to scale to zero (just before grace period, sks in proxy long)",
+        CFG,
+        1,
+        0,
+        "inactive",
+        G - 1,
+        {"proxy_for": G},
+        0,
+        True,
+    ),
+    (
+        "scale to zero after grace period, but fail prober",
+        CFG,
+        1,
+        0,
+        "inactive",
+        G,
+        {"activator_in_path": False},
+        0,
+        False,
+    ),
+    (
+        "waits to scale to zero while activating until after deadline exceeded",
+        CFG,
+        1,
+        0,
+        "activating",
+        (PD + 10) / 2,
+        {},
+        -1,
+        False,
+    ),
+    (
+        "scale to zero while activating after deadline exceeded",
+        CFG,
+        1,
+        0,
+        "activating",
+        PD + 10 + 1,
+        {},
+        0,
+        True,
+    ),
+    (
+        "scale to zero while activating after revision deadline exceeded",
+        dataclasses.replace(CFG, progress_deadline=5),
+        1,
+        0,
+        "activating",
+        5 + 10 + 1,
+        {},
+        0,
+        True,
+    ),
+    (
+        "scale down to minScale before grace period",
+        dataclasses.replace(CFG, min_scale=2),
+        10,
+        0,
+        "inactive",
+        G - 1,
+        {},
+        2,
+        True,
+    ),
+    (
+        "scale down to minScale after grace period",
+        dataclasses.replace(CFG, min_scale=2),
+        10,
+        0,
+        "inactive",
+        G,
+        {},
+        2,
+        True,
+    ),
+    (
+        "ignore minScale if unreachable",
+        dataclasses.replace(CFG, min_scale=2, reachability="Unreachable"),
+        10,
+        0,
+        "inactive",
+        G,
+        {},
+        0,
+        True,
+    ),
+    (
+        "observe minScale if reachability unknown",
+        dataclasses.replace(CFG, min_scale=2, reachability=""),
+        10,
+        0,
+        "inactive",
+        G,
+        {},
+        2,
+        True,
+    ),
     ("scales up", CFG, 1, 10, "active", 0, {}, 10, True),
     ("scales up to maxScale", dataclasses.replace(CFG, max_scale=8), 1, 10, "active", 0, {}, 8, True),
     ("scale up inactive revision", CFG, 1, 10, "inactive", G / 2, {}, 10, True),
@@ -211,27 +402,72 @@ SCALER_ROWS = [
     ("scales up from zero to desired one", CFG, 0, 1, "inactive", 0, {}, 1, True),
     ("scales up from zero to desired high scale", CFG, 0, 10, "inactive", 0, {}, 10, True),
     ("negative scale does not scale", CFG, 12, -1, "active", 0, {}, -1, False),
-    ("initial scale attained, but now time to scale down", dataclasses.replace(CFG, initial_scale=2), 2, 0,
-     "active", 120, {"target_initialized": True}, 1, True),
-    ("haven't scaled to initial scale, override desired scale with initial scale",
-     dataclasses.replace(CFG, initial_scale=2), 0, 1, "activating", 0, {"target_initialized": False}, 2, True),
-    ("initial scale reached for the first time", dataclasses.replace(CFG, initial_scale=5), 5, 1, "activating", 0,
-     {"target_initialized": False}, 5, False),
-    ("reaching initial scale zero", dataclasses.replace(CFG, initial_scale=0), 0, 0, "inactive", 0,
-     {"proxy_for": 0}, 0, False),
+    (
+        "initial scale attained, but now time to scale down",
+        dataclasses.replace(CFG, initial_scale=2),
+        2,
+        0,
+        "active",
+        120,
+        {"target_initialized": True},
+        1,
+        True,
+    ),
+    (
+        "haven't scaled to initial scale, override desired scale with initial scale",
+        dataclasses.replace(CFG, initial_scale=2),
+        0,
+        1,
+        "activating",
+        0,
+        {"target_initialized": False},
+        2,
+        True,
+    ),
+    (
+        "initial scale reached for the first time",
+        dataclasses.replace(CFG, initial_scale=5),
+        5,
+        1,
+        "activating",
+        0,
+        {"target_initialized": False},
+        5,
+        False,
+    ),
+    (
+        "reaching initial scale zero",
+        dataclasses.replace(CFG, initial_scale=0),
+        0,
+        0,
+        "inactive",
+        0,
+        {"proxy_for": 0},
+        0,
+        False,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("cfg", "current", "scale_to", "state", "state_for", "extra", "want", "scaling"),
-                         [r[1:] for r in SCALER_ROWS], ids=[f"TestScaler/{r[0]}" for r in SCALER_ROWS])
+@pytest.mark.parametrize(
+    ("cfg", "current", "scale_to", "state", "state_for", "extra", "want", "scaling"),
+    [r[1:] for r in SCALER_ROWS],
+    ids=[f"TestScaler/{r[0]}" for r in SCALER_ROWS],
+)
 def test_scaler_rows(cfg, current, scale_to, state, state_for, extra, want, scaling):
     """kpa/scaler.go scale + handleScaleToZero."""
     assert scaler_scale(cfg, current, scale_to, state, state_for, **extra) == (want, scaling)
 
 
 def make(policy: str, traffic, duration: int):
-    return sim.Simulation(traffic, sim.engine_profile("8b"), sim.coldstart_profile("8b-warm"),
-                          [sim.build_controller(p) for p in sim.parse_policies(policy)], duration, seed=5)
+    return sim.Simulation(
+        traffic,
+        sim.engine_profile("8b"),
+        sim.coldstart_profile("8b-warm"),
+        [sim.build_controller(p) for p in sim.parse_policies(policy)],
+        duration,
+        seed=5,
+    )
 
 
 def test_simulated_kpa_starts_in_panic_with_several_ready_pods():
@@ -265,7 +501,7 @@ def test_simulated_new_revision_initial_scale():
     assert state.desired == 3 and state.ready == 0
     s.advance(400)
     assert s.states()[0].desired == 1
-    plain = make("knative:initial=0", trickle, 900)      # the same start from zero, no initial-scale
+    plain = make("knative:initial=0", trickle, 900)  # the same start from zero, no initial-scale
     plain.advance(20)
     assert plain.states()[0].desired < 3
 

@@ -21,20 +21,72 @@ from kubectl_gpuscale.tui.model import (
 
 
 def _workloads() -> tuple[Workload, ...]:
-    starting = Pod("vllm-8b-7f9-xk2", "Running", ready=False, node="gpu-2", age_seconds=30,
-                   starting_phase="weights", start_progress=0.4,
-                   phases=(ColdStartPhase("image pull", 0), ColdStartPhase("weights", 12.0)))
-    ready = Pod("vllm-8b-7f9-ab1", "Running", ready=True, node="gpu-1", age_seconds=3600, gpu_util=93,
-                phases=(ColdStartPhase("image pull", 3.0), ColdStartPhase("weights", 9.0),
-                        ColdStartPhase("cuda graphs", 14.0)))
+    starting = Pod(
+        "vllm-8b-7f9-xk2",
+        "Running",
+        ready=False,
+        node="gpu-2",
+        age_seconds=30,
+        starting_phase="weights",
+        start_progress=0.4,
+        phases=(ColdStartPhase("image pull", 0), ColdStartPhase("weights", 12.0)),
+    )
+    ready = Pod(
+        "vllm-8b-7f9-ab1",
+        "Running",
+        ready=True,
+        node="gpu-1",
+        age_seconds=3600,
+        gpu_util=93,
+        phases=(
+            ColdStartPhase("image pull", 3.0),
+            ColdStartPhase("weights", 9.0),
+            ColdStartPhase("cuda graphs", 14.0),
+        ),
+    )
     return (
-        Workload("ml", "vllm-8b", engine="vLLM", scaler="KEDA", scaler_name="vllm-8b", ready=1, desired=2,
-                 min_replicas=1, max_replicas=8, triggers=(Trigger("queue", 12, 5),), queue_waiting=12,
-                 queue_running=48, kv_cache_pct=81, gpu_util_pct=95, ttft_p95_s=3.2, pods=(ready, starting)),
-        Workload("ml", "tgi-cpu-hpa", engine="TGI", scaler="HPA", ready=2, desired=2, min_replicas=2,
-                 max_replicas=6, triggers=(Trigger("cpu", 6, 70, "%"),), queue_waiting=30, cpu_pct=6),
-        Workload("dev", "sglang-dev", engine="SGLang", scaler="KEDA", ready=1, desired=1, min_replicas=0,
-                 max_replicas=2, triggers=(Trigger("queue", None, 4),)),
+        Workload(
+            "ml",
+            "vllm-8b",
+            engine="vLLM",
+            scaler="KEDA",
+            scaler_name="vllm-8b",
+            ready=1,
+            desired=2,
+            min_replicas=1,
+            max_replicas=8,
+            triggers=(Trigger("queue", 12, 5),),
+            queue_waiting=12,
+            queue_running=48,
+            kv_cache_pct=81,
+            gpu_util_pct=95,
+            ttft_p95_s=3.2,
+            pods=(ready, starting),
+        ),
+        Workload(
+            "ml",
+            "tgi-cpu-hpa",
+            engine="TGI",
+            scaler="HPA",
+            ready=2,
+            desired=2,
+            min_replicas=2,
+            max_replicas=6,
+            triggers=(Trigger("cpu", 6, 70, "%"),),
+            queue_waiting=30,
+            cpu_pct=6,
+        ),
+        Workload(
+            "dev",
+            "sglang-dev",
+            engine="SGLang",
+            scaler="KEDA",
+            ready=1,
+            desired=1,
+            min_replicas=0,
+            max_replicas=2,
+            triggers=(Trigger("queue", None, 4),),
+        ),
     )
 
 

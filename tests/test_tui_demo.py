@@ -66,18 +66,24 @@ def test_doctor_findings_come_from_the_real_rules() -> None:
 
 
 def test_top_once_table_and_json() -> None:
-    table = subprocess.run([PLUGIN, "top", "--demo", "--once", "--at", "5m"], capture_output=True, text=True,
-                           timeout=120)
+    table = subprocess.run(
+        [PLUGIN, "top", "--demo", "--once", "--at", "5m"], capture_output=True, text=True, timeout=120
+    )
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[0].split()[:4] == ["NAMESPACE", "NAME", "ENGINE", "SCALER"]
     assert "llama-8b-cpu-hpa" in table.stdout
-    data = json.loads(subprocess.run([PLUGIN, "top", "--demo", "--once", "-o", "json"], capture_output=True,
-                                     text=True, timeout=120).stdout)
+    data = json.loads(
+        subprocess.run(
+            [PLUGIN, "top", "--demo", "--once", "-o", "json"], capture_output=True, text=True, timeout=120
+        ).stdout
+    )
     assert {w["name"] for w in data["workloads"]} >= {"llama-8b", "llama-70b", "qwen-dev"}
 
 
 def test_live_dashboard_refuses_json_without_once() -> None:
-    result = subprocess.run([PLUGIN, "top", "--demo", "-o", "json"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [PLUGIN, "top", "--demo", "-o", "json"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "needs --once" in result.stderr
 
 

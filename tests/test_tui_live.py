@@ -17,66 +17,152 @@ from tests.support.prometheus import PrometheusServer
 
 def _vllm_deployment(ns: str, name: str, replicas: int, ready: int) -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{
-                     "name": "vllm", "image": "vllm/vllm-openai:v0.11.0",
-                     "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--max-num-seqs", "64"],
-                     "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "vllm",
+                            "image": "vllm/vllm-openai:v0.11.0",
+                            "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--max-num-seqs", "64"],
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ]
+                },
+            },
+        },
         "status": {"replicas": replicas, "readyReplicas": ready},
     }
 
 
 def _pod(ns: str, deploy: str, suffix: str, ready: bool, template_hash: str = "7d9f") -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": f"{deploy}-{template_hash}-{suffix}", "namespace": ns,
-                     "labels": {"app": deploy, "pod-template-hash": template_hash},
-                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "controller": True,
-                                          "name": f"{deploy}-{template_hash}", "uid": "rs-uid"}]},
-        "spec": {"nodeName": "gpu-node-1", "containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]},
-        "status": {"phase": "Running", "startTime": "2026-11-27T10:00:00Z",
-                   "conditions": [{"type": "PodScheduled", "status": "True"},
-                                  {"type": "Ready", "status": "True" if ready else "False"}]},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{deploy}-{template_hash}-{suffix}",
+            "namespace": ns,
+            "labels": {"app": deploy, "pod-template-hash": template_hash},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "controller": True,
+                    "name": f"{deploy}-{template_hash}",
+                    "uid": "rs-uid",
+                }
+            ],
+        },
+        "spec": {
+            "nodeName": "gpu-node-1",
+            "containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}],
+        },
+        "status": {
+            "phase": "Running",
+            "startTime": "2026-11-27T10:00:00Z",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "True" if ready else "False"},
+            ],
+        },
     }
 
 
 def _scaled_object(ns: str, name: str) -> dict[str, Any]:
     return {
-        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name, "namespace": ns},
-        "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": 1, "maxReplicaCount": 6,
-                 "triggers": [{"type": "prometheus", "metadata": {
-                     "serverAddress": "http://prometheus:9090", "threshold": "5",
-                     "query": 'sum({__name__=~"vllm[:_]num_requests_waiting", namespace="ml"})'}}]},
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "scaleTargetRef": {"name": name},
+            "minReplicaCount": 1,
+            "maxReplicaCount": 6,
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metadata": {
+                        "serverAddress": "http://prometheus:9090",
+                        "threshold": "5",
+                        "query": 'sum({__name__=~"vllm[:_]num_requests_waiting", namespace="ml"})',
+                    },
+                }
+            ],
+        },
     }
 
 
 def _keda_hpa(ns: str, so: str, value: str) -> dict[str, Any]:
     return {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
         # KEDA owns the HPA it generates (controllers/keda/hpa.go SetControllerReference); its webhook
         # (verifyHpas) skips an HPA owned by the ScaledObject being written.
-        "metadata": {"name": f"keda-hpa-{so}", "namespace": ns, "ownerReferences": [
-            {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": so, "uid": f"uid-{so}",
-             "controller": True}]},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": so},
-                 "minReplicas": 1, "maxReplicas": 6,
-                 "metrics": [{"type": "External", "external": {"metric": {"name": "s0-prometheus"},
-                                                               "target": {"type": "AverageValue",
-                                                                          "averageValue": "5"}}}]},
-        "status": {"desiredReplicas": 2, "currentMetrics": [
-            {"type": "External", "external": {"metric": {"name": "s0-prometheus"},
-                                              "current": {"averageValue": value}}}]},
+        "metadata": {
+            "name": f"keda-hpa-{so}",
+            "namespace": ns,
+            "ownerReferences": [
+                {
+                    "apiVersion": "keda.sh/v1alpha1",
+                    "kind": "ScaledObject",
+                    "name": so,
+                    "uid": f"uid-{so}",
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": so},
+            "minReplicas": 1,
+            "maxReplicas": 6,
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {"name": "s0-prometheus"},
+                        "target": {"type": "AverageValue", "averageValue": "5"},
+                    },
+                }
+            ],
+        },
+        "status": {
+            "desiredReplicas": 2,
+            "currentMetrics": [
+                {
+                    "type": "External",
+                    "external": {"metric": {"name": "s0-prometheus"}, "current": {"averageValue": value}},
+                }
+            ],
+        },
     }
 
 
 def _seed_llama(apiserver: TestApiServer) -> None:
-    apiserver.seed(_vllm_deployment("ml", "llama", 2, 2), _pod("ml", "llama", "a", True),
-                   _pod("ml", "llama", "b", True), _scaled_object("ml", "llama"), _keda_hpa("ml", "llama", "8"),
-                   {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ml"},
-                    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {
-                        "metadata": {"labels": {"app": "web"}},
-                        "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}}})
+    apiserver.seed(
+        _vllm_deployment("ml", "llama", 2, 2),
+        _pod("ml", "llama", "a", True),
+        _pod("ml", "llama", "b", True),
+        _scaled_object("ml", "llama"),
+        _keda_hpa("ml", "llama", "8"),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "ml"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]},
+                },
+            },
+        },
+    )
 
 
 def test_query_count_does_not_depend_on_size() -> None:
@@ -84,13 +170,18 @@ def test_query_count_does_not_depend_on_size() -> None:
     assert len(metric_queries(None)) <= MAX_QUERIES
 
 
-def test_live_snapshot_joins_cluster_and_prometheus(apiserver: TestApiServer, prometheus_server: PrometheusServer) -> None:
+def test_live_snapshot_joins_cluster_and_prometheus(
+    apiserver: TestApiServer, prometheus_server: PrometheusServer
+) -> None:
     from kubectl_gpuscale.kube import Cluster
     from kubectl_gpuscale.prom.gateway import Prometheus
 
     _seed_llama(apiserver)
-    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig),
-                        lambda: Prometheus.connect(prometheus_server.url), namespace="ml")
+    source = LiveSource(
+        lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig),
+        lambda: Prometheus.connect(prometheus_server.url),
+        namespace="ml",
+    )
     apiserver.reset_requests()
     snapshot = source.refresh()
     assert snapshot.problems == ()
@@ -99,10 +190,14 @@ def test_live_snapshot_joins_cluster_and_prometheus(apiserver: TestApiServer, pr
     assert (llama.min_replicas, llama.max_replicas) == (1, 6)
     assert llama.triggers[0].value == 8 and llama.triggers[0].threshold == 5
     fleet = {p.pod: p.values for p in prometheus_server.fleet if p.engine == "vllm-v1"}
-    assert llama.queue_waiting == pytest.approx(fleet["llama-7d9f-a"]["waiting"] + fleet["llama-7d9f-b"]["waiting"])
+    assert llama.queue_waiting == pytest.approx(
+        fleet["llama-7d9f-a"]["waiting"] + fleet["llama-7d9f-b"]["waiting"]
+    )
     kv = (fleet["llama-7d9f-a"]["kv_cache"] + fleet["llama-7d9f-b"]["kv_cache"]) / 2 * 100
     assert llama.kv_cache_pct == pytest.approx(kv)
-    gpu = {p.pod: p.values["util"] for p in prometheus_server.fleet if p.engine == "dcgm" and p.namespace == "ml"}
+    gpu = {
+        p.pod: p.values["util"] for p in prometheus_server.fleet if p.engine == "dcgm" and p.namespace == "ml"
+    }
     assert llama.gpu_util_pct == pytest.approx(sum(gpu.values()) / len(gpu))  # read from exported_pod labels
     assert {p.name for p in llama.pods} == {"llama-7d9f-a", "llama-7d9f-b"}
     assert any(f.rule == "GS008" for f in snapshot.findings)  # the doctor ran on the first refresh
@@ -121,8 +216,11 @@ def test_prometheus_down_degrades_and_keeps_cluster_data(apiserver: TestApiServe
     from kubectl_gpuscale.prom.gateway import Prometheus
 
     _seed_llama(apiserver)
-    source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig),
-                        lambda: Prometheus.connect("http://127.0.0.1:1", timeout=2), namespace="ml")
+    source = LiveSource(
+        lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig),
+        lambda: Prometheus.connect("http://127.0.0.1:1", timeout=2),
+        namespace="ml",
+    )
     snapshot = source.refresh()
     assert len(snapshot.workloads) == 1 and snapshot.workloads[0].queue_waiting is None
     assert any(p.startswith("Prometheus:") and "127.0.0.1:1" in p for p in snapshot.problems)
@@ -174,15 +272,23 @@ def test_live_waterfall_reads_the_pod_like_coldstart_does(apiserver: TestApiServ
 def test_checkpoint_action_goes_through_the_kubelet_proxy(apiserver: TestApiServer) -> None:
     from kubectl_gpuscale.kube import Cluster
 
-    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-node-1", "labels": {
-        "nvidia.com/cuda.driver-version.major": "570"}},
-        "status": {"nodeInfo": {"kubeletVersion": "v1.31.4", "containerRuntimeVersion": "cri-o://1.31.2"}}}
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "gpu-node-1", "labels": {"nvidia.com/cuda.driver-version.major": "570"}},
+        "status": {"nodeInfo": {"kubeletVersion": "v1.31.4", "containerRuntimeVersion": "cri-o://1.31.2"}},
+    }
     _seed_llama(apiserver)
     apiserver.seed(node)
     source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml")
     message = source.checkpoint("ml", "llama-7d9f-a")
     call = apiserver.checkpoints[-1]
-    assert (call.node, call.namespace, call.pod, call.container) == ("gpu-node-1", "ml", "llama-7d9f-a", "vllm")
+    assert (call.node, call.namespace, call.pod, call.container) == (
+        "gpu-node-1",
+        "ml",
+        "llama-7d9f-a",
+        "vllm",
+    )
     assert "treat it like a Secret" in message and ".tar" in message
 
 
@@ -196,8 +302,12 @@ def test_context_switch_reads_the_other_cluster(apiserver: TestApiServer, tmp_pa
         other.seed(_vllm_deployment("ml", "other-model", 1, 1))
         _seed_llama(apiserver)
         second = other.write_kubeconfig(tmp_path / "second", context="second")
-        source = LiveSource(lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig), None, namespace="ml",
-                            context_factory=lambda ctx: Cluster.connect(kubeconfig=second, context=ctx))
+        source = LiveSource(
+            lambda: Cluster.connect(kubeconfig=apiserver.kubeconfig),
+            None,
+            namespace="ml",
+            context_factory=lambda ctx: Cluster.connect(kubeconfig=second, context=ctx),
+        )
         assert [w.name for w in source.refresh().workloads] == ["llama"]
         assert source.set_context("second") == "switched to context second"
         assert [w.name for w in source.refresh().workloads] == ["other-model"]
@@ -214,20 +324,28 @@ def test_top_once_on_an_unreachable_cluster_is_one_line_and_exit_1(tmp_path: Pat
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
         "users: [{name: u, user: {token: x}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
-        "current-context: x\n")
+        "current-context: x\n"
+    )
     plugin = str(Path(sys.executable).parent / "kubectl-gpuscale")
-    result = subprocess.run([plugin, "top", "--once", "--kubeconfig", str(kubeconfig)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [plugin, "top", "--once", "--kubeconfig", str(kubeconfig)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "connection refused" in result.stderr and "Traceback" not in result.stderr
-    missing = subprocess.run([plugin, "top", "--kubeconfig", str(tmp_path / "nope")], capture_output=True,
-                             text=True, timeout=60)
+    assert (
+        result.stderr.count("\n") == 1
+        and "connection refused" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    missing = subprocess.run(
+        [plugin, "top", "--kubeconfig", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60
+    )
     assert missing.returncode == 2 and "cannot read kubeconfig" in missing.stderr
 
 
 @pytest.mark.parametrize(("flags", "listed"), [([], ["llama"]), (["-n", "other"], []), (["-A"], ["llama"])])
-def test_top_without_n_reads_the_context_namespace(apiserver: TestApiServer, tmp_path: Path, flags: list[str],
-                                                    listed: list[str]) -> None:
+def test_top_without_n_reads_the_context_namespace(
+    apiserver: TestApiServer, tmp_path: Path, flags: list[str], listed: list[str]
+) -> None:
     """No -n and no -A: the context's namespace (kubectl's rule); -A lists every namespace (issue 16)."""
     import json
     import subprocess
@@ -237,11 +355,29 @@ def test_top_without_n_reads_the_context_namespace(apiserver: TestApiServer, tmp
     _seed_llama(apiserver)
     kubeconfig = apiserver.write_kubeconfig(tmp_path / "kubeconfig", namespace="ml")
     plugin = str(Path(sys.executable).parent / "kubectl-gpuscale")
-    result = subprocess.run([plugin, "top", "--once", "-o", "json", "--kubeconfig", kubeconfig,
-                             "--prometheus", "http://127.0.0.1:1", *flags], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            plugin,
+            "top",
+            "--once",
+            "-o",
+            "json",
+            "--kubeconfig",
+            kubeconfig,
+            "--prometheus",
+            "http://127.0.0.1:1",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     snapshot = json.loads(result.stdout)
     assert [w["name"] for w in snapshot["workloads"]] == listed
     paths = {r.path for r in apiserver.requests if r.method == "GET" and r.path.endswith("/deployments")}
-    assert paths == ({"/apis/apps/v1/deployments"} if flags == ["-A"]
-                     else {f"/apis/apps/v1/namespaces/{flags[1] if flags else 'ml'}/deployments"})
+    assert paths == (
+        {"/apis/apps/v1/deployments"}
+        if flags == ["-A"]
+        else {f"/apis/apps/v1/namespaces/{flags[1] if flags else 'ml'}/deployments"}
+    )

@@ -69,7 +69,9 @@ def pods_of(snapshot: Snapshot) -> set[str]:
 # ---- pagination --------------------------------------------------------------------------------------
 
 
-def test_pagination_returns_every_object_across_pages_from_one_snapshot(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_pagination_returns_every_object_across_pages_from_one_snapshot(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     apiserver.seed([_pod("ml", "llama", f"p{i:04d}", True) for i in range(1234)])
     apiserver.traffic.reset()
     items, rv = list_pages(cluster, Scope("v1", "Pod", "ml"), page_size=100)
@@ -85,25 +87,35 @@ def test_pagination_returns_every_object_across_pages_from_one_snapshot(apiserve
     first = cluster.request("GET", "/api/v1/namespaces/ml/pods", query=[("limit", 1000)]).json()
     assert first["metadata"]["remainingItemCount"] == 234
     cluster.delete("v1", "Pod", "llama-7d9f-p1233", "ml")  # on the second page
-    rest = cluster.request("GET", "/api/v1/namespaces/ml/pods", query=[
-        ("limit", 1000), ("continue", first["metadata"]["continue"])]).json()
+    rest = cluster.request(
+        "GET",
+        "/api/v1/namespaces/ml/pods",
+        query=[("limit", 1000), ("continue", first["metadata"]["continue"])],
+    ).json()
     assert len(first["items"]) + len(rest["items"]) == 1234  # the deleted pod is still in its snapshot
     assert rest["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     assert "continue" not in rest["metadata"]
 
 
-def test_a_continue_token_older_than_the_compaction_is_410(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_a_continue_token_older_than_the_compaction_is_410(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     apiserver.seed([_pod("ml", "llama", f"p{i}", True) for i in range(5)])
     first = cluster.request("GET", "/api/v1/namespaces/ml/pods", query=[("limit", 2)]).json()
     apiserver.seed(_pod("ml", "llama", "late", True))
     apiserver.compact()
     with pytest.raises(ExpiredError) as caught:
-        cluster.request("GET", "/api/v1/namespaces/ml/pods",
-                        query=[("limit", 2), ("continue", first["metadata"]["continue"])])
+        cluster.request(
+            "GET",
+            "/api/v1/namespaces/ml/pods",
+            query=[("limit", 2), ("continue", first["metadata"]["continue"])],
+        )
     assert "too old to display a consistent list result" in caught.value.why
 
 
-def test_a_list_whose_continue_token_expires_starts_over_once(apiserver: TestApiServer, cluster: Cluster) -> None:
+def test_a_list_whose_continue_token_expires_starts_over_once(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     """client-go's pager (tools/pager/pager.go, `List`) lists again in full when the continue token expired."""
     apiserver.seed([_pod("ml", "llama", f"p{i}", True) for i in range(5)])
 
@@ -126,7 +138,9 @@ def test_a_list_whose_continue_token_expires_starts_over_once(apiserver: TestApi
     assert apiserver.traffic.requests[("list", "pods")] == 1 + 1 + 3  # page 1, the 410, then 3 fresh pages
 
 
-def test_the_real_kubectl_pages_through_the_test_api_server(apiserver: TestApiServer, kubectl: Kubectl) -> None:
+def test_the_real_kubectl_pages_through_the_test_api_server(
+    apiserver: TestApiServer, kubectl: Kubectl
+) -> None:
     """kubectl gets in chunks (`--chunk-size`, default 500) following `continue`: an independent client."""
     apiserver.seed([_pod("ml", "llama", f"p{i:03d}", True) for i in range(250)])
     apiserver.traffic.reset()
@@ -138,16 +152,22 @@ def test_the_real_kubectl_pages_through_the_test_api_server(apiserver: TestApiSe
 # ---- list once, then watch -----------------------------------------------------------------------------
 
 
-def test_after_start_up_changes_reach_the_model_through_the_watch_with_no_list(apiserver: TestApiServer) -> None:
+def test_after_start_up_changes_reach_the_model_through_the_watch_with_no_list(
+    apiserver: TestApiServer,
+) -> None:
     _seed_llama(apiserver)
     source = watching(apiserver)
     try:
         watches = [r for r in apiserver.requests if r.param("watch") == "true"]
         assert {r.param("allowWatchBookmarks") for r in watches} == {"true"}
-        assert all(WATCH_MIN_SECONDS <= int(r.param("timeoutSeconds") or 0) < 2 * WATCH_MIN_SECONDS
-                   for r in watches)
-        assert all(r.param("limit") == str(PAGE_SIZE) for r in apiserver.requests
-                   if r.method == "GET" and r.path.endswith(("/pods", "/deployments")) and r.param("watch") is None)
+        assert all(
+            WATCH_MIN_SECONDS <= int(r.param("timeoutSeconds") or 0) < 2 * WATCH_MIN_SECONDS for r in watches
+        )
+        assert all(
+            r.param("limit") == str(PAGE_SIZE)
+            for r in apiserver.requests
+            if r.method == "GET" and r.path.endswith(("/pods", "/deployments")) and r.param("watch") is None
+        )
         apiserver.traffic.reset()
         apiserver.seed(_pod("ml", "llama", "c", True))
         refreshed_until(source, lambda s: "llama-7d9f-c" in pods_of(s), "the added pod")
@@ -213,8 +233,10 @@ def test_a_broken_watch_is_restarted_from_its_version_without_a_list(apiserver: 
         opened = {name: c.watches for name, c in caches.items()}
         apiserver.traffic.reset()
         apiserver.cut_watches("break")
-        until(lambda: all(c.broken == 1 and c.watches == opened[n] + 1 for n, c in caches.items()),
-              what="every watch reopened")
+        until(
+            lambda: all(c.broken == 1 and c.watches == opened[n] + 1 for n, c in caches.items()),
+            what="every watch reopened",
+        )
         apiserver.seed(_pod("ml", "llama", "later", True))
         refreshed_until(source, lambda s: "llama-7d9f-later" in pods_of(s), "a change after the restart")
         assert lists_by_resource(apiserver) == {}
@@ -229,7 +251,9 @@ def test_bookmarks_move_the_version_so_a_reopened_watch_needs_no_list(apiserver:
     source = watching(apiserver)
     try:
         pods = (source.caches or {})["pods"]
-        apiserver.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated", "namespace": "ml"}})
+        apiserver.seed(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated", "namespace": "ml"}}
+        )
         newest = apiserver.get_object("v1", "ConfigMap", "unrelated", "ml")["metadata"]["resourceVersion"]
         until(lambda: pods.resource_version == newest, what="a bookmark at the newest version")
         apiserver.traffic.reset()
@@ -256,7 +280,9 @@ def test_a_forbidden_kind_degrades_alone_and_the_rest_keeps_updating(apiserver: 
         source.close()
 
 
-def test_events_are_filtered_on_the_server_and_only_scaling_reasons_are_kept(apiserver: TestApiServer) -> None:
+def test_events_are_filtered_on_the_server_and_only_scaling_reasons_are_kept(
+    apiserver: TestApiServer,
+) -> None:
     _seed_llama(apiserver)
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gpu-node-1", "namespace": "ml"}}
     deploy = apiserver.get_object("apps/v1", "Deployment", "llama", "ml")
@@ -265,7 +291,11 @@ def test_events_are_filtered_on_the_server_and_only_scaling_reasons_are_kept(api
     apiserver.add_event(deploy, "SomethingElse", "not a scaling reason")
     source = watching(apiserver)
     try:
-        lists = [r for r in apiserver.requests if r.path == "/api/v1/namespaces/ml/events" and r.param("watch") is None]
+        lists = [
+            r
+            for r in apiserver.requests
+            if r.path == "/api/v1/namespaces/ml/events" and r.param("watch") is None
+        ]
         assert lists and all(r.param("fieldSelector") == EVENTS_FIELD_SELECTOR for r in lists)
         assert "involvedObject.kind!=Node" in EVENTS_FIELD_SELECTOR
         events = (source.caches or {})["events"]
@@ -273,8 +303,10 @@ def test_events_are_filtered_on_the_server_and_only_scaling_reasons_are_kept(api
         pod = apiserver.get_object("v1", "Pod", "llama-7d9f-a", "ml")
         apiserver.add_event(pod, "BackOff", "Back-off restarting failed container")
         apiserver.add_event(node, "NodeHasDiskPressure", "disk pressure")
-        until(lambda: {e["reason"] for e in events.items()} == {"ScalingReplicaSet", "BackOff"},
-              what="the pod's event through the watch")
+        until(
+            lambda: {e["reason"] for e in events.items()} == {"ScalingReplicaSet", "BackOff"},
+            what="the pod's event through the watch",
+        )
         sent = apiserver.traffic.bytes_sent[("watch", "events")]
         assert sent > 0
     finally:
@@ -290,8 +322,14 @@ def test_the_doctor_reads_the_watched_kinds_from_the_caches(apiserver: TestApiSe
         snapshot = source.refresh()
         assert any(f.rule == "GS008" for f in snapshot.findings)
         listed = set(lists_by_resource(apiserver))
-        assert not listed & {"deployments.apps", "statefulsets.apps", "horizontalpodautoscalers.autoscaling",
-                             "scaledobjects.keda.sh", "pods", "events"}, listed
+        assert not listed & {
+            "deployments.apps",
+            "statefulsets.apps",
+            "horizontalpodautoscalers.autoscaling",
+            "scaledobjects.keda.sh",
+            "pods",
+            "events",
+        }, listed
         assert "nodes" in listed  # the doctor's own kinds are still listed
     finally:
         source.close()
@@ -306,8 +344,9 @@ def test_kind_cache_counts_and_stops(apiserver: TestApiServer, cluster: Cluster)
     assert len(KINDS) == 8
 
 
-def test_the_traffic_counter_counts_requests_and_bytes_per_verb_and_resource(apiserver: TestApiServer,
-                                                                             cluster: Cluster) -> None:
+def test_the_traffic_counter_counts_requests_and_bytes_per_verb_and_resource(
+    apiserver: TestApiServer, cluster: Cluster
+) -> None:
     _seed_llama(apiserver)
     apiserver.traffic.reset()
     body = cluster.request("GET", "/api/v1/namespaces/ml/pods").body

@@ -28,14 +28,29 @@ def load(name: str) -> list[dict[str, Any]]:
 def test_an_hpa_on_vllm_waiting_through_an_adapter_is_keda_arithmetic() -> None:
     """GKE's sample HPA: a Pods metric `vllm:num_requests_waiting`, AverageValue 5, 1-2 replicas."""
     spec = baseline_policy(load("hpa_gke-samples_1.yaml"))
-    assert (spec.name, spec.options) == ("keda", {"min": "1", "max": "2", "metric": "waiting", "threshold": "5"})
+    assert (spec.name, spec.options) == (
+        "keda",
+        {"min": "1", "max": "2", "metric": "waiting", "threshold": "5"},
+    )
     build_controller(spec)
 
 
 def test_a_cpu_hpa_keeps_min_max_and_target() -> None:
-    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "vllm"},
-           "spec": {"minReplicas": 2, "maxReplicas": 6, "metrics": [{"type": "Resource", "resource": {
-               "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]}}
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "vllm"},
+        "spec": {
+            "minReplicas": 2,
+            "maxReplicas": 6,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+                }
+            ],
+        },
+    }
     spec = baseline_policy([{"kind": "Deployment", "spec": {"replicas": 3}}, hpa])
     assert (spec.name, spec.options) == ("cpu-hpa", {"min": "2", "max": "6", "target": "60"})
     assert build_controller(spec).name == "cpu-hpa:min=2:max=6:target=60"
@@ -44,25 +59,66 @@ def test_a_cpu_hpa_keeps_min_max_and_target() -> None:
 
 
 def test_a_scaled_object_on_the_queue() -> None:
-    so = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "vllm"},
-          "spec": {"minReplicaCount": 1, "maxReplicaCount": 8, "pollingInterval": 15, "cooldownPeriod": 300,
-                   "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {
-                       "stabilizationWindowSeconds": 600}}}},
-                   "triggers": [{"type": "prometheus", "metadata": {
-                       "query": 'sum({__name__=~"vllm[:_]num_requests_waiting", namespace="ml"})',
-                       "threshold": "5", "activationThreshold": "1"}},
-                       {"type": "cron", "metadata": {"timezone": "UTC", "start": "0 9 * * 1-5",
-                                                     "end": "30 17 * * 1-5", "desiredReplicas": "2"}}]}}
+    so = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "vllm"},
+        "spec": {
+            "minReplicaCount": 1,
+            "maxReplicaCount": 8,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}
+                }
+            },
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metadata": {
+                        "query": 'sum({__name__=~"vllm[:_]num_requests_waiting", namespace="ml"})',
+                        "threshold": "5",
+                        "activationThreshold": "1",
+                    },
+                },
+                {
+                    "type": "cron",
+                    "metadata": {
+                        "timezone": "UTC",
+                        "start": "0 9 * * 1-5",
+                        "end": "30 17 * * 1-5",
+                        "desiredReplicas": "2",
+                    },
+                },
+            ],
+        },
+    }
     spec = baseline_policy([so, {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "keda-hpa-vllm"}}])
     assert spec.name == "keda"
-    assert spec.options == {"min": "1", "max": "8", "polling": "15", "cooldown": "300", "down-window": "600",
-                            "down-pods": "100", "down-period": "15", "cron": "9-17.5x2", "metric": "waiting",
-                            "threshold": "5", "activation": "1"}
+    assert spec.options == {
+        "min": "1",
+        "max": "8",
+        "polling": "15",
+        "cooldown": "300",
+        "down-window": "600",
+        "down-pods": "100",
+        "down-period": "15",
+        "cron": "9-17.5x2",
+        "metric": "waiting",
+        "threshold": "5",
+        "activation": "1",
+    }
     build_controller(spec)
 
 
-@pytest.mark.parametrize(("sample", "trigger"), [("scaledobject_aws-eks-auto-mode_1.yaml", "aws-sqs-queue"),
-                                                 ("scaledobject_keda-kaito-scaler_1.yaml", "external")])
+@pytest.mark.parametrize(
+    ("sample", "trigger"),
+    [
+        ("scaledobject_aws-eks-auto-mode_1.yaml", "aws-sqs-queue"),
+        ("scaledobject_keda-kaito-scaler_1.yaml", "external"),
+    ],
+)
 def test_an_unknown_trigger_is_a_clear_error(sample: str, trigger: str) -> None:
     with pytest.raises(InputError) as caught:
         baseline_policy(load(sample))
@@ -79,11 +135,27 @@ def test_a_knative_service_with_camel_case_annotations() -> None:
 
 
 def test_an_hpa_on_memory_is_refused_with_the_reason() -> None:
-    hpa = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "vllm"}, "spec": {"maxReplicas": 3, "metrics": [
-        {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization",
-                                                                         "averageUtilization": 70}}}]}}
-    with pytest.raises(InputError, match=r"cannot simulate HorizontalPodAutoscaler/vllm: its metrics \(Resource "
-                                         r"memory\) are neither CPU utilisation nor DCGM GPU utilisation"):
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "vllm"},
+        "spec": {
+            "maxReplicas": 3,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "memory",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+        },
+    }
+    with pytest.raises(
+        InputError,
+        match=r"cannot simulate HorizontalPodAutoscaler/vllm: its metrics \(Resource "
+        r"memory\) are neither CPU utilisation nor DCGM GPU utilisation",
+    ):
         baseline_policy([hpa])
 
 

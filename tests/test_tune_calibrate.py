@@ -23,10 +23,21 @@ def flat(steps: int = 240, rate: float = 2.0, ttft: bool = False) -> History:
     counts = np.zeros((steps, len(BOUNDS) if ttft else 0))
     if ttft:
         counts[:, 0] = rate * 15
-    return History(namespace="ml", workload="deploy/vllm", engine="vllm", start=0.0, step=15.0,
-                   arrivals=np.full(steps, rate * 15), prompt_tokens=512.0, output_tokens=256.0,
-                   replicas=np.ones(steps), running=np.full(steps, 5.0), waiting=np.zeros(steps),
-                   ttft_buckets=BOUNDS if ttft else (), ttft_counts=counts)
+    return History(
+        namespace="ml",
+        workload="deploy/vllm",
+        engine="vllm",
+        start=0.0,
+        step=15.0,
+        arrivals=np.full(steps, rate * 15),
+        prompt_tokens=512.0,
+        output_tokens=256.0,
+        replicas=np.ones(steps),
+        running=np.full(steps, 5.0),
+        waiting=np.zeros(steps),
+        ttft_buckets=BOUNDS if ttft else (),
+        ttft_counts=counts,
+    )
 
 
 def test_histogram_quantile_is_prometheus_arithmetic() -> None:
@@ -61,8 +72,13 @@ def test_an_even_load_scales_the_latency_line_and_says_so() -> None:
 
 def test_the_replay_document_has_the_keys_tune_prints() -> None:
     history = flat(ttft=True)
-    result = replay(history, calibrate(history, sim.engine_profile("8b")), sim.coldstart_profile("8b-warm"),
-                    parse_policies("always-on:n=1")[0], seed=1)
+    result = replay(
+        history,
+        calibrate(history, sim.engine_profile("8b")),
+        sim.coldstart_profile("8b-warm"),
+        parse_policies("always-on:n=1")[0],
+        seed=1,
+    )
     doc = result.to_dict()
     assert doc["observedReplicaHours"] == pytest.approx(1.0)
     assert doc["predictedReplicaHours"] == pytest.approx(1.0)
@@ -74,8 +90,13 @@ def test_an_empty_history_cannot_be_replayed() -> None:
     empty = flat()
     empty = History(**{**empty.__dict__, "arrivals": np.zeros(empty.steps)})
     with pytest.raises(InputError, match="it holds no requests"):
-        replay(empty, calibrate(empty, sim.engine_profile("8b")), sim.coldstart_profile("8b-warm"),
-               parse_policies("always-on:n=1")[0], seed=1)
+        replay(
+            empty,
+            calibrate(empty, sim.engine_profile("8b")),
+            sim.coldstart_profile("8b-warm"),
+            parse_policies("always-on:n=1")[0],
+            seed=1,
+        )
 
 
 def test_a_history_without_ttft_round_trips() -> None:

@@ -26,7 +26,12 @@ from tests.support.schemas import assert_valid
 from tests.support.tune_history import MONDAY, pattern_history
 
 NS = "ml"
-FILES = ["-f", str(MANIFESTS / "hpa_k8s-examples_1.yaml"), "-f", str(MANIFESTS / "deploy_k8s-examples_1.yaml")]
+FILES = [
+    "-f",
+    str(MANIFESTS / "hpa_k8s-examples_1.yaml"),
+    "-f",
+    str(MANIFESTS / "deploy_k8s-examples_1.yaml"),
+]
 FAST = ["--cold-start", "20s", "--headroom", "1.2"]
 
 
@@ -54,13 +59,16 @@ def offline(history_file: str) -> dict[str, Any]:
 def test_offline_json_is_a_tune_result(offline: dict[str, Any], history_file: str) -> None:
     saved = History.load(history_file)
     assert offline["kind"] == "TuneResult"
-    assert offline["workload"]["name"] == "vllm-gemma-deployment" and offline["workload"]["kind"] == "Deployment"
+    assert (
+        offline["workload"]["name"] == "vllm-gemma-deployment" and offline["workload"]["kind"] == "Deployment"
+    )
     assert offline["history"]["requests"] == saved.requests
     assert offline["coldStart"] == {"seconds": 20.0, "source": "--cold-start"}
-    assert offline["calibration"]["source"] == "preset"   # a history with no TTFT histogram constrains nothing
-    assert {"observedTtftP95", "predictedTtftP95", "observedReplicaHours",
-            "predictedReplicaHours"} <= set(offline["calibration"]["replay"])
-    assert offline["baseline"]["policy"] == "keda"   # the sample HPA scales on vllm:num_requests_waiting
+    assert offline["calibration"]["source"] == "preset"  # a history with no TTFT histogram constrains nothing
+    assert {"observedTtftP95", "predictedTtftP95", "observedReplicaHours", "predictedReplicaHours"} <= set(
+        offline["calibration"]["replay"]
+    )
+    assert offline["baseline"]["policy"] == "keda"  # the sample HPA scales on vllm:num_requests_waiting
     assert offline["candidates"] >= 40 and offline["frontier"]
     rec = offline["recommendation"]
     assert rec["sloAttainment"] >= 0.99 and rec["headroomSloAttainment"] >= 0.99
@@ -98,24 +106,46 @@ def test_table_reason_and_plot(history_file: str, tmp_path: Path) -> None:
     result = _tune(*FILES, "--history", history_file, *FAST, "--policies", "keda", "--plot", str(png))
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for word in ("baseline", "frontier", "recommended", "SLO", "$/MONTH", "AT ZERO", "cold-start cliff",
-                 "is the cheapest of the configurations simulated"):
+    for word in (
+        "baseline",
+        "frontier",
+        "recommended",
+        "SLO",
+        "$/MONTH",
+        "AT ZERO",
+        "cold-start cliff",
+        "is the cheapest of the configurations simulated",
+    ):
         assert word in out, word
     assert "keda-zero" not in out and "knative" not in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_save_history_from_the_real_prometheus_then_tune_from_it(
-        backfilled_prometheus: Callable[..., Backfilled], tmp_path: Path) -> None:
+    backfilled_prometheus: Callable[..., Backfilled], tmp_path: Path
+) -> None:
     """The Prometheus path end to end: six hours of the sample Deployment's metrics, backfilled into the
     real Prometheus from a known model, fetched by `tune`, saved, and tuned again offline to the same answer."""
-    bf = backfilled_prometheus(Workload(namespace="default", name="vllm-gemma-deployment", days=0.25, rps=10.0,
-                                        seed=7))
+    bf = backfilled_prometheus(
+        Workload(namespace="default", name="vllm-gemma-deployment", days=0.25, rps=10.0, seed=7)
+    )
     truth = bf.truth["default"]
-    since = f"{math.ceil((time.time() - truth.start) / 3600)}h"     # the backfill ends at today's 00:00 UTC
+    since = f"{math.ceil((time.time() - truth.start) / 3600)}h"  # the backfill ends at today's 00:00 UTC
     saved = tmp_path / "history.json"
-    first = _tune(*FILES, "--prometheus", bf.url, "--since", since, "--save-history", str(saved),
-                  *FAST, "--policies", "keda", "-o", "json")
+    first = _tune(
+        *FILES,
+        "--prometheus",
+        bf.url,
+        "--since",
+        since,
+        "--save-history",
+        str(saved),
+        *FAST,
+        "--policies",
+        "keda",
+        "-o",
+        "json",
+    )
     assert first.exit_code == 0, first.output
     history = History.load(saved)
     assert history.requests == round(float(np.sum(truth.arrivals)))
@@ -125,22 +155,26 @@ def test_save_history_from_the_real_prometheus_then_tune_from_it(
     assert a["history"] == b["history"] and a["recommendation"]["params"] == b["recommendation"]["params"]
 
 
-@pytest.mark.parametrize("args, words", [
-    ([], "nothing to tune"),
-    (["deploy/x", *FILES], "TARGET and -f are exclusive"),
-    ([*FILES, "--history", "/nonexistent/h.json"], "cannot read history"),
-    ([*FILES, "--history", "{bad}"], "not a TuneHistory"),
-    ([*FILES, "--slo", "150%"], "not a share"),
-    ([*FILES, "--slo", "abc"], "not a share"),
-    ([*FILES, "--slo-ttft", "-2s"], "--slo-ttft"),
-    ([*FILES, "--cold-start", "soon"], "bad --cold-start"),
-    ([*FILES, "--policies", "cpu-hpa"], "unknown policy cpu-hpa"),
-    ([*FILES, "--headroom", "0.5"], "--headroom"),
-    ([*FILES, "--apply"], "--apply needs a TARGET"),
-    ([*FILES, "--history", "{h}", "--save-history", "x.json"], "exclusive"),
-])
-def test_bad_input_is_one_clear_line(history_file: str, tmp_path: Path, args: list[str],
-                                     words: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], "nothing to tune"),
+        (["deploy/x", *FILES], "TARGET and -f are exclusive"),
+        ([*FILES, "--history", "/nonexistent/h.json"], "cannot read history"),
+        ([*FILES, "--history", "{bad}"], "not a TuneHistory"),
+        ([*FILES, "--slo", "150%"], "not a share"),
+        ([*FILES, "--slo", "abc"], "not a share"),
+        ([*FILES, "--slo-ttft", "-2s"], "--slo-ttft"),
+        ([*FILES, "--cold-start", "soon"], "bad --cold-start"),
+        ([*FILES, "--policies", "cpu-hpa"], "unknown policy cpu-hpa"),
+        ([*FILES, "--headroom", "0.5"], "--headroom"),
+        ([*FILES, "--apply"], "--apply needs a TARGET"),
+        ([*FILES, "--history", "{h}", "--save-history", "x.json"], "exclusive"),
+    ],
+)
+def test_bad_input_is_one_clear_line(
+    history_file: str, tmp_path: Path, args: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Through `main` (the console script's error handling): exit code, one line on stderr, nothing on stdout."""
     bad = tmp_path / "bad.json"
     bad.write_text('{"kind": "Something"}', encoding="utf-8")
@@ -153,22 +187,37 @@ def test_bad_input_is_one_clear_line(history_file: str, tmp_path: Path, args: li
     assert stop.value.code not in (0, None)
     err = captured.err.strip()
     assert words in err, err
-    assert "Traceback" not in err and len([x for x in err.splitlines() if x.lower().startswith("error")]) == 1, err
+    assert (
+        "Traceback" not in err and len([x for x in err.splitlines() if x.lower().startswith("error")]) == 1
+    ), err
     assert not captured.out.strip()
 
 
 def test_dry_run_then_apply_adopts_the_hpa_with_a_backup_and_rollback_restores_it(
-        history_file: str, apiserver: Any, tmp_path: Path) -> None:
+    history_file: str, apiserver: Any, tmp_path: Path
+) -> None:
     before = seed_gemma_hpa(apiserver, NS)
-    base = ["hpa/gemma-server-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, "--history", history_file,
-            *FAST, "--policies", "keda", "-o", "json"]
+    base = [
+        "hpa/gemma-server-hpa",
+        "--kubeconfig",
+        apiserver.kubeconfig,
+        "-n",
+        NS,
+        "--history",
+        history_file,
+        *FAST,
+        "--policies",
+        "keda",
+        "-o",
+        "json",
+    ]
     client = _tune(*base, "--apply", "--dry-run=client")
     assert client.exit_code == 0 and "nothing written" in client.stderr
     assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST")
     dry = _tune(*base, "--apply", "--dry-run=server")
     assert dry.exit_code == 0, dry.output
     assert apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS) is None
-    assert apiserver.requests_to("PATCH", prefix="/apis/keda.sh")          # sent, with dryRun=All
+    assert apiserver.requests_to("PATCH", prefix="/apis/keda.sh")  # sent, with dryRun=All
     assert all(r.param("dryRun") == "All" for r in apiserver.requests_to("PATCH", prefix="/apis/keda.sh"))
 
     done = _tune(*base, "--apply")
@@ -191,16 +240,16 @@ def test_dry_run_then_apply_adopts_the_hpa_with_a_backup_and_rollback_restores_i
     (so_again,) = redo["recommendation"]["objects"]
     assert so_again["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == "gemma-server-hpa"
 
-    back = CliRunner().invoke(cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
-                                    "--rollback", "gemma-server-hpa"])
+    back = CliRunner().invoke(
+        cli, ["migrate-hpa", "--kubeconfig", apiserver.kubeconfig, "-n", NS, "--rollback", "gemma-server-hpa"]
+    )
     assert back.exit_code == 0, back.output
     assert apiserver.get_object("keda.sh/v1alpha1", "ScaledObject", "gemma-server-hpa", NS) is None
     hpa = apiserver.get_object("autoscaling/v2", "HorizontalPodAutoscaler", "gemma-server-hpa", NS)
     assert hpa is not None and hpa["spec"] == before["spec"]
 
 
-def test_deploy_target_searches_what_the_cluster_serves(history_file: str,
-                                                        apiserver: Any) -> None:
+def test_deploy_target_searches_what_the_cluster_serves(history_file: str, apiserver: Any) -> None:
     """deploy/NAME finds the HPA scaling it; without --policies only what the server serves is searched
     (KEDA here: no HTTP add-on, no Knative); -o yaml carries the ScaledObject."""
     import yaml
@@ -208,8 +257,18 @@ def test_deploy_target_searches_what_the_cluster_serves(history_file: str,
     seed_gemma_hpa(apiserver, NS)
     apiserver.disable_group("http.keda.sh")
     apiserver.disable_group("serving.knative.dev")
-    result = _tune("deploy/vllm-gemma-deployment", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
-                   "--history", history_file, *FAST, "-o", "yaml")
+    result = _tune(
+        "deploy/vllm-gemma-deployment",
+        "--kubeconfig",
+        apiserver.kubeconfig,
+        "-n",
+        NS,
+        "--history",
+        history_file,
+        *FAST,
+        "-o",
+        "yaml",
+    )
     assert result.exit_code == 0, result.output
     doc = yaml.safe_load(result.stdout)
     assert {p["policy"] for p in doc["frontier"]} == {"keda"}
@@ -224,8 +283,22 @@ def test_help_has_an_example() -> None:
     result = CliRunner().invoke(cli, ["tune", "--help"])
     assert result.exit_code == 0
     assert "kubectl gpuscale tune deploy/vllm -n ml --prometheus" in result.output
-    for flag in ("--since", "--slo-ttft", "--slo", "--policies", "--max-replicas", "--price", "--headroom",
-                 "--cold-start", "--seed", "--plot", "--apply", "--dry-run", "--history", "--save-history"):
+    for flag in (
+        "--since",
+        "--slo-ttft",
+        "--slo",
+        "--policies",
+        "--max-replicas",
+        "--price",
+        "--headroom",
+        "--cold-start",
+        "--seed",
+        "--plot",
+        "--apply",
+        "--dry-run",
+        "--history",
+        "--save-history",
+    ):
         assert flag in result.output, flag
 
 
@@ -236,34 +309,49 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
     from kubectl_gpuscale.cli.tune import _progress_bar
 
     with _progress_bar() as update:
-        assert update is None          # pytest captures stderr: not a terminal
+        assert update is None  # pytest captures stderr: not a terminal
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     with _progress_bar() as update:
         assert update is not None
         update(3, 10)
 
 
-def test_apply_without_an_hpa_to_adopt_is_refused_before_searching(history_file: str,
-                                                                   apiserver: Any,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_apply_without_an_hpa_to_adopt_is_refused_before_searching(
+    history_file: str, apiserver: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     objs = [i.obj for i in load([str(MANIFESTS / "deploy_k8s-examples_1.yaml")])]
     objs[0]["metadata"]["namespace"] = NS
     apiserver.seed(*objs)
     with pytest.raises(SystemExit) as stop:
-        main(["tune", "deploy/vllm-gemma-deployment", "--kubeconfig", apiserver.kubeconfig, "-n", NS,
-              "--history", history_file, "--apply"])
-    assert stop.value.code == 2       # bad input (InputError)
+        main(
+            [
+                "tune",
+                "deploy/vllm-gemma-deployment",
+                "--kubeconfig",
+                apiserver.kubeconfig,
+                "-n",
+                NS,
+                "--history",
+                history_file,
+                "--apply",
+            ]
+        )
+    assert stop.value.code == 2  # bad input (InputError)
     assert "no HPA or ScaledObject scales it" in capsys.readouterr().err
     assert not apiserver.requests_to("PATCH") and not apiserver.requests_to("POST")
 
 
-def test_a_dropped_metric_is_one_line_on_stderr(backfilled_prometheus: Callable[..., Backfilled],
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dropped_metric_is_one_line_on_stderr(
+    backfilled_prometheus: Callable[..., Backfilled], capsys: pytest.CaptureFixture[str]
+) -> None:
     """The user's path for a series a metric_relabel_configs rule dropped: `main` prints the
     MissingSeriesError as one `error:` line (what, why, what to do), exit 1, no traceback, nothing on stdout
     (the text docs/troubleshooting.md quotes)."""
-    bf = backfilled_prometheus(Workload(namespace="default", name="vllm-gemma-deployment", days=0.25, rps=10.0,
-                                        seed=7, drop=("requests",)))
+    bf = backfilled_prometheus(
+        Workload(
+            namespace="default", name="vllm-gemma-deployment", days=0.25, rps=10.0, seed=7, drop=("requests",)
+        )
+    )
     since = f"{math.ceil((time.time() - bf.truth['default'].start) / 3600)}h"
     with pytest.raises(SystemExit) as ended:
         main(["tune", *FILES, "--prometheus", bf.url, "--since", since, *FAST])
@@ -273,5 +361,7 @@ def test_a_dropped_metric_is_one_line_on_stderr(backfilled_prometheus: Callable[
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("error: no vllm:request_success_total in Prometheus for pods matching ")
     assert "a metric_relabel_configs rule renamed or dropped them" in lines[0]
-    assert lines[0].endswith("keep the engine's series in the scrape config (see docs/tune.md), or pass --history FILE")
+    assert lines[0].endswith(
+        "keep the engine's series in the scrape config (see docs/tune.md), or pass --history FILE"
+    )
     print(lines[0])

@@ -40,8 +40,15 @@ def prom(week: Backfilled) -> Iterator[Prometheus]:
 
 
 def fetch(prom: Prometheus, truth: Truth) -> History:
-    return fetch_history(prom, namespace=truth.namespace, pods=truth.pods, engine="vllm",
-                         since=truth.end - truth.start, end=truth.end, workload=truth.workload)
+    return fetch_history(
+        prom,
+        namespace=truth.namespace,
+        pods=truth.pods,
+        engine="vllm",
+        since=truth.end - truth.start,
+        end=truth.end,
+        workload=truth.workload,
+    )
 
 
 ASKED: list[float] = []
@@ -88,13 +95,15 @@ def test_a_counter_reset_is_counted_not_lost(week: Backfilled, prom: Prometheus,
     restart = truth.start + 3.5 * 86400
     before = prom.query("sum(vllm:request_success_total{namespace='ml'})", at=restart - 15)[0].value
     after = prom.query("sum(vllm:request_success_total{namespace='ml'})", at=restart + 15)[0].value
-    assert after < before            # the stored counter really drops
+    assert after < before  # the stored counter really drops
     i = int(3.5 * 86400 // 15)
-    np.testing.assert_array_equal(history.arrivals[i - 4:i + 4], truth.arrivals[i - 4:i + 4])
+    np.testing.assert_array_equal(history.arrivals[i - 4 : i + 4], truth.arrivals[i - 4 : i + 4])
     assert history.requests == truth.requests
 
 
-def test_range_queries_stay_under_the_points_limit(week: Backfilled, prom: Prometheus, history: History) -> None:
+def test_range_queries_stay_under_the_points_limit(
+    week: Backfilled, prom: Prometheus, history: History
+) -> None:
     """A week at 15 s is 40,321 points: Prometheus refuses one query for it (promql/engine.go:
     `exceeded maximum resolution of 11,000 points per timeseries`), so fetch_history splits it."""
     truth = week.truth["ml"]
@@ -103,14 +112,16 @@ def test_range_queries_stay_under_the_points_limit(week: Backfilled, prom: Prome
     with pytest.raises(InputError, match="11,000 points"):
         prom.query_range("vllm:num_requests_running", truth.start, truth.end, 15)
     assert ASKED and max(ASKED) <= MAX_POINTS_PER_SERIES
-    assert sum(ASKED) >= 6 * (history.steps + 1)      # six signals, each over the whole week
+    assert sum(ASKED) >= 6 * (history.steps + 1)  # six signals, each over the whole week
 
 
 @pytest.mark.parametrize("namespace", ["ml-underscore", "ml-mixed"])
 def test_both_metric_name_forms(week: Backfilled, prom: Prometheus, namespace: str) -> None:
     """All pods on `vllm_x` (OpenMetrics negotiation), or half on each form: the same history."""
     truth = week.truth[namespace]
-    held = prom.series_names(f"{{__name__=~'vllm.request_success_total', namespace='{namespace}'}}", lookback=None)
+    held = prom.series_names(
+        f"{{__name__=~'vllm.request_success_total', namespace='{namespace}'}}", lookback=None
+    )
     assert "vllm_request_success_total" in held
     assert ("vllm:request_success_total" in held) == (namespace == "ml-mixed")
     got = fetch(prom, truth)
@@ -126,8 +137,15 @@ def test_sglang_and_tgi_counters(week: Backfilled, prom: Prometheus, engine: str
     its TTFT histogram; TGI's `tgi_request_success` and token histograms' `_sum` (router/src/server.rs), no
     TTFT histogram at all (an empty one in the history)."""
     truth = week.truth[engine]
-    got = fetch_history(prom, namespace=truth.namespace, pods=truth.pods, engine=engine,
-                        since=truth.end - truth.start, end=truth.end, workload=truth.workload)
+    got = fetch_history(
+        prom,
+        namespace=truth.namespace,
+        pods=truth.pods,
+        engine=engine,
+        since=truth.end - truth.start,
+        end=truth.end,
+        workload=truth.workload,
+    )
     np.testing.assert_array_equal(got.arrivals, truth.arrivals)
     assert (got.prompt_tokens, got.output_tokens) == (512.0, 256.0)
     np.testing.assert_allclose(got.running, truth.running, rtol=1e-4, atol=1e-3)
@@ -149,8 +167,10 @@ def test_a_missing_metric_is_one_clear_error(week: Backfilled, prom: Prometheus)
     error = caught.value
     assert error.series == ("vllm:request_success_total",)
     line = error.line()
-    assert line.startswith("no vllm:request_success_total in Prometheus for pods matching 'vllm-.*' in namespace "
-                           "ml-relabelled over the last 6h (checked both the ':' and '_' forms)")
+    assert line.startswith(
+        "no vllm:request_success_total in Prometheus for pods matching 'vllm-.*' in namespace "
+        "ml-relabelled over the last 6h (checked both the ':' and '_' forms)"
+    )
     assert "but not these: a metric_relabel_configs rule renamed or dropped them" in line
     assert "\n" not in line
 
@@ -161,12 +181,19 @@ def test_engine_metrics_off_is_said(week: Backfilled, prom: Prometheus) -> None:
     truth = week.truth["ml-metrics-off"]
     with pytest.raises(MissingSeriesError) as caught:
         fetch(prom, truth)
-    assert caught.value.series == ("vllm:request_success_total", "vllm:prompt_tokens_total",
-                                   "vllm:generation_tokens_total", "vllm:num_requests_running",
-                                   "vllm:num_requests_waiting", "vllm:time_to_first_token_seconds_bucket")
-    assert ("the pods are scraped (1 metric name) but export no vLLM metrics: engine metrics are off "
-            "(--disable-log-stats) or the engine is not vLLM; turn the engine's metrics on and scrape its "
-            "/metrics, or pass --engine") in caught.value.line()
+    assert caught.value.series == (
+        "vllm:request_success_total",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:time_to_first_token_seconds_bucket",
+    )
+    assert (
+        "the pods are scraped (1 metric name) but export no vLLM metrics: engine metrics are off "
+        "(--disable-log-stats) or the engine is not vLLM; turn the engine's metrics on and scrape its "
+        "/metrics, or pass --engine"
+    ) in caught.value.line()
 
 
 def test_a_wrong_namespace_says_so(week: Backfilled, prom: Prometheus) -> None:
@@ -174,7 +201,8 @@ def test_a_wrong_namespace_says_so(week: Backfilled, prom: Prometheus) -> None:
     with pytest.raises(MissingSeriesError) as caught:
         fetch_history(prom, namespace="nope", pods=truth.pods, engine="vllm", since="1h", end=truth.end)
     assert "Prometheus holds no series at all for these pods: the namespace or the pod regex is wrong" in str(
-        caught.value)
+        caught.value
+    )
     assert "kubectl get pods -n nope" in str(caught.value)
 
 
@@ -182,8 +210,14 @@ def test_replicas_fall_back_to_the_pods_reporting(week: Backfilled, prom: Promet
     """Without a workload name (no kube-state-metrics lookup): the number of pods reporting; a pod that
     went away stays visible for Prometheus' 5-minute lookback, so the count may lag a scale-down."""
     truth = week.truth["ml-underscore"]
-    got = fetch_history(prom, namespace=truth.namespace, pods=truth.pods, engine="vllm",
-                        since=truth.end - truth.start, end=truth.end)
+    got = fetch_history(
+        prom,
+        namespace=truth.namespace,
+        pods=truth.pods,
+        engine="vllm",
+        since=truth.end - truth.start,
+        end=truth.end,
+    )
     assert got.sources["replicas"] == "count of pods reporting vllm_num_requests_running"
     assert np.all(got.replicas >= truth.replicas)
     assert np.mean(got.replicas == truth.replicas) > 0.8
@@ -197,15 +231,18 @@ def test_the_replay_of_the_known_model_is_close(week: Backfilled, history: Histo
     spec = truth.workload_spec
     calibration = calibrate(history, sim.engine_profile(spec.engine))
     assert calibration.source == "fitted"
-    result = replay(history, calibration, sim.coldstart_profile(spec.coldstart), parse_policies(spec.policy)[0],
-                    seed=7)
+    result = replay(
+        history, calibration, sim.coldstart_profile(spec.coldstart), parse_policies(spec.policy)[0], seed=7
+    )
     assert result.ttft_p95_error is not None and result.replica_hours_error is not None
     assert result.ttft_p95_error < 0.05, result.to_dict()
     assert result.replica_hours_error < 0.05, result.to_dict()
     assert not result.large
     assert result.ttft_p95_error < LARGE_TTFT_ERROR and result.replica_hours_error < LARGE_REPLICA_HOURS_ERROR
     doc = result.to_dict()
-    assert {"observedTtftP95", "predictedTtftP95", "observedReplicaHours", "predictedReplicaHours"} <= set(doc)
+    assert {"observedTtftP95", "predictedTtftP95", "observedReplicaHours", "predictedReplicaHours"} <= set(
+        doc
+    )
 
 
 def test_the_calibration_recovers_the_preset_it_was_made_with(history: History) -> None:

@@ -20,12 +20,21 @@ spec:
   selector: {app: gemma-server}
   ports: [{port: 8000, targetPort: 8080}]
 """
-KEDA = {"threshold": 3, "activation": 0, "minReplicas": 2, "maxReplicas": 6, "scaleDownStabilizationSeconds": 120,
-        "cooldownSeconds": 300, "pollingSeconds": 30}
+KEDA = {
+    "threshold": 3,
+    "activation": 0,
+    "minReplicas": 2,
+    "maxReplicas": 6,
+    "scaleDownStabilizationSeconds": 120,
+    "cooldownSeconds": 300,
+    "pollingSeconds": 30,
+}
 CANDIDATES = {
     "keda": Candidate("keda", KEDA, Floor(9, 17, 2, (0, 1, 2, 3, 4))),
     "keda-zero": Candidate("keda-zero", {**KEDA, "threshold": 32, "minReplicas": 0, "cooldownSeconds": 1800}),
-    "knative": Candidate("knative", {"target": 64, "minScale": 1, "maxScale": 6, "scaleDownDelaySeconds": 300}),
+    "knative": Candidate(
+        "knative", {"target": 64, "minScale": 1, "maxScale": 6, "scaleDownDelaySeconds": 300}
+    ),
 }
 
 
@@ -35,9 +44,15 @@ def test_objects_for_each_policy_validate_and_carry_the_parameters(policy: str, 
     service.write_text(SERVICE, encoding="utf-8")
     candidate = CANDIDATES[policy]
     request = migrate.MigrateRequest(
-        names=("gemma-server-hpa",), namespace="ml",
-        files=(str(MANIFESTS / "hpa_k8s-examples_1.yaml"), str(MANIFESTS / "deploy_k8s-examples_1.yaml"),
-               str(service)), options=migrate_options(candidate, cold_start=60))
+        names=("gemma-server-hpa",),
+        namespace="ml",
+        files=(
+            str(MANIFESTS / "hpa_k8s-examples_1.yaml"),
+            str(MANIFESTS / "deploy_k8s-examples_1.yaml"),
+            str(service),
+        ),
+        options=migrate_options(candidate, cold_start=60),
+    )
     plan = migrate.plan(request, None)
     objects = shaped(plan.objects, candidate)
     assert objects
@@ -47,19 +62,33 @@ def test_objects_for_each_policy_validate_and_carry_the_parameters(policy: str, 
     p = candidate.params
     if policy == "knative":
         notes = kinds["Service"]["spec"]["template"]["metadata"]["annotations"]
-        assert (notes["autoscaling.knative.dev/target"], notes["autoscaling.knative.dev/min-scale"],
-                notes["autoscaling.knative.dev/max-scale"], notes["autoscaling.knative.dev/scale-down-delay"]) == (
-            "64", "1", "6", "300s")
+        assert (
+            notes["autoscaling.knative.dev/target"],
+            notes["autoscaling.knative.dev/min-scale"],
+            notes["autoscaling.knative.dev/max-scale"],
+            notes["autoscaling.knative.dev/scale-down-delay"],
+        ) == ("64", "1", "6", "300s")
         return
     so = kinds["ScaledObject"]["spec"]
     assert (so["minReplicaCount"], so["maxReplicaCount"], so["pollingInterval"], so["cooldownPeriod"]) == (
-        p["minReplicas"], p["maxReplicas"], p["pollingSeconds"], p["cooldownSeconds"])
-    assert so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
-        "stabilizationWindowSeconds"] == p["scaleDownStabilizationSeconds"]
+        p["minReplicas"],
+        p["maxReplicas"],
+        p["pollingSeconds"],
+        p["cooldownSeconds"],
+    )
+    assert (
+        so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
+        == p["scaleDownStabilizationSeconds"]
+    )
     assert float(so["triggers"][0]["metadata"]["threshold"]) == p["threshold"]
     if policy == "keda":
         cron = next(t for t in so["triggers"] if t["type"] == "cron")["metadata"]
-        assert cron == {"timezone": "UTC", "start": "0 9 * * 1-5", "end": "0 17 * * 1-5", "desiredReplicas": "2"}
+        assert cron == {
+            "timezone": "UTC",
+            "start": "0 9 * * 1-5",
+            "end": "0 17 * * 1-5",
+            "desiredReplicas": "2",
+        }
     else:
         http = kinds["HTTPScaledObject"]["spec"]
         assert http["scalingMetric"] == {"concurrency": {"targetValue": 32}}

@@ -23,15 +23,25 @@ POINT_KEYS = {"policy", "params", "sloAttainment", "ttftP95", "gpuHours", "costP
 @pytest.fixture(scope="module")
 def flat() -> search.TuneResult:
     """Three hours of a steady 6 req/s."""
-    return recommend(pattern_history("constant", 6.0, days=0.125), preset_calibration(), COLD,
-                     PolicySpec("keda", {}), OPTIONS)
+    return recommend(
+        pattern_history("constant", 6.0, days=0.125),
+        preset_calibration(),
+        COLD,
+        PolicySpec("keda", {}),
+        OPTIONS,
+    )
 
 
 @pytest.fixture(scope="module")
 def idle() -> search.TuneResult:
     """A dev endpoint seen from Monday 16:00 to 24:00: 1,000 requests a day between 9:00 and 18:00."""
-    return recommend(pattern_history("dev", 1000.0, days=1 / 3, start=MONDAY + 16 * 3600), preset_calibration(), COLD,
-                     PolicySpec("keda", {}), OPTIONS)
+    return recommend(
+        pattern_history("dev", 1000.0, days=1 / 3, start=MONDAY + 16 * 3600),
+        preset_calibration(),
+        COLD,
+        PolicySpec("keda", {}),
+        OPTIONS,
+    )
 
 
 def _replayed(result: search.TuneResult, seed: int) -> sim.PolicyResult:
@@ -41,12 +51,14 @@ def _replayed(result: search.TuneResult, seed: int) -> sim.PolicyResult:
     trace = sim.Trace(counts, h.prompt_tokens, h.output_tokens, int(counts.sum()))
     best = result.recommendation.candidate
     ctl = search._controller(best.spec(), best.floor, h.start)
-    return sim.Simulation(trace, preset_calibration().profile, COLD, [ctl], trace.duration, seed,
-                          result.options.slo_ttft).run()[0]
+    return sim.Simulation(
+        trace, preset_calibration().profile, COLD, [ctl], trace.duration, seed, result.options.slo_ttft
+    ).run()[0]
 
 
-def test_flat_and_idle_histories_get_different_recommendations(flat: search.TuneResult,
-                                                               idle: search.TuneResult) -> None:
+def test_flat_and_idle_histories_get_different_recommendations(
+    flat: search.TuneResult, idle: search.TuneResult
+) -> None:
     """Scale to zero only where idle hours dominate: the steady load keeps warm replicas, the dev endpoint
     is recommended a policy with a zero floor that spends most of the window at zero."""
     assert flat.meets_slo and idle.meets_slo
@@ -74,9 +86,12 @@ def test_recommendation_is_the_cheapest_meeting_the_slo_and_on_the_frontier(flat
     costs = [p.scores.cost_per_month for p in flat.frontier]
     worst = [p.scores.worst for p in flat.frontier]
     assert costs == sorted(costs) and worst == sorted(worst)
-    for p in flat.points:   # nothing off the frontier beats a frontier point on both axes
-        assert not any(q.scores.cost_per_month < p.scores.cost_per_month and q.scores.worst > p.scores.worst
-                       for q in flat.points if p in flat.frontier)
+    for p in flat.points:  # nothing off the frontier beats a frontier point on both axes
+        assert not any(
+            q.scores.cost_per_month < p.scores.cost_per_month and q.scores.worst > p.scores.worst
+            for q in flat.points
+            if p in flat.frontier
+        )
 
 
 def test_cold_start_cliff_brackets_the_slo(idle: search.TuneResult) -> None:
@@ -86,10 +101,19 @@ def test_cold_start_cliff_brackets_the_slo(idle: search.TuneResult) -> None:
     item = [(idle.recommendation.candidate.spec(), idle.recommendation.candidate.floor)]
     variants = search._variants(idle.history, idle.options)
     with search._Runner(1, None, 100) as runner:
+
         def worst(seconds: float) -> float:
-            table = search._evaluate(runner, variants, item, preset_calibration().profile,
-                                     search.scaled_coldstart(COLD, seconds), options=idle.options, groups=1)
+            table = search._evaluate(
+                runner,
+                variants,
+                item,
+                preset_calibration().profile,
+                search.scaled_coldstart(COLD, seconds),
+                options=idle.options,
+                groups=1,
+            )
             return search._score(idle.history, table[0]).worst
+
         assert worst(cliff) >= idle.options.slo
         assert worst(cliff * 1.3) < idle.options.slo
     assert idle.recommendation.scores.coldstart_gpu_hours_per_month > 0
@@ -121,8 +145,15 @@ def test_candidates_cover_each_policy_and_floors_only_for_repeating_traffic() ->
     assert search.repetition(office) == "weekdays"
     assert search.repetition(steady) is None
     assert not any(c.floor for c in search.candidates(steady, engine, TuneOptions()))
-    for key in ("threshold", "activation", "minReplicas", "maxReplicas", "scaleDownStabilizationSeconds",
-                "cooldownSeconds", "pollingSeconds"):
+    for key in (
+        "threshold",
+        "activation",
+        "minReplicas",
+        "maxReplicas",
+        "scaleDownStabilizationSeconds",
+        "cooldownSeconds",
+        "pollingSeconds",
+    ):
         assert len({c.params[key] for c in found if c.policy.startswith("keda")}) >= 2, key
     for key in ("target", "minScale", "scaleDownDelaySeconds"):
         assert len({c.params[key] for c in found if c.policy == "knative"}) >= 2, key
@@ -131,14 +162,26 @@ def test_candidates_cover_each_policy_and_floors_only_for_repeating_traffic() ->
 def test_shifted_floor_is_in_utc() -> None:
     """A 9-17 weekday floor on a history starting Monday 06:00 UTC is active 3 h into it, not at 0 or 11 h."""
     floor = search.ShiftedFloor(search.Floor(9, 17, 2, (0, 1, 2, 3, 4)), MONDAY + 6 * 3600 + 3 * 86400)
-    assert floor.active(np.array([0, 3 * 3600, 11 * 3600 - 1, 11 * 3600])).tolist() == [False, True, True, False]
+    assert floor.active(np.array([0, 3 * 3600, 11 * 3600 - 1, 11 * 3600])).tolist() == [
+        False,
+        True,
+        True,
+        False,
+    ]
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"slo": 0.0}, "SLO share"), ({"slo": 1.5}, "SLO share"), ({"headroom": 0.5}, "headroom"),
-    ({"policies": ("cpu-hpa",)}, "unknown policy"), ({"max_replicas": 0}, "--max-replicas"),
-    ({"slo_ttft": 0.0}, "TTFT target"), ({"seeds": ()}, "no seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"slo": 0.0}, "SLO share"),
+        ({"slo": 1.5}, "SLO share"),
+        ({"headroom": 0.5}, "headroom"),
+        ({"policies": ("cpu-hpa",)}, "unknown policy"),
+        ({"max_replicas": 0}, "--max-replicas"),
+        ({"slo_ttft": 0.0}, "TTFT target"),
+        ({"seeds": ()}, "no seed"),
+    ],
+)
 def test_bad_options(kwargs: dict[str, object], words: str) -> None:
     with pytest.raises(InputError, match=words):
         TuneOptions(**kwargs)  # type: ignore[arg-type]
@@ -155,11 +198,13 @@ def test_equivalent_candidates_are_simulated_once(monkeypatch: pytest.MonkeyPatc
     the activation threshold and cooldownPeriod only on the way to zero: with minReplicaCount 1 they change
     nothing, so those candidates share one simulation (and get exactly what each would alone); with
     minReplicaCount 0 (keda-zero) the cooldown matters and each is simulated."""
-    history = pattern_history("dev", 2000.0, days=4 / 24, start=MONDAY + 16 * 3600)     # idle after 18:00
-    items = [(PolicySpec("keda", {"min": "1", "cooldown": "120", "activation": "0"}), None),
-             (PolicySpec("keda", {"min": "1", "cooldown": "1800", "activation": "2"}), None),
-             (PolicySpec("keda-zero", {"min": "0", "cooldown": "120"}), None),
-             (PolicySpec("keda-zero", {"min": "0", "cooldown": "1800"}), None)]
+    history = pattern_history("dev", 2000.0, days=4 / 24, start=MONDAY + 16 * 3600)  # idle after 18:00
+    items = [
+        (PolicySpec("keda", {"min": "1", "cooldown": "120", "activation": "0"}), None),
+        (PolicySpec("keda", {"min": "1", "cooldown": "1800", "activation": "2"}), None),
+        (PolicySpec("keda-zero", {"min": "0", "cooldown": "120"}), None),
+        (PolicySpec("keda-zero", {"min": "0", "cooldown": "1800"}), None),
+    ]
     simulated: list[str] = []
     real_run = search._run
 

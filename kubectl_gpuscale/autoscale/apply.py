@@ -48,8 +48,14 @@ def _owner_so(hpa: Mapping[str, Any]) -> str | None:
     return None
 
 
-def read_inputs(cluster: Cluster, namespace: str | None, names: Sequence[str], *, selector: str | None = None,
-                services: bool = False) -> ClusterInputs:
+def read_inputs(
+    cluster: Cluster,
+    namespace: str | None,
+    names: Sequence[str],
+    *,
+    selector: str | None = None,
+    services: bool = False,
+) -> ClusterInputs:
     """Read the HPAs asked for (names, or all / -l) with their scale targets.
 
     An HPA a ScaledObject already adopted is read back from the original we saved on that
@@ -71,7 +77,9 @@ def read_inputs(cluster: Cluster, namespace: str | None, names: Sequence[str], *
             so = cluster.get_or_none(builders.KEDA_API, SO_KIND, owner, ns)
             saved = ((so or {}).get("metadata") or {}).get("annotations", {}).get(ORIGINAL_HPA)
             if not saved:
-                out.skipped.append((f"{ns}/{meta.get('name')}", f"managed by ScaledObject {owner} (not ours)"))
+                out.skipped.append(
+                    (f"{ns}/{meta.get('name')}", f"managed by ScaledObject {owner} (not ours)")
+                )
                 continue
             original = json.loads(saved)
             out.originals[(ns, str(meta.get("name")))] = original
@@ -84,7 +92,9 @@ def read_inputs(cluster: Cluster, namespace: str | None, names: Sequence[str], *
         if ref.get("kind") and ref.get("name") and key not in seen:
             seen.add(key)
             try:
-                target = cluster.get(str(ref.get("apiVersion") or "apps/v1"), str(ref["kind"]), str(ref["name"]), ns)
+                target = cluster.get(
+                    str(ref.get("apiVersion") or "apps/v1"), str(ref["kind"]), str(ref["name"]), ns
+                )
             except NotFoundError:
                 continue  # the converter reports the missing target, naming the HPA
             target.setdefault("apiVersion", ref.get("apiVersion") or "apps/v1")
@@ -118,42 +128,63 @@ def knative_version(cluster: Cluster) -> kfacts.Version | None:
     return (found.major, found.minor) if found else None
 
 
-def _keda_preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: Targets | None) -> list[str]:
+def _keda_preflight(
+    cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: Targets | None
+) -> list[str]:
     """KEDA is served, can adopt the HPAs, and its webhook takes the ScaledObjects; warnings otherwise."""
     warnings: list[str] = []
     if not cluster.serves(builders.KEDA_API, SO_KIND):
-        raise GpuscaleError("cannot migrate", "KEDA is not installed (no scaledobjects.keda.sh served)",
-                            "run: kubectl gpuscale install keda")
+        raise GpuscaleError(
+            "cannot migrate",
+            "KEDA is not installed (no scaledobjects.keda.sh served)",
+            "run: kubectl gpuscale install keda",
+        )
     if targets is None:
         from kubectl_gpuscale.facts.detect import detect_targets
 
         targets = detect_targets(cluster)
     version = targets.keda
     if version is None:
-        warnings.append("KEDA's version is unknown (no keda-operator Deployment found): adopting an HPA "
-                        "needs KEDA >= 2.11")
+        warnings.append(
+            "KEDA's version is unknown (no keda-operator Deployment found): adopting an HPA "
+            "needs KEDA >= 2.11"
+        )
     elif not keda_facts.holds("transfer-hpa-ownership", version) and any(
-            (o.get("metadata") or {}).get("annotations", {}).get(KEDA_TRANSFER_OWNERSHIP) == "true"
-            for o in objects if o.get("kind") == SO_KIND):
-        raise GpuscaleError("cannot migrate", f"KEDA {version} cannot adopt an existing "
-                            "HPA (transfer-hpa-ownership needs >= 2.11)",
-                            "upgrade KEDA (kubectl gpuscale install keda), or delete the HPA first")
+        (o.get("metadata") or {}).get("annotations", {}).get(KEDA_TRANSFER_OWNERSHIP) == "true"
+        for o in objects
+        if o.get("kind") == SO_KIND
+    ):
+        raise GpuscaleError(
+            "cannot migrate",
+            f"KEDA {version} cannot adopt an existing HPA (transfer-hpa-ownership needs >= 2.11)",
+            "upgrade KEDA (kubectl gpuscale install keda), or delete the HPA first",
+        )
     for obj in objects:
         if obj.get("kind") == SO_KIND:
             why = keda_facts.webhook_fallback_rejection(obj, version)
             if why:
                 meta = obj.get("metadata") or {}
-                raise GpuscaleError(f"cannot migrate to ScaledObject {meta.get('namespace')}/{meta.get('name')}",
-                                    f"KEDA {version}'s admission webhook rejects it: {why}",
-                                    "set metricType: AverageValue on the triggers, or upgrade KEDA to >= 2.17.1")
-    if cluster.get_or_none("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
-                           "keda-admission") is None:
-        warnings.append("KEDA's admission webhook (keda-admission) was not found: conflicting "
-                        "ScaledObjects/HPAs will not be rejected")
+                raise GpuscaleError(
+                    f"cannot migrate to ScaledObject {meta.get('namespace')}/{meta.get('name')}",
+                    f"KEDA {version}'s admission webhook rejects it: {why}",
+                    "set metricType: AverageValue on the triggers, or upgrade KEDA to >= 2.17.1",
+                )
+    if (
+        cluster.get_or_none(
+            "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "keda-admission"
+        )
+        is None
+    ):
+        warnings.append(
+            "KEDA's admission webhook (keda-admission) was not found: conflicting "
+            "ScaledObjects/HPAs will not be rejected"
+        )
     return warnings
 
 
-def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: Targets | None = None) -> list[str]:
+def preflight(
+    cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: Targets | None = None
+) -> list[str]:
     """Check the cluster can take the objects; raise when it cannot, return warnings otherwise.
 
     ``targets`` are the versions the objects were built for (detected when not given): an object
@@ -163,15 +194,25 @@ def preflight(cluster: Cluster, objects: Sequence[Mapping[str, Any]], targets: T
     kinds = {(o.get("apiVersion"), o.get("kind")) for o in objects}
     if (builders.KEDA_API, SO_KIND) in kinds:
         warnings += _keda_preflight(cluster, objects, targets)
-    if (builders.HTTP_API, "HTTPScaledObject") in kinds and not cluster.serves(builders.HTTP_API, "HTTPScaledObject"):
-        raise GpuscaleError("cannot migrate with --scale-to-zero", "the KEDA HTTP add-on is not installed",
-                            "run: kubectl gpuscale install keda-http-add-on, or print the YAML with -o yaml")
+    if (builders.HTTP_API, "HTTPScaledObject") in kinds and not cluster.serves(
+        builders.HTTP_API, "HTTPScaledObject"
+    ):
+        raise GpuscaleError(
+            "cannot migrate with --scale-to-zero",
+            "the KEDA HTTP add-on is not installed",
+            "run: kubectl gpuscale install keda-http-add-on, or print the YAML with -o yaml",
+        )
     if (builders.KNATIVE_API, "Service") in kinds:
         if not cluster.serves(builders.KNATIVE_API, "Service"):
-            raise GpuscaleError("cannot migrate --to knative", "Knative Serving is not installed",
-                                "run: kubectl gpuscale install knative")
-        warnings += knative_preflight(cluster, [o for o in objects if (o.get("apiVersion"), o.get("kind"))
-                                                == (builders.KNATIVE_API, "Service")])
+            raise GpuscaleError(
+                "cannot migrate --to knative",
+                "Knative Serving is not installed",
+                "run: kubectl gpuscale install knative",
+            )
+        warnings += knative_preflight(
+            cluster,
+            [o for o in objects if (o.get("apiVersion"), o.get("kind")) == (builders.KNATIVE_API, "Service")],
+        )
     return warnings
 
 
@@ -183,8 +224,10 @@ def knative_preflight(cluster: Cluster, services: Sequence[Mapping[str, Any]]) -
         features_cm = cluster.get_or_none("v1", "ConfigMap", "config-features", "knative-serving")
         defaults_cm = cluster.get_or_none("v1", "ConfigMap", "config-defaults", "knative-serving")
     except ForbiddenError as exc:
-        return [f"Knative's settings (knative-serving ConfigMaps) not readable ({exc.why}): the config-features "
-                "flags the Service needs are not checked"]
+        return [
+            f"Knative's settings (knative-serving ConfigMaps) not readable ({exc.why}): the config-features "
+            "flags the Service needs are not checked"
+        ]
     features = (features_cm or {}).get("data") or {}
     defaults = (defaults_cm or {}).get("data") or {}
     off: dict[str, list[str]] = {}
@@ -197,18 +240,23 @@ def knative_preflight(cluster: Cluster, services: Sequence[Mapping[str, Any]]) -
         limit = defaults.get("container-concurrency-max-limit")
         cc = spec.get("containerConcurrency")
         if limit is not None and str(limit).strip().isdigit() and isinstance(cc, int) and cc > int(limit):
-            raise GpuscaleError(f"cannot migrate --to knative ({name})",
-                                f"containerConcurrency {cc} is above this cluster's container-concurrency-max-limit "
-                                f"{limit} (config-defaults)", "pass a lower concurrency (--max-num-seqs of the engine) "
-                                "or raise the limit in knative-serving/config-defaults")
+            raise GpuscaleError(
+                f"cannot migrate --to knative ({name})",
+                f"containerConcurrency {cc} is above this cluster's container-concurrency-max-limit "
+                f"{limit} (config-defaults)",
+                "pass a lower concurrency (--max-num-seqs of the engine) "
+                "or raise the limit in knative-serving/config-defaults",
+            )
     if off:
         keys = sorted(off)
         patch = json.dumps({"data": {k: "enabled" for k in keys}}, separators=(",", ":"))
-        raise GpuscaleError("cannot migrate --to knative",
-                            f"knative-serving/config-features leaves {', '.join(keys)} disabled and the Service "
-                            f"needs them (Knative's webhook would reject it)",
-                            f"enable them: kubectl -n knative-serving patch configmap config-features --type merge "
-                            f"-p '{patch}' (or kubectl gpuscale install knative --set config-features.<flag>=enabled)")
+        raise GpuscaleError(
+            "cannot migrate --to knative",
+            f"knative-serving/config-features leaves {', '.join(keys)} disabled and the Service "
+            f"needs them (Knative's webhook would reject it)",
+            f"enable them: kubectl -n knative-serving patch configmap config-features --type merge "
+            f"-p '{patch}' (or kubectl gpuscale install knative --set config-features.<flag>=enabled)",
+        )
     return []
 
 
@@ -249,31 +297,65 @@ def query_preflight(prom: PromSource, objects: Sequence[Mapping[str, Any]]) -> l
             check = check_query(prom, query, threshold, forms)
             if check.error is not None:
                 if isinstance(check.error, InputError):
-                    out.append(QueryFinding("warning", f"{where}: {check.error.what}: {check.error.why}; "
-                                                       f"{check.error.fix}"))
+                    out.append(
+                        QueryFinding(
+                            "warning", f"{where}: {check.error.what}: {check.error.why}; {check.error.fix}"
+                        )
+                    )
                     continue
-                out.append(QueryFinding("warning", f"trigger queries not checked: {check.error.what}: "
-                                                   f"{check.error.why}; the migration goes on (check them later "
-                                                   f"with: kubectl gpuscale doctor --prometheus URL)"))
+                out.append(
+                    QueryFinding(
+                        "warning",
+                        f"trigger queries not checked: {check.error.what}: "
+                        f"{check.error.why}; the migration goes on (check them later "
+                        f"with: kubectl gpuscale doctor --prometheus URL)",
+                    )
+                )
                 return out
             if not check.series:
-                hold = f"KEDA holds {fallback} replica(s) (fallback) until it returns one" if fallback \
+                hold = (
+                    f"KEDA holds {fallback} replica(s) (fallback) until it returns one"
+                    if fallback
                     else "KEDA errors until it returns one"
-                out.append(QueryFinding("warning", f"{where}: the query returns no series now ({check.why_empty}); "
-                                                   f"{hold}: fix the metric name or labels, or pass --query"))
+                )
+                out.append(
+                    QueryFinding(
+                        "warning",
+                        f"{where}: the query returns no series now ({check.why_empty}); "
+                        f"{hold}: fix the metric name or labels, or pass --query",
+                    )
+                )
             elif check.series > 1:
-                out.append(QueryFinding("warning", f"{where}: the query returns {check.series} series now (KEDA "
-                                                   f"needs exactly one): wrap it in sum(...)"))
+                out.append(
+                    QueryFinding(
+                        "warning",
+                        f"{where}: the query returns {check.series} series now (KEDA "
+                        f"needs exactly one): wrap it in sum(...)",
+                    )
+                )
             elif check.value is None:
-                out.append(QueryFinding("warning", f"{where}: the query returns one series with no value (NaN) "
-                                                   f"now: check the metric is exported"))
+                out.append(
+                    QueryFinding(
+                        "warning",
+                        f"{where}: the query returns one series with no value (NaN) "
+                        f"now: check the metric is exported",
+                    )
+                )
             else:
                 per = trigger.get("metricType") in (None, "AverageValue")
-                wanted = f" (about {check.wanted_replicas} replica(s) wanted)" \
-                    if per and check.wanted_replicas is not None else ""
+                wanted = (
+                    f" (about {check.wanted_replicas} replica(s) wanted)"
+                    if per and check.wanted_replicas is not None
+                    else ""
+                )
                 shown = "-" if threshold is None else f"{threshold:g}"
-                out.append(QueryFinding("ok", f"{where}: one series, {check.value:g} now vs threshold "
-                                              f"{shown}{' per replica' if per else ''}{wanted}"))
+                out.append(
+                    QueryFinding(
+                        "ok",
+                        f"{where}: one series, {check.value:g} now vs threshold "
+                        f"{shown}{' per replica' if per else ''}{wanted}",
+                    )
+                )
     return out
 
 
@@ -320,7 +402,9 @@ def _landed(cluster: Cluster, obj: Mapping[str, Any], before: Mapping[str, Any] 
         return "no" if before is None else "yes"
     if before is None:
         return "yes"
-    same = (now.get("metadata") or {}).get("resourceVersion") == (before.get("metadata") or {}).get("resourceVersion")
+    same = (now.get("metadata") or {}).get("resourceVersion") == (before.get("metadata") or {}).get(
+        "resourceVersion"
+    )
     return "no" if same else "yes"
 
 
@@ -344,8 +428,9 @@ def backup_adopted(objects: Sequence[Mapping[str, Any]], context: str | None) ->
     return out
 
 
-def apply_all(cluster: Cluster, objects: Sequence[Mapping[str, Any]], *, dry_run: bool = False,
-              force: bool = False) -> list[dict[str, Any]]:
+def apply_all(
+    cluster: Cluster, objects: Sequence[Mapping[str, Any]], *, dry_run: bool = False, force: bool = False
+) -> list[dict[str, Any]]:
     """Server-side apply every object, all or nothing.
 
     First every object is sent with dryRun=All (the server validates it, persisting nothing); only
@@ -380,34 +465,46 @@ def apply_all(cluster: Cluster, objects: Sequence[Mapping[str, Any]], *, dry_run
     return results
 
 
-def _explain_undo(exc: GpuscaleError, cluster: Cluster,
-                  written: Sequence[tuple[Mapping[str, Any], dict[str, Any] | None]],
-                  uncertain: tuple[Mapping[str, Any], str] | None) -> None:
+def _explain_undo(
+    exc: GpuscaleError,
+    cluster: Cluster,
+    written: Sequence[tuple[Mapping[str, Any], dict[str, Any] | None]],
+    uncertain: tuple[Mapping[str, Any], str] | None,
+) -> None:
     """Undo what was written and say exactly what the cluster holds now, in ``exc.why``."""
     undone, failed = _undo(cluster, written)
     parts = []
     if uncertain is not None:
         _api_version, kind, name, ns = _ident(uncertain[0])
         label = _label(kind, ns, name)
-        parts.append({"yes": f"{label} was written all the same (read back after the failure)",
-                      "no": f"{label} was not there when read back after the failure (check again with: kubectl "
-                            f"get {kind.lower()} {name}{' -n ' + ns if ns else ''})",
-                      "unknown": f"{label} may have been written (reading it back failed too)"}[uncertain[1]])
+        parts.append(
+            {
+                "yes": f"{label} was written all the same (read back after the failure)",
+                "no": f"{label} was not there when read back after the failure (check again with: kubectl "
+                f"get {kind.lower()} {name}{' -n ' + ns if ns else ''})",
+                "unknown": f"{label} may have been written (reading it back failed too)",
+            }[uncertain[1]]
+        )
     if failed:
         parts.append("undoing the partial write failed: " + "; ".join(failed))
         if undone:
             parts.append("undone: " + ", ".join(undone))
     elif uncertain is None or uncertain[1] == "yes":
-        parts.append(f"nothing changed: {len(undone)} object(s) written were undone"
-                     + (f" ({', '.join(undone)})" if undone else ""))
+        parts.append(
+            f"nothing changed: {len(undone)} object(s) written were undone"
+            + (f" ({', '.join(undone)})" if undone else "")
+        )
     else:
-        parts.append(f"{len(undone)} object(s) written were undone" + (f" ({', '.join(undone)})" if undone else ""))
+        parts.append(
+            f"{len(undone)} object(s) written were undone" + (f" ({', '.join(undone)})" if undone else "")
+        )
     exc.why += f" ({'; '.join(parts)})"
     exc.args = (exc.line(),)
 
 
-def _undo(cluster: Cluster, written: Sequence[tuple[Mapping[str, Any], dict[str, Any] | None]]
-          ) -> tuple[list[str], list[str]]:
+def _undo(
+    cluster: Cluster, written: Sequence[tuple[Mapping[str, Any], dict[str, Any] | None]]
+) -> tuple[list[str], list[str]]:
     """Undo writes in reverse; (what was undone, what could not be, each with its error)."""
     undone, errors = [], []
     for obj, before in reversed(written):
@@ -453,7 +550,9 @@ def _target_of(ref: Any, *, default_kind: str | None = None) -> tuple[str, str, 
 
 
 def _string_map(value: Any) -> bool:
-    return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
 
 
 def _malformed_metadata(meta: Mapping[str, Any]) -> str | None:
@@ -462,18 +561,32 @@ def _malformed_metadata(meta: Mapping[str, Any]) -> str | None:
         if meta.get(key) is not None and not _string_map(meta[key]):
             return f"has metadata.{key} that is not a map of strings"
     owners = meta.get("ownerReferences")
-    if owners is not None and not (isinstance(owners, list) and all(
-            isinstance(o, Mapping) and all(isinstance(o.get(k), str) and o.get(k) for k in
-                                           ("apiVersion", "kind", "name", "uid")) for o in owners)):
+    if owners is not None and not (
+        isinstance(owners, list)
+        and all(
+            isinstance(o, Mapping)
+            and all(isinstance(o.get(k), str) and o.get(k) for k in ("apiVersion", "kind", "name", "uid"))
+            for o in owners
+        )
+    ):
         return "has metadata.ownerReferences that are not {apiVersion, kind, name, uid} entries"
     finalizers = meta.get("finalizers")
-    if finalizers is not None and not (isinstance(finalizers, list) and all(isinstance(f, str) for f in finalizers)):
+    if finalizers is not None and not (
+        isinstance(finalizers, list) and all(isinstance(f, str) for f in finalizers)
+    ):
         return "has metadata.finalizers that are not a list of strings"
     return None
 
 
-def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, target: tuple[str, str, str] | None,
-                      scaled_object: str, source: str) -> dict[str, Any]:
+def validate_original(
+    saved: Any,
+    *,
+    namespace: str,
+    hpa_name: str | None,
+    target: tuple[str, str, str] | None,
+    scaled_object: str,
+    source: str,
+) -> dict[str, Any]:
     """The HPA a rollback may write, from a saved original that anyone able to edit the ScaledObject could forge.
 
     Accepted only when it is a HorizontalPodAutoscaler (apiVersion autoscaling/*) in ``namespace``,
@@ -482,11 +595,13 @@ def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, targe
     is `hpa.RESTORED_METADATA`, type-checked. Anything else raises `InputError`, before any write.
     """
     so_name = scaled_object.split("/")[-1]
-    fix = ("nothing was written; pass the backup file --apply wrote for this HPA (its path was printed)"
-           if source.startswith("backup") else
-           "nothing was written; the saved HPA was changed after migrate-hpa wrote it: inspect it (kubectl get "
-           f"scaledobject {so_name} -n {namespace} -o yaml) and restore the HPA from the backup --apply wrote "
-           "(--rollback NAME --from-backup FILE) or by hand")
+    fix = (
+        "nothing was written; pass the backup file --apply wrote for this HPA (its path was printed)"
+        if source.startswith("backup")
+        else "nothing was written; the saved HPA was changed after migrate-hpa wrote it: inspect it (kubectl get "
+        f"scaledobject {so_name} -n {namespace} -o yaml) and restore the HPA from the backup --apply wrote "
+        "(--rollback NAME --from-backup FILE) or by hand"
+    )
 
     def refuse(why: str) -> InputError:
         return InputError(f"refusing to roll back ScaledObject {scaled_object}", f"{source} {why}", fix)
@@ -496,16 +611,20 @@ def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, targe
     kind, api_version, meta = saved.get("kind"), saved.get("apiVersion"), saved.get("metadata")
     meta_name = meta.get("name") if isinstance(meta, Mapping) else None
     if kind != HPA_KIND or not isinstance(api_version, str) or not _HPA_API_VERSION.fullmatch(api_version):
-        raise refuse(f"describes {_shown(kind)} {_shown(meta_name)} ({_shown(api_version)}), not a "
-                     "HorizontalPodAutoscaler (autoscaling/*)")
+        raise refuse(
+            f"describes {_shown(kind)} {_shown(meta_name)} ({_shown(api_version)}), not a "
+            "HorizontalPodAutoscaler (autoscaling/*)"
+        )
     if not isinstance(meta, Mapping) or not isinstance(meta_name, str) or not meta_name:
         raise refuse("has no metadata.name")
     saved_ns = meta.get("namespace") or namespace
     if saved_ns != namespace:
         raise refuse(f"is in namespace {_shown(saved_ns)}, not {namespace}")
     if hpa_name is not None and meta_name != hpa_name:
-        raise refuse(f"names HPA {_shown(meta_name)}, but the ScaledObject adopted HPA {hpa_name} "
-                     "(spec.advanced.horizontalPodAutoscalerConfig.name)")
+        raise refuse(
+            f"names HPA {_shown(meta_name)}, but the ScaledObject adopted HPA {hpa_name} "
+            "(spec.advanced.horizontalPodAutoscalerConfig.name)"
+        )
     malformed = _malformed_metadata(meta)
     if malformed:
         raise refuse(malformed)
@@ -515,15 +634,19 @@ def validate_original(saved: Any, *, namespace: str, hpa_name: str | None, targe
     saved_target = _target_of(spec.get("scaleTargetRef"))
     if saved_target is None:
         raise refuse("has no spec.scaleTargetRef")
-    if target is not None and (saved_target[1:] != target[1:] or (saved_target[0] and target[0]
-                                                                   and saved_target[0] != target[0])):
-        raise refuse(f"scales {_shown(saved_target[1])}/{_shown(saved_target[2])} "
-                     f"({_shown(saved_target[0] or 'core')}), but the ScaledObject scales {target[1]}/{target[2]} "
-                     f"({target[0] or 'core'})")
+    if target is not None and (
+        saved_target[1:] != target[1:] or (saved_target[0] and target[0] and saved_target[0] != target[0])
+    ):
+        raise refuse(
+            f"scales {_shown(saved_target[1])}/{_shown(saved_target[2])} "
+            f"({_shown(saved_target[0] or 'core')}), but the ScaledObject scales {target[1]}/{target[2]} "
+            f"({target[0] or 'core'})"
+        )
     kept: dict[str, Any] = {key: meta[key] for key in RESTORED_METADATA if meta.get(key)}
     kept["namespace"] = namespace
-    restored: dict[str, Any] = json.loads(json.dumps({"apiVersion": api_version, "kind": HPA_KIND, "metadata": kept,
-                                                      "spec": spec}))
+    restored: dict[str, Any] = json.loads(
+        json.dumps({"apiVersion": api_version, "kind": HPA_KIND, "metadata": kept, "spec": spec})
+    )
     return restored
 
 
@@ -557,15 +680,23 @@ def _live_owners(cluster: Cluster, restored: dict[str, Any], notes: list[str]) -
             continue
         try:
             resource = cluster.resource(ref["apiVersion"], ref["kind"])
-            owner = cluster.get_or_none(ref["apiVersion"], ref["kind"], ref["name"],
-                                        meta["namespace"] if resource.namespaced else None)
+            owner = cluster.get_or_none(
+                ref["apiVersion"],
+                ref["kind"],
+                ref["name"],
+                meta["namespace"] if resource.namespaced else None,
+            )
         except GpuscaleError as exc:
-            notes.append(f"ownerReference to {where} not restored: its owner could not be read ({exc.why}); a "
-                         "reference to a missing owner lets the garbage collector delete the HPA")
+            notes.append(
+                f"ownerReference to {where} not restored: its owner could not be read ({exc.why}); a "
+                "reference to a missing owner lets the garbage collector delete the HPA"
+            )
             continue
         if owner is None or (owner.get("metadata") or {}).get("uid") != ref["uid"]:
-            notes.append(f"ownerReference to {where} not restored: that owner was deleted (or re-created with "
-                         "another uid); restoring it would let the garbage collector delete the HPA")
+            notes.append(
+                f"ownerReference to {where} not restored: that owner was deleted (or re-created with "
+                "another uid); restoring it would let the garbage collector delete the HPA"
+            )
             continue
         kept.append(ref)
     if kept:
@@ -610,8 +741,11 @@ class Rollback:
 def _stopped(exc: GpuscaleError, state: str, so: str, command: str) -> GpuscaleError:
     """The error of a rollback that stopped: the step's failure, the cluster's state, how to finish."""
     fix = f"{exc.fix}; then " if exc.fix and isinstance(exc, ForbiddenError) else ""
-    return GpuscaleError(f"cannot roll back ScaledObject {so}", f"{exc.what}: {exc.why}; {state}",
-                         f"{fix}finish with: {command}")
+    return GpuscaleError(
+        f"cannot roll back ScaledObject {so}",
+        f"{exc.what}: {exc.why}; {state}",
+        f"{fix}finish with: {command}",
+    )
 
 
 @dataclass
@@ -626,8 +760,14 @@ class RollbackPlan:
     command: str
 
 
-def plan_rollback(cluster: Cluster, name: str, namespace: str | None, *, backup: Mapping[str, Any] | None = None,
-                  backup_path: str | None = None) -> RollbackPlan:
+def plan_rollback(
+    cluster: Cluster,
+    name: str,
+    namespace: str | None,
+    *,
+    backup: Mapping[str, Any] | None = None,
+    backup_path: str | None = None,
+) -> RollbackPlan:
     """Read ScaledObject ``name`` and validate the HPA to restore (its annotation, or ``backup``); no writes.
 
     Raises:
@@ -637,22 +777,28 @@ def plan_rollback(cluster: Cluster, name: str, namespace: str | None, *, backup:
     ns = cluster.namespace_or_default(namespace)
     so_label = f"{ns}/{name}"
     command = f"kubectl gpuscale migrate-hpa --rollback {name} -n {ns}" + (
-        f" --from-backup {backup_path}" if backup_path else "")
+        f" --from-backup {backup_path}" if backup_path else ""
+    )
     so = cluster.get_or_none(builders.KEDA_API, SO_KIND, name, ns)
     if so is None and backup is None:
-        raise NotFoundError(f"cannot roll back ScaledObject {so_label}", "it does not exist",
-                            "check the name and -n; to restore an HPA whose ScaledObject is gone, pass the backup "
-                            "--apply wrote: --rollback NAME --from-backup FILE")
+        raise NotFoundError(
+            f"cannot roll back ScaledObject {so_label}",
+            "it does not exist",
+            "check the name and -n; to restore an HPA whose ScaledObject is gone, pass the backup "
+            "--apply wrote: --rollback NAME --from-backup FILE",
+        )
     hpa_name: str | None = None
     target = None
     if so is not None:
         spec = so.get("spec") or {}
         hpa_name = ((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get("name")
         if not hpa_name:
-            raise InputError(f"refusing to roll back ScaledObject {so_label}",
-                             "it adopted no HPA (spec.advanced.horizontalPodAutoscalerConfig.name is empty)",
-                             "nothing was written; it was not made by migrate-hpa: delete it by hand with "
-                             f"kubectl delete scaledobject {name} -n {ns} --cascade=orphan")
+            raise InputError(
+                f"refusing to roll back ScaledObject {so_label}",
+                "it adopted no HPA (spec.advanced.horizontalPodAutoscalerConfig.name is empty)",
+                "nothing was written; it was not made by migrate-hpa: delete it by hand with "
+                f"kubectl delete scaledobject {name} -n {ns} --cascade=orphan",
+            )
         target = _target_of(spec.get("scaleTargetRef"), default_kind="Deployment")
     if backup is not None:
         saved: Any = backup
@@ -661,25 +807,30 @@ def plan_rollback(cluster: Cluster, name: str, namespace: str | None, *, backup:
         assert so is not None
         text = ((so.get("metadata") or {}).get("annotations") or {}).get(ORIGINAL_HPA)
         if not text:
-            raise InputError(f"cannot roll back ScaledObject {so_label}",
-                             f"it has no {ORIGINAL_HPA} annotation (not made by migrate-hpa)",
-                             "nothing was written; restore the HPA from the backup --apply wrote "
-                             "(--rollback NAME --from-backup FILE), or delete the ScaledObject by hand with: "
-                             f"kubectl delete scaledobject {name} -n {ns} --cascade=orphan")
+            raise InputError(
+                f"cannot roll back ScaledObject {so_label}",
+                f"it has no {ORIGINAL_HPA} annotation (not made by migrate-hpa)",
+                "nothing was written; restore the HPA from the backup --apply wrote "
+                "(--rollback NAME --from-backup FILE), or delete the ScaledObject by hand with: "
+                f"kubectl delete scaledobject {name} -n {ns} --cascade=orphan",
+            )
         try:
             saved = json.loads(text)
         except ValueError:
-            raise InputError(f"refusing to roll back ScaledObject {so_label}",
-                             f"its {ORIGINAL_HPA} annotation is not JSON",
-                             "nothing was written; restore the HPA from the backup --apply wrote "
-                             "(--rollback NAME --from-backup FILE)") from None
+            raise InputError(
+                f"refusing to roll back ScaledObject {so_label}",
+                f"its {ORIGINAL_HPA} annotation is not JSON",
+                "nothing was written; restore the HPA from the backup --apply wrote "
+                "(--rollback NAME --from-backup FILE)",
+            ) from None
         source = f"the saved HPA ({ORIGINAL_HPA} annotation)"
     if target is None and isinstance(saved, Mapping) and isinstance(saved.get("metadata"), Mapping):
         live_name = saved["metadata"].get("name")
         live = cluster.get_or_none(HPA_API, HPA_KIND, live_name, ns) if isinstance(live_name, str) else None
         target = _target_of((live or {}).get("spec", {}).get("scaleTargetRef"))
-    restored = validate_original(saved, namespace=ns, hpa_name=hpa_name, target=target, scaled_object=so_label,
-                                 source=source)
+    restored = validate_original(
+        saved, namespace=ns, hpa_name=hpa_name, target=target, scaled_object=so_label, source=source
+    )
     return RollbackPlan(name, ns, so, restored, source, command)
 
 
@@ -692,8 +843,15 @@ def _scaled_object_gone(cluster: Cluster, name: str, namespace: str) -> bool:
     return after is None or bool((after.get("metadata") or {}).get("deletionTimestamp"))
 
 
-def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: bool = False,
-             backup: Mapping[str, Any] | None = None, backup_path: str | None = None) -> Rollback:
+def rollback(
+    cluster: Cluster,
+    name: str,
+    namespace: str | None,
+    *,
+    dry_run: bool = False,
+    backup: Mapping[str, Any] | None = None,
+    backup_path: str | None = None,
+) -> Rollback:
     """Undo a migration without ever losing the HPA: restore it first, then delete the ScaledObject.
 
     The original comes from the ScaledObject's original-hpa annotation, or from ``backup`` (a file
@@ -718,23 +876,36 @@ def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: boo
     hpa_label = f"{ns}/{restored['metadata']['name']}"
     notes: list[str] = []
     _live_owners(cluster, restored, notes)
-    kept = (f"ScaledObject {so_label} and the original HPA saved on it are kept" if so is not None
-            else "no ScaledObject is involved")
+    kept = (
+        f"ScaledObject {so_label} and the original HPA saved on it are kept"
+        if so is not None
+        else "no ScaledObject is involved"
+    )
 
     try:
         written = _write_hpa(cluster, restored, dry_run=dry_run)
     except GpuscaleError as exc:
         if dry_run or not outcome_unknown(exc):
-            raise _stopped(exc, f"the rollback changed nothing: {kept}, HPA {hpa_label} is unchanged", so_label, command) from None
+            raise _stopped(
+                exc, f"the rollback changed nothing: {kept}, HPA {hpa_label} is unchanged", so_label, command
+            ) from None
         try:
             live = cluster.get_or_none(restored["apiVersion"], HPA_KIND, restored["metadata"]["name"], ns)
         except GpuscaleError:
-            raise _stopped(exc, f"HPA {hpa_label} may or may not have been restored (reading it back failed too); "
-                                f"{kept}", so_label, command) from None
+            raise _stopped(
+                exc,
+                f"HPA {hpa_label} may or may not have been restored (reading it back failed too); {kept}",
+                so_label,
+                command,
+            ) from None
         if not _same_hpa(live, restored):
-            raise _stopped(exc, f"HPA {hpa_label} was not restored when read back after the failure (a write still "
-                                f"in flight may land later; the command below is safe either way); {kept}",
-                           so_label, command) from None
+            raise _stopped(
+                exc,
+                f"HPA {hpa_label} was not restored when read back after the failure (a write still "
+                f"in flight may land later; the command below is safe either way); {kept}",
+                so_label,
+                command,
+            ) from None
         written = live or {}
         notes.append(f"the HPA write got no clear answer ({exc.why}); read back: it is restored")
     if so is None:
@@ -746,9 +917,14 @@ def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: boo
     except GpuscaleError as exc:
         gone = not dry_run and outcome_unknown(exc) and _scaled_object_gone(cluster, name, ns)
         if not gone:
-            raise _stopped(exc, f"HPA {hpa_label} is restored (its original, no ScaledObject owner), but "
-                                f"ScaledObject {so_label} is still there and KEDA may take the HPA over again "
-                                f"until it is deleted", so_label, command) from None
+            raise _stopped(
+                exc,
+                f"HPA {hpa_label} is restored (its original, no ScaledObject owner), but "
+                f"ScaledObject {so_label} is still there and KEDA may take the HPA over again "
+                f"until it is deleted",
+                so_label,
+                command,
+            ) from None
         notes.append(f"the ScaledObject delete got no clear answer ({exc.why}); read back: it is deleted")
     if dry_run:
         return Rollback(written, True, notes)
@@ -764,11 +940,19 @@ def rollback(cluster: Cluster, name: str, namespace: str | None, *, dry_run: boo
         try:
             saved_at = str(write_backup(restored, context=cluster.context))
         except GpuscaleError as backup_exc:
-            raise _stopped(exc, f"ScaledObject {so_label} is deleted; HPA {hpa_label} may hold what KEDA wrote; the "
-                                f"original could not be saved locally either ({backup_exc.why}): "
-                                f"{json.dumps(restored)}", so_label, "kubectl replace -f FILE (that JSON)") from None
-        raise _stopped(exc, f"ScaledObject {so_label} is deleted; HPA {hpa_label} may hold what KEDA wrote; the "
-                            f"original is saved in {saved_at}", so_label,
-                       f"kubectl gpuscale migrate-hpa --rollback {name} -n {ns} --from-backup {saved_at}") from None
+            raise _stopped(
+                exc,
+                f"ScaledObject {so_label} is deleted; HPA {hpa_label} may hold what KEDA wrote; the "
+                f"original could not be saved locally either ({backup_exc.why}): "
+                f"{json.dumps(restored)}",
+                so_label,
+                "kubectl replace -f FILE (that JSON)",
+            ) from None
+        raise _stopped(
+            exc,
+            f"ScaledObject {so_label} is deleted; HPA {hpa_label} may hold what KEDA wrote; the "
+            f"original is saved in {saved_at}",
+            so_label,
+            f"kubectl gpuscale migrate-hpa --rollback {name} -n {ns} --from-backup {saved_at}",
+        ) from None
     return Rollback(written, True, notes)
-

@@ -15,8 +15,11 @@ from typing import Any
 from kubectl_gpuscale.autoscale import builders
 from kubectl_gpuscale.names import PROMETHEUS_SECRET
 
-SECRET_ENV = {"username": "PROMETHEUS_USER", "password": "PROMETHEUS_PASSWORD",
-              "bearerToken": "GPUSCALE_PROMETHEUS_TOKEN"}
+SECRET_ENV = {
+    "username": "PROMETHEUS_USER",
+    "password": "PROMETHEUS_PASSWORD",
+    "bearerToken": "GPUSCALE_PROMETHEUS_TOKEN",
+}
 """The shell variable each Secret key is read from in the printed `kubectl create secret` line."""
 
 
@@ -49,11 +52,18 @@ def attach(object_lists: Sequence[MutableSequence[dict[str, Any]]], auth: Promet
                 namespace = (obj.get("metadata") or {}).get("namespace")
                 if namespace not in namespaces:
                     namespaces.append(namespace)
-                    out.append(builders.trigger_authentication(name=auth.name, namespace=namespace, mode=auth.mode,
-                                                               secret=auth.secret))
+                    out.append(
+                        builders.trigger_authentication(
+                            name=auth.name, namespace=namespace, mode=auth.mode, secret=auth.secret
+                        )
+                    )
                 spec = dict(obj["spec"])
-                spec["triggers"] = [builders.authenticated(t, auth_name=auth.name, mode=auth.mode)
-                                    if t.get("type") == "prometheus" else t for t in triggers]
+                spec["triggers"] = [
+                    builders.authenticated(t, auth_name=auth.name, mode=auth.mode)
+                    if t.get("type") == "prometheus"
+                    else t
+                    for t in triggers
+                ]
                 obj = {**obj, "spec": spec}
             out.append(obj)
         objects[:] = out
@@ -66,5 +76,7 @@ def create_secret_command(auth: PrometheusAuth, namespace: str | None) -> str:
     secret_key = keys[-1]
     where = f" -n {namespace}" if namespace else ""
     literals = "".join(f' --from-literal={key}="${SECRET_ENV[key]}"' for key in keys[:-1])
-    return (f'printf %s "${SECRET_ENV[secret_key]}" | kubectl create secret generic {auth.secret}{where}'
-            f"{literals} --from-file={secret_key}=/dev/stdin")
+    return (
+        f'printf %s "${SECRET_ENV[secret_key]}" | kubectl create secret generic {auth.secret}{where}'
+        f"{literals} --from-file={secret_key}=/dev/stdin"
+    )

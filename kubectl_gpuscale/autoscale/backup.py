@@ -69,10 +69,11 @@ def write_backup(hpa: Mapping[str, Any], *, context: str | None, now: datetime |
             return path
         raise FileExistsError(f"{directory}: 99 backups of {meta.get('name')} in the same second")
     except OSError as exc:
-        raise GpuscaleError(f"cannot write the backup of HPA {meta.get('namespace')}/{meta.get('name')}",
-                            f"{exc.strerror or exc} ({directory})",
-                            "nothing was written to the cluster; free the disk or set XDG_STATE_HOME to a "
-                            "writable directory") from None
+        raise GpuscaleError(
+            f"cannot write the backup of HPA {meta.get('namespace')}/{meta.get('name')}",
+            f"{exc.strerror or exc} ({directory})",
+            "nothing was written to the cluster; free the disk or set XDG_STATE_HOME to a writable directory",
+        ) from None
 
 
 def _same_backup(directory: Path, name: str, data: bytes) -> Path | None:
@@ -98,15 +99,22 @@ def read_backup(path: str) -> dict[str, Any]:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BACKUP_BYTES + 1)
     except OSError as exc:
-        raise InputError(f"cannot read backup {path}", exc.strerror or str(exc), "check the --from-backup path") \
-            from None
+        raise InputError(
+            f"cannot read backup {path}", exc.strerror or str(exc), "check the --from-backup path"
+        ) from None
     if len(data) > MAX_BACKUP_BYTES:
-        raise InputError(f"cannot read backup {path}", f"larger than {MAX_BACKUP_BYTES // (1024 * 1024)} MiB "
-                         "(an HPA backup is a few KiB)", "pass the file --apply wrote")
+        raise InputError(
+            f"cannot read backup {path}",
+            f"larger than {MAX_BACKUP_BYTES // (1024 * 1024)} MiB (an HPA backup is a few KiB)",
+            "pass the file --apply wrote",
+        )
     from kubectl_gpuscale.manifests import parse_text
 
     objects = parse_text(data.decode("utf-8", "replace"), path)
     if len(objects) != 1:
-        raise InputError(f"cannot read backup {path}", f"it holds {len(objects)} objects, not one HPA",
-                         "pass the file --apply wrote")
+        raise InputError(
+            f"cannot read backup {path}",
+            f"it holds {len(objects)} objects, not one HPA",
+            "pass the file --apply wrote",
+        )
     return dict(objects[0].obj)

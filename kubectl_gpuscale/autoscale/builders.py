@@ -27,14 +27,15 @@ KEDA_DEFAULT_POLLING = 30
 KEDA_DEFAULT_COOLDOWN = 300
 
 # Our defaults for GPU workloads (documented in docs/migrate-hpa.md and --help)
-GPU_POLLING = 15          # the HPA itself re-reads metrics every 15 s; polling faster buys nothing
-GPU_COOLDOWN = 600        # scale-to-zero only: keep a warm replica 10 min after the last request
-FALLBACK_FAILURES = 3     # 3 failed polls (45 s) before holding the fallback replica count
+GPU_POLLING = 15  # the HPA itself re-reads metrics every 15 s; polling faster buys nothing
+GPU_COOLDOWN = 600  # scale-to-zero only: keep a warm replica 10 min after the last request
+FALLBACK_FAILURES = 3  # 3 failed polls (45 s) before holding the fallback replica count
 
 # Knative facts live in kubectl_gpuscale.facts.knative; these names stay for their importers.
 KNATIVE_REVISION_TIMEOUT = kfacts.REVISION_TIMEOUT_S
 KNATIVE_MAX_REVISION_TIMEOUT = kfacts.MAX_REVISION_TIMEOUT_S
 KNATIVE_PROGRESS_DEADLINE = kfacts.PROGRESS_DEADLINE_S
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -46,8 +47,15 @@ class Schedule:
     replicas: int
 
 
-def prometheus_trigger(name: str, server: str, query: str, threshold: str, *, activation: str | None = "0",
-                       metric_type: str | None = None) -> dict[str, Any]:
+def prometheus_trigger(
+    name: str,
+    server: str,
+    query: str,
+    threshold: str,
+    *,
+    activation: str | None = "0",
+    metric_type: str | None = None,
+) -> dict[str, Any]:
     """A prometheus trigger that errors (no silent 0) on an empty result; no `metricName`."""
     metadata = {"serverAddress": server, "query": query, "threshold": threshold}
     if activation is not None:
@@ -77,7 +85,12 @@ def trigger_authentication(*, name: str, namespace: str | None, mode: str, secre
         meta["namespace"] = namespace
     meta["labels"] = dict(MANAGED_LABELS)
     refs = [{"parameter": key, "name": secret, "key": key} for key in AUTH_PARAMETERS[mode]]
-    return {"apiVersion": KEDA_API, "kind": TRIGGER_AUTH_KIND, "metadata": meta, "spec": {"secretTargetRef": refs}}
+    return {
+        "apiVersion": KEDA_API,
+        "kind": TRIGGER_AUTH_KIND,
+        "metadata": meta,
+        "spec": {"secretTargetRef": refs},
+    }
 
 
 def authenticated(trigger: Mapping[str, Any], *, auth_name: str, mode: str) -> dict[str, Any]:
@@ -90,22 +103,43 @@ def authenticated(trigger: Mapping[str, Any], *, auth_name: str, mode: str) -> d
 
 def cron_trigger(schedule: Schedule) -> dict[str, Any]:
     """A KEDA cron trigger holding `replicas` between start and end."""
-    return {"type": "cron", "name": "business_hours",
-            "metadata": {"timezone": schedule.timezone, "start": schedule.start, "end": schedule.end,
-                         "desiredReplicas": str(schedule.replicas)}}
+    return {
+        "type": "cron",
+        "name": "business_hours",
+        "metadata": {
+            "timezone": schedule.timezone,
+            "start": schedule.start,
+            "end": schedule.end,
+            "desiredReplicas": str(schedule.replicas),
+        },
+    }
 
 
 def http_push_trigger(http_name: str) -> dict[str, Any]:
     """The external-push trigger that lets the HTTP add-on wake a workload scaled to zero."""
-    return {"type": "external-push", "name": "http_requests",
-            "metadata": {"httpScaledObject": http_name, "scalerAddress": HTTP_EXTERNAL_SCALER}}
+    return {
+        "type": "external-push",
+        "name": "http_requests",
+        "metadata": {"httpScaledObject": http_name, "scalerAddress": HTTP_EXTERNAL_SCALER},
+    }
 
 
-def scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str], min_replicas: int,
-                  max_replicas: int, triggers: Sequence[Mapping[str, Any]], adopt_hpa: str | None,
-                  behavior: Mapping[str, Any] | None, fallback_replicas: int | None,
-                  annotations: Mapping[str, str], polling: int = GPU_POLLING,
-                  cooldown: int = GPU_COOLDOWN, targets: Targets | None = None) -> dict[str, Any]:
+def scaled_object(
+    *,
+    name: str,
+    namespace: str | None,
+    target: Mapping[str, str],
+    min_replicas: int,
+    max_replicas: int,
+    triggers: Sequence[Mapping[str, Any]],
+    adopt_hpa: str | None,
+    behavior: Mapping[str, Any] | None,
+    fallback_replicas: int | None,
+    annotations: Mapping[str, str],
+    polling: int = GPU_POLLING,
+    cooldown: int = GPU_COOLDOWN,
+    targets: Targets | None = None,
+) -> dict[str, Any]:
     """A ScaledObject; with `adopt_hpa` it takes over that HPA (annotation + advanced.horizontalPodAutoscalerConfig.name).
 
     The fallback follows `kubectl_gpuscale.facts.keda.fallback_plan` for the target KEDA
@@ -120,14 +154,23 @@ def scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str]
         notes[KEDA_TRANSFER_OWNERSHIP] = "true"
     meta["annotations"] = notes
     spec: dict[str, Any] = {
-        "scaleTargetRef": {"apiVersion": target["apiVersion"], "kind": target["kind"], "name": target["name"]},
-        "pollingInterval": polling, "cooldownPeriod": cooldown,
-        "minReplicaCount": min_replicas, "maxReplicaCount": max_replicas,
+        "scaleTargetRef": {
+            "apiVersion": target["apiVersion"],
+            "kind": target["kind"],
+            "name": target["name"],
+        },
+        "pollingInterval": polling,
+        "cooldownPeriod": cooldown,
+        "minReplicaCount": min_replicas,
+        "maxReplicaCount": max_replicas,
     }
     emitted = [dict(t) for t in triggers]
     targets = targets or pinned_targets()
-    if fallback_replicas is not None and any(t.get("type") == "prometheus" for t in triggers) \
-            and fallback_covers(emitted, targets.keda):
+    if (
+        fallback_replicas is not None
+        and any(t.get("type") == "prometheus" for t in triggers)
+        and fallback_covers(emitted, targets.keda)
+    ):
         fallback = fallback_spec(fallback_replicas, min_replicas, targets)
         if fallback is not None:
             spec["fallback"] = fallback
@@ -166,28 +209,52 @@ def with_metric_type(trigger: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def http_scaled_object(*, name: str, namespace: str | None, target: Mapping[str, str], service: str,
-                       port: int, min_replicas: int, max_replicas: int, concurrency: int, hosts: Sequence[str],
-                       cold_start: int, cooldown: int = GPU_COOLDOWN) -> dict[str, Any]:
+def http_scaled_object(
+    *,
+    name: str,
+    namespace: str | None,
+    target: Mapping[str, str],
+    service: str,
+    port: int,
+    min_replicas: int,
+    max_replicas: int,
+    concurrency: int,
+    hosts: Sequence[str],
+    cold_start: int,
+    cooldown: int = GPU_COOLDOWN,
+) -> dict[str, Any]:
     """An HTTPScaledObject routing and buffering requests while the workload wakes from zero.
 
     It creates no ScaledObject of its own (our ScaledObject carries an external-push trigger), so
     the existing HPA is adopted once, by one owner. Timeouts exceed the cold start.
     """
-    meta: dict[str, Any] = {"name": name, "labels": dict(MANAGED_LABELS),
-                            "annotations": {KEDA_HTTP_SKIP_SCALEDOBJECT: "true"}}
+    meta: dict[str, Any] = {
+        "name": name,
+        "labels": dict(MANAGED_LABELS),
+        "annotations": {KEDA_HTTP_SKIP_SCALEDOBJECT: "true"},
+    }
     if namespace:
         meta["namespace"] = namespace
     wait = max(cold_start * 2, 120)
-    return {"apiVersion": HTTP_API, "kind": "HTTPScaledObject", "metadata": meta, "spec": {
-        "hosts": list(hosts),
-        "scaleTargetRef": {"apiVersion": target["apiVersion"], "kind": target["kind"], "name": target["name"],
-                           "service": service, "port": port},
-        "replicas": {"min": min_replicas, "max": max_replicas},
-        "scalingMetric": {"concurrency": {"targetValue": concurrency}},
-        "scaledownPeriod": cooldown,
-        "timeouts": {"conditionWait": f"{wait}s", "responseHeader": f"{max(wait, 300)}s"},
-    }}
+    return {
+        "apiVersion": HTTP_API,
+        "kind": "HTTPScaledObject",
+        "metadata": meta,
+        "spec": {
+            "hosts": list(hosts),
+            "scaleTargetRef": {
+                "apiVersion": target["apiVersion"],
+                "kind": target["kind"],
+                "name": target["name"],
+                "service": service,
+                "port": port,
+            },
+            "replicas": {"min": min_replicas, "max": max_replicas},
+            "scalingMetric": {"concurrency": {"targetValue": concurrency}},
+            "scaledownPeriod": cooldown,
+            "timeouts": {"conditionWait": f"{wait}s", "responseHeader": f"{max(wait, 300)}s"},
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -202,8 +269,11 @@ class KnativeBuild:
 
 
 # Values the API server fills in on every pod spec: read back from a cluster they are no choice of the operator.
-_POD_DEFAULTS: dict[str, Any] = {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
-                                 "schedulerName": "default-scheduler"}
+_POD_DEFAULTS: dict[str, Any] = {
+    "restartPolicy": "Always",
+    "dnsPolicy": "ClusterFirst",
+    "schedulerName": "default-scheduler",
+}
 
 
 class _KnativeShaper:
@@ -221,8 +291,11 @@ class _KnativeShaper:
     def need(self, flag: kfacts.Flag, where: str) -> bool:
         """Name the flag `where` needs; False (and a drop note) when the target Knative has no such flag."""
         if not flag.exists_in(self.version):
-            self.drop(where, f"Knative {kfacts.version_text(self.version)} has no {flag.key} flag "
-                             f"(since {kfacts.version_text(flag.since)})")
+            self.drop(
+                where,
+                f"Knative {kfacts.version_text(self.version)} has no {flag.key} flag "
+                f"(since {kfacts.version_text(flag.since)})",
+            )
             return False
         if not flag.default_enabled:
             self.flags.add(flag.key)
@@ -243,16 +316,24 @@ class _KnativeShaper:
                     out[key] = value
             elif key in kfacts.REVISION_FIELDS:
                 out[key] = value
-            elif key == "containers" or value in (None, "", [], {}) or _POD_DEFAULTS.get(key) == value \
-                    or (key == "serviceAccount" and value == spec.get("serviceAccountName")):
+            elif (
+                key == "containers"
+                or value in (None, "", [], {})
+                or _POD_DEFAULTS.get(key) == value
+                or (key == "serviceAccount" and value == spec.get("serviceAccountName"))
+            ):
                 continue
             elif key == "terminationGracePeriodSeconds":
-                self.drop("spec.terminationGracePeriodSeconds", "Knative sets the grace period from timeoutSeconds")
+                self.drop(
+                    "spec.terminationGracePeriodSeconds", "Knative sets the grace period from timeoutSeconds"
+                )
             else:
                 self.drop(f"spec.{key}", "Knative's PodSpecMask disallows it")
         return out
 
-    def volumes(self, volumes: Any, mounts: Mapping[str, list[Mapping[str, Any]]]) -> tuple[list[Any], set[str]]:
+    def volumes(
+        self, volumes: Any, mounts: Mapping[str, list[Mapping[str, Any]]]
+    ) -> tuple[list[Any], set[str]]:
         """The volumes Knative accepts, and the names of those dropped (their mounts go too)."""
         kept: list[Any] = []
         gone: set[str] = set()
@@ -267,8 +348,10 @@ class _KnativeShaper:
                 continue
             flag = kfacts.VOLUME_FLAGS.get(source)
             if flag is None:
-                self.drop(f"spec.volumes[{name}] ({source})", "Knative accepts no such volume type "
-                                                              "(VolumeSourceMask); its mounts are dropped too")
+                self.drop(
+                    f"spec.volumes[{name}] ({source})",
+                    "Knative accepts no such volume type (VolumeSourceMask); its mounts are dropped too",
+                )
                 gone.add(name)
                 continue
             if not self.need(flag, f"spec.volumes[{name}]"):
@@ -276,7 +359,9 @@ class _KnativeShaper:
                 continue
             volume = dict(v)
             if source == "persistentVolumeClaim":
-                volume["persistentVolumeClaim"] = self.claim(name, dict(v.get(source) or {}), mounts.get(name, []))
+                volume["persistentVolumeClaim"] = self.claim(
+                    name, dict(v.get(source) or {}), mounts.get(name, [])
+                )
             kept.append(volume)
         return kept, gone
 
@@ -286,8 +371,10 @@ class _KnativeShaper:
             return claim
         if mounts and all(m.get("readOnly") is True for m in mounts):
             claim["readOnly"] = True
-            self.adjusted.append(f"volume {name}: persistentVolumeClaim.readOnly set (every mount is read-only), "
-                                 f"so no {kfacts.PVC_WRITE_FLAG.key} is needed")
+            self.adjusted.append(
+                f"volume {name}: persistentVolumeClaim.readOnly set (every mount is read-only), "
+                f"so no {kfacts.PVC_WRITE_FLAG.key} is needed"
+            )
             return claim
         self.need(kfacts.PVC_WRITE_FLAG, f"spec.volumes[{name}]")
         return claim
@@ -318,12 +405,20 @@ class _KnativeShaper:
 
     def unmounted_volumes(self, pod: dict[str, Any], containers: list[dict[str, Any]]) -> None:
         """Drop the volumes no container (or init container) mounts: Knative rejects them."""
-        used = {str(m.get("name")) for c in [*containers, *(pod.get("initContainers") or [])]
-                if isinstance(c, Mapping) for m in c.get("volumeMounts") or [] if isinstance(m, Mapping)}
+        used = {
+            str(m.get("name"))
+            for c in [*containers, *(pod.get("initContainers") or [])]
+            if isinstance(c, Mapping)
+            for m in c.get("volumeMounts") or []
+            if isinstance(m, Mapping)
+        }
         for v in pod["volumes"]:
             if str(v.get("name")) not in used:
-                self.drop(f"spec.volumes[{v.get('name')}]", "no container mounts it (Knative rejects unmounted "
-                                                           "volumes; an injected sidecar's volumes come with it)")
+                self.drop(
+                    f"spec.volumes[{v.get('name')}]",
+                    "no container mounts it (Knative rejects unmounted "
+                    "volumes; an injected sidecar's volumes come with it)",
+                )
         pod["volumes"] = [v for v in pod["volumes"] if str(v.get("name")) in used]
         if not pod["volumes"]:
             pod.pop("volumes")
@@ -332,13 +427,17 @@ class _KnativeShaper:
         """Drop a startupProbe this Knative rejects, keeping liveness from killing the loading pod."""
         budget = probe_budget(startup)
         live = out.get("livenessProbe")
-        self.drop(f"containers[{name}].startupProbe",
-                  f"Knative {kfacts.version_text(self.version)} rejects it (allowed since "
-                  f"{kfacts.version_text(kfacts.STARTUP_PROBE_SINCE)})")
+        self.drop(
+            f"containers[{name}].startupProbe",
+            f"Knative {kfacts.version_text(self.version)} rejects it (allowed since "
+            f"{kfacts.version_text(kfacts.STARTUP_PROBE_SINCE)})",
+        )
         if isinstance(live, Mapping) and int(live.get("initialDelaySeconds") or 0) < budget:
             out["livenessProbe"] = {**live, "initialDelaySeconds": budget}
-            self.adjusted.append(f"containers[{name}].livenessProbe.initialDelaySeconds raised to {budget}s "
-                                 f"(the startupProbe budget) so liveness does not kill the loading pod")
+            self.adjusted.append(
+                f"containers[{name}].livenessProbe.initialDelaySeconds raised to {budget}s "
+                f"(the startupProbe budget) so liveness does not kill the loading pod"
+            )
 
     def ports(self, out: dict[str, Any], name: str, serving: bool) -> None:
         """The serving container keeps its first port (with a protocol name Knative reads); sidecars none."""
@@ -346,8 +445,10 @@ class _KnativeShaper:
         if ports and serving:
             port = {k: v for k, v in ports[0].items() if k in kfacts.CONTAINER_PORT_FIELDS}
             if port.get("name", "") not in kfacts.PORT_NAMES:
-                self.adjusted.append(f"containers[{name}].ports name {port.pop('name')!r} dropped (Knative reads "
-                                     f"the port name as the protocol: h2c or http1)")
+                self.adjusted.append(
+                    f"containers[{name}].ports name {port.pop('name')!r} dropped (Knative reads "
+                    f"the port name as the protocol: h2c or http1)"
+                )
             out["ports"] = [port]
         else:
             out.pop("ports", None)
@@ -359,13 +460,16 @@ class _KnativeShaper:
         kept_env = []
         for e in env:
             if e.get("name") in reserved:
-                self.drop(f"containers[{name}].env[{e.get('name')}]",
-                          "reserved: Knative sets it (PORT is the container port)")
+                self.drop(
+                    f"containers[{name}].env[{e.get('name')}]",
+                    "reserved: Knative sets it (PORT is the container port)",
+                )
                 continue
             value_from = e.get("valueFrom")
             source: Mapping[str, Any] = value_from if isinstance(value_from, Mapping) else {}
             if ("fieldRef" in source or "resourceFieldRef" in source) and not self.need(
-                    kfacts.all_flags()[kfacts.ENV_FIELD_REF_FLAG], f"containers[{name}].env[{e.get('name')}]"):
+                kfacts.all_flags()[kfacts.ENV_FIELD_REF_FLAG], f"containers[{name}].env[{e.get('name')}]"
+            ):
                 continue
             kept_env.append(e)
         return kept_env
@@ -377,20 +481,34 @@ class _KnativeShaper:
             if not isinstance(m, Mapping) or m.get("name") in gone:
                 continue
             if str(m.get("mountPath") or "").rstrip("/") in kfacts.RESERVED_PATHS | {""}:
-                self.drop(f"containers[{name}].volumeMounts[{m.get('name')}]",
-                          f"{m.get('mountPath')} is a path Knative reserves")
+                self.drop(
+                    f"containers[{name}].volumeMounts[{m.get('name')}]",
+                    f"{m.get('mountPath')} is a path Knative reserves",
+                )
                 continue
             extra = sorted(set(m) - kfacts.VOLUME_MOUNT_FIELDS)
             if extra:
-                self.drop(f"containers[{name}].volumeMounts[{m.get('name')}].{','.join(extra)}",
-                          "not in Knative's VolumeMountMask")
+                self.drop(
+                    f"containers[{name}].volumeMounts[{m.get('name')}].{','.join(extra)}",
+                    "not in Knative's VolumeMountMask",
+                )
             mounts.append({k: v for k, v in m.items() if k in kfacts.VOLUME_MOUNT_FIELDS})
         return mounts
 
-def knative_service(*, name: str, namespace: str | None, template: Mapping[str, Any], min_scale: int,
-                    max_scale: int, concurrency: int, cold_start: int, retention: str = "10m",
-                    version: kfacts.Version = kfacts.PINNED,
-                    concurrency_limit: int = kfacts.CONTAINER_CONCURRENCY_MAX_LIMIT) -> KnativeBuild:
+
+def knative_service(
+    *,
+    name: str,
+    namespace: str | None,
+    template: Mapping[str, Any],
+    min_scale: int,
+    max_scale: int,
+    concurrency: int,
+    cold_start: int,
+    retention: str = "10m",
+    version: kfacts.Version = kfacts.PINNED,
+    concurrency_limit: int = kfacts.CONTAINER_CONCURRENCY_MAX_LIMIT,
+) -> KnativeBuild:
     """A Knative Service for the workload's pod template that Knative `version`'s webhook accepts.
 
     Fields Knative rejects are dropped (each named, with why); flag-gated fields are kept and their
@@ -421,8 +539,10 @@ def knative_service(*, name: str, namespace: str | None, template: Mapping[str, 
     pod["timeoutSeconds"] = min(max(cold_start * 2, KNATIVE_REVISION_TIMEOUT), KNATIVE_MAX_REVISION_TIMEOUT)
     cc = max(0, int(concurrency))
     if cc > concurrency_limit:
-        shaper.adjusted.append(f"containerConcurrency {cc} clamped to {concurrency_limit} "
-                               f"(config-defaults container-concurrency-max-limit)")
+        shaper.adjusted.append(
+            f"containerConcurrency {cc} clamped to {concurrency_limit} "
+            f"(config-defaults container-concurrency-max-limit)"
+        )
         cc = concurrency_limit
     pod["containerConcurrency"] = cc
     written = startup_budget({"containers": containers}) or startup_budget(source)
@@ -444,15 +564,25 @@ def knative_service(*, name: str, namespace: str | None, template: Mapping[str, 
     meta: dict[str, Any] = {"name": name, "labels": dict(MANAGED_LABELS)}
     if namespace:
         meta["namespace"] = namespace
-    service = {"apiVersion": KNATIVE_API, "kind": "Service", "metadata": meta,
-               "spec": {"template": {"metadata": tmeta, "spec": pod}}}
+    service = {
+        "apiVersion": KNATIVE_API,
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {"template": {"metadata": tmeta, "spec": pod}},
+    }
     return KnativeBuild(service, tuple(sorted(shaper.flags)), tuple(shaper.dropped), tuple(shaper.adjusted))
 
 
-def pod_disruption_budget(*, name: str, namespace: str | None, match_labels: Mapping[str, str]) -> dict[str, Any]:
+def pod_disruption_budget(
+    *, name: str, namespace: str | None, match_labels: Mapping[str, str]
+) -> dict[str, Any]:
     """A PDB keeping one warm replica through voluntary disruptions (node drains, upgrades)."""
     meta: dict[str, Any] = {"name": f"{name}-warm", "labels": dict(MANAGED_LABELS)}
     if namespace:
         meta["namespace"] = namespace
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(match_labels)}}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta,
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": dict(match_labels)}},
+    }

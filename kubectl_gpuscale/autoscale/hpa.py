@@ -14,8 +14,21 @@ HPA_DEFAULT_CPU = 80
 HPA_DEFAULT_SCALE_DOWN_WINDOW = 300
 
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIX = {"": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
-           "Ki": 1024.0, "Mi": 1024.0 ** 2, "Gi": 1024.0 ** 3, "Ti": 1024.0 ** 4}
+_SUFFIX = {
+    "": 1.0,
+    "m": 1e-3,
+    "u": 1e-6,
+    "n": 1e-9,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "Ki": 1024.0,
+    "Mi": 1024.0**2,
+    "Gi": 1024.0**3,
+    "Ti": 1024.0**4,
+}
 _DNS = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
@@ -83,19 +96,28 @@ class HPA:
 
 def _target(metric_block: Mapping[str, Any], legacy: bool) -> tuple[str, float | None]:
     if legacy:
-        for key, kind in (("targetAverageUtilization", "Utilization"), ("targetAverageValue", "AverageValue"),
-                          ("targetValue", "Value")):
+        for key, kind in (
+            ("targetAverageUtilization", "Utilization"),
+            ("targetAverageValue", "AverageValue"),
+            ("targetValue", "Value"),
+        ):
             if key in metric_block:
                 return kind, quantity(metric_block[key])
         return "AverageValue", None
     target = metric_block.get("target") or {}
     kind = str(target.get("type") or "")
-    for key, implied in (("averageUtilization", "Utilization"), ("averageValue", "AverageValue"),
-                         ("value", "Value")):
+    for key, implied in (
+        ("averageUtilization", "Utilization"),
+        ("averageValue", "AverageValue"),
+        ("value", "Value"),
+    ):
         if key in target and (kind == implied or (kind == "Utilization" and key == "averageValue")):
             return kind or implied, quantity(target[key])
-    for key, implied in (("averageUtilization", "Utilization"), ("averageValue", "AverageValue"),
-                         ("value", "Value")):
+    for key, implied in (
+        ("averageUtilization", "Utilization"),
+        ("averageValue", "AverageValue"),
+        ("value", "Value"),
+    ):
         if key in target:
             return kind or implied, quantity(target[key])
     return kind or "AverageValue", None
@@ -103,19 +125,28 @@ def _target(metric_block: Mapping[str, Any], legacy: bool) -> tuple[str, float |
 
 def _metric(entry: Mapping[str, Any], legacy: bool, where: str) -> MetricSpec:
     mtype = str(entry.get("type") or "")
-    key = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods", "Object": "object",
-           "External": "external"}.get(mtype)
+    key = {
+        "Resource": "resource",
+        "ContainerResource": "containerResource",
+        "Pods": "pods",
+        "Object": "object",
+        "External": "external",
+    }.get(mtype)
     if key is None or not isinstance(entry.get(key), Mapping):
-        raise InputError(f"cannot read {where}", f"metric type {mtype or '<none>'} is not one the HPA API knows",
-                         "use Resource, ContainerResource, Pods, Object or External")
+        raise InputError(
+            f"cannot read {where}",
+            f"metric type {mtype or '<none>'} is not one the HPA API knows",
+            "use Resource, ContainerResource, Pods, Object or External",
+        )
     block: Mapping[str, Any] = entry[key]
     try:
         target_type, target = _target(block, legacy)
     except ValueError as exc:
         raise InputError(f"cannot read {where}", str(exc), "fix the metric target") from None
     if mtype in ("Resource", "ContainerResource"):
-        return MetricSpec(mtype, str(block.get("name") or ""), target_type, target,
-                          container=block.get("container"))
+        return MetricSpec(
+            mtype, str(block.get("name") or ""), target_type, target, container=block.get("container")
+        )
     if legacy:
         name = str(block.get("metricName") or "")
         selector = (block.get("metricSelector") or block.get("selector") or {}).get("matchLabels") or {}
@@ -127,7 +158,9 @@ def _metric(entry: Mapping[str, Any], legacy: bool, where: str) -> MetricSpec:
     described = {k: str(v) for k, v in (described or {}).items() if k in ("apiVersion", "kind", "name")}
     if not name:
         raise InputError(f"cannot read {where}", f"the {mtype} metric has no name", "fix the metric")
-    return MetricSpec(mtype, name, target_type, target, {str(k): str(v) for k, v in selector.items()}, described)
+    return MetricSpec(
+        mtype, name, target_type, target, {str(k): str(v) for k, v in selector.items()}, described
+    )
 
 
 def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
@@ -135,13 +168,15 @@ def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
     meta = obj.get("metadata") or {}
     name = str(meta.get("name") or "")
     prefix = f"{meta['namespace']}/" if meta.get("namespace") else ""
-    label = f"HPA {prefix}{name}" + (
-        f" ({where})" if where else "")
+    label = f"HPA {prefix}{name}" + (f" ({where})" if where else "")
     if not name:
         raise InputError(f"cannot read {label}", "it has no metadata.name", "fix the manifest")
     if not _DNS.match(name) or len(name) > 253:
-        raise InputError(f"cannot read {label}", f"{name!r} is not a valid Kubernetes name",
-                         "substitute the placeholders (kustomize/sed) before migrating")
+        raise InputError(
+            f"cannot read {label}",
+            f"{name!r} is not a valid Kubernetes name",
+            "substitute the placeholders (kustomize/sed) before migrating",
+        )
     api_version = str(obj.get("apiVersion") or "")
     spec = obj.get("spec") or {}
     if not isinstance(spec, Mapping):
@@ -150,15 +185,28 @@ def parse_hpa(obj: Mapping[str, Any], where: str = "") -> HPA:
     if not isinstance(ref, Mapping):
         raise _malformed(label, "spec.scaleTargetRef", "a mapping")
     if not ref.get("name") or not ref.get("kind"):
-        raise InputError(f"cannot read {label}", "it has no scaleTargetRef (a kustomize patch, not a whole HPA?)",
-                         "pass the rendered HPA (kustomize build) instead")
+        raise InputError(
+            f"cannot read {label}",
+            "it has no scaleTargetRef (a kustomize patch, not a whole HPA?)",
+            "pass the rendered HPA (kustomize build) instead",
+        )
     min_replicas, max_replicas = _replica_bounds(spec, label)
     metrics = _metrics(spec, api_version, label)
     status = obj.get("status") or {}
     current = status.get("currentReplicas") if isinstance(status, Mapping) else None
-    return HPA(name, meta.get("namespace"), str(ref.get("apiVersion") or "apps/v1"), str(ref["kind"]),
-               str(ref["name"]), min_replicas, max_replicas, tuple(metrics), _behavior(spec.get("behavior"), label),
-               obj, current if isinstance(current, int) and not isinstance(current, bool) else None)
+    return HPA(
+        name,
+        meta.get("namespace"),
+        str(ref.get("apiVersion") or "apps/v1"),
+        str(ref["kind"]),
+        str(ref["name"]),
+        min_replicas,
+        max_replicas,
+        tuple(metrics),
+        _behavior(spec.get("behavior"), label),
+        obj,
+        current if isinstance(current, int) and not isinstance(current, bool) else None,
+    )
 
 
 def _replica_bounds(spec: Mapping[str, Any], label: str) -> tuple[int | None, int]:
@@ -171,11 +219,16 @@ def _replica_bounds(spec: Mapping[str, Any], label: str) -> tuple[int | None, in
         max_replicas = int(spec["maxReplicas"])
         min_replicas = int(spec["minReplicas"]) if spec.get("minReplicas") is not None else None
     except (TypeError, ValueError):
-        raise InputError(f"cannot read {label}", "minReplicas/maxReplicas are not integers",
-                         "render the template first") from None
+        raise InputError(
+            f"cannot read {label}", "minReplicas/maxReplicas are not integers", "render the template first"
+        ) from None
     if max_replicas < 1 or (min_replicas is not None and min_replicas < 0):
-        raise InputError(f"cannot read {label}", f"maxReplicas {max_replicas} / minReplicas {min_replicas} out of "
-                         "range (the HPA API needs maxReplicas >= 1, minReplicas >= 0)", "fix the manifest")
+        raise InputError(
+            f"cannot read {label}",
+            f"maxReplicas {max_replicas} / minReplicas {min_replicas} out of "
+            "range (the HPA API needs maxReplicas >= 1, minReplicas >= 0)",
+            "fix the manifest",
+        )
     return min_replicas, max_replicas
 
 
@@ -187,8 +240,11 @@ def _metrics(spec: Mapping[str, Any], api_version: str, label: str) -> list[Metr
     legacy = api_version.endswith("v2beta1")
     raw_metrics = spec.get("metrics")
     if not raw_metrics:
-        raise InputError(f"cannot read {label}", "it has no metrics",
-                         "add the metric it scales on, or pass --query for the new trigger")
+        raise InputError(
+            f"cannot read {label}",
+            "it has no metrics",
+            "add the metric it scales on, or pass --query for the new trigger",
+        )
     if not isinstance(raw_metrics, list):
         raise _malformed(label, "spec.metrics", "a list")
     metrics: list[MetricSpec] = []
@@ -198,13 +254,18 @@ def _metrics(spec: Mapping[str, Any], api_version: str, label: str) -> list[Metr
         try:
             metrics.append(_metric(entry, legacy, f"{label} metric {i}"))
         except (AttributeError, TypeError):
-            raise _malformed(label, f"spec.metrics[{i}]", "an HPA metric (a field has the wrong type)") from None
+            raise _malformed(
+                label, f"spec.metrics[{i}]", "an HPA metric (a field has the wrong type)"
+            ) from None
     return metrics
 
 
 def _malformed(label: str, field: str, expected: str) -> InputError:
-    return InputError(f"cannot read {label}", f"{field} is not {expected}",
-                      "fix the manifest (render templates first; kubectl explain hpa.spec)")
+    return InputError(
+        f"cannot read {label}",
+        f"{field} is not {expected}",
+        "fix the manifest (render templates first; kubectl explain hpa.spec)",
+    )
 
 
 _POLICY_TYPES = ("Pods", "Percent")
@@ -212,7 +273,12 @@ _SELECT_POLICIES = ("Max", "Min", "Disabled")
 
 
 def _int_in(value: Any, low: int, high: int | None = None) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= low
+        and (high is None or value <= high)
+    )
 
 
 def _check_policies(policies: Any, label: str, field: str) -> None:
@@ -222,10 +288,15 @@ def _check_policies(policies: Any, label: str, field: str) -> None:
     if not isinstance(policies, list):
         raise _malformed(label, f"{field}.policies", "a list")
     for i, policy in enumerate(policies):
-        if not (isinstance(policy, Mapping) and policy.get("type") in _POLICY_TYPES
-                and _int_in(policy.get("value"), 1) and _int_in(policy.get("periodSeconds"), 1, 1800)):
-            raise _malformed(label, f"{field}.policies[{i}]",
-                             "{type: Pods|Percent, value: > 0, periodSeconds: 1-1800}")
+        if not (
+            isinstance(policy, Mapping)
+            and policy.get("type") in _POLICY_TYPES
+            and _int_in(policy.get("value"), 1)
+            and _int_in(policy.get("periodSeconds"), 1, 1800)
+        ):
+            raise _malformed(
+                label, f"{field}.policies[{i}]", "{type: Pods|Percent, value: > 0, periodSeconds: 1-1800}"
+            )
 
 
 def _behavior(raw: Any, label: str) -> Mapping[str, Any] | None:
@@ -270,5 +341,9 @@ def original_record(obj: Mapping[str, Any]) -> dict[str, Any]:
     for key in RESTORED_METADATA[1:]:
         if meta.get(key):
             keep_meta[key] = meta[key]
-    return {"apiVersion": obj.get("apiVersion", "autoscaling/v2"), "kind": HPA_KIND, "metadata": keep_meta,
-            "spec": obj.get("spec") or {}}
+    return {
+        "apiVersion": obj.get("apiVersion", "autoscaling/v2"),
+        "kind": HPA_KIND,
+        "metadata": keep_meta,
+        "spec": obj.get("spec") or {},
+    }

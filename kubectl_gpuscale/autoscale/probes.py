@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-PROBE_DEFAULT_PERIOD = 10     # core/v1 Probe periodSeconds default
-PROBE_DEFAULT_FAILURES = 3    # core/v1 Probe failureThreshold default
+PROBE_DEFAULT_PERIOD = 10  # core/v1 Probe periodSeconds default
+PROBE_DEFAULT_FAILURES = 3  # core/v1 Probe failureThreshold default
 
 
 def _int(value: Any, default: int) -> int:

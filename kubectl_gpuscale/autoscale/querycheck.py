@@ -20,13 +20,59 @@ from kubectl_gpuscale import engines
 from kubectl_gpuscale.errors import GpuscaleError
 
 _METRIC_TOKEN = re.compile(r"(?<![\w:\"'.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?=\s*(\{|\[|\)|$|\s|[-+*/><=!]))")
-_PROMQL_WORDS = frozenset({
-    "sum", "avg", "max", "min", "count", "by", "without", "rate", "irate", "increase", "bool", "and", "or",
-    "unless", "on", "ignoring", "group_left", "group_right", "offset", "scalar", "vector", "histogram_quantile",
-    "topk", "bottomk", "quantile", "stddev", "stdvar", "count_values", "abs", "ceil", "floor", "round", "clamp",
-    "clamp_max", "clamp_min", "avg_over_time", "max_over_time", "min_over_time", "sum_over_time", "delta",
-    "deriv", "time", "absent", "label_replace", "group", "le", "inf", "nan", "atan2",
-})
+_PROMQL_WORDS = frozenset(
+    {
+        "sum",
+        "avg",
+        "max",
+        "min",
+        "count",
+        "by",
+        "without",
+        "rate",
+        "irate",
+        "increase",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "offset",
+        "scalar",
+        "vector",
+        "histogram_quantile",
+        "topk",
+        "bottomk",
+        "quantile",
+        "stddev",
+        "stdvar",
+        "count_values",
+        "abs",
+        "ceil",
+        "floor",
+        "round",
+        "clamp",
+        "clamp_max",
+        "clamp_min",
+        "avg_over_time",
+        "max_over_time",
+        "min_over_time",
+        "sum_over_time",
+        "delta",
+        "deriv",
+        "time",
+        "absent",
+        "label_replace",
+        "group",
+        "le",
+        "inf",
+        "nan",
+        "atan2",
+    }
+)
 
 
 class PromSource(Protocol):
@@ -104,12 +150,15 @@ def why_empty(name: str, found: Sequence[str], both_forms: bool, forms: Callable
         return f"Prometheus holds {found[0]}, not {name}"
     other = engines.engine_for_metric(name)
     if other:
-        alternatives = [n for n in getattr(other[0], other[1]).names if n.replace(":", "_") != name.replace(":", "_")]
+        alternatives = [
+            n for n in getattr(other[0], other[1]).names if n.replace(":", "_") != name.replace(":", "_")
+        ]
         present = [f for alt in alternatives for f in forms(alt)]
         if present:
             which = "the current name" if renamed(name) else "the engine's other name"
             return f"Prometheus holds {present[0]} ({which})" + (
-                f"; {', '.join(found)} exists but not with these labels" if found else f", not {name}")
+                f"; {', '.join(found)} exists but not with these labels" if found else f", not {name}"
+            )
     if found:
         return f"{', '.join(found)} exists but no series match the query's labels"
     return f"no series named {name} in either form"
@@ -157,8 +206,12 @@ class QueryCheck:
         return max(0, math.ceil(self.value / self.threshold))
 
 
-def check_query(prom: PromSource, query: str, threshold: float | None = None,
-                forms: Callable[[str], list[str]] | None = None) -> QueryCheck:
+def check_query(
+    prom: PromSource,
+    query: str,
+    threshold: float | None = None,
+    forms: Callable[[str], list[str]] | None = None,
+) -> QueryCheck:
     """Run ``query`` once and explain the answer; never raises for a Prometheus failure (see ``error``).
 
     ``forms`` looks up the forms Prometheus holds of a metric name (default: a fresh `NameForms`;

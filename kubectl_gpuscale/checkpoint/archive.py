@@ -27,21 +27,40 @@ MAX_JSON_DEPTH = 64
 """How deeply config.dump / spec.dump may nest (real ones: under 10)."""
 
 _TEXT = shapes.Shape("scalar", nullable=True)
-CONFIG_DUMP = shapes.mapping({k: _TEXT for k in ("id", "name", "rootfsImage", "rootfsImageName", "rootfsImageRef",
-                                                  "runtime", "createdTime", "checkpointedTime")})
+CONFIG_DUMP = shapes.mapping(
+    {
+        k: _TEXT
+        for k in (
+            "id",
+            "name",
+            "rootfsImage",
+            "rootfsImageName",
+            "rootfsImageRef",
+            "runtime",
+            "createdTime",
+            "checkpointedTime",
+        )
+    }
+)
 """The fields of config.dump that inspection reads (CRI-O and containerd's ContainerConfig)."""
-SPEC_DUMP = shapes.mapping({
-    "annotations": shapes.mapping(values=_TEXT, nullable=True),
-    "process": shapes.mapping({"env": shapes.list_of(shapes.Shape("scalar"), nullable=True)}, nullable=True),
-    "linux": shapes.mapping({"devices": shapes.list_of(shapes.mapping({"path": shapes.STR}), nullable=True)},
-                            nullable=True),
-})
+SPEC_DUMP = shapes.mapping(
+    {
+        "annotations": shapes.mapping(values=_TEXT, nullable=True),
+        "process": shapes.mapping(
+            {"env": shapes.list_of(shapes.Shape("scalar"), nullable=True)}, nullable=True
+        ),
+        "linux": shapes.mapping(
+            {"devices": shapes.list_of(shapes.mapping({"path": shapes.STR}), nullable=True)}, nullable=True
+        ),
+    }
+)
 """The fields of spec.dump (the OCI runtime spec) that inspection reads."""
 
 REQUIRED = ("config.dump", "spec.dump")
 _NAME_RE = re.compile(
     r"^checkpoint-(?P<pod>[a-z0-9.-]+)_(?P<rest>[a-z0-9-]+)-"
-    r"(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))\.tar$")
+    r"(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))\.tar$"
+)
 
 
 class ArchiveError(InputError):
@@ -70,7 +89,7 @@ def parse_archive_name(name: str, namespaces: set[str] | None = None) -> Archive
     if not match:
         return None
     rest = match["rest"]
-    splits = [(rest[:i], rest[i + 1:]) for i, ch in enumerate(rest) if ch == "-" and 0 < i < len(rest) - 1]
+    splits = [(rest[:i], rest[i + 1 :]) for i, ch in enumerate(rest) if ch == "-" and 0 < i < len(rest) - 1]
     if not splits:
         return None
     chosen = next((s for s in splits if namespaces and s[0] in namespaces), splits[0])
@@ -82,11 +101,17 @@ def validate_archive_basename(name: str) -> str:
     base = posixpath.basename(name.rstrip("/"))
     parent = posixpath.dirname(name.rstrip("/"))
     if parent not in ("", "/var/lib/kubelet/checkpoints") or not base or base in (".", ".."):
-        raise InputError(f"cannot use archive {name!r}", "it must be a file in /var/lib/kubelet/checkpoints",
-                         "pass the path `checkpoint pod` printed, or a name from `checkpoint list`")
+        raise InputError(
+            f"cannot use archive {name!r}",
+            "it must be a file in /var/lib/kubelet/checkpoints",
+            "pass the path `checkpoint pod` printed, or a name from `checkpoint list`",
+        )
     if not re.fullmatch(r"checkpoint-[A-Za-z0-9._:+-]+\.tar", base):
-        raise InputError(f"cannot use archive {name!r}", "not a kubelet checkpoint archive name",
-                         "names look like checkpoint-<pod>_<ns>-<container>-<time>.tar; see `checkpoint list`")
+        raise InputError(
+            f"cannot use archive {name!r}",
+            "not a kubelet checkpoint archive name",
+            "names look like checkpoint-<pod>_<ns>-<container>-<time>.tar; see `checkpoint list`",
+        )
     return base
 
 
@@ -118,14 +143,21 @@ class ArchiveInfo:
         """checkpointctl-like JSON keys."""
         data = asdict(self)
         return {
-            "file": data["file"], "container_name": self.container, "image": self.image, "id": self.id,
-            "runtime": self.runtime, "engine": self.engine, "created": self.created,
+            "file": data["file"],
+            "container_name": self.container,
+            "image": self.image,
+            "id": self.id,
+            "runtime": self.runtime,
+            "engine": self.engine,
+            "created": self.created,
             "checkpointed": self.checkpointed,
             "checkpoint_size": {
-                "total_size": self.total_size, "checkpoint_size": self.checkpoint_size,
+                "total_size": self.total_size,
+                "checkpoint_size": self.checkpoint_size,
                 "memory_pages_size": self.memory_pages_size,
                 "amd_gpu_memory_pages_size": self.amd_gpu_memory_pages_size,
-                "root_fs_diff_size": self.root_fs_diff_size, "devshm_size": self.devshm_size,
+                "root_fs_diff_size": self.root_fs_diff_size,
+                "devshm_size": self.devshm_size,
             },
             "metadata": {"pod_name": self.pod, "kubernetes_namespace": self.namespace},
             "gpu": {"devices": list(self.gpu_devices), "cuda_plugin": self.cuda_plugin},
@@ -136,12 +168,18 @@ class ArchiveInfo:
 def _safe_member_name(name: str) -> str:
     """A member's normalised name; raises on absolute paths and ``..`` traversal."""
     if name.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", name):
-        raise ArchiveError("unsafe checkpoint archive", f"member {name!r} has an absolute path",
-                           "do not use this archive; it was not written by a container runtime")
+        raise ArchiveError(
+            "unsafe checkpoint archive",
+            f"member {name!r} has an absolute path",
+            "do not use this archive; it was not written by a container runtime",
+        )
     norm = posixpath.normpath(name)
     if norm == ".." or norm.startswith("../") or "/../" in f"/{name}/":
-        raise ArchiveError("unsafe checkpoint archive", f"member {name!r} escapes the archive (path traversal)",
-                           "do not use this archive; it was not written by a container runtime")
+        raise ArchiveError(
+            "unsafe checkpoint archive",
+            f"member {name!r} escapes the archive (path traversal)",
+            "do not use this archive; it was not written by a container runtime",
+        )
     return "" if norm == "." else norm
 
 
@@ -149,11 +187,17 @@ def _check_link(member: tarfile.TarInfo, norm: str) -> None:
     if not (member.issym() or member.islnk()):
         return
     target = member.linkname
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(norm), target)) if member.issym() else \
-        posixpath.normpath(target)
+    joined = (
+        posixpath.normpath(posixpath.join(posixpath.dirname(norm), target))
+        if member.issym()
+        else posixpath.normpath(target)
+    )
     if target.startswith("/") or joined == ".." or joined.startswith("../"):
-        raise ArchiveError("unsafe checkpoint archive", f"link {norm!r} points outside the archive ({target!r})",
-                           "do not use this archive; it was not written by a container runtime")
+        raise ArchiveError(
+            "unsafe checkpoint archive",
+            f"link {norm!r} points outside the archive ({target!r})",
+            "do not use this archive; it was not written by a container runtime",
+        )
 
 
 def _metadata_member(by_name: dict[str, tarfile.TarInfo], name: str, path: str) -> tarfile.TarInfo | None:
@@ -166,8 +210,11 @@ def _metadata_member(by_name: dict[str, tarfile.TarInfo], name: str, path: str) 
     if member is None or member.isfile():
         return member
     what = "a link" if member.issym() or member.islnk() else "not a regular file"
-    raise ArchiveError(f"cannot inspect {path}", f"{name} is {what}; container runtimes write it as a regular file",
-                       "do not use this archive; it was not written by a container runtime")
+    raise ArchiveError(
+        f"cannot inspect {path}",
+        f"{name} is {what}; container runtimes write it as a regular file",
+        "do not use this archive; it was not written by a container runtime",
+    )
 
 
 def _depth(data: Any) -> int:
@@ -197,43 +244,67 @@ def parse_metadata_json(raw: bytes | str, label: str, path: str) -> dict[str, An
         data = None
         deep = True
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ArchiveError(f"cannot inspect {path}", f"{label} is not valid JSON ({exc.__class__.__name__})",
-                           "the archive is damaged; take a new checkpoint") from None
+        raise ArchiveError(
+            f"cannot inspect {path}",
+            f"{label} is not valid JSON ({exc.__class__.__name__})",
+            "the archive is damaged; take a new checkpoint",
+        ) from None
     else:
         deep = _depth(data) > MAX_JSON_DEPTH
     if deep:
-        raise ArchiveError(f"cannot inspect {path}", f"{label} nests deeper than {MAX_JSON_DEPTH} levels",
-                           "the archive is damaged or hostile; take a new checkpoint")
+        raise ArchiveError(
+            f"cannot inspect {path}",
+            f"{label} nests deeper than {MAX_JSON_DEPTH} levels",
+            "the archive is damaged or hostile; take a new checkpoint",
+        )
     if not isinstance(data, dict):
-        raise ArchiveError(f"cannot inspect {path}", f"{label} is not a JSON object",
-                           "the archive is damaged; take a new checkpoint")
+        raise ArchiveError(
+            f"cannot inspect {path}",
+            f"{label} is not a JSON object",
+            "the archive is damaged; take a new checkpoint",
+        )
     return data
 
 
-def _read_json(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str, path: str,
-               shape: shapes.Shape) -> dict[str, Any]:
+def _read_json(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, label: str, path: str, shape: shapes.Shape
+) -> dict[str, Any]:
     if member.size > MAX_METADATA_BYTES:
-        raise ArchiveError(f"cannot inspect {path}", f"{label} is {member.size} bytes, too large for metadata "
-                           f"(limit {MAX_METADATA_BYTES >> 20} MiB)", "check the archive is a container checkpoint")
+        raise ArchiveError(
+            f"cannot inspect {path}",
+            f"{label} is {member.size} bytes, too large for metadata (limit {MAX_METADATA_BYTES >> 20} MiB)",
+            "check the archive is a container checkpoint",
+        )
     handle = tar.extractfile(member)
     if handle is None:
-        raise ArchiveError(f"cannot inspect {path}", f"{label} is not a regular file",
-                           "check the archive is a container checkpoint")
+        raise ArchiveError(
+            f"cannot inspect {path}",
+            f"{label} is not a regular file",
+            "check the archive is a container checkpoint",
+        )
     try:
         raw = handle.read(MAX_METADATA_BYTES + 1)
     except (EOFError, tarfile.ReadError, OSError):
-        raise ArchiveError(f"cannot inspect {path}", f"{label} is truncated",
-                           "the archive is incomplete; fetch it again and compare the sha256") from None
+        raise ArchiveError(
+            f"cannot inspect {path}",
+            f"{label} is truncated",
+            "the archive is incomplete; fetch it again and compare the sha256",
+        ) from None
     data = parse_metadata_json(raw, label, path)
     try:
         shapes.check(data, shape)
     except shapes.ShapeError as exc:
-        raise ArchiveError(f"cannot inspect {path}", f"{label}: {exc.path} must be {exc.expected}, found {exc.found}",
-                           "the archive is damaged or was not written by a container runtime") from None
+        raise ArchiveError(
+            f"cannot inspect {path}",
+            f"{label}: {exc.path} must be {exc.expected}, found {exc.found}",
+            "the archive is damaged or was not written by a container runtime",
+        ) from None
     return data
 
 
-def _scan_text(tar: tarfile.TarInfo | None, archive: tarfile.TarFile, needle: bytes, limit: int) -> bool | None:
+def _scan_text(
+    tar: tarfile.TarInfo | None, archive: tarfile.TarFile, needle: bytes, limit: int
+) -> bool | None:
     """Whether `needle` occurs in the first `limit` bytes of a regular member (read in 1 MiB chunks)."""
     if tar is None or not tar.isfile():
         return None
@@ -248,7 +319,7 @@ def _scan_text(tar: tarfile.TarInfo | None, archive: tarfile.TarFile, needle: by
             return False
         if needle in tail + chunk:
             return True
-        tail = chunk[-len(needle):]
+        tail = chunk[-len(needle) :]
         remaining -= len(chunk)
     return False
 
@@ -263,14 +334,22 @@ def _engine_fields(spec: dict[str, Any], config: dict[str, Any]) -> tuple[str, s
         except ArchiveError:
             meta = {}
         name = str(meta.get("name") or config.get("name") or "")
-        return ("CRI-O", name, str(ann.get("io.kubernetes.pod.name", "")),
-                str(ann.get("io.kubernetes.pod.namespace", "")),
-                str(ann.get("io.kubernetes.cri-o.Created") or config.get("createdTime") or ""))
+        return (
+            "CRI-O",
+            name,
+            str(ann.get("io.kubernetes.pod.name", "")),
+            str(ann.get("io.kubernetes.pod.namespace", "")),
+            str(ann.get("io.kubernetes.cri-o.Created") or config.get("createdTime") or ""),
+        )
     if manager == "libpod":
         return ("Podman", str(config.get("name", "")), "", "", str(config.get("createdTime", "")))
-    return ("containerd", str(ann.get("io.kubernetes.cri.container-name") or config.get("name") or ""),
-            str(ann.get("io.kubernetes.cri.sandbox-name", "")),
-            str(ann.get("io.kubernetes.cri.sandbox-namespace", "")), str(config.get("createdTime", "")))
+    return (
+        "containerd",
+        str(ann.get("io.kubernetes.cri.container-name") or config.get("name") or ""),
+        str(ann.get("io.kubernetes.cri.sandbox-name", "")),
+        str(ann.get("io.kubernetes.cri.sandbox-namespace", "")),
+        str(config.get("createdTime", "")),
+    )
 
 
 def _gpu_devices(spec: dict[str, Any]) -> tuple[str, ...]:
@@ -280,8 +359,11 @@ def _gpu_devices(spec: dict[str, Any]) -> tuple[str, ...]:
     if not gpus:
         env = (spec.get("process") or {}).get("env") or []
         for item in env:
-            if isinstance(item, str) and item.startswith("NVIDIA_VISIBLE_DEVICES=") and \
-                    item.split("=", 1)[1] not in ("", "void", "none"):
+            if (
+                isinstance(item, str)
+                and item.startswith("NVIDIA_VISIBLE_DEVICES=")
+                and item.split("=", 1)[1] not in ("", "void", "none")
+            ):
                 gpus.append(item)
     return tuple(gpus)
 
@@ -305,8 +387,13 @@ class _CappedReads:
         return self._raw.tell()
 
 
-_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"),
-               (b"\x5d\x00\x00", "lzma"))
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x5d\x00\x00", "lzma"),
+)
 
 
 def _open_regular(p: Path, file: str) -> BinaryIO:
@@ -320,16 +407,29 @@ def _open_regular(p: Path, file: str) -> BinaryIO:
     if stat.S_ISDIR(mode):
         raise InputError(f"cannot inspect {file}", "it is a directory", "pass the .tar archive")
     if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
-        raise InputError(f"cannot inspect {file}", f"it is {kind}, not a regular file",
-                         "save the archive to a file first (`checkpoint fetch`) and pass its path")
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a regular file"
+        )
+        raise InputError(
+            f"cannot inspect {file}",
+            f"it is {kind}, not a regular file",
+            "save the archive to a file first (`checkpoint fetch`) and pass its path",
+        )
     try:
         handle = open(p, "rb")  # noqa: SIM115 - closed by the caller
     except PermissionError:
-        raise InputError(f"cannot inspect {file}", "permission denied",
-                         "archives are 0600 root-owned on the node; fetch it with `checkpoint fetch` "
-                         "or read it as its owner") from None
+        raise InputError(
+            f"cannot inspect {file}",
+            "permission denied",
+            "archives are 0600 root-owned on the node; fetch it with `checkpoint fetch` "
+            "or read it as its owner",
+        ) from None
     except OSError as exc:
         raise InputError(f"cannot inspect {file}", exc.strerror or str(exc), "check the path") from None
     head = handle.read(6)
@@ -337,8 +437,11 @@ def _open_regular(p: Path, file: str) -> BinaryIO:
     for magic, name in _COMPRESSED:
         if head.startswith(magic):
             handle.close()
-            raise ArchiveError(f"cannot inspect {file}", f"it is {name}-compressed; kubelet checkpoints are "
-                               "uncompressed tar", "decompress it first if you trust it, or fetch the original")
+            raise ArchiveError(
+                f"cannot inspect {file}",
+                f"it is {name}-compressed; kubelet checkpoints are uncompressed tar",
+                "decompress it first if you trust it, or fetch the original",
+            )
     return handle
 
 
@@ -349,11 +452,17 @@ def _members(tar: tarfile.TarFile, file: str) -> list[tarfile.TarInfo]:
         while (member := tar.next()) is not None:
             members.append(member)
             if len(members) > MAX_ARCHIVE_MEMBERS:
-                raise ArchiveError(f"cannot inspect {file}", f"it has more than {MAX_ARCHIVE_MEMBERS:,} members",
-                                   "this is not a container checkpoint")
+                raise ArchiveError(
+                    f"cannot inspect {file}",
+                    f"it has more than {MAX_ARCHIVE_MEMBERS:,} members",
+                    "this is not a container checkpoint",
+                )
     except (tarfile.ReadError, EOFError, OSError) as exc:
-        raise ArchiveError(f"cannot inspect {file}", f"the archive is truncated or corrupt ({exc})",
-                           "fetch it again and compare the sha256") from None
+        raise ArchiveError(
+            f"cannot inspect {file}",
+            f"the archive is truncated or corrupt ({exc})",
+            "fetch it again and compare the sha256",
+        ) from None
     return members
 
 
@@ -377,8 +486,11 @@ def inspect_archive(path: str | Path) -> ArchiveInfo:
         tar = tarfile.open(fileobj=capped, mode="r:")  # noqa: SIM115 - closed by the `with raw, tar:` below
     except (tarfile.ReadError, EOFError, OSError) as exc:
         raw.close()
-        raise ArchiveError(f"cannot inspect {file}", f"not a tar archive or truncated ({exc})",
-                           "fetch it again and compare the sha256") from None
+        raise ArchiveError(
+            f"cannot inspect {file}",
+            f"not a tar archive or truncated ({exc})",
+            "fetch it again and compare the sha256",
+        ) from None
     with raw, tar:
         members = _members(tar, file)
         by_name: dict[str, tarfile.TarInfo] = {}
@@ -386,18 +498,27 @@ def inspect_archive(path: str | Path) -> ArchiveInfo:
             norm = _safe_member_name(member.name)
             _check_link(member, norm)
             if member.ischr() or member.isblk():
-                raise ArchiveError("unsafe checkpoint archive", f"member {norm!r} is a device node",
-                                   "do not use this archive; it was not written by a container runtime")
+                raise ArchiveError(
+                    "unsafe checkpoint archive",
+                    f"member {norm!r} is a device node",
+                    "do not use this archive; it was not written by a container runtime",
+                )
             by_name[norm] = member
         if not members:
             raise ArchiveError(f"cannot inspect {file}", "the archive is empty", "take a new checkpoint")
         missing = [name for name in REQUIRED if name not in by_name]
         if missing:
-            raise ArchiveError(f"cannot inspect {file}", f"not a container checkpoint: {', '.join(missing)} missing",
-                               "pass an archive written by `checkpoint pod` (the kubelet checkpoint API)")
+            raise ArchiveError(
+                f"cannot inspect {file}",
+                f"not a container checkpoint: {', '.join(missing)} missing",
+                "pass an archive written by `checkpoint pod` (the kubelet checkpoint API)",
+            )
         if not any(n.startswith("checkpoint/") for n in by_name):
-            raise ArchiveError(f"cannot inspect {file}", "not a container checkpoint: no checkpoint/ CRIU images",
-                               "pass an archive written by `checkpoint pod` (the kubelet checkpoint API)")
+            raise ArchiveError(
+                f"cannot inspect {file}",
+                "not a container checkpoint: no checkpoint/ CRIU images",
+                "pass an archive written by `checkpoint pod` (the kubelet checkpoint API)",
+            )
         config_member = _metadata_member(by_name, "config.dump", file)
         spec_member = _metadata_member(by_name, "spec.dump", file)
         assert config_member is not None and spec_member is not None
@@ -405,31 +526,59 @@ def inspect_archive(path: str | Path) -> ArchiveInfo:
         spec = _read_json(tar, spec_member, "spec.dump", file, SPEC_DUMP)
         regular = {n: m for n, m in by_name.items() if m.isfile()}
         checkpoint_size = sum(m.size for n, m in regular.items() if n.startswith("checkpoint/"))
-        pages = sum(m.size for n, m in regular.items()
-                    if n.startswith("checkpoint/") and posixpath.basename(n).startswith("pages-"))
-        amd_pages = sum(m.size for n, m in regular.items()
-                        if n.startswith("checkpoint/") and posixpath.basename(n).startswith("amdgpu-pages-"))
+        pages = sum(
+            m.size
+            for n, m in regular.items()
+            if n.startswith("checkpoint/") and posixpath.basename(n).startswith("pages-")
+        )
+        amd_pages = sum(
+            m.size
+            for n, m in regular.items()
+            if n.startswith("checkpoint/") and posixpath.basename(n).startswith("amdgpu-pages-")
+        )
         rootfs = regular["rootfs-diff.tar"].size if "rootfs-diff.tar" in regular else 0
         devshm = regular["devshm-checkpoint.tar"].size if "devshm-checkpoint.tar" in regular else 0
         try:
-            in_inventory = _scan_text(_metadata_member(by_name, "checkpoint/inventory.img", file), tar,
-                                      b"cuda_plugin", 1 << 20)
-            log = _metadata_member(by_name, "dump.log", file) or _metadata_member(by_name, "checkpoint/dump.log", file)
+            in_inventory = _scan_text(
+                _metadata_member(by_name, "checkpoint/inventory.img", file), tar, b"cuda_plugin", 1 << 20
+            )
+            log = _metadata_member(by_name, "dump.log", file) or _metadata_member(
+                by_name, "checkpoint/dump.log", file
+            )
             in_log = _scan_text(log, tar, b"cuda_plugin: ", 64 << 20)
         except (tarfile.ReadError, EOFError, OSError):
-            raise ArchiveError(f"cannot inspect {file}", "the archive is truncated",
-                               "fetch it again and compare the sha256") from None
-        cuda = "yes" if in_inventory or in_log else \
-            "no" if (in_inventory is False or in_log is False) else "unknown"
+            raise ArchiveError(
+                f"cannot inspect {file}", "the archive is truncated", "fetch it again and compare the sha256"
+            ) from None
+        cuda = (
+            "yes"
+            if in_inventory or in_log
+            else "no"
+            if (in_inventory is False or in_log is False)
+            else "unknown"
+        )
         engine, container, pod, namespace, created = _engine_fields(spec, config)
         return ArchiveInfo(
-            file=file, container=container, image=str(config.get("rootfsImageName") or config.get("rootfsImage")
-                                                      or ""),
-            id=str(config.get("id", ""))[:12], runtime=str(config.get("runtime", "")), engine=engine,
-            pod=pod, namespace=namespace, created=created, checkpointed=str(config.get("checkpointedTime", "")),
-            total_size=p.stat().st_size, checkpoint_size=checkpoint_size, memory_pages_size=pages,
-            amd_gpu_memory_pages_size=amd_pages, root_fs_diff_size=rootfs, devshm_size=devshm,
-            gpu_devices=_gpu_devices(spec), cuda_plugin=cuda, files=len(regular))
+            file=file,
+            container=container,
+            image=str(config.get("rootfsImageName") or config.get("rootfsImage") or ""),
+            id=str(config.get("id", ""))[:12],
+            runtime=str(config.get("runtime", "")),
+            engine=engine,
+            pod=pod,
+            namespace=namespace,
+            created=created,
+            checkpointed=str(config.get("checkpointedTime", "")),
+            total_size=p.stat().st_size,
+            checkpoint_size=checkpoint_size,
+            memory_pages_size=pages,
+            amd_gpu_memory_pages_size=amd_pages,
+            root_fs_diff_size=rootfs,
+            devshm_size=devshm,
+            gpu_devices=_gpu_devices(spec),
+            cuda_plugin=cuda,
+            files=len(regular),
+        )
 
 
 def human_size(size: int) -> str:

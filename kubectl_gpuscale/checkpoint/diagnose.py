@@ -32,12 +32,14 @@ def rbac_fix(user: str = facts.KUBEADM_KUBELET_CLIENT) -> list[dict[str, Any]]:
     """The ClusterRole granting ``create nodes/checkpoint`` and its binding to the API server's kubelet client."""
     labels = dict(MANAGED_LABELS)
     role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
         "metadata": {"name": facts.RBAC_NAME, "labels": dict(labels)},
         "rules": [{"apiGroups": [""], "resources": ["nodes/checkpoint"], "verbs": ["create"]}],
     }
     binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
         "metadata": {"name": facts.RBAC_NAME, "labels": dict(labels)},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": facts.RBAC_NAME},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
@@ -49,38 +51,58 @@ def explain_404(message: str, container: str) -> tuple[str, str]:
     """(why, fix) for a 404 from the checkpoint endpoint."""
     text = (message or "").strip()
     if "does not exist" in text or ("not found" in text.lower() and ("pod" in text or "container" in text)):
-        return (f"the kubelet does not know the target: {text[:200]}",
-                f"check the pod is running on that node and has container {container!r}")
+        return (
+            f"the kubelet does not know the target: {text[:200]}",
+            f"check the pod is running on that node and has container {container!r}",
+        )
     if "timeout" in text:
         return (f"the kubelet rejected the timeout: {text[:200]}", "pass --timeout as whole seconds")
-    return ("the kubelet has no checkpoint endpoint: the ContainerCheckpoint feature gate is off "
-            f"(or the target is unknown){': ' + text[:160] if text else ''}",
-            "enable ContainerCheckpoint on the kubelet (default on since 1.30) and check the pod/container names")
+    return (
+        "the kubelet has no checkpoint endpoint: the ContainerCheckpoint feature gate is off "
+        f"(or the target is unknown){': ' + text[:160] if text else ''}",
+        "enable ContainerCheckpoint on the kubelet (default on since 1.30) and check the pod/container names",
+    )
 
 
 _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("unimplemented", "not implemented", "method checkpointcontainer not"),
-     "the container runtime does not implement checkpointing (containerd 1.7, or CRI-O with CRIU support off): "
-     "use CRI-O >= 1.30 or containerd >= 2.0"),
-    (("unreachable sharing", "enable-external-masters", "external-masters"),
-     "GPU mounts (/proc/driver/nvidia) need CRIU's external mount handling: add 'enable-external-masters' "
-     "(and 'link-remap') to /etc/criu/runc.conf on the node"),
-    (("cuda-checkpoint", "cuda_plugin", "cuda plugin", "cuda"),
-     "CUDA state: install NVIDIA cuda-checkpoint in the runtime's PATH, CRIU >= 4.0 with cuda_plugin.so, "
-     f"driver >= {facts.MIN_NVIDIA_DRIVER}; UVM, MIG and MPS are not supported"),
-    (("/dev/shm", "link_remap", "link-remap", "ghost"),
-     "shared memory files: mount an emptyDir (medium: Memory) at /dev/shm and add 'link-remap' / "
-     "'ghost-limit' to /etc/criu/runc.conf"),
-    (("criu: not found", "criu not found", "executable file not found", "no such file or directory: criu"),
-     f"CRIU is missing on the node: install CRIU >= {facts.MIN_CRIU}"),
-    (("timed out", "timeout", "deadline exceeded", "freez"),
-     "the dump did not finish in time: raise --timeout (GPU memory goes through host RAM), and CRIU's freeze "
-     "timeout if PAUSE_DEVICES aborts on a busy GPU"),
-    (("nccl", "ipc"),
-     "multi-GPU or IPC memory: cuda-checkpoint does not support CUDA IPC before driver 610 --launch-job; "
-     "NCCL needs NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 NCCL_NVLS_ENABLE=0"),
-    (("tcp", "established"),
-     "open TCP connections: add 'tcp-established' to /etc/criu/runc.conf or drain traffic first"),
+    (
+        ("unimplemented", "not implemented", "method checkpointcontainer not"),
+        "the container runtime does not implement checkpointing (containerd 1.7, or CRI-O with CRIU support off): "
+        "use CRI-O >= 1.30 or containerd >= 2.0",
+    ),
+    (
+        ("unreachable sharing", "enable-external-masters", "external-masters"),
+        "GPU mounts (/proc/driver/nvidia) need CRIU's external mount handling: add 'enable-external-masters' "
+        "(and 'link-remap') to /etc/criu/runc.conf on the node",
+    ),
+    (
+        ("cuda-checkpoint", "cuda_plugin", "cuda plugin", "cuda"),
+        "CUDA state: install NVIDIA cuda-checkpoint in the runtime's PATH, CRIU >= 4.0 with cuda_plugin.so, "
+        f"driver >= {facts.MIN_NVIDIA_DRIVER}; UVM, MIG and MPS are not supported",
+    ),
+    (
+        ("/dev/shm", "link_remap", "link-remap", "ghost"),
+        "shared memory files: mount an emptyDir (medium: Memory) at /dev/shm and add 'link-remap' / "
+        "'ghost-limit' to /etc/criu/runc.conf",
+    ),
+    (
+        ("criu: not found", "criu not found", "executable file not found", "no such file or directory: criu"),
+        f"CRIU is missing on the node: install CRIU >= {facts.MIN_CRIU}",
+    ),
+    (
+        ("timed out", "timeout", "deadline exceeded", "freez"),
+        "the dump did not finish in time: raise --timeout (GPU memory goes through host RAM), and CRIU's freeze "
+        "timeout if PAUSE_DEVICES aborts on a busy GPU",
+    ),
+    (
+        ("nccl", "ipc"),
+        "multi-GPU or IPC memory: cuda-checkpoint does not support CUDA IPC before driver 610 --launch-job; "
+        "NCCL needs NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 NCCL_NVLS_ENABLE=0",
+    ),
+    (
+        ("tcp", "established"),
+        "open TCP connections: add 'tcp-established' to /etc/criu/runc.conf or drain traffic first",
+    ),
 )
 
 
@@ -89,6 +111,8 @@ def criu_hints(message: str) -> list[str]:
     text = (message or "").lower()
     hints = [hint for needles, hint in _HINTS if any(n in text for n in needles)]
     if not hints:
-        hints.append("read the runtime's dump.log on the node (CRIU log under the container's work dir) "
-                     "and the CRI-O / containerd journal")
+        hints.append(
+            "read the runtime's dump.log on the node (CRIU log under the container's work dir) "
+            "and the CRI-O / containerd journal"
+        )
     return hints

@@ -63,5 +63,7 @@ BUILD_TTL_SECONDS = 600
 # Reading inspection metadata: JSON files above this size are refused (a malformed or hostile archive).
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 
-SECURITY_WARNING = ("a checkpoint archive holds the container's whole process memory (model weights, "
-                    "KV cache with user prompts, API tokens, secrets): treat it like a Secret")
+SECURITY_WARNING = (
+    "a checkpoint archive holds the container's whole process memory (model weights, "
+    "KV cache with user prompts, API tokens, secrets): treat it like a Secret"
+)

@@ -21,17 +21,21 @@ from kubectl_gpuscale.names import CHECKPOINT_HELPER_LABEL, CHECKPOINT_PURPOSE_A
 
 # A fixed script (no input is interpolated): one line per archive, then an end marker.
 LIST_SCRIPT = (
-    'for f in "$0"/checkpoint-*.tar; do '
-    '[ -f "$f" ] && stat -c "%s %Y %n" "$f"; '
-    "done; echo GPUSCALE-END"
+    'for f in "$0"/checkpoint-*.tar; do [ -f "$f" ] && stat -c "%s %Y %n" "$f"; done; echo GPUSCALE-END'
 )
 END_MARKER = "GPUSCALE-END"
 # coreutils/busybox `sha256sum FILE`: 64 lowercase hex digits, two spaces (or " *" in binary mode), the name.
 _SHA256SUM_LINE = re.compile(r"\A([0-9a-f]{64}) [ *](.+)\n?\Z")
 
 
-def helper_pod(node: str, namespace: str, *, purpose: str, command: list[str] | None = None,
-               deadline: int = facts.HELPER_DEADLINE_SECONDS) -> dict[str, Any]:
+def helper_pod(
+    node: str,
+    namespace: str,
+    *,
+    purpose: str,
+    command: list[str] | None = None,
+    deadline: int = facts.HELPER_DEADLINE_SECONDS,
+) -> dict[str, Any]:
     """A pod pinned to `node` with the checkpoint directory mounted read-only and nothing else.
 
     It runs as root (the archives are root 0600 in a root 0700 directory) but drops every
@@ -46,7 +50,9 @@ def helper_pod(node: str, namespace: str, *, purpose: str, command: list[str] | 
             "name": f"gpuscale-ckpt-{purpose}-{suffix}",
             "namespace": namespace,
             "labels": {**MANAGED_LABELS, CHECKPOINT_HELPER_LABEL: purpose},
-            "annotations": {CHECKPOINT_PURPOSE_ANNOTATION: f"read-only access to {facts.CHECKPOINT_DIR} on {node}"},
+            "annotations": {
+                CHECKPOINT_PURPOSE_ANNOTATION: f"read-only access to {facts.CHECKPOINT_DIR} on {node}"
+            },
         },
         "spec": {
             "nodeName": node,
@@ -56,32 +62,44 @@ def helper_pod(node: str, namespace: str, *, purpose: str, command: list[str] | 
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": 0,
             "tolerations": [{"operator": "Exists"}],
-            "securityContext": {"runAsUser": 0, "runAsGroup": 0, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "helper",
-                "image": facts.HELPER_IMAGE,
-                "imagePullPolicy": "IfNotPresent",
-                "command": command or ["sleep", str(deadline)],
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
-                              "limits": {"cpu": "1", "memory": "64Mi"}},
-                "securityContext": {
-                    "privileged": False,
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "volumeMounts": [{"name": "checkpoints", "mountPath": facts.HELPER_MOUNT, "readOnly": True}],
-            }],
-            "volumes": [{"name": "checkpoints",
-                         "hostPath": {"path": facts.CHECKPOINT_DIR, "type": "Directory"}}],
+            "securityContext": {
+                "runAsUser": 0,
+                "runAsGroup": 0,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "helper",
+                    "image": facts.HELPER_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": command or ["sleep", str(deadline)],
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "16Mi"},
+                        "limits": {"cpu": "1", "memory": "64Mi"},
+                    },
+                    "securityContext": {
+                        "privileged": False,
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [
+                        {"name": "checkpoints", "mountPath": facts.HELPER_MOUNT, "readOnly": True}
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "checkpoints", "hostPath": {"path": facts.CHECKPOINT_DIR, "type": "Directory"}}
+            ],
         },
     }
 
 
 def list_pod(node: str, namespace: str) -> dict[str, Any]:
     """The helper pod that prints the archive listing and exits."""
-    return helper_pod(node, namespace, purpose="list", command=["sh", "-c", LIST_SCRIPT, facts.HELPER_MOUNT],
-                      deadline=300)
+    return helper_pod(
+        node, namespace, purpose="list", command=["sh", "-c", LIST_SCRIPT, facts.HELPER_MOUNT], deadline=300
+    )
 
 
 @dataclass(frozen=True)
@@ -111,7 +129,9 @@ def parse_listing(text: str, node: str, namespaces: set[str] | None = None) -> l
         if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
             continue
         file = parts[2].rsplit("/", 1)[-1]
-        found.append(ListedArchive(node, file, int(parts[0]), int(parts[1]), parse_archive_name(file, namespaces)))
+        found.append(
+            ListedArchive(node, file, int(parts[0]), int(parts[1]), parse_archive_name(file, namespaces))
+        )
     return sorted(found, key=lambda a: (a.mtime, a.file), reverse=True)
 
 
@@ -120,7 +140,9 @@ def parse_sha256sum(text: str, path: str) -> str:
     match = _SHA256SUM_LINE.match(text)
     if not match:
         shown = text.strip()[:80]
-        raise ValueError(f"its answer {shown!r} is not '<64 hex digits>  {path}'" if shown else "its answer is empty")
+        raise ValueError(
+            f"its answer {shown!r} is not '<64 hex digits>  {path}'" if shown else "its answer is empty"
+        )
     if match.group(2) != path:
         raise ValueError(f"its answer names {match.group(2)[:80]!r}, not {path}")
     return match.group(1)
@@ -140,14 +162,18 @@ class FetchLimits:
     def describe(self) -> str:
         """One line for the plan."""
         mib = 1024 * 1024
-        text = (f"time limits: checksum on the node {self.checksum}s "
-                f"(at >= {facts.FETCH_CHECKSUM_BYTES_PER_SECOND // mib} MiB/s), "
-                f"transfer {self.transfer}s ({self._transfer_basis()}, failing after {self.stall}s without data); "
-                f"helper pod deadline {self.deadline}s")
+        text = (
+            f"time limits: checksum on the node {self.checksum}s "
+            f"(at >= {facts.FETCH_CHECKSUM_BYTES_PER_SECOND // mib} MiB/s), "
+            f"transfer {self.transfer}s ({self._transfer_basis()}, failing after {self.stall}s without data); "
+            f"helper pod deadline {self.deadline}s"
+        )
         return text + (" (capped)" if self.capped else "")
 
     def _transfer_basis(self) -> str:
-        default = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(self.size / facts.FETCH_TRANSFER_BYTES_PER_SECOND))
+        default = max(
+            facts.FETCH_MIN_STEP_SECONDS, math.ceil(self.size / facts.FETCH_TRANSFER_BYTES_PER_SECOND)
+        )
         if self.transfer != default:
             return "--timeout"
         return f"at >= {facts.FETCH_TRANSFER_BYTES_PER_SECOND // (1024 * 1024)} MiB/s"
@@ -165,5 +191,11 @@ def fetch_limits(size: int, elapsed: float = 0.0, *, transfer: int | None = None
         transfer = max(facts.FETCH_MIN_STEP_SECONDS, math.ceil(size / facts.FETCH_TRANSFER_BYTES_PER_SECOND))
     wanted = math.ceil(elapsed) + checksum + transfer + facts.FETCH_DEADLINE_MARGIN_SECONDS
     deadline = min(wanted, facts.FETCH_MAX_DEADLINE_SECONDS)
-    return FetchLimits(size, checksum, transfer, facts.FETCH_STALL_SECONDS, deadline,
-                       capped=wanted > facts.FETCH_MAX_DEADLINE_SECONDS)
+    return FetchLimits(
+        size,
+        checksum,
+        transfer,
+        facts.FETCH_STALL_SECONDS,
+        deadline,
+        capped=wanted > facts.FETCH_MAX_DEADLINE_SECONDS,
+    )

@@ -73,16 +73,22 @@ def pick_container(pod: Mapping[str, Any], container: str | None) -> str:
     pod_name = (pod.get("metadata") or {}).get("name", "")
     if container:
         if container not in names:
-            raise InputError(f"pod {pod_name} has no container {container!r}",
-                             f"its containers are {', '.join(names) or 'none'}", "pick one with -c")
+            raise InputError(
+                f"pod {pod_name} has no container {container!r}",
+                f"its containers are {', '.join(names) or 'none'}",
+                "pick one with -c",
+            )
         return container
-    default = ((pod.get("metadata") or {}).get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    default = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+        "kubectl.kubernetes.io/default-container"
+    )
     if default in names:
         return str(default)
     if len(names) == 1:
         return str(names[0])
-    raise InputError(f"pod {pod_name} has {len(names)} containers", f"they are {', '.join(names)}",
-                     "pick one with -c")
+    raise InputError(
+        f"pod {pod_name} has {len(names)} containers", f"they are {', '.join(names)}", "pick one with -c"
+    )
 
 
 def driver_major(node: Mapping[str, Any]) -> int | None:
@@ -96,8 +102,9 @@ def driver_major(node: Mapping[str, Any]) -> int | None:
     return None
 
 
-def checkpoint_checks(pod: Mapping[str, Any], node: Mapping[str, Any], container: str,
-                      can_proxy: bool | None) -> list[Finding]:
+def checkpoint_checks(
+    pod: Mapping[str, Any], node: Mapping[str, Any], container: str, can_proxy: bool | None
+) -> list[Finding]:
     """Everything that decides whether `checkpoint pod` can work, in order."""
     out: list[Finding] = []
     info = (node.get("status") or {}).get("nodeInfo") or {}
@@ -106,8 +113,14 @@ def checkpoint_checks(pod: Mapping[str, Any], node: Mapping[str, Any], container
     if not kv:
         out.append(Finding("warn", "kubelet", "the node does not report its kubelet version"))
     elif kv[:2] < facts.MIN_KUBELET:
-        out.append(Finding("error", "kubelet", f"kubelet {kubelet} < 1.30: the ContainerCheckpoint gate is off by "
-                                               "default (alpha since 1.25); enable it or upgrade"))
+        out.append(
+            Finding(
+                "error",
+                "kubelet",
+                f"kubelet {kubelet} < 1.30: the ContainerCheckpoint gate is off by "
+                "default (alpha since 1.25); enable it or upgrade",
+            )
+        )
     else:
         out.append(Finding("ok", "kubelet", f"kubelet {kubelet} (ContainerCheckpoint beta, on by default)"))
     out.append(runtime_checkpoint_finding(parse_runtime(str(info.get("containerRuntimeVersion", "")))))
@@ -116,21 +129,45 @@ def checkpoint_checks(pod: Mapping[str, Any], node: Mapping[str, Any], container
         major = driver_major(node)
         product = ((node.get("metadata") or {}).get("labels") or {}).get(facts.GPU_PRODUCT_LABEL, "GPU")
         if major is None:
-            out.append(Finding("warn", "gpu", f"{gpus} {product}: driver version not labelled; needs >= "
-                                              f"{facts.MIN_NVIDIA_DRIVER} (>= {facts.RECOMMENDED_NVIDIA_DRIVER} "
-                                              f"recommended), CRIU >= {facts.MIN_CRIU} with the CUDA plugin and "
-                                              "cuda-checkpoint on the node"))
+            out.append(
+                Finding(
+                    "warn",
+                    "gpu",
+                    f"{gpus} {product}: driver version not labelled; needs >= "
+                    f"{facts.MIN_NVIDIA_DRIVER} (>= {facts.RECOMMENDED_NVIDIA_DRIVER} "
+                    f"recommended), CRIU >= {facts.MIN_CRIU} with the CUDA plugin and "
+                    "cuda-checkpoint on the node",
+                )
+            )
         elif major < facts.MIN_NVIDIA_DRIVER:
-            out.append(Finding("error", "gpu", f"NVIDIA driver {major} < {facts.MIN_NVIDIA_DRIVER}: cuda-checkpoint "
-                                               "cannot suspend CUDA state"))
+            out.append(
+                Finding(
+                    "error",
+                    "gpu",
+                    f"NVIDIA driver {major} < {facts.MIN_NVIDIA_DRIVER}: cuda-checkpoint "
+                    "cannot suspend CUDA state",
+                )
+            )
         else:
             level = "ok" if major >= facts.RECOMMENDED_NVIDIA_DRIVER else "warn"
-            out.append(Finding(level, "gpu", f"{gpus} {product}, driver {major}; also needs CRIU >= "
-                                              f"{facts.MIN_CRIU} with the CUDA plugin and cuda-checkpoint on the "
-                                              "node (not visible from the API)"))
+            out.append(
+                Finding(
+                    level,
+                    "gpu",
+                    f"{gpus} {product}, driver {major}; also needs CRIU >= "
+                    f"{facts.MIN_CRIU} with the CUDA plugin and cuda-checkpoint on the "
+                    "node (not visible from the API)",
+                )
+            )
     if can_proxy is False:
-        out.append(Finding("error", "rbac", "you may not 'create nodes/proxy'; check with: "
-                                            "kubectl auth can-i create nodes --subresource=proxy"))
+        out.append(
+            Finding(
+                "error",
+                "rbac",
+                "you may not 'create nodes/proxy'; check with: "
+                "kubectl auth can-i create nodes --subresource=proxy",
+            )
+        )
     elif can_proxy:
         out.append(Finding("ok", "rbac", "you may create nodes/proxy"))
     return out
@@ -145,10 +182,16 @@ def runtime_checkpoint_finding(rt: Runtime) -> Finding:
         return Finding("ok", "runtime", f"CRI-O {rt.version_text} checkpoints{extra}")
     if rt.name == "containerd":
         if rt.version[:2] < facts.CONTAINERD_MIN_CHECKPOINT:
-            return Finding("error", "runtime", f"containerd {rt.version_text} does not implement CheckpointContainer "
-                                               "(Unimplemented before 2.0)")
+            return Finding(
+                "error",
+                "runtime",
+                f"containerd {rt.version_text} does not implement CheckpointContainer "
+                "(Unimplemented before 2.0)",
+            )
         return Finding("ok", "runtime", f"containerd {rt.version_text} checkpoints")
-    return Finding("warn", "runtime", f"unknown runtime {rt.raw or '(not reported)'}: checkpoint may be unsupported")
+    return Finding(
+        "warn", "runtime", f"unknown runtime {rt.raw or '(not reported)'}: checkpoint may be unsupported"
+    )
 
 
 def restore_refusal(rt: Runtime) -> str | None:
@@ -159,11 +202,15 @@ def restore_refusal(rt: Runtime) -> str | None:
         return None
     if rt.name == "containerd":
         if rt.version[:2] < facts.CONTAINERD_MIN_RESTORE:
-            return (f"containerd {rt.version_text} cannot restore in Kubernetes (restore through CreateContainer "
-                    "arrived in 2.1)")
+            return (
+                f"containerd {rt.version_text} cannot restore in Kubernetes (restore through CreateContainer "
+                "arrived in 2.1)"
+            )
         if rt.version[:2] >= facts.CONTAINERD_RESTORE_REMOVED:
-            return (f"containerd {rt.version_text} removed restore in CreateContainer (2.4); its replacement is "
-                    "KEP-5823's RestorePod, not released yet")
+            return (
+                f"containerd {rt.version_text} removed restore in CreateContainer (2.4); its replacement is "
+                "KEP-5823's RestorePod, not released yet"
+            )
         return None
     return f"runtime {rt.raw or '(not reported)'} is not known to restore checkpoint images"
 
@@ -171,5 +218,7 @@ def restore_refusal(rt: Runtime) -> str | None:
 def restore_warnings(rt: Runtime) -> list[str]:
     """Caveats for a runtime that can restore."""
     if rt.name == "containerd" and rt.version[:2] >= facts.CONTAINERD_RESTORE_DEPRECATED:
-        return [f"containerd {rt.version_text}: restore through CreateContainer is deprecated and removed in 2.4"]
+        return [
+            f"containerd {rt.version_text}: restore through CreateContainer is deprecated and removed in 2.4"
+        ]
     return []

@@ -80,8 +80,9 @@ def image_ref(registry: str, pod: str, container: str, time: str) -> str:
     return f"{registry.rstrip('/')}/checkpoint-{_dns(pod, 60)}-{_dns(container, 60)}:{tag[:128]}"
 
 
-def build_job(*, archive: str, node: str, namespace: str, container: str, image: str,
-              registry_secret: str | None = None) -> dict[str, Any]:
+def build_job(
+    *, archive: str, node: str, namespace: str, container: str, image: str, registry_secret: str | None = None
+) -> dict[str, Any]:
     """The buildah Job, pinned to the node holding the archive, reading it from a read-only hostPath."""
     digest = hashlib.sha256(f"{archive}\n{image}".encode()).hexdigest()[:6]
     name = _dns(f"gpuscale-ckpt-build-{container}", 56) + "-" + digest
@@ -110,35 +111,40 @@ def build_job(*, archive: str, node: str, namespace: str, container: str, image:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {**MANAGED_LABELS,
-                                CHECKPOINT_HELPER_LABEL: "build"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**MANAGED_LABELS, CHECKPOINT_HELPER_LABEL: "build"},
+        },
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": facts.BUILD_DEADLINE_SECONDS,
             "ttlSecondsAfterFinished": facts.BUILD_TTL_SECONDS,
             "template": {
-                "metadata": {"labels": {**MANAGED_LABELS,
-                                        CHECKPOINT_HELPER_LABEL: "build"}},
+                "metadata": {"labels": {**MANAGED_LABELS, CHECKPOINT_HELPER_LABEL: "build"}},
                 "spec": {
                     "nodeName": node,
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "tolerations": [{"operator": "Exists"}],
-                    "containers": [{
-                        "name": "buildah",
-                        "image": facts.BUILDAH_IMAGE,
-                        "command": ["sh", "-c", BUILD_SCRIPT],
-                        "env": env,
-                        "securityContext": {
-                            "runAsUser": 0,
-                            "allowPrivilegeEscalation": False,
-                            "capabilities": {"drop": ["ALL"],
-                                             "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETFCAP"]},
-                        },
-                        "volumeMounts": mounts,
-                    }],
+                    "containers": [
+                        {
+                            "name": "buildah",
+                            "image": facts.BUILDAH_IMAGE,
+                            "command": ["sh", "-c", BUILD_SCRIPT],
+                            "env": env,
+                            "securityContext": {
+                                "runAsUser": 0,
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {
+                                    "drop": ["ALL"],
+                                    "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETFCAP"],
+                                },
+                            },
+                            "volumeMounts": mounts,
+                        }
+                    ],
                     "volumes": volumes,
                 },
             },
@@ -149,8 +155,17 @@ def build_job(*, archive: str, node: str, namespace: str, container: str, image:
 _POD_SPEC_DROP = ("nodeName", "ephemeralContainers", "nodeSelector", "affinity", "schedulerName", "priority")
 
 
-def restore_pod(template: Mapping[str, Any], *, container: str, image: str, node: str, name: str,
-                namespace: str, keep_labels: bool = False, pull_secret: str | None = None) -> dict[str, Any]:
+def restore_pod(
+    template: Mapping[str, Any],
+    *,
+    container: str,
+    image: str,
+    node: str,
+    name: str,
+    namespace: str,
+    keep_labels: bool = False,
+    pull_secret: str | None = None,
+) -> dict[str, Any]:
     """The restore Pod: the original spec, the checkpointed container's image swapped for the checkpoint image.
 
     Same container name, same volumes and mounts, pinned to `node`. Labels are not copied
@@ -160,8 +175,13 @@ def restore_pod(template: Mapping[str, Any], *, container: str, image: str, node
     for key in _POD_SPEC_DROP:
         spec.pop(key, None)
     spec["nodeName"] = node
-    spec["restartPolicy"] = "Never" if spec.get("restartPolicy") == "Never" else "OnFailure" \
-        if spec.get("restartPolicy") == "OnFailure" else "Always"
+    spec["restartPolicy"] = (
+        "Never"
+        if spec.get("restartPolicy") == "Never"
+        else "OnFailure"
+        if spec.get("restartPolicy") == "OnFailure"
+        else "Always"
+    )
     for ctr in spec.get("containers") or []:
         if ctr.get("name") == container:
             ctr["image"] = image
@@ -173,21 +193,36 @@ def restore_pod(template: Mapping[str, Any], *, container: str, image: str, node
         spec["imagePullSecrets"] = secrets_
     meta = template.get("metadata") or {}
     labels = dict(meta.get("labels") or {}) if keep_labels else {}
-    labels.update({**MANAGED_LABELS, RESTORED_FROM_LABEL: _dns(
-        str(meta.get("name", "")))})
+    labels.update({**MANAGED_LABELS, RESTORED_FROM_LABEL: _dns(str(meta.get("name", "")))})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                     "annotations": {CHECKPOINT_IMAGE_ANNOTATION: image}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {CHECKPOINT_IMAGE_ANNOTATION: image},
+        },
         "spec": spec,
     }
 
 
-def plan_restore(*, archive: str, source_node: str, target_node: str, target_runtime: Runtime,
-                 template: Mapping[str, Any], container: str, namespace: str, registry: str,
-                 time: str, image: str | None = None, name: str | None = None, registry_secret: str | None = None,
-                 keep_labels: bool = False) -> RestorePlan:
+def plan_restore(
+    *,
+    archive: str,
+    source_node: str,
+    target_node: str,
+    target_runtime: Runtime,
+    template: Mapping[str, Any],
+    container: str,
+    namespace: str,
+    registry: str,
+    time: str,
+    image: str | None = None,
+    name: str | None = None,
+    registry_secret: str | None = None,
+    keep_labels: bool = False,
+) -> RestorePlan:
     """Plan a restore: refuse where the target runtime cannot restore, else the job, the push and the pod."""
     pod_name = str((template.get("metadata") or {}).get("name", "pod"))
     ref = image or image_ref(registry, pod_name, container, time)
@@ -196,26 +231,51 @@ def plan_restore(*, archive: str, source_node: str, target_node: str, target_run
     plan.warnings += restore_warnings(target_runtime)
     names = [c.get("name") for c in (template.get("spec") or {}).get("containers") or []]
     if container not in names:
-        plan.refusal = plan.refusal or (f"the pod template has no container {container!r} (it has "
-                                        f"{', '.join(str(n) for n in names)}); the restored container must keep "
-                                        "its name")
-    plan.warnings.append(f"the image {ref} holds the process memory: push only to a private registry "
-                         "with access control, never a public one")
+        plan.refusal = plan.refusal or (
+            f"the pod template has no container {container!r} (it has "
+            f"{', '.join(str(n) for n in names)}); the restored container must keep "
+            "its name"
+        )
+    plan.warnings.append(
+        f"the image {ref} holds the process memory: push only to a private registry "
+        "with access control, never a public one"
+    )
     if source_node != target_node:
-        plan.warnings.append(f"restoring on {target_node}, checkpointed on {source_node}: the GPU model and count, "
-                             "driver, CRIU and runc versions must match")
-    job = build_job(archive=archive, node=source_node, namespace=namespace, container=container, image=ref,
-                    registry_secret=registry_secret)
-    pod = restore_pod(template, container=container, image=ref, node=target_node,
-                      name=name or _dns(f"{pod_name}-restored", 63), namespace=namespace,
-                      keep_labels=keep_labels, pull_secret=registry_secret)
+        plan.warnings.append(
+            f"restoring on {target_node}, checkpointed on {source_node}: the GPU model and count, "
+            "driver, CRIU and runc versions must match"
+        )
+    job = build_job(
+        archive=archive,
+        node=source_node,
+        namespace=namespace,
+        container=container,
+        image=ref,
+        registry_secret=registry_secret,
+    )
+    pod = restore_pod(
+        template,
+        container=container,
+        image=ref,
+        node=target_node,
+        name=name or _dns(f"{pod_name}-restored", 63),
+        namespace=namespace,
+        keep_labels=keep_labels,
+        pull_secret=registry_secret,
+    )
     plan.steps = [
-        Step(f"create Job {namespace}/{job['metadata']['name']} on node {source_node}: buildah from scratch, "
-             f"add {facts.CHECKPOINT_DIR}/{archive}, annotate {facts.CRIO_CHECKPOINT_ANNOTATION} and "
-             f"{facts.CONTAINERD_CHECKPOINT_ANNOTATION} = {container}, commit", job),
+        Step(
+            f"create Job {namespace}/{job['metadata']['name']} on node {source_node}: buildah from scratch, "
+            f"add {facts.CHECKPOINT_DIR}/{archive}, annotate {facts.CRIO_CHECKPOINT_ANNOTATION} and "
+            f"{facts.CONTAINERD_CHECKPOINT_ANNOTATION} = {container}, commit",
+            job,
+        ),
         Step(f"push {ref} (from the Job)"),
         Step(f"wait for Job {job['metadata']['name']} to succeed"),
-        Step(f"create Pod {namespace}/{pod['metadata']['name']} on node {target_node} with container {container} "
-             f"from {ref} and the original {len(pod['spec'].get('volumes') or [])} volume(s)", pod),
+        Step(
+            f"create Pod {namespace}/{pod['metadata']['name']} on node {target_node} with container {container} "
+            f"from {ref} and the original {len(pod['spec'].get('volumes') or [])} volume(s)",
+            pod,
+        ),
     ]
     return plan

@@ -38,8 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     try:
-        code = cli.main(args=args, prog_name=prog_name(sys.argv[0]), standalone_mode=False,
-                        complete_var="_KUBECTL_GPUSCALE_COMPLETE")
+        code = cli.main(
+            args=args,
+            prog_name=prog_name(sys.argv[0]),
+            standalone_mode=False,
+            complete_var="_KUBECTL_GPUSCALE_COMPLETE",
+        )
     except click.exceptions.Exit as stop:
         sys.exit(stop.exit_code)
     except click.exceptions.Abort as stop:  # click turns KeyboardInterrupt into Abort

@@ -41,18 +41,37 @@ def _security_warning() -> None:
 @checkpoint.command("pod", context_settings=CONTEXT_SETTINGS)
 @click.argument("name")
 @click.option("-c", "--container", default=None, help="Container to checkpoint (default: the only one).")
-@click.option("--timeout", type=click.IntRange(min=1), default=None, metavar="SECONDS",
-              help="Kubelet checkpoint timeout (default 900 for GPU containers, 120 otherwise).")
-@click.option("--print-rbac", is_flag=True,
-              help="Print the ClusterRole and binding that let the API server's kubelet client checkpoint, "
-                   "and exit.")
-@click.option("--rbac-user", default=None, metavar="USER",
-              help="The API server's kubelet-client user for --print-rbac (default: kube-apiserver-kubelet-client).")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Kubelet checkpoint timeout (default 900 for GPU containers, 120 otherwise).",
+)
+@click.option(
+    "--print-rbac",
+    is_flag=True,
+    help="Print the ClusterRole and binding that let the API server's kubelet client checkpoint, and exit.",
+)
+@click.option(
+    "--rbac-user",
+    default=None,
+    metavar="USER",
+    help="The API server's kubelet-client user for --print-rbac (default: kube-apiserver-kubelet-client).",
+)
 @click.option("--preflight", "preflight_only", is_flag=True, help="Only run the preflight checks.")
 @click.option("--force", is_flag=True, help="Checkpoint even when a preflight check fails.")
 @kube_options(outputs=("table", "json", "yaml"), selector=False, all_namespaces=False)
-def pod(kube: KubeOptions, name: str, container: str | None, timeout: int | None, print_rbac: bool,
-        rbac_user: str | None, preflight_only: bool, force: bool) -> None:
+def pod(
+    kube: KubeOptions,
+    name: str,
+    container: str | None,
+    timeout: int | None,
+    print_rbac: bool,
+    rbac_user: str | None,
+    preflight_only: bool,
+    force: bool,
+) -> None:
     """Checkpoint a running container through the kubelet; print the archive path on the node.
 
     Preflight first: kubelet >= 1.30, a runtime that checkpoints (CRI-O, containerd >= 2.0),
@@ -69,15 +88,19 @@ def pod(kube: KubeOptions, name: str, container: str | None, timeout: int | None
     from kubectl_gpuscale.cli.output import emit_data, emit_objects, note, warn
 
     if print_rbac:
-        emit_objects(diagnose.rbac_fix(rbac_user or facts.KUBEADM_KUBELET_CLIENT),
-                     "json" if kube.output == "json" else "yaml")
+        emit_objects(
+            diagnose.rbac_fix(rbac_user or facts.KUBEADM_KUBELET_CLIENT),
+            "json" if kube.output == "json" else "yaml",
+        )
         return
     cluster = kube.cluster()
     namespace = cluster.namespace_or_default(kube.namespace)
     if preflight_only:
         _, node, ctr, findings = service.run_preflight(cluster, name, namespace, container)
         if kube.output in ("json", "yaml"):
-            emit_data({"node": node, "container": ctr, "preflight": [f.__dict__ for f in findings]}, kube.output)
+            emit_data(
+                {"node": node, "container": ctr, "preflight": [f.__dict__ for f in findings]}, kube.output
+            )
         else:
             for f in findings:
                 click.echo(f"{f.level.upper():5}  {f.check:8}  {f.message}")
@@ -85,7 +108,9 @@ def pod(kube: KubeOptions, name: str, container: str | None, timeout: int | None
             sys.exit(ExitStatus.FAILURE)
         return
     _security_warning()
-    result = service.checkpoint_pod(cluster, name, namespace, container=container, timeout=timeout, force=force)
+    result = service.checkpoint_pod(
+        cluster, name, namespace, container=container, timeout=timeout, force=force
+    )
     for f in result.findings:
         if f.level != "ok":
             warn(f"{f.check}: {f.message}")
@@ -93,14 +118,22 @@ def pod(kube: KubeOptions, name: str, container: str | None, timeout: int | None
         emit_data(result.as_dict(), kube.output)
     else:
         click.echo(result.archive)
-    note(f"checkpointed {namespace}/{name}/{result.container} on node {result.node} in {result.seconds:.1f}s; "
-         f"fetch with: kubectl gpuscale checkpoint fetch '{result.archive}' --node {result.node} -o FILE")
+    note(
+        f"checkpointed {namespace}/{name}/{result.container} on node {result.node} in {result.seconds:.1f}s; "
+        f"fetch with: kubectl gpuscale checkpoint fetch '{result.archive}' --node {result.node} -o FILE"
+    )
 
 
 @checkpoint.command("list", context_settings=CONTEXT_SETTINGS)
 @click.option("--node", "nodes", multiple=True, help="Node to look on (repeatable; default: every GPU node).")
-@click.option("--wait", type=click.IntRange(min=1), default=120, show_default=True, metavar="SECONDS",
-              help="How long to wait for the helper pod.")
+@click.option(
+    "--wait",
+    type=click.IntRange(min=1),
+    default=120,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the helper pod.",
+)
 @kube_options(outputs=("table", "wide", "json", "yaml"), selector=False, all_namespaces=False)
 def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
     """List checkpoint archives on nodes, through a short-lived read-only helper pod per node.
@@ -129,36 +162,78 @@ def list_(kube: KubeOptions, nodes: tuple[str, ...], wait: int) -> None:
         listings = service.list_archives(cluster, targets, namespace, wait=wait)
     rows = [a for listing in listings for a in listing.archives]
     if kube.output in ("json", "yaml"):
-        emit_data([{"node": a.node, "file": a.file, "path": a.path, "size": a.size, "mtime": a.mtime,
+        emit_data(
+            [
+                {
+                    "node": a.node,
+                    "file": a.file,
+                    "path": a.path,
+                    "size": a.size,
+                    "mtime": a.mtime,
                     "pod": a.parsed.pod if a.parsed else None,
                     "namespace": a.parsed.namespace if a.parsed else None,
                     "container": a.parsed.container if a.parsed else None,
-                    "time": a.parsed.time if a.parsed else None} for a in rows], kube.output)
+                    "time": a.parsed.time if a.parsed else None,
+                }
+                for a in rows
+            ],
+            kube.output,
+        )
         return
-    render_table(rows, [
-        Column("node", lambda a: a.node),
-        Column("namespace", lambda a: a.parsed.namespace if a.parsed else ""),
-        Column("pod", lambda a: a.parsed.pod if a.parsed else ""),
-        Column("container", lambda a: a.parsed.container if a.parsed else ""),
-        Column("time", lambda a: a.parsed.time if a.parsed else ""),
-        Column("size", lambda a: human_size(a.size), justify="right"),
-        Column("archive", lambda a: a.file, wide=True),
-    ], wide=kube.output == "wide", empty="No checkpoint archives found.")
+    render_table(
+        rows,
+        [
+            Column("node", lambda a: a.node),
+            Column("namespace", lambda a: a.parsed.namespace if a.parsed else ""),
+            Column("pod", lambda a: a.parsed.pod if a.parsed else ""),
+            Column("container", lambda a: a.parsed.container if a.parsed else ""),
+            Column("time", lambda a: a.parsed.time if a.parsed else ""),
+            Column("size", lambda a: human_size(a.size), justify="right"),
+            Column("archive", lambda a: a.file, wide=True),
+        ],
+        wide=kube.output == "wide",
+        empty="No checkpoint archives found.",
+    )
 
 
 @checkpoint.command("fetch", context_settings=CONTEXT_SETTINGS)
 @click.argument("archive")
 @click.option("--node", required=True, help="The node holding the archive.")
-@click.option("-o", "--output-file", "dest", required=True, type=click.Path(dir_okay=True),
-              help="Where to write it (mode 0600); a directory keeps the archive's name.")
+@click.option(
+    "-o",
+    "--output-file",
+    "dest",
+    required=True,
+    type=click.Path(dir_okay=True),
+    help="Where to write it (mode 0600); a directory keeps the archive's name.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
-@click.option("--wait", type=click.IntRange(min=1), default=120, show_default=True, metavar="SECONDS",
-              help="How long to wait for the helper pod.")
-@click.option("--timeout", "transfer_timeout", type=click.IntRange(min=1), default=None, metavar="SECONDS",
-              help="Time allowed for the transfer (default: from the archive's size at 4 MiB/s, at least 300).")
+@click.option(
+    "--wait",
+    type=click.IntRange(min=1),
+    default=120,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the helper pod.",
+)
+@click.option(
+    "--timeout",
+    "transfer_timeout",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Time allowed for the transfer (default: from the archive's size at 4 MiB/s, at least 300).",
+)
 @kube_options(selector=False, all_namespaces=False, output=False)
-def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool, wait: int,
-          transfer_timeout: int | None) -> None:
+def fetch(
+    kube: KubeOptions,
+    archive: str,
+    node: str,
+    dest: str,
+    overwrite: bool,
+    wait: int,
+    transfer_timeout: int | None,
+) -> None:
     """Copy an archive from a node to a local file, checking its sha256.
 
     Streams over a read-only helper pod's exec channel. The pod runs in -n NAMESPACE (default:
@@ -185,12 +260,24 @@ def fetch(kube: KubeOptions, archive: str, node: str, dest: str, overwrite: bool
     progress, done = _progress_bar()
     try:
         with interrupts_as_ctrl_c():
-            result = service.fetch_archive(cluster, node, archive, namespace, dest, overwrite=overwrite, wait=wait,
-                                           progress=progress, on_step=note, transfer_timeout=transfer_timeout)
+            result = service.fetch_archive(
+                cluster,
+                node,
+                archive,
+                namespace,
+                dest,
+                overwrite=overwrite,
+                wait=wait,
+                progress=progress,
+                on_step=note,
+                transfer_timeout=transfer_timeout,
+            )
     finally:
         done()
     click.echo(result.path)
-    note(f"fetched {result.archive} from {node}: {human_size(result.size)}, sha256 {result.sha256} (file mode 0600)")
+    note(
+        f"fetched {result.archive} from {node}: {human_size(result.size)}, sha256 {result.sha256} (file mode 0600)"
+    )
 
 
 def _progress_bar() -> tuple[Any, Any]:
@@ -200,8 +287,9 @@ def _progress_bar() -> tuple[Any, Any]:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    bar = Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True),
-                   transient=True)
+    bar = Progress(
+        BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=Console(stderr=True), transient=True
+    )
     task = bar.add_task("fetch", total=None)
     bar.start()
 
@@ -213,8 +301,14 @@ def _progress_bar() -> tuple[Any, Any]:
 
 @checkpoint.command("inspect", context_settings=CONTEXT_SETTINGS)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Choice(["table", "wide", "json", "yaml"]), default="table",
-              show_default=True, help="Output format.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "wide", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
 def inspect(files: tuple[str, ...], output: str) -> None:
     """Inspect archives offline: container, image, pod, engine, times, sizes, CUDA plugin.
 
@@ -233,49 +327,84 @@ def inspect(files: tuple[str, ...], output: str) -> None:
     infos = [inspect_archive(f) for f in files]
     for info in infos:
         if info.gpu_devices and info.cuda_plugin == "no":
-            warn(f"{info.file}: the container had GPUs but the CRIU CUDA plugin did not take part; "
-                 "its GPU state is not in the archive")
+            warn(
+                f"{info.file}: the container had GPUs but the CRIU CUDA plugin did not take part; "
+                "its GPU state is not in the archive"
+            )
     if output in ("json", "yaml"):
         data = [i.as_dict() for i in infos]
         emit_data(data[0] if len(data) == 1 else data, output)
         return
-    render_table(infos, [
-        Column("container", lambda i: i.container),
-        Column("pod", lambda i: f"{i.namespace}/{i.pod}" if i.pod else ""),
-        Column("image", lambda i: i.image),
-        Column("engine", lambda i: i.engine),
-        Column("checkpointed", lambda i: i.checkpointed),
-        Column("chkpt size", lambda i: human_size(i.checkpoint_size), justify="right"),
-        Column("memory", lambda i: human_size(i.memory_pages_size), justify="right"),
-        Column("root fs diff", lambda i: human_size(i.root_fs_diff_size), justify="right"),
-        Column("cuda", lambda i: i.cuda_plugin),
-        Column("id", lambda i: i.id, wide=True),
-        Column("runtime", lambda i: i.runtime, wide=True),
-        Column("created", lambda i: i.created, wide=True),
-        Column("gpu devices", lambda i: ",".join(i.gpu_devices), wide=True),
-        Column("file", lambda i: i.file, wide=True),
-    ], wide=output == "wide")
+    render_table(
+        infos,
+        [
+            Column("container", lambda i: i.container),
+            Column("pod", lambda i: f"{i.namespace}/{i.pod}" if i.pod else ""),
+            Column("image", lambda i: i.image),
+            Column("engine", lambda i: i.engine),
+            Column("checkpointed", lambda i: i.checkpointed),
+            Column("chkpt size", lambda i: human_size(i.checkpoint_size), justify="right"),
+            Column("memory", lambda i: human_size(i.memory_pages_size), justify="right"),
+            Column("root fs diff", lambda i: human_size(i.root_fs_diff_size), justify="right"),
+            Column("cuda", lambda i: i.cuda_plugin),
+            Column("id", lambda i: i.id, wide=True),
+            Column("runtime", lambda i: i.runtime, wide=True),
+            Column("created", lambda i: i.created, wide=True),
+            Column("gpu devices", lambda i: ",".join(i.gpu_devices), wide=True),
+            Column("file", lambda i: i.file, wide=True),
+        ],
+        wide=output == "wide",
+    )
 
 
 @checkpoint.command("restore", context_settings=CONTEXT_SETTINGS)
 @click.argument("archive")
 @click.option("--node", required=True, help="The node holding the archive (the image is built there).")
 @click.option("--registry", required=True, help="Private registry to push the checkpoint image to.")
-@click.option("--registry-secret", default=None, metavar="SECRET",
-              help="dockerconfigjson Secret in -n used to push (and pull, as imagePullSecret).")
+@click.option(
+    "--registry-secret",
+    default=None,
+    metavar="SECRET",
+    help="dockerconfigjson Secret in -n used to push (and pull, as imagePullSecret).",
+)
 @click.option("--target-node", default=None, help="Node to restore on (default: --node).")
-@click.option("--pod", "pod_name", default=None, help="Original pod to copy (default: from the archive name).")
-@click.option("-f", "--filename", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Pod manifest to copy instead of the live pod.")
-@click.option("-c", "--container", default=None, help="The checkpointed container (default: from the archive).")
-@click.option("--image", default=None, help="Full checkpoint image reference (default: derived from --registry).")
+@click.option(
+    "--pod", "pod_name", default=None, help="Original pod to copy (default: from the archive name)."
+)
+@click.option(
+    "-f",
+    "--filename",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Pod manifest to copy instead of the live pod.",
+)
+@click.option(
+    "-c", "--container", default=None, help="The checkpointed container (default: from the archive)."
+)
+@click.option(
+    "--image", default=None, help="Full checkpoint image reference (default: derived from --registry)."
+)
 @click.option("--name", default=None, help="Name of the restore Pod (default: <pod>-restored).")
-@click.option("--keep-labels", is_flag=True,
-              help="Copy the original labels (Services route to it; a matching ReplicaSet may adopt it).")
+@click.option(
+    "--keep-labels",
+    is_flag=True,
+    help="Copy the original labels (Services route to it; a matching ReplicaSet may adopt it).",
+)
 @kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
-def restore(kube: KubeOptions, archive: str, node: str, registry: str, registry_secret: str | None,
-            target_node: str | None, pod_name: str | None, filename: Any, container: str | None,
-            image: str | None, name: str | None, keep_labels: bool) -> None:
+def restore(
+    kube: KubeOptions,
+    archive: str,
+    node: str,
+    registry: str,
+    registry_secret: str | None,
+    target_node: str | None,
+    pod_name: str | None,
+    filename: Any,
+    container: str | None,
+    image: str | None,
+    name: str | None,
+    keep_labels: bool,
+) -> None:
     """Restore a checkpoint: build a checkpoint image on the node, push it, run a restore Pod.
 
     A buildah Job on --node turns the archive into an OCI image annotated for CRI-O and
@@ -306,15 +435,30 @@ def restore(kube: KubeOptions, archive: str, node: str, registry: str, registry_
         template = objects[0].obj
     cluster = kube.cluster()
     namespace = cluster.namespace_or_default(kube.namespace)
-    plan = service.plan_from_cluster(cluster, archive, node, namespace, registry=registry, target_node=target_node,
-                                     template=template, pod_name=pod_name, container=container, image=image,
-                                     name=name, registry_secret=registry_secret, keep_labels=keep_labels)
+    plan = service.plan_from_cluster(
+        cluster,
+        archive,
+        node,
+        namespace,
+        registry=registry,
+        target_node=target_node,
+        template=template,
+        pod_name=pod_name,
+        container=container,
+        image=image,
+        name=name,
+        registry_secret=registry_secret,
+        keep_labels=keep_labels,
+    )
     _security_warning()
     for text in plan.warnings:
         warn(text)
     if plan.refusal:
-        raise GpuscaleError("cannot restore", plan.refusal,
-                            "restore on a node with CRI-O >= 1.26 or containerd 2.1-2.3 (--target-node)")
+        raise GpuscaleError(
+            "cannot restore",
+            plan.refusal,
+            "restore on a node with CRI-O >= 1.26 or containerd 2.1-2.3 (--target-node)",
+        )
     if kube.dry_run == "client":
         for i, step in enumerate(plan.steps, 1):
             note(f"step {i}: {step.description}")

@@ -21,20 +21,56 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet")
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("target", required=False, metavar="[POD | TYPE/NAME]")
-@click.option("-f", "--filename", "log_file", default=None, metavar="LOGFILE",
-              help="Offline: read a container log from this file ('-' for stdin) instead of the cluster.")
-@click.option("--events", "events_file", default=None, metavar="FILE",
-              help="Offline: events as JSON/YAML (`kubectl get events --field-selector involvedObject.name=POD -o json`).")
-@click.option("--pod", "pod_file", default=None, metavar="FILE",
-              help="Offline: the pod as JSON/YAML (`kubectl get pod POD -o json`): conditions anchor the log's times.")
-@click.option("--previous", "previous_file", default=None, metavar="FILE",
-              help="Offline: the previous container's log (`kubectl logs -p`), to name why it failed.")
-@click.option("-c", "--container", default=None, help="Container to read (default: the pod's default container).")
-@click.option("--last", default=5, show_default=True, type=click.IntRange(1, 100),
-              help="For TYPE/NAME: how many of the workload's newest pods to aggregate (p50/p95 per phase).")
+@click.option(
+    "-f",
+    "--filename",
+    "log_file",
+    default=None,
+    metavar="LOGFILE",
+    help="Offline: read a container log from this file ('-' for stdin) instead of the cluster.",
+)
+@click.option(
+    "--events",
+    "events_file",
+    default=None,
+    metavar="FILE",
+    help="Offline: events as JSON/YAML (`kubectl get events --field-selector involvedObject.name=POD -o json`).",
+)
+@click.option(
+    "--pod",
+    "pod_file",
+    default=None,
+    metavar="FILE",
+    help="Offline: the pod as JSON/YAML (`kubectl get pod POD -o json`): conditions anchor the log's times.",
+)
+@click.option(
+    "--previous",
+    "previous_file",
+    default=None,
+    metavar="FILE",
+    help="Offline: the previous container's log (`kubectl logs -p`), to name why it failed.",
+)
+@click.option(
+    "-c", "--container", default=None, help="Container to read (default: the pod's default container)."
+)
+@click.option(
+    "--last",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="For TYPE/NAME: how many of the workload's newest pods to aggregate (p50/p95 per phase).",
+)
 @kube_options(outputs=("table", "wide", "json", "yaml"), all_namespaces=False)
-def coldstart(target: str | None, log_file: str | None, events_file: str | None, pod_file: str | None,
-              previous_file: str | None, container: str | None, last: int, kube: KubeOptions) -> None:
+def coldstart(
+    target: str | None,
+    log_file: str | None,
+    events_file: str | None,
+    pod_file: str | None,
+    previous_file: str | None,
+    container: str | None,
+    last: int,
+    kube: KubeOptions,
+) -> None:
     """Break a pod's cold start into phases and say what to do about the longest.
 
     Phases: waiting for a node, image pull, container start, engine init, weight
@@ -55,21 +91,30 @@ def coldstart(target: str | None, log_file: str | None, events_file: str | None,
     """
     if log_file or pod_file or events_file:
         if target:
-            raise InputError("both a cluster target and -f/--pod/--events were given",
-                             "offline mode reads files only", "drop the POD/TYPE/NAME argument or the files")
+            raise InputError(
+                "both a cluster target and -f/--pod/--events were given",
+                "offline mode reads files only",
+                "drop the POD/TYPE/NAME argument or the files",
+            )
         timeline = _offline(log_file, pod_file, events_file, previous_file, container)
         _emit_one(timeline, kube.output)
         _exit_for([timeline])
         return
     if not target:
-        raise InputError("nothing to diagnose", "give a pod, TYPE/NAME or -f LOGFILE",
-                         "e.g. `kubectl gpuscale coldstart deploy/vllm -n ml` or `coldstart -f vllm.log`")
+        raise InputError(
+            "nothing to diagnose",
+            "give a pod, TYPE/NAME or -f LOGFILE",
+            "e.g. `kubectl gpuscale coldstart deploy/vllm -n ml` or `coldstart -f vllm.log`",
+        )
     from kubectl_gpuscale.coldstart.service import pods_of, timeline_for_pod
     from kubectl_gpuscale.kube.resources import split_ref
+
     try:
         api_version, kind, name = split_ref(target)
     except ValueError as exc:
-        raise InputError(f"cannot read target {target!r}", str(exc), "use POD, pod/NAME, deploy/NAME or sts/NAME") from None
+        raise InputError(
+            f"cannot read target {target!r}", str(exc), "use POD, pod/NAME, deploy/NAME or sts/NAME"
+        ) from None
     cluster = kube.cluster()
     namespace = cluster.namespace_or_default(kube.namespace)
     if kind == "Pod":
@@ -79,13 +124,19 @@ def coldstart(target: str | None, log_file: str | None, events_file: str | None,
         _exit_for([timeline])
         return
     if kind not in WORKLOAD_KINDS:
-        raise InputError(f"cannot diagnose {target}", f"{kind} has no pods of its own",
-                         "give a pod, a Deployment, StatefulSet or LeaderWorkerSet")
+        raise InputError(
+            f"cannot diagnose {target}",
+            f"{kind} has no pods of its own",
+            "give a pod, a Deployment, StatefulSet or LeaderWorkerSet",
+        )
     workload = cluster.get(api_version, kind, name, namespace)
     pods = pods_of(cluster, workload, namespace, kube.selector)
     if not pods:
-        raise NotFoundError(f"no pods found for {kind.lower()} {namespace}/{name}",
-                            "its selector matches no pod", "scale it up, or give a pod name")
+        raise NotFoundError(
+            f"no pods found for {kind.lower()} {namespace}/{name}",
+            "its selector matches no pod",
+            "scale it up, or give a pod name",
+        )
     pods.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
     timelines = [timeline_for_pod(cluster, pod, container) for pod in pods[:last]]
     _emit_many(timelines, f"{kind.lower()}/{name}", kube.output)
@@ -114,35 +165,56 @@ def _read_objects(path: str, what: str) -> Any:
     try:
         return json.loads(text)
     except RecursionError:
-        raise InputError(f"cannot parse {what} {path}", "it is nested too deeply",
-                         f"save it with `kubectl get ... -o json > {path}`") from None
+        raise InputError(
+            f"cannot parse {what} {path}",
+            "it is nested too deeply",
+            f"save it with `kubectl get ... -o json > {path}`",
+        ) from None
     except ValueError:
         pass
     try:
         documents = [d for d in manifests.parse_documents(text, f"{what} {path}") if d is not None]
     except InputError as exc:
-        raise InputError(f"cannot parse {what} {path}", f"neither JSON nor YAML ({exc.why})",
-                         f"save it with `kubectl get ... -o json > {path}`") from None
+        raise InputError(
+            f"cannot parse {what} {path}",
+            f"neither JSON nor YAML ({exc.why})",
+            f"save it with `kubectl get ... -o json > {path}`",
+        ) from None
     if len(documents) > 1:
-        raise InputError(f"cannot parse {what} {path}", f"it holds {len(documents)} YAML documents",
-                         f"save one with `kubectl get ... -o json > {path}`")
+        raise InputError(
+            f"cannot parse {what} {path}",
+            f"it holds {len(documents)} YAML documents",
+            f"save one with `kubectl get ... -o json > {path}`",
+        )
     return documents[0] if documents else None
 
 
-def _offline(log_file: str | None, pod_file: str | None, events_file: str | None, previous_file: str | None,
-             container: str | None) -> Timeline:
+def _offline(
+    log_file: str | None,
+    pod_file: str | None,
+    events_file: str | None,
+    previous_file: str | None,
+    container: str | None,
+) -> Timeline:
     from kubectl_gpuscale import shapes
     from kubectl_gpuscale.coldstart import build
 
     lines = _read_text(log_file, "log").splitlines() if log_file else []
     pod = _read_objects(pod_file, "pod") if pod_file else None
     if pod is not None and (not isinstance(pod, dict) or pod.get("kind") not in (None, "Pod")):
-        if isinstance(pod, dict) and pod.get("kind") == "List" and isinstance(pod.get("items"), list) \
-                and pod["items"]:
+        if (
+            isinstance(pod, dict)
+            and pod.get("kind") == "List"
+            and isinstance(pod.get("items"), list)
+            and pod["items"]
+        ):
             pod = pod["items"][0]
         if not isinstance(pod, dict) or pod.get("kind") not in (None, "Pod"):
-            raise InputError(f"{pod_file} is not a Pod", "expected `kubectl get pod POD -o json` output",
-                             "pass the pod object, not a list or another kind")
+            raise InputError(
+                f"{pod_file} is not a Pod",
+                "expected `kubectl get pod POD -o json` output",
+                "pass the pod object, not a list or another kind",
+            )
     if pod is not None:
         shapes.check_object(pod, str(pod_file), shapes.POD)
     events: list[dict[str, Any]] = []
@@ -152,8 +224,11 @@ def _offline(log_file: str | None, pod_file: str | None, events_file: str | None
         if isinstance(items, dict):
             items = [items]
         if not isinstance(items, list):
-            raise InputError(f"{events_file} holds no events", "expected a List of Event objects",
-                             "save them with `kubectl get events -o json`")
+            raise InputError(
+                f"{events_file} holds no events",
+                "expected a List of Event objects",
+                "save them with `kubectl get events -o json`",
+            )
         events = [e for e in items if isinstance(e, dict)]
         for event in events:
             shapes.check_object(event, str(events_file), shapes.EVENT)
@@ -194,14 +269,26 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
         head += f", total p50 {_fmt(total['p50'])}, p95 {_fmt(total['p95'])}"
     console.print(plain(head), highlight=False)
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
-    for col, justify in (("PHASE", "left"), ("PODS", "right"), ("P50", "right"), ("P95", "right"),
-                         ("MAX", "right"), ("P95 BAR", "left")):
+    for col, justify in (
+        ("PHASE", "left"),
+        ("PODS", "right"),
+        ("P50", "right"),
+        ("P95", "right"),
+        ("MAX", "right"),
+        ("P95 BAR", "left"),
+    ):
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     peak = max((p["p95Seconds"] or 0.0 for p in doc["phases"]), default=0.0) or 1.0
     for p in doc["phases"]:
         bar = "█" * max(1 if p["p95Seconds"] else 0, round(BAR_WIDTH * (p["p95Seconds"] or 0.0) / peak))
-        table.add_row(plain(_title(p["name"])), str(p["samples"]), _fmt(p["p50Seconds"]), _fmt(p["p95Seconds"]),
-                      _fmt(p["maxSeconds"]), Text(bar, style="cyan"))
+        table.add_row(
+            plain(_title(p["name"])),
+            str(p["samples"]),
+            _fmt(p["p50Seconds"]),
+            _fmt(p["p95Seconds"]),
+            _fmt(p["maxSeconds"]),
+            Text(bar, style="cyan"),
+        )
     console.print(table)
     console.print("")
     rows = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
@@ -209,8 +296,13 @@ def _emit_many(timelines: list[Timeline], workload: str, output: str) -> None:
         rows.add_column(col, no_wrap=True)
     for t in timelines:
         longest = t.longest()
-        rows.add_row(plain(t.pod or "<none>"), plain(t.engine or "<none>"), plain(t.status), _fmt(t.total_seconds),
-                     plain(f"{_title(longest.name)} {_fmt(longest.seconds)}" if longest else "<none>"))
+        rows.add_row(
+            plain(t.pod or "<none>"),
+            plain(t.engine or "<none>"),
+            plain(t.status),
+            _fmt(t.total_seconds),
+            plain(f"{_title(longest.name)} {_fmt(longest.seconds)}" if longest else "<none>"),
+        )
     console.print(rows)
     failed = [t for t in timelines if t.failure]
     for t in failed:
@@ -277,8 +369,14 @@ def render_waterfall(t: Timeline, *, wide: bool = False) -> None:
         console.print("No phases recognised (no timestamps, events or known engine lines).", highlight=False)
     else:
         table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
-        for col, justify in (("PHASE", "left"), ("START", "right"), ("DURATION", "right"), ("SHARE", "right"),
-                             ("WATERFALL", "left"), ("DETAIL", "left")):
+        for col, justify in (
+            ("PHASE", "left"),
+            ("START", "right"),
+            ("DURATION", "right"),
+            ("SHARE", "right"),
+            ("WATERFALL", "left"),
+            ("DETAIL", "left"),
+        ):
             table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         span = max(t.total_seconds, sum(p.seconds for p in t.phases), 1e-9)
         for p in t.phases:
@@ -307,5 +405,9 @@ def render_waterfall(t: Timeline, *, wide: bool = False) -> None:
         console.print("[bold]What to do (largest estimated saving first):[/]")
         for i, a in enumerate(t.advice[:5], 1):
             where = _title(a.phase) if a.phase != "all" else "whole start"
-            console.print(Text.assemble(f"{i}. ", (f"-{_fmt(a.saving_seconds)}", "bold"),
-                                        plain(f" {where}: {a.action} ({a.why})")), highlight=False)
+            console.print(
+                Text.assemble(
+                    f"{i}. ", (f"-{_fmt(a.saving_seconds)}", "bold"), plain(f" {where}: {a.action} ({a.why})")
+                ),
+                highlight=False,
+            )

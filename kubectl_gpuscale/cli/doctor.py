@@ -22,9 +22,16 @@ if TYPE_CHECKING:
     from kubectl_gpuscale.kube import Cluster
 
 OUTPUTS = ("table", "wide", "json", "yaml", "sarif")
-SHORT_KINDS = {"HorizontalPodAutoscaler": "hpa", "Deployment": "deployment", "StatefulSet": "statefulset",
-               "ScaledObject": "scaledobject", "HTTPScaledObject": "httpscaledobject", "Service": "ksvc",
-               "LeaderWorkerSet": "lws", "PodDisruptionBudget": "pdb"}
+SHORT_KINDS = {
+    "HorizontalPodAutoscaler": "hpa",
+    "Deployment": "deployment",
+    "StatefulSet": "statefulset",
+    "ScaledObject": "scaledobject",
+    "HTTPScaledObject": "httpscaledobject",
+    "Service": "ksvc",
+    "LeaderWorkerSet": "lws",
+    "PodDisruptionBudget": "pdb",
+}
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -35,21 +42,49 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 @click.command("doctor", context_settings=CONTEXT_SETTINGS)
-@click.option("-f", "--filename", "files", multiple=True, metavar="FILE|DIR|-",
-              help="Lint manifests (files, directories, or - for stdin) instead of the cluster.")
-@click.option("--prometheus", metavar="URL", default=None,
-              help="Prometheus to check ScaledObject queries against (default: $GPUSCALE_PROMETHEUS_URL, "
-                   "else what `install` recorded; none: static checks only).")
-@click.option("--cold-start", callback=_duration, default=None, metavar="DURATION",
-              help="Cold start to check against, e.g. 8m (default: per workload, measured on its pods, "
-                   "else its startupProbe budget, else the engine's typical cold start).")
-@click.option("--fix", is_flag=True, help="Print the safe patches (kubectl patch lines and objects to apply).")
-@click.option("--apply", "do_apply", is_flag=True,
-              help="Apply the safe patches to the cluster (implies --fix; honours --dry-run).")
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    metavar="FILE|DIR|-",
+    help="Lint manifests (files, directories, or - for stdin) instead of the cluster.",
+)
+@click.option(
+    "--prometheus",
+    metavar="URL",
+    default=None,
+    help="Prometheus to check ScaledObject queries against (default: $GPUSCALE_PROMETHEUS_URL, "
+    "else what `install` recorded; none: static checks only).",
+)
+@click.option(
+    "--cold-start",
+    callback=_duration,
+    default=None,
+    metavar="DURATION",
+    help="Cold start to check against, e.g. 8m (default: per workload, measured on its pods, "
+    "else its startupProbe budget, else the engine's typical cold start).",
+)
+@click.option(
+    "--fix", is_flag=True, help="Print the safe patches (kubectl patch lines and objects to apply)."
+)
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Apply the safe patches to the cluster (implies --fix; honours --dry-run).",
+)
 @target_versions_option
 @kube_options(outputs=OUTPUTS, writes=True)
-def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | None, fix: bool, do_apply: bool,
-           target_versions: dict[str, Any], kube: KubeOptions) -> None:
+def doctor(
+    files: tuple[str, ...],
+    prometheus: str | None,
+    cold_start: int | None,
+    fix: bool,
+    do_apply: bool,
+    target_versions: dict[str, Any],
+    kube: KubeOptions,
+) -> None:
     """Lint GPU inference autoscaling: scalers, queries, timeouts, probes, drain, capacity.
 
     Each finding has a stable rule ID (GS001...), a severity (error, warning,
@@ -82,12 +117,17 @@ def doctor(files: tuple[str, ...], prometheus: str | None, cold_start: int | Non
     if do_apply:
         fix = True
         if files:
-            raise InputError("cannot --apply to files", "-f lints manifests, which have no cluster to patch",
-                             "edit the manifests (see --fix), or run doctor against the cluster")
+            raise InputError(
+                "cannot --apply to files",
+                "-f lints manifests, which have no cluster to patch",
+                "edit the manifests (see --fix), or run doctor against the cluster",
+            )
     cluster = None
     if files:
         if kube.selector:
-            raise InputError("cannot combine -f with -l", "selectors apply to cluster reads", "drop one of them")
+            raise InputError(
+                "cannot combine -f with -l", "selectors apply to cluster reads", "drop one of them"
+            )
         gathered = service.gather_files(files)
     else:
         cluster = kube.cluster()
@@ -126,7 +166,9 @@ def _apply(cluster: Cluster, patches: list[Patch], kube: KubeOptions) -> bool:
     from kubectl_gpuscale.cli.output import note, warn
     from kubectl_gpuscale.doctor import service
 
-    results = service.apply_patches(cluster, patches, dry_run=kube.dry_run == "server", force=kube.force_conflicts)
+    results = service.apply_patches(
+        cluster, patches, dry_run=kube.dry_run == "server", force=kube.force_conflicts
+    )
     suffix = " (server dry run)" if kube.dry_run == "server" else ""
     failed = False
     for r in results:
@@ -192,8 +234,10 @@ def _render(findings: list[Finding], skipped: list[str], output: str) -> None:
         Column("severity", lambda f: f.severity),
         Column("rule", lambda f: f.rule),
         *([Column("namespace", lambda f: f.namespace or "")] if several or wide else []),
-        Column("object", lambda f: _one_line(f"{SHORT_KINDS.get(f.kind, f.kind.lower())}/{f.name}",
-                                             None if wide else 40)),
+        Column(
+            "object",
+            lambda f: _one_line(f"{SHORT_KINDS.get(f.kind, f.kind.lower())}/{f.name}", None if wide else 40),
+        ),
         Column("field", lambda f: _one_line(f.field, None if wide else 40)),
         Column("value", lambda f: _one_line(f.value, None if wide else 24)),
         Column("message", lambda f: _one_line(f.message, None if wide else 64 if several else 76)),
@@ -210,8 +254,10 @@ def _summary(findings: list[Finding]) -> None:
 
     counts = summary(findings)
     patchable = sum(1 for f in findings if f.patch is not None)
-    note(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info; "
-         f"{patchable} with a safe patch (--fix)")
+    note(
+        f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info; "
+        f"{patchable} with a safe patch (--fix)"
+    )
 
 
 def _print_fixes(patches: list[Patch], output: str) -> None:

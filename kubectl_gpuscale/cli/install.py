@@ -38,8 +38,11 @@ def _versions(value: str | None, components: tuple[str, ...]) -> dict[str, str]:
         return _pairs(tuple(value.split(",")), "--version")
     real = [c for c in components if c != "all"]
     if len(real) != 1 or "all" in components:
-        raise InputError("ambiguous --version", "several components are being installed",
-                         "use --version COMPONENT=VERSION[,COMPONENT=VERSION]")
+        raise InputError(
+            "ambiguous --version",
+            "several components are being installed",
+            "use --version COMPONENT=VERSION[,COMPONENT=VERSION]",
+        )
     return {real[0]: value.lstrip("v")}
 
 
@@ -65,7 +68,8 @@ def _make_reporter(quiet: bool) -> Reporter:
             ready = sum(1 for v in verdicts if v.ready)
             pending = [v for v in verdicts if not v.ready]
             line = f"{component}: {ready}/{len(verdicts)} ready" + (
-                f", waiting for {pending[0].target} ({pending[0].reason})" if pending else "")
+                f", waiting for {pending[0].target} ({pending[0].reason})" if pending else ""
+            )
             if console.is_terminal:
                 if self._status is None:
                     self._status = console.status(line)
@@ -87,34 +91,97 @@ def _make_reporter(quiet: bool) -> Reporter:
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("components", nargs=-1, required=True, type=click.Choice(COMPONENT_NAMES))
-@click.option("--method", type=click.Choice(["auto", "helm", "manifests"]), default="auto", show_default=True,
-              help="auto: Helm when `helm` is on PATH, else server-side apply of the release manifests.")
-@click.option("--version", "version", default=None, metavar="VERSION|C=V,...",
-              help="Override the pinned version (one component), or COMPONENT=VERSION pairs.")
-@click.option("--manifests", "manifests_dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Air-gapped: a directory holding the release files (named as in the plan); nothing downloads.")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "helm", "manifests"]),
+    default="auto",
+    show_default=True,
+    help="auto: Helm when `helm` is on PATH, else server-side apply of the release manifests.",
+)
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    metavar="VERSION|C=V,...",
+    help="Override the pinned version (one component), or COMPONENT=VERSION pairs.",
+)
+@click.option(
+    "--manifests",
+    "manifests_dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Air-gapped: a directory holding the release files (named as in the plan); nothing downloads.",
+)
 @click.option("--no-download", is_flag=True, help="Never download: use --manifests or the cache only.")
-@click.option("--sha256", "digests", multiple=True, metavar="FILE=DIGEST",
-              help="The sha256 a release file must have (e.g. from the release page); a mismatch is refused. "
-                   "Repeatable.")
-@click.option("--cold-start", default="10m", callback=parse_duration, metavar="DURATION", show_default=True,
-              help="The longest cold start expected; the GPU timeouts derive from it.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override one GPU default by its key (as shown in the plan). Repeatable.")
-@click.option("--timeout", default="5m", callback=parse_duration, metavar="DURATION", show_default=True,
-              help="How long to wait for each component to be ready.")
-@click.option("--image", "images", multiple=True, metavar="IMAGE",
-              help="prepull: an image to pre-pull (repeatable; default: the images of GPU workloads).")
-@click.option("--node-selector", "node_selectors", multiple=True, metavar="K=V[,K=V]",
-              help="prepull: the GPU node selector (default nvidia.com/gpu.present=true; '' for none).")
-@click.option("--prometheus", default=None, metavar="URL",
-              help="The Prometheus to record for the other commands (default: found in the cluster).")
+@click.option(
+    "--sha256",
+    "digests",
+    multiple=True,
+    metavar="FILE=DIGEST",
+    help="The sha256 a release file must have (e.g. from the release page); a mismatch is refused. "
+    "Repeatable.",
+)
+@click.option(
+    "--cold-start",
+    default="10m",
+    callback=parse_duration,
+    metavar="DURATION",
+    show_default=True,
+    help="The longest cold start expected; the GPU timeouts derive from it.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one GPU default by its key (as shown in the plan). Repeatable.",
+)
+@click.option(
+    "--timeout",
+    default="5m",
+    callback=parse_duration,
+    metavar="DURATION",
+    show_default=True,
+    help="How long to wait for each component to be ready.",
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="IMAGE",
+    help="prepull: an image to pre-pull (repeatable; default: the images of GPU workloads).",
+)
+@click.option(
+    "--node-selector",
+    "node_selectors",
+    multiple=True,
+    metavar="K=V[,K=V]",
+    help="prepull: the GPU node selector (default nvidia.com/gpu.present=true; '' for none).",
+)
+@click.option(
+    "--prometheus",
+    default=None,
+    metavar="URL",
+    help="The Prometheus to record for the other commands (default: found in the cluster).",
+)
 @target_versions_option
 @kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
-def install(components: tuple[str, ...], method: str, version: str | None, manifests_dir: str | None,
-            no_download: bool, digests: tuple[str, ...], cold_start: float | None, sets: tuple[str, ...], timeout: float | None,
-            images: tuple[str, ...], node_selectors: tuple[str, ...], prometheus: str | None,
-            target_versions: dict[str, Any], kube: KubeOptions) -> None:
+def install(
+    components: tuple[str, ...],
+    method: str,
+    version: str | None,
+    manifests_dir: str | None,
+    no_download: bool,
+    digests: tuple[str, ...],
+    cold_start: float | None,
+    sets: tuple[str, ...],
+    timeout: float | None,
+    images: tuple[str, ...],
+    node_selectors: tuple[str, ...],
+    prometheus: str | None,
+    target_versions: dict[str, Any],
+    kube: KubeOptions,
+) -> None:
     """Install autoscaling components, configured for GPU cold starts.
 
     COMPONENTS: keda, keda-http (the HTTP add-on), knative (Serving + Kourier), dcgm (the
@@ -156,12 +223,21 @@ def install(components: tuple[str, ...], method: str, version: str | None, manif
         node_selector = {} if node_selectors == ("",) else _pairs(node_selectors, "--node-selector")
     versions = _merged_versions(_versions(version, components), target_versions)
     opts = Options(
-        method=method, versions=versions, manifests_dir=manifests_dir,
-        cold_start_s=int(cold_start or 600), overrides=_pairs(sets, "--set"), dry_run=kube.dry_run,
-        timeout_s=timeout or 300.0, force_conflicts=kube.force_conflicts, images=images,
-        node_selector=node_selector, prometheus=prometheus, download=not no_download,
+        method=method,
+        versions=versions,
+        manifests_dir=manifests_dir,
+        cold_start_s=int(cold_start or 600),
+        overrides=_pairs(sets, "--set"),
+        dry_run=kube.dry_run,
+        timeout_s=timeout or 300.0,
+        force_conflicts=kube.force_conflicts,
+        images=images,
+        node_selector=node_selector,
+        prometheus=prometheus,
+        download=not no_download,
         digests={k: v.lower() for k, v in _pairs(digests, "--sha256").items()},
-        target=KubeTarget(kube.kubeconfig, kube.context, kube.insecure_skip_tls_verify))
+        target=KubeTarget(kube.kubeconfig, kube.context, kube.insecure_skip_tls_verify),
+    )
     cluster = kube.cluster() if kube.dry_run != "client" else None
     structured = kube.output in ("json", "yaml")
 
@@ -194,8 +270,11 @@ def _merged_versions(versions: dict[str, str], target_versions: Mapping[str, Any
     """--version's pins with --target-versions' for keda, keda-http and knative; a disagreement is an error."""
     for name, wanted in target_versions.items():
         if name in versions and versions[name].lstrip("v") != str(wanted):
-            raise InputError(f"conflicting versions for {name}", f"--version says {versions[name]}, "
-                             f"--target-versions says {wanted}", "pass one of them")
+            raise InputError(
+                f"conflicting versions for {name}",
+                f"--version says {versions[name]}, --target-versions says {wanted}",
+                "pass one of them",
+            )
         if name in ("keda", "keda-http", "knative"):
             versions.setdefault(name, str(wanted))
     return versions
@@ -210,15 +289,21 @@ def _echo_components(result: Result, dry_run: str) -> None:
         if c.method == "helm":
             click.echo(f"{c.component} {c.version}: helm upgrade --install done{suffix}; {state}")
         else:
-            adopted = f", {len(c.adopted)} adopted (existed before: uninstall keeps them)" if c.adopted else ""
-            click.echo(f"{c.component} {c.version}: {len(c.created)} created, {len(c.configured)} configured, "
-                       f"{len(c.unchanged)} unchanged{adopted}{suffix}; {state}")
+            adopted = (
+                f", {len(c.adopted)} adopted (existed before: uninstall keeps them)" if c.adopted else ""
+            )
+            click.echo(
+                f"{c.component} {c.version}: {len(c.created)} created, {len(c.configured)} configured, "
+                f"{len(c.unchanged)} unchanged{adopted}{suffix}; {state}"
+            )
         for skipped in c.skipped:
             note(f"  skipped {skipped}")
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--prometheus", default=None, metavar="URL", help="Show this Prometheus instead of the recorded one.")
+@click.option(
+    "--prometheus", default=None, metavar="URL", help="Show this Prometheus instead of the recorded one."
+)
 @kube_options(outputs=("table", "wide", "json", "yaml"), writes=False, selector=False, all_namespaces=False)
 def status(prometheus: str | None, kube: KubeOptions) -> None:
     """Show which autoscaling components the cluster serves, their version and health.
@@ -254,8 +339,11 @@ def status(prometheus: str | None, kube: KubeOptions) -> None:
         ]
         render_table(report.components, columns, wide=kube.output == "wide")
         prom = report.prometheus
-        click.echo(f"\nPrometheus: {prom.url} ({prom.source})" if prom else
-                   "\nPrometheus: none found (record one: kubectl gpuscale install ... --prometheus URL)")
+        click.echo(
+            f"\nPrometheus: {prom.url} ({prom.source})"
+            if prom
+            else "\nPrometheus: none found (record one: kubectl gpuscale install ... --prometheus URL)"
+        )
         click.echo(f"External metrics API: {report.external_metrics or 'not registered'}")
     if any(c.installed and not c.ready for c in report.components):
         sys.exit(ExitStatus.FAILURE)
@@ -263,9 +351,14 @@ def status(prometheus: str | None, kube: KubeOptions) -> None:
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("component", type=click.Choice(["keda", "keda-http", "knative", "dcgm", "prepull"]))
-@click.option("--include-crds", is_flag=True,
-              help="Also delete the CRDs (and so every object of their kinds, e.g. all ScaledObjects).")
-@click.option("--yes", "-y", "yes", is_flag=True, help="Delete without asking (needed when stdin is not a terminal).")
+@click.option(
+    "--include-crds",
+    is_flag=True,
+    help="Also delete the CRDs (and so every object of their kinds, e.g. all ScaledObjects).",
+)
+@click.option(
+    "--yes", "-y", "yes", is_flag=True, help="Delete without asking (needed when stdin is not a terminal)."
+)
 @kube_options(outputs=("table", "json", "yaml"), writes=True, selector=False, all_namespaces=False)
 def uninstall(component: str, include_crds: bool, yes: bool, kube: KubeOptions) -> None:
     """Remove what `install` created for a component, and nothing else.
@@ -291,13 +384,18 @@ def uninstall(component: str, include_crds: bool, yes: bool, kube: KubeOptions) 
     from kubectl_gpuscale.install.uninstall import uninstall as run_uninstall
 
     cluster = kube.cluster()
-    up = plan_uninstall(cluster, component, include_crds=include_crds,
-                        target=KubeTarget(kube.kubeconfig, kube.context, kube.insecure_skip_tls_verify))
+    up = plan_uninstall(
+        cluster,
+        component,
+        include_crds=include_crds,
+        target=KubeTarget(kube.kubeconfig, kube.context, kube.insecure_skip_tls_verify),
+    )
     for line in up.lines():
         note(line)
     if up.dependents:
-        shown = ", ".join(up.dependents[:10]) + (f" (+{len(up.dependents) - 10} more)" if len(up.dependents) > 10
-                                                 else "")
+        shown = ", ".join(up.dependents[:10]) + (
+            f" (+{len(up.dependents) - 10} more)" if len(up.dependents) > 10 else ""
+        )
         warn(f"{len(up.dependents)} object(s) depend on {component} and stop scaling without it: {shown}")
     if kube.dry_run == "none" and not yes and (up.deletes or up.helm_argv):
         _confirm(component, len(up.deletes), bool(up.helm_argv))
@@ -312,16 +410,20 @@ def uninstall(component: str, include_crds: bool, yes: bool, kube: KubeOptions) 
     for text in deleted:
         click.echo(f"{text} deleted{suffix}")
     if up.helm_argv:
-        click.echo(f"helm release {up.component.helm.release if up.component.helm else ''} uninstalled{suffix}")
+        click.echo(
+            f"helm release {up.component.helm.release if up.component.helm else ''} uninstalled{suffix}"
+        )
 
 
 def _confirm(component: str, count: int, helm: bool) -> None:
     """Ask on a terminal; without one, stop: deleting needs --yes."""
     what = f"delete {count} object(s)" + (" and run helm uninstall" if helm else "")
     if not sys.stdin.isatty():
-        raise InputError(f"not uninstalling {component}: it would {what} and needs confirmation",
-                         "stdin is not a terminal and --yes was not given",
-                         "review the plan above (or run with --dry-run=client) and re-run with --yes")
+        raise InputError(
+            f"not uninstalling {component}: it would {what} and needs confirmation",
+            "stdin is not a terminal and --yes was not given",
+            "review the plan above (or run with --dry-run=client) and re-run with --yes",
+        )
     if not click.confirm(f"{what[0].upper()}{what[1:]} of {component}?", default=False, err=True):
         raise InputError(f"not uninstalling {component}", "not confirmed", "nothing was deleted")
 
@@ -334,6 +436,8 @@ def _recordable_prometheus(url: str) -> str:
 
     clean, auth = split_userinfo(url)
     if auth is not None:
-        note(f"recording Prometheus {clean} without the credentials in --prometheus; give them to each command "
-             f"that queries it (--prometheus or ${ENV_URL})")
+        note(
+            f"recording Prometheus {clean} without the credentials in --prometheus; give them to each command "
+            f"that queries it (--prometheus or ${ENV_URL})"
+        )
     return clean

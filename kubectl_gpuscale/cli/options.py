@@ -119,35 +119,75 @@ def kube_options(
             return func(*args, kube=kube, **kwargs)
 
         options: list[Callable[[Any], Any]] = [
-            click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
-                         help="Path to the kubeconfig file (default: $KUBECONFIG, a ':'-list, or ~/.kube/config)."),
+            click.option(
+                "--kubeconfig",
+                type=click.Path(dir_okay=False),
+                default=None,
+                help="Path to the kubeconfig file (default: $KUBECONFIG, a ':'-list, or ~/.kube/config).",
+            ),
             click.option("--context", "kube_context", default=None, help="The kubeconfig context to use."),
-            click.option("-n", "--namespace", default=None, help="Namespace (default: the context's namespace)."),
+            click.option(
+                "-n", "--namespace", default=None, help="Namespace (default: the context's namespace)."
+            ),
         ]
         if all_namespaces:
-            options.append(click.option("-A", "--all-namespaces", is_flag=True,
-                                        help="Act across all namespaces; -n is ignored."))
+            options.append(
+                click.option(
+                    "-A", "--all-namespaces", is_flag=True, help="Act across all namespaces; -n is ignored."
+                )
+            )
         if selector:
-            options.append(click.option("-l", "--selector", default=None,
-                                        help="Label selector, e.g. -l app=vllm,tier!=dev."))
+            options.append(
+                click.option(
+                    "-l", "--selector", default=None, help="Label selector, e.g. -l app=vllm,tier!=dev."
+                )
+            )
         if output:
-            options.append(click.option("-o", "--output", type=click.Choice(list(outputs)), default=default_output,
-                                        show_default=True, help="Output format."))
+            options.append(
+                click.option(
+                    "-o",
+                    "--output",
+                    type=click.Choice(list(outputs)),
+                    default=default_output,
+                    show_default=True,
+                    help="Output format.",
+                )
+            )
         if writes:
             options += [
-                click.option("--dry-run", type=click.Choice(list(DRY_RUN_MODES)), default="none", show_default=True,
-                             help="client: print what would be sent; server: send with dryRun=All, persist nothing."),
-                click.option("--field-manager", default=FIELD_MANAGER, show_default=True,
-                             help="Field manager name for server-side apply."),
-                click.option("--force-conflicts", is_flag=True,
-                             help="Take ownership of fields another field manager owns (server-side apply force)."),
+                click.option(
+                    "--dry-run",
+                    type=click.Choice(list(DRY_RUN_MODES)),
+                    default="none",
+                    show_default=True,
+                    help="client: print what would be sent; server: send with dryRun=All, persist nothing.",
+                ),
+                click.option(
+                    "--field-manager",
+                    default=FIELD_MANAGER,
+                    show_default=True,
+                    help="Field manager name for server-side apply.",
+                ),
+                click.option(
+                    "--force-conflicts",
+                    is_flag=True,
+                    help="Take ownership of fields another field manager owns (server-side apply force).",
+                ),
             ]
         options += [
-            click.option("--request-timeout", default=None, callback=request_timeout, metavar="DURATION",
-                         help="Per-request timeout, e.g. 30s or 2m; 0 for none (default: 30s; watches and "
-                         "streams excepted)."),
-            click.option("--insecure-skip-tls-verify", is_flag=True,
-                         help="Do not verify the API server's certificate (insecure; for test clusters only)."),
+            click.option(
+                "--request-timeout",
+                default=None,
+                callback=request_timeout,
+                metavar="DURATION",
+                help="Per-request timeout, e.g. 30s or 2m; 0 for none (default: 30s; watches and "
+                "streams excepted).",
+            ),
+            click.option(
+                "--insecure-skip-tls-verify",
+                is_flag=True,
+                help="Do not verify the API server's certificate (insecure; for test clusters only).",
+            ),
         ]
         for option in reversed(options):
             wrapper = option(wrapper)
@@ -170,10 +210,14 @@ def _target_versions(ctx: click.Context, param: click.Parameter, value: str | No
 def target_versions_option(func: F) -> F:
     """``--target-versions COMPONENT=VERSION,...``: the versions to emit for, as ``target_versions`` (a dict)."""
     return click.option(
-        "--target-versions", "target_versions", callback=_target_versions, default=None,
+        "--target-versions",
+        "target_versions",
+        callback=_target_versions,
+        default=None,
         metavar="COMPONENT=VERSION,...",
         help="Versions to emit for (keda, keda-http, knative, kubernetes), e.g. keda=2.16.1,keda-http=0.13.0. "
-             "Default: detected in the cluster; offline, the pinned install versions.")(func)
+        "Default: detected in the cluster; offline, the pinned install versions.",
+    )(func)
 
 
 def resolve_targets(given: dict[str, Any], cluster: Cluster | None) -> Any:

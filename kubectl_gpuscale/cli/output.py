@@ -68,8 +68,15 @@ class Column:
     justify: str = "left"
 
 
-def render_table(rows: Iterable[Any], columns: Sequence[Column], *, wide: bool = False,
-                 empty: str = "No resources found.", file: Any = None, width: int | None = None) -> None:
+def render_table(
+    rows: Iterable[Any],
+    columns: Sequence[Column],
+    *,
+    wide: bool = False,
+    empty: str = "No resources found.",
+    file: Any = None,
+    width: int | None = None,
+) -> None:
     """Print rows as a kubectl-style table: upper-case headers, no borders, `<none>` for empty cells.
 
     Cells are shown as plain text (`display.plain`: no Rich markup, control characters visible); a
@@ -96,10 +103,16 @@ def render_table(rows: Iterable[Any], columns: Sequence[Column], *, wide: bool =
         cells: list[Any] = []
         for column in shown:
             value = column.cell(row)
-            cells.append("<none>" if value in (None, "") else value if hasattr(value, "__rich__") else plain(value))
+            cells.append(
+                "<none>" if value in (None, "") else value if hasattr(value, "__rich__") else plain(value)
+            )
         table.add_row(*cells)
-    console = Console(file=out, width=width or max(200, _terminal_width()), soft_wrap=True,
-                      force_terminal=None if out.isatty() else False)
+    console = Console(
+        file=out,
+        width=width or max(200, _terminal_width()),
+        soft_wrap=True,
+        force_terminal=None if out.isatty() else False,
+    )
     console.print(table)
 
 
@@ -128,6 +141,8 @@ def save_figure(fig: Any, path: str, *, dpi: int) -> None:
     try:
         fig.savefig(path, dpi=dpi)
     except OSError as exc:
-        raise GpuscaleError(f"cannot write the plot {path}", exc.strerror or str(exc), "check the path") from None
+        raise GpuscaleError(
+            f"cannot write the plot {path}", exc.strerror or str(exc), "check the path"
+        ) from None
     finally:
         plt.close(fig)

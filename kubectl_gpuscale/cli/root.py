@@ -14,16 +14,44 @@ CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_
 
 # name -> (module under kubectl_gpuscale.cli, attribute, one-line help shown in the group's listing)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "install": ("install", "install", "Install KEDA, Knative, DCGM exporter, image pre-pull, tuned for GPU cold starts."),
-    "status": ("install", "status", "Show which autoscaling components the cluster serves, and their health."),
+    "install": (
+        "install",
+        "install",
+        "Install KEDA, Knative, DCGM exporter, image pre-pull, tuned for GPU cold starts.",
+    ),
+    "status": (
+        "install",
+        "status",
+        "Show which autoscaling components the cluster serves, and their health.",
+    ),
     "uninstall": ("install", "uninstall", "Remove a component installed by `install`."),
-    "migrate-hpa": ("migrate", "migrate_hpa", "Turn CPU/memory HPAs on GPU inference into queue-depth KEDA ScaledObjects."),
-    "coldstart": ("coldstart", "coldstart", "Break a pod's cold start into phases and say what to do about the longest."),
+    "migrate-hpa": (
+        "migrate",
+        "migrate_hpa",
+        "Turn CPU/memory HPAs on GPU inference into queue-depth KEDA ScaledObjects.",
+    ),
+    "coldstart": (
+        "coldstart",
+        "coldstart",
+        "Break a pod's cold start into phases and say what to do about the longest.",
+    ),
     "doctor": ("doctor", "doctor", "Lint a namespace or cluster for what makes GPU autoscaling go wrong."),
-    "simulate": ("simulate", "simulate", "What-if: traffic x scaling policy x cold start -> latency SLO and cost."),
-    "tune": ("tune", "tune", "Find the cheapest autoscaling settings that meet a TTFT SLO, from the workload's history."),
+    "simulate": (
+        "simulate",
+        "simulate",
+        "What-if: traffic x scaling policy x cold start -> latency SLO and cost.",
+    ),
+    "tune": (
+        "tune",
+        "tune",
+        "Find the cheapest autoscaling settings that meet a TTFT SLO, from the workload's history.",
+    ),
     "top": ("top", "top", "Live dashboard of scaling and cold starts (--demo: a simulated cluster)."),
-    "checkpoint": ("checkpoint", "checkpoint", "Checkpoint, list, fetch, inspect and restore inference containers."),
+    "checkpoint": (
+        "checkpoint",
+        "checkpoint",
+        "Checkpoint, list, fetch, inspect and restore inference containers.",
+    ),
     "completion": ("completion", "completion", "Print a shell completion script (bash, zsh, fish)."),
     "version": ("root", "version", "Print the plugin version."),
 }
@@ -81,7 +109,9 @@ def cli(debug: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True
+)
 def version(output: str) -> None:
     """Print the plugin version.
 
@@ -92,7 +122,11 @@ def version(output: str) -> None:
     """
     import platform
 
-    info = {"version": __version__, "python": platform.python_version(), "platform": platform.platform(terse=True)}
+    info = {
+        "version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
     if output == "text":
         click.echo(f"kubectl-gpuscale {__version__} (python {info['python']}, {info['platform']})")
     else:

@@ -50,22 +50,25 @@ def _table(results: list[PolicyResult], series: list[Series]) -> None:
     from kubectl_gpuscale.cli.output import Column, render_table
 
     rows = list(zip(results, series, strict=True))
-    render_table(rows, [
-        Column("policy", lambda r: r[0].policy),
-        Column("ttft p50", lambda r: _fmt_s(r[0].ttft_p50), justify="right"),
-        Column("p95", lambda r: _fmt_s(r[0].ttft_p95), justify="right"),
-        Column("p99", lambda r: _fmt_s(r[0].ttft_p99), justify="right"),
-        Column("slo", lambda r: f"{r[0].slo_attainment_pct:.2f}%", justify="right"),
-        Column("timed out", lambda r: r[0].timed_out, justify="right"),
-        Column("dropped", lambda r: r[0].dropped, justify="right"),
-        Column("gpu-h", lambda r: f"{r[0].gpu_hours:.1f}", justify="right"),
-        Column("cost", lambda r: f"${r[0].cost:,.0f}", justify="right"),
-        Column("$/month", lambda r: f"${r[0].cost_per_month:,.0f}", justify="right"),
-        Column("idle $", lambda r: f"${r[0].idle_cost:,.0f}", justify="right"),
-        Column("events", lambda r: r[0].scale_events, justify="right"),
-        Column("at zero", lambda r: f"{r[0].time_at_zero_s / 3600:.1f}h", justify="right"),
-        Column("replicas", lambda r: sparkline(r[1].pods)),
-    ])
+    render_table(
+        rows,
+        [
+            Column("policy", lambda r: r[0].policy),
+            Column("ttft p50", lambda r: _fmt_s(r[0].ttft_p50), justify="right"),
+            Column("p95", lambda r: _fmt_s(r[0].ttft_p95), justify="right"),
+            Column("p99", lambda r: _fmt_s(r[0].ttft_p99), justify="right"),
+            Column("slo", lambda r: f"{r[0].slo_attainment_pct:.2f}%", justify="right"),
+            Column("timed out", lambda r: r[0].timed_out, justify="right"),
+            Column("dropped", lambda r: r[0].dropped, justify="right"),
+            Column("gpu-h", lambda r: f"{r[0].gpu_hours:.1f}", justify="right"),
+            Column("cost", lambda r: f"${r[0].cost:,.0f}", justify="right"),
+            Column("$/month", lambda r: f"${r[0].cost_per_month:,.0f}", justify="right"),
+            Column("idle $", lambda r: f"${r[0].idle_cost:,.0f}", justify="right"),
+            Column("events", lambda r: r[0].scale_events, justify="right"),
+            Column("at zero", lambda r: f"{r[0].time_at_zero_s / 3600:.1f}h", justify="right"),
+            Column("replicas", lambda r: sparkline(r[1].pods)),
+        ],
+    )
 
 
 def _plot(path: str, title: str, series: list[Series], slo: float) -> None:
@@ -75,8 +78,11 @@ def _plot(path: str, title: str, series: list[Series], slo: float) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise GpuscaleError(f"cannot write the plot {path}", "matplotlib is not installed",
-                            "pip install 'kubectl-gpuscale[plot]' (or drop --plot)") from None
+        raise GpuscaleError(
+            f"cannot write the plot {path}",
+            "matplotlib is not installed",
+            "pip install 'kubectl-gpuscale[plot]' (or drop --plot)",
+        ) from None
     import numpy as np
 
     fig, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True)
@@ -103,34 +109,106 @@ def _plot(path: str, title: str, series: list[Series], slo: float) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--pattern", "pattern_name", default=None, metavar="NAME",
-              help="Traffic pattern: constant, business-hours, business-hours-daily, dev, diurnal, spiky, step.")
-@click.option("--rps", type=finite_float(0, 1e6, low_open=True), default=None,
-              help="The pattern's rate (peak req/s; for dev: requests/day).")
-@click.option("--trace", type=click.Path(dir_okay=False), default=None,
-              help="Replay a CSV trace: timestamp,prompt_tokens,output_tokens per request.")
-@click.option("--policy", "policies", default="always-on,cpu-hpa,keda,knative", show_default=True,
-              help="Comma-separated policies, options after colons, e.g. keda:min=0:threshold=5,knative:target=50.")
+@click.option(
+    "--pattern",
+    "pattern_name",
+    default=None,
+    metavar="NAME",
+    help="Traffic pattern: constant, business-hours, business-hours-daily, dev, diurnal, spiky, step.",
+)
+@click.option(
+    "--rps",
+    type=finite_float(0, 1e6, low_open=True),
+    default=None,
+    help="The pattern's rate (peak req/s; for dev: requests/day).",
+)
+@click.option(
+    "--trace",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Replay a CSV trace: timestamp,prompt_tokens,output_tokens per request.",
+)
+@click.option(
+    "--policy",
+    "policies",
+    default="always-on,cpu-hpa,keda,knative",
+    show_default=True,
+    help="Comma-separated policies, options after colons, e.g. keda:min=0:threshold=5,knative:target=50.",
+)
 @click.option("--duration", default="1d", show_default=True, help="Simulated time: 30d, 12h, 90m, 600s.")
-@click.option("--model-profile", default="8b", show_default=True,
-              help="Capacity preset: llama-8b-h100 (8b) or llama-70b-h100x2 (70b).")
-@click.option("--cold-start", default=None, metavar="PROFILE|FILE",
-              help="8b-warm, 70b-warm, 8b-uncached, 70b-uncached, criu, or a JSON file (`coldstart -o json`).")
-@click.option("--prompt-tokens", type=finite_float(0, 1e7, low_open=True), default=512.0, show_default=True, help="Mean prompt tokens (patterns).")
-@click.option("--output-tokens", type=finite_float(0, 1e7, low_open=True), default=256.0, show_default=True, help="Mean output tokens (patterns).")
+@click.option(
+    "--model-profile",
+    default="8b",
+    show_default=True,
+    help="Capacity preset: llama-8b-h100 (8b) or llama-70b-h100x2 (70b).",
+)
+@click.option(
+    "--cold-start",
+    default=None,
+    metavar="PROFILE|FILE",
+    help="8b-warm, 70b-warm, 8b-uncached, 70b-uncached, criu, or a JSON file (`coldstart -o json`).",
+)
+@click.option(
+    "--prompt-tokens",
+    type=finite_float(0, 1e7, low_open=True),
+    default=512.0,
+    show_default=True,
+    help="Mean prompt tokens (patterns).",
+)
+@click.option(
+    "--output-tokens",
+    type=finite_float(0, 1e7, low_open=True),
+    default=256.0,
+    show_default=True,
+    help="Mean output tokens (patterns).",
+)
 @click.option("--slo-ttft", default="2s", show_default=True, help="TTFT target for SLO attainment.")
 @click.option("--timeout", "client_timeout", default="120s", show_default=True, help="Client timeout.")
-@click.option("--price", type=finite_float(0, 1e5), default=4.41, show_default=True, help="$ per GPU-hour (H100 SXM5 on-demand).")
-@click.option("--seed", type=int, default=0, show_default=True, help="RNG seed: the same seed gives the same result.")
-@click.option("--preset", type=click.Choice(["seed-cost-model"]), default=None,
-              help="Recompute the guide's cost table and say which claims hold.")
-@click.option("-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True)
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
-              help="Write traffic, queue, replicas and TTFT per policy to a PNG (needs matplotlib).")
-def simulate(pattern_name: str | None, rps: float | None, trace: str | None, policies: str, duration: str,
-             model_profile: str, cold_start: str | None, prompt_tokens: float, output_tokens: float, slo_ttft: str,
-             client_timeout: str, price: float, seed: int, preset: str | None, output: str,
-             plot_path: str | None) -> None:
+@click.option(
+    "--price",
+    type=finite_float(0, 1e5),
+    default=4.41,
+    show_default=True,
+    help="$ per GPU-hour (H100 SXM5 on-demand).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="RNG seed: the same seed gives the same result."
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["seed-cost-model"]),
+    default=None,
+    help="Recompute the guide's cost table and say which claims hold.",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE.png",
+    help="Write traffic, queue, replicas and TTFT per policy to a PNG (needs matplotlib).",
+)
+def simulate(
+    pattern_name: str | None,
+    rps: float | None,
+    trace: str | None,
+    policies: str,
+    duration: str,
+    model_profile: str,
+    cold_start: str | None,
+    prompt_tokens: float,
+    output_tokens: float,
+    slo_ttft: str,
+    client_timeout: str,
+    price: float,
+    seed: int,
+    preset: str | None,
+    output: str,
+    plot_path: str | None,
+) -> None:
     """What-if: traffic x scaling policy x cold start -> latency SLO and cost.
 
     A model, not a controller: it never touches a cluster. Policies: always-on[:n=N],
@@ -170,17 +248,34 @@ def simulate(pattern_name: str | None, rps: float | None, trace: str | None, pol
     results = s.run()
     series = s.series()
     if plot_path:
-        _plot(plot_path, f"{traffic.name} x {engine.name}, cold start {cold.name} ({cold.total:.0f}s)",
-              series, slo)
+        _plot(
+            plot_path,
+            f"{traffic.name} x {engine.name}, cold start {cold.name} ({cold.total:.0f}s)",
+            series,
+            slo,
+        )
     if output == "table":
         _table(results, series)
     else:
-        emit_data({
-            "kind": "Simulation", "traffic": traffic.name, "description": traffic.description,
-            "modelProfile": engine.name, "coldStart": {"name": cold.name, "seconds": cold.total,
-                                                       "phases": [{"name": n, "seconds": v} for n, v in cold.phases]},
-            "durationSeconds": seconds, "seed": seed, "sloTtftSeconds": slo, "pricePerGpuHour": price,
-            "results": [r.to_dict() for r in results]}, output)
+        emit_data(
+            {
+                "kind": "Simulation",
+                "traffic": traffic.name,
+                "description": traffic.description,
+                "modelProfile": engine.name,
+                "coldStart": {
+                    "name": cold.name,
+                    "seconds": cold.total,
+                    "phases": [{"name": n, "seconds": v} for n, v in cold.phases],
+                },
+                "durationSeconds": seconds,
+                "seed": seed,
+                "sloTtftSeconds": slo,
+                "pricePerGpuHour": price,
+                "results": [r.to_dict() for r in results],
+            },
+            output,
+        )
 
 
 def _cold_start(value: str | None, engine_name: str) -> Any:
@@ -191,14 +286,19 @@ def _cold_start(value: str | None, engine_name: str) -> Any:
     if value in sim.COLDSTART_PRESETS:
         return sim.coldstart_profile(value)
     if not os.path.exists(value):
-        raise InputError(f"unknown cold-start profile {value!r}",
-                         "it is neither a preset nor a readable file",
-                         f"use one of {', '.join(sim.COLDSTART_PRESETS)} or a JSON file")
+        raise InputError(
+            f"unknown cold-start profile {value!r}",
+            "it is neither a preset nor a readable file",
+            f"use one of {', '.join(sim.COLDSTART_PRESETS)} or a JSON file",
+        )
     try:
         return sim.coldstart_from_json(read_text(value, "cold-start profile"), value)
     except RecursionError:
-        raise InputError(f"cannot read cold-start profile {value}", "its JSON is nested too deeply",
-                         "pass what `kubectl gpuscale coldstart -o json` writes") from None
+        raise InputError(
+            f"cannot read cold-start profile {value}",
+            "its JSON is nested too deeply",
+            "pass what `kubectl gpuscale coldstart -o json` writes",
+        ) from None
 
 
 def read_trace(path: str) -> Trace:
@@ -211,8 +311,11 @@ def read_trace(path: str) -> Trace:
     try:
         return sim.parse_trace(text, path)
     except csv.Error as exc:
-        raise InputError(f"cannot parse trace {path}", f"malformed CSV ({exc})",
-                         "write one request per line: timestamp,prompt_tokens,output_tokens") from None
+        raise InputError(
+            f"cannot parse trace {path}",
+            f"malformed CSV ({exc})",
+            "write one request per line: timestamp,prompt_tokens,output_tokens",
+        ) from None
 
 
 def _checked_policies(specs: list[Any]) -> list[Any]:
@@ -224,8 +327,11 @@ def _checked_policies(specs: list[Any]) -> list[Any]:
             except ValueError:
                 continue  # a duration (5m) or a cron floor: its parser says what is wrong
             if not math.isfinite(number) or number < 0:
-                raise InputError(f"bad policy option {key}={value} in {spec.name!r}",
-                                 "it must be a finite number >= 0", "e.g. keda:min=0:max=8:threshold=5")
+                raise InputError(
+                    f"bad policy option {key}={value} in {spec.name!r}",
+                    "it must be a finite number >= 0",
+                    "e.g. keda:min=0:max=8:threshold=5",
+                )
     return specs
 
 
@@ -235,20 +341,36 @@ def _seed_cost(output: str, seed: int, slo: float, price: float, timeout: float,
 
     cells = run_seed_cost_model(seconds, seed, slo, price, timeout)
     if output != "table":
-        emit_data({"kind": "SeedCostModel", "durationSeconds": seconds, "seed": seed,
-                   "cells": [c.to_dict() for c in cells]}, output)
+        emit_data(
+            {
+                "kind": "SeedCostModel",
+                "durationSeconds": seconds,
+                "seed": seed,
+                "cells": [c.to_dict() for c in cells],
+            },
+            output,
+        )
         return
-    render_table(cells, [
-        Column("pattern", lambda c: PATTERNS[c.pattern][2]),
-        Column("setup", lambda c: c.setup),
-        Column("guide $/mo", lambda c: "not viable" if c.claim is None else f"${c.claim:,.0f}", justify="right"),
-        Column("model $/mo", lambda c: f"${c.result.cost_per_month:,.0f}", justify="right"),
-        Column("ttft p95", lambda c: _fmt_s(c.result.ttft_p95), justify="right"),
-        Column("slo", lambda c: f"{c.result.slo_attainment_pct:.2f}%", justify="right"),
-        Column("timed out", lambda c: c.result.timed_out, justify="right"),
-        Column("replicas", lambda c: f"{c.result.mean_replicas:.2f}", justify="right"),
-        Column("verdict", lambda c: c.verdict),
-    ])
+    render_table(
+        cells,
+        [
+            Column("pattern", lambda c: PATTERNS[c.pattern][2]),
+            Column("setup", lambda c: c.setup),
+            Column(
+                "guide $/mo",
+                lambda c: "not viable" if c.claim is None else f"${c.claim:,.0f}",
+                justify="right",
+            ),
+            Column("model $/mo", lambda c: f"${c.result.cost_per_month:,.0f}", justify="right"),
+            Column("ttft p95", lambda c: _fmt_s(c.result.ttft_p95), justify="right"),
+            Column("slo", lambda c: f"{c.result.slo_attainment_pct:.2f}%", justify="right"),
+            Column("timed out", lambda c: c.result.timed_out, justify="right"),
+            Column("replicas", lambda c: f"{c.result.mean_replicas:.2f}", justify="right"),
+            Column("verdict", lambda c: c.verdict),
+        ],
+    )
     agree = sum(1 for c in cells if c.verdict.startswith("agrees"))
-    note(f"{agree} of {len(cells)} of the guide's figures hold within 25 % (8B on H100, 512/256 tokens, "
-         f"{seconds // 86400} simulated days scaled to a 730.5 h month).")
+    note(
+        f"{agree} of {len(cells)} of the guide's figures hold within 25 % (8B on H100, 512/256 tokens, "
+        f"{seconds // 86400} simulated days scaled to a 730.5 h month)."
+    )

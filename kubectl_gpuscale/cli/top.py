@@ -14,19 +14,54 @@ from kubectl_gpuscale.errors import InputError
 
 @click.command(context_settings=CONTEXT_SETTINGS)
 @kube_options(outputs=("table", "wide", "json", "yaml"), writes=False, selector=True)
-@click.option("--demo", is_flag=True, help="Run on the built-in simulated cluster: no cluster, Prometheus or network.")
-@click.option("--speed", type=finite_float(0.1, 600), default=10.0, show_default=True,
-              help="Demo only: simulated seconds per real second.")
+@click.option(
+    "--demo", is_flag=True, help="Run on the built-in simulated cluster: no cluster, Prometheus or network."
+)
+@click.option(
+    "--speed",
+    type=finite_float(0.1, 600),
+    default=10.0,
+    show_default=True,
+    help="Demo only: simulated seconds per real second.",
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Demo only: random seed of the traffic.")
-@click.option("--interval", default="2s", show_default=True, callback=parse_duration, metavar="DURATION",
-              help="Refresh interval.")
-@click.option("--once", is_flag=True, help="Print one snapshot of the workloads table and exit (for scripts).")
-@click.option("--at", "at", default="12m", show_default=True, callback=parse_duration, metavar="DURATION",
-              help="Demo with --once: how far into the simulation (from its start) the snapshot is taken.")
-@click.option("--prometheus", "prometheus_url", default=None, metavar="URL",
-              help="Prometheus URL (default: GPUSCALE_PROMETHEUS_URL, then what `install` recorded).")
-def top(kube: KubeOptions, demo: bool, speed: float, seed: int, interval: float | None, once: bool,
-        at: float | None, prometheus_url: str | None) -> None:
+@click.option(
+    "--interval",
+    default="2s",
+    show_default=True,
+    callback=parse_duration,
+    metavar="DURATION",
+    help="Refresh interval.",
+)
+@click.option(
+    "--once", is_flag=True, help="Print one snapshot of the workloads table and exit (for scripts)."
+)
+@click.option(
+    "--at",
+    "at",
+    default="12m",
+    show_default=True,
+    callback=parse_duration,
+    metavar="DURATION",
+    help="Demo with --once: how far into the simulation (from its start) the snapshot is taken.",
+)
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    default=None,
+    metavar="URL",
+    help="Prometheus URL (default: GPUSCALE_PROMETHEUS_URL, then what `install` recorded).",
+)
+def top(
+    kube: KubeOptions,
+    demo: bool,
+    speed: float,
+    seed: int,
+    interval: float | None,
+    once: bool,
+    at: float | None,
+    prometheus_url: str | None,
+) -> None:
     """Live dashboard of GPU inference scaling and cold starts.
 
     Shows each workload's autoscaler (HPA, KEDA, Knative), replicas, every trigger's
@@ -58,16 +93,24 @@ def top(kube: KubeOptions, demo: bool, speed: float, seed: int, interval: float 
     else:
         from kubectl_gpuscale.tui.sources.live import LiveSource
 
-        source = LiveSource.from_flags(lambda context: replace(kube, context=context).cluster(), context=kube.context,
-                                       namespace=kube.namespace, all_namespaces=kube.all_namespaces,
-                                       selector=kube.selector, prometheus_url=prometheus_url,
-                                       request_timeout=kube.request_timeout)
+        source = LiveSource.from_flags(
+            lambda context: replace(kube, context=context).cluster(),
+            context=kube.context,
+            namespace=kube.namespace,
+            all_namespaces=kube.all_namespaces,
+            selector=kube.selector,
+            prometheus_url=prometheus_url,
+            request_timeout=kube.request_timeout,
+        )
     if once:
         _print_once(source, kube.output)
         return
     if kube.output not in ("table", "wide"):
-        raise InputError(f"-o {kube.output} needs --once", "the live dashboard draws a table",
-                         "add --once for a snapshot in json or yaml")
+        raise InputError(
+            f"-o {kube.output} needs --once",
+            "the live dashboard draws a table",
+            "add --once for a snapshot in json or yaml",
+        )
     from kubectl_gpuscale.tui.app import TopApp
 
     TopApp(source, interval=interval or 2.0).run()
@@ -82,7 +125,9 @@ def _print_once(source: object, output: str) -> None:
     if failed:
         from kubectl_gpuscale.errors import GpuscaleError
 
-        raise GpuscaleError("top --once: " + failed[0].removeprefix("cluster: error: ").removeprefix("cluster: "))
+        raise GpuscaleError(
+            "top --once: " + failed[0].removeprefix("cluster: error: ").removeprefix("cluster: ")
+        )
     if output in ("json", "yaml"):
         emit_data(snapshot.to_dict(), output)
         return

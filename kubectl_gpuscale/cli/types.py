@@ -24,8 +24,9 @@ class FiniteFloat(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-def finite_float(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-                 high_open: bool = False) -> FiniteFloat:
+def finite_float(
+    low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False
+) -> FiniteFloat:
     """A `FiniteFloat` type: e.g. ``finite_float(0, low_open=True)`` for a positive rate."""
     return FiniteFloat(low, high, min_open=low_open, max_open=high_open)
 

@@ -15,7 +15,8 @@ from kubectl_gpuscale.units import duration_seconds
 
 _PULLED = re.compile(
     r'Successfully pulled image "(?P<image>[^"]+)" in (?P<pull>[\d.hmsuµμn]+)'
-    r'(?: \((?P<wait>[\d.hmsuµμn]+) including waiting\))?(?:\.? ?Image size: (?P<size>\d+) bytes)?')
+    r"(?: \((?P<wait>[\d.hmsuµμn]+) including waiting\))?(?:\.? ?Image size: (?P<size>\d+) bytes)?"
+)
 _PRESENT = re.compile(r'Container image "(?P<image>[^"]+)" already present on machine')
 _PULLING = re.compile(r'Pulling image "(?P<image>[^"]+)"')
 
@@ -38,7 +39,7 @@ def parse_time(value: Any) -> datetime | None:
         head, _, rest = text.partition(".")
         digits = re.match(r"\d+", rest)
         if digits:
-            text = head + "." + digits.group(0)[:6].ljust(6, "0") + rest[digits.end():]
+            text = head + "." + digits.group(0)[:6].ljust(6, "0") + rest[digits.end() :]
     try:
         ts = datetime.fromisoformat(text)
     except ValueError:
@@ -64,11 +65,11 @@ class Pull:
     """An image pull read from a Pulled event."""
 
     image: str
-    at: datetime | None                # when the Pulled event was recorded
+    at: datetime | None  # when the Pulled event was recorded
     pull_seconds: float | None = None  # "in Xs"
     wait_seconds: float | None = None  # "(Ys including waiting)"
     size_bytes: int | None = None
-    cached: bool = False               # "already present on machine"
+    cached: bool = False  # "already present on machine"
 
 
 def events_of(items: Iterable[Mapping[str, Any]]) -> list[Event]:
@@ -76,11 +77,25 @@ def events_of(items: Iterable[Mapping[str, Any]]) -> list[Event]:
     out: list[Event] = []
     for e in items:
         first = parse_time(e.get("firstTimestamp") or e.get("deprecatedFirstTimestamp") or e.get("eventTime"))
-        last = parse_time(e.get("lastTimestamp") or e.get("deprecatedLastTimestamp")
-                          or (e.get("series") or {}).get("lastObservedTime") or e.get("eventTime")) or first
+        last = (
+            parse_time(
+                e.get("lastTimestamp")
+                or e.get("deprecatedLastTimestamp")
+                or (e.get("series") or {}).get("lastObservedTime")
+                or e.get("eventTime")
+            )
+            or first
+        )
         count = e.get("count") or e.get("deprecatedCount") or (e.get("series") or {}).get("count") or 1
-        out.append(Event(str(e.get("reason") or ""), str(e.get("message") or e.get("note") or ""),
-                         first or last, last, int(count)))
+        out.append(
+            Event(
+                str(e.get("reason") or ""),
+                str(e.get("message") or e.get("note") or ""),
+                first or last,
+                last,
+                int(count),
+            )
+        )
     return sorted(out, key=lambda ev: ev.first or datetime.min)
 
 
@@ -108,7 +123,7 @@ class PodFacts:
     initialized: datetime | None = None
     containers_ready: datetime | None = None
     ready: datetime | None = None
-    started: datetime | None = None          # the main container's current start
+    started: datetime | None = None  # the main container's current start
     restarts: int = 0
     last_termination: Mapping[str, Any] = field(default_factory=dict)
     waiting_reason: str | None = None
@@ -134,14 +149,22 @@ def pod_facts(pod: Mapping[str, Any], container: str | None = None) -> PodFacts:
             chosen = cs
             break
     state = chosen.get("state") or {}
-    started = parse_time((state.get("running") or {}).get("startedAt")
-                         or (state.get("terminated") or {}).get("startedAt"))
+    started = parse_time(
+        (state.get("running") or {}).get("startedAt") or (state.get("terminated") or {}).get("startedAt")
+    )
     images = tuple(c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or [])
     return PodFacts(
-        name=meta.get("name"), namespace=meta.get("namespace"), created=parse_time(meta.get("creationTimestamp")),
-        scheduled=_condition(pod, "PodScheduled"), initialized=_condition(pod, "Initialized"),
-        containers_ready=_condition(pod, "ContainersReady"), ready=_condition(pod, "Ready"), started=started,
+        name=meta.get("name"),
+        namespace=meta.get("namespace"),
+        created=parse_time(meta.get("creationTimestamp")),
+        scheduled=_condition(pod, "PodScheduled"),
+        initialized=_condition(pod, "Initialized"),
+        containers_ready=_condition(pod, "ContainersReady"),
+        ready=_condition(pod, "Ready"),
+        started=started,
         restarts=int(chosen.get("restartCount") or 0),
         last_termination=(chosen.get("lastState") or {}).get("terminated") or {},
         waiting_reason=(state.get("waiting") or {}).get("reason"),
-        node=(pod.get("spec") or {}).get("nodeName"), images=images)
+        node=(pod.get("spec") or {}).get("nodeName"),
+        images=images,
+    )

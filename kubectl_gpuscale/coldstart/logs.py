@@ -30,8 +30,7 @@ __all__ = ["YEARLESS", "LogScan", "Mark", "scan", "split_line"]
 YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whose timestamps carry no year
 
 _ANSI = re.compile(r"(?:\x1b|#033)?\[[0-9;]*m")
-_OUTER = re.compile(
-    r"^\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)\]?\s+")
+_OUTER = re.compile(r"^\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)\]?\s+")
 _JOURNALD = re.compile(r"^\S{2,12} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)? \S+ [^\s\[:]+(?:\[\d+\])?: ")
 _HOST_PROGRAM = re.compile(r"^[\w.-]+ [^\s\[:]+\[\d+\]: ")  # after an ISO stamp: journalctl -o short-iso
 _SYSLOG5424 = re.compile(r"^<\d{1,3}>1 (\S+) \S+ \S+ \S+ \S+ (?:-|(?:\[[^\]]*\])+) ?")
@@ -44,7 +43,8 @@ _CLOCK = re.compile(r"\d\d:\d\d:\d\d")
 _ENGINE_HEADER = re.compile(
     r"(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d"
     r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Z]+\d+)*\] "
-    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\s+(?:DEBUG|INFO|WARN|ERROR|TRACE)\s")
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\s+(?:DEBUG|INFO|WARN|ERROR|TRACE)\s"
+)
 _PROC_AT = re.compile(r"\(\w[\w\-]*(?: rank=\d+)?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?")
 DIRECT_LINES = 32  # engine lines at the start of their line before a log is taken as unprefixed
 MAX_PREFIX = 256  # a longer foreign prefix is read on its own line but not learned as the log's shape
@@ -53,12 +53,15 @@ _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
 _JSON_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
 _PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\)\s*")
-_VLLM_HEAD = (r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(?P<year>\d{4})-)?(?P<month>\d\d)-(?P<day>\d\d) "
-              r"(?P<hms>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))? \[?[\w./<>-]+:\d+\] ?")
+_VLLM_HEAD = (
+    r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(?P<year>\d{4})-)?(?P<month>\d\d)-(?P<day>\d\d) "
+    r"(?P<hms>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))? \[?[\w./<>-]+:\d+\] ?"
+)
 _VLLM = re.compile("^" + _VLLM_HEAD)
 # The common case in one match: a plain vLLM line, with or without its process prefix (no ANSI, no \r).
-_VLLM_LINE = re.compile(r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?"
-                        + _VLLM_HEAD)
+_VLLM_LINE = re.compile(
+    r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?" + _VLLM_HEAD
+)
 _FAST_FIRST = "(DIWEC"  # a line starting otherwise is never a plain vLLM line
 _PLAIN_FIRST = frozenset("(DIWEC[0123456789")  # what `_plain` may read
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
@@ -66,6 +69,7 @@ _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generat
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
 _MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 _TGI_RANK = re.compile(r"\brank=(\d+)")
+
 
 def _fraction(digits: str | None) -> int:
     """Microseconds from a fractional-seconds field: 6+ digits are µs, fewer are (possibly unpadded) ms."""
@@ -189,10 +193,12 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
         line = line.strip("\u2502 \t")
     line, outer = _collector_stamps(*_unwrap(line, outer))
     tried = outer is not None and line[:1] in _FAST_FIRST
-    if tried:  # the common case behind wrappers: a vLLM line, with or without its process prefix, in one match
+    if (
+        tried
+    ):  # the common case behind wrappers: a vLLM line, with or without its process prefix, in one match
         fast = _VLLM_LINE.match(line)
         if fast is not None:
-            return line[fast.end():], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
+            return line[fast.end() :], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
     line, rank = _process(line) if line[:1] == "(" else (line, "")
     known = _engine_format(line, rank, outer, tried and not rank)
     if known is not None:
@@ -223,20 +229,27 @@ def _plain(raw: str) -> _Peeled | None:
         fast = _VLLM_LINE.match(raw)
         if fast is None:
             return None
-        return raw[fast.end():].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
+        return raw[fast.end() :].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
     if not (c == "[" or c.isdigit()) or raw.startswith("[pod/") or raw[-1:].isspace() or _ansi_hint(raw):
         return None
     if c == "[":
         sg = _SGLANG.match(raw)
         if sg is None:
             return None
-        msg = raw[sg.end():]
-        return msg[5:].lstrip() if msg.startswith("INFO:") else msg, sg.group(4).strip().replace(" ", "_"), \
-            "sglang", "", None, sg, ""
+        msg = raw[sg.end() :]
+        return (
+            msg[5:].lstrip() if msg.startswith("INFO:") else msg,
+            sg.group(4).strip().replace(" ", "_"),
+            "sglang",
+            "",
+            None,
+            sg,
+            "",
+        )
     o = _OUTER.match(raw) if c.isdigit() else None
-    if o is None or raw[o.end():o.end() + 1] not in ("D", "I", "W", "E"):
+    if o is None or raw[o.end() : o.end() + 1] not in ("D", "I", "W", "E"):
         return None
-    return _engine_format(raw[o.end():], "", o, tgi_only=True)
+    return _engine_format(raw[o.end() :], "", o, tgi_only=True)
 
 
 def _clean(raw: str) -> tuple[str, _Outer | None]:
@@ -262,15 +275,15 @@ def _unwrap(line: str, outer: _Outer | None) -> tuple[str, _Outer | None]:
     if c == "[" and line.startswith("[pod/"):
         k = _KUBECTL_PREFIX.match(line)
         if k:
-            return line[k.end():], outer
+            return line[k.end() :], outer
     elif c == "<":
         r = _SYSLOG5424.match(line)
         if r:
-            return line[r.end():], outer or _iso_time(r.group(1))
+            return line[r.end() :], outer or _iso_time(r.group(1))
     elif not c.isascii() or line[:3] in _MONTHS:
         j = _JOURNALD.match(line)
         if j:
-            return line[j.end():], outer
+            return line[j.end() :], outer
     return line, outer
 
 
@@ -284,15 +297,15 @@ def _collector_stamps(line: str, outer: _Outer | None) -> tuple[str, _Outer | No
     if not o:
         return line, outer
     outer = outer or o
-    line = line[o.end():]
+    line = line[o.end() :]
     if line[:1].islower():
         w = _CRI.match(line) or _HOST_PROGRAM.match(line)
         if w:
-            line = line[w.end():]
+            line = line[w.end() :]
     if line[:1].isdigit():
         o = _OUTER.match(line)
         if o:
-            line = line[o.end():]
+            line = line[o.end() :]
     return line, outer
 
 
@@ -302,37 +315,45 @@ def _process(line: str) -> tuple[str, str]:
     if p is None:
         return line, ""
     process, process_rank = p.group(1, 2)
-    return line[p.end():], f"{process}_rank{process_rank}" if process_rank else process
+    return line[p.end() :], f"{process}_rank{process_rank}" if process_rank else process
 
 
-def _engine_format(line: str, rank: str, outer: _Outer | None, not_vllm: bool = False, *,
-                   tgi_only: bool = False) -> _Peeled | None:
+def _engine_format(
+    line: str, rank: str, outer: _Outer | None, not_vllm: bool = False, *, tgi_only: bool = False
+) -> _Peeled | None:
     """The line read as a vLLM, TGI, uvicorn, SGLang or FlashInfer line, if it is one (`not_vllm`: it
     is known not to be a vLLM line; `tgi_only`: a vLLM or TGI line only)."""
     c = line[:1]
     if c and c in "DIWEC":
         v = None if not_vllm else _VLLM.match(line)
         if v:
-            return line[v.end():], rank, "vllm", v.group("level"), outer, v, ""
+            return line[v.end() :], rank, "vllm", v.group("level"), outer, v, ""
         t = _TGI.match(line) if outer is not None else None
         if t:
-            msg = line[t.end():]
+            msg = line[t.end() :]
             r = _TGI_RANK.search(msg) if "rank=" in msg else None
-            return msg, rank or (f"rank{r.group(1)}" if r else ""), "tgi", line[:t.end()].split(None, 1)[0], \
-                outer, None, ""
+            return (
+                msg,
+                rank or (f"rank{r.group(1)}" if r else ""),
+                "tgi",
+                line[: t.end()].split(None, 1)[0],
+                outer,
+                None,
+                "",
+            )
         if line.startswith("INFO:") and not tgi_only:
             return line[5:].lstrip(), rank, None, "INFO", outer, None, ""
     elif c == "[":
         sg = _SGLANG.match(line)
         if sg:
-            msg = line[sg.end():]
+            msg = line[sg.end() :]
             if msg.startswith("INFO:"):
                 msg = msg[5:].lstrip()
             return msg, rank or sg.group(4).strip().replace(" ", "_"), "sglang", "", outer, sg, ""
     elif c.isdigit() and outer is None:
         f = _FOREIGN.match(line)
         if f:
-            return line[f.end():], rank, None, "", None, f, ""
+            return line[f.end() :], rank, None, "", None, f, ""
     return None
 
 
@@ -390,14 +411,18 @@ for _word, _regex, _name, _engine in PATTERNS:
 
 _TQDM = re.compile(
     r"^(?P<label>[^|\r]*?):\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>[\d.]+)(?P<nu>[kMGT]?)B?/(?P<tot>[\d.]+)(?P<tu>[kMGT]?)B?"
-    r"\s*\[(?P<el>[\d:]+)<")
+    r"\s*\[(?P<el>[\d:]+)<"
+)
 _UNITS = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 # Failure recognition: (substring, headline, phase or "" for "wherever the start stopped")
 _FAILURES: list[tuple[str, str, str]] = [
     ("No available memory for the cache blocks", "no GPU memory left for the KV cache blocks", "kv_cache"),
-    ("larger than the available KV cache memory", "max model length does not fit in the KV cache memory",
-     "kv_cache"),
+    (
+        "larger than the available KV cache memory",
+        "max model length does not fit in the KV cache memory",
+        "kv_cache",
+    ),
     ("OutOfMemoryError", "CUDA out of memory", ""),
     ("CUDA out of memory", "CUDA out of memory", ""),
     ("out of memory", "out of memory", ""),
@@ -441,9 +466,12 @@ def _bar(msg: str) -> dict[str, Any] | None:
     if t is None:
         return None
     total = float(t.group("tot")) * _UNITS[t.group("tu")]
-    return {"label": t.group("label").strip(), "elapsed": _elapsed(t.group("el")),
-            "done": t.group("n") == t.group("tot") and t.group("nu") == t.group("tu"),
-            "bytes": total if t.group("tu") else None}
+    return {
+        "label": t.group("label").strip(),
+        "elapsed": _elapsed(t.group("el")),
+        "done": t.group("n") == t.group("tot") and t.group("nu") == t.group("tu"),
+        "bytes": total if t.group("tu") else None,
+    }
 
 
 def _failure(level: str, msg: str) -> dict[str, Any] | None:
@@ -483,7 +511,7 @@ class _Stream:
         elif engine is None and self.shape is not None and msg:
             wrapped = self.shape.match(msg)
             if wrapped and wrapped.end() < len(msg):
-                msg, rank, engine, level, own, inner, _ = _peel(msg[wrapped.end():], True)
+                msg, rank, engine, level, own, inner, _ = _peel(msg[wrapped.end() :], True)
                 return msg, rank, engine, level, outer if outer is not None else own, inner, ""
         return peeled
 
@@ -493,23 +521,36 @@ class _Stream:
         line start (`_ENGINE_HEADER`, after its process prefix) right after it, nothing to clean."""
         assert self.shape is not None
         c = raw[:1]
-        if not c or c in _WRAPPER_FIRST or not c.isascii() or c.isspace() or raw[:3] in _MONTHS or "\r" in raw \
-                or (c.isdigit() and raw[4:5] == "-") or _ansi_hint(raw):
+        if (
+            not c
+            or c in _WRAPPER_FIRST
+            or not c.isascii()
+            or c.isspace()
+            or raw[:3] in _MONTHS
+            or "\r" in raw
+            or (c.isdigit() and raw[4:5] == "-")
+            or _ansi_hint(raw)
+        ):
             return None
         w = self.shape.match(raw)
-        if w is None or not 0 < w.end() < len(raw) or raw[-1:].isspace() or _CLOCK.search(raw, 1, w.end()) \
-                or not _header_at(raw, w.end()):
+        if (
+            w is None
+            or not 0 < w.end() < len(raw)
+            or raw[-1:].isspace()
+            or _CLOCK.search(raw, 1, w.end())
+            or not _header_at(raw, w.end())
+        ):
             return None
-        inner = _peel(raw[w.end():], True)
+        inner = _peel(raw[w.end() :], True)
         if inner[2] is None or not inner[0]:
             return None
         msg, rank, engine, level, own, stamp, _ = inner
-        return msg, rank, engine, level, own, stamp, raw[:w.end()]
+        return msg, rank, engine, level, own, stamp, raw[: w.end()]
 
 
 def _header_at(line: str, pos: int) -> bool:
     """True when an engine's own line start (with its process prefix) is at `pos`."""
-    if line[pos:pos + 1] == "(":
+    if line[pos : pos + 1] == "(":
         proc = _PROC_AT.match(line, pos)
         if proc is None:
             return False
@@ -531,8 +572,13 @@ def _fast_stamp(fast: re.Match[str]) -> datetime | None:
 
 
 def _says_failure(level: str, msg: str) -> bool:
-    return "rror" in msg or "failed" in msg or level == "ERROR" or "No available memory" in msg \
+    return (
+        "rror" in msg
+        or "failed" in msg
+        or level == "ERROR"
+        or "No available memory" in msg
         or "capture_model" in msg
+    )
 
 
 class _Marks:
@@ -542,8 +588,15 @@ class _Marks:
         self.by_name: dict[M, list[Mark]] = {}
         self.votes: dict[str, int] = {}
 
-    def add(self, index: int, msg: str, hit: tuple[M, str | None, re.Match[str]] | None, level: str,  # noqa: PLR0917 - the per-line hot path: positional calls
-            ts: datetime | None, rank: str) -> None:
+    def add(  # noqa: PLR0917 - the per-line hot path: positional calls
+        self,
+        index: int,
+        msg: str,
+        hit: tuple[M, str | None, re.Match[str]] | None,
+        level: str,
+        ts: datetime | None,
+        rank: str,
+    ) -> None:
         """The marks one line yields: its startup pattern, its progress bar, its failure."""
         bar = None if hit else _bar(msg)
         failure = _failure(level, msg)
@@ -598,10 +651,14 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
     for index, raw in enumerate(raw_lines):
         if dated and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        fast = _VLLM_LINE.match(raw) if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw else None
+        fast = (
+            _VLLM_LINE.match(raw)
+            if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
+            else None
+        )
         if fast is not None:
             stream.direct += 1
-            msg, rank, engine, level, outer, inner = raw[fast.end():].rstrip(), "", "vllm", "", None, fast
+            msg, rank, engine, level, outer, inner = raw[fast.end() :].rstrip(), "", "vllm", "", None, fast
         else:
             msg, rank, engine, level, outer, inner, _ = stream.peel(raw)
         if not msg:
@@ -615,7 +672,9 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
         if fast is not None:
             level = fast.group("level")
         if hit is not None or "%|" in msg or _says_failure(level, msg):
-            found.add(index, msg, hit, level, _stamp(outer, engine, inner), _fast_rank(fast) if fast else rank)
+            found.add(
+                index, msg, hit, level, _stamp(outer, engine, inner), _fast_rank(fast) if fast else rank
+            )
     return found, head
 
 
@@ -627,7 +686,9 @@ def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | No
         _, _, engine, _, outer, inner, _ = _peel(raw)
         if (outer is not None) != utc:
             continue
-        if (engine == "vllm" and outer is None and inner is not None and inner.group("year") is None) != yearless:
+        if (
+            engine == "vllm" and outer is None and inner is not None and inner.group("year") is None
+        ) != yearless:
             continue
         ts = _stamp(outer, engine, inner)
         if ts is not None:

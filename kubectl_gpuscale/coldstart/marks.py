@@ -22,14 +22,14 @@ class M(str, Enum):
 
     # any engine
     VERSION = "version"
-    HEAD = "head"                      # the first lines of a start (platform, args)
+    HEAD = "head"  # the first lines of a start (platform, args)
     WEIGHTS_START = "weights_start"
     LISTENING = "listening"
     APP_STARTED = "app_started"
     READY = "ready"
     DOWNLOAD_SKIPPED = "download_skipped"
-    BAR = "bar"                        # a tqdm progress bar
-    FAILURE = "failure"                # a recognised start failure
+    BAR = "bar"  # a tqdm progress bar
+    FAILURE = "failure"  # a recognised start failure
     # vLLM
     DOWNLOAD_LOGGED = "download_logged"
     LOAD_LOGGED = "load_logged"
@@ -93,8 +93,8 @@ class LogScan:
     first_ts: datetime | None
     last_ts: datetime | None
     lines: int
-    utc: bool            # timestamps came from an outer UTC collector (kubectl --timestamps, CI): absolute
-    yearless: bool       # timestamps had no year (vLLM's %m-%d): anchor them with the pod's times
+    utc: bool  # timestamps came from an outer UTC collector (kubectl --timestamps, CI): absolute
+    yearless: bool  # timestamps had no year (vLLM's %m-%d): anchor them with the pod's times
 
     def get(self, name: M) -> list[Mark]:
         """The marks called `name` (empty when none)."""

@@ -13,17 +13,17 @@ SCHEMA_VERSION = 1
 
 # Phase names, in the order a start goes through them. These strings are the JSON contract.
 PHASES: tuple[str, ...] = (
-    "scheduling",        # waiting for a node: creation -> PodScheduled (incl. cluster-autoscaler scale-up)
-    "image_pull",        # Pulling -> Pulled (0 when the image was already present on the node)
-    "container_start",   # Pulled -> container started (sandbox, init containers, runtime start)
-    "engine_init",       # process start -> weights start (imports, config, distributed init)
-    "weight_download",   # fetching weights from the hub / object store
-    "weight_load",       # reading weights into GPU memory
-    "torch_compile",     # torch.compile / inductor (cache hit or miss)
-    "kv_cache",          # memory profiling and KV cache allocation
-    "cuda_graphs",       # CUDA graph capture
-    "server_start",      # engine ready -> HTTP server listening (API-server warmup, routes)
-    "readiness_lag",     # server listening -> pod Ready (probe timing)
+    "scheduling",  # waiting for a node: creation -> PodScheduled (incl. cluster-autoscaler scale-up)
+    "image_pull",  # Pulling -> Pulled (0 when the image was already present on the node)
+    "container_start",  # Pulled -> container started (sandbox, init containers, runtime start)
+    "engine_init",  # process start -> weights start (imports, config, distributed init)
+    "weight_download",  # fetching weights from the hub / object store
+    "weight_load",  # reading weights into GPU memory
+    "torch_compile",  # torch.compile / inductor (cache hit or miss)
+    "kv_cache",  # memory profiling and KV cache allocation
+    "cuda_graphs",  # CUDA graph capture
+    "server_start",  # engine ready -> HTTP server listening (API-server warmup, routes)
+    "readiness_lag",  # server listening -> pod Ready (probe timing)
 )
 
 TITLES: dict[str, str] = {
@@ -92,10 +92,10 @@ class Timeline:
     total_seconds: float
     engine: str | None = None
     engine_version: str | None = None
-    status: str = "unknown"            # ready | listening | failed | incomplete | unknown
+    status: str = "unknown"  # ready | listening | failed | incomplete | unknown
     failure: Failure | None = None
     origin: datetime | None = None
-    anchored: bool = False             # True when year-less log times were anchored to real dates
+    anchored: bool = False  # True when year-less log times were anchored to real dates
     pod: str | None = None
     notes: tuple[str, ...] = ()
     advice: tuple[Advice, ...] = ()
@@ -145,16 +145,23 @@ def timeline_to_dict(t: Timeline) -> dict[str, Any]:
         "engine": t.engine,
         "engineVersion": t.engine_version,
         "status": t.status,
-        "failure": None if t.failure is None else {
-            "phase": t.failure.phase, "headline": t.failure.headline,
-            "evidence": t.failure.evidence, "fix": t.failure.fix},
+        "failure": None
+        if t.failure is None
+        else {
+            "phase": t.failure.phase,
+            "headline": t.failure.headline,
+            "evidence": t.failure.evidence,
+            "fix": t.failure.fix,
+        },
         "origin": t.origin.isoformat() if t.origin and t.anchored else None,
         "totalSeconds": _round(t.total_seconds),
         "unattributedSeconds": _round(max(0.0, t.total_seconds - attributed)),
         "phases": [phase_to_dict(p, t.total_seconds) for p in t.phases],
         "summary": {k: v for k, v in t.summary},
-        "advice": [{"phase": a.phase, "savingSeconds": _round(a.saving_seconds, 1), "action": a.action,
-                    "why": a.why} for a in t.advice],
+        "advice": [
+            {"phase": a.phase, "savingSeconds": _round(a.saving_seconds, 1), "action": a.action, "why": a.why}
+            for a in t.advice
+        ],
         "notes": list(t.notes),
     }
 
@@ -176,8 +183,15 @@ def summarize(timelines: list[Timeline], workload: str | None = None) -> dict[st
     for name in PHASES:
         values = [p.seconds for t in timelines for p in t.phases if p.name == name]
         if values:
-            phases.append({"name": name, "samples": len(values), "p50Seconds": _round(percentile(values, 50)),
-                           "p95Seconds": _round(percentile(values, 95)), "maxSeconds": _round(max(values))})
+            phases.append(
+                {
+                    "name": name,
+                    "samples": len(values),
+                    "p50Seconds": _round(percentile(values, 50)),
+                    "p95Seconds": _round(percentile(values, 95)),
+                    "maxSeconds": _round(max(values)),
+                }
+            )
     totals = [t.total_seconds for t in timelines if t.total_seconds > 0]
     return {
         "kind": "ColdStartSummary",
@@ -186,7 +200,8 @@ def summarize(timelines: list[Timeline], workload: str | None = None) -> dict[st
         "pods": len(timelines),
         "failed": sum(1 for t in timelines if t.status == "failed"),
         "totalSeconds": {"p50": _round(percentile(totals, 50)), "p95": _round(percentile(totals, 95))}
-        if totals else None,
+        if totals
+        else None,
         "phases": phases,
         "items": [timeline_to_dict(t) for t in timelines],
     }

@@ -19,10 +19,15 @@ def default_container(pod: dict[str, Any], container: str | None) -> str | None:
     names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
     if container:
         if names and container not in names:
-            raise InputError(f"pod {pod['metadata'].get('name')} has no container {container!r}",
-                             f"its containers are {', '.join(str(n) for n in names)}", "pick one with -c")
+            raise InputError(
+                f"pod {pod['metadata'].get('name')} has no container {container!r}",
+                f"its containers are {', '.join(str(n) for n in names)}",
+                "pick one with -c",
+            )
         return container
-    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+        "kubectl.kubernetes.io/default-container"
+    )
     return annotated or (names[0] if names else None)
 
 
@@ -47,8 +52,9 @@ def timeline_for_pod(cluster: Cluster, pod: dict[str, Any], container: str | Non
     return build(log.splitlines(), pod=pod, events=events, previous=previous.splitlines(), container=chosen)
 
 
-def pods_of(cluster: Cluster, workload: dict[str, Any], namespace: str, extra: str | None = None
-            ) -> list[dict[str, Any]]:
+def pods_of(
+    cluster: Cluster, workload: dict[str, Any], namespace: str, extra: str | None = None
+) -> list[dict[str, Any]]:
     """The pods a workload's selector matches (LeaderWorkerSets by their name label), plus `extra` (-l)."""
     spec = workload.get("spec") or {}
     selector = spec.get("selector") or {}
@@ -72,11 +78,14 @@ def pods_of(cluster: Cluster, workload: dict[str, Any], namespace: str, extra: s
     return cluster.list("v1", "Pod", namespace, label_selector=",".join(parts))
 
 
-MEASURED_PODS = 3  # newest pods of a workload whose start is measured (each costs an events list and a log read)
+MEASURED_PODS = (
+    3  # newest pods of a workload whose start is measured (each costs an events list and a log read)
+)
 
 
-def measured_cold_start(cluster: Cluster, workload: dict[str, Any], namespace: str, *,
-                        pods: int = MEASURED_PODS) -> tuple[int, str] | None:
+def measured_cold_start(
+    cluster: Cluster, workload: dict[str, Any], namespace: str, *, pods: int = MEASURED_PODS
+) -> tuple[int, str] | None:
     """The cold start measured on the workload's own pods: the slowest start to Ready among its newest
     `pods` pods (events, conditions and logs, as `kubectl gpuscale coldstart`), with where it came from.
     None when no pod reached Ready or the cluster cannot say (no pods, 403, logs rotated away)."""
@@ -99,4 +108,6 @@ def measured_cold_start(cluster: Cluster, workload: dict[str, Any], namespace: s
             totals.append(timeline.total_seconds)
     if not totals:
         return None
-    return math.ceil(max(totals)), f"measured on {len(totals)} pod(s) of {kind}/{name}, the slowest start to Ready"
+    return math.ceil(
+        max(totals)
+    ), f"measured on {len(totals)} pod(s) of {kind}/{name}, the slowest start to Ready"

@@ -50,19 +50,44 @@ def _progress_download(s: LogScan, a: Assembly) -> Span | None:
             files[b.values["label"]] = b
     size = sum(b.values["bytes"] for b in files.values()) / 1e9
     seconds = max(b.values["elapsed"] for b in files.values())
-    return Span("weight_download", seconds, a.weights_start, "progress",
-                open=not all(b.values["done"] for b in files.values()),
-                detail={"files": len(files), "gb": round(size, 2),
-                        "gbPerSecond": round(size / seconds, 3) if seconds else None})
+    return Span(
+        "weight_download",
+        seconds,
+        a.weights_start,
+        "progress",
+        open=not all(b.values["done"] for b in files.values()),
+        detail={
+            "files": len(files),
+            "gb": round(size, 2),
+            "gbPerSecond": round(size / seconds, 3) if seconds else None,
+        },
+    )
 
 
 PROGRESS_DOWNLOAD: Rule = (lambda s: any(b.values.get("bytes") for b in s.get(M.BAR)), _progress_download)
 DOWNLOAD_RULES: tuple[Rule, ...] = (vllm.DOWNLOAD, PROGRESS_DOWNLOAD, tgi.DOWNLOAD)
-LOAD_RULES: tuple[Rule, ...] = (vllm.LOAD_LOGGED, vllm.LOAD_MODEL_LOADING, sglang.LOAD_END, sglang.LOAD_OPEN,
-                                tgi.LOAD_SHARD_READY, vllm.LOAD_WEIGHTS_GB)
+LOAD_RULES: tuple[Rule, ...] = (
+    vllm.LOAD_LOGGED,
+    vllm.LOAD_MODEL_LOADING,
+    sglang.LOAD_END,
+    sglang.LOAD_OPEN,
+    tgi.LOAD_SHARD_READY,
+    vllm.LOAD_WEIGHTS_GB,
+)
 _HEAD = (M.HEAD, M.VERSION, M.DIST)
-_KV_MARKS = (M.GRAPH_MEM, M.KV_MEM, M.KV_TOKENS, M.GPU_BLOCKS, M.MAX_CONCURRENCY, M.PROFILING_LOGGED,
-             M.SG_KV, M.SG_POOL_END, M.SG_CAPACITY, M.TGI_WARMUP, M.TGI_TOKENS)
+_KV_MARKS = (
+    M.GRAPH_MEM,
+    M.KV_MEM,
+    M.KV_TOKENS,
+    M.GPU_BLOCKS,
+    M.MAX_CONCURRENCY,
+    M.PROFILING_LOGGED,
+    M.SG_KV,
+    M.SG_POOL_END,
+    M.SG_CAPACITY,
+    M.TGI_WARMUP,
+    M.TGI_TOKENS,
+)
 
 
 def _engine_init(s: LogScan, a: Assembly, process_start: datetime) -> None:
@@ -70,17 +95,33 @@ def _engine_init(s: LogScan, a: Assembly, process_start: datetime) -> None:
     later = [x for x in (a.weights_start, a.download.start if a.download else None) if x is not None]
     end = min(later) if later else None
     if end is None:
-        other = [m.ts for k, ms in s.marks.items() if k not in (*_HEAD, M.BAR, M.FAILURE)
-                 for m in ms if m.ts is not None]
+        other = [
+            m.ts
+            for k, ms in s.marks.items()
+            if k not in (*_HEAD, M.BAR, M.FAILURE)
+            for m in ms
+            if m.ts is not None
+        ]
         end = min(other) if other else None
     detail: dict[str, Any] = {}
     dist = s.get(M.DIST)
     if len(dist) >= 2:
         detail["distributedInitSeconds"] = secs(first_ts(dist), last_ts(dist))
     if end is None:
-        a.add(Span("engine_init", secs(process_start, s.last_ts) or 0.0, process_start, "window", True, detail))
+        a.add(
+            Span("engine_init", secs(process_start, s.last_ts) or 0.0, process_start, "window", True, detail)
+        )
     else:
-        a.add(Span("engine_init", max(0.0, secs(process_start, end) or 0.0), process_start, "window", False, detail))
+        a.add(
+            Span(
+                "engine_init",
+                max(0.0, secs(process_start, end) or 0.0),
+                process_start,
+                "window",
+                False,
+                detail,
+            )
+        )
 
 
 def _weight_load(s: LogScan, a: Assembly) -> None:
@@ -101,7 +142,9 @@ def _weight_load(s: LogScan, a: Assembly) -> None:
 
 def _kv_detail(s: LogScan) -> dict[str, Any]:
     detail: dict[str, Any] = {}
-    tokens = max_by_rank(s.get(M.KV_TOKENS)) or max_by_rank(s.get(M.SG_KV)) or max_by_rank(s.get(M.TGI_TOKENS))
+    tokens = (
+        max_by_rank(s.get(M.KV_TOKENS)) or max_by_rank(s.get(M.SG_KV)) or max_by_rank(s.get(M.TGI_TOKENS))
+    )
     if tokens:
         detail["tokens"] = int(tokens[0])
     blocks = max_by_rank(s.get(M.GPU_BLOCKS))
@@ -143,10 +186,17 @@ def _kv_cache(s: LogScan, a: Assembly) -> None:
     if start is not None and end is not None:
         kv = Span("kv_cache", (end - start).total_seconds(), start, "window", detail=detail)
     elif prof:
-        kv = Span("kv_cache", prof[0], (prof[1].ts - timedelta(seconds=prof[0])) if prof[1].ts else None,
-                  "logged", detail=detail)
+        kv = Span(
+            "kv_cache",
+            prof[0],
+            (prof[1].ts - timedelta(seconds=prof[0])) if prof[1].ts else None,
+            "logged",
+            detail=detail,
+        )
     elif init and s.engine == "vllm":
-        rest = init[0] - (a.compile.seconds if a.compile else 0.0) - (graph_logged[0] if graph_logged else 0.0)
+        rest = (
+            init[0] - (a.compile.seconds if a.compile else 0.0) - (graph_logged[0] if graph_logged else 0.0)
+        )
         kv = Span("kv_cache", max(0.0, rest), None, "logged", detail=detail)
         kv.detail["note"] = "init engine time minus compile and graph capture"
     else:
@@ -172,7 +222,9 @@ def _cuda_graphs(s: LogScan, a: Assembly) -> None:
             graph = Span("cuda_graphs", (mark.ts - start).total_seconds(), start, "window")
             graph.detail["loggedSeconds"] = logged
         else:
-            graph = Span("cuda_graphs", logged, (mark.ts - timedelta(seconds=logged)) if mark.ts else None, "logged")
+            graph = Span(
+                "cuda_graphs", logged, (mark.ts - timedelta(seconds=logged)) if mark.ts else None, "logged"
+            )
         graph_gib = value(mark, 1)
         if graph_gib is not None:
             graph.detail["gib"] = graph_gib
@@ -185,7 +237,9 @@ def _cuda_graphs(s: LogScan, a: Assembly) -> None:
         if latest:
             seconds = sum(b.values["elapsed"] for b in latest.values())
             done = all(b.values["done"] for b in latest.values())
-            graph = Span("cuda_graphs", seconds, start, "progress", open=not done, detail={"bars": len(latest)})
+            graph = Span(
+                "cuda_graphs", seconds, start, "progress", open=not done, detail={"bars": len(latest)}
+            )
         else:
             graph = Span("cuda_graphs", secs(start, s.last_ts) or 0.0, start, "window", open=True)
     if graph is not None:
@@ -211,7 +265,15 @@ def _server_start(s: LogScan, a: Assembly, listening: datetime | None) -> None:
         detail: dict[str, Any] = {}
         if warm:
             detail["apiWarmupSeconds"] = round(sum(value(m) or 0.0 for m in s.get(M.API_WARMUP)), 2)
-        a.add(Span("server_start", (listening - engine_ready).total_seconds(), engine_ready, "window", detail=detail))
+        a.add(
+            Span(
+                "server_start",
+                (listening - engine_ready).total_seconds(),
+                engine_ready,
+                "window",
+                detail=detail,
+            )
+        )
 
 
 def _engine_phases(s: LogScan) -> _Engine:
@@ -236,16 +298,23 @@ def _engine_phases(s: LogScan) -> _Engine:
     listening = first_ts(s.get(M.LISTENING))
     ready = first_ts(s.get(M.READY)) or first_ts(s.get(M.APP_STARTED))  # engine says it serves
     _server_start(s, a, listening)
-    return _Engine(a.phases, a.summary, _failure(s, a.phases), listening, ready, process_start,
-                   vllm.model_loading_began(s))
+    return _Engine(
+        a.phases,
+        a.summary,
+        _failure(s, a.phases),
+        listening,
+        ready,
+        process_start,
+        vllm.model_loading_began(s),
+    )
 
 
 _FIX = {
     "kv_cache": "raise --gpu-memory-utilization, lower --max-model-len / --max-num-seqs, use an FP8 KV cache "
-                "(--kv-cache-dtype fp8) or more GPUs (tensor parallel)",
+    "(--kv-cache-dtype fp8) or more GPUs (tensor parallel)",
     "cuda_graphs": "lower --gpu-memory-utilization (CUDA graph memory is outside the profiled budget before "
-                   "v0.19; VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 counts it), capture fewer sizes "
-                   "(--max-num-seqs, cudagraph_capture_sizes) or --enforce-eager",
+    "v0.19; VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 counts it), capture fewer sizes "
+    "(--max-num-seqs, cudagraph_capture_sizes) or --enforce-eager",
     "weight_load": "the model does not fit: more GPUs (tensor parallel), a quantized checkpoint, or a larger GPU",
 }
 
@@ -255,19 +324,38 @@ def _failure(s: LogScan, phases: list[Span]) -> Failure | None:
     for m in s.get(M.KV_MEM):
         v = value(m)
         if v is not None and v < 0:
-            fails.append(Mark(M.FAILURE, m.ts, m.rank, m.index,
-                              {"headline": f"negative KV cache memory ({v} GiB): weights and activations "
-                                           "exceed the GPU memory budget", "phase": "kv_cache"}, m.text))
+            fails.append(
+                Mark(
+                    M.FAILURE,
+                    m.ts,
+                    m.rank,
+                    m.index,
+                    {
+                        "headline": f"negative KV cache memory ({v} GiB): weights and activations "
+                        "exceed the GPU memory budget",
+                        "phase": "kv_cache",
+                    },
+                    m.text,
+                )
+            )
     if not fails:
         return None
-    order = ("no GPU memory", "negative KV", "max model length", "CUDA out of memory", "out of memory",
-             "exception during CUDA graph", "")
+    order = (
+        "no GPU memory",
+        "negative KV",
+        "max model length",
+        "CUDA out of memory",
+        "out of memory",
+        "exception during CUDA graph",
+        "",
+    )
     fails.sort(key=lambda m: next(i for i, o in enumerate(order) if o in m.values["headline"]))
     top = fails[0]
     phase = top.values["phase"]
     if not phase:
-        if any(m.values["phase"] == "cuda_graphs" for m in fails) or (s.has(M.GRAPH_BEGIN) and not s.has(
-                M.GRAPH_END, M.GRAPH_END_PRECISE)):
+        if any(m.values["phase"] == "cuda_graphs" for m in fails) or (
+            s.has(M.GRAPH_BEGIN) and not s.has(M.GRAPH_END, M.GRAPH_END_PRECISE)
+        ):
             phase = "cuda_graphs"
         else:
             opened = [p for p in phases if p.open] or phases
@@ -275,16 +363,23 @@ def _failure(s: LogScan, phases: list[Span]) -> Failure | None:
     headline = top.values["headline"]
     where = f" on {top.rank}" if top.rank else ""
     title = TITLES.get(phase, phase.replace("_", " "))
-    return Failure(phase=phase, headline=f"start failed during {title}: {headline}{where}",
-                   evidence=top.text.strip()[:300], fix=_FIX.get(phase, ""))
+    return Failure(
+        phase=phase,
+        headline=f"start failed during {title}: {headline}{where}",
+        evidence=top.text.strip()[:300],
+        fix=_FIX.get(phase, ""),
+    )
 
 
 # ------------------------------------------------------------------------------------------ kubernetes side
-def _scheduling(facts: PodFacts | None, by_reason: dict[str, list[Event]]) -> tuple[Span | None, datetime | None]:
+def _scheduling(
+    facts: PodFacts | None, by_reason: dict[str, list[Event]]
+) -> tuple[Span | None, datetime | None]:
     """Creation -> PodScheduled (with failed attempts and cluster-autoscaler scale-up), and when it was scheduled."""
     created = facts.created if facts else None
     scheduled = (facts.scheduled if facts else None) or next(
-        (e.first for e in by_reason.get("Scheduled", []) if e.first), None)
+        (e.first for e in by_reason.get("Scheduled", []) if e.first), None
+    )
     if created is None or scheduled is None:
         return None, scheduled
     detail: dict[str, Any] = {}
@@ -296,8 +391,9 @@ def _scheduling(facts: PodFacts | None, by_reason: dict[str, list[Event]]) -> tu
         detail["scaleUp"] = by_reason["TriggeredScaleUp"][-1].message[:200]
     if facts and facts.node:
         detail["node"] = facts.node
-    return Span("scheduling", max(0.0, (scheduled - created).total_seconds()), created, "condition", False,
-                detail), scheduled
+    return Span(
+        "scheduling", max(0.0, (scheduled - created).total_seconds()), created, "condition", False, detail
+    ), scheduled
 
 
 def _pull_detail(pull: Pull) -> dict[str, Any]:
@@ -320,11 +416,15 @@ def _image_pull(by_reason: dict[str, list[Event]]) -> tuple[Span | None, datetim
     pulling = by_reason.get("Pulling", [])
     if not pulls:
         if pulling and pulling[0].first is not None:
-            return Span("image_pull", 0.0, pulling[0].first, "event", True, {"image": pulling[0].message[:120]}), None
+            return Span(
+                "image_pull", 0.0, pulling[0].first, "event", True, {"image": pulling[0].message[:120]}
+            ), None
         return None, None
-    main = max(pulls, key=lambda p: (p.wait_seconds or p.pull_seconds or 0.0))
+    main = max(pulls, key=lambda p: p.wait_seconds or p.pull_seconds or 0.0)
     if main.cached:
-        return Span("image_pull", 0.0, main.at, "event", False, {"image": main.image, "cached": main.cached}), main.at
+        return Span(
+            "image_pull", 0.0, main.at, "event", False, {"image": main.image, "cached": main.cached}
+        ), main.at
     seconds = main.wait_seconds or main.pull_seconds or 0.0
     start = next((e.first for e in pulling if main.image in e.message), None)
     if main.at is not None:
@@ -332,11 +432,13 @@ def _image_pull(by_reason: dict[str, list[Event]]) -> tuple[Span | None, datetim
     return Span("image_pull", seconds, start, "event", False, _pull_detail(main)), main.at
 
 
-def _container_start(facts: PodFacts | None, by_reason: dict[str, list[Event]],
-                     begin: datetime | None) -> tuple[Span | None, datetime | None]:
+def _container_start(
+    facts: PodFacts | None, by_reason: dict[str, list[Event]], begin: datetime | None
+) -> tuple[Span | None, datetime | None]:
     """Pulled (or scheduled) -> container started, and when it started."""
     started = (facts.started if facts else None) or next(
-        (e.first for e in by_reason.get("Started", []) if e.first), None)
+        (e.first for e in by_reason.get("Started", []) if e.first), None
+    )
     if started is None or begin is None or started < begin:
         return None, started
     detail: dict[str, Any] = {}
@@ -363,11 +465,15 @@ def _pod_summary(facts: PodFacts | None, by_reason: dict[str, list[Event]]) -> d
         summary["restarts"] = facts.restarts
         term = facts.last_termination
         if term:
-            summary["lastTermination"] = {k: term.get(k) for k in ("reason", "exitCode", "finishedAt") if k in term}
+            summary["lastTermination"] = {
+                k: term.get(k) for k in ("reason", "exitCode", "finishedAt") if k in term
+            }
     return summary
 
 
-def _pod_phases(facts: PodFacts | None, events: list[Event]) -> tuple[list[Span], dict[str, Any], datetime | None]:
+def _pod_phases(
+    facts: PodFacts | None, events: list[Event]
+) -> tuple[list[Span], dict[str, Any], datetime | None]:
     """Phases before the process starts, on the UTC clock; and the container start time."""
     by_reason: dict[str, list[Event]] = {}
     for e in events:
@@ -389,21 +495,31 @@ def _offset(s: LogScan, started: datetime | None) -> tuple[timedelta, bool, str 
         return timedelta(0), False, None
     first = s.first_ts
     if s.yearless:
-        candidates = [first.replace(year=y) for y in (started.year - 1, started.year, started.year + 1)
-                      if not (first.month == 2 and first.day == 29 and y % 4)]
+        candidates = [
+            first.replace(year=y)
+            for y in (started.year - 1, started.year, started.year + 1)
+            if not (first.month == 2 and first.day == 29 and y % 4)
+        ]
         first = min(candidates, key=lambda c: abs((c - started).total_seconds()))
     raw = (first - started).total_seconds()
     quarter = round(raw / 900.0) * 900.0  # log times are local time: the zone offset is a multiple of 15 min
     offset = (first - s.first_ts) - timedelta(seconds=quarter)
     note = None
     if quarter:
-        note = f"log times are local time; shifted by {-quarter / 3600:+.2f} h to match the pod's UTC timestamps"
+        note = (
+            f"log times are local time; shifted by {-quarter / 3600:+.2f} h to match the pod's UTC timestamps"
+        )
     return offset, True, note
 
 
-def build(lines: Iterable[str] = (), *, pod: Mapping[str, Any] | None = None,
-          events: Iterable[Mapping[str, Any]] = (), previous: Iterable[str] = (),
-          container: str | None = None) -> Timeline:
+def build(
+    lines: Iterable[str] = (),
+    *,
+    pod: Mapping[str, Any] | None = None,
+    events: Iterable[Mapping[str, Any]] = (),
+    previous: Iterable[str] = (),
+    container: str | None = None,
+) -> Timeline:
     """The cold-start timeline of one pod from its log lines, pod JSON and events.
 
     Args:
@@ -414,13 +530,19 @@ def build(lines: Iterable[str] = (), *, pod: Mapping[str, Any] | None = None,
         container: which container of the pod the log belongs to (default the first).
     """
     s = scan(lines)
-    return build_from_scan(s, pod=pod, events=events, previous=scan(previous) if previous else None,
-                           container=container)
+    return build_from_scan(
+        s, pod=pod, events=events, previous=scan(previous) if previous else None, container=container
+    )
 
 
-def build_from_scan(s: LogScan, *, pod: Mapping[str, Any] | None = None,
-                    events: Iterable[Mapping[str, Any]] = (), previous: LogScan | None = None,
-                    container: str | None = None) -> Timeline:
+def build_from_scan(
+    s: LogScan,
+    *,
+    pod: Mapping[str, Any] | None = None,
+    events: Iterable[Mapping[str, Any]] = (),
+    previous: LogScan | None = None,
+    container: str | None = None,
+) -> Timeline:
     """Like `build`, from an already scanned log."""
     facts = pod_facts(pod, container) if pod else None
     engine = _engine_phases(s)
@@ -442,21 +564,41 @@ def build_from_scan(s: LogScan, *, pod: Mapping[str, Any] | None = None,
     if engine.earliest is not None:
         starts.append(engine.earliest + offset)
     ends = [p.end for p in phases if p.end is not None]
-    ends += [t for t in (listening, ready_log, ready, s.last_ts + offset if s.last_ts else None) if t is not None]
-    origin = facts.created if facts and facts.created else min(starts) if starts else \
-        s.first_ts + offset if s.first_ts is not None else None
+    ends += [
+        t for t in (listening, ready_log, ready, s.last_ts + offset if s.last_ts else None) if t is not None
+    ]
+    origin = (
+        facts.created
+        if facts and facts.created
+        else min(starts)
+        if starts
+        else s.first_ts + offset
+        if s.first_ts is not None
+        else None
+    )
     end_at = ready if (ready is not None and anchored) else max(ends, default=None)
     total = _total(phases, origin, end_at)
     summary = {**pod_summary, **engine.summary}
     name = f"{facts.namespace}/{facts.name}" if facts and facts.name else None
-    timeline = Timeline(phases=_final_phases(phases, origin), total_seconds=round(total, 3), engine=s.engine,
-                        engine_version=s.version, status=status, failure=failure, origin=origin,
-                        anchored=anchored or (not s.yearless and s.first_ts is not None), pod=name,
-                        notes=tuple(notes), summary=tuple(summary.items()))
+    timeline = Timeline(
+        phases=_final_phases(phases, origin),
+        total_seconds=round(total, 3),
+        engine=s.engine,
+        engine_version=s.version,
+        status=status,
+        failure=failure,
+        origin=origin,
+        anchored=anchored or (not s.yearless and s.first_ts is not None),
+        pod=name,
+        notes=tuple(notes),
+        summary=tuple(summary.items()),
+    )
     return replace(timeline, advice=tuple(advise(timeline)))
 
 
-def _engine_on_pod_clock(engine: _Engine, offset: timedelta, started: datetime | None, anchored: bool) -> list[Span]:
+def _engine_on_pod_clock(
+    engine: _Engine, offset: timedelta, started: datetime | None, anchored: bool
+) -> list[Span]:
     """The engine's phases moved onto the pod's clock; engine init begins when the container started."""
     phases = [replace(p, start=p.start + offset if p.start is not None else None) for p in engine.phases]
     for p in phases:
@@ -475,8 +617,9 @@ def _engine_on_pod_clock(engine: _Engine, offset: timedelta, started: datetime |
     return phases
 
 
-def _readiness_lag(phases: list[Span], ready: datetime, since: datetime | None,
-                   pod_summary: dict[str, Any]) -> Span | None:
+def _readiness_lag(
+    phases: list[Span], ready: datetime, since: datetime | None, pod_summary: dict[str, Any]
+) -> Span | None:
     """Server listening (or the last phase's end) -> pod Ready."""
     since = since or max((p.end for p in phases if p.end is not None), default=None)
     if since is None or ready < since:
@@ -487,8 +630,13 @@ def _readiness_lag(phases: list[Span], ready: datetime, since: datetime | None,
     return Span("readiness_lag", (ready - since).total_seconds(), since, "condition", False, detail)
 
 
-def _status(engine: _Engine, facts: PodFacts | None, previous: LogScan | None, ready: datetime | None,
-            phases: list[Span]) -> tuple[str, Failure | None]:
+def _status(
+    engine: _Engine,
+    facts: PodFacts | None,
+    previous: LogScan | None,
+    ready: datetime | None,
+    phases: list[Span],
+) -> tuple[str, Failure | None]:
     """ready | listening | failed | incomplete | unknown, and why it failed (this or the previous attempt)."""
     failure = engine.failure
     if failure is None and previous is not None:
@@ -502,23 +650,36 @@ def _status(engine: _Engine, facts: PodFacts | None, previous: LogScan | None, r
     if engine.listening is not None:
         return "listening", failure
     if facts is not None and facts.waiting_reason in ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull"):
-        return "failed", failure or Failure(phase="image_pull" if "Image" in facts.waiting_reason else "engine_init",
-                                            headline=f"pod is in {facts.waiting_reason}")
+        return "failed", failure or Failure(
+            phase="image_pull" if "Image" in facts.waiting_reason else "engine_init",
+            headline=f"pod is in {facts.waiting_reason}",
+        )
     return ("incomplete" if any(p.open for p in phases) else "unknown"), failure
 
 
 def _total(phases: list[Span], origin: datetime | None, end_at: datetime | None) -> float:
     """Seconds from the origin to the end, and never less than the phases with no place on the clock."""
     total = max(0.0, (end_at - origin).total_seconds()) if origin is not None and end_at is not None else 0.0
-    return max(total, sum(p.seconds for p in phases if p.start is None) + sum(
-        p.seconds for p in phases if p.start is not None and origin is not None and p.start < origin))
+    return max(
+        total,
+        sum(p.seconds for p in phases if p.start is None)
+        + sum(p.seconds for p in phases if p.start is not None and origin is not None and p.start < origin),
+    )
 
 
 def _final_phases(phases: list[Span], origin: datetime | None) -> tuple[Phase, ...]:
     """The phases in start order, offsets from the origin, rounded to the millisecond."""
     order = {n: i for i, n in enumerate(PHASES)}
     return tuple(
-        Phase(p.name, round(p.seconds, 3),
-              round((p.start - origin).total_seconds(), 3) if p.start is not None and origin is not None else None,
-              p.source, p.open, tuple(p.detail.items()))
-        for p in sorted(phases, key=lambda p: order.get(p.name, 99)))
+        Phase(
+            p.name,
+            round(p.seconds, 3),
+            round((p.start - origin).total_seconds(), 3)
+            if p.start is not None and origin is not None
+            else None,
+            p.source,
+            p.open,
+            tuple(p.detail.items()),
+        )
+        for p in sorted(phases, key=lambda p: order.get(p.name, 99))
+    )

@@ -58,8 +58,14 @@ class Patch:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for -o json/yaml."""
-        out: dict[str, Any] = {"type": self.type, "apiVersion": self.api_version, "kind": self.kind,
-                               "name": self.name, "namespace": self.namespace, "body": dict(self.body)}
+        out: dict[str, Any] = {
+            "type": self.type,
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "body": dict(self.body),
+        }
         if self.type == "merge":
             out["argv"] = self.argv()
         return out
@@ -96,9 +102,15 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for -o json/yaml."""
         out: dict[str, Any] = {
-            "rule": self.rule, "slug": self.slug, "severity": self.severity, "title": self.title,
+            "rule": self.rule,
+            "slug": self.slug,
+            "severity": self.severity,
+            "title": self.title,
             "object": {"kind": self.kind, "namespace": self.namespace, "name": self.name},
-            "field": self.field, "value": self.value, "message": self.message, "fix": self.fix,
+            "field": self.field,
+            "value": self.value,
+            "message": self.message,
+            "fix": self.fix,
         }
         if self.source:
             out["source"] = self.source
@@ -111,5 +123,10 @@ class Finding:
 
 def sort_key(finding: Finding) -> tuple[int, str, str, str, str]:
     """Errors first, then by rule, namespace, name and field."""
-    return (SEVERITY_RANK.get(finding.severity, 9), finding.rule, finding.namespace or "", finding.name,
-            finding.field)
+    return (
+        SEVERITY_RANK.get(finding.severity, 9),
+        finding.rule,
+        finding.namespace or "",
+        finding.name,
+        finding.field,
+    )

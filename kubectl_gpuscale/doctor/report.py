@@ -28,8 +28,11 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
 
 def report(findings: Sequence[Finding], skipped: Sequence[str] = ()) -> dict[str, Any]:
     """The -o json/yaml document."""
-    data: dict[str, Any] = {"kind": "DoctorReport", "summary": summary(findings),
-                            "findings": [f.to_dict() for f in findings]}
+    data: dict[str, Any] = {
+        "kind": "DoctorReport",
+        "summary": summary(findings),
+        "findings": [f.to_dict() for f in findings],
+    }
     if skipped:
         data["skipped"] = list(skipped)
     return data
@@ -45,23 +48,32 @@ def _uri(source: str) -> str:
 def sarif(findings: Sequence[Finding]) -> dict[str, Any]:
     """A SARIF 2.1.0 log: one run, every rule in tool.driver.rules, one result per finding."""
     index = {r.id: i for i, r in enumerate(RULES)}
-    rules = [{
-        "id": r.id, "name": r.slug,
-        "shortDescription": {"text": r.title},
-        "fullDescription": {"text": r.why},
-        "help": {"text": r.fix},
-        "helpUri": f"{INFORMATION_URI}#{r.id.lower()}-{r.slug}",
-        "defaultConfiguration": {"level": _LEVEL[r.severity]},
-        "properties": {"tags": ["gpu", "autoscaling"]},
-    } for r in RULES]
+    rules = [
+        {
+            "id": r.id,
+            "name": r.slug,
+            "shortDescription": {"text": r.title},
+            "fullDescription": {"text": r.why},
+            "help": {"text": r.fix},
+            "helpUri": f"{INFORMATION_URI}#{r.id.lower()}-{r.slug}",
+            "defaultConfiguration": {"level": _LEVEL[r.severity]},
+            "properties": {"tags": ["gpu", "autoscaling"]},
+        }
+        for r in RULES
+    ]
     results = []
     for f in findings:
-        location: dict[str, Any] = {"logicalLocations": [{
-            "name": f.name, "fullyQualifiedName": f"{f.object}:{f.field}", "kind": "object"}]}
+        location: dict[str, Any] = {
+            "logicalLocations": [
+                {"name": f.name, "fullyQualifiedName": f"{f.object}:{f.field}", "kind": "object"}
+            ]
+        }
         if f.source:
             location["physicalLocation"] = {"artifactLocation": {"uri": _uri(f.source)}}
         result: dict[str, Any] = {
-            "ruleId": f.rule, "ruleIndex": index[f.rule], "level": _LEVEL.get(f.severity, "note"),
+            "ruleId": f.rule,
+            "ruleIndex": index[f.rule],
+            "level": _LEVEL.get(f.severity, "note"),
             "message": {"text": f"{f.object} {f.field} = {f.value}: {f.message}. Fix: {f.fix}"},
             "locations": [location],
             "properties": {"object": f.object, "field": f.field, "value": f.value},
@@ -69,11 +81,23 @@ def sarif(findings: Sequence[Finding]) -> dict[str, Any]:
         if f.patch is not None:
             result["properties"]["patch"] = f.patch.to_dict()
         results.append(result)
-    return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [{
-        "tool": {"driver": {"name": "kubectl-gpuscale doctor", "semanticVersion": __version__,
-                            "informationUri": INFORMATION_URI, "rules": rules}},
-        "results": results,
-    }]}
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "kubectl-gpuscale doctor",
+                        "semanticVersion": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
 
 
 def fix_lines(items: Sequence[Patch]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -56,8 +56,12 @@ def gather_cluster(cluster: Cluster, namespace: str | None, *, selector: str | N
     out = Gathered()
     for api_version, kind in REQUIRED_KINDS:
         try:
-            out.objects += cluster.list(api_version, kind, namespace,
-                                        label_selector=selector if kind in ("Deployment", "StatefulSet") else None)
+            out.objects += cluster.list(
+                api_version,
+                kind,
+                namespace,
+                label_selector=selector if kind in ("Deployment", "StatefulSet") else None,
+            )
         except (ForbiddenError, NotFoundError) as exc:
             out.skipped.append(f"{kind}: {exc.why}")
     for api_version, kind in OPTIONAL_KINDS:
@@ -80,7 +84,9 @@ def gather_cluster(cluster: Cluster, namespace: str | None, *, selector: str | N
     return out
 
 
-def _get_into(cluster: Cluster, out: Gathered, api_version: str, kind: str, *, name: str, namespace: str) -> None:
+def _get_into(
+    cluster: Cluster, out: Gathered, api_version: str, kind: str, *, name: str, namespace: str
+) -> None:
     if any(o.get("kind") == kind and name_of(o) == name and ns_of(o) == namespace for o in out.objects):
         return
     try:
@@ -104,10 +110,15 @@ def gather_files(paths: Sequence[str]) -> Gathered:
     for raw in paths:
         path = Path(raw)
         if raw != "-" and path.is_dir():
-            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES)
+            files = sorted(
+                str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in YAML_SUFFIXES
+            )
             if not files:
-                raise InputError(f"cannot read {raw}", "the directory holds no .yaml, .yml or .json file",
-                                 "pass a manifest file or directory")
+                raise InputError(
+                    f"cannot read {raw}",
+                    "the directory holds no .yaml, .yml or .json file",
+                    "pass a manifest file or directory",
+                )
         else:
             files = [raw]
         for file in files:
@@ -146,14 +157,26 @@ def measure_cold_starts(cluster: Cluster, gathered: Gathered) -> None:
             gathered.measured[(str(obj.get("kind")), ns_of(obj), name_of(obj))] = found
 
 
-def diagnose(gathered: Gathered, prometheus: PromSource | None = None, cold_start: int | None = None,
-             targets: Targets | None = None) -> list[Finding]:
+def diagnose(
+    gathered: Gathered,
+    prometheus: PromSource | None = None,
+    cold_start: int | None = None,
+    targets: Targets | None = None,
+) -> list[Finding]:
     """Run the rules over what was gathered (judged for ``targets``); findings on file inputs say which file."""
-    findings = run(gathered.objects, prometheus, cold_start, from_files=gathered.from_files,
-                   measured_cold_starts=gathered.measured, targets=targets)
+    findings = run(
+        gathered.objects,
+        prometheus,
+        cold_start,
+        from_files=gathered.from_files,
+        measured_cold_starts=gathered.measured,
+        targets=targets,
+    )
     if gathered.sources:
-        findings = [f.with_source(gathered.sources.get((f.kind, f.namespace or DEFAULT_NAMESPACE, f.name)))
-                    for f in findings]
+        findings = [
+            f.with_source(gathered.sources.get((f.kind, f.namespace or DEFAULT_NAMESPACE, f.name)))
+            for f in findings
+        ]
     return findings
 
 
@@ -180,8 +203,9 @@ class Applied:
     message: str
 
 
-def apply_patches(cluster: Cluster, items: Sequence[Patch], *, dry_run: bool = False, force: bool = False
-                  ) -> list[Applied]:
+def apply_patches(
+    cluster: Cluster, items: Sequence[Patch], *, dry_run: bool = False, force: bool = False
+) -> list[Applied]:
     """Send each patch: merge patches as JSON merge patches, new objects by server-side apply (field manager
     of the cluster connection). ``dry_run`` sends dryRun=All. A failure is reported, not raised, so the
     other patches still go."""
@@ -189,8 +213,15 @@ def apply_patches(cluster: Cluster, items: Sequence[Patch], *, dry_run: bool = F
     for p in items:
         try:
             if p.type == "merge":
-                cluster.patch(p.api_version, p.kind, p.name, p.namespace, dict(p.body), patch_type="merge",
-                              dry_run=dry_run)
+                cluster.patch(
+                    p.api_version,
+                    p.kind,
+                    p.name,
+                    p.namespace,
+                    dict(p.body),
+                    patch_type="merge",
+                    dry_run=dry_run,
+                )
             else:
                 cluster.apply(dict(p.body), dry_run=dry_run, force=force)
             out.append(Applied(p, True, "patched" if p.type == "merge" else "applied"))

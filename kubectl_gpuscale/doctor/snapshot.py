@@ -181,12 +181,14 @@ class Workload:
 
 def owned_by(obj: Mapping[str, Any], kind: str) -> bool:
     """Whether an ownerReference of ``kind`` owns the object."""
-    return any(isinstance(r, Mapping) and r.get("kind") == kind for r in meta(obj).get("ownerReferences") or [])
+    return any(
+        isinstance(r, Mapping) and r.get("kind") == kind for r in meta(obj).get("ownerReferences") or []
+    )
 
 
 def adopted_hpa_name(so: Mapping[str, Any]) -> str | None:
     """The HPA a ScaledObject runs its scaling through: the adopted one, else KEDA's ``keda-hpa-<name>``."""
-    config = ((spec_of(so).get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {})
+    config = (spec_of(so).get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}
     return str(config.get("name") or f"keda-hpa-{name_of(so)}")
 
 
@@ -222,8 +224,10 @@ def _scaler_range(kind: str, obj: Mapping[str, Any]) -> tuple[int, int | None]:
     if kind == HPA_KIND:
         return to_int(spec.get("minReplicas"), HPA_DEFAULT_MIN) or 0, to_int(spec.get("maxReplicas"))
     if kind == "ScaledObject":
-        return (to_int(spec.get("minReplicaCount"), KEDA_DEFAULT_MIN) or 0,
-                to_int(spec.get("maxReplicaCount"), KEDA_DEFAULT_MAX))
+        return (
+            to_int(spec.get("minReplicaCount"), KEDA_DEFAULT_MIN) or 0,
+            to_int(spec.get("maxReplicaCount"), KEDA_DEFAULT_MAX),
+        )
     replicas = spec.get("replicas") or {}
     return to_int(replicas.get("min"), 0) or 0, to_int(replicas.get("max"))
 
@@ -233,9 +237,14 @@ def _target(scaler: Mapping[str, Any], default_kind: str) -> tuple[str, str, str
     return str(ref.get("kind") or default_kind), ns_of(scaler), str(ref.get("name") or "")
 
 
-def build(objects: Iterable[Mapping[str, Any]], cold_start: int | None = None, *, from_files: bool = False,
-          measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None,
-          targets: Targets | None = None) -> Snapshot:
+def build(
+    objects: Iterable[Mapping[str, Any]],
+    cold_start: int | None = None,
+    *,
+    from_files: bool = False,
+    measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]] | None = None,
+    targets: Targets | None = None,
+) -> Snapshot:
     """Index the objects: workloads with detection and cold start, and which scalers target each.
 
     ``measured_cold_starts`` maps (kind, namespace, name) to a cold start measured from the
@@ -250,8 +259,11 @@ def build(objects: Iterable[Mapping[str, Any]], cold_start: int | None = None, *
     return snap
 
 
-def _index(snap: Snapshot, obj: Mapping[str, Any],
-           measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]]) -> None:
+def _index(
+    snap: Snapshot,
+    obj: Mapping[str, Any],
+    measured_cold_starts: Mapping[tuple[str, str, str], tuple[int, str]],
+) -> None:
     """File one object under its kind in `snap` (a workload with its detection and cold start)."""
     kind, group = str(obj.get("kind") or ""), group_of(obj)
     key = (ns_of(obj), name_of(obj))
@@ -311,15 +323,21 @@ def _run_by_scaled_object(hpa: Mapping[str, Any], w: Workload) -> bool:
     for s in w.scalers:
         if s.kind == "ScaledObject" and adopted_hpa_name(s.obj) == name_of(hpa):
             annotations = meta(s.obj).get("annotations") or {}
-            if str(annotations.get(KEDA_TRANSFER_OWNERSHIP, "")).lower() == "true" or name_of(hpa).startswith("keda-hpa-"):
+            if str(annotations.get(KEDA_TRANSFER_OWNERSHIP, "")).lower() == "true" or name_of(hpa).startswith(
+                "keda-hpa-"
+            ):
                 return True
     return False
 
 
 def http_push_covered(so: Mapping[str, Any]) -> bool:
     """A ScaledObject woken by the HTTP add-on (an external-push trigger naming an HTTPScaledObject)."""
-    return any(isinstance(t, Mapping) and t.get("type") == "external-push"
-               and (t.get("metadata") or {}).get("httpScaledObject") for t in spec_of(so).get("triggers") or [])
+    return any(
+        isinstance(t, Mapping)
+        and t.get("type") == "external-push"
+        and (t.get("metadata") or {}).get("httpScaledObject")
+        for t in spec_of(so).get("triggers") or []
+    )
 
 
 def hso_creates_scaled_object(hso: Mapping[str, Any]) -> bool:

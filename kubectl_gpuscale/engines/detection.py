@@ -28,8 +28,13 @@ _COMMAND_RE = {e.key: _any_of(e.command_patterns) for e in ENGINES}
 
 # Extended resources that mean "this pod runs on an accelerator".
 ACCELERATOR_PATTERNS: tuple[str, ...] = (
-    r"^nvidia\.com/(gpu|mig-.+)$", r"^amd\.com/gpu$", r"^gpu\.intel\.com/.+$", r"^google\.com/tpu$",
-    r"^habana\.ai/gaudi$", r"^aws\.amazon\.com/neuron(core|device)?$", r"^cloud-tpus\.google\.com/.+$",
+    r"^nvidia\.com/(gpu|mig-.+)$",
+    r"^amd\.com/gpu$",
+    r"^gpu\.intel\.com/.+$",
+    r"^google\.com/tpu$",
+    r"^habana\.ai/gaudi$",
+    r"^aws\.amazon\.com/neuron(core|device)?$",
+    r"^cloud-tpus\.google\.com/.+$",
 )
 _ACCEL_RE = re.compile("|".join(ACCELERATOR_PATTERNS))
 
@@ -68,8 +73,10 @@ class Detection:
         if self.engine is None:
             return "no engine detected"
         if self.max_concurrency is not None:
-            return f"{self.engine.concurrency_flags[0] if self.engine.concurrency_flags else 'env'} " \
-                   f"{self.max_concurrency} in the container spec"
+            return (
+                f"{self.engine.concurrency_flags[0] if self.engine.concurrency_flags else 'env'} "
+                f"{self.max_concurrency} in the container spec"
+            )
         if self.default_concurrency is not None:
             return self.default_concurrency.why
         return f"{self.engine.display} default"
@@ -189,8 +196,15 @@ def accelerators(container: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def _score(engine: Engine, container: Mapping[str, Any], image: str, line: str, *, argv: Sequence[str],
-           env: Mapping[str, str]) -> tuple[int, list[str]]:
+def _score(
+    engine: Engine,
+    container: Mapping[str, Any],
+    image: str,
+    line: str,
+    *,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+) -> tuple[int, list[str]]:
     score, reasons = 0, []
     if _IMAGE_RE[engine.key].search(image):
         score += 3
@@ -204,8 +218,9 @@ def _score(engine: Engine, container: Mapping[str, Any], image: str, line: str, 
     if engine.env_hints and any(name.startswith(engine.env_hints) for name in env):
         score += 1
         reasons.append("env")
-    if score and engine.port in {p.get("containerPort") for p in container.get("ports") or []
-                                 if isinstance(p, Mapping)}:
+    if score and engine.port in {
+        p.get("containerPort") for p in container.get("ports") or [] if isinstance(p, Mapping)
+    }:
         score += 1
         reasons.append(f"port {engine.port}")
     return score, reasons
@@ -219,7 +234,9 @@ def _confidence(score: int) -> str:
     return "low"
 
 
-def _port(engine: Engine, container: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str]) -> int | None:
+def _port(
+    engine: Engine, container: Mapping[str, Any], argv: Sequence[str], env: Mapping[str, str]
+) -> int | None:
     """The serving port: the engine's port flag, its env var, the first declared port, else its default."""
     port = _to_int(flag_value(argv, engine.port_flags)) if engine.port_flags else None
     for name in engine.port_env:
@@ -244,7 +261,9 @@ def _model(engine: Engine, argv: Sequence[str], env: Mapping[str, str]) -> str |
     return model
 
 
-def _default_concurrency(engine: Engine, version: str | None, gpu: GpuInfo | None) -> versions.Concurrency | None:
+def _default_concurrency(
+    engine: Engine, version: str | None, gpu: GpuInfo | None
+) -> versions.Concurrency | None:
     """The engine's own concurrency default for this version and GPU (None where it has none we know)."""
     if engine.key == "vllm":
         return versions.vllm_max_num_seqs(version, gpu)
@@ -263,15 +282,25 @@ def detect(workload_or_template: Mapping[str, Any]) -> Detection:
     wins; confidence is high (>= 5), medium (>= 3) or low. A workload with no
     match gets ``engine=None`` and confidence ``none``.
     """
-    template = pod_template(workload_or_template) if "template" in (workload_or_template.get("spec") or {}) \
-        or "leaderWorkerTemplate" in (workload_or_template.get("spec") or {}) else workload_or_template
+    template = (
+        pod_template(workload_or_template)
+        if "template" in (workload_or_template.get("spec") or {})
+        or "leaderWorkerTemplate" in (workload_or_template.get("spec") or {})
+        else workload_or_template
+    )
     pod_spec = (template or {}).get("spec") or {}
     containers = [c for c in pod_spec.get("containers") or [] if isinstance(c, Mapping)]
     accel: dict[str, str] = {}
     for c in containers:
         accel.update(accelerators(c))
     best: tuple[int, Engine | None, Mapping[str, Any] | None, list[str], list[str], dict[str, str]] = (
-        0, None, None, [], [], {})
+        0,
+        None,
+        None,
+        [],
+        [],
+        {},
+    )
     for c in containers:
         argv, env = _argv(c), _env(c)
         image, line = str(c.get("image") or "").lower(), " ".join(argv)
@@ -289,10 +318,26 @@ def detect(workload_or_template: Mapping[str, Any]) -> Detection:
     for name in engine.concurrency_env:
         if concurrency is None and env.get(name, "").isdigit():
             concurrency = int(env[name])
-    off = next((f for f in engine.metrics_off_flags if f in argv or any(w.startswith(f + "=") for w in argv)), None)
+    off = next(
+        (f for f in engine.metrics_off_flags if f in argv or any(w.startswith(f + "=") for w in argv)), None
+    )
     disabled = bool(engine.metrics_needs_flag and engine.metrics_needs_flag not in argv) or off is not None
     version = versions.image_version(str(container.get("image") or ""))
     gpu = requested_gpu(template or {}, accel)
     default = _default_concurrency(engine, version, gpu)
-    return Detection(engine, _confidence(score), str(container.get("name") or ""), tuple(reasons), port,
-                     engine.metrics_port, model, concurrency, accel, disabled, version, gpu, default, off)
+    return Detection(
+        engine,
+        _confidence(score),
+        str(container.get("name") or ""),
+        tuple(reasons),
+        port,
+        engine.metrics_port,
+        model,
+        concurrency,
+        accel,
+        disabled,
+        version,
+        gpu,
+        default,
+        off,
+    )

@@ -39,27 +39,65 @@ class TrafficMetrics:
 
 
 # vllm/v1/metrics/loggers.py `histogram_time_to_first_token` buckets (V1; V0 stopped at 10 s)
-VLLM_TTFT_BUCKETS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
-                                        2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
+VLLM_TTFT_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
 
 VLLM_TRAFFIC = TrafficMetrics(
-    engine="vllm", requests="vllm:request_success_total", prompt_tokens="vllm:prompt_tokens_total",
-    output_tokens="vllm:generation_tokens_total", ttft="vllm:time_to_first_token_seconds",
+    engine="vllm",
+    requests="vllm:request_success_total",
+    prompt_tokens="vllm:prompt_tokens_total",
+    output_tokens="vllm:generation_tokens_total",
+    ttft="vllm:time_to_first_token_seconds",
     versions="V0 and V1, every release since 0.4",
-    source="vllm/engine/metrics.py (V0), vllm/v1/metrics/loggers.py (V1)")
+    source="vllm/engine/metrics.py (V0), vllm/v1/metrics/loggers.py (V1)",
+)
 
 SGLANG_TRAFFIC = TrafficMetrics(
-    engine="sglang", requests="sglang:num_requests_total", prompt_tokens="sglang:prompt_tokens_total",
-    output_tokens="sglang:generation_tokens_total", ttft="sglang:time_to_first_token_seconds",
+    engine="sglang",
+    requests="sglang:num_requests_total",
+    prompt_tokens="sglang:prompt_tokens_total",
+    output_tokens="sglang:generation_tokens_total",
+    ttft="sglang:time_to_first_token_seconds",
     versions="since the metrics collector (2024-11, #1981); needs --enable-metrics",
-    source="python/sglang/srt/metrics/collector.py TokenizerMetricsCollector")
+    source="python/sglang/srt/metrics/collector.py TokenizerMetricsCollector",
+)
 
 TGI_TRAFFIC = TrafficMetrics(
-    engine="tgi", requests="tgi_request_success", prompt_tokens="tgi_request_input_length_sum",
-    output_tokens="tgi_request_generated_tokens_sum", ttft=None,
+    engine="tgi",
+    requests="tgi_request_success",
+    prompt_tokens="tgi_request_input_length_sum",
+    output_tokens="tgi_request_generated_tokens_sum",
+    ttft=None,
     versions="TGI 1.x-3.x (router metrics)",
-    source="text-generation-inference router/src/server.rs, backends/v3/src/queue.rs @db931fcf")
+    source="text-generation-inference router/src/server.rs, backends/v3/src/queue.rs @db931fcf",
+)
 
 # NIM LLM wraps vLLM (unverified, see the catalogue): its vLLM families.
-TRAFFIC: dict[str, TrafficMetrics] = {"vllm": VLLM_TRAFFIC, "nim": VLLM_TRAFFIC, "sglang": SGLANG_TRAFFIC,
-                                      "tgi": TGI_TRAFFIC}
+TRAFFIC: dict[str, TrafficMetrics] = {
+    "vllm": VLLM_TRAFFIC,
+    "nim": VLLM_TRAFFIC,
+    "sglang": SGLANG_TRAFFIC,
+    "tgi": TGI_TRAFFIC,
+}

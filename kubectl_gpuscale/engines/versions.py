@@ -17,8 +17,12 @@ _TAG_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 VLLM_LARGE_GPU_GIB = 70  # vllm/engine/arg_utils.py get_batch_defaults: device_memory >= 70 * GiB_bytes
 VLLM_SEQS_LARGE, VLLM_SEQS_SMALL = 1024, 256
-SGLANG_RUNNING_FLOOR = 2048  # sglang model_runner: clamp(max_total_num_tokens / context_len * 512, 2048, 4096)
-TRTLLM_MAX_BATCH_SIZE = 2048  # tensorrt_llm BuildConfig.max_batch_size, trtllm-serve's --max_batch_size default
+SGLANG_RUNNING_FLOOR = (
+    2048  # sglang model_runner: clamp(max_total_num_tokens / context_len * 512, 2048, 4096)
+)
+TRTLLM_MAX_BATCH_SIZE = (
+    2048  # tensorrt_llm BuildConfig.max_batch_size, trtllm-serve's --max_batch_size default
+)
 
 
 def image_version(image: str | None) -> str | None:
@@ -74,9 +78,12 @@ def vllm_max_num_seqs(version: str | None, gpu: GpuInfo | None) -> Concurrency:
     if v is not None and v < (0, 8, 0):
         return Concurrency(VLLM_SEQS_SMALL, f"{at} default --max-num-seqs (256 on every GPU before 0.8)")
     if gpu is None:
-        return Concurrency(VLLM_SEQS_SMALL, f"{at} default --max-num-seqs on a GPU the workload does not pin "
-                                            f"(assumed < {VLLM_LARGE_GPU_GIB} GiB; 1024 on larger GPUs): "
-                                            f"pin --max-num-seqs or the GPU product")
+        return Concurrency(
+            VLLM_SEQS_SMALL,
+            f"{at} default --max-num-seqs on a GPU the workload does not pin "
+            f"(assumed < {VLLM_LARGE_GPU_GIB} GiB; 1024 on larger GPUs): "
+            f"pin --max-num-seqs or the GPU product",
+        )
     name, gib = gpu.product.lower(), gpu.memory_gib
     if v is not None and v < (0, 8, 5):
         large = "h100" in name or "h200" in name
@@ -100,15 +107,19 @@ def sglang_max_running_requests() -> Concurrency:
     fixed 256. The pool is only known at run time (the startup log's ``max_running_requests=``), so the
     floor, 2048, is the figure: every KV pool of >= 4096 tokens gives at least that.
     """
-    return Concurrency(SGLANG_RUNNING_FLOOR,
-                       "SGLang derives max_running_requests from its KV pool: min(max_total_num_tokens // 2, "
-                       "clamp(max_total_num_tokens / context_len x 512, 2048, 4096)) >= 2048; the startup log "
-                       "prints the real figure (max_running_requests=): pin --max-running-requests")
+    return Concurrency(
+        SGLANG_RUNNING_FLOOR,
+        "SGLang derives max_running_requests from its KV pool: min(max_total_num_tokens // 2, "
+        "clamp(max_total_num_tokens / context_len x 512, 2048, 4096)) >= 2048; the startup log "
+        "prints the real figure (max_running_requests=): pin --max-running-requests",
+    )
 
 
 def trtllm_max_batch_size() -> Concurrency:
     """trtllm-serve's ``--max_batch_size`` default (tensorrt_llm/commands/serve.py: BuildConfig.max_batch_size)."""
-    return Concurrency(TRTLLM_MAX_BATCH_SIZE, "trtllm-serve default --max_batch_size (BuildConfig.max_batch_size)")
+    return Concurrency(
+        TRTLLM_MAX_BATCH_SIZE, "trtllm-serve default --max_batch_size (BuildConfig.max_batch_size)"
+    )
 
 
 def vllm_kv_cache_names(version: str | None) -> tuple[str, ...]:

@@ -14,5 +14,12 @@ from kubectl_gpuscale.facts.versions import (
     pinned_targets,
 )
 
-__all__ = ["COMPONENTS", "Targets", "Version", "find_version", "parse_targets", "parse_version",
-           "pinned_targets"]
+__all__ = [
+    "COMPONENTS",
+    "Targets",
+    "Version",
+    "find_version",
+    "parse_targets",
+    "parse_version",
+    "pinned_targets",
+]

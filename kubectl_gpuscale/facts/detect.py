@@ -25,8 +25,10 @@ GIVEN_SOURCE = "--target-versions"
 # Labels that name a component's operator Deployment wherever it was installed.
 OPERATOR_SELECTORS: dict[str, tuple[str, ...]] = {
     "keda": ("app.kubernetes.io/name=keda-operator", "app=keda-operator"),
-    "keda-http": ("app.kubernetes.io/component=interceptor,app.kubernetes.io/part-of=keda-add-ons-http",
-                  "app.kubernetes.io/name=http-add-on,app.kubernetes.io/component=interceptor"),
+    "keda-http": (
+        "app.kubernetes.io/component=interceptor,app.kubernetes.io/part-of=keda-add-ons-http",
+        "app.kubernetes.io/name=http-add-on,app.kubernetes.io/component=interceptor",
+    ),
     "knative": ("app.kubernetes.io/name=knative-serving,app.kubernetes.io/component=controller",),
 }
 
@@ -84,8 +86,11 @@ def detect_targets(cluster: Cluster, given: Mapping[str, Version] | None = None)
                 version, where = _operator(cluster, component)
             except GpuscaleError:
                 version, where = None, ""
-            targets = targets.with_versions({component: version}, where) if version else \
-                targets.with_source(component, "not found in the cluster")
+            targets = (
+                targets.with_versions({component: version}, where)
+                if version
+                else targets.with_source(component, "not found in the cluster")
+            )
         crd = CRDS.get(component)
         if crd:
             try:
@@ -94,11 +99,16 @@ def detect_targets(cluster: Cluster, given: Mapping[str, Version] | None = None)
                 obj = None
             if obj is not None:
                 targets = targets.with_fields(component, crd_fields(obj))
-                labelled = find_version(str(((obj.get("metadata") or {}).get("labels") or {})
-                                            .get("app.kubernetes.io/version") or ""))
+                labelled = find_version(
+                    str(
+                        ((obj.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/version")
+                        or ""
+                    )
+                )
                 if targets.get(component) is None and labelled:
-                    targets = targets.with_versions({component: labelled},
-                                                    f"detected: CRD {crd} label app.kubernetes.io/version")
+                    targets = targets.with_versions(
+                        {component: labelled}, f"detected: CRD {crd} label app.kubernetes.io/version"
+                    )
     if "kubernetes" not in targets.versions:
         try:
             info = cluster.server_version()

@@ -35,8 +35,10 @@ class Fact:
     def span(self) -> str:
         """``>= 2.17.0``, ``< 2.17.0``, ``2.17.0 only``, ``2.11.0 - 2.16.x``."""
         if self.since and self.until:
-            if (self.until.major, self.until.minor) == (self.since.major, self.since.minor) \
-                    and self.until.patch == self.since.patch + 1:
+            if (self.until.major, self.until.minor) == (
+                self.since.major,
+                self.since.minor,
+            ) and self.until.patch == self.since.patch + 1:
                 return f"{self.since} only"
             return f">= {self.since}, < {self.until}"
         if self.since:
@@ -55,59 +57,113 @@ WEBHOOK = "kedacore/keda apis/keda/v1alpha1/scaledobject_webhook.go"
 TYPES = "kedacore/keda apis/keda/v1alpha1/scaledobject_types.go"
 TIMEOUTS = "kedacore/http-add-on interceptor/config/timeouts.go"
 
-FACTS: dict[str, Fact] = {f.key: f for f in (
-    Fact("transfer-hpa-ownership", "keda",
-         "annotation scaledobject.keda.sh/transfer-hpa-ownership adopts an existing HPA named in "
-         "advanced.horizontalPodAutoscalerConfig.name",
-         f"{WEBHOOK} verifyHpas; kedacore/keda#4537", since=_v("2.11.0")),
-    Fact("metric-name-removed", "keda", "trigger metadata metricName is ignored (removed)",
-         "kedacore/keda#4899 (v2.12.0 breaking changes)", since=_v("2.12.0")),
-    Fact("fallback-immediate", "keda",
-         "on any scaler error with no active trigger the executor scales straight to fallback.replicas, "
-         "without waiting for failureThreshold and from 0 replicas too",
-         f"{EXECUTOR}: case `!isActive && isError && Fallback != nil && Fallback.Replicas != 0` -> "
-         "doFallbackScaling; removed by kedacore/keda#6520", until=_v("2.17.0")),
-    Fact("fallback-from-zero-polling", "keda",
-         "the polling loop applies the fallback after failureThreshold errors, so a ScaledObject at 0 "
-         "replicas whose query errors is woken to fallback.replicas",
-         "kedacore/keda#7244 (merged 2025-11-11; first release after it taken as 2.19.0)",
-         since=_v("2.19.0")),
-    Fact("fallback-webhook", "keda",
-         "the admission webhook rejects an invalid fallback (verifyFallback returns CheckFallbackValid's error; "
-         "before it only logged, kedacore/keda#5962 unmerged)",
-         f"{WEBHOOK} verifyFallback; kedacore/keda#6696", since=_v("2.17.0")),
-    Fact("fallback-explicit-metric-type", "keda",
-         "the webhook counts only triggers with an explicit metricType AverageValue: fallback without "
-         "metricType is rejected",
-         f"{TYPES} CheckFallbackValid; kedacore/keda#6696, fixed by kedacore/keda#6702 in 2.17.1",
-         since=_v("2.17.0"), until=_v("2.17.1")),
-    Fact("fallback-value-metric-type", "keda",
-         "fallback also works for Value triggers (target * fallback.replicas / ready replicas)",
-         "kedacore/keda#6655; keda-docs 2.18 scaledobject-spec.md", since=_v("2.18.0")),
-    Fact("fallback-behavior", "keda",
-         "spec.fallback.behavior (static, currentReplicas, currentReplicasIfHigher, currentReplicasIfLower)",
-         f"{TYPES} Fallback.Behavior; kedacore/keda#6464", since=_v("2.17.0")),
-    Fact("fallback-behavior-scaling-modifiers", "keda", "spec.fallback.behavior: scalingModifiers",
-         "config/crd/bases/keda.sh_scaledobjects.yaml v2.20.0", since=_v("2.20.0")),
-    Fact("webhook-replica-bounds", "keda",
-         "the webhook rejects minReplicaCount > maxReplicaCount and idleReplicaCount >= minReplicaCount "
-         "(before it only logged them)",
-         f"{WEBHOOK} verifyReplicaCount; {TYPES} CheckReplicaCountBoundsAreValid; kedacore/keda#7562",
-         since=_v("2.20.0")),
-    Fact("webhook-name-length", "keda",
-         "the webhook rejects a ScaledObject name or derived HPA name over 63 characters",
-         f"{WEBHOOK} verifyName", since=_v("2.20.0")),
-    Fact("http-readiness-env", "keda-http",
-         "the interceptor reads KEDA_HTTP_READINESS_TIMEOUT / KEDA_HTTP_RESPONSE_HEADER_TIMEOUT; the deprecated "
-         "KEDA_CONDITION_WAIT_TIMEOUT / KEDA_RESPONSE_HEADER_TIMEOUT still take precedence when set",
-         f"{TIMEOUTS} MustParseTimeouts, deprecatedTimeouts; timeouts_test.go "
-         "TestMustParseTimeouts_DeprecatedOverride", since=_v("0.14.0")),
-    Fact("http-condition-wait-env", "keda-http",
-         "the interceptor reads only KEDA_CONDITION_WAIT_TIMEOUT (chart default 20s) and "
-         "KEDA_RESPONSE_HEADER_TIMEOUT (500ms)",
-         f"{TIMEOUTS} Timeouts (envconfig); kedacore/charts http-add-on/templates/interceptor/deployment.yaml",
-         until=_v("0.14.0")),
-)}
+FACTS: dict[str, Fact] = {
+    f.key: f
+    for f in (
+        Fact(
+            "transfer-hpa-ownership",
+            "keda",
+            "annotation scaledobject.keda.sh/transfer-hpa-ownership adopts an existing HPA named in "
+            "advanced.horizontalPodAutoscalerConfig.name",
+            f"{WEBHOOK} verifyHpas; kedacore/keda#4537",
+            since=_v("2.11.0"),
+        ),
+        Fact(
+            "metric-name-removed",
+            "keda",
+            "trigger metadata metricName is ignored (removed)",
+            "kedacore/keda#4899 (v2.12.0 breaking changes)",
+            since=_v("2.12.0"),
+        ),
+        Fact(
+            "fallback-immediate",
+            "keda",
+            "on any scaler error with no active trigger the executor scales straight to fallback.replicas, "
+            "without waiting for failureThreshold and from 0 replicas too",
+            f"{EXECUTOR}: case `!isActive && isError && Fallback != nil && Fallback.Replicas != 0` -> "
+            "doFallbackScaling; removed by kedacore/keda#6520",
+            until=_v("2.17.0"),
+        ),
+        Fact(
+            "fallback-from-zero-polling",
+            "keda",
+            "the polling loop applies the fallback after failureThreshold errors, so a ScaledObject at 0 "
+            "replicas whose query errors is woken to fallback.replicas",
+            "kedacore/keda#7244 (merged 2025-11-11; first release after it taken as 2.19.0)",
+            since=_v("2.19.0"),
+        ),
+        Fact(
+            "fallback-webhook",
+            "keda",
+            "the admission webhook rejects an invalid fallback (verifyFallback returns CheckFallbackValid's error; "
+            "before it only logged, kedacore/keda#5962 unmerged)",
+            f"{WEBHOOK} verifyFallback; kedacore/keda#6696",
+            since=_v("2.17.0"),
+        ),
+        Fact(
+            "fallback-explicit-metric-type",
+            "keda",
+            "the webhook counts only triggers with an explicit metricType AverageValue: fallback without "
+            "metricType is rejected",
+            f"{TYPES} CheckFallbackValid; kedacore/keda#6696, fixed by kedacore/keda#6702 in 2.17.1",
+            since=_v("2.17.0"),
+            until=_v("2.17.1"),
+        ),
+        Fact(
+            "fallback-value-metric-type",
+            "keda",
+            "fallback also works for Value triggers (target * fallback.replicas / ready replicas)",
+            "kedacore/keda#6655; keda-docs 2.18 scaledobject-spec.md",
+            since=_v("2.18.0"),
+        ),
+        Fact(
+            "fallback-behavior",
+            "keda",
+            "spec.fallback.behavior (static, currentReplicas, currentReplicasIfHigher, currentReplicasIfLower)",
+            f"{TYPES} Fallback.Behavior; kedacore/keda#6464",
+            since=_v("2.17.0"),
+        ),
+        Fact(
+            "fallback-behavior-scaling-modifiers",
+            "keda",
+            "spec.fallback.behavior: scalingModifiers",
+            "config/crd/bases/keda.sh_scaledobjects.yaml v2.20.0",
+            since=_v("2.20.0"),
+        ),
+        Fact(
+            "webhook-replica-bounds",
+            "keda",
+            "the webhook rejects minReplicaCount > maxReplicaCount and idleReplicaCount >= minReplicaCount "
+            "(before it only logged them)",
+            f"{WEBHOOK} verifyReplicaCount; {TYPES} CheckReplicaCountBoundsAreValid; kedacore/keda#7562",
+            since=_v("2.20.0"),
+        ),
+        Fact(
+            "webhook-name-length",
+            "keda",
+            "the webhook rejects a ScaledObject name or derived HPA name over 63 characters",
+            f"{WEBHOOK} verifyName",
+            since=_v("2.20.0"),
+        ),
+        Fact(
+            "http-readiness-env",
+            "keda-http",
+            "the interceptor reads KEDA_HTTP_READINESS_TIMEOUT / KEDA_HTTP_RESPONSE_HEADER_TIMEOUT; the deprecated "
+            "KEDA_CONDITION_WAIT_TIMEOUT / KEDA_RESPONSE_HEADER_TIMEOUT still take precedence when set",
+            f"{TIMEOUTS} MustParseTimeouts, deprecatedTimeouts; timeouts_test.go "
+            "TestMustParseTimeouts_DeprecatedOverride",
+            since=_v("0.14.0"),
+        ),
+        Fact(
+            "http-condition-wait-env",
+            "keda-http",
+            "the interceptor reads only KEDA_CONDITION_WAIT_TIMEOUT (chart default 20s) and "
+            "KEDA_RESPONSE_HEADER_TIMEOUT (500ms)",
+            f"{TIMEOUTS} Timeouts (envconfig); kedacore/charts http-add-on/templates/interceptor/deployment.yaml",
+            until=_v("0.14.0"),
+        ),
+    )
+}
 
 # The ScaledObject fallback's behavior field and the value gpuscale prefers where it exists.
 FALLBACK_BEHAVIOR_FIELD = "spec.fallback.behavior"
@@ -143,23 +199,39 @@ def fallback_plan(targets: Targets, min_replicas: int) -> FallbackPlan:
     version = targets.keda
     if min_replicas == 0:
         if version is None:
-            return FallbackPlan(False, None, False,
-                                "no fallback: KEDA's version is unknown, and KEDA < 2.17 or >= 2.19 wakes a "
-                                "ScaledObject at 0 replicas to fallback.replicas on query errors (pass "
-                                "--target-versions keda=X.Y.Z)")
+            return FallbackPlan(
+                False,
+                None,
+                False,
+                "no fallback: KEDA's version is unknown, and KEDA < 2.17 or >= 2.19 wakes a "
+                "ScaledObject at 0 replicas to fallback.replicas on query errors (pass "
+                "--target-versions keda=X.Y.Z)",
+            )
         if holds("fallback-immediate", version):
-            return FallbackPlan(False, None, False,
-                                f"no fallback: KEDA {version} scales straight to fallback.replicas on a query "
-                                f"error, which at 0 replicas is every poll (a cold start per cycle)")
+            return FallbackPlan(
+                False,
+                None,
+                False,
+                f"no fallback: KEDA {version} scales straight to fallback.replicas on a query "
+                f"error, which at 0 replicas is every poll (a cold start per cycle)",
+            )
         if holds("fallback-from-zero-polling", version):
-            return FallbackPlan(False, None, False,
-                                f"no fallback: KEDA {version} wakes a ScaledObject at 0 replicas to "
-                                f"fallback.replicas after failureThreshold query errors, which at 0 replicas is "
-                                f"always (a cold start per cycle)")
+            return FallbackPlan(
+                False,
+                None,
+                False,
+                f"no fallback: KEDA {version} wakes a ScaledObject at 0 replicas to "
+                f"fallback.replicas after failureThreshold query errors, which at 0 replicas is "
+                f"always (a cold start per cycle)",
+            )
     served = targets.serves_field("keda", FALLBACK_BEHAVIOR_FIELD)
     has_behavior = served if served is not None else bool(holds("fallback-behavior", version))
-    return FallbackPlan(True, PREFERRED_FALLBACK_BEHAVIOR if has_behavior else None, True,
-                        "fallback holds replicas while the query fails")
+    return FallbackPlan(
+        True,
+        PREFERRED_FALLBACK_BEHAVIOR if has_behavior else None,
+        True,
+        "fallback holds replicas while the query fails",
+    )
 
 
 def fallback_covers(triggers: Sequence[Mapping[str, Any]], version: Version | None) -> bool:
@@ -170,8 +242,10 @@ def fallback_covers(triggers: Sequence[Mapping[str, Any]], version: Version | No
     before 2.18 and 2.17's webhook rejects it.
     """
     accepted = {"AverageValue", "Value"} if holds("fallback-value-metric-type", version) else {"AverageValue"}
-    return any(t.get("type") not in ("cpu", "memory") and (t.get("metricType") or "AverageValue") in accepted
-               for t in triggers)
+    return any(
+        t.get("type") not in ("cpu", "memory") and (t.get("metricType") or "AverageValue") in accepted
+        for t in triggers
+    )
 
 
 @dataclass(frozen=True)
@@ -195,13 +269,24 @@ def interceptor_timeout_keys(version: Version | None) -> InterceptorTimeoutKeys:
     KEDA_HTTP_* names, with the deprecated two still taking precedence when set.
     """
     if holds("http-condition-wait-env", version):
-        return InterceptorTimeoutKeys("KEDA_CONDITION_WAIT_TIMEOUT", "KEDA_RESPONSE_HEADER_TIMEOUT",
-                                      "interceptor.replicas.waitTimeout", "interceptor.responseHeaderTimeout",
-                                      (), "20s", "500ms")
-    return InterceptorTimeoutKeys("KEDA_HTTP_READINESS_TIMEOUT", "KEDA_HTTP_RESPONSE_HEADER_TIMEOUT",
-                                  "interceptor.readinessTimeout", "interceptor.responseHeaderTimeout",
-                                  ("KEDA_CONDITION_WAIT_TIMEOUT", "KEDA_RESPONSE_HEADER_TIMEOUT"),
-                                  "0s = unbounded", "300s")
+        return InterceptorTimeoutKeys(
+            "KEDA_CONDITION_WAIT_TIMEOUT",
+            "KEDA_RESPONSE_HEADER_TIMEOUT",
+            "interceptor.replicas.waitTimeout",
+            "interceptor.responseHeaderTimeout",
+            (),
+            "20s",
+            "500ms",
+        )
+    return InterceptorTimeoutKeys(
+        "KEDA_HTTP_READINESS_TIMEOUT",
+        "KEDA_HTTP_RESPONSE_HEADER_TIMEOUT",
+        "interceptor.readinessTimeout",
+        "interceptor.responseHeaderTimeout",
+        ("KEDA_CONDITION_WAIT_TIMEOUT", "KEDA_RESPONSE_HEADER_TIMEOUT"),
+        "0s = unbounded",
+        "300s",
+    )
 
 
 def effective_interceptor_env(env: dict[str, str], version: Version | None) -> tuple[str | None, str | None]:
@@ -214,11 +299,18 @@ def effective_interceptor_env(env: dict[str, str], version: Version | None) -> t
     if keys.deprecated:
         old_wait, old_header = keys.deprecated
         wait = old_wait if env.get(old_wait) else keys.readiness_env if env.get(keys.readiness_env) else None
-        header = old_header if env.get(old_header) else \
-            keys.response_header_env if env.get(keys.response_header_env) else None
+        header = (
+            old_header
+            if env.get(old_header)
+            else keys.response_header_env
+            if env.get(keys.response_header_env)
+            else None
+        )
         return wait, header
-    return (keys.readiness_env if env.get(keys.readiness_env) else None,
-            keys.response_header_env if env.get(keys.response_header_env) else None)
+    return (
+        keys.readiness_env if env.get(keys.readiness_env) else None,
+        keys.response_header_env if env.get(keys.response_header_env) else None,
+    )
 
 
 def webhook_fallback_rejection(scaled_object: Mapping[str, Any], version: Version | None) -> str | None:
@@ -236,13 +328,17 @@ def webhook_fallback_rejection(scaled_object: Mapping[str, Any], version: Versio
     if version is not None and not holds("fallback-webhook", version):
         return None
     if int(fallback.get("failureThreshold") or 0) < 0 or int(fallback.get("replicas") or 0) < 0:
-        return (f"FailureThreshold={fallback.get('failureThreshold')} & Replicas={fallback.get('replicas')} "
-                "must both be greater than or equal to 0")
-    modifiers = ((spec.get("advanced") or {}).get("scalingModifiers") or {})
+        return (
+            f"FailureThreshold={fallback.get('failureThreshold')} & Replicas={fallback.get('replicas')} "
+            "must both be greater than or equal to 0"
+        )
+    modifiers = (spec.get("advanced") or {}).get("scalingModifiers") or {}
     if modifiers:
         if modifiers.get("metricType") == "Value":
-            return ("when using ScalingModifiers, ScaledObject.Spec.Advanced.ScalingModifiers.MetricType must be "
-                    "AverageValue to have fallback enabled")
+            return (
+                "when using ScalingModifiers, ScaledObject.Spec.Advanced.ScalingModifiers.MetricType must be "
+                "AverageValue to have fallback enabled"
+            )
         return None
     explicit_only = version is None or bool(holds("fallback-explicit-metric-type", version))
     accepted = {"AverageValue", "Value"} if holds("fallback-value-metric-type", version) else {"AverageValue"}
@@ -252,5 +348,7 @@ def webhook_fallback_rejection(scaled_object: Mapping[str, Any], version: Versio
         metric_type = trigger.get("metricType") or ("" if explicit_only else "AverageValue")
         if metric_type in accepted:
             return None
-    return "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the fallback " \
-           "to be enabled"
+    return (
+        "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the fallback "
+        "to be enabled"
+    )

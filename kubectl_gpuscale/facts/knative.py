@@ -25,19 +25,37 @@ PINNED: Version = tuple(int(x) for x in KNATIVE.version.split(".")[:2])  # type:
 OLDEST_COVERED: Version = (1, 14)
 
 # ---- container fields: fieldmask.go ContainerMask (+ hack/schema/schema.go "containers") ----------
-CONTAINER_FIELDS: frozenset[str] = frozenset({
-    "name", "args", "command", "env", "workingDir", "envFrom", "image", "imagePullPolicy", "livenessProbe",
-    "ports", "readinessProbe", "resources", "securityContext", "terminationMessagePath",
-    "terminationMessagePolicy", "volumeMounts",
-})
+CONTAINER_FIELDS: frozenset[str] = frozenset(
+    {
+        "name",
+        "args",
+        "command",
+        "env",
+        "workingDir",
+        "envFrom",
+        "image",
+        "imagePullPolicy",
+        "livenessProbe",
+        "ports",
+        "readinessProbe",
+        "resources",
+        "securityContext",
+        "terminationMessagePath",
+        "terminationMessagePolicy",
+        "volumeMounts",
+    }
+)
 # knative/serving PR #15309 "Add startup probe support to Knative Service" (merged 2024-06): release 1.15.
 STARTUP_PROBE_SINCE: Version = (1, 15)
 # Explicitly disallowed in ContainerMask ("Lifecycle = nil"): the queue-proxy drains on scale-down.
 CONTAINER_DISALLOWED_WHY: dict[str, str] = {
     "lifecycle": "Knative's ContainerMask disallows it (the queue-proxy drains requests before the pod stops)",
-    "stdin": "Knative's ContainerMask disallows it", "stdinOnce": "Knative's ContainerMask disallows it",
-    "tty": "Knative's ContainerMask disallows it", "volumeDevices": "Knative's ContainerMask disallows it",
-    "resizePolicy": "not in Knative's ContainerMask", "restartPolicy": "not in Knative's ContainerMask",
+    "stdin": "Knative's ContainerMask disallows it",
+    "stdinOnce": "Knative's ContainerMask disallows it",
+    "tty": "Knative's ContainerMask disallows it",
+    "volumeDevices": "Knative's ContainerMask disallows it",
+    "resizePolicy": "not in Knative's ContainerMask",
+    "restartPolicy": "not in Knative's ContainerMask",
 }
 CONTAINER_PORT_FIELDS: frozenset[str] = frozenset({"containerPort", "name", "protocol"})
 # k8s_validation.go validPortNames: the port name selects the protocol.
@@ -47,9 +65,19 @@ RESERVED_ENV: frozenset[str] = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION"
 RESERVED_SIDECAR_ENV: frozenset[str] = RESERVED_ENV - {"PORT"}
 RESERVED_PATHS: frozenset[str] = frozenset({"/", "/dev", "/dev/log", "/tmp", "/var", "/var/log"})
 RESERVED_CONTAINER_NAMES: frozenset[str] = frozenset({"queue-proxy"})
-PROBE_FIELDS: frozenset[str] = frozenset({"initialDelaySeconds", "timeoutSeconds", "periodSeconds",
-                                          "successThreshold", "failureThreshold", "httpGet", "exec",
-                                          "tcpSocket", "grpc"})
+PROBE_FIELDS: frozenset[str] = frozenset(
+    {
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+        "httpGet",
+        "exec",
+        "tcpSocket",
+        "grpc",
+    }
+)
 VOLUME_MOUNT_FIELDS: frozenset[str] = frozenset({"name", "readOnly", "mountPath", "subPath"})
 ENV_FIELD_REF_FLAG = "kubernetes.podspec-fieldref"
 
@@ -69,11 +97,20 @@ class Flag:
 
 
 # ---- pod spec: fieldmask.go PodSpecMask; hack/schema/schema.go revSpecOverrides featureFlagFields ---
-POD_FIELDS: frozenset[str] = frozenset({"serviceAccountName", "containers", "volumes", "imagePullSecrets",
-                                        "enableServiceLinks", "automountServiceAccountToken"})
+POD_FIELDS: frozenset[str] = frozenset(
+    {
+        "serviceAccountName",
+        "containers",
+        "volumes",
+        "imagePullSecrets",
+        "enableServiceLinks",
+        "automountServiceAccountToken",
+    }
+)
 # Revision fields that sit next to the pod spec (RevisionSpec).
-REVISION_FIELDS: frozenset[str] = frozenset({"containerConcurrency", "timeoutSeconds",
-                                             "responseStartTimeoutSeconds", "idleTimeoutSeconds"})
+REVISION_FIELDS: frozenset[str] = frozenset(
+    {"containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds", "idleTimeoutSeconds"}
+)
 POD_FLAGS: dict[str, Flag] = {
     "affinity": Flag("kubernetes.podspec-affinity"),
     "dnsConfig": Flag("kubernetes.podspec-dnsconfig"),
@@ -95,11 +132,27 @@ POD_FLAGS: dict[str, Flag] = {
     "topologySpreadConstraints": Flag("kubernetes.podspec-topologyspreadconstraints"),
 }
 # Pod fields no flag allows (PodSpecMask "Disallowed fields"; absent from the CRD schema).
-POD_DISALLOWED: frozenset[str] = frozenset({
-    "restartPolicy", "terminationGracePeriodSeconds", "activeDeadlineSeconds", "nodeName", "hostname",
-    "subdomain", "priority", "readinessGates", "serviceAccount", "overhead", "preemptionPolicy",
-    "setHostnameAsFQDN", "os", "hostUsers", "resourceClaims", "schedulingGates", "ephemeralContainers",
-})
+POD_DISALLOWED: frozenset[str] = frozenset(
+    {
+        "restartPolicy",
+        "terminationGracePeriodSeconds",
+        "activeDeadlineSeconds",
+        "nodeName",
+        "hostname",
+        "subdomain",
+        "priority",
+        "readinessGates",
+        "serviceAccount",
+        "overhead",
+        "preemptionPolicy",
+        "setHostnameAsFQDN",
+        "os",
+        "hostUsers",
+        "resourceClaims",
+        "schedulingGates",
+        "ephemeralContainers",
+    }
+)
 
 # ---- volumes: fieldmask.go VolumeSourceMask; schema.go "volumes" featureFlagFields ------------------
 VOLUME_SOURCES: frozenset[str] = frozenset({"secret", "configMap", "projected"})
@@ -123,11 +176,11 @@ MULTI_CONTAINER_FLAG = Flag("multi-container", default_enabled=True)
 MULTI_CONTAINER_PROBING_FLAG = Flag("multi-container-probing")
 
 # ---- config-defaults / config-deployment / config-autoscaler defaults ------------------------------
-REVISION_TIMEOUT_S = 300                  # config-defaults revision-timeout-seconds
-MAX_REVISION_TIMEOUT_S = 600              # config-defaults max-revision-timeout-seconds
-CONTAINER_CONCURRENCY_MAX_LIMIT = 1000    # config-defaults container-concurrency-max-limit
-ALLOW_CONTAINER_CONCURRENCY_ZERO = True   # config-defaults allow-container-concurrency-zero
-PROGRESS_DEADLINE_S = 600                 # config-deployment progress-deadline
+REVISION_TIMEOUT_S = 300  # config-defaults revision-timeout-seconds
+MAX_REVISION_TIMEOUT_S = 600  # config-defaults max-revision-timeout-seconds
+CONTAINER_CONCURRENCY_MAX_LIMIT = 1000  # config-defaults container-concurrency-max-limit
+ALLOW_CONTAINER_CONCURRENCY_ZERO = True  # config-defaults allow-container-concurrency-zero
+PROGRESS_DEADLINE_S = 600  # config-deployment progress-deadline
 # pkg/apis/autoscaling/register.go bounds, checked by annotation_validation.go.
 WINDOW_MIN_S, WINDOW_MAX_S = 6, 3600
 TARGET_MIN = 0.01
@@ -161,8 +214,14 @@ def container_fields(version: Version) -> frozenset[str]:
 
 def all_flags() -> dict[str, Flag]:
     """Every `config-features` flag gpuscale may name, by key."""
-    flags = [*POD_FLAGS.values(), *VOLUME_FLAGS.values(), PVC_WRITE_FLAG, MULTI_CONTAINER_FLAG,
-             MULTI_CONTAINER_PROBING_FLAG, Flag(ENV_FIELD_REF_FLAG)]
+    flags = [
+        *POD_FLAGS.values(),
+        *VOLUME_FLAGS.values(),
+        PVC_WRITE_FLAG,
+        MULTI_CONTAINER_FLAG,
+        MULTI_CONTAINER_PROBING_FLAG,
+        Flag(ENV_FIELD_REF_FLAG),
+    ]
     return {f.key: f for f in flags}
 
 
@@ -206,7 +265,9 @@ def _uses_field_refs(containers: Sequence[Mapping[str, Any]]) -> bool:
     for c in containers:
         for env in c.get("env") or []:
             value_from = env.get("valueFrom") if isinstance(env, Mapping) else None
-            if isinstance(value_from, Mapping) and ("fieldRef" in value_from or "resourceFieldRef" in value_from):
+            if isinstance(value_from, Mapping) and (
+                "fieldRef" in value_from or "resourceFieldRef" in value_from
+            ):
                 return True
     return False
 
@@ -214,8 +275,11 @@ def _uses_field_refs(containers: Sequence[Mapping[str, Any]]) -> bool:
 def _sidecars_probed(containers: Sequence[Mapping[str, Any]]) -> bool:
     """A sidecar (a container without ports, or every one after the first when none has ports) has a
     liveness or readiness probe."""
-    sidecars = [c for c in containers if not c.get("ports")] if any(c.get("ports") for c in containers) \
+    sidecars = (
+        [c for c in containers if not c.get("ports")]
+        if any(c.get("ports") for c in containers)
         else containers[1:]
+    )
     return any(c.get("livenessProbe") or c.get("readinessProbe") for c in sidecars)
 
 
@@ -229,7 +293,8 @@ def compatibility(version: Version) -> dict[str, str]:
     new_flags = sorted(f.key for f in all_flags().values() if OLDEST_COVERED < f.since <= version)
     return {
         "knative": version_text(version),
-        "startupProbe": "kept" if version >= STARTUP_PROBE_SINCE
+        "startupProbe": "kept"
+        if version >= STARTUP_PROBE_SINCE
         else "dropped; liveness initialDelaySeconds raised to its budget",
         "lifecycle (preStop)": "dropped (never accepted)",
         "flag-gated fields": "kept, flags named" + (f" (incl. {', '.join(new_flags)})" if new_flags else ""),
@@ -245,10 +310,16 @@ def compatibility_section() -> Any:
     rows = [compatibility(v) for v in covered_versions()]
     header = list(rows[0])
     return Section(
-        30, "Knative Serving", "What `migrate-hpa --to knative` writes into a Knative Service for each Knative "
+        30,
+        "Knative Serving",
+        "What `migrate-hpa --to knative` writes into a Knative Service for each Knative "
         "version (`--target-versions knative=X.Y`, detected from knative-serving's webhook or controller, "
         "offline the pinned one); fields behind a `config-features` flag are kept and the flag is named.",
-        header, [[row[h] for h in header] for row in rows],
-        ["Field masks: knative/serving `pkg/apis/serving/fieldmask.go` (ContainerMask, PodSpecMask) and "
-         "`k8s_validation.go`; startupProbe accepted since 1.15 (knative/serving#15309); "
-         "containerConcurrency bound by `container-concurrency-max-limit` (config-defaults, default 1000)."])
+        header,
+        [[row[h] for h in header] for row in rows],
+        [
+            "Field masks: knative/serving `pkg/apis/serving/fieldmask.go` (ContainerMask, PodSpecMask) and "
+            "`k8s_validation.go`; startupProbe accepted since 1.15 (knative/serving#15309); "
+            "containerConcurrency bound by `container-concurrency-max-limit` (config-defaults, default 1000)."
+        ],
+    )

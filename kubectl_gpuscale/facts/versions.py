@@ -15,8 +15,11 @@ from typing import Any
 
 COMPONENTS: tuple[str, ...] = ("keda", "keda-http", "knative", "kubernetes")
 # The CRD whose served schema answers "does this field exist" for each component.
-CRDS: dict[str, str] = {"keda": "scaledobjects.keda.sh", "keda-http": "httpscaledobjects.http.keda.sh",
-                        "knative": "services.serving.knative.dev"}
+CRDS: dict[str, str] = {
+    "keda": "scaledobjects.keda.sh",
+    "keda-http": "httpscaledobjects.http.keda.sh",
+    "knative": "services.serving.knative.dev",
+}
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+.][0-9A-Za-z.+-]*)?$")
 _PREFIXED = re.compile(r"(?:^|[^0-9.])v?(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -128,8 +131,11 @@ class Targets:
 
     def with_versions(self, versions: Mapping[str, Version], source: str) -> Targets:
         """These targets with some versions replaced, each recorded as coming from ``source``."""
-        return replace(self, versions={**self.versions, **versions},
-                       sources={**self.sources, **{k: source for k in versions}})
+        return replace(
+            self,
+            versions={**self.versions, **versions},
+            sources={**self.sources, **{k: source for k in versions}},
+        )
 
     def with_source(self, component: str, source: str) -> Targets:
         """These targets with where a component's version came from (or why it is unknown) recorded."""

@@ -126,8 +126,10 @@ class Component:
 
     def workload_names(self, method: str) -> tuple[tuple[str, str, str], ...]:
         """(kind, namespace, name) of each workload for an install `method` (helm | manifests)."""
-        return tuple((w.kind, w.namespace, w.helm_name if method == "helm" else w.manifest_name)
-                     for w in self.workloads)
+        return tuple(
+            (w.kind, w.namespace, w.helm_name if method == "helm" else w.manifest_name)
+            for w in self.workloads
+        )
 
 
 KEDA = Component(
@@ -136,15 +138,23 @@ KEDA = Component(
     version="2.20.2",
     namespace="keda",
     helm=HelmChart("https://kedacore.github.io/charts", "keda", "keda"),
-    manifests=(("keda-{version}.yaml",
-                "https://github.com/kedacore/keda/releases/download/v{version}/keda-{version}.yaml"),),
+    manifests=(
+        (
+            "keda-{version}.yaml",
+            "https://github.com/kedacore/keda/releases/download/v{version}/keda-{version}.yaml",
+        ),
+    ),
     workloads=(
         Workload("Deployment", "keda", ("keda-operator",)),
         Workload("Deployment", "keda", ("keda-operator-metrics-apiserver", "keda-metrics-apiserver")),
         Workload("Deployment", "keda", ("keda-admission-webhooks", "keda-admission")),
     ),
-    crds=("scaledobjects.keda.sh", "scaledjobs.keda.sh", "triggerauthentications.keda.sh",
-          "clustertriggerauthentications.keda.sh"),
+    crds=(
+        "scaledobjects.keda.sh",
+        "scaledjobs.keda.sh",
+        "triggerauthentications.keda.sh",
+        "clustertriggerauthentications.keda.sh",
+    ),
     api_services=(EXTERNAL_METRICS_APISERVICE,),
     min_kubernetes=(1, 30),
     image_hint="kedacore/keda",
@@ -153,11 +163,18 @@ KEDA = Component(
     # ClusterRoleBindings keda-* (and keda:edit, keda:view: config/rbac/aggregate_cluster_roles.yaml),
     # ValidatingWebhookConfiguration keda-admission, the external metrics
     # APIService, and RoleBinding keda-auth-reader in kube-system (config/metrics-server/role_binding.yaml).
-    scope=Scope(("keda",),
-                cluster=(("CustomResourceDefinition", "*.keda.sh"), ("ClusterRole", "keda-*"), ("ClusterRole", "keda:*"),
-                         ("ClusterRoleBinding", "keda-*"), ("ValidatingWebhookConfiguration", "keda-*"),
-                         ("APIService", EXTERNAL_METRICS_APISERVICE)),
-                elsewhere=(("RoleBinding", "kube-system", "keda-*"),)),
+    scope=Scope(
+        ("keda",),
+        cluster=(
+            ("CustomResourceDefinition", "*.keda.sh"),
+            ("ClusterRole", "keda-*"),
+            ("ClusterRole", "keda:*"),
+            ("ClusterRoleBinding", "keda-*"),
+            ("ValidatingWebhookConfiguration", "keda-*"),
+            ("APIService", EXTERNAL_METRICS_APISERVICE),
+        ),
+        elsewhere=(("RoleBinding", "kube-system", "keda-*"),),
+    ),
 )
 
 KEDA_HTTP = Component(
@@ -167,10 +184,14 @@ KEDA_HTTP = Component(
     namespace="keda",
     helm=HelmChart("https://kedacore.github.io/charts", "keda-add-ons-http", "http-add-on"),
     manifests=(
-        ("keda-add-ons-http-{version}-crds.yaml",
-         "https://github.com/kedacore/http-add-on/releases/download/v{version}/keda-add-ons-http-{version}-crds.yaml"),
-        ("keda-add-ons-http-{version}.yaml",
-         "https://github.com/kedacore/http-add-on/releases/download/v{version}/keda-add-ons-http-{version}.yaml"),
+        (
+            "keda-add-ons-http-{version}-crds.yaml",
+            "https://github.com/kedacore/http-add-on/releases/download/v{version}/keda-add-ons-http-{version}-crds.yaml",
+        ),
+        (
+            "keda-add-ons-http-{version}.yaml",
+            "https://github.com/kedacore/http-add-on/releases/download/v{version}/keda-add-ons-http-{version}.yaml",
+        ),
     ),
     workloads=(
         Workload("Deployment", "keda", ("keda-add-ons-http-controller-manager",)),
@@ -183,9 +204,14 @@ KEDA_HTTP = Component(
     image_hint="kedacore/http-add-on-interceptor",
     main_workload="keda-add-ons-http-interceptor",
     # kedacore/http-add-on config/default/kustomization.yaml: namespace keda, namePrefix keda-add-ons-http-.
-    scope=Scope(("keda",),
-                cluster=(("CustomResourceDefinition", "*.http.keda.sh"), ("ClusterRole", "keda-add-ons-http-*"),
-                         ("ClusterRoleBinding", "keda-add-ons-http-*"))),
+    scope=Scope(
+        ("keda",),
+        cluster=(
+            ("CustomResourceDefinition", "*.http.keda.sh"),
+            ("ClusterRole", "keda-add-ons-http-*"),
+            ("ClusterRoleBinding", "keda-add-ons-http-*"),
+        ),
+    ),
 )
 
 KNATIVE = Component(
@@ -195,12 +221,18 @@ KNATIVE = Component(
     namespace="knative-serving",
     helm=None,  # Knative publishes no Helm chart for Serving: always the release manifests
     manifests=(
-        ("serving-crds-{version}.yaml",
-         "https://github.com/knative/serving/releases/download/knative-v{version}/serving-crds.yaml"),
-        ("serving-core-{version}.yaml",
-         "https://github.com/knative/serving/releases/download/knative-v{version}/serving-core.yaml"),
-        ("kourier-{version}.yaml",
-         "https://github.com/knative-extensions/net-kourier/releases/download/knative-v{version}/kourier.yaml"),
+        (
+            "serving-crds-{version}.yaml",
+            "https://github.com/knative/serving/releases/download/knative-v{version}/serving-crds.yaml",
+        ),
+        (
+            "serving-core-{version}.yaml",
+            "https://github.com/knative/serving/releases/download/knative-v{version}/serving-core.yaml",
+        ),
+        (
+            "kourier-{version}.yaml",
+            "https://github.com/knative-extensions/net-kourier/releases/download/knative-v{version}/kourier.yaml",
+        ),
     ),
     workloads=(
         Workload("Deployment", "knative-serving", ("activator",)),
@@ -210,19 +242,29 @@ KNATIVE = Component(
         Workload("Deployment", "knative-serving", ("net-kourier-controller",)),
         Workload("Deployment", "kourier-system", ("3scale-kourier-gateway",)),
     ),
-    crds=("services.serving.knative.dev", "revisions.serving.knative.dev", "configurations.serving.knative.dev",
-          "routes.serving.knative.dev"),
+    crds=(
+        "services.serving.knative.dev",
+        "revisions.serving.knative.dev",
+        "configurations.serving.knative.dev",
+        "routes.serving.knative.dev",
+    ),
     probes=(("kourier-system", "kourier", 80),),  # Kourier's Envoy answers (404 for an unknown host)
     image_hint="knative-releases/knative.dev/serving/cmd/controller",
     main_workload="controller",
     # serving-crds/serving-core (CRDs *.knative.dev, ClusterRoles knative-serving-*, webhooks
     # *.knative.dev) and kourier.yaml (namespace kourier-system, ClusterRole/Binding net-kourier).
-    scope=Scope(("knative-serving", "kourier-system"),
-                cluster=(("CustomResourceDefinition", "*.knative.dev"), ("ClusterRole", "knative-serving-*"),
-                         ("ClusterRoleBinding", "knative-serving-*"), ("ClusterRole", "net-kourier*"),
-                         ("ClusterRoleBinding", "net-kourier*"),
-                         ("ValidatingWebhookConfiguration", "*.knative.dev"),
-                         ("MutatingWebhookConfiguration", "*.knative.dev"))),
+    scope=Scope(
+        ("knative-serving", "kourier-system"),
+        cluster=(
+            ("CustomResourceDefinition", "*.knative.dev"),
+            ("ClusterRole", "knative-serving-*"),
+            ("ClusterRoleBinding", "knative-serving-*"),
+            ("ClusterRole", "net-kourier*"),
+            ("ClusterRoleBinding", "net-kourier*"),
+            ("ValidatingWebhookConfiguration", "*.knative.dev"),
+            ("MutatingWebhookConfiguration", "*.knative.dev"),
+        ),
+    ),
 )
 
 DCGM = Component(
@@ -230,10 +272,18 @@ DCGM = Component(
     title="NVIDIA DCGM exporter",
     version="4.5.3-4.8.2",
     namespace="gpu-monitoring",
-    helm=HelmChart("https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter", "dcgm-exporter",
-                   version_from="suffix"),
-    manifests=(("dcgm-exporter-{version}.yaml",
-                "https://raw.githubusercontent.com/NVIDIA/dcgm-exporter/{version}/dcgm-exporter.yaml"),),
+    helm=HelmChart(
+        "https://nvidia.github.io/dcgm-exporter/helm-charts",
+        "dcgm-exporter",
+        "dcgm-exporter",
+        version_from="suffix",
+    ),
+    manifests=(
+        (
+            "dcgm-exporter-{version}.yaml",
+            "https://raw.githubusercontent.com/NVIDIA/dcgm-exporter/{version}/dcgm-exporter.yaml",
+        ),
+    ),
     workloads=(Workload("DaemonSet", "gpu-monitoring", ("dcgm-exporter",)),),
     needs_gpu_nodes=True,
     image_hint="k8s/dcgm-exporter",

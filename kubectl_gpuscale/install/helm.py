@@ -45,17 +45,40 @@ class KubeTarget:
         return out
 
 
-def install_argv(component: Component, version: str, *, target: KubeTarget = KubeTarget(),
-                 values_file: str = VALUES_PLACEHOLDER, dry_run: str = "none", timeout_s: float | None = None,
-                 helm: str = "helm") -> list[str]:
+def install_argv(
+    component: Component,
+    version: str,
+    *,
+    target: KubeTarget = KubeTarget(),
+    values_file: str = VALUES_PLACEHOLDER,
+    dry_run: str = "none",
+    timeout_s: float | None = None,
+    helm: str = "helm",
+) -> list[str]:
     """`helm upgrade --install` for one component (idempotent: installs, upgrades, or changes nothing)."""
     chart = component.helm
     if chart is None:
-        raise NotFoundError(f"{component.name} has no Helm chart", "it installs from its release manifests",
-                            "use --method manifests")
-    argv = [helm, "upgrade", "--install", chart.release, chart.chart, "--repo", chart.repo_url,
-            "--version", chart.chart_version(version), "--namespace", component.namespace, "--create-namespace",
-            "--values", values_file]
+        raise NotFoundError(
+            f"{component.name} has no Helm chart",
+            "it installs from its release manifests",
+            "use --method manifests",
+        )
+    argv = [
+        helm,
+        "upgrade",
+        "--install",
+        chart.release,
+        chart.chart,
+        "--repo",
+        chart.repo_url,
+        "--version",
+        chart.chart_version(version),
+        "--namespace",
+        component.namespace,
+        "--create-namespace",
+        "--values",
+        values_file,
+    ]
     if dry_run == "server":
         argv.append("--dry-run=server")
     if timeout_s:
@@ -63,8 +86,9 @@ def install_argv(component: Component, version: str, *, target: KubeTarget = Kub
     return argv + target.flags()
 
 
-def uninstall_argv(component: Component, *, target: KubeTarget = KubeTarget(), dry_run: bool = False,
-                   helm: str = "helm") -> list[str]:
+def uninstall_argv(
+    component: Component, *, target: KubeTarget = KubeTarget(), dry_run: bool = False, helm: str = "helm"
+) -> list[str]:
     """`helm uninstall` of the component's release."""
     chart = component.helm
     if chart is None:
@@ -75,7 +99,9 @@ def uninstall_argv(component: Component, *, target: KubeTarget = KubeTarget(), d
     return argv + target.flags()
 
 
-def run(argv: Sequence[str], values: Mapping[str, object] | None = None, *, timeout_s: float | None = None) -> str:
+def run(
+    argv: Sequence[str], values: Mapping[str, object] | None = None, *, timeout_s: float | None = None
+) -> str:
     """Run helm; the values (if any) replace the placeholder with a temporary file. Returns stdout."""
     argv = list(argv)
     tmp = None
@@ -86,17 +112,26 @@ def run(argv: Sequence[str], values: Mapping[str, object] | None = None, *, time
                 fh.write(dump_yaml(dict(values or {})))
             argv[argv.index(VALUES_PLACEHOLDER)] = tmp
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=(timeout_s or 600) + 60, check=False)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=(timeout_s or 600) + 60, check=False
+            )
         except FileNotFoundError:
-            raise NotFoundError(f"cannot run {argv[0]}", "helm is not installed",
-                                "install helm, or use --method manifests") from None
+            raise NotFoundError(
+                f"cannot run {argv[0]}", "helm is not installed", "install helm, or use --method manifests"
+            ) from None
         except subprocess.TimeoutExpired:
-            raise GpuscaleError(f"{' '.join(argv[:3])} timed out", "helm did not finish",
-                                "raise --timeout or check the cluster") from None
+            raise GpuscaleError(
+                f"{' '.join(argv[:3])} timed out",
+                "helm did not finish",
+                "raise --timeout or check the cluster",
+            ) from None
         if done.returncode != 0:
             lines = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()]
-            raise GpuscaleError(f"helm {argv[1]} failed (exit {done.returncode})",
-                                lines[-1] if lines else "no output", "fix the cause and run install again")
+            raise GpuscaleError(
+                f"helm {argv[1]} failed (exit {done.returncode})",
+                lines[-1] if lines else "no output",
+                "fix the cause and run install again",
+            )
         return done.stdout
     finally:
         if tmp and os.path.exists(tmp):

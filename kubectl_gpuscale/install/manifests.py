@@ -84,9 +84,16 @@ def _mismatch(digest: str, expected: list[tuple[str, str]]) -> tuple[str, str] |
     return next(((src, want) for src, want in expected if want != digest), None)
 
 
-def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache: Path | None = None,
-          download: bool = True, warn: Callable[[str], None] | None = None, given: str | None = None,
-          recorded: str | None = None) -> Fetched:
+def fetch(
+    artifact: Artifact,
+    *,
+    manifests_dir: str | Path | None = None,
+    cache: Path | None = None,
+    download: bool = True,
+    warn: Callable[[str], None] | None = None,
+    given: str | None = None,
+    recorded: str | None = None,
+) -> Fetched:
     """The text of one release file, its sha256 checked against every digest known for it.
 
     Expected digests: the catalogue pin, ``given`` (`--sha256 FILE=DIGEST`) and ``recorded``
@@ -107,48 +114,83 @@ def fetch(artifact: Artifact, *, manifests_dir: str | Path | None = None, cache:
         if found is not None:
             return found
     if not download:
-        raise NotFoundError(f"cannot find {artifact.file}", "not in the cache (with a recorded sha256) and "
-                            "downloads are off", "pass --manifests DIR with the release files")
+        raise NotFoundError(
+            f"cannot find {artifact.file}",
+            "not in the cache (with a recorded sha256) and downloads are off",
+            "pass --manifests DIR with the release files",
+        )
     data = _download(artifact.url)
     digest = sha256_of(data)
     wrong = _mismatch(digest, expected)
     if wrong:
-        raise GpuscaleError(f"refusing {artifact.url}",
-                            f"sha256 mismatch: got {digest}, {wrong[0]} says {wrong[1]}",
-                            "the release file changed or the download was tampered with; check the URL, "
-                            "or pass --manifests DIR with files you trust")
+        raise GpuscaleError(
+            f"refusing {artifact.url}",
+            f"sha256 mismatch: got {digest}, {wrong[0]} says {wrong[1]}",
+            "the release file changed or the download was tampered with; check the URL, "
+            "or pass --manifests DIR with files you trust",
+        )
     if not expected and warn:
-        warn(f"{artifact.file} has no published sha256 pinned in this build; downloaded sha256 {digest} "
-             "(recorded: later runs check the cache against it)")
+        warn(
+            f"{artifact.file} has no published sha256 pinned in this build; downloaded sha256 {digest} "
+            "(recorded: later runs check the cache against it)"
+        )
     _write_atomic(cached, data)
     _write_atomic(_sidecar(cached), f"{digest}  {artifact.file}\n".encode())
-    return Fetched(artifact, data.decode("utf-8"), f"download:{artifact.url}", digest, bool(expected),
-                   tuple(src for src, _ in expected))
+    return Fetched(
+        artifact,
+        data.decode("utf-8"),
+        f"download:{artifact.url}",
+        digest,
+        bool(expected),
+        tuple(src for src, _ in expected),
+    )
 
 
-def _from_dir(artifact: Artifact, manifests_dir: str | Path, expected: list[tuple[str, str]], *, given: str | None,
-              recorded: str | None, warn: Callable[[str], None] | None) -> Fetched:
+def _from_dir(
+    artifact: Artifact,
+    manifests_dir: str | Path,
+    expected: list[tuple[str, str]],
+    *,
+    given: str | None,
+    recorded: str | None,
+    warn: Callable[[str], None] | None,
+) -> Fetched:
     """The air-gapped path: the file from `--manifests DIR`, refused on a mismatch with ``given`` only."""
     path = Path(manifests_dir) / artifact.file
     if not path.is_file():
-        raise NotFoundError(f"cannot find {artifact.file} in {manifests_dir}",
-                            "--manifests names a directory that must hold every release file",
-                            f"download {artifact.url} into {manifests_dir} (name it {artifact.file})")
+        raise NotFoundError(
+            f"cannot find {artifact.file} in {manifests_dir}",
+            "--manifests names a directory that must hold every release file",
+            f"download {artifact.url} into {manifests_dir} (name it {artifact.file})",
+        )
     data = path.read_bytes()
     digest = sha256_of(data)
     if given and digest != given:
-        raise GpuscaleError(f"refusing {path}", f"sha256 mismatch: the file has {digest}, --sha256 says {given}",
-                            "check you have the file you meant, or fix the --sha256 value")
+        raise GpuscaleError(
+            f"refusing {path}",
+            f"sha256 mismatch: the file has {digest}, --sha256 says {given}",
+            "check you have the file you meant, or fix the --sha256 value",
+        )
     if artifact.sha256 and digest != artifact.sha256 and warn:
         warn(f"{path} has sha256 {digest}, not the pinned {artifact.sha256} (using it as given)")
     if recorded and digest != recorded and not given and warn:
-        warn(f"{path} has sha256 {digest}, not the {recorded} recorded at the last install (using it as given)")
-    checked = tuple(src for src, want in expected if want == digest and src != "the install record in the cluster")
+        warn(
+            f"{path} has sha256 {digest}, not the {recorded} recorded at the last install (using it as given)"
+        )
+    checked = tuple(
+        src for src, want in expected if want == digest and src != "the install record in the cluster"
+    )
     return Fetched(artifact, data.decode("utf-8"), f"dir:{path}", digest, bool(checked), checked)
 
 
-def _from_cache(artifact: Artifact, cached: Path, expected: list[tuple[str, str]], *, download: bool,
-                warn: Callable[[str], None] | None) -> Fetched | None:
+def _from_cache(
+    artifact: Artifact,
+    cached: Path,
+    expected: list[tuple[str, str]],
+    *,
+    download: bool,
+    warn: Callable[[str], None] | None,
+) -> Fetched | None:
     """The cached file, re-verified (a mismatch is refused); None when it has no digest to check it against."""
     data = cached.read_bytes()
     digest = sha256_of(data)
@@ -156,17 +198,22 @@ def _from_cache(artifact: Artifact, cached: Path, expected: list[tuple[str, str]
     in_cache = [*expected, *([("the digest recorded when it was downloaded", side)] if side else [])]
     wrong = _mismatch(digest, in_cache)
     if wrong:
-        raise GpuscaleError(f"refusing the cached {cached}",
-                            f"its sha256 is {digest}, but {wrong[0]} says {wrong[1]}: the file was changed "
-                            "after it was downloaded",
-                            f"delete {cached} (and {_sidecar(cached).name}) to download it again, "
-                            "or pass --manifests DIR with files you trust")
+        raise GpuscaleError(
+            f"refusing the cached {cached}",
+            f"its sha256 is {digest}, but {wrong[0]} says {wrong[1]}: the file was changed "
+            "after it was downloaded",
+            f"delete {cached} (and {_sidecar(cached).name}) to download it again, "
+            "or pass --manifests DIR with files you trust",
+        )
     if in_cache:
-        return Fetched(artifact, data.decode("utf-8"), f"cache:{cached}", digest, True,
-                       tuple(src for src, _ in in_cache))
+        return Fetched(
+            artifact, data.decode("utf-8"), f"cache:{cached}", digest, True, tuple(src for src, _ in in_cache)
+        )
     if warn:
-        warn(f"cached {cached} has no recorded sha256 to check it against; "
-             + ("downloading it again" if download else "not using it"))
+        warn(
+            f"cached {cached} has no recorded sha256 to check it against; "
+            + ("downloading it again" if download else "not using it")
+        )
     return None
 
 
@@ -176,12 +223,18 @@ def _download(url: str) -> bytes:
         with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
             data: bytes = response.read(MAX_MANIFEST_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        raise UnreachableError(f"cannot download {url}", f"HTTP {exc.code} {exc.reason}",
-                               "check the version exists, or pass --manifests DIR") from None
+        raise UnreachableError(
+            f"cannot download {url}",
+            f"HTTP {exc.code} {exc.reason}",
+            "check the version exists, or pass --manifests DIR",
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise UnreachableError(f"cannot download {url}", str(reason),
-                               "on an air-gapped machine pass --manifests DIR with the release files") from None
+        raise UnreachableError(
+            f"cannot download {url}",
+            str(reason),
+            "on an air-gapped machine pass --manifests DIR with the release files",
+        ) from None
     if len(data) > MAX_MANIFEST_BYTES:
         raise GpuscaleError(f"refusing {url}", f"larger than {MAX_MANIFEST_BYTES} bytes", "check the URL")
     return data
@@ -208,8 +261,11 @@ def parse(text: str, source: str = "manifest") -> list[dict[str, Any]]:
         if not doc:
             continue
         if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
-            raise InputError(f"cannot parse {source}", "a document is not a Kubernetes object",
-                             "each YAML document needs apiVersion and kind")
+            raise InputError(
+                f"cannot parse {source}",
+                "a document is not a Kubernetes object",
+                "each YAML document needs apiVersion and kind",
+            )
         if doc["kind"] == "List" or (doc["kind"].endswith("List") and "items" in doc):
             out.extend(i for i in doc.get("items") or [] if i)
         else:
@@ -218,14 +274,30 @@ def parse(text: str, source: str = "manifest") -> list[dict[str, Any]]:
 
 
 # Apply order: what others depend on first (kubectl's own install order, roughly).
-_KIND_ORDER = ("Namespace", "CustomResourceDefinition", "PriorityClass", "ServiceAccount", "Secret", "ConfigMap",
-               "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "DaemonSet",
-               "StatefulSet", "Job", "APIService")
+_KIND_ORDER = (
+    "Namespace",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "Deployment",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "APIService",
+)
 _LAST = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
 
 
 def order(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Objects in apply order: namespaces and CRDs first, webhooks last; stable otherwise."""
+
     def rank(obj: dict[str, Any]) -> int:
         kind = obj.get("kind", "")
         if kind in _KIND_ORDER:
@@ -243,16 +315,31 @@ def crd_scopes(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]
     for obj in objects:
         if obj.get("kind") == "CustomResourceDefinition":
             spec = obj.get("spec") or {}
-            out[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = spec.get("scope") == "Namespaced"
+            out[(spec.get("group", ""), (spec.get("names") or {}).get("kind", ""))] = (
+                spec.get("scope") == "Namespaced"
+            )
     return out
 
 
-CLUSTER_SCOPED_KINDS = frozenset({
-    "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "APIService", "PriorityClass",
-    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "StorageClass", "Node",
-    "PersistentVolume", "RuntimeClass", "IngressClass", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-})
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "APIService",
+        "PriorityClass",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "StorageClass",
+        "Node",
+        "PersistentVolume",
+        "RuntimeClass",
+        "IngressClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+)
 
 
 def is_namespaced(obj: dict[str, Any], crd_scope: dict[tuple[str, str], bool]) -> bool:
@@ -279,7 +366,9 @@ def set_namespaces(objects: list[dict[str, Any]], namespace: str) -> list[dict[s
     return out
 
 
-def overlay(objects: list[dict[str, Any]], settings: list[Setting]) -> tuple[list[dict[str, Any]], list[Setting]]:
+def overlay(
+    objects: list[dict[str, Any]], settings: list[Setting]
+) -> tuple[list[dict[str, Any]], list[Setting]]:
     """Lay the GPU settings over the manifest objects (ConfigMap data, container env).
 
     Returns the new objects and the settings that found no object to land on (the caller
@@ -320,8 +409,13 @@ def _land_env(objects: list[dict[str, Any]], env: tuple[str, str], s: Setting) -
     workload, variable = env
     landed = False
     for obj in objects:
-        if obj.get("kind") in ("Deployment", "DaemonSet") and (obj.get("metadata") or {}).get("name") == workload:
-            containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+        if (
+            obj.get("kind") in ("Deployment", "DaemonSet")
+            and (obj.get("metadata") or {}).get("name") == workload
+        ):
+            containers = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get(
+                "containers"
+            ) or []
             if containers:
                 _set_env(containers[0], variable, s.value)
                 containers[0]["env"] = [e for e in containers[0]["env"] if e.get("name") not in s.drop_env]
@@ -333,11 +427,15 @@ def _raise_activator_grace(objects: list[dict[str, Any]], max_timeout: int) -> N
     """Give Knative's activator a termination grace at least the max revision timeout."""
     for obj in objects:
         meta = obj.get("metadata") or {}
-        if obj.get("kind") == "Deployment" and meta.get("name") == "activator" \
-                and meta.get("namespace") == "knative-serving":
+        if (
+            obj.get("kind") == "Deployment"
+            and meta.get("name") == "activator"
+            and meta.get("namespace") == "knative-serving"
+        ):
             pod = obj.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
-            pod["terminationGracePeriodSeconds"] = max(max_timeout, int(pod.get("terminationGracePeriodSeconds")
-                                                                          or 0))
+            pod["terminationGracePeriodSeconds"] = max(
+                max_timeout, int(pod.get("terminationGracePeriodSeconds") or 0)
+            )
 
 
 def _set_env(container: dict[str, Any], name: str, value: str) -> None:
@@ -356,9 +454,15 @@ def configmaps_for(settings: list[Setting], labels: dict[str, str]) -> list[dict
     for s in settings:
         if s.configmap:
             grouped.setdefault(s.configmap, {})[s.data_key] = s.value
-    return [{"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": name, "namespace": ns, "labels": dict(labels)}, "data": data}
-            for (ns, name), data in grouped.items()]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
+            "data": data,
+        }
+        for (ns, name), data in grouped.items()
+    ]
 
 
 def ref(obj: dict[str, Any]) -> dict[str, str]:

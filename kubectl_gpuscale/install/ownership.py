@@ -63,9 +63,11 @@ def unstamp(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `obj` without any of our ownership marks (how an adopted object is applied)."""
     out = copy.deepcopy(dict(obj))
     meta = out.setdefault("metadata", {})
-    labels = {k: v for k, v in (meta.get("labels") or {}).items()
-              if k not in (COMPONENT_LABEL, INSTALL_ID_LABEL)
-              and not (k == MANAGED_BY_LABEL and v == MANAGED_BY)}
+    labels = {
+        k: v
+        for k, v in (meta.get("labels") or {}).items()
+        if k not in (COMPONENT_LABEL, INSTALL_ID_LABEL) and not (k == MANAGED_BY_LABEL and v == MANAGED_BY)
+    }
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != VERSION_ANNOTATION}
     for key, value in (("labels", labels), ("annotations", annotations)):
         if value:
@@ -81,10 +83,14 @@ def adopt(obj: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
     sending, so leaving those out would strip the creator's labels."""
     out = unstamp(obj)
     live_meta = live.get("metadata") or {}
-    kept_labels = {k: v for k, v in (live_meta.get("labels") or {}).items()
-                   if k in (COMPONENT_LABEL, INSTALL_ID_LABEL)
-                   or (k == MANAGED_BY_LABEL and v == MANAGED_BY)}
-    kept_annotations = {k: v for k, v in (live_meta.get("annotations") or {}).items() if k == VERSION_ANNOTATION}
+    kept_labels = {
+        k: v
+        for k, v in (live_meta.get("labels") or {}).items()
+        if k in (COMPONENT_LABEL, INSTALL_ID_LABEL) or (k == MANAGED_BY_LABEL and v == MANAGED_BY)
+    }
+    kept_annotations = {
+        k: v for k, v in (live_meta.get("annotations") or {}).items() if k == VERSION_ANNOTATION
+    }
     meta = out["metadata"]
     if kept_labels:
         meta["labels"] = {**(meta.get("labels") or {}), **kept_labels}
@@ -118,8 +124,11 @@ def outside_catalogue(component: Component, ref: Any) -> str | None:
     (kind and name pattern), and a Namespace must be one of the component's own.
     """
     fields = ("apiVersion", "kind", "name")
-    if not isinstance(ref, Mapping) or not all(isinstance(ref.get(k), str) and ref.get(k) for k in fields) \
-            or not isinstance(ref.get("namespace", ""), str):
+    if (
+        not isinstance(ref, Mapping)
+        or not all(isinstance(ref.get(k), str) and ref.get(k) for k in fields)
+        or not isinstance(ref.get("namespace", ""), str)
+    ):
         return "the entry is not an object reference (apiVersion, kind, name)"
     kind, name, namespace = ref["kind"], ref["name"], ref.get("namespace") or ""
     scope = component.scope
@@ -127,18 +136,24 @@ def outside_catalogue(component: Component, ref: Any) -> str | None:
         return f"{kind} is not in API group {ref['apiVersion']}"
     if kind == "Namespace":
         if namespace or name not in scope.namespaces:
-            return (f"the {component.title} release creates only the namespace(s) "
-                    f"{', '.join(scope.namespaces)}")
+            return (
+                f"the {component.title} release creates only the namespace(s) {', '.join(scope.namespaces)}"
+            )
         return None
     if namespace:
         if namespace in scope.namespaces:
             return None
-        if any(kind == k and namespace == ns and fnmatch.fnmatchcase(name, pattern)
-               for k, ns, pattern in scope.elsewhere):
+        if any(
+            kind == k and namespace == ns and fnmatch.fnmatchcase(name, pattern)
+            for k, ns, pattern in scope.elsewhere
+        ):
             return None
-        return f"namespace {namespace} is outside the {component.title} release ({', '.join(scope.namespaces)})"
+        return (
+            f"namespace {namespace} is outside the {component.title} release ({', '.join(scope.namespaces)})"
+        )
     if any(kind == k and fnmatch.fnmatchcase(name, pattern) for k, pattern in scope.cluster):
         return None
     allowed = sorted({f"{k} {p}" for k, p in scope.cluster if k == kind})
-    return (f"the {component.title} release holds no cluster-scoped {kind} of that name"
-            + (f" (only {', '.join(allowed)})" if allowed else ""))
+    return f"the {component.title} release holds no cluster-scoped {kind} of that name" + (
+        f" (only {', '.join(allowed)})" if allowed else ""
+    )

@@ -94,8 +94,9 @@ def installed_version(obj: Mapping[str, Any], hint: str = "") -> str | None:
 
 def _managed_by_helm(obj: Mapping[str, Any]) -> bool:
     meta = obj.get("metadata") or {}
-    return (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == "Helm" or \
-        "meta.helm.sh/release-name" in (meta.get("annotations") or {})
+    return (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == "Helm" or "meta.helm.sh/release-name" in (
+        meta.get("annotations") or {}
+    )
 
 
 def find_installed(cluster: Cluster, component: Component) -> Installed | None:
@@ -145,7 +146,9 @@ def gpu_nodes(nodes: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return out
 
 
-def plural_of(obj: Mapping[str, Any], crds: Mapping[tuple[str, str], str], cluster: Cluster | None) -> tuple[str, str]:
+def plural_of(
+    obj: Mapping[str, Any], crds: Mapping[tuple[str, str], str], cluster: Cluster | None
+) -> tuple[str, str]:
     """(group, plural) of an object's kind: built-in table, the CRDs being installed, then discovery."""
     api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
     group = api_version.split("/")[0] if "/" in api_version else ""
@@ -163,12 +166,18 @@ def plural_of(obj: Mapping[str, Any], crds: Mapping[tuple[str, str], str], clust
     return group, lower + ("es" if lower.endswith("s") else "s")
 
 
-def required_access(objects: Sequence[Mapping[str, Any]], cluster: Cluster | None = None
-                    ) -> list[tuple[str, str, str, str | None]]:
+def required_access(
+    objects: Sequence[Mapping[str, Any]], cluster: Cluster | None = None
+) -> list[tuple[str, str, str, str | None]]:
     """(verb, group, resource, namespace) the apply of `objects` needs: create and patch on each kind."""
-    crds = {((o.get("spec") or {}).get("group", ""), ((o.get("spec") or {}).get("names") or {}).get("kind", "")):
-            ((o.get("spec") or {}).get("names") or {}).get("plural", "")
-            for o in objects if o.get("kind") == "CustomResourceDefinition"}
+    crds = {
+        (
+            (o.get("spec") or {}).get("group", ""),
+            ((o.get("spec") or {}).get("names") or {}).get("kind", ""),
+        ): ((o.get("spec") or {}).get("names") or {}).get("plural", "")
+        for o in objects
+        if o.get("kind") == "CustomResourceDefinition"
+    }
     seen: list[tuple[str, str, str, str | None]] = []
     for obj in objects:
         group, plural = plural_of(obj, crds, cluster)
@@ -182,15 +191,30 @@ def required_access(objects: Sequence[Mapping[str, Any]], cluster: Cluster | Non
 
 HELM_ACCESS: dict[str, tuple[tuple[str, str], ...]] = {
     # (group, resource) a chart creates, checked for `create` when the objects are not known up front
-    "keda": (("", "namespaces"), ("apiextensions.k8s.io", "customresourcedefinitions"),
-             ("rbac.authorization.k8s.io", "clusterroles"), ("rbac.authorization.k8s.io", "clusterrolebindings"),
-             ("apps", "deployments"), ("", "services"), ("", "serviceaccounts"),
-             ("apiregistration.k8s.io", "apiservices"),
-             ("admissionregistration.k8s.io", "validatingwebhookconfigurations")),
-    "keda-http": (("apiextensions.k8s.io", "customresourcedefinitions"), ("apps", "deployments"),
-                  ("", "services"), ("rbac.authorization.k8s.io", "clusterroles")),
-    "dcgm": (("", "namespaces"), ("apps", "daemonsets"), ("", "services"), ("", "configmaps"),
-             ("", "serviceaccounts")),
+    "keda": (
+        ("", "namespaces"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+        ("rbac.authorization.k8s.io", "clusterrolebindings"),
+        ("apps", "deployments"),
+        ("", "services"),
+        ("", "serviceaccounts"),
+        ("apiregistration.k8s.io", "apiservices"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+    ),
+    "keda-http": (
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("apps", "deployments"),
+        ("", "services"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+    ),
+    "dcgm": (
+        ("", "namespaces"),
+        ("apps", "daemonsets"),
+        ("", "services"),
+        ("", "configmaps"),
+        ("", "serviceaccounts"),
+    ),
 }
 
 
@@ -200,14 +224,24 @@ def check_access(cluster: Cluster, wanted: Iterable[tuple[str, str, str, str | N
     for verb, group, resource, ns in wanted:
         if not cluster.can_i(verb, resource, group=group, namespace=ns):
             full = resource + (f".{group}" if group else "")
-            problems.append(Problem("forbidden", f"{verb} {full}" + (f" in {ns}" if ns else ""),
-                                    f"kubectl auth can-i {verb} {full}" + (f" -n {ns}" if ns else "")))
+            problems.append(
+                Problem(
+                    "forbidden",
+                    f"{verb} {full}" + (f" in {ns}" if ns else ""),
+                    f"kubectl auth can-i {verb} {full}" + (f" -n {ns}" if ns else ""),
+                )
+            )
     return problems
 
 
-def run(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
-        objects: Mapping[str, Sequence[Mapping[str, Any]]], *, node_selector: Mapping[str, str] | None = None,
-        check_permissions: bool = True) -> Facts:
+def run(
+    cluster: Cluster,
+    plan_components: Sequence[tuple[str, str, str]],
+    objects: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    node_selector: Mapping[str, str] | None = None,
+    check_permissions: bool = True,
+) -> Facts:
     """Check everything; raise one error listing every problem, or return the facts.
 
     Args:
@@ -221,41 +255,58 @@ def run(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
     installed, conflicts, changes = _installed(cluster, plan_components)
     keda_problems = _keda_problems(cluster, names)
     gpus, unlabelled, gpu_problems = _gpu_nodes(cluster, names, node_selector)
-    problems = [*_too_old(plan_components, parse_version(info), server_version), *conflicts, *keda_problems,
-                *gpu_problems]
+    problems = [
+        *_too_old(plan_components, parse_version(info), server_version),
+        *conflicts,
+        *keda_problems,
+        *gpu_problems,
+    ]
     if check_permissions:
         problems.extend(check_access(cluster, _wanted_access(cluster, plan_components, objects)))
     if problems:
         raise _error(problems)
-    return Facts(server_version=server_version, gpu_nodes=gpus, gpu_nodes_unlabelled=unlabelled,
-                 prometheus_operator=operator, installed=installed, warnings=[*warnings, *changes])
+    return Facts(
+        server_version=server_version,
+        gpu_nodes=gpus,
+        gpu_nodes_unlabelled=unlabelled,
+        prometheus_operator=operator,
+        installed=installed,
+        warnings=[*warnings, *changes],
+    )
 
 
-def _too_old(plan_components: Sequence[tuple[str, str, str]], have: tuple[int, int] | None,
-             server_version: str) -> list[Problem]:
+def _too_old(
+    plan_components: Sequence[tuple[str, str, str]], have: tuple[int, int] | None, server_version: str
+) -> list[Problem]:
     """The components the cluster's Kubernetes version is too old for."""
     problems = []
     for name, _method, version in plan_components:
         c = COMPONENTS[name]
         if c.min_kubernetes and have and have < c.min_kubernetes:
             need = ".".join(map(str, c.min_kubernetes))
-            problems.append(Problem("version", f"{c.title} {version} needs Kubernetes {need}+, the cluster runs "
-                                               f"{server_version}", "upgrade the cluster or pin an older "
-                                                                    "--version"))
+            problems.append(
+                Problem(
+                    "version",
+                    f"{c.title} {version} needs Kubernetes {need}+, the cluster runs {server_version}",
+                    "upgrade the cluster or pin an older --version",
+                )
+            )
     return problems
 
 
 def _prometheus_operator(cluster: Cluster) -> tuple[bool, list[str]]:
     """Whether the Prometheus Operator's CRD is there (ServiceMonitors can be made), and a warning if unknown."""
     try:
-        return cluster.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition",
-                                   PROMETHEUS_OPERATOR_CRD) is not None, []
+        return cluster.get_or_none(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", PROMETHEUS_OPERATOR_CRD
+        ) is not None, []
     except ForbiddenError:
         return False, ["cannot read CRDs: assuming no Prometheus Operator (no ServiceMonitor)"]
 
 
-def _installed(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]]
-               ) -> tuple[dict[str, Installed], list[Problem], list[str]]:
+def _installed(
+    cluster: Cluster, plan_components: Sequence[tuple[str, str, str]]
+) -> tuple[dict[str, Installed], list[Problem], list[str]]:
     """The planned components already installed, the problems that makes (a second copy), and the version changes."""
     installed: dict[str, Installed] = {}
     problems: list[Problem] = []
@@ -274,11 +325,19 @@ def _installed(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]]
         if found is None:
             continue
         installed[name] = found
-        if method in ("helm", "manifests") and found.method in ("helm", "manifests") and found.method != method:
-            problems.append(Problem(
-                "conflict", f"{c.title} {found.version or '(unknown version)'} is already installed with "
-                            f"{found.method}; installing with {method} would run a second copy",
-                f"re-run with --method {found.method}, or uninstall it first"))
+        if (
+            method in ("helm", "manifests")
+            and found.method in ("helm", "manifests")
+            and found.method != method
+        ):
+            problems.append(
+                Problem(
+                    "conflict",
+                    f"{c.title} {found.version or '(unknown version)'} is already installed with "
+                    f"{found.method}; installing with {method} would run a second copy",
+                    f"re-run with --method {found.method}, or uninstall it first",
+                )
+            )
         elif found.version and found.version != version:
             changes.append(f"{c.title} {found.version} is installed: it will be changed to {version}")
     return installed, problems, changes
@@ -294,21 +353,33 @@ def _keda_problems(cluster: Cluster, names: Sequence[str]) -> list[Problem]:
             problems.append(Problem("forbidden", "get apiservices.apiregistration.k8s.io", exc.fix))
             owner = None
         if owner and not (owner[0] == KEDA.namespace and owner[1] in KEDA_METRICS_SERVICES):
-            problems.append(Problem(
-                "conflict", f"APIService {EXTERNAL_METRICS_APISERVICE} is served by Service {owner[0]}/{owner[1]} "
-                            "(prometheus-adapter?); only one external metrics adapter can serve it",
-                "remove that adapter's external metrics API (prometheus-adapter: rules.external) or keep it "
-                "and do not install KEDA"))
+            problems.append(
+                Problem(
+                    "conflict",
+                    f"APIService {EXTERNAL_METRICS_APISERVICE} is served by Service {owner[0]}/{owner[1]} "
+                    "(prometheus-adapter?); only one external metrics adapter can serve it",
+                    "remove that adapter's external metrics API (prometheus-adapter: rules.external) or keep it "
+                    "and do not install KEDA",
+                )
+            )
     if "keda-http" in names and "keda" not in names:
-        crd = cluster.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", "scaledobjects.keda.sh")
+        crd = cluster.get_or_none(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", "scaledobjects.keda.sh"
+        )
         if crd is None:
-            problems.append(Problem("missing", "the KEDA HTTP add-on needs KEDA, which is not installed",
-                                    "kubectl gpuscale install keda keda-http"))
+            problems.append(
+                Problem(
+                    "missing",
+                    "the KEDA HTTP add-on needs KEDA, which is not installed",
+                    "kubectl gpuscale install keda keda-http",
+                )
+            )
     return problems
 
 
-def _gpu_nodes(cluster: Cluster, names: Sequence[str], node_selector: Mapping[str, str] | None
-               ) -> tuple[list[str], list[str], list[Problem]]:
+def _gpu_nodes(
+    cluster: Cluster, names: Sequence[str], node_selector: Mapping[str, str] | None
+) -> tuple[list[str], list[str], list[Problem]]:
     """For components that run on GPU nodes: those nodes, the ones `node_selector` misses, and the problems."""
     if not any(COMPONENTS[n].needs_gpu_nodes for n in names):
         return [], [], []
@@ -321,25 +392,40 @@ def _gpu_nodes(cluster: Cluster, names: Sequence[str], node_selector: Mapping[st
     gpus = gpu_nodes(nodes)
     if nodes and not gpus:
         wanting = ", ".join(n for n in names if COMPONENTS[n].needs_gpu_nodes)
-        problems.append(Problem("missing", f"no node has allocatable {GPU_RESOURCE} ({wanting} would run "
-                                           "nowhere)", "install the NVIDIA device plugin or GPU Operator "
-                                                       "first"))
-    unlabelled = [str((n.get("metadata") or {}).get("name")) for n in gpus
-                  if any(((n.get("metadata") or {}).get("labels") or {}).get(k) != v
-                         for k, v in (node_selector or {}).items())]
+        problems.append(
+            Problem(
+                "missing",
+                f"no node has allocatable {GPU_RESOURCE} ({wanting} would run nowhere)",
+                "install the NVIDIA device plugin or GPU Operator first",
+            )
+        )
+    unlabelled = [
+        str((n.get("metadata") or {}).get("name"))
+        for n in gpus
+        if any(
+            ((n.get("metadata") or {}).get("labels") or {}).get(k) != v
+            for k, v in (node_selector or {}).items()
+        )
+    ]
     return [str((n.get("metadata") or {}).get("name")) for n in gpus], unlabelled, problems
 
 
-def _wanted_access(cluster: Cluster, plan_components: Sequence[tuple[str, str, str]],
-                   objects: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[tuple[str, str, str, str | None]]:
+def _wanted_access(
+    cluster: Cluster,
+    plan_components: Sequence[tuple[str, str, str]],
+    objects: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> list[tuple[str, str, str, str | None]]:
     """The (verb, group, resource, namespace) the install needs, each once, in order."""
     wanted: list[tuple[str, str, str, str | None]] = []
     for name, method, _ in plan_components:
         if method == "helm":
             ns = COMPONENTS[name].namespace
             for group, resource in HELM_ACCESS.get(name, ()):
-                scoped = ns if resource in ("deployments", "daemonsets", "services", "configmaps",
-                                            "serviceaccounts") else None
+                scoped = (
+                    ns
+                    if resource in ("deployments", "daemonsets", "services", "configmaps", "serviceaccounts")
+                    else None
+                )
                 wanted.append(("create", group, resource, scoped))
         else:
             wanted.extend(w for w in required_access(objects.get(name, ()), cluster) if w not in wanted)
@@ -351,10 +437,13 @@ def _error(problems: list[Problem]) -> GpuscaleError:
     denied = [p for p in problems if p.kind == "forbidden"]
     if denied:
         checks = "; ".join(p.fix for p in denied[:3] if p.fix)
-        return ForbiddenError("preflight failed: missing permissions",
-                              "not allowed to " + ", ".join(p.text for p in denied),
-                              f"ask a cluster admin for these (check with: {checks})" if checks else
-                              "ask a cluster admin for these")
+        return ForbiddenError(
+            "preflight failed: missing permissions",
+            "not allowed to " + ", ".join(p.text for p in denied),
+            f"ask a cluster admin for these (check with: {checks})"
+            if checks
+            else "ask a cluster admin for these",
+        )
     first = problems[0]
     why = "; ".join(p.text for p in problems)
     fix = "; ".join(dict.fromkeys(p.fix for p in problems if p.fix))

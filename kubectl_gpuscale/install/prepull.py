@@ -61,10 +61,15 @@ def _container_name(image: str, used: set[str]) -> str:
     return name
 
 
-def build_daemonset(images: Iterable[str], *, namespace: str = PREPULL.namespace,
-                    node_selector: Mapping[str, str] | None = None,
-                    tolerations: list[dict[str, Any]] | None = None,
-                    pull_secrets: Iterable[str] = (), labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def build_daemonset(
+    images: Iterable[str],
+    *,
+    namespace: str = PREPULL.namespace,
+    node_selector: Mapping[str, str] | None = None,
+    tolerations: list[dict[str, Any]] | None = None,
+    pull_secrets: Iterable[str] = (),
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The pre-pull DaemonSet for `images` (at least one), on GPU nodes."""
     images = list(dict.fromkeys(images))
     if not images:
@@ -72,20 +77,33 @@ def build_daemonset(images: Iterable[str], *, namespace: str = PREPULL.namespace
     used: set[str] = set()
     match = {"app.kubernetes.io/name": PREPULL_NAME}
     all_labels = {**match, **MANAGED_LABELS, **(labels or {})}
-    init = [{
-        "name": _container_name(image, used),
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": list(PULL_COMMAND),
-        "resources": {"requests": {"cpu": "1m", "memory": "8Mi"}, "limits": {"cpu": "100m", "memory": "100Mi"}},
-    } for image in images]
+    init = [
+        {
+            "name": _container_name(image, used),
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": list(PULL_COMMAND),
+            "resources": {
+                "requests": {"cpu": "1m", "memory": "8Mi"},
+                "limits": {"cpu": "100m", "memory": "100Mi"},
+            },
+        }
+        for image in images
+    ]
     pod: dict[str, Any] = {
         "nodeSelector": dict(DEFAULT_NODE_SELECTOR if node_selector is None else node_selector),
         "tolerations": list(GPU_TOLERATIONS if tolerations is None else tolerations),
         "initContainers": init,
-        "containers": [{"name": "pause", "image": PAUSE_IMAGE,
-                        "resources": {"requests": {"cpu": "1m", "memory": "8Mi"},
-                                      "limits": {"cpu": "10m", "memory": "10Mi"}}}],
+        "containers": [
+            {
+                "name": "pause",
+                "image": PAUSE_IMAGE,
+                "resources": {
+                    "requests": {"cpu": "1m", "memory": "8Mi"},
+                    "limits": {"cpu": "10m", "memory": "10Mi"},
+                },
+            }
+        ],
         "terminationGracePeriodSeconds": 0,
     }
     if not pod["nodeSelector"]:
@@ -96,8 +114,12 @@ def build_daemonset(images: Iterable[str], *, namespace: str = PREPULL.namespace
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": PREPULL_NAME, "namespace": namespace, "labels": dict(all_labels),
-                     "annotations": {PREPULL_IMAGES_ANNOTATION: ",".join(images)}},
+        "metadata": {
+            "name": PREPULL_NAME,
+            "namespace": namespace,
+            "labels": dict(all_labels),
+            "annotations": {PREPULL_IMAGES_ANNOTATION: ",".join(images)},
+        },
         "spec": {
             "selector": {"matchLabels": dict(match)},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}},

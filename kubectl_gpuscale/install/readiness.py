@@ -69,7 +69,9 @@ def judge(target: Target, obj: Mapping[str, Any] | None) -> Verdict:
         generation = (obj.get("metadata") or {}).get("generation")
         observed = status.get("observedGeneration")
         if generation is not None and observed is not None and observed < generation:
-            return Verdict(target, False, f"rollout not observed yet (generation {generation}, observed {observed})")
+            return Verdict(
+                target, False, f"rollout not observed yet (generation {generation}, observed {observed})"
+            )
         if kind == "StatefulSet":
             want = (obj.get("spec") or {}).get("replicas", 1)
             have = status.get("readyReplicas", 0)
@@ -78,7 +80,11 @@ def judge(target: Target, obj: Mapping[str, Any] | None) -> Verdict:
         if cond is None:
             return Verdict(target, False, "no Available condition yet")
         if cond.get("status") != "True":
-            return Verdict(target, False, f"not Available: {cond.get('reason') or ''} {cond.get('message') or ''}".strip())
+            return Verdict(
+                target,
+                False,
+                f"not Available: {cond.get('reason') or ''} {cond.get('message') or ''}".strip(),
+            )
         return Verdict(target, True, "Available")
     if kind == "DaemonSet":
         status = obj.get("status") or {}
@@ -94,8 +100,15 @@ def judge(target: Target, obj: Mapping[str, Any] | None) -> Verdict:
     if kind == "APIService":
         cond = _condition(obj, "Available")
         ok = bool(cond and cond.get("status") == "True")
-        why = "Available" if ok else (f"not Available: {cond.get('reason') or ''} {cond.get('message') or ''}".strip()
-                                      if cond else "no Available condition yet")
+        why = (
+            "Available"
+            if ok
+            else (
+                f"not Available: {cond.get('reason') or ''} {cond.get('message') or ''}".strip()
+                if cond
+                else "no Available condition yet"
+            )
+        )
         return Verdict(target, ok, why)
     return Verdict(target, True, "exists")
 
@@ -116,7 +129,9 @@ def probe(cluster: Cluster, target: Target) -> Verdict:
     """Whether a Service answers HTTP (any answer of its own, 404 included) through the service proxy."""
     service, _, port = target.name.partition(":")
     try:
-        status, answered = cluster.service_answer(cluster.namespace_or_default(target.namespace), service, port or "80")
+        status, answered = cluster.service_answer(
+            cluster.namespace_or_default(target.namespace), service, port or "80"
+        )
     except GpuscaleError as exc:
         return Verdict(target, False, f"no answer: {exc.why or exc.what}")
     if answered:
@@ -140,9 +155,17 @@ def check(cluster: Cluster, targets: Iterable[Target]) -> list[Verdict]:
     return verdicts
 
 
-def wait(cluster: Cluster, targets: list[Target], *, timeout_s: float, interval_s: float = 2.0,
-         on_update: Callable[[list[Verdict]], None] | None = None, what: str = "the install",
-         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> list[Verdict]:
+def wait(
+    cluster: Cluster,
+    targets: list[Target],
+    *,
+    timeout_s: float,
+    interval_s: float = 2.0,
+    on_update: Callable[[list[Verdict]], None] | None = None,
+    what: str = "the install",
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Verdict]:
     """Poll until every target is ready; raise `GpuscaleError` naming what is not, after `timeout_s`."""
     deadline = clock() + timeout_s
     while True:
@@ -155,6 +178,9 @@ def wait(cluster: Cluster, targets: list[Target], *, timeout_s: float, interval_
         if clock() >= deadline:
             listed = "; ".join(f"{v.target}: {v.reason}" for v in pending[:6])
             more = f" (+{len(pending) - 6} more)" if len(pending) > 6 else ""
-            raise GpuscaleError(f"{what} is not ready after {timeout_s:g}s", listed + more,
-                                "check the pods (kubectl get pods -n <namespace>) and events, or raise --timeout")
+            raise GpuscaleError(
+                f"{what} is not ready after {timeout_s:g}s",
+                listed + more,
+                "check the pods (kubectl get pods -n <namespace>) and events, or raise --timeout",
+            )
         sleep(min(interval_s, max(0.0, deadline - clock())))

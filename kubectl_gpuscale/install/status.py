@@ -51,10 +51,20 @@ class ComponentStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"component": self.component, "title": self.title, "state": self.state, "installed": self.installed,
-                "version": self.version, "pinned": self.pinned, "method": self.method, "ready": self.ready,
-                "reason": self.reason, "namespace": self.namespace, "recordedByGpuscale": self.recorded,
-                "checks": self.checks}
+        return {
+            "component": self.component,
+            "title": self.title,
+            "state": self.state,
+            "installed": self.installed,
+            "version": self.version,
+            "pinned": self.pinned,
+            "method": self.method,
+            "ready": self.ready,
+            "reason": self.reason,
+            "namespace": self.namespace,
+            "recordedByGpuscale": self.recorded,
+            "checks": self.checks,
+        }
 
 
 @dataclass
@@ -68,29 +78,40 @@ class Status:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"kind": "GpuscaleStatus", "server": self.server,
-                "components": [c.to_dict() for c in self.components],
-                "prometheus": {"url": self.prometheus.url, "source": self.prometheus.source} if self.prometheus
-                else None,
-                "externalMetricsAPI": self.external_metrics}
+        return {
+            "kind": "GpuscaleStatus",
+            "server": self.server,
+            "components": [c.to_dict() for c in self.components],
+            "prometheus": {"url": self.prometheus.url, "source": self.prometheus.source}
+            if self.prometheus
+            else None,
+            "externalMetricsAPI": self.external_metrics,
+        }
 
 
 def _component(cluster: Cluster, c: Component, record: config.InstallRecord | None) -> ComponentStatus:
-    st = ComponentStatus(c.name, c.title, None, namespace=c.namespace, recorded=record is not None, pinned=c.version)
+    st = ComponentStatus(
+        c.name, c.title, None, namespace=c.namespace, recorded=record is not None, pinned=c.version
+    )
     try:
         found = preflight.find_installed(cluster, c)
         if c.name == "keda" and found:
-            found = preflight.Installed(found.version, preflight.keda_method_from_names(cluster) or found.method,
-                                        found.workload)
+            found = preflight.Installed(
+                found.version, preflight.keda_method_from_names(cluster) or found.method, found.workload
+            )
     except ForbiddenError as exc:
         st.reason = f"forbidden: {exc.why}"
         return st
     if found is None:
         st.installed = False
-        crds_left = [crd for crd in c.crds
-                     if cluster.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)]
-        st.reason = (f"{c.main_workload} not found in {c.namespace}" +
-                     (f"; its CRDs remain ({', '.join(crds_left)})" if crds_left else ""))
+        crds_left = [
+            crd
+            for crd in c.crds
+            if cluster.get_or_none("apiextensions.k8s.io/v1", "CustomResourceDefinition", crd)
+        ]
+        st.reason = f"{c.main_workload} not found in {c.namespace}" + (
+            f"; its CRDs remain ({', '.join(crds_left)})" if crds_left else ""
+        )
         return st
     st.installed = True
     st.version = found.version

@@ -54,8 +54,10 @@ class UninstallPlan:
     def lines(self) -> list[str]:
         """The human-readable plan."""
         c = self.component
-        out = [f"Uninstall {c.title} {self.record.version} (installed with {self.record.method}, "
-               f"install id {self.record.install_id or 'none'}):"]
+        out = [
+            f"Uninstall {c.title} {self.record.version} (installed with {self.record.method}, "
+            f"install id {self.record.install_id or 'none'}):"
+        ]
         if self.helm_argv:
             out.append("  - run: " + " ".join(self.helm_argv))
         out += [f"  - delete {mf.describe(r)}" for r in self.deletes]
@@ -67,9 +69,18 @@ class UninstallPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"kind": "UninstallPlan", "component": self.component.name, "version": self.record.version,
-                "method": self.record.method, "installId": self.record.install_id, "delete": self.deletes,
-                "keep": self.kept, "gone": self.gone, "helm": self.helm_argv, "dependents": self.dependents}
+        return {
+            "kind": "UninstallPlan",
+            "component": self.component.name,
+            "version": self.record.version,
+            "method": self.record.method,
+            "installId": self.record.install_id,
+            "delete": self.deletes,
+            "keep": self.kept,
+            "gone": self.gone,
+            "helm": self.helm_argv,
+            "dependents": self.dependents,
+        }
 
 
 def dependents_of(cluster: Cluster, name: str) -> list[str]:
@@ -103,8 +114,12 @@ def foreign_objects(cluster: Cluster, namespace: str, component: str, install_id
         api_version = f"{group}/{versions[0]}" if group else versions[0]
         for res in cluster.api_resources(api_version) or []:
             kind = res.get("kind", "")
-            if "/" in res.get("name", "") or not res.get("namespaced") or "list" not in (res.get("verbs") or []) \
-                    or kind in AUTOMATIC_KINDS:
+            if (
+                "/" in res.get("name", "")
+                or not res.get("namespaced")
+                or "list" not in (res.get("verbs") or [])
+                or kind in AUTOMATIC_KINDS
+            ):
                 continue
             try:
                 items = cluster.list(api_version, kind, namespace)
@@ -122,25 +137,35 @@ def foreign_objects(cluster: Cluster, namespace: str, component: str, install_id
     return out
 
 
-def _record_of(cluster: Cluster, c: Component) -> tuple[config.InstallRecord, dict[str, config.InstallRecord]]:
+def _record_of(
+    cluster: Cluster, c: Component
+) -> tuple[config.InstallRecord, dict[str, config.InstallRecord]]:
     data = config.read_cluster(cluster)
     recs = config.records(data or {})
     record = recs.get(c.name)
     if record is None:
         found = preflight.find_installed(cluster, c)
-        why = (f"{c.title} {found.version or ''} is in the cluster, installed with {found.method} by something else"
-               if found else f"{c.title} is not installed")
-        raise NotFoundError(f"cannot uninstall {c.name}",
-                            f"{why}; kubectl gpuscale has no record of installing it "
-                            f"(ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME})",
-                            "remove it the way it was installed" if found else "nothing to do")
+        why = (
+            f"{c.title} {found.version or ''} is in the cluster, installed with {found.method} by something else"
+            if found
+            else f"{c.title} is not installed"
+        )
+        raise NotFoundError(
+            f"cannot uninstall {c.name}",
+            f"{why}; kubectl gpuscale has no record of installing it "
+            f"(ConfigMap {CONFIG_NAMESPACE}/{CONFIG_NAME})",
+            "remove it the way it was installed" if found else "nothing to do",
+        )
     return record, recs
 
 
 def check_record(c: Component, record: config.InstallRecord) -> None:
     """Refuse (deleting nothing) a record that lists anything the component's release cannot contain."""
-    refused = [f"{_text(r)} ({why})" for r in record.objects
-               if (why := ownership.outside_catalogue(c, r)) is not None]
+    refused = [
+        f"{_text(r)} ({why})"
+        for r in record.objects
+        if (why := ownership.outside_catalogue(c, r)) is not None
+    ]
     if refused:
         raise GpuscaleError(
             f"refusing to uninstall {c.name}, nothing was deleted",
@@ -148,14 +173,16 @@ def check_record(c: Component, record: config.InstallRecord) -> None:
             f"{config.COMPONENT_PREFIX}{c.name}) lists {len(refused)} object(s) outside the {c.title} release: "
             + "; ".join(refused),
             f"someone edited the record: see who with kubectl get configmap -n {CONFIG_NAMESPACE} "
-            f"{CONFIG_NAME} -o yaml --show-managed-fields, and remove the forged entries")
+            f"{CONFIG_NAME} -o yaml --show-managed-fields, and remove the forged entries",
+        )
     if record.objects and not record.install_id:
         raise GpuscaleError(
             f"refusing to uninstall {c.name}, nothing was deleted",
             "its install record has no install id (written by a kubectl-gpuscale from before install ids), so no "
             "object can be shown to be one install created",
             "remove the component by hand (kubectl delete -f the release files, or helm uninstall), then delete "
-            f"the key {config.COMPONENT_PREFIX}{c.name} from the ConfigMap")
+            f"the key {config.COMPONENT_PREFIX}{c.name} from the ConfigMap",
+        )
 
 
 def _release_not_ours(cluster: Cluster, c: Component, install_id: str | None) -> str | None:
@@ -172,8 +199,9 @@ def _release_not_ours(cluster: Cluster, c: Component, install_id: str | None) ->
     return None
 
 
-def plan_uninstall(cluster: Cluster, name: str, *, include_crds: bool = False,
-                   target: helm_mod.KubeTarget | None = None) -> UninstallPlan:
+def plan_uninstall(
+    cluster: Cluster, name: str, *, include_crds: bool = False, target: helm_mod.KubeTarget | None = None
+) -> UninstallPlan:
     """Plan removing what `install` created for `name`, and nothing else (see the module docstring)."""
     if name not in COMPONENTS:
         raise InputError(f"unknown component {name!r}", f"one of {', '.join(COMPONENTS)}", "")
@@ -181,8 +209,13 @@ def plan_uninstall(cluster: Cluster, name: str, *, include_crds: bool = False,
     record, recs = _record_of(cluster, c)
     check_record(c, record)
     other_namespaces = {r.namespace for n, r in recs.items() if n != name}
-    other_namespaces |= {str(o.get("namespace") or "") for n, r in recs.items() if n != name
-                         for o in r.objects if isinstance(o, dict)}
+    other_namespaces |= {
+        str(o.get("namespace") or "")
+        for n, r in recs.items()
+        if n != name
+        for o in r.objects
+        if isinstance(o, dict)
+    }
     deletes: list[dict[str, str]] = []
     kept: list[str] = []
     gone: list[str] = []
@@ -200,7 +233,9 @@ def plan_uninstall(cluster: Cluster, name: str, *, include_crds: bool = False,
             kept.append(f"{text} (not created by this install: {why})")
         elif r["kind"] == "Namespace" and r["name"] in other_namespaces:
             kept.append(f"{text} (another installed component uses it)")
-        elif r["kind"] == "Namespace" and (foreign := foreign_objects(cluster, r["name"], name, record.install_id)):
+        elif r["kind"] == "Namespace" and (
+            foreign := foreign_objects(cluster, r["name"], name, record.install_id)
+        ):
             kept.append(f"{text} (holds objects this install did not create: {_shown(foreign)})")
         else:
             deletes.append(r)
@@ -234,10 +269,20 @@ def uninstall(cluster: Cluster, up: UninstallPlan, *, dry_run: str = "none") -> 
         live = cluster.get_or_none(r["apiVersion"], r["kind"], r["name"], r.get("namespace"))
         if live is None or ownership.not_created_by(live, name, install_id):
             continue
-        if r["kind"] == "Namespace" and dry_run == "none" and foreign_objects(cluster, r["name"], name, install_id):
+        if (
+            r["kind"] == "Namespace"
+            and dry_run == "none"
+            and foreign_objects(cluster, r["name"], name, install_id)
+        ):
             continue
-        gone = cluster.delete(r["apiVersion"], r["kind"], r["name"], r.get("namespace"),
-                              propagation_policy="Background", dry_run=dry_run == "server")
+        gone = cluster.delete(
+            r["apiVersion"],
+            r["kind"],
+            r["name"],
+            r.get("namespace"),
+            propagation_policy="Background",
+            dry_run=dry_run == "server",
+        )
         if gone is not None:
             done.append(mf.describe(r))
     if dry_run == "none":

@@ -13,8 +13,9 @@ from kubectl_gpuscale.errors import InputError
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
-def load_api_client(*, kubeconfig: str | None = None, context: str | None = None,
-                    insecure_skip_tls_verify: bool = False) -> tuple[Any, str, str | None]:
+def load_api_client(
+    *, kubeconfig: str | None = None, context: str | None = None, insecure_skip_tls_verify: bool = False
+) -> tuple[Any, str, str | None]:
     """An API client from a kubeconfig (``KUBECONFIG`` lists honoured): (client, namespace, context name).
 
     Falls back to the in-cluster service account only when no kubeconfig or
@@ -34,14 +35,16 @@ def load_api_client(*, kubeconfig: str | None = None, context: str | None = None
     have_file = any(os.path.exists(os.path.expanduser(p)) for p in files)
     namespace = "default"
     if kubeconfig and not os.path.exists(kubeconfig):
-        raise InputError(f"cannot read kubeconfig {kubeconfig}", "no such file",
-                         "check the --kubeconfig path")
+        raise InputError(
+            f"cannot read kubeconfig {kubeconfig}", "no such file", "check the --kubeconfig path"
+        )
     if not have_file and not kubeconfig and not context and os.environ.get("KUBERNETES_SERVICE_HOST"):
         try:
             config.load_incluster_config(client_configuration=configuration)
         except ConfigException as exc:
-            raise InputError("cannot load the in-cluster config", str(exc),
-                             "pass --kubeconfig or set KUBECONFIG") from None
+            raise InputError(
+                "cannot load the in-cluster config", str(exc), "pass --kubeconfig or set KUBECONFIG"
+            ) from None
         try:
             with open(IN_CLUSTER_NAMESPACE_FILE) as fh:
                 namespace = fh.read().strip() or "default"
@@ -49,27 +52,45 @@ def load_api_client(*, kubeconfig: str | None = None, context: str | None = None
             pass
     else:
         if not have_file:
-            raise InputError("no kubeconfig found", f"{config_file} does not exist",
-                             "pass --kubeconfig, set KUBECONFIG, or run inside a cluster")
+            raise InputError(
+                "no kubeconfig found",
+                f"{config_file} does not exist",
+                "pass --kubeconfig, set KUBECONFIG, or run inside a cluster",
+            )
         try:
-            config.load_kube_config(config_file=config_file, context=context,
-                                    client_configuration=configuration, persist_config=False)
+            config.load_kube_config(
+                config_file=config_file,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
             contexts, current = config.list_kube_config_contexts(config_file=config_file)
         except ConfigException as exc:
-            raise InputError(f"cannot use kubeconfig {config_file}", str(exc).splitlines()[0],
-                             "check --context and the file (kubectl config get-contexts)") from None
+            raise InputError(
+                f"cannot use kubeconfig {config_file}",
+                str(exc).splitlines()[0],
+                "check --context and the file (kubectl config get-contexts)",
+            ) from None
         except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read kubeconfig {config_file}", str(exc).splitlines()[0],
-                             "check the file is valid YAML") from None
+            raise InputError(
+                f"cannot read kubeconfig {config_file}",
+                str(exc).splitlines()[0],
+                "check the file is valid YAML",
+            ) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" (line {mark.line + 1})" if mark is not None else ""
-            raise InputError(f"cannot read kubeconfig {config_file}", f"it is not valid YAML{at}",
-                             "fix the file, or pass another with --kubeconfig") from None
+            raise InputError(
+                f"cannot read kubeconfig {config_file}",
+                f"it is not valid YAML{at}",
+                "fix the file, or pass another with --kubeconfig",
+            ) from None
         except (TypeError, AttributeError, KeyError, IndexError):
-            raise InputError(f"cannot read kubeconfig {config_file}", "it is not a kubeconfig (clusters, "
-                             "contexts and users of the wrong shape)",
-                             "check it with `kubectl config view`") from None
+            raise InputError(
+                f"cannot read kubeconfig {config_file}",
+                "it is not a kubeconfig (clusters, contexts and users of the wrong shape)",
+                "check it with `kubectl config view`",
+            ) from None
         chosen = next((c for c in contexts if c.get("name") == context), current) if context else current
         namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
         context = (chosen or {}).get("name", context)

@@ -56,19 +56,31 @@ def status_error(method: str, path: str, response: Response, what: str | None) -
     if code == 403:
         verb, resource, namespace = _verb_resource(method, path)
         ns_flag = f" -n {namespace}" if namespace else ""
-        return ForbiddenError(f"cannot {action}", f"forbidden: {message}",
-                              f"ask for '{verb}' on '{resource}'; check with: "
-                              f"kubectl auth can-i {_can_i_args(verb, resource)}{ns_flag}")
+        return ForbiddenError(
+            f"cannot {action}",
+            f"forbidden: {message}",
+            f"ask for '{verb}' on '{resource}'; check with: "
+            f"kubectl auth can-i {_can_i_args(verb, resource)}{ns_flag}",
+        )
     if code == 401:
-        return ForbiddenError(f"cannot {action}", "unauthorized: the credentials were rejected",
-                              "refresh the kubeconfig credentials")
+        return ForbiddenError(
+            f"cannot {action}",
+            "unauthorized: the credentials were rejected",
+            "refresh the kubeconfig credentials",
+        )
     if code == 404:
-        return NotFoundError(f"cannot {action}", message or "not found",
-                             "check the name and namespace (-n), and that the API is installed")
+        return NotFoundError(
+            f"cannot {action}",
+            message or "not found",
+            "check the name and namespace (-n), and that the API is installed",
+        )
     if code == 409:
         managers = _conflicting_managers(status)
-        fix = ("re-run with --force-conflicts to take ownership" if managers
-               else "re-read the object and try again")
+        fix = (
+            "re-run with --force-conflicts to take ownership"
+            if managers
+            else "re-read the object and try again"
+        )
         return ConflictError(f"cannot {action}", f"conflict: {message}", fix, managers=managers)
     if code == 422 or (code == 400 and "admission webhook" in message):
         return InvalidError(f"cannot {action}", f"rejected: {message}", "fix the object and try again")
@@ -114,7 +126,7 @@ def _conflicting_managers(status: Mapping[str, Any]) -> tuple[str, ...]:
     import re
 
     managers: list[str] = []
-    for cause in ((status.get("details") or {}).get("causes") or []):
+    for cause in (status.get("details") or {}).get("causes") or []:
         if cause.get("reason") == "FieldManagerConflict":
             match = re.search(r'conflict with "([^"]+)"', str(cause.get("message", "")))
             if match and match.group(1) not in managers:
@@ -132,12 +144,20 @@ def exec_handshake_error(exc: Exception, what: str, namespace: str) -> GpuscaleE
         message = body.decode("utf-8", "replace").strip() if isinstance(body, bytes) else str(body)
     text = message or str(exc)
     if status == 403 or (status is None and "403" in text):
-        return ForbiddenError(f"cannot {what}", f"forbidden: {text[:200]}",
-                              f"ask for 'create' on 'pods/exec'; check with: kubectl auth can-i create "
-                              f"pods --subresource=exec -n {namespace}")
+        return ForbiddenError(
+            f"cannot {what}",
+            f"forbidden: {text[:200]}",
+            f"ask for 'create' on 'pods/exec'; check with: kubectl auth can-i create "
+            f"pods --subresource=exec -n {namespace}",
+        )
     if status == 404 or (status is None and "404" in text):
-        return NotFoundError(f"cannot {what}", f"not found: {text[:200]}", "check the pod exists and is running")
+        return NotFoundError(
+            f"cannot {what}", f"not found: {text[:200]}", "check the pod exists and is running"
+        )
     if status == 400:
         return GpuscaleError(f"cannot {what}", text[:200], "check the pod is running and the container name")
-    return UnreachableError(f"cannot {what}", text[:200],
-                            "check the API server allows exec (websocket upgrade) and the pod is running")
+    return UnreachableError(
+        f"cannot {what}",
+        text[:200],
+        "check the API server allows exec (websocket upgrade) and the pod is running",
+    )

@@ -23,7 +23,9 @@ class Resource:
         """The API group ('' for core)."""
         return self.api_version.split("/")[0] if "/" in self.api_version else ""
 
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
         """The URL path of the collection, or of one object (and its subresource)."""
         base = f"/apis/{self.api_version}" if "/" in self.api_version else f"/api/{self.api_version}"
         if self.namespaced and namespace:
@@ -54,17 +56,23 @@ KNOWN: tuple[Resource, ...] = (
     Resource("batch/v1", "Job", "jobs"),
     Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Resource("autoscaling/v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-    Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False),
+    Resource(
+        "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False
+    ),
     Resource("apiregistration.k8s.io/v1", "APIService", "apiservices", namespaced=False),
     Resource("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False),
     Resource("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
     Resource("rbac.authorization.k8s.io/v1", "Role", "roles"),
     Resource("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
-    Resource("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", namespaced=False),
+    Resource(
+        "authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", namespaced=False
+    ),
     Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Resource("keda.sh/v1alpha1", "ScaledJob", "scaledjobs"),
     Resource("keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"),
-    Resource("keda.sh/v1alpha1", "ClusterTriggerAuthentication", "clustertriggerauthentications", namespaced=False),
+    Resource(
+        "keda.sh/v1alpha1", "ClusterTriggerAuthentication", "clustertriggerauthentications", namespaced=False
+    ),
     Resource("http.keda.sh/v1alpha1", "HTTPScaledObject", "httpscaledobjects"),
     Resource("serving.knative.dev/v1", "Service", "services"),
     Resource("serving.knative.dev/v1", "Revision", "revisions"),
@@ -79,14 +87,19 @@ _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in
 
 # kubectl-style short names and plurals for `TYPE/NAME` arguments (deploy/vllm, sts/x, hpa/y)
 ALIASES: dict[str, tuple[str, str]] = {
-    "deploy": ("apps/v1", "Deployment"), "deployment": ("apps/v1", "Deployment"),
+    "deploy": ("apps/v1", "Deployment"),
+    "deployment": ("apps/v1", "Deployment"),
     "deployments": ("apps/v1", "Deployment"),
-    "sts": ("apps/v1", "StatefulSet"), "statefulset": ("apps/v1", "StatefulSet"),
+    "sts": ("apps/v1", "StatefulSet"),
+    "statefulset": ("apps/v1", "StatefulSet"),
     "statefulsets": ("apps/v1", "StatefulSet"),
-    "po": ("v1", "Pod"), "pod": ("v1", "Pod"), "pods": ("v1", "Pod"),
+    "po": ("v1", "Pod"),
+    "pod": ("v1", "Pod"),
+    "pods": ("v1", "Pod"),
     "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
     "horizontalpodautoscaler": ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    "so": ("keda.sh/v1alpha1", "ScaledObject"), "scaledobject": ("keda.sh/v1alpha1", "ScaledObject"),
+    "so": ("keda.sh/v1alpha1", "ScaledObject"),
+    "scaledobject": ("keda.sh/v1alpha1", "ScaledObject"),
     "ksvc": ("serving.knative.dev/v1", "Service"),
     "lws": ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
     "leaderworkerset": ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),

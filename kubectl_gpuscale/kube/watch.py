@@ -88,8 +88,12 @@ def _list_once(cluster: Cluster, scope: Scope, page_size: int) -> tuple[Objects,
     token: str | None = None
     rv = ""
     while True:
-        query = [("labelSelector", scope.label_selector), ("fieldSelector", scope.field_selector),
-                 ("limit", page_size or None), ("continue", token)]
+        query = [
+            ("labelSelector", scope.label_selector),
+            ("fieldSelector", scope.field_selector),
+            ("limit", page_size or None),
+            ("continue", token),
+        ]
         data = cluster.request("GET", path, query=query, what=f"list {res.plural} {where}").json() or {}
         page = data.get("items") or []
         for item in page:
@@ -103,19 +107,35 @@ def _list_once(cluster: Cluster, scope: Scope, page_size: int) -> tuple[Objects,
             return items, rv
 
 
-def watch_lines(cluster: Cluster, scope: Scope, resource_version: str, *, timeout_seconds: int,
-                read_timeout: float = WATCH_READ_TIMEOUT,
-                opened: Callable[[Any], None] | None = None) -> Generator[dict[str, Any], None, None]:
+def watch_lines(
+    cluster: Cluster,
+    scope: Scope,
+    resource_version: str,
+    *,
+    timeout_seconds: int,
+    read_timeout: float = WATCH_READ_TIMEOUT,
+    opened: Callable[[Any], None] | None = None,
+) -> Generator[dict[str, Any], None, None]:
     """Watch events from `resource_version` (bookmarks asked for) until the server ends the stream;
     `opened` gets the open response (`shutdown()` on it ends the watch from another thread)."""
     res = cluster.resource(scope.api_version, scope.kind)
-    query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
-             ("timeoutSeconds", timeout_seconds), ("labelSelector", scope.label_selector),
-             ("fieldSelector", scope.field_selector)]
+    query = [
+        ("watch", "true"),
+        ("resourceVersion", resource_version),
+        ("allowWatchBookmarks", "true"),
+        ("timeoutSeconds", timeout_seconds),
+        ("labelSelector", scope.label_selector),
+        ("fieldSelector", scope.field_selector),
+    ]
     buffer = b""
-    for chunk in cluster.stream("GET", res.path(scope.namespace if res.namespaced else None), query=query,
-                                timeout=(WATCH_CONNECT_TIMEOUT, read_timeout),  # type: ignore[arg-type]
-                                what=f"watch {res.plural}", opened=opened):
+    for chunk in cluster.stream(
+        "GET",
+        res.path(scope.namespace if res.namespaced else None),
+        query=query,
+        timeout=(WATCH_CONNECT_TIMEOUT, read_timeout),  # type: ignore[arg-type]
+        what=f"watch {res.plural}",
+        opened=opened,
+    ):
         buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
@@ -132,9 +152,16 @@ class KindCache:
     reopening it fails; `lists`, `watches`, `expired` and `broken` count what happened.
     """
 
-    def __init__(self, cluster: Cluster, scope: Scope, *, keep: Callable[[Mapping[str, Any]], bool] | None = None,
-                 page_size: int = PAGE_SIZE, watch_seconds: int = WATCH_MIN_SECONDS,
-                 read_timeout: float = WATCH_READ_TIMEOUT) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        scope: Scope,
+        *,
+        keep: Callable[[Mapping[str, Any]], bool] | None = None,
+        page_size: int = PAGE_SIZE,
+        watch_seconds: int = WATCH_MIN_SECONDS,
+        read_timeout: float = WATCH_READ_TIMEOUT,
+    ) -> None:
         self.cluster = cluster
         self.scope = scope
         self._keep = keep
@@ -242,8 +269,14 @@ class KindCache:
         self.watches += 1
         seconds = self._watch_seconds + int(random.random() * self._watch_seconds)
         opened = time.monotonic()
-        lines = watch_lines(self.cluster, self.scope, self.resource_version, timeout_seconds=seconds,
-                            read_timeout=self._read_timeout, opened=self._opened)
+        lines = watch_lines(
+            self.cluster,
+            self.scope,
+            self.resource_version,
+            timeout_seconds=seconds,
+            read_timeout=self._read_timeout,
+            opened=self._opened,
+        )
         try:
             for event in lines:
                 if self._stop.is_set():
@@ -253,7 +286,9 @@ class KindCache:
                     code, message = obj.get("code"), str(obj.get("message") or "")
                     if code == 410:
                         raise ExpiredError(f"watch {self.scope.kind}", f"expired: {message}", "list again")
-                    raise GpuscaleError(f"watch {self.scope.kind} failed", f"HTTP {code}: {message}", "watch again")
+                    raise GpuscaleError(
+                        f"watch {self.scope.kind} failed", f"HTTP {code}: {message}", "watch again"
+                    )
                 rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     obj.setdefault("apiVersion", self.scope.api_version)

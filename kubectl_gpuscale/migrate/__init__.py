@@ -20,4 +20,13 @@ from kubectl_gpuscale.migrate.service import (
     rollback,
 )
 
-__all__ = ["MigrateRequest", "Plan", "apply", "check_request", "plan", "plan_rollback", "read_backup", "rollback"]
+__all__ = [
+    "MigrateRequest",
+    "Plan",
+    "apply",
+    "check_request",
+    "plan",
+    "plan_rollback",
+    "read_backup",
+    "rollback",
+]

@@ -109,7 +109,9 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
         assert cluster is not None, "a cluster request needs a cluster"
         from kubectl_gpuscale.autoscale.apply import read_inputs
 
-        inputs = read_inputs(cluster, namespace, names, selector=request.selector, services=request.options.scale_to_zero)
+        inputs = read_inputs(
+            cluster, namespace, names, selector=request.selector, services=request.options.scale_to_zero
+        )
         for hpa, why in inputs.skipped:
             note(f"skipping HPA {hpa}: {why}")
         objects, originals = inputs.objects, inputs.originals
@@ -123,17 +125,32 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
     if request.options.to == "knative":
         knative = _knative_version(targets, cluster, note)
     server, server_auth = _server_address(prometheus)
-    options = replace(request.options, prometheus=server or DEFAULT_PROMETHEUS_URL, namespace=namespace,
-                      from_cluster=not files, measured_cold_starts=measured, knative_version=knative, targets=targets)
-    results = conv.convert_all(objects, options, wheres=wheres, only=names if files else (), originals=originals)
+    options = replace(
+        request.options,
+        prometheus=server or DEFAULT_PROMETHEUS_URL,
+        namespace=namespace,
+        from_cluster=not files,
+        measured_cold_starts=measured,
+        knative_version=knative,
+        targets=targets,
+    )
+    results = conv.convert_all(
+        objects, options, wheres=wheres, only=names if files else (), originals=originals
+    )
     if files and names:
         missing = set(names) - {r.name for r in results}
         if missing:
-            raise InputError(f"cannot find HPA {', '.join(sorted(missing))}", "not in the input",
-                             "check the names and the -f files")
+            raise InputError(
+                f"cannot find HPA {', '.join(sorted(missing))}",
+                "not in the input",
+                "check the names and the -f files",
+            )
     if not results:
-        raise InputError("nothing to migrate", "no HorizontalPodAutoscaler in the input",
-                         "pass the HPA manifests (-f) or name HPAs in the cluster")
+        raise InputError(
+            "nothing to migrate",
+            "no HorizontalPodAutoscaler in the input",
+            "pass the HPA manifests (-f) or name HPAs in the cluster",
+        )
     _authenticate(results, server_auth is not None, request.prometheus_secret, note)
     done = Plan(request, results, targets)
     failed = done.failed
@@ -146,8 +163,9 @@ def plan(request: MigrateRequest, cluster: Cluster | None, *, note: Say = _silen
     return done
 
 
-def _measured_cold_starts(cluster: Cluster, objects: Sequence[dict[str, Any]], namespace: str | None
-                          ) -> dict[tuple[str, str, str], tuple[int, str]]:
+def _measured_cold_starts(
+    cluster: Cluster, objects: Sequence[dict[str, Any]], namespace: str | None
+) -> dict[tuple[str, str, str], tuple[int, str]]:
     """The cold start measured in the cluster for each workload among `objects`, by (kind, namespace, name)."""
     from kubectl_gpuscale.autoscale import convert as conv
     from kubectl_gpuscale.coldstart.service import measured_cold_start
@@ -162,8 +180,15 @@ def _measured_cold_starts(cluster: Cluster, objects: Sequence[dict[str, Any]], n
     return measured
 
 
-def apply(plan: Plan, cluster: Cluster, *, dry_run: bool = False, force_conflicts: bool = False,
-          note: Say = _silent, warn: Say = _silent) -> None:
+def apply(
+    plan: Plan,
+    cluster: Cluster,
+    *,
+    dry_run: bool = False,
+    force_conflicts: bool = False,
+    note: Say = _silent,
+    warn: Say = _silent,
+) -> None:
     """Preflight (cluster checks, each trigger query on the user's Prometheus), back up every adopted
     HPA (not on a server dry run), then write the plan's objects all-or-nothing."""
     from kubectl_gpuscale.autoscale.apply import apply_all, preflight
@@ -188,21 +213,36 @@ def read_backup(path: str | None) -> Mapping[str, Any] | None:
     return read(path)
 
 
-def plan_rollback(cluster: Cluster, name: str, namespace: str, *, backup: Mapping[str, Any] | None = None,
-                  backup_path: str | None = None) -> RollbackPlan:
+def plan_rollback(
+    cluster: Cluster,
+    name: str,
+    namespace: str,
+    *,
+    backup: Mapping[str, Any] | None = None,
+    backup_path: str | None = None,
+) -> RollbackPlan:
     """What `rollback` would do: the HPA to restore (from ScaledObject `name`, or the `backup`)."""
     from kubectl_gpuscale.autoscale import apply as cluster_apply
 
     return cluster_apply.plan_rollback(cluster, name, namespace, backup=backup, backup_path=backup_path)
 
 
-def rollback(cluster: Cluster, name: str, namespace: str, *, backup: Mapping[str, Any] | None = None,
-             backup_path: str | None = None, dry_run: bool = False) -> Rollback:
+def rollback(
+    cluster: Cluster,
+    name: str,
+    namespace: str,
+    *,
+    backup: Mapping[str, Any] | None = None,
+    backup_path: str | None = None,
+    dry_run: bool = False,
+) -> Rollback:
     """Restore the original HPA (from ScaledObject `name`, or the `backup`), then delete the ScaledObject
     (Orphan propagation)."""
     from kubectl_gpuscale.autoscale import apply as cluster_apply
 
-    return cluster_apply.rollback(cluster, name, namespace, dry_run=dry_run, backup=backup, backup_path=backup_path)
+    return cluster_apply.rollback(
+        cluster, name, namespace, dry_run=dry_run, backup=backup, backup_path=backup_path
+    )
 
 
 def _server_address(url: str | None) -> tuple[str | None, Any]:
@@ -226,13 +266,16 @@ def _authenticate(results: list[Conversion], basic: bool, secret: str, note: Say
     why = "--prometheus carries user:password@" if basic else f"${ENV_TOKEN} is set"
     for namespace in auth.attach([r.objects for r in results if r.ok], how):
         where = f"{namespace}/" if namespace else ""
-        note(f"KEDA authenticates to Prometheus ({mode}, because {why}) with Secret {where}{secret}, "
-             f"through TriggerAuthentication {where}{how.name}; create the Secret first: "
-             f"{auth.create_secret_command(how, namespace)}")
+        note(
+            f"KEDA authenticates to Prometheus ({mode}, because {why}) with Secret {where}{secret}, "
+            f"through TriggerAuthentication {where}{how.name}; create the Secret first: "
+            f"{auth.create_secret_command(how, namespace)}"
+        )
 
 
-def _check_queries(request: MigrateRequest, cluster: Cluster, objects: list[dict[str, Any]], note: Say,
-                   warn: Say) -> None:
+def _check_queries(
+    request: MigrateRequest, cluster: Cluster, objects: list[dict[str, Any]], note: Say, warn: Say
+) -> None:
     """Preflight: run each trigger query once on the Prometheus the user can reach; warnings only.
 
     That Prometheus is --prometheus, else $GPUSCALE_PROMETHEUS_URL, else the one `install` recorded
@@ -241,15 +284,21 @@ def _check_queries(request: MigrateRequest, cluster: Cluster, objects: list[dict
     from kubectl_gpuscale.autoscale.apply import SO_KIND, query_preflight
     from kubectl_gpuscale.prom import resolve
 
-    if not any(t.get("type") == "prometheus" for o in objects if o.get("kind") == SO_KIND
-               for t in (o.get("spec") or {}).get("triggers") or []):
+    if not any(
+        t.get("type") == "prometheus"
+        for o in objects
+        if o.get("kind") == SO_KIND
+        for t in (o.get("spec") or {}).get("triggers") or []
+    ):
         return
     try:
         url = resolve.resolve(request.prometheus, cluster, context=request.context)
     except InputError as exc:
         if exc.what == resolve.NO_URL:
-            note("preflight: trigger queries not checked: no Prometheus URL known (pass --prometheus URL, "
-                 "e.g. a port-forward, or set $GPUSCALE_PROMETHEUS_URL)")
+            note(
+                "preflight: trigger queries not checked: no Prometheus URL known (pass --prometheus URL, "
+                "e.g. a port-forward, or set $GPUSCALE_PROMETHEUS_URL)"
+            )
         else:
             warn(f"trigger queries not checked: {exc.what}: {exc.why}; {exc.fix}")
         return
@@ -282,8 +331,10 @@ def _backup(cluster: Cluster, objects: list[dict[str, Any]], note: Say) -> None:
 
     for hpa, path in backup_adopted(objects, cluster.context):
         name = hpa.split("/", 1)[-1]
-        note(f"backup of HPA {hpa}: {path} (restore with: kubectl gpuscale migrate-hpa --rollback {name} "
-             f"-n {hpa.split('/', 1)[0]} --from-backup {path})")
+        note(
+            f"backup of HPA {hpa}: {path} (restore with: kubectl gpuscale migrate-hpa --rollback {name} "
+            f"-n {hpa.split('/', 1)[0]} --from-backup {path})"
+        )
 
 
 def _knative_version(targets: Any, cluster: Cluster | None, note: Say) -> tuple[int, int] | None:
@@ -299,6 +350,8 @@ def _knative_version(targets: Any, cluster: Cluster | None, note: Say) -> tuple[
 
         found = knative_version(cluster)
         if found:
-            note(f"Knative {found[0]}.{found[1]} detected (knative-serving/webhook): the Service is built for it")
+            note(
+                f"Knative {found[0]}.{found[1]} detected (knative-serving/webhook): the Service is built for it"
+            )
             return found
     return (given.major, given.minor) if given is not None else None

@@ -68,16 +68,25 @@ class Series:
 class Prometheus:
     """One connection to a Prometheus HTTP API. Build it with `Prometheus.connect`."""
 
-    def __init__(self, client: PrometheusConnect, session: requests.Session, url: str, timeout: float) -> None:
+    def __init__(
+        self, client: PrometheusConnect, session: requests.Session, url: str, timeout: float
+    ) -> None:
         self._client = client
         self._session = session
         self.url = url
         self.timeout = timeout
 
     @classmethod
-    def connect(cls, url: str, *, headers: Mapping[str, str] | None = None, bearer_token: str | None = None,
-                basic_auth: BasicAuth | None = None, verify: bool | str = True,
-                timeout: float = DEFAULT_TIMEOUT) -> Prometheus:
+    def connect(
+        cls,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        bearer_token: str | None = None,
+        basic_auth: BasicAuth | None = None,
+        verify: bool | str = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Prometheus:
         """Prepare a connection (no request is sent until the first call).
 
         Args:
@@ -101,18 +110,43 @@ class Prometheus:
         session.verify = verify
         if auth is not None:
             session.auth = (auth.username, auth.password)
-        retry = Retry(total=1, connect=0, read=0, status=1, backoff_factor=0.2,
-                      status_forcelist=(502, 503, 504), raise_on_status=False)
-        client = PrometheusConnect(url=base, headers=all_headers or None, retry=retry, session=session,
-                                   timeout=timeout, auth=session.auth)
+        retry = Retry(
+            total=1,
+            connect=0,
+            read=0,
+            status=1,
+            backoff_factor=0.2,
+            status_forcelist=(502, 503, 504),
+            raise_on_status=False,
+        )
+        client = PrometheusConnect(
+            url=base,
+            headers=all_headers or None,
+            retry=retry,
+            session=session,
+            timeout=timeout,
+            auth=session.auth,
+        )
         return cls(client, session, base, timeout)
 
     @classmethod
-    def open(cls, where: PrometheusURL, *, headers: Mapping[str, str] | None = None, verify: bool | str = True,
-             timeout: float = DEFAULT_TIMEOUT) -> Prometheus:
+    def open(
+        cls,
+        where: PrometheusURL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | str = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Prometheus:
         """`connect` to a resolved URL with exactly the credentials `settings.resolve_url` attached to it."""
-        return cls.connect(where.url, headers=headers, bearer_token=where.token, basic_auth=where.basic_auth,
-                           verify=verify, timeout=timeout)
+        return cls.connect(
+            where.url,
+            headers=headers,
+            bearer_token=where.token,
+            basic_auth=where.basic_auth,
+            verify=verify,
+            timeout=timeout,
+        )
 
     def close(self) -> None:
         """Release the HTTP connection pool."""
@@ -128,12 +162,17 @@ class Prometheus:
 
     def build_info(self) -> dict[str, str]:
         """The server's build info (``version``, ``revision``…); also a reachability check."""
+
         def call() -> dict[str, str]:
-            response = self._session.get(f"{self.url}/api/v1/status/buildinfo", timeout=self.timeout,
-                                         headers=self._client.headers)
+            response = self._session.get(
+                f"{self.url}/api/v1/status/buildinfo", timeout=self.timeout, headers=self._client.headers
+            )
             if response.status_code != 200:
-                raise PrometheusApiClientException(f"HTTP Status Code {response.status_code} ({response.content!r})")
+                raise PrometheusApiClientException(
+                    f"HTTP Status Code {response.status_code} ({response.content!r})"
+                )
             return dict(response.json()["data"])
+
         return self._call("read Prometheus build info", call)
 
     # ---- queries --------------------------------------------------------------------------
@@ -146,22 +185,34 @@ class Prometheus:
             UnreachableError: the server could not be reached or did not answer in time.
         """
         params = {"time": _timestamp(at)} if at is not None else None
-        result = self._call(f"query {promql}", lambda: self._client.custom_query(promql, params=params),
-                            promql=promql)
+        result = self._call(
+            f"query {promql}", lambda: self._client.custom_query(promql, params=params), promql=promql
+        )
         return _samples(result)
 
-    def query_range(self, promql: str, start: float | datetime, end: float | datetime,
-                    step: float | str) -> list[Series]:
+    def query_range(
+        self, promql: str, start: float | datetime, end: float | datetime, step: float | str
+    ) -> list[Series]:
         """Evaluate a range query from ``start`` to ``end`` (epoch seconds or datetimes) every ``step``."""
         begin, finish = _as_datetime(start), _as_datetime(end)
-        result = self._call(f"query {promql}",
-                            lambda: self._client.custom_query_range(promql, begin, finish, str(step)),
-                            promql=promql)
-        return [Series(dict(item.get("metric", {})), tuple((float(t), float(v)) for t, v in item["values"]))
-                for item in result]
+        result = self._call(
+            f"query {promql}",
+            lambda: self._client.custom_query_range(promql, begin, finish, str(step)),
+            promql=promql,
+        )
+        return [
+            Series(dict(item.get("metric", {})), tuple((float(t), float(v)) for t, v in item["values"]))
+            for item in result
+        ]
 
-    def query_by_pod(self, query: str, namespaces: Iterable[str] | None = None, *,
-                     labels: PodLabels = POD_LABELS, aggregate: str = "sum") -> dict[tuple[str, str], float]:
+    def query_by_pod(
+        self,
+        query: str,
+        namespaces: Iterable[str] | None = None,
+        *,
+        labels: PodLabels = POD_LABELS,
+        aggregate: str = "sum",
+    ) -> dict[tuple[str, str], float]:
         """One query for every pod: ``{(namespace, pod): value}``.
 
         ``query`` is either a metric name (colon or underscore form both matched; the gauge is
@@ -184,8 +235,9 @@ class Prometheus:
 
     # ---- names and labels -----------------------------------------------------------------
 
-    def series_names(self, match: str | Sequence[str] | None = None, *,
-                     lookback: float | None = DEFAULT_LOOKBACK) -> list[str]:
+    def series_names(
+        self, match: str | Sequence[str] | None = None, *, lookback: float | None = DEFAULT_LOOKBACK
+    ) -> list[str]:
         """Metric names the server holds (``/api/v1/label/__name__/values``), optionally for selectors.
 
         ``lookback`` seconds limits it to recent series (None: the whole TSDB).
@@ -193,18 +245,30 @@ class Prometheus:
         params = _range_params(lookback)
         if match:
             params["match[]"] = [match] if isinstance(match, str) else list(match)
-        result = self._call("list metric names",
-                            lambda: self._client.get_label_values("__name__", params=params),
-                            promql=match if isinstance(match, str) else None)
+        result = self._call(
+            "list metric names",
+            lambda: self._client.get_label_values("__name__", params=params),
+            promql=match if isinstance(match, str) else None,
+        )
         return sorted(str(n) for n in result or ())
 
-    def metric_exists(self, name: str, within: Mapping[str, LabelValue] | None = None, *,
-                      lookback: float | None = DEFAULT_LOOKBACK) -> bool:
+    def metric_exists(
+        self,
+        name: str,
+        within: Mapping[str, LabelValue] | None = None,
+        *,
+        lookback: float | None = DEFAULT_LOOKBACK,
+    ) -> bool:
         """Whether the server holds series named exactly ``name`` (optionally with these labels)."""
         return bool(self.series_names(selector(name, within), lookback=lookback))
 
-    def resolve_name(self, candidates: Sequence[str], within: Mapping[str, LabelValue] | None = None, *,
-                     lookback: float | None = DEFAULT_LOOKBACK) -> str | None:
+    def resolve_name(
+        self,
+        candidates: Sequence[str],
+        within: Mapping[str, LabelValue] | None = None,
+        *,
+        lookback: float | None = DEFAULT_LOOKBACK,
+    ) -> str | None:
         """The first of ``candidates`` the server holds, as it holds it, in one request.
 
         Each candidate is tried as written, then in its underscore form (the colon problem), so
@@ -213,18 +277,30 @@ class Prometheus:
         """
         return self.resolve_names({"_": candidates}, within, lookback=lookback)["_"]
 
-    def resolve_names(self, groups: Mapping[str, Sequence[str]], within: Mapping[str, LabelValue] | None = None,
-                      *, lookback: float | None = DEFAULT_LOOKBACK) -> dict[str, str | None]:
+    def resolve_names(
+        self,
+        groups: Mapping[str, Sequence[str]],
+        within: Mapping[str, LabelValue] | None = None,
+        *,
+        lookback: float | None = DEFAULT_LOOKBACK,
+    ) -> dict[str, str | None]:
         """`resolve_name` for several signals at once (one request): ``{key: held name or None}``."""
         everything = [name for names in groups.values() for name in names]
         if not everything:
             return {key: None for key in groups}
         held = set(self.series_names(names_matcher(everything, within), lookback=lookback))
-        return {key: next((v for name in names for v in name_variants(name) if v in held), None)
-                for key, names in groups.items()}
+        return {
+            key: next((v for name in names for v in name_variants(name) if v in held), None)
+            for key, names in groups.items()
+        }
 
-    def name_forms(self, name: str, within: Mapping[str, LabelValue] | None = None, *,
-                   lookback: float | None = DEFAULT_LOOKBACK) -> list[str]:
+    def name_forms(
+        self,
+        name: str,
+        within: Mapping[str, LabelValue] | None = None,
+        *,
+        lookback: float | None = DEFAULT_LOOKBACK,
+    ) -> list[str]:
         """Every form of ``name`` the server holds (colon and/or underscore), in `name_variants` order.
 
         Both forms at once mean some targets expose the colon name and others the underscore one:
@@ -233,16 +309,26 @@ class Prometheus:
         held = set(self.series_names(names_matcher([name], within), lookback=lookback))
         return [v for v in name_variants(name) if v in held]
 
-    def label_names(self, match: str | Sequence[str], *, lookback: float | None = DEFAULT_LOOKBACK) -> set[str]:
+    def label_names(
+        self, match: str | Sequence[str], *, lookback: float | None = DEFAULT_LOOKBACK
+    ) -> set[str]:
         """Label names present on the series matching the selector(s) (``/api/v1/labels``)."""
         params = _range_params(lookback)
         params["match[]"] = [match] if isinstance(match, str) else list(match)
-        result = self._call("list label names", lambda: self._client.get_label_names(params=params),
-                            promql=match if isinstance(match, str) else None)
+        result = self._call(
+            "list label names",
+            lambda: self._client.get_label_names(params=params),
+            promql=match if isinstance(match, str) else None,
+        )
         return {str(n) for n in result or ()}
 
-    def pod_labels(self, metric: str, within: Mapping[str, LabelValue] | None = None, *,
-                   lookback: float | None = DEFAULT_LOOKBACK) -> PodLabels | None:
+    def pod_labels(
+        self,
+        metric: str,
+        within: Mapping[str, LabelValue] | None = None,
+        *,
+        lookback: float | None = DEFAULT_LOOKBACK,
+    ) -> PodLabels | None:
         """Which labels carry the pod on ``metric``'s series: ``exported_pod`` wins when present.
 
         With ``exported_*`` present the plain ``pod`` label names the exporter's own pod (a
@@ -264,30 +350,45 @@ class Prometheus:
         except GpuscaleError:
             raise
         except requests.exceptions.SSLError as exc:
-            raise UnreachableError(f"cannot reach Prometheus at {self.url}", f"TLS failed: {_reason(exc)}",
-                                   "give the server's CA bundle, or turn TLS verification off for a test server") from None
+            raise UnreachableError(
+                f"cannot reach Prometheus at {self.url}",
+                f"TLS failed: {_reason(exc)}",
+                "give the server's CA bundle, or turn TLS verification off for a test server",
+            ) from None
         except requests.exceptions.JSONDecodeError:
-            raise UnreachableError(f"cannot {what} at {self.url}", "the answer is not the Prometheus HTTP API (not JSON)",
-                                   "point the URL at the Prometheus server itself, e.g. http://HOST:9090") from None
+            raise UnreachableError(
+                f"cannot {what} at {self.url}",
+                "the answer is not the Prometheus HTTP API (not JSON)",
+                "point the URL at the Prometheus server itself, e.g. http://HOST:9090",
+            ) from None
         except requests.exceptions.RequestException as exc:
             if isinstance(exc, requests.exceptions.ConnectTimeout) or "ConnectTimeoutError" in str(exc):
-                raise UnreachableError(f"cannot reach Prometheus at {self.url}",
-                                       f"no connection within {self.timeout:g}s",
-                                       "check the URL and that nothing (a firewall, a NetworkPolicy) blocks it") from None
+                raise UnreachableError(
+                    f"cannot reach Prometheus at {self.url}",
+                    f"no connection within {self.timeout:g}s",
+                    "check the URL and that nothing (a firewall, a NetworkPolicy) blocks it",
+                ) from None
             if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
-                raise UnreachableError(f"cannot {what} at {self.url}",
-                                       f"Prometheus did not answer within {self.timeout:g}s",
-                                       "simplify the query or raise the timeout; check the server's load") from None
-            raise UnreachableError(f"cannot reach Prometheus at {self.url}", _reason(exc),
-                                   "check the URL (--prometheus or $GPUSCALE_PROMETHEUS_URL) and that Prometheus "
-                                   "is running, e.g. kubectl -n monitoring port-forward "
-                                   "svc/prometheus-operated 9090") from None
+                raise UnreachableError(
+                    f"cannot {what} at {self.url}",
+                    f"Prometheus did not answer within {self.timeout:g}s",
+                    "simplify the query or raise the timeout; check the server's load",
+                ) from None
+            raise UnreachableError(
+                f"cannot reach Prometheus at {self.url}",
+                _reason(exc),
+                "check the URL (--prometheus or $GPUSCALE_PROMETHEUS_URL) and that Prometheus "
+                "is running, e.g. kubectl -n monitoring port-forward "
+                "svc/prometheus-operated 9090",
+            ) from None
         except PrometheusApiClientException as exc:
             raise self._http_error(what, str(exc), promql) from None
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise UnreachableError(f"cannot {what} at {self.url}",
-                                   f"the answer is not the Prometheus HTTP API ({type(exc).__name__})",
-                                   "point the URL at the Prometheus server itself, e.g. http://HOST:9090") from None
+            raise UnreachableError(
+                f"cannot {what} at {self.url}",
+                f"the answer is not the Prometheus HTTP API ({type(exc).__name__})",
+                "point the URL at the Prometheus server itself, e.g. http://HOST:9090",
+            ) from None
 
     def _http_error(self, what: str, message: str, promql: str | None) -> GpuscaleError:
         status, body = _parse_status(message)
@@ -299,13 +400,22 @@ class Prometheus:
             subject = f"Prometheus rejected the query {promql}" if promql else f"Prometheus rejected: {what}"
             return InputError(subject, error, "fix the PromQL")
         if status in (401, 403):
-            return ForbiddenError(f"cannot {what} at {self.url}", why,
-                                  "pass a bearer token ($GPUSCALE_PROMETHEUS_TOKEN) or the headers the proxy needs")
+            return ForbiddenError(
+                f"cannot {what} at {self.url}",
+                why,
+                "pass a bearer token ($GPUSCALE_PROMETHEUS_TOKEN) or the headers the proxy needs",
+            )
         if status == 404:
-            return NotFoundError(f"cannot {what} at {self.url}", f"{why} (no Prometheus API at this URL)",
-                                 "point the URL at the Prometheus base URL, e.g. http://HOST:9090")
-        return UnreachableError(f"cannot {what} at {self.url}", why or "unexpected answer",
-                                "check the Prometheus server's health and logs")
+            return NotFoundError(
+                f"cannot {what} at {self.url}",
+                f"{why} (no Prometheus API at this URL)",
+                "point the URL at the Prometheus base URL, e.g. http://HOST:9090",
+            )
+        return UnreachableError(
+            f"cannot {what} at {self.url}",
+            why or "unexpected answer",
+            "check the Prometheus server's health and logs",
+        )
 
 
 def _parse_status(message: str) -> tuple[int, str]:
@@ -324,21 +434,27 @@ def _parse_status(message: str) -> tuple[int, str]:
 
 def _reason(exc: BaseException) -> str:
     text = redact(str(exc))
-    for needle, reason in (("Connection refused", "connection refused"),
-                           ("Name or service not known", "host name not found"),
-                           ("nodename nor servname", "host name not found"),
-                           ("Temporary failure in name resolution", "host name not found"),
-                           ("No route to host", "no route to host"),
-                           ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
-                           ("WRONG_VERSION_NUMBER", "the server does not speak TLS (use http://)")):
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "host name not found"),
+        ("nodename nor servname", "host name not found"),
+        ("Temporary failure in name resolution", "host name not found"),
+        ("No route to host", "no route to host"),
+        ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
+        ("WRONG_VERSION_NUMBER", "the server does not speak TLS (use http://)"),
+    ):
         if needle in text:
             return reason
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _samples(result: Any) -> list[Sample]:
-    if (isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict)
-            and not isinstance(result[1], dict)):
+    if (
+        isinstance(result, list)
+        and len(result) == 2
+        and not isinstance(result[0], dict)
+        and not isinstance(result[1], dict)
+    ):
         return [Sample({}, float(result[1]), float(result[0]))]
     samples = []
     for item in result or ():

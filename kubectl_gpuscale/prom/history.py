@@ -55,11 +55,19 @@ because the server scans every series its selector matched over the query's whol
 so a workload whose pods come and go (a new series per pod) costs in proportion to the pods of a
 chunk, not of the week (measured on the backfilled week, 248 pods: its TTFT buckets took 20 s in
 10,000-point chunks, 8.7 s in these)."""
-KSM_REPLICAS = {"deploy": "kube_deployment_status_replicas_available",
-                "statefulset": "kube_statefulset_status_replicas_ready"}
+KSM_REPLICAS = {
+    "deploy": "kube_deployment_status_replicas_available",
+    "statefulset": "kube_statefulset_status_replicas_ready",
+}
 KSM_LABEL = {"deploy": "deployment", "statefulset": "statefulset"}
-_KINDS = {"deploy": "deploy", "deployment": "deploy", "deployments": "deploy", "statefulset": "statefulset",
-          "statefulsets": "statefulset", "sts": "statefulset"}
+_KINDS = {
+    "deploy": "deploy",
+    "deployment": "deploy",
+    "deployments": "deploy",
+    "statefulset": "statefulset",
+    "statefulsets": "statefulset",
+    "sts": "statefulset",
+}
 
 
 class MissingSeriesError(NotFoundError):
@@ -70,8 +78,17 @@ class MissingSeriesError(NotFoundError):
         super().__init__(what, why, fix)
 
 
-def fetch_history(prom: Prometheus, *, namespace: str, pods: str, engine: str | Engine, since: float | str,
-                  step: float = 15.0, end: float | None = None, workload: str | None = None) -> History:
+def fetch_history(
+    prom: Prometheus,
+    *,
+    namespace: str,
+    pods: str,
+    engine: str | Engine,
+    since: float | str,
+    step: float = 15.0,
+    end: float | None = None,
+    workload: str | None = None,
+) -> History:
     """The workload's history over `since` (seconds or a duration like `7d`) ending at `end` (default now).
 
     Args:
@@ -93,21 +110,27 @@ def fetch_history(prom: Prometheus, *, namespace: str, pods: str, engine: str | 
     traffic = TRAFFIC.get(record.key) if record is not None else None
     if record is None or traffic is None or record.running is None or record.queue is None:
         name = record.display if record is not None else str(engine)
-        raise InputError(f"cannot read the traffic history of {name}",
-                         "tune reads request and token counters that only vLLM, SGLang, TGI and NIM export",
-                         "pass the history as a file (--history FILE written by --save-history)")
+        raise InputError(
+            f"cannot read the traffic history of {name}",
+            "tune reads request and token counters that only vLLM, SGLang, TGI and NIM export",
+            "pass the history as a file (--history FILE written by --save-history)",
+        )
     seconds = since if isinstance(since, (int, float)) else duration_seconds(since)
     if step <= 0 or seconds < step:
-        raise InputError(f"history window {seconds:g}s with step {step:g}s", "the window holds no whole step",
-                         "give a longer --since")
+        raise InputError(
+            f"history window {seconds:g}s with step {step:g}s",
+            "the window holds no whole step",
+            "give a longer --since",
+        )
     finish = math.floor((time.time() if end is None else end) / step) * step
     steps = int(seconds // step)
     start = finish - steps * step
     within: dict[str, LabelValue] = {"namespace": namespace, "pod": ("=~", pods)}
     lookback = max(time.time() - start, seconds) + step
 
-    matchers = _resolve(prom, record, traffic, within, lookback=lookback, namespace=namespace, pods=pods,
-                        seconds=seconds)
+    matchers = _resolve(
+        prom, record, traffic, within, lookback=lookback, namespace=namespace, pods=pods, seconds=seconds
+    )
     grid = _Grid(prom, start, steps, step)
     arrivals = grid.counter(matchers["arrivals"])
     prompt_total = float(np.nansum(grid.counter(matchers["prompt"])))
@@ -123,29 +146,58 @@ def fetch_history(prom: Prometheus, *, namespace: str, pods: str, engine: str | 
     sources = {key: _source_text(expr) for key, expr in matchers.items()}
     sources["replicas"] = replica_source
     return History(
-        namespace=namespace, workload=workload or pods, engine=record.key, start=float(start), step=float(step),
-        arrivals=arrivals, prompt_tokens=prompt_total / requests if requests else math.nan,
-        output_tokens=output_total / requests if requests else math.nan, replicas=replicas, running=running,
-        waiting=waiting, ttft_buckets=buckets, ttft_counts=counts, sources=sources)
+        namespace=namespace,
+        workload=workload or pods,
+        engine=record.key,
+        start=float(start),
+        step=float(step),
+        arrivals=arrivals,
+        prompt_tokens=prompt_total / requests if requests else math.nan,
+        output_tokens=output_total / requests if requests else math.nan,
+        replicas=replicas,
+        running=running,
+        waiting=waiting,
+        ttft_buckets=buckets,
+        ttft_counts=counts,
+        sources=sources,
+    )
 
 
 # ---- names ------------------------------------------------------------------------------------
 
+
 def _signals(record: Engine, traffic: TrafficMetrics) -> dict[str, tuple[str, ...]]:
     assert record.running is not None and record.queue is not None
-    out = {"arrivals": (traffic.requests,), "prompt": (traffic.prompt_tokens,), "output": (traffic.output_tokens,),
-           "running": record.running.names, "waiting": record.queue.names}
+    out = {
+        "arrivals": (traffic.requests,),
+        "prompt": (traffic.prompt_tokens,),
+        "output": (traffic.output_tokens,),
+        "running": record.running.names,
+        "waiting": record.queue.names,
+    }
     if traffic.ttft:
         out["ttft"] = (traffic.ttft + "_bucket",)
     return out
 
 
-def _resolve(prom: Prometheus, record: Engine, traffic: TrafficMetrics, within: Mapping[str, LabelValue], *,
-             lookback: float, namespace: str, pods: str, seconds: float) -> dict[str, str]:
+def _resolve(
+    prom: Prometheus,
+    record: Engine,
+    traffic: TrafficMetrics,
+    within: Mapping[str, LabelValue],
+    *,
+    lookback: float,
+    namespace: str,
+    pods: str,
+    seconds: float,
+) -> dict[str, str]:
     """One selector per signal, for the form(s) the server holds; MissingSeriesError for those it lacks."""
     signals = _signals(record, traffic)
-    held = set(prom.series_names(names_matcher([n for names in signals.values() for n in names], within),
-                                 lookback=lookback))
+    held = set(
+        prom.series_names(
+            names_matcher([n for names in signals.values() for n in names], within), lookback=lookback
+        )
+    )
     out: dict[str, str] = {}
     missing: list[str] = []
     for key, names in signals.items():
@@ -160,20 +212,42 @@ def _resolve(prom: Prometheus, record: Engine, traffic: TrafficMetrics, within: 
         else:
             missing.append(names[0])
     if missing:
-        raise _missing_error(prom, record, missing, held, within, lookback=lookback, namespace=namespace,
-                             pods=pods, seconds=seconds)
+        raise _missing_error(
+            prom,
+            record,
+            missing,
+            held,
+            within,
+            lookback=lookback,
+            namespace=namespace,
+            pods=pods,
+            seconds=seconds,
+        )
     return out
 
 
-def _missing_error(prom: Prometheus, record: Engine, missing: list[str], held: set[str],
-                   within: Mapping[str, LabelValue], *, lookback: float, namespace: str, pods: str,
-                   seconds: float) -> MissingSeriesError:
+def _missing_error(
+    prom: Prometheus,
+    record: Engine,
+    missing: list[str],
+    held: set[str],
+    within: Mapping[str, LabelValue],
+    *,
+    lookback: float,
+    namespace: str,
+    pods: str,
+    seconds: float,
+) -> MissingSeriesError:
     names = ", ".join(missing)
-    what = (f"no {names} in Prometheus for pods matching {pods!r} in namespace {namespace} "
-            f"over the last {_span(seconds)} (checked both the ':' and '_' forms)")
+    what = (
+        f"no {names} in Prometheus for pods matching {pods!r} in namespace {namespace} "
+        f"over the last {_span(seconds)} (checked both the ':' and '_' forms)"
+    )
     if held:
-        why = (f"the pods report {', '.join(sorted(held)[:3])}{'...' if len(held) > 3 else ''} but not these: "
-               "a metric_relabel_configs rule renamed or dropped them, or this engine version does not export them")
+        why = (
+            f"the pods report {', '.join(sorted(held)[:3])}{'...' if len(held) > 3 else ''} but not these: "
+            "a metric_relabel_configs rule renamed or dropped them, or this engine version does not export them"
+        )
         fix = "keep the engine's series in the scrape config (see docs/tune.md), or pass --history FILE"
         return MissingSeriesError(what, why, fix, missing)
     anything = prom.series_names("{" + ", ".join(label_matchers(within)) + "}", lookback=lookback)
@@ -181,11 +255,15 @@ def _missing_error(prom: Prometheus, record: Engine, missing: list[str], held: s
         why = "Prometheus holds no series at all for these pods: the namespace or the pod regex is wrong"
         fix = f"check `kubectl get pods -n {namespace}` and the target (or pass --namespace)"
     else:
-        off = record.metrics_off_flags or ((f"without {record.metrics_needs_flag}",) if record.metrics_needs_flag else ())
+        off = record.metrics_off_flags or (
+            (f"without {record.metrics_needs_flag}",) if record.metrics_needs_flag else ()
+        )
         names_seen = f"{len(anything)} metric name{'s' if len(anything) != 1 else ''}"
-        why = (f"the pods are scraped ({names_seen}) but export no {record.display} metrics: "
-               f"engine metrics are off{' (' + ', '.join(off) + ')' if off else ''} or the engine is not "
-               f"{record.display}")
+        why = (
+            f"the pods are scraped ({names_seen}) but export no {record.display} metrics: "
+            f"engine metrics are off{' (' + ', '.join(off) + ')' if off else ''} or the engine is not "
+            f"{record.display}"
+        )
         fix = f"turn the engine's metrics on and scrape its {record.metrics_path}, or pass --engine"
     return MissingSeriesError(what, why, fix, missing)
 
@@ -205,6 +283,7 @@ def _source_text(selector: str) -> str:
 
 # ---- range queries -----------------------------------------------------------------------------
 
+
 class _Grid:
     """Range queries over the window's step grid: points at start + i * step for i in 0..steps."""
 
@@ -220,8 +299,9 @@ class _Grid:
         out: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
         for first in range(0, total, CHUNK_POINTS):
             last = min(total, first + CHUNK_POINTS) - 1
-            for s in self.prom.query_range(expr, self.start + first * self.step, self.start + last * self.step,
-                                           self.step):
+            for s in self.prom.query_range(
+                expr, self.start + first * self.step, self.start + last * self.step, self.step
+            ):
                 key = tuple(sorted(s.labels.items()))
                 values = out.get(key)
                 if values is None:
@@ -264,9 +344,12 @@ class _Grid:
         a fifth of the time of reading them all).
         """
         window = f"{round((self.steps + 1) * self.step * 1000)}ms"
-        peaks = {s.labels.get("le", ""): s.value
-                 for s in self.prom.query(f"max by (le) (max_over_time({selector}[{window}]))",
-                                          at=self.start + self.steps * self.step)}
+        peaks = {
+            s.labels.get("le", ""): s.value
+            for s in self.prom.query(
+                f"max by (le) (max_over_time({selector}[{window}]))", at=self.start + self.steps * self.step
+            )
+        }
         try:
             spelled = sorted(((float(le), le) for le in peaks), key=lambda b: b[0])
         except ValueError:
@@ -296,8 +379,16 @@ def _with_le(selector: str, le: str) -> str:
 
 # ---- replicas ----------------------------------------------------------------------------------
 
-def _replicas(prom: Prometheus, grid: _Grid, workload: str | None, namespace: str, matchers: Mapping[str, str], *,
-              lookback: float) -> tuple[np.ndarray, str]:
+
+def _replicas(
+    prom: Prometheus,
+    grid: _Grid,
+    workload: str | None,
+    namespace: str,
+    matchers: Mapping[str, str],
+    *,
+    lookback: float,
+) -> tuple[np.ndarray, str]:
     if workload:
         kind, _, name = workload.rpartition("/")
         kind = _KINDS.get(kind.lower() or "deploy", "")

@@ -51,9 +51,11 @@ def is_metric_name(text: str) -> bool:
 def check_metric_name(name: str) -> str:
     """Return ``name`` or raise InputError when it is not a valid Prometheus metric name."""
     if not is_metric_name(name):
-        raise InputError(f"invalid metric name {name!r}",
-                         "a metric name is letters, digits, '_' and ':' and does not start with a digit",
-                         "pass a metric name such as vllm:num_requests_waiting")
+        raise InputError(
+            f"invalid metric name {name!r}",
+            "a metric name is letters, digits, '_' and ':' and does not start with a digit",
+            "pass a metric name such as vllm:num_requests_waiting",
+        )
     return name
 
 
@@ -140,7 +142,9 @@ def names_matcher(names: Iterable[str], labels: Mapping[str, LabelValue] | None 
     return "{" + ", ".join([f"__name__=~{quote('|'.join(regexes))}", *label_matchers(labels)]) + "}"
 
 
-def namespace_scope(namespaces: Iterable[str] | None, labels: PodLabels = POD_LABELS) -> dict[str, LabelValue]:
+def namespace_scope(
+    namespaces: Iterable[str] | None, labels: PodLabels = POD_LABELS
+) -> dict[str, LabelValue]:
     """Label constraints keeping only ``namespaces`` (none: every namespace that has a pod label)."""
     names = sorted(set(namespaces or ()))
     if not names:
@@ -157,8 +161,9 @@ def by_pod(expr: str, labels: PodLabels = POD_LABELS, aggregate: str = "sum") ->
     return f"{aggregate} by ({labels.namespace}, {labels.pod}) ({expr})"
 
 
-def gauge_by_pod(name: str, namespaces: Iterable[str] | None = None, labels: PodLabels = POD_LABELS,
-                 aggregate: str = "sum") -> str:
+def gauge_by_pod(
+    name: str, namespaces: Iterable[str] | None = None, labels: PodLabels = POD_LABELS, aggregate: str = "sum"
+) -> str:
     """One query for a gauge across all pods of ``namespaces``, grouped by namespace and pod.
 
     >>> gauge_by_pod("vllm:num_requests_waiting", ["ml"])
@@ -167,17 +172,24 @@ def gauge_by_pod(name: str, namespaces: Iterable[str] | None = None, labels: Pod
     return by_pod(name_matcher(name, namespace_scope(namespaces, labels)), labels, aggregate)
 
 
-def rate_by_pod(name: str, window: str = "2m", namespaces: Iterable[str] | None = None,
-                labels: PodLabels = POD_LABELS) -> str:
+def rate_by_pod(
+    name: str, window: str = "2m", namespaces: Iterable[str] | None = None, labels: PodLabels = POD_LABELS
+) -> str:
     """Per-second rate of a counter, summed by namespace and pod."""
     return by_pod(f"rate({name_matcher(name, namespace_scope(namespaces, labels))}[{window}])", labels)
 
 
-def quantile_by_pod(histogram: str, q: float, window: str = "2m", namespaces: Iterable[str] | None = None,
-                    labels: PodLabels = POD_LABELS) -> str:
+def quantile_by_pod(
+    histogram: str,
+    q: float,
+    window: str = "2m",
+    namespaces: Iterable[str] | None = None,
+    labels: PodLabels = POD_LABELS,
+) -> str:
     """``histogram_quantile`` per pod of a histogram given by its base name (``_bucket`` is added)."""
     if not 0 <= q <= 1:
         raise InputError(f"invalid quantile {q}", "a quantile is between 0 and 1")
     bucket = name_matcher(histogram + "_bucket", namespace_scope(namespaces, labels))
-    return (f"histogram_quantile({q:g}, sum by ({labels.namespace}, {labels.pod}, le) "
-            f"(rate({bucket}[{window}])))")
+    return (
+        f"histogram_quantile({q:g}, sum by ({labels.namespace}, {labels.pod}, le) (rate({bucket}[{window}])))"
+    )

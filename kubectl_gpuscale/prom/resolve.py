@@ -26,8 +26,15 @@ NO_URL = "no Prometheus URL"
 """The `InputError.what` raised when no source names a Prometheus."""
 
 
-def resolve(flag: str | None = None, cluster: Cluster | None = None, *, context: str | None = None,
-            recorded: bool = True, discover: bool = False, env: Mapping[str, str] | None = None) -> PrometheusURL:
+def resolve(
+    flag: str | None = None,
+    cluster: Cluster | None = None,
+    *,
+    context: str | None = None,
+    recorded: bool = True,
+    discover: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> PrometheusURL:
     """The Prometheus to use and its credentials: flag > env > install record > discovery.
 
     The install record is read only with `recorded` and when neither the flag nor the environment
@@ -44,8 +51,12 @@ def resolve(flag: str | None = None, cluster: Cluster | None = None, *, context:
     if recorded and not flag and not environ.get(ENV_URL):
         record = config.configured_prometheus(cluster, context=context)
     try:
-        return resolve_url(flag, configured=record.url if record else None,
-                           configured_source=record.source if record else None, env=environ)
+        return resolve_url(
+            flag,
+            configured=record.url if record else None,
+            configured_source=record.source if record else None,
+            env=environ,
+        )
     except InputError as exc:
         if exc.what != NO_URL:
             if not flag:

@@ -62,8 +62,10 @@ class PrometheusURL:
         """Why the token was not sent (empty when it was, or when none is set)."""
         if not self.token_withheld:
             return ""
-        return (f"${ENV_TOKEN} not sent to {self.url} ({self.source}): a token goes only to a URL given with "
-                f"--prometheus or ${ENV_URL}")
+        return (
+            f"${ENV_TOKEN} not sent to {self.url} ({self.source}): a token goes only to a URL given with "
+            f"--prometheus or ${ENV_URL}"
+        )
 
 
 def redact(text: str) -> str:
@@ -82,14 +84,23 @@ def split_userinfo(url: str) -> tuple[str, BasicAuth | None]:
     parts = urlsplit(text)
     shown = redact(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"invalid Prometheus URL {shown!r}", "it must be an http:// or https:// URL with a host",
-                         "pass e.g. --prometheus http://prometheus-operated.monitoring.svc:9090")
+        raise InputError(
+            f"invalid Prometheus URL {shown!r}",
+            "it must be an http:// or https:// URL with a host",
+            "pass e.g. --prometheus http://prometheus-operated.monitoring.svc:9090",
+        )
     if parts.query or parts.fragment:
-        raise InputError(f"invalid Prometheus URL {shown!r}", "it must not carry a query or a fragment",
-                         "pass the base URL, e.g. http://prometheus:9090 (a path prefix is fine)")
+        raise InputError(
+            f"invalid Prometheus URL {shown!r}",
+            "it must not carry a query or a fragment",
+            "pass the base URL, e.g. http://prometheus:9090 (a path prefix is fine)",
+        )
     if "@" in parts.path:
-        raise InputError(f"invalid Prometheus URL {shown!r}", "an '@' after the host part",
-                         "percent-encode the user name and password ('/' is %2F, '@' is %40)")
+        raise InputError(
+            f"invalid Prometheus URL {shown!r}",
+            "an '@' after the host part",
+            "percent-encode the user name and password ('/' is %2F, '@' is %40)",
+        )
     auth = None
     netloc = parts.netloc
     if "@" in netloc:
@@ -103,8 +114,13 @@ def normalize_url(url: str) -> str:
     return split_userinfo(url)[0]
 
 
-def resolve_url(flag: str | None = None, *, configured: str | None = None, configured_source: str | None = None,
-                env: Mapping[str, str] | None = None) -> PrometheusURL:
+def resolve_url(
+    flag: str | None = None,
+    *,
+    configured: str | None = None,
+    configured_source: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PrometheusURL:
     """The Prometheus URL to use and its credentials: the flag, else ``$GPUSCALE_PROMETHEUS_URL``, else
     `configured` (the install config, described by `configured_source`).
 
@@ -116,15 +132,22 @@ def resolve_url(flag: str | None = None, *, configured: str | None = None, confi
     """
     environ = os.environ if env is None else env
     token = resolve_token(env=environ)
-    for value, source in ((flag, FLAG_SOURCE), (environ.get(ENV_URL), ENV_SOURCE),
-                          (configured, configured_source or "the install config")):
+    for value, source in (
+        (flag, FLAG_SOURCE),
+        (environ.get(ENV_URL), ENV_SOURCE),
+        (configured, configured_source or "the install config"),
+    ):
         if value:
             url, auth = split_userinfo(value)
             given = source in GIVEN_SOURCES
-            return PrometheusURL(url, source, auth, token if given else None,
-                                 token_withheld=bool(token) and not given)
-    raise InputError("no Prometheus URL", f"neither --prometheus, ${ENV_URL} nor the install config sets one",
-                     "pass --prometheus http://HOST:9090 (or kubectl port-forward to your Prometheus)")
+            return PrometheusURL(
+                url, source, auth, token if given else None, token_withheld=bool(token) and not given
+            )
+    raise InputError(
+        "no Prometheus URL",
+        f"neither --prometheus, ${ENV_URL} nor the install config sets one",
+        "pass --prometheus http://HOST:9090 (or kubectl port-forward to your Prometheus)",
+    )
 
 
 def resolve_token(flag: str | None = None, *, env: Mapping[str, str] | None = None) -> str | None:

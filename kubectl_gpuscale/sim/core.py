@@ -57,7 +57,7 @@ class PodState:
     name: str
     ready: bool
     phase: str
-    progress: float        # 0..1 through the current cold-start phase (1 when ready)
+    progress: float  # 0..1 through the current cold-start phase (1 when ready)
     age: int
 
 
@@ -83,8 +83,14 @@ class WorkloadState:
 class ChunkView:
     """Per-second observations over a chunk [t0, t0+n) with the pod set held fixed."""
 
-    def __init__(self, t0: int, n: int, pods: int, engine: EngineProfile | None = None,
-                 kv_tokens_per_request: float = 0.0) -> None:
+    def __init__(
+        self,
+        t0: int,
+        n: int,
+        pods: int,
+        engine: EngineProfile | None = None,
+        kv_tokens_per_request: float = 0.0,
+    ) -> None:
         self.t0 = t0
         self.n = n
         self.pods = pods
@@ -104,17 +110,17 @@ class ChunkView:
         self.dropped = np.zeros(n)
         self.ttft = np.zeros(n)
         self.ttft_w = np.zeros(n)
-        self.extra_ttft = _EMPTY          # TTFTs of requests released from the activator
+        self.extra_ttft = _EMPTY  # TTFTs of requests released from the activator
         self.extra_w = _EMPTY
-        self.extra_at = 0                 # index at which they were released
+        self.extra_at = 0  # index at which they were released
         self.extra_timed_out = 0.0
-        self.losses = False               # any request timed out or was dropped in the chunk
-        self.pending_t = _EMPTY           # held requests (arrival second, count) at the chunk's end
+        self.losses = False  # any request timed out or was dropped in the chunk
+        self.pending_t = _EMPTY  # held requests (arrival second, count) at the chunk's end
         self.pending_n = _EMPTY
         self._hist = _EMPTY
         self._cum: np.ndarray | None = None
         self._source = "conc"
-        self.memo: dict[str, Any] = {}        # controllers' per-view precomputations
+        self.memo: dict[str, Any] = {}  # controllers' per-view precomputations
 
     @property
     def gpu(self) -> np.ndarray:
@@ -137,8 +143,9 @@ class ChunkView:
         """KV cache use (%) of the ready pods."""
         if self._kv is None:
             tokens = self.engine.kv_cache_tokens if self.engine else 1.0
-            self._kv = 100.0 * np.minimum(1.0, self.running * self.kv_per_request
-                                          / (tokens * np.maximum(self.ready, 1)))
+            self._kv = 100.0 * np.minimum(
+                1.0, self.running * self.kv_per_request / (tokens * np.maximum(self.ready, 1))
+            )
         return self._kv
 
     def clone(self, pods: int) -> ChunkView:
@@ -178,8 +185,12 @@ class ChunkView:
         n = self.n
         h1 = self._hist.shape[0] + 1
         s0 = h1 - window
-        start = cum[s0:s0 + n] if s0 >= 0 else np.concatenate((np.full(min(n, -s0), cum[0]), cum[:max(0, n + s0)]))
-        mean: np.ndarray = (cum[h1:h1 + n] - start) / window
+        start = (
+            cum[s0 : s0 + n]
+            if s0 >= 0
+            else np.concatenate((np.full(min(n, -s0), cum[0]), cum[: max(0, n + s0)]))
+        )
+        mean: np.ndarray = (cum[h1 : h1 + n] - start) / window
         return mean
 
 
@@ -191,7 +202,7 @@ class PhysicsCache:
     """
 
     def __init__(self, seconds: int = 2 * 86400) -> None:
-        self.seconds = seconds            # hold chunks covering up to this many seconds (a day of each of two)
+        self.seconds = seconds  # hold chunks covering up to this many seconds (a day of each of two)
         self._held = 0
         self._items: dict[tuple[object, ...], ChunkView] = {}
         self._flushed: dict[tuple[object, ...], tuple[object, Flushed]] = {}
@@ -227,7 +238,7 @@ class Flushed:
 
     requests: float
     served: float
-    losses: tuple[float, float] | None       # (timed out, dropped) when the segments had any
+    losses: tuple[float, float] | None  # (timed out, dropped) when the segments had any
     busy: float
     released_timed_out: list[float]
     hist: np.ndarray
@@ -253,15 +264,23 @@ class Totals:
     hist: np.ndarray = field(default_factory=lambda: np.zeros(HIST_BINS))
 
 
-DIRECT_AFTER_CHANGE = 2   # ticks decided one by one after a change (a flapping controller acts again at once)
+DIRECT_AFTER_CHANGE = 2  # ticks decided one by one after a change (a flapping controller acts again at once)
 
 
 class PolicyRun:
     """One policy's simulation state. Use `Simulation`, which drives one per policy."""
 
-    def __init__(self, controller: Controller, arrivals: Arrivals, engine: EngineProfile,
-                 coldstart: ColdStartProfile, timeout: float, series_step: int, duration: int,
-                 shared: PhysicsCache | None = None) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        arrivals: Arrivals,
+        engine: EngineProfile,
+        coldstart: ColdStartProfile,
+        timeout: float,
+        series_step: int,
+        duration: int,
+        shared: PhysicsCache | None = None,
+    ) -> None:
         self.ctl = controller
         self.arrivals = arrivals
         self.engine = engine
@@ -327,8 +346,15 @@ class PolicyRun:
     # physics ------------------------------------------------------------------------------
     def _physics(self, t0: int, n: int) -> ChunkView:
         """The chunk's physics; policies whose pods and queue are the same share one computation."""
-        key = (t0, n, self.q, self.ctl.buffering, self.pending_t.tobytes(), self.pending_n.tobytes(),
-               tuple(sorted(p.ready_at if p.ready_at > t0 else t0 for p in self.pods)))
+        key = (
+            t0,
+            n,
+            self.q,
+            self.ctl.buffering,
+            self.pending_t.tobytes(),
+            self.pending_n.tobytes(),
+            tuple(sorted(p.ready_at if p.ready_at > t0 else t0 for p in self.pods)),
+        )
         got = self._shared.get(key)
         if got is None:
             got = self._shared.put(key, self._compute(t0, n))
@@ -358,11 +384,11 @@ class PolicyRun:
             cap_max: np.ndarray | float = np.maximum(cap, 1e-12)
             seqs: np.ndarray | int = self.engine.max_num_seqs * ready
         else:
-            cap = base * self.mu                     # constant over the chunk: scalar arithmetic
+            cap = base * self.mu  # constant over the chunk: scalar arithmetic
             cap_max = max(cap, 1e-12)
             seqs = self.engine.max_num_seqs * base
         v.ready = ready
-        z = 0 if base > 0 else (steps[0] if steps else n)   # ready is non-decreasing in a chunk
+        z = 0 if base > 0 else (steps[0] if steps else n)  # ready is non-decreasing in a chunk
         q = np.zeros(n)
         q0 = self.q
         pend_t, pend_n = self.pending_t, self.pending_n
@@ -387,7 +413,7 @@ class PolicyRun:
                 v.dropped[:z] = a[:z]
                 v.losses = True
             q0 = float(q[z - 1]) if self.ctl.buffering else 0.0
-        v.pending_t, v.pending_n = pend_t, pend_n      # held requests up to z (for a commit before z)
+        v.pending_t, v.pending_n = pend_t, pend_n  # held requests up to z (for a commit before z)
         if z < n:
             if pend_t.size:
                 # release the held requests to the first ready replica(s), FIFO
@@ -397,7 +423,9 @@ class PolicyRun:
                 v.extra_timed_out = max(0.0, float(pend_n[~alive].sum()) - float(v.timed_out[:z].sum()))
                 t_al, n_al = pend_t[alive], pend_n[alive]
                 ahead = np.cumsum(n_al) - n_al / 2.0
-                wait = (start - t_al) + ahead / (cap[z] if isinstance(cap, np.ndarray) else cap) + self.prefill
+                wait = (
+                    (start - t_al) + ahead / (cap[z] if isinstance(cap, np.ndarray) else cap) + self.prefill
+                )
                 ok = wait <= self.timeout
                 v.extra_ttft, v.extra_w = wait[ok], n_al[ok]
                 v.extra_timed_out += float(n_al[~ok].sum())
@@ -409,9 +437,9 @@ class PolicyRun:
         e = self.engine
         rho = v.served / cap_max
         t = rho * (e.itl_sat_s - e.itl_min_s)
-        t += e.itl_min_s                            # inter-token latency
+        t += e.itl_min_s  # inter-token latency
         t *= self.output
-        t += self.prefill                           # request latency
+        t += self.prefill  # request latency
         t *= v.served
         running = np.minimum(t, seqs, out=t)
         v.rho = rho
@@ -423,8 +451,9 @@ class PolicyRun:
         v.conc = running + q
         return v
 
-    def _queue(self, a: np.ndarray, cap: np.ndarray | float, q0: float, q: np.ndarray, v: ChunkView,
-               off: int) -> None:
+    def _queue(
+        self, a: np.ndarray, cap: np.ndarray | float, q0: float, q: np.ndarray, v: ChunkView, off: int
+    ) -> None:
         """Doubly reflected Lindley recursion (0 and the patience barrier), solved piecewise in closed form.
 
         `cap` is a float when the ready replicas are constant over the chunk (the usual case: fewer, cheaper
@@ -471,13 +500,13 @@ class PolicyRun:
             refl = -np.minimum(0.0, np.minimum.accumulate(ps))
             under = np.flatnonzero(p > bar[k:] + 1e-9)
             m_ = int(under[0]) if under.size else n - k
-            q[k:k + m_] = bar[k:k + m_] - p[:m_]
-            dropped[k:k + m_] += np.diff(np.concatenate(([0.0], refl[:m_])))
+            q[k : k + m_] = bar[k : k + m_] - p[:m_]
+            dropped[k : k + m_] += np.diff(np.concatenate(([0.0], refl[:m_])))
             if not under.size:
                 break
             e = k + m_
             q[e] = 0.0
-            cur = 0.0          # the queue emptied at e: back to the lower regime
+            cur = 0.0  # the queue emptied at e: back to the lower regime
             i = e + 1
         if not n:
             return
@@ -536,7 +565,7 @@ class PolicyRun:
             self.pending_t, self.pending_n = pt[alive], pn[alive]
         need = self.ctl.history
         if need:
-            seg = getattr(v, self.ctl.history_source)[max(lo, hi - need):hi]
+            seg = getattr(v, self.ctl.history_source)[max(lo, hi - need) : hi]
             k = need - seg.shape[0]
             self.hist_conc = np.concatenate((self.hist_conc[-k:], seg)) if k > 0 else seg
         self.last_view, self.last_i = v, end
@@ -567,8 +596,8 @@ class PolicyRun:
         b0, m = f.b0, f.m
         targets = (self.s_arr, self.s_pods, self.s_ready, self.s_wait, self.s_ttft, self.s_ttft_w)
         for col, target in zip(f.columns, targets, strict=True):
-            target[b0:b0 + m] += col
-        self.s_n[b0:b0 + m] += f.counts
+            target[b0 : b0 + m] += col
+        self.s_n[b0 : b0 + m] += f.counts
 
     def _aggregate(self, buf: list[tuple[ChunkView, int, int, int]]) -> Flushed:
         """Sums, TTFT histogram and series bins of committed segments (the same for policies that share them)."""
@@ -590,7 +619,7 @@ class PolicyRun:
         if any(v.losses for v, *_ in buf):
             losses = (float(cat("timed_out").sum()), float(cat("dropped").sum()))
         busy = float((cat("rho") * ready).sum())
-        some = ttft_w > 0               # seconds without requests add nothing to the histogram
+        some = ttft_w > 0  # seconds without requests add nothing to the histogram
         if some.all():
             h = np.bincount(_bin(ttft), weights=ttft_w, minlength=HIST_BINS)
         elif not some.any():
@@ -600,8 +629,11 @@ class PolicyRun:
         released = [v for v, lo, hi, _ in buf if lo <= v.extra_at < hi and v.extra_ttft.size]
         if released:
             # requests the activator / interceptor held, released when a replica became ready (whole counts)
-            h += np.bincount(_bin(np.concatenate([v.extra_ttft for v in released])),
-                             weights=np.concatenate([v.extra_w for v in released]), minlength=HIST_BINS)
+            h += np.bincount(
+                _bin(np.concatenate([v.extra_ttft for v in released])),
+                weights=np.concatenate([v.extra_w for v in released]),
+                minlength=HIST_BINS,
+            )
         # series
         t0 = buf[0][0].t0 + buf[0][1]
         n = a.shape[0]
@@ -620,8 +652,9 @@ class PolicyRun:
             m = int(rel[-1]) + 1
             sums = tuple(np.bincount(rel, weights=col, minlength=m) for col in columns)
             counts = np.bincount(rel, minlength=m)
-        return Flushed(requests, served, losses, busy, [v.extra_timed_out for v in released], h, b0, m, sums,
-                       counts)
+        return Flushed(
+            requests, served, losses, busy, [v.extra_timed_out for v in released], h, b0, m, sums, counts
+        )
 
     @staticmethod
     def _first_difference(old: list[int], new: list[int]) -> int | None:
@@ -695,7 +728,9 @@ class PolicyRun:
                     direct = DIRECT_AFTER_CHANGE
                     continue
                 if scanned:
-                    direct = self.ctl.settle     # a flagged tick that changed nothing: decide the next few directly
+                    direct = (
+                        self.ctl.settle
+                    )  # a flagged tick that changed nothing: decide the next few directly
             if broken:
                 self._chunk = 512
                 continue
@@ -712,19 +747,37 @@ class PolicyRun:
         """The live view of this policy."""
         v, i = self.last_view, self.last_i
         pods = tuple(
-            PodState(p.name, p.ready_at <= self.t, *(self.coldstart.phase_at(self.t - p.created)
-                                                     if p.ready_at > self.t else ("ready", 1.0)), self.t - p.created)
-            for p in sorted(self.pods, key=lambda p: p.created))
+            PodState(
+                p.name,
+                p.ready_at <= self.t,
+                *(self.coldstart.phase_at(self.t - p.created) if p.ready_at > self.t else ("ready", 1.0)),
+                self.t - p.created,
+            )
+            for p in sorted(self.pods, key=lambda p: p.created)
+        )
         w = self.recent
         p95 = percentile(w, 95.0)
         if v is None:
-            return WorkloadState(self.ctl.name, t, self.spec, 0, pods, 0, 0, 0, 0, 0, 0, p95, tuple(self.events))
+            return WorkloadState(
+                self.ctl.name, t, self.spec, 0, pods, 0, 0, 0, 0, 0, 0, p95, tuple(self.events)
+            )
         ready = int(v.ready[i])
         lo = max(0, i - 9)
         return WorkloadState(
-            self.ctl.name, t, self.spec, ready, pods, float(v.waiting[i]), float(v.running[i]),
-            float(v.arrivals[lo:i + 1].mean()), float(v.kv[i]), float(v.gpu[i]), float(v.cpu[i]), p95,
-            tuple(list(self.events)[-20:]))
+            self.ctl.name,
+            t,
+            self.spec,
+            ready,
+            pods,
+            float(v.waiting[i]),
+            float(v.running[i]),
+            float(v.arrivals[lo : i + 1].mean()),
+            float(v.kv[i]),
+            float(v.gpu[i]),
+            float(v.cpu[i]),
+            p95,
+            tuple(list(self.events)[-20:]),
+        )
 
 
 def _contiguous(buf: list[tuple[ChunkView, int, int, int]]) -> list[tuple[ChunkView, int, int]]:

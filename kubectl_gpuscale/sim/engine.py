@@ -23,13 +23,13 @@ class EngineProfile:
     name: str
     description: str
     gpus_per_replica: int
-    decode_tps: float        # aggregate output tokens/s at saturation
-    prefill_tps: float       # prompt tokens/s
-    itl_min_s: float         # inter-token latency at concurrency 1
-    itl_sat_s: float         # inter-token latency at saturation
-    max_num_seqs: int        # vLLM --max-num-seqs
-    kv_cache_tokens: float   # tokens of KV cache per replica
-    cpu_idle_pct: float = 3.0   # CPU use as % of the pod's CPU request, idle (guide: 5-8 % under load)
+    decode_tps: float  # aggregate output tokens/s at saturation
+    prefill_tps: float  # prompt tokens/s
+    itl_min_s: float  # inter-token latency at concurrency 1
+    itl_sat_s: float  # inter-token latency at saturation
+    max_num_seqs: int  # vLLM --max-num-seqs
+    kv_cache_tokens: float  # tokens of KV cache per replica
+    cpu_idle_pct: float = 3.0  # CPU use as % of the pod's CPU request, idle (guide: 5-8 % under load)
     cpu_busy_pct: float = 8.0
     source: str = ""
 
@@ -56,15 +56,29 @@ class EngineProfile:
 # - max_num_seqs 256: vLLM's long-standing default for --max-num-seqs.
 PRESETS: dict[str, EngineProfile] = {
     "llama-8b-h100": EngineProfile(
-        "llama-8b-h100", "Llama 3.1 8B, BF16, vLLM/NIM on 1 x H100 80GB", 1,
-        decode_tps=12500.0, prefill_tps=25000.0, itl_min_s=0.0046, itl_sat_s=0.0127,
-        max_num_seqs=256, kv_cache_tokens=420_000.0,
-        source="docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance (Llama-3.1-8b-instruct, NIM 1.8.0)"),
+        "llama-8b-h100",
+        "Llama 3.1 8B, BF16, vLLM/NIM on 1 x H100 80GB",
+        1,
+        decode_tps=12500.0,
+        prefill_tps=25000.0,
+        itl_min_s=0.0046,
+        itl_sat_s=0.0127,
+        max_num_seqs=256,
+        kv_cache_tokens=420_000.0,
+        source="docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance (Llama-3.1-8b-instruct, NIM 1.8.0)",
+    ),
     "llama-70b-h100x2": EngineProfile(
-        "llama-70b-h100x2", "Llama 3.3 70B, FP8, TP2 on 2 x H100 80GB", 2,
-        decode_tps=920.0, prefill_tps=12000.0, itl_min_s=0.0186, itl_sat_s=0.093,
-        max_num_seqs=256, kv_cache_tokens=210_000.0,
-        source="docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance (Llama-3.3-70b-instruct, NIM 1.8.0, TP2)"),
+        "llama-70b-h100x2",
+        "Llama 3.3 70B, FP8, TP2 on 2 x H100 80GB",
+        2,
+        decode_tps=920.0,
+        prefill_tps=12000.0,
+        itl_min_s=0.0186,
+        itl_sat_s=0.093,
+        max_num_seqs=256,
+        kv_cache_tokens=210_000.0,
+        source="docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance (Llama-3.3-70b-instruct, NIM 1.8.0, TP2)",
+    ),
 }
 ALIASES = {"8b": "llama-8b-h100", "70b": "llama-70b-h100x2"}
 
@@ -73,8 +87,9 @@ def engine_profile(name: str) -> EngineProfile:
     """A capacity preset by name (or alias `8b`/`70b`)."""
     key = ALIASES.get(name, name)
     if key not in PRESETS:
-        raise InputError(f"unknown model profile {name!r}",
-                         fix=f"use one of {', '.join(list(PRESETS) + list(ALIASES))}")
+        raise InputError(
+            f"unknown model profile {name!r}", fix=f"use one of {', '.join(list(PRESETS) + list(ALIASES))}"
+        )
     return PRESETS[key]
 
 
@@ -105,13 +120,22 @@ _GUIDE = "gpu-autoscaling-guide.txt, cold-start table (H100, local NVMe)"
 # The guide's rows: 8B weights ~8 s, graphs ~12 s, KV warm-up ~5 s (total warm ~25 s); 70B 45/30/10 (~85 s);
 # uncached image pull 4-6 min (we take 5 min); CRIU restore < 5 s (we take 4.5 s).
 COLDSTART_PRESETS: dict[str, ColdStartProfile] = {
-    "8b-warm": ColdStartProfile("8b-warm", (("weight_load", 8.0), ("cuda_graphs", 12.0), ("kv_cache", 5.0)), _GUIDE),
-    "70b-warm": ColdStartProfile("70b-warm", (("weight_load", 45.0), ("cuda_graphs", 30.0), ("kv_cache", 10.0)),
-                                 _GUIDE),
-    "8b-uncached": ColdStartProfile("8b-uncached", (("image_pull", 300.0), ("weight_load", 8.0),
-                                                    ("cuda_graphs", 12.0), ("kv_cache", 5.0)), _GUIDE),
-    "70b-uncached": ColdStartProfile("70b-uncached", (("image_pull", 300.0), ("weight_load", 45.0),
-                                                      ("cuda_graphs", 30.0), ("kv_cache", 10.0)), _GUIDE),
+    "8b-warm": ColdStartProfile(
+        "8b-warm", (("weight_load", 8.0), ("cuda_graphs", 12.0), ("kv_cache", 5.0)), _GUIDE
+    ),
+    "70b-warm": ColdStartProfile(
+        "70b-warm", (("weight_load", 45.0), ("cuda_graphs", 30.0), ("kv_cache", 10.0)), _GUIDE
+    ),
+    "8b-uncached": ColdStartProfile(
+        "8b-uncached",
+        (("image_pull", 300.0), ("weight_load", 8.0), ("cuda_graphs", 12.0), ("kv_cache", 5.0)),
+        _GUIDE,
+    ),
+    "70b-uncached": ColdStartProfile(
+        "70b-uncached",
+        (("image_pull", 300.0), ("weight_load", 45.0), ("cuda_graphs", 30.0), ("kv_cache", 10.0)),
+        _GUIDE,
+    ),
     "criu": ColdStartProfile("criu", (("restore", 4.5),), _GUIDE + ", CRIU restore row"),
 }
 
@@ -119,8 +143,10 @@ COLDSTART_PRESETS: dict[str, ColdStartProfile] = {
 def coldstart_profile(name: str) -> ColdStartProfile:
     """A cold-start preset by name."""
     if name not in COLDSTART_PRESETS:
-        raise InputError(f"unknown cold-start profile {name!r}",
-                         fix=f"use one of {', '.join(COLDSTART_PRESETS)} or a JSON file")
+        raise InputError(
+            f"unknown cold-start profile {name!r}",
+            fix=f"use one of {', '.join(COLDSTART_PRESETS)} or a JSON file",
+        )
     return COLDSTART_PRESETS[name]
 
 
@@ -135,31 +161,46 @@ def coldstart_from_json(text: str, source: str = "file") -> ColdStartProfile:
     try:
         doc: Any = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"cannot read cold-start profile {source}", f"not JSON: {exc.msg} at line {exc.lineno}",
-                         "give `coldstart -o json` output or {\"phases\": [{\"name\": ..., \"seconds\": ...}]}") from None
+        raise InputError(
+            f"cannot read cold-start profile {source}",
+            f"not JSON: {exc.msg} at line {exc.lineno}",
+            'give `coldstart -o json` output or {"phases": [{"name": ..., "seconds": ...}]}',
+        ) from None
     if isinstance(doc, dict) and doc.get("kind") == "List":
         items = doc.get("items") or []
         doc = items[0] if items else {}
     if not isinstance(doc, dict) or not isinstance(doc.get("phases"), list):
-        raise InputError(f"cannot read cold-start profile {source}", "no \"phases\" list in it",
-                         "give `coldstart -o json` output or {\"phases\": [{\"name\": ..., \"seconds\": ...}]}")
+        raise InputError(
+            f"cannot read cold-start profile {source}",
+            'no "phases" list in it',
+            'give `coldstart -o json` output or {"phases": [{"name": ..., "seconds": ...}]}',
+        )
     phases: list[tuple[str, float]] = []
     for i, p in enumerate(doc["phases"]):
         try:
             name, seconds = str(p["name"]), float(p["seconds"])
         except (KeyError, TypeError, ValueError):
-            raise InputError(f"cannot read cold-start profile {source}",
-                             f"phase {i} needs a name and a number of seconds", "fix the JSON") from None
+            raise InputError(
+                f"cannot read cold-start profile {source}",
+                f"phase {i} needs a name and a number of seconds",
+                "fix the JSON",
+            ) from None
         if seconds < 0:
-            raise InputError(f"cannot read cold-start profile {source}", f"phase {name!r} has negative seconds",
-                             "fix the JSON")
+            raise InputError(
+                f"cannot read cold-start profile {source}",
+                f"phase {name!r} has negative seconds",
+                "fix the JSON",
+            )
         phases.append((name, seconds))
     total = doc.get("totalSeconds")
     attributed = sum(s for _, s in phases)
     if isinstance(total, (int, float)) and total > attributed + 1e-6:
         phases.append(("unattributed", float(total) - attributed))
     if not phases or sum(s for _, s in phases) <= 0:
-        raise InputError(f"cannot read cold-start profile {source}", "its phases add up to 0 s",
-                         "give a profile with a positive duration")
+        raise InputError(
+            f"cannot read cold-start profile {source}",
+            "its phases add up to 0 s",
+            "give a profile with a positive duration",
+        )
     name = str(doc.get("pod") or source)
     return ColdStartProfile(name, tuple(phases), source)

@@ -50,8 +50,12 @@ class Tolerances:
         return np.abs(1.0 - ratio) <= self.up
 
 
-def tolerances_for(kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION, tolerance: float = d.HPA_TOLERANCE,
-                   up: float | None = None, down: float | None = None) -> Tolerances:
+def tolerances_for(
+    kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION,
+    tolerance: float = d.HPA_TOLERANCE,
+    up: float | None = None,
+    down: float | None = None,
+) -> Tolerances:
     """The tolerances a kube-controller-manager of `kubernetes_version` applies.
 
     `tolerance` is `--horizontal-pod-autoscaler-tolerance`; `up`/`down` are an HPA's
@@ -60,8 +64,11 @@ def tolerances_for(kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION, t
     """
     inclusive = kubernetes_version >= d.HPA_INCLUSIVE_TOLERANCE_SINCE
     per_hpa = kubernetes_version >= d.HPA_CONFIGURABLE_TOLERANCE_SINCE
-    return Tolerances(up if (per_hpa and up is not None) else tolerance,
-                      down if (per_hpa and down is not None) else tolerance, inclusive)
+    return Tolerances(
+        up if (per_hpa and up is not None) else tolerance,
+        down if (per_hpa and down is not None) else tolerance,
+        inclusive,
+    )
 
 
 def _tolerances(t: float | Tolerances) -> Tolerances:
@@ -96,19 +103,25 @@ class ScalingRules:
 
     stabilization: int
     policies: tuple[ScalingPolicy, ...]
-    select: str = "Max"          # Max | Min | Disabled
+    select: str = "Max"  # Max | Min | Disabled
 
 
 def default_scale_up() -> ScalingRules:
     """autoscaling/v2 default scaleUp (GenerateHPAScaleUpRules): no window, max(100 %, 4 pods) per 15 s."""
-    return ScalingRules(d.HPA_SCALE_UP_STABILIZATION_S,
-                        tuple(ScalingPolicy(t, v, p) for t, v, p in d.HPA_SCALE_UP_POLICIES), d.HPA_SELECT_POLICY)
+    return ScalingRules(
+        d.HPA_SCALE_UP_STABILIZATION_S,
+        tuple(ScalingPolicy(t, v, p) for t, v, p in d.HPA_SCALE_UP_POLICIES),
+        d.HPA_SELECT_POLICY,
+    )
 
 
 def default_scale_down() -> ScalingRules:
     """autoscaling/v2 default scaleDown (GenerateHPAScaleDownRules): 300 s window, 100 % per 15 s."""
-    return ScalingRules(d.HPA_SCALE_DOWN_STABILIZATION_S,
-                        tuple(ScalingPolicy(t, v, p) for t, v, p in d.HPA_SCALE_DOWN_POLICIES), d.HPA_SELECT_POLICY)
+    return ScalingRules(
+        d.HPA_SCALE_DOWN_STABILIZATION_S,
+        tuple(ScalingPolicy(t, v, p) for t, v, p in d.HPA_SCALE_DOWN_POLICIES),
+        d.HPA_SELECT_POLICY,
+    )
 
 
 @dataclass(frozen=True)
@@ -119,8 +132,12 @@ class Behavior:
     scale_down: ScalingRules = field(default_factory=default_scale_down)
 
 
-def resource_replicas_from_pods(current: int, pods: Sequence[PodSample], target_utilization: int,
-                                tolerances: float | Tolerances = d.HPA_TOLERANCE) -> int | None:
+def resource_replicas_from_pods(
+    current: int,
+    pods: Sequence[PodSample],
+    target_utilization: int,
+    tolerances: float | Tolerances = d.HPA_TOLERANCE,
+) -> int | None:
     """GetResourceReplicas on per-pod samples; None where upstream returns an error (no usable metric)."""
     tol = _tolerances(tolerances)
     ready = [p for p in pods if p.state == "ready" and p.usage is not None]
@@ -131,7 +148,7 @@ def resource_replicas_from_pods(current: int, pods: Sequence[PodSample], target_
     requests = sum(p.request for p in ready)
     if requests == 0:
         return None
-    utilization = (sum(p.usage or 0 for p in ready) * 100) // requests      # int32 in upstream: truncates
+    utilization = (sum(p.usage or 0 for p in ready) * 100) // requests  # int32 in upstream: truncates
     ratio = utilization / target_utilization
     scale_up_with_unready = bool(unready) and ratio > 1.0
     if not scale_up_with_unready and not missing:
@@ -158,8 +175,15 @@ def resource_replicas_from_pods(current: int, pods: Sequence[PodSample], target_
     return new_replicas
 
 
-def resource_replicas(current: int, ready: int, unready: int, usage: float, target: float,
-                      tolerance: float | Tolerances = d.HPA_TOLERANCE, missing: int = 0) -> int:
+def resource_replicas(
+    current: int,
+    ready: int,
+    unready: int,
+    usage: float,
+    target: float,
+    tolerance: float | Tolerances = d.HPA_TOLERANCE,
+    missing: int = 0,
+) -> int:
     """GetResourceReplicas for pods with equal requests: `usage` is the ready pods' average utilisation (%).
 
     `unready` pods are Pending or inside the CPU initialisation period (0 % on a scale-up, else
@@ -168,15 +192,19 @@ def resource_replicas(current: int, ready: int, unready: int, usage: float, targ
     """
     if ready <= 0:
         return current
-    milli = int(round(usage * 10))          # utilisation in % of a 1000m request
-    pods = ([PodSample(1000, milli)] * ready + [PodSample(1000, None, "unready")] * unready
-            + [PodSample(1000, None, "missing")] * missing)
+    milli = int(round(usage * 10))  # utilisation in % of a 1000m request
+    pods = (
+        [PodSample(1000, milli)] * ready
+        + [PodSample(1000, None, "unready")] * unready
+        + [PodSample(1000, None, "missing")] * missing
+    )
     got = resource_replicas_from_pods(current, pods, int(round(target)), tolerance)
     return current if got is None else got
 
 
-def plain_metric_replicas_from_pods(current: int, pods: Sequence[PodSample], target: int,
-                                    tolerances: float | Tolerances = d.HPA_TOLERANCE) -> int | None:
+def plain_metric_replicas_from_pods(
+    current: int, pods: Sequence[PodSample], target: int, tolerances: float | Tolerances = d.HPA_TOLERANCE
+) -> int | None:
     """calcPlainMetricReplicas (Pods metrics, AverageValue target): missing pods count at the target on a scale-down."""
     tol = _tolerances(tolerances)
     ready = [p for p in pods if p.state == "ready" and p.usage is not None]
@@ -204,20 +232,31 @@ def plain_metric_replicas_from_pods(current: int, pods: Sequence[PodSample], tar
     return new_replicas
 
 
-def plain_metric_replicas(current: int, ready: int, unready: int, missing: int, usage: float, target: float,
-                          tolerance: float | Tolerances = d.HPA_TOLERANCE) -> int:
+def plain_metric_replicas(
+    current: int,
+    ready: int,
+    unready: int,
+    missing: int,
+    usage: float,
+    target: float,
+    tolerance: float | Tolerances = d.HPA_TOLERANCE,
+) -> int:
     """calcPlainMetricReplicas for a Pods metric whose ready pods average `usage` (target: AverageValue)."""
     if ready <= 0:
         return current
     milli = int(round(usage * 1000))
-    pods = ([PodSample(0, milli)] * ready + [PodSample(0, None, "unready")] * unready
-            + [PodSample(0, None, "missing")] * missing)
+    pods = (
+        [PodSample(0, milli)] * ready
+        + [PodSample(0, None, "unready")] * unready
+        + [PodSample(0, None, "missing")] * missing
+    )
     got = plain_metric_replicas_from_pods(current, pods, int(round(target * 1000)), tolerance)
     return current if got is None else got
 
 
-def external_replicas(status_replicas: int, total: float, target_per_pod: float,
-                      tolerance: float | Tolerances = d.HPA_TOLERANCE) -> int:
+def external_replicas(
+    status_replicas: int, total: float, target_per_pod: float, tolerance: float | Tolerances = d.HPA_TOLERANCE
+) -> int:
     """GetExternalPerPodMetricReplicas: an External metric with an AverageValue target (what KEDA's triggers use)."""
     if status_replicas <= 0:
         return int(math.ceil(total / target_per_pod))
@@ -227,8 +266,9 @@ def external_replicas(status_replicas: int, total: float, target_per_pod: float,
     return status_replicas
 
 
-def external_value_replicas(current: int, ready: int, total: float, target: float,
-                            tolerance: float | Tolerances = d.HPA_TOLERANCE) -> int:
+def external_value_replicas(
+    current: int, ready: int, total: float, target: float, tolerance: float | Tolerances = d.HPA_TOLERANCE
+) -> int:
     """GetExternalMetricReplicas (a Value target): `getUsageRatioReplicaCount` on the ready pods."""
     ratio = total / target
     if current == 0:
@@ -238,10 +278,14 @@ def external_value_replicas(current: int, ready: int, total: float, target: floa
     return int(math.ceil(ratio * ready))
 
 
-def convert_desired_replicas_with_rules(current: int, desired: int, min_replicas: int, max_replicas: int,
-                                        scale_up_limit_factor: float = d.HPA_SCALE_UP_LIMIT_FACTOR,
-                                        scale_up_limit_minimum: float = d.HPA_SCALE_UP_LIMIT_MINIMUM,
-                                        ) -> tuple[int, str]:
+def convert_desired_replicas_with_rules(
+    current: int,
+    desired: int,
+    min_replicas: int,
+    max_replicas: int,
+    scale_up_limit_factor: float = d.HPA_SCALE_UP_LIMIT_FACTOR,
+    scale_up_limit_minimum: float = d.HPA_SCALE_UP_LIMIT_MINIMUM,
+) -> tuple[int, str]:
     """convertDesiredReplicasWithRules (no `spec.behavior`): (replicas, ScalingLimited reason)."""
     scale_up_limit = int(max(scale_up_limit_factor * current, scale_up_limit_minimum))
     if max_replicas > scale_up_limit:
@@ -255,8 +299,9 @@ def convert_desired_replicas_with_rules(current: int, desired: int, min_replicas
     return desired, "DesiredWithinRange"
 
 
-def stabilize_recommendation(recommendations: list[tuple[float, int]], now: float, desired: int,
-                             window: float) -> int:
+def stabilize_recommendation(
+    recommendations: list[tuple[float, int]], now: float, desired: int, window: float
+) -> int:
     """stabilizeRecommendation (no `spec.behavior`): the highest recommendation not older than `window`.
 
     Records `desired`, reusing the slot of the last expired entry as upstream does.
@@ -276,8 +321,14 @@ def stabilize_recommendation(recommendations: list[tuple[float, int]], now: floa
     return highest
 
 
-def stabilize_with_behaviors(recommendations: list[tuple[float, int]], now: float, current: int, desired: int,
-                             up_window: float, down_window: float) -> int:
+def stabilize_with_behaviors(
+    recommendations: list[tuple[float, int]],
+    now: float,
+    current: int,
+    desired: int,
+    up_window: float,
+    down_window: float,
+) -> int:
     """stabilizeRecommendationWithBehaviors: min over the up window, max over the down window, clamped via current."""
     up_rec = desired
     down_rec = desired
@@ -308,37 +359,62 @@ def _change_in_period(period: int, events: list[tuple[float, int]], now: float) 
     return sum(change for t, change in events if t > cutoff)
 
 
-def scale_up_limit(current: int, up_events: list[tuple[float, int]], down_events: list[tuple[float, int]],
-                   rules: ScalingRules, now: float) -> int:
+def scale_up_limit(
+    current: int,
+    up_events: list[tuple[float, int]],
+    down_events: list[tuple[float, int]],
+    rules: ScalingRules,
+    now: float,
+) -> int:
     """calculateScaleUpLimitWithScalingRules."""
     if rules.select == "Disabled":
         return current
     pick = min if rules.select == "Min" else max
     result: int | None = None
     for p in rules.policies:
-        start = current - _change_in_period(p.period, up_events, now) + _change_in_period(p.period, down_events, now)
+        start = (
+            current
+            - _change_in_period(p.period, up_events, now)
+            + _change_in_period(p.period, down_events, now)
+        )
         proposed = start + p.value if p.type == "Pods" else int(math.ceil(start * (1 + p.value / 100.0)))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
 
-def scale_down_limit(current: int, up_events: list[tuple[float, int]], down_events: list[tuple[float, int]],
-                     rules: ScalingRules, now: float) -> int:
+def scale_down_limit(
+    current: int,
+    up_events: list[tuple[float, int]],
+    down_events: list[tuple[float, int]],
+    rules: ScalingRules,
+    now: float,
+) -> int:
     """calculateScaleDownLimitWithBehaviors."""
     if rules.select == "Disabled":
         return current
     pick = max if rules.select == "Min" else min
     result: int | None = None
     for p in rules.policies:
-        start = current - _change_in_period(p.period, up_events, now) + _change_in_period(p.period, down_events, now)
+        start = (
+            current
+            - _change_in_period(p.period, up_events, now)
+            + _change_in_period(p.period, down_events, now)
+        )
         proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100.0))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
 
-def convert_with_behavior_rate(current: int, desired: int, min_replicas: int, max_replicas: int,
-                               behavior: Behavior, up_events: list[tuple[float, int]],
-                               down_events: list[tuple[float, int]], now: float) -> tuple[int, str]:
+def convert_with_behavior_rate(
+    current: int,
+    desired: int,
+    min_replicas: int,
+    max_replicas: int,
+    behavior: Behavior,
+    up_events: list[tuple[float, int]],
+    down_events: list[tuple[float, int]],
+    now: float,
+) -> tuple[int, str]:
     """convertDesiredReplicasWithBehaviorRate: (replicas, ScalingLimited reason)."""
     if desired > current:
         limit = max(current, scale_up_limit(current, up_events, down_events, behavior.scale_up, now))
@@ -368,10 +444,15 @@ class HpaState:
     per sync and whose stabilization is the highest recommendation over `downscale_window`.
     """
 
-    def __init__(self, min_replicas: int, max_replicas: int, behavior: Behavior | None = None,
-                 downscale_window: int = d.HPA_SCALE_DOWN_STABILIZATION_S,
-                 scale_up_limit_factor: float = d.HPA_SCALE_UP_LIMIT_FACTOR,
-                 scale_up_limit_minimum: float = d.HPA_SCALE_UP_LIMIT_MINIMUM) -> None:
+    def __init__(
+        self,
+        min_replicas: int,
+        max_replicas: int,
+        behavior: Behavior | None = None,
+        downscale_window: int = d.HPA_SCALE_DOWN_STABILIZATION_S,
+        scale_up_limit_factor: float = d.HPA_SCALE_UP_LIMIT_FACTOR,
+        scale_up_limit_minimum: float = d.HPA_SCALE_UP_LIMIT_MINIMUM,
+    ) -> None:
         self.min = min_replicas
         self.max = max_replicas
         self.behavior = behavior
@@ -379,7 +460,7 @@ class HpaState:
         self.scale_up_limit_factor = scale_up_limit_factor
         self.scale_up_limit_minimum = scale_up_limit_minimum
         self.recommendations: list[tuple[float, int]] = []
-        self.seen = False                      # recordInitialRecommendation has run
+        self.seen = False  # recordInitialRecommendation has run
         self.up_events: list[tuple[float, int]] = []
         self.down_events: list[tuple[float, int]] = []
         self.reason = ""
@@ -416,17 +497,25 @@ class HpaState:
         self._prune(now)
         if self.behavior is None:
             return stabilize_recommendation(self.recommendations, now, desired, self.downscale_window)
-        return stabilize_with_behaviors(self.recommendations, now, current, desired,
-                                        self.behavior.scale_up.stabilization, self.behavior.scale_down.stabilization)
+        return stabilize_with_behaviors(
+            self.recommendations,
+            now,
+            current,
+            desired,
+            self.behavior.scale_up.stabilization,
+            self.behavior.scale_down.stabilization,
+        )
 
     def rate_limit(self, now: float, current: int, desired: int) -> int:
         """The limits after stabilization, including min/max."""
         if self.behavior is None:
             got, self.reason = convert_desired_replicas_with_rules(
-                current, desired, self.min, self.max, self.scale_up_limit_factor, self.scale_up_limit_minimum)
+                current, desired, self.min, self.max, self.scale_up_limit_factor, self.scale_up_limit_minimum
+            )
             return got
-        got, self.reason = convert_with_behavior_rate(current, desired, self.min, self.max, self.behavior,
-                                                      self.up_events, self.down_events, now)
+        got, self.reason = convert_with_behavior_rate(
+            current, desired, self.min, self.max, self.behavior, self.up_events, self.down_events, now
+        )
         return got
 
     def reconcile(self, now: float, current: int, metric_desired: int | None) -> int:
@@ -439,7 +528,7 @@ class HpaState:
         elif current < self.min:
             desired = self.min
         elif metric_desired is None:
-            return current      # computeReplicasForMetrics failed: the HPA changes nothing
+            return current  # computeReplicasForMetrics failed: the HPA changes nothing
         else:
             stabilized = self.stabilize(now, current, metric_desired)
             desired = self.rate_limit(now, current, stabilized)

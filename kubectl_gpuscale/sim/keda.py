@@ -50,8 +50,9 @@ def fallback_replicas(fallback: Fallback, current: int) -> int:
     return fallback.replicas
 
 
-def metrics_with_fallback(value: float | None, failures: int, fallback: Fallback | None, target: float,
-                          current: int) -> tuple[float | None, int, bool]:
+def metrics_with_fallback(
+    value: float | None, failures: int, fallback: Fallback | None, target: float, current: int
+) -> tuple[float | None, int, bool]:
     """GetMetricsWithFallback for one metric fetch: (value, or None for an error; failures after; fallback used).
 
     `value` None is a failed fetch. A success resets the failures; a failure counts one, and once
@@ -65,9 +66,16 @@ def metrics_with_fallback(value: float | None, failures: int, fallback: Fallback
     return target * fallback_replicas(fallback, current), failures, True
 
 
-def request_scale(so: ScaledObjectSpec, current: int, is_active: bool, is_error: bool, last_active: float | None,
-                  created: float, now: float, keda_version: tuple[int, int] = d.KEDA_VERSION
-                  ) -> tuple[int, float | None]:
+def request_scale(
+    so: ScaledObjectSpec,
+    current: int,
+    is_active: bool,
+    is_error: bool,
+    last_active: float | None,
+    created: float,
+    now: float,
+    keda_version: tuple[int, int] = d.KEDA_VERSION,
+) -> tuple[int, float | None]:
     """RequestScale after one poll: (spec replicas, lastActiveTime).
 
     Active: from zero (or from idle below min) to max(min, 1); otherwise lastActiveTime = now

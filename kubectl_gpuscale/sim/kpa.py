@@ -19,7 +19,7 @@ import numpy as np
 
 from kubectl_gpuscale.sim import defaults as d
 
-EPS = 1e-9       # observed values come from window means over floats: ceil(4.0000000001) must be 4
+EPS = 1e-9  # observed values come from window means over floats: ceil(4.0000000001) must be 4
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,9 @@ class DeciderSpec:
     reachable: bool = True
 
 
-def desired_counts(spec: DeciderSpec, ready: int, stable: float, panic: float) -> tuple[int, int, bool, float]:
+def desired_counts(
+    spec: DeciderSpec, ready: int, stable: float, panic: float
+) -> tuple[int, int, bool, float]:
     """Scale's arithmetic: (desired stable pods, desired panic pods, over the panic threshold, dspc)."""
     ready_f = float(ready) if ready > 1 else 1.0
     max_up = math.ceil(spec.max_scale_up_rate * ready_f)
@@ -61,7 +63,7 @@ class Decider:
         # newAutoscaler: "We always start in the panic mode, if the deployment is scaled up over 1 pod."
         self.panic_time: float | None = now if ready_at_start > 1 else None
         self.max_panic_pods = ready_at_start
-        self._delay: deque[tuple[int, int]] = deque()     # (bucket, count), counts strictly falling
+        self._delay: deque[tuple[int, int]] = deque()  # (bucket, count), counts strictly falling
 
     def scale(self, now: float, ready: int, stable: float, panic: float) -> int:
         """Scale: the desired pod count from the observed stable and panic values."""
@@ -101,7 +103,6 @@ class Decider:
         while window[0][0] < first:
             window.popleft()
         return window[0][1]
-
 
     def delayed_over(self, buckets: np.ndarray, desired: np.ndarray) -> np.ndarray:
         """What `_delayed` would return at each of the consecutive tick `buckets` if `desired` were
@@ -146,7 +147,7 @@ def _sliding_max(x: np.ndarray, width: int) -> np.ndarray:
     suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
     out: np.ndarray = prefix[:n].copy()
     if n >= width:
-        out[width - 1:] = np.maximum(suffix[:n - width + 1], prefix[width - 1:n])
+        out[width - 1 :] = np.maximum(suffix[: n - width + 1], prefix[width - 1 : n])
     return out
 
 
@@ -161,16 +162,23 @@ class ScalerConfig:
     grace: float = d.KNATIVE_SCALE_TO_ZERO_GRACE_S
     pod_retention: float = 0.0
     progress_deadline: float = d.KNATIVE_PROGRESS_DEADLINE_S
-    reachability: str = "Reachable"          # Reachable | Unreachable | "" (unknown)
+    reachability: str = "Reachable"  # Reachable | Unreachable | "" (unknown)
     enable_scale_to_zero: bool = True
 
 
 SCALE_UNKNOWN = -1
 
 
-def scaler_scale(cfg: ScalerConfig, current: int, desired: int, pa_state: str, state_for: float,
-                 target_initialized: bool = True, proxy_for: float | None = None,
-                 activator_in_path: bool = True) -> tuple[int, bool]:
+def scaler_scale(
+    cfg: ScalerConfig,
+    current: int,
+    desired: int,
+    pa_state: str,
+    state_for: float,
+    target_initialized: bool = True,
+    proxy_for: float | None = None,
+    activator_in_path: bool = True,
+) -> tuple[int, bool]:
     """kpa/scaler.go `scale` + `handleScaleToZero`: (desired scale, whether it is applied).
 
     `pa_state` is the PodAutoscaler's Active condition: "activating" (Unknown), "active" or
@@ -197,7 +205,7 @@ def scaler_scale(cfg: ScalerConfig, current: int, desired: int, pa_state: str, s
         return SCALE_UNKNOWN, False
     if pa_state == "active":
         if state_for >= cfg.stable_window:
-            return 0, False            # mark the PA inactive; the activator takes the traffic
+            return 0, False  # mark the PA inactive; the activator takes the traffic
         return 1, current != 1
     if not activator_in_path:
         return 0, False

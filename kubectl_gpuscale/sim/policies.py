@@ -48,12 +48,12 @@ class Controller:
 
     kind = "base"
     period = 15
-    buffering = False          # requests are held (activator/interceptor) while there are 0 replicas
+    buffering = False  # requests are held (activator/interceptor) while there are 0 replicas
     initial = 1
-    initial_ready = True       # the initial pods are Ready at time 0 (False: they cold-start, a new revision)
-    history = 0                # seconds of past concurrency the controller's windows read
-    history_source = "conc"    # the series those windows average: "conc", or "arrivals" for an RPS metric
-    settle = 8                 # ticks decided one by one after a flagged tick that changed nothing (saves rescans)
+    initial_ready = True  # the initial pods are Ready at time 0 (False: they cold-start, a new revision)
+    history = 0  # seconds of past concurrency the controller's windows read
+    history_source = "conc"  # the series those windows average: "conc", or "arrivals" for an RPS metric
+    settle = 8  # ticks decided one by one after a flagged tick that changed nothing (saves rescans)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -98,9 +98,17 @@ class HpaController(Controller):
     kind = "hpa"
     period = d.HPA_SYNC_PERIOD_S
 
-    def __init__(self, name: str, metric: str = "cpu", target: float = 70.0, min_replicas: int = 1,
-                 max_replicas: int = 5, behavior: Behavior | None = None, tolerance: float = d.HPA_TOLERANCE,
-                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION) -> None:
+    def __init__(
+        self,
+        name: str,
+        metric: str = "cpu",
+        target: float = 70.0,
+        min_replicas: int = 1,
+        max_replicas: int = 5,
+        behavior: Behavior | None = None,
+        tolerance: float = d.HPA_TOLERANCE,
+        kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION,
+    ) -> None:
         super().__init__(name)
         self.metric = metric
         self.target = target
@@ -123,9 +131,9 @@ class HpaController(Controller):
         usage = self._usage(view)[idx]
         ready = view.ready[idx]
         not_ready = view.pods - ready
-        if self.metric == "cpu":       # the integer utilisation of GetResourceUtilizationRatio
+        if self.metric == "cpu":  # the integer utilisation of GetResourceUtilizationRatio
             ratio = np.floor_divide(np.round(usage * 10.0), 10.0) / round(self.target)
-        else:                          # GetMetricUsageRatio on milli-values
+        else:  # GetMetricUsageRatio on milli-values
             ratio = np.round(usage * 1000.0) / (round(self.target * 1000.0))
         rec = np.where(self.tolerances.within_array(ratio), spec, np.ceil(ratio * ready))
         rec = np.clip(rec, self.hpa.min, self.hpa.max)
@@ -186,22 +194,38 @@ class KedaController(Controller):
     kind = "keda"
     period = d.HPA_SYNC_PERIOD_S
 
-    def __init__(self, name: str, metric: str = "waiting", threshold: float = 5.0,
-                 activation: float = d.KEDA_ACTIVATION_THRESHOLD, min_replicas: int = d.KEDA_MIN_REPLICAS,
-                 max_replicas: int = d.KEDA_MAX_REPLICAS, polling: int = d.KEDA_POLLING_INTERVAL_S,
-                 cooldown: int = d.KEDA_COOLDOWN_PERIOD_S, behavior: Behavior | None = None,
-                 http: bool = False, cron: tuple[CronFloor, ...] = (), outages: tuple[Outage, ...] = (),
-                 fallback_replicas: int | None = None, failure_threshold: int = d.KEDA_FALLBACK_FAILURE_THRESHOLD,
-                 fallback_behavior: str = "static", idle_replicas: int | None = None,
-                 initial_cooldown: int = d.KEDA_INITIAL_COOLDOWN_PERIOD_S,
-                 kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION,
-                 keda_version: tuple[int, int] = d.KEDA_VERSION) -> None:
+    def __init__(
+        self,
+        name: str,
+        metric: str = "waiting",
+        threshold: float = 5.0,
+        activation: float = d.KEDA_ACTIVATION_THRESHOLD,
+        min_replicas: int = d.KEDA_MIN_REPLICAS,
+        max_replicas: int = d.KEDA_MAX_REPLICAS,
+        polling: int = d.KEDA_POLLING_INTERVAL_S,
+        cooldown: int = d.KEDA_COOLDOWN_PERIOD_S,
+        behavior: Behavior | None = None,
+        http: bool = False,
+        cron: tuple[CronFloor, ...] = (),
+        outages: tuple[Outage, ...] = (),
+        fallback_replicas: int | None = None,
+        failure_threshold: int = d.KEDA_FALLBACK_FAILURE_THRESHOLD,
+        fallback_behavior: str = "static",
+        idle_replicas: int | None = None,
+        initial_cooldown: int = d.KEDA_INITIAL_COOLDOWN_PERIOD_S,
+        kubernetes_version: tuple[int, int] = d.KUBERNETES_VERSION,
+        keda_version: tuple[int, int] = d.KEDA_VERSION,
+    ) -> None:
         super().__init__(name)
         if fallback_behavior not in FALLBACK_BEHAVIORS:
-            raise ValueError(f"fallback behavior {fallback_behavior!r} is not one of {', '.join(FALLBACK_BEHAVIORS)}")
+            raise ValueError(
+                f"fallback behavior {fallback_behavior!r} is not one of {', '.join(FALLBACK_BEHAVIORS)}"
+            )
         if fallback_behavior != "static" and keda_version < d.KEDA_FALLBACK_BEHAVIOR_SINCE:
-            raise ValueError(f"fallback.behavior {fallback_behavior!r} needs KEDA "
-                             f"{'.'.join(map(str, d.KEDA_FALLBACK_BEHAVIOR_SINCE))} or newer")
+            raise ValueError(
+                f"fallback.behavior {fallback_behavior!r} needs KEDA "
+                f"{'.'.join(map(str, d.KEDA_FALLBACK_BEHAVIOR_SINCE))} or newer"
+            )
         if idle_replicas is not None and not 0 <= idle_replicas < min_replicas:
             raise ValueError("idleReplicaCount must be less than minReplicaCount")
         self.metric = metric
@@ -217,7 +241,9 @@ class KedaController(Controller):
         self.buffering = http
         self.cron = cron
         self.outages = outages
-        fallback = Fallback(fallback_replicas, failure_threshold, fallback_behavior) if fallback_replicas else None
+        fallback = (
+            Fallback(fallback_replicas, failure_threshold, fallback_behavior) if fallback_replicas else None
+        )
         self.so = ScaledObjectSpec(min_replicas, idle_replicas, cooldown, initial_cooldown, fallback)
         self.fallback_replicas = fallback_replicas
         self.failure_threshold = failure_threshold
@@ -270,12 +296,23 @@ class KedaController(Controller):
             active = (value > self.activation) | (floor > 0)
             poll = (ticks % self.polling) == 0
             g = view.memo["keda"] = {
-                "first": first, "tf": ticks.astype(np.float64), "value": value, "floor": floor, "active": active,
-                "poll": poll, "poll_active": poll & active, "poll_idle": poll & ~active,
-                "sync": (ticks % d.HPA_SYNC_PERIOD_S) == 0, "outage": self._in_outage(ticks), "by_spec": {}}
+                "first": first,
+                "tf": ticks.astype(np.float64),
+                "value": value,
+                "floor": floor,
+                "active": active,
+                "poll": poll,
+                "poll_active": poll & active,
+                "poll_idle": poll & ~active,
+                "sync": (ticks % d.HPA_SYNC_PERIOD_S) == 0,
+                "outage": self._in_outage(ticks),
+                "by_spec": {},
+            }
         return g
 
-    def _grid_spec(self, g: dict[str, Any], spec: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _grid_spec(
+        self, g: dict[str, Any], spec: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(raw recommendation, syncs recommending >= spec, syncs that scale up, syncs that want to scale down)."""
         got: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = g["by_spec"].get(spec)
         if got is None:
@@ -304,7 +341,7 @@ class KedaController(Controller):
             _, ge, up, down = self._grid_spec(g, spec)
             act = act | up[sl]
             tf = g["tf"][sl]
-            if spec > self.hpa.min:         # at the minimum no recommendation is below spec
+            if spec > self.hpa.min:  # at the minimum no recommendation is below spec
                 # a scale-down waits while the window holds a recommendation >= spec (recorded, or earlier here)
                 window = self.hpa.down_window
                 held = max((t for t, r in self.hpa.recommendations if r >= spec), default=-1e18)
@@ -329,7 +366,9 @@ class KedaController(Controller):
         pa = g["poll_active"][sl]
         k = len(ticks) - 1 - int(pa[::-1].argmax())
         if pa[k]:
-            self.last_active = max(self.last_active if self.last_active is not None else -1e18, float(ticks[k]))
+            self.last_active = max(
+                self.last_active if self.last_active is not None else -1e18, float(ticks[k])
+            )
         sync = g["sync"][sl]
         if spec > 0 and sync.any():
             # record what each skipped sync recommended, as reconcile would (only the horizon matters)
@@ -349,26 +388,41 @@ class KedaController(Controller):
         failed = any(o.start <= now < o.end for o in self.outages)
         fetched = None if failed else value
         target = self.threshold
-        if now % self.polling == 0:        # the operator's poll: one metric fetch, then RequestScale
-            _, self.failures, _ = metrics_with_fallback(fetched, self.failures, self.so.fallback, target, spec)
+        if now % self.polling == 0:  # the operator's poll: one metric fetch, then RequestScale
+            _, self.failures, _ = metrics_with_fallback(
+                fetched, self.failures, self.so.fallback, target, spec
+            )
             active = (not failed and value > self.activation) or floor > 0
-            new, self.last_active = request_scale(self.so, spec, active, failed, self.last_active, 0.0,
-                                                  float(now), self.keda_version)
+            new, self.last_active = request_scale(
+                self.so, spec, active, failed, self.last_active, 0.0, float(now), self.keda_version
+            )
             if new != spec:
-                self.reason = ("activated" if new > spec and active else
-                               f"fallback to {new} (KEDA <= 2.16)" if failed else
-                               f"cooldown {self.cooldown}s elapsed" if new < spec else "minReplicaCount")
+                self.reason = (
+                    "activated"
+                    if new > spec and active
+                    else f"fallback to {new} (KEDA <= 2.16)"
+                    if failed
+                    else f"cooldown {self.cooldown}s elapsed"
+                    if new < spec
+                    else "minReplicaCount"
+                )
                 return new
-        if now % d.HPA_SYNC_PERIOD_S == 0 and spec > 0:   # the HPA's sync: its own fetch
-            got, self.failures, used = metrics_with_fallback(fetched, self.failures, self.so.fallback, target, spec)
+        if now % d.HPA_SYNC_PERIOD_S == 0 and spec > 0:  # the HPA's sync: its own fetch
+            got, self.failures, used = metrics_with_fallback(
+                fetched, self.failures, self.so.fallback, target, spec
+            )
             rec: int | None
             if got is None:
-                rec = floor if floor > spec else None     # a failing metric blocks all but a scale-up
+                rec = floor if floor > spec else None  # a failing metric blocks all but a scale-up
                 self.reason = f"{self.metric} unavailable"
             else:
                 rec = max(external_replicas(spec, got, self.threshold, self.tolerances), floor)
-                self.reason = (f"fallback to {rec}" if used else f"{self.metric}={value:.1f} / threshold "
-                               f"{self.threshold:g}" + (f", cron floor {floor}" if floor else ""))
+                self.reason = (
+                    f"fallback to {rec}"
+                    if used
+                    else f"{self.metric}={value:.1f} / threshold "
+                    f"{self.threshold:g}" + (f", cron floor {floor}" if floor else "")
+                )
             return self.hpa.reconcile(float(now), spec, rec)
         return spec
 
@@ -382,19 +436,30 @@ class KpaController(Controller):
     kind = "knative"
     period = d.KNATIVE_TICK_S
     buffering = True
-    settle = 0                 # scan is exact in stable mode: a state change without a new spec rescans at once
+    settle = 0  # scan is exact in stable mode: a state change without a new spec rescans at once
 
-    def __init__(self, name: str, target: float = d.KNATIVE_CONTAINER_CONCURRENCY_TARGET,
-                 utilization: float = d.KNATIVE_TARGET_UTILIZATION, min_scale: int = 0, max_scale: int = 0,
-                 window: int = d.KNATIVE_STABLE_WINDOW_S, panic_pct: float = d.KNATIVE_PANIC_WINDOW_PERCENTAGE,
-                 panic_threshold_pct: float = d.KNATIVE_PANIC_THRESHOLD_PERCENTAGE,
-                 max_up_rate: float = d.KNATIVE_MAX_SCALE_UP_RATE,
-                 max_down_rate: float = d.KNATIVE_MAX_SCALE_DOWN_RATE,
-                 grace: int = d.KNATIVE_SCALE_TO_ZERO_GRACE_S, scale_down_delay: int = d.KNATIVE_SCALE_DOWN_DELAY_S,
-                 initial: int = 1, activation_scale: int = 1, reachable: bool = True,
-                 pod_retention: int = d.KNATIVE_POD_RETENTION_S,
-                 progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S, initial_scale: int = 0,
-                 metric: str = "concurrency") -> None:
+    def __init__(
+        self,
+        name: str,
+        target: float = d.KNATIVE_CONTAINER_CONCURRENCY_TARGET,
+        utilization: float = d.KNATIVE_TARGET_UTILIZATION,
+        min_scale: int = 0,
+        max_scale: int = 0,
+        window: int = d.KNATIVE_STABLE_WINDOW_S,
+        panic_pct: float = d.KNATIVE_PANIC_WINDOW_PERCENTAGE,
+        panic_threshold_pct: float = d.KNATIVE_PANIC_THRESHOLD_PERCENTAGE,
+        max_up_rate: float = d.KNATIVE_MAX_SCALE_UP_RATE,
+        max_down_rate: float = d.KNATIVE_MAX_SCALE_DOWN_RATE,
+        grace: int = d.KNATIVE_SCALE_TO_ZERO_GRACE_S,
+        scale_down_delay: int = d.KNATIVE_SCALE_DOWN_DELAY_S,
+        initial: int = 1,
+        activation_scale: int = 1,
+        reachable: bool = True,
+        pod_retention: int = d.KNATIVE_POD_RETENTION_S,
+        progress_deadline: int = d.KNATIVE_PROGRESS_DEADLINE_S,
+        initial_scale: int = 0,
+        metric: str = "concurrency",
+    ) -> None:
         super().__init__(name)
         if metric not in ("concurrency", "rps"):
             raise ValueError(f"metric {metric!r} is not concurrency or rps")
@@ -417,12 +482,36 @@ class KpaController(Controller):
         self.initial_scale = initial_scale
         self.initialized = True
         ready_at_start = self.initial
-        if initial_scale > 0:       # a new revision: initial-scale pods cold-start at time 0
-            self.initial, self.initial_ready, self.initialized, ready_at_start = initial_scale, False, False, 0
-        self.decider = Decider(DeciderSpec(self.target_value, max_up_rate, max_down_rate, self.panic_threshold,
-                                           window, scale_down_delay, activation_scale, reachable), ready_at_start)
-        self.scaler = ScalerConfig(min_scale, max_scale, max(1, initial_scale), window, grace, pod_retention,
-                                   progress_deadline, "Reachable" if reachable else "Unreachable")
+        if initial_scale > 0:  # a new revision: initial-scale pods cold-start at time 0
+            self.initial, self.initial_ready, self.initialized, ready_at_start = (
+                initial_scale,
+                False,
+                False,
+                0,
+            )
+        self.decider = Decider(
+            DeciderSpec(
+                self.target_value,
+                max_up_rate,
+                max_down_rate,
+                self.panic_threshold,
+                window,
+                scale_down_delay,
+                activation_scale,
+                reachable,
+            ),
+            ready_at_start,
+        )
+        self.scaler = ScalerConfig(
+            min_scale,
+            max_scale,
+            max(1, initial_scale),
+            window,
+            grace,
+            pod_retention,
+            progress_deadline,
+            "Reachable" if reachable else "Unreachable",
+        )
         self.last_pod = max(grace, pod_retention)
         self.pa = ("active" if self.initial_ready else "activating") if self.initial > 0 else "inactive"
         self.pa_since = -1e9 if self.initial_ready else 0.0
@@ -468,7 +557,9 @@ class KpaController(Controller):
             got = view.memo["kpa"] = (ds, dp, over, self._clamp(ds))
         return got[:3]
 
-    def _at_ticks(self, view: ChunkView, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _at_ticks(
+        self, view: ChunkView, ticks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(stable desired, panic desired, over the threshold, clamped stable desired) at `ticks` (every period)."""
         self._desired_all(view)
         i0 = int(ticks[0]) - 1 - view.t0
@@ -479,11 +570,14 @@ class KpaController(Controller):
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         if not len(ticks):
             return 0
-        if (self.pa == "active" and spec == 0) or not self.initialized or (
-                self.pa in ("inactive", "activating") and self.panic_time is not None):
+        if (
+            (self.pa == "active" and spec == 0)
+            or not self.initialized
+            or (self.pa in ("inactive", "activating") and self.panic_time is not None)
+        ):
             return 0
         if self.delay > 0 and (self.pa != "active" or self.panic_time is not None):
-            return 0          # the scale-down-delay window is scanned in the active, stable state only
+            return 0  # the scale-down-delay window is scanned in the active, stable state only
         ds, dp, over, want = self._at_ticks(view, ticks)
         if self.delay > 0:
             want = self._clamp(self.decider.delayed_over(ticks // self.period, ds))
@@ -491,7 +585,11 @@ class KpaController(Controller):
             # waiting for the first pod (stable mode): decide acts when a pod is ready, on a surge, on a
             # non-zero desired count other than spec, or when the activation times out (kpa/scaler.go)
             timeout = self.pa_since + self.scaler.progress_deadline + d.KNATIVE_ACTIVATION_TIMEOUT_BUFFER_S
-            act = over | (view.ready[ticks - 1 - view.t0] > 0) | np.where(want != 0, want != spec, ticks >= timeout)
+            act = (
+                over
+                | (view.ready[ticks - 1 - view.t0] > 0)
+                | np.where(want != 0, want != spec, ticks >= timeout)
+            )
         elif self.panic_time is not None:
             tf = ticks.astype(np.float64)
             # in panic: never scale down; leave panic when the stable window has passed without a surge
@@ -505,7 +603,9 @@ class KpaController(Controller):
                 act |= ticks >= self.pa_since + self.last_pod
         else:
             # Active with a desired count of 0 keeps 1 pod until Active for a stable window (then Inactive)
-            act = over | np.where(want != 0, want != spec, (spec != 1) | (ticks >= self.pa_since + self.window))
+            act = over | np.where(
+                want != 0, want != spec, (spec != 1) | (ticks >= self.pa_since + self.window)
+            )
         # the activator pokes the autoscaler as soon as a request arrives at zero
         if spec == 0:
             act |= view.conc[ticks - 1 - view.t0] > 0
@@ -516,7 +616,7 @@ class KpaController(Controller):
         if not len(ticks):
             return
         if self.panic_time is None:
-            if self.delay > 0:      # the ticks scan passed over still enter the delay window
+            if self.delay > 0:  # the ticks scan passed over still enter the delay window
                 self.decider.record(ticks // self.period, self._desired(view, ticks - 1 - view.t0)[0])
             return
         ds, dp, over = self._desired(view, ticks - 1 - view.t0)
@@ -536,18 +636,22 @@ class KpaController(Controller):
         elif self.pa == "activating" and ready > 0:
             self.pa, self.pa_since = "active", float(now)
         if not self.initialized and ready >= self.initial_scale:
-            self.initialized = True     # MarkScaleTargetInitialized: initial-scale no longer a floor
-        new, apply = scaler_scale(self.scaler, spec, desired, self.pa, float(now) - self.pa_since,
-                                  self.initialized)
+            self.initialized = True  # MarkScaleTargetInitialized: initial-scale no longer a floor
+        new, apply = scaler_scale(
+            self.scaler, spec, desired, self.pa, float(now) - self.pa_since, self.initialized
+        )
         if new == 0 and not apply and self.pa == "active":
-            self.pa, self.pa_since = "inactive", float(now)     # Active for a stable window: mark Inactive
+            self.pa, self.pa_since = "inactive", float(now)  # Active for a stable window: mark Inactive
         if not apply:
             return spec
         if spec == 0 and new > 0:
             self.pa, self.pa_since = "activating", float(now)
         mode = "panic" if self.panic_time is not None else "stable"
-        self.reason = (f"no traffic for {self.window}s + grace {self.last_pod}s" if new == 0 else
-                       f"{mode}: {self.metric} {stable:.1f} / target {self.target_value:g}")
+        self.reason = (
+            f"no traffic for {self.window}s + grace {self.last_pod}s"
+            if new == 0
+            else f"{mode}: {self.metric} {stable:.1f} / target {self.target_value:g}"
+        )
         return new
 
 
@@ -599,8 +703,11 @@ def parse_policies(text: str) -> list[PolicySpec]:
                 if name == "always-on" and o.isdigit():
                     options["n"] = o
                     continue
-                raise InputError(f"bad policy option {o!r} in {item!r}", "options are key=value",
-                                 "e.g. keda:min=0:max=8:threshold=5")
+                raise InputError(
+                    f"bad policy option {o!r} in {item!r}",
+                    "options are key=value",
+                    "e.g. keda:min=0:max=8:threshold=5",
+                )
             k, v = o.split("=", 1)
             options[k.strip()] = v.strip()
         specs.append(PolicySpec(name.strip(), options))
@@ -623,18 +730,30 @@ def build_controller(spec: PolicySpec) -> Controller:
             ctl = AlwaysOn(label, int(take("n", "1")))
         elif spec.name in ("cpu-hpa", "gpu-hpa"):
             metric = "cpu" if spec.name == "cpu-hpa" else "gpu"
-            ctl = HpaController(label, metric, float(take("target", "70" if metric == "cpu" else "80")),
-                                int(take("min", "1")), int(take("max", "5")),
-                                kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))))
+            ctl = HpaController(
+                label,
+                metric,
+                float(take("target", "70" if metric == "cpu" else "80")),
+                int(take("min", "1")),
+                int(take("max", "5")),
+                kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))),
+            )
         elif spec.name in ("keda", "keda-zero"):
             zero = spec.name == "keda-zero"
             behavior = None
             if "down-window" in o or "down-pods" in o:
-                behavior = Behavior(scale_down=ScalingRules(
-                    _seconds(take("down-window", "300")),
-                    (ScalingPolicy("Pods", int(take("down-pods", "1")), _seconds(take("down-period", "60"))),)))
+                behavior = Behavior(
+                    scale_down=ScalingRules(
+                        _seconds(take("down-window", "300")),
+                        (
+                            ScalingPolicy(
+                                "Pods", int(take("down-pods", "1")), _seconds(take("down-period", "60"))
+                            ),
+                        ),
+                    )
+                )
             cron: tuple[CronFloor, ...] = ()
-            if "cron" in o:   # cron=9-17x2 : 9:00-17:00 weekdays, 2 replicas
+            if "cron" in o:  # cron=9-17x2 : 9:00-17:00 weekdays, 2 replicas
                 hours, _, reps = take("cron", "").partition("x")
                 start, _, end = hours.partition("-")
                 cron = (CronFloor(float(start), float(end), int(reps or "1")),)
@@ -645,38 +764,61 @@ def build_controller(spec: PolicySpec) -> Controller:
             fb = take("fallback", "")
             idle = take("idle", "")
             ctl = KedaController(
-                label, metric=take("metric", "concurrency" if zero else "waiting"),
+                label,
+                metric=take("metric", "concurrency" if zero else "waiting"),
                 threshold=float(take("threshold", "10" if zero else "5")),
                 activation=float(take("activation", "0")),
-                min_replicas=int(take("min", "0" if zero else "1")), max_replicas=int(take("max", "8")),
-                polling=_seconds(take("polling", "15")), cooldown=_seconds(take("cooldown", "300" if zero else "120")),
-                behavior=behavior, http=take("http", "true" if zero else "false") == "true", cron=cron,
-                outages=outages, fallback_replicas=int(fb) if fb else None,
+                min_replicas=int(take("min", "0" if zero else "1")),
+                max_replicas=int(take("max", "8")),
+                polling=_seconds(take("polling", "15")),
+                cooldown=_seconds(take("cooldown", "300" if zero else "120")),
+                behavior=behavior,
+                http=take("http", "true" if zero else "false") == "true",
+                cron=cron,
+                outages=outages,
+                fallback_replicas=int(fb) if fb else None,
                 failure_threshold=int(take("failure-threshold", str(d.KEDA_FALLBACK_FAILURE_THRESHOLD))),
-                fallback_behavior=take("fallback-behavior", "static"), idle_replicas=int(idle) if idle else None,
+                fallback_behavior=take("fallback-behavior", "static"),
+                idle_replicas=int(idle) if idle else None,
                 initial_cooldown=_seconds(take("initial-cooldown", "0")),
                 kubernetes_version=_version(take("k8s-version", _dotted(d.KUBERNETES_VERSION))),
-                keda_version=_version(take("keda-version", _dotted(d.KEDA_VERSION))))
+                keda_version=_version(take("keda-version", _dotted(d.KEDA_VERSION))),
+            )
         elif spec.name == "knative":
             kpa_metric = take("metric", "concurrency")
             default_target = d.KNATIVE_RPS_TARGET_DEFAULT if kpa_metric == "rps" else 10
             ctl = KpaController(
-                label, target=float(take("target", str(default_target))), utilization=float(take("utilization", "70")) / 100.0,
-                min_scale=int(take("min", "0")), max_scale=int(take("max", "5")), window=_seconds(take("window", "60")),
-                panic_pct=float(take("panic-window", "10")), panic_threshold_pct=float(take("panic-threshold", "200")),
-                max_up_rate=float(take("max-up-rate", "1000")), grace=_seconds(take("grace", "30")),
-                scale_down_delay=_seconds(take("delay", "0")), initial=int(take("initial", "0")),
+                label,
+                target=float(take("target", str(default_target))),
+                utilization=float(take("utilization", "70")) / 100.0,
+                min_scale=int(take("min", "0")),
+                max_scale=int(take("max", "5")),
+                window=_seconds(take("window", "60")),
+                panic_pct=float(take("panic-window", "10")),
+                panic_threshold_pct=float(take("panic-threshold", "200")),
+                max_up_rate=float(take("max-up-rate", "1000")),
+                grace=_seconds(take("grace", "30")),
+                scale_down_delay=_seconds(take("delay", "0")),
+                initial=int(take("initial", "0")),
                 activation_scale=int(take("activation-scale", "1")),
-                reachable=take("reachable", "true") == "true", pod_retention=_seconds(take("retention", "0")),
+                reachable=take("reachable", "true") == "true",
+                pod_retention=_seconds(take("retention", "0")),
                 progress_deadline=_seconds(take("progress-deadline", str(d.KNATIVE_PROGRESS_DEADLINE_S))),
-                initial_scale=int(take("initial-scale", "0")), metric=kpa_metric)
+                initial_scale=int(take("initial-scale", "0")),
+                metric=kpa_metric,
+            )
         else:
             raise InputError(f"unknown policy {spec.name!r}", fix=f"use one of {', '.join(POLICY_HELP)}")
     except ValueError as exc:
-        raise InputError(f"bad value in policy {label!r}", str(exc),
-                         "see docs/simulate.md#policies for each option's values (numbers, durations like 30s, "
-                         "versions like 1.33)") from None
+        raise InputError(
+            f"bad value in policy {label!r}",
+            str(exc),
+            "see docs/simulate.md#policies for each option's values (numbers, durations like 30s, "
+            "versions like 1.33)",
+        ) from None
     if o:
-        raise InputError(f"unknown option(s) {', '.join(sorted(o))} for policy {spec.name!r}",
-                         fix="see docs/simulate.md#policies")
+        raise InputError(
+            f"unknown option(s) {', '.join(sorted(o))} for policy {spec.name!r}",
+            fix="see docs/simulate.md#policies",
+        )
     return ctl

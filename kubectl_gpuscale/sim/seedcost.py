@@ -35,11 +35,17 @@ PATTERNS = {
 }
 # The guide's figures ($/month; None = "Not viable (SLA impact)")
 CLAIMS: dict[tuple[str, str], float | None] = {
-    ("constant-50rps", "reserved"): 3222.0, ("constant-50rps", "keda"): 3222.0, ("constant-50rps", "knative"): None,
-    ("burst-9-to-5", "reserved"): 3222.0, ("burst-9-to-5", "keda"): 1611.0, ("burst-9-to-5", "knative"): 1128.0,
-    ("dev-endpoint", "reserved"): 3222.0, ("dev-endpoint", "keda"): 330.0, ("dev-endpoint", "knative"): 50.0,
+    ("constant-50rps", "reserved"): 3222.0,
+    ("constant-50rps", "keda"): 3222.0,
+    ("constant-50rps", "knative"): None,
+    ("burst-9-to-5", "reserved"): 3222.0,
+    ("burst-9-to-5", "keda"): 1611.0,
+    ("burst-9-to-5", "knative"): 1128.0,
+    ("dev-endpoint", "reserved"): 3222.0,
+    ("dev-endpoint", "keda"): 330.0,
+    ("dev-endpoint", "knative"): 50.0,
 }
-AGREE_WITHIN = 0.25     # a cost claim "holds" when the model is within +-25 %
+AGREE_WITHIN = 0.25  # a cost claim "holds" when the model is within +-25 %
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,20 @@ class Cell:
     def to_dict(self) -> dict[str, object]:
         """JSON-able."""
         r = self.result
-        return {"pattern": self.pattern, "setup": self.setup, "claimPerMonth": self.claim,
-                "modelPerMonth": round(r.cost_per_month, 2), "verdict": self.verdict,
-                "ttftP95": r.ttft_p95, "sloAttainmentPct": round(r.slo_attainment_pct, 3),
-                "timedOut": r.timed_out, "dropped": r.dropped, "meanReplicas": round(r.mean_replicas, 3),
-                "scaleEvents": r.scale_events, "policy": r.policy}
+        return {
+            "pattern": self.pattern,
+            "setup": self.setup,
+            "claimPerMonth": self.claim,
+            "modelPerMonth": round(r.cost_per_month, 2),
+            "verdict": self.verdict,
+            "ttftP95": r.ttft_p95,
+            "sloAttainmentPct": round(r.slo_attainment_pct, 3),
+            "timedOut": r.timed_out,
+            "dropped": r.dropped,
+            "meanReplicas": round(r.mean_replicas, 3),
+            "scaleEvents": r.scale_events,
+            "policy": r.policy,
+        }
 
 
 def verdict(claim: float | None, r: PolicyResult, slo_target_pct: float = 99.0) -> str:
@@ -73,15 +88,22 @@ def verdict(claim: float | None, r: PolicyResult, slo_target_pct: float = 99.0) 
     return f"disagrees: model x{ratio:.2f}"
 
 
-def run_seed_cost_model(duration: int = 7 * 86400, seed: int = 0, slo_ttft: float = 2.0,
-                        price: float = d.DEFAULT_PRICE_PER_GPU_HOUR, timeout: float = 120.0) -> list[Cell]:
+def run_seed_cost_model(
+    duration: int = 7 * 86400,
+    seed: int = 0,
+    slo_ttft: float = 2.0,
+    price: float = d.DEFAULT_PRICE_PER_GPU_HOUR,
+    timeout: float = 120.0,
+) -> list[Cell]:
     """Simulate every cell of the guide's cost table."""
     engine = engine_profile("8b")
     cold = coldstart_profile("8b-warm")
     cells = []
     for key, (name, rps, _) in PATTERNS.items():
         controllers = [build_controller(parse_policies(SETUPS[s])[0]) for s in SETUPS]
-        sim = Simulation(pattern(name, rps), engine, cold, controllers, duration, seed, slo_ttft, price, timeout)
+        sim = Simulation(
+            pattern(name, rps), engine, cold, controllers, duration, seed, slo_ttft, price, timeout
+        )
         for setup, res in zip(SETUPS, sim.run(), strict=True):
             claim = CLAIMS[(key, setup)]
             cells.append(Cell(key, setup, claim, res, verdict(claim, res)))

@@ -70,9 +70,19 @@ class Simulation:
         fast: False decides every controller tick one by one (slow; for tests).
     """
 
-    def __init__(self, traffic: Pattern | Trace, engine: EngineProfile, coldstart: ColdStartProfile,
-                 controllers: list[Controller], duration: int, seed: int = 0, slo_ttft: float = 2.0,
-                 price: float = d.DEFAULT_PRICE_PER_GPU_HOUR, timeout: float = 120.0, fast: bool = True) -> None:
+    def __init__(
+        self,
+        traffic: Pattern | Trace,
+        engine: EngineProfile,
+        coldstart: ColdStartProfile,
+        controllers: list[Controller],
+        duration: int,
+        seed: int = 0,
+        slo_ttft: float = 2.0,
+        price: float = d.DEFAULT_PRICE_PER_GPU_HOUR,
+        timeout: float = 120.0,
+        fast: bool = True,
+    ) -> None:
         self.traffic = traffic
         self.engine = engine
         self.coldstart = coldstart
@@ -83,13 +93,56 @@ class Simulation:
         self.fast = fast
         self.time = 0
         step = max(60, -(-self.duration // 3000))
-        step = next(s for s in (60, 120, 180, 240, 300, 360, 480, 540, 600, 720, 864, 900, 960, 1080, 1200, 1440,
-                                1728, 1800, 2160, 2400, 2880, 3600, 4320, 4800, 5400, 7200, 8640, 10800, 14400,
-                                17280, 21600, 28800, 43200, 86400) if s >= step) if step <= 86400 else step
-        arrivals = Arrivals(traffic, seed)      # shared: policies advance in lockstep, a day at a time
-        shared = PhysicsCache()                 # policies with the same pods and queue share a chunk's physics
-        self.runs = [PolicyRun(c, arrivals, engine, coldstart, timeout, step, self.duration, shared)
-                     for c in controllers]
+        step = (
+            next(
+                s
+                for s in (
+                    60,
+                    120,
+                    180,
+                    240,
+                    300,
+                    360,
+                    480,
+                    540,
+                    600,
+                    720,
+                    864,
+                    900,
+                    960,
+                    1080,
+                    1200,
+                    1440,
+                    1728,
+                    1800,
+                    2160,
+                    2400,
+                    2880,
+                    3600,
+                    4320,
+                    4800,
+                    5400,
+                    7200,
+                    8640,
+                    10800,
+                    14400,
+                    17280,
+                    21600,
+                    28800,
+                    43200,
+                    86400,
+                )
+                if s >= step
+            )
+            if step <= 86400
+            else step
+        )
+        arrivals = Arrivals(traffic, seed)  # shared: policies advance in lockstep, a day at a time
+        shared = PhysicsCache()  # policies with the same pods and queue share a chunk's physics
+        self.runs = [
+            PolicyRun(c, arrivals, engine, coldstart, timeout, step, self.duration, shared)
+            for c in controllers
+        ]
 
     @property
     def done(self) -> bool:
@@ -129,15 +182,28 @@ class Simulation:
             cost = gpu_hours * self.price
             idle_hours = max(0.0, t.pod_seconds - t.busy_seconds) * gpus / 3600.0
             ok = share_below(t.hist, self.slo)
-            out.append(PolicyResult(
-                policy=r.ctl.name, requests=int(round(t.requests)), served=int(round(t.served)),
-                timed_out=int(round(t.timed_out)), dropped=int(round(t.dropped)),
-                ttft_p50=percentile(t.hist, 50), ttft_p95=percentile(t.hist, 95), ttft_p99=percentile(t.hist, 99),
-                slo_attainment_pct=100.0 * ok / t.requests if t.requests else 100.0,
-                replica_seconds=t.pod_seconds, gpu_hours=gpu_hours, cost=cost,
-                cost_per_month=cost * d.HOURS_PER_MONTH * 3600.0 / span, idle_cost=idle_hours * self.price,
-                scale_events=t.scale_events, time_at_zero_s=t.zero_seconds, mean_replicas=t.pod_seconds / span,
-                max_replicas=t.max_pods))
+            out.append(
+                PolicyResult(
+                    policy=r.ctl.name,
+                    requests=int(round(t.requests)),
+                    served=int(round(t.served)),
+                    timed_out=int(round(t.timed_out)),
+                    dropped=int(round(t.dropped)),
+                    ttft_p50=percentile(t.hist, 50),
+                    ttft_p95=percentile(t.hist, 95),
+                    ttft_p99=percentile(t.hist, 99),
+                    slo_attainment_pct=100.0 * ok / t.requests if t.requests else 100.0,
+                    replica_seconds=t.pod_seconds,
+                    gpu_hours=gpu_hours,
+                    cost=cost,
+                    cost_per_month=cost * d.HOURS_PER_MONTH * 3600.0 / span,
+                    idle_cost=idle_hours * self.price,
+                    scale_events=t.scale_events,
+                    time_at_zero_s=t.zero_seconds,
+                    mean_replicas=t.pod_seconds / span,
+                    max_replicas=t.max_pods,
+                )
+            )
         return out
 
     def series(self) -> list[Series]:
@@ -147,7 +213,18 @@ class Simulation:
             nb = max(1, -(-self.time // r.series_step))
             n = np.maximum(r.s_n[:nb], 1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                ttft = np.where(r.s_ttft_w[:nb] > 0, r.s_ttft[:nb] / np.maximum(r.s_ttft_w[:nb], 1e-12), np.nan)
-            out.append(Series(r.ctl.name, np.arange(nb) * r.series_step, r.s_arr[:nb] / n, r.s_pods[:nb] / n,
-                              r.s_ready[:nb] / n, r.s_wait[:nb] / n, ttft))
+                ttft = np.where(
+                    r.s_ttft_w[:nb] > 0, r.s_ttft[:nb] / np.maximum(r.s_ttft_w[:nb], 1e-12), np.nan
+                )
+            out.append(
+                Series(
+                    r.ctl.name,
+                    np.arange(nb) * r.series_step,
+                    r.s_arr[:nb] / n,
+                    r.s_pods[:nb] / n,
+                    r.s_ready[:nb] / n,
+                    r.s_wait[:nb] / n,
+                    ttft,
+                )
+            )
         return out

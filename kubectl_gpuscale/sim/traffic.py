@@ -28,7 +28,7 @@ class Pattern:
 
     name: str
     description: str
-    rps: float = 1.0                    # the pattern's scale: peak or constant rate
+    rps: float = 1.0  # the pattern's scale: peak or constant rate
     prompt_tokens: float = 512.0
     output_tokens: float = 256.0
 
@@ -77,8 +77,9 @@ PATTERNS: dict[str, tuple[str, float]] = {
 }
 
 
-def pattern(name: str, rps: float | None = None, prompt_tokens: float = 512.0,
-            output_tokens: float = 256.0) -> Pattern:
+def pattern(
+    name: str, rps: float | None = None, prompt_tokens: float = 512.0, output_tokens: float = 256.0
+) -> Pattern:
     """A named pattern; `rps` overrides its default scale (for `dev`: requests per day)."""
     if name not in PATTERNS:
         raise InputError(f"unknown traffic pattern {name!r}", fix=f"use one of {', '.join(PATTERNS)}")
@@ -131,37 +132,61 @@ def parse_trace(text: str, source: str = "trace") -> Trace:
     for lineno, row in enumerate(reader, start=1):
         if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
-        if lineno == 1 and not _looks_numeric(row[0]) and row[0].strip().lower() in ("timestamp", "time", "ts"):
+        if (
+            lineno == 1
+            and not _looks_numeric(row[0])
+            and row[0].strip().lower() in ("timestamp", "time", "ts")
+        ):
             continue
         if len(row) < 3:
-            raise InputError(f"cannot read {source} line {lineno}",
-                             f"expected 3 columns (timestamp,prompt_tokens,output_tokens), got {len(row)}",
-                             "fix the CSV or see docs/simulate.md#trace-replay")
+            raise InputError(
+                f"cannot read {source} line {lineno}",
+                f"expected 3 columns (timestamp,prompt_tokens,output_tokens), got {len(row)}",
+                "fix the CSV or see docs/simulate.md#trace-replay",
+            )
         try:
             ts = _timestamp(row[0])
             p, o = float(row[1]), float(row[2])
         except ValueError as exc:
-            raise InputError(f"cannot read {source} line {lineno}", f"{exc}",
-                             "timestamps are seconds or ISO 8601, token counts are numbers") from None
+            raise InputError(
+                f"cannot read {source} line {lineno}",
+                f"{exc}",
+                "timestamps are seconds or ISO 8601, token counts are numbers",
+            ) from None
         if p < 0 or o < 0 or not (math.isfinite(p) and math.isfinite(o) and math.isfinite(ts)):
-            raise InputError(f"cannot read {source} line {lineno}",
-                             "token counts must be finite non-negative numbers, timestamps finite", "fix the CSV")
+            raise InputError(
+                f"cannot read {source} line {lineno}",
+                "token counts must be finite non-negative numbers, timestamps finite",
+                "fix the CSV",
+            )
         times.append(ts)
         prompts += p
         outputs += o
     if not times:
-        raise InputError(f"cannot replay {source}", "it holds no requests",
-                         "give a CSV with rows timestamp,prompt_tokens,output_tokens")
+        raise InputError(
+            f"cannot replay {source}",
+            "it holds no requests",
+            "give a CSV with rows timestamp,prompt_tokens,output_tokens",
+        )
     arr = np.asarray(times, dtype=np.float64)
     arr -= arr.min()
     if not np.isfinite(arr).all() or arr.max() >= MAX_TRACE_SECONDS:
-        raise InputError(f"cannot replay {source}", f"it spans more than {MAX_TRACE_SECONDS // 86400} days "
-                         "(one count per second is kept)", "replay a shorter slice of the trace")
+        raise InputError(
+            f"cannot replay {source}",
+            f"it spans more than {MAX_TRACE_SECONDS // 86400} days (one count per second is kept)",
+            "replay a shorter slice of the trace",
+        )
     seconds = np.floor(arr).astype(np.int64)
     counts = np.bincount(seconds, minlength=int(seconds.max()) + 1).astype(np.float64)
     n = len(times)
-    return Trace(counts, max(1.0, prompts / n), max(1.0, outputs / n), n, name=source,
-                 description=f"{n} requests over {counts.shape[0]} s from {source}")
+    return Trace(
+        counts,
+        max(1.0, prompts / n),
+        max(1.0, outputs / n),
+        n,
+        name=source,
+        description=f"{n} requests over {counts.shape[0]} s from {source}",
+    )
 
 
 def _looks_numeric(text: str) -> bool:
@@ -196,8 +221,8 @@ class Arrivals:
                 lo = day * DAY
                 out = np.zeros(DAY)
                 if lo < counts.shape[0]:
-                    part = counts[lo:lo + DAY]
-                    out[:part.shape[0]] = part
+                    part = counts[lo : lo + DAY]
+                    out[: part.shape[0]] = part
                 got = out
             else:
                 rng = np.random.default_rng([self.seed, day])
@@ -213,7 +238,7 @@ class Arrivals:
         d0, d1 = t0 // DAY, (t1 - 1) // DAY
         if d0 == d1:
             c = self._day_counts(d0)
-            return c[t0 - d0 * DAY:t1 - d0 * DAY]
+            return c[t0 - d0 * DAY : t1 - d0 * DAY]
         parts = []
         for d in range(d0, d1 + 1):
             c = self._day_counts(d)

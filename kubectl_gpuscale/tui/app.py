@@ -43,8 +43,21 @@ from kubectl_gpuscale.tui.widgets import (
     state_text,
 )
 
-WORKLOAD_COLUMNS = ("NAMESPACE", "NAME", "ENGINE", "SCALER", "READY", "MIN-MAX", "WHY", "QUEUE", "RUN",
-                    "KV", "GPU", "TTFT p95", "STATE")
+WORKLOAD_COLUMNS = (
+    "NAMESPACE",
+    "NAME",
+    "ENGINE",
+    "SCALER",
+    "READY",
+    "MIN-MAX",
+    "WHY",
+    "QUEUE",
+    "RUN",
+    "KV",
+    "GPU",
+    "TTFT p95",
+    "STATE",
+)
 POD_COLUMNS = ("POD", "STATUS", "NODE", "AGE", "GPU", "COLD START")
 MAX_FINDINGS_SHOWN = 100
 
@@ -98,8 +111,9 @@ class TopApp(App[None]):
         with Horizontal(id="bottom"):
             yield RichLog(id="events", max_lines=500, markup=False, wrap=False)
             yield RichLog(id="findings", max_lines=200, markup=False, wrap=True, auto_scroll=False)
-        yield Input(placeholder="filter: name, engine, scaler or state; Enter applies, Esc clears",
-                    id="filter")
+        yield Input(
+            placeholder="filter: name, engine, scaler or state; Enter applies, Esc clears", id="filter"
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -149,8 +163,15 @@ class TopApp(App[None]):
         self.refreshes += 1
         workloads = tuple(_with_state(w, self.history) for w in snapshot.workloads)
         self.history.record(workloads)
-        self.snapshot = Snapshot(snapshot.time, snapshot.source, workloads, snapshot.events, snapshot.findings,
-                                 snapshot.problems, snapshot.namespaces)
+        self.snapshot = Snapshot(
+            snapshot.time,
+            snapshot.source,
+            workloads,
+            snapshot.events,
+            snapshot.findings,
+            snapshot.problems,
+            snapshot.namespaces,
+        )
         self.sub_title = f"{snapshot.source} · {snapshot.time}"
         self._show_problems(snapshot.problems)
         self._render_workloads()
@@ -184,8 +205,10 @@ class TopApp(App[None]):
                 cells, before = _workload_cells(w), self._cells.get(w.key, ())
                 for i, (column, value) in enumerate(zip(WORKLOAD_COLUMNS, cells, strict=True)):
                     if i >= len(before) or before[i] != value:
-                        wider = cell_len(value.plain if isinstance(value, Text) else str(value)) > \
-                            table.columns[ColumnKey(column)].content_width
+                        wider = (
+                            cell_len(value.plain if isinstance(value, Text) else str(value))
+                            > table.columns[ColumnKey(column)].content_width
+                        )
                         table.update_cell(w.key, column, value, update_width=wider)
                 self._cells[w.key] = cells
         if self.selected_key in keys:
@@ -222,16 +245,31 @@ class TopApp(App[None]):
             return
         queue.data = _trend(self.history.queue.get(w.key, ()))
         replicas.data = _trend(self.history.replicas.get(w.key, ()))
-        self.query_one("#queue-label", Label).update(plain(f"queue waiting · {w.key} · now {num(w.queue_waiting)}"))
+        self.query_one("#queue-label", Label).update(
+            plain(f"queue waiting · {w.key} · now {num(w.queue_waiting)}")
+        )
         self.query_one("#replicas-label", Label).update(
-            f"replicas ready {w.ready} / desired {w.desired} (min {num(w.min_replicas)}, max {num(w.max_replicas)})")
+            f"replicas ready {w.ready} / desired {w.desired} (min {num(w.min_replicas)}, max {num(w.max_replicas)})"
+        )
         self.query_one("#why", Static).update(
-            Text.assemble(("why: ", "bold"), plain(w.why()), "\n", ("scaler: ", "bold"),
-                          plain(f"{w.scaler} {w.scaler_name}")))
+            Text.assemble(
+                ("why: ", "bold"),
+                plain(w.why()),
+                "\n",
+                ("scaler: ", "bold"),
+                plain(f"{w.scaler} {w.scaler_name}"),
+            )
+        )
         for pod in w.pods:
-            pods.add_row(plain(pod.name), plain(pod.phase + ("" if pod.ready else " (not ready)")),
-                         plain(pod.node or "-"), seconds(pod.age_seconds), pct(pod.gpu_util), start_bar(pod),
-                         key=pod.name)
+            pods.add_row(
+                plain(pod.name),
+                plain(pod.phase + ("" if pod.ready else " (not ready)")),
+                plain(pod.node or "-"),
+                seconds(pod.age_seconds),
+                pct(pod.gpu_util),
+                start_bar(pod),
+                key=pod.name,
+            )
 
     def _render_events(self, snapshot: Snapshot) -> None:
         log = self.query_one("#events", RichLog)
@@ -244,8 +282,17 @@ class TopApp(App[None]):
             if key in self._seen_events:
                 continue
             self._seen_events.add(key)
-            log.write(Text.assemble((visible(e.time), "dim"), " ", (visible(f"{e.namespace}/{e.name}"), "bold"), " ",
-                                    (visible(e.reason), "red" if e.warning else "cyan"), " ", visible(e.message)))
+            log.write(
+                Text.assemble(
+                    (visible(e.time), "dim"),
+                    " ",
+                    (visible(f"{e.namespace}/{e.name}"), "bold"),
+                    " ",
+                    (visible(e.reason), "red" if e.warning else "cyan"),
+                    " ",
+                    visible(e.message),
+                )
+            )
 
     def _render_findings(self, snapshot: Snapshot) -> None:
         if snapshot.findings == self._shown_findings:
@@ -334,8 +381,10 @@ class TopApp(App[None]):
             except ValueError:
                 self.notify(f"{answer!r} is not a replica count", severity="error")
                 return
-            self._confirm_then(f"Scale {w.key} from {w.desired} to {replicas} replicas?",
-                               lambda: self.source.scale(w.namespace, w.name, replicas))
+            self._confirm_then(
+                f"Scale {w.key} from {w.desired} to {replicas} replicas?",
+                lambda: self.source.scale(w.namespace, w.name, replicas),
+            )
 
         self.push_screen(PromptScreen(f"Scale {w.key} to how many replicas?", str(w.desired)), chosen)
 
@@ -359,9 +408,11 @@ class TopApp(App[None]):
             self.notify("no ready pod to checkpoint", severity="warning")
             return
         pod = max(ready, key=lambda p: p.age_seconds)
-        self._confirm_then(f"Checkpoint pod {w.namespace}/{pod.name}? The archive holds its memory "
-                           "(weights, prompts): treat it like a Secret.",
-                           lambda: self.source.checkpoint(w.namespace, pod.name))
+        self._confirm_then(
+            f"Checkpoint pod {w.namespace}/{pod.name}? The archive holds its memory "
+            "(weights, prompts): treat it like a Secret.",
+            lambda: self.source.checkpoint(w.namespace, pod.name),
+        )
 
     def action_context(self) -> None:
         def chosen(answer: str | None) -> None:
@@ -404,7 +455,18 @@ def _workload_cells(w: Workload) -> tuple[object, ...]:
     ready = Text(f"{w.ready}/{w.desired}", style="yellow" if w.ready < w.desired else "")
     bounds = f"{num(w.min_replicas)}-{num(w.max_replicas)}"
     why = plain(w.why(), "bold" if any(t.firing for t in w.triggers) else "")
-    return (plain(w.namespace), plain(w.name), plain(w.engine or "-"), plain(w.scaler), ready, bounds, why,
-            num(w.queue_waiting),
-            num(w.queue_running), pct(w.kv_cache_pct), pct(w.gpu_util_pct), seconds(w.ttft_p95_s),
-            state_text(w.state))
+    return (
+        plain(w.namespace),
+        plain(w.name),
+        plain(w.engine or "-"),
+        plain(w.scaler),
+        ready,
+        bounds,
+        why,
+        num(w.queue_waiting),
+        num(w.queue_running),
+        pct(w.kv_cache_pct),
+        pct(w.gpu_util_pct),
+        seconds(w.ttft_p95_s),
+        state_text(w.state),
+    )

@@ -191,8 +191,11 @@ class History:
     def record(self, workloads: Iterable[Workload]) -> None:
         """Append one point per workload."""
         for w in workloads:
-            for series, value in ((self.queue, w.queue_waiting), (self.replicas, w.ready),
-                                  (self.desired, w.desired)):
+            for series, value in (
+                (self.queue, w.queue_waiting),
+                (self.replicas, w.ready),
+                (self.desired, w.desired),
+            ):
                 series.setdefault(w.key, deque(maxlen=self.length)).append(float(value or 0.0))
 
     def flapping(self, key: str, window: int = 20, changes: int = 4) -> bool:
@@ -231,8 +234,11 @@ def filter_workloads(workloads: Sequence[Workload], text: str) -> list[Workload]
     needle = text.strip().lower()
     if not needle:
         return list(workloads)
-    return [w for w in workloads
-            if any(needle in s.lower() for s in (w.namespace, w.name, w.engine, w.scaler, w.state, w.model))]
+    return [
+        w
+        for w in workloads
+        if any(needle in s.lower() for s in (w.namespace, w.name, w.engine, w.scaler, w.state, w.model))
+    ]
 
 
 def _num(value: float) -> str:

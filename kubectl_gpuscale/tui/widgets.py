@@ -28,8 +28,12 @@ from kubectl_gpuscale.tui.model import (
 )
 
 STATE_STYLE = {
-    COLD_STARTING: "bold yellow", SCALING_UP: "bold cyan", SCALING_DOWN: "cyan", FLAPPING: "bold magenta",
-    METRIC_MISSING: "bold red", PAUSED: "dim",
+    COLD_STARTING: "bold yellow",
+    SCALING_UP: "bold cyan",
+    SCALING_DOWN: "cyan",
+    FLAPPING: "bold magenta",
+    METRIC_MISSING: "bold red",
+    PAUSED: "dim",
 }
 
 
@@ -73,8 +77,13 @@ def start_bar(pod: Pod, width: int = 12) -> Text:
 def waterfall(pod: Pod, width: int = 40) -> Table:
     """The cold-start waterfall of one pod: each phase's start, duration, share and bar."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for header, justify in (("PHASE", "left"), ("START", "right"), ("DURATION", "right"), ("SHARE", "right"),
-                            ("", "left")):
+    for header, justify in (
+        ("PHASE", "left"),
+        ("START", "right"),
+        ("DURATION", "right"),
+        ("SHARE", "right"),
+        ("", "left"),
+    ):
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     total = sum(p.seconds for p in pod.phases) or 1.0
     offset = 0.0
@@ -82,7 +91,9 @@ def waterfall(pod: Pod, width: int = 40) -> Table:
         lead = round(offset / total * width)
         size = max(1, round(phase.seconds / total * width)) if phase.seconds > 0 else 0
         bar = Text(" " * lead) + Text("█" * size, style="cyan")
-        table.add_row(phase.name, seconds(offset), seconds(phase.seconds), f"{phase.seconds / total:.0%}", bar)
+        table.add_row(
+            phase.name, seconds(offset), seconds(phase.seconds), f"{phase.seconds / total:.0%}", bar
+        )
         offset += phase.seconds
     table.add_row(Text("total", style="bold"), "", Text(seconds(offset), style="bold"), "", "")
     return table
@@ -91,7 +102,10 @@ def waterfall(pod: Pod, width: int = 40) -> Table:
 class ConfirmScreen(ModalScreen[bool]):
     """Ask yes/no before an action that changes the cluster."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Yes")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "answer(False)", "Cancel"),
+        Binding("y", "answer(True)", "Yes"),
+    ]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -151,11 +165,18 @@ KEYS: tuple[tuple[str, str], ...] = (
 
 def help_table() -> Table:
     """The keys, the states and what WHY means."""
-    table = Table(box=None, show_header=False, pad_edge=False, title="kubectl gpuscale top", title_justify="left",
-                  title_style="bold", caption_justify="left",
-                  caption="STATE: steady, scaling up, scaling down, cold starting, flapping, metric missing, at zero, "
-                          "paused.\nWHY: each trigger's value against its threshold (queue 12/5: 12 waiting, "
-                          "threshold 5).")
+    table = Table(
+        box=None,
+        show_header=False,
+        pad_edge=False,
+        title="kubectl gpuscale top",
+        title_justify="left",
+        title_style="bold",
+        caption_justify="left",
+        caption="STATE: steady, scaling up, scaling down, cold starting, flapping, metric missing, at zero, "
+        "paused.\nWHY: each trigger's value against its threshold (queue 12/5: 12 waiting, "
+        "threshold 5).",
+    )
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
     for key, what in KEYS:
@@ -189,8 +210,12 @@ class PodScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(Text.assemble((visible(self.workload.key), "bold"),
-                                      visible(f" · pod {self.pod.name} · on {self.pod.node or '-'}")))
+            yield Label(
+                Text.assemble(
+                    (visible(self.workload.key), "bold"),
+                    visible(f" · pod {self.pod.name} · on {self.pod.node or '-'}"),
+                )
+            )
             yield Static(plain(self.headline), id="headline")
             yield Static(self._body(), id="waterfall")
 

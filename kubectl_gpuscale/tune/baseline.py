@@ -33,8 +33,12 @@ from kubectl_gpuscale.units import duration_seconds
 
 KNATIVE = "autoscaling.knative.dev/"
 # the camelCase keys Knative still accepts (serving pkg/apis/autoscaling/register.go: MinScaleAnnotationKeyAlias...)
-_KNATIVE_ALIASES = {"minScale": "min-scale", "maxScale": "max-scale", "initialScale": "initial-scale",
-                    "scaleDownDelay": "scale-down-delay"}
+_KNATIVE_ALIASES = {
+    "minScale": "min-scale",
+    "maxScale": "max-scale",
+    "initialScale": "initial-scale",
+    "scaleDownDelay": "scale-down-delay",
+}
 _CRON_RE = re.compile(r"^\s*(\d+)\s+(\d+)\s+\S+\s+\S+\s+(\S+)\s*$")
 
 
@@ -52,7 +56,11 @@ def baseline_policy(objects: Sequence[Mapping[str, Any]]) -> PolicySpec:
         return _scaled_object(by_kind["ScaledObject"][0])
     if by_kind.get("HTTPScaledObject"):
         return _http_scaled_object(by_kind["HTTPScaledObject"][0])
-    services = [o for o in by_kind.get("Service", []) if str(o.get("apiVersion", "")).startswith("serving.knative.dev")]
+    services = [
+        o
+        for o in by_kind.get("Service", [])
+        if str(o.get("apiVersion", "")).startswith("serving.knative.dev")
+    ]
     if services:
         return _knative(services[0])
     if by_kind.get("HorizontalPodAutoscaler"):
@@ -61,9 +69,11 @@ def baseline_policy(objects: Sequence[Mapping[str, Any]]) -> PolicySpec:
         if by_kind.get(kind):
             replicas = (by_kind[kind][0].get("spec") or {}).get("replicas", 1)
             return PolicySpec("always-on", {"n": str(int(replicas))})
-    raise InputError("no workload or autoscaler among the objects",
-                     "tune needs the Deployment/StatefulSet and its HPA, ScaledObject or Knative Service",
-                     "pass the workload (deploy/NAME) or a file with its objects")
+    raise InputError(
+        "no workload or autoscaler among the objects",
+        "tune needs the Deployment/StatefulSet and its HPA, ScaledObject or Knative Service",
+        "pass the workload (deploy/NAME) or a file with its objects",
+    )
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -88,18 +98,28 @@ def _number(value: Any, where: str) -> str:
 def _hpa(hpa: Mapping[str, Any]) -> PolicySpec:
     spec = hpa.get("spec") or {}
     name = _name(hpa)
-    options = {"min": _int(spec.get("minReplicas", 1), f"{name} minReplicas"),
-               "max": _int(spec.get("maxReplicas", 1), f"{name} maxReplicas")}
-    if "targetCPUUtilizationPercentage" in spec:          # autoscaling/v1
-        return PolicySpec("cpu-hpa", {**options, "target": _number(spec["targetCPUUtilizationPercentage"], name)})
-    metrics = spec.get("metrics") or [{"type": "Resource", "resource": {"name": "cpu", "target": {
-        "type": "Utilization", "averageUtilization": 80}}}]     # autoscaling/v2 defaulting: CPU 80 %
+    options = {
+        "min": _int(spec.get("minReplicas", 1), f"{name} minReplicas"),
+        "max": _int(spec.get("maxReplicas", 1), f"{name} maxReplicas"),
+    }
+    if "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
+        return PolicySpec(
+            "cpu-hpa", {**options, "target": _number(spec["targetCPUUtilizationPercentage"], name)}
+        )
+    metrics = spec.get("metrics") or [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+        }
+    ]  # autoscaling/v2 defaulting: CPU 80 %
     for metric in metrics:
         kind = metric.get("type")
         if kind == "Resource" and (metric.get("resource") or {}).get("name") == "cpu":
-            target = (metric["resource"].get("target") or {})
+            target = metric["resource"].get("target") or {}
             if target.get("type") == "Utilization":
-                return PolicySpec("cpu-hpa", {**options, "target": _number(target.get("averageUtilization"), name)})
+                return PolicySpec(
+                    "cpu-hpa", {**options, "target": _number(target.get("averageUtilization"), name)}
+                )
         if kind in ("Pods", "External"):
             body = metric.get("pods" if kind == "Pods" else "external") or {}
             metric_name = str((body.get("metric") or {}).get("name", ""))
@@ -110,10 +130,15 @@ def _hpa(hpa: Mapping[str, Any]) -> PolicySpec:
             signal = _engine_signal(metric_name)
             if signal and value is not None:
                 # an HPA on the engine's gauge through an adapter: AverageValue = sum / pods, as KEDA's trigger
-                return PolicySpec("keda", {**options, "metric": signal, "threshold": _number(_quantity(value), name)})
+                return PolicySpec(
+                    "keda", {**options, "metric": signal, "threshold": _number(_quantity(value), name)}
+                )
     described = ", ".join(f"{m.get('type')} {_metric_name(m)}" for m in metrics)
-    raise InputError(f"cannot simulate {name}", f"its metrics ({described}) are neither CPU utilisation nor DCGM "
-                     "GPU utilisation", "pass --policies to compare against, or convert it with migrate-hpa first")
+    raise InputError(
+        f"cannot simulate {name}",
+        f"its metrics ({described}) are neither CPU utilisation nor DCGM GPU utilisation",
+        "pass --policies to compare against, or convert it with migrate-hpa first",
+    )
 
 
 def _metric_name(metric: Mapping[str, Any]) -> str:
@@ -149,12 +174,13 @@ def _scaled_object(so: Mapping[str, Any]) -> PolicySpec:
     name = _name(so)
     options: dict[str, str] = {
         "min": _int(spec.get("minReplicaCount", 0), f"{name} minReplicaCount"),
-        "max": _int(spec.get("maxReplicaCount", 100), f"{name} maxReplicaCount")}
+        "max": _int(spec.get("maxReplicaCount", 100), f"{name} maxReplicaCount"),
+    }
     if "pollingInterval" in spec:
         options["polling"] = _int(spec["pollingInterval"], f"{name} pollingInterval")
     if "cooldownPeriod" in spec:
         options["cooldown"] = _int(spec["cooldownPeriod"], f"{name} cooldownPeriod")
-    behavior = (((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get("behavior") or {})
+    behavior = ((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get("behavior") or {}
     window = (behavior.get("scaleDown") or {}).get("stabilizationWindowSeconds")
     if window is not None:
         options["down-window"] = _int(window, f"{name} scaleDown.stabilizationWindowSeconds")
@@ -169,20 +195,32 @@ def _scaled_object(so: Mapping[str, Any]) -> PolicySpec:
         elif kind == "cron":
             options["cron"] = _cron(meta, name)
         else:
-            raise InputError(f"cannot simulate {name}", f"trigger type {kind!r} is not one tune models (prometheus on "
-                             "the engine's queue or running requests, cron)",
-                             "pass --policies to search without a baseline, or replace the trigger")
+            raise InputError(
+                f"cannot simulate {name}",
+                f"trigger type {kind!r} is not one tune models (prometheus on "
+                "the engine's queue or running requests, cron)",
+                "pass --policies to search without a baseline, or replace the trigger",
+            )
     if not queries:
-        raise InputError(f"cannot simulate {name}", "it has no prometheus trigger on the engine's metrics",
-                         "add one (migrate-hpa writes it), or pass --policies")
+        raise InputError(
+            f"cannot simulate {name}",
+            "it has no prometheus trigger on the engine's metrics",
+            "add one (migrate-hpa writes it), or pass --policies",
+        )
     # the simulator's KEDA scales on one metric: the queue trigger when there is one (migrate-hpa's first),
     # else the first trigger on an engine gauge; further triggers (KEDA takes the highest) are not modelled
-    known = sorted(((signal, q) for q in queries if (signal := _engine_signal(str(q.get("query", ""))))),
-                   key=lambda s_q: s_q[0] != "waiting")
+    known = sorted(
+        ((signal, q) for q in queries if (signal := _engine_signal(str(q.get("query", ""))))),
+        key=lambda s_q: s_q[0] != "waiting",
+    )
     if not known:
         main = queries[0]
-        raise InputError(f"cannot simulate {name}", f"its query {main.get('query')!r} sums no engine queue or "
-                         "running gauge (e.g. vllm:num_requests_waiting)", "pass --policies")
+        raise InputError(
+            f"cannot simulate {name}",
+            f"its query {main.get('query')!r} sums no engine queue or "
+            "running gauge (e.g. vllm:num_requests_waiting)",
+            "pass --policies",
+        )
     signal, main = known[0]
     options["metric"] = signal
     options["threshold"] = _number(main.get("threshold"), f"{name} threshold")
@@ -194,8 +232,11 @@ def _scaled_object(so: Mapping[str, Any]) -> PolicySpec:
 def _cron(meta: Mapping[str, Any], name: str) -> str:
     start, end = _CRON_RE.match(str(meta.get("start", ""))), _CRON_RE.match(str(meta.get("end", "")))
     if not start or not end:
-        raise InputError(f"cannot simulate {name}", f"cron trigger start {meta.get('start')!r} / end "
-                         f"{meta.get('end')!r} are not 'MIN HOUR * * DAYS'", "pass --policies")
+        raise InputError(
+            f"cannot simulate {name}",
+            f"cron trigger start {meta.get('start')!r} / end {meta.get('end')!r} are not 'MIN HOUR * * DAYS'",
+            "pass --policies",
+        )
     hours = (int(start.group(2)) + int(start.group(1)) / 60.0, int(end.group(2)) + int(end.group(1)) / 60.0)
     return f"{hours[0]:g}-{hours[1]:g}x{_int(meta.get('desiredReplicas', 1), name + ' desiredReplicas')}"
 
@@ -205,10 +246,12 @@ def _http_scaled_object(hso: Mapping[str, Any]) -> PolicySpec:
     name = _name(hso)
     replicas = spec.get("replicas") or {}
     metric = spec.get("scalingMetric") or {}
-    target = ((metric.get("concurrency") or {}).get("targetValue") or spec.get("targetPendingRequests") or 100)
-    options = {"min": _int(replicas.get("min", 0), f"{name} replicas.min"),
-               "max": _int(replicas.get("max", 100), f"{name} replicas.max"),
-               "threshold": _number(target, f"{name} target")}
+    target = (metric.get("concurrency") or {}).get("targetValue") or spec.get("targetPendingRequests") or 100
+    options = {
+        "min": _int(replicas.get("min", 0), f"{name} replicas.min"),
+        "max": _int(replicas.get("max", 100), f"{name} replicas.max"),
+        "threshold": _number(target, f"{name} target"),
+    }
     if "scaledownPeriod" in spec:
         options["cooldown"] = _int(spec["scaledownPeriod"], f"{name} scaledownPeriod")
     return PolicySpec("keda-zero", options)
@@ -216,16 +259,27 @@ def _http_scaled_object(hso: Mapping[str, Any]) -> PolicySpec:
 
 def _knative(ksvc: Mapping[str, Any]) -> PolicySpec:
     name = _name(ksvc)
-    template = ((ksvc.get("spec") or {}).get("template") or {})
-    notes = {_KNATIVE_ALIASES.get(k[len(KNATIVE):], k[len(KNATIVE):]): str(v)
-             for k, v in ((template.get("metadata") or {}).get("annotations") or {}).items()
-             if str(k).startswith(KNATIVE)}
+    template = (ksvc.get("spec") or {}).get("template") or {}
+    notes = {
+        _KNATIVE_ALIASES.get(k[len(KNATIVE) :], k[len(KNATIVE) :]): str(v)
+        for k, v in ((template.get("metadata") or {}).get("annotations") or {}).items()
+        if str(k).startswith(KNATIVE)
+    }
     if notes.get("class", "kpa.autoscaling.knative.dev").split(".")[0] != "kpa":
-        raise InputError(f"cannot simulate {name}", f"autoscaling class {notes['class']!r}: tune models the KPA",
-                         "pass --policies")
+        raise InputError(
+            f"cannot simulate {name}",
+            f"autoscaling class {notes['class']!r}: tune models the KPA",
+            "pass --policies",
+        )
     options: dict[str, str] = {}
-    for key, option in (("metric", "metric"), ("target", "target"), ("min-scale", "min"), ("max-scale", "max"),
-                        ("initial-scale", "initial-scale"), ("activation-scale", "activation-scale")):
+    for key, option in (
+        ("metric", "metric"),
+        ("target", "target"),
+        ("min-scale", "min"),
+        ("max-scale", "max"),
+        ("initial-scale", "initial-scale"),
+        ("activation-scale", "activation-scale"),
+    ):
         if key in notes:
             options[option] = notes[key]
     if "target-utilization-percentage" in notes:
@@ -235,6 +289,6 @@ def _knative(ksvc: Mapping[str, Any]) -> PolicySpec:
             options[option] = str(int(duration_seconds(notes[key])))
     if "target" not in options:
         concurrency = (template.get("spec") or {}).get("containerConcurrency")
-        options["target"] = str(int(concurrency)) if concurrency else "100"   # config-autoscaler default
+        options["target"] = str(int(concurrency)) if concurrency else "100"  # config-autoscaler default
     options.setdefault("max", "0")
     return PolicySpec("knative", options)

@@ -52,9 +52,9 @@ from kubectl_gpuscale.tune.history import History
 MIN_TTFT_REQUESTS = 1000
 MIN_STEPS = 40
 MIN_RHO_SPREAD = 0.2
-QUEUE_FREE = 0.5          # waiting per replica below which a step has no standing queue
+QUEUE_FREE = 0.5  # waiting per replica below which a step has no standing queue
 STANDING_QUEUE = 1.0
-MIN_QUEUED_SHARE = 0.01   # of the steps: a few transient queues (scale-ups under way) do not measure capacity
+MIN_QUEUED_SHARE = 0.01  # of the steps: a few transient queues (scale-ups under way) do not measure capacity
 LARGE_TTFT_ERROR = 0.25
 LARGE_REPLICA_HOURS_ERROR = 0.15
 
@@ -65,17 +65,26 @@ class Calibration:
 
     profile: EngineProfile
     preset: str
-    source: str                           # "fitted" or "preset"
-    fitted: tuple[str, ...] = ()          # the profile fields the history set
+    source: str  # "fitted" or "preset"
+    fitted: tuple[str, ...] = ()  # the profile fields the history set
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able."""
         p = self.profile
-        return {"source": self.source, "preset": self.preset, "fitted": list(self.fitted), "notes": list(self.notes),
-                "profile": {"prefillTokensPerSecond": round(p.prefill_tps, 1),
-                            "decodeTokensPerSecond": round(p.decode_tps, 1), "itlMinSeconds": round(p.itl_min_s, 6),
-                            "itlSaturatedSeconds": round(p.itl_sat_s, 6), "maxNumSeqs": p.max_num_seqs}}
+        return {
+            "source": self.source,
+            "preset": self.preset,
+            "fitted": list(self.fitted),
+            "notes": list(self.notes),
+            "profile": {
+                "prefillTokensPerSecond": round(p.prefill_tps, 1),
+                "decodeTokensPerSecond": round(p.decode_tps, 1),
+                "itlMinSeconds": round(p.itl_min_s, 6),
+                "itlSaturatedSeconds": round(p.itl_sat_s, 6),
+                "maxNumSeqs": p.max_num_seqs,
+            },
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,16 +105,23 @@ class Replay:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, with the keys of `tune -o json`'s `calibration.replay`."""
+
         def r(v: float | None, n: int = 4) -> float | None:
             return None if v is None else round(v, n)
 
-        return {"policy": self.policy, "observedTtftP50": r(self.observed_ttft_p50),
-                "observedTtftP95": r(self.observed_ttft_p95), "predictedTtftP50": r(self.predicted_ttft_p50),
-                "predictedTtftP95": r(self.predicted_ttft_p95),
-                "observedReplicaHours": r(self.observed_replica_hours, 2),
-                "predictedReplicaHours": r(self.predicted_replica_hours, 2),
-                "ttftP95Error": r(self.ttft_p95_error), "replicaHoursError": r(self.replica_hours_error),
-                "large": self.large, "notes": list(self.notes)}
+        return {
+            "policy": self.policy,
+            "observedTtftP50": r(self.observed_ttft_p50),
+            "observedTtftP95": r(self.observed_ttft_p95),
+            "predictedTtftP50": r(self.predicted_ttft_p50),
+            "predictedTtftP95": r(self.predicted_ttft_p95),
+            "observedReplicaHours": r(self.observed_replica_hours, 2),
+            "predictedReplicaHours": r(self.predicted_replica_hours, 2),
+            "ttftP95Error": r(self.ttft_p95_error),
+            "replicaHoursError": r(self.replica_hours_error),
+            "large": self.large,
+            "notes": list(self.notes),
+        }
 
 
 def histogram_quantile(q: float, bounds: tuple[float, ...], counts: np.ndarray) -> float | None:
@@ -126,14 +142,18 @@ def histogram_quantile(q: float, bounds: tuple[float, ...], counts: np.ndarray) 
     return lower + (bounds[j] - lower) * ((rank - below) / inside if inside > 0 else 1.0)
 
 
-def _fit_prefill(bounds: tuple[float, ...], median: float, x: np.ndarray, weights: np.ndarray) -> float | None:
+def _fit_prefill(
+    bounds: tuple[float, ...], median: float, x: np.ndarray, weights: np.ndarray
+) -> float | None:
     """The unloaded prefill time p whose queue-free TTFTs, p / (1 - x p) per step (the simulator's, load
     capped at 0.9), binned into the same buckets, have the observed median (bisection: monotonic in p)."""
     edges = np.asarray(bounds)
 
     def model_median(p: float) -> float:
         ttft = p / (1.0 - np.minimum(x * p, 0.9))
-        binned = np.bincount(np.searchsorted(edges, ttft, side="left"), weights=weights, minlength=len(bounds))
+        binned = np.bincount(
+            np.searchsorted(edges, ttft, side="left"), weights=weights, minlength=len(bounds)
+        )
         return histogram_quantile(0.5, bounds, binned[: len(bounds)]) or 0.0
 
     lo, hi = 1e-5, 60.0
@@ -156,8 +176,12 @@ def calibrate(history: History, preset: EngineProfile) -> Calibration:
     running = np.where(up, np.nan_to_num(history.running) / np.maximum(replicas, 1), np.nan)
     prompt, output = history.prompt_tokens, history.output_tokens
     if not (prompt > 0 and output > 0):
-        return Calibration(profile=preset, preset=preset.name, source="preset",
-                           notes=("no requests in the history: the preset is used as it is",))
+        return Calibration(
+            profile=preset,
+            preset=preset.name,
+            source="preset",
+            notes=("no requests in the history: the preset is used as it is",),
+        )
     fitted: list[str] = []
     notes: list[str] = []
     free = up & (x > 0) & (waiting < QUEUE_FREE)
@@ -171,31 +195,39 @@ def calibrate(history: History, preset: EngineProfile) -> Calibration:
         if fit is not None and median is not None:
             p = fit
             fitted.append("prefill_tps")
-            notes.append(f"prefill: median TTFT {median * 1000:.0f} ms (through the histogram's buckets) over "
-                         f"{int(free.sum())} queue-free steps -> {prompt / p:,.0f} prompt tokens/s "
-                         f"(preset {preset.prefill_tps:,.0f})")
+            notes.append(
+                f"prefill: median TTFT {median * 1000:.0f} ms (through the histogram's buckets) over "
+                f"{int(free.sum())} queue-free steps -> {prompt / p:,.0f} prompt tokens/s "
+                f"(preset {preset.prefill_tps:,.0f})"
+            )
         else:
             notes.append("prefill: the TTFT median lies outside what the model can produce; preset kept")
     else:
-        notes.append(f"prefill: fewer than {MIN_TTFT_REQUESTS} TTFTs in queue-free steps (or no TTFT histogram); "
-                     "preset kept")
+        notes.append(
+            f"prefill: fewer than {MIN_TTFT_REQUESTS} TTFTs in queue-free steps (or no TTFT histogram); "
+            "preset kept"
+        )
     prefill_tps = prompt / p if "prefill_tps" in fitted else preset.prefill_tps
 
     decode_tps = preset.decode_tps
     queued = up & (waiting >= STANDING_QUEUE) & (x > 0)
-    queued[1:] &= queued[:-1]             # a standing queue: two steps in a row
+    queued[1:] &= queued[:-1]  # a standing queue: two steps in a row
     if queued.sum() >= max(MIN_STEPS, MIN_QUEUED_SHARE * history.steps):
         # never below what the replicas served without a queue
         mu = max(float(np.median(x[queued])), float(np.quantile(x[free], 0.99)) if free.any() else 0.0)
         if mu > 0 and 1.0 / mu > p:
             decode_tps = output / (1.0 / mu - p)
             fitted.append("decode_tps")
-            notes.append(f"capacity: {mu:.2f} req/s per replica over {int(queued.sum())} steps with a standing "
-                         f"queue -> {decode_tps:,.0f} output tokens/s (preset {preset.decode_tps:,.0f})")
+            notes.append(
+                f"capacity: {mu:.2f} req/s per replica over {int(queued.sum())} steps with a standing "
+                f"queue -> {decode_tps:,.0f} output tokens/s (preset {preset.decode_tps:,.0f})"
+            )
     else:
-        notes.append(f"capacity: {int(queued.sum())} steps with a standing queue, fewer than "
-                     f"{max(MIN_STEPS, int(MIN_QUEUED_SHARE * history.steps))} (the workload seldom saturated); "
-                     "preset decode throughput kept")
+        notes.append(
+            f"capacity: {int(queued.sum())} steps with a standing queue, fewer than "
+            f"{max(MIN_STEPS, int(MIN_QUEUED_SHARE * history.steps))} (the workload seldom saturated); "
+            "preset decode throughput kept"
+        )
     mu = 1.0 / (p + output / decode_tps)
 
     itl_min, itl_sat = preset.itl_min_s, preset.itl_sat_s
@@ -210,22 +242,29 @@ def calibrate(history: History, preset: EngineProfile) -> Calibration:
             if intercept > 0 and slope >= 0:
                 itl_min, itl_sat = float(intercept), float(intercept + slope)
                 fitted += ["itl_min_s", "itl_sat_s"]
-                notes.append(f"inter-token latency: {itl_min * 1000:.1f} ms at batch 1, {itl_sat * 1000:.1f} ms "
-                             f"saturated, from running vs throughput over {int(ok.sum())} steps "
-                             f"(preset {preset.itl_min_s * 1000:.1f} / {preset.itl_sat_s * 1000:.1f} ms)")
+                notes.append(
+                    f"inter-token latency: {itl_min * 1000:.1f} ms at batch 1, {itl_sat * 1000:.1f} ms "
+                    f"saturated, from running vs throughput over {int(ok.sum())} steps "
+                    f"(preset {preset.itl_min_s * 1000:.1f} / {preset.itl_sat_s * 1000:.1f} ms)"
+                )
             else:
                 notes.append("inter-token latency: the fit came out negative; preset kept")
         else:
             level = float(np.average(itl, weights=weights))
-            model = float(np.average(preset.itl_min_s + (preset.itl_sat_s - preset.itl_min_s) * rho, weights=weights))
+            model = float(
+                np.average(preset.itl_min_s + (preset.itl_sat_s - preset.itl_min_s) * rho, weights=weights)
+            )
             if level > 0 and model > 0:
                 itl_min, itl_sat = preset.itl_min_s * level / model, preset.itl_sat_s * level / model
                 fitted += ["itl_min_s", "itl_sat_s"]
-                notes.append(f"inter-token latency: load too even to fit a slope; the preset's line scaled by "
-                             f"{level / model:.2f}")
+                notes.append(
+                    f"inter-token latency: load too even to fit a slope; the preset's line scaled by "
+                    f"{level / model:.2f}"
+                )
     else:
-        notes.append(f"inter-token latency: fewer than {MIN_STEPS} queue-free steps with running requests; "
-                     "preset kept")
+        notes.append(
+            f"inter-token latency: fewer than {MIN_STEPS} queue-free steps with running requests; preset kept"
+        )
 
     seqs = preset.max_num_seqs
     peak = float(np.nanmax(running)) if np.isfinite(running).any() else 0.0
@@ -234,24 +273,51 @@ def calibrate(history: History, preset: EngineProfile) -> Calibration:
         fitted.append("max_num_seqs")
         notes.append(f"max_num_seqs: {seqs} running per replica seen (preset {preset.max_num_seqs})")
 
-    profile = replace(preset, name=f"{preset.name} (fitted)" if fitted else preset.name, prefill_tps=prefill_tps,
-                      decode_tps=decode_tps, itl_min_s=itl_min, itl_sat_s=itl_sat, max_num_seqs=seqs,
-                      source=f"fitted to {history.namespace}/{history.workload}" if fitted else preset.source)
-    return Calibration(profile=profile, preset=preset.name, source="fitted" if fitted else "preset",
-                       fitted=tuple(fitted), notes=tuple(notes))
+    profile = replace(
+        preset,
+        name=f"{preset.name} (fitted)" if fitted else preset.name,
+        prefill_tps=prefill_tps,
+        decode_tps=decode_tps,
+        itl_min_s=itl_min,
+        itl_sat_s=itl_sat,
+        max_num_seqs=seqs,
+        source=f"fitted to {history.namespace}/{history.workload}" if fitted else preset.source,
+    )
+    return Calibration(
+        profile=profile,
+        preset=preset.name,
+        source="fitted" if fitted else "preset",
+        fitted=tuple(fitted),
+        notes=tuple(notes),
+    )
 
 
-def replay(history: History, calibration: Calibration, coldstart: ColdStartProfile, baseline: PolicySpec, *,
-           seed: int) -> Replay:
+def replay(
+    history: History,
+    calibration: Calibration,
+    coldstart: ColdStartProfile,
+    baseline: PolicySpec,
+    *,
+    seed: int,
+) -> Replay:
     """The baseline policy simulated over the history, beside what was observed (module docstring)."""
     if not (history.prompt_tokens > 0 and history.output_tokens > 0) or history.requests <= 0:
-        raise InputError("cannot replay the history", "it holds no requests", "choose a longer or busier --since")
+        raise InputError(
+            "cannot replay the history", "it holds no requests", "choose a longer or busier --since"
+        )
     counts = history.per_second(seed).astype(np.float64)
-    trace = Trace(counts, history.prompt_tokens, history.output_tokens, int(counts.sum()), name="history",
-                  description=f"{history.namespace}/{history.workload}")
+    trace = Trace(
+        counts,
+        history.prompt_tokens,
+        history.output_tokens,
+        int(counts.sum()),
+        name="history",
+        description=f"{history.namespace}/{history.workload}",
+    )
     duration = int(counts.shape[0])
-    simulation = Simulation(trace, calibration.profile, coldstart, [build_controller(baseline)], duration=duration,
-                            seed=seed)
+    simulation = Simulation(
+        trace, calibration.profile, coldstart, [build_controller(baseline)], duration=duration, seed=seed
+    )
     result = simulation.run()[0]
     series = simulation.series()[0]
     widths = np.diff(np.append(series.t, duration)).clip(min=0)
@@ -274,13 +340,26 @@ def replay(history: History, calibration: Calibration, coldstart: ColdStartProfi
         notes.append("the history has no TTFT histogram: only replica-hours are checked")
     ttft_error = abs(p95 - o95) / o95 if p95 is not None and o95 else None
     hours_error = abs(predicted_hours - observed_hours) / observed_hours if observed_hours > 0 else None
-    large = bool((ttft_error is not None and ttft_error > LARGE_TTFT_ERROR)
-                 or (hours_error is not None and hours_error > LARGE_REPLICA_HOURS_ERROR))
+    large = bool(
+        (ttft_error is not None and ttft_error > LARGE_TTFT_ERROR)
+        or (hours_error is not None and hours_error > LARGE_REPLICA_HOURS_ERROR)
+    )
     if large:
-        notes.append(f"the model misses the history by more than {LARGE_TTFT_ERROR:.0%} on TTFT p95 or "
-                     f"{LARGE_REPLICA_HOURS_ERROR:.0%} on replica-hours: treat the recommendation with care "
-                     "(check the cold start, the engine preset and that the baseline policy is the one that ran)")
-    return Replay(policy=result.policy, observed_ttft_p50=o50, observed_ttft_p95=o95, predicted_ttft_p50=p50,
-                  predicted_ttft_p95=p95, observed_replica_hours=observed_hours,
-                  predicted_replica_hours=predicted_hours, ttft_p95_error=ttft_error,
-                  replica_hours_error=hours_error, large=large, notes=tuple(notes))
+        notes.append(
+            f"the model misses the history by more than {LARGE_TTFT_ERROR:.0%} on TTFT p95 or "
+            f"{LARGE_REPLICA_HOURS_ERROR:.0%} on replica-hours: treat the recommendation with care "
+            "(check the cold start, the engine preset and that the baseline policy is the one that ran)"
+        )
+    return Replay(
+        policy=result.policy,
+        observed_ttft_p50=o50,
+        observed_ttft_p95=o95,
+        predicted_ttft_p50=p50,
+        predicted_ttft_p95=p95,
+        observed_replica_hours=observed_hours,
+        predicted_replica_hours=predicted_hours,
+        ttft_p95_error=ttft_error,
+        replica_hours_error=hours_error,
+        large=large,
+        notes=tuple(notes),
+    )

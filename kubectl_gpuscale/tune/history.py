@@ -79,16 +79,24 @@ class History:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (`--save-history`); NaN written as null."""
+
         def arr(a: np.ndarray) -> list[Any]:
             return [None if isinstance(v, float) and np.isnan(v) else v for v in a.tolist()]
 
         return {
-            "kind": HISTORY_KIND, "apiVersion": "gpuscale/v1",
-            "namespace": self.namespace, "workload": self.workload, "engine": self.engine,
-            "start": self.start, "step": self.step,
-            "promptTokens": self.prompt_tokens, "outputTokens": self.output_tokens,
-            "arrivals": arr(self.arrivals), "replicas": arr(self.replicas),
-            "running": arr(self.running), "waiting": arr(self.waiting),
+            "kind": HISTORY_KIND,
+            "apiVersion": "gpuscale/v1",
+            "namespace": self.namespace,
+            "workload": self.workload,
+            "engine": self.engine,
+            "start": self.start,
+            "step": self.step,
+            "promptTokens": self.prompt_tokens,
+            "outputTokens": self.output_tokens,
+            "arrivals": arr(self.arrivals),
+            "replicas": arr(self.replicas),
+            "running": arr(self.running),
+            "waiting": arr(self.waiting),
             "ttftBuckets": [("+Inf" if np.isinf(b) else b) for b in self.ttft_buckets],
             "ttftCounts": [arr(row) for row in self.ttft_counts],
             "sources": dict(self.sources),
@@ -98,7 +106,9 @@ class History:
     def from_json(cls, data: Mapping[str, Any], where: str = "history") -> History:
         """Read what `to_json` wrote; a malformed document raises InputError naming the field."""
         if not isinstance(data, Mapping) or data.get("kind") != HISTORY_KIND:
-            raise InputError(f"{where}: not a {HISTORY_KIND} document (write one with `tune --save-history FILE`)")
+            raise InputError(
+                f"{where}: not a {HISTORY_KIND} document (write one with `tune --save-history FILE`)"
+            )
 
         def arr(key: str) -> np.ndarray:
             try:
@@ -109,21 +119,35 @@ class History:
         try:
             buckets = tuple(float("inf") if b == "+Inf" else float(b) for b in data["ttftBuckets"])
             rows = data["ttftCounts"]
-            counts = np.array([[np.nan if v is None else float(v) for v in row] for row in rows],
-                              dtype=float).reshape(len(rows), len(buckets))
+            counts = np.array(
+                [[np.nan if v is None else float(v) for v in row] for row in rows], dtype=float
+            ).reshape(len(rows), len(buckets))
             history = cls(
-                namespace=str(data["namespace"]), workload=str(data["workload"]), engine=str(data["engine"]),
-                start=float(data["start"]), step=float(data["step"]),
-                arrivals=arr("arrivals"), prompt_tokens=float(data["promptTokens"]),
-                output_tokens=float(data["outputTokens"]), replicas=arr("replicas"), running=arr("running"),
-                waiting=arr("waiting"), ttft_buckets=buckets, ttft_counts=counts,
+                namespace=str(data["namespace"]),
+                workload=str(data["workload"]),
+                engine=str(data["engine"]),
+                start=float(data["start"]),
+                step=float(data["step"]),
+                arrivals=arr("arrivals"),
+                prompt_tokens=float(data["promptTokens"]),
+                output_tokens=float(data["outputTokens"]),
+                replicas=arr("replicas"),
+                running=arr("running"),
+                waiting=arr("waiting"),
+                ttft_buckets=buckets,
+                ttft_counts=counts,
                 sources={str(k): str(v) for k, v in dict(data.get("sources") or {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{where}: malformed {HISTORY_KIND} ({exc}); write it again with --save-history") from exc
+            raise InputError(
+                f"{where}: malformed {HISTORY_KIND} ({exc}); write it again with --save-history"
+            ) from exc
         n = history.steps
-        if history.step <= 0 or any(a.shape[0] != n for a in (history.replicas, history.running, history.waiting)) \
-                or history.ttft_counts.shape[0] != n:
+        if (
+            history.step <= 0
+            or any(a.shape[0] != n for a in (history.replicas, history.running, history.waiting))
+            or history.ttft_counts.shape[0] != n
+        ):
             raise InputError(f"{where}: the per-step arrays differ in length or the step is not positive")
         return history
 

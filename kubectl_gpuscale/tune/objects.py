@@ -21,14 +21,19 @@ def migrate_options(candidate: Candidate, *, cold_start: int | None = None) -> O
     p = candidate.params
     if candidate.policy == "knative":
         return Options(to="knative", cold_start=cold_start)
-    out: dict[str, Any] = {"to": "keda", "scale_to_zero": candidate.policy == "keda-zero",
-                           "target_queue": float(p["threshold"]), "activation": float(p["activation"]),
-                           "polling": int(p["pollingSeconds"]), "cooldown": int(p["cooldownSeconds"]),
-                           "cold_start": cold_start}
+    out: dict[str, Any] = {
+        "to": "keda",
+        "scale_to_zero": candidate.policy == "keda-zero",
+        "target_queue": float(p["threshold"]),
+        "activation": float(p["activation"]),
+        "polling": int(p["pollingSeconds"]),
+        "cooldown": int(p["cooldownSeconds"]),
+        "cold_start": cold_start,
+    }
     if candidate.floor is not None:
         f = candidate.floor
         days = CRON_DAYS.get(f.days, ",".join(str((d + 1) % 7) for d in f.days))
-        end = f"59 23 * * {days}" if f.end >= 24 else f"0 {f.end} * * {days}"   # 24:00 is the same day's end
+        end = f"59 23 * * {days}" if f.end >= 24 else f"0 {f.end} * * {days}"  # 24:00 is the same day's end
         out["schedule"] = Schedule("UTC", f"0 {f.start} * * {days}", end, f.replicas)
     return Options(**out)
 

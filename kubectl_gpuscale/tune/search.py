@@ -21,9 +21,9 @@ from kubectl_gpuscale.sim.policies import CronFloor, PolicySpec
 from kubectl_gpuscale.tune.history import History
 
 POLICIES = ("keda", "keda-zero", "knative")
-EPOCH_WEEKDAY = 3            # 1970-01-01 was a Thursday (Monday = 0, as the simulator's CronFloor counts)
-CLIFF_MAX_S = 1800.0         # the cold start the cliff search stops at (30 min)
-CLIFF_STEPS = 4              # bisection steps after the bracket (the cliff to ~3 % of its bracket)
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0, as the simulator's CronFloor counts)
+CLIFF_MAX_S = 1800.0  # the cold start the cliff search stops at (30 min)
+CLIFF_STEPS = 4  # bisection steps after the bracket (the cliff to ~3 % of its bracket)
 Progress = Callable[[int, int], None]
 
 
@@ -61,14 +61,19 @@ class TuneOptions:
         if self.slo_ttft <= 0 or not math.isfinite(self.slo_ttft):
             raise InputError("the TTFT target must be a positive duration", fix="e.g. --slo-ttft 2s")
         if self.headroom < 1 or not math.isfinite(self.headroom):
-            raise InputError(f"headroom {self.headroom:g} is below 1", "it scales the history's traffic up",
-                             "e.g. --headroom 1.5 (1 for none)")
+            raise InputError(
+                f"headroom {self.headroom:g} is below 1",
+                "it scales the history's traffic up",
+                "e.g. --headroom 1.5 (1 for none)",
+            )
         if self.max_replicas < 1:
             raise InputError("--max-replicas must be at least 1")
         unknown = [p for p in self.policies if p not in POLICIES]
         if unknown or not self.policies:
-            raise InputError(f"unknown policy {', '.join(unknown) or '(none)'} for tune",
-                             fix=f"use some of {', '.join(POLICIES)}")
+            raise InputError(
+                f"unknown policy {', '.join(unknown) or '(none)'} for tune",
+                fix=f"use some of {', '.join(POLICIES)}",
+            )
         if not self.seeds:
             raise InputError("no seed given", fix="e.g. --seed 0")
 
@@ -84,8 +89,13 @@ class Floor:
 
     def to_dict(self) -> dict[str, Any]:
         """The floor as it appears in a POINT's params."""
-        return {"start": f"{self.start:02d}:00", "end": f"{self.end:02d}:00", "days": list(self.days),
-                "replicas": self.replicas, "timezone": "UTC"}
+        return {
+            "start": f"{self.start:02d}:00",
+            "end": f"{self.end:02d}:00",
+            "days": list(self.days),
+            "replicas": self.replicas,
+            "timezone": "UTC",
+        }
 
 
 @dataclass(frozen=True)
@@ -108,13 +118,25 @@ class Candidate:
         """The simulator's policy spec."""
         p = self.params
         if self.policy in ("keda", "keda-zero"):
-            options = {"threshold": str(p["threshold"]), "activation": str(p["activation"]),
-                       "min": str(p["minReplicas"]), "max": str(p["maxReplicas"]),
-                       "polling": str(p["pollingSeconds"]), "cooldown": str(p["cooldownSeconds"]),
-                       "down-window": str(p["scaleDownStabilizationSeconds"])}
+            options = {
+                "threshold": str(p["threshold"]),
+                "activation": str(p["activation"]),
+                "min": str(p["minReplicas"]),
+                "max": str(p["maxReplicas"]),
+                "polling": str(p["pollingSeconds"]),
+                "cooldown": str(p["cooldownSeconds"]),
+                "down-window": str(p["scaleDownStabilizationSeconds"]),
+            }
             return PolicySpec(self.policy, options)
-        return PolicySpec("knative", {"target": str(p["target"]), "min": str(p["minScale"]),
-                                      "max": str(p["maxScale"]), "delay": str(p["scaleDownDelaySeconds"])})
+        return PolicySpec(
+            "knative",
+            {
+                "target": str(p["target"]),
+                "min": str(p["minScale"]),
+                "max": str(p["maxScale"]),
+                "delay": str(p["scaleDownDelaySeconds"]),
+            },
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The params for the result (the floor included)."""
@@ -153,11 +175,17 @@ class Point:
     def to_dict(self) -> dict[str, Any]:
         """POINT: policy, params, sloAttainment, ttftP95, gpuHours, costPerMonth, scaleEvents (+ extras)."""
         s = self.scores
-        return {"policy": self.candidate.policy, "params": self.candidate.to_dict(),
-                "sloAttainment": round(s.slo_attainment, 5), "headroomSloAttainment": round(s.headroom_attainment, 5),
-                "ttftP95": None if s.ttft_p95 is None else round(s.ttft_p95, 4),
-                "gpuHours": round(s.gpu_hours, 3), "costPerMonth": round(s.cost_per_month, 2),
-                "scaleEvents": round(s.scale_events, 1), "timeAtZeroSeconds": round(s.time_at_zero_s, 1)}
+        return {
+            "policy": self.candidate.policy,
+            "params": self.candidate.to_dict(),
+            "sloAttainment": round(s.slo_attainment, 5),
+            "headroomSloAttainment": round(s.headroom_attainment, 5),
+            "ttftP95": None if s.ttft_p95 is None else round(s.ttft_p95, 4),
+            "gpuHours": round(s.gpu_hours, 3),
+            "costPerMonth": round(s.cost_per_month, 2),
+            "scaleEvents": round(s.scale_events, 1),
+            "timeAtZeroSeconds": round(s.time_at_zero_s, 1),
+        }
 
 
 @dataclass(frozen=True)
@@ -187,20 +215,41 @@ class TuneResult:
         """The TuneResult document."""
         h = self.history
         recommendation = self.recommendation.to_dict()
-        recommendation.update({
-            "objects": [dict(o) for o in self.objects],
-            "coldStartCliffSeconds": None if self.cliff_seconds is None else round(self.cliff_seconds, 1),
-            "coldStartGpuHoursPerMonth": round(self.recommendation.scores.coldstart_gpu_hours_per_month, 2)})
+        recommendation.update(
+            {
+                "objects": [dict(o) for o in self.objects],
+                "coldStartCliffSeconds": None if self.cliff_seconds is None else round(self.cliff_seconds, 1),
+                "coldStartGpuHoursPerMonth": round(
+                    self.recommendation.scores.coldstart_gpu_hours_per_month, 2
+                ),
+            }
+        )
         return {
-            "kind": "TuneResult", "apiVersion": "gpuscale/v1",
-            "workload": dict(self.workload) or {"namespace": h.namespace, "name": h.workload, "engine": h.engine},
-            "history": {"from": _iso(h.start), "to": _iso(h.end), "requests": h.requests,
-                        "peakRps": round(h.peak_rps, 3), "stepSeconds": h.step},
-            "coldStart": {"seconds": round(self.coldstart.total, 1), "source": self.options.cold_start_source},
-            "calibration": {"source": self.calibration_source or None,
-                            "replay": dict(self.replay) if self.replay is not None else None},
-            "slo": {"ttftSeconds": self.options.slo_ttft, "share": self.options.slo,
-                    "headroom": self.options.headroom, "seeds": list(self.options.seeds)},
+            "kind": "TuneResult",
+            "apiVersion": "gpuscale/v1",
+            "workload": dict(self.workload)
+            or {"namespace": h.namespace, "name": h.workload, "engine": h.engine},
+            "history": {
+                "from": _iso(h.start),
+                "to": _iso(h.end),
+                "requests": h.requests,
+                "peakRps": round(h.peak_rps, 3),
+                "stepSeconds": h.step,
+            },
+            "coldStart": {
+                "seconds": round(self.coldstart.total, 1),
+                "source": self.options.cold_start_source,
+            },
+            "calibration": {
+                "source": self.calibration_source or None,
+                "replay": dict(self.replay) if self.replay is not None else None,
+            },
+            "slo": {
+                "ttftSeconds": self.options.slo_ttft,
+                "share": self.options.slo,
+                "headroom": self.options.headroom,
+                "seeds": list(self.options.seeds),
+            },
             "candidates": len(self.points),
             "baseline": self.baseline.to_dict(),
             "frontier": [p.to_dict() for p in self.frontier],
@@ -220,7 +269,7 @@ def _iso(seconds: float) -> str:
 
 
 def repetition(history: History) -> str | None:
-    """"daily" when each day's hourly traffic looks like the others', "weekdays" when the weekdays do
+    """ "daily" when each day's hourly traffic looks like the others', "weekdays" when the weekdays do
     and weekends are quieter, else None (no floor by time of day makes sense)."""
     hours = _hourly(history)
     if hours is None:
@@ -249,7 +298,7 @@ def _hourly(history: History) -> np.ndarray | None:
     days = counts.shape[0] // (24 * per_hour)
     if days < 1:
         return None
-    hourly: np.ndarray = counts[:days * 24 * per_hour].reshape(days, 24, per_hour).sum(axis=2)
+    hourly: np.ndarray = counts[: days * 24 * per_hour].reshape(days, 24, per_hour).sum(axis=2)
     return hourly
 
 
@@ -262,7 +311,7 @@ def _alike(days: np.ndarray) -> bool:
     """Days whose hourly shapes correlate (>= 0.8 with the mean day) and whose volumes are within 2x."""
     mean = days.mean(axis=0)
     if mean.std() == 0:
-        return False      # flat all day: nothing to floor by time of day
+        return False  # flat all day: nothing to floor by time of day
     totals = days.sum(axis=1)
     if totals.min() * 2 < totals.max():
         return False
@@ -299,18 +348,49 @@ def candidates(history: History, engine: sim.EngineProfile, options: TuneOptions
     if "keda-zero" in options.policies:
         out += _keda_zero_candidates(top, floors)
     if "knative" in options.policies:
-        for target, min_scale, delay in [(t, m, 0) for t in (8, 32, 64, 128) for m in (0, 1)] + [(32, 0, 300)]:
-            out.append(Candidate("knative", {"target": target, "minScale": min_scale, "maxScale": top,
-                                             "scaleDownDelaySeconds": delay}))
+        for target, min_scale, delay in [(t, m, 0) for t in (8, 32, 64, 128) for m in (0, 1)] + [
+            (32, 0, 300)
+        ]:
+            out.append(
+                Candidate(
+                    "knative",
+                    {
+                        "target": target,
+                        "minScale": min_scale,
+                        "maxScale": top,
+                        "scaleDownDelaySeconds": delay,
+                    },
+                )
+            )
     return out
 
 
-def _keda_candidate(policy: str, threshold: float, min_r: int, down: int, cooldown: int, *, most: int,
-                    polling: int = 15, activation: float = 0, floor: Floor | None = None) -> Candidate:
+def _keda_candidate(
+    policy: str,
+    threshold: float,
+    min_r: int,
+    down: int,
+    cooldown: int,
+    *,
+    most: int,
+    polling: int = 15,
+    activation: float = 0,
+    floor: Floor | None = None,
+) -> Candidate:
     """One KEDA configuration (`keda` or `keda-zero`), with at most `most` replicas."""
-    return Candidate(policy, {"threshold": threshold, "activation": activation, "minReplicas": min_r,
-                              "maxReplicas": most, "scaleDownStabilizationSeconds": down,
-                              "cooldownSeconds": cooldown, "pollingSeconds": polling}, floor)
+    return Candidate(
+        policy,
+        {
+            "threshold": threshold,
+            "activation": activation,
+            "minReplicas": min_r,
+            "maxReplicas": most,
+            "scaleDownStabilizationSeconds": down,
+            "cooldownSeconds": cooldown,
+            "pollingSeconds": polling,
+        },
+        floor,
+    )
 
 
 def _keda_candidates(top: int, need: int, floors: Sequence[Floor]) -> list[Candidate]:
@@ -321,7 +401,7 @@ def _keda_candidates(top: int, need: int, floors: Sequence[Floor]) -> list[Candi
             for down in (120, 600):
                 out.append(_keda_candidate("keda", threshold, min_r, down, 300, most=top))
     lower = max(need, math.ceil(top / 2))
-    if lower < top:     # a lower ceiling: cheaper when bursts do not need every replica
+    if lower < top:  # a lower ceiling: cheaper when bursts do not need every replica
         for threshold in (5, 10):
             out.append(_keda_candidate("keda", threshold, 1, 600, 300, most=lower))
     for floor in floors:
@@ -394,11 +474,25 @@ def _controller(spec: PolicySpec, floor: Floor | None, start: float) -> sim.Cont
 def _run(job: _Job) -> _Outcome:
     h = job.history
     counts = job.counts
-    trace = sim.Trace(counts.astype(np.float64), h.prompt_tokens or 512.0, h.output_tokens or 256.0,
-                      int(counts.sum()), name=h.workload)
+    trace = sim.Trace(
+        counts.astype(np.float64),
+        h.prompt_tokens or 512.0,
+        h.output_tokens or 256.0,
+        int(counts.sum()),
+        name=h.workload,
+    )
     controllers = [_controller(spec, floor, h.start) for spec, floor in job.specs]
-    s = sim.Simulation(trace, job.engine, job.coldstart, controllers, trace.duration, job.seed, job.slo_ttft,
-                       job.price, job.timeout)
+    s = sim.Simulation(
+        trace,
+        job.engine,
+        job.coldstart,
+        controllers,
+        trace.duration,
+        job.seed,
+        job.slo_ttft,
+        job.price,
+        job.timeout,
+    )
     results = s.run()
     series = s.series()
     gpus = job.engine.gpus_per_replica
@@ -477,13 +571,15 @@ def _score(history: History, per_variant: Sequence[Sequence[tuple[sim.PolicyResu
     p95 = [r.ttft_p95 for r, _ in base if r.ttft_p95 is not None]
     attain = [float(np.mean([r.slo_attainment_pct / 100.0 for r, _ in v])) for v in per_variant]
     return Scores(
-        slo_attainment=attain[0], headroom_attainment=min(attain),
+        slo_attainment=attain[0],
+        headroom_attainment=min(attain),
         ttft_p95=float(np.mean(p95)) if p95 else None,
         gpu_hours=float(np.mean([r.gpu_hours for r, _ in base])),
         cost_per_month=float(np.mean([r.cost_per_month for r, _ in base])),
         scale_events=float(np.mean([r.scale_events for r, _ in base])),
         time_at_zero_s=float(np.mean([r.time_at_zero_s for r, _ in base])),
-        coldstart_gpu_hours_per_month=float(np.mean([c for _, c in base])))
+        coldstart_gpu_hours_per_month=float(np.mean([c for _, c in base])),
+    )
 
 
 def frontier(points: Iterable[Point]) -> list[Point]:
@@ -519,17 +615,25 @@ def simulation_key(spec: PolicySpec, floor: Floor | None) -> tuple[Any, ...]:
     return spec.name, tuple(sorted(options.items())), floor
 
 
-def _evaluate(runner: _Runner, variants: Sequence[History], items: Sequence[tuple[PolicySpec, Floor | None]],
-              engine: sim.EngineProfile, coldstart: sim.ColdStartProfile, *, options: TuneOptions,
-              groups: int) -> list[list[list[tuple[sim.PolicyResult, float]]]]:
+def _evaluate(
+    runner: _Runner,
+    variants: Sequence[History],
+    items: Sequence[tuple[PolicySpec, Floor | None]],
+    engine: sim.EngineProfile,
+    coldstart: sim.ColdStartProfile,
+    *,
+    options: TuneOptions,
+    groups: int,
+) -> list[list[list[tuple[sim.PolicyResult, float]]]]:
     """[item][variant][seed] -> (result, cold-start GPU-h/month) for each policy item. Items that
     `simulation_key` proves equivalent are simulated once and share the result."""
     first: dict[tuple[Any, ...], int] = {}
     same = [first.setdefault(simulation_key(spec, floor), i) for i, (spec, floor) in enumerate(items)]
     if len(first) < len(items):
         unique = sorted(first.values())
-        shared = _evaluate(runner, variants, [items[i] for i in unique], engine, coldstart, options=options,
-                           groups=groups)
+        shared = _evaluate(
+            runner, variants, [items[i] for i in unique], engine, coldstart, options=options, groups=groups
+        )
         at = {i: k for k, i in enumerate(unique)}
         return [shared[at[same[i]]] for i in range(len(items))]
     index = list(range(len(items)))
@@ -539,8 +643,19 @@ def _evaluate(runner: _Runner, variants: Sequence[History], items: Sequence[tupl
         for seed in options.seeds:
             counts = runner.arrivals(hist, seed)
             for g in split:
-                jobs.append(_Job(hist, seed, counts, tuple(items[i] for i in g), engine, coldstart,
-                                 options.slo_ttft, options.price, options.timeout))
+                jobs.append(
+                    _Job(
+                        hist,
+                        seed,
+                        counts,
+                        tuple(items[i] for i in g),
+                        engine,
+                        coldstart,
+                        options.slo_ttft,
+                        options.price,
+                        options.timeout,
+                    )
+                )
                 keys.append((v, g))
     outs = runner.run(jobs)
     table: list[list[list[tuple[sim.PolicyResult, float]]]] = [[[] for _ in variants] for _ in items]
@@ -556,23 +671,34 @@ def scaled_coldstart(coldstart: sim.ColdStartProfile, seconds: float) -> sim.Col
     if total <= 0:
         return sim.ColdStartProfile(f"{seconds:.0f}s", (("start", seconds),), coldstart.source)
     k = seconds / total
-    return sim.ColdStartProfile(f"{coldstart.name} x{k:.2f}", tuple((n, s * k) for n, s in coldstart.phases),
-                                coldstart.source)
+    return sim.ColdStartProfile(
+        f"{coldstart.name} x{k:.2f}", tuple((n, s * k) for n, s in coldstart.phases), coldstart.source
+    )
 
 
-def recommend(history: History, calibration: CalibrationLike, coldstart: sim.ColdStartProfile,
-              baseline: PolicySpec, options: TuneOptions, *, progress: Progress | None = None) -> TuneResult:
+def recommend(
+    history: History,
+    calibration: CalibrationLike,
+    coldstart: sim.ColdStartProfile,
+    baseline: PolicySpec,
+    options: TuneOptions,
+    *,
+    progress: Progress | None = None,
+) -> TuneResult:
     """Search the candidates of `options.policies` on `history` (and its headroom variant, each seed), and
     recommend the cheapest configuration whose SLO attainment meets `options.slo` on both; then find its
     cold-start cliff. `progress(done, total)` is called as simulations finish."""
     if history.steps == 0 or history.requests == 0:
-        raise InputError(f"the history of {history.workload} has no requests",
-                         "nothing to tune on: the window saw no traffic", "widen --since or check the metrics")
+        raise InputError(
+            f"the history of {history.workload} has no requests",
+            "nothing to tune on: the window saw no traffic",
+            "widen --since or check the metrics",
+        )
     engine = calibration.profile
     cands = candidates(history, engine, options)
     variants = _variants(history, options)
     workers = max(1, min(options.workers, os.cpu_count() or 1))
-    groups = 2 * workers if workers > 1 else 1      # more jobs than workers: the pool balances uneven groups
+    groups = 2 * workers if workers > 1 else 1  # more jobs than workers: the pool balances uneven groups
     sims = len(variants) * len(options.seeds)
     cliff_sims = (4 + CLIFF_STEPS) * sims
     with _Runner(workers, progress, sims * groups + cliff_sims + 1) as runner:
@@ -583,34 +709,76 @@ def recommend(history: History, calibration: CalibrationLike, coldstart: sim.Col
         points = tuple(Point(c, s) for c, s in zip(cands, scored[1:], strict=True))
         meeting = [p for p in points if p.scores.worst >= options.slo]
         if meeting:
-            best = min(meeting, key=lambda p: (p.scores.cost_per_month, -p.scores.worst, p.scores.scale_events))
+            best = min(
+                meeting, key=lambda p: (p.scores.cost_per_month, -p.scores.worst, p.scores.scale_events)
+            )
         else:
             best = max(points, key=lambda p: (p.scores.worst, -p.scores.cost_per_month))
-        cliff, capped = _cliff(runner, variants, best, engine, coldstart, options=options) if meeting else (None, False)
+        cliff, capped = (
+            _cliff(runner, variants, best, engine, coldstart, options=options) if meeting else (None, False)
+        )
         pair = ((baseline, None), (best.candidate.spec(), best.candidate.floor))
-        series = _run(_Job(history, options.seeds[0], runner.arrivals(history, options.seeds[0]), pair, engine,
-                           coldstart, options.slo_ttft, options.price, options.timeout, want_series=True)).series
+        series = _run(
+            _Job(
+                history,
+                options.seeds[0],
+                runner.arrivals(history, options.seeds[0]),
+                pair,
+                engine,
+                coldstart,
+                options.slo_ttft,
+                options.price,
+                options.timeout,
+                want_series=True,
+            )
+        ).series
         runner.tick(runner.total)
-    reason = _reason(base_point, best, meets=bool(meeting), cliff=cliff, capped=capped, coldstart=coldstart,
-                     options=options)
-    return TuneResult(history=history, coldstart=coldstart, options=options, baseline=base_point, points=points,
-                      frontier=tuple(frontier(points)), recommendation=best, meets_slo=bool(meeting),
-                      cliff_seconds=cliff, cliff_capped=capped, reason=reason, series=series)
+    reason = _reason(
+        base_point,
+        best,
+        meets=bool(meeting),
+        cliff=cliff,
+        capped=capped,
+        coldstart=coldstart,
+        options=options,
+    )
+    return TuneResult(
+        history=history,
+        coldstart=coldstart,
+        options=options,
+        baseline=base_point,
+        points=points,
+        frontier=tuple(frontier(points)),
+        recommendation=best,
+        meets_slo=bool(meeting),
+        cliff_seconds=cliff,
+        cliff_capped=capped,
+        reason=reason,
+        series=series,
+    )
 
 
 def _baseline_candidate(spec: PolicySpec) -> Candidate:
     return Candidate(spec.name, dict(spec.options))
 
 
-def _cliff(runner: _Runner, variants: Sequence[History], best: Point, engine: sim.EngineProfile,
-           coldstart: sim.ColdStartProfile, *, options: TuneOptions) -> tuple[float | None, bool]:
+def _cliff(
+    runner: _Runner,
+    variants: Sequence[History],
+    best: Point,
+    engine: sim.EngineProfile,
+    coldstart: sim.ColdStartProfile,
+    *,
+    options: TuneOptions,
+) -> tuple[float | None, bool]:
     """The largest cold start (s) at which `best` still meets the SLO on every variant: doubling to a
     bracket (at most CLIFF_MAX_S), then bisection. (value, True) when it holds even at CLIFF_MAX_S."""
     item = [(best.candidate.spec(), best.candidate.floor)]
 
     def meets(seconds: float) -> bool:
-        table = _evaluate(runner, variants, item, engine, scaled_coldstart(coldstart, seconds), options=options,
-                          groups=1)
+        table = _evaluate(
+            runner, variants, item, engine, scaled_coldstart(coldstart, seconds), options=options, groups=1
+        )
         return _score(variants[0], table[0]).worst >= options.slo
 
     good = max(coldstart.total, 1.0)
@@ -635,34 +803,56 @@ def _cliff(runner: _Runner, variants: Sequence[History], best: Point, engine: si
 
 def _fmt_params(c: Candidate) -> str:
     return ", ".join(f"{k} {v}" for k, v in c.to_dict().items() if k != "cronFloor") + (
-        f", cron floor {c.floor.replicas} from {c.floor.start:02d}:00 to {c.floor.end:02d}:00 UTC" if c.floor else "")
+        f", cron floor {c.floor.replicas} from {c.floor.start:02d}:00 to {c.floor.end:02d}:00 UTC"
+        if c.floor
+        else ""
+    )
 
 
-def _reason(base: Point, best: Point, *, meets: bool, cliff: float | None, capped: bool,
-            coldstart: sim.ColdStartProfile, options: TuneOptions) -> str:
+def _reason(
+    base: Point,
+    best: Point,
+    *,
+    meets: bool,
+    cliff: float | None,
+    capped: bool,
+    coldstart: sim.ColdStartProfile,
+    options: TuneOptions,
+) -> str:
     """One paragraph: what was picked, why, what it saves, and the cold-start cliff."""
     s, b = best.scores, base.scores
     share = f"{options.slo * 100:g}%"
     if not meets:
-        return (f"No candidate meets {share} of requests within {options.slo_ttft:g}s TTFT on the history and at "
-                f"{options.headroom:g}x traffic; the closest is {best.candidate.policy} ({_fmt_params(best.candidate)}) "
-                f"at {s.worst * 100:.2f}%. Raise --max-replicas, relax the SLO, or shorten the "
-                f"{coldstart.total:.0f}s cold start.")
+        return (
+            f"No candidate meets {share} of requests within {options.slo_ttft:g}s TTFT on the history and at "
+            f"{options.headroom:g}x traffic; the closest is {best.candidate.policy} ({_fmt_params(best.candidate)}) "
+            f"at {s.worst * 100:.2f}%. Raise --max-replicas, relax the SLO, or shorten the "
+            f"{coldstart.total:.0f}s cold start."
+        )
     saving = b.cost_per_month - s.cost_per_month
-    versus = (f"{'saves' if saving >= 0 else 'costs'} ${abs(saving):,.0f}/month against the current policy "
-              f"({b.slo_attainment * 100:.2f}% on the history, {b.headroom_attainment * 100:.2f}% at "
-              f"{options.headroom:g}x)")
-    zero = (f" It spends {s.time_at_zero_s / 3600:.1f} h of the window at zero replicas." if s.time_at_zero_s > 0
-            else "")
+    versus = (
+        f"{'saves' if saving >= 0 else 'costs'} ${abs(saving):,.0f}/month against the current policy "
+        f"({b.slo_attainment * 100:.2f}% on the history, {b.headroom_attainment * 100:.2f}% at "
+        f"{options.headroom:g}x)"
+    )
+    zero = (
+        f" It spends {s.time_at_zero_s / 3600:.1f} h of the window at zero replicas."
+        if s.time_at_zero_s > 0
+        else ""
+    )
     if cliff is None:
         cliff_text = ""
     elif capped:
         cliff_text = f" It still meets the SLO with a {cliff:.0f}s cold start or longer: start-up speed is not the limit."
     else:
-        cliff_text = (f" Its cold-start cliff is {cliff:.0f}s (today {coldstart.total:.0f}s): beyond it the SLO "
-                      f"fails; cold starts cost {s.coldstart_gpu_hours_per_month:.1f} GPU-h/month allocated but "
-                      f"not serving.")
-    return (f"{best.candidate.policy} ({_fmt_params(best.candidate)}) is the cheapest of the configurations "
-            f"simulated that keeps {share} of requests within {options.slo_ttft:g}s TTFT both on the history "
-            f"({s.slo_attainment * 100:.2f}%) and at {options.headroom:g}x its traffic "
-            f"({s.headroom_attainment * 100:.2f}%); at ${s.cost_per_month:,.0f}/month it {versus}.{zero}{cliff_text}")
+        cliff_text = (
+            f" Its cold-start cliff is {cliff:.0f}s (today {coldstart.total:.0f}s): beyond it the SLO "
+            f"fails; cold starts cost {s.coldstart_gpu_hours_per_month:.1f} GPU-h/month allocated but "
+            f"not serving."
+        )
+    return (
+        f"{best.candidate.policy} ({_fmt_params(best.candidate)}) is the cheapest of the configurations "
+        f"simulated that keeps {share} of requests within {options.slo_ttft:g}s TTFT both on the history "
+        f"({s.slo_attainment * 100:.2f}%) and at {options.headroom:g}x its traffic "
+        f"({s.headroom_attainment * 100:.2f}%); at ${s.cost_per_month:,.0f}/month it {versus}.{zero}{cliff_text}"
+    )

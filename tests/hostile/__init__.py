@@ -85,6 +85,7 @@ def compressed_bomb(path: Path, codec: str, gib: int = 8) -> Path:
 
     Written as concatenated streams (both formats allow them): one compressed 8 MiB block of zeros repeated.
     """
+
     def compress(data: bytes) -> bytes:
         return bz2.compress(data, 9) if codec == "bz2" else lzma.compress(data, preset=1)
 
@@ -102,8 +103,9 @@ def compressed_bomb(path: Path, codec: str, gib: int = 8) -> Path:
         tar.offset = 0  # the member's data follows as separate streams
     chunk = compress(b"\0" * (8 << 20))
     with path.open("wb") as out:
-        out.write(compress(head.getvalue()[: head.getvalue().rfind(pages.tobuf(format=tarfile.GNU_FORMAT))
-                                           + 512]))
+        out.write(
+            compress(head.getvalue()[: head.getvalue().rfind(pages.tobuf(format=tarfile.GNU_FORMAT)) + 512])
+        )
         for _ in range((gib << 30) // (8 << 20)):
             out.write(chunk)
         out.write(compress(b"\0" * 10240))
@@ -155,11 +157,22 @@ def fifo(path: Path) -> Path:
 
 def alias_bomb(levels: int = 10, fan: int = 9) -> str:
     """A ~900-byte HPA whose labels hold a YAML "billion laughs": fan**levels strings when expanded."""
-    lines = ["apiVersion: autoscaling/v2", "kind: HorizontalPodAutoscaler", "metadata:", "  name: bomb",
-             "  namespace: ml", "  labels:", '    a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines = [
+        "apiVersion: autoscaling/v2",
+        "kind: HorizontalPodAutoscaler",
+        "metadata:",
+        "  name: bomb",
+        "  namespace: ml",
+        "  labels:",
+        '    a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    ]
     for level in range(1, levels):
         lines.append(f"    a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * fan) + "]")
-    lines += ["spec:", "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: vllm}",
-              "  minReplicas: 1", "  maxReplicas: 4",
-              "  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}]"]
+    lines += [
+        "spec:",
+        "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: vllm}",
+        "  minReplicas: 1",
+        "  maxReplicas: 4",
+        "  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}]",
+    ]
     return "\n".join(lines) + "\n"

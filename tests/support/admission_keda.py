@@ -75,8 +75,14 @@ class KedaWebhook:
             return
         if req.operation == "UPDATE" and req.old is not None and self._removing_finalizer(req.obj, req.old):
             return  # ValidateUpdate: isRemovingFinalizer skips validation
-        for check in (self.verify_name, self.verify_replica_count, self.verify_fallback, self.verify_triggers,
-                      self.verify_scaled_objects, self.verify_hpas):
+        for check in (
+            self.verify_name,
+            self.verify_replica_count,
+            self.verify_fallback,
+            self.verify_triggers,
+            self.verify_scaled_objects,
+            self.verify_hpas,
+        ):
             message = check(req)
             if message:
                 raise deny(WEBHOOK, message)
@@ -96,13 +102,17 @@ class KedaWebhook:
             return None
         name = str(req.obj["metadata"].get("name") or "")
         if len(name) > MAX_NAME:
-            return (f'scaledobject name "{name}" is {len(name)} characters long; must be no more than {MAX_NAME} '
-                    f'characters because it is used as the "scaledobject.keda.sh/name" label value')
+            return (
+                f'scaledobject name "{name}" is {len(name)} characters long; must be no more than {MAX_NAME} '
+                f'characters because it is used as the "scaledobject.keda.sh/name" label value'
+            )
         hpa = hpa_name(req.obj)
         if len(hpa) > MAX_NAME:
-            return (f'HPA name "{hpa}" derived from scaledobject is {len(hpa)} characters long; must be no more '
-                    f"than {MAX_NAME} characters; set spec.advanced.horizontalPodAutoscalerConfig.name to a shorter "
-                    f"name or shorten the scaledobject name")
+            return (
+                f'HPA name "{hpa}" derived from scaledobject is {len(hpa)} characters long; must be no more '
+                f"than {MAX_NAME} characters; set spec.advanced.horizontalPodAutoscalerConfig.name to a shorter "
+                f"name or shorten the scaledobject name"
+            )
         return None
 
     # -- scaledobject_types.go CheckReplicaCountBoundsAreValid, via verifyReplicaCount (v2.20.0+) ----
@@ -133,12 +143,16 @@ class KedaWebhook:
             return None
         threshold, replicas = int(fallback.get("failureThreshold") or 0), int(fallback.get("replicas") or 0)
         if threshold < 0 or replicas < 0:
-            return (f"FailureThreshold={threshold} & Replicas={replicas} must both be greater than or equal to 0")
+            return (
+                f"FailureThreshold={threshold} & Replicas={replicas} must both be greater than or equal to 0"
+            )
         modifiers = (spec.get("advanced") or {}).get("scalingModifiers") or {}
         if any(modifiers.values()):
             if modifiers.get("metricType") == "Value":
-                return ("when using ScalingModifiers, ScaledObject.Spec.Advanced.ScalingModifiers.MetricType must "
-                        "be AverageValue to have fallback enabled")
+                return (
+                    "when using ScalingModifiers, ScaledObject.Spec.Advanced.ScalingModifiers.MetricType must "
+                    "be AverageValue to have fallback enabled"
+                )
             return None
         accepted = {"AverageValue", "Value"} if self.at_least("2.18.0") else {"AverageValue"}
         implicit = "AverageValue" if self.at_least("2.17.1") else ""
@@ -147,8 +161,10 @@ class KedaWebhook:
                 continue
             if (trigger.get("metricType") or implicit) in accepted:
                 return None
-        return ("at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the "
-                "fallback to be enabled")
+        return (
+            "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the "
+            "fallback to be enabled"
+        )
 
     # -- scaletriggers_types.go ValidateTriggers, via verifyTriggers --------------------------------
 
@@ -179,11 +195,17 @@ class KedaWebhook:
             if other["metadata"]["name"] == meta.get("name"):
                 continue
             oref = (other.get("spec") or {}).get("scaleTargetRef") or {}
-            if gvk_string(oref.get("apiVersion"), oref.get("kind")) == mine and oref.get("name") == ref.get("name"):
-                return (f"the workload '{oref.get('name')}' of type '{mine}' is already managed by the ScaledObject "
-                        f"'{other['metadata']['name']}'")
+            if gvk_string(oref.get("apiVersion"), oref.get("kind")) == mine and oref.get("name") == ref.get(
+                "name"
+            ):
+                return (
+                    f"the workload '{oref.get('name')}' of type '{mine}' is already managed by the ScaledObject "
+                    f"'{other['metadata']['name']}'"
+                )
             if hpa_name(other) == my_hpa:
-                return f"the HPA '{my_hpa}' is already managed by the ScaledObject '{other['metadata']['name']}'"
+                return (
+                    f"the HPA '{my_hpa}' is already managed by the ScaledObject '{other['metadata']['name']}'"
+                )
         return None
 
     # -- scaledobject_webhook.go verifyHpas -------------------------------------------------------
@@ -195,22 +217,30 @@ class KedaWebhook:
         ref = (req.obj.get("spec") or {}).get("scaleTargetRef") or {}
         mine = gvk_string(ref.get("apiVersion"), ref.get("kind"))
         annotations = meta.get("annotations") or {}
-        config = ((req.obj.get("spec") or {}).get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}
+        config = ((req.obj.get("spec") or {}).get("advanced") or {}).get(
+            "horizontalPodAutoscalerConfig"
+        ) or {}
         for hpa in req.server.objects("autoscaling/v2", "HorizontalPodAutoscaler", meta.get("namespace")):
             hmeta = hpa["metadata"]
             if (hmeta.get("annotations") or {}).get(HPA_VALIDATION) == "false":
                 continue
             href = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-            if gvk_string(href.get("apiVersion"), href.get("kind")) != mine or href.get("name") != ref.get("name"):
+            if gvk_string(href.get("apiVersion"), href.get("kind")) != mine or href.get("name") != ref.get(
+                "name"
+            ):
                 continue
-            if any(o.get("kind") == "ScaledObject" and o.get("name") == meta.get("name")
-                   for o in hmeta.get("ownerReferences") or []):
+            if any(
+                o.get("kind") == "ScaledObject" and o.get("name") == meta.get("name")
+                for o in hmeta.get("ownerReferences") or []
+            ):
                 continue
             if annotations.get(TRANSFER) == "true" and self.at_least("2.11.0"):
                 if config.get("name") == hmeta["name"]:
                     continue
-                return (f"the existing hpa '{hmeta['name']}' for workload '{ref.get('name')}' of type '{mine}' must "
-                        f"be specified by name in advanced settings to enable ownership transfer")
+                return (
+                    f"the existing hpa '{hmeta['name']}' for workload '{ref.get('name')}' of type '{mine}' must "
+                    f"be specified by name in advanced settings to enable ownership transfer"
+                )
             return f"the workload '{ref.get('name')}' of type '{mine}' is already managed by the hpa '{hmeta['name']}'"
         return None
 
@@ -235,8 +265,12 @@ class KedaWebhook:
         kind = gvk.rsplit(".", 1)[1]
         workload = req.server.get_object("apps/v1", kind, str(ref.get("name")), ns)
         if workload is None:
-            raise deny(WEBHOOK, f'{kind.lower()}s.apps "{ref.get("name")}" not found', code=404, reason="NotFound")
-        containers = ((workload.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+            raise deny(
+                WEBHOOK, f'{kind.lower()}s.apps "{ref.get("name")}" not found', code=404, reason="NotFound"
+            )
+        containers = ((workload.get("spec") or {}).get("template") or {}).get("spec", {}).get(
+            "containers"
+        ) or []
         for trigger in triggers:
             resource = trigger.get("type")
             if resource not in ("cpu", "memory"):
@@ -247,22 +281,34 @@ class KedaWebhook:
                     continue
                 res = c.get("resources") or {}
                 values = [(res.get("requests") or {}).get(resource), (res.get("limits") or {}).get(resource)]
-                if not any(v is not None and _quantity(v) > 0 for v in values) and \
-                        not self._limit_range_default(req, ns, resource):
-                    raise deny(WEBHOOK, f"the scaledobject has a {resource} trigger but the container "
-                                        f"{c.get('name')} doesn't have the {resource} request defined")
+                if not any(
+                    v is not None and _quantity(v) > 0 for v in values
+                ) and not self._limit_range_default(req, ns, resource):
+                    raise deny(
+                        WEBHOOK,
+                        f"the scaledobject has a {resource} trigger but the container "
+                        f"{c.get('name')} doesn't have the {resource} request defined",
+                    )
             only_resource = all(t.get("type") in ("cpu", "memory") for t in triggers)
             if only_resource and not spec.get("minReplicaCount"):
-                raise deny(WEBHOOK, "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero "
-                                    "doesn't work in this case)")
+                raise deny(
+                    WEBHOOK,
+                    "scaledobject has only cpu/memory triggers AND minReplica is 0 (scale to zero "
+                    "doesn't work in this case)",
+                )
 
     @staticmethod
     def _limit_range_default(req: AdmissionRequest, ns: str | None, resource: str) -> bool:
         """isContainerResourceLimitSet: a LimitRange item of type Container with a default (request) > 0."""
         for lr in req.server.objects("v1", "LimitRange", ns):
             for item in (lr.get("spec") or {}).get("limits") or []:
-                values = [(item.get("defaultRequest") or {}).get(resource), (item.get("default") or {}).get(resource)]
-                if item.get("type") == "Container" and any(v is not None and _quantity(v) > 0 for v in values):
+                values = [
+                    (item.get("defaultRequest") or {}).get(resource),
+                    (item.get("default") or {}).get(resource),
+                ]
+                if item.get("type") == "Container" and any(
+                    v is not None and _quantity(v) > 0 for v in values
+                ):
                     return True
         return False
 

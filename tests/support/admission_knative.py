@@ -133,8 +133,9 @@ def _pod_spec(errs: _Errors, ps: Mapping[str, Any], cfg: KnativeConfig) -> None:
         _container(errs, f"{base}.containers[{i}]", c, serving, volumes=volumes, cfg=cfg)
 
 
-def _volumes(errs: _Errors, vs: list[Any], mounted: Mapping[str, list[Mapping[str, Any]]],
-             cfg: KnativeConfig) -> dict[str, Mapping[str, Any]]:
+def _volumes(
+    errs: _Errors, vs: list[Any], mounted: Mapping[str, list[Mapping[str, Any]]], cfg: KnativeConfig
+) -> dict[str, Mapping[str, Any]]:
     """k8s_validation.go ValidateVolumes/validateVolume with VolumeSourceMask and the PVC rules."""
     seen: dict[str, Mapping[str, Any]] = {}
     for i, v in enumerate(vs):
@@ -148,21 +149,38 @@ def _volumes(errs: _Errors, vs: list[Any], mounted: Mapping[str, list[Mapping[st
         _disallowed(errs, base, v, allowed)
         sources = [k for k in v if k != "name"]
         if not sources:
-            errs.add("expected exactly one, got neither", f"{base}.configMap", f"{base}.projected",
-                     f"{base}.secret")
+            errs.add(
+                "expected exactly one, got neither",
+                f"{base}.configMap",
+                f"{base}.projected",
+                f"{base}.secret",
+            )
         elif len(sources) > 1:
             errs.add("expected exactly one, got both", *(f"{base}.{s}" for s in sources))
         claim = v.get("persistentVolumeClaim")
-        if (isinstance(claim, Mapping) and cfg.on(kf.VOLUME_FLAGS["persistentVolumeClaim"])
-                and not claim.get("readOnly") and not cfg.on(kf.PVC_WRITE_FLAG)):
-            errs.add(f"Persistent volume write support is disabled, but found persistent volume claim "
-                     f"{claim.get('claimName')} that is not read-only")
+        if (
+            isinstance(claim, Mapping)
+            and cfg.on(kf.VOLUME_FLAGS["persistentVolumeClaim"])
+            and not claim.get("readOnly")
+            and not cfg.on(kf.PVC_WRITE_FLAG)
+        ):
+            errs.add(
+                f"Persistent volume write support is disabled, but found persistent volume claim "
+                f"{claim.get('claimName')} that is not read-only"
+            )
         seen[name] = v
     return seen
 
 
-def _container(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool, *,
-               volumes: Mapping[str, Mapping[str, Any]], cfg: KnativeConfig) -> None:
+def _container(
+    errs: _Errors,
+    base: str,
+    c: Mapping[str, Any],
+    serving: bool,
+    *,
+    volumes: Mapping[str, Mapping[str, Any]],
+    cfg: KnativeConfig,
+) -> None:
     """ContainerMask + ValidateContainer (serving) / validateSidecarContainer, and validate."""
     _disallowed(errs, base, c, kf.container_fields(cfg.version))
     name = str(c.get("name") or "")
@@ -194,7 +212,7 @@ def _serving_ports(errs: _Errors, base: str, c: Mapping[str, Any]) -> None:
     for j, p in enumerate(ports):
         _disallowed(errs, f"{base}.ports[{j}]", p, kf.CONTAINER_PORT_FIELDS)
         if p.get("name", "") not in kf.PORT_NAMES:
-            errs.add(f'invalid value: {p.get("name")}', f"{base}.ports[{j}].name")
+            errs.add(f"invalid value: {p.get('name')}", f"{base}.ports[{j}].name")
         port = p.get("containerPort")
         if port in RESERVED_PORTS:
             errs.add(f"port {port} is reserved", f"{base}.ports[{j}].containerPort")
@@ -220,7 +238,9 @@ def _env(errs: _Errors, base: str, c: Mapping[str, Any], serving: bool, cfg: Kna
             errs.add(f'"{env.get("name")}" is a reserved environment variable', f"{base}.env[{j}].name")
         source = env.get("valueFrom") or {}
         fieldref_on = cfg.on(kf.all_flags()[kf.ENV_FIELD_REF_FLAG])
-        allowed = {"configMapKeyRef", "secretKeyRef"} | ({"fieldRef", "resourceFieldRef"} if fieldref_on else set())
+        allowed = {"configMapKeyRef", "secretKeyRef"} | (
+            {"fieldRef", "resourceFieldRef"} if fieldref_on else set()
+        )
         _disallowed(errs, f"{base}.env[{j}].valueFrom", source, allowed)
 
 
@@ -232,7 +252,7 @@ def _mounts(errs: _Errors, base: str, c: Mapping[str, Any], volumes: Mapping[str
         _disallowed(errs, where, m, kf.VOLUME_MOUNT_FIELDS)
         path = str(m.get("mountPath") or "")
         if m.get("name") not in volumes:
-            errs.add(f'volumeMount has no matching volume: {m.get("name")}', f"{where}.name")
+            errs.add(f"volumeMount has no matching volume: {m.get('name')}", f"{where}.name")
         if not path.startswith("/"):
             errs.add("must be an absolute path", f"{where}.mountPath")
         if path.rstrip("/") in kf.RESERVED_PATHS or path == "/":
@@ -244,19 +264,25 @@ def _mounts(errs: _Errors, base: str, c: Mapping[str, Any], volumes: Mapping[str
         if isinstance(claim, Mapping) and claim.get("readOnly") and not m.get("readOnly"):
             errs.add("volume is readOnly but volume mount is not", f"{where}.readOnly")
 
+
 def _revision(errs: _Errors, spec: Mapping[str, Any], cfg: KnativeConfig) -> None:
     """metadata_validation.go ValidateContainerConcurrency and ValidateTimeoutSeconds."""
     cc = spec.get("containerConcurrency")
     if cc is not None:
         low = 0 if cfg.allow_container_concurrency_zero else 1
         if not isinstance(cc, int) or cc < low or cc > cfg.container_concurrency_max_limit:
-            errs.add(f"expected {low} <= {cc} <= {cfg.container_concurrency_max_limit}",
-                     "spec.template.spec.containerConcurrency")
+            errs.add(
+                f"expected {low} <= {cc} <= {cfg.container_concurrency_max_limit}",
+                "spec.template.spec.containerConcurrency",
+            )
     timeout = spec.get("timeoutSeconds")
-    if timeout not in (None, 0) and (not isinstance(timeout, int) or timeout < 0
-                                     or timeout > cfg.max_revision_timeout_seconds):
-        errs.add(f"expected 0 <= {timeout} <= {cfg.max_revision_timeout_seconds}",
-                 "spec.template.spec.timeoutSeconds")
+    if timeout not in (None, 0) and (
+        not isinstance(timeout, int) or timeout < 0 or timeout > cfg.max_revision_timeout_seconds
+    ):
+        errs.add(
+            f"expected 0 <= {timeout} <= {cfg.max_revision_timeout_seconds}",
+            "spec.template.spec.timeoutSeconds",
+        )
 
 
 def _float(value: str) -> float | None:
@@ -283,7 +309,9 @@ def _annotations(errs: _Errors, anns: Mapping[str, str], cfg: KnativeConfig) -> 
     metric = anns.get(p + "metric")
     if metric is not None:  # validateMetric
         klass = cls or kf.KPA_CLASS
-        if (klass == kf.KPA_CLASS and metric not in ("concurrency", "rps")) or (klass == kf.HPA_CLASS and not metric):
+        if (klass == kf.KPA_CLASS and metric not in ("concurrency", "rps")) or (
+            klass == kf.HPA_CLASS and not metric
+        ):
             errs.add(f"invalid value: {metric}", where + p + "metric")
     if p + "initial-scale" in anns:  # validateInitialScale
         text = str(anns[p + "initial-scale"])
@@ -311,20 +339,26 @@ def _scale_bounds(errs: _Errors, anns: Mapping[str, str], cfg: KnativeConfig) ->
                 bounds[key] = int(text)
     low, high = bounds.get("min-scale", 0), bounds.get("max-scale", 0)
     if high != 0 and high < low:  # validateMinMaxScale
-        errs.add(f"max-scale={high} is less than min-scale={low}", where + p + "max-scale", where + p + "min-scale")
+        errs.add(
+            f"max-scale={high} is less than min-scale={low}", where + p + "max-scale", where + p + "min-scale"
+        )
     if p + "max-scale" in anns and cfg.max_scale_limit:  # validateMaxScaleWithinLimit
         if high > cfg.max_scale_limit:
             errs.add(f"expected 1 <= {high} <= {cfg.max_scale_limit}", where + p + "max-scale")
         if high == 0:
-            errs.add(f"max-scale=0 (unlimited), must be less than {cfg.max_scale_limit}", where + p + "max-scale")
+            errs.add(
+                f"max-scale=0 (unlimited), must be less than {cfg.max_scale_limit}", where + p + "max-scale"
+            )
 
 
 def _floats(errs: _Errors, anns: Mapping[str, str]) -> None:
     """validateFloats (the panic window and threshold, target utilization) and the target's minimum."""
     p, where = _AS, _WHERE
-    ranges = {"panic-window-percentage": kf.PANIC_WINDOW_PERCENTAGE_BOUNDS,
-              "panic-threshold-percentage": kf.PANIC_THRESHOLD_PERCENTAGE_BOUNDS,
-              "target-utilization-percentage": (1.0, 100.0)}
+    ranges = {
+        "panic-window-percentage": kf.PANIC_WINDOW_PERCENTAGE_BOUNDS,
+        "panic-threshold-percentage": kf.PANIC_THRESHOLD_PERCENTAGE_BOUNDS,
+        "target-utilization-percentage": (1.0, 100.0),
+    }
     for key, (lo, hi) in ranges.items():  # validateFloats
         if p + key in anns:
             fv = _float(anns[p + key])
@@ -335,7 +369,9 @@ def _floats(errs: _Errors, anns: Mapping[str, str]) -> None:
     if p + "target" in anns:
         fv = _float(anns[p + "target"])
         if fv is None or fv < kf.TARGET_MIN:
-            errs.add(f"target {anns[p + 'target']} should be at least {kf.TARGET_MIN:g}", where + p + "target")
+            errs.add(
+                f"target {anns[p + 'target']} should be at least {kf.TARGET_MIN:g}", where + p + "target"
+            )
 
 
 def _durations(errs: _Errors, anns: Mapping[str, str]) -> None:
@@ -349,7 +385,10 @@ def _durations(errs: _Errors, anns: Mapping[str, str]) -> None:
             errs.add(f"expected 6s <= {anns[p + 'window']} <= 1h0m0s", where + p + "window")
         elif d != int(d):
             errs.add("must be specified with at most second precision", where + p + "window")
-    for key in ("scale-down-delay", "scale-to-zero-pod-retention-period"):  # validateScaleDownDelay, LastPodRetention
+    for key in (
+        "scale-down-delay",
+        "scale-to-zero-pod-retention-period",
+    ):  # validateScaleDownDelay, LastPodRetention
         if p + key in anns:
             d = go_duration(anns[p + key])
             if d is None:
@@ -358,6 +397,7 @@ def _durations(errs: _Errors, anns: Mapping[str, str]) -> None:
                 errs.add(f"expected 0s <= {anns[p + key]} <= 1h0m0s", where + p + key)
             elif key == "scale-down-delay" and d != int(d):
                 errs.add("must be specified with at most second precision", where + p + key)
+
 
 def _data(server: Any, name: str) -> dict[str, str]:
     cm = server.get_object("v1", "ConfigMap", name, NAMESPACE)
@@ -375,19 +415,30 @@ def cluster_config(server: Any, version: kf.Version | None = None) -> KnativeCon
     """The webhook's configuration as the test API server holds it (upstream defaults when absent)."""
     if version is None:
         webhook = server.get_object("apps/v1", "Deployment", "webhook", NAMESPACE)
-        images = [c.get("image", "") for c in
-                  (((webhook or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []]
+        images = [
+            c.get("image", "")
+            for c in (((webhook or {}).get("spec") or {}).get("template") or {})
+            .get("spec", {})
+            .get("containers")
+            or []
+        ]
         tags = [i.rsplit(":", 1)[-1] for i in images if ":" in i.rsplit("/", 1)[-1]]
         version = kf.parse_version(tags[0]) if tags else kf.PINNED
     defaults, autoscaler = _data(server, "config-defaults"), _data(server, "config-autoscaler")
     return KnativeConfig(
-        version=version, features=_data(server, "config-features"),
-        container_concurrency_max_limit=_int(defaults.get("container-concurrency-max-limit"),
-                                             kf.CONTAINER_CONCURRENCY_MAX_LIMIT),
-        allow_container_concurrency_zero=str(defaults.get("allow-container-concurrency-zero", "true")).lower() == "true",
-        max_revision_timeout_seconds=_int(defaults.get("max-revision-timeout-seconds"), kf.MAX_REVISION_TIMEOUT_S),
+        version=version,
+        features=_data(server, "config-features"),
+        container_concurrency_max_limit=_int(
+            defaults.get("container-concurrency-max-limit"), kf.CONTAINER_CONCURRENCY_MAX_LIMIT
+        ),
+        allow_container_concurrency_zero=str(defaults.get("allow-container-concurrency-zero", "true")).lower()
+        == "true",
+        max_revision_timeout_seconds=_int(
+            defaults.get("max-revision-timeout-seconds"), kf.MAX_REVISION_TIMEOUT_S
+        ),
         max_scale_limit=_int(autoscaler.get("max-scale-limit"), 0),
-        allow_zero_initial_scale=str(autoscaler.get("allow-zero-initial-scale", "false")).lower() == "true")
+        allow_zero_initial_scale=str(autoscaler.get("allow-zero-initial-scale", "false")).lower() == "true",
+    )
 
 
 class KnativeAdmission:
@@ -407,7 +458,9 @@ class KnativeAdmission:
 
     def check(self, verb: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
         """Deny (raise the test server's ApiError) when Knative's webhook would reject ``obj``."""
-        if obj.get("kind") != "Service" or not str(obj.get("apiVersion", "")).startswith("serving.knative.dev/"):
+        if obj.get("kind") != "Service" or not str(obj.get("apiVersion", "")).startswith(
+            "serving.knative.dev/"
+        ):
             return
         meta = obj.get("metadata") or {}
         self.seen.append((verb, f"{meta.get('namespace')}/{meta.get('name')}"))
@@ -415,6 +468,8 @@ class KnativeAdmission:
         if errors:
             from tests.support.apiserver import ApiError
 
-            raise ApiError(400, "BadRequest", f'admission webhook "{WEBHOOK}" denied the request: '
-                                              f"validation failed: {'; '.join(errors)}")
-
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'admission webhook "{WEBHOOK}" denied the request: validation failed: {"; ".join(errors)}',
+            )

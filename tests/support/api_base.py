@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 DEFAULT_TOKEN = "gpuscale-test-token"
 DEFAULT_USER = "test-user"
 DEFAULT_VERSION = "1.33.2"
-KUBELET_CLIENT_FORBIDDEN = ("Forbidden (user=kube-apiserver-kubelet-client, verb=create, resource=nodes, "
-                            "subresource(s)=[checkpoint])")
-DEFAULT_CRIU_ERROR = ("rpc error: code = Unknown desc = failed to checkpoint container {container}: "
-                      "running \"criu\" failed: exit status 1: Error (criu/cr-dump.c:2093): "
-                      "Dumping FAILED.")
+KUBELET_CLIENT_FORBIDDEN = (
+    "Forbidden (user=kube-apiserver-kubelet-client, verb=create, resource=nodes, subresource(s)=[checkpoint])"
+)
+DEFAULT_CRIU_ERROR = (
+    "rpc error: code = Unknown desc = failed to checkpoint container {container}: "
+    'running "criu" failed: exit status 1: Error (criu/cr-dump.c:2093): '
+    "Dumping FAILED."
+)
 CHECKPOINT_DIR = "/var/lib/kubelet/checkpoints"
 
 
@@ -47,7 +50,9 @@ def encoded(body: bytes | str | Mapping[str, Any] | list[Any], content_type: str
 class ApiError(Exception):
     """An error answered as a `Status` body."""
 
-    def __init__(self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -56,8 +61,14 @@ class ApiError(Exception):
 
     def status(self) -> dict[str, Any]:
         """The ``Status`` object the real server sends."""
-        body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                "message": self.message, "reason": self.reason}
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code

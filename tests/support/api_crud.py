@@ -54,8 +54,9 @@ class Crud:
         if route.rt.namespaced and route.namespace and meta.get("namespace") != route.namespace:
             return False
         try:
-            return (sem.label_selector_matches(req.param("labelSelector"), meta.get("labels"))
-                    and sem.field_selector_matches(req.param("fieldSelector"), obj, route.rt.kind))
+            return sem.label_selector_matches(
+                req.param("labelSelector"), meta.get("labels")
+            ) and sem.field_selector_matches(req.param("fieldSelector"), obj, route.rt.kind)
         except sem.SelectorError as exc:
             raise ApiError(400, "BadRequest", str(exc)) from None
 
@@ -70,14 +71,21 @@ class Crud:
                     items, offset, rv = self.api.pager.resume(token, self.store.history_floor)
                     snapshot: int | None = self.api.pager.snapshot_of(token)
                 else:
-                    items = [self.store.present(rt, route.version, o, in_list=True)
-                             for _, o in sorted(self.store.by_type.get(rt.key, {}).items()) if self._matching(req, route, o)]
+                    items = [
+                        self.store.present(rt, route.version, o, in_list=True)
+                        for _, o in sorted(self.store.by_type.get(rt.key, {}).items())
+                        if self._matching(req, route, o)
+                    ]
                     offset, rv, snapshot = 0, self.store.rv, None
             page, meta = self.api.pager.cut(items, offset, rv, limit, snapshot)
         except PageError as exc:
             raise ApiError(exc.code, exc.reason, exc.message) from None
-        return 200, {"kind": f"{rt.kind}List", "apiVersion": rt.api_version(route.version), "metadata": meta,
-                "items": page}
+        return 200, {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.api_version(route.version),
+            "metadata": meta,
+            "items": page,
+        }
 
     def watch(self, req: RecordedRequest, route: Route) -> tuple[int, Any]:
         """A watch stream: from now, or replayed from ``resourceVersion`` (410 once compacted)."""
@@ -91,8 +99,11 @@ class Crud:
         with self.store.lock:
             self._matching(req, route, {})  # validate the selectors before the stream starts
             if since in ("", "0"):
-                initial = [self.store.event_line("ADDED", rt, route.version, o)
-                           for _, o in sorted(self.store.by_type.get(rt.key, {}).items()) if self._matching(req, route, o)]
+                initial = [
+                    self.store.event_line("ADDED", rt, route.version, o)
+                    for _, o in sorted(self.store.by_type.get(rt.key, {}).items())
+                    if self._matching(req, route, o)
+                ]
                 last = self.store.rv
             else:
                 try:
@@ -100,13 +111,16 @@ class Crud:
                 except ValueError:
                     raise ApiError(400, "BadRequest", f"invalid resource version {since!r}") from None
                 if last < self.store.history_floor:
-                    expired = ApiError(410, "Expired", f"too old resource version: {last} ({self.store.history_floor})")
+                    expired = ApiError(
+                        410, "Expired", f"too old resource version: {last} ({self.store.history_floor})"
+                    )
                     initial = [json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n"]
                     last = -1
         return 200, self._watch_stream(req, route, initial, last, time.monotonic() + seconds)
 
-    def _watch_stream(self, req: RecordedRequest, route: Route, initial: list[bytes], last: int,
-                      deadline: float) -> Iterator[bytes]:
+    def _watch_stream(
+        self, req: RecordedRequest, route: Route, initial: list[bytes], last: int, deadline: float
+    ) -> Iterator[bytes]:
         yield from initial
         if last < 0:
             return
@@ -120,13 +134,21 @@ class Crud:
                 if self.api.watches.epoch != epoch:
                     if self.api.watches.mode == "break":
                         raise WatchBroken("the test API server broke the watch")
-                    expired = ApiError(410, "Expired", f"too old resource version: {last} ({self.store.history_floor})")
-                    line, epoch = json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n", -1
+                    expired = ApiError(
+                        410, "Expired", f"too old resource version: {last} ({self.store.history_floor})"
+                    )
+                    line, epoch = (
+                        json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n",
+                        -1,
+                    )
                     events = []
                 else:
                     start = bisect.bisect_right(self.store.history, last, key=lambda entry: entry[0])
-                    events = [(rv, kind, obj) for rv, kind, key, obj in self.store.history[start:]
-                              if key == route.rt.key and self._matching(req, route, obj)]
+                    events = [
+                        (rv, kind, obj)
+                        for rv, kind, key, obj in self.store.history[start:]
+                        if key == route.rt.key and self._matching(req, route, obj)
+                    ]
                 if epoch < 0:
                     pass
                 elif not events:
@@ -137,13 +159,19 @@ class Crud:
                         return
                     if bookmarks and time.monotonic() - last_bookmark >= self.api.watches.bookmark_seconds:
                         last_bookmark = time.monotonic()
-                        line = self.api.watches.bookmark(route.rt.kind, route.rt.api_version(route.version), last)
+                        line = self.api.watches.bookmark(
+                            route.rt.kind, route.rt.api_version(route.version), last
+                        )
                     else:
-                        self.store.changed.wait(timeout=min(remaining, 0.5, self.api.watches.bookmark_seconds))
+                        self.store.changed.wait(
+                            timeout=min(remaining, 0.5, self.api.watches.bookmark_seconds)
+                        )
                         continue
                 else:
                     last = max(last, self.store.history[-1][0])
-                    line = b"".join(self.store.event_line(kind, route.rt, route.version, obj) for _, kind, obj in events)
+                    line = b"".join(
+                        self.store.event_line(kind, route.rt, route.version, obj) for _, kind, obj in events
+                    )
             yield line
             if epoch < 0:
                 return
@@ -166,40 +194,65 @@ class Crud:
         api_version = route.rt.api_version(route.version)
         expected_kind = "Scale" if route.sub == "scale" else route.rt.kind
         if obj.get("kind") and obj["kind"] != expected_kind:
-            raise ApiError(400, "BadRequest", f'the kind in the data ({obj["kind"]}) does not match the expected '
-                           f"kind ({expected_kind})")
-        if route.sub != "scale" and obj.get("apiVersion") and obj["apiVersion"] not in (
-                route.rt.api_version(v) for v in route.rt.versions):
-            raise ApiError(400, "BadRequest", f'the API version in the data ({obj["apiVersion"]}) does not match '
-                           f"the expected API version ({api_version})")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the kind in the data ({obj['kind']}) does not match the expected kind ({expected_kind})",
+            )
+        if (
+            route.sub != "scale"
+            and obj.get("apiVersion")
+            and obj["apiVersion"] not in (route.rt.api_version(v) for v in route.rt.versions)
+        ):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the API version in the data ({obj['apiVersion']}) does not match "
+                f"the expected API version ({api_version})",
+            )
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise ApiError(400, "BadRequest", "metadata must be an object")
         if route.rt.namespaced:
             if meta.get("namespace") and route.namespace and meta["namespace"] != route.namespace:
-                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the "
-                               "namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             if not route.namespace:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             meta["namespace"] = route.namespace
         else:
             meta.pop("namespace", None)
         if route.name is not None and meta.get("name") and meta["name"] != route.name:
-            raise ApiError(400, "BadRequest", f"the name of the object ({meta['name']}) does not match the name "
-                           f"on the URL ({route.name})")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({route.name})",
+            )
         return obj
 
     def _invalid(self, route: Route, name: str, field_path: str, message: str) -> ApiError:
         group = f".{route.rt.group}" if route.rt.group else ""
-        return ApiError(422, "Invalid", f'{route.rt.kind}{group} "{name}" is invalid: {field_path}: {message}',
-                        {"name": name, "group": route.rt.group, "kind": route.rt.kind,
-                         "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field_path}]})
+        return ApiError(
+            422,
+            "Invalid",
+            f'{route.rt.kind}{group} "{name}" is invalid: {field_path}: {message}',
+            {
+                "name": name,
+                "group": route.rt.group,
+                "kind": route.rt.kind,
+                "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field_path}],
+            },
+        )
 
     def create(self, req: RecordedRequest, route: Route) -> tuple[int, Any]:
         """A create: ``generateName``, 409 AlreadyExists, admission, access reviews."""
         rt = route.rt
         if rt.key == ("authorization.k8s.io", "selfsubjectaccessreviews") and req.body.startswith(
-                sem.PROTOBUF_MAGIC):
+            sem.PROTOBUF_MAGIC
+        ):
             return 201, self.auth.access_review(sem.decode_access_review(req.body), route)
         if req.content_type.startswith("application/vnd.kubernetes.protobuf"):
             raise ApiError(415, "UnsupportedMediaType", "the test API server reads JSON and YAML bodies only")
@@ -213,12 +266,20 @@ class Crud:
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{random_suffix()}"
             if not meta.get("name"):
-                raise self._invalid(route, "", "metadata.name", "Required value: name or generateName is required")
+                raise self._invalid(
+                    route, "", "metadata.name", "Required value: name or generateName is required"
+                )
             if self.store.find(rt, meta.get("namespace"), meta["name"]) is not None:
-                raise ApiError(409, "AlreadyExists", f'{rt.qualified()} "{meta["name"]}" already exists',
-                               {"name": meta["name"], "group": rt.group, "kind": rt.plural})
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'{rt.qualified()} "{meta["name"]}" already exists',
+                    {"name": meta["name"], "group": rt.group, "kind": rt.plural},
+                )
             self._initialise(rt, obj)
-            set_managed(obj, self._manager(req), "Update", obj["apiVersion"], sub="", paths=sem.leaf_paths(obj))
+            set_managed(
+                obj, self._manager(req), "Update", obj["apiVersion"], sub="", paths=sem.leaf_paths(obj)
+            )
             return self._store_new(rt, route, obj, dry)
 
     def _store_new(self, rt: ResourceType, route: Route, obj: dict[str, Any], dry: bool) -> tuple[int, Any]:
@@ -233,8 +294,9 @@ class Crud:
         self.store.put(rt, obj, "ADDED")
         return 201, self.store.present(rt, route.version, obj)
 
-    def _admit(self, route: Route, operation: str, obj: dict[str, Any], old: dict[str, Any] | None,
-               dry: bool) -> None:
+    def _admit(
+        self, route: Route, operation: str, obj: dict[str, Any], old: dict[str, Any] | None, dry: bool
+    ) -> None:
         """Run the admission hooks on the object as it will be stored (apiVersion and kind set)."""
         if not self.api.admission:
             return
@@ -323,10 +385,14 @@ class Crud:
     @staticmethod
     def _check_rv(route: Route, current: Mapping[str, Any], sent: Any) -> None:
         if sent and str(sent) != current["metadata"].get("resourceVersion"):
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {route.rt.qualified()} '
-                           f'"{route.name}": the object has been modified; please apply your changes to the '
-                           "latest version and try again",
-                           {"name": route.name or "", "group": route.rt.group, "kind": route.rt.plural})
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {route.rt.qualified()} "
+                f'"{route.name}": the object has been modified; please apply your changes to the '
+                "latest version and try again",
+                {"name": route.name or "", "group": route.rt.group, "kind": route.rt.plural},
+            )
 
     def replace(self, req: RecordedRequest, route: Route) -> tuple[int, Any]:
         """A replace (PUT): 409 on a stale resourceVersion."""
@@ -370,15 +436,23 @@ class Crud:
                     raise ApiError(400, "BadRequest", "the patch is not a JSON object")
                 result = sem.merge_patch(current, patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - '
-                               'accepted media types include: application/json-patch+json, '
-                               'application/merge-patch+json, application/apply-patch+yaml, '
-                               'application/strategic-merge-patch+json')
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - "
+                    "accepted media types include: application/json-patch+json, "
+                    "application/merge-patch+json, application/apply-patch+yaml, "
+                    "application/strategic-merge-patch+json",
+                )
         except sem.PatchError as exc:
             if exc.code == 400:
                 raise ApiError(400, "BadRequest", str(exc)) from None
-            raise ApiError(422, "Invalid", str(exc), {"name": route.name or "", "group": route.rt.group,
-                                                      "kind": route.rt.kind}) from None
+            raise ApiError(
+                422,
+                "Invalid",
+                str(exc),
+                {"name": route.name or "", "group": route.rt.group, "kind": route.rt.kind},
+            ) from None
         if not isinstance(result, dict):
             raise ApiError(422, "Invalid", "the patched object is not an object")
         return result
@@ -401,8 +475,12 @@ class Crud:
         rt = route.rt
         manager = req.param("fieldManager")
         if not manager:
-            raise ApiError(400, "BadRequest", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
-                           "is required for apply patch")
+            raise ApiError(
+                400,
+                "BadRequest",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                "is required for apply patch",
+            )
         force = req.param("force") in ("true", "1")
         applied = self._body_object(req, route)
         if not applied.get("apiVersion") or not applied.get("kind"):
@@ -457,8 +535,12 @@ class Crud:
         if policy is None and "orphanDependents" in options:
             policy = "Orphan" if options["orphanDependents"] else "Background"
         if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
-                           f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"')
+            raise ApiError(
+                422,
+                "Invalid",
+                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
+                f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"',
+            )
         options["propagationPolicy"] = policy or "Background"
         return options
 
@@ -470,16 +552,22 @@ class Crud:
             obj = self.store.must_find(route)
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != obj["metadata"].get("uid"):
-                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {route.rt.qualified()} '
-                               f'"{route.name}": Precondition failed: UID in precondition: {pre["uid"]}, UID in '
-                               f'object meta: {obj["metadata"].get("uid")}',
-                               {"name": route.name or "", "group": route.rt.group, "kind": route.rt.plural})
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on {route.rt.qualified()} "
+                    f'"{route.name}": Precondition failed: UID in precondition: {pre["uid"]}, UID in '
+                    f"object meta: {obj['metadata'].get('uid')}",
+                    {"name": route.name or "", "group": route.rt.group, "kind": route.rt.plural},
+                )
             self._check_rv(route, obj, pre.get("resourceVersion"))
             if dry:
                 return 200, self.store.present(route.rt, route.version, obj)
             return 200, self._delete_object(route.rt, route.version, obj, options["propagationPolicy"])
 
-    def _delete_object(self, rt: ResourceType, version: str, obj: dict[str, Any], policy: str) -> dict[str, Any]:
+    def _delete_object(
+        self, rt: ResourceType, version: str, obj: dict[str, Any], policy: str
+    ) -> dict[str, Any]:
         meta = obj["metadata"]
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
@@ -488,8 +576,13 @@ class Crud:
             return self.store.present(rt, version, obj)
         self._collect_dependents(meta.get("uid"), policy)
         self.store.remove(rt, obj)
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "details": {"name": meta["name"], "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")}}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": {"name": meta["name"], "group": rt.group, "kind": rt.plural, "uid": meta.get("uid")},
+        }
 
     def _collect_dependents(self, uid: str | None, policy: str) -> None:
         """Orphan: drop the ownerReference from dependents. Background/Foreground: delete them (recursively)
@@ -520,13 +613,19 @@ class Crud:
         options = self._delete_options(req)
         dry = self._dry_run(req, options)
         with self.store.lock:
-            victims = [o for o in self.store.by_type.get(route.rt.key, {}).values() if self._matching(req, route, o)]
+            victims = [
+                o for o in self.store.by_type.get(route.rt.key, {}).values() if self._matching(req, route, o)
+            ]
             items = [self.store.present(route.rt, route.version, o, in_list=True) for o in victims]
             if not dry:
                 for obj in victims:
                     self._delete_object(route.rt, route.version, obj, options["propagationPolicy"])
-            return 200, {"kind": f"{route.rt.kind}List", "apiVersion": route.rt.api_version(route.version),
-                    "metadata": {"resourceVersion": str(self.store.rv)}, "items": items}
+            return 200, {
+                "kind": f"{route.rt.kind}List",
+                "apiVersion": route.rt.api_version(route.version),
+                "metadata": {"resourceVersion": str(self.store.rv)},
+                "items": items,
+            }
 
     def _scale_of(self, route: Route, obj: Mapping[str, Any]) -> dict[str, Any]:
         paths = route.rt.scale
@@ -541,10 +640,18 @@ class Crud:
         status: dict[str, Any] = {"replicas": sem.get_path(obj, status_path)[1] or 0}
         if selector:
             status["selector"] = selector
-        scale_meta = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                      if k in meta}
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": scale_meta,
-                "spec": {"replicas": sem.get_path(obj, spec_path)[1] or 0}, "status": status}
+        scale_meta = {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        }
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": scale_meta,
+            "spec": {"replicas": sem.get_path(obj, spec_path)[1] or 0},
+            "status": status,
+        }
 
     def scale(self, req: RecordedRequest, route: Route, verb: str) -> tuple[int, Any]:
         """The ``scale`` subresource: get, update or patch the replicas."""
@@ -560,13 +667,20 @@ class Crud:
                 wanted = sem.merge_patch(current, parse_body(req.body) or {})
             else:
                 wanted = self._patched(req, route, current)
-            self._check_rv(route, obj, (wanted.get("metadata") or {}).get("resourceVersion")
-                           if verb == "update" else None)
+            self._check_rv(
+                route,
+                obj,
+                (wanted.get("metadata") or {}).get("resourceVersion") if verb == "update" else None,
+            )
             replicas = (wanted.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                raise ApiError(422, "Invalid", f'Scale.autoscaling "{route.name}" is invalid: spec.replicas: Invalid '
-                               f"value: {replicas!r}: must be greater than or equal to 0",
-                               {"name": route.name or "", "group": "autoscaling", "kind": "Scale"})
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'Scale.autoscaling "{route.name}" is invalid: spec.replicas: Invalid '
+                    f"value: {replicas!r}: must be greater than or equal to 0",
+                    {"name": route.name or "", "group": "autoscaling", "kind": "Scale"},
+                )
             assert route.rt.scale is not None
             new = copy.deepcopy(obj)
             node = new
@@ -590,15 +704,20 @@ def _split_managers(current: Mapping[str, Any], manager: str, sub: str) -> tuple
     others: _Owned = []
     for entry in managed(current):
         entry_paths = sem.paths_of_fields_v1(entry.get("fieldsV1") or {})
-        if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (manager, "Apply", sub):
+        if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (
+            manager,
+            "Apply",
+            sub,
+        ):
             owned_before = entry_paths
         else:
             others.append((entry, entry_paths))
     return owned_before, others
 
 
-def _conflicts(current: Mapping[str, Any], applied: Mapping[str, Any], paths: set[sem.FieldPath],
-               others: _Owned) -> list[tuple[dict[str, Any], sem.FieldPath]]:
+def _conflicts(
+    current: Mapping[str, Any], applied: Mapping[str, Any], paths: set[sem.FieldPath], others: _Owned
+) -> list[tuple[dict[str, Any], sem.FieldPath]]:
     """(entry, path) where another manager owns a field the apply sets to a different value."""
     conflicts = []
     for entry, entry_paths in others:

@@ -17,24 +17,43 @@ def managed(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list((obj.get("metadata") or {}).get("managedFields") or [])
 
 
-def set_managed(obj: dict[str, Any], manager: str, operation: str, api_version: str, *, sub: str,
-                paths: set[sem.FieldPath]) -> None:
+def set_managed(
+    obj: dict[str, Any],
+    manager: str,
+    operation: str,
+    api_version: str,
+    *,
+    sub: str,
+    paths: set[sem.FieldPath],
+) -> None:
     """Make ``paths`` the fields of (manager, operation, subresource), replacing its entry."""
-    entries = [e for e in managed(obj)
-               if not (e.get("manager") == manager and e.get("operation") == operation
-                       and e.get("subresource", "") == sub)]
+    entries = [
+        e
+        for e in managed(obj)
+        if not (
+            e.get("manager") == manager
+            and e.get("operation") == operation
+            and e.get("subresource", "") == sub
+        )
+    ]
     if paths:
-        entry: dict[str, Any] = {"manager": manager, "operation": operation, "apiVersion": api_version,
-                                 "time": now_rfc3339(), "fieldsType": "FieldsV1",
-                                 "fieldsV1": sem.fields_v1(paths)}
+        entry: dict[str, Any] = {
+            "manager": manager,
+            "operation": operation,
+            "apiVersion": api_version,
+            "time": now_rfc3339(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": sem.fields_v1(paths),
+        }
         if sub:
             entry["subresource"] = sub
         entries.append(entry)
     obj["metadata"]["managedFields"] = entries
 
 
-def record_update(old: Mapping[str, Any], new: dict[str, Any], manager: str, api_version: str,
-                  sub: str) -> None:
+def record_update(
+    old: Mapping[str, Any], new: dict[str, Any], manager: str, api_version: str, sub: str
+) -> None:
     """Give the fields an Update changed to its manager; others lose them; vanished fields drop out."""
     changed = sem.changed_paths(old, new)
     entries = []
@@ -42,7 +61,11 @@ def record_update(old: Mapping[str, Any], new: dict[str, Any], manager: str, api
     for entry in managed(old):
         paths = sem.paths_of_fields_v1(entry.get("fieldsV1") or {})
         paths = {p for p in paths if sem.get_path(new, p)[0]}
-        if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (manager, "Update", sub):
+        if (entry.get("manager"), entry.get("operation"), entry.get("subresource", "")) == (
+            manager,
+            "Update",
+            sub,
+        ):
             mine = paths
             continue
         paths -= changed
@@ -60,18 +83,28 @@ def apply_conflict(route: Route, conflicts: list[tuple[dict[str, Any], sem.Field
         if entry.get("subresource"):
             who += f' with subresource "{entry["subresource"]}"'
         if entry.get("operation") == "Update":
-            who += f' using {entry.get("apiVersion")}'
-        causes.append({"reason": "FieldManagerConflict", "message": f"conflict with {who}",
-                       "field": sem.path_string(path)})
+            who += f" using {entry.get('apiVersion')}"
+        causes.append(
+            {
+                "reason": "FieldManagerConflict",
+                "message": f"conflict with {who}",
+                "field": sem.path_string(path),
+            }
+        )
         lines.append(f"conflict with {who}: {sem.path_string(path)}")
     noun = "conflict" if len(conflicts) == 1 else "conflicts"
     message = f"Apply failed with {len(conflicts)} {noun}: " + "\n".join(lines)
-    return ApiError(409, "Conflict", message, {"name": route.name or "", "group": route.rt.group,
-                                                "kind": route.rt.plural, "causes": causes})
+    return ApiError(
+        409,
+        "Conflict",
+        message,
+        {"name": route.name or "", "group": route.rt.group, "kind": route.rt.plural, "causes": causes},
+    )
 
 
 def same_ignoring_times(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether two versions of an object differ only in managedFields timestamps (a no-op write)."""
+
     def strip(obj: Mapping[str, Any]) -> dict[str, Any]:
         out = copy.deepcopy(dict(obj))
         for entry in (out.get("metadata") or {}).get("managedFields") or []:

@@ -94,21 +94,31 @@ class Authorizer:
             return
         subject = f'{rt.qualified()} "{route.name}"' if route.name else rt.qualified()
         scope = f'in the namespace "{route.namespace}"' if route.namespace else "at the cluster scope"
-        raise ApiError(403, "Forbidden", f'{subject} is forbidden: User "{self.api.user}" cannot {verb} resource '
-                       f'"{resource}" in API group "{rt.group}" {scope}',
-                       {"name": route.name or "", "group": rt.group, "kind": rt.plural})
+        raise ApiError(
+            403,
+            "Forbidden",
+            f'{subject} is forbidden: User "{self.api.user}" cannot {verb} resource '
+            f'"{resource}" in API group "{rt.group}" {scope}',
+            {"name": route.name or "", "group": rt.group, "kind": rt.plural},
+        )
 
     def access_review(self, review: dict[str, Any], route: Route) -> dict[str, Any]:
         """Answer a SelfSubjectAccessReview from the deny rules."""
         attrs = (review.get("spec") or {}).get("resourceAttributes") or {}
-        resource = str(attrs.get("resource", "")) + (f"/{attrs['subresource']}" if attrs.get("subresource") else "")
+        resource = str(attrs.get("resource", "")) + (
+            f"/{attrs['subresource']}" if attrs.get("subresource") else ""
+        )
         with self.store.lock:
-            denied = self.is_denied(str(attrs.get("verb", "")), str(attrs.get("group", "")), resource,
-                                     attrs.get("namespace"))
+            denied = self.is_denied(
+                str(attrs.get("verb", "")), str(attrs.get("group", "")), resource, attrs.get("namespace")
+            )
         review["apiVersion"], review["kind"] = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
         review.setdefault("metadata", {})["creationTimestamp"] = None
-        review["status"] = ({"allowed": False} if denied  # like an RBAC "no": no explicit deny, no reason
-                            else {"allowed": True, "reason": "allowed by the test API server"})
+        review["status"] = (
+            {"allowed": False}
+            if denied  # like an RBAC "no": no explicit deny, no reason
+            else {"allowed": True, "reason": "allowed by the test API server"}
+        )
         return review
 
 
@@ -124,9 +134,15 @@ class Router:
         self.subresources = Subresources(store)
         self.discovery = Discovery(store, api)
         self._by_verb: dict[str, Callable[[RecordedRequest, Route], tuple[int, Any]]] = {
-            "list": self.crud.list_objects, "watch": self.crud.watch, "create": self.crud.create,
-            "deletecollection": self.crud.delete_collection, "get": self.crud.get_request,
-            "update": self.crud.replace, "patch": self.crud.patch, "delete": self.crud.delete}
+            "list": self.crud.list_objects,
+            "watch": self.crud.watch,
+            "create": self.crud.create,
+            "deletecollection": self.crud.delete_collection,
+            "get": self.crud.get_request,
+            "update": self.crud.replace,
+            "patch": self.crud.patch,
+            "delete": self.crud.delete,
+        }
 
     def handle(self, h: _Handler) -> None:
         """Record, count, authenticate, apply a fault, route and answer one HTTP request."""
@@ -135,8 +151,15 @@ class Router:
         query = parse_qs(parts.query, keep_blank_values=True)
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
-        record = RecordedRequest(h.command, path, query, h.headers.get("Content-Type", ""),
-                                 h.headers.get("Accept", ""), h.headers.get("User-Agent", ""), body)
+        record = RecordedRequest(
+            h.command,
+            path,
+            query,
+            h.headers.get("Content-Type", ""),
+            h.headers.get("Accept", ""),
+            h.headers.get("User-Agent", ""),
+            body,
+        )
         with self.store.lock:
             self.recorded.append(record)
         key = classify(h.command, path, query)
@@ -145,8 +168,11 @@ class Router:
             h.wfile.key = key
         try:
             authorization = h.headers.get("Authorization")
-            if self.api.token is not None and authorization != f"Bearer {self.api.token}" and not (
-                    authorization is None and self.api.anonymous):
+            if (
+                self.api.token is not None
+                and authorization != f"Bearer {self.api.token}"
+                and not (authorization is None and self.api.anonymous)
+            ):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             fault = self.api.faults.take(record)
             if fault is not None and fault.before_serving(h.connection):
@@ -237,7 +263,12 @@ class Router:
     @staticmethod
     def _resolve(types: list[ResourceType], version: str, rest: list[str]) -> Route:
         by_plural = {rt.plural: rt for rt in types}
-        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in by_plural and by_plural[rest[2]].namespaced:
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and rest[2] in by_plural
+            and by_plural[rest[2]].namespaced
+        ):
             rt = by_plural[rest[2]]
             tail = rest[3:]
             namespace: str | None = rest[1]

@@ -56,12 +56,16 @@ class Store:
         """Stored objects of a kind (all namespaces when ``namespace`` is None), sorted by namespace/name."""
         rt, version = self.type_for(api_version, kind)
         with self.lock:
-            items = [o for (ns, _), o in sorted(self.by_type.get(rt.key, {}).items())
-                     if namespace is None or ns == namespace]
+            items = [
+                o
+                for (ns, _), o in sorted(self.by_type.get(rt.key, {}).items())
+                if namespace is None or ns == namespace
+            ]
             return [self.present(rt, version, o) for o in items]
 
-    def get_object(self, api_version: str, kind: str, name: str, namespace: str | None = None
-                   ) -> dict[str, Any] | None:
+    def get_object(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         """One stored object (namespace defaults to ``default`` for namespaced kinds), or None."""
         rt, version = self.type_for(api_version, kind)
         ns = (namespace or "default") if rt.namespaced else ""
@@ -105,8 +109,10 @@ class Store:
         for rt in self.served_types(api_version):
             if rt.kind == kind:
                 return rt, version
-        raise ValueError(f"the test API server does not serve {kind} in {api_version} "
-                         "(seed its CustomResourceDefinition first, or enable its group)")
+        raise ValueError(
+            f"the test API server does not serve {kind} in {api_version} "
+            "(seed its CustomResourceDefinition first, or enable its group)"
+        )
 
     def group_versions(self) -> dict[str, list[str]]:
         """The served API groups (not core) and their versions, in registration order."""
@@ -138,7 +144,7 @@ class Store:
         self.history.append((rv, kind, rt.key, obj))
         if len(self.history) > _WATCH_HISTORY:
             dropped = self.history[: len(self.history) - _WATCH_HISTORY]
-            self.history = self.history[len(dropped):]
+            self.history = self.history[len(dropped) :]
             self.history_floor = dropped[-1][0]
         self.changed.notify_all()
 
@@ -146,14 +152,18 @@ class Store:
         """Store ``obj`` with a new resourceVersion and emit ``event`` (ADDED or MODIFIED)."""
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self.next_rv())
-        self.by_type.setdefault(rt.key, {})[(meta.get("namespace", "") if rt.namespaced else "", meta["name"])] = obj
+        self.by_type.setdefault(rt.key, {})[
+            (meta.get("namespace", "") if rt.namespaced else "", meta["name"])
+        ] = obj
         self.emit(event, rt, copy.deepcopy(obj))
         return obj
 
     def remove(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Drop ``obj`` and emit DELETED; a CRD takes its types along, a Namespace its objects."""
         meta = obj["metadata"]
-        self.by_type.get(rt.key, {}).pop((meta.get("namespace", "") if rt.namespaced else "", meta["name"]), None)
+        self.by_type.get(rt.key, {}).pop(
+            (meta.get("namespace", "") if rt.namespaced else "", meta["name"]), None
+        )
         self.emit("DELETED", rt, obj)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.unregister_crd(obj)
@@ -168,8 +178,9 @@ class Store:
         """The stored object, or None (``namespace`` ignored for cluster-scoped types)."""
         return self.by_type.get(rt.key, {}).get((namespace or "" if rt.namespaced else "", name))
 
-    def present(self, rt: ResourceType, version: str, obj: Mapping[str, Any], *, in_list: bool = False
-                 ) -> dict[str, Any]:
+    def present(
+        self, rt: ResourceType, version: str, obj: Mapping[str, Any], *, in_list: bool = False
+    ) -> dict[str, Any]:
         """A copy as served at ``version`` (apiVersion and kind first; built-in list items without them)."""
         out = copy.deepcopy(dict(obj))
         if in_list and not rt.custom:
@@ -208,9 +219,12 @@ class Store:
             types = crd_types(crd)
         except ValueError as exc:
             name = (crd.get("metadata") or {}).get("name", "")
-            raise ApiError(422, "Invalid", f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: {exc}',
-                           {"name": name, "group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition"}
-                           ) from None
+            raise ApiError(
+                422,
+                "Invalid",
+                f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: {exc}',
+                {"name": name, "group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition"},
+            ) from None
         for rt in types:
             for existing in list(self.types.values()):
                 if existing.key == rt.key and not existing.custom:
@@ -226,10 +240,20 @@ class Store:
             "acceptedNames": dict(spec.get("names") or {}),
             "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": stamp},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": stamp},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": stamp,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": stamp,
+                },
             ],
         }
 
@@ -250,8 +274,12 @@ class Store:
         assert route.name is not None
         obj = self.find(route.rt, route.namespace, route.name)
         if obj is None:
-            raise ApiError(404, "NotFound", f'{route.rt.qualified()} "{route.name}" not found',
-                           {"name": route.name, "group": route.rt.group, "kind": route.rt.plural})
+            raise ApiError(
+                404,
+                "NotFound",
+                f'{route.rt.qualified()} "{route.name}" not found',
+                {"name": route.name, "group": route.rt.group, "kind": route.rt.plural},
+            )
         return obj
 
     def event_line(self, kind: str, rt: ResourceType, version: str, obj: Mapping[str, Any]) -> bytes:
@@ -264,7 +292,9 @@ def _expand(sources: Iterable[Any]) -> Iterator[dict[str, Any]]:
     for source in sources:
         if source is None:
             continue
-        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and os.path.isfile(source)):
+        if isinstance(source, Path) or (
+            isinstance(source, str) and "\n" not in source and os.path.isfile(source)
+        ):
             yield from _expand(list(yaml.safe_load_all(Path(source).read_text())))
         elif isinstance(source, str):
             yield from _expand(list(yaml.safe_load_all(source)))

@@ -27,13 +27,19 @@ from tests.support.api_store import Store
 from tests.support.exec_ws import ExecHandler
 
 
-def _container(req: RecordedRequest, route: Route, containers: list[str], others: list[str] | None = None) -> str:
+def _container(
+    req: RecordedRequest, route: Route, containers: list[str], others: list[str] | None = None
+) -> str:
     """The ``container`` parameter checked against the pod's (``others``: also valid), or its only container."""
     container = req.param("container")
     if not container:
         if len(containers) != 1:
-            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {route.name}, "
-                           f"choose one of: [{' '.join(containers)}]")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"a container name must be specified for pod {route.name}, "
+                f"choose one of: [{' '.join(containers)}]",
+            )
         return containers[0]
     if container not in containers + (others or []):
         raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {route.name}")
@@ -59,8 +65,10 @@ class Subresources:
             pod = self.store.must_find(route)
             spec = pod.get("spec") or {}
             containers = [str(c.get("name")) for c in spec.get("containers") or []]
-            others = [str(c.get("name")) for c in (spec.get("initContainers") or [])
-                      + (spec.get("ephemeralContainers") or [])]
+            others = [
+                str(c.get("name"))
+                for c in (spec.get("initContainers") or []) + (spec.get("ephemeralContainers") or [])
+            ]
             container = _container(req, route, containers, others)
             previous = req.param("previous") in ("true", "1")
             key_ns = route.namespace or ""
@@ -69,8 +77,11 @@ class Subresources:
                 text = self.logs.get((key_ns, route.name or "", None, previous))
         if text is None:
             if previous:
-                raise ApiError(400, "BadRequest", f'previous terminated container "{container}" in pod '
-                               f'"{route.name}" not found')
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'previous terminated container "{container}" in pod "{route.name}" not found',
+                )
             text = ""
         tail = req.param("tailLines")
         if tail is not None:
@@ -98,18 +109,25 @@ class Subresources:
             container = _container(req, route, containers)
             phase = (pod.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed"):
-                raise ApiError(400, "BadRequest", f"cannot exec into a container in a completed pod; current phase "
-                               f"is {phase}")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"cannot exec into a container in a completed pod; current phase is {phase}",
+                )
             if phase != "Running":
-                raise ApiError(404, "NotFound", f'unable to upgrade connection: container not found ("{container}")')
+                raise ApiError(
+                    404, "NotFound", f'unable to upgrade connection: container not found ("{container}")'
+                )
             namespace, name = route.namespace or "default", route.name or ""
             handler = self.exec_handlers.get((namespace, name)) or self.exec_handlers.get((namespace, None))
         return ExecSession(namespace, name, container, list(command), handler)
 
     def websocket_exec(self, h: BaseHTTPRequestHandler, session: ExecSession) -> None:
         """Upgrade to a websocket, run the handler, stream its output in channel frames, then close."""
-        if "websocket" not in h.headers.get("Upgrade", "").lower() or \
-                "upgrade" not in h.headers.get("Connection", "").lower():
+        if (
+            "websocket" not in h.headers.get("Upgrade", "").lower()
+            or "upgrade" not in h.headers.get("Connection", "").lower()
+        ):
             raise ApiError(400, "BadRequest", "Upgrade request required")
         key = h.headers.get("Sec-WebSocket-Key")
         if not key:
@@ -117,13 +135,19 @@ class Subresources:
         offered = ",".join(h.headers.get_all("Sec-WebSocket-Protocol") or [])
         protocol = exec_ws.choose_protocol(offered)
         if protocol is None:
-            raise ApiError(400, "BadRequest", f"requested protocol(s) are not supported: [{offered}]; supports "
-                           f"[{' '.join(exec_ws.PROTOCOLS)}]")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"requested protocol(s) are not supported: [{offered}]; supports "
+                f"[{' '.join(exec_ws.PROTOCOLS)}]",
+            )
         stdout: bytes | Iterable[bytes] = b""
         stderr, code = b"", None
         if session.handler is None:
-            status = exec_ws.internal_error(f"the test API server has no exec handler for pod {session.namespace}/"
-                                            f"{session.pod} (ApiServer.set_exec)")
+            status = exec_ws.internal_error(
+                f"the test API server has no exec handler for pod {session.namespace}/"
+                f"{session.pod} (ApiServer.set_exec)"
+            )
         else:
             try:
                 stdout, stderr, code = session.handler(list(session.command), session.container)
@@ -131,8 +155,17 @@ class Subresources:
             except Exception as exc:  # a bug in the test's handler: say so on the error channel
                 status = exec_ws.internal_error(f"exec handler raised {type(exc).__name__}: {exc}")
         with self.store.lock:
-            self.execs.append(ExecCall(session.namespace, session.pod, session.container, tuple(session.command),
-                                        protocol, code, exec_ws.known_length(stdout)))
+            self.execs.append(
+                ExecCall(
+                    session.namespace,
+                    session.pod,
+                    session.container,
+                    tuple(session.command),
+                    protocol,
+                    code,
+                    exec_ws.known_length(stdout),
+                )
+            )
         h.close_connection = True
         try:
             h.send_response(101, "Switching Protocols")
@@ -171,16 +204,23 @@ class Subresources:
         namespace = route.namespace or "default"
         with self.store.lock:
             self.store.must_find(Route(route.rt, route.version, namespace, service, None))
-            answer = self.service_proxy.get((namespace, service, req.method, "/".join(p for p in route.rest if p)))
+            answer = self.service_proxy.get(
+                (namespace, service, req.method, "/".join(p for p in route.rest if p))
+            )
             if answer is None:
                 answer = self.service_proxy.get((namespace, service, req.method, "*"))
         if answer is None:
-            raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{service}"',
-                           {"name": service, "kind": "services"})
+            raise ApiError(
+                503,
+                "ServiceUnavailable",
+                f'no endpoints available for service "{service}"',
+                {"name": service, "kind": "services"},
+            )
         raise RawAnswer(answer[0], answer[1], answer[2])
 
-    def _checkpoint_call(self, req: RecordedRequest, node: str, namespace: str, pod: str, container: str
-                         ) -> tuple[int, Any]:
+    def _checkpoint_call(
+        self, req: RecordedRequest, node: str, namespace: str, pod: str, container: str
+    ) -> tuple[int, Any]:
         mode, message = self.checkpoint.get(node) or self.checkpoint[None]
         timeout = req.param("timeout")
         code, body = 200, b""

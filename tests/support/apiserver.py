@@ -105,9 +105,16 @@ class ApiServer:
         tls: serve HTTPS with a self-signed certificate (made with the openssl binary); `ca_file` is its CA.
     """
 
-    def __init__(self, *, token: str | None = DEFAULT_TOKEN, anonymous: bool = True, user: str = DEFAULT_USER,
-                 version: str = DEFAULT_VERSION, optional_groups: Iterable[str] | None = None,
-                 tls: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = DEFAULT_TOKEN,
+        anonymous: bool = True,
+        user: str = DEFAULT_USER,
+        version: str = DEFAULT_VERSION,
+        optional_groups: Iterable[str] | None = None,
+        tls: bool = False,
+    ) -> None:
         self.token = token
         self.anonymous = anonymous
         self.user = user
@@ -149,8 +156,12 @@ class ApiServer:
             self.ca_file = cert
         self.port = int(httpd.server_address[1])
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"apiserver-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"apiserver-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -176,14 +187,40 @@ class ApiServer:
     @staticmethod
     def _make_cert(directory: str) -> tuple[str, str]:
         cert, key = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                key,
+                "-out",
+                cert,
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )
         return cert, key
 
-    def kubeconfig_dict(self, *, context: str = "test", namespace: str | None = "default",
-                        cluster: str = "test-cluster", user: str = "test-user", token: str | None = None,
-                        insecure: bool = False) -> dict[str, Any]:
+    def kubeconfig_dict(
+        self,
+        *,
+        context: str = "test",
+        namespace: str | None = "default",
+        cluster: str = "test-cluster",
+        user: str = "test-user",
+        token: str | None = None,
+        insecure: bool = False,
+    ) -> dict[str, Any]:
         """A kubeconfig document (one cluster, user and context) pointing at this server."""
         cluster_entry: dict[str, Any] = {"server": self.url}
         if self.tls and insecure:
@@ -191,11 +228,15 @@ class ApiServer:
         context_entry: dict[str, Any] = {"cluster": cluster, "user": user}
         if namespace:
             context_entry["namespace"] = namespace
-        return {"apiVersion": "v1", "kind": "Config", "preferences": {},
-                "clusters": [{"name": cluster, "cluster": cluster_entry}],
-                "users": [{"name": user, "user": {"token": token or self.token or "unused"}}],
-                "contexts": [{"name": context, "context": context_entry}],
-                "current-context": context}
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [{"name": cluster, "cluster": cluster_entry}],
+            "users": [{"name": user, "user": {"token": token or self.token or "unused"}}],
+            "contexts": [{"name": context, "context": context_entry}],
+            "current-context": context,
+        }
 
     def write_kubeconfig(self, path: str | os.PathLike[str], **kw: Any) -> str:
         """Write `kubeconfig_dict` (same keyword arguments) to ``path``; returns the path."""
@@ -234,8 +275,9 @@ class ApiServer:
         with self.store.lock:
             self.router.auth.denied.clear()
 
-    def set_log(self, namespace: str, pod: str, text: str, *, container: str | None = None,
-                previous: bool = False) -> None:
+    def set_log(
+        self, namespace: str, pod: str, text: str, *, container: str | None = None, previous: bool = False
+    ) -> None:
         """The text the pod ``log`` subresource returns (``previous=True``: the previous container's log).
 
         ``container=None`` stands for the pod's only container.
@@ -243,7 +285,9 @@ class ApiServer:
         with self.store.lock:
             self.router.subresources.logs[(namespace, pod, container, previous)] = text
 
-    def set_checkpoint(self, mode: str = "ok", *, message: str | None = None, node: str | None = None) -> None:
+    def set_checkpoint(
+        self, mode: str = "ok", *, message: str | None = None, node: str | None = None
+    ) -> None:
         """How the kubelet answers ``POST .../nodes/N/proxy/checkpoint/...`` (on ``node``, or every node).
 
         Modes: ``ok`` (200 with the archive path; 404 when the pod or container is unknown),
@@ -255,16 +299,32 @@ class ApiServer:
         with self.store.lock:
             self.router.subresources.checkpoint[node] = (mode, message)
 
-    def set_node_proxy(self, node: str, path: str, body: bytes | str | Mapping[str, Any] | list[Any], *,
-                       status: int = 200, content_type: str | None = None, method: str = "GET") -> None:
+    def set_node_proxy(
+        self,
+        node: str,
+        path: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        status: int = 200,
+        content_type: str | None = None,
+        method: str = "GET",
+    ) -> None:
         """A configured kubelet answer for ``METHOD /api/v1/nodes/{node}/proxy/{path}``."""
         data, ctype = encoded(body, content_type)
         with self.store.lock:
             self.router.subresources.proxy[(node, method.upper(), path.strip("/"))] = (status, data, ctype)
 
-    def set_service_proxy(self, namespace: str, service: str, path: str,
-                          body: bytes | str | Mapping[str, Any] | list[Any], *, status: int = 200,
-                          content_type: str | None = None, method: str = "GET") -> None:
+    def set_service_proxy(
+        self,
+        namespace: str,
+        service: str,
+        path: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        status: int = 200,
+        content_type: str | None = None,
+        method: str = "GET",
+    ) -> None:
         """What a Service's pods answer to ``METHOD /api/v1/namespaces/{ns}/services/{svc}[:port]/proxy/{path}``.
 
         Without an answer the server says what the real one says for a Service with no ready
@@ -272,7 +332,11 @@ class ApiServer:
         """
         data, ctype = encoded(body, content_type)
         with self.store.lock:
-            self.router.subresources.service_proxy[(namespace, service, method.upper(), path.strip("/"))] = (status, data, ctype)
+            self.router.subresources.service_proxy[(namespace, service, method.upper(), path.strip("/"))] = (
+                status,
+                data,
+                ctype,
+            )
 
     def set_exec(self, namespace: str, pod: str | None, handler: ExecHandler) -> None:
         """How ``exec`` in a pod answers: ``handler(argv, container) -> (stdout, stderr, exit code)``.
@@ -309,11 +373,17 @@ class ApiServer:
         with self.store.lock:
             self.router.recorded.clear()
 
-    def requests_to(self, method: str | None = None, path: str | None = None, *,
-                    prefix: str | None = None) -> list[RecordedRequest]:
+    def requests_to(
+        self, method: str | None = None, path: str | None = None, *, prefix: str | None = None
+    ) -> list[RecordedRequest]:
         """Recorded requests filtered by method, exact path or path prefix."""
-        return [r for r in self.requests if (method is None or r.method == method.upper())
-                and (path is None or r.path == path) and (prefix is None or r.path.startswith(prefix))]
+        return [
+            r
+            for r in self.requests
+            if (method is None or r.method == method.upper())
+            and (path is None or r.path == path)
+            and (prefix is None or r.path.startswith(prefix))
+        ]
 
     # ---- data access for tests ----------------------------------------------------------------------
 
@@ -332,30 +402,56 @@ class ApiServer:
         """Stored objects of a kind (all namespaces when ``namespace`` is None), sorted by namespace/name."""
         return self.store.objects(api_version, kind, namespace)
 
-    def get_object(self, api_version: str, kind: str, name: str, namespace: str | None = None
-                   ) -> dict[str, Any] | None:
+    def get_object(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
         """One stored object (namespace defaults to ``default`` for namespaced kinds), or None."""
         return self.store.get_object(api_version, kind, name, namespace)
 
-    def add_event(self, involved: Mapping[str, Any], reason: str, message: str, *, type: str = "Normal",  # noqa: A002
-                  component: str = "kubelet", timestamp: str | None = None, count: int = 1,
-                  field_path: str | None = None) -> dict[str, Any]:
+    def add_event(
+        self,
+        involved: Mapping[str, Any],
+        reason: str,
+        message: str,
+        *,
+        type: str = "Normal",  # noqa: A002
+        component: str = "kubelet",
+        timestamp: str | None = None,
+        count: int = 1,
+        field_path: str | None = None,
+    ) -> dict[str, Any]:
         """Store a core v1 Event about ``involved`` (an object with apiVersion/kind/metadata)."""
         meta = involved.get("metadata") or {}
         ns = meta.get("namespace") or "default"
         stamp = timestamp or now_rfc3339()
-        ref = {"apiVersion": involved.get("apiVersion", "v1"), "kind": involved.get("kind", "Pod"),
-               "name": meta.get("name"), "namespace": ns}
+        ref = {
+            "apiVersion": involved.get("apiVersion", "v1"),
+            "kind": involved.get("kind", "Pod"),
+            "name": meta.get("name"),
+            "namespace": ns,
+        }
         if meta.get("uid"):
             ref["uid"] = meta["uid"]
         if field_path:
             ref["fieldPath"] = field_path
-        event = {"apiVersion": "v1", "kind": "Event",
-                 "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": ns,
-                              "creationTimestamp": stamp},
-                 "involvedObject": ref, "reason": reason, "message": message, "type": type,
-                 "source": {"component": component}, "firstTimestamp": stamp, "lastTimestamp": stamp,
-                 "count": count, "reportingComponent": component}
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}",
+                "namespace": ns,
+                "creationTimestamp": stamp,
+            },
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "source": {"component": component},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": count,
+            "reportingComponent": component,
+        }
         return self.seed(event)[0]
 
     def compact(self) -> int:
@@ -372,6 +468,18 @@ class ApiServer:
             self.store.changed.notify_all()
 
 
-__all__ = ["DEFAULT_TOKEN", "KUBELET_CLIENT_FORBIDDEN", "AdmissionHook", "AdmissionRequest", "ApiError", "ApiServer",
-           "CheckpointCall", "ExecCall", "ExecHandler", "RawAnswer", "RecordedRequest", "file_exec_handler",
-           "now_rfc3339"]
+__all__ = [
+    "DEFAULT_TOKEN",
+    "KUBELET_CLIENT_FORBIDDEN",
+    "AdmissionHook",
+    "AdmissionRequest",
+    "ApiError",
+    "ApiServer",
+    "CheckpointCall",
+    "ExecCall",
+    "ExecHandler",
+    "RawAnswer",
+    "RecordedRequest",
+    "file_exec_handler",
+    "now_rfc3339",
+]

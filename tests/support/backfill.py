@@ -59,18 +59,34 @@ STEP = 15
 BLOCK = 7200
 DAY = 86400
 FAMILIES = ("requests", "prompt", "output", "running", "waiting")
-VLLM_NAMES = {"requests": "vllm:request_success_total", "prompt": "vllm:prompt_tokens_total",
-              "output": "vllm:generation_tokens_total", "running": "vllm:num_requests_running",
-              "waiting": "vllm:num_requests_waiting", "ttft": "vllm:time_to_first_token_seconds_bucket",
-              }
+VLLM_NAMES = {
+    "requests": "vllm:request_success_total",
+    "prompt": "vllm:prompt_tokens_total",
+    "output": "vllm:generation_tokens_total",
+    "running": "vllm:num_requests_running",
+    "waiting": "vllm:num_requests_waiting",
+    "ttft": "vllm:time_to_first_token_seconds_bucket",
+}
 # sglang python/sglang/srt/metrics/collector.py; TGI router/src/server.rs (no TTFT histogram: drop it)
-NAMES = {"vllm": VLLM_NAMES,
-         "sglang": {"requests": "sglang:num_requests_total", "prompt": "sglang:prompt_tokens_total",
-                    "output": "sglang:generation_tokens_total", "running": "sglang:num_running_reqs",
-                    "waiting": "sglang:num_queue_reqs", "ttft": "sglang:time_to_first_token_seconds_bucket"},
-         "tgi": {"requests": "tgi_request_success", "prompt": "tgi_request_input_length_sum",
-                 "output": "tgi_request_generated_tokens_sum", "running": "tgi_batch_current_size",
-                 "waiting": "tgi_queue_size", "ttft": ""}}
+NAMES = {
+    "vllm": VLLM_NAMES,
+    "sglang": {
+        "requests": "sglang:num_requests_total",
+        "prompt": "sglang:prompt_tokens_total",
+        "output": "sglang:generation_tokens_total",
+        "running": "sglang:num_running_reqs",
+        "waiting": "sglang:num_queue_reqs",
+        "ttft": "sglang:time_to_first_token_seconds_bucket",
+    },
+    "tgi": {
+        "requests": "tgi_request_success",
+        "prompt": "tgi_request_input_length_sum",
+        "output": "tgi_request_generated_tokens_sum",
+        "running": "tgi_batch_current_size",
+        "waiting": "tgi_queue_size",
+        "ttft": "",
+    },
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,19 +112,24 @@ class Workload:
     names: str = "colon"
     drop: tuple[str, ...] = ()
     restart_at: float | None = None
-    exposes: str = "vllm"                 # whose metric names the pods expose: a key of NAMES
-    extra: tuple[str, ...] = ()           # "process": also process_cpu_seconds_total per pod
+    exposes: str = "vllm"  # whose metric names the pods expose: a key of NAMES
+    extra: tuple[str, ...] = ()  # "process": also process_cpu_seconds_total per pod
 
 
 DEFAULT_WORKLOADS = (
     Workload(restart_at=3.5 * DAY),
     Workload(namespace="ml-underscore", days=0.25, names="underscore", seed=2),
-    Workload(namespace="ml-mixed", days=0.25, names="mixed", rps=200.0, seed=3),   # >= 2 pods: both forms
+    Workload(namespace="ml-mixed", days=0.25, names="mixed", rps=200.0, seed=3),  # >= 2 pods: both forms
     Workload(namespace="ml-relabelled", days=0.25, drop=("requests",), seed=4),
     Workload(namespace="sglang", name="sglang", days=0.25, exposes="sglang", seed=5),
     Workload(namespace="tgi", name="tgi", days=0.25, exposes="tgi", seed=6),
-    Workload(namespace="ml-metrics-off", days=0.25, drop=("requests", "prompt", "output", "running", "waiting", "ttft"),
-             extra=("process",), seed=7),
+    Workload(
+        namespace="ml-metrics-off",
+        days=0.25,
+        drop=("requests", "prompt", "output", "running", "waiting", "ttft"),
+        extra=("process",),
+        seed=7,
+    ),
 )
 
 
@@ -152,17 +173,22 @@ class Backfilled:
 
 # ---- the model, per second ---------------------------------------------------------------------
 
+
 def simulate(w: Workload) -> dict[str, np.ndarray | PolicyResult]:
     """Per-second arrays of one simulated run: arrivals, ready, waiting, running, ttft, ttft_w."""
     duration = int(w.days * DAY)
-    s = sim.Simulation(sim.pattern(w.pattern, rps=w.rps, prompt_tokens=w.prompt_tokens,
-                                   output_tokens=w.output_tokens),
-                       sim.engine_profile(w.engine), sim.coldstart_profile(w.coldstart),
-                       [sim.build_controller(p) for p in sim.parse_policies(w.policy)], duration=duration,
-                       seed=w.seed)
+    s = sim.Simulation(
+        sim.pattern(w.pattern, rps=w.rps, prompt_tokens=w.prompt_tokens, output_tokens=w.output_tokens),
+        sim.engine_profile(w.engine),
+        sim.coldstart_profile(w.coldstart),
+        [sim.build_controller(p) for p in sim.parse_policies(w.policy)],
+        duration=duration,
+        seed=w.seed,
+    )
     run = s.runs[0]
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in ("arrivals", "ready", "waiting", "running", "ttft",
-                                                            "ttft_w")}
+    columns: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("arrivals", "ready", "waiting", "running", "ttft", "ttft_w")
+    }
     commit = run._commit
 
     def record(v: Any, lo: int, hi: int) -> None:
@@ -191,22 +217,37 @@ def truth_of(w: Workload, start: float) -> Truth:
 
     arrivals = per_step("arrivals").sum(axis=1)
     ready = per_step("ready")[:, -1]
-    bounds = (*VLLM_TTFT_BUCKETS[:16], math.inf)     # V0's buckets: V1's up to 10 s
+    bounds = (*VLLM_TTFT_BUCKETS[:16], math.inf)  # V0's buckets: V1's up to 10 s
     ttft, weight = per_step("ttft"), per_step("ttft_w")
     which = np.searchsorted(np.asarray(bounds), ttft, side="left")
     raw = np.zeros((steps, len(bounds)))
     np.add.at(raw, (np.repeat(np.arange(steps), STEP), which.reshape(-1)), weight.reshape(-1))
-    counts = np.diff(np.rint(np.cumsum(raw, axis=0)), axis=0, prepend=0.0)   # whole requests, totals kept
+    counts = np.diff(np.rint(np.cumsum(raw, axis=0)), axis=0, prepend=0.0)  # whole requests, totals kept
     result = run["result"]
     assert isinstance(result, PolicyResult)
-    return Truth(workload_spec=w, namespace=w.namespace, pods=f"{w.name}-.*", workload=f"deploy/{w.name}",
-                 start=start, end=start + steps * STEP, step=STEP, arrivals=arrivals, prompt_tokens=w.prompt_tokens,
-                 output_tokens=w.output_tokens, replicas=ready.astype(float), running=per_step("running")[:, -1],
-                 waiting=per_step("waiting")[:, -1], ttft_buckets=bounds, ttft_counts=counts, result=result,
-                 restarts=1 if w.restart_at is not None else 0)
+    return Truth(
+        workload_spec=w,
+        namespace=w.namespace,
+        pods=f"{w.name}-.*",
+        workload=f"deploy/{w.name}",
+        start=start,
+        end=start + steps * STEP,
+        step=STEP,
+        arrivals=arrivals,
+        prompt_tokens=w.prompt_tokens,
+        output_tokens=w.output_tokens,
+        replicas=ready.astype(float),
+        running=per_step("running")[:, -1],
+        waiting=per_step("waiting")[:, -1],
+        ttft_buckets=bounds,
+        ttft_counts=counts,
+        result=result,
+        restarts=1 if w.restart_at is not None else 0,
+    )
 
 
 # ---- per pod ------------------------------------------------------------------------------------
+
 
 @dataclass
 class Life:
@@ -293,8 +334,10 @@ def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:  # noqa: C90
         for a, b in itertools.pairwise(cuts):
             lo, hi = max(a, first), min(b, last + 1)
             if lo < hi:
-                files[int(block_of[lo])].extend(prefix + v + s for v, s in zip(values[lo - first:hi - first],
-                                                                               stamps[lo:hi], strict=True))
+                files[int(block_of[lo])].extend(
+                    prefix + v + s
+                    for v, s in zip(values[lo - first : hi - first], stamps[lo:hi], strict=True)
+                )
 
     running = t.running / np.maximum(replicas, 1)
     waiting = t.waiting / np.maximum(replicas, 1)
@@ -302,11 +345,15 @@ def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:  # noqa: C90
     continued = {(life.pod, life.first) for life in pods}
     for life in pods:
         sl = slice(life.first, life.last + 1)
-        labels = f'{{namespace="{w.namespace}",pod="{life.pod}",model_name="m8b"'   # short: promtool reads ~7 MB/s
+        labels = (
+            f'{{namespace="{w.namespace}",pod="{life.pod}",model_name="m8b"'  # short: promtool reads ~7 MB/s
+        )
         mine = _share(arrivals[sl], replicas[sl], life.slot)
         series: dict[str, np.ndarray] = {}
-        if "process" in w.extra:        # the Python process' own series, which stay when engine metrics are off
-            series[f'process_cpu_seconds_total{{namespace="{w.namespace}",pod="{life.pod}"}} '] = np.cumsum(mine)
+        if "process" in w.extra:  # the Python process' own series, which stay when engine metrics are off
+            series[f'process_cpu_seconds_total{{namespace="{w.namespace}",pod="{life.pod}"}} '] = np.cumsum(
+                mine
+            )
         if "requests" not in w.drop:
             series[_name(t, "requests", life.slot) + labels + ',finished_reason="stop"} '] = np.cumsum(mine)
         if "prompt" not in w.drop:
@@ -328,12 +375,15 @@ def _write_workload(t: Truth, files: dict[int, list[str]]) -> None:  # noqa: C90
             if family not in w.drop:
                 shown = [f"{v:.6g}" for v in gauge[sl].tolist()] + ["0"] * (last - life.last)
                 emit(_name(t, family, life.slot) + labels + "} ", shown, life.first, last)
-    ksm = (f'kube_deployment_status_replicas_available{{namespace="{w.namespace}",deployment="{w.name}",'
-           'job="kube-state-metrics"} ')
+    ksm = (
+        f'kube_deployment_status_replicas_available{{namespace="{w.namespace}",deployment="{w.name}",'
+        'job="kube-state-metrics"} '
+    )
     emit(ksm, [str(v) for v in replicas.tolist()], 0, len(replicas) - 1)
 
 
 # ---- promtool and the server -------------------------------------------------------------------
+
 
 def create_blocks(promtool: str, files: list[Path], data: Path) -> None:
     """`promtool tsdb create-blocks-from openmetrics` on each file (two at a time), blocks moved into `data`."""
@@ -344,8 +394,11 @@ def create_blocks(promtool: str, files: list[Path], data: Path) -> None:
         while pending and len(running) < 2:
             path = pending.pop()
             out = path.with_suffix(".blocks")
-            proc = subprocess.Popen([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(path), str(out)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(path), str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             running.append((proc, path, out))
         proc, path, out = running.pop(0)
         _, err = proc.communicate(timeout=120)
@@ -393,6 +446,7 @@ def backfilled_prometheus(prometheus_bin: str) -> Iterator[Callable[..., Backfil
     assert promtool
     made: dict[tuple[Workload, ...], Backfilled] = {}
     with tempfile.TemporaryDirectory(prefix="gpuscale-backfill-") as tmp:
+
         def get(*workloads: Workload) -> Backfilled:
             key = workloads or DEFAULT_WORKLOADS
             if key not in made:

@@ -66,17 +66,26 @@ def exit_status(code: int, command: list[str]) -> dict[str, Any]:
     """The channel-3 Status for a finished command, as the kubelet sends it."""
     if code == 0:
         return {"metadata": {}, "status": "Success"}
-    return {"metadata": {}, "status": "Failure",
-            "message": f"command terminated with non-zero exit code: error executing command [{' '.join(command)}], "
-                       f"exit code {code}",
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: error executing command [{' '.join(command)}], "
+        f"exit code {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
 
 
 def internal_error(message: str) -> dict[str, Any]:
     """The channel-3 Status when the command could not run at all."""
-    return {"metadata": {}, "status": "Failure", "message": f"Internal error occurred: {message}",
-            "reason": "InternalError", "details": {"causes": [{"message": message}]}, "code": 500}
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Internal error occurred: {message}",
+        "reason": "InternalError",
+        "details": {"causes": [{"message": message}]},
+        "code": 500,
+    }
 
 
 def chunks(output: Output) -> Iterator[bytes]:
@@ -97,7 +106,7 @@ def send_channel(wfile: BufferedIOBase, channel: int, data: bytes) -> int:
     view = memoryview(data)
     frames = 0
     for start in range(0, len(view), FRAME_DATA):
-        chunk = view[start:start + FRAME_DATA]
+        chunk = view[start : start + FRAME_DATA]
         wfile.write(frame_header(OP_BINARY, len(chunk) + 1) + bytes([channel]))
         wfile.write(chunk)
         frames += 1

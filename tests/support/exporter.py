@@ -77,16 +77,32 @@ class Exporter:
 
     # ---- series -------------------------------------------------------------------------
 
-    def set(self, name: str, value: float, labels: Mapping[str, str] | None = None, *,
-            kind: str = "gauge", doc: str = "") -> None:
+    def set(
+        self,
+        name: str,
+        value: float,
+        labels: Mapping[str, str] | None = None,
+        *,
+        kind: str = "gauge",
+        doc: str = "",
+    ) -> None:
         """Set a gauge or counter sample (a counter ``name`` is given without ``_total``)."""
         self._put(name, kind, doc, labels, float(value))
 
-    def set_histogram(self, name: str, observations: Sequence[float], labels: Mapping[str, str] | None = None, *,
-                      buckets: Sequence[float] = TTFT_BUCKETS, doc: str = "") -> None:
+    def set_histogram(
+        self,
+        name: str,
+        observations: Sequence[float],
+        labels: Mapping[str, str] | None = None,
+        *,
+        buckets: Sequence[float] = TTFT_BUCKETS,
+        doc: str = "",
+    ) -> None:
         """Set a histogram from raw observations (cumulative buckets, +Inf, sum, count)."""
-        counts = [(f"{b:g}" if b != int(b) else f"{b:.1f}", float(sum(1 for o in observations if o <= b)))
-                  for b in buckets]
+        counts = [
+            (f"{b:g}" if b != int(b) else f"{b:.1f}", float(sum(1 for o in observations if o <= b)))
+            for b in buckets
+        ]
         counts.append(("+Inf", float(len(observations))))
         self._put(name, "histogram", doc, labels, (counts, float(sum(observations))))
 
@@ -132,9 +148,20 @@ def _key(labels: Mapping[str, str]) -> Labels:
 
 # ---- engines ------------------------------------------------------------------------------
 
-def vllm_v1(exp: Exporter, namespace: str, pod: str, *, model: str = "meta-llama/Llama-3.1-8B-Instruct",
-            waiting: float = 0, running: float = 0, kv_cache: float = 0.0, generation_tokens: float = 0,
-            ttft: Sequence[float] = (), engine: str = "0") -> None:
+
+def vllm_v1(
+    exp: Exporter,
+    namespace: str,
+    pod: str,
+    *,
+    model: str = "meta-llama/Llama-3.1-8B-Instruct",
+    waiting: float = 0,
+    running: float = 0,
+    kv_cache: float = 0.0,
+    generation_tokens: float = 0,
+    ttft: Sequence[float] = (),
+    engine: str = "0",
+) -> None:
     """A vLLM V1 (>= 0.9.2) pod: labels model_name + engine, ``kv_cache_usage_perc``."""
     labels = {"namespace": namespace, "pod": pod, "model_name": model, "engine": engine}
     exp.set("vllm:num_requests_waiting", waiting, labels)
@@ -144,8 +171,16 @@ def vllm_v1(exp: Exporter, namespace: str, pod: str, *, model: str = "meta-llama
     exp.set_histogram("vllm:time_to_first_token_seconds", ttft, labels)
 
 
-def vllm_v0(exp: Exporter, namespace: str, pod: str, *, model: str = "facebook/opt-125m",
-            waiting: float = 0, running: float = 0, gpu_cache: float = 0.0) -> None:
+def vllm_v0(
+    exp: Exporter,
+    namespace: str,
+    pod: str,
+    *,
+    model: str = "facebook/opt-125m",
+    waiting: float = 0,
+    running: float = 0,
+    gpu_cache: float = 0.0,
+) -> None:
     """A vLLM V0 pod: label model_name only, ``gpu_cache_usage_perc`` (renamed in 0.9.2)."""
     labels = {"namespace": namespace, "pod": pod, "model_name": model}
     exp.set("vllm:num_requests_waiting", waiting, labels)
@@ -154,11 +189,25 @@ def vllm_v0(exp: Exporter, namespace: str, pod: str, *, model: str = "facebook/o
     exp.set("vllm:gpu_cache_usage_perc", gpu_cache, labels)
 
 
-def sglang(exp: Exporter, namespace: str, pod: str, *, model: str = "Qwen/Qwen2.5-7B-Instruct",
-           queue: float = 0, running: float = 0, token_usage: float = 0.0) -> None:
+def sglang(
+    exp: Exporter,
+    namespace: str,
+    pod: str,
+    *,
+    model: str = "Qwen/Qwen2.5-7B-Instruct",
+    queue: float = 0,
+    running: float = 0,
+    token_usage: float = 0.0,
+) -> None:
     """An SGLang pod (``--enable-metrics``)."""
-    labels = {"namespace": namespace, "pod": pod, "model_name": model, "engine_type": "unified",
-              "tp_rank": "0", "pp_rank": "0"}
+    labels = {
+        "namespace": namespace,
+        "pod": pod,
+        "model_name": model,
+        "engine_type": "unified",
+        "tp_rank": "0",
+        "pp_rank": "0",
+    }
     exp.set("sglang:num_queue_reqs", queue, labels)
     exp.set("sglang:num_running_reqs", running, labels)
     exp.set("sglang:token_usage", token_usage, labels)
@@ -171,18 +220,36 @@ def tgi(exp: Exporter, namespace: str, pod: str, *, queue: float = 0, batch: flo
     exp.set("tgi_batch_current_size", batch, labels)
 
 
-def dcgm(exp: Exporter, namespace: str, pod: str, *, gpu: int = 0, util: float = 0, fb_used: float = 0,
-         fb_free: float = 81920, hostname: str = "gpu-node-1", container: str = "server") -> None:
+def dcgm(
+    exp: Exporter,
+    namespace: str,
+    pod: str,
+    *,
+    gpu: int = 0,
+    util: float = 0,
+    fb_used: float = 0,
+    fb_free: float = 81920,
+    hostname: str = "gpu-node-1",
+    container: str = "server",
+) -> None:
     """A DCGM exporter series set for one GPU assigned to ``pod`` (Kubernetes mapping on)."""
-    labels = {"gpu": str(gpu), "UUID": f"GPU-{zlib.crc32(f'{hostname}/{gpu}'.encode()):08x}",
-              "device": f"nvidia{gpu}", "modelName": "NVIDIA H100 80GB HBM3", "Hostname": hostname,
-              "container": container, "namespace": namespace, "pod": pod}
+    labels = {
+        "gpu": str(gpu),
+        "UUID": f"GPU-{zlib.crc32(f'{hostname}/{gpu}'.encode()):08x}",
+        "device": f"nvidia{gpu}",
+        "modelName": "NVIDIA H100 80GB HBM3",
+        "Hostname": hostname,
+        "container": container,
+        "namespace": namespace,
+        "pod": pod,
+    }
     exp.set("DCGM_FI_DEV_GPU_UTIL", util, labels)
     exp.set("DCGM_FI_DEV_FB_USED", fb_used, labels)
     exp.set("DCGM_FI_DEV_FB_FREE", fb_free, labels)
 
 
 # ---- the standard fleet -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FleetPod:
@@ -207,18 +274,44 @@ def populate_fleet(engines: Exporter, gpus: Exporter) -> list[FleetPod]:
     for p in fleet:
         v = dict(p.values)
         if p.engine == "vllm-v1":
-            vllm_v1(engines, p.namespace, p.pod, waiting=v["waiting"], running=v["running"], kv_cache=v["kv_cache"],
-                    generation_tokens=1000, ttft=(0.08, 0.2, 0.3, 1.2))
+            vllm_v1(
+                engines,
+                p.namespace,
+                p.pod,
+                waiting=v["waiting"],
+                running=v["running"],
+                kv_cache=v["kv_cache"],
+                generation_tokens=1000,
+                ttft=(0.08, 0.2, 0.3, 1.2),
+            )
         elif p.engine == "vllm-v0":
-            vllm_v0(engines, p.namespace, p.pod, waiting=v["waiting"], running=v["running"], gpu_cache=v["gpu_cache"])
+            vllm_v0(
+                engines,
+                p.namespace,
+                p.pod,
+                waiting=v["waiting"],
+                running=v["running"],
+                gpu_cache=v["gpu_cache"],
+            )
         elif p.engine == "sglang":
-            sglang(engines, p.namespace, p.pod, queue=v["queue"], running=v["running"], token_usage=v["token_usage"])
+            sglang(
+                engines,
+                p.namespace,
+                p.pod,
+                queue=v["queue"],
+                running=v["running"],
+                token_usage=v["token_usage"],
+            )
         elif p.engine == "tgi":
             tgi(engines, p.namespace, p.pod, queue=v["queue"], batch=v["batch"])
         elif p.engine == "dcgm-direct":
             # A DCGM scraped with honorLabels: its pod/namespace labels are kept as they are.
             dcgm(engines, p.namespace, p.pod, util=v["util"], hostname="edge-node-1")
-    gpu_pods = [("ml", "llama-7d9f-a", 0, 71.0), ("ml", "llama-7d9f-b", 1, 93.0), ("chat", "qwen-66f8-a", 2, 64.0)]
+    gpu_pods = [
+        ("ml", "llama-7d9f-a", 0, 71.0),
+        ("ml", "llama-7d9f-b", 1, 93.0),
+        ("chat", "qwen-66f8-a", 2, 64.0),
+    ]
     for namespace, pod, gpu, util in gpu_pods:
         # Scraped through a ServiceMonitor (honorLabels false): stored as exported_pod/exported_namespace.
         dcgm(gpus, namespace, pod, gpu=gpu, util=util, fb_used=60000)
@@ -227,6 +320,7 @@ def populate_fleet(engines: Exporter, gpus: Exporter) -> list[FleetPod]:
 
 
 # ---- replaying real pages -----------------------------------------------------------------
+
 
 class ReplayServer:
     """Serve a real /metrics page verbatim as ``text/plain; version=0.0.4`` on 127.0.0.1."""

@@ -100,10 +100,15 @@ def kubectl(kubectl_bin: str, apiserver: TestApiServer, tmp_path: Path) -> Kubec
     """
     env = kubectl_env(apiserver.kubeconfig, tmp_path / "kube-cache")
 
-    def run(*args: str, input: str | None = None, check: bool = False,  # noqa: A002 - mirrors subprocess
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([kubectl_bin, *args], input=input, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+    def run(
+        *args: str,
+        input: str | None = None,  # noqa: A002 - mirrors subprocess
+        check: bool = False,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [kubectl_bin, *args], input=input, env=env, capture_output=True, text=True, timeout=timeout
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
         return proc

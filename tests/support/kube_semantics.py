@@ -109,11 +109,28 @@ def selector_string(label_selector: Mapping[str, Any] | None) -> str:
 
 COMMON_FIELDS = ("metadata.name", "metadata.namespace")
 FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-            "status.phase", "status.podIP", "status.nominatedNodeName"),
-    "Event": ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-              "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-              "reason", "reportingComponent", "source", "type"),
+    "Pod": (
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ),
+    "Event": (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
     "Secret": ("type",),
     "Node": ("spec.unschedulable",),
     "Namespace": ("status.phase",),
@@ -152,7 +169,7 @@ def field_selector_matches(selector: str | None, obj: Mapping[str, Any], kind: s
             raise SelectorError(f"invalid selector: '{term}'; can't understand '{term}'")
         path, op, value = match.groups()
         if path not in allowed:
-            raise SelectorError(f'field label not supported: {path}')
+            raise SelectorError(f"field label not supported: {path}")
         actual = _field_value(obj, path)
         if (op == "!=") == (actual == value):
             return False
@@ -160,6 +177,7 @@ def field_selector_matches(selector: str | None, obj: Mapping[str, Any], kind: s
 
 
 # ---- merge patch (RFC 7386) -------------------------------------------------------------------------------
+
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """Apply a JSON merge patch; returns a new value (``null`` deletes a key, lists are replaced)."""
@@ -176,6 +194,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 # ---- JSON patch (RFC 6902) --------------------------------------------------------------------------------
 
+
 def _pointer(path: str) -> list[str]:
     if path == "":
         return []
@@ -188,12 +207,12 @@ def _walk(doc: Any, parts: list[str], path: str) -> Any:
     for part in parts:
         if isinstance(doc, dict):
             if part not in doc:
-                raise PatchError(f"doc is missing path: \"{path}\": missing value")
+                raise PatchError(f'doc is missing path: "{path}": missing value')
             doc = doc[part]
         elif isinstance(doc, list):
             doc = doc[_index(doc, part, path, allow_end=False)]
         else:
-            raise PatchError(f"doc is missing path: \"{path}\": missing value")
+            raise PatchError(f'doc is missing path: "{path}": missing value')
     return doc
 
 
@@ -201,10 +220,10 @@ def _index(doc: list[Any], part: str, path: str, *, allow_end: bool) -> int:
     if part == "-" and allow_end:
         return len(doc)
     if not part.isdigit():
-        raise PatchError(f"invalid array index {part!r} in \"{path}\"")
+        raise PatchError(f'invalid array index {part!r} in "{path}"')
     index = int(part)
     if index > len(doc) or (index == len(doc) and not allow_end):
-        raise PatchError(f"array index out of bounds in \"{path}\"")
+        raise PatchError(f'array index out of bounds in "{path}"')
     return index
 
 
@@ -219,7 +238,7 @@ def _add(doc: Any, path: str, value: Any) -> Any:
     elif isinstance(parent, list):
         parent.insert(_index(parent, last, path, allow_end=True), copy.deepcopy(value))
     else:
-        raise PatchError(f"doc is missing path: \"{path}\": missing value")
+        raise PatchError(f'doc is missing path: "{path}": missing value')
     return doc
 
 
@@ -235,7 +254,7 @@ def _remove(doc: Any, path: str) -> tuple[Any, Any]:
         return doc, parent.pop(last)
     if isinstance(parent, list):
         return doc, parent.pop(_index(parent, last, path, allow_end=False))
-    raise PatchError(f"doc is missing path: \"{path}\": missing value")
+    raise PatchError(f'doc is missing path: "{path}": missing value')
 
 
 def json_patch(doc: Any, operations: Any) -> Any:
@@ -252,7 +271,7 @@ def json_patch(doc: Any, operations: Any) -> Any:
             raise PatchError(f"invalid JSON patch operation {op!r}", 400)
         kind, path = op["op"], op["path"]
         if kind in ("add", "replace", "test") and "value" not in op:
-            raise PatchError(f"missing value for {kind} operation on \"{path}\"", 400)
+            raise PatchError(f'missing value for {kind} operation on "{path}"', 400)
         doc = _operation(doc, kind, path, op)
     return doc
 
@@ -286,11 +305,21 @@ def _operation(doc: Any, kind: Any, path: Any, op: Mapping[str, Any]) -> Any:
 
 # ---- field sets (server-side apply) ------------------------------------------------------------------------
 
-IGNORED_PATHS: frozenset[FieldPath] = frozenset({
-    ("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace"), ("metadata", "uid"),
-    ("metadata", "resourceVersion"), ("metadata", "generation"), ("metadata", "creationTimestamp"),
-    ("metadata", "managedFields"), ("metadata", "deletionTimestamp"), ("metadata", "selfLink"),
-})
+IGNORED_PATHS: frozenset[FieldPath] = frozenset(
+    {
+        ("apiVersion",),
+        ("kind",),
+        ("metadata", "name"),
+        ("metadata", "namespace"),
+        ("metadata", "uid"),
+        ("metadata", "resourceVersion"),
+        ("metadata", "generation"),
+        ("metadata", "creationTimestamp"),
+        ("metadata", "managedFields"),
+        ("metadata", "deletionTimestamp"),
+        ("metadata", "selfLink"),
+    }
+)
 
 
 def leaf_paths(obj: Any, prefix: FieldPath = ()) -> set[FieldPath]:
@@ -408,11 +437,11 @@ def proto_fields(data: bytes) -> dict[int, list[bytes | int]]:
             value, pos = _varint(data, pos)
         elif wire == 2:
             length, pos = _varint(data, pos)
-            value, pos = data[pos:pos + length], pos + length
+            value, pos = data[pos : pos + length], pos + length
         elif wire == 1:
-            value, pos = int.from_bytes(data[pos:pos + 8], "little"), pos + 8
+            value, pos = int.from_bytes(data[pos : pos + 8], "little"), pos + 8
         elif wire == 5:
-            value, pos = int.from_bytes(data[pos:pos + 4], "little"), pos + 4
+            value, pos = int.from_bytes(data[pos : pos + 4], "little"), pos + 4
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
         out.setdefault(number, []).append(value)
@@ -437,18 +466,25 @@ def decode_access_review(data: bytes) -> dict[str, Any]:
     """
     if not data.startswith(PROTOBUF_MAGIC):
         raise ValueError("not a Kubernetes protobuf body")
-    envelope = proto_fields(data[len(PROTOBUF_MAGIC):])
+    envelope = proto_fields(data[len(PROTOBUF_MAGIC) :])
     type_meta = _message(envelope, 1)
     review = proto_fields(envelope.get(2, [b""])[0])  # type: ignore[arg-type]
     spec = _message(review, 2)
     attrs = _message(spec, 1)
     names = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
     resource = {name: _text(attrs, number) for number, name in names.items() if attrs.get(number)}
-    body: dict[str, Any] = {"apiVersion": _text(type_meta, 1), "kind": _text(type_meta, 2), "metadata": {},
-                            "spec": {}}
+    body: dict[str, Any] = {
+        "apiVersion": _text(type_meta, 1),
+        "kind": _text(type_meta, 2),
+        "metadata": {},
+        "spec": {},
+    }
     if resource:
         body["spec"]["resourceAttributes"] = resource
     non_resource = _message(spec, 2)
     if non_resource:
-        body["spec"]["nonResourceAttributes"] = {"path": _text(non_resource, 1), "verb": _text(non_resource, 2)}
+        body["spec"]["nonResourceAttributes"] = {
+            "path": _text(non_resource, 1),
+            "verb": _text(non_resource, 2),
+        }
     return body

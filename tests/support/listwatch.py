@@ -24,11 +24,13 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-CONTINUE_TOO_OLD = ("The provided continue parameter is too old to display a consistent list result. You can start "
-                    "a new list without the continue parameter, or use the continue token in this response to "
-                    "retrieve the remainder of the results. Continuing with the provided token results in an "
-                    "inconsistent list - objects that were created, modified, or deleted between the time the "
-                    "first chunk was returned and now may show up in the list.")
+CONTINUE_TOO_OLD = (
+    "The provided continue parameter is too old to display a consistent list result. You can start "
+    "a new list without the continue parameter, or use the continue token in this response to "
+    "retrieve the remainder of the results. Continuing with the provided token results in an "
+    "inconsistent list - objects that were created, modified, or deleted between the time the "
+    "first chunk was returned and now may show up in the list."
+)
 _KEEP_SNAPSHOTS = 64
 
 
@@ -65,16 +67,20 @@ class Pager:
             data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
             rv, snapshot, offset = int(data["rv"]), int(data["id"]), int(data["offset"])
         except (ValueError, KeyError, TypeError):
-            raise PageError(400, "BadRequest", "continue key is not valid: incorrect encoded start resourceVersion "
-                            "(version meta.k8s.io/v1)") from None
+            raise PageError(
+                400,
+                "BadRequest",
+                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+            ) from None
         with self._lock:
             items = self._snapshots.get(snapshot)
         if rv < floor or items is None:
             raise PageError(410, "Expired", CONTINUE_TOO_OLD)
         return items, offset, rv
 
-    def cut(self, items: list[dict[str, Any]], offset: int, rv: int, limit: int,
-            snapshot: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def cut(
+        self, items: list[dict[str, Any]], offset: int, rv: int, limit: int, snapshot: int | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """One page from `offset` and the list metadata (``continue`` while more remain)."""
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if not limit or offset + limit >= len(items):
@@ -87,8 +93,13 @@ class Pager:
                     self._snapshots.popitem(last=False)
         end = offset + limit
         last = items[end - 1].get("metadata") or {}
-        token = {"v": "meta.k8s.io/v1", "rv": rv, "start": f"{last.get('namespace', '')}/{last.get('name', '')}\x00",
-                 "id": snapshot, "offset": end}
+        token = {
+            "v": "meta.k8s.io/v1",
+            "rv": rv,
+            "start": f"{last.get('namespace', '')}/{last.get('name', '')}\x00",
+            "id": snapshot,
+            "offset": end,
+        }
         meta["continue"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
         meta["remainingItemCount"] = len(items) - end
         return items[offset:end], meta
@@ -122,5 +133,16 @@ class WatchControl:
     @staticmethod
     def bookmark(kind: str, api_version: str, rv: int) -> bytes:
         """A BOOKMARK event line: only the type's kind/apiVersion and ``metadata.resourceVersion``."""
-        return json.dumps({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
-                                                          "metadata": {"resourceVersion": str(rv)}}}).encode() + b"\n"
+        return (
+            json.dumps(
+                {
+                    "type": "BOOKMARK",
+                    "object": {
+                        "kind": kind,
+                        "apiVersion": api_version,
+                        "metadata": {"resourceVersion": str(rv)},
+                    },
+                }
+            ).encode()
+            + b"\n"
+        )

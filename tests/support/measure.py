@@ -52,16 +52,27 @@ class Measured:
         return self.code is not None and self.seconds <= BUDGET_SECONDS and self.peak_bytes <= BUDGET_BYTES
 
 
-def run_measured(args: list[str], *, timeout: float = 2 * BUDGET_SECONDS, stdin: str | None = None,
-                 env: dict[str, str] | None = None) -> Measured:
+def run_measured(
+    args: list[str],
+    *,
+    timeout: float = 2 * BUDGET_SECONDS,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Measured:
     """Run ``kubectl-gpuscale ARGS`` in a child process; never waits longer than `timeout`."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
         if stdin is not None:
             inp.write(stdin.encode())
             inp.seek(0)
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCHER, *args], stdout=out, stderr=err,
-                                 stdin=inp, env={**os.environ, **(env or {})}, start_new_session=True)
+        child = subprocess.Popen(
+            [sys.executable, "-S", "-c", _LAUNCHER, *args],
+            stdout=out,
+            stderr=err,
+            stdin=inp,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
         result: dict[str, Any] = {}
 
         def reap() -> None:

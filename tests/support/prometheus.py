@@ -40,8 +40,11 @@ if TYPE_CHECKING:
     from kubectl_gpuscale.prom import Prometheus
 
 STARTUP_TIMEOUT = 30.0
-DCGM_TARGET_LABELS = {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-6xk2p",
-                      "container": "nvidia-dcgm-exporter"}
+DCGM_TARGET_LABELS = {
+    "namespace": "gpu-operator",
+    "pod": "nvidia-dcgm-exporter-6xk2p",
+    "container": "nvidia-dcgm-exporter",
+}
 
 
 def free_port() -> int:
@@ -97,8 +100,9 @@ class PrometheusServer:
         """Every metric name the server holds, asked directly."""
         return set(self.api("/api/v1/label/__name__/values"))
 
-    def wait_for(self, promql: str, until: Callable[[list[dict[str, Any]]], bool] = bool,
-                 timeout: float = 15.0) -> list[dict[str, Any]]:
+    def wait_for(
+        self, promql: str, until: Callable[[list[dict[str, Any]]], bool] = bool, timeout: float = 15.0
+    ) -> list[dict[str, Any]]:
         """Poll an instant query until ``until(result)`` holds; AssertionError with the log tail after ``timeout``."""
         deadline = time.monotonic() + timeout
         result: list[dict[str, Any]] = []
@@ -112,8 +116,10 @@ class PrometheusServer:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"Prometheus: {promql!r} did not reach the expected state within {timeout}s "
-                                     f"(last result {result!r}); log tail:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"Prometheus: {promql!r} did not reach the expected state within {timeout}s "
+                    f"(last result {result!r}); log tail:\n{self.log_tail()}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -132,15 +138,25 @@ def scrape_config(jobs: Sequence[ScrapeJob], interval: str = "1s") -> dict[str, 
     return {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "scrape_configs": [
-            {"job_name": job.name, "honor_labels": job.honor_labels,
-             "static_configs": [{"targets": [target], "labels": dict(labels)} for target, labels in job.targets]}
+            {
+                "job_name": job.name,
+                "honor_labels": job.honor_labels,
+                "static_configs": [
+                    {"targets": [target], "labels": dict(labels)} for target, labels in job.targets
+                ],
+            }
             for job in jobs
         ],
     }
 
 
-def start_prometheus(binary: str, jobs: Sequence[ScrapeJob], workdir: Path,
-                     timeout: float = STARTUP_TIMEOUT, retention: str = "1h") -> PrometheusServer:
+def start_prometheus(
+    binary: str,
+    jobs: Sequence[ScrapeJob],
+    workdir: Path,
+    timeout: float = STARTUP_TIMEOUT,
+    retention: str = "1h",
+) -> PrometheusServer:
     """Start Prometheus scraping ``jobs`` every second; return once every job has delivered samples.
 
     ``retention``: the TSDB's retention time (longer for a data directory backfilled with old blocks)."""
@@ -150,17 +166,29 @@ def start_prometheus(binary: str, jobs: Sequence[ScrapeJob], workdir: Path,
     port = free_port()
     log = (workdir / "prometheus.log").open("wb")
     process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.retention.time={retention}", "--log.level=info"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.retention.time={retention}",
+            "--log.level=info",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
+    )
     log.close()
     server = PrometheusServer(f"http://127.0.0.1:{port}", process, workdir, jobs)
     expected = {job.name: len(job.targets) for job in jobs}
     try:
         # `up` is written in the same commit as the samples of a successful scrape.
-        server.wait_for("count by (job) (up == 1)",
-                        lambda result: {r["metric"]["job"]: int(r["value"][1]) for r in result} == expected,
-                        timeout=timeout)
+        server.wait_for(
+            "count by (job) (up == 1)",
+            lambda result: {r["metric"]["job"]: int(r["value"][1]) for r in result} == expected,
+            timeout=timeout,
+        )
     except BaseException:
         server.stop()
         raise
@@ -177,8 +205,15 @@ def _standard_server(binary: str, workdir: Path) -> PrometheusServer:
         ScrapeJob("dcgm", [(gpus.target, DCGM_TARGET_LABELS)]),
     ]
     if replays:
-        jobs.append(ScrapeJob("samples", [(r.target, {"namespace": "samples", "pod": f"vllm-sample-{i}"})
-                                          for i, r in enumerate(replays, start=1)]))
+        jobs.append(
+            ScrapeJob(
+                "samples",
+                [
+                    (r.target, {"namespace": "samples", "pod": f"vllm-sample-{i}"})
+                    for i, r in enumerate(replays, start=1)
+                ],
+            )
+        )
     try:
         server = start_prometheus(binary, jobs, workdir)
     except BaseException:

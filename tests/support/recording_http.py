@@ -53,11 +53,16 @@ class Recorder:
             def _answer(self) -> None:
                 path = self.path.split("?", 1)[0]
                 with recorder._lock:
-                    recorder.seen.append(Seen(self.command, path, {k.lower(): v for k, v in self.headers.items()}))
+                    recorder.seen.append(
+                        Seen(self.command, path, {k.lower(): v for k, v in self.headers.items()})
+                    )
                 data = ANSWERS.get(path)
                 status = 200 if data is not None else 404
-                body = json.dumps({"status": "success", "data": data} if data is not None
-                                  else {"status": "error", "errorType": "not_found", "error": "not found"}).encode()
+                body = json.dumps(
+                    {"status": "success", "data": data}
+                    if data is not None
+                    else {"status": "error", "errorType": "not_found", "error": "not found"}
+                ).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

@@ -42,8 +42,10 @@ def _prepare(schema: Any) -> Any:
 def crd_errors(obj: dict[str, Any]) -> list[str]:
     """Schema violations of a custom resource; raises KeyError when its CRD is not in shared/schemas."""
     schema = _prepare(_crd_schemas()[(obj["apiVersion"], obj["kind"])])
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in Draft7Validator(schema).iter_errors(obj)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in Draft7Validator(schema).iter_errors(obj)
+    ]
 
 
 def core_errors(obj: dict[str, Any], k8s_version: str = "1.33.0") -> list[str]:

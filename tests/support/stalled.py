@@ -45,5 +45,6 @@ def kubeconfig_for(port: int, path: Path) -> Path:
         "apiVersion: v1\nkind: Config\n"
         f"clusters: [{{name: c, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
         "users: [{name: u, user: {token: x}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: ml}}]\n"
-        "current-context: x\n")
+        "current-context: x\n"
+    )
     return path

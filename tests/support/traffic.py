@@ -17,7 +17,14 @@ from typing import Any
 Key = tuple[str, str]
 """(verb, resource): ``("list", "pods")``, ``("watch", "deployments.apps")``, ``("get", "discovery")``."""
 
-_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
 
 
 def classify(method: str, path: str, query: dict[str, list[str]]) -> Key:

@@ -26,7 +26,9 @@ from kubectl_gpuscale.coldstart.logs import YEARLESS, split_line
 from tests.support.paths import LOGS
 
 POD, CONTAINER, NODE = "llm-7c9f8d6b5-x2x4q", "engine", "gpu-node-3"
-YEAR = 2024  # the year written where no line of the log names one (a leap year, like the parser's placeholder)
+YEAR = (
+    2024  # the year written where no line of the log names one (a leap year, like the parser's placeholder)
+)
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -51,27 +53,40 @@ WRAPPERS: dict[str, Wrapper] = {
     # a CRI log file under /var/log/pods (what node log shippers read): stamp, stream, P|F tag
     "cri-log-file": lambda line, ts, level: f"{rfc3339nano(ts)} stderr F {line}",
     # syslog RFC 3164 / journalctl's default short format: "Mon dd HH:MM:SS host prog[pid]: "
-    "syslog-rfc3164": lambda line, ts, level:
-        f"{_MONTHS[ts.month - 1]} {ts.day:>2} {ts:%H:%M:%S} {NODE} vllm[4242]: {line}",
+    "syslog-rfc3164": lambda line, ts, level: (
+        f"{_MONTHS[ts.month - 1]} {ts.day:>2} {ts:%H:%M:%S} {NODE} vllm[4242]: {line}"
+    ),
     # syslog RFC 5424: "<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG"
-    "syslog-rfc5424": lambda line, ts, level:
-        f"<14>1 {ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z {NODE} vllm 4242 - - {line}",
+    "syslog-rfc5424": lambda line, ts, level: (
+        f"<14>1 {ts:%Y-%m-%dT%H:%M:%S}.{ts.microsecond // 1000:03d}Z {NODE} vllm 4242 - - {line}"
+    ),
     # journalctl -o short-iso
     "journald-short-iso": lambda line, ts, level: f"{ts:%Y-%m-%dT%H:%M:%S}+0000 {NODE} vllm[4242]: {line}",
     # Docker json-file driver (also what Fluent Bit tails): {"log": "...\n", "stream", "time"}
     "docker-json": lambda line, ts, level: json.dumps(
-        {"log": line + "\n", "stream": "stderr", "time": rfc3339nano(ts)}),
+        {"log": line + "\n", "stream": "stderr", "time": rfc3339nano(ts)}
+    ),
     # Loki: logcli query --output=jsonl
     "loki-jsonl": lambda line, ts, level: json.dumps(
-        {"labels": {"namespace": "llm", "pod": POD, "container": CONTAINER}, "line": line,
-         "timestamp": rfc3339nano(ts)}),
+        {
+            "labels": {"namespace": "llm", "pod": POD, "container": CONTAINER},
+            "line": line,
+            "timestamp": rfc3339nano(ts),
+        }
+    ),
     # CloudWatch Logs events (filter-log-events / export): epoch milliseconds and "message"
     "cloudwatch-json": lambda line, ts, level: json.dumps(
-        {"timestamp": _epoch_ms(ts), "message": line, "ingestionTime": _epoch_ms(ts) + 812,
-         "logStreamName": f"kubernetes.var.log.containers.{POD}_llm_{CONTAINER}"}),
+        {
+            "timestamp": _epoch_ms(ts),
+            "message": line,
+            "ingestionTime": _epoch_ms(ts) + 812,
+            "logStreamName": f"kubernetes.var.log.containers.{POD}_llm_{CONTAINER}",
+        }
+    ),
     # a job orchestrator relaying the engine's output under its own header (issue 14, item 7)
-    "orchestrator-prefix": lambda line, ts, level:
-        f"{ts:%H:%M:%S} [{level or 'INFO'}] [inf-job] [INFERENCE LOG] {line}",
+    "orchestrator-prefix": lambda line, ts, level: (
+        f"{ts:%H:%M:%S} [{level or 'INFO'}] [inf-job] [INFERENCE LOG] {line}"
+    ),
 }
 
 
@@ -84,7 +99,9 @@ def wrap(lines: list[str], wrapper: str) -> list[str]:
     stamps = [split_line(line) for line in lines]
     named = sorted(s.ts.year for s in stamps if s.ts is not None and s.ts.year != YEARLESS)
     year = named[0] if named else YEAR
-    times = [None if s.ts is None else s.ts.replace(year=year) if s.ts.year == YEARLESS else s.ts for s in stamps]
+    times = [
+        None if s.ts is None else s.ts.replace(year=year) if s.ts.year == YEARLESS else s.ts for s in stamps
+    ]
     first = next((t for t in times if t is not None), datetime(year, 1, 1))
     out, last = [], first
     for line, parsed, ts in zip(lines, stamps, times, strict=True):
@@ -108,7 +125,9 @@ def main(argv: list[str]) -> None:
     for path in sample_logs():
         lines = path.read_text(encoding="utf-8").splitlines()
         for name in WRAPPERS:
-            (out / f"{path.stem}.{name}.log").write_text("\n".join(wrap(lines, name)) + "\n", encoding="utf-8")
+            (out / f"{path.stem}.{name}.log").write_text(
+                "\n".join(wrap(lines, name)) + "\n", encoding="utf-8"
+            )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 
 from kubectl_gpuscale.coldstart.marks import LogScan, M, Mark
 
-GIB = 1024 ** 3 / 1e9  # GiB in GB
+GIB = 1024**3 / 1e9  # GiB in GB
 NUMBER = r"([-\d.,]+)"  # a logged figure: digits, sign, decimal point and thousands commas
 
 # (first word of the message, regex matched at the message start, mark, engine hint or None for any)

@@ -23,15 +23,47 @@ PATTERNS: list[Pattern] = [
     ("Memory", re.compile(r"Memory pool end"), M.SG_POOL_END, "sglang"),
     ("Init", re.compile(r"Init torch distributed (begin|ends)"), M.DIST, "sglang"),
     ("Load", re.compile(r"Load weight begin"), M.WEIGHTS_START, "sglang"),
-    ("Load", re.compile(r"Load weight end\.(?:.*elapsed=" + _F + r" s)?.*?mem usage=" + _F + " GB"), M.SG_LOAD_END, "sglang"),
+    (
+        "Load",
+        re.compile(r"Load weight end\.(?:.*elapsed=" + _F + r" s)?.*?mem usage=" + _F + " GB"),
+        M.SG_LOAD_END,
+        "sglang",
+    ),
     ("Found", re.compile(r"Found local HF snapshot .*skipping download"), M.DOWNLOAD_SKIPPED, "sglang"),
-    ("KV", re.compile(r"KV Cache is allocated\..*#tokens: (\d+)(?:, K size: " + _F + r" GB, V size: " + _F
-                      + r" GB|, KV size: " + _F + " GB)?"), M.SG_KV, "sglang"),
+    (
+        "KV",
+        re.compile(
+            r"KV Cache is allocated\..*#tokens: (\d+)(?:, K size: "
+            + _F
+            + r" GB, V size: "
+            + _F
+            + r" GB|, KV size: "
+            + _F
+            + " GB)?"
+        ),
+        M.SG_KV,
+        "sglang",
+    ),
     ("Capture", re.compile(r"Capture (?:[\w ]+ )?(\w+) graph begin", re.I), M.GRAPH_BEGIN, "sglang"),
-    ("Capture", re.compile(r"Capture (?:[\w ]+ )?\w+ graph end\. (?:Time elapsed: |elapsed=)" + _F
-                           + r" s.*?mem usage=" + _F + " GB", re.I), M.GRAPH_END_PRECISE, "sglang"),
-    ("max_total_num_tokens", re.compile(r"max_total_num_tokens=(\d+).*?max_running_requests=(\d+)"),
-     M.SG_CAPACITY, "sglang"),
+    (
+        "Capture",
+        re.compile(
+            r"Capture (?:[\w ]+ )?\w+ graph end\. (?:Time elapsed: |elapsed=)"
+            + _F
+            + r" s.*?mem usage="
+            + _F
+            + " GB",
+            re.I,
+        ),
+        M.GRAPH_END_PRECISE,
+        "sglang",
+    ),
+    (
+        "max_total_num_tokens",
+        re.compile(r"max_total_num_tokens=(\d+).*?max_running_requests=(\d+)"),
+        M.SG_CAPACITY,
+        "sglang",
+    ),
     ("The", re.compile(r"The server is fired up and ready to roll"), M.READY, "sglang"),
 ]
 

@@ -51,8 +51,13 @@ def _download(s: LogScan, a: Assembly) -> Span | None:
 def _shard_ready(s: LogScan, a: Assembly) -> Span | None:
     best = max_by_rank(s.get(M.TGI_SHARD_READY))
     assert best
-    return ended_at("weight_load", best[0], best[1].ts, shards=len({m.rank for m in s.get(M.TGI_SHARD_READY)}),
-                    note="TGI 'Shard ready' covers model construction and weight load")
+    return ended_at(
+        "weight_load",
+        best[0],
+        best[1].ts,
+        shards=len({m.rank for m in s.get(M.TGI_SHARD_READY)}),
+        note="TGI 'Shard ready' covers model construction and weight load",
+    )
 
 
 DOWNLOAD: Rule = (lambda s: s.has(M.TGI_DL_START), _download)

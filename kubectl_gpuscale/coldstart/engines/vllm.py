@@ -29,34 +29,81 @@ PATTERNS: list[Pattern] = [
     ("non-default", re.compile(r"non-default args"), M.HEAD, "vllm"),
     ("Starting", re.compile(r"Starting to load model (\S+?)(?:\.\.\.)?$"), M.WEIGHTS_START, "vllm"),
     ("Starting", re.compile(r"Starting vLLM (?:API )?server (?:\d+ )?on (\S+)"), M.LISTENING, "vllm"),
-    ("Time", re.compile(r"Time spent downloading weights for \S+: " + _F + " seconds"), M.DOWNLOAD_LOGGED, "vllm"),
+    (
+        "Time",
+        re.compile(r"Time spent downloading weights for \S+: " + _F + " seconds"),
+        M.DOWNLOAD_LOGGED,
+        "vllm",
+    ),
     ("Loading", re.compile(r"Loading weights took " + _F + " seconds"), M.LOAD_LOGGED, "vllm"),
     ("Loading", re.compile(r"Loading model weights took " + _F + r" (GiB|GB)"), M.WEIGHTS_GB, "vllm"),
-    ("Model", re.compile(r"Model loading took " + _F + r" (GiB|GB)(?: memory)? and " + _F + " seconds"),
-     M.MODEL_LOADING, "vllm"),
+    (
+        "Model",
+        re.compile(r"Model loading took " + _F + r" (GiB|GB)(?: memory)? and " + _F + " seconds"),
+        M.MODEL_LOADING,
+        "vllm",
+    ),
     ("Using", re.compile(r"Using cache directory: (\S+) for vLLM's torch\.compile"), M.COMPILE_DIR, "vllm"),
     ("vLLM's", re.compile(r"vLLM's torch\.compile cache is disabled"), M.COMPILE_NOCACHE, "vllm"),
     ("Dynamo", re.compile(r"Dynamo bytecode transform time: " + _F + " s"), M.DYNAMO, "vllm"),
     ("Compiling", re.compile(r"Compiling a graph for .* takes " + _F + " s"), M.COMPILE_MISS, "vllm"),
-    ("Directly", re.compile(r"Directly load (?:the compiled graph|AOT)(?:.*took " + _F + " s)?"), M.COMPILE_HIT, "vllm"),
+    (
+        "Directly",
+        re.compile(r"Directly load (?:the compiled graph|AOT)(?:.*took " + _F + " s)?"),
+        M.COMPILE_HIT,
+        "vllm",
+    ),
     ("saved", re.compile(r"saved AOT compiled function"), M.AOT_SAVED, "vllm"),
-    ("torch.compile", re.compile(r"torch\.compile t(?:akes|ook) " + _F + " s in total"), M.COMPILE_TOTAL, "vllm"),
+    (
+        "torch.compile",
+        re.compile(r"torch\.compile t(?:akes|ook) " + _F + " s in total"),
+        M.COMPILE_TOTAL,
+        "vllm",
+    ),
     ("Memory", re.compile(r"Memory profiling takes " + _F + " seconds"), M.PROFILING_LOGGED, "vllm"),
-    ("Memory", re.compile(r"Memory profiling results: duration=" + _F + " seconds"), M.PROFILING_LOGGED, "vllm"),
+    (
+        "Memory",
+        re.compile(r"Memory profiling results: duration=" + _F + " seconds"),
+        M.PROFILING_LOGGED,
+        "vllm",
+    ),
     ("Initial", re.compile(r"Initial profiling/warmup run took " + _F + " s"), M.PROFILING_LOGGED, "vllm"),
     ("Estimated", re.compile(r"Estimated CUDA graph memory: " + _F + " GiB"), M.GRAPH_MEM, "vllm"),
     ("Available", re.compile(r"Available KV cache memory: " + _F + " GiB"), M.KV_MEM, "vllm"),
     ("GPU", re.compile(r"GPU KV cache size: " + _F + " tokens"), M.KV_TOKENS, "vllm"),
     ("#", re.compile(r"# GPU blocks: (\d+)"), M.GPU_BLOCKS, "vllm"),
-    ("Maximum", re.compile(r"Maximum concurrency for " + _F + r" tokens per request: " + _F + "x"),
-     M.MAX_CONCURRENCY, "vllm"),
-    ("Capturing", re.compile(r"Capturing (?:the model for CUDA graphs|cudagraphs for decoding)"), M.GRAPH_BEGIN, "vllm"),
-    ("Graph", re.compile(r"Graph capturing finished in " + _F + r" secs(?:, took " + _F + " GiB)?"), M.GRAPH_END, "vllm"),
+    (
+        "Maximum",
+        re.compile(r"Maximum concurrency for " + _F + r" tokens per request: " + _F + "x"),
+        M.MAX_CONCURRENCY,
+        "vllm",
+    ),
+    (
+        "Capturing",
+        re.compile(r"Capturing (?:the model for CUDA graphs|cudagraphs for decoding)"),
+        M.GRAPH_BEGIN,
+        "vllm",
+    ),
+    (
+        "Graph",
+        re.compile(r"Graph capturing finished in " + _F + r" secs(?:, took " + _F + " GiB)?"),
+        M.GRAPH_END,
+        "vllm",
+    ),
     ("Cudagraph", re.compile(r"Cudagraph is disabled"), M.EAGER, "vllm"),
-    ("init", re.compile(r"init engine \(profile, create kv cache, warmup model\) took " + _F + r" s"),
-     M.INIT_ENGINE, "vllm"),
+    (
+        "init",
+        re.compile(r"init engine \(profile, create kv cache, warmup model\) took " + _F + r" s"),
+        M.INIT_ENGINE,
+        "vllm",
+    ),
     ("Multi-modal", re.compile(r"Multi-modal warmup completed in " + _F + r"\s*s"), M.API_WARMUP, "vllm"),
-    ("Readonly", re.compile(r"Readonly multi-modal warmup completed in " + _F + r"\s*s"), M.API_WARMUP, "vllm"),
+    (
+        "Readonly",
+        re.compile(r"Readonly multi-modal warmup completed in " + _F + r"\s*s"),
+        M.API_WARMUP,
+        "vllm",
+    ),
 ]
 
 
@@ -114,7 +161,10 @@ def _load_from_weights_gb(s: LogScan, a: Assembly) -> Span | None:
 
 DOWNLOAD: Rule = (lambda s: s.has(M.DOWNLOAD_LOGGED), _download_logged)
 LOAD_LOGGED: Rule = (lambda s: s.has(M.LOAD_LOGGED), _load_logged)
-LOAD_MODEL_LOADING: Rule = (lambda s: max_by_rank(s.get(M.MODEL_LOADING), 2) is not None, _load_from_model_loading)
+LOAD_MODEL_LOADING: Rule = (
+    lambda s: max_by_rank(s.get(M.MODEL_LOADING), 2) is not None,
+    _load_from_model_loading,
+)
 LOAD_WEIGHTS_GB: Rule = (lambda s: max_by_rank(s.get(M.WEIGHTS_GB)) is not None, _load_from_weights_gb)
 
 
@@ -138,8 +188,11 @@ def torch_compile(s: LogScan, a: Assembly) -> None:
     rank = max(per_rank, key=lambda r: per_rank[r])
     cache = "miss" if s.has(M.COMPILE_MISS, M.AOT_SAVED) else "hit" if s.has(M.COMPILE_HIT) else "unknown"
     detail: dict[str, Any] = {"cache": cache, "ranks": len(per_rank)}
-    for name, key in ((M.DYNAMO, "dynamoSeconds"), (M.COMPILE_MISS, "inductorSeconds"),
-                      (M.COMPILE_HIT, "cacheLoadSeconds")):
+    for name, key in (
+        (M.DYNAMO, "dynamoSeconds"),
+        (M.COMPILE_MISS, "inductorSeconds"),
+        (M.COMPILE_HIT, "cacheLoadSeconds"),
+    ):
         best = max_by_rank(s.get(name))
         if best:
             detail[key] = best[0]

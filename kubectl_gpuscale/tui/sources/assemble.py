@@ -22,10 +22,26 @@ Obj = Mapping[str, Any]
 PodKey = tuple[str, str]
 
 KNATIVE_SERVICE_LABEL = "serving.knative.dev/service"
-SCALING_REASONS = ("SuccessfulRescale", "KEDAScaleTargetActivated", "KEDAScaleTargetDeactivated",
-                   "KEDAScalerFailed", "ScaledObjectReady", "FailedGetExternalMetric", "FailedComputeMetricsReplicas",
-                   "ScalingReplicaSet", "FailedScheduling", "TriggeredScaleUp", "NotTriggerScaleUp", "BackOff",
-                   "Unhealthy", "Pulling", "Pulled", "Killing", "Preempted", "FailedGetResourceMetric")
+SCALING_REASONS = (
+    "SuccessfulRescale",
+    "KEDAScaleTargetActivated",
+    "KEDAScaleTargetDeactivated",
+    "KEDAScalerFailed",
+    "ScaledObjectReady",
+    "FailedGetExternalMetric",
+    "FailedComputeMetricsReplicas",
+    "ScalingReplicaSet",
+    "FailedScheduling",
+    "TriggeredScaleUp",
+    "NotTriggerScaleUp",
+    "BackOff",
+    "Unhealthy",
+    "Pulling",
+    "Pulled",
+    "Killing",
+    "Preempted",
+    "FailedGetResourceMetric",
+)
 
 
 @dataclass
@@ -79,8 +95,16 @@ class Assembler:
         self._detections: dict[tuple[str, str, str], engines.Detection] = {}
         self._pods: dict[tuple[str, str, str], _PodFacts] = {}
 
-    def assemble(self, lists: ClusterLists, metrics: PodMetrics, *, source: str, now: datetime | None = None,
-                 problems: Sequence[str] = (), only_inference: bool = True) -> Snapshot:
+    def assemble(
+        self,
+        lists: ClusterLists,
+        metrics: PodMetrics,
+        *,
+        source: str,
+        now: datetime | None = None,
+        problems: Sequence[str] = (),
+        only_inference: bool = True,
+    ) -> Snapshot:
         """Join workloads, their scalers, pods, events and metrics into a `Snapshot`."""
         now = now or datetime.now(timezone.utc)
         cached, self._pods = self._pods, {}
@@ -90,11 +114,14 @@ class Assembler:
             facts = self._pods[key] = cached.get(key) or _pod_facts(pod)
             if facts.owner:
                 pods_by_owner[facts.owner].append(facts)
-        hpas_by_target = {(_ns(h), (h.get("spec") or {}).get("scaleTargetRef", {}).get("name")): h
-                          for h in lists.hpas}
+        hpas_by_target = {
+            (_ns(h), (h.get("spec") or {}).get("scaleTargetRef", {}).get("name")): h for h in lists.hpas
+        }
         hpas_by_name = {(_ns(h), _name(h)): h for h in lists.hpas}
-        sos_by_target = {(_ns(s), (s.get("spec") or {}).get("scaleTargetRef", {}).get("name")): s
-                         for s in lists.scaledobjects or ()}
+        sos_by_target = {
+            (_ns(s), (s.get("spec") or {}).get("scaleTargetRef", {}).get("name")): s
+            for s in lists.scaledobjects or ()
+        }
         http_by_target = {(_ns(s), _http_target(s)): s for s in lists.httpscaledobjects or ()}
         ksvc_by_name = {(_ns(k), _name(k)): k for k in lists.knative_services or ()}
         detections: dict[tuple[str, str, str], engines.Detection] = {}
@@ -109,34 +136,66 @@ class Assembler:
                     continue
                 pods = pods_by_owner.get((kind, ns, name), [])
                 ksvc_name = (obj.get("metadata", {}).get("labels") or {}).get(KNATIVE_SERVICE_LABEL)
-                workloads.append(_workload(kind, obj, detection, pods, metrics, now=now,
-                                           so=sos_by_target.get((ns, name)), http=http_by_target.get((ns, name)),
-                                           hpa=hpas_by_target.get((ns, name)), hpas_by_name=hpas_by_name,
-                                           ksvc=ksvc_by_name.get((ns, ksvc_name)) if ksvc_name else None))
+                workloads.append(
+                    _workload(
+                        kind,
+                        obj,
+                        detection,
+                        pods,
+                        metrics,
+                        now=now,
+                        so=sos_by_target.get((ns, name)),
+                        http=http_by_target.get((ns, name)),
+                        hpa=hpas_by_target.get((ns, name)),
+                        hpas_by_name=hpas_by_name,
+                        ksvc=ksvc_by_name.get((ns, ksvc_name)) if ksvc_name else None,
+                    )
+                )
         self._detections = detections
         workloads.sort(key=lambda w: (w.namespace, w.name))
-        events = tuple(_event(e) for e in sorted(lists.events, key=_event_time)
-                       if e.get("reason") in SCALING_REASONS)[-200:]
+        events = tuple(
+            _event(e) for e in sorted(lists.events, key=_event_time) if e.get("reason") in SCALING_REASONS
+        )[-200:]
         namespaces = tuple(sorted({w.namespace for w in workloads}))
-        return Snapshot(now.strftime("%H:%M:%S"), source, tuple(workloads), events, (), tuple(problems), namespaces)
+        return Snapshot(
+            now.strftime("%H:%M:%S"), source, tuple(workloads), events, (), tuple(problems), namespaces
+        )
 
 
-def assemble(lists: ClusterLists, metrics: PodMetrics, *, source: str, now: datetime | None = None,
-             problems: Sequence[str] = (), only_inference: bool = True) -> Snapshot:
+def assemble(
+    lists: ClusterLists,
+    metrics: PodMetrics,
+    *,
+    source: str,
+    now: datetime | None = None,
+    problems: Sequence[str] = (),
+    only_inference: bool = True,
+) -> Snapshot:
     """One snapshot, without caches (see `Assembler` for refresh after refresh)."""
-    return Assembler().assemble(lists, metrics, source=source, now=now, problems=problems,
-                                only_inference=only_inference)
+    return Assembler().assemble(
+        lists, metrics, source=source, now=now, problems=problems, only_inference=only_inference
+    )
 
 
 def _version_key(obj: Obj) -> tuple[str, str, str]:
     meta = obj.get("metadata") or {}
-    return (namespace_of(obj), str(meta.get("name") or ""),
-            str(meta.get("resourceVersion") or id(obj)))
+    return (namespace_of(obj), str(meta.get("name") or ""), str(meta.get("resourceVersion") or id(obj)))
 
 
-def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[_PodFacts], metrics: PodMetrics,
-              *, now: datetime, so: Obj | None, http: Obj | None, hpa: Obj | None,
-              hpas_by_name: Mapping[tuple[str, str], Obj], ksvc: Obj | None) -> Workload:
+def _workload(
+    kind: str,
+    obj: Obj,
+    detection: engines.Detection,
+    pods: list[_PodFacts],
+    metrics: PodMetrics,
+    *,
+    now: datetime,
+    so: Obj | None,
+    http: Obj | None,
+    hpa: Obj | None,
+    hpas_by_name: Mapping[tuple[str, str], Obj],
+    ksvc: Obj | None,
+) -> Workload:
     ns, name = _ns(obj), _name(obj)
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
@@ -158,7 +217,9 @@ def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[_Pod
         replicas = (http.get("spec") or {}).get("replicas") or {}
         low, high = replicas.get("min"), replicas.get("max")
     elif ksvc is not None:
-        annotations = ((ksvc.get("spec") or {}).get("template", {}).get("metadata", {}).get("annotations") or {})
+        annotations = (ksvc.get("spec") or {}).get("template", {}).get("metadata", {}).get(
+            "annotations"
+        ) or {}
         scaler, scaler_name = "Knative", _name(ksvc)
         low = int(annotations.get("autoscaling.knative.dev/min-scale", 0))
         high_text = annotations.get("autoscaling.knative.dev/max-scale")
@@ -175,12 +236,26 @@ def _workload(kind: str, obj: Obj, detection: engines.Detection, pods: list[_Pod
     keys = [(ns, p.name) for p in pods]
     engine = detection.engine
     return Workload(
-        namespace=ns, name=name, kind=kind, engine=engine.display if engine else "",
-        model=detection.model or "", scaler=scaler, scaler_name=scaler_name, ready=ready, desired=desired,
-        min_replicas=low, max_replicas=high, triggers=triggers,
-        queue_waiting=_total(metrics.queue, keys), queue_running=_total(metrics.running, keys),
-        kv_cache_pct=_pct(_mean(metrics.kv_cache, keys)), gpu_util_pct=_mean(metrics.gpu_util, keys),
-        ttft_p95_s=_max(metrics.ttft_p95, keys), paused=paused, pods=pod_rows)
+        namespace=ns,
+        name=name,
+        kind=kind,
+        engine=engine.display if engine else "",
+        model=detection.model or "",
+        scaler=scaler,
+        scaler_name=scaler_name,
+        ready=ready,
+        desired=desired,
+        min_replicas=low,
+        max_replicas=high,
+        triggers=triggers,
+        queue_waiting=_total(metrics.queue, keys),
+        queue_running=_total(metrics.running, keys),
+        kv_cache_pct=_pct(_mean(metrics.kv_cache, keys)),
+        gpu_util_pct=_mean(metrics.gpu_util, keys),
+        ttft_p95_s=_max(metrics.ttft_p95, keys),
+        paused=paused,
+        pods=pod_rows,
+    )
 
 
 def _pod_facts(pod: Obj) -> _PodFacts:
@@ -192,18 +267,31 @@ def _pod_facts(pod: Obj) -> _PodFacts:
     if not ready and status.get("phase") in ("Pending", "Running"):
         starting = _starting_phase(status, conditions)
     return _PodFacts(
-        name=_name(pod), owner=_owner(pod), phase=str(status.get("phase") or "Unknown"), ready=ready,
+        name=_name(pod),
+        owner=_owner(pod),
+        phase=str(status.get("phase") or "Unknown"),
+        ready=ready,
         node=str((pod.get("spec") or {}).get("nodeName") or ""),
         restarts=sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or []),
-        started=started.timestamp() if started else None, starting_phase=starting)
+        started=started.timestamp() if started else None,
+        starting_phase=starting,
+    )
 
 
 def _pod(facts: _PodFacts, namespace: str, expected_start: float, metrics: PodMetrics, now: float) -> Pod:
     age = now - facts.started if facts.started else 0.0
     progress = max(0.0, min(0.99, age / expected_start)) if facts.starting_phase else None
-    return Pod(name=facts.name, phase=facts.phase, ready=facts.ready, node=facts.node, age_seconds=age,
-               restarts=facts.restarts, gpu_util=metrics.gpu_util.get((namespace, facts.name)),
-               starting_phase=facts.starting_phase, start_progress=progress)
+    return Pod(
+        name=facts.name,
+        phase=facts.phase,
+        ready=facts.ready,
+        node=facts.node,
+        age_seconds=age,
+        restarts=facts.restarts,
+        gpu_util=metrics.gpu_util.get((namespace, facts.name)),
+        starting_phase=facts.starting_phase,
+        start_progress=progress,
+    )
 
 
 def _starting_phase(status: Obj, conditions: Mapping[str, Obj]) -> str:
@@ -211,8 +299,17 @@ def _starting_phase(status: Obj, conditions: Mapping[str, Obj]) -> str:
         return "waiting for a node"
     for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         waiting = (c.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in ("ContainerCreating", "PodInitializing", "ErrImagePull", "ImagePullBackOff"):
-            return "image pull" if "Image" in waiting.get("reason", "") or not c.get("imageID") else "container start"
+        if waiting.get("reason") in (
+            "ContainerCreating",
+            "PodInitializing",
+            "ErrImagePull",
+            "ImagePullBackOff",
+        ):
+            return (
+                "image pull"
+                if "Image" in waiting.get("reason", "") or not c.get("imageID")
+                else "container start"
+            )
         if waiting.get("reason") == "CrashLoopBackOff":
             return "crash loop"
     return "engine start"
@@ -236,7 +333,12 @@ def _keda_triggers(so: Obj, hpa: Obj | None) -> tuple[Trigger, ...]:
     out = []
     for i, t in enumerate((so.get("spec") or {}).get("triggers") or []):
         meta = t.get("metadata") or {}
-        threshold = meta.get("threshold") or meta.get("targetValue") or meta.get("value") or meta.get("desiredReplicas")
+        threshold = (
+            meta.get("threshold")
+            or meta.get("targetValue")
+            or meta.get("value")
+            or meta.get("desiredReplicas")
+        )
         out.append(Trigger(_trigger_label(t), current.get(i), quantity(threshold) if threshold else None))
     return tuple(out)
 
@@ -247,8 +349,14 @@ def _trigger_label(trigger: Obj) -> str:
     if name:
         return str(name)
     query = str((trigger.get("metadata") or {}).get("query", ""))
-    for word, label in (("waiting", "queue"), ("queue", "queue"), ("cache_usage", "kv"), ("token_usage", "kv"),
-                        ("GPU_UTIL", "gpu"), ("running", "running")):
+    for word, label in (
+        ("waiting", "queue"),
+        ("queue", "queue"),
+        ("cache_usage", "kv"),
+        ("token_usage", "kv"),
+        ("GPU_UTIL", "gpu"),
+        ("running", "running"),
+    ):
         if word in query:
             return label
     return kind
@@ -265,8 +373,14 @@ def _hpa_triggers(hpa: Obj) -> tuple[Trigger, ...]:
         if mtype in ("Resource", "ContainerResource"):
             name = str(body.get("name", "?"))
             if "averageUtilization" in target:
-                out.append(Trigger(name, _float(current.get("averageUtilization")),
-                                   float(target["averageUtilization"]), "%"))
+                out.append(
+                    Trigger(
+                        name,
+                        _float(current.get("averageUtilization")),
+                        float(target["averageUtilization"]),
+                        "%",
+                    )
+                )
             else:
                 out.append(Trigger(name, _qty(current.get("averageValue")), _qty(target.get("averageValue"))))
             continue
@@ -313,15 +427,24 @@ def _http_target(obj: Obj) -> str | None:
 def _event(e: Obj) -> ScalingEvent:
     involved = e.get("involvedObject") or e.get("regarding") or {}
     when = _time(_event_time(e))
-    return ScalingEvent(when.strftime("%H:%M:%S") if when else "--:--:--",
-                        str(involved.get("namespace") or _ns(e)), str(involved.get("name", "")),
-                        str(e.get("reason", "")), str(e.get("message") or e.get("note") or "").strip(),
-                        warning=e.get("type") == "Warning")
+    return ScalingEvent(
+        when.strftime("%H:%M:%S") if when else "--:--:--",
+        str(involved.get("namespace") or _ns(e)),
+        str(involved.get("name", "")),
+        str(e.get("reason", "")),
+        str(e.get("message") or e.get("note") or "").strip(),
+        warning=e.get("type") == "Warning",
+    )
 
 
 def _event_time(e: Obj) -> str:
-    return str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp")
-               or (e.get("metadata") or {}).get("creationTimestamp") or "")
+    return str(
+        e.get("lastTimestamp")
+        or e.get("eventTime")
+        or e.get("firstTimestamp")
+        or (e.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
 
 
 def _time(text: Any) -> datetime | None:

@@ -69,22 +69,86 @@ class DemoGroup:
 
 
 GROUPS: tuple[DemoGroup, ...] = (
-    DemoGroup("step", 30.0, "8b", "8b-warm", (
-        DemoWorkload("chat", "llama-8b", "keda:min=1:max=8:threshold=5", "KEDA", "queue", 5, 1, 8,
-                     "meta-llama/Llama-3.1-8B-Instruct"),
-        DemoWorkload("chat", "llama-8b-cpu-hpa", "cpu-hpa:min=1:max=8:target=70", "HPA", "cpu", 70, 1, 8,
-                     "meta-llama/Llama-3.1-8B-Instruct", unit="%"),
-        DemoWorkload("chat", "llama-8b-fixed", "always-on:n=3", "none", "", 0, 3, 3,
-                     "meta-llama/Llama-3.1-8B-Instruct"),
-    )),
-    DemoGroup("spiky", 8.0, "70b", "70b-warm", (
-        DemoWorkload("batch", "llama-70b", "knative:min=1:max=4:target=10", "Knative", "concurrency", 7, 1, 4,
-                     "meta-llama/Llama-3.3-70B-Instruct"),
-    )),
-    DemoGroup("dev", 100.0, "8b", "8b-uncached", (
-        DemoWorkload("dev", "qwen-dev", "keda-zero:max=2", "KEDA", "concurrency", 10, 0, 2,
-                     "Qwen/Qwen2.5-7B-Instruct"),
-    )),
+    DemoGroup(
+        "step",
+        30.0,
+        "8b",
+        "8b-warm",
+        (
+            DemoWorkload(
+                "chat",
+                "llama-8b",
+                "keda:min=1:max=8:threshold=5",
+                "KEDA",
+                "queue",
+                5,
+                1,
+                8,
+                "meta-llama/Llama-3.1-8B-Instruct",
+            ),
+            DemoWorkload(
+                "chat",
+                "llama-8b-cpu-hpa",
+                "cpu-hpa:min=1:max=8:target=70",
+                "HPA",
+                "cpu",
+                70,
+                1,
+                8,
+                "meta-llama/Llama-3.1-8B-Instruct",
+                unit="%",
+            ),
+            DemoWorkload(
+                "chat",
+                "llama-8b-fixed",
+                "always-on:n=3",
+                "none",
+                "",
+                0,
+                3,
+                3,
+                "meta-llama/Llama-3.1-8B-Instruct",
+            ),
+        ),
+    ),
+    DemoGroup(
+        "spiky",
+        8.0,
+        "70b",
+        "70b-warm",
+        (
+            DemoWorkload(
+                "batch",
+                "llama-70b",
+                "knative:min=1:max=4:target=10",
+                "Knative",
+                "concurrency",
+                7,
+                1,
+                4,
+                "meta-llama/Llama-3.3-70B-Instruct",
+            ),
+        ),
+    ),
+    DemoGroup(
+        "dev",
+        100.0,
+        "8b",
+        "8b-uncached",
+        (
+            DemoWorkload(
+                "dev",
+                "qwen-dev",
+                "keda-zero:max=2",
+                "KEDA",
+                "concurrency",
+                10,
+                0,
+                2,
+                "Qwen/Qwen2.5-7B-Instruct",
+            ),
+        ),
+    ),
 )
 
 
@@ -93,8 +157,14 @@ class DemoSource:
 
     name = "demo (simulated cluster)"
 
-    def __init__(self, *, seed: int = 7, speed: float = 10.0, realtime: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        speed: float = 10.0,
+        realtime: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.speed = speed
         self.realtime = realtime
         self._clock = clock
@@ -102,8 +172,14 @@ class DemoSource:
         self._sims: list[tuple[DemoGroup, Simulation]] = []
         for group in GROUPS:
             controllers = [build_controller(parse_policies(w.policy)[0]) for w in group.workloads]
-            sim = Simulation(pattern(group.traffic, group.rps), sim_engine.engine_profile(group.model_profile),
-                             sim_engine.coldstart_profile(group.coldstart), controllers, DURATION, seed=seed)
+            sim = Simulation(
+                pattern(group.traffic, group.rps),
+                sim_engine.engine_profile(group.model_profile),
+                sim_engine.coldstart_profile(group.coldstart),
+                controllers,
+                DURATION,
+                seed=seed,
+            )
             self._sims.append((group, sim))
         self.advance_to(START)
         self._started = clock()
@@ -141,8 +217,14 @@ class DemoSource:
                 workloads.append(self._workload(spec, state, profile, group.model_profile))
                 events.extend(_events(spec, state))
         events.sort(key=lambda e: e.time)
-        return Snapshot(_clock_text(self.now), self.name, tuple(workloads), tuple(events), tuple(self.findings),
-                        namespaces=tuple(sorted({w.namespace for g in GROUPS for w in g.workloads})))
+        return Snapshot(
+            _clock_text(self.now),
+            self.name,
+            tuple(workloads),
+            tuple(events),
+            tuple(self.findings),
+            namespaces=tuple(sorted({w.namespace for g in GROUPS for w in g.workloads})),
+        )
 
     def scale(self, namespace: str, name: str, replicas: int) -> str:
         """The demo records the request; its autoscalers keep control, as they would in a cluster."""
@@ -163,8 +245,10 @@ class DemoSource:
 
     def checkpoint(self, namespace: str, pod: str) -> str:
         """The demo has no kubelet: say what would happen."""
-        return (f"demo: would POST /api/v1/nodes/NODE/proxy/checkpoint/{namespace}/{pod}/vllm "
-                f"(see kubectl gpuscale checkpoint pod --help)")
+        return (
+            f"demo: would POST /api/v1/nodes/NODE/proxy/checkpoint/{namespace}/{pod}/vllm "
+            f"(see kubectl gpuscale checkpoint pod --help)"
+        )
 
     def set_context(self, context: str) -> str:
         """The demo cluster has one context."""
@@ -178,17 +262,28 @@ class DemoSource:
                 return phases, f"profile {sim.coldstart.name} ({sim.coldstart.source})"
         return (), "unknown pod"
 
-    def _workload(self, spec: DemoWorkload, state: WorkloadState, profile: sim_engine.ColdStartProfile,
-                  model_profile: str) -> Workload:
+    def _workload(
+        self,
+        spec: DemoWorkload,
+        state: WorkloadState,
+        profile: sim_engine.ColdStartProfile,
+        model_profile: str,
+    ) -> Workload:
         phases = tuple(ColdStartPhase(name.replace("_", " "), seconds) for name, seconds in profile.phases)
         pods = tuple(
-            Pod(name=f"{spec.name}-{p.name.rsplit('-', 1)[-1]}", phase="Running" if p.ready or p.phase != "image_pull" else "Pending",
-                ready=p.ready, node=f"gpu-node-{i % 4 + 1}", age_seconds=float(p.age),
+            Pod(
+                name=f"{spec.name}-{p.name.rsplit('-', 1)[-1]}",
+                phase="Running" if p.ready or p.phase != "image_pull" else "Pending",
+                ready=p.ready,
+                node=f"gpu-node-{i % 4 + 1}",
+                age_seconds=float(p.age),
                 gpu_util=state.gpu_util_pct if p.ready else None,
                 starting_phase=None if p.ready else p.phase.replace("_", " "),
                 start_progress=None if p.ready else min(0.99, p.age / profile.total),
-                phases=phases)
-            for i, p in enumerate(state.pods))
+                phases=phases,
+            )
+            for i, p in enumerate(state.pods)
+        )
         triggers: tuple[Trigger, ...] = ()
         if spec.trigger == "queue":
             triggers = (Trigger("queue", round(state.waiting, 1), spec.threshold),)
@@ -199,11 +294,26 @@ class DemoSource:
             triggers = (Trigger("concurrency", round(per_pod, 1), spec.threshold),)
         key = (spec.namespace, spec.name)
         return Workload(
-            namespace=spec.namespace, name=spec.name, engine=spec.engine, model=spec.model, scaler=spec.scaler,
-            scaler_name=spec.name if spec.scaler != "none" else "", ready=state.ready, desired=state.desired,
-            min_replicas=spec.low, max_replicas=spec.high, triggers=triggers, queue_waiting=round(state.waiting, 1),
-            queue_running=round(state.running, 1), kv_cache_pct=state.kv_cache_pct, gpu_util_pct=state.gpu_util_pct,
-            cpu_pct=state.cpu_util_pct, ttft_p95_s=state.ttft_p95, paused=key in self._paused, pods=pods)
+            namespace=spec.namespace,
+            name=spec.name,
+            engine=spec.engine,
+            model=spec.model,
+            scaler=spec.scaler,
+            scaler_name=spec.name if spec.scaler != "none" else "",
+            ready=state.ready,
+            desired=state.desired,
+            min_replicas=spec.low,
+            max_replicas=spec.high,
+            triggers=triggers,
+            queue_waiting=round(state.waiting, 1),
+            queue_running=round(state.running, 1),
+            kv_cache_pct=state.kv_cache_pct,
+            gpu_util_pct=state.gpu_util_pct,
+            cpu_pct=state.cpu_util_pct,
+            ttft_p95_s=state.ttft_p95,
+            paused=key in self._paused,
+            pods=pods,
+        )
 
 
 def _events(spec: DemoWorkload, state: WorkloadState) -> list[ScalingEvent]:
@@ -218,8 +328,15 @@ def _events(spec: DemoWorkload, state: WorkloadState) -> list[ScalingEvent]:
             reason = "KPAScale"
         else:
             reason = "SuccessfulRescale"
-        out.append(ScalingEvent(_clock_text(e.time), spec.namespace, spec.name, reason,
-                                f"New size: {e.new} (was {e.old}); {e.reason}"))
+        out.append(
+            ScalingEvent(
+                _clock_text(e.time),
+                spec.namespace,
+                spec.name,
+                reason,
+                f"New size: {e.new} (was {e.old}); {e.reason}",
+            )
+        )
     return out
 
 
@@ -235,40 +352,97 @@ def demo_manifests() -> list[dict[str, object]]:
     for group in GROUPS:
         for w in group.workloads:
             gpus = "2" if group.model_profile == "70b" else "1"
-            objects.append({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": w.name, "namespace": w.namespace},
-                "spec": {"selector": {"matchLabels": {"app": w.name}},
-                         "template": {"metadata": {"labels": {"app": w.name}}, "spec": {"containers": [{
-                             "name": "vllm", "image": DEMO_IMAGE["vLLM"],
-                             "args": ["--model", w.model, "--max-num-seqs", "256"],
-                             "ports": [{"containerPort": 8000}],
-                             "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}}})
+            objects.append(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": w.name, "namespace": w.namespace},
+                    "spec": {
+                        "selector": {"matchLabels": {"app": w.name}},
+                        "template": {
+                            "metadata": {"labels": {"app": w.name}},
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "vllm",
+                                        "image": DEMO_IMAGE["vLLM"],
+                                        "args": ["--model", w.model, "--max-num-seqs", "256"],
+                                        "ports": [{"containerPort": 8000}],
+                                        "resources": {"limits": {"nvidia.com/gpu": gpus}},
+                                    }
+                                ]
+                            },
+                        },
+                    },
+                }
+            )
             if w.scaler == "HPA":
-                objects.append({
-                    "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                    "metadata": {"name": w.name, "namespace": w.namespace},
-                    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.name},
-                             "minReplicas": w.low, "maxReplicas": w.high,
-                             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                                 "type": "Utilization", "averageUtilization": int(w.threshold)}}}]}})
+                objects.append(
+                    {
+                        "apiVersion": "autoscaling/v2",
+                        "kind": "HorizontalPodAutoscaler",
+                        "metadata": {"name": w.name, "namespace": w.namespace},
+                        "spec": {
+                            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.name},
+                            "minReplicas": w.low,
+                            "maxReplicas": w.high,
+                            "metrics": [
+                                {
+                                    "type": "Resource",
+                                    "resource": {
+                                        "name": "cpu",
+                                        "target": {
+                                            "type": "Utilization",
+                                            "averageUtilization": int(w.threshold),
+                                        },
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                )
             elif w.scaler == "KEDA" and not w.policy.startswith("keda-zero"):
-                objects.append({
-                    "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                    "metadata": {"name": w.name, "namespace": w.namespace},
-                    "spec": {"scaleTargetRef": {"name": w.name}, "minReplicaCount": w.low,
-                             "maxReplicaCount": w.high, "triggers": [{"type": "prometheus", "metadata": {
-                                 "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
-                                 "query": f'sum(vllm:num_requests_waiting{{namespace="{w.namespace}"}})',
-                                 "threshold": str(int(w.threshold))}}]}})
+                objects.append(
+                    {
+                        "apiVersion": "keda.sh/v1alpha1",
+                        "kind": "ScaledObject",
+                        "metadata": {"name": w.name, "namespace": w.namespace},
+                        "spec": {
+                            "scaleTargetRef": {"name": w.name},
+                            "minReplicaCount": w.low,
+                            "maxReplicaCount": w.high,
+                            "triggers": [
+                                {
+                                    "type": "prometheus",
+                                    "metadata": {
+                                        "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+                                        "query": f'sum(vllm:num_requests_waiting{{namespace="{w.namespace}"}})',
+                                        "threshold": str(int(w.threshold)),
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                )
             if w.policy.startswith("keda-zero"):
-                objects.append({
-                    "apiVersion": "http.keda.sh/v1alpha1", "kind": "HTTPScaledObject",
-                    "metadata": {"name": w.name, "namespace": w.namespace},
-                    "spec": {"hosts": [f"{w.name}.{w.namespace}.example.com"],
-                             "scaleTargetRef": {"name": w.name, "kind": "Deployment", "apiVersion": "apps/v1",
-                                                "service": w.name, "port": 8000},
-                             "replicas": {"min": w.low, "max": w.high}}})
+                objects.append(
+                    {
+                        "apiVersion": "http.keda.sh/v1alpha1",
+                        "kind": "HTTPScaledObject",
+                        "metadata": {"name": w.name, "namespace": w.namespace},
+                        "spec": {
+                            "hosts": [f"{w.name}.{w.namespace}.example.com"],
+                            "scaleTargetRef": {
+                                "name": w.name,
+                                "kind": "Deployment",
+                                "apiVersion": "apps/v1",
+                                "service": w.name,
+                                "port": 8000,
+                            },
+                            "replicas": {"min": w.low, "max": w.high},
+                        },
+                    }
+                )
             if w.scaler == "none":
                 objects[-1]["spec"]["replicas"] = w.low  # type: ignore[index]
     return objects
@@ -277,4 +451,6 @@ def demo_manifests() -> list[dict[str, object]]:
 def _doctor_findings() -> list[Finding]:
     from kubectl_gpuscale import doctor
 
-    return [Finding(f.rule, f.severity, f.object, f.title) for f in doctor.run(demo_manifests(), from_files=True)]
+    return [
+        Finding(f.rule, f.severity, f.object, f.title) for f in doctor.run(demo_manifests(), from_files=True)
+    ]

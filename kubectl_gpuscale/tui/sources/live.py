@@ -55,8 +55,18 @@ KINDS: tuple[tuple[str, str, str, bool], ...] = (
 refresh; any other failure is one line in the snapshot's problems, for that kind only."""
 CUSTOM_KINDS = ("scaledobjects", "httpscaledobjects", "knative_services")
 """Listed only when the cluster serves them (their CRDs are installed)."""
-EVENT_NOISE_KINDS = ("Node", "ReplicaSet", "Job", "CronJob", "Endpoints", "EndpointSlice",
-                     "PersistentVolumeClaim", "PersistentVolume", "Lease", "Namespace")
+EVENT_NOISE_KINDS = (
+    "Node",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Endpoints",
+    "EndpointSlice",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "Lease",
+    "Namespace",
+)
 EVENTS_FIELD_SELECTOR = ",".join(f"involvedObject.kind!={kind}" for kind in EVENT_NOISE_KINDS)
 """Core events are filtered on the server to the kinds the dashboard can show: field selectors allow only
 equality and inequality joined by AND (no "in"), so the kinds no scaling event is about are excluded."""
@@ -73,27 +83,46 @@ def metric_queries(namespaces: list[str] | None) -> list[tuple[str, str, promql.
                 continue
             if metric.labels:
                 matchers = {**promql.namespace_scope(namespaces), **dict(metric.labels)}
-                out.append((role, promql.by_pod(promql.names_matcher(metric.names, matchers)),
-                            promql.POD_LABELS))
+                out.append(
+                    (role, promql.by_pod(promql.names_matcher(metric.names, matchers)), promql.POD_LABELS)
+                )
             else:
                 plain.update(metric.names)
         if plain:
             selector = promql.names_matcher(sorted(plain), promql.namespace_scope(namespaces))
-            out.append((role, promql.by_pod(selector, aggregate="max" if role == "kv_cache" else "sum"),
-                        promql.POD_LABELS))
+            out.append(
+                (
+                    role,
+                    promql.by_pod(selector, aggregate="max" if role == "kv_cache" else "sum"),
+                    promql.POD_LABELS,
+                )
+            )
     for pod_labels in (promql.POD_LABELS, promql.EXPORTED_POD_LABELS):
-        out.append(("gpu_util", promql.gauge_by_pod(engines.DCGM_GPU_UTIL, namespaces, pod_labels, "avg"),
-                    pod_labels))
+        out.append(
+            (
+                "gpu_util",
+                promql.gauge_by_pod(engines.DCGM_GPU_UTIL, namespaces, pod_labels, "avg"),
+                pod_labels,
+            )
+        )
     return out
 
 
 class LiveSource:
     """The dashboard's view of a real cluster and its Prometheus."""
 
-    def __init__(self, connect: Callable[[], Cluster], prometheus: Callable[[], Prometheus | None] | None, *,
-                 namespace: str | None, selector: str | None = None, name: str = "live",
-                 context_factory: Callable[[str], Cluster] | None = None, watch: bool = True,
-                 namespace_from_context: bool = False) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Cluster],
+        prometheus: Callable[[], Prometheus | None] | None,
+        *,
+        namespace: str | None,
+        selector: str | None = None,
+        name: str = "live",
+        context_factory: Callable[[str], Cluster] | None = None,
+        watch: bool = True,
+        namespace_from_context: bool = False,
+    ) -> None:
         self._connect = connect
         self.namespace_from_context = namespace_from_context
         """Take the context's namespace at the first connect (no -n and no -A were given)."""
@@ -116,9 +145,17 @@ class LiveSource:
         self.caches: dict[str, KindCache] | None = None
 
     @classmethod
-    def from_flags(cls, connect: Callable[[str | None], Cluster], *, context: str | None, namespace: str | None,
-                   all_namespaces: bool, selector: str | None, prometheus_url: str | None,
-                   request_timeout: float | None = None) -> LiveSource:
+    def from_flags(
+        cls,
+        connect: Callable[[str | None], Cluster],
+        *,
+        context: str | None,
+        namespace: str | None,
+        all_namespaces: bool,
+        selector: str | None,
+        prometheus_url: str | None,
+        request_timeout: float | None = None,
+    ) -> LiveSource:
         """Build from the kubectl flags' values; `connect(context)` reads that kubeconfig context into a Cluster.
 
         The kubeconfig is read now (a missing or bad one is a one-line error before the dashboard starts);
@@ -136,11 +173,18 @@ class LiveSource:
                 raise
             return resolve.connect(url, timeout=request_timeout)
 
-        cluster = connect(context)  # reads the kubeconfig only (no request): a bad one fails before the UI starts
-        return cls(lambda: cluster, connect_prometheus,
-                   namespace=None if all_namespaces else namespace, selector=selector,
-                   name=f"context {context or 'current'}", context_factory=connect,
-                   namespace_from_context=namespace is None and not all_namespaces)
+        cluster = connect(
+            context
+        )  # reads the kubeconfig only (no request): a bad one fails before the UI starts
+        return cls(
+            lambda: cluster,
+            connect_prometheus,
+            namespace=None if all_namespaces else namespace,
+            selector=selector,
+            name=f"context {context or 'current'}",
+            context_factory=connect,
+            namespace_from_context=namespace is None and not all_namespaces,
+        )
 
     # ---- Source -----------------------------------------------------------------------------------
 
@@ -159,8 +203,10 @@ class LiveSource:
             self._doctor_at = time.monotonic()
             self._findings = self._doctor(cluster, problems)
         self._refreshes += 1
-        snapshot = replace(self._assembler.assemble(lists, metrics, source=self.name, problems=problems),
-                           findings=self._findings)
+        snapshot = replace(
+            self._assembler.assemble(lists, metrics, source=self.name, problems=problems),
+            findings=self._findings,
+        )
         self._last = snapshot
         return snapshot
 
@@ -174,17 +220,31 @@ class LiveSource:
     def pause(self, namespace: str, name: str, replicas: int | None) -> str:
         """Pause the workload's ScaledObject at `replicas` (paused-replicas annotation); None resumes."""
         cluster = self._cluster_or_connect()
-        workload = next((w for w in (self._last.workloads if self._last else ())
-                         if w.namespace == namespace and w.name == name), None)
+        workload = next(
+            (
+                w
+                for w in (self._last.workloads if self._last else ())
+                if w.namespace == namespace and w.name == name
+            ),
+            None,
+        )
         if workload is None or workload.scaler != "KEDA":
             return f"{namespace}/{name} has no ScaledObject"
         value = None if replicas is None else str(replicas)
-        updated = cluster.patch("keda.sh/v1alpha1", "ScaledObject", workload.scaler_name, namespace,
-                                {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: value}}})
+        updated = cluster.patch(
+            "keda.sh/v1alpha1",
+            "ScaledObject",
+            workload.scaler_name,
+            namespace,
+            {"metadata": {"annotations": {KEDA_PAUSED_REPLICAS: value}}},
+        )
         if self.caches and "scaledobjects" in self.caches:
             self.caches["scaledobjects"].upsert(updated)  # the next refresh shows it, before its watch event
-        return (f"resumed ScaledObject {namespace}/{workload.scaler_name}" if value is None
-                else f"paused ScaledObject {namespace}/{workload.scaler_name} at {replicas} replicas")
+        return (
+            f"resumed ScaledObject {namespace}/{workload.scaler_name}"
+            if value is None
+            else f"paused ScaledObject {namespace}/{workload.scaler_name} at {replicas} replicas"
+        )
 
     def set_namespace(self, namespace: str | None) -> None:
         """Restrict the lists, watches and queries to one namespace (None: all)."""
@@ -202,8 +262,10 @@ class LiveSource:
         from kubectl_gpuscale.checkpoint.service import checkpoint_pod
 
         result = checkpoint_pod(self._cluster_or_connect(), pod, namespace)
-        return (f"checkpointed {namespace}/{pod}/{result.container} in {result.seconds:.0f}s: {result.archive} "
-                f"on node {result.node} (it holds the process memory: treat it like a Secret)")
+        return (
+            f"checkpointed {namespace}/{pod}/{result.container} in {result.seconds:.0f}s: {result.archive} "
+            f"on node {result.node} (it holds the process memory: treat it like a Secret)"
+        )
 
     def set_context(self, context: str) -> str:
         """Reconnect to another kubeconfig context; the next refresh reads that cluster."""
@@ -230,7 +292,11 @@ class LiveSource:
         if timeline.failure is not None:
             return phases, f"failed: {timeline.failure.headline}"
         longest = timeline.longest()
-        headline = f"{timeline.status}; longest: {TITLES.get(longest.name, longest.name)}" if longest else timeline.status
+        headline = (
+            f"{timeline.status}; longest: {TITLES.get(longest.name, longest.name)}"
+            if longest
+            else timeline.status
+        )
         return phases, headline
 
     # ---- internals --------------------------------------------------------------------------------
@@ -251,9 +317,13 @@ class LiveSource:
     def _scope(self, field: str, api_version: str, kind: str) -> Scope:
         from kubectl_gpuscale.kube.watch import Scope
 
-        return Scope(api_version, kind, self.namespace,
-                     label_selector=self.selector if field in ("deployments", "statefulsets") else None,
-                     field_selector=EVENTS_FIELD_SELECTOR if field == "events" else None)
+        return Scope(
+            api_version,
+            kind,
+            self.namespace,
+            label_selector=self.selector if field in ("deployments", "statefulsets") else None,
+            field_selector=EVENTS_FIELD_SELECTOR if field == "events" else None,
+        )
 
     def _served_kinds(self, cluster: Cluster) -> list[tuple[str, str, str, bool]]:
         return [k for k in KINDS if k[0] not in CUSTOM_KINDS or self._served_kind(cluster, k[1], k[2])]
@@ -298,8 +368,10 @@ class LiveSource:
                 raise error
             if error is not None:
                 api_version, kind = next((k[1], k[2]) for k in KINDS if k[0] == field)
-                problems.append(self._kind_problem(cluster, api_version, kind, error)
-                                + (" (showing the last values)" if cache.synced else ""))
+                problems.append(
+                    self._kind_problem(cluster, api_version, kind, error)
+                    + (" (showing the last values)" if cache.synced else "")
+                )
             setattr(lists, field, cache.items())
         return lists
 
@@ -322,8 +394,10 @@ class LiveSource:
                 if self._prometheus is None:
                     self._prometheus_factory = None  # none is known: do not ask again every refresh
             if self._prometheus is None:
-                problems.append("no Prometheus configured: queue, KV cache, GPU and TTFT columns are empty "
-                                "(pass --prometheus URL or set GPUSCALE_PROMETHEUS_URL)")
+                problems.append(
+                    "no Prometheus configured: queue, KV cache, GPU and TTFT columns are empty "
+                    "(pass --prometheus URL or set GPUSCALE_PROMETHEUS_URL)"
+                )
                 return PodMetrics()
             metrics = PodMetrics(available=True)
             namespaces = [self.namespace] if self.namespace else None
@@ -335,8 +409,11 @@ class LiveSource:
                     continue
                 target: dict[tuple[str, str], float] = getattr(metrics, role)
                 for key, value in values.items():
-                    target[key] = max(target.get(key, value), value) if role == "kv_cache" else \
-                        target.get(key, 0.0) + value
+                    target[key] = (
+                        max(target.get(key, value), value)
+                        if role == "kv_cache"
+                        else target.get(key, 0.0) + value
+                    )
             metrics.gpu_util.update(exported_gpu)
             self._last_metrics = metrics
             return metrics
@@ -380,27 +457,45 @@ class _CachedCluster:
         self._cluster = cluster
         self._caches = caches
 
-    def _cached(self, api_version: str, kind: str, namespace: str | None, label_selector: str | None,
-                field_selector: str | None) -> Objects | None:
+    def _cached(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+    ) -> Objects | None:
         for cache in self._caches.values():
             s = cache.scope
-            if ((s.api_version, s.kind, s.namespace, s.label_selector, s.field_selector)
-                    == (api_version, kind, namespace, label_selector, field_selector)
-                    and cache.synced and cache.error is None):
+            if (
+                (s.api_version, s.kind, s.namespace, s.label_selector, s.field_selector)
+                == (api_version, kind, namespace, label_selector, field_selector)
+                and cache.synced
+                and cache.error is None
+            ):
                 return cache.items()
         return None
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, *,
-             label_selector: str | None = None, field_selector: str | None = None) -> Objects:
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> Objects:
         """`Cluster.list`, from a cache when one holds exactly this list."""
         found = self._cached(api_version, kind, namespace, label_selector, field_selector)
         if found is not None:
             return found
-        return self._cluster.list(api_version, kind, namespace, label_selector=label_selector,
-                                  field_selector=field_selector)
+        return self._cluster.list(
+            api_version, kind, namespace, label_selector=label_selector, field_selector=field_selector
+        )
 
-    def list_optional(self, api_version: str, kind: str, namespace: str | None = None, **kw: Any
-                      ) -> Objects | None:
+    def list_optional(
+        self, api_version: str, kind: str, namespace: str | None = None, **kw: Any
+    ) -> Objects | None:
         """`Cluster.list_optional`, from a cache when one holds exactly this list."""
         found = self._cached(api_version, kind, namespace, kw.get("label_selector"), kw.get("field_selector"))
         if found is not None:
