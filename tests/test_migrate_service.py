@@ -15,12 +15,13 @@ from kubectl_gpuscale.autoscale.convert import Options
 from kubectl_gpuscale.cli.root import cli
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.kube import Cluster
+from tests.support.keda_sim import seed_gemma_hpa
 from tests.support.kube_fixtures import TestApiServer
-from tests.test_migrate_cluster import NS, _seed
+from tests.test_migrate_cluster import NS
 
 
 def test_plan_then_apply_writes_what_the_cli_writes(apiserver: TestApiServer, cluster: Cluster) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     notes: list[str] = []
     request = migrate.MigrateRequest(names=("gemma-server-hpa",), namespace=NS, options=Options(kv_cache=0.8))
     plan = migrate.plan(request, cluster, note=notes.append)

@@ -20,8 +20,9 @@ from kubectl_gpuscale.facts import parse_version
 from kubectl_gpuscale.facts.detect import detect_targets
 from kubectl_gpuscale.facts.keda import fallback_plan
 from kubectl_gpuscale.kube import Cluster
+from tests.support.keda_sim import seed_gemma_hpa
 from tests.support.kube_fixtures import TestApiServer
-from tests.test_migrate_cluster import NS, _seed
+from tests.test_migrate_cluster import NS
 
 SO_API = "keda.sh/v1alpha1"
 
@@ -39,7 +40,7 @@ def _run(apiserver: TestApiServer, *args: str) -> Any:
 
 
 def test_apply_on_detected_keda_2_17_0_passes_its_webhook(apiserver: TestApiServer, cluster: Cluster) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     _keda(apiserver, cluster, "2.17.0")
     result = _run(apiserver, "gemma-server-hpa", "--apply")
     assert result.exit_code == 0, result.output
@@ -53,7 +54,7 @@ def test_apply_on_detected_keda_2_17_0_passes_its_webhook(apiserver: TestApiServ
 def test_preflight_refuses_what_the_2_17_0_webhook_rejects_before_any_write(
     apiserver: TestApiServer, cluster: Cluster
 ) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     _keda(apiserver, cluster, "2.17.0")
     implicit = {
         "apiVersion": SO_API,
@@ -74,7 +75,7 @@ def test_preflight_refuses_what_the_2_17_0_webhook_rejects_before_any_write(
 def test_scale_to_zero_on_detected_keda_2_16_has_no_fallback(
     apiserver: TestApiServer, cluster: Cluster
 ) -> None:
-    _seed(apiserver)
+    seed_gemma_hpa(apiserver, NS)
     _keda(apiserver, cluster, "2.16.1")
     apiserver.enable_group("http.keda.sh")
     apiserver.seed(
@@ -92,7 +93,7 @@ def test_scale_to_zero_on_detected_keda_2_16_has_no_fallback(
 
 
 def test_target_versions_win_over_detection(apiserver: TestApiServer, cluster: Cluster) -> None:
-    _seed(apiserver)  # the operator says 2.20.2
+    seed_gemma_hpa(apiserver, NS)  # the operator says 2.20.2
     result = _run(apiserver, "gemma-server-hpa", "--target-versions", "keda=2.16.1", "-o", "json")
     assert result.exit_code == 0, result.output
     assert "keda 2.16.1 (--target-versions)" in result.stderr
