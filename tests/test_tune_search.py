@@ -217,9 +217,9 @@ def test_equivalent_candidates_are_simulated_once(monkeypatch: pytest.MonkeyPatc
     engine, cold = preset_calibration().profile, sim.coldstart_profile("8b-warm")
     runner = search._Runner(1, None, 1)
     with runner:
-        table = search._evaluate(runner, [history], items, engine, cold, options, 1)
+        table = search._evaluate(runner, [history], items, engine, cold, options=options, groups=1)
         assert sorted(simulated) == ["120/0", "120/1", "1800/0"]
-        alone = search._evaluate(runner, [history], items[1:2], engine, cold, options, 1)
+        alone = search._evaluate(runner, [history], items[1:2], engine, cold, options=options, groups=1)
     assert table[0] == table[1]
     assert alone[0][0][0][0].to_dict() | {"policy": ""} == table[1][0][0][0].to_dict() | {"policy": ""}
     assert table[2][0][0][0].time_at_zero_s != table[3][0][0][0].time_at_zero_s
