@@ -161,7 +161,7 @@ def test_candidates_cover_each_policy_and_floors_only_for_repeating_traffic() ->
 
 def test_shifted_floor_is_in_utc() -> None:
     """A 9-17 weekday floor on a history starting Monday 06:00 UTC is active 3 h into it, not at 0 or 11 h."""
-    floor = search.ShiftedFloor(search.Floor(9, 17, 2, (0, 1, 2, 3, 4)), MONDAY + 6 * 3600 + 3 * 86400)
+    floor = search.shifted_floor(search.Floor(9, 17, 2, (0, 1, 2, 3, 4)), MONDAY + 6 * 3600 + 3 * 86400)
     assert floor.active(np.array([0, 3 * 3600, 11 * 3600 - 1, 11 * 3600])).tolist() == [
         False,
         True,

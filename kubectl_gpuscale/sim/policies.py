@@ -161,14 +161,22 @@ class HpaController(Controller):
 
 @dataclass(frozen=True)
 class CronFloor:
-    """A KEDA cron trigger: `replicas` from `start` to `end` (hours, local sim time) on `days` (0=Mon)."""
+    """A KEDA cron trigger: `replicas` from `start` to `end` (hours) on `days` (0=Mon).
+
+    The hours are wall-clock time `t + offset` for simulation seconds `t`: 0 (the default) puts
+    second 0 at a Monday 00:00; a replayed history sets the offset from its first timestamp.
+    """
 
     start: float
     end: float
     replicas: int
     days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    offset: float = 0.0
 
     def active(self, t: np.ndarray) -> np.ndarray:
+        """Whether the floor holds at each simulation second in `t`."""
+        if self.offset:
+            t = t + self.offset
         hour = (t % 86400) / 3600.0
         day = (t // 86400) % 7
         return (hour >= self.start) & (hour < self.end) & np.isin(day, self.days)

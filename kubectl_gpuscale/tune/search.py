@@ -449,25 +449,17 @@ class _Outcome:
     series: tuple[sim.Series, ...]
 
 
-class ShiftedFloor(CronFloor):
-    """A cron floor in UTC for a simulation whose second 0 is `offset` seconds after a Monday 00:00 UTC."""
-
-    offset: float = 0.0
-
-    def __init__(self, floor: Floor, offset: float) -> None:
-        super().__init__(float(floor.start), float(floor.end), floor.replicas, floor.days)
-        object.__setattr__(self, "offset", offset)
-
-    def active(self, t: np.ndarray) -> np.ndarray:
-        """Active at simulation seconds `t` (UTC wall time `t + offset`)."""
-        return super().active(t + self.offset)
+def shifted_floor(floor: Floor, offset: float) -> CronFloor:
+    """The simulator's cron floor for `floor` (UTC hours) in a simulation whose second 0 is `offset`
+    seconds after a Monday 00:00 UTC."""
+    return CronFloor(float(floor.start), float(floor.end), floor.replicas, floor.days, offset=offset)
 
 
 def _controller(spec: PolicySpec, floor: Floor | None, start: float) -> sim.Controller:
     ctl = sim.build_controller(spec)
     if floor is not None:
         # KedaController reads its cron floors from `cron` when it first looks at a chunk
-        ctl.cron = (ShiftedFloor(floor, start + EPOCH_WEEKDAY * 86400.0),)  # type: ignore[attr-defined]
+        ctl.cron = (shifted_floor(floor, start + EPOCH_WEEKDAY * 86400.0),)  # type: ignore[attr-defined]
     return ctl
 
 
