@@ -68,6 +68,9 @@ def test_offline_json_is_a_tune_result(offline: dict[str, Any], history_file: st
     assert {"observedTtftP95", "predictedTtftP95", "observedReplicaHours", "predictedReplicaHours"} <= set(
         offline["calibration"]["replay"]
     )
+    assert (
+        offline["calibration"]["replay"]["observedReplicaHours"] is None
+    )  # no replica series in this history
     assert offline["baseline"]["policy"] == "keda"  # the sample HPA scales on vllm:num_requests_waiting
     assert offline["candidates"] >= 40 and offline["frontier"]
     rec = offline["recommendation"]

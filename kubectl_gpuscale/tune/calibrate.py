@@ -96,7 +96,7 @@ class Replay:
     observed_ttft_p95: float | None
     predicted_ttft_p50: float | None
     predicted_ttft_p95: float | None
-    observed_replica_hours: float
+    observed_replica_hours: float | None  # None: the history has no replica series
     predicted_replica_hours: float
     ttft_p95_error: float | None
     replica_hours_error: float | None
@@ -322,7 +322,8 @@ def replay(
     series = simulation.series()[0]
     widths = np.diff(np.append(series.t, duration)).clip(min=0)
     predicted_hours = float(np.sum(series.ready * widths)) / 3600.0
-    observed_hours = float(np.nansum(history.replicas)) * history.step / 3600.0
+    known = not bool(np.all(np.isnan(history.replicas)))
+    observed_hours = float(np.nansum(history.replicas)) * history.step / 3600.0 if known else None
 
     observed = history.ttft_counts.sum(axis=0) if history.ttft_counts.shape[1] else np.zeros(0)
     bounds = history.ttft_buckets
@@ -339,7 +340,7 @@ def replay(
         p50, p95 = result.ttft_p50, result.ttft_p95
         notes.append("the history has no TTFT histogram: only replica-hours are checked")
     ttft_error = abs(p95 - o95) / o95 if p95 is not None and o95 else None
-    hours_error = abs(predicted_hours - observed_hours) / observed_hours if observed_hours > 0 else None
+    hours_error = abs(predicted_hours - observed_hours) / observed_hours if observed_hours else None
     large = bool(
         (ttft_error is not None and ttft_error > LARGE_TTFT_ERROR)
         or (hours_error is not None and hours_error > LARGE_REPLICA_HOURS_ERROR)
