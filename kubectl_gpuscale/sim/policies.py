@@ -19,6 +19,7 @@ import numpy as np
 
 from kubectl_gpuscale.errors import InputError
 from kubectl_gpuscale.sim import defaults as d
+from kubectl_gpuscale.sim import reasons
 from kubectl_gpuscale.sim.hpa import (
     Behavior,
     HpaState,
@@ -155,8 +156,12 @@ class HpaController(Controller):
         ready = int(view.ready[i])
         rec = self._recommend(spec, ready, view.pods - ready, float(self._usage(view)[i]))
         new = self.hpa.reconcile(float(now), spec, rec)
-        self.reason = f"{self.metric} {self._usage(view)[i]:.0f}% / target {self.target:.0f}%"
+        self.reason = self.reason_text(reasons.HPA_METRIC, float(self._usage(view)[i]), 0)
         return new
+
+    def reason_text(self, code: int, x: float, y: float) -> str:
+        """The text of a reason `(code, x, y)` (sim/reasons.py) this controller gave."""
+        return reasons.hpa_reason(self.metric, self.target, x) if code == reasons.HPA_METRIC else ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,12 @@ class CronFloor:
         hour = (t % 86400) / 3600.0
         day = (t // 86400) % 7
         return (hour >= self.start) & (hour < self.end) & np.isin(day, self.days)
+
+    def holds(self, now: int) -> bool:
+        """`active` at one simulation second."""
+        t = now + self.offset if self.offset else now
+        hour = (t % 86400) / 3600.0
+        return self.start <= hour < self.end and (t // 86400) % 7 in self.days
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,12 @@ class KedaController(Controller):
         self.last_active: float | None = None
         self.initial = max(1, min_replicas) if min_replicas > 0 else 0
         self.period = math.gcd(d.HPA_SYNC_PERIOD_S, polling)
+
+    def reason_text(self, code: int, x: float, y: float) -> str:
+        """The text of a reason `(code, x, y)` (sim/reasons.py) this controller gave."""
+        return reasons.keda_reason(
+            code, x, y, metric=self.metric, threshold=self.threshold, cooldown=self.cooldown
+        )
 
     def _deadline(self) -> float:
         """The time after which an inactive poll scales to zero/idle (strictly after it)."""
@@ -388,11 +405,7 @@ class KedaController(Controller):
 
     def decide(self, view: ChunkView, i: int, now: int, spec: int) -> int:
         value = float(self._value(view)[i])
-        floor = 0
-        for c in self.cron:
-            hour, day = (now % 86400) / 3600.0, (now // 86400) % 7
-            if c.start <= hour < c.end and day in c.days:
-                floor = max(floor, c.replicas)
+        floor = max([0] + [c.replicas for c in self.cron if c.holds(now)])
         failed = any(o.start <= now < o.end for o in self.outages)
         fetched = None if failed else value
         target = self.threshold
@@ -405,15 +418,16 @@ class KedaController(Controller):
                 self.so, spec, active, failed, self.last_active, 0.0, float(now), self.keda_version
             )
             if new != spec:
-                self.reason = (
-                    "activated"
+                code = (
+                    reasons.KEDA_ACTIVATED
                     if new > spec and active
-                    else f"fallback to {new} (KEDA <= 2.16)"
+                    else reasons.KEDA_FALLBACK_SCALING
                     if failed
-                    else f"cooldown {self.cooldown}s elapsed"
+                    else reasons.KEDA_COOLDOWN
                     if new < spec
-                    else "minReplicaCount"
+                    else reasons.KEDA_MIN_REPLICAS
                 )
+                self.reason = self.reason_text(code, new, 0)
                 return new
         if now % d.HPA_SYNC_PERIOD_S == 0 and spec > 0:  # the HPA's sync: its own fetch
             got, self.failures, used = metrics_with_fallback(
@@ -422,14 +436,13 @@ class KedaController(Controller):
             rec: int | None
             if got is None:
                 rec = floor if floor > spec else None  # a failing metric blocks all but a scale-up
-                self.reason = f"{self.metric} unavailable"
+                self.reason = self.reason_text(reasons.KEDA_UNAVAILABLE, 0, 0)
             else:
                 rec = max(external_replicas(spec, got, self.threshold, self.tolerances), floor)
                 self.reason = (
-                    f"fallback to {rec}"
+                    self.reason_text(reasons.KEDA_FALLBACK, rec, 0)
                     if used
-                    else f"{self.metric}={value:.1f} / threshold "
-                    f"{self.threshold:g}" + (f", cron floor {floor}" if floor else "")
+                    else self.reason_text(reasons.KEDA_METRIC, value, floor)
                 )
             return self.hpa.reconcile(float(now), spec, rec)
         return spec
