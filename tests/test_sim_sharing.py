@@ -13,7 +13,9 @@ from kubectl_gpuscale.sim.traffic import pattern
 POLICIES = "always-on,cpu-hpa,keda,keda-zero,keda:min=0:http=false,knative,knative:min=1"
 
 
-def _sim(policies: str, name: str = "business-hours", days: float = 1.0) -> Simulation:
+def _sim(
+    policies: str, name: str = "business-hours", days: float = 1.0, kernel: bool | None = None
+) -> Simulation:
     controllers = [build_controller(s) for s in parse_policies(policies)]
     return Simulation(
         pattern(name),
@@ -22,6 +24,7 @@ def _sim(policies: str, name: str = "business-hours", days: float = 1.0) -> Simu
         controllers,
         duration=int(days * 86400),
         seed=7,
+        kernel=kernel,
     )
 
 
@@ -52,7 +55,7 @@ def test_a_policy_that_never_acts_reuses_the_physics_of_its_twin(monkeypatch: py
         return original(self, t0, n)
 
     monkeypatch.setattr(core.PolicyRun, "_compute", counting)
-    sim = _sim("always-on,cpu-hpa")
+    sim = _sim("always-on,cpu-hpa", kernel=False)  # the Python path's PhysicsCache
     sim.run()
     assert [r.scale_events for r in sim.results()] == [0, 0]
     assert computed.count("always-on") > 0 and computed.count("cpu-hpa") == 0

@@ -42,6 +42,7 @@ from kubectl_gpuscale.units import duration_seconds
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.sim.core import ChunkView
+    from kubectl_gpuscale.sim.kernel import KernelTwin
 
 
 class Controller:
@@ -71,6 +72,14 @@ class Controller:
         """New spec replicas at tick `now`; `i` indexes the view's last observed second."""
         return spec
 
+    def kernel_twin(self) -> KernelTwin | None:
+        """The compiled counterpart (sim/kernel.py), or None: this controller runs on the Python path."""
+        return None
+
+    def kernel_reason(self, code: int, values: tuple[float, float, float]) -> str:
+        """The text of a scale event the compiled twin reported as reason `code` with `values`."""
+        return self.reason
+
 
 class AlwaysOn(Controller):
     """N replicas, never scaled."""
@@ -84,6 +93,12 @@ class AlwaysOn(Controller):
 
     def scan(self, view: ChunkView, ticks: np.ndarray, spec: int) -> int:
         return len(ticks)
+
+    def kernel_twin(self) -> KernelTwin | None:
+        from kubectl_gpuscale.sim import _jit  # numba: only when simulating
+        from kubectl_gpuscale.sim.kernel import KernelTwin
+
+        return KernelTwin(_jit.KIND_ALWAYS_ON)
 
 
 class HpaController(Controller):
@@ -668,12 +683,67 @@ class KpaController(Controller):
         if spec == 0 and new > 0:
             self.pa, self.pa_since = "activating", float(now)
         mode = "panic" if self.panic_time is not None else "stable"
-        self.reason = (
-            f"no traffic for {self.window}s + grace {self.last_pod}s"
-            if new == 0
-            else f"{mode}: {self.metric} {stable:.1f} / target {self.target_value:g}"
-        )
+        self.reason = self._reason_text(new == 0, mode, stable)
         return new
+
+    def _reason_text(self, zero: bool, mode: str, stable: float) -> str:
+        if zero:
+            return f"no traffic for {self.window}s + grace {self.last_pod}s"
+        return f"{mode}: {self.metric} {stable:.1f} / target {self.target_value:g}"
+
+    def kernel_reason(self, code: int, values: tuple[float, float, float]) -> str:
+        from kubectl_gpuscale.sim import _jit  # numba: only when simulating
+
+        mode = "panic" if code == _jit.KPA_REASON_PANIC else "stable"
+        return self._reason_text(code == _jit.KPA_REASON_ZERO, mode, values[0])
+
+    def kernel_twin(self) -> KernelTwin | None:
+        """The KPA's parameters and fresh state for `_jit.kpa_decide` (the Decider, the scaler config and
+        the PodAutoscaler's state machine)."""
+        from kubectl_gpuscale.sim import _jit as j  # numba: only when simulating
+        from kubectl_gpuscale.sim.kernel import KernelTwin
+
+        p = np.zeros(j.KP_LEN)
+        spec, cfg = self.decider.spec, self.scaler
+        p[j.KP_TARGET] = spec.target
+        p[j.KP_WINDOW] = self.window
+        p[j.KP_PANIC_WINDOW] = self.panic_window
+        p[j.KP_PANIC_THRESHOLD] = spec.panic_threshold
+        p[j.KP_MAX_UP] = spec.max_scale_up_rate
+        p[j.KP_MAX_DOWN] = spec.max_scale_down_rate
+        p[j.KP_REACHABLE] = 1.0 if spec.reachable else 0.0
+        p[j.KP_ACTIVATION_SCALE] = spec.activation_scale
+        p[j.KP_DELAY] = spec.scale_down_delay
+        p[j.KP_MIN] = cfg.min_scale
+        p[j.KP_MAX] = cfg.max_scale
+        p[j.KP_INITIAL_SCALE] = cfg.initial_scale
+        p[j.KP_INITIAL_SCALE_RAW] = self.initial_scale
+        p[j.KP_GRACE] = cfg.grace
+        p[j.KP_RETENTION] = cfg.pod_retention
+        p[j.KP_ACTIVATION_TIMEOUT] = cfg.progress_deadline + d.KNATIVE_ACTIVATION_TIMEOUT_BUFFER_S
+        p[j.KP_SOURCE] = j.OBS_ARRIVALS if self.history_source == "arrivals" else j.OBS_CONC
+        p[j.KP_TICK] = d.KNATIVE_TICK_S
+        if (
+            cfg.stable_window != self.window
+            or not cfg.enable_scale_to_zero
+            or cfg.reachability not in ("Reachable", "Unreachable")
+            or self.decider.spec.stable_window != self.window
+        ):
+            return None  # a configuration the compiled twin does not model: the Python path runs it
+        width = max(1, int(spec.scale_down_delay // d.KNATIVE_TICK_S))
+        s = np.zeros(j.KS_FIXED + 2 * (width + 2))
+        s[j.KS_PANIC] = 1.0 if self.decider.panic_time is not None else 0.0
+        s[j.KS_PANIC_TIME] = self.decider.panic_time or 0.0
+        s[j.KS_MAX_PANIC] = self.decider.max_panic_pods
+        s[j.KS_PA] = {"activating": j.PA_ACTIVATING, "active": j.PA_ACTIVE, "inactive": j.PA_INACTIVE}[
+            self.pa
+        ]
+        s[j.KS_PA_SINCE] = self.pa_since
+        s[j.KS_INITIALIZED] = 1.0 if self.initialized else 0.0
+        for k, (bucket, count) in enumerate(self.decider._delay):
+            s[j.KS_DELAY + 2 * k], s[j.KS_DELAY + 2 * k + 1] = bucket, count
+        s[j.KS_DELAY_TAIL] = len(self.decider._delay)
+        return KernelTwin(j.KIND_KPA, p, s)
 
 
 @dataclass

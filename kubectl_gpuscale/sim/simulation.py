@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from kubectl_gpuscale.sim import defaults as d
+from kubectl_gpuscale.sim import kernel as kernel_module
 from kubectl_gpuscale.sim.core import PhysicsCache, PolicyRun, WorkloadState, percentile, share_below
 from kubectl_gpuscale.sim.engine import ColdStartProfile, EngineProfile
+from kubectl_gpuscale.sim.kernel import KernelRun
 from kubectl_gpuscale.sim.policies import Controller
 from kubectl_gpuscale.sim.traffic import Arrivals, Pattern, Trace
 
@@ -68,6 +70,9 @@ class Simulation:
         price: $ per GPU-hour.
         timeout: client timeout (s): requests waiting longer give up.
         fast: False decides every controller tick one by one (slow; for tests).
+        kernel: run policies whose controller has a compiled twin in the compiled kernel (sim/kernel.py);
+            False runs every policy on the Python reference path; None (the default) uses the kernel
+            unless `GPUSCALE_SIM_KERNEL=0` or numba cannot be imported.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Simulation:
         price: float = d.DEFAULT_PRICE_PER_GPU_HOUR,
         timeout: float = 120.0,
         fast: bool = True,
+        kernel: bool | None = None,
     ) -> None:
         self.traffic = traffic
         self.engine = engine
@@ -139,10 +145,20 @@ class Simulation:
         )
         arrivals = Arrivals(traffic, seed)  # shared: policies advance in lockstep, a day at a time
         shared = PhysicsCache()  # policies with the same pods and queue share a chunk's physics
-        self.runs = [
-            PolicyRun(c, arrivals, engine, coldstart, timeout, step, self.duration, shared)
-            for c in controllers
-        ]
+        use_kernel = kernel_module.wanted() if kernel is None else kernel
+        if use_kernel and kernel_module.load() is None:
+            use_kernel = False
+        self.runs: list[PolicyRun | KernelRun] = []
+        for c in controllers:
+            twin = c.kernel_twin() if use_kernel else None
+            if twin is not None:
+                self.runs.append(
+                    KernelRun(c, twin, arrivals, engine, coldstart, timeout, step, self.duration)
+                )
+            else:
+                self.runs.append(
+                    PolicyRun(c, arrivals, engine, coldstart, timeout, step, self.duration, shared)
+                )
 
     @property
     def done(self) -> bool:
