@@ -1,11 +1,13 @@
-"""The compiled twins of the HPA and KEDA controllers (sim/hpa_twin.py, sim/keda_twin.py) decide
-exactly as the Python reference model (sim/policies.py HpaController / KedaController on sim/hpa.py
+"""The compiled twins of the HPA and KEDA controllers (sim/_jit.py hpa_decide / keda_decide, called
+through the kernel's dispatcher `_jit.decide`, with sim/twins.py's arrays) decide exactly as the Python
+reference model (sim/policies.py HpaController / KedaController on sim/hpa.py
 and sim/keda.py, which tests/test_sim_upstream_*.py check against the upstream tables).
 
 Each case drives a Python controller and its twin with the same seeded random sync sequence (metric
 values at and around the tolerance bounds and rounding halves, ready/unready pods, spec replicas
 moved by others, outages, cron floors with offsets, behaviors, fallbacks, idle replicas, kubernetes
-and KEDA versions) and requires the same replicas, reason text and controller state at every tick.
+and KEDA versions) and requires the same replicas and controller state at every tick, and the same reason text whenever the
+twin gives one (always when the replicas change; the Python controller's reason is unchanged otherwise).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kubectl_gpuscale.sim import hpa_twin, keda_twin
+from kubectl_gpuscale.sim import _jit, reasons, twins
 from kubectl_gpuscale.sim.hpa import Behavior, ScalingPolicy, ScalingRules
 from kubectl_gpuscale.sim.policies import CronFloor, HpaController, KedaController, Outage
 
@@ -88,16 +90,36 @@ def hpa_case(seed: int) -> tuple[HpaController, np.random.Generator]:
     return ctl, rng
 
 
+class Ticks:
+    """The kernel's side of a tick: the observation ring (the last second at `now - 1`) and the reason."""
+
+    def __init__(self) -> None:
+        self.ring = np.zeros((_jit.OBS_LEN, 64))
+        self.reason = np.zeros(4)
+
+    def decide(self, twin: tuple[int, np.ndarray, np.ndarray], now: int, spec: int, pods: int) -> int:
+        self.reason[:] = 0.0
+        kind, params, state = twin
+        return int(_jit.decide(kind, params, state, self.ring, 63, now, spec, pods, self.reason))
+
+    def observe(self, now: int, **values: float) -> None:
+        for name, value in values.items():
+            self.ring[getattr(_jit, f"OBS_{name.upper()}"), (now - 1) & 63] = value
+
+    def check_reason(self, ctl: HpaController | KedaController, before: str, changed: bool) -> None:
+        code, x, y, _ = self.reason
+        if code:
+            assert ctl.kernel_reason(int(code), (x, y, 0.0)) == ctl.reason
+        else:
+            assert not changed and ctl.reason == before
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_hpa_twin_decides_as_the_python_controller(seed: int) -> None:
     ctl, rng = hpa_case(seed)
-    params = hpa_twin.hpa_params(
-        ctl.hpa,
-        ctl.tolerances,
-        hpa_twin.METRIC_RESOURCE if ctl.metric == "cpu" else hpa_twin.METRIC_PODS,
-        ctl.target,
-    )
-    state = hpa_twin.hpa_state(params)
+    params = twins.hpa_params(ctl.hpa, ctl.tolerances, ctl.metric, ctl.target)
+    twin = (_jit.KIND_HPA, params, twins.hpa_state(params))
+    kernel = Ticks()
     spec = ctl.initial
     for now in times(rng, ctl.period):
         if rng.random() < 0.05:  # someone else sets the replicas (in and out of [min, max], and 0)
@@ -108,12 +130,13 @@ def test_hpa_twin_decides_as_the_python_controller(seed: int) -> None:
         view = SimpleNamespace(
             ready=np.array([ready]), pods=pods, cpu=np.array([usage]), gpu=np.array([usage])
         )
+        kernel.observe(now, ready=ready, cpu=usage, gpu=usage)
+        before = ctl.reason
         expected = ctl.decide(view, 0, now, spec)  # type: ignore[arg-type]
-        got = hpa_twin.hpa_decide(params, state, float(now), spec, (ready, pods, usage))
+        got = kernel.decide(twin, now, spec, pods)
         assert (now, got) == (now, expected)
-        code, x, y = state[hpa_twin.S_REASON : hpa_twin.S_REASON + 3]
-        assert ctl.reason_text(int(code), x, y) == ctl.reason
-        assert hpa_twin.limit_reason(state) == ctl.hpa.reason
+        kernel.check_reason(ctl, before, got != spec)
+        assert twins.limit_reason(twin[2]) == ctl.hpa.reason
         spec = expected
 
 
@@ -160,11 +183,10 @@ def keda_case(seed: int) -> tuple[KedaController, np.random.Generator]:
 
 
 def assert_same_keda_state(ctl: KedaController, state: np.ndarray) -> None:
-    code, x, y = state[hpa_twin.S_REASON : hpa_twin.S_REASON + 3]
-    assert ctl.reason_text(int(code), x, y) == ctl.reason
-    assert state[keda_twin.KS_FAILURES] == ctl.failures
-    last = state[keda_twin.KS_LAST_ACTIVE]
+    assert state[_jit.KDS_FAILURES] == ctl.failures
+    last = state[_jit.KDS_LAST_ACTIVE]
     assert (None if math.isnan(last) else last) == ctl.last_active
+    assert twins.limit_reason(state[_jit.KDS_HPA :]) == ctl.hpa.reason
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -172,20 +194,44 @@ def test_keda_twin_decides_as_the_python_controller(seed: int) -> None:
     ctl, rng = keda_case(seed)
     tick_times = times(rng, ctl.period)
     ctl.outages = tuple(Outage(tick_times[0] + o.start, tick_times[0] + o.end) for o in ctl.outages)
-    params = keda_twin.keda_params(ctl)
-    state = keda_twin.keda_state(params)
+    params = twins.keda_params(ctl)
+    twin = (_jit.KIND_KEDA, params, twins.keda_state(params))
+    kernel = Ticks()
     spec = ctl.initial
     for now in tick_times:
         if rng.random() < 0.03:
             spec = int(rng.integers(0, ctl.max + 2))
         value = 0.0 if rng.random() < 0.25 else usage_near(rng, ctl.threshold, max(spec, 1))
         view = SimpleNamespace(waiting=np.array([value]), running=np.array([value]), conc=np.array([value]))
+        kernel.observe(now, waiting=value, running=value + 1.0, conc=value + 2.0)
+        before = ctl.reason
         expected = ctl.decide(view, 0, now, spec)  # type: ignore[arg-type]
-        got = keda_twin.keda_decide(params, state, now, spec, value)
+        got = kernel.decide(twin, now, spec, spec)
         assert (now, got) == (now, expected)
-        assert_same_keda_state(ctl, state)
-        assert hpa_twin.limit_reason(state[keda_twin.KS_HPA :]) == ctl.hpa.reason
+        kernel.check_reason(ctl, before, got != spec)
+        assert_same_keda_state(ctl, twin[2])
         spec = expected
+
+
+def test_keda_twin_reads_its_trigger_metric() -> None:
+    """metric=waiting|running|concurrency picks the observation row the Python controller's _value reads."""
+    kernel = Ticks()
+    kernel.observe(15, waiting=0.0, running=0.0, conc=0.0)
+    for metric, row in (("waiting", "waiting"), ("running", "running"), ("concurrency", "conc")):
+        ctl = KedaController("keda", metric=metric, min_replicas=1, threshold=5.0)
+        params = twins.keda_params(ctl)
+        kernel.observe(15, **{row: 50.0})
+        assert kernel.decide((_jit.KIND_KEDA, params, twins.keda_state(params)), 15, 1, 1) == 4
+        kernel.observe(15, **{row: 0.0})
+
+
+def test_reason_codes_agree() -> None:
+    """The compiled kernel's reason codes (constants of _jit.py, where numba's cache sees them) are sim/reasons.py's."""
+    names = [n for n in dir(reasons) if n.isupper() and n != "NONE"]
+    assert len(names) == 8
+    for name in names:
+        prefix, _, rest = name.partition("_")
+        assert getattr(_jit, f"{prefix}_REASON_{rest}") == getattr(reasons, name)
 
 
 def test_cron_floor_holds_at_the_offset_wall_clock() -> None:
@@ -195,6 +241,6 @@ def test_cron_floor_holds_at_the_offset_wall_clock() -> None:
     view = SimpleNamespace(waiting=np.array([0.0]))
     assert ctl.decide(view, 0, 3600, 1) == 3  # type: ignore[arg-type]  # Monday 09:00
     assert bool(floor.active(np.array([3600.0]))[0]) and floor.holds(3600)
-    params = keda_twin.keda_params(ctl)
-    assert keda_twin.cron_floor(params, 3600) == 3
-    assert keda_twin.cron_floor(params, 9 * 3600) == 0
+    params = twins.keda_params(ctl)
+    assert _jit.keda_cron_floor(params, 3600) == 3
+    assert _jit.keda_cron_floor(params, 9 * 3600) == 0

@@ -116,7 +116,8 @@ NEED_PODS = 1  # the pod table is full: grow it and call again (I[I_NEXT_SPEC] i
 # --- compiled controllers ---------------------------------------------------------------------------------
 KIND_ALWAYS_ON = 0
 KIND_KPA = 1
-# KIND_HPA = 2, KIND_KEDA = 3: the HPA/KEDA port adds its kinds here and a branch in `decide`
+KIND_HPA = 2
+KIND_KEDA = 3
 
 # KPA parameters: p[KP_*]
 KP_TARGET = 0  # target value per pod (target x utilization)
@@ -318,6 +319,555 @@ def kpa_decide(
     return new
 
 
+# --- HPA (sim/hpa.py HpaState and replica calculators, policies.HpaController) ------------------------------
+# An HPA is p[HP_*] (then its behavior's policies) and s[HS_*] (then three time-ordered rings: the
+# recommendations and the scale-up and scale-down events the windows and rate limits can still see; entries
+# older than the horizon, the longest window or period, are dropped, so a ring of horizon + 3 entries never
+# fills with whole-second syncs). KEDA's HPA is the same arrays at an offset of the KEDA controller's.
+HP_MIN = 0
+HP_MAX = 1
+HP_BEHAVIOR = 2  # 1: spec.behavior set (0: the normalizeDesiredReplicas path)
+HP_DOWNSCALE_WINDOW = 3  # the no-behavior path's stabilization window
+HP_UP_FACTOR = 4  # scaleUpLimitFactor
+HP_UP_MINIMUM = 5  # scaleUpLimitMinimum
+HP_TOL_UP = 6
+HP_TOL_DOWN = 7
+HP_TOL_INCLUSIVE = 8  # 1: kubernetes >= 1.33 isWithin
+HP_HORIZON = 9
+HP_CAP = 10  # entries per ring
+HP_METRIC = 11  # HPA_METRIC_*
+HP_TARGET = 12
+HP_UP_STAB = 13
+HP_UP_SELECT = 14  # HPA_SELECT_*
+HP_UP_N = 15
+HP_DOWN_STAB = 16
+HP_DOWN_SELECT = 17
+HP_DOWN_N = 18
+HP_POLICIES = 19  # (type, value, period) per scale-up policy, then per scale-down policy
+
+HPA_METRIC_CPU = 0  # a Resource metric, Utilization target (GetResourceReplicas) on OBS_CPU
+HPA_METRIC_GPU = 1  # a Pods metric, AverageValue target (calcPlainMetricReplicas) on OBS_GPU
+HPA_SELECT_MAX = 0
+HPA_SELECT_MIN = 1
+HPA_SELECT_DISABLED = 2
+HPA_POLICY_PODS = 0
+HPA_POLICY_PERCENT = 1
+
+HS_SEEN = 0  # recordInitialRecommendation has run
+HS_LIMIT = 1  # the ScalingLimited reason: HPA_LIMIT_*
+HS_HEAD = 2  # (head, count) of ring k at HS_HEAD + 2k
+HS_RINGS = 8  # ring k: times at HS_RINGS + 2k * cap, values at HS_RINGS + (2k + 1) * cap
+HPA_RING_REC = 0
+HPA_RING_UP = 1
+HPA_RING_DOWN = 2
+
+HPA_LIMIT_WITHIN = 1  # DesiredWithinRange
+HPA_LIMIT_SCALE_UP = 2  # ScaleUpLimit
+HPA_LIMIT_TOO_MANY = 3  # TooManyReplicas
+HPA_LIMIT_TOO_FEW = 4  # TooFewReplicas
+HPA_LIMIT_SCALE_DOWN = 5  # ScaleDownLimit
+
+# reason codes (sim/reasons.py, whose texts both paths use; tests/test_sim_twins.py checks they agree)
+HPA_REASON_METRIC = 1
+KEDA_REASON_ACTIVATED = 2
+KEDA_REASON_FALLBACK_SCALING = 3
+KEDA_REASON_COOLDOWN = 4
+KEDA_REASON_MIN_REPLICAS = 5
+KEDA_REASON_UNAVAILABLE = 6
+KEDA_REASON_FALLBACK = 7
+KEDA_REASON_METRIC = 8
+
+
+@njit
+def hpa_push(s: np.ndarray, ring: int, cap: int, t: float, v: float) -> None:
+    """Append (t, v) to a ring (with whole-second syncs it never fills; if it did, the oldest goes)."""
+    h = HS_HEAD + 2 * ring
+    head, n = int(s[h]), int(s[h + 1])
+    if n == cap:
+        head = (head + 1) % cap
+        n -= 1
+    k = (head + n) % cap
+    base = HS_RINGS + 2 * ring * cap
+    s[base + k] = t
+    s[base + cap + k] = v
+    s[h] = head
+    s[h + 1] = n + 1
+
+
+@njit
+def hpa_drop_before(s: np.ndarray, ring: int, cap: int, cutoff: float, inclusive: bool) -> None:
+    """Drop a ring's oldest entries older than `cutoff` (also those at it when `inclusive`)."""
+    h = HS_HEAD + 2 * ring
+    head, n = int(s[h]), int(s[h + 1])
+    base = HS_RINGS + 2 * ring * cap
+    while n > 0:
+        t = s[base + head]
+        if t < cutoff or (inclusive and t == cutoff):
+            head = (head + 1) % cap
+            n -= 1
+        else:
+            break
+    s[h] = head
+    s[h + 1] = n
+
+
+@njit
+def hpa_sum_after(s: np.ndarray, ring: int, cap: int, cutoff: float) -> int:
+    """Sum of a ring's values recorded strictly after `cutoff` (hpa._change_in_period)."""
+    h = HS_HEAD + 2 * ring
+    head, n = int(s[h]), int(s[h + 1])
+    base = HS_RINGS + 2 * ring * cap
+    total = 0
+    for j in range(n):
+        k = (head + j) % cap
+        if s[base + k] > cutoff:
+            total += int(s[base + cap + k])
+    return total
+
+
+@njit
+def hpa_within(p: np.ndarray, ratio: float) -> bool:
+    """hpa.Tolerances.within."""
+    if p[HP_TOL_INCLUSIVE] != 0:
+        return bool((1.0 - p[HP_TOL_DOWN]) <= ratio <= (1.0 + p[HP_TOL_UP]))
+    return bool(abs(1.0 - ratio) <= p[HP_TOL_UP])
+
+
+@njit
+def hpa_corrected(p: np.ndarray, current: int, ratio: float, new_ratio: float, counted: int) -> int:
+    """The end of GetResourceReplicas / calcPlainMetricReplicas once unready and missing pods count."""
+    if hpa_within(p, new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
+        return current
+    new_replicas = int(math.ceil(new_ratio * counted))
+    if (new_ratio < 1.0 and new_replicas > current) or (new_ratio > 1.0 and new_replicas < current):
+        return current
+    return new_replicas
+
+
+@njit
+def hpa_resource_replicas(
+    p: np.ndarray, current: int, ready: int, not_counted: tuple[int, int], usage: float
+) -> int:
+    """hpa.resource_replicas: ready pods at `usage` % of equal requests; `not_counted` = (unready, missing)."""
+    unready, missing = not_counted
+    if ready <= 0:
+        return current
+    milli = int(round(usage * 10.0))
+    target = int(round(p[HP_TARGET]))
+    total_usage = milli * ready
+    total_requests = 1000 * ready
+    ratio = ((total_usage * 100) // total_requests) / target
+    up_with_unready = unready > 0 and ratio > 1.0
+    if not up_with_unready and missing == 0:
+        if hpa_within(p, ratio):
+            return current
+        return int(math.ceil(ratio * ready))
+    counted = ready
+    if missing > 0 and ratio != 1.0:
+        fallback = max(100, target) if ratio < 1.0 else 0
+        total_usage += missing * (1000 * fallback // 100)
+        total_requests += 1000 * missing
+        counted += missing
+    if up_with_unready:
+        total_requests += 1000 * unready
+        counted += unready
+    new_ratio = ((total_usage * 100) // total_requests) / target
+    return hpa_corrected(p, current, ratio, new_ratio, counted)
+
+
+@njit
+def hpa_plain_metric_replicas(
+    p: np.ndarray, current: int, ready: int, not_counted: tuple[int, int], usage: float
+) -> int:
+    """hpa.plain_metric_replicas: a Pods metric averaging `usage` on the ready pods; `not_counted` as above."""
+    unready, missing = not_counted
+    if ready <= 0:
+        return current
+    milli = int(round(usage * 1000.0))
+    target = int(round(p[HP_TARGET] * 1000.0))
+    ratio = ((milli * ready) // ready) / target
+    up_with_unready = unready > 0 and ratio > 1.0
+    if not up_with_unready and missing == 0:
+        if hpa_within(p, ratio):
+            return current
+        return int(math.ceil(ratio * ready))
+    total = milli * ready
+    counted = ready
+    if missing > 0 and ratio != 1.0:
+        total += missing * (target if ratio < 1.0 else 0)
+        counted += missing
+    if up_with_unready:
+        counted += unready
+    new_ratio = (total // counted) / target
+    return hpa_corrected(p, current, ratio, new_ratio, counted)
+
+
+@njit
+def hpa_external_replicas(p: np.ndarray, status_replicas: int, total: float, target_per_pod: float) -> int:
+    """hpa.external_replicas (GetExternalPerPodMetricReplicas)."""
+    if status_replicas <= 0:
+        return int(math.ceil(total / target_per_pod))
+    ratio = total / (target_per_pod * status_replicas)
+    if not hpa_within(p, ratio):
+        return int(math.ceil(total / target_per_pod))
+    return status_replicas
+
+
+@njit
+def hpa_stabilize(p: np.ndarray, s: np.ndarray, now: float, current: int, desired: int) -> int:
+    """HpaState.stabilize: stabilizeRecommendation, or stabilizeRecommendationWithBehaviors; records `desired`."""
+    cap = int(p[HP_CAP])
+    hpa_drop_before(s, HPA_RING_REC, cap, now - p[HP_HORIZON], False)
+    head, n = int(s[HS_HEAD]), int(s[HS_HEAD + 1])
+    if p[HP_BEHAVIOR] == 0:
+        highest = desired
+        cutoff = now - p[HP_DOWNSCALE_WINDOW]
+        for j in range(n):
+            k = (head + j) % cap
+            if s[HS_RINGS + k] >= cutoff and s[HS_RINGS + cap + k] > highest:
+                highest = int(s[HS_RINGS + cap + k])
+        hpa_push(s, HPA_RING_REC, cap, now, desired)
+        return highest
+    up_rec = desired
+    down_rec = desired
+    up_cut = now - p[HP_UP_STAB]
+    down_cut = now - p[HP_DOWN_STAB]
+    for j in range(n):
+        k = (head + j) % cap
+        t, rec = s[HS_RINGS + k], int(s[HS_RINGS + cap + k])
+        if t > up_cut and rec < up_rec:
+            up_rec = rec
+        if t > down_cut and rec > down_rec:
+            down_rec = rec
+    recommendation = current
+    if recommendation < up_rec:
+        recommendation = up_rec
+    if recommendation > down_rec:
+        recommendation = down_rec
+    hpa_push(s, HPA_RING_REC, cap, now, desired)
+    return recommendation
+
+
+@njit
+def hpa_limit(p: np.ndarray, s: np.ndarray, now: float, current: int, up: bool) -> int:
+    """calculateScaleUpLimitWithScalingRules (`up`) or calculateScaleDownLimitWithBehaviors."""
+    select = p[HP_UP_SELECT] if up else p[HP_DOWN_SELECT]
+    if select == HPA_SELECT_DISABLED:
+        return current
+    cap = int(p[HP_CAP])
+    first = HP_POLICIES if up else HP_POLICIES + 3 * int(p[HP_UP_N])
+    count = int(p[HP_UP_N]) if up else int(p[HP_DOWN_N])
+    take_max = (select != HPA_SELECT_MIN) == up
+    result = current
+    for j in range(count):
+        kind, value, period = p[first + 3 * j], p[first + 3 * j + 1], p[first + 3 * j + 2]
+        cutoff = now - period
+        start = (
+            current
+            - hpa_sum_after(s, HPA_RING_UP, cap, cutoff)
+            + hpa_sum_after(s, HPA_RING_DOWN, cap, cutoff)
+        )
+        if up:
+            proposed = (
+                start + int(value) if kind == HPA_POLICY_PODS else int(math.ceil(start * (1 + value / 100.0)))
+            )
+        else:
+            proposed = start - int(value) if kind == HPA_POLICY_PODS else int(start * (1 - value / 100.0))
+        if j == 0:
+            result = proposed
+        elif take_max:
+            result = max(result, proposed)
+        else:
+            result = min(result, proposed)
+    return result
+
+
+@njit
+def hpa_with_rules(p: np.ndarray, s: np.ndarray, current: int, desired: int) -> int:
+    """convertDesiredReplicasWithRules (no spec.behavior)."""
+    limit = int(max(p[HP_UP_FACTOR] * current, p[HP_UP_MINIMUM]))
+    mn, mx = int(p[HP_MIN]), int(p[HP_MAX])
+    maximum, reason = (limit, HPA_LIMIT_SCALE_UP) if mx > limit else (mx, HPA_LIMIT_TOO_MANY)
+    if desired < mn:
+        s[HS_LIMIT] = HPA_LIMIT_TOO_FEW
+        return mn
+    if desired > maximum:
+        s[HS_LIMIT] = reason
+        return maximum
+    s[HS_LIMIT] = HPA_LIMIT_WITHIN
+    return desired
+
+
+@njit
+def hpa_with_behavior_rate(p: np.ndarray, s: np.ndarray, now: float, current: int, desired: int) -> int:
+    """convertDesiredReplicasWithBehaviorRate."""
+    mn, mx = int(p[HP_MIN]), int(p[HP_MAX])
+    if desired > current:
+        limit = max(current, hpa_limit(p, s, now, current, True))
+        maximum, reason = (limit, HPA_LIMIT_SCALE_UP) if mx > limit else (mx, HPA_LIMIT_TOO_MANY)
+        if desired > maximum:
+            s[HS_LIMIT] = reason
+            return maximum
+    elif desired < current:
+        limit = min(current, hpa_limit(p, s, now, current, False))
+        minimum, reason = (limit, HPA_LIMIT_SCALE_DOWN) if mn < limit else (mn, HPA_LIMIT_TOO_FEW)
+        if desired < minimum:
+            s[HS_LIMIT] = reason
+            return minimum
+    s[HS_LIMIT] = HPA_LIMIT_WITHIN
+    return desired
+
+
+@njit
+def hpa_record_event(p: np.ndarray, s: np.ndarray, now: float, current: int, desired: int) -> None:
+    """HpaState.record_event (storeScaleEvent): only with a behavior."""
+    if p[HP_BEHAVIOR] == 0:
+        return
+    cap = int(p[HP_CAP])
+    cut = now - p[HP_HORIZON]
+    hpa_drop_before(s, HPA_RING_UP, cap, cut, True)
+    hpa_drop_before(s, HPA_RING_DOWN, cap, cut, True)
+    if desired > current:
+        hpa_push(s, HPA_RING_UP, cap, now, desired - current)
+    elif desired < current:
+        hpa_push(s, HPA_RING_DOWN, cap, now, current - desired)
+
+
+@njit
+def hpa_reconcile(p: np.ndarray, s: np.ndarray, now: float, current: int, metric_desired: int) -> int:
+    """HpaState.reconcile: one sync; `metric_desired` < 0 is None (no metric could be read)."""
+    if s[HS_SEEN] == 0:
+        s[HS_SEEN] = 1.0
+        hpa_push(s, HPA_RING_REC, int(p[HP_CAP]), now, current)
+    mn, mx = int(p[HP_MIN]), int(p[HP_MAX])
+    if current == 0 and mn != 0:
+        return 0
+    if current > mx:
+        desired = mx
+    elif current < mn:
+        desired = mn
+    elif metric_desired < 0:
+        return current
+    else:
+        stabilized = hpa_stabilize(p, s, now, current, metric_desired)
+        if p[HP_BEHAVIOR] == 0:
+            desired = hpa_with_rules(p, s, current, stabilized)
+        else:
+            desired = hpa_with_behavior_rate(p, s, now, current, stabilized)
+    if desired != current:
+        hpa_record_event(p, s, now, current, desired)
+    return desired
+
+
+@njit
+def hpa_decide(
+    p: np.ndarray,
+    s: np.ndarray,
+    ring: np.ndarray,
+    mask: int,
+    now: int,
+    spec: int,
+    pods: int,
+    reason: np.ndarray,
+) -> int:
+    """HpaController.decide: the pods' CPU or GPU metric of second `now - 1`, then HpaState.reconcile."""
+    slot = (now - 1) & mask
+    ready = int(ring[OBS_READY, slot])
+    if p[HP_METRIC] == HPA_METRIC_CPU:
+        usage = ring[OBS_CPU, slot]
+        rec = hpa_resource_replicas(p, spec, ready, (pods - ready, 0), usage)
+    else:
+        usage = ring[OBS_GPU, slot]
+        rec = hpa_plain_metric_replicas(p, spec, ready, (0, pods - ready), usage)
+    new = hpa_reconcile(p, s, float(now), spec, rec)
+    reason[0] = HPA_REASON_METRIC
+    reason[1] = usage
+    return new
+
+
+# --- KEDA (sim/keda.py and policies.KedaController, on top of the HPA above) --------------------------------
+# p[KD_*], then CRON_SIZE numbers per cron floor (start, end, replicas, offset, days as a bit mask), then
+# OUTAGE_SIZE per outage (start, end), then the HPA's parameters from p[KD_HPA] on. s[KDS_*], then the
+# HPA's state from KDS_HPA on.
+KD_THRESHOLD = 0
+KD_ACTIVATION = 1
+KD_MIN = 2
+KD_POLLING = 3
+KD_COOLDOWN = 4
+KD_INITIAL_COOLDOWN = 5
+KD_IDLE = 6  # -1: no idleReplicaCount
+KD_FALLBACK = 7  # 1: a fallback is set
+KD_FB_REPLICAS = 8
+KD_FB_THRESHOLD = 9
+KD_FB_BEHAVIOR = 10  # KEDA_FB_* (the index in keda.FALLBACK_BEHAVIORS)
+KD_FALLBACK_SCALING = 11  # 1: KEDA <= 2.16 (RequestScale's doFallbackScaling)
+KD_SYNC = 12  # the HPA's sync period
+KD_SOURCE = 13  # the observation the trigger's query sums (OBS_WAITING, OBS_RUNNING or OBS_CONC)
+KD_CRONS = 14
+KD_OUTAGES = 15
+KD_HPA = 16  # offset of the HPA's parameters
+KD_HEAD = 17
+KD_CRON_SIZE = 5
+KD_OUTAGE_SIZE = 2
+
+KEDA_FB_CURRENT = 1
+KEDA_FB_IF_HIGHER = 2
+KEDA_FB_IF_LOWER = 3
+
+KDS_FAILURES = 0
+KDS_LAST_ACTIVE = 1  # NaN: never active
+KDS_HPA = 2
+
+
+@njit
+def keda_cron_floor(p: np.ndarray, now: int) -> int:
+    """The highest cron floor holding at `now` (CronFloor.holds at wall-clock `now + offset`)."""
+    floor = 0
+    for j in range(int(p[KD_CRONS])):
+        c = KD_HEAD + KD_CRON_SIZE * j
+        t = now + p[c + 3]
+        hour = (t % 86400) / 3600.0
+        day = int((t // 86400) % 7)
+        replicas = int(p[c + 2])
+        if p[c] <= hour < p[c + 1] and (int(p[c + 4]) >> day) & 1 and replicas > floor:
+            floor = replicas
+    return floor
+
+
+@njit
+def keda_in_outage(p: np.ndarray, now: int) -> bool:
+    """Whether the metric source is down at `now`."""
+    first = KD_HEAD + KD_CRON_SIZE * int(p[KD_CRONS])
+    for j in range(int(p[KD_OUTAGES])):
+        o = first + KD_OUTAGE_SIZE * j
+        if p[o] <= now < p[o + 1]:
+            return True
+    return False
+
+
+@njit
+def keda_fallback_replicas(p: np.ndarray, current: int) -> int:
+    """keda.fallback_replicas (doFallback)."""
+    behavior, replicas = p[KD_FB_BEHAVIOR], int(p[KD_FB_REPLICAS])
+    if behavior == KEDA_FB_CURRENT:
+        return current
+    if behavior == KEDA_FB_IF_HIGHER:
+        return max(current, replicas)
+    if behavior == KEDA_FB_IF_LOWER:
+        return min(current, replicas)
+    return replicas
+
+
+@njit
+def keda_fetch(p: np.ndarray, s: np.ndarray, failed: bool, current: int) -> float:
+    """keda.metrics_with_fallback for one fetch (counts the failures): the fallback's value (target x its
+    replicas) when one is used, -1 when the fetch failed with none to use, 0 when the fetch succeeded."""
+    if not failed:
+        s[KDS_FAILURES] = 0.0
+        return 0.0
+    s[KDS_FAILURES] += 1.0
+    usable = p[KD_FALLBACK] != 0 and p[KD_FB_THRESHOLD] >= 0 and p[KD_FB_REPLICAS] >= 0
+    if not usable or s[KDS_FAILURES] <= p[KD_FB_THRESHOLD]:
+        return -1.0
+    return float(p[KD_THRESHOLD] * keda_fallback_replicas(p, current))
+
+
+@njit
+def keda_scale_to_idle(p: np.ndarray, s: np.ndarray, current: int, now: int) -> int:
+    """RequestScale's end for an inactive poll: to idle/min once the cooldown passed, or back up to min."""
+    minimum, idle = int(p[KD_MIN]), int(p[KD_IDLE])
+    if (idle >= 0 and current > idle) or (current > 0 and minimum == 0):
+        last = s[KDS_LAST_ACTIVE]
+        # never active: the creation (second 0) + initialCooldownPeriod
+        deadline = 0.0 + p[KD_INITIAL_COOLDOWN] if np.isnan(last) else last + p[KD_COOLDOWN]
+        if deadline < now:
+            return idle if idle >= 0 else minimum
+        return current
+    if current < minimum and idle < 0:
+        return minimum
+    return current
+
+
+@njit
+def keda_request_scale(p: np.ndarray, s: np.ndarray, current: int, flags: tuple[bool, bool], now: int) -> int:
+    """keda.request_scale after one poll, `flags` = (isActive, isError); updates lastActiveTime."""
+    active, error = flags
+    minimum, idle = int(p[KD_MIN]), int(p[KD_IDLE])
+    if active:
+        if (idle >= 0 and current < minimum) or current == 0:
+            s[KDS_LAST_ACTIVE] = now
+            return max(minimum, 1)
+        if not error:
+            s[KDS_LAST_ACTIVE] = now
+        return current
+    has_fallback = p[KD_FALLBACK] != 0
+    if error and has_fallback and p[KD_FB_REPLICAS] != 0:
+        return int(p[KD_FB_REPLICAS]) if p[KD_FALLBACK_SCALING] != 0 else current
+    if error and not has_fallback and p[KD_FALLBACK_SCALING] == 0:
+        return current
+    return keda_scale_to_idle(p, s, current, now)
+
+
+@njit
+def keda_poll(
+    p: np.ndarray, s: np.ndarray, now: int, spec: int, obs: tuple[float, int, bool]
+) -> tuple[int, int]:
+    """The operator's poll: one metric fetch, then RequestScale; `obs` = (value, cron floor, outage).
+    Returns (replicas, reason code)."""
+    value, floor, failed = obs
+    keda_fetch(p, s, failed, spec)
+    active = (not failed and value > p[KD_ACTIVATION]) or floor > 0
+    new = keda_request_scale(p, s, spec, (active, failed), now)
+    if new == spec:
+        return new, 0
+    if new > spec and active:
+        return new, KEDA_REASON_ACTIVATED
+    if failed:
+        return new, KEDA_REASON_FALLBACK_SCALING
+    return new, KEDA_REASON_COOLDOWN if new < spec else KEDA_REASON_MIN_REPLICAS
+
+
+@njit
+def keda_sync(
+    p: np.ndarray, s: np.ndarray, now: int, spec: int, obs: tuple[float, int, bool], reason: np.ndarray
+) -> int:
+    """The HPA's sync: its own metric fetch (with the fallback), then HpaState.reconcile."""
+    value, floor, failed = obs
+    hp = p[int(p[KD_HPA]) :]
+    fallback = keda_fetch(p, s, failed, spec)
+    if failed and fallback < 0:
+        rec = floor if floor > spec else -1  # a failing metric blocks all but a scale-up
+        reason[0] = KEDA_REASON_UNAVAILABLE
+    else:
+        got = fallback if failed else value
+        rec = max(hpa_external_replicas(hp, spec, got, p[KD_THRESHOLD]), floor)
+        if failed:
+            reason[0] = KEDA_REASON_FALLBACK
+            reason[1] = rec
+        else:
+            reason[0] = KEDA_REASON_METRIC
+            reason[1] = value
+            reason[2] = floor
+    return hpa_reconcile(hp, s[KDS_HPA:], float(now), spec, rec)
+
+
+@njit
+def keda_decide(
+    p: np.ndarray, s: np.ndarray, ring: np.ndarray, mask: int, now: int, spec: int, reason: np.ndarray
+) -> int:
+    """KedaController.decide at tick `now` on the trigger's metric of second `now - 1`."""
+    obs = (ring[int(p[KD_SOURCE]), (now - 1) & mask], keda_cron_floor(p, now), keda_in_outage(p, now))
+    if now % int(p[KD_POLLING]) == 0:
+        new, code = keda_poll(p, s, now, spec, obs)
+        if new != spec:
+            reason[0] = code
+            reason[1] = new
+            return new
+    if now % int(p[KD_SYNC]) == 0 and spec > 0:
+        return keda_sync(p, s, now, spec, obs, reason)
+    return spec
+
+
 # --- the dispatcher ---------------------------------------------------------------------------------------
 @njit
 def decide(
@@ -334,6 +884,10 @@ def decide(
     """The new spec replicas of controller `kind` at tick `now` (see kernel.py: the controller interface)."""
     if kind == KIND_KPA:
         return kpa_decide(p, s, ring, mask, now, spec, reason)
+    if kind == KIND_HPA:
+        return hpa_decide(p, s, ring, mask, now, spec, pods, reason)
+    if kind == KIND_KEDA:
+        return keda_decide(p, s, ring, mask, now, spec, reason)
     return spec
 
 

@@ -178,6 +178,19 @@ class HpaController(Controller):
         """The text of a reason `(code, x, y)` (sim/reasons.py) this controller gave."""
         return reasons.hpa_reason(self.metric, self.target, x) if code == reasons.HPA_METRIC else ""
 
+    def kernel_reason(self, code: int, values: tuple[float, float, float]) -> str:
+        return self.reason_text(code, values[0], values[1])
+
+    def kernel_twin(self) -> KernelTwin | None:
+        """The HPA's parameters and fresh state for `_jit.hpa_decide` (None once this controller has synced)."""
+        from kubectl_gpuscale.sim import _jit, twins  # numba: only when simulating
+        from kubectl_gpuscale.sim.kernel import KernelTwin
+
+        if self.hpa.seen:
+            return None
+        params = twins.hpa_params(self.hpa, self.tolerances, self.metric, self.target)
+        return KernelTwin(_jit.KIND_HPA, params, twins.hpa_state(params))
+
 
 @dataclass(frozen=True)
 class CronFloor:
@@ -286,6 +299,20 @@ class KedaController(Controller):
         self.last_active: float | None = None
         self.initial = max(1, min_replicas) if min_replicas > 0 else 0
         self.period = math.gcd(d.HPA_SYNC_PERIOD_S, polling)
+
+    def kernel_reason(self, code: int, values: tuple[float, float, float]) -> str:
+        return self.reason_text(code, values[0], values[1])
+
+    def kernel_twin(self) -> KernelTwin | None:
+        """The ScaledObject's and its HPA's parameters and fresh state for `_jit.keda_decide` (None once this
+        controller has decided)."""
+        from kubectl_gpuscale.sim import _jit, twins  # numba: only when simulating
+        from kubectl_gpuscale.sim.kernel import KernelTwin
+
+        if self.hpa.seen or self.failures or self.last_active is not None:
+            return None
+        params = twins.keda_params(self)
+        return KernelTwin(_jit.KIND_KEDA, params, twins.keda_state(params))
 
     def reason_text(self, code: int, x: float, y: float) -> str:
         """The text of a reason `(code, x, y)` (sim/reasons.py) this controller gave."""
