@@ -203,20 +203,17 @@ def bin_table() -> np.ndarray:
 @njit
 def find_bin(bounds: np.ndarray, ttft: float) -> int:
     """`ttft_bin(ttft)` without a log10 for most TTFTs: log2 from the float's exponent and a cubic of its
-    mantissa (off by < 0.04 bin) guesses the bin, the narrowed edges of `bin_table` confirm it; otherwise
-    log10 decides."""
+    mantissa (off by < 0.04 bin) puts the bin among three, two comparisons pick it, and the narrowed
+    edges of `bin_table` confirm it; otherwise log10 decides."""
     if 1e-3 < ttft < 1e4:
         raw = float_bits(ttft)
         x = (raw & 0xFFFFFFFFFFFFF) * 2.220446049250313e-16  # mantissa fraction in [0, 1)
         log2 = ((raw >> 52) - 1023) + x * (1.42349497 + x * (-0.58777239 + x * 0.16559264))
-        k = int(math.ceil(log2 * 30.102999566398120 + 300.0)) + 1
-        if 3 <= k <= HIST_BINS - 3:
-            if bounds[0, k] < ttft < bounds[1, k]:
-                return k
-            if bounds[0, k - 1] < ttft < bounds[1, k - 1]:
-                return k - 1
-            if bounds[0, k + 1] < ttft < bounds[1, k + 1]:
-                return k + 1
+        k = int(log2 * 30.102999566398120 + 300.0) + 1
+        if 2 <= k <= HIST_BINS - 4:
+            j = k + (1 if ttft >= bounds[1, k] else 0) + (1 if ttft >= bounds[1, k + 1] else 0)
+            if bounds[0, j] < ttft < bounds[1, j]:
+                return j
     return ttft_bin(ttft)
 
 
