@@ -50,6 +50,11 @@ EXCLUDES = [
     "matplotlib",
     "pandas",
     "IPython",
+    # the simulator's compiled kernel (sim/_jit.py): numba + llvmlite add ~210 MB unpacked (libllvmlite.so
+    # alone 179 MB) and would compile into ~/.cache/numba on a user's first `simulate` (~8 s); without them
+    # the frozen plugin runs the simulator's Python path (sim/kernel.py falls back when numba is missing)
+    "numba",
+    "llvmlite",
 ]
 
 # PyInstaller runtime hooks run at every start, before any of our code. These two are left out:

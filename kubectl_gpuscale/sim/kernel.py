@@ -49,8 +49,10 @@ How a controller plugs in
    kernel run (its `decide` is not called): read results from the `Simulation`.
 
 Cache: compiled functions are cached as machine code next to `_jit.py` (`__pycache__`), or, when that
-directory is not writable, in numba's user-wide cache dir (`NUMBA_CACHE_DIR` overrides both); the first
-run on a machine compiles (~2 s), later processes load the cache (~0.25 s).
+directory is not writable, in numba's user-wide cache dir (~/.cache/numba; `NUMBA_CACHE_DIR` overrides
+both). The first process on a machine compiles (~7 s of CPU), later ones load the cache (~0.4 s with
+numba's import). With no writable cache location at all numba refuses `cache=True`, and the Python path
+runs.
 """
 
 from __future__ import annotations
@@ -88,13 +90,15 @@ def wanted() -> bool:
 
 
 def load() -> ModuleType | None:
-    """The compiled module (importing numba), or None when numba cannot be imported."""
+    """The compiled module (importing numba), or None when numba cannot be imported or has nowhere to
+    cache machine code (numba raises RuntimeError: compiling in every process would cost more than the
+    Python path saves)."""
     if not _loaded:
         try:
             from kubectl_gpuscale.sim import _jit  # numba costs ~0.25 s: only when simulating
 
             _loaded.append(_jit)
-        except ImportError:
+        except (ImportError, RuntimeError):
             _loaded.append(None)
     return _loaded[0]
 

@@ -184,6 +184,7 @@ def simulate(w: Workload) -> dict[str, np.ndarray | PolicyResult]:
         [sim.build_controller(p) for p in sim.parse_policies(w.policy)],
         duration=duration,
         seed=w.seed,
+        kernel=False,  # the Python path: its PolicyRun._commit sees every second (the kernel keeps none)
     )
     run = s.runs[0]
     columns: dict[str, list[np.ndarray]] = {
