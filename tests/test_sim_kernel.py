@@ -18,6 +18,7 @@ import pytest
 from kubectl_gpuscale import sim
 from kubectl_gpuscale.sim import kernel
 from kubectl_gpuscale.sim.core import PolicyRun
+from kubectl_gpuscale.sim.policies import AlwaysOn
 
 pytestmark = pytest.mark.skipif(kernel.load() is None, reason="numba cannot be imported")
 
@@ -130,10 +131,29 @@ def test_stepping_equals_one_run_and_live_states_match_the_python_path():
     assert max(r.max_replicas for r in whole.results()) > 8  # the pod table grew (NEED_PODS) on the way
 
 
+class PythonOnly(AlwaysOn):
+    """An always-on controller without a compiled twin."""
+
+    def kernel_twin(self) -> None:
+        return None
+
+
 def test_policies_without_a_compiled_twin_run_on_the_python_path_beside_the_kernel(monkeypatch):
-    mixed = _simulation("keda,knative,cpu-hpa,always-on", sim.pattern("spiky", 30.0), 3600, True)
-    assert [type(r).__name__ for r in mixed.runs] == ["PolicyRun", "KernelRun", "PolicyRun", "KernelRun"]
-    python = _simulation("keda,knative,cpu-hpa,always-on", sim.pattern("spiky", 30.0), 3600, False)
+    def mixed_run(kernel_on: bool) -> sim.Simulation:
+        controllers = [sim.build_controller(p) for p in sim.parse_policies("keda,knative,cpu-hpa")]
+        return sim.Simulation(
+            sim.pattern("spiky", 30.0),
+            sim.engine_profile("8b"),
+            sim.coldstart_profile("8b-warm"),
+            [*controllers, PythonOnly("python-only", 2)],
+            3600,
+            seed=1,
+            kernel=kernel_on,
+        )
+
+    mixed = mixed_run(True)
+    assert [type(r).__name__ for r in mixed.runs] == ["KernelRun", "KernelRun", "KernelRun", "PolicyRun"]
+    python = mixed_run(False)
     assert [r.to_dict() for r in mixed.run()] == [r.to_dict() for r in python.run()]
     monkeypatch.setenv("GPUSCALE_SIM_KERNEL", "0")
     off = _simulation("knative", sim.pattern("spiky", 30.0), 60, None)

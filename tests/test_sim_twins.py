@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from kubectl_gpuscale import sim
 from kubectl_gpuscale.sim import _jit, reasons, twins
 from kubectl_gpuscale.sim.hpa import Behavior, ScalingPolicy, ScalingRules
 from kubectl_gpuscale.sim.policies import CronFloor, HpaController, KedaController, Outage
@@ -244,3 +245,44 @@ def test_cron_floor_holds_at_the_offset_wall_clock() -> None:
     params = twins.keda_params(ctl)
     assert _jit.keda_cron_floor(params, 3600) == 3
     assert _jit.keda_cron_floor(params, 9 * 3600) == 0
+
+
+HPA_KEDA_OPTIONS = (
+    "cpu-hpa:min=1:max=6:target=5",
+    "cpu-hpa:k8s-version=1.32:target=4:max=8",
+    "gpu-hpa:max=6:target=60",
+    "keda:cron=9-17x2:outage=2h-3h:fallback=3:failure-threshold=2",
+    "keda:down-window=120:down-pods=2:down-period=30:metric=running:threshold=3",
+    "keda-zero:idle=0:min=1:fallback=2:fallback-behavior=currentReplicasIfHigher:outage=1h-80m",
+    "keda:keda-version=2.16:fallback=4:outage=4000-9000:polling=5:cooldown=60",
+    "keda-zero:initial-cooldown=600:k8s-version=1.30:activation=2",
+    "keda-zero:polling=30:cooldown=45",
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "rps", "engine", "timeout"),
+    [("diurnal", None, "8b", 120.0), ("spiky", 45.0, "70b", 30.0), ("business-hours", None, "8b", 10.0)],
+)
+def test_simulations_with_the_twins_equal_the_python_path(pattern, rps, engine, timeout):
+    """Whole simulations of HPA and KEDA policies on the compiled kernel equal the Python reference path:
+    results, and every scale event with its reason text."""
+
+    def run(kernel_on: bool) -> tuple[list[dict[str, object]], list[list[tuple[int, int, int, str]]]]:
+        s = sim.Simulation(
+            sim.pattern(pattern, rps),
+            sim.engine_profile(engine),
+            sim.coldstart_profile("8b-warm"),
+            [sim.build_controller(p) for p in sim.parse_policies(",".join(HPA_KEDA_OPTIONS))],
+            12 * 3600,
+            seed=5,
+            timeout=timeout,
+            kernel=kernel_on,
+        )
+        assert {type(r).__name__ for r in s.runs} == {"KernelRun" if kernel_on else "PolicyRun"}
+        results = [r.to_dict() for r in s.run()]
+        return results, [[(e.time, e.old, e.new, e.reason) for e in r.events] for r in s.runs]
+
+    compiled, python = run(True), run(False)
+    assert compiled == python
+    assert sum(r["scale_events"] for r in compiled[0]) > 0  # type: ignore[misc]
