@@ -5,6 +5,8 @@ process, which the budget is about) beside the budget, and whether its results e
 30-day golden outputs (`benchmarks/sim_golden_30d.json`; `--write-golden` rewrites them after a
 deliberate behaviour change). Then the `tune` case (DESIGN §5: >= 40 candidates x 2 variants over 7
 days in <= 30 s): one `Simulation` of 40 KEDA/Knative controllers over a 7-day per-second `Trace`.
+Policies whose controller has a compiled twin run in the numba kernel (sim/kernel.py), the others on the
+Python path; the first line says which (GPUSCALE_SIM_KERNEL=0 benchmarks the Python path alone).
 Run: .venv/bin/python benchmarks/bench_simulate.py [--in-process-only] [--no-tune]
 """
 
@@ -110,6 +112,19 @@ def main() -> None:
         [sim.build_controller(p) for p in sim.parse_policies(POLICIES)],
         3600,
     ).run()  # warm-up
+    paths = sim.Simulation(
+        sim.pattern("constant", 1.0),
+        sim.engine_profile("8b"),
+        sim.coldstart_profile("8b-warm"),
+        [sim.build_controller(p) for p in sim.parse_policies(POLICIES)],
+        60,
+    ).runs
+    print(
+        "simulator path (GPUSCALE_SIM_KERNEL=0 for the Python reference): "
+        + ", ".join(
+            f"{r.ctl.name} {'compiled' if type(r).__name__ == 'KernelRun' else 'Python'}" for r in paths
+        )
+    )
     load = os.getloadavg()
     print(
         f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min)"

@@ -28,8 +28,9 @@ SCENARIOS = {
 DAYS = 2
 
 
-def compute(scenario: str) -> list[dict[str, object]]:
-    """Every policy's result on `scenario` (DAYS days, seed 1, 8B model, warm cold start)."""
+def compute(scenario: str, kernel: bool | None = None) -> list[dict[str, object]]:
+    """Every policy's result on `scenario` (DAYS days, seed 1, 8B model, warm cold start); `kernel` False
+    runs the Python reference path for every policy."""
     name, rps = SCENARIOS[scenario]
     controllers = [sim.build_controller(p) for p in sim.parse_policies(POLICIES)]
     s = sim.Simulation(
@@ -39,14 +40,16 @@ def compute(scenario: str) -> list[dict[str, object]]:
         controllers,
         DAYS * 86400,
         seed=1,
+        kernel=kernel,
     )
     return [r.to_dict() for r in s.run()]
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_results_match_the_golden_outputs(scenario):
+@pytest.mark.parametrize("kernel", [None, False], ids=["default", "python"])
+def test_results_match_the_golden_outputs(scenario, kernel):
     golden = json.loads(GOLDEN.read_text())
-    assert compute(scenario) == golden[scenario]
+    assert compute(scenario, kernel) == golden[scenario]
 
 
 if __name__ == "__main__":

@@ -65,8 +65,9 @@ def test_capacity_preset_matches_its_source_figures():
     ],
 )
 def test_fast_path_equals_tick_by_tick(policies, pattern, rps, seconds):
-    fast = make(policies, sim.pattern(pattern, rps), seconds).run()
-    slow = make(policies, sim.pattern(pattern, rps), seconds, fast=False).run()
+    # the Python path's scans (the kernel decides every tick: tests/test_sim_kernel.py compares the two)
+    fast = make(policies, sim.pattern(pattern, rps), seconds, kernel=False).run()
+    slow = make(policies, sim.pattern(pattern, rps), seconds, fast=False, kernel=False).run()
     assert [r.to_dict() for r in fast] == [r.to_dict() for r in slow]
     assert sum(r.scale_events for r in fast) > 0 or policies.startswith("always-on")
 
@@ -77,8 +78,8 @@ def test_fast_path_sees_the_activation_timeout():
     empties, and the activation (5 s + 10 s) times out before the 25 s cold start: the scan must flag it."""
     policy = "knative:progress-deadline=5s:window=6s"
     trace = trace_at(*(600.0 * k + j for k in range(6) for j in range(3)))
-    fast = make(policy, trace, 3600, timeout=10.0)
-    slow = make(policy, trace, 3600, timeout=10.0, fast=False)
+    fast = make(policy, trace, 3600, timeout=10.0, kernel=False)
+    slow = make(policy, trace, 3600, timeout=10.0, fast=False, kernel=False)
     assert [r.to_dict() for r in fast.run()] == [r.to_dict() for r in slow.run()]
     events = list(fast.runs[0].events)
     timed_out = [

@@ -459,6 +459,12 @@ def test_scaler_rows(cfg, current, scale_to, state, state_for, extra, want, scal
     assert scaler_scale(cfg, current, scale_to, state, state_for, **extra) == (want, scaling)
 
 
+@pytest.fixture(params=["kernel", "python"], autouse=False)
+def both_paths(request, monkeypatch):
+    """Each simulated case runs on the compiled kernel and on the Python reference path (sim/kernel.py)."""
+    monkeypatch.setenv("GPUSCALE_SIM_KERNEL", "1" if request.param == "kernel" else "0")
+
+
 def make(policy: str, traffic, duration: int):
     return sim.Simulation(
         traffic,
@@ -470,6 +476,7 @@ def make(policy: str, traffic, duration: int):
     )
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_simulated_kpa_starts_in_panic_with_several_ready_pods():
     """newAutoscaler through the simulator: 3 ready pods and no traffic hold 3 for the stable window."""
     s = make("knative:initial=3:min=0", sim.pattern("constant", 0.0), 600)
@@ -479,6 +486,7 @@ def test_simulated_kpa_starts_in_panic_with_several_ready_pods():
     assert s.states()[0].desired == 0
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_simulated_activation_scale_and_retention():
     """activation-scale 2 wakes two pods for a lone request; scale-to-zero-pod-retention-period 300 s keeps the
     last pod 300 s after the revision goes Inactive instead of the 30 s grace period."""
@@ -490,6 +498,7 @@ def test_simulated_activation_scale_and_retention():
     assert kept.replica_seconds - short.replica_seconds == pytest.approx(270, abs=4)
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_simulated_new_revision_initial_scale():
     """kpa/scaler.go scale: a new revision's initial-scale is a floor until the scale target is initialized
     (that many pods Ready once), then the autoscaler's count applies: 3 cold-starting pods are kept while a
@@ -515,6 +524,7 @@ def test_rps_rows():
     assert decider(10).scale(0, 1, 100, 99) == 10
 
 
+@pytest.mark.usefixtures("both_paths")
 def test_simulated_rps_metric():
     """autoscaling.knative.dev/metric: rps: the windows average the requests per second reaching the revision;
     20 req/s against a target of 5 x 70 % asks for ceil(20 / 3.5) = 6 pods, whatever their concurrency."""
