@@ -449,9 +449,9 @@ def hpa_push(s: np.ndarray, ring: int, cap: int, t: float, v: float) -> None:
     h = HS_HEAD + 2 * ring
     head, n = int(s[h]), int(s[h + 1])
     if n == cap:
-        head = (head + 1) % cap
+        head = head + 1 if head + 1 < cap else 0
         n -= 1
-    k = (head + n) % cap
+    k = head + n if head + n < cap else head + n - cap
     base = HS_RINGS + 2 * ring * cap
     s[base + k] = t
     s[base + cap + k] = v
@@ -468,7 +468,7 @@ def hpa_drop_before(s: np.ndarray, ring: int, cap: int, cutoff: float, inclusive
     while n > 0:
         t = s[base + head]
         if t < cutoff or (inclusive and t == cutoff):
-            head = (head + 1) % cap
+            head = head + 1 if head + 1 < cap else 0
             n -= 1
         else:
             break
@@ -483,10 +483,11 @@ def hpa_sum_after(s: np.ndarray, ring: int, cap: int, cutoff: float) -> int:
     head, n = int(s[h]), int(s[h + 1])
     base = HS_RINGS + 2 * ring * cap
     total = 0
-    for j in range(n):
-        k = (head + j) % cap
+    k = head
+    for _ in range(n):  # the entries from head on, wrapping at cap (no modulo: an integer division each)
         if s[base + k] > cutoff:
             total += int(s[base + cap + k])
+        k = k + 1 if k + 1 < cap else 0
     return total
 
 
@@ -587,23 +588,25 @@ def hpa_stabilize(p: np.ndarray, s: np.ndarray, now: float, current: int, desire
     if p[HP_BEHAVIOR] == 0:
         highest = desired
         cutoff = now - p[HP_DOWNSCALE_WINDOW]
-        for j in range(n):
-            k = (head + j) % cap
+        k = head
+        for _ in range(n):
             if s[HS_RINGS + k] >= cutoff and s[HS_RINGS + cap + k] > highest:
                 highest = int(s[HS_RINGS + cap + k])
+            k = k + 1 if k + 1 < cap else 0
         hpa_push(s, HPA_RING_REC, cap, now, desired)
         return highest
     up_rec = desired
     down_rec = desired
     up_cut = now - p[HP_UP_STAB]
     down_cut = now - p[HP_DOWN_STAB]
-    for j in range(n):
-        k = (head + j) % cap
+    k = head
+    for _ in range(n):
         t, rec = s[HS_RINGS + k], int(s[HS_RINGS + cap + k])
         if t > up_cut and rec < up_rec:
             up_rec = rec
         if t > down_cut and rec > down_rec:
             down_rec = rec
+        k = k + 1 if k + 1 < cap else 0
     recommendation = current
     if recommendation < up_rec:
         recommendation = up_rec
