@@ -50,7 +50,7 @@ How a controller plugs in
 
 Cache: compiled functions are cached as machine code next to `_jit.py` (`__pycache__`), or, when that
 directory is not writable, in numba's user-wide cache dir (~/.cache/numba; `NUMBA_CACHE_DIR` overrides
-both). The first process on a machine compiles (~7 s of CPU), later ones load the cache (~0.4 s with
+both). The first process on a machine compiles (~14 s of CPU), later ones load the cache (~0.6 s with
 numba's import). With no writable cache location at all numba refuses `cache=True`, and the Python path
 runs.
 """
