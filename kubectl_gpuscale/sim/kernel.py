@@ -17,7 +17,9 @@ compiled twin. Both kinds of run can be mixed in one `Simulation`.
 How a controller plugs in
 -------------------------
 1. Compiled decision. In `sim/_jit.py` (one file: numba's cache is keyed on that file only), write
-   `@njit def <kind>_decide(p, s, ring, mask, now, spec, pods, reason) -> int`, give it a `KIND_<X>`
+   `@njit_inline def <kind>_decide(p, s, ring, mask, now, spec, pods, reason) -> int` (inlined: a
+   call that passes arrays costs an atomic incref/decref per array; helpers it calls are
+   `@njit_inline` too; allocate nothing per tick), give it a `KIND_<X>`
    number and a branch in `_jit.decide`, which `run` calls at every tick (`now % period == 0`, for
    every tick: there is no scan/skip in the kernel). Its arguments:
 
