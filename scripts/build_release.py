@@ -51,7 +51,7 @@ EXCLUDES = [
     "pandas",
     "IPython",
     # the simulator's compiled kernel (sim/_jit.py): numba + llvmlite add ~210 MB unpacked (libllvmlite.so
-    # alone 179 MB) and would compile into ~/.cache/numba on a user's first `simulate` (~8 s); without them
+    # alone 179 MB) and would compile into ~/.cache/numba on a user's first `simulate` (~14 s); without them
     # the frozen plugin runs the simulator's Python path (sim/kernel.py falls back when numba is missing)
     "numba",
     "llvmlite",

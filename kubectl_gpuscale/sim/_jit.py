@@ -22,6 +22,12 @@ from numba.extending import intrinsic
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def njit_inline(fn: F) -> F:
+    """`njit`, inlined into its callers by numba: no call, and no reference counting of the arrays it is
+    passed (an atomic increment and decrement per array per call otherwise)."""
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))
+
+
 def njit(fn: F) -> F:
     """numba.njit(cache=True), typed for mypy (numba ships no stubs): the function keeps its signature.
 
@@ -169,7 +175,7 @@ KPA_REASON_PANIC = 3  # "panic: ..."
 EPS = 1e-9  # kpa.EPS
 
 
-@njit
+@njit_inline
 def ttft_bin(ttft: float) -> int:
     """core._bin for one TTFT."""
     x = int(math.ceil((math.log10(max(ttft, 1e-4)) + 3.0) * 100.0 - 1e-9)) + 1
@@ -201,7 +207,7 @@ def bin_table() -> np.ndarray:
     return bounds
 
 
-@njit
+@njit_inline
 def find_bin(bounds: np.ndarray, ttft: float) -> int:
     """`ttft_bin(ttft)` without a log10 for most TTFTs: log2 from the float's exponent and a cubic of its
     mantissa (off by < 0.04 bin) puts the bin among three, two comparisons pick it, and the narrowed
@@ -227,7 +233,7 @@ def add_to_hist(hist: np.ndarray, bounds: np.ndarray, ttft: np.ndarray, weight: 
         hist[1, b] += weight[k]
 
 
-@njit
+@njit_inline
 def window_sum(ring: np.ndarray, row: int, mask: int, last: int, width: int) -> float:
     """Sum of observation `row` over the `width` seconds ending at `last` (seconds before 0 count as 0)."""
     lo = last - width + 1
@@ -247,7 +253,7 @@ def window_sum(ring: np.ndarray, row: int, mask: int, last: int, width: int) -> 
 
 
 # --- KPA ---------------------------------------------------------------------------------------------------
-@njit
+@njit_inline
 def kpa_delayed(p: np.ndarray, s: np.ndarray, now: float, desired: int) -> int:
     """kpa.Decider._delayed: the largest count recorded over the scale-down delay (a running maximum)."""
     tick = p[KP_TICK]
@@ -274,7 +280,7 @@ def kpa_delayed(p: np.ndarray, s: np.ndarray, now: float, desired: int) -> int:
     return int(s[KS_DELAY + 2 * (head % cap) + 1])
 
 
-@njit
+@njit_inline
 def kpa_scale(p: np.ndarray, s: np.ndarray, now: float, ready: int, stable: float, panic: float) -> int:
     """kpa.Decider.scale (desired_counts, panic mode, the scale-down delay)."""
     ready_f = float(ready) if ready > 1 else 1.0
@@ -307,7 +313,7 @@ def kpa_scale(p: np.ndarray, s: np.ndarray, now: float, ready: int, stable: floa
     return int(desired)
 
 
-@njit
+@njit_inline
 def kpa_scaler(
     p: np.ndarray, s: np.ndarray, current: int, desired: int, state_for: float
 ) -> tuple[int, bool]:
@@ -344,7 +350,7 @@ def kpa_scaler(
     return 0, False
 
 
-@njit
+@njit_inline
 def kpa_decide(
     p: np.ndarray, s: np.ndarray, ring: np.ndarray, mask: int, now: int, spec: int, reason: np.ndarray
 ) -> int:
@@ -937,7 +943,7 @@ def keda_decide(
 
 
 # --- the dispatcher ---------------------------------------------------------------------------------------
-@njit
+@njit_inline
 def decide(
     kind: int,
     p: np.ndarray,
@@ -1024,7 +1030,7 @@ def record_event(it: np.ndarray, events: np.ndarray, old: int, new: int, reason:
 
 
 # --- the activator ----------------------------------------------------------------------------------------
-@njit
+@njit_inline
 def hold(c: np.ndarray, st: np.ndarray, it: np.ndarray, pending: np.ndarray, sec: int, a: float) -> float:
     """A second at zero ready replicas with the activator in the path: hold the arrivals, time out those
     older than the client timeout; returns the requests held."""
@@ -1088,7 +1094,7 @@ def release(
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
-@njit
+@njit_inline
 def ready_count(pods: np.ndarray, n: int, sec: int) -> tuple[int, int]:
     """(pods Ready at `sec`, the next second at which that count changes: a pod's ready_at, or a huge one)."""
     ready = 0

@@ -17,7 +17,9 @@ compiled twin. Both kinds of run can be mixed in one `Simulation`.
 How a controller plugs in
 -------------------------
 1. Compiled decision. In `sim/_jit.py` (one file: numba's cache is keyed on that file only), write
-   `@njit def <kind>_decide(p, s, ring, mask, now, spec, pods, reason) -> int`, give it a `KIND_<X>`
+   `@njit_inline def <kind>_decide(p, s, ring, mask, now, spec, pods, reason) -> int` (inlined: a
+   call that passes arrays costs an atomic incref/decref per array; helpers it calls are
+   `@njit_inline` too; allocate nothing per tick), give it a `KIND_<X>`
    number and a branch in `_jit.decide`, which `run` calls at every tick (`now % period == 0`, for
    every tick: there is no scan/skip in the kernel). Its arguments:
 
@@ -50,7 +52,7 @@ How a controller plugs in
 
 Cache: compiled functions are cached as machine code next to `_jit.py` (`__pycache__`), or, when that
 directory is not writable, in numba's user-wide cache dir (~/.cache/numba; `NUMBA_CACHE_DIR` overrides
-both). The first process on a machine compiles (~7 s of CPU), later ones load the cache (~0.4 s with
+both). The first process on a machine compiles (~14 s of CPU), later ones load the cache (~0.6 s with
 numba's import). With no writable cache location at all numba refuses `cache=True`, and the Python path
 runs.
 """
