@@ -1,13 +1,14 @@
-"""The compiled twins of the HPA and KEDA controllers (sim/_jit.py hpa_decide / keda_decide, called
-through the kernel's dispatcher `_jit.decide`, with sim/twins.py's arrays) decide exactly as the Python
-reference model (sim/policies.py HpaController / KedaController on sim/hpa.py
-and sim/keda.py, which tests/test_sim_upstream_*.py check against the upstream tables).
+"""The compiled twins of the HPA and KEDA controllers (sim/_jit.py hpa_decide / keda_decide, called as
+the kernel's dispatcher `_jit.decide` calls them, with sim/twins.py's arrays) decide exactly as the
+Python reference model (sim/policies.py HpaController / KedaController on sim/hpa.py and sim/keda.py,
+which tests/test_sim_upstream_*.py check against the upstream tables).
 
 Each case drives a Python controller and its twin with the same seeded random sync sequence (metric
 values at and around the tolerance bounds and rounding halves, ready/unready pods, spec replicas
 moved by others, outages, cron floors with offsets, behaviors, fallbacks, idle replicas, kubernetes
-and KEDA versions) and requires the same replicas and controller state at every tick, and the same reason text whenever the
-twin gives one (always when the replicas change; the Python controller's reason is unchanged otherwise).
+and KEDA versions) and requires the same replicas and controller state at every tick, and the same
+reason text whenever the twin gives one (always when the replicas change; the Python controller's
+reason is unchanged otherwise).
 """
 
 from __future__ import annotations
@@ -101,7 +102,11 @@ class Ticks:
     def decide(self, twin: tuple[int, np.ndarray, np.ndarray], now: int, spec: int, pods: int) -> int:
         self.reason[:] = 0.0
         kind, params, state = twin
-        return int(_jit.decide(kind, params, state, self.ring, 63, now, spec, pods, self.reason))
+        # the functions `_jit.decide` dispatches to (compiling the dispatcher too, with the KPA, costs ~4 s
+        # more; the whole simulations below go through it)
+        if kind == _jit.KIND_HPA:
+            return int(_jit.hpa_decide(params, state, self.ring, 63, now, spec, pods, self.reason))
+        return int(_jit.keda_decide(params, state, self.ring, 63, now, spec, self.reason))
 
     def observe(self, now: int, **values: float) -> None:
         for name, value in values.items():
