@@ -146,6 +146,10 @@ class Simulation:
         arrivals = Arrivals(traffic, seed)  # shared: policies advance in lockstep, a day at a time
         shared = PhysicsCache()  # policies with the same pods and queue share a chunk's physics
         use_kernel = kernel_module.wanted() if kernel is None else kernel
+        # numba's import and set-up (~0.6 s) only when some controller has a compiled twin
+        use_kernel = use_kernel and any(
+            type(c).kernel_twin is not Controller.kernel_twin for c in controllers
+        )
         if use_kernel and kernel_module.load() is None:
             use_kernel = False
         self.runs: list[PolicyRun | KernelRun] = []
