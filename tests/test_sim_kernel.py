@@ -169,8 +169,11 @@ def test_importing_the_simulator_does_not_import_numba():
 def test_policies_without_a_compiled_twin_do_not_import_numba():
     code = (
         "import sys; from kubectl_gpuscale import sim\n"
+        "from kubectl_gpuscale.sim.policies import AlwaysOn, Controller\n"
+        "class PythonOnly(AlwaysOn):\n"
+        "    kernel_twin = Controller.kernel_twin\n"
         "sim.Simulation(sim.pattern('constant', 1.0), sim.engine_profile('8b'), sim.coldstart_profile('8b-warm'),"
-        " [sim.build_controller(p) for p in sim.parse_policies('keda,cpu-hpa')], 600).run()\n"
+        " [PythonOnly('python-only', 2)], 600).run()\n"
         "print('numba' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
