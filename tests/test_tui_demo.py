@@ -123,3 +123,13 @@ def test_snapshot_cold_start_waterfall(snap_compare) -> None:  # type: ignore[no
         await pilot.pause()
 
     assert snap_compare(_demo_app(1), terminal_size=(150, 45), run_before=open_pod)
+
+
+def test_the_demo_runs_without_the_compiled_kernel() -> None:
+    """The dashboard steps seconds per frame: the Python path, so no first compile freezes `top --demo`."""
+    code = (
+        "import sys; from kubectl_gpuscale.tui.sources.demo import DemoSource; "
+        "DemoSource(realtime=False).advance_by(60); print('numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -153,7 +153,12 @@ GROUPS: tuple[DemoGroup, ...] = (
 
 
 class DemoSource:
-    """The dashboard's view of the simulated cluster."""
+    """The dashboard's view of the simulated cluster.
+
+    It runs the simulator's Python path (`kernel=False`): the dashboard advances a few simulated
+    seconds per frame, which that path does in milliseconds, and the compiled kernel's first
+    compile on a new machine (~15 s of CPU) would freeze the first start of `top --demo`.
+    """
 
     name = "demo (simulated cluster)"
 
@@ -179,6 +184,7 @@ class DemoSource:
                 controllers,
                 DURATION,
                 seed=seed,
+                kernel=False,
             )
             self._sims.append((group, sim))
         self.advance_to(START)
