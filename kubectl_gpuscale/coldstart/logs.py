@@ -30,7 +30,9 @@ __all__ = ["YEARLESS", "LogScan", "Mark", "scan", "split_line"]
 YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whose timestamps carry no year
 
 _ANSI = re.compile(r"(?:\x1b|#033)?\[[0-9;]*m")
-_OUTER = re.compile(r"^\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)\]?\s+")
+# Optional groups in the per-line patterns are written `(?:X|)`, which matches what `(?:X)?` does:
+# re runs an empty alternative faster than a repeated group.
+_OUTER = re.compile(r"^\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+)|)(Z|[+-]\d\d:?\d\d)\]?\s+")
 _JOURNALD = re.compile(r"^\S{2,12} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)? \S+ [^\s\[:]+(?:\[\d+\])?: ")
 _HOST_PROGRAM = re.compile(r"^[\w.-]+ [^\s\[:]+\[\d+\]: ")  # after an ISO stamp: journalctl -o short-iso
 _SYSLOG5424 = re.compile(r"^<\d{1,3}>1 (\S+) \S+ \S+ \S+ \S+ (?:-|(?:\[[^\]]*\])+) ?")
@@ -52,19 +54,21 @@ _LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
 _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
 _JSON_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
-_PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\)\s*")
+_PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+)|)(?: pid=\d+|)(?:, ip=[\d.]+|)\)\s*")
 _VLLM_HEAD = (
-    r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(?P<year>\d{4})-)?(?P<month>\d\d)-(?P<day>\d\d) "
-    r"(?P<hms>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))? \[?[\w./<>-]+:\d+\] ?"
+    r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<stamp>(?:\d{4}-|)\d\d-\d\d \d\d:\d\d:\d\d(?:[.,]\d+|)) "
+    r"\[?[\w./<>-]+:\d+\] ?"
 )
 _VLLM = re.compile("^" + _VLLM_HEAD)
 # The common case in one match: a plain vLLM line, with or without its process prefix (no ANSI, no \r).
 _VLLM_LINE = re.compile(
-    r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?" + _VLLM_HEAD
+    r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+)|)(?: pid=\d+|)(?:, ip=[\d.]+|)\) ?|)" + _VLLM_HEAD
 )
+# The same on a line of ASCII only (most lines), where ASCII classes match what Unicode ones do, faster.
+_VLLM_ASCII = re.compile(_VLLM_LINE.pattern, re.ASCII)
 _FAST_FIRST = "(DIWEC"  # a line starting otherwise is never a plain vLLM line
 _PLAIN_FIRST = frozenset("(DIWEC[0123456789")  # what `_plain` may read
-_SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
+_SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+)|)((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
 _MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
@@ -98,6 +102,22 @@ def _zoned(date: str, hms: str, frac: str | None, zone: str | None) -> datetime:
         sign = 1 if zone[0] == "+" else -1
         ts -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:]))
     return ts
+
+
+@lru_cache(maxsize=4096)
+def _vllm_clock(stamp: str) -> datetime | None:
+    """The naive datetime of a vLLM stamp ('[YYYY-]MM-DD HH:MM:SS[.fff]'; no year: YEARLESS), None
+    when it names an impossible date or time."""
+    date, _, clock = stamp.partition(" ")
+    try:
+        return _clock(date if len(date) > 5 else f"{YEARLESS}-{date}", clock[:8], clock[9:] or None)
+    except ValueError:
+        return None
+
+
+def _yearless(vllm: re.Match[str]) -> bool:
+    """True when a vLLM line's stamp carries no year (vLLM's default `%m-%d %H:%M:%S`)."""
+    return vllm.group("stamp").index(" ") == 5
 
 
 def _outer_time(m: re.Match[str]) -> datetime:
@@ -391,8 +411,7 @@ def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None
         if inner is None:
             return None
         if engine == "vllm":
-            year, month, day, hms, frac = inner.group("year", "month", "day", "hms", "frac")
-            return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
+            return _vllm_clock(inner.group("stamp"))
         return _clock(inner.group(1), inner.group(2), inner.group(3))  # SGLang and foreign stamps
     except ValueError:
         return None
@@ -401,7 +420,7 @@ def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None
 def split_line(raw: str) -> _Line:
     """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
     msg, rank, engine, level, outer, inner, _ = _peel(raw)
-    yearless = engine == "vllm" and outer is None and inner is not None and inner.group("year") is None
+    yearless = engine == "vllm" and outer is None and inner is not None and _yearless(inner)
     return _Line(_stamp(outer, engine, inner), rank, msg, engine, yearless, outer is not None, level)
 
 
@@ -476,7 +495,13 @@ def _bar(msg: str) -> dict[str, Any] | None:
 
 def _failure(level: str, msg: str) -> dict[str, Any] | None:
     """{headline, phase} of a recognised start failure, if the message reports one."""
-    if _says_failure(level, msg):
+    if (
+        "rror" in msg
+        or "failed" in msg
+        or level == "ERROR"
+        or "No available memory" in msg
+        or "capture_model" in msg
+    ):
         for key, headline, phase in _FAILURES:
             if key in msg:
                 return {"headline": headline, "phase": phase}
@@ -563,24 +588,6 @@ def _fast_rank(fast: re.Match[str]) -> str:
     return (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
 
 
-def _fast_stamp(fast: re.Match[str]) -> datetime | None:
-    year, month, day, hms, frac = fast.group("year", "month", "day", "hms", "frac")
-    try:
-        return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
-    except ValueError:
-        return None
-
-
-def _says_failure(level: str, msg: str) -> bool:
-    return (
-        "rror" in msg
-        or "failed" in msg
-        or level == "ERROR"
-        or "No available memory" in msg
-        or "capture_model" in msg
-    )
-
-
 class _Marks:
     """The marks found so far and the engine votes (every engine line 1, a hinted pattern 2 more)."""
 
@@ -593,25 +600,21 @@ class _Marks:
         index: int,
         msg: str,
         hit: tuple[M, str | None, re.Match[str]] | None,
-        level: str,
+        bar: dict[str, Any] | None,
+        failure: dict[str, Any] | None,
         ts: datetime | None,
         rank: str,
     ) -> None:
         """The marks one line yields: its startup pattern, its progress bar, its failure."""
-        bar = None if hit else _bar(msg)
-        failure = _failure(level, msg)
-        if hit is None and bar is None and failure is None:
-            return
-        who = rank
         if hit is not None:
             name, hinted, m = hit
-            self.by_name.setdefault(name, []).append(Mark(name, ts, who, index, {"groups": m.groups()}, msg))
+            self.by_name.setdefault(name, []).append(Mark(name, ts, rank, index, {"groups": m.groups()}, msg))
             if hinted:
                 self.votes[hinted] = self.votes.get(hinted, 0) + 2
         if bar is not None:
-            self.by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, who, index, bar, msg))
+            self.by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
         if failure is not None:
-            self.by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, who, index, failure, msg))
+            self.by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
 
 
 def scan(lines: Iterable[str]) -> LogScan:
@@ -652,13 +655,14 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
         if dated and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
         fast = (
-            _VLLM_LINE.match(raw)
+            (_VLLM_ASCII if raw.isascii() else _VLLM_LINE).match(raw)
             if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
             else None
         )
         if fast is not None:
             stream.direct += 1
             msg, rank, engine, level, outer, inner = raw[fast.end() :].rstrip(), "", "vllm", "", None, fast
+            level = fast.group("level")
         else:
             msg, rank, engine, level, outer, inner, _ = stream.peel(raw)
         if not msg:
@@ -669,12 +673,11 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
             head = split_line(raw)
             dated = head.ts is not None
         hit = _pattern_mark(msg)
-        if fast is not None:
-            level = fast.group("level")
-        if hit is not None or "%|" in msg or _says_failure(level, msg):
-            found.add(
-                index, msg, hit, level, _stamp(outer, engine, inner), _fast_rank(fast) if fast else rank
-            )
+        bar = None if hit is not None or "%|" not in msg else _bar(msg)
+        failure = _failure(level, msg)
+        if hit is not None or bar is not None or failure is not None:
+            ts = _stamp(outer, engine, inner)
+            found.add(index, msg, hit, bar, failure, ts, _fast_rank(fast) if fast else rank)
     return found, head
 
 
@@ -686,9 +689,7 @@ def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | No
         _, _, engine, _, outer, inner, _ = _peel(raw)
         if (outer is not None) != utc:
             continue
-        if (
-            engine == "vllm" and outer is None and inner is not None and inner.group("year") is None
-        ) != yearless:
+        if (engine == "vllm" and outer is None and inner is not None and _yearless(inner)) != yearless:
             continue
         ts = _stamp(outer, engine, inner)
         if ts is not None:
