@@ -38,6 +38,8 @@ _HOST_PROGRAM = re.compile(r"^[\w.-]+ [^\s\[:]+\[\d+\]: ")  # after an ISO stamp
 _SYSLOG5424 = re.compile(r"^<\d{1,3}>1 (\S+) \S+ \S+ \S+ \S+ (?:-|(?:\[[^\]]*\])+) ?")
 _CRI = re.compile(r"^(?:stdout|stderr) [PF] ")  # a CRI log file (/var/log/pods) after its RFC3339Nano stamp
 _KUBECTL_PREFIX = re.compile(r"^\[pod/[^\]\s]+\] ")  # kubectl logs --prefix
+# `kubectl logs --prefix`, then `--timestamps` if given (groups as `_OUTER`'s)
+_KUBECTL_STAMP = re.compile(_KUBECTL_PREFIX.pattern + "(?:" + _OUTER.pattern[1:] + "|)")
 _ISO = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?$")
 # An engine's own line start inside a line no known wrapper explains: found near a clock (hh:mm:ss),
 # which costs one cheap search on lines without one (tqdm bars, tracebacks, plain text).
@@ -95,9 +97,14 @@ def _clock(date: str, hms: str, frac: str | None) -> datetime:
 def _zoned(date: str, hms: str, frac: str | None, zone: str | None) -> datetime:
     """A naive UTC datetime from an ISO 8601 stamp's parts; the fraction is decimal (Go's RFC3339Nano
     trims trailing zeros, so ``.12Z`` is 120 ms), a missing zone is UTC."""
+    ts = _zoned_second(date, hms, zone)
+    return ts + timedelta(microseconds=int(frac[:6].ljust(6, "0"))) if frac else ts
+
+
+@lru_cache(maxsize=4096)
+def _zoned_second(date: str, hms: str, zone: str | None) -> datetime:
+    """`_zoned` to the second: many lines share it (a fraction of their own is added)."""
     ts = datetime.fromisoformat(f"{date}T{hms}")
-    if frac:
-        ts = ts.replace(microsecond=int(frac[:6].ljust(6, "0")))
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         ts -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:]))
@@ -204,8 +211,11 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
     `search`: when no known wrapper explains the line, look for an engine's line start further in.
     """
     plain = _plain(raw) if raw[:1] in _PLAIN_FIRST and not raw.startswith("[pod/") else None
-    if plain is not None:
-        return plain
+    return plain if plain is not None else _peel_wrapped(raw, nested, search)
+
+
+def _peel_wrapped(raw: str, nested: bool, search: bool) -> _Peeled:
+    """`_peel` of a line `_plain` cannot read."""
     line, outer = _clean(raw)
     if not line:
         return _BLANK
@@ -242,9 +252,9 @@ def _plain(raw: str) -> _Peeled | None:
     """A line as vLLM or SGLang wrote it, or a TGI or vLLM line behind one ISO stamp (TGI's own,
     `kubectl logs --timestamps`), read in one or two matches; None when it needs `_peel`'s full
     treatment (which reads a plain line the same way)."""
-    if "\r" in raw or "\x1b" in raw:
-        return None
     c = raw[:1]
+    if (c.isdigit() and raw[4:5] != "-") or "\r" in raw or "\x1b" in raw:  # a digit: only an ISO stamp
+        return None
     if c in _FAST_FIRST:
         fast = _VLLM_LINE.match(raw)
         if fast is None:
@@ -270,6 +280,19 @@ def _plain(raw: str) -> _Peeled | None:
     if o is None or raw[o.end() : o.end() + 1] not in ("D", "I", "W", "E"):
         return None
     return _engine_format(raw[o.end() :], "", o, tgi_only=True)
+
+
+def _behind_kubectl(raw: str) -> _Peeled | None:
+    """A line `_plain` reads behind `kubectl logs --prefix` (and `--timestamps`), read as `_peel` reads
+    it (the kubectl stamp is the line's time), in two matches; None when it needs `_peel`."""
+    k = _KUBECTL_STAMP.match(raw)
+    if k is None or "\r" in raw or _ansi_hint(raw):
+        return None
+    inner = _plain(raw[k.end() :])
+    if inner is None or k.group(1) is None:
+        return inner
+    msg, rank, engine, level, _, stamp, _ = inner
+    return msg, rank, engine, level, k, stamp, ""
 
 
 def _clean(raw: str) -> tuple[str, _Outer | None]:
@@ -510,6 +533,7 @@ def _failure(level: str, msg: str) -> dict[str, Any] | None:
 
 # a raw line's first character that sends `_peel` to a known wrapper or engine format before any search
 _WRAPPER_FIRST = frozenset("({[<\u2502DIWEC")
+_HEADER_FIRST = frozenset("(DIWEC[")  # a line `_plain` reads as vLLM or SGLang starts so
 
 
 @dataclass
@@ -522,10 +546,17 @@ class _Stream:
 
     def peel(self, raw: str) -> _Peeled:
         """`_peel` with what the stream learnt: a known prefix shape is sliced off before any search."""
+        if raw.startswith("[pod/"):
+            plain = _behind_kubectl(raw)
+        else:
+            plain = _plain(raw) if raw[:1] in _PLAIN_FIRST else None
+        if plain is not None:  # never a line the prefix shape would slice (see `_shaped`)
+            self.direct += 1
+            return plain
         shaped = self._shaped(raw) if self.shape is not None else None
         if shaped is not None:
             return shaped
-        peeled = _peel(raw, False, self.shape is not None or self.direct < DIRECT_LINES)
+        peeled = _peel_wrapped(raw, False, self.shape is not None or self.direct < DIRECT_LINES)
         msg, _, engine, _, outer, _, prefix = peeled
         if engine is not None and not prefix:
             self.direct += 1
@@ -558,15 +589,15 @@ class _Stream:
         ):
             return None
         w = self.shape.match(raw)
-        if (
-            w is None
-            or not 0 < w.end() < len(raw)
-            or raw[-1:].isspace()
-            or _CLOCK.search(raw, 1, w.end())
-            or not _header_at(raw, w.end())
-        ):
+        if w is None or not 0 < w.end() < len(raw) or raw[-1:].isspace() or _CLOCK.search(raw, 1, w.end()):
             return None
-        inner = _peel(raw[w.end() :], True)
+        rest = raw[w.end() :]
+        # a plain vLLM or SGLang line after the prefix starts with the engine's own line start
+        inner = _plain(rest) if rest[:1] in _HEADER_FIRST and not rest.startswith("[pod/") else None
+        if inner is None:
+            if not _header_at(raw, w.end()):
+                return None
+            inner = _peel(rest, True)
         if inner[2] is None or not inner[0]:
             return None
         msg, rank, engine, level, own, stamp, _ = inner
