@@ -707,7 +707,7 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
         bar = None if hit is not None or "%|" not in msg else _bar(msg)
         failure = _failure(level, msg)
         if hit is not None or bar is not None or failure is not None:
-            ts = _stamp(outer, engine, inner)
+            ts = _vllm_clock(fast.group("stamp")) if fast else _stamp(outer, engine, inner)
             found.add(index, msg, hit, bar, failure, ts, _fast_rank(fast) if fast else rank)
     return found, head
 
