@@ -295,6 +295,21 @@ def _behind_kubectl(raw: str) -> _Peeled | None:
     return msg, rank, engine, level, k, stamp, ""
 
 
+def _text_line(raw: str) -> _Peeled | None:
+    """A line starting with a letter that `_plain` could not read and no wrapper or engine format
+    explains (a progress bar, a traceback), read as `_peel` reads it when it does not search."""
+    c = raw[:1]
+    if (
+        not (c.isascii() and c.isalpha())
+        or raw[:3] in _MONTHS
+        or raw.startswith("INFO:")
+        or "\r" in raw
+        or _ansi_hint(raw)
+    ):
+        return None
+    return raw.rstrip(), "", None, "", None, None, ""
+
+
 def _clean(raw: str) -> tuple[str, _Outer | None]:
     """The line out of its JSON record (with the record's time), carriage returns, ANSI colours and
     surrounding space."""
@@ -553,9 +568,12 @@ class _Stream:
         if plain is not None:  # never a line the prefix shape would slice (see `_shaped`)
             self.direct += 1
             return plain
-        shaped = self._shaped(raw) if self.shape is not None else None
-        if shaped is not None:
-            return shaped
+        if self.shape is not None:
+            known = self._shaped(raw)
+        else:  # after DIRECT_LINES, no search: a line of text is read as it is
+            known = _text_line(raw) if self.direct >= DIRECT_LINES else None
+        if known is not None:
+            return known
         peeled = _peel_wrapped(raw, False, self.shape is not None or self.direct < DIRECT_LINES)
         msg, _, engine, _, outer, _, prefix = peeled
         if engine is not None and not prefix:
