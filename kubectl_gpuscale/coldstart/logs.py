@@ -457,7 +457,11 @@ def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None
 
 def split_line(raw: str) -> _Line:
     """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
-    msg, rank, engine, level, outer, inner, _ = _peel(raw)
+    return _as_line(_peel(raw))
+
+
+def _as_line(peeled: _Peeled) -> _Line:
+    msg, rank, engine, level, outer, inner, _ = peeled
     yearless = engine == "vllm" and outer is None and inner is not None and _yearless(inner)
     return _Line(_stamp(outer, engine, inner), rank, msg, engine, yearless, outer is not None, level)
 
