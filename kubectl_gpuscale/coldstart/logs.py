@@ -77,6 +77,11 @@ _MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Se
 _TGI_RANK = re.compile(r"\brank=(\d+)")
 
 
+def _vllm_line(line: str) -> re.Match[str] | None:
+    """`_VLLM_LINE` matched at the line's start, with ASCII classes on a line of ASCII (faster, the same)."""
+    return (_VLLM_ASCII if line.isascii() else _VLLM_LINE).match(line)
+
+
 def _fraction(digits: str | None) -> int:
     """Microseconds from a fractional-seconds field: 6+ digits are µs, fewer are (possibly unpadded) ms."""
     if not digits:
@@ -226,7 +231,7 @@ def _peel_wrapped(raw: str, nested: bool, search: bool) -> _Peeled:
     if (
         tried
     ):  # the common case behind wrappers: a vLLM line, with or without its process prefix, in one match
-        fast = _VLLM_LINE.match(line)
+        fast = _vllm_line(line)
         if fast is not None:
             return line[fast.end() :], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
     line, rank = _process(line) if line[:1] == "(" else (line, "")
@@ -256,7 +261,7 @@ def _plain(raw: str) -> _Peeled | None:
     if (c.isdigit() and raw[4:5] != "-") or "\r" in raw or "\x1b" in raw:  # a digit: only an ISO stamp
         return None
     if c in _FAST_FIRST:
-        fast = _VLLM_LINE.match(raw)
+        fast = _vllm_line(raw)
         if fast is None:
             return None
         return raw[fast.end() :].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
@@ -617,8 +622,8 @@ class _Stream:
         # a plain vLLM or SGLang line after the prefix starts with the engine's own line start
         inner = _plain(rest) if rest[:1] in _HEADER_FIRST and not rest.startswith("[pod/") else None
         if inner is None:
-            if not _header_at(raw, w.end()):
-                return None
+            if not _header_at(raw, w.end()):  # text behind the prefix, when no engine line is further in
+                return _text_line(rest) if _engine_start(raw) < 0 else None
             inner = _peel(rest, True)
         if inner[2] is None or not inner[0]:
             return None
@@ -707,11 +712,7 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
     for index, raw in enumerate(raw_lines):
         if dated and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        fast = (
-            (_VLLM_ASCII if raw.isascii() else _VLLM_LINE).match(raw)
-            if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
-            else None
-        )
+        fast = _vllm_line(raw) if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw else None
         if fast is not None:
             stream.direct += 1
             msg, rank, engine, level, outer, inner = raw[fast.end() :].rstrip(), "", "vllm", "", None, fast
