@@ -133,7 +133,7 @@ def _yearless(vllm: re.Match[str]) -> bool:
 
 
 def _outer_time(m: re.Match[str]) -> datetime:
-    return _zoned(m.group(1), m.group(2), m.group(3), m.group(4))
+    return _zoned(*m.group(1, 2, 3, 4))
 
 
 def _iso_time(text: str) -> datetime | None:
@@ -142,7 +142,7 @@ def _iso_time(text: str) -> datetime | None:
     if m is None:
         return None
     try:
-        return _zoned(m.group(1), m.group(2), m.group(3), m.group(4))
+        return _zoned(*m.group(1, 2, 3, 4))
     except ValueError:
         return None
 
