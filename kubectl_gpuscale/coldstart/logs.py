@@ -30,12 +30,16 @@ __all__ = ["YEARLESS", "LogScan", "Mark", "scan", "split_line"]
 YEARLESS = 2000  # placeholder year (a leap year, so 02-29 parses) for logs whose timestamps carry no year
 
 _ANSI = re.compile(r"(?:\x1b|#033)?\[[0-9;]*m")
-_OUTER = re.compile(r"^\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)\]?\s+")
+# Optional groups in the per-line patterns are written `(?:X|)`, which matches what `(?:X)?` does:
+# re runs an empty alternative faster than a repeated group.
+_OUTER = re.compile(r"^\[?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+)|)(Z|[+-]\d\d:?\d\d)\]?\s+")
 _JOURNALD = re.compile(r"^\S{2,12} {1,2}\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)? \S+ [^\s\[:]+(?:\[\d+\])?: ")
 _HOST_PROGRAM = re.compile(r"^[\w.-]+ [^\s\[:]+\[\d+\]: ")  # after an ISO stamp: journalctl -o short-iso
 _SYSLOG5424 = re.compile(r"^<\d{1,3}>1 (\S+) \S+ \S+ \S+ \S+ (?:-|(?:\[[^\]]*\])+) ?")
 _CRI = re.compile(r"^(?:stdout|stderr) [PF] ")  # a CRI log file (/var/log/pods) after its RFC3339Nano stamp
 _KUBECTL_PREFIX = re.compile(r"^\[pod/[^\]\s]+\] ")  # kubectl logs --prefix
+# `kubectl logs --prefix`, then `--timestamps` if given (groups as `_OUTER`'s)
+_KUBECTL_STAMP = re.compile(_KUBECTL_PREFIX.pattern + "(?:" + _OUTER.pattern[1:] + "|)")
 _ISO = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?$")
 # An engine's own line start inside a line no known wrapper explains: found near a clock (hh:mm:ss),
 # which costs one cheap search on lines without one (tqdm bars, tracebacks, plain text).
@@ -52,23 +56,30 @@ _LEVEL_WORDS = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|CRITICAL|FATAL)"
 _JSON_MESSAGE_KEYS = ("log", "message", "msg", "line", "MESSAGE", "textPayload")
 _JSON_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _JSON_TIME_KEYS = ("time", "timestamp", "@timestamp", "ts", "__REALTIME_TIMESTAMP", "date")
-_PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\)\s*")
+_PROC = re.compile(r"^\((\w[\w\-]*)(?: rank=(\d+)|)(?: pid=\d+|)(?:, ip=[\d.]+|)\)\s*")
 _VLLM_HEAD = (
-    r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?:(?P<year>\d{4})-)?(?P<month>\d\d)-(?P<day>\d\d) "
-    r"(?P<hms>\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))? \[?[\w./<>-]+:\d+\] ?"
+    r"(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<stamp>(?:\d{4}-|)\d\d-\d\d \d\d:\d\d:\d\d(?:[.,]\d+|)) "
+    r"\[?[\w./<>-]+:\d+\] ?"
 )
 _VLLM = re.compile("^" + _VLLM_HEAD)
 # The common case in one match: a plain vLLM line, with or without its process prefix (no ANSI, no \r).
 _VLLM_LINE = re.compile(
-    r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+))?(?: pid=\d+)?(?:, ip=[\d.]+)?\) ?)?" + _VLLM_HEAD
+    r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+)|)(?: pid=\d+|)(?:, ip=[\d.]+|)\) ?|)" + _VLLM_HEAD
 )
+# The same on a line of ASCII only (most lines), where ASCII classes match what Unicode ones do, faster.
+_VLLM_ASCII = re.compile(_VLLM_LINE.pattern, re.ASCII)
 _FAST_FIRST = "(DIWEC"  # a line starting otherwise is never a plain vLLM line
 _PLAIN_FIRST = frozenset("(DIWEC[0123456789")  # what `_plain` may read
-_SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))?((?: [A-Z]+\d+)*)\] ")
+_SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+)|)((?: [A-Z]+\d+)*)\] ")
 _TGI = re.compile(r"^(?:DEBUG|INFO|WARN|ERROR|TRACE)\s+(?:[\w-]+: )*text_generation_launcher: ")
 _FOREIGN = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d),(\d+) - \w+ - ")  # FlashInfer's logger
 _MONTHS = frozenset(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])
 _TGI_RANK = re.compile(r"\brank=(\d+)")
+
+
+def _vllm_line(line: str) -> re.Match[str] | None:
+    """`_VLLM_LINE` matched at the line's start, with ASCII classes on a line of ASCII (faster, the same)."""
+    return (_VLLM_ASCII if line.isascii() else _VLLM_LINE).match(line)
 
 
 def _fraction(digits: str | None) -> int:
@@ -91,17 +102,38 @@ def _clock(date: str, hms: str, frac: str | None) -> datetime:
 def _zoned(date: str, hms: str, frac: str | None, zone: str | None) -> datetime:
     """A naive UTC datetime from an ISO 8601 stamp's parts; the fraction is decimal (Go's RFC3339Nano
     trims trailing zeros, so ``.12Z`` is 120 ms), a missing zone is UTC."""
+    ts = _zoned_second(date, hms, zone)
+    return ts + timedelta(microseconds=int(frac[:6].ljust(6, "0"))) if frac else ts
+
+
+@lru_cache(maxsize=4096)
+def _zoned_second(date: str, hms: str, zone: str | None) -> datetime:
+    """`_zoned` to the second: many lines share it (a fraction of their own is added)."""
     ts = datetime.fromisoformat(f"{date}T{hms}")
-    if frac:
-        ts = ts.replace(microsecond=int(frac[:6].ljust(6, "0")))
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         ts -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:]))
     return ts
 
 
+@lru_cache(maxsize=4096)
+def _vllm_clock(stamp: str) -> datetime | None:
+    """The naive datetime of a vLLM stamp ('[YYYY-]MM-DD HH:MM:SS[.fff]'; no year: YEARLESS), None
+    when it names an impossible date or time."""
+    date, _, clock = stamp.partition(" ")
+    try:
+        return _clock(date if len(date) > 5 else f"{YEARLESS}-{date}", clock[:8], clock[9:] or None)
+    except ValueError:
+        return None
+
+
+def _yearless(vllm: re.Match[str]) -> bool:
+    """True when a vLLM line's stamp carries no year (vLLM's default `%m-%d %H:%M:%S`)."""
+    return vllm.group("stamp").index(" ") == 5
+
+
 def _outer_time(m: re.Match[str]) -> datetime:
-    return _zoned(m.group(1), m.group(2), m.group(3), m.group(4))
+    return _zoned(*m.group(1, 2, 3, 4))
 
 
 def _iso_time(text: str) -> datetime | None:
@@ -110,7 +142,7 @@ def _iso_time(text: str) -> datetime | None:
     if m is None:
         return None
     try:
-        return _zoned(m.group(1), m.group(2), m.group(3), m.group(4))
+        return _zoned(*m.group(1, 2, 3, 4))
     except ValueError:
         return None
 
@@ -184,8 +216,11 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
     `search`: when no known wrapper explains the line, look for an engine's line start further in.
     """
     plain = _plain(raw) if raw[:1] in _PLAIN_FIRST and not raw.startswith("[pod/") else None
-    if plain is not None:
-        return plain
+    return plain if plain is not None else _peel_wrapped(raw, nested, search)
+
+
+def _peel_wrapped(raw: str, nested: bool, search: bool) -> _Peeled:
+    """`_peel` of a line `_plain` cannot read."""
     line, outer = _clean(raw)
     if not line:
         return _BLANK
@@ -196,7 +231,7 @@ def _peel(raw: str, nested: bool = False, search: bool = True) -> _Peeled:
     if (
         tried
     ):  # the common case behind wrappers: a vLLM line, with or without its process prefix, in one match
-        fast = _VLLM_LINE.match(line)
+        fast = _vllm_line(line)
         if fast is not None:
             return line[fast.end() :], _fast_rank(fast), "vllm", fast.group("level"), outer, fast, ""
     line, rank = _process(line) if line[:1] == "(" else (line, "")
@@ -222,11 +257,11 @@ def _plain(raw: str) -> _Peeled | None:
     """A line as vLLM or SGLang wrote it, or a TGI or vLLM line behind one ISO stamp (TGI's own,
     `kubectl logs --timestamps`), read in one or two matches; None when it needs `_peel`'s full
     treatment (which reads a plain line the same way)."""
-    if "\r" in raw or "\x1b" in raw:
-        return None
     c = raw[:1]
+    if (c.isdigit() and raw[4:5] != "-") or "\r" in raw or "\x1b" in raw:  # a digit: only an ISO stamp
+        return None
     if c in _FAST_FIRST:
-        fast = _VLLM_LINE.match(raw)
+        fast = _vllm_line(raw)
         if fast is None:
             return None
         return raw[fast.end() :].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
@@ -250,6 +285,34 @@ def _plain(raw: str) -> _Peeled | None:
     if o is None or raw[o.end() : o.end() + 1] not in ("D", "I", "W", "E"):
         return None
     return _engine_format(raw[o.end() :], "", o, tgi_only=True)
+
+
+def _behind_kubectl(raw: str) -> _Peeled | None:
+    """A line `_plain` reads behind `kubectl logs --prefix` (and `--timestamps`), read as `_peel` reads
+    it (the kubectl stamp is the line's time), in two matches; None when it needs `_peel`."""
+    k = _KUBECTL_STAMP.match(raw)
+    if k is None or "\r" in raw or _ansi_hint(raw):
+        return None
+    inner = _plain(raw[k.end() :])
+    if inner is None or k.group(1) is None:
+        return inner
+    msg, rank, engine, level, _, stamp, _ = inner
+    return msg, rank, engine, level, k, stamp, ""
+
+
+def _text_line(raw: str) -> _Peeled | None:
+    """A line starting with a letter that `_plain` could not read and no wrapper or engine format
+    explains (a progress bar, a traceback), read as `_peel` reads it when it does not search."""
+    c = raw[:1]
+    if (
+        not (c.isascii() and c.isalpha())
+        or raw[:3] in _MONTHS
+        or raw.startswith("INFO:")
+        or "\r" in raw
+        or _ansi_hint(raw)
+    ):
+        return None
+    return raw.rstrip(), "", None, "", None, None, ""
 
 
 def _clean(raw: str) -> tuple[str, _Outer | None]:
@@ -391,8 +454,7 @@ def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None
         if inner is None:
             return None
         if engine == "vllm":
-            year, month, day, hms, frac = inner.group("year", "month", "day", "hms", "frac")
-            return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
+            return _vllm_clock(inner.group("stamp"))
         return _clock(inner.group(1), inner.group(2), inner.group(3))  # SGLang and foreign stamps
     except ValueError:
         return None
@@ -400,8 +462,12 @@ def _stamp(outer: _Outer | None, engine: str | None, inner: re.Match[str] | None
 
 def split_line(raw: str) -> _Line:
     """Peel wrappers off one raw log line: (timestamp, rank/process, message, engine hint)."""
-    msg, rank, engine, level, outer, inner, _ = _peel(raw)
-    yearless = engine == "vllm" and outer is None and inner is not None and inner.group("year") is None
+    return _as_line(_peel(raw))
+
+
+def _as_line(peeled: _Peeled) -> _Line:
+    msg, rank, engine, level, outer, inner, _ = peeled
+    yearless = engine == "vllm" and outer is None and inner is not None and _yearless(inner)
     return _Line(_stamp(outer, engine, inner), rank, msg, engine, yearless, outer is not None, level)
 
 
@@ -476,7 +542,13 @@ def _bar(msg: str) -> dict[str, Any] | None:
 
 def _failure(level: str, msg: str) -> dict[str, Any] | None:
     """{headline, phase} of a recognised start failure, if the message reports one."""
-    if _says_failure(level, msg):
+    if (
+        "rror" in msg
+        or "failed" in msg
+        or level == "ERROR"
+        or "No available memory" in msg
+        or "capture_model" in msg
+    ):
         for key, headline, phase in _FAILURES:
             if key in msg:
                 return {"headline": headline, "phase": phase}
@@ -485,6 +557,7 @@ def _failure(level: str, msg: str) -> dict[str, Any] | None:
 
 # a raw line's first character that sends `_peel` to a known wrapper or engine format before any search
 _WRAPPER_FIRST = frozenset("({[<\u2502DIWEC")
+_HEADER_FIRST = frozenset("(DIWEC[")  # a line `_plain` reads as vLLM or SGLang starts so
 
 
 @dataclass
@@ -497,10 +570,20 @@ class _Stream:
 
     def peel(self, raw: str) -> _Peeled:
         """`_peel` with what the stream learnt: a known prefix shape is sliced off before any search."""
-        shaped = self._shaped(raw) if self.shape is not None else None
-        if shaped is not None:
-            return shaped
-        peeled = _peel(raw, False, self.shape is not None or self.direct < DIRECT_LINES)
+        if raw.startswith("[pod/"):
+            plain = _behind_kubectl(raw)
+        else:
+            plain = _plain(raw) if raw[:1] in _PLAIN_FIRST else None
+        if plain is not None:  # never a line the prefix shape would slice (see `_shaped`)
+            self.direct += 1
+            return plain
+        if self.shape is not None:
+            known = self._shaped(raw)
+        else:  # after DIRECT_LINES, no search: a line of text is read as it is
+            known = _text_line(raw) if self.direct >= DIRECT_LINES else None
+        if known is not None:
+            return known
+        peeled = _peel_wrapped(raw, False, self.shape is not None or self.direct < DIRECT_LINES)
         msg, _, engine, _, outer, _, prefix = peeled
         if engine is not None and not prefix:
             self.direct += 1
@@ -533,15 +616,15 @@ class _Stream:
         ):
             return None
         w = self.shape.match(raw)
-        if (
-            w is None
-            or not 0 < w.end() < len(raw)
-            or raw[-1:].isspace()
-            or _CLOCK.search(raw, 1, w.end())
-            or not _header_at(raw, w.end())
-        ):
+        if w is None or not 0 < w.end() < len(raw) or raw[-1:].isspace() or _CLOCK.search(raw, 1, w.end()):
             return None
-        inner = _peel(raw[w.end() :], True)
+        rest = raw[w.end() :]
+        # a plain vLLM or SGLang line after the prefix starts with the engine's own line start
+        inner = _plain(rest) if rest[:1] in _HEADER_FIRST and not rest.startswith("[pod/") else None
+        if inner is None:
+            if not _header_at(raw, w.end()):  # text behind the prefix, when no engine line is further in
+                return _text_line(rest) if _engine_start(raw) < 0 else None
+            inner = _peel(rest, True)
         if inner[2] is None or not inner[0]:
             return None
         msg, rank, engine, level, own, stamp, _ = inner
@@ -563,24 +646,6 @@ def _fast_rank(fast: re.Match[str]) -> str:
     return (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
 
 
-def _fast_stamp(fast: re.Match[str]) -> datetime | None:
-    year, month, day, hms, frac = fast.group("year", "month", "day", "hms", "frac")
-    try:
-        return _clock(f"{year or YEARLESS}-{month}-{day}", hms, frac)
-    except ValueError:
-        return None
-
-
-def _says_failure(level: str, msg: str) -> bool:
-    return (
-        "rror" in msg
-        or "failed" in msg
-        or level == "ERROR"
-        or "No available memory" in msg
-        or "capture_model" in msg
-    )
-
-
 class _Marks:
     """The marks found so far and the engine votes (every engine line 1, a hinted pattern 2 more)."""
 
@@ -593,25 +658,21 @@ class _Marks:
         index: int,
         msg: str,
         hit: tuple[M, str | None, re.Match[str]] | None,
-        level: str,
+        bar: dict[str, Any] | None,
+        failure: dict[str, Any] | None,
         ts: datetime | None,
         rank: str,
     ) -> None:
         """The marks one line yields: its startup pattern, its progress bar, its failure."""
-        bar = None if hit else _bar(msg)
-        failure = _failure(level, msg)
-        if hit is None and bar is None and failure is None:
-            return
-        who = rank
         if hit is not None:
             name, hinted, m = hit
-            self.by_name.setdefault(name, []).append(Mark(name, ts, who, index, {"groups": m.groups()}, msg))
+            self.by_name.setdefault(name, []).append(Mark(name, ts, rank, index, {"groups": m.groups()}, msg))
             if hinted:
                 self.votes[hinted] = self.votes.get(hinted, 0) + 2
         if bar is not None:
-            self.by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, who, index, bar, msg))
+            self.by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
         if failure is not None:
-            self.by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, who, index, failure, msg))
+            self.by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
 
 
 def scan(lines: Iterable[str]) -> LogScan:
@@ -651,14 +712,11 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
     for index, raw in enumerate(raw_lines):
         if dated and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        fast = (
-            _VLLM_LINE.match(raw)
-            if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
-            else None
-        )
+        fast = _vllm_line(raw) if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw else None
         if fast is not None:
             stream.direct += 1
             msg, rank, engine, level, outer, inner = raw[fast.end() :].rstrip(), "", "vllm", "", None, fast
+            level = fast.group("level")
         else:
             msg, rank, engine, level, outer, inner, _ = stream.peel(raw)
         if not msg:
@@ -669,12 +727,11 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
             head = split_line(raw)
             dated = head.ts is not None
         hit = _pattern_mark(msg)
-        if fast is not None:
-            level = fast.group("level")
-        if hit is not None or "%|" in msg or _says_failure(level, msg):
-            found.add(
-                index, msg, hit, level, _stamp(outer, engine, inner), _fast_rank(fast) if fast else rank
-            )
+        bar = None if hit is not None or "%|" not in msg else _bar(msg)
+        failure = _failure(level, msg)
+        if hit is not None or bar is not None or failure is not None:
+            ts = _vllm_clock(fast.group("stamp")) if fast else _stamp(outer, engine, inner)
+            found.add(index, msg, hit, bar, failure, ts, _fast_rank(fast) if fast else rank)
     return found, head
 
 
@@ -686,9 +743,7 @@ def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | No
         _, _, engine, _, outer, inner, _ = _peel(raw)
         if (outer is not None) != utc:
             continue
-        if (
-            engine == "vllm" and outer is None and inner is not None and inner.group("year") is None
-        ) != yearless:
+        if (engine == "vllm" and outer is None and inner is not None and _yearless(inner)) != yearless:
             continue
         ts = _stamp(outer, engine, inner)
         if ts is not None:
