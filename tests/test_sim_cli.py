@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -89,3 +93,16 @@ def test_bad_values_of_the_version_and_fallback_options(capsys, policy, why):
     code, err = fail(capsys, "--duration", "1h", "--policy", policy)
     assert code == 2 and why in err and "docs/simulate.md#policies" in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_the_first_simulation_on_a_machine_says_it_compiles_the_kernel(tmp_path: Path) -> None:
+    """An empty numba cache (NUMBA_CACHE_DIR): the first `simulate` says on stderr that it compiles the kernel
+    (15-20 s that would look like a hang), and the next one, loading the cache, says nothing."""
+    exe = str(Path(sys.executable).with_name("kubectl-gpuscale"))
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "GPUSCALE_SIM_KERNEL": "1"}
+    args = [exe, "simulate", "--pattern", "dev", "--duration", "1h", "--policy", "knative", "-o", "json"]
+    first = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    again = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    assert "compiling the simulator's kernel, once per machine" in first.stderr
+    assert again.stderr == ""
+    assert json.loads(first.stdout) == json.loads(again.stdout)

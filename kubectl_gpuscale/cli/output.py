@@ -132,6 +132,20 @@ def note(message: str) -> None:
     click.echo(message, err=True)
 
 
+def compile_notice(runs: Iterable[object] | None = None) -> None:
+    """One stderr line when a simulation is about to compile the simulator's kernel (the first on a
+    machine), so a 15-20 s pause is not taken for a hang; `runs`: the Simulation's runs (None: any)."""
+    from kubectl_gpuscale.sim.kernel import KernelRun, first_compile_pending
+
+    if runs is not None and not any(isinstance(r, KernelRun) for r in runs):
+        return
+    if first_compile_pending():
+        note(
+            "compiling the simulator's kernel, once per machine (~15-20 s of CPU; "
+            "later runs load it from numba's cache)"
+        )
+
+
 def save_figure(fig: Any, path: str, *, dpi: int) -> None:
     """Write a matplotlib figure to `path` and close it; an unwritable path is one clear error."""
     import matplotlib.pyplot as plt

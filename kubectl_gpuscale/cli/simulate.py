@@ -224,7 +224,7 @@ def simulate(
       kubectl gpuscale simulate --preset seed-cost-model
     """
     from kubectl_gpuscale import sim
-    from kubectl_gpuscale.cli.output import emit_data
+    from kubectl_gpuscale.cli.output import compile_notice, emit_data
 
     slo = _duration(None, None, slo_ttft)
     timeout = _duration(None, None, client_timeout)
@@ -245,6 +245,7 @@ def simulate(
     cold = _cold_start(cold_start, engine.name)
     controllers = [sim.build_controller(p) for p in _checked_policies(sim.parse_policies(policies))]
     s = sim.Simulation(traffic, engine, cold, controllers, seconds, seed, slo, price, timeout)
+    compile_notice(s.runs)
     results = s.run()
     series = s.series()
     if plot_path:

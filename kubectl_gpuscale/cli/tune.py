@@ -220,7 +220,7 @@ def tune(
       kubectl gpuscale tune -f vllm.yaml --history week.json --cold-start 90s -o json
       kubectl gpuscale tune hpa/vllm -n ml --history week.json --apply --dry-run=server
     """
-    from kubectl_gpuscale.cli.output import note, warn
+    from kubectl_gpuscale.cli.output import compile_notice, note, warn
 
     _check_flags(target, files, do_apply=do_apply, history_path=history_path, save_path=save_path)
     cluster: Cluster | None = None
@@ -248,6 +248,7 @@ def tune(
     preset = sim.engine_profile("70b" if "70b" in json.dumps(where.workload or {}).lower() else "8b")
     calibration = calibrate(history, preset)
     baseline = baseline_policy(where.current + ([where.workload] if where.workload else []))
+    compile_notice()
     check = replay(history, calibration, coldstart, baseline, seed=seed)
     checked = check.to_dict()
     if getattr(check, "large", False):

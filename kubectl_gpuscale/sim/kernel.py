@@ -105,6 +105,20 @@ def load() -> ModuleType | None:
     return _loaded[0]
 
 
+def first_compile_pending() -> bool:
+    """Whether the next simulation compiles the kernel (~15-20 s of CPU, once per machine): numba can be
+    imported but its cache holds no machine code for this `_jit.py`. False when that cannot be known."""
+    if not wanted():
+        return False
+    jit = load()
+    if jit is None:
+        return False
+    try:
+        return not jit.run._cache._cache_file._load_index()  # numba's cache index for this source and version
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def _pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
