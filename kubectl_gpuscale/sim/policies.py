@@ -726,51 +726,12 @@ class KpaController(Controller):
 
     def kernel_twin(self) -> KernelTwin | None:
         """The KPA's parameters and fresh state for `_jit.kpa_decide` (the Decider, the scaler config and
-        the PodAutoscaler's state machine)."""
-        from kubectl_gpuscale.sim import _jit as j  # numba: only when simulating
+        the PodAutoscaler's state machine), or None for a configuration the twin does not model."""
+        from kubectl_gpuscale.sim import _jit, twins  # numba: only when simulating
         from kubectl_gpuscale.sim.kernel import KernelTwin
 
-        p = np.zeros(j.KP_LEN)
-        spec, cfg = self.decider.spec, self.scaler
-        p[j.KP_TARGET] = spec.target
-        p[j.KP_WINDOW] = self.window
-        p[j.KP_PANIC_WINDOW] = self.panic_window
-        p[j.KP_PANIC_THRESHOLD] = spec.panic_threshold
-        p[j.KP_MAX_UP] = spec.max_scale_up_rate
-        p[j.KP_MAX_DOWN] = spec.max_scale_down_rate
-        p[j.KP_REACHABLE] = 1.0 if spec.reachable else 0.0
-        p[j.KP_ACTIVATION_SCALE] = spec.activation_scale
-        p[j.KP_DELAY] = spec.scale_down_delay
-        p[j.KP_MIN] = cfg.min_scale
-        p[j.KP_MAX] = cfg.max_scale
-        p[j.KP_INITIAL_SCALE] = cfg.initial_scale
-        p[j.KP_INITIAL_SCALE_RAW] = self.initial_scale
-        p[j.KP_GRACE] = cfg.grace
-        p[j.KP_RETENTION] = cfg.pod_retention
-        p[j.KP_ACTIVATION_TIMEOUT] = cfg.progress_deadline + d.KNATIVE_ACTIVATION_TIMEOUT_BUFFER_S
-        p[j.KP_SOURCE] = j.OBS_ARRIVALS if self.history_source == "arrivals" else j.OBS_CONC
-        p[j.KP_TICK] = d.KNATIVE_TICK_S
-        if (
-            cfg.stable_window != self.window
-            or not cfg.enable_scale_to_zero
-            or cfg.reachability not in ("Reachable", "Unreachable")
-            or self.decider.spec.stable_window != self.window
-        ):
-            return None  # a configuration the compiled twin does not model: the Python path runs it
-        width = max(1, int(spec.scale_down_delay // d.KNATIVE_TICK_S))
-        s = np.zeros(j.KS_FIXED + 2 * (width + 2))
-        s[j.KS_PANIC] = 1.0 if self.decider.panic_time is not None else 0.0
-        s[j.KS_PANIC_TIME] = self.decider.panic_time or 0.0
-        s[j.KS_MAX_PANIC] = self.decider.max_panic_pods
-        s[j.KS_PA] = {"activating": j.PA_ACTIVATING, "active": j.PA_ACTIVE, "inactive": j.PA_INACTIVE}[
-            self.pa
-        ]
-        s[j.KS_PA_SINCE] = self.pa_since
-        s[j.KS_INITIALIZED] = 1.0 if self.initialized else 0.0
-        for k, (bucket, count) in enumerate(self.decider._delay):
-            s[j.KS_DELAY + 2 * k], s[j.KS_DELAY + 2 * k + 1] = bucket, count
-        s[j.KS_DELAY_TAIL] = len(self.decider._delay)
-        return KernelTwin(j.KIND_KPA, p, s)
+        arrays = twins.kpa_arrays(self)
+        return None if arrays is None else KernelTwin(_jit.KIND_KPA, *arrays)
 
 
 @dataclass

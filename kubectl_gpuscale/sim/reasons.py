@@ -1,9 +1,11 @@
 """The reasons the HPA and KEDA controllers give for a decision, as a code plus numbers.
 
-The Python controllers (sim/policies.py) and their compiled twins (sim/hpa_twin.py,
-sim/keda_twin.py) both record a reason as `(code, x, y)`; this module turns it into the text
-that scale events carry and `top` shows, so the text is written once. No numba here: the
-policies import it.
+The Python controllers (sim/policies.py) and their compiled twins (`hpa_decide`, `keda_decide` in
+sim/_jit.py) both record a reason as `(code, x, y)`; this module turns it into the text that scale
+events carry and `top` shows, so the text is written once. No numba here: the policies import it.
+sim/_jit.py keeps its own copy of the codes (`*_REASON_*`): numba's cache is keyed on that file
+alone, so a code it read from here could change without recompiling; tests/test_sim_twins.py checks
+the two agree.
 """
 
 from __future__ import annotations

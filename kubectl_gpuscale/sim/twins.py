@@ -1,5 +1,6 @@
-"""The parameter and state arrays of the HPA and KEDA controllers' compiled twins (sim/_jit.py
-`hpa_decide`, `keda_decide`; the layouts are the `HP_*`, `HS_*`, `KD_*`, `KDS_*` constants there).
+"""The parameter and state arrays of the HPA, KEDA and KPA controllers' compiled twins (sim/_jit.py
+`hpa_decide`, `keda_decide`, `kpa_decide`; the layouts are the `HP_*`, `HS_*`, `KD_*`, `KDS_*`, `KP_*`,
+`KS_*` constants there).
 
 Imported only when a simulation runs on the kernel (it imports numba through `_jit`).
 """
@@ -17,7 +18,7 @@ from kubectl_gpuscale.sim.hpa import Behavior, HpaState, ScalingRules, Tolerance
 from kubectl_gpuscale.sim.keda import FALLBACK_BEHAVIORS
 
 if TYPE_CHECKING:
-    from kubectl_gpuscale.sim.policies import CronFloor, KedaController, Outage
+    from kubectl_gpuscale.sim.policies import CronFloor, KedaController, KpaController, Outage
 
 SELECT = {"Max": j.HPA_SELECT_MAX, "Min": j.HPA_SELECT_MIN, "Disabled": j.HPA_SELECT_DISABLED}
 POLICY_TYPE = {"Pods": j.HPA_POLICY_PODS, "Percent": j.HPA_POLICY_PERCENT}
@@ -117,3 +118,47 @@ def keda_state(params: np.ndarray) -> np.ndarray:
     s = np.zeros(j.KDS_HPA, dtype=np.float64)
     s[j.KDS_LAST_ACTIVE] = np.nan
     return np.concatenate((s, hpa_state(params[int(params[j.KD_HPA]) :])))
+
+
+def kpa_arrays(ctl: KpaController) -> tuple[np.ndarray, np.ndarray] | None:
+    """A KPA's parameters and fresh state (the `KP_*`, `KS_*` layouts), or None for a configuration the
+    compiled twin does not model (the Python path runs it)."""
+    spec, cfg = ctl.decider.spec, ctl.scaler
+    if (
+        cfg.stable_window != ctl.window
+        or not cfg.enable_scale_to_zero
+        or cfg.reachability not in ("Reachable", "Unreachable")
+        or ctl.decider.spec.stable_window != ctl.window
+    ):
+        return None  # a configuration the compiled twin does not model: the Python path runs it
+    p = np.zeros(j.KP_LEN)
+    p[j.KP_TARGET] = spec.target
+    p[j.KP_WINDOW] = ctl.window
+    p[j.KP_PANIC_WINDOW] = ctl.panic_window
+    p[j.KP_PANIC_THRESHOLD] = spec.panic_threshold
+    p[j.KP_MAX_UP] = spec.max_scale_up_rate
+    p[j.KP_MAX_DOWN] = spec.max_scale_down_rate
+    p[j.KP_REACHABLE] = 1.0 if spec.reachable else 0.0
+    p[j.KP_ACTIVATION_SCALE] = spec.activation_scale
+    p[j.KP_DELAY] = spec.scale_down_delay
+    p[j.KP_MIN] = cfg.min_scale
+    p[j.KP_MAX] = cfg.max_scale
+    p[j.KP_INITIAL_SCALE] = cfg.initial_scale
+    p[j.KP_INITIAL_SCALE_RAW] = ctl.initial_scale
+    p[j.KP_GRACE] = cfg.grace
+    p[j.KP_RETENTION] = cfg.pod_retention
+    p[j.KP_ACTIVATION_TIMEOUT] = cfg.progress_deadline + d.KNATIVE_ACTIVATION_TIMEOUT_BUFFER_S
+    p[j.KP_SOURCE] = j.OBS_ARRIVALS if ctl.history_source == "arrivals" else j.OBS_CONC
+    p[j.KP_TICK] = d.KNATIVE_TICK_S
+    width = max(1, int(spec.scale_down_delay // d.KNATIVE_TICK_S))
+    s = np.zeros(j.KS_FIXED + 2 * (width + 2))
+    s[j.KS_PANIC] = 1.0 if ctl.decider.panic_time is not None else 0.0
+    s[j.KS_PANIC_TIME] = ctl.decider.panic_time or 0.0
+    s[j.KS_MAX_PANIC] = ctl.decider.max_panic_pods
+    s[j.KS_PA] = {"activating": j.PA_ACTIVATING, "active": j.PA_ACTIVE, "inactive": j.PA_INACTIVE}[ctl.pa]
+    s[j.KS_PA_SINCE] = ctl.pa_since
+    s[j.KS_INITIALIZED] = 1.0 if ctl.initialized else 0.0
+    for k, (bucket, count) in enumerate(ctl.decider._delay):
+        s[j.KS_DELAY + 2 * k], s[j.KS_DELAY + 2 * k + 1] = bucket, count
+    s[j.KS_DELAY_TAIL] = len(ctl.decider._delay)
+    return p, s
