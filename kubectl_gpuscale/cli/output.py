@@ -134,12 +134,18 @@ def note(message: str) -> None:
 
 def compile_notice(runs: Iterable[object] | None = None) -> None:
     """One stderr line when a simulation is about to compile the simulator's kernel (the first on a
-    machine), so a 15-20 s pause is not taken for a hang; `runs`: the Simulation's runs (None: any)."""
-    from kubectl_gpuscale.sim.kernel import KernelRun, first_compile_pending
+    machine), so a 15-35 s pause is not taken for a hang; `runs`: the Simulation's runs (None: any)."""
+    from kubectl_gpuscale.sim.kernel import KernelRun, pending_compile
 
     if runs is not None and not any(isinstance(r, KernelRun) for r in runs):
         return
-    if first_compile_pending():
+    pending = pending_compile()
+    if pending == "ahead-of-time":
+        note(
+            "compiling the simulator's kernel, once per machine (ahead of time: ~30-35 s of CPU; "
+            "later runs load it without numba)"
+        )
+    elif pending:
         note(
             "compiling the simulator's kernel, once per machine (~15-20 s of CPU; "
             "later runs load it from numba's cache)"

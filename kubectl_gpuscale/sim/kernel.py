@@ -43,18 +43,23 @@ How a controller plugs in
    Python controller does.
 
 2. Python twin. Override `Controller.kernel_twin(self) -> KernelTwin | None` to return
-   `KernelTwin(kind=_jit.KIND_<X>, params=..., state=...)` built from the controller's fresh state
-   (import `_jit` inside the method: numba is imported only when a simulation runs), and
+   `KernelTwin(kind=loaded().KIND_<X>, params=..., state=...)` built from the controller's fresh state
+   (read every layout constant from `kernel.loaded()`, never by importing `_jit`: that imports numba,
+   which a process running the ahead-of-time module must not pay for), and
    `Controller.kernel_reason(self, code, values) -> str` for the event text (`values` = reason[1:4]).
    `history` sizes the observation ring; `buffering`, `initial`, `initial_ready` and `period` are read
    from the controller as on the Python path. The Python controller object itself is not updated by a
    kernel run (its `decide` is not called): read results from the `Simulation`.
 
-Cache: compiled functions are cached as machine code next to `_jit.py` (`__pycache__`), or, when that
+Tiers (`load()`): the ahead-of-time module first (sim/aot.py: `_jit.run` compiled by `numba.pycc` into
+a C extension module, loaded without importing numba, which saves ~0.8 s of CPU per process), then
+numba's JIT, then the Python path. The first process on a machine builds the ahead-of-time module (~30-35 s
+of CPU in a child process; numba's JIT machine code for the callees is cached on the way); when the
+build fails (no C compiler, no Python.h, numba without pycc) a marker makes later processes use the JIT
+without trying again. The JIT caches machine code next to `_jit.py` (`__pycache__`), or, when that
 directory is not writable, in numba's user-wide cache dir (~/.cache/numba; `NUMBA_CACHE_DIR` overrides
-both). The first process on a machine compiles (~14 s of CPU), later ones load the cache (~0.6 s with
-numba's import). With no writable cache location at all numba refuses `cache=True`, and the Python path
-runs.
+both): its first compile costs ~15 s of CPU, a later process ~0.8 s more than the ahead-of-time module.
+With no writable cache location at all numba refuses `cache=True`, and the Python path runs.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kubectl_gpuscale.sim import aot
 from kubectl_gpuscale.sim.core import HIST_BINS, PodState, ScaleEvent, Totals, WorkloadState, percentile
 from kubectl_gpuscale.sim.engine import ColdStartProfile, EngineProfile
 from kubectl_gpuscale.sim.traffic import Arrivals
@@ -92,31 +98,100 @@ def wanted() -> bool:
 
 
 def load() -> ModuleType | None:
-    """The compiled module (importing numba), or None when numba cannot be imported or has nowhere to
-    cache machine code (numba raises RuntimeError: compiling in every process would cost more than the
-    Python path saves)."""
-    if not _loaded:
-        try:
-            from kubectl_gpuscale.sim import _jit  # numba costs ~0.25 s: only when simulating
+    """The kernel module, from the first tier that works (the result is kept for the process):
 
-            _loaded.append(_jit)
-        except (ImportError, RuntimeError):
-            _loaded.append(None)
+    1. the ahead-of-time module (sim/aot.py; no numba import in this process). When it is not built yet
+       for this `_jit.py` and numba is installed, a namespace with `_jit`'s constants whose `run` builds it
+       at its first call (~30-35 s, once per machine; `pending_compile()` says so), then runs it;
+    2. numba's JIT (`_jit`, importing numba; machine code from numba's cache);
+    3. None: numba cannot be imported or has nowhere to cache machine code (numba raises RuntimeError:
+       compiling in every process would cost more than the Python path saves); the Python path runs.
+
+    Every tier's module has `run` and `_jit.py`'s layout constants (`C_*`, `KIND_*`, ...), and `TIER`
+    ("ahead-of-time" or "compiled"): kernel users read the constants from here, never from `_jit`."""
+    if not _loaded:
+        _loaded.append(_load())
     return _loaded[0]
 
 
-def first_compile_pending() -> bool:
-    """Whether the next simulation compiles the kernel (~15-20 s of CPU, once per machine): numba can be
-    imported but its cache holds no machine code for this `_jit.py`. False when that cannot be known."""
-    if not wanted():
-        return False
-    jit = load()
-    if jit is None:
-        return False
+def loaded() -> ModuleType:
+    """The module `load()` returns, for code that runs only on the kernel (RuntimeError without one)."""
+    module = load()
+    if module is None:
+        raise RuntimeError("the compiled kernel needs numba")
+    return module
+
+
+def _load() -> ModuleType | None:
+    if aot.enabled() and aot.numba_installed():
+        try:
+            files = aot.paths()
+        except (OSError, RuntimeError):  # _jit.py unreadable, no home directory
+            files = None
+        state = "failed" if files is None else aot.status(files)
+        if files is not None and state == "ready":
+            built = aot.load_built(files)
+            if built is not None:
+                return built
+        elif files is not None and state == "missing":
+            jit = _import_jit()
+            return None if jit is None else _pending(files, jit)
+    return _import_jit()
+
+
+def _import_jit() -> ModuleType | None:
     try:
-        return not jit.run._cache._cache_file._load_index()  # numba's cache index for this source and version
+        from kubectl_gpuscale.sim import _jit  # numba costs ~0.4 s: only when simulating
+    except (ImportError, RuntimeError):
+        return None
+    return aot.namespace(aot.layout_of(_jit), _jit.run, "compiled")
+
+
+def _pending(files: aot.Paths, jit: ModuleType) -> ModuleType:
+    """`_jit`'s constants, with a `run` that builds the ahead-of-time module at its first call and then
+    runs whichever tier it got (the built module, or the JIT when the build failed)."""
+    ns = aot.namespace(aot.layout_of(jit), None, "ahead-of-time (not built yet)")
+    ns.__dict__["PENDING"] = True
+
+    def run_after_build(*args: object) -> int:
+        built = aot.load_built(files) if aot.build(files) else None
+        chosen = jit if built is None else built
+        ns.__dict__.update(run=chosen.run, TIER=chosen.TIER, PENDING=False)
+        return int(chosen.run(*args))
+
+    ns.__dict__["run"] = run_after_build
+    return ns
+
+
+def tier() -> str:
+    """Which kernel simulations run on: "ahead-of-time", "compiled" (numba's JIT) or "Python"."""
+    module = load() if wanted() else None
+    return "Python" if module is None else str(module.TIER)
+
+
+def pending_compile() -> str | None:
+    """What the next simulation compiles first, once per machine: "ahead-of-time" (the module is built,
+    ~30-35 s of CPU), "compiled" (numba's JIT compiles, ~15-20 s: its cache holds no machine code for
+    this `_jit.py`), or None (nothing, or it cannot be known)."""
+    if not wanted():
+        return None
+    module = load()
+    if module is None:
+        return None
+    if getattr(module, "PENDING", False):
+        return "ahead-of-time"
+    if module.TIER != "compiled":
+        return None
+    try:
+        index = module.run._cache._cache_file._load_index()  # numba's cache index for this source and version
     except (AttributeError, OSError, ValueError):
-        return False
+        return None
+    return None if index else "compiled"
+
+
+def first_compile_pending() -> bool:
+    """Whether the next simulation compiles the kernel first (`pending_compile()` says which way)."""
+    return pending_compile() is not None
 
 
 def _pow2(n: int) -> int:
@@ -137,9 +212,7 @@ class KernelRun:
         series_step: int,
         duration: int,
     ) -> None:
-        jit = load()
-        if jit is None:
-            raise RuntimeError("the compiled kernel needs numba")
+        jit = loaded()
         self._jit = jit
         self.ctl = controller
         self.twin = twin

@@ -95,10 +95,9 @@ class AlwaysOn(Controller):
         return len(ticks)
 
     def kernel_twin(self) -> KernelTwin | None:
-        from kubectl_gpuscale.sim import _jit  # numba: only when simulating
-        from kubectl_gpuscale.sim.kernel import KernelTwin
+        from kubectl_gpuscale.sim.kernel import KernelTwin, loaded
 
-        return KernelTwin(_jit.KIND_ALWAYS_ON)
+        return KernelTwin(loaded().KIND_ALWAYS_ON)
 
 
 class HpaController(Controller):
@@ -183,13 +182,13 @@ class HpaController(Controller):
 
     def kernel_twin(self) -> KernelTwin | None:
         """The HPA's parameters and fresh state for `_jit.hpa_decide` (None once this controller has synced)."""
-        from kubectl_gpuscale.sim import _jit, twins  # numba: only when simulating
-        from kubectl_gpuscale.sim.kernel import KernelTwin
+        from kubectl_gpuscale.sim import twins  # only when simulating
+        from kubectl_gpuscale.sim.kernel import KernelTwin, loaded
 
         if self.hpa.seen:
             return None
         params = twins.hpa_params(self.hpa, self.tolerances, self.metric, self.target)
-        return KernelTwin(_jit.KIND_HPA, params, twins.hpa_state(params))
+        return KernelTwin(loaded().KIND_HPA, params, twins.hpa_state(params))
 
 
 @dataclass(frozen=True)
@@ -306,13 +305,13 @@ class KedaController(Controller):
     def kernel_twin(self) -> KernelTwin | None:
         """The ScaledObject's and its HPA's parameters and fresh state for `_jit.keda_decide` (None once this
         controller has decided)."""
-        from kubectl_gpuscale.sim import _jit, twins  # numba: only when simulating
-        from kubectl_gpuscale.sim.kernel import KernelTwin
+        from kubectl_gpuscale.sim import twins  # only when simulating
+        from kubectl_gpuscale.sim.kernel import KernelTwin, loaded
 
         if self.hpa.seen or self.failures or self.last_active is not None:
             return None
         params = twins.keda_params(self)
-        return KernelTwin(_jit.KIND_KEDA, params, twins.keda_state(params))
+        return KernelTwin(loaded().KIND_KEDA, params, twins.keda_state(params))
 
     def reason_text(self, code: int, x: float, y: float) -> str:
         """The text of a reason `(code, x, y)` (sim/reasons.py) this controller gave."""
@@ -719,19 +718,20 @@ class KpaController(Controller):
         return f"{mode}: {self.metric} {stable:.1f} / target {self.target_value:g}"
 
     def kernel_reason(self, code: int, values: tuple[float, float, float]) -> str:
-        from kubectl_gpuscale.sim import _jit  # numba: only when simulating
+        from kubectl_gpuscale.sim.kernel import loaded
 
-        mode = "panic" if code == _jit.KPA_REASON_PANIC else "stable"
-        return self._reason_text(code == _jit.KPA_REASON_ZERO, mode, values[0])
+        k = loaded()
+        mode = "panic" if code == k.KPA_REASON_PANIC else "stable"
+        return self._reason_text(code == k.KPA_REASON_ZERO, mode, values[0])
 
     def kernel_twin(self) -> KernelTwin | None:
         """The KPA's parameters and fresh state for `_jit.kpa_decide` (the Decider, the scaler config and
         the PodAutoscaler's state machine), or None for a configuration the twin does not model."""
-        from kubectl_gpuscale.sim import _jit, twins  # numba: only when simulating
-        from kubectl_gpuscale.sim.kernel import KernelTwin
+        from kubectl_gpuscale.sim import twins  # only when simulating
+        from kubectl_gpuscale.sim.kernel import KernelTwin, loaded
 
         arrays = twins.kpa_arrays(self)
-        return None if arrays is None else KernelTwin(_jit.KIND_KPA, *arrays)
+        return None if arrays is None else KernelTwin(loaded().KIND_KPA, *arrays)
 
 
 @dataclass

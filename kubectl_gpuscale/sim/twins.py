@@ -1,8 +1,9 @@
 """The parameter and state arrays of the HPA, KEDA and KPA controllers' compiled twins (sim/_jit.py
 `hpa_decide`, `keda_decide`, `kpa_decide`; the layouts are the `HP_*`, `HS_*`, `KD_*`, `KDS_*`, `KP_*`,
-`KS_*` constants there).
+`KS_*` constants there, read from the loaded kernel module, `kernel.loaded()`).
 
-Imported only when a simulation runs on the kernel (it imports numba through `_jit`).
+Imported only when a simulation runs on the kernel (never `_jit` itself: that would import numba in a
+process that runs the ahead-of-time module).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kubectl_gpuscale.sim import _jit as j
 from kubectl_gpuscale.sim import defaults as d
 from kubectl_gpuscale.sim.hpa import Behavior, HpaState, ScalingRules, Tolerances
 from kubectl_gpuscale.sim.keda import FALLBACK_BEHAVIORS
+from kubectl_gpuscale.sim.kernel import loaded
 
 if TYPE_CHECKING:
     from kubectl_gpuscale.sim.policies import CronFloor, KedaController, KpaController, Outage
 
+j = loaded()
 SELECT = {"Max": j.HPA_SELECT_MAX, "Min": j.HPA_SELECT_MIN, "Disabled": j.HPA_SELECT_DISABLED}
 POLICY_TYPE = {"Pods": j.HPA_POLICY_PODS, "Percent": j.HPA_POLICY_PERCENT}
 KEDA_SOURCE = {"waiting": j.OBS_WAITING, "running": j.OBS_RUNNING}  # anything else sums concurrency
