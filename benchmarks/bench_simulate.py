@@ -5,8 +5,10 @@ process, which the budget is about) beside the budget, and whether its results e
 30-day golden outputs (`benchmarks/sim_golden_30d.json`; `--write-golden` rewrites them after a
 deliberate behaviour change). Then the `tune` case (DESIGN §5: >= 40 candidates x 2 variants over 7
 days in <= 30 s): one `Simulation` of 40 KEDA/Knative controllers over a 7-day per-second `Trace`.
-Policies whose controller has a compiled twin run in the numba kernel (sim/kernel.py), the others on the
-Python path; the first line says which (GPUSCALE_SIM_KERNEL=0 benchmarks the Python path alone).
+Policies whose controller has a compiled twin run in the numba kernel (sim/kernel.py): the module built
+ahead of time ("ahead-of-time", no numba import), else numba's JIT ("compiled"); the others on the Python
+path. The first line says which (GPUSCALE_SIM_AOT=0 benchmarks the JIT, GPUSCALE_SIM_KERNEL=0 the Python
+path alone).
 Run: .venv/bin/python benchmarks/bench_simulate.py [--in-process-only] [--no-tune]
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from kubectl_gpuscale import sim
+from kubectl_gpuscale.sim import kernel
 
 BUDGET_S = 2.0
 TUNE_BUDGET_S = 30.0
@@ -119,11 +122,10 @@ def main() -> None:
         [sim.build_controller(p) for p in sim.parse_policies(POLICIES)],
         60,
     ).runs
+    tier = kernel.tier()  # "ahead-of-time", "compiled" (numba's JIT) or "Python"
     print(
-        "simulator path (GPUSCALE_SIM_KERNEL=0 for the Python reference): "
-        + ", ".join(
-            f"{r.ctl.name} {'compiled' if type(r).__name__ == 'KernelRun' else 'Python'}" for r in paths
-        )
+        "simulator path (GPUSCALE_SIM_AOT=0 for numba's JIT, GPUSCALE_SIM_KERNEL=0 for the Python reference): "
+        + ", ".join(f"{r.ctl.name} {tier if type(r).__name__ == 'KernelRun' else 'Python'}" for r in paths)
     )
     load = os.getloadavg()
     print(
