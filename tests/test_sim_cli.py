@@ -97,12 +97,20 @@ def test_bad_values_of_the_version_and_fallback_options(capsys, policy, why):
 
 def test_the_first_simulation_on_a_machine_says_it_compiles_the_kernel(tmp_path: Path) -> None:
     """An empty numba cache (NUMBA_CACHE_DIR): the first `simulate` says on stderr that it compiles the kernel
-    (15-20 s that would look like a hang), and the next one, loading the cache, says nothing."""
+    (the ahead-of-time module, sim/aot.py: 30-35 s that would look like a hang) and leaves the module in
+    NUMBA_CACHE_DIR/kubectl-gpuscale (0700); the next one, loading it, says nothing."""
     exe = str(Path(sys.executable).with_name("kubectl-gpuscale"))
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "GPUSCALE_SIM_KERNEL": "1"}
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba"),
+        "GPUSCALE_SIM_KERNEL": "1",
+        "GPUSCALE_SIM_AOT": "1",
+    }
     args = [exe, "simulate", "--pattern", "dev", "--duration", "1h", "--policy", "knative", "-o", "json"]
     first = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     again = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
-    assert "compiling the simulator's kernel, once per machine" in first.stderr
-    assert again.stderr == ""
+    assert "compiling the simulator's kernel, once per machine (ahead of time" in first.stderr
+    assert first.stderr.count("\n") == 1 and again.stderr == ""
+    built = tmp_path / "numba" / "kubectl-gpuscale"
+    assert built.stat().st_mode & 0o777 == 0o700 and len(list(built.glob("_gpuscale_simkernel_*.so"))) == 1
     assert json.loads(first.stdout) == json.loads(again.stdout)
