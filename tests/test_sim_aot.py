@@ -147,7 +147,8 @@ def test_a_failed_build_falls_back_to_the_jit_once_and_quietly(built, tmp_path):
     markers = list((tmp_path / "aot").glob("*.failed"))
     assert [m.name for m in markers] == [aot.PREFIX + aot.key() + ".failed"]
     assert "exit status" in markers[0].read_text() and "delete this file" in markers[0].read_text()
-    assert sorted(p.name for p in (tmp_path / "aot").iterdir()) == [markers[0].name]  # no module, no tmp dir
+    left = sorted(p.name for p in (tmp_path / "aot").iterdir())
+    assert left == [markers[0].name, markers[0].name.replace(".failed", ".lock")]  # no module, no tmp dir
     assert (tmp_path / "aot").stat().st_mode & 0o777 == 0o700
     again = subprocess.run(
         [sys.executable, "-c", NUMBA_FREE, *SIMULATE[1:], POLICIES, "-o", "json"],
@@ -191,3 +192,19 @@ def test_the_tier_switch_and_the_pending_build(monkeypatch, tmp_path, built):
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setattr(kernel, "_loaded", [built])
     assert kernel.pending_compile() is None and kernel.tier() == "ahead-of-time"
+
+
+def test_a_build_in_pycache_removes_the_modules_of_earlier_sources(tmp_path):
+    """Each edit of `_jit.py` builds a new module; in the install's `__pycache__` the old ones go."""
+    current = aot.Paths(tmp_path, aot.key())
+    old = aot.Paths(tmp_path, "0" * 24)
+    for p in (current, old):
+        for f in (p.module, p.layout, p.failed, p.directory / (p.name + ".lock")):
+            f.write_text("")
+    (tmp_path / "_jit.add_to_hist-227.py311.nbi").write_text("")  # numba's own cache: not ours
+    aot._remove_other_keys(current)
+    left = sorted(f.name for f in tmp_path.iterdir())
+    assert [f for f in left if f.startswith(aot.PREFIX)] == sorted(
+        f.name for f in (current.module, current.layout, current.failed, tmp_path / (current.name + ".lock"))
+    )
+    assert "_jit.add_to_hist-227.py311.nbi" in left

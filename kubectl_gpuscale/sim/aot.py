@@ -20,12 +20,14 @@ Location: `GPUSCALE_SIM_AOT_DIR`; else `$NUMBA_CACHE_DIR/kubectl-gpuscale`; else
 
 The build runs `python -m kubectl_gpuscale.sim.aot DIR NAME KEY` in a child process (setuptools and the
 C compiler print; the child's output is captured, never the parent's stdout), into a temporary directory
-inside DIR, then moves the files into place with `os.replace`: two processes building at once each move a
-complete, identical module.
+inside DIR, then moves the files into place with `os.replace`; a lock file (`flock`) makes a second
+process wait for the first's build instead of repeating it. A build in `__pycache__` removes the modules
+of this install's earlier `_jit.py`s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.machinery
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -189,39 +192,70 @@ def _ensure_dir(directory: Path) -> None:
 
 
 def build(p: Paths) -> bool:
-    """Build the module for `p` in a child process (its output captured); True when it is in place. On
-    any failure write the marker (the reason: the child's last lines) and return False."""
+    """Build the module for `p` in a child process (its output captured); True when it is in place. A
+    process that finds another building the same module waits for it and takes its result. On any
+    failure write the marker (the reason: the child's last lines) and return False."""
     try:
         _ensure_dir(p.directory)
-        with tempfile.TemporaryDirectory(prefix=".build-", dir=p.directory) as tmp:
-            root = str(Path(__file__).resolve().parents[2])  # the child imports this very package
-            env = {
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))),
-            }
-            env["TMPDIR"] = tmp  # pycc's own scratch directory, removed with ours
-            done = subprocess.run(
-                [sys.executable, "-m", "kubectl_gpuscale.sim.aot", tmp, p.name, p.digest],
-                cwd=tmp,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                timeout=BUILD_TIMEOUT_S,
-                check=False,
-            )
-            built = Path(tmp) / p.module.name
-            layout = Path(tmp) / p.layout.name
-            if done.returncode != 0 or not built.exists() or not layout.exists():
-                tail = "\n".join(done.stdout.decode(errors="replace").strip().splitlines()[-20:])
-                _mark_failed(p, f"exit status {done.returncode}\n{tail}")
-                return False
-            os.replace(layout, p.layout)
-            os.replace(built, p.module)
-            return True
+        with _exclusive(p.directory / (p.name + ".lock")):
+            state = status(p)
+            built = state == "ready" if state != "missing" else _build(p)
+        if built and p.directory == JIT_SOURCE.parent / "__pycache__":
+            _remove_other_keys(p)  # this install's earlier `_jit.py`s: never loaded again
+        return built
     except (OSError, subprocess.SubprocessError) as exc:
         _mark_failed(p, f"{type(exc).__name__}: {exc}")
         return False
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: two builds may run at once, each moving a complete module
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _remove_other_keys(p: Paths) -> None:
+    for stale in p.directory.glob(PREFIX + "*"):
+        if not stale.name.startswith(p.name + "."):
+            stale.unlink(missing_ok=True)
+
+
+def _build(p: Paths) -> bool:
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=p.directory) as tmp:
+        root = str(Path(__file__).resolve().parents[2])  # the child imports this very package
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))),
+            "TMPDIR": tmp,  # pycc's own scratch directory, removed with ours
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "kubectl_gpuscale.sim.aot", tmp, p.name, p.digest],
+            cwd=tmp,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
+        built = Path(tmp) / p.module.name
+        layout = Path(tmp) / p.layout.name
+        if done.returncode != 0 or not built.exists() or not layout.exists():
+            tail = "\n".join(done.stdout.decode(errors="replace").strip().splitlines()[-20:])
+            _mark_failed(p, f"exit status {done.returncode}\n{tail}")
+            return False
+        os.replace(layout, p.layout)
+        os.replace(built, p.module)
+        return True
 
 
 def signature() -> object:
