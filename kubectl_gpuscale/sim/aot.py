@@ -18,7 +18,7 @@ Location: `GPUSCALE_SIM_AOT_DIR`; else `$NUMBA_CACHE_DIR/kubectl-gpuscale`; else
 `_jit.py` when writable (where numba's JIT cache goes); else `$XDG_CACHE_HOME/kubectl-gpuscale`
 (~/.cache/kubectl-gpuscale). Directories it creates are 0700. `GPUSCALE_SIM_AOT=0` turns the tier off.
 
-The build runs `python -m kubectl_gpuscale.sim.aot DIR NAME KEY` in a child process (setuptools and the
+The build runs `child_build(DIR, NAME, KEY)` in a child process (`python -c`; setuptools and the
 C compiler print; the child's output is captured, never the parent's stdout), into a temporary directory
 inside DIR, then moves the files into place with `os.replace`; a lock file (`flock`) makes a second
 process wait for the first's build instead of repeating it. A build in `__pycache__` removes the modules
@@ -51,6 +51,7 @@ TARGET_CPU = ""  # numba.pycc's default: the architecture's generic CPU (see the
 RECIPE = "1"  # bump when the way the module is built changes
 BUILD_TIMEOUT_S = 600
 JIT_SOURCE = Path(__file__).with_name("_jit.py")
+CHILD = "import sys; from kubectl_gpuscale.sim.aot import child_build; child_build(*sys.argv[1:4])"
 
 
 def enabled() -> bool:
@@ -238,7 +239,7 @@ def _build(p: Paths) -> bool:
             "TMPDIR": tmp,  # pycc's own scratch directory, removed with ours
         }
         done = subprocess.run(
-            [sys.executable, "-m", "kubectl_gpuscale.sim.aot", tmp, p.name, p.digest],
+            [sys.executable, "-c", CHILD, tmp, p.name, p.digest],
             cwd=tmp,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -276,8 +277,8 @@ def layout_of(module: ModuleType) -> dict[str, int | float]:
     }
 
 
-def _child(out: str, name: str, digest: str) -> None:
-    """The build itself (in the child): compile `_jit.run` with pycc into `out`, write the layout."""
+def child_build(out: str, name: str, digest: str) -> None:
+    """The build itself (in the child process): compile `_jit.run` with pycc into `out`, write the layout."""
     from kubectl_gpuscale.sim import _jit
 
     pycc: Any = importlib.import_module("numba.pycc")  # numba ships no type stubs
@@ -294,7 +295,3 @@ def _child(out: str, name: str, digest: str) -> None:
     cc.export("run", signature())(jitted.py_func)
     cc.compile()
     Path(out, name + ".json").write_text(json.dumps({**layout_of(_jit), "__key__": digest}, sort_keys=True))
-
-
-if __name__ == "__main__":
-    _child(*sys.argv[1:4])
