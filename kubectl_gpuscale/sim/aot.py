@@ -140,7 +140,7 @@ def paths() -> Paths:
 
 
 def status(p: Paths) -> str:
-    """ "ready" (module and layout present), "failed" (a build failed: the marker), or "missing"."""
+    """The module's state: "ready" (module and layout present), "failed" (the marker), or "missing"."""
     if p.failed.exists():
         return "failed"
     if p.module.exists() and p.layout.exists():
