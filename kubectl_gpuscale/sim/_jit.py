@@ -195,40 +195,66 @@ def _float_bits(typingctx: Any, x: Any) -> Any:
 float_bits = cast(Callable[[float], int], _float_bits)
 
 
-@njit
-def bin_table() -> np.ndarray:
-    """bounds[0, b] < ttft < bounds[1, b] means `ttft_bin(ttft) == b` for sure: the bin's edges narrowed
-    by 1e-9 relative, far beyond the rounding of log10 and of these powers (bins 1 and the last: never)."""
-    bounds = np.zeros((2, HIST_BINS))
-    bounds[0, :] = 1.0
-    for b in range(2, HIST_BINS - 1):
-        bounds[0, b] = 10.0 ** ((b - 2 + 1e-9) / 100.0 - 3.0) * (1.0 + 1e-9)
-        bounds[1, b] = 10.0 ** ((b - 1 + 1e-9) / 100.0 - 3.0) * (1.0 - 1e-9)
-    return bounds
+def _sure_bins() -> np.ndarray:
+    """SURE_BINS[b, 0] < ttft < SURE_BINS[b, 1] means `ttft_bin(ttft) == b` for sure: the bin's edges
+    narrowed by 1e-9 relative, far beyond the rounding of log10 and of these powers (bins 0, 1 and the
+    last: never)."""
+    sure = np.zeros((HIST_BINS, 2))
+    sure[:, 0] = 1.0
+    b = np.arange(2, HIST_BINS - 1, dtype=np.float64)
+    sure[2 : HIST_BINS - 1, 0] = 10.0 ** ((b - 2 + 1e-9) / 100.0 - 3.0) * (1.0 + 1e-9)
+    sure[2 : HIST_BINS - 1, 1] = 10.0 ** ((b - 1 + 1e-9) / 100.0 - 3.0) * (1.0 - 1e-9)
+    return sure
+
+
+CELL_SHIFT = 45  # a TTFT's cell: its float's bits >> 45 (exponent and 7 mantissa bits, < 0.8 % wide)
+CELL_FIRST = int(np.float64(1e-3).view(np.int64)) >> CELL_SHIFT
+CELL_LAST = int(np.float64(1e4).view(np.int64)) >> CELL_SHIFT
+
+
+def _cell_bins() -> np.ndarray:
+    """CELL_BINS[cell - CELL_FIRST]: the bin of the cell's smallest TTFT; a cell is narrower than a bin
+    (2.3 %), so its TTFTs fall in that bin or the next."""
+    cells = np.arange(CELL_FIRST, CELL_LAST + 1, dtype=np.int64)
+    low = (cells << CELL_SHIFT).view(np.float64)
+    b = np.ceil((np.log10(low) + 3.0) * 100.0 - 1e-9).astype(np.int64) + 1
+    return np.clip(b, 2, HIST_BINS - 3).astype(np.int16)
+
+
+# module-level arrays: numba compiles them in as constants (no argument, no reference counting)
+SURE_BINS = _sure_bins()
+CELL_BINS = _cell_bins()
 
 
 @njit_inline
-def find_bin(bounds: np.ndarray, ttft: float) -> int:
-    """`ttft_bin(ttft)` without a log10 for most TTFTs: log2 from the float's exponent and a cubic of its
-    mantissa (off by < 0.04 bin) puts the bin among three, two comparisons pick it, and the narrowed
-    edges of `bin_table` confirm it; otherwise log10 decides."""
-    if 1e-3 < ttft < 1e4:
-        raw = float_bits(ttft)
-        x = (raw & 0xFFFFFFFFFFFFF) * 2.220446049250313e-16  # mantissa fraction in [0, 1)
-        log2 = ((raw >> 52) - 1023) + x * (1.42349497 + x * (-0.58777239 + x * 0.16559264))
-        k = int(log2 * 30.102999566398120 + 300.0) + 1
-        if 2 <= k <= HIST_BINS - 4:
-            j = k + (1 if ttft >= bounds[1, k] else 0) + (1 if ttft >= bounds[1, k + 1] else 0)
-            if bounds[0, j] < ttft < bounds[1, j]:
-                return j
-    return ttft_bin(ttft)
+def sure_bin(ttft: float) -> int:
+    """`ttft_bin(ttft)` for most TTFTs without a log10: the bin from the TTFT's cell (a table), the next
+    one if the TTFT is past the bin's narrowed upper edge, confirmed by that bin's narrowed edges
+    (`SURE_BINS`); 0 when not sure (near an edge, or outside 1 ms..10^4 s)."""
+    if not 1e-3 < ttft < 1e4:
+        return 0
+    b = np.int64(CELL_BINS[(float_bits(ttft) >> CELL_SHIFT) - CELL_FIRST])
+    b += 1 if ttft >= SURE_BINS[b, 1] else 0
+    return b if SURE_BINS[b, 0] < ttft < SURE_BINS[b, 1] else 0
 
 
 @njit
-def add_to_hist(hist: np.ndarray, bounds: np.ndarray, ttft: np.ndarray, weight: np.ndarray, n: int) -> None:
+def bins(ttft: np.ndarray) -> np.ndarray:
+    """The histogram bin of each TTFT as `add_to_hist` bins it (`core._bin`; for the tests)."""
+    out = np.empty(ttft.shape[0], dtype=np.int64)
+    for k in range(ttft.shape[0]):
+        b = sure_bin(ttft[k])
+        out[k] = b if b > 0 else ttft_bin(ttft[k])
+    return out
+
+
+@njit
+def add_to_hist(hist: np.ndarray, ttft: np.ndarray, weight: np.ndarray, n: int) -> None:
     """Add `n` TTFTs with their weights to the run's histogram and the recent one."""
     for k in range(n):
-        b = find_bin(bounds, ttft[k])
+        b = sure_bin(ttft[k])
+        if b == 0:
+            b = ttft_bin(ttft[k])
         hist[0, b] += weight[k]
         hist[1, b] += weight[k]
 
@@ -1153,7 +1179,6 @@ def run(
     max_pods = it[I_MAX_PODS]
     ready, next_change = ready_count(pods, npods, sec)
     kv_scale = kv_per / (kv_tokens * max(ready, 1))
-    bounds = bin_table()
     tt_buf = np.empty(BATCH)
     tw_buf = np.empty(BATCH)
     n_buf = 0
@@ -1193,7 +1218,7 @@ def run(
             if zero:
                 q = 0.0
                 upper = False
-                add_to_hist(hist, bounds, tt_buf, tw_buf, n_buf)
+                add_to_hist(hist, tt_buf, tw_buf, n_buf)
                 n_buf = 0
                 if buffering and it[I_PEND_TAIL] > it[I_PEND_HEAD]:
                     q = release(c, st, it, pending, hist, sec, cap)
@@ -1244,7 +1269,7 @@ def run(
                 tw_buf[n_buf] = ttft_w
                 n_buf += 1
                 if n_buf == BATCH:
-                    add_to_hist(hist, bounds, tt_buf, tw_buf, n_buf)
+                    add_to_hist(hist, tt_buf, tw_buf, n_buf)
                     n_buf = 0
         requests += a
         pod_seconds += npods
@@ -1306,7 +1331,7 @@ def run(
                 npods = it[I_PODS]
                 ready, next_change = ready_count(pods, npods, sec)
                 kv_scale = kv_per / (kv_tokens * max(ready, 1))
-    add_to_hist(hist, bounds, tt_buf, tw_buf, n_buf)
+    add_to_hist(hist, tt_buf, tw_buf, n_buf)
     series[SER_ARR, sbin] += s_arr
     series[SER_PODS, sbin] += s_pods
     series[SER_READY, sbin] += s_ready
