@@ -195,6 +195,32 @@ def _float_bits(typingctx: Any, x: Any) -> Any:
 float_bits = cast(Callable[[float], int], _float_bits)
 
 
+@intrinsic
+def _borrowed(typingctx: Any, arr: Any) -> Any:
+    """The same array (data, shape, strides) with no meminfo: numba's reference counting skips it, where
+    every array passed to an inlined function costs an atomic increment and decrement (numba's pruning
+    misses most in `run`'s control flow). Only for arrays that outlive the call: `run`'s arguments."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ary = context.make_array(signature.args[0])(context, builder, value=args[0])
+        out = context.make_array(signature.return_type)(context, builder)
+        context.populate_array(
+            out,
+            data=ary.data,
+            shape=ary.shape,
+            strides=ary.strides,
+            itemsize=ary.itemsize,
+            meminfo=None,
+            parent=None,
+        )
+        return out._getvalue()
+
+    return arr(arr), codegen
+
+
+borrowed = cast(Callable[[np.ndarray], np.ndarray], _borrowed)
+
+
 def _sure_bins() -> np.ndarray:
     """SURE_BINS[b, 0] < ttft < SURE_BINS[b, 1] means `ttft_bin(ttft) == b` for sure: the bin's edges
     narrowed by 1e-9 relative, far beyond the rounding of log10 and of these powers (bins 0, 1 and the
@@ -1146,7 +1172,9 @@ def run(
     """Simulate seconds [it[I_T], end) of one policy (arrivals[k] is second it[I_T] + k); ticks in between
     call its compiled controller. Returns DONE, or NEED_PODS (grow the pod table and call again)."""
     c, st, it, pods, pending, ring, hist, series, events = arrays
-    p, s, reason = ctl
+    c, st, it, pods, pending = borrowed(c), borrowed(st), borrowed(it), borrowed(pods), borrowed(pending)
+    ring, hist, series, events = borrowed(ring), borrowed(hist), borrowed(series), borrowed(events)
+    p, s, reason = borrowed(ctl[0]), borrowed(ctl[1]), borrowed(ctl[2])
     mask = ring.shape[1] - 1
     kind = int(c[C_KIND])
     period = int(c[C_PERIOD])
