@@ -1218,12 +1218,13 @@ def run(
     served_sum = 0.0
     lost_sum = 0.0
     busy = 0.0
-    pod_seconds = 0.0
-    zero_seconds = 0.0
+    pod_seconds = 0  # integer sums: exact, as the float sums of integers they replace
+    zero_seconds = 0
     sbin = sec // step
     bin_end = (sbin + 1) * step
     next_tick = (sec // period + 1) * period
-    s_arr = s_pods = s_ready = s_wait = s_ttft = s_ttft_w = s_n = 0.0
+    s_arr = s_wait = s_ttft = s_ttft_w = 0.0
+    s_pods = s_ready = s_n = 0
     while sec < end:
         a = arrivals[sec - t0]
         if sec >= next_change:
@@ -1307,7 +1308,7 @@ def run(
         pod_seconds += npods
         max_pods = max(max_pods, npods)
         if npods == 0:
-            zero_seconds += 1.0
+            zero_seconds += 1
         # observations
         slot = sec & mask
         ring[OBS_ARRIVALS, slot] = a
@@ -1334,7 +1335,8 @@ def run(
             series[SER_TTFT, sbin] += s_ttft
             series[SER_TTFT_W, sbin] += s_ttft_w
             series[SER_N, sbin] += s_n
-            s_arr = s_pods = s_ready = s_wait = s_ttft = s_ttft_w = s_n = 0.0
+            s_arr = s_wait = s_ttft = s_ttft_w = 0.0
+            s_pods = s_ready = s_n = 0
             sbin = sec // step
             bin_end = (sbin + 1) * step
         s_arr += a
@@ -1343,7 +1345,7 @@ def run(
         s_wait += conc - running
         s_ttft += ttft * ttft_w
         s_ttft_w += ttft_w
-        s_n += 1.0
+        s_n += 1
         sec += 1
         if sec == next_tick:
             next_tick += period
