@@ -65,6 +65,16 @@ class Pattern:
             return np.where(t < 600, 0.1 * self.rps, self.rps)
         raise InputError(f"unknown traffic pattern {self.name!r}", fix=f"use one of {', '.join(PATTERNS)}")
 
+    def day_class(self, day: int) -> int:
+        """Days of one class have the same `rate` second for second (the rates depend on the time of day,
+        and for some patterns on whether it is a weekday, or on the first day): `Arrivals` computes a
+        class's rates once."""
+        if self.name in ("business-hours", "dev"):
+            return 1 if day % 7 < 5 else 0
+        if self.name == "step":
+            return min(day, 1)
+        return 0  # the others depend on the second of the day only (spiky's 3-hour period divides a day)
+
 
 PATTERNS: dict[str, tuple[str, float]] = {
     "constant": ("constant rate, all day every day (default 50 req/s)", 50.0),
@@ -204,6 +214,7 @@ class Arrivals:
         self.source = source
         self.seed = seed
         self._cache: dict[int, np.ndarray] = {}
+        self._rates: dict[int, np.ndarray] = {}
 
     @property
     def prompt_tokens(self) -> float:
@@ -226,12 +237,20 @@ class Arrivals:
                 got = out
             else:
                 rng = np.random.default_rng([self.seed, day])
-                t = np.arange(day * DAY, (day + 1) * DAY, dtype=np.int64)
-                got = rng.poisson(self.source.rate(t)).astype(np.float64)
+                got = rng.poisson(self._day_rate(day)).astype(np.float64)
             if len(self._cache) >= 3:
                 del self._cache[min(self._cache)]
             self._cache[day] = got
         return got
+
+    def _day_rate(self, day: int) -> np.ndarray:
+        assert isinstance(self.source, Pattern)
+        kind = self.source.day_class(day)
+        rate = self._rates.get(kind)
+        if rate is None:
+            rate = self.source.rate(np.arange(day * DAY, (day + 1) * DAY, dtype=np.int64))
+            self._rates[kind] = rate
+        return rate
 
     def window(self, t0: int, t1: int) -> np.ndarray:
         """Arrival counts for seconds [t0, t1)."""
