@@ -513,19 +513,6 @@ def _elapsed(text: str) -> float:
     return float(seconds)
 
 
-def _pattern_mark(msg: str) -> tuple[M, str | None, re.Match[str]] | None:
-    """(mark name, engine, match) of the startup pattern the message opens with, if any."""
-    space = msg.find(" ")
-    word = msg if space < 0 else msg[:space]
-    if "=" in word:
-        word = word.split("=", 1)[0]
-    for regex, name, engine in _BY_WORD.get(word, ()):
-        m = regex.match(msg)
-        if m:
-            return name, engine, m
-    return None
-
-
 def _bar(msg: str) -> dict[str, Any] | None:
     """The values of a tqdm progress bar (download / load progress), if the message is one."""
     t = _TQDM.search(msg) if "%|" in msg else None
@@ -540,18 +527,12 @@ def _bar(msg: str) -> dict[str, Any] | None:
     }
 
 
-def _failure(level: str, msg: str) -> dict[str, Any] | None:
-    """{headline, phase} of a recognised start failure, if the message reports one."""
-    if (
-        "rror" in msg
-        or "failed" in msg
-        or level == "ERROR"
-        or "No available memory" in msg
-        or "capture_model" in msg
-    ):
-        for key, headline, phase in _FAILURES:
-            if key in msg:
-                return {"headline": headline, "phase": phase}
+def _failure(msg: str) -> dict[str, Any] | None:
+    """{headline, phase} of a recognised start failure, if the message reports one (`_scan_lines`
+    asks only for a message that may: "rror", "failed", an ERROR level...)."""
+    for key, headline, phase in _FAILURES:
+        if key in msg:
+            return {"headline": headline, "phase": phase}
     return None
 
 
@@ -568,12 +549,16 @@ class _Stream:
     shape: re.Pattern[str] | None = None
     direct: int = 0
 
-    def peel(self, raw: str) -> _Peeled:
-        """`_peel` with what the stream learnt: a known prefix shape is sliced off before any search."""
+    def peel(self, raw: str, vllm_tried: bool = False) -> _Peeled:
+        """`_peel` with what the stream learnt: a known prefix shape is sliced off before any search.
+
+        `vllm_tried`: the line starts as a vLLM line may, has no carriage return or ANSI escape, and
+        `_VLLM_LINE` did not match it, so `_plain` would return None.
+        """
         if raw.startswith("[pod/"):
             plain = _behind_kubectl(raw)
         else:
-            plain = _plain(raw) if raw[:1] in _PLAIN_FIRST else None
+            plain = _plain(raw) if raw[:1] in _PLAIN_FIRST and not vllm_tried else None
         if plain is not None:  # never a line the prefix shape would slice (see `_shaped`)
             self.direct += 1
             return plain
@@ -646,35 +631,6 @@ def _fast_rank(fast: re.Match[str]) -> str:
     return (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
 
 
-class _Marks:
-    """The marks found so far and the engine votes (every engine line 1, a hinted pattern 2 more)."""
-
-    def __init__(self) -> None:
-        self.by_name: dict[M, list[Mark]] = {}
-        self.votes: dict[str, int] = {}
-
-    def add(  # noqa: PLR0917 - the per-line hot path: positional calls
-        self,
-        index: int,
-        msg: str,
-        hit: tuple[M, str | None, re.Match[str]] | None,
-        bar: dict[str, Any] | None,
-        failure: dict[str, Any] | None,
-        ts: datetime | None,
-        rank: str,
-    ) -> None:
-        """The marks one line yields: its startup pattern, its progress bar, its failure."""
-        if hit is not None:
-            name, hinted, m = hit
-            self.by_name.setdefault(name, []).append(Mark(name, ts, rank, index, {"groups": m.groups()}, msg))
-            if hinted:
-                self.votes[hinted] = self.votes.get(hinted, 0) + 2
-        if bar is not None:
-            self.by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
-        if failure is not None:
-            self.by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
-
-
 def scan(lines: Iterable[str]) -> LogScan:
     """Scan log lines into marks. Unknown lines are skipped; nothing here does I/O.
 
@@ -691,48 +647,108 @@ def scan(lines: Iterable[str]) -> LogScan:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a scan allocates its marks (none of them is garbage): the
-    collector's passes over the growing heap cost a tenth of a mark-dense scan."""
+    collector's passes over the growing heap cost a tenth of a mark-dense scan. After the scan the
+    young objects (the marks) join the oldest generation untraversed (`gc.freeze` then `gc.unfreeze`),
+    where the first young collection would have spent another tenth walking them; skipped when the
+    process keeps objects frozen of its own (unfreezing would release them)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
-def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
-    """The marks of every line, and the first line with a time (the log's clock: UTC? year-less?)."""
-    stream, found = _Stream(), _Marks()
-    votes = found.votes
+_Marks = tuple[dict[M, list[Mark]], dict[str, int]]  # marks by name, engine votes
+
+
+def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C901 - the per-line hot path, inline
+    """The marks of every line (by name, and the engine votes: every engine line 1, a hinted pattern
+    2 more), and the first line with a time (the log's clock: UTC? year-less?).
+
+    One loop with the hot path inline: a plain vLLM line (most of a vLLM log) is read with one match,
+    its rank and time only when it is a mark; other lines go through `_Stream`. Each message is tried
+    only against the startup patterns filed under its first word.
+    """
+    stream = _Stream()
+    by_name: dict[M, list[Mark]] = {}
+    votes: dict[str, int] = {}
     head: _Line | None = None
     dated = False  # head has a time: HTTP access lines can be skipped unread
+    by_word = _BY_WORD
+    ascii_line, any_line = _VLLM_ASCII.match, _VLLM_LINE.match
+    stamps: dict[str, datetime | None] = {}  # a vLLM stamp's time (many lines share one)
+    rank: str
     engine: str | None
+    outer: _Outer | None
     inner: re.Match[str] | None
     for index, raw in enumerate(raw_lines):
         if dated and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        fast = _vllm_line(raw) if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw else None
+        vllm_tried = raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
+        fast = (ascii_line if raw.isascii() else any_line)(raw) if vllm_tried else None
         if fast is not None:
             stream.direct += 1
-            msg, rank, engine, level, outer, inner = raw[fast.end() :].rstrip(), "", "vllm", "", None, fast
-            level = fast.group("level")
+            msg = raw[fast.end() :].rstrip()
+            if not msg:
+                continue
+            votes["vllm"] = votes.get("vllm", 0) + 1
+            engine = "vllm"
         else:
-            msg, rank, engine, level, outer, inner, _ = stream.peel(raw)
-        if not msg:
-            continue
-        if engine:
-            votes[engine] = votes.get(engine, 0) + 1
-        if not dated and (outer is not None or inner is not None):
+            msg, rank, engine, level, outer, inner, _ = stream.peel(raw, vllm_tried)
+            if not msg:
+                continue
+            if engine:
+                votes[engine] = votes.get(engine, 0) + 1
+        if not dated and (fast is not None or outer is not None or inner is not None):
             head = split_line(raw)
             dated = head.ts is not None
-        hit = _pattern_mark(msg)
+        space = msg.find(" ")
+        word = msg if space < 0 else msg[:space]
+        if "=" in word:
+            word = word.split("=", 1)[0]
+        hit: re.Match[str] | None = None
+        for pattern in by_word.get(word, ()):
+            hit = pattern[0].match(msg)
+            if hit is not None:
+                _, name, hinted = pattern
+                break
         bar = None if hit is not None or "%|" not in msg else _bar(msg)
-        failure = _failure(level, msg)
-        if hit is not None or bar is not None or failure is not None:
-            ts = _vllm_clock(fast.group("stamp")) if fast else _stamp(outer, engine, inner)
-            found.add(index, msg, hit, bar, failure, ts, _fast_rank(fast) if fast else rank)
-    return found, head
+        failure = (
+            _failure(msg)
+            if "rror" in msg
+            or "failed" in msg
+            or "No available memory" in msg
+            or "capture_model" in msg
+            or (fast.group("level") if fast is not None else level) == "ERROR"
+            else None
+        )
+        if hit is None and bar is None and failure is None:
+            continue
+        if fast is not None:
+            stamp = fast.group("stamp")
+            ts = stamps[stamp] if stamp in stamps else stamps.setdefault(stamp, _vllm_clock(stamp))
+            rank = _fast_rank(fast)
+        else:
+            ts = _stamp(outer, engine, inner)
+        if hit is not None:
+            mark = Mark(name, ts, rank, index, {"groups": hit.groups()}, msg)
+            marks = by_name.get(name)
+            if marks is None:
+                by_name[name] = [mark]
+            else:
+                marks.append(mark)
+            if hinted:
+                votes[hinted] = votes.get(hinted, 0) + 2
+        if bar is not None:
+            by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
+        if failure is not None:
+            by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
+    return (by_name, votes), head
 
 
 def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | None:
@@ -754,7 +770,7 @@ def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | No
 def _finish(found: _Marks, raw_lines: list[str], head: _Line | None) -> LogScan:
     """The `LogScan` of the marks found: engine by vote, version, first and last times (year-less
     stamps of a log spanning New Year moved to the next year)."""
-    marks, votes = found.by_name, found.votes
+    marks, votes = found
     first, utc, yearless = (head.ts, head.utc, head.yearless) if head is not None else (None, False, False)
     last = _last_time(raw_lines, utc, yearless)
     engine_name = max(votes, key=lambda k: votes[k]) if votes else None
