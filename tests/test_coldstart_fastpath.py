@@ -14,6 +14,8 @@ import pytest
 from kubectl_gpuscale.coldstart.engines import PATTERNS
 from kubectl_gpuscale.coldstart.logs import (
     _FAILURES,
+    _VLLM_ASCII,
+    _VLLM_LINE,
     _bar,
     _scan_lines,
     _stamp,
@@ -131,3 +133,18 @@ def test_a_mark_dense_scan_leaves_no_young_objects_for_the_collector() -> None:
     finally:
         gc.callbacks.remove(count)
     assert s.marks and collections == [] and young < 700
+
+
+def test_the_ascii_header_pattern_reads_every_ascii_line_as_the_unicode_one() -> None:
+    """`_VLLM_ASCII` spells `\\w` and `\\d` as explicit ranges: on a line of ASCII it must match what
+    `_VLLM_LINE` matches, span and groups, on every sample line behind every wrapper and cut short."""
+    checked = 0
+    for logs in _logs().values():
+        for lines in logs:
+            for line in lines:
+                for raw in (line, line[line.find("INFO") :], line[: len(line) // 2], line[1:]):
+                    if raw.isascii():
+                        a, b = _VLLM_ASCII.match(raw), _VLLM_LINE.match(raw)
+                        assert (a and (a.span(), a.groups())) == (b and (b.span(), b.groups())), raw
+                        checked += a is not None
+    assert checked > 1000

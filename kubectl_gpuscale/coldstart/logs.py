@@ -67,7 +67,31 @@ _VLLM_LINE = re.compile(
     r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+)|)(?: pid=\d+|)(?:, ip=[\d.]+|)\) ?|)" + _VLLM_HEAD
 )
 # The same on a line of ASCII only (most lines), where ASCII classes match what Unicode ones do, faster.
-_VLLM_ASCII = re.compile(_VLLM_LINE.pattern, re.ASCII)
+
+
+def _ascii_classes(pattern: str) -> str:
+    r"""`pattern` with `\w` and `\d` spelt as explicit ASCII ranges: under re.ASCII they match the same
+    characters, and re tests an explicit set with one bitmap lookup where a class costs a category test."""
+    out, inside, i = [], False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            escape = pattern[i : i + 2]
+            spelt = {"\\w": "0-9A-Z_a-z", "\\d": "0-9"}.get(escape)
+            out.append(escape if spelt is None else spelt if inside else f"[{spelt}]")
+            i += 2
+            continue
+        if c == "[" and not inside:
+            inside = True
+        elif c == "]" and inside and out[-1] != "[":
+            inside = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_VLLM_ASCII = re.compile(_ascii_classes(_VLLM_LINE.pattern), re.ASCII)
+_PROCESS, _RANK, _LEVEL, _STAMP = (_VLLM_LINE.groupindex[g] for g in ("process", "rank", "level", "stamp"))
 _FAST_FIRST = "(DIWEC"  # a line starting otherwise is never a plain vLLM line
 _PLAIN_FIRST = frozenset("(DIWEC[0123456789")  # what `_plain` may read
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+)|)((?: [A-Z]+\d+)*)\] ")
@@ -627,7 +651,7 @@ def _header_at(line: str, pos: int) -> bool:
 
 
 def _fast_rank(fast: re.Match[str]) -> str:
-    process, process_rank = fast.group("process", "rank")
+    process, process_rank = fast.group(_PROCESS, _RANK)
     return (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
 
 
@@ -682,6 +706,7 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
     by_word = _BY_WORD
     ascii_line, any_line = _VLLM_ASCII.match, _VLLM_LINE.match
     stamps: dict[str, datetime | None] = {}  # a vLLM stamp's time (many lines share one)
+    vllm_lines = 0  # the plain vLLM lines' votes, added up at the end
     rank: str
     engine: str | None
     outer: _Outer | None
@@ -696,7 +721,9 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
             msg = raw[fast.end() :].rstrip()
             if not msg:
                 continue
-            votes["vllm"] = votes.get("vllm", 0) + 1
+            if not vllm_lines:
+                votes.setdefault("vllm", 0)  # the engines' first-seen order breaks a tie of votes
+            vllm_lines += 1
             engine = "vllm"
         else:
             msg, rank, engine, level, outer, inner, _ = stream.peel(raw, vllm_tried)
@@ -724,13 +751,13 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
             or "failed" in msg
             or "No available memory" in msg
             or "capture_model" in msg
-            or (fast.group("level") if fast is not None else level) == "ERROR"
+            or (fast.group(_LEVEL) if fast is not None else level) == "ERROR"
             else None
         )
         if hit is None and bar is None and failure is None:
             continue
         if fast is not None:
-            stamp = fast.group("stamp")
+            stamp = fast.group(_STAMP)
             ts = stamps[stamp] if stamp in stamps else stamps.setdefault(stamp, _vllm_clock(stamp))
             rank = _fast_rank(fast)
         else:
@@ -748,6 +775,8 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
             by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
         if failure is not None:
             by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
+    if vllm_lines:
+        votes["vllm"] += vllm_lines
     return (by_name, votes), head
 
 
