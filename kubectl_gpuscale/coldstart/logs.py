@@ -295,20 +295,29 @@ def _plain(raw: str) -> _Peeled | None:
         sg = _SGLANG.match(raw)
         if sg is None:
             return None
-        msg = raw[sg.end() :]
-        return (
-            msg[5:].lstrip() if msg.startswith("INFO:") else msg,
-            sg.group(4).strip().replace(" ", "_"),
-            "sglang",
-            "",
-            None,
-            sg,
-            "",
-        )
+        return _sglang_message(raw, sg), _sglang_rank(sg), "sglang", "", None, sg, ""
     o = _OUTER.match(raw) if c.isdigit() else None
     if o is None or raw[o.end() : o.end() + 1] not in ("D", "I", "W", "E"):
         return None
     return _engine_format(raw[o.end() :], "", o, tgi_only=True)
+
+
+def _sglang_plain(raw: str) -> re.Match[str] | None:
+    """`_SGLANG` matched on a line `_plain` reads as SGLang wrote it (no carriage return, ANSI code,
+    trailing space or `kubectl logs --prefix`), else None."""
+    if "\r" in raw or "\x1b" in raw or raw.startswith("[pod/") or raw[-1:].isspace() or _ansi_hint(raw):
+        return None
+    return _SGLANG.match(raw)
+
+
+def _sglang_message(raw: str, sg: re.Match[str]) -> str:
+    msg = raw[sg.end() :]
+    return msg[5:].lstrip() if msg.startswith("INFO:") else msg
+
+
+def _sglang_rank(sg: re.Match[str]) -> str:
+    """The rank an SGLang stamp names (`[... DP1 TP1]`: "DP1_TP1")."""
+    return sg.group(4).strip().replace(" ", "_")
 
 
 def _behind_kubectl(raw: str) -> _Peeled | None:
@@ -542,13 +551,16 @@ def _bar(msg: str) -> dict[str, Any] | None:
     t = _TQDM.search(msg) if "%|" in msg else None
     if t is None:
         return None
-    total = float(t.group("tot")) * _UNITS[t.group("tu")]
-    return {
-        "label": t.group("label").strip(),
-        "elapsed": _elapsed(t.group("el")),
-        "done": t.group("n") == t.group("tot") and t.group("nu") == t.group("tu"),
-        "bytes": total if t.group("tu") else None,
-    }
+    label, elapsed, n, nu, tot, tu = t.group("label", "el", "n", "nu", "tot", "tu")
+    try:
+        return {
+            "label": label.strip(),
+            "elapsed": _elapsed(elapsed),
+            "done": n == tot and nu == tu,
+            "bytes": float(tot) * _UNITS[tu] if tu else None,
+        }
+    except ValueError:  # a damaged bar ("1.2.3", "[::<"): no figures, no bar
+        return None
 
 
 def _failure(msg: str) -> dict[str, Any] | None:
@@ -716,6 +728,7 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
         vllm_tried = raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
         fast = (ascii_line if raw.isascii() else any_line)(raw) if vllm_tried else None
+        sglang = _sglang_plain(raw) if fast is None and raw[:1] == "[" else None
         if fast is not None:
             stream.direct += 1
             msg = raw[fast.end() :].rstrip()
@@ -725,6 +738,13 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
                 votes.setdefault("vllm", 0)  # the engines' first-seen order breaks a tie of votes
             vllm_lines += 1
             engine = "vllm"
+        elif sglang is not None:  # what `_Stream.peel` reads, its rank only when a mark needs it
+            stream.direct += 1
+            msg = _sglang_message(raw, sglang)
+            if not msg:
+                continue
+            votes["sglang"] = votes.get("sglang", 0) + 1
+            engine, level, outer, inner = "sglang", "", None, sglang
         else:
             msg, rank, engine, level, outer, inner, _ = stream.peel(raw, vllm_tried)
             if not msg:
@@ -761,6 +781,8 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
             ts = stamps[stamp] if stamp in stamps else stamps.setdefault(stamp, _vllm_clock(stamp))
             rank = _fast_rank(fast)
         else:
+            if sglang is not None:
+                rank = _sglang_rank(sglang)
             ts = _stamp(outer, engine, inner)
         if hit is not None:
             mark = Mark(name, ts, rank, index, {"groups": hit.groups()}, msg)
