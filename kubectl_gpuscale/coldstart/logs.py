@@ -728,7 +728,8 @@ def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
         vllm_tried = raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
         fast = (ascii_line if raw.isascii() else any_line)(raw) if vllm_tried else None
-        sglang = _sglang_plain(raw) if fast is None and raw[:1] == "[" else None
+        # `[YYYY-MM-DD ` starts a plain SGLang line (not `[pod/`, not a CI runner's `[...T...Z]`)
+        sglang = _sglang_plain(raw) if fast is None and raw[:1] == "[" and raw[11:12] == " " else None
         if fast is not None:
             stream.direct += 1
             msg = raw[fast.end() :].rstrip()
