@@ -194,3 +194,13 @@ def test_cluster_pod_and_deployment(apiserver: TestApiServer) -> None:
 
     gone = CliRunner().invoke(cli, ["coldstart", "deploy/nope", *kc])
     assert gone.exit_code == 1 and "nope" in str(gone.exception)
+
+
+def test_a_damaged_progress_bar_is_read_as_text_not_an_internal_error() -> None:
+    """tqdm's bar cut or garbled on its way (`1/1.2.3G`, `[::<`): the figures do not parse, so the line
+    is no bar; the start is still read (before: "internal error: ValueError", exit 1)."""
+    log = MISS_LOG.read_text(encoding="utf-8")
+    for bar in ("Loading safetensors: 5%|#| 1/1.2.3G [00:01<00:00]", "Loading: 5%|#| 1/1 [::<00:00]"):
+        result = run("coldstart", "-f", "-", input=log + bar + "\n")
+        assert result.exit_code == 0, result.output
+        assert "torch.compile" in result.output

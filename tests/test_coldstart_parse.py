@@ -354,3 +354,17 @@ def test_access_lines_among_startup_lines_change_no_phase() -> None:
         for i, line in enumerate(plain):
             served += [line, ACCESS[(n + i) % len(ACCESS)], ACCESS[(n + i + 1) % len(ACCESS)]]
         assert timeline_to_dict(build(served)) == timeline_to_dict(build(plain)), name
+
+
+def test_a_tail_with_only_the_compile_cache_load_builds_a_timeline() -> None:
+    """`kubectl logs --tail` can cut a start after vLLM's dynamo lines: the cache-load line alone
+    (vllm/compilation/backends.py, `CompilerManager.load` logs "Directly load the compiled graph(s)")
+    gives no compile duration, and no traceback."""
+    t = build(
+        [
+            "(Worker_TP2_EP2 pid=1) INFO 09-29 09:51:35 [backends.py:164] Directly load the compiled graph(s)"
+            " for dynamic shape from the cache, took 4.746 s",
+            "(Worker_TP2_EP2 pid=1) INFO 09-29 09:51:40 [gpu_worker.py:1] Available KV cache memory: 20.5 GiB",
+        ]
+    )
+    assert "torch_compile" not in [p.name for p in t.phases]

@@ -67,7 +67,31 @@ _VLLM_LINE = re.compile(
     r"(?:\((?P<process>\w[\w\-]*)(?: rank=(?P<rank>\d+)|)(?: pid=\d+|)(?:, ip=[\d.]+|)\) ?|)" + _VLLM_HEAD
 )
 # The same on a line of ASCII only (most lines), where ASCII classes match what Unicode ones do, faster.
-_VLLM_ASCII = re.compile(_VLLM_LINE.pattern, re.ASCII)
+
+
+def _ascii_classes(pattern: str) -> str:
+    r"""`pattern` with `\w` and `\d` spelt as explicit ASCII ranges: under re.ASCII they match the same
+    characters, and re tests an explicit set with one bitmap lookup where a class costs a category test."""
+    out, inside, i = [], False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            escape = pattern[i : i + 2]
+            spelt = {"\\w": "0-9A-Z_a-z", "\\d": "0-9"}.get(escape)
+            out.append(escape if spelt is None else spelt if inside else f"[{spelt}]")
+            i += 2
+            continue
+        if c == "[" and not inside:
+            inside = True
+        elif c == "]" and inside and out[-1] != "[":
+            inside = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_VLLM_ASCII = re.compile(_ascii_classes(_VLLM_LINE.pattern), re.ASCII)
+_PROCESS, _RANK, _LEVEL, _STAMP = (_VLLM_LINE.groupindex[g] for g in ("process", "rank", "level", "stamp"))
 _FAST_FIRST = "(DIWEC"  # a line starting otherwise is never a plain vLLM line
 _PLAIN_FIRST = frozenset("(DIWEC[0123456789")  # what `_plain` may read
 _SGLANG = re.compile(r"^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+)|)((?: [A-Z]+\d+)*)\] ")
@@ -271,20 +295,29 @@ def _plain(raw: str) -> _Peeled | None:
         sg = _SGLANG.match(raw)
         if sg is None:
             return None
-        msg = raw[sg.end() :]
-        return (
-            msg[5:].lstrip() if msg.startswith("INFO:") else msg,
-            sg.group(4).strip().replace(" ", "_"),
-            "sglang",
-            "",
-            None,
-            sg,
-            "",
-        )
+        return _sglang_message(raw, sg), _sglang_rank(sg), "sglang", "", None, sg, ""
     o = _OUTER.match(raw) if c.isdigit() else None
     if o is None or raw[o.end() : o.end() + 1] not in ("D", "I", "W", "E"):
         return None
     return _engine_format(raw[o.end() :], "", o, tgi_only=True)
+
+
+def _sglang_plain(raw: str) -> re.Match[str] | None:
+    """`_SGLANG` matched on a line `_plain` reads as SGLang wrote it (no carriage return, ANSI code,
+    trailing space or `kubectl logs --prefix`), else None."""
+    if "\r" in raw or "\x1b" in raw or raw.startswith("[pod/") or raw[-1:].isspace() or _ansi_hint(raw):
+        return None
+    return _SGLANG.match(raw)
+
+
+def _sglang_message(raw: str, sg: re.Match[str]) -> str:
+    msg = raw[sg.end() :]
+    return msg[5:].lstrip() if msg.startswith("INFO:") else msg
+
+
+def _sglang_rank(sg: re.Match[str]) -> str:
+    """The rank an SGLang stamp names (`[... DP1 TP1]`: "DP1_TP1")."""
+    return sg.group(4).strip().replace(" ", "_")
 
 
 def _behind_kubectl(raw: str) -> _Peeled | None:
@@ -513,45 +546,29 @@ def _elapsed(text: str) -> float:
     return float(seconds)
 
 
-def _pattern_mark(msg: str) -> tuple[M, str | None, re.Match[str]] | None:
-    """(mark name, engine, match) of the startup pattern the message opens with, if any."""
-    space = msg.find(" ")
-    word = msg if space < 0 else msg[:space]
-    if "=" in word:
-        word = word.split("=", 1)[0]
-    for regex, name, engine in _BY_WORD.get(word, ()):
-        m = regex.match(msg)
-        if m:
-            return name, engine, m
-    return None
-
-
 def _bar(msg: str) -> dict[str, Any] | None:
     """The values of a tqdm progress bar (download / load progress), if the message is one."""
     t = _TQDM.search(msg) if "%|" in msg else None
     if t is None:
         return None
-    total = float(t.group("tot")) * _UNITS[t.group("tu")]
-    return {
-        "label": t.group("label").strip(),
-        "elapsed": _elapsed(t.group("el")),
-        "done": t.group("n") == t.group("tot") and t.group("nu") == t.group("tu"),
-        "bytes": total if t.group("tu") else None,
-    }
+    label, elapsed, n, nu, tot, tu = t.group("label", "el", "n", "nu", "tot", "tu")
+    try:
+        return {
+            "label": label.strip(),
+            "elapsed": _elapsed(elapsed),
+            "done": n == tot and nu == tu,
+            "bytes": float(tot) * _UNITS[tu] if tu else None,
+        }
+    except ValueError:  # a damaged bar ("1.2.3", "[::<"): no figures, no bar
+        return None
 
 
-def _failure(level: str, msg: str) -> dict[str, Any] | None:
-    """{headline, phase} of a recognised start failure, if the message reports one."""
-    if (
-        "rror" in msg
-        or "failed" in msg
-        or level == "ERROR"
-        or "No available memory" in msg
-        or "capture_model" in msg
-    ):
-        for key, headline, phase in _FAILURES:
-            if key in msg:
-                return {"headline": headline, "phase": phase}
+def _failure(msg: str) -> dict[str, Any] | None:
+    """{headline, phase} of a recognised start failure, if the message reports one (`_scan_lines`
+    asks only for a message that may: "rror", "failed", an ERROR level...)."""
+    for key, headline, phase in _FAILURES:
+        if key in msg:
+            return {"headline": headline, "phase": phase}
     return None
 
 
@@ -568,12 +585,16 @@ class _Stream:
     shape: re.Pattern[str] | None = None
     direct: int = 0
 
-    def peel(self, raw: str) -> _Peeled:
-        """`_peel` with what the stream learnt: a known prefix shape is sliced off before any search."""
+    def peel(self, raw: str, vllm_tried: bool = False) -> _Peeled:
+        """`_peel` with what the stream learnt: a known prefix shape is sliced off before any search.
+
+        `vllm_tried`: the line starts as a vLLM line may, has no carriage return or ANSI escape, and
+        `_VLLM_LINE` did not match it, so `_plain` would return None.
+        """
         if raw.startswith("[pod/"):
             plain = _behind_kubectl(raw)
         else:
-            plain = _plain(raw) if raw[:1] in _PLAIN_FIRST else None
+            plain = _plain(raw) if raw[:1] in _PLAIN_FIRST and not vllm_tried else None
         if plain is not None:  # never a line the prefix shape would slice (see `_shaped`)
             self.direct += 1
             return plain
@@ -642,37 +663,8 @@ def _header_at(line: str, pos: int) -> bool:
 
 
 def _fast_rank(fast: re.Match[str]) -> str:
-    process, process_rank = fast.group("process", "rank")
+    process, process_rank = fast.group(_PROCESS, _RANK)
     return (f"{process}_rank{process_rank}" if process_rank else process) if process else ""
-
-
-class _Marks:
-    """The marks found so far and the engine votes (every engine line 1, a hinted pattern 2 more)."""
-
-    def __init__(self) -> None:
-        self.by_name: dict[M, list[Mark]] = {}
-        self.votes: dict[str, int] = {}
-
-    def add(  # noqa: PLR0917 - the per-line hot path: positional calls
-        self,
-        index: int,
-        msg: str,
-        hit: tuple[M, str | None, re.Match[str]] | None,
-        bar: dict[str, Any] | None,
-        failure: dict[str, Any] | None,
-        ts: datetime | None,
-        rank: str,
-    ) -> None:
-        """The marks one line yields: its startup pattern, its progress bar, its failure."""
-        if hit is not None:
-            name, hinted, m = hit
-            self.by_name.setdefault(name, []).append(Mark(name, ts, rank, index, {"groups": m.groups()}, msg))
-            if hinted:
-                self.votes[hinted] = self.votes.get(hinted, 0) + 2
-        if bar is not None:
-            self.by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
-        if failure is not None:
-            self.by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
 
 
 def scan(lines: Iterable[str]) -> LogScan:
@@ -691,48 +683,124 @@ def scan(lines: Iterable[str]) -> LogScan:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a scan allocates its marks (none of them is garbage): the
-    collector's passes over the growing heap cost a tenth of a mark-dense scan."""
+    collector's passes over the growing heap cost a tenth of a mark-dense scan. After the scan the
+    young objects (the marks) join the oldest generation untraversed (`gc.freeze` then `gc.unfreeze`),
+    where the first young collection would have spent another tenth walking them; skipped when the
+    process keeps objects frozen of its own (unfreezing would release them)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
-def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:
-    """The marks of every line, and the first line with a time (the log's clock: UTC? year-less?)."""
-    stream, found = _Stream(), _Marks()
-    votes = found.votes
+_Marks = tuple[dict[M, list[Mark]], dict[str, int]]  # marks by name, engine votes
+
+
+def _scan_lines(raw_lines: list[str]) -> tuple[_Marks, _Line | None]:  # noqa: C901 - the per-line hot path, inline
+    """The marks of every line (by name, and the engine votes: every engine line 1, a hinted pattern
+    2 more), and the first line with a time (the log's clock: UTC? year-less?).
+
+    One loop with the hot path inline: a plain vLLM line (most of a vLLM log) is read with one match,
+    its rank and time only when it is a mark; other lines go through `_Stream`. Each message is tried
+    only against the startup patterns filed under its first word.
+    """
+    stream = _Stream()
+    by_name: dict[M, list[Mark]] = {}
+    votes: dict[str, int] = {}
     head: _Line | None = None
     dated = False  # head has a time: HTTP access lines can be skipped unread
+    by_word = _BY_WORD
+    ascii_line, any_line = _VLLM_ASCII.match, _VLLM_LINE.match
+    stamps: dict[str, datetime | None] = {}  # a vLLM stamp's time (many lines share one)
+    vllm_lines = 0  # the plain vLLM lines' votes, added up at the end
+    rank: str
     engine: str | None
+    outer: _Outer | None
     inner: re.Match[str] | None
     for index, raw in enumerate(raw_lines):
         if dated and " HTTP/1." in raw and '" ' in raw:
             continue  # an HTTP access line (uvicorn, TGI's router): most of a serving pod's log, never a mark
-        fast = _vllm_line(raw) if raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw else None
+        vllm_tried = raw[:1] in _FAST_FIRST and "\r" not in raw and "\x1b" not in raw
+        fast = (ascii_line if raw.isascii() else any_line)(raw) if vllm_tried else None
+        # `[YYYY-MM-DD ` starts a plain SGLang line (not `[pod/`, not a CI runner's `[...T...Z]`)
+        sglang = _sglang_plain(raw) if fast is None and raw[:1] == "[" and raw[11:12] == " " else None
         if fast is not None:
             stream.direct += 1
-            msg, rank, engine, level, outer, inner = raw[fast.end() :].rstrip(), "", "vllm", "", None, fast
-            level = fast.group("level")
+            msg = raw[fast.end() :].rstrip()
+            if not msg:
+                continue
+            if not vllm_lines:
+                votes.setdefault("vllm", 0)  # the engines' first-seen order breaks a tie of votes
+            vllm_lines += 1
+            engine = "vllm"
+        elif sglang is not None:  # what `_Stream.peel` reads, its rank only when a mark needs it
+            stream.direct += 1
+            msg = _sglang_message(raw, sglang)
+            if not msg:
+                continue
+            votes["sglang"] = votes.get("sglang", 0) + 1
+            engine, level, outer, inner = "sglang", "", None, sglang
         else:
-            msg, rank, engine, level, outer, inner, _ = stream.peel(raw)
-        if not msg:
-            continue
-        if engine:
-            votes[engine] = votes.get(engine, 0) + 1
-        if not dated and (outer is not None or inner is not None):
+            msg, rank, engine, level, outer, inner, _ = stream.peel(raw, vllm_tried)
+            if not msg:
+                continue
+            if engine:
+                votes[engine] = votes.get(engine, 0) + 1
+        if not dated and (fast is not None or outer is not None or inner is not None):
             head = split_line(raw)
             dated = head.ts is not None
-        hit = _pattern_mark(msg)
+        space = msg.find(" ")
+        word = msg if space < 0 else msg[:space]
+        if "=" in word:
+            word = word.split("=", 1)[0]
+        hit: re.Match[str] | None = None
+        for pattern in by_word.get(word, ()):
+            hit = pattern[0].match(msg)
+            if hit is not None:
+                _, name, hinted = pattern
+                break
         bar = None if hit is not None or "%|" not in msg else _bar(msg)
-        failure = _failure(level, msg)
-        if hit is not None or bar is not None or failure is not None:
-            ts = _vllm_clock(fast.group("stamp")) if fast else _stamp(outer, engine, inner)
-            found.add(index, msg, hit, bar, failure, ts, _fast_rank(fast) if fast else rank)
-    return found, head
+        failure = (
+            _failure(msg)
+            if "rror" in msg
+            or "failed" in msg
+            or "No available memory" in msg
+            or "capture_model" in msg
+            or (fast.group(_LEVEL) if fast is not None else level) == "ERROR"
+            else None
+        )
+        if hit is None and bar is None and failure is None:
+            continue
+        if fast is not None:
+            stamp = fast.group(_STAMP)
+            ts = stamps[stamp] if stamp in stamps else stamps.setdefault(stamp, _vllm_clock(stamp))
+            rank = _fast_rank(fast)
+        else:
+            if sglang is not None:
+                rank = _sglang_rank(sglang)
+            ts = _stamp(outer, engine, inner)
+        if hit is not None:
+            mark = Mark(name, ts, rank, index, {"groups": hit.groups()}, msg)
+            marks = by_name.get(name)
+            if marks is None:
+                by_name[name] = [mark]
+            else:
+                marks.append(mark)
+            if hinted:
+                votes[hinted] = votes.get(hinted, 0) + 2
+        if bar is not None:
+            by_name.setdefault(M.BAR, []).append(Mark(M.BAR, ts, rank, index, bar, msg))
+        if failure is not None:
+            by_name.setdefault(M.FAILURE, []).append(Mark(M.FAILURE, ts, rank, index, failure, msg))
+    if vllm_lines:
+        votes["vllm"] += vllm_lines
+    return (by_name, votes), head
 
 
 def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | None:
@@ -754,7 +822,7 @@ def _last_time(raw_lines: list[str], utc: bool, yearless: bool) -> datetime | No
 def _finish(found: _Marks, raw_lines: list[str], head: _Line | None) -> LogScan:
     """The `LogScan` of the marks found: engine by vote, version, first and last times (year-less
     stamps of a log spanning New Year moved to the next year)."""
-    marks, votes = found.by_name, found.votes
+    marks, votes = found
     first, utc, yearless = (head.ts, head.utc, head.yearless) if head is not None else (None, False, False)
     last = _last_time(raw_lines, utc, yearless)
     engine_name = max(votes, key=lambda k: votes[k]) if votes else None

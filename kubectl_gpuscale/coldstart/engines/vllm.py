@@ -185,6 +185,8 @@ def torch_compile(s: LogScan, a: Assembly) -> None:
             if m.rank not in totals:
                 per_rank[m.rank] = per_rank.get(m.rank, 0.0) + (value(m) or 0.0)
                 end_by_rank[m.rank] = m.ts
+    if not per_rank:  # only cache loads logged (a log's tail): no compile duration to show
+        return
     rank = max(per_rank, key=lambda r: per_rank[r])
     cache = "miss" if s.has(M.COMPILE_MISS, M.AOT_SAVED) else "hit" if s.has(M.COMPILE_HIT) else "unknown"
     detail: dict[str, Any] = {"cache": cache, "ranks": len(per_rank)}
