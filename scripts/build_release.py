@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import re
@@ -50,9 +51,8 @@ EXCLUDES = [
     "matplotlib",
     "pandas",
     "IPython",
-    # the simulator's compiled kernel (sim/_jit.py): numba + llvmlite add ~210 MB unpacked (libllvmlite.so
-    # alone 179 MB) and would compile into ~/.cache/numba on a user's first `simulate` (~14 s); without them
-    # the frozen plugin runs the simulator's Python path (sim/kernel.py falls back when numba is missing)
+    # numba + llvmlite add ~210 MB unpacked (libllvmlite.so alone 179 MB): the archive carries the
+    # simulator's kernel built ahead of time instead (`prebuilt_kernel`), which needs only numpy
     "numba",
     "llvmlite",
 ]
@@ -127,6 +127,43 @@ def skip_runtime_hooks(spec: str, hooks: list[str]) -> str:
     return spec.replace(SPEC_PYZ_LINE, keep + SPEC_PYZ_LINE, 1)
 
 
+# Run by the build virtualenv's python: the simulator's kernel built ahead of time (sim/aot.py) with the
+# key a frozen program without numba computes (`aot.bundled()`), into argv[1]; prints its files as JSON.
+PREBUILD = """
+import json, sys
+from pathlib import Path
+from kubectl_gpuscale.sim import aot
+files = aot.Paths(Path(sys.argv[1]), aot.key(bundled=True))
+if not aot.build(files):
+    sys.exit(files.failed.read_text() if files.failed.exists() else "the kernel was not built")
+print(json.dumps({"module": str(files.module), "layout": str(files.layout), "source": str(aot.JIT_SOURCE)}))
+"""
+
+
+def prebuilt_kernel(python: Path, workdir: Path) -> list[str]:
+    """PyInstaller options that ship the simulator's kernel built ahead of time (~30 s to build) in
+    `kubectl_gpuscale/sim/_prebuilt/`, with `_jit.py` beside `aot.py` for its key: the frozen plugin
+    simulates at compiled speed without numba. Exits when it cannot be built (no C compiler)."""
+    out = workdir / "prebuilt"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    done = subprocess.run(  # cwd: the installed package, not the working tree's, is what gets frozen
+        [str(python), "-c", PREBUILD, str(out)], cwd=out, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the simulator's kernel could not be built ahead of time: {done.stderr.strip()}")
+    files = json.loads(done.stdout.strip().splitlines()[-1])
+    bundle = "kubectl_gpuscale/sim/_prebuilt"
+    return [
+        "--add-binary",
+        f"{files['module']}{os.pathsep}{bundle}",
+        "--add-data",
+        f"{files['layout']}{os.pathsep}{bundle}",
+        "--add-data",
+        f"{files['source']}{os.pathsep}kubectl_gpuscale/sim",
+    ]
+
+
 def freeze(python: Path, mode: str, workdir: Path) -> Path:
     """Run PyInstaller; returns the directory holding the frozen program (onedir) or the file (onefile)."""
     entry = workdir / "entry.py"
@@ -155,6 +192,7 @@ def freeze(python: Path, mode: str, workdir: Path) -> Path:
     ]
     for module in EXCLUDES:
         makespec += ["--exclude-module", module]
+    makespec += prebuilt_kernel(python, workdir)
     subprocess.run([*makespec, str(entry)], check=True, stdout=subprocess.DEVNULL)
     spec = workdir / f"{NAME}.spec"
     spec.write_text(skip_runtime_hooks(spec.read_text(), SKIPPED_RUNTIME_HOOKS))

@@ -65,6 +65,7 @@ offline() {  # $1: label, rest: command; exit 0 or 1 (findings) with JSON on std
     || fail "$1 exited $rc: $(head -c 600 "$work/stderr")"
 }
 offline "top --demo --once" top --demo --once --at 20m -o json
+offline "simulate" simulate --pattern dev --duration 1h -o json
 samples="${GPUSCALE_SAMPLES:-$root/../shared/samples}"
 if [[ -d "$samples/logs" && -d "$samples/manifests" ]]; then
   log="$(ls "$samples"/logs/vllm_*.log | head -n 1)"

@@ -208,3 +208,35 @@ def test_a_build_in_pycache_removes_the_modules_of_earlier_sources(tmp_path):
         f.name for f in (current.module, current.layout, current.failed, tmp_path / (current.name + ".lock"))
     )
     assert "_jit.add_to_hist-227.py311.nbi" in left
+
+
+def test_a_module_shipped_with_the_program_comes_first_without_numba(monkeypatch, tmp_path, built):
+    """The krew archive (no numba, no compiler) carries a module built by the release job in `_prebuilt/`
+    (scripts/build_release.py `prebuilt_kernel`): `load()` takes it before looking for numba; a module
+    there for other sources is not loaded, and the next tier (here numba's JIT) runs."""
+    assert aot.key(bundled=True) != aot.key()
+    monkeypatch.setattr(aot, "_package_stamp", lambda name: pytest.fail(f"{name} read for a bundled key"))
+    shipped_key = aot.key(bundled=True)
+    monkeypatch.undo()
+    assert aot.bundled() is None  # a pip install ships none
+    bundle = tmp_path / "_prebuilt"
+    bundle.mkdir()
+    monkeypatch.setattr(aot, "BUNDLED_DIR", bundle)
+    shipped = aot.bundled()
+    assert shipped is not None and shipped.digest == shipped_key and aot.status(shipped) == "missing"
+    # the module built for this machine, under the bundled name (a module's name is its init symbol)
+    normal = aot.paths()
+    monkeypatch.setattr(aot, "key", lambda source=aot.JIT_SOURCE, *, bundled=False: normal.digest)
+    shipped = aot.bundled()
+    assert shipped is not None
+    shutil.copy(normal.module, shipped.module)
+    shutil.copy(normal.layout, shipped.layout)
+    monkeypatch.setattr(aot, "numba_installed", lambda: False)
+    monkeypatch.setenv("GPUSCALE_SIM_AOT_DIR", str(tmp_path / "empty"))
+    module = kernel._load()
+    assert module is not None and module.TIER == "ahead-of-time"
+    assert not (tmp_path / "empty").exists()
+    _run_on(monkeypatch, module, POLICIES, sim.pattern("dev", None), 600)
+    monkeypatch.setattr(aot, "key", lambda source=aot.JIT_SOURCE, *, bundled=False: "0" * 24)
+    other = kernel._load()  # a module for another `_jit.py`: not loaded; the next tier runs
+    assert other is not None and other.TIER == "compiled"

@@ -14,6 +14,10 @@ instruction), which measured as fast as the host's target on this kernel. Beside
 `_jit.py`'s layout constants (`C_*`, `S_*`, `KIND_*`, ...), read by the loader instead of importing
 `_jit`; a failed build leaves `<name>.failed` (its reason) so later processes go straight to the JIT.
 
+A program shipped frozen (the krew archive: no numba, no compiler) carries a module built by the
+release job in `_prebuilt/` next to this file, with `_jit.py` itself so its key can be checked
+(`bundled()`); `kernel.load()` takes it first.
+
 Location: `GPUSCALE_SIM_AOT_DIR`; else `$NUMBA_CACHE_DIR/kubectl-gpuscale`; else `__pycache__` next to
 `_jit.py` when writable (where numba's JIT cache goes); else `$XDG_CACHE_HOME/kubectl-gpuscale`
 (~/.cache/kubectl-gpuscale). Directories it creates are 0700. `GPUSCALE_SIM_AOT=0` turns the tier off.
@@ -51,6 +55,7 @@ TARGET_CPU = ""  # numba.pycc's default: the architecture's generic CPU (see the
 RECIPE = "1"  # bump when the way the module is built changes
 BUILD_TIMEOUT_S = 600
 JIT_SOURCE = Path(__file__).with_name("_jit.py")
+BUNDLED_DIR = Path(__file__).with_name("_prebuilt")  # scripts/build_release.py puts a module here
 CHILD = "import sys; from kubectl_gpuscale.sim.aot import child_build; child_build(*sys.argv[1:4])"
 
 
@@ -82,14 +87,15 @@ def _package_stamp(name: str) -> bytes:
         return f"{spec.origin} {stat.st_size} {stat.st_mtime_ns}".encode()
 
 
-def key(source: Path = JIT_SOURCE) -> str:
+def key(source: Path = JIT_SOURCE, *, bundled: bool = False) -> str:
     """The hash that names the module: `_jit.py`'s bytes, numba, llvmlite, numpy, the Python ABI, the
-    machine, the target CPU and the build recipe."""
+    machine, the target CPU and the build recipe. `bundled`: the key of a module shipped prebuilt with
+    the program (`bundled()`), where numba is not installed: its versions are left out."""
     h = hashlib.sha256()
     h.update(source.read_bytes())
+    compiler = (b"bundled",) if bundled else (_package_stamp("numba"), _package_stamp("llvmlite"))
     for part in (
-        _package_stamp("numba"),
-        _package_stamp("llvmlite"),
+        *compiler,
         np.__version__.encode(),
         str(sysconfig.get_config_var("EXT_SUFFIX")).encode(),
         sys.implementation.cache_tag.encode(),
@@ -137,6 +143,17 @@ class Paths:
 def paths() -> Paths:
     """The files for this `_jit.py`, numba and interpreter, in `cache_dir()`."""
     return Paths(cache_dir(), key())
+
+
+def bundled() -> Paths | None:
+    """The module shipped prebuilt inside the program (`BUNDLED_DIR`: the krew archive, whose frozen
+    program has no numba), keyed on this `_jit.py`, numpy and interpreter; None when there is none."""
+    if not BUNDLED_DIR.is_dir():
+        return None
+    try:
+        return Paths(BUNDLED_DIR, key(bundled=True))
+    except OSError:  # _jit.py not shipped beside it
+        return None
 
 
 def status(p: Paths) -> str:
@@ -284,8 +301,9 @@ def child_build(out: str, name: str, digest: str) -> None:
     pycc: Any = importlib.import_module("numba.pycc")  # numba ships no type stubs
     jitted: Any = _jit.run
 
-    mine = key(Path(str(_jit.__file__)))
-    if mine != digest:
+    source = Path(str(_jit.__file__))
+    mine = key(source)
+    if digest not in (mine, key(source, bundled=True)):
         raise SystemExit(
             f"{_jit.__file__} hashes to {mine}, not {digest}: another kubectl_gpuscale on the path"
         )

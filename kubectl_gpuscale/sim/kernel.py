@@ -100,6 +100,7 @@ def wanted() -> bool:
 def load() -> ModuleType | None:
     """The kernel module, from the first tier that works (the result is kept for the process):
 
+    0. the ahead-of-time module shipped with the program (`aot.bundled()`: the krew archive);
     1. the ahead-of-time module (sim/aot.py; no numba import in this process). When it is not built yet
        for this `_jit.py` and numba is installed, a namespace with `_jit`'s constants whose `run` builds it
        at its first call (~30-35 s, once per machine; `pending_compile()` says so), then runs it;
@@ -123,6 +124,11 @@ def loaded() -> ModuleType:
 
 
 def _load() -> ModuleType | None:
+    shipped = aot.bundled() if aot.enabled() else None
+    if shipped is not None and aot.status(shipped) == "ready":
+        module = aot.load_built(shipped)
+        if module is not None:
+            return module
     if aot.enabled() and aot.numba_installed():
         try:
             files = aot.paths()
