@@ -188,7 +188,7 @@ def test_the_tier_switch_and_the_pending_build(monkeypatch, tmp_path, built):
     pending = kernel._load()
     assert pending is not None and pending.PENDING and pending.KIND_KPA == built.KIND_KPA
     monkeypatch.setattr(kernel, "_loaded", [pending])
-    assert kernel.pending_compile() == "ahead-of-time" and kernel.first_compile_pending()
+    assert kernel.pending_compile() == "ahead-of-time"
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setattr(kernel, "_loaded", [built])
     assert kernel.pending_compile() is None and kernel.tier() == "ahead-of-time"

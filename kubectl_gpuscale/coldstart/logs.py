@@ -289,14 +289,14 @@ def _plain(raw: str) -> _Peeled | None:
         if fast is None:
             return None
         return raw[fast.end() :].rstrip(), _fast_rank(fast), "vllm", fast.group("level"), None, fast, ""
-    if not (c == "[" or c.isdigit()) or raw.startswith("[pod/") or raw[-1:].isspace() or _ansi_hint(raw):
-        return None
     if c == "[":
-        sg = _SGLANG.match(raw)
+        sg = _sglang_plain(raw)
         if sg is None:
             return None
         return _sglang_message(raw, sg), _sglang_rank(sg), "sglang", "", None, sg, ""
-    o = _OUTER.match(raw) if c.isdigit() else None
+    if not c.isdigit() or raw[-1:].isspace() or _ansi_hint(raw):
+        return None
+    o = _OUTER.match(raw)
     if o is None or raw[o.end() : o.end() + 1] not in ("D", "I", "W", "E"):
         return None
     return _engine_format(raw[o.end() :], "", o, tgi_only=True)

@@ -198,7 +198,8 @@ def _mark_failed(p: Paths, reason: str) -> None:
     try:
         _ensure_dir(p.directory)
         p.failed.write_text(
-            f"the simulator's ahead-of-time kernel could not be built or loaded; numba's JIT runs instead.\n"
+            "the simulator's ahead-of-time kernel could not be built or loaded; the next tier runs instead "
+            "(numba's JIT, else the Python path).\n"
             f"delete this file to try again.\n\n{reason}\n"
         )
     except OSError:

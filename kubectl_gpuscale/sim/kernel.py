@@ -119,29 +119,28 @@ def loaded() -> ModuleType:
     """The module `load()` returns, for code that runs only on the kernel (RuntimeError without one)."""
     module = load()
     if module is None:
-        raise RuntimeError("the compiled kernel needs numba")
+        raise RuntimeError("no compiled kernel: no module built ahead of time, and numba cannot be imported")
     return module
 
 
 def _load() -> ModuleType | None:
-    shipped = aot.bundled() if aot.enabled() else None
-    if shipped is not None and aot.status(shipped) == "ready":
-        module = aot.load_built(shipped)
+    if aot.enabled():
+        shipped = aot.bundled()
+        module = None if shipped is None else aot.load_built(shipped)
         if module is not None:
             return module
-    if aot.enabled() and aot.numba_installed():
-        try:
-            files = aot.paths()
-        except (OSError, RuntimeError):  # _jit.py unreadable, no home directory
-            files = None
-        state = "failed" if files is None else aot.status(files)
-        if files is not None and state == "ready":
-            built = aot.load_built(files)
-            if built is not None:
-                return built
-        elif files is not None and state == "missing":
-            jit = _import_jit()
-            return None if jit is None else _pending(files, jit)
+        if aot.numba_installed():
+            try:
+                files = aot.paths()
+            except (OSError, RuntimeError):  # _jit.py unreadable, no home directory
+                files = None
+            if files is not None:
+                module = aot.load_built(files)  # None unless built (and loadable: else marked failed)
+                if module is not None:
+                    return module
+                if aot.status(files) == "missing":
+                    jit = _import_jit()
+                    return None if jit is None else _pending(files, jit)
     return _import_jit()
 
 
@@ -193,11 +192,6 @@ def pending_compile() -> str | None:
     except (AttributeError, OSError, ValueError):
         return None
     return None if index else "compiled"
-
-
-def first_compile_pending() -> bool:
-    """Whether the next simulation compiles the kernel first (`pending_compile()` says which way)."""
-    return pending_compile() is not None
 
 
 def _pow2(n: int) -> int:
