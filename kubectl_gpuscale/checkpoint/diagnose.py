@@ -11,7 +11,9 @@ from typing import Any
 from kubectl_gpuscale.checkpoint import facts
 from kubectl_gpuscale.names import MANAGED_LABELS
 
-_KUBELET_403 = re.compile(r"user=(?P<user>[^,()\s]+).*subresource\(s\)=\[(?P<sub>[^\]]*)\]", re.S)
+# two searches, not one `user=... .* subresource` pattern: that backtracks in the cube of a long body's length
+_KUBELET_USER = re.compile(r"user=([^,()\s]+)")
+_KUBELET_SUBRESOURCE = re.compile(r"subresource\(s\)=\[([^\]]*)\]")
 
 
 def kubelet_forbidden_user(message: str) -> str | None:
@@ -20,9 +22,10 @@ def kubelet_forbidden_user(message: str) -> str | None:
     The kubelet answers ``Forbidden (user=kube-apiserver-kubelet-client, verb=create, resource=nodes,
     subresource(s)=[checkpoint])`` when that identity lacks ``create nodes/checkpoint``.
     """
-    match = _KUBELET_403.search(message or "")
-    if match and "checkpoint" in match["sub"]:
-        return match["user"]
+    user = _KUBELET_USER.search(message or "")
+    sub = _KUBELET_SUBRESOURCE.search(message or "", user.end()) if user else None
+    if user and sub and "checkpoint" in sub[1]:
+        return user[1]
     if facts.KUBEADM_KUBELET_CLIENT in (message or ""):
         return facts.KUBEADM_KUBELET_CLIENT
     return None

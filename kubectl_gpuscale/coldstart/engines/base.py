@@ -84,12 +84,14 @@ def value(mark: Mark, i: int = 0) -> float | None:
 
 
 def max_by_rank(marks: list[Mark], i: int = 0) -> tuple[float, Mark] | None:
-    """The largest value among ranks (every rank logs its own line): (value, the mark that said it)."""
+    """The largest value among ranks (every rank logs its own line): (value, the first mark that said it)."""
     best: tuple[float, Mark] | None = None
+    seen: set[object] = set()  # ranks and replicated starts repeat one figure: each text is read once
     for m in marks:
-        g = m.values["groups"][i]  # `value`, inline: a replicated log has thousands of these marks
-        if g is None:
+        g = m.values["groups"][i]
+        if g is None or g in seen:
             continue
+        seen.add(g)
         v = float(str(g).replace(",", ""))
         if best is None or v > best[0]:
             best = (v, m)

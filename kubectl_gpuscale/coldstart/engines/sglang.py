@@ -25,7 +25,8 @@ PATTERNS: list[Pattern] = [
     ("Load", re.compile(r"Load weight begin"), M.WEIGHTS_START, "sglang"),
     (
         "Load",
-        re.compile(r"Load weight end\.(?:.*elapsed=" + _F + r" s)?.*?mem usage=" + _F + " GB"),
+        # two lookaheads, each scanning the line once (nested `.*` scans cost the square of its length)
+        re.compile(r"Load weight end\.(?=(?:.*elapsed=" + _F + r" s|))(?=.*?mem usage=" + _F + " GB)"),
         M.SG_LOAD_END,
         "sglang",
     ),
@@ -60,7 +61,7 @@ PATTERNS: list[Pattern] = [
     ),
     (
         "max_total_num_tokens",
-        re.compile(r"max_total_num_tokens=(\d+).*?max_running_requests=(\d+)"),
+        re.compile(r"max_total_num_tokens=(\d+)(?!\d).*?max_running_requests=(\d+)"),
         M.SG_CAPACITY,
         "sglang",
     ),
