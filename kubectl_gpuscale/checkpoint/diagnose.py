@@ -22,11 +22,12 @@ def kubelet_forbidden_user(message: str) -> str | None:
     The kubelet answers ``Forbidden (user=kube-apiserver-kubelet-client, verb=create, resource=nodes,
     subresource(s)=[checkpoint])`` when that identity lacks ``create nodes/checkpoint``.
     """
-    user = _KUBELET_USER.search(message or "")
-    sub = _KUBELET_SUBRESOURCE.search(message or "", user.end()) if user else None
+    text = message or ""
+    user = _KUBELET_USER.search(text)
+    sub = _KUBELET_SUBRESOURCE.search(text, user.end()) if user else None
     if user and sub and "checkpoint" in sub[1]:
         return user[1]
-    if facts.KUBEADM_KUBELET_CLIENT in (message or ""):
+    if facts.KUBEADM_KUBELET_CLIENT in text:
         return facts.KUBEADM_KUBELET_CLIENT
     return None
 
