@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,9 @@ YAML_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_ALIAS_NODES = 10_000
 """How many nodes YAML aliases may add to a stream (see docs/troubleshooting.md)."""
 
-_HELM = re.compile(r"\{\{-?\s*.*?-?\}\}")
-# A Terraform placeholder as a whole value (`name: ${x}`, `- "${x}"`) or a `%{ if }` directive; `${VAR}`
-# inside a longer string is left alone (shell scripts in container args use it).
-_TF = re.compile(r"""%\{[^}]*\}|(:|^\s*-)\s*(["']?)\$\{[^}]*\}\2\s*(#.*)?$|\[.*["']\$\{[^}]*\}["']""")
+_TF_VALUE_HEAD = re.compile(r"""(?::|^\s*-)\s*(["']?)\$\{""")  # `key: ${`, `- "${`
+_CLOSE_BRACE = re.compile(r"\}")
+_TF_VALUE_TAIL = re.compile(r"\s*(?:#.*)?$")  # what may follow a placeholder that is the whole value
 
 
 @dataclass(frozen=True)
@@ -313,11 +313,83 @@ def template_kind(text: str) -> tuple[str, int] | None:
     for number, line in enumerate(text.splitlines(), 1):
         if ("{{" not in line and "${" not in line and "%{" not in line) or line.lstrip().startswith("#"):
             continue
-        if _HELM.search(line):
+        if _helm(line):
             return "Helm", number
-        if _TF.search(line):
+        if _terraform(line):
             return "Terraform", number
     return None
+
+
+def _helm(line: str) -> bool:
+    """A Helm action (``{{ ... }}``) in the line."""
+    start = line.find("{{")
+    return start >= 0 and line.find("}}", start + 2) >= 0
+
+
+def _terraform(line: str) -> bool:
+    """A Terraform placeholder as a whole value (``name: ${x}``, ``- "${x}"``, ``["${x}"]``) or a
+    ``%{ if }`` directive in the line; ``${VAR}`` inside a longer string is left alone (shell scripts
+    in container args use it).
+
+    Read in linear time: a regex for it (``%\\{[^}]*\\}``, ``\\[.*["']\\$\\{[^}]*\\}["']``...) reads to
+    the line's end again from every ``%{`` or ``${`` that no ``}`` closes, quadratic on forged input.
+    """
+    closes = [brace.start() for brace in _CLOSE_BRACE.finditer(line)]
+    if not closes:
+        return False
+
+    def close_after(opening: int) -> int:
+        """The first '}' after the ``${`` or ``%{`` at `opening`, -1 when none."""
+        k = bisect_left(closes, opening + 2)
+        return closes[k] if k < len(closes) else -1
+
+    directive = line.find("%{")
+    return (
+        (directive >= 0 and close_after(directive) >= 0)
+        or _whole_value(line, close_after)
+        or _in_list(line, close_after)
+    )
+
+
+def _whole_value(line: str, close_after: Callable[[int], int]) -> bool:
+    """``key: ${x}`` or ``- "${x}"``, a comment after it allowed; each tail after a '}' read once."""
+    tails: dict[tuple[int, str], bool] = {}
+    for head in _TF_VALUE_HEAD.finditer(line):
+        end = close_after(head.end() - 2)
+        if end < 0:
+            return False
+        quote = head.group(1)
+        if (end, quote) not in tails:
+            after = end + 1 + len(quote)
+            tails[end, quote] = (
+                line.startswith(quote, end + 1) and _TF_VALUE_TAIL.match(line, after) is not None
+            )
+        if tails[end, quote]:
+            return True
+    return False
+
+
+def _in_list(line: str, close_after: Callable[[int], int]) -> bool:
+    """A quoted placeholder after a '[': ``["${x}"]``."""
+    bracket = line.find("[")
+    opening = line.find("${", bracket + 2) if bracket >= 0 else -1
+    while opening >= 0:
+        if line[opening - 1] in "\"'":
+            end = close_after(opening)
+            if end >= 0 and line[end + 1 : end + 2] in ("'", '"'):
+                return True
+        opening = line.find("${", opening + 2)
+    return False
+    opening = line.find("${", bracket + 2)
+    while opening >= 0:
+        if line[opening - 1] in "\"'":
+            end = close_after(opening)
+            if end < 0:
+                return False
+            if line[end + 1 : end + 2] in ("'", '"'):
+                return True
+        opening = line.find("${", opening + 2)
+    return False
 
 
 def parse_text(text: str, source: str) -> list[Loaded]:

@@ -19,6 +19,11 @@ from typing import Any, Protocol
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.errors import GpuscaleError
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # a PromQL double-quoted string
+_STRING_READ = re.compile(r'"(?:[^"\\]|\\.)*')  # how far a string's read gets
+_BRACE, _BRACKET = re.compile(r"\{"), re.compile(r"\[")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(")
+_NAME_MATCHER = re.compile(r'__name__\s*=~?\s*"')
 _METRIC_TOKEN = re.compile(r"(?<![\w:\"'.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?=\s*(\{|\[|\)|$|\s|[-+*/><=!]))")
 _PROMQL_WORDS = frozenset(
     {
@@ -87,9 +92,9 @@ class PromSource(Protocol):
 
 def metric_names(query: str) -> list[str]:
     """The metric names a PromQL expression mentions (label names, functions and keywords left out)."""
-    text = re.sub(r"\{[^}]*\}", "{}", re.sub(r'"(?:[^"\\]|\\.)*"', '""', query))
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    text = re.sub(r"\[[^\]]*\]", "[]", text)
+    text = _blank_spans(_blank_strings(query), _BRACE, "}", "{}")
+    text = _blank_spans(text, _GROUPING, ")", " ")
+    text = _blank_spans(text, _BRACKET, "]", "[]")
     names = []
     for match in _METRIC_TOKEN.finditer(text):
         token = match.group(1)
@@ -103,10 +108,60 @@ def metric_names(query: str) -> list[str]:
     return names
 
 
+def _blank_strings(text: str) -> str:
+    """`text` with each double-quoted string (escapes read) replaced by ``""``, in linear time.
+
+    It returns what ``re.sub(_STRING.pattern, '""', text)`` does. That sub tries again at every later
+    quote of an unterminated string, each try reading to the end: quadratic on forged text.
+    A quote the failed read passed over was the second character of an escape, so a read from it
+    meets the same characters and stops at the same place: the next try starts there.
+    """
+    out, done, pos = [], 0, 0
+    while (quote := text.find('"', pos)) >= 0:
+        string = _STRING.match(text, quote)
+        if string is None:  # stopped at the end, or at a backslash before a newline
+            pos = _STRING_READ.match(text, quote).end()  # type: ignore[union-attr]  # any quote starts one
+            continue
+        out += [text[done:quote], '""']
+        done = pos = string.end()
+    return "".join(out) + text[done:]
+
+
+def _blank_spans(text: str, opener: re.Pattern[str], close: str, blank: str) -> str:
+    """`text` with each span from an `opener` match to the next `close` replaced by `blank`, in linear time.
+
+    It returns what ``re.sub(opener.pattern + f"[^{close}]*" + close, blank, text)`` does. That sub
+    reads to the end from every opener when no `close` follows, quadratic on forged text.
+    """
+    out, done, pos = [], 0, 0
+    while (start := opener.search(text, pos)) is not None:
+        end = text.find(close, start.end())
+        if end < 0:  # no later opener has a close after it either
+            break
+        out += [text[done : start.start()], blank]
+        done = pos = end + 1
+    return "".join(out) + text[done:]
+
+
+def _name_patterns(query: str) -> list[str]:
+    """The values of ``__name__="..."`` and ``__name__=~"..."`` matchers, in linear time: what
+    ``re.findall(r'__name__\\s*=~?\\s*"([^"]+)"', query)`` returns without reading to the end again
+    from each unterminated matcher."""
+    out, pos = [], 0
+    while (opening := _NAME_MATCHER.search(query, pos)) is not None:
+        close = query.find('"', opening.end())
+        if close < 0:
+            break
+        if close > opening.end():  # an empty value matches nothing
+            out.append(query[opening.end() : close])
+        pos = close + 1
+    return out
+
+
 def regex_names(query: str) -> list[str]:
     """Metric names matched through ``{__name__=~"..."}`` (``[:_]`` read as ':': both forms covered)."""
     out = []
-    for pattern in re.findall(r'__name__\s*=~?\s*"([^"]+)"', query):
+    for pattern in _name_patterns(query):
         for part in pattern.split("|"):
             plain = part.replace("[:_]", ":")
             if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", plain) and plain not in out:

@@ -13,7 +13,7 @@ from kubectl_gpuscale.names import MANAGED_LABELS
 
 # two searches, not one `user=... .* subresource` pattern: that backtracks in the cube of a long body's length
 _KUBELET_USER = re.compile(r"user=([^,()\s]+)")
-_KUBELET_SUBRESOURCE = re.compile(r"subresource\(s\)=\[([^\]]*)\]")
+_KUBELET_SUBRESOURCES = "subresource(s)=["
 
 
 def kubelet_forbidden_user(message: str) -> str | None:
@@ -24,12 +24,22 @@ def kubelet_forbidden_user(message: str) -> str | None:
     """
     text = message or ""
     user = _KUBELET_USER.search(text)
-    sub = _KUBELET_SUBRESOURCE.search(text, user.end()) if user else None
-    if user and sub and "checkpoint" in sub[1]:
+    if user and "checkpoint" in _subresources(text, user.end()):
         return user[1]
     if facts.KUBEADM_KUBELET_CLIENT in text:
         return facts.KUBEADM_KUBELET_CLIENT
     return None
+
+
+def _subresources(text: str, pos: int) -> str:
+    """The list in the first ``subresource(s)=[...]`` after `pos` ("" when none), found with two string
+    searches: a regex retrying at every later unclosed ``subresource(s)=[`` reads a forged body quadratically."""
+    start = text.find(_KUBELET_SUBRESOURCES, pos)
+    if start < 0:
+        return ""
+    start += len(_KUBELET_SUBRESOURCES)
+    end = text.find("]", start)
+    return text[start:end] if end >= 0 else ""
 
 
 def rbac_fix(user: str = facts.KUBEADM_KUBELET_CLIENT) -> list[dict[str, Any]]:
