@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|μs|ns|s|m|h|d|w)")
-# the whole text checked first: `findall` alone restarts at every digit of a long number (quadratic)
+# A part starts where no number goes on: `findall` would otherwise restart at every digit of a long
+# number (quadratic). The whole text is checked first, so the parts found cover it.
+_PART = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(ms|us|µs|μs|ns|s|m|h|d|w)")
 _DURATION = re.compile(f"(?:{_PART.pattern})+")
 _SCALE = {
     "ns": 1e-9,

@@ -22,7 +22,6 @@ from kubectl_gpuscale.autoscale.querycheck import (
     _GROUPING,
     _blank_spans,
     _blank_strings,
-    _name_patterns,
     metric_names,
     regex_names,
 )
@@ -90,7 +89,6 @@ def test_a_long_number_is_refused_as_a_duration_in_linear_time() -> None:
 # The previous readers, kept here as the reference the linear ones must agree with on any text.
 PREVIOUS_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 PREVIOUS_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-PREVIOUS_NAME_MATCHER = re.compile(r'__name__\s*=~?\s*"([^"]+)"')
 PREVIOUS_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)\S*@")
 PREVIOUS_HELM = re.compile(r"\{\{-?\s*.*?-?\}\}")
 PREVIOUS_TF = re.compile(r"""%\{[^}]*\}|(:|^\s*-)\s*(["']?)\$\{[^}]*\}\2\s*(#.*)?$|\[.*["']\$\{[^}]*\}["']""")
@@ -159,12 +157,6 @@ def test_the_promql_span_blanking_is_the_previous_regexes(text: str) -> None:
     assert _blank_spans(text, _BRACE, "}", "{}") == re.sub(r"\{[^}]*\}", "{}", text)
     assert _blank_spans(text, _GROUPING, ")", " ") == PREVIOUS_GROUPING.sub(" ", text)
     assert _blank_spans(text, _BRACKET, "]", "[]") == re.sub(r"\[[^\]]*\]", "[]", text)
-
-
-@EXAMPLES
-@given(_text("__name__", "=", "~", " ", '"', "a"))
-def test_the_name_matchers_are_the_previous_regex(text: str) -> None:
-    assert _name_patterns(text) == PREVIOUS_NAME_MATCHER.findall(text)
 
 
 @EXAMPLES

@@ -23,7 +23,7 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # a PromQL double-quoted string
 _STRING_READ = re.compile(r'"(?:[^"\\]|\\.)*')  # how far a string's read gets
 _BRACE, _BRACKET = re.compile(r"\{"), re.compile(r"\[")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(")
-_NAME_MATCHER = re.compile(r'__name__\s*=~?\s*"')
+_NAME_MATCHER = re.compile(r'__name__\s*=~?\s*"([^"]+)"')
 _METRIC_TOKEN = re.compile(r"(?<![\w:\"'.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?=\s*(\{|\[|\)|$|\s|[-+*/><=!]))")
 _PROMQL_WORDS = frozenset(
     {
@@ -143,25 +143,10 @@ def _blank_spans(text: str, opener: re.Pattern[str], close: str, blank: str) -> 
     return "".join(out) + text[done:]
 
 
-def _name_patterns(query: str) -> list[str]:
-    """The values of ``__name__="..."`` and ``__name__=~"..."`` matchers, in linear time: what
-    ``re.findall(r'__name__\\s*=~?\\s*"([^"]+)"', query)`` returns without reading to the end again
-    from each unterminated matcher."""
-    out, pos = [], 0
-    while (opening := _NAME_MATCHER.search(query, pos)) is not None:
-        close = query.find('"', opening.end())
-        if close < 0:
-            break
-        if close > opening.end():  # an empty value matches nothing
-            out.append(query[opening.end() : close])
-        pos = close + 1
-    return out
-
-
 def regex_names(query: str) -> list[str]:
     """Metric names matched through ``{__name__=~"..."}`` (``[:_]`` read as ':': both forms covered)."""
     out = []
-    for pattern in _name_patterns(query):
+    for pattern in _NAME_MATCHER.findall(query):
         for part in pattern.split("|"):
             plain = part.replace("[:_]", ":")
             if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", plain) and plain not in out:
