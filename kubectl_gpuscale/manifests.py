@@ -380,16 +380,6 @@ def _in_list(line: str, close_after: Callable[[int], int]) -> bool:
                 return True
         opening = line.find("${", opening + 2)
     return False
-    opening = line.find("${", bracket + 2)
-    while opening >= 0:
-        if line[opening - 1] in "\"'":
-            end = close_after(opening)
-            if end < 0:
-                return False
-            if line[end + 1 : end + 2] in ("'", '"'):
-                return True
-        opening = line.find("${", opening + 2)
-    return False
 
 
 def parse_text(text: str, source: str) -> list[Loaded]:
