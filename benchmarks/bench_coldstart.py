@@ -37,6 +37,7 @@ from kubectl_gpuscale.coldstart.logs import scan
 
 BUDGET_LINES_PER_SECOND = 200_000  # DESIGN §5, on the mark-dense startup excerpts (bare and wrapped)
 BUDGET_POD_LOG_LINES_PER_SECOND = 1_400_000  # issue 16: whole pod logs stay at their 1.4M lines/s
+WRAPPERS = ("orchestrator-prefix", "kubectl-prefix-timestamps", "docker-json")  # the wrapped figures
 SHARED = Path(os.environ.get("GPUSCALE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
@@ -82,14 +83,30 @@ def pod_log_lines() -> list[str]:
     return lines
 
 
+def wrapped_lines(wrapper: str) -> list[str]:
+    """Every sample log behind `wrapper` (tests/support/wrapped_logs.py), in file order."""
+    from tests.support.wrapped_logs import wrap  # the test helpers, only for these figures
+
+    return [
+        line
+        for path in sorted((SHARED / "samples" / "logs").glob("*.log"))
+        for line in wrap(path.read_text(encoding="utf-8").splitlines(), wrapper)
+    ]
+
+
+def replicated(base: list[str], target: int) -> str:
+    """`base` repeated to about `target` lines, as one text."""
+    if not base:
+        raise SystemExit(f"no sample logs under {SHARED}/samples/logs")
+    return "\n".join(base * max(1, target // len(base))) + "\n"
+
+
 def measure(
     target: int = 200_000, runs: int = 5, base: list[str] | None = None
 ) -> tuple[int, float, float, float]:
     """(lines parsed, best wall lines/s, best CPU lines/s, share of lines that are marks)."""
     base = base if base is not None else sample_lines()
-    if not base:
-        raise SystemExit(f"no sample logs under {SHARED}/samples/logs")
-    text = "\n".join(base * max(1, target // len(base))) + "\n"
+    text = replicated(base, target)
     count = text.count("\n")
     best_wall = best_cpu = float("inf")
     for _ in range(runs):
@@ -123,18 +140,11 @@ def main() -> None:
     ok &= report(
         "whole pod logs", BUDGET_POD_LOG_LINES_PER_SECOND, measure(args.lines, args.runs, pod_log_lines())
     )
-    from tests.support.wrapped_logs import wrap  # the test helpers, only for these figures
-
-    for wrapper in ("orchestrator-prefix", "kubectl-prefix-timestamps", "docker-json"):
-        wrapped = [
-            line
-            for path in sorted((SHARED / "samples" / "logs").glob("*.log"))
-            for line in wrap(path.read_text(encoding="utf-8").splitlines(), wrapper)
-        ]
+    for wrapper in WRAPPERS:
         ok &= report(
             f"startup excerpts behind {wrapper}",
             BUDGET_LINES_PER_SECOND,
-            measure(args.lines, args.runs, wrapped),
+            measure(args.lines, args.runs, wrapped_lines(wrapper)),
         )
     if not ok:
         sys.exit(1)

@@ -29,26 +29,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_coldstart import BUDGET_LINES_PER_SECOND, SHARED
+from benchmarks.bench_coldstart import (
+    BUDGET_LINES_PER_SECOND,
+    WRAPPERS,
+    replicated,
+    sample_lines,
+    wrapped_lines,
+)
 from kubectl_gpuscale.coldstart import logs
 from kubectl_gpuscale.coldstart.timeline import build_from_scan
-from tests.support.wrapped_logs import wrap
 
-PEELS: dict[str, Callable[[str], object]] = {
-    "bare": lambda line: None,
+PEELS: dict[str, Callable[[str], object]] = {  # each wrapper's one peeling call
     "kubectl-prefix-timestamps": logs._KUBECTL_STAMP.match,
     "docker-json": lambda line: logs._JSON_SCAN(line, 0),
     "orchestrator-prefix": logs._prefix_shape("07:29:01 [INFO] [inf-job] [INFERENCE LOG] ").match,
 }
-
-
-def replicated(wrapper: str, target: int = 200_000) -> list[str]:
-    """The sample logs behind `wrapper`, replicated to about `target` lines, as bench_coldstart reads them."""
-    base: list[str] = []
-    for path in sorted((SHARED / "samples" / "logs").glob("*.log")):
-        lines = path.read_text(encoding="utf-8").splitlines()
-        base += lines if wrapper == "bare" else wrap(lines, wrapper)
-    return ("\n".join(base * max(1, target // len(base))) + "\n").splitlines()
 
 
 def semantics_free_read(lines: list[str]) -> list[tuple[object, ...]]:
@@ -94,8 +89,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
     allowed = 1e6 / BUDGET_LINES_PER_SECOND
-    bare = replicated("bare")
-    text = "\n".join(bare) + "\n"
+    text = replicated(sample_lines(), 200_000)
+    bare = text.splitlines()
     scanned = logs.scan(bare)
     common = per_line(text.splitlines, len(bare), runs) + per_line(
         lambda: build_from_scan(scanned), len(bare), runs
@@ -103,9 +98,14 @@ def main() -> None:
     read = per_line(lambda: semantics_free_read(bare), len(bare), runs)
     print(f"budget: {allowed:.2f} µs per line (>= {BUDGET_LINES_PER_SECOND:,} lines/s)")
     print(f"splitlines + timeline: {common:.2f} µs; semantics-free read of the bare lines: {read:.2f} µs")
-    for wrapper, peel in PEELS.items():
-        lines = bare if wrapper == "bare" else replicated(wrapper)
-        peeling = 0.0 if wrapper == "bare" else per_line(partial(_peel_all, peel, lines), len(lines), runs)
+    assert set(PEELS) == set(WRAPPERS), "one peeling call per wrapper bench_coldstart measures"
+    for wrapper in ("bare", *WRAPPERS):
+        lines = bare if wrapper == "bare" else replicated(wrapped_lines(wrapper), 200_000).splitlines()
+        peeling = (
+            0.0
+            if wrapper == "bare"
+            else per_line(partial(_peel_all, PEELS[wrapper], lines), len(lines), runs)
+        )
         floor = common + read + peeling
         real = common + per_line(partial(logs.scan, lines), len(lines), runs)
         print(

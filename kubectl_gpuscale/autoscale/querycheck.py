@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from kubectl_gpuscale import engines
 from kubectl_gpuscale.errors import GpuscaleError
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # a PromQL double-quoted string
-_STRING_READ = re.compile(r'"(?:[^"\\]|\\.)*')  # how far a string's read gets
+_STRING_READ = re.compile(r'"(?:[^"\\]|\\.)*')  # how far a PromQL double-quoted string's read gets
+_STRING = re.compile(_STRING_READ.pattern + '"')  # a whole one
 _BRACE, _BRACKET = re.compile(r"\{"), re.compile(r"\[")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(")
 _NAME_MATCHER = re.compile(r'__name__\s*=~?\s*"([^"]+)"')
